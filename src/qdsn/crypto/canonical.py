@@ -1,0 +1,49 @@
+"""RFC 8785 JSON Canonicalization Scheme (JCS).
+
+`rfc8785` is the reference implementation; it is pure Python and costs ~30 µs for a small
+object. For the common ledger case (ASCII keys, strings, safe integers, no floats) orjson with
+sorted keys produces byte-identical output ~50x faster, so we take that path when the object
+qualifies and fall back to `rfc8785` otherwise. Tests check the two agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import rfc8785
+
+from qdsn.errors import InvalidInput
+
+_SAFE_INT = 2**53 - 1
+
+
+def _fast_ok(obj: Any) -> bool:
+    """True when orjson's sorted output is exactly the JCS form of `obj`."""
+    t = type(obj)
+    if t is str or obj is None or t is bool:
+        return True
+    if t is int:
+        return -_SAFE_INT <= obj <= _SAFE_INT
+    if t is dict:
+        for k, v in obj.items():
+            # JCS sorts keys by UTF-16 code units, orjson by code points: equal for ASCII.
+            if type(k) is not str or not k.isascii() or not _fast_ok(v):
+                return False
+        return True
+    if t is list or t is tuple:
+        return all(_fast_ok(v) for v in obj)
+    return False
+
+
+def canonical_json(obj: Any) -> bytes:
+    """The RFC 8785 canonical UTF-8 bytes of a JSON value."""
+    if _fast_ok(obj):
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    try:
+        return rfc8785.dumps(obj)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as e:
+        raise InvalidInput(
+            f"value cannot be canonicalized as JSON: {e}",
+            "use only objects, arrays, strings, booleans, null and finite numbers within ±2^53",
+        ) from e

@@ -1,0 +1,70 @@
+"""Byte encodings used by the standards we follow: base64url (JOSE), base64 (signed notes),
+multibase base58btc (DIDs) and lowercase hex (hashes in JSON)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import base58
+
+from qdsn.errors import InvalidInput
+
+
+def b64url_encode(data: bytes) -> str:
+    """Base64url without padding (RFC 7515 §2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """Decode unpadded base64url; refuses padding and characters outside the alphabet."""
+    if not isinstance(text, str) or "=" in text:
+        raise InvalidInput(f"{text!r} is not unpadded base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as e:
+        raise InvalidInput(f"{text!r} is not base64url: {e}") from e
+
+
+def b64_encode(data: bytes) -> str:
+    """Standard padded base64 (RFC 4648 §4)."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64_decode(text: str) -> bytes:
+    """Strict standard base64: rejects non-alphabet characters and bad padding."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise InvalidInput(f"{text!r} is not standard base64: {e}") from e
+    if b64_encode(raw) != text:
+        raise InvalidInput(f"{text!r} is not canonical base64")
+    return raw
+
+
+def multibase_b58btc_encode(data: bytes) -> str:
+    """Multibase base58btc: the prefix `z` followed by Bitcoin-alphabet base58."""
+    return "z" + base58.b58encode(data).decode("ascii")
+
+
+def multibase_b58btc_decode(text: str) -> bytes:
+    """Decode a `z`-prefixed multibase base58btc string."""
+    if not isinstance(text, str) or not text.startswith("z") or len(text) < 2:
+        raise InvalidInput(f"{text!r} is not multibase base58btc (it must start with 'z')")
+    try:
+        return base58.b58decode(text[1:])
+    except ValueError as e:
+        raise InvalidInput(f"{text!r} is not base58btc: {e}") from e
+
+
+def hex_decode(text: str, size: int | None = None) -> bytes:
+    """Decode lowercase hex, optionally of an exact byte length."""
+    if not isinstance(text, str) or text != text.lower():
+        raise InvalidInput(f"{text!r} is not lowercase hex")
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError as e:
+        raise InvalidInput(f"{text!r} is not hex") from e
+    if size is not None and len(raw) != size:
+        raise InvalidInput(f"expected {size} bytes of hex, got {len(raw)}")
+    return raw

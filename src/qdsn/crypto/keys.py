@@ -1,0 +1,130 @@
+"""Ed25519 signing and verification through `cryptography`, with batch verification over threads.
+
+`cryptography` releases the GIL while it verifies, so a thread pool spreads a batch over the
+cores without the pickling cost of processes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from qdsn.crypto.encoding import b64url_encode
+from qdsn.errors import BadSignature, InvalidInput
+
+_RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+
+
+class VerifyKey:
+    """An Ed25519 public key."""
+
+    __slots__ = ("_key", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        if len(raw) != 32:
+            raise InvalidInput(f"an Ed25519 public key is 32 bytes, got {len(raw)}")
+        self.raw = bytes(raw)
+        self._key = Ed25519PublicKey.from_public_bytes(self.raw)
+
+    def verify(self, signature: bytes, message: bytes) -> None:
+        """Raise BadSignature unless `signature` is this key's signature of `message`."""
+        try:
+            self._key.verify(signature, message)
+        except InvalidSignature:
+            raise BadSignature(
+                "Ed25519 signature does not verify", "check the signer's current key and the signed bytes"
+            ) from None
+
+    def is_valid(self, signature: bytes, message: bytes) -> bool:
+        """True when the signature verifies."""
+        try:
+            self._key.verify(signature, message)
+            return True
+        except InvalidSignature:
+            return False
+
+    def jwk(self) -> dict[str, str]:
+        """RFC 8037 OKP JWK."""
+        return {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(self.raw)}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VerifyKey) and other.raw == self.raw
+
+    def __hash__(self) -> int:
+        return hash(self.raw)
+
+    def __repr__(self) -> str:
+        return f"VerifyKey({self.raw.hex()[:16]}…)"
+
+
+class SigningKey:
+    """An Ed25519 private key. Its repr never shows key material."""
+
+    __slots__ = ("_key", "verify_key")
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        self._key = key
+        self.verify_key = VerifyKey(key.public_key().public_bytes(*_RAW))
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        """A fresh key from the OS's CSPRNG."""
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> SigningKey:
+        """The key for a 32-byte RFC 8032 seed."""
+        if len(seed) != 32:
+            raise InvalidInput(f"an Ed25519 seed is 32 bytes, got {len(seed)}")
+        return cls(Ed25519PrivateKey.from_private_bytes(seed))
+
+    def seed(self) -> bytes:
+        """The 32-byte seed; for encrypted storage only."""
+        return self._key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+
+    def sign(self, message: bytes) -> bytes:
+        """A 64-byte Ed25519 signature."""
+        return self._key.sign(message)
+
+    def __repr__(self) -> str:
+        return f"SigningKey(public={self.verify_key.raw.hex()[:16]}…)"
+
+
+@lru_cache(maxsize=4096)
+def verify_key(raw: bytes) -> VerifyKey:
+    """A cached VerifyKey for raw bytes (parsing a key costs as much as a hash)."""
+    return VerifyKey(raw)
+
+
+_POOL: ThreadPoolExecutor | None = None
+_CHUNK = 256
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="qdsn-verify")
+    return _POOL
+
+
+def _verify_chunk(items: Sequence[tuple[VerifyKey, bytes, bytes]]) -> list[bool]:
+    return [k.is_valid(s, m) for k, s, m in items]
+
+
+def verify_batch(items: Sequence[tuple[VerifyKey, bytes, bytes]]) -> list[bool]:
+    """Verify many (key, signature, message) triples over all cores; one bool per triple."""
+    if len(items) < 2 * _CHUNK:
+        return _verify_chunk(items)
+    chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+    out: list[bool] = []
+    for part in _pool().map(_verify_chunk, chunks):
+        out.extend(part)
+    return out

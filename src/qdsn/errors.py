@@ -1,0 +1,36 @@
+"""One exception tree for QDSN. Every message says what was wrong and what to do next."""
+
+from __future__ import annotations
+
+
+class QDSNError(Exception):
+    """Base of every error QDSN raises on purpose."""
+
+    def __init__(self, what: str, fix: str | None = None) -> None:
+        self.what = what
+        self.fix = fix
+        super().__init__(f"{what}. {fix}" if fix else what)
+
+
+class InvalidInput(QDSNError, ValueError):
+    """Input that does not have the required form (schema, encoding, range)."""
+
+
+class BadSignature(QDSNError):
+    """A signature that does not verify under the key it names."""
+
+
+class NotFound(QDSNError, LookupError):
+    """A thing asked for by name or number that does not exist."""
+
+
+class Conflict(QDSNError):
+    """A write that collides with what is already recorded (a replayed nonce, a duplicate)."""
+
+
+class IntegrityError(QDSNError):
+    """Stored or received data whose hashes or proofs do not add up: tampering or corruption."""
+
+
+class PermissionDenied(QDSNError, PermissionError):
+    """An actor asking for something its role or the owner's policy does not allow."""

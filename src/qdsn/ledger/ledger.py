@@ -1,0 +1,235 @@
+"""A ledger replica: validates batches of transactions, folds them into the state, appends them
+to the Merkle log, answers proofs, signs checkpoints and witnesses other logs' checkpoints."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from qdsn.crypto import verify_batch, verify_key
+from qdsn.crypto.encoding import b64url_decode
+from qdsn.errors import BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, QDSNError
+from qdsn.ledger import merkle, tx
+from qdsn.ledger.checkpoint import (
+    COSIGNATURE_V1,
+    Checkpoint,
+    NoteSigner,
+    NoteVerifier,
+    add_signature,
+    cosigners_verified,
+    open_checkpoint,
+    parse_note,
+    parse_verifier,
+    sign_note,
+)
+from qdsn.ledger.state import State, TreeView
+from qdsn.ledger.store import Row, Store
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Where an accepted transaction stands in the log."""
+
+    seq: int
+    txid: str
+    leaf_hash: bytes
+
+
+def _annotate(i: int, env: tx.Envelope, e: QDSNError) -> QDSNError:
+    err = type(e)(f"transaction {i} ({env.type} by {env.submitter}): {e.what}", e.fix)
+    err.index = i  # type: ignore[attr-defined]
+    return err
+
+
+class Ledger:
+    """One node's replica of the consortium log."""
+
+    def __init__(self, store: Store, origin: str | None = None) -> None:
+        self.store = store
+        stored = store.get_meta("origin")
+        if origin and stored and origin != stored:
+            raise Conflict(f"this ledger is the log {stored!r}, not {origin!r}")
+        if origin and not stored:
+            store.set_meta("origin", origin)
+        self.origin = origin or stored or ""
+        self.state = State(store.identities(), self.origin)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, url: str, origin: str | None = None) -> Ledger:
+        """Open (or create) the ledger stored at `url`."""
+        return cls(Store(url), origin)
+
+    def close(self) -> None:
+        self.store.close()
+
+    @property
+    def size(self) -> int:
+        return self.store.size
+
+    def root(self) -> bytes:
+        return self.store.frontier.root()
+
+    # -- appending -------------------------------------------------------------------------------
+
+    def append(self, envs: Sequence[tx.Envelope], *, skip_invalid: bool = False) -> list[Receipt | QDSNError]:
+        """Validate and append a batch in one database transaction.
+
+        By default one bad transaction rejects the whole batch and nothing is written (its error
+        names the transaction). With `skip_invalid` (followers of an ordering service) invalid
+        transactions are left out, identically on every node, and returned as errors in place.
+        """
+        with self._lock:
+            try:
+                return self._append(envs, skip_invalid, verify_each=False)
+            except _RetrySequential:
+                return self._append(envs, skip_invalid, verify_each=True)
+
+    def _append(self, envs: Sequence[tx.Envelope], skip_invalid: bool, verify_each: bool) -> list[Receipt | QDSNError]:
+        staged = self.state.fork()
+        frontier = self.store.frontier.copy()
+        tree = TreeView(self.store.size, self.store.root_at)
+        used = self.store.used_nonces((e.submitter, e.nonce) for e in envs)
+        out: list[Receipt | QDSNError] = []
+        rows: list[Row] = []
+        new_nodes: list[tuple[int, int, bytes]] = []
+        checks: list[tuple[int, bytes, bytes, bytes]] = []
+        for i, env in enumerate(envs):
+            try:
+                env = tx.from_json(env.to_json())
+                payload = tx.check_payload(env.type, env.payload)
+                key = staged.authorize(env)
+                if (env.submitter, env.nonce) in used:
+                    raise Conflict(f"nonce {env.nonce} was already used by {env.submitter}: a replay",
+                                   "sign the transaction again with a fresh nonce")
+                msg = env.signing_input()
+                sig = b64url_decode(env.signature)
+                if verify_each:
+                    verify_key(key).verify(sig, msg)
+                else:
+                    checks.append((i, key, sig, msg))
+                trial = staged.fork() if skip_invalid else staged
+                trial.apply(env, payload, frontier.size, tree)
+            except QDSNError as e:
+                if not skip_invalid:
+                    raise _annotate(i, env, e) from None
+                out.append(_annotate(i, env, e))
+                continue
+            if skip_invalid:
+                trial.dirty |= staged.dirty
+                trial.new_cosignatures[:0] = staged.new_cosignatures
+                staged = trial
+            used.add((env.submitter, env.nonce))
+            leaf = env.leaf()
+            lh = merkle.leaf_hash(leaf)
+            new_nodes.extend(frontier.append(lh))
+            rid = tx.txid(leaf)
+            rows.append(Row(frontier.size - 1, rid, env.type, env.submitter, env.nonce, leaf))
+            out.append(Receipt(frontier.size - 1, rid, lh))
+        if checks:
+            ok = verify_batch([(verify_key(k), s, m) for _, k, s, m in checks])
+            if not all(ok):
+                bad = checks[ok.index(False)][0]
+                if skip_invalid:
+                    raise _RetrySequential
+                raise _annotate(bad, envs[bad], BadSignature(
+                    "signature does not verify under the submitter's current key",
+                    "sign with the key registered for this DID"))
+        self.store.commit(rows, frontier, new_nodes, (staged.identities[d] for d in staged.dirty),
+                          staged.new_cosignatures)
+        staged.dirty.clear()
+        staged.new_cosignatures.clear()
+        self.state = staged
+        return out
+
+    # -- proofs ----------------------------------------------------------------------------------
+
+    def _size(self, size: int | None) -> int:
+        size = self.size if size is None else size
+        if not 0 <= size <= self.size:
+            raise NotFound(f"the log has {self.size} entries; there is no tree of size {size}")
+        return size
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """Audit path of entry `index` in the tree of `size` (default: now)."""
+        return merkle.inclusion_proof(index, self._size(size), self.store)
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        """Proof that the tree of `old_size` is a prefix of the tree of `new_size` (default: now)."""
+        return merkle.consistency_proof(old_size, self._size(new_size), self.store)
+
+    def root_at(self, size: int) -> bytes:
+        return self.store.root_at(self._size(size))
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def sign_checkpoint(self, signer: NoteSigner) -> str:
+        """Sign a checkpoint of the log as it is now; never one inconsistent with an earlier one."""
+        if signer.name != self.origin:
+            raise InvalidInput(f"the log key is named {signer.name!r}; this log's origin is {self.origin!r}")
+        size = self.size
+        cp = Checkpoint(self.origin, size, self.root_at(size))
+        notes = self.store.checkpoint_notes()
+        if notes:
+            last_size, last_note = notes[-1]
+            last, _ = open_checkpoint(last_note, signer.verifier())
+            if last.size > size:
+                raise IntegrityError(f"the log shrank from {last.size} to {size} entries since the last checkpoint")
+            merkle.verify_consistency(last.size, size, last.root, cp.root, self.consistency_proof(last.size, size))
+        note = sign_note(cp.text(), signer)
+        self.store.save_checkpoint(size, note)
+        if self.store.get_meta("log_key") is None:
+            self.store.set_meta("log_key", signer.verifier().text())
+        return note
+
+    def latest_checkpoint(self) -> str | None:
+        notes = self.store.checkpoint_notes()
+        return notes[-1][1] if notes else None
+
+    def add_cosignature(self, cosigned: str, cosigner: NoteVerifier) -> str:
+        """Merge a witness's verified cosignature into our stored checkpoint of the same size."""
+        cp, opened = open_checkpoint(cosigned, self.log_verifier())
+        if not cosigners_verified(cosigned, [cosigner]):
+            raise NotFound(f"{cosigner.name} did not cosign this checkpoint")
+        stored = dict(self.store.checkpoint_notes()).get(cp.size)
+        if stored is None or parse_note(stored)[0] != opened.text:
+            raise IntegrityError("the cosigned checkpoint is not one this log published")
+        line = next(s.line() for s in parse_note(cosigned)[1] if (s.name, s.key_id) == (cosigner.name, cosigner.key_id))
+        merged = stored if line in stored else stored + line
+        self.store.save_checkpoint(cp.size, merged)
+        return merged
+
+    def log_verifier(self) -> NoteVerifier:
+        text = self.store.get_meta("log_key")
+        if text is None:
+            raise NotFound("this ledger has not recorded its log key", "sign a checkpoint first")
+        return parse_verifier(text)
+
+    def witness(
+        self, note: str, log_key: NoteVerifier, cosigner: NoteSigner, timestamp: int,
+        proof: Sequence[bytes] | None = None,
+    ) -> str:
+        """Cosign another node's checkpoint (C2SP tlog-cosignature) once it is proved consistent
+        with the last one we cosigned, and with our own replica where we hold those entries."""
+        cp, _ = open_checkpoint(note, log_key)
+        last = self.store.witnessed(cp.origin)
+        if last is not None:
+            last_size, last_root, _ = last
+            if cp.size < last_size:
+                raise IntegrityError(f"checkpoint size {cp.size} is older than the {last_size} we cosigned")
+            if proof is None and self.origin == cp.origin and self.size >= cp.size:
+                proof = self.consistency_proof(last_size, cp.size)
+            merkle.verify_consistency(last_size, cp.size, last_root, cp.root, proof or [])
+        if self.origin == cp.origin and self.size >= cp.size and self.root_at(cp.size) != cp.root:
+            raise IntegrityError(
+                f"split view: the log's checkpoint for size {cp.size} differs from our replica",
+                "do not trust this log operator; raise an alert",
+            )
+        cosigned = add_signature(note, cosigner, timestamp=timestamp)
+        self.store.save_witnessed(cp.origin, cp.size, cp.root, cosigned)
+        return cosigned
+
+
+class _RetrySequential(Exception):
+    """A batch signature failed while skipping invalid transactions: redo one by one."""

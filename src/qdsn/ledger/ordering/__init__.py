@@ -1,0 +1,17 @@
+"""Who decides the order of transactions. Validation and state stay in `Ledger`; an orderer only
+sequences envelopes and hands them to each replica, so an etcd-backed orderer plugs in here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from qdsn.errors import QDSNError
+from qdsn.ledger.ledger import Receipt
+from qdsn.ledger.tx import Envelope
+
+
+class Orderer(Protocol):
+    def submit(self, envelopes: Sequence[Envelope]) -> list[Receipt | QDSNError]:
+        """Order a batch and return where each transaction landed (or why it was refused)."""
+        ...

@@ -1,0 +1,19 @@
+"""The embedded orderer: one node is the single writer and its replica's order is the order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from qdsn.errors import QDSNError
+from qdsn.ledger.ledger import Ledger, Receipt
+from qdsn.ledger.tx import Envelope
+
+
+class EmbeddedOrderer:
+    """Orders by appending straight to the operator's replica; a bad batch is refused whole."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def submit(self, envelopes: Sequence[Envelope]) -> list[Receipt | QDSNError]:
+        return self.ledger.append(envelopes)

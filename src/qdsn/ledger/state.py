@@ -1,0 +1,140 @@
+"""The world state: a deterministic fold over the log.
+
+`authorize` says which key must have signed an envelope; `apply` checks a transaction against the
+state and folds it in. Both are pure given the state and the log's tree, so replaying the log from
+zero on any node reproduces the same state and the same `digest()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from qdsn.crypto import canonical_json, sha256, verify_key
+from qdsn.crypto.encoding import b64url_decode
+from qdsn.errors import BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied
+from qdsn.identity.didkey import multikey_from_public_key, public_key_from_did_key, public_key_from_multikey
+from qdsn.ledger import tx
+from qdsn.ledger.checkpoint import Checkpoint, cosigned_message
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    did: str
+    role: str
+    name: str
+    key: bytes  # current Ed25519 public key
+    registered: int  # seq of identity.register
+    updated: int  # seq of the last change
+
+
+@dataclass(frozen=True, slots=True)
+class Cosignature:
+    seq: int
+    origin: str
+    size: int
+    root: bytes
+    cosigner: str
+    timestamp: int
+
+
+class TreeView:
+    """What `apply` may ask of the log itself: the root at a committed size."""
+
+    def __init__(self, size: int, root_at: Callable[[int], bytes]) -> None:
+        self.size = size
+        self.root_at = root_at
+
+
+class State:
+    """Identities and recorded cosignatures; `dirty` and `new_cosignatures` say what to persist."""
+
+    def __init__(self, identities: dict[str, Identity] | None = None, origin: str = "") -> None:
+        self.identities: dict[str, Identity] = dict(identities or {})
+        self.origin = origin
+        self.dirty: set[str] = set()
+        self.new_cosignatures: list[Cosignature] = []
+
+    def fork(self) -> State:
+        """A copy to stage a batch on; the original stays as it was if the batch fails."""
+        return State(self.identities, self.origin)
+
+    def authorize(self, env: tx.Envelope) -> bytes:
+        """The public key that must have signed `env`, once its submitter and role are allowed."""
+        tt = tx.REGISTRY.get(env.type)
+        if tt is None:
+            raise NotFound(f"unknown transaction type {env.type!r}", f"known: {', '.join(sorted(tx.REGISTRY))}")
+        if not self.identities:
+            p = env.payload
+            if env.type != "identity.register" or p.get("did") != env.submitter or p.get("role") != "regulator":
+                raise PermissionDenied(
+                    "the first transaction of a log must be a regulator registering itself",
+                    "start the log with `qdsn init --role regulator`",
+                )
+            return public_key_from_multikey(str(p.get("key")))
+        who = self.identities.get(env.submitter)
+        if who is None:
+            raise PermissionDenied(f"submitter {env.submitter} is not registered on this ledger",
+                                   "ask the regulator to register it with identity.register")
+        if who.role not in tt.roles:
+            raise PermissionDenied(f"a {who.role} may not submit {env.type}; allowed: {', '.join(sorted(tt.roles))}")
+        if tt.self_only and env.payload.get("did") != env.submitter:
+            raise PermissionDenied(f"{env.type} may only be submitted by the identity it changes")
+        return who.key
+
+    def apply(self, env: tx.Envelope, payload: tx.Payload, seq: int, tree: TreeView) -> None:
+        """Check `env` against the state and fold it in, or raise without changing anything."""
+        _APPLY[env.type](self, env, payload, seq, tree)
+
+    def digest(self) -> bytes:
+        """A hash of the whole state, equal on every node that folded the same log."""
+        ids = [
+            [i.did, i.role, i.name, multikey_from_public_key(i.key), i.registered, i.updated]
+            for i in sorted(self.identities.values(), key=lambda i: i.did)
+        ]
+        return sha256(canonical_json({"identities": ids}))
+
+
+def _register(state: State, env: tx.Envelope, p: tx.IdentityRegister, seq: int, tree: TreeView) -> None:
+    if p.did in state.identities:
+        raise Conflict(f"{p.did} is already registered", "use identity.rotate_key to change its key")
+    key = public_key_from_multikey(p.key)
+    if p.did.startswith("did:key:") and public_key_from_did_key(p.did) != key:
+        raise InvalidInput(f"key {p.key} is not the key of {p.did}")
+    state.identities[p.did] = Identity(p.did, p.role, p.name, key, seq, seq)
+    state.dirty.add(p.did)
+
+
+def _rotate(state: State, env: tx.Envelope, p: tx.IdentityRotateKey, seq: int, tree: TreeView) -> None:
+    who = state.identities[p.did]
+    if multikey_from_public_key(who.key) != p.previous_key:
+        raise Conflict(f"previous_key is not the current key of {p.did}", "sign with the current key")
+    if p.new_key == p.previous_key:
+        raise InvalidInput("new_key equals the current key")
+    new = public_key_from_multikey(p.new_key)
+    if not verify_key(new).is_valid(b64url_decode(p.proof), tx.rotation_message(p.did, p.previous_key, p.new_key)):
+        raise BadSignature("identity.rotate_key: proof is not the new key's signature", "sign with the new key")
+    state.identities[p.did] = replace(who, key=new, updated=seq)
+    state.dirty.add(p.did)
+
+
+def _cosign(state: State, env: tx.Envelope, p: tx.CheckpointCosign, seq: int, tree: TreeView) -> None:
+    if state.origin and p.origin != state.origin:
+        raise InvalidInput(f"checkpoint origin {p.origin!r} is not this log ({state.origin!r})")
+    if p.size > tree.size:
+        raise InvalidInput(f"cosigned size {p.size} is beyond the log's committed size {tree.size}")
+    root = bytes.fromhex(p.root)
+    if tree.root_at(p.size) != root:
+        raise IntegrityError(f"cosigned root for size {p.size} is not this log's root: a split view")
+    text = Checkpoint(p.origin, p.size, root).text()
+    key = state.identities[env.submitter].key
+    if not verify_key(key).is_valid(b64url_decode(p.signature), cosigned_message(text, p.timestamp)):
+        raise BadSignature("checkpoint.cosign: the cosignature does not verify under the submitter's key")
+    state.new_cosignatures.append(Cosignature(seq, p.origin, p.size, root, env.submitter, p.timestamp))
+
+
+_APPLY: dict[str, Callable[..., None]] = {
+    "identity.register": _register,
+    "identity.rotate_key": _rotate,
+    "checkpoint.cosign": _cosign,
+}

@@ -1,0 +1,274 @@
+"""SQL persistence of one ledger replica: the leaves, every complete-subtree hash, the state.
+
+A batch is one database transaction: entries, new tree nodes and state changes commit together
+or not at all. SQLite runs in WAL mode with synchronous=FULL, so an acknowledged batch survives a
+crash. Node ids pack (level, index) as index·64 + level, an INTEGER PRIMARY KEY, so a proof's
+O(log n) nodes come back in one indexed query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    tuple_,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DatabaseError
+
+from qdsn.errors import IntegrityError, NotFound
+from qdsn.ledger.merkle import Frontier, NodeId, fold, subtree_ids
+from qdsn.ledger.state import Cosignature, Identity
+
+metadata = MetaData()
+
+meta = Table("meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
+entries = Table(
+    "entries",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("txid", String(64), nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("submitter", String(512), nullable=False),
+    Column("nonce", String(32), nullable=False),
+    Column("leaf", LargeBinary, nullable=False),
+    UniqueConstraint("submitter", "nonce", name="uq_submitter_nonce"),
+)
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+identities = Table(
+    "identities",
+    metadata,
+    Column("did", String(512), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("key", LargeBinary(32), nullable=False),
+    Column("registered", BigInteger, nullable=False),
+    Column("updated", BigInteger, nullable=False),
+)
+cosignatures = Table(
+    "cosignatures",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("origin", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("cosigner", String(512), nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+)
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("note", Text, nullable=False),
+)
+witnessed = Table(
+    "witnessed",
+    metadata,
+    Column("origin", Text, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("note", Text, nullable=False),
+)
+
+
+def node_key(level: int, index: int) -> int:
+    return (index << 6) | level
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One entry to write: its position, id, indexed fields and leaf bytes."""
+
+    seq: int
+    txid: str
+    type: str
+    submitter: str
+    nonce: str
+    leaf: bytes
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for `url` (a SQLite path or any SQLAlchemy URL), tuned for the ledger."""
+    if "://" not in url:
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{url}"
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Store:
+    """One replica's tables. Reads are plain; `commit` writes a whole batch atomically."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = open_engine(url)
+        try:
+            metadata.create_all(self.engine)
+            with self.engine.connect() as c:
+                last = c.execute(select(func.max(entries.c.seq))).scalar()
+        except DatabaseError as e:
+            raise IntegrityError(f"ledger database {url} is unreadable: {e.orig}",
+                                 "restore it from a backup or `qdsn ledger import`") from e
+        self.size = 0 if last is None else last + 1
+        self.frontier = Frontier(self.size, self.nodes(subtree_ids(0, self.size)))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def nodes(self, ids: Sequence[NodeId]) -> list[bytes]:
+        """Hashes of complete subtrees, in the order asked (a merkle.NodeSource)."""
+        if not ids:
+            return []
+        keys = [node_key(lv, ix) for lv, ix in ids]
+        with self.engine.connect() as c:
+            got = dict(c.execute(select(nodes.c.id, nodes.c.hash).where(nodes.c.id.in_(set(keys)))).all())
+        missing = [ids[i] for i, k in enumerate(keys) if k not in got]
+        if missing:
+            raise IntegrityError(f"tree nodes {missing[:3]} are missing from {self.url}", "run `qdsn ledger verify`")
+        return [got[k] for k in keys]
+
+    def root_at(self, size: int) -> bytes:
+        """The tree root of the first `size` entries."""
+        if size > self.size:
+            raise NotFound(f"the log has {self.size} entries, not {size}")
+        return fold(self.nodes(subtree_ids(0, size)))
+
+    def leaves(self, start: int, end: int) -> list[bytes]:
+        """The leaves [start, end)."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                select(entries.c.leaf).where(entries.c.seq >= start, entries.c.seq < end).order_by(entries.c.seq)
+            ).all()
+        return [r[0] for r in rows]
+
+    def entry(self, seq: int | None = None, txid: str | None = None) -> Row:
+        """One entry by position or by transaction id."""
+        where = entries.c.seq == seq if txid is None else entries.c.txid == txid
+        with self.engine.connect() as c:
+            r = c.execute(select(entries).where(where)).first()
+        if r is None:
+            raise NotFound(f"no entry {seq if txid is None else txid} in the log")
+        return Row(*r)
+
+    def rows(self, start: int, end: int) -> list[Row]:
+        with self.engine.connect() as c:
+            rs = c.execute(select(entries).where(entries.c.seq >= start, entries.c.seq < end).order_by(entries.c.seq))
+            return [Row(*r) for r in rs]
+
+    def used_nonces(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (submitter, nonce) pairs the log already holds."""
+        pairs = list(pairs)
+        found: set[tuple[str, str]] = set()
+        with self.engine.connect() as c:
+            for i in range(0, len(pairs), 500):
+                chunk = pairs[i : i + 500]
+                q = select(entries.c.submitter, entries.c.nonce).where(
+                    tuple_(entries.c.submitter, entries.c.nonce).in_(chunk)
+                )
+                found.update((s, n) for s, n in c.execute(q))
+        return found
+
+    def identities(self) -> dict[str, Identity]:
+        with self.engine.connect() as c:
+            return {r.did: Identity(*r) for r in c.execute(select(identities))}
+
+    def cosignatures(self, size: int | None = None) -> list[Cosignature]:
+        q = select(cosignatures).order_by(cosignatures.c.seq)
+        if size is not None:
+            q = q.where(cosignatures.c.size == size)
+        with self.engine.connect() as c:
+            return [Cosignature(*r) for r in c.execute(q)]
+
+    def get_meta(self, key: str) -> str | None:
+        with self.engine.connect() as c:
+            return c.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(meta.delete().where(meta.c.key == key))
+            c.execute(insert(meta).values(key=key, value=value))
+
+    def checkpoint_notes(self) -> list[tuple[int, str]]:
+        with self.engine.connect() as c:
+            return [tuple(r) for r in c.execute(select(checkpoints).order_by(checkpoints.c.size))]  # type: ignore[misc]
+
+    def save_checkpoint(self, size: int, note: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(checkpoints.delete().where(checkpoints.c.size == size))
+            c.execute(insert(checkpoints).values(size=size, note=note))
+
+    def witnessed(self, origin: str) -> tuple[int, bytes, str] | None:
+        with self.engine.connect() as c:
+            r = c.execute(select(witnessed.c.size, witnessed.c.root, witnessed.c.note).where(
+                witnessed.c.origin == origin)).first()
+        return None if r is None else (r[0], r[1], r[2])
+
+    def save_witnessed(self, origin: str, size: int, root: bytes, note: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(witnessed.delete().where(witnessed.c.origin == origin))
+            c.execute(insert(witnessed).values(origin=origin, size=size, root=root, note=note))
+
+    # -- the one write path ----------------------------------------------------------------------
+
+    def commit(
+        self,
+        rows: Sequence[Row],
+        frontier: Frontier,
+        new_nodes: Sequence[tuple[int, int, bytes]],
+        changed: Iterable[Identity],
+        cosigned: Sequence[Cosignature],
+    ) -> None:
+        """Write one batch in one transaction, then adopt `frontier` as the tree's new edge."""
+        if rows and rows[0].seq != self.size:
+            raise IntegrityError(f"batch starts at {rows[0].seq}, the log at {self.size}")
+        changed = list(changed)
+        with self.engine.begin() as c:
+            if rows:
+                c.execute(insert(entries), [
+                    {"seq": r.seq, "txid": r.txid, "type": r.type, "submitter": r.submitter,
+                     "nonce": r.nonce, "leaf": r.leaf} for r in rows])
+                c.execute(insert(nodes), [{"id": node_key(lv, ix), "hash": h} for lv, ix, h in new_nodes])
+            if changed:
+                c.execute(identities.delete().where(identities.c.did.in_([i.did for i in changed])))
+                c.execute(insert(identities), [
+                    {"did": i.did, "role": i.role, "name": i.name, "key": i.key,
+                     "registered": i.registered, "updated": i.updated} for i in changed])
+            if cosigned:
+                c.execute(insert(cosignatures), [
+                    {"seq": s.seq, "origin": s.origin, "size": s.size, "root": s.root,
+                     "cosigner": s.cosigner, "timestamp": s.timestamp} for s in cosigned])
+        self.size += len(rows)
+        self.frontier = frontier

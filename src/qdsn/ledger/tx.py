@@ -1,0 +1,211 @@
+"""The signed transaction envelope and the registry of transaction types.
+
+A leaf is the RFC 8785 canonical JSON of `{type, payload, submitter, nonce, created, signature}`;
+the signature is Ed25519 by the submitter's current key over the canonical JSON of the same object
+without `signature`; a transaction's id is SHA-256 of its leaf.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from qdsn.clock import Clock, format_time, parse_time, system_clock
+from qdsn.crypto import SigningKey, canonical_json, sha256
+from qdsn.crypto.encoding import b64url_decode, b64url_encode
+from qdsn.errors import InvalidInput, NotFound
+
+ROLES = ("enterprise", "certifier", "regulator")
+Role = Literal["enterprise", "certifier", "regulator"]
+
+_NONCE = re.compile(r"^[0-9a-f]{32}$")
+_DID = re.compile(r"^did:(key|web):[A-Za-z0-9._%:\-]+$")
+_FIELDS = ("created", "nonce", "payload", "signature", "submitter", "type")
+MAX_LEAF = 64 * 1024
+
+
+class Payload(BaseModel):
+    """Base of every payload schema: strict types, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+@dataclass(frozen=True)
+class TxType:
+    name: str
+    schema: type[Payload]
+    roles: frozenset[str]
+    self_only: bool = False  # the payload's `did` must be the submitter
+    doc: str = ""
+
+
+REGISTRY: dict[str, TxType] = {}
+
+
+def register(
+    name: str, roles: tuple[str, ...] = ROLES, *, self_only: bool = False
+) -> Callable[[type[Payload]], type[Payload]]:
+    """Class decorator: add a payload schema to the registry under `name`."""
+
+    def add(schema: type[Payload]) -> type[Payload]:
+        if name in REGISTRY:
+            raise ValueError(f"transaction type {name} registered twice")
+        REGISTRY[name] = TxType(name, schema, frozenset(roles), self_only, (schema.__doc__ or "").strip())
+        return schema
+
+    return add
+
+
+Multikey = Field(pattern=r"^z6Mk[1-9A-HJ-NP-Za-km-z]{40,50}$")
+Did = Field(pattern=_DID.pattern, max_length=512)
+Hex32 = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+@register("identity.register", ("regulator",))
+class IdentityRegister(Payload):
+    """Admit a participant: its DID, role, display name and Ed25519 key (Multikey)."""
+
+    did: str = Did
+    role: Role
+    name: str = Field(min_length=1, max_length=200)
+    key: str = Multikey
+
+
+@register("identity.rotate_key", self_only=True)
+class IdentityRotateKey(Payload):
+    """Replace the submitter's key; `proof` is the new key's signature over
+    canonical {did, previous_key, new_key}, so nobody rotates to a key they do not hold."""
+
+    did: str = Did
+    previous_key: str = Multikey
+    new_key: str = Multikey
+    proof: str = Field(pattern=r"^[A-Za-z0-9_-]{86}$")
+
+
+@register("checkpoint.cosign")
+class CheckpointCosign(Payload):
+    """A witness's tlog-cosignature of the log's checkpoint (origin, size, root) at `timestamp`,
+    made with the submitter's identity key; recorded so anyone can count cosigners."""
+
+    origin: str = Field(min_length=1, max_length=255)
+    size: int = Field(ge=1, lt=2**53)
+    root: str = Hex32
+    timestamp: int = Field(ge=0, lt=2**53)
+    signature: str = Field(pattern=r"^[A-Za-z0-9_-]{86}$")
+
+
+def rotation_message(did: str, previous_key: str, new_key: str) -> bytes:
+    """What a new key signs to prove possession in `identity.rotate_key`."""
+    return canonical_json({"did": did, "previous_key": previous_key, "new_key": new_key})
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A signed transaction as it stands in the log."""
+
+    type: str
+    payload: dict[str, Any]
+    submitter: str
+    nonce: str
+    created: str
+    signature: str
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "created": self.created,
+            "nonce": self.nonce,
+            "payload": self.payload,
+            "submitter": self.submitter,
+            "type": self.type,
+        }
+
+    def signing_input(self) -> bytes:
+        """The canonical bytes the submitter signed."""
+        return canonical_json(self.body())
+
+    def leaf(self) -> bytes:
+        """The canonical bytes stored as the Merkle leaf."""
+        return canonical_json({**self.body(), "signature": self.signature})
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.body(), "signature": self.signature}
+
+
+def txid(leaf: bytes) -> str:
+    """A transaction's id: lowercase hex SHA-256 of its leaf."""
+    return sha256(leaf).hex()
+
+
+def sign_tx(
+    type: str,
+    payload: dict[str, Any],
+    key: SigningKey,
+    submitter: str,
+    *,
+    clock: Clock = system_clock,
+    nonce: str | None = None,
+) -> Envelope:
+    """Build and sign an envelope; the payload is checked against its schema first."""
+    check_payload(type, payload)
+    env = Envelope(type, payload, submitter, nonce or os.urandom(16).hex(), format_time(clock()), "")
+    sig = b64url_encode(key.sign(env.signing_input()))
+    return Envelope(type, payload, submitter, env.nonce, env.created, sig)
+
+
+def check_payload(type: str, payload: Any) -> Payload:
+    """The payload parsed by its type's schema; InvalidInput names the bad field."""
+    tt = REGISTRY.get(type)
+    if tt is None:
+        raise NotFound(f"unknown transaction type {type!r}", f"known types: {', '.join(sorted(REGISTRY))}")
+    if not isinstance(payload, dict):
+        raise InvalidInput(f"{type}: payload must be a JSON object")
+    try:
+        return tt.schema.model_validate(payload)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "payload"
+        raise InvalidInput(f"{type}: payload field {where!r}: {err['msg']}", "fix that field and sign again") from None
+
+
+def from_json(obj: Any) -> Envelope:
+    """An envelope from its JSON object, with every envelope field checked (not the signature)."""
+    if not isinstance(obj, dict):
+        raise InvalidInput("a transaction must be a JSON object")
+    missing = [f for f in _FIELDS if f not in obj]
+    extra = [f for f in obj if f not in _FIELDS]
+    if missing or extra:
+        raise InvalidInput(f"transaction fields: missing {missing}, unexpected {extra}")
+    for f in ("type", "submitter", "nonce", "created", "signature"):
+        if not isinstance(obj[f], str):
+            raise InvalidInput(f"transaction field {f!r} must be a string")
+    if not _DID.match(obj["submitter"]):
+        raise InvalidInput(f"submitter {obj['submitter']!r} is not a did:key or did:web DID")
+    if not _NONCE.match(obj["nonce"]):
+        raise InvalidInput("nonce must be 32 lowercase hex digits (16 random bytes)")
+    try:
+        parse_time(obj["created"])
+    except ValueError as e:
+        raise InvalidInput(f"created: {e}") from None
+    if len(b64url_decode(obj["signature"])) != 64:
+        raise InvalidInput("signature must be 64 bytes of unpadded base64url")
+    return Envelope(obj["type"], obj["payload"], obj["submitter"], obj["nonce"], obj["created"], obj["signature"])
+
+
+def from_leaf(leaf: bytes) -> Envelope:
+    """Parse a stored leaf; refuses anything that is not exactly the canonical form."""
+    if len(leaf) > MAX_LEAF:
+        raise InvalidInput(f"transaction is {len(leaf)} bytes; the limit is {MAX_LEAF}")
+    try:
+        obj = orjson.loads(leaf)
+    except orjson.JSONDecodeError as e:
+        raise InvalidInput(f"transaction is not JSON: {e}") from None
+    env = from_json(obj)
+    if canonical_json(obj) != leaf:
+        raise InvalidInput("transaction is not in RFC 8785 canonical form")
+    return env
