@@ -89,7 +89,7 @@ class Ledger:
     def _append(self, envs: Sequence[tx.Envelope], skip_invalid: bool, verify_each: bool) -> list[Receipt | QDSNError]:
         staged = self.state.fork()
         frontier = self.store.frontier.copy()
-        tree = TreeView(self.store.size, self.store.root_at)
+        pending = _Pending(self.store)
         used = self.store.used_nonces((e.submitter, e.nonce) for e in envs)
         out: list[Receipt | QDSNError] = []
         rows: list[Row] = []
@@ -110,7 +110,7 @@ class Ledger:
                 else:
                     checks.append((i, key, sig, msg))
                 trial = staged.fork() if skip_invalid else staged
-                trial.apply(env, payload, frontier.size, tree)
+                trial.apply(env, payload, frontier.size, TreeView(frontier.size, pending.root_at))
             except QDSNError as e:
                 if not skip_invalid:
                     raise _annotate(i, env, e) from None
@@ -123,7 +123,9 @@ class Ledger:
             used.add((env.submitter, env.nonce))
             leaf = env.leaf()
             lh = merkle.leaf_hash(leaf)
-            new_nodes.extend(frontier.append(lh))
+            added = frontier.append(lh)
+            new_nodes.extend(added)
+            pending.add(added)
             rid = tx.txid(leaf)
             rows.append(Row(frontier.size - 1, rid, env.type, env.submitter, env.nonce, leaf))
             out.append(Receipt(frontier.size - 1, rid, lh))
@@ -229,6 +231,26 @@ class Ledger:
         cosigned = add_signature(note, cosigner, timestamp=timestamp)
         self.store.save_witnessed(cp.origin, cp.size, cp.root, cosigned)
         return cosigned
+
+
+class _Pending:
+    """The store's tree plus the nodes of the batch being staged, so a transaction can refer to
+    the log as it stands just before it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.staged: dict[tuple[int, int], bytes] = {}
+
+    def add(self, new: Sequence[tuple[int, int, bytes]]) -> None:
+        for lv, ix, h in new:
+            self.staged[(lv, ix)] = h
+
+    def nodes(self, ids: Sequence[merkle.NodeId]) -> list[bytes]:
+        stored = iter(self.store.nodes([i for i in ids if i not in self.staged]))
+        return [self.staged[i] if i in self.staged else next(stored) for i in ids]
+
+    def root_at(self, size: int) -> bytes:
+        return merkle.root_at(size, self)
 
 
 class _RetrySequential(Exception):

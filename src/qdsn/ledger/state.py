@@ -77,7 +77,7 @@ class State:
             raise PermissionDenied(f"submitter {env.submitter} is not registered on this ledger",
                                    "ask the regulator to register it with identity.register")
         if who.role not in tt.roles:
-            raise PermissionDenied(f"a {who.role} may not submit {env.type}; allowed: {', '.join(sorted(tt.roles))}")
+            raise PermissionDenied(f"role {who.role} may not submit {env.type}; allowed: {', '.join(sorted(tt.roles))}")
         if tt.self_only and env.payload.get("did") != env.submitter:
             raise PermissionDenied(f"{env.type} may only be submitted by the identity it changes")
         return who.key

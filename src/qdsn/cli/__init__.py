@@ -1,0 +1,1 @@
+"""The `qdsn` command."""

@@ -1,0 +1,194 @@
+"""`qdsn`: run a QDSN node, inspect its identity and its ledger, and watch the demo consortium."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from qdsn.errors import QDSNError
+from qdsn.identity import did_document, public_key_from_did_key, resolve
+from qdsn.ledger import merkle, tx
+from qdsn.ledger.audit import audit
+from qdsn.ledger.checkpoint import parse_verifier
+from qdsn.ledger.store import Store
+from qdsn.node import NodeHome, default_home
+
+console = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
+
+app = typer.Typer(
+    help="QDSN, the Quality Data Service Network: quality data usable but not visible.\n\n"
+    "Start with `qdsn demo` to watch a whole consortium on this machine, or `qdsn init` to create a node.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+did_app = typer.Typer(help="This node's DID, and resolving others'.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The consortium ledger: entries, proofs, checkpoints, audits.", no_args_is_help=True)
+app.add_typer(did_app, name="did")
+app.add_typer(ledger_app, name="ledger")
+
+Home = Annotated[Path, typer.Option("--home", help="The node's home folder [env QDSN_HOME, default ~/.qdsn].",
+                                    default_factory=default_home, show_default=False)]
+
+
+def _passphrase(confirm: bool = False) -> str:
+    value = os.environ.get("QDSN_PASSPHRASE")
+    if value:
+        return value
+    return typer.prompt("Keystore passphrase", hide_input=True, confirmation_prompt=confirm)
+
+
+def _open(home: Path) -> NodeHome:
+    return NodeHome.open(home, _passphrase())
+
+
+def run() -> None:
+    """Entry point that turns QDSN errors into one clear line and exit code 1."""
+    try:
+        app(standalone_mode=False)
+    except QDSNError as e:
+        err.print(f"[bold red]error:[/] {e}")
+        sys.exit(1)
+
+
+@app.command()
+def init(
+    role: Annotated[str, typer.Option(help="enterprise (a manufacturer), certifier or regulator.")],
+    name: Annotated[str, typer.Option(help="The participant's display name.")],
+    home: Home,
+    origin: Annotated[str | None, typer.Option(help="The log's origin line (regulators; default qdsn.local/NAME).")] = None,
+) -> None:
+    """Create a node: a new Ed25519 key sealed under your passphrase, its did:key, and node.toml.
+
+    A regulator also starts the consortium log with its own registration as the first entry.
+    The passphrase is read from QDSN_PASSPHRASE or asked for.
+    """
+    node = NodeHome.init(home, role, name, _passphrase(confirm=True), origin=origin)
+    console.print(f"[green]✓[/] {node.role} [bold]{node.name}[/] at {node.path}")
+    console.print(f"  DID    {node.did}")
+    if role == "regulator":
+        console.print(f"  log    {node.origin} (entry 0: its own registration)")
+
+
+@did_app.command("show")
+def did_show(home: Home) -> None:
+    """Print this node's DID and DID document."""
+    node = _open(home)
+    console.print_json(json.dumps(did_document(node.did, public_key_from_did_key(node.did))))
+
+
+@did_app.command("resolve")
+def did_resolve(did: str) -> None:
+    """Resolve a did:key (computed) or did:web (fetched over HTTPS) and print its document."""
+    console.print_json(json.dumps(resolve(did)))
+
+
+@did_app.command("rotate")
+def did_rotate(home: Home) -> None:
+    """Replace this node's signing key and record the change on the ledger (identity.rotate_key)."""
+    node = _open(home)
+    console.print(f"[green]✓[/] new key {node.rotate_key()} recorded for {node.did}")
+
+
+@ledger_app.command("show")
+def ledger_show(home: Home, last: Annotated[int, typer.Option(help="How many of the newest entries.")] = 20) -> None:
+    """List the newest entries of this node's ledger replica."""
+    ledger = _open(home).ledger()
+    table = Table(title=f"{ledger.origin} — {ledger.size} entries, root {ledger.root().hex()[:16]}…")
+    for col in ("seq", "type", "submitter", "txid"):
+        table.add_column(col)
+    for row in ledger.store.rows(max(0, ledger.size - last), ledger.size):
+        table.add_row(str(row.seq), row.type, row.submitter[:32] + "…", row.txid[:16] + "…")
+    console.print(table)
+
+
+@ledger_app.command("append")
+def ledger_append(
+    type: Annotated[str, typer.Argument(help=f"One of: {', '.join(sorted(tx.REGISTRY))}.")],
+    payload: Annotated[str, typer.Argument(help="The payload as JSON, or @FILE.")],
+    home: Home,
+) -> None:
+    """Sign a transaction with this node's key and append it to its ledger."""
+    raw = Path(payload[1:]).read_bytes() if payload.startswith("@") else payload.encode()
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise QDSNError(f"payload is not JSON: {e}", "pass a JSON object or @file.json") from None
+    env = _open(home).submit(type, obj)
+    console.print(f"[green]✓[/] appended {type} as {tx.txid(env.leaf())}")
+
+
+@ledger_app.command("prove")
+def ledger_prove(
+    home: Home,
+    index: Annotated[int | None, typer.Option(help="Prove inclusion of this entry (0-based).")] = None,
+    old_size: Annotated[int | None, typer.Option(help="Prove consistency from this size.")] = None,
+    size: Annotated[int | None, typer.Option(help="The tree size to prove against (default: now).")] = None,
+) -> None:
+    """Print and check an inclusion proof (--index) or a consistency proof (--old-size)."""
+    ledger = _open(home).ledger()
+    size = ledger.size if size is None else size
+    if index is not None:
+        proof = ledger.inclusion_proof(index, size)
+        leaf = merkle.leaf_hash(ledger.store.leaves(index, index + 1)[0])
+        merkle.verify_inclusion(leaf, index, size, proof, ledger.root_at(size))
+        out = {"index": index, "size": size, "leaf_hash": leaf.hex(), "root": ledger.root_at(size).hex()}
+    elif old_size is not None:
+        proof = ledger.consistency_proof(old_size, size)
+        merkle.verify_consistency(old_size, size, ledger.root_at(old_size), ledger.root_at(size), proof)
+        out = {"old_size": old_size, "size": size, "old_root": ledger.root_at(old_size).hex(),
+               "root": ledger.root_at(size).hex()}
+    else:
+        raise QDSNError("nothing to prove", "pass --index N or --old-size N")
+    console.print_json(json.dumps({**out, "proof": [p.hex() for p in proof], "verified": True}))
+
+
+@ledger_app.command("checkpoint")
+def ledger_checkpoint(home: Home) -> None:
+    """Sign a C2SP checkpoint of the log as it is now and print the signed note."""
+    node = _open(home)
+    ledger = node.ledger()
+    sys.stdout.write(ledger.sign_checkpoint(node.log_signer()))
+    console.print(f"[dim]log key: {node.log_signer().verifier().text()}[/]", highlight=False)
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    home: Home,
+    db: Annotated[Path | None, typer.Option(help="Audit this ledger database instead of the node's.")] = None,
+    log_key: Annotated[str | None, typer.Option(help="The log's verifier key (name+id+base64).")] = None,
+) -> None:
+    """Audit a whole ledger: every hash, signature, state change and checkpoint. Exit 1 on failure."""
+    store = Store(str(db or home / "ledger.db"))
+    with Progress(TextColumn("auditing"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("audit", total=store.size)
+        report = audit(store, parse_verifier(log_key) if log_key else None,
+                       progress=lambda n: bar.update(task, completed=n))
+    if report.ok:
+        console.print(f"[green]✓ verified[/] {report.size} entries, root {report.root}, "
+                      f"{report.checkpoints} checkpoints, {report.cosignatures} cosignatures")
+        return
+    where = f" (first bad entry: {report.first_bad})" if report.first_bad is not None else ""
+    err.print(f"[bold red]✗ verification failed{where}:[/] {report.reason}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    manufacturers: Annotated[int, typer.Option(help="How many manufacturers join.")] = 3,
+    keep: Annotated[Path | None, typer.Option(help="Keep the consortium's nodes in this folder.")] = None,
+) -> None:
+    """Run a whole consortium on this machine and tell its story end to end."""
+    from qdsn.demo.consortium import run_demo
+
+    run_demo(console, manufacturers=manufacturers, keep=keep)

@@ -1,0 +1,1 @@
+"""A simulated consortium on one machine: `qdsn demo`."""

@@ -1,0 +1,122 @@
+"""A node's home folder: `node.toml`, the encrypted keystore and the ledger replica.
+
+    home/
+      node.toml     name, role, DID, the log's origin
+      keystore/     passphrase-sealed Ed25519 keys
+      ledger.db     this node's replica of the consortium log
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from qdsn.clock import Clock, format_time, system_clock
+from qdsn.crypto import SigningKey
+from qdsn.crypto.encoding import b64url_encode
+from qdsn.errors import Conflict, InvalidInput, NotFound
+from qdsn.identity import Keystore, did_key_from_public_key, multikey_from_public_key
+from qdsn.identity.keystore import DEFAULT_SCRYPT_N
+from qdsn.ledger import Ledger, tx
+from qdsn.ledger.checkpoint import COSIGNATURE_V1, ED25519, NoteSigner
+from qdsn.ledger.ordering.embedded import EmbeddedOrderer
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("QDSN_HOME", Path.home() / ".qdsn"))
+
+
+def _slug(name: str) -> str:
+    s = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return s or "node"
+
+
+@dataclass
+class NodeHome:
+    """An opened home folder; keys are unsealed on first use with the passphrase."""
+
+    path: Path
+    name: str
+    role: str
+    did: str
+    origin: str
+    keystore: Keystore
+
+    @classmethod
+    def init(cls, path: Path, role: str, name: str, passphrase: str, *, origin: str | None = None,
+             clock: Clock = system_clock, scrypt_n: int = DEFAULT_SCRYPT_N) -> NodeHome:
+        """Create a node: a fresh key, its did:key, `node.toml`; a regulator also starts the log."""
+        if role not in tx.ROLES:
+            raise InvalidInput(f"role {role!r} is not one of {', '.join(tx.ROLES)}")
+        path = Path(path)
+        if (path / "node.toml").exists():
+            raise Conflict(f"{path} already holds a node", "choose another --home or remove it first")
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = SigningKey.generate()
+        did = did_key_from_public_key(key.verify_key.raw)
+        origin = origin or f"qdsn.local/{_slug(name)}"
+        ks = Keystore(path / "keystore", passphrase, scrypt_n=scrypt_n)
+        ks.add(key, created=format_time(clock()))
+        toml = f'name = "{_escape(name)}"\nrole = "{role}"\ndid = "{did}"\norigin = "{_escape(origin)}"\n'
+        (path / "node.toml").write_text(toml)
+        home = cls(path, name, role, did, origin, ks)
+        if role == "regulator":
+            home.submit("identity.register", {"did": did, "role": role, "name": name,
+                                              "key": multikey_from_public_key(key.verify_key.raw)}, clock=clock)
+        return home
+
+    @classmethod
+    def open(cls, path: Path, passphrase: str, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> NodeHome:
+        cfg_path = Path(path) / "node.toml"
+        if not cfg_path.exists():
+            raise NotFound(f"no node at {path}", "create one with `qdsn init --role ROLE --name NAME --home DIR`")
+        cfg = tomllib.loads(cfg_path.read_text())
+        return cls(Path(path), cfg["name"], cfg["role"], cfg["did"], cfg["origin"],
+                   Keystore(Path(path) / "keystore", passphrase, scrypt_n=scrypt_n))
+
+    def key(self) -> SigningKey:
+        return self.keystore.current()
+
+    def ledger(self) -> Ledger:
+        return Ledger.open(str(self.path / "ledger.db"), origin=self.origin)
+
+    def log_signer(self) -> NoteSigner:
+        """The key that signs this node's log checkpoints (named by the log's origin)."""
+        return NoteSigner(self.origin, self.key(), ED25519)
+
+    def cosigner(self) -> NoteSigner:
+        """The key this node cosigns others' checkpoints with (C2SP type 0x04, named by its DID)."""
+        return NoteSigner(self.did, self.key(), COSIGNATURE_V1)
+
+    def sign(self, type: str, payload: dict, *, clock: Clock = system_clock) -> tx.Envelope:
+        return tx.sign_tx(type, payload, self.key(), self.did, clock=clock)
+
+    def submit(self, type: str, payload: dict, *, clock: Clock = system_clock) -> tx.Envelope:
+        """Sign a transaction and append it to this node's own log (embedded ordering)."""
+        env = self.sign(type, payload, clock=clock)
+        ledger = self.ledger()
+        try:
+            EmbeddedOrderer(ledger).submit([env])
+        finally:
+            ledger.close()
+        return env
+
+    def rotate_key(self, *, clock: Clock = system_clock) -> str:
+        """Replace the node's key: the new key is sealed first, then the change is recorded on the
+        ledger with a proof of possession, then the new key becomes current."""
+        old = self.key()
+        new = SigningKey.generate()
+        prev_mk, new_mk = multikey_from_public_key(old.verify_key.raw), multikey_from_public_key(new.verify_key.raw)
+        self.keystore.add(new, created=format_time(clock()), current=False)
+        proof = b64url_encode(new.sign(tx.rotation_message(self.did, prev_mk, new_mk)))
+        self.submit("identity.rotate_key", {"did": self.did, "previous_key": prev_mk, "new_key": new_mk,
+                                            "proof": proof}, clock=clock)
+        self.keystore.add(new, created=format_time(clock()), current=True)
+        return new_mk
+
+
+def _escape(s: str) -> str:
+    return s.replace("\\", "\\\\").replace('"', '\\"')
