@@ -1,0 +1,51 @@
+import base64
+
+import pytest
+
+from qdsn.crypto import SigningKey
+from qdsn.errors import IntegrityError, InvalidInput
+from qdsn.identity import Keystore
+
+FAST = 2**10  # scrypt cost for tests; the default is 2^17
+
+
+def test_round_trip_and_rotation(tmp_path):
+    ks = Keystore(tmp_path, "correct horse", scrypt_n=FAST)
+    k1, k2 = SigningKey.generate(), SigningKey.generate()
+    ks.add(k1, created="2026-01-01T00:00:00Z")
+    ks.add(k2, created="2026-02-01T00:00:00Z")
+    again = Keystore(tmp_path, "correct horse", scrypt_n=FAST)
+    assert again.current().verify_key == k2.verify_key
+    assert [i.status for i in again.list()] == ["retired", "current"]
+    assert again.load(again.list()[0].kid).verify_key == k1.verify_key
+
+
+def test_no_private_key_on_disk_in_any_encoding(tmp_path):
+    key = SigningKey.generate()
+    Keystore(tmp_path, "pw", scrypt_n=FAST).add(key, created="2026-01-01T00:00:00Z")
+    seed = key.seed()
+    forms = [seed, seed.hex().encode(), base64.b64encode(seed), base64.urlsafe_b64encode(seed).rstrip(b"=")]
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert not any(form in data for form in forms), f
+            assert f.stat().st_mode & 0o077 == 0
+
+
+def test_wrong_passphrase_and_tampering(tmp_path):
+    key = SigningKey.generate()
+    kid = Keystore(tmp_path, "right", scrypt_n=FAST).add(key, created="2026-01-01T00:00:00Z")
+    with pytest.raises(IntegrityError):
+        Keystore(tmp_path, "wrong", scrypt_n=FAST).current()
+    path = tmp_path / f"{kid}.json"
+    path.write_text(path.read_text().replace('"sealed": "A', '"sealed": "B'))
+    text = path.read_text()
+    i = text.index('"sealed": "') + 20
+    path.write_text(text[:i] + ("A" if text[i] != "A" else "B") + text[i + 1 :])
+    with pytest.raises(IntegrityError):
+        Keystore(tmp_path, "right", scrypt_n=FAST).current()
+
+
+def test_empty_passphrase_is_refused(tmp_path):
+    with pytest.raises(InvalidInput):
+        Keystore(tmp_path, "", scrypt_n=FAST).add(SigningKey.generate(), created="2026-01-01T00:00:00Z")
