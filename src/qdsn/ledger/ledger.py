@@ -110,7 +110,13 @@ class Ledger:
                 else:
                     checks.append((i, key, sig, msg))
                 trial = staged.fork() if skip_invalid else staged
-                trial.apply(env, payload, frontier.size, TreeView(frontier.size, pending.root_at))
+                try:
+                    trial.apply(env, payload, frontier.size, TreeView(frontier.size, pending.root_at))
+                except QDSNError:
+                    # An unsigned transaction is refused for its signature, not for its content;
+                    # and an earlier bad signature in the batch is the first failure.
+                    self._raise_first_bad_signature(envs, [*checks, (i, key, sig, msg)], skip_invalid)
+                    raise
             except QDSNError as e:
                 if not skip_invalid:
                     raise _annotate(i, env, e) from None
@@ -129,21 +135,26 @@ class Ledger:
             rid = tx.txid(leaf)
             rows.append(Row(frontier.size - 1, rid, env.type, env.submitter, env.nonce, leaf))
             out.append(Receipt(frontier.size - 1, rid, lh))
-        if checks:
-            ok = verify_batch([(verify_key(k), s, m) for _, k, s, m in checks])
-            if not all(ok):
-                bad = checks[ok.index(False)][0]
-                if skip_invalid:
-                    raise _RetrySequential
-                raise _annotate(bad, envs[bad], BadSignature(
-                    "signature does not verify under the submitter's current key",
-                    "sign with the key registered for this DID"))
+        self._raise_first_bad_signature(envs, checks, skip_invalid)
         self.store.commit(rows, frontier, new_nodes, (staged.identities[d] for d in staged.dirty),
                           staged.new_cosignatures)
         staged.dirty.clear()
         staged.new_cosignatures.clear()
         self.state = staged
         return out
+
+    @staticmethod
+    def _raise_first_bad_signature(envs: Sequence[tx.Envelope], checks: list, skip_invalid: bool) -> None:
+        if not checks:
+            return
+        ok = verify_batch([(verify_key(k), s, m) for _, k, s, m in checks])
+        if all(ok):
+            return
+        if skip_invalid:
+            raise _RetrySequential
+        bad = checks[ok.index(False)][0]
+        raise _annotate(bad, envs[bad], BadSignature(
+            "signature does not verify under the submitter's current key", "sign with the key registered for this DID"))
 
     # -- proofs ----------------------------------------------------------------------------------
 

@@ -1,0 +1,237 @@
+"""Validation, atomic batches, the state fold, proofs from the SQL tree, checkpoints and witnessing."""
+
+import random
+from dataclasses import replace
+
+import pytest
+
+from qdsn.crypto.encoding import b64url_encode
+from qdsn.errors import BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied
+from qdsn.identity import multikey_from_public_key
+from qdsn.ledger import Ledger, merkle, tx
+from qdsn.ledger.checkpoint import COSIGNATURE_V1, Checkpoint, NoteSigner, sign_note
+from qdsn.ledger.ledger import Receipt
+from qdsn.ledger.state import State
+
+from .conftest import ORIGIN, member
+
+
+def snapshot(led: Ledger):
+    return led.size, led.root(), led.state.digest(), len(led.store.rows(0, 10**9))
+
+
+def rotate_payload(m, new_key):
+    prev, new = multikey_from_public_key(m.key.verify_key.raw), multikey_from_public_key(new_key.verify_key.raw)
+    proof = b64url_encode(new_key.sign(tx.rotation_message(m.did, prev, new)))
+    return {"did": m.did, "previous_key": prev, "new_key": new, "proof": proof}
+
+
+def test_genesis_must_be_a_regulator_registering_itself(tmp_path):
+    led = Ledger.open(str(tmp_path / "l.db"), origin=ORIGIN)
+    e = member()
+    with pytest.raises(PermissionDenied, match="first transaction"):
+        led.append([e.sign("identity.register", e.register_payload())])
+    assert led.size == 0
+
+
+def bad_cases(regulator):
+    e = member()
+    ok = regulator.sign("identity.register", e.register_payload())
+    tampered_sig = ok.signature[:-2] + ("A" if ok.signature[-2] != "A" else "B") + ok.signature[-1]
+    return [
+        ("wrong signature", replace(ok, signature=tampered_sig), BadSignature),
+        ("payload changed after signing", replace(ok, payload={**ok.payload, "name": "Other"}), BadSignature),
+        ("unknown type", replace(ok, type="dataset.teleport"), NotFound),
+        ("role not allowed", e.sign("identity.register", member().register_payload()), PermissionDenied),
+        ("bad nonce", replace(ok, nonce="xyz"), InvalidInput),
+        ("bad time", replace(ok, created="yesterday"), InvalidInput),
+        ("short signature", replace(ok, signature="AAAA"), InvalidInput),
+        ("extra payload field", replace(ok, payload={**ok.payload, "admin": True}), InvalidInput),
+        ("wrong payload type", replace(ok, payload={**ok.payload, "name": 7}), InvalidInput),
+        ("unknown role", replace(ok, payload={**ok.payload, "role": "king"}), InvalidInput),
+        ("did:key and key disagree", regulator.sign("identity.register",
+                                                    {**e.register_payload(), "key": member().register_payload()["key"]}),
+         InvalidInput),
+        ("bad submitter", replace(ok, submitter="mallory"), InvalidInput),
+    ]
+
+
+@pytest.mark.parametrize("i", range(12))
+def test_bad_transactions_are_refused_and_nothing_is_written(ledger, regulator, i):
+    label, env, error = bad_cases(regulator)[i]
+    before = snapshot(ledger)
+    good = regulator.sign("identity.register", member().register_payload())
+    with pytest.raises(error) as exc:
+        ledger.append([good, env])
+    assert "transaction 1" in str(exc.value), label
+    assert snapshot(ledger) == before
+    reopened = Ledger.open(ledger.store.url)
+    assert snapshot(reopened) == before
+
+
+def test_replayed_nonce_is_refused(ledger, regulator):
+    env = regulator.sign("identity.register", member().register_payload())
+    ledger.append([env])
+    with pytest.raises(Conflict, match="replay"):
+        ledger.append([env])
+    twin = regulator.sign("identity.register", member().register_payload(), nonce=env.nonce)
+    with pytest.raises(Conflict, match="replay"):
+        ledger.append([twin])
+    a = regulator.sign("identity.register", member().register_payload())
+    b = regulator.sign("identity.register", member().register_payload(), nonce=a.nonce)
+    with pytest.raises(Conflict):
+        ledger.append([a, b])
+
+
+def test_registering_twice_is_a_conflict(ledger, regulator):
+    e = member()
+    ledger.append([regulator.sign("identity.register", e.register_payload())])
+    with pytest.raises(Conflict, match="already registered"):
+        ledger.append([regulator.sign("identity.register", e.register_payload())])
+
+
+def test_skip_invalid_leaves_out_exactly_the_bad_ones(ledger, regulator):
+    e = member()
+    envs = [regulator.sign("identity.register", member().register_payload()) for _ in range(600)]
+    envs[100] = replace(envs[100], payload={**envs[100].payload, "name": "forged"})  # bad signature
+    envs[300] = envs[299]  # replay within the batch
+    envs.insert(400, regulator.sign("identity.register", e.register_payload()))
+    envs.insert(401, e.sign("identity.rotate_key", rotate_payload(e, member().key)))  # depends on 400
+    out = ledger.append(envs, skip_invalid=True)
+    bad = [i for i, r in enumerate(out) if not isinstance(r, Receipt)]
+    assert bad == [100, 300]
+    assert isinstance(out[100], BadSignature) and isinstance(out[300], Conflict)
+    assert ledger.size == 1 + len(envs) - 2
+
+
+def test_key_rotation(ledger, regulator):
+    e = member()
+    ledger.append([regulator.sign("identity.register", e.register_payload())])
+    new = member().key
+    ledger.append([e.sign("identity.rotate_key", rotate_payload(e, new))])
+    assert ledger.state.identities[e.did].key == new.verify_key.raw
+    with pytest.raises(BadSignature):  # the old key no longer signs for e
+        ledger.append([e.sign("identity.rotate_key", rotate_payload(e, member().key))])
+    rotated = replace(e, key=new)  # the DID stays; the new key signs from now on
+    newer = member().key
+    ledger.append([rotated.sign("identity.rotate_key", rotate_payload(rotated, newer))])
+    assert ledger.state.identities[e.did].key == newer.verify_key.raw
+
+
+def test_rotation_needs_the_new_keys_proof(ledger, regulator):
+    e = member()
+    ledger.append([regulator.sign("identity.register", e.register_payload())])
+    payload = rotate_payload(e, member().key)
+    payload["proof"] = b64url_encode(member().key.sign(b"not the rotation message"))
+    with pytest.raises(BadSignature, match="proof"):
+        ledger.append([e.sign("identity.rotate_key", payload)])
+
+
+def test_rotation_only_for_oneself(ledger, regulator):
+    e, f = member(), member()
+    ledger.append([regulator.sign("identity.register", m.register_payload()) for m in (e, f)])
+    with pytest.raises(PermissionDenied, match="only be submitted by the identity"):
+        ledger.append([e.sign("identity.rotate_key", rotate_payload(f, member().key))])
+
+
+def test_replaying_the_log_reproduces_root_and_state(ledger, regulator, tmp_path):
+    members = [member(random.choice(["enterprise", "certifier"]), f"M{i}") for i in range(40)]
+    ledger.append([regulator.sign("identity.register", m.register_payload()) for m in members])
+    for m in members[:10]:
+        ledger.append([m.sign("identity.rotate_key", rotate_payload(m, member().key))])
+    replica = Ledger.open(str(tmp_path / "replica.db"), origin=ORIGIN)
+    leaves = ledger.store.leaves(0, ledger.size)
+    for i in range(0, len(leaves), 7):
+        replica.append([tx.from_leaf(leaf) for leaf in leaves[i : i + 7]])
+    assert replica.root() == ledger.root()
+    assert replica.state.digest() == ledger.state.digest()
+    assert State(replica.store.identities()).digest() == ledger.state.digest()
+    assert replica.store.identities() == ledger.store.identities()
+
+
+def test_proofs_from_the_sql_tree_match_the_in_memory_tree(ledger, regulator, tmp_path):
+    for n in (1, 2, 3, 5, 8, 13, 60):
+        ledger.append([regulator.sign("identity.register", member().register_payload()) for _ in range(n)])
+    leaves = ledger.store.leaves(0, ledger.size)
+    mem = merkle.MemoryTree(leaves)
+    size = ledger.size
+    reopened = Ledger.open(ledger.store.url)
+    assert reopened.root() == ledger.root() == merkle.root_at(size, mem)
+    rng = random.Random(1)
+    for _ in range(200):
+        n = rng.randint(1, size)
+        i = rng.randrange(n)
+        proof = reopened.inclusion_proof(i, n)
+        assert proof == merkle.inclusion_proof(i, n, merkle.MemoryTree(leaves[:n]))
+        merkle.verify_inclusion(merkle.leaf_hash(leaves[i]), i, n, proof, reopened.root_at(n))
+        old = rng.randint(0, n)
+        merkle.verify_consistency(old, n, reopened.root_at(old), reopened.root_at(n),
+                                  reopened.consistency_proof(old, n))
+    with pytest.raises(NotFound):
+        reopened.inclusion_proof(0, size + 1)
+
+
+def test_checkpoints_are_signed_and_never_inconsistent(ledger, regulator):
+    signer = NoteSigner(ORIGIN, regulator.key)
+    note = ledger.sign_checkpoint(signer)
+    cp = Checkpoint.parse(note.split("\n\n")[0] + "\n")
+    assert (cp.size, cp.root) == (ledger.size, ledger.root())
+    ledger.append([regulator.sign("identity.register", member().register_payload())])
+    forged = sign_note(Checkpoint(ORIGIN, 1, bytes(32)).text(), signer)
+    ledger.store.save_checkpoint(1, forged)  # as if this key had once signed another history
+    with pytest.raises(IntegrityError):
+        ledger.sign_checkpoint(signer)
+    with pytest.raises(InvalidInput, match="origin"):
+        ledger.sign_checkpoint(NoteSigner("other.log", regulator.key))
+
+
+def cosign_payload(cosigned_note, cp, w, ts):
+    line = [ln for ln in cosigned_note.splitlines() if ln.startswith("— " + w.did)][0]
+    import base64
+
+    raw = base64.b64decode(line.split(" ")[2])
+    return {"origin": cp.origin, "size": cp.size, "root": cp.root.hex(), "timestamp": ts,
+            "signature": b64url_encode(raw[12:])}
+
+
+def test_witnessing_and_the_cosign_transaction(ledger, regulator, tmp_path):
+    w = member("certifier", "CQC")
+    ledger.append([regulator.sign("identity.register", w.register_payload())])
+    log_signer = NoteSigner(ORIGIN, regulator.key)
+    cosigner = NoteSigner(w.did, w.key, COSIGNATURE_V1)
+    replica = Ledger.open(str(tmp_path / "w.db"), origin=ORIGIN)
+    replica.append([tx.from_leaf(x) for x in ledger.store.leaves(0, ledger.size)])
+
+    note = ledger.sign_checkpoint(log_signer)
+    cosigned = replica.witness(note, log_signer.verifier(), cosigner, 1_700_000_000)
+    merged = ledger.add_cosignature(cosigned, cosigner.verifier())
+    cp = Checkpoint(ORIGIN, ledger.size, ledger.root())
+    ledger.append([w.sign("checkpoint.cosign", cosign_payload(merged, cp, w, 1_700_000_000))])
+    assert [c.cosigner for c in ledger.store.cosignatures()] == [w.did]
+
+    wrong_root = {**cosign_payload(merged, cp, w, 1_700_000_000), "root": "00" * 32}
+    with pytest.raises(IntegrityError, match="split view"):
+        ledger.append([w.sign("checkpoint.cosign", wrong_root)])
+    too_big = {**cosign_payload(merged, cp, w, 1_700_000_000), "size": ledger.size + 5}
+    with pytest.raises(InvalidInput, match="beyond"):
+        ledger.append([w.sign("checkpoint.cosign", too_big)])
+    forged_sig = {**cosign_payload(merged, cp, w, 1_700_000_001)}
+    with pytest.raises(BadSignature):
+        ledger.append([w.sign("checkpoint.cosign", forged_sig)])
+
+    # the log grows; the witness needs consistency with what it cosigned before
+    ledger.append([regulator.sign("identity.register", member().register_payload()) for _ in range(5)])
+    note2 = ledger.sign_checkpoint(log_signer)
+    with pytest.raises(IntegrityError):  # a wrong proof
+        replica.witness(note2, log_signer.verifier(), cosigner, 1_700_000_100, proof=[bytes(32)])
+    replica.witness(note2, log_signer.verifier(), cosigner, 1_700_000_100,
+                    proof=ledger.consistency_proof(cp.size, ledger.size))
+    with pytest.raises(IntegrityError, match="older"):
+        replica.witness(note, log_signer.verifier(), cosigner, 1_700_000_200)
+    fork = sign_note(Checkpoint(ORIGIN, ledger.size + 3, bytes(32)).text(), log_signer)
+    with pytest.raises(IntegrityError):
+        replica.witness(fork, log_signer.verifier(), cosigner, 1_700_000_300,
+                        proof=ledger.consistency_proof(cp.size, ledger.size))
+    stranger = NoteSigner(ORIGIN, member().key)
+    with pytest.raises(BadSignature):
+        replica.witness(sign_note(cp.text(), stranger), log_signer.verifier(), cosigner, 1_700_000_400)
