@@ -6,7 +6,7 @@ import hashlib
 
 from qdsn.crypto.aead import new_key, open_sealed, seal
 from qdsn.crypto.canonical import canonical_json
-from qdsn.crypto.keys import SigningKey, VerifyKey, verify_batch, verify_key
+from qdsn.crypto.keys import BatchVerifier, SigningKey, VerifyKey, verify_batch, verify_key
 
 
 def sha256(data: bytes) -> bytes:
@@ -15,6 +15,7 @@ def sha256(data: bytes) -> bytes:
 
 
 __all__ = [
+    "BatchVerifier",
     "SigningKey",
     "VerifyKey",
     "canonical_json",

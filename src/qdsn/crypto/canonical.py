@@ -36,6 +36,16 @@ def _fast_ok(obj: Any) -> bool:
     return False
 
 
+def is_plain(obj: Any) -> bool:
+    """True when `obj` takes the fast path: its JCS form is orjson's sorted output."""
+    return _fast_ok(obj)
+
+
+def plain_json(obj: Any) -> bytes:
+    """JCS bytes of an object already known to be plain (see `is_plain`)."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+
+
 def canonical_json(obj: Any) -> bytes:
     """The RFC 8785 canonical UTF-8 bytes of a JSON value."""
     if _fast_ok(obj):

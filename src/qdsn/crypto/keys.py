@@ -1,20 +1,15 @@
-"""Ed25519 signing and verification through `cryptography`, with batch verification over threads.
-
-`cryptography` releases the GIL while it verifies, so a thread pool spreads a batch over the
-cores without the pickling cost of processes.
-"""
+"""Ed25519 signing and verification through `cryptography`; batches go to `verifier`'s workers."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from qdsn.crypto import verifier
 from qdsn.crypto.encoding import b64url_encode
 from qdsn.errors import BadSignature, InvalidInput
 
@@ -104,27 +99,34 @@ def verify_key(raw: bytes) -> VerifyKey:
     return VerifyKey(raw)
 
 
-_POOL: ThreadPoolExecutor | None = None
-_CHUNK = 256
+class BatchVerifier:
+    """Collects (key, signature, message, tag) checks; worker processes verify them while the
+    caller keeps working. Use as a context manager; `failures()` gives the failed tags in order."""
 
+    def __init__(self) -> None:
+        self._batch = verifier.Batch()
+        self._tags: list[object] = []
 
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="qdsn-verify")
-    return _POOL
+    def __enter__(self) -> BatchVerifier:
+        self._batch.__enter__()
+        return self
 
+    def __exit__(self, *exc: object) -> None:
+        self._batch.__exit__(*exc)
 
-def _verify_chunk(items: Sequence[tuple[VerifyKey, bytes, bytes]]) -> list[bool]:
-    return [k.is_valid(s, m) for k, s, m in items]
+    def add(self, key: VerifyKey, signature: bytes, message: bytes, tag: object) -> None:
+        self._batch.add(key.raw, signature, message)
+        self._tags.append(tag)
+
+    def failures(self) -> list[object]:
+        """Tags of the checks that failed, in the order they were added."""
+        return [t for t, ok in zip(self._tags, self._batch.results(), strict=True) if not ok]
 
 
 def verify_batch(items: Sequence[tuple[VerifyKey, bytes, bytes]]) -> list[bool]:
     """Verify many (key, signature, message) triples over all cores; one bool per triple."""
-    if len(items) < 2 * _CHUNK:
-        return _verify_chunk(items)
-    chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
-    out: list[bool] = []
-    for part in _pool().map(_verify_chunk, chunks):
-        out.extend(part)
-    return out
+    with BatchVerifier() as batch:
+        for i, (k, s, m) in enumerate(items):
+            batch.add(k, s, m, i)
+        bad = set(batch.failures())
+    return [i not in bad for i in range(len(items))]

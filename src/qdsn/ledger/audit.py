@@ -91,8 +91,11 @@ def _audit(store: Store, log_key: NoteVerifier | None, progress: Callable[[int],
             progress(frontier.size)
     report.root = frontier.root().hex()
     report.state_digest = state.digest().hex()
-    if state.digest() != State(store.identities()).digest():
-        raise _Bad(None, "the stored world state differs from the fold of the log")
+    stored_ids = store.identities()
+    if state.digest() != State(stored_ids).digest():
+        did = next((d for d in sorted(set(stored_ids) | set(state.identities))
+                    if stored_ids.get(d) != state.identities.get(d)), None)
+        raise _Bad(None, f"the stored world state differs from the fold of the log at identity {did}")
     report.cosignatures = len(state.new_cosignatures)
     if len(store.cosignatures()) != report.cosignatures:
         raise _Bad(None, "the stored cosignature records differ from the fold of the log")

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qdsn.crypto import verify_batch, verify_key
+from qdsn.crypto import BatchVerifier, verify_key
 from qdsn.crypto.encoding import b64url_decode
 from qdsn.errors import BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, QDSNError
 from qdsn.ledger import merkle, tx
@@ -91,43 +91,43 @@ class Ledger:
         frontier = self.store.frontier.copy()
         pending = _Pending(self.store)
         used = self.store.used_nonces((e.submitter, e.nonce) for e in envs)
+        with BatchVerifier() as verifier:
+            return self._validate_and_commit(envs, skip_invalid, verify_each, staged, frontier, pending, used,
+                                             verifier)
+
+    def _validate_and_commit(self, envs, skip_invalid, verify_each, staged, frontier, pending, used,  # type: ignore[no-untyped-def]
+                             verifier: BatchVerifier) -> list[Receipt | QDSNError]:
         out: list[Receipt | QDSNError] = []
         rows: list[Row] = []
         new_nodes: list[tuple[int, int, bytes]] = []
-        checks: list[tuple[int, bytes, bytes, bytes]] = []
         for i, env in enumerate(envs):
             try:
                 env = tx.from_json(env.to_json())
                 payload = tx.check_payload(env.type, env.payload)
-                key = staged.authorize(env)
+                key = verify_key(staged.authorize(env))
                 if (env.submitter, env.nonce) in used:
                     raise Conflict(f"nonce {env.nonce} was already used by {env.submitter}: a replay",
                                    "sign the transaction again with a fresh nonce")
-                msg = env.signing_input()
+                msg, leaf = env.encode()
                 sig = b64url_decode(env.signature)
                 if verify_each:
-                    verify_key(key).verify(sig, msg)
+                    key.verify(sig, msg)
                 else:
-                    checks.append((i, key, sig, msg))
-                trial = staged.fork() if skip_invalid else staged
+                    verifier.add(key, sig, msg, i)
                 try:
-                    trial.apply(env, payload, frontier.size, TreeView(frontier.size, pending.root_at))
+                    staged.apply(env, payload, frontier.size, TreeView(frontier.size, pending.root_at))
                 except QDSNError:
-                    # An unsigned transaction is refused for its signature, not for its content;
-                    # and an earlier bad signature in the batch is the first failure.
-                    self._raise_first_bad_signature(envs, [*checks, (i, key, sig, msg)], skip_invalid)
+                    # A forged transaction is refused for its signature, not for its content, and
+                    # an earlier bad signature in the batch is the first failure.
+                    if not verify_each:
+                        self._check_signatures(envs, verifier, skip_invalid)
                     raise
             except QDSNError as e:
                 if not skip_invalid:
                     raise _annotate(i, env, e) from None
                 out.append(_annotate(i, env, e))
                 continue
-            if skip_invalid:
-                trial.dirty |= staged.dirty
-                trial.new_cosignatures[:0] = staged.new_cosignatures
-                staged = trial
             used.add((env.submitter, env.nonce))
-            leaf = env.leaf()
             lh = merkle.leaf_hash(leaf)
             added = frontier.append(lh)
             new_nodes.extend(added)
@@ -135,7 +135,8 @@ class Ledger:
             rid = tx.txid(leaf)
             rows.append(Row(frontier.size - 1, rid, env.type, env.submitter, env.nonce, leaf))
             out.append(Receipt(frontier.size - 1, rid, lh))
-        self._raise_first_bad_signature(envs, checks, skip_invalid)
+        if not verify_each:
+            self._check_signatures(envs, verifier, skip_invalid)
         self.store.commit(rows, frontier, new_nodes, (staged.identities[d] for d in staged.dirty),
                           staged.new_cosignatures)
         staged.dirty.clear()
@@ -144,16 +145,14 @@ class Ledger:
         return out
 
     @staticmethod
-    def _raise_first_bad_signature(envs: Sequence[tx.Envelope], checks: list, skip_invalid: bool) -> None:
-        if not checks:
-            return
-        ok = verify_batch([(verify_key(k), s, m) for _, k, s, m in checks])
-        if all(ok):
+    def _check_signatures(envs: Sequence[tx.Envelope], verifier: BatchVerifier, skip_invalid: bool) -> None:
+        bad = verifier.failures()
+        if not bad:
             return
         if skip_invalid:
             raise _RetrySequential
-        bad = checks[ok.index(False)][0]
-        raise _annotate(bad, envs[bad], BadSignature(
+        i = int(bad[0])  # type: ignore[call-overload]
+        raise _annotate(i, envs[i], BadSignature(
             "signature does not verify under the submitter's current key", "sign with the key registered for this DID"))
 
     # -- proofs ----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from qdsn.crypto import canonical_json, sha256, verify_key
 from qdsn.crypto.encoding import b64url_decode
 from qdsn.errors import BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied
-from qdsn.identity.didkey import multikey_from_public_key, public_key_from_did_key, public_key_from_multikey
+from qdsn.identity.didkey import multikey_from_public_key, public_key_from_multikey
 from qdsn.ledger import tx
 from qdsn.ledger.checkpoint import Checkpoint, cosigned_message
 
@@ -98,9 +98,9 @@ class State:
 def _register(state: State, env: tx.Envelope, p: tx.IdentityRegister, seq: int, tree: TreeView) -> None:
     if p.did in state.identities:
         raise Conflict(f"{p.did} is already registered", "use identity.rotate_key to change its key")
-    key = public_key_from_multikey(p.key)
-    if p.did.startswith("did:key:") and public_key_from_did_key(p.did) != key:
+    if p.did.startswith("did:key:") and p.did != "did:key:" + p.key:
         raise InvalidInput(f"key {p.key} is not the key of {p.did}")
+    key = public_key_from_multikey(p.key)
     state.identities[p.did] = Identity(p.did, p.role, p.name, key, seq, seq)
     state.dirty.add(p.did)
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qdsn.clock import Clock, format_time, parse_time, system_clock
 from qdsn.crypto import SigningKey, canonical_json, sha256
+from qdsn.crypto.canonical import is_plain, plain_json
 from qdsn.crypto.encoding import b64url_decode, b64url_encode
 from qdsn.errors import InvalidInput, NotFound
 
@@ -25,6 +26,7 @@ ROLES = ("enterprise", "certifier", "regulator")
 Role = Literal["enterprise", "certifier", "regulator"]
 
 _NONCE = re.compile(r"^[0-9a-f]{32}$")
+_SIG = re.compile(r"^[A-Za-z0-9_-]{85}[AQgw]$")  # 64 bytes: the last character carries 2 zero bits
 _DID = re.compile(r"^did:(key|web):[A-Za-z0-9._%:\-]+$")
 _FIELDS = ("created", "nonce", "payload", "signature", "submitter", "type")
 MAX_LEAF = 64 * 1024
@@ -133,6 +135,14 @@ class Envelope:
         """The canonical bytes stored as the Merkle leaf."""
         return canonical_json({**self.body(), "signature": self.signature})
 
+    def encode(self) -> tuple[bytes, bytes]:
+        """(signing input, leaf) in one pass: a plain body means a plain leaf, as the signature
+        is an ASCII string."""
+        body = self.body()
+        if is_plain(body):
+            return plain_json(body), plain_json({**body, "signature": self.signature})
+        return canonical_json(body), canonical_json({**body, "signature": self.signature})
+
     def to_json(self) -> dict[str, Any]:
         return {**self.body(), "signature": self.signature}
 
@@ -192,8 +202,8 @@ def from_json(obj: Any) -> Envelope:
         parse_time(obj["created"])
     except ValueError as e:
         raise InvalidInput(f"created: {e}") from None
-    if len(b64url_decode(obj["signature"])) != 64:
-        raise InvalidInput("signature must be 64 bytes of unpadded base64url")
+    if not _SIG.match(obj["signature"]):
+        raise InvalidInput("signature must be 64 bytes of unpadded base64url (86 characters)")
     return Envelope(obj["type"], obj["payload"], obj["submitter"], obj["nonce"], obj["created"], obj["signature"])
 
 

@@ -1,0 +1,68 @@
+"""The `qdsn` command as a user runs it: a real process, a real home folder."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+PASS = {"QDSN_PASSPHRASE": "test passphrase"}
+
+
+def qdsn(*args, home=None, ok=True):
+    env = {**os.environ, **PASS, "COLUMNS": "200"}
+    if home is not None:
+        env["QDSN_HOME"] = str(home)
+    proc = subprocess.run([sys.executable, "-m", "qdsn", *args], capture_output=True, text=True, env=env, timeout=120)
+    if ok:
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+    return proc
+
+
+def test_help_teaches():
+    out = qdsn("--help").stdout
+    assert "demo" in out and "init" in out and "ledger" in out
+    assert "inclusion" in qdsn("ledger", "prove", "--help").stdout
+
+
+def test_a_regulator_node_end_to_end(tmp_path):
+    home = tmp_path / "reg"
+    out = qdsn("init", "--role", "regulator", "--name", "Test Bureau", home=home).stdout
+    assert "did:key:z6Mk" in out
+    doc = json.loads(qdsn("did", "show", home=home).stdout)
+    assert doc["id"].startswith("did:key:z6Mk")
+    member = {"did": "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp", "role": "enterprise",
+              "name": "Acme", "key": "z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"}
+    qdsn("ledger", "append", "identity.register", json.dumps(member), home=home)
+    again = qdsn("ledger", "append", "identity.register", json.dumps(member), home=home, ok=False)
+    assert again.returncode == 1 and "already registered" in again.stderr
+    bad = qdsn("ledger", "append", "identity.register", "{not json", home=home, ok=False)
+    assert bad.returncode == 1 and "not JSON" in bad.stderr
+    assert "identity.register" in qdsn("ledger", "show", home=home).stdout
+    proof = json.loads(qdsn("ledger", "prove", "--index", "1", home=home).stdout)
+    assert proof["verified"] and proof["size"] == 2
+    assert json.loads(qdsn("ledger", "prove", "--old-size", "1", home=home).stdout)["verified"]
+    note = qdsn("ledger", "checkpoint", home=home).stdout
+    assert note.startswith("qdsn.local/test-bureau\n2\n")
+    qdsn("did", "rotate", home=home)
+    assert "verified 3 entries" in qdsn("ledger", "verify", home=home).stdout
+
+
+def test_wrong_passphrase_and_missing_home(tmp_path):
+    home = tmp_path / "n"
+    qdsn("init", "--role", "enterprise", "--name", "Acme", home=home)
+    env = {**os.environ, "QDSN_PASSPHRASE": "wrong", "QDSN_HOME": str(home)}
+    proc = subprocess.run([sys.executable, "-m", "qdsn", "ledger", "append", "identity.register", "{}"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 1 and "passphrase" in proc.stderr
+    missing = qdsn("did", "show", home=tmp_path / "nowhere", ok=False)
+    assert missing.returncode == 1 and "qdsn init" in missing.stderr
+
+
+@pytest.mark.slow
+def test_demo_tells_the_story():
+    out = qdsn("demo").stdout
+    for step in ("Identities", "Refusals", "Key rotation", "Checkpoints", "split view", "Audit", "consortium verified"):
+        assert step in out, step
+    assert "[red]" not in out and "?!" not in out
