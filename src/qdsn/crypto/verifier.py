@@ -10,6 +10,8 @@ answering one byte per signature on stdout; the caller writes and reads the pipe
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
 import os
 import struct
 import subprocess
@@ -22,6 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 CHUNK = 256
+_PIPE_SIZE = 1 << 20  # Linux's default pipe-max-size
 _MAX_OUTSTANDING = 32  # chunks in flight per worker before the caller drains answers
 _HEAD = struct.Struct(">I")
 _ITEM = struct.Struct(">32s64sI")
@@ -74,6 +77,10 @@ class _Worker:
         self.proc = subprocess.Popen([sys.executable, "-c", cmd], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, close_fds=True)
         self.outstanding: list[int] = []  # sizes of chunks sent and not yet answered
+        # A chunk is ~100 KiB, more than a default 64 KiB pipe: without a larger buffer the caller
+        # would block on write until the worker finished the chunk before.
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(self.proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)  # type: ignore[union-attr]
 
     def send(self, frame: bytes, count: int) -> None:
         assert self.proc.stdin is not None

@@ -135,10 +135,11 @@ class Ledger:
             rid = tx.txid(leaf)
             rows.append(Row(frontier.size - 1, rid, env.type, env.submitter, env.nonce, leaf))
             out.append(Receipt(frontier.size - 1, rid, lh))
-        if not verify_each:
-            self._check_signatures(envs, verifier, skip_invalid)
-        self.store.commit(rows, frontier, new_nodes, (staged.identities[d] for d in staged.dirty),
-                          staged.new_cosignatures)
+        # Write while the workers finish verifying; commit only once every signature holds.
+        with self.store.batch(rows, frontier, new_nodes, [staged.identities[d] for d in staged.dirty],
+                              staged.new_cosignatures):
+            if not verify_each:
+                self._check_signatures(envs, verifier, skip_invalid)
         staged.dirty.clear()
         staged.new_cosignatures.clear()
         self.state = staged

@@ -8,7 +8,10 @@ O(log n) nodes come back in one indexed query.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+import threading
+from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,10 +45,10 @@ entries = Table(
     "entries",
     metadata,
     Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
-    Column("txid", String(64), nullable=False, unique=True),
+    Column("txid", LargeBinary(32), nullable=False, unique=True),
     Column("type", String(64), nullable=False),
     Column("submitter", String(512), nullable=False),
-    Column("nonce", String(32), nullable=False),
+    Column("nonce", LargeBinary(16), nullable=False),
     Column("leaf", LargeBinary, nullable=False),
     UniqueConstraint("nonce", "submitter", name="uq_nonce_submitter"),
 )
@@ -91,6 +94,9 @@ witnessed = Table(
 )
 
 
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
 def node_key(level: int, index: int) -> int:
     return (index << 6) | level
 
@@ -107,11 +113,16 @@ class Row:
     leaf: bytes
 
 
+def _row(r) -> Row:  # type: ignore[no-untyped-def]
+    return Row(r.seq, r.txid.hex(), r.type, r.submitter, r.nonce.hex(), r.leaf)
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA cache_size=-65536")
     cur.close()
 
 
@@ -132,6 +143,9 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = open_engine(url)
+        self._mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._local = threading.local()
+        self._readers: list = []
         try:
             metadata.create_all(self.engine)
             with self.engine.connect() as c:
@@ -142,7 +156,18 @@ class Store:
         self.size = 0 if last is None else last + 1
         self.frontier = Frontier(self.size, self.nodes(subtree_ids(0, self.size)))
 
+    def _reader(self):  # type: ignore[no-untyped-def]
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
+            conn = self._local.conn = self.engine.dialect.connect(*cargs, **cparams)  # outside the pool
+            self._readers.append(conn)
+        return conn
+
     def close(self) -> None:
+        for conn in self._readers:
+            conn.close()
+        self._readers.clear()
         self.engine.dispose()
 
     # -- reads ---------------------------------------------------------------------------------
@@ -152,8 +177,15 @@ class Store:
         if not ids:
             return []
         keys = [node_key(lv, ix) for lv, ix in ids]
-        with self.engine.connect() as c:
-            got = dict(c.execute(select(nodes.c.id, nodes.c.hash).where(nodes.c.id.in_(set(keys)))).all())
+        unique = list(set(keys))
+        # Proofs are the hot read: plain driver SQL skips SQLAlchemy's statement building, and on
+        # SQLite a per-thread driver connection skips the pool (a bare SELECT there holds no snapshot).
+        sql = f"SELECT id, hash FROM nodes WHERE id IN ({', '.join([self._mark] * len(unique))})"
+        if self.engine.dialect.name == "sqlite":
+            got = dict(self._reader().execute(sql, unique).fetchall())
+        else:
+            with self.engine.connect() as c:
+                got = dict(c.exec_driver_sql(sql, tuple(unique)).all())
         missing = [ids[i] for i, k in enumerate(keys) if k not in got]
         if missing:
             raise IntegrityError(f"tree nodes {missing[:3]} are missing from {self.url}", "run `qdsn ledger verify`")
@@ -175,28 +207,28 @@ class Store:
 
     def entry(self, seq: int | None = None, txid: str | None = None) -> Row:
         """One entry by position or by transaction id."""
-        where = entries.c.seq == seq if txid is None else entries.c.txid == txid
+        where = entries.c.seq == seq if txid is None else entries.c.txid == bytes.fromhex(txid)
         with self.engine.connect() as c:
             r = c.execute(select(entries).where(where)).first()
         if r is None:
             raise NotFound(f"no entry {seq if txid is None else txid} in the log")
-        return Row(*r)
+        return _row(r)
 
     def rows(self, start: int, end: int) -> list[Row]:
         with self.engine.connect() as c:
             rs = c.execute(select(entries).where(entries.c.seq >= start, entries.c.seq < end).order_by(entries.c.seq))
-            return [Row(*r) for r in rs]
+            return [_row(r) for r in rs]
 
     def used_nonces(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which (submitter, nonce) pairs the log already holds."""
         wanted = set(pairs)
-        nonces = sorted({n for _, n in wanted})
+        nonces = sorted({bytes.fromhex(n) for _, n in wanted if _HEX32.match(n)})  # others fail validation
         found: set[tuple[str, str]] = set()
         with self.engine.connect() as c:
             for i in range(0, len(nonces), 900):
                 q = select(entries.c.submitter, entries.c.nonce).where(entries.c.nonce.in_(nonces[i : i + 900]))
-                found.update(p for p in c.execute(q) if tuple(p) in wanted)
-        return {tuple(p) for p in found}  # type: ignore[misc]
+                found.update((sub, n.hex()) for sub, n in c.execute(q) if (sub, n.hex()) in wanted)
+        return found
 
     def identities(self) -> dict[str, Identity]:
         with self.engine.connect() as c:
@@ -241,15 +273,47 @@ class Store:
     def _insert_many(self, conn, table: Table, rows: list[tuple], upsert: str | None = None) -> None:  # type: ignore[no-untyped-def]
         """executemany straight to the driver; `upsert` names the key column to update on conflict
         (the ON CONFLICT form SQLite and PostgreSQL share)."""
-        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         names = [c.name for c in table.columns]
-        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([self._mark] * len(names))})"
         if upsert:
             sets = ", ".join(f"{n} = excluded.{n}" for n in names if n != upsert)
             sql += f" ON CONFLICT ({upsert}) DO UPDATE SET {sets}"
         conn.exec_driver_sql(sql, rows)
 
     # -- the one write path ----------------------------------------------------------------------
+
+    @contextmanager
+    def batch(
+        self,
+        rows: Sequence[Row],
+        frontier: Frontier,
+        new_nodes: Sequence[tuple[int, int, bytes]],
+        changed: Iterable[Identity],
+        cosigned: Sequence[Cosignature],
+    ) -> Iterator[None]:
+        """Write one batch in one transaction, committed when the block exits cleanly and rolled
+        back if it raises; then adopt `frontier` as the tree's new edge. The caller's last checks
+        run inside the block, overlapping the writes."""
+        if rows and rows[0].seq != self.size:
+            raise IntegrityError(f"batch starts at {rows[0].seq}, the log at {self.size}")
+        changed = list(changed)
+        with self.engine.begin() as c:
+            if rows:
+                # The two hot inserts go straight to the driver's executemany: SQLAlchemy's
+                # per-row parameter processing cost more than SQLite's own work here.
+                self._insert_many(c, entries, [(r.seq, bytes.fromhex(r.txid), r.type, r.submitter,
+                                                bytes.fromhex(r.nonce), r.leaf) for r in rows])
+                self._insert_many(c, nodes, [(node_key(lv, ix), h) for lv, ix, h in new_nodes])
+            if changed:
+                self._insert_many(c, identities, [(i.did, i.role, i.name, i.key, i.registered, i.updated)
+                                                  for i in changed], upsert="did")
+            if cosigned:
+                c.execute(insert(cosignatures), [
+                    {"seq": s.seq, "origin": s.origin, "size": s.size, "root": s.root,
+                     "cosigner": s.cosigner, "timestamp": s.timestamp} for s in cosigned])
+            yield
+        self.size += len(rows)
+        self.frontier = frontier
 
     def commit(
         self,
@@ -259,22 +323,6 @@ class Store:
         changed: Iterable[Identity],
         cosigned: Sequence[Cosignature],
     ) -> None:
-        """Write one batch in one transaction, then adopt `frontier` as the tree's new edge."""
-        if rows and rows[0].seq != self.size:
-            raise IntegrityError(f"batch starts at {rows[0].seq}, the log at {self.size}")
-        changed = list(changed)
-        with self.engine.begin() as c:
-            if rows:
-                # The two hot inserts go straight to the driver's executemany: SQLAlchemy's
-                # per-row parameter processing cost more than SQLite's own work here.
-                self._insert_many(c, entries, [(r.seq, r.txid, r.type, r.submitter, r.nonce, r.leaf) for r in rows])
-                self._insert_many(c, nodes, [(node_key(lv, ix), h) for lv, ix, h in new_nodes])
-            if changed:
-                self._insert_many(c, identities, [(i.did, i.role, i.name, i.key, i.registered, i.updated)
-                                                  for i in changed], upsert="did")
-            if cosigned:
-                c.execute(insert(cosignatures), [
-                    {"seq": s.seq, "origin": s.origin, "size": s.size, "root": s.root,
-                     "cosigner": s.cosigner, "timestamp": s.timestamp} for s in cosigned])
-        self.size += len(rows)
-        self.frontier = frontier
+        """Write one batch in one transaction."""
+        with self.batch(rows, frontier, new_nodes, changed, cosigned):
+            pass
