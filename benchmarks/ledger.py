@@ -26,8 +26,12 @@ console = Console()
 
 
 def _register(key: SigningKey, i: int) -> dict:
-    return {"did": did_key_from_public_key(key.verify_key.raw), "role": "enterprise", "name": f"Factory {i}",
-            "key": multikey_from_public_key(key.verify_key.raw)}
+    return {
+        "did": did_key_from_public_key(key.verify_key.raw),
+        "role": "enterprise",
+        "name": f"Factory {i}",
+        "key": multikey_from_public_key(key.verify_key.raw),
+    }
 
 
 def bench_appends(n: int, batch: int, folder: Path) -> dict[str, float]:
@@ -114,13 +118,24 @@ def main() -> None:
     table = Table(title=f"QDSN ledger on {os.cpu_count()} cores")
     for col in ("measure", "rate", "baseline", "baseline rate", "ratio"):
         table.add_column(col, justify="right" if col in ("rate", "baseline rate", "ratio") else "left")
-    table.add_row(f"validated signed appends (batches of {args.batch})", f"{a['appends']:,.0f} tx/s",
-                  "raw Ed25519 verify, all cores", f"{a['verify_all']:,.0f} /s", f"{a['appends'] / a['verify_all']:.2f}")
-    table.add_row("", "", "raw Ed25519 verify, one core", f"{a['verify_1']:,.0f} /s",
-                  f"{a['appends'] / a['verify_1']:.2f}")
+    table.add_row(
+        f"validated signed appends (batches of {args.batch})",
+        f"{a['appends']:,.0f} tx/s",
+        "raw Ed25519 verify, all cores",
+        f"{a['verify_all']:,.0f} /s",
+        f"{a['appends'] / a['verify_all']:.2f}",
+    )
+    table.add_row(
+        "", "", "raw Ed25519 verify, one core", f"{a['verify_1']:,.0f} /s", f"{a['appends'] / a['verify_1']:.2f}"
+    )
     if p:
-        table.add_row(f"inclusion proofs, {args.leaves:,}-leaf store", f"{p['ours']:,.0f} /s",
-                      "pymerkle 7 SqliteTree", f"{p['pymerkle']:,.0f} /s", f"{p['ours'] / p['pymerkle']:.1f}x")
+        table.add_row(
+            f"inclusion proofs, {args.leaves:,}-leaf store",
+            f"{p['ours']:,.0f} /s",
+            "pymerkle 7 SqliteTree",
+            f"{p['pymerkle']:,.0f} /s",
+            f"{p['ours'] / p['pymerkle']:.1f}x",
+        )
     console.print(table)
 
 

@@ -32,8 +32,12 @@ def test_a_regulator_node_end_to_end(tmp_path):
     assert "did:key:z6Mk" in out
     doc = json.loads(qdsn("did", "show", home=home).stdout)
     assert doc["id"].startswith("did:key:z6Mk")
-    member = {"did": "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp", "role": "enterprise",
-              "name": "Acme", "key": "z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"}
+    member = {
+        "did": "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp",
+        "role": "enterprise",
+        "name": "Acme",
+        "key": "z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp",
+    }
     qdsn("ledger", "append", "identity.register", json.dumps(member), home=home)
     again = qdsn("ledger", "append", "identity.register", json.dumps(member), home=home, ok=False)
     assert again.returncode == 1 and "already registered" in again.stderr
@@ -53,8 +57,12 @@ def test_wrong_passphrase_and_missing_home(tmp_path):
     home = tmp_path / "n"
     qdsn("init", "--role", "enterprise", "--name", "Acme", home=home)
     env = {**os.environ, "QDSN_PASSPHRASE": "wrong", "QDSN_HOME": str(home)}
-    proc = subprocess.run([sys.executable, "-m", "qdsn", "ledger", "append", "identity.register", "{}"],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "qdsn", "ledger", "append", "identity.register", "{}"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 1 and "passphrase" in proc.stderr
     missing = qdsn("did", "show", home=tmp_path / "nowhere", ok=False)
     assert missing.returncode == 1 and "qdsn init" in missing.stderr

@@ -11,9 +11,13 @@ from qdsn.errors import InvalidInput
 from qdsn.identity import did_document, did_key_from_public_key, ed25519_keys, public_key_from_did_key, resolve
 from qdsn.identity.didkey import x25519_from_ed25519
 
-VECTORS = {k: v for k, v in json.loads(
-    (Path(__file__).parent.parent / "fixtures" / "did-key-ed25519-x25519.json").read_text()).items()
-    if k.startswith("did:")}
+VECTORS = {
+    k: v
+    for k, v in json.loads(
+        (Path(__file__).parent.parent / "fixtures" / "did-key-ed25519-x25519.json").read_text()
+    ).items()
+    if k.startswith("did:")
+}
 
 
 @pytest.mark.parametrize("did", sorted(VECTORS))
@@ -41,14 +45,17 @@ def test_document_lists_the_key_as_multikey_and_jwk():
     assert ed25519_keys(doc) == [public_key_from_did_key(did)]
 
 
-@pytest.mark.parametrize("bad", [
-    "did:web:example.com",
-    "did:key:",
-    "did:key:6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp",  # no multibase prefix
-    "did:key:z6LShs9GGnqk85isEBzzshkuVWrVKsRp24GnDuHk8QWkARMW",  # an X25519 key, not Ed25519
-    "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooW",  # truncated
-    "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDoo0p",  # '0' is not base58
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "did:web:example.com",
+        "did:key:",
+        "did:key:6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp",  # no multibase prefix
+        "did:key:z6LShs9GGnqk85isEBzzshkuVWrVKsRp24GnDuHk8QWkARMW",  # an X25519 key, not Ed25519
+        "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooW",  # truncated
+        "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDoo0p",  # '0' is not base58
+    ],
+)
 def test_malformed_did_key_is_refused(bad):
     with pytest.raises(InvalidInput):
         public_key_from_did_key(bad)

@@ -14,12 +14,15 @@ from qdsn.errors import IntegrityError, InvalidInput, NotFound
 from qdsn.identity import did_document, did_web_to_url, ed25519_keys, resolve_did_web, url_to_did_web
 
 
-@pytest.mark.parametrize("did,url", [
-    ("did:web:w3c-ccg.github.io", "https://w3c-ccg.github.io/.well-known/did.json"),
-    ("did:web:w3c-ccg.github.io:user:alice", "https://w3c-ccg.github.io/user/alice/did.json"),
-    ("did:web:example.com%3A3000:user:alice", "https://example.com:3000/user/alice/did.json"),
-    ("did:web:example.com%3A3000", "https://example.com:3000/.well-known/did.json"),
-])
+@pytest.mark.parametrize(
+    "did,url",
+    [
+        ("did:web:w3c-ccg.github.io", "https://w3c-ccg.github.io/.well-known/did.json"),
+        ("did:web:w3c-ccg.github.io:user:alice", "https://w3c-ccg.github.io/user/alice/did.json"),
+        ("did:web:example.com%3A3000:user:alice", "https://example.com:3000/user/alice/did.json"),
+        ("did:web:example.com%3A3000", "https://example.com:3000/.well-known/did.json"),
+    ],
+)
 def test_did_url_mapping_both_ways(did, url):
     assert did_web_to_url(did) == url
     assert url_to_did_web(url) == did
@@ -38,7 +41,7 @@ def https_server():
     docs: dict[str, bytes] = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             body = docs.get(self.path)
             self.send_response(200 if body else 404)
             self.send_header("Content-Type", "application/did+json")

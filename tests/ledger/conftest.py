@@ -20,8 +20,12 @@ class Member:
         self.did = self.did or did_key_from_public_key(self.key.verify_key.raw)
 
     def register_payload(self) -> dict:
-        return {"did": self.did, "role": self.role, "name": self.name,
-                "key": multikey_from_public_key(self.key.verify_key.raw)}
+        return {
+            "did": self.did,
+            "role": self.role,
+            "name": self.name,
+            "key": multikey_from_public_key(self.key.verify_key.raw),
+        }
 
     def sign(self, type: str, payload: dict, **kw) -> tx.Envelope:
         return tx.sign_tx(type, payload, self.key, self.did, **kw)

@@ -9,8 +9,12 @@ from qdsn.ledger import Ledger, tx
 
 
 def payload(key: SigningKey, role: str, name: str) -> dict:
-    return {"did": did_key_from_public_key(key.verify_key.raw), "role": role, "name": name,
-            "key": multikey_from_public_key(key.verify_key.raw)}
+    return {
+        "did": did_key_from_public_key(key.verify_key.raw),
+        "role": role,
+        "name": name,
+        "key": multikey_from_public_key(key.verify_key.raw),
+    }
 
 
 def main(db: str, seed_hex: str) -> None:
@@ -21,8 +25,10 @@ def main(db: str, seed_hex: str) -> None:
         ledger.append([tx.sign_tx("identity.register", payload(reg, "regulator", "SAMR"), reg, did)])
     n = 0
     while True:
-        envs = [tx.sign_tx("identity.register", payload(SigningKey.generate(), "enterprise", f"E{n + i}"), reg, did)
-                for i in range(25)]
+        envs = [
+            tx.sign_tx("identity.register", payload(SigningKey.generate(), "enterprise", f"E{n + i}"), reg, did)
+            for i in range(25)
+        ]
         receipts = ledger.append(envs)
         n += len(envs)
         print(" ".join(r.txid for r in receipts), flush=True)

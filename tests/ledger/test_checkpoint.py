@@ -25,7 +25,9 @@ SKEY = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxd
 VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
 ENOCH = "EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop"
 TEXT = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
-PETER_SIG = "— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+PETER_SIG = (
+    "— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+)
 ENOCH_SIG = "— EnochRoot rwz+eBzmZa0SO3NbfRGzPCpDckykFXSdeX+MNtCOXm2/5n2tiOHp+vAF1aGrQ5ovTG01oOTGwnWLox33WWd1RvMc+QQ=\n"
 
 
@@ -56,8 +58,10 @@ def test_every_mangled_key_is_refused(key, parse):
 
 
 def test_wrong_length_and_unknown_algorithm_keys():
-    for bad in ["PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY==",
-                "PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"]:
+    for bad in [
+        "PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY==",
+        "PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+    ]:
         with pytest.raises(InvalidInput):
             parse_verifier(bad)
 
@@ -83,15 +87,20 @@ def test_too_many_signatures():
         verify_note(TEXT + "\n" + PETER_SIG * 101, [VKEY])
 
 
-@pytest.mark.parametrize("msg", [
-    TEXT,
-    TEXT + "\n",
-    TEXT + "\n" + PETER_SIG[:-1],
-    "\x01" + TEXT + "\n" + PETER_SIG,
-    b"\xff" + (TEXT + "\n" + PETER_SIG).encode(),
-    TEXT + "\n" + "— Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=",
-    TEXT + "\n" + PETER_SIG + "Unexpected line.\n",
-])
+@pytest.mark.parametrize(
+    "msg",
+    [
+        TEXT,
+        TEXT + "\n",
+        TEXT + "\n" + PETER_SIG[:-1],
+        "\x01" + TEXT + "\n" + PETER_SIG,
+        b"\xff" + (TEXT + "\n" + PETER_SIG).encode(),
+        TEXT
+        + "\n"
+        + "— Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=",
+        TEXT + "\n" + PETER_SIG + "Unexpected line.\n",
+    ],
+)
 def test_malformed_notes(msg):
     with pytest.raises(InvalidInput, match="malformed note"):
         verify_note(msg, [VKEY])
@@ -104,13 +113,18 @@ def test_renamed_or_rehashed_signature_is_not_from_the_known_key():
 
 
 def test_checkpoint_text_round_trip_and_refusals():
-    cp = Checkpoint("example.com/behind-the-sofa", 20852163,
-                    base64.b64decode("CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I="))
+    cp = Checkpoint(
+        "example.com/behind-the-sofa", 20852163, base64.b64decode("CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=")
+    )
     assert cp.text() == "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
     assert Checkpoint.parse(cp.text()) == cp
-    for bad in ["o\n01\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n", "o\n1\nAAAA\n", "o\n1\n",
-                "o\n-1\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n",
-                "o\n1\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\n"]:
+    for bad in [
+        "o\n01\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n",
+        "o\n1\nAAAA\n",
+        "o\n1\n",
+        "o\n-1\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n",
+        "o\n1\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\n",
+    ]:
         with pytest.raises(InvalidInput):
             Checkpoint.parse(bad)
 

@@ -91,8 +91,7 @@ def test_flipped_tree_node_is_named(sealed_ledger):
 
 def test_flipped_state_is_reported(sealed_ledger):
     data = sealed_ledger.read_bytes()
-    in_state = [i for i in range(len(data)) if data.startswith(b"Factory-020", i)
-                and not data[i - 8 : i] == b'"name":"']
+    in_state = [i for i in range(len(data)) if data.startswith(b"Factory-020", i) and data[i - 8 : i] != b'"name":"']
     assert in_state
     flip_at(sealed_ledger, data[in_state[0] - 4 : in_state[0] + 11], 12)
     report = audit(Store(str(sealed_ledger)))

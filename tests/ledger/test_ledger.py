@@ -1,5 +1,6 @@
 """Validation, atomic batches, the state fold, proofs from the SQL tree, checkpoints and witnessing."""
 
+import base64
 import random
 from dataclasses import replace
 
@@ -49,9 +50,11 @@ def bad_cases(regulator):
         ("extra payload field", replace(ok, payload={**ok.payload, "admin": True}), InvalidInput),
         ("wrong payload type", replace(ok, payload={**ok.payload, "name": 7}), InvalidInput),
         ("unknown role", replace(ok, payload={**ok.payload, "role": "king"}), InvalidInput),
-        ("did:key and key disagree", regulator.sign("identity.register",
-                                                    {**e.register_payload(), "key": member().register_payload()["key"]}),
-         InvalidInput),
+        (
+            "did:key and key disagree",
+            regulator.sign("identity.register", {**e.register_payload(), "key": member().register_payload()["key"]}),
+            InvalidInput,
+        ),
         ("bad submitter", replace(ok, submitter="mallory"), InvalidInput),
     ]
 
@@ -165,8 +168,9 @@ def test_proofs_from_the_sql_tree_match_the_in_memory_tree(ledger, regulator, tm
         assert proof == merkle.inclusion_proof(i, n, merkle.MemoryTree(leaves[:n]))
         merkle.verify_inclusion(merkle.leaf_hash(leaves[i]), i, n, proof, reopened.root_at(n))
         old = rng.randint(0, n)
-        merkle.verify_consistency(old, n, reopened.root_at(old), reopened.root_at(n),
-                                  reopened.consistency_proof(old, n))
+        merkle.verify_consistency(
+            old, n, reopened.root_at(old), reopened.root_at(n), reopened.consistency_proof(old, n)
+        )
     with pytest.raises(NotFound):
         reopened.inclusion_proof(0, size + 1)
 
@@ -186,12 +190,15 @@ def test_checkpoints_are_signed_and_never_inconsistent(ledger, regulator):
 
 
 def cosign_payload(cosigned_note, cp, w, ts):
-    line = [ln for ln in cosigned_note.splitlines() if ln.startswith("— " + w.did)][0]
-    import base64
-
+    line = next(ln for ln in cosigned_note.splitlines() if ln.startswith("— " + w.did))
     raw = base64.b64decode(line.split(" ")[2])
-    return {"origin": cp.origin, "size": cp.size, "root": cp.root.hex(), "timestamp": ts,
-            "signature": b64url_encode(raw[12:])}
+    return {
+        "origin": cp.origin,
+        "size": cp.size,
+        "root": cp.root.hex(),
+        "timestamp": ts,
+        "signature": b64url_encode(raw[12:]),
+    }
 
 
 def test_witnessing_and_the_cosign_transaction(ledger, regulator, tmp_path):
@@ -224,14 +231,16 @@ def test_witnessing_and_the_cosign_transaction(ledger, regulator, tmp_path):
     note2 = ledger.sign_checkpoint(log_signer)
     with pytest.raises(IntegrityError):  # a wrong proof
         replica.witness(note2, log_signer.verifier(), cosigner, 1_700_000_100, proof=[bytes(32)])
-    replica.witness(note2, log_signer.verifier(), cosigner, 1_700_000_100,
-                    proof=ledger.consistency_proof(cp.size, ledger.size))
+    replica.witness(
+        note2, log_signer.verifier(), cosigner, 1_700_000_100, proof=ledger.consistency_proof(cp.size, ledger.size)
+    )
     with pytest.raises(IntegrityError, match="older"):
         replica.witness(note, log_signer.verifier(), cosigner, 1_700_000_200)
     fork = sign_note(Checkpoint(ORIGIN, ledger.size + 3, bytes(32)).text(), log_signer)
     with pytest.raises(IntegrityError):
-        replica.witness(fork, log_signer.verifier(), cosigner, 1_700_000_300,
-                        proof=ledger.consistency_proof(cp.size, ledger.size))
+        replica.witness(
+            fork, log_signer.verifier(), cosigner, 1_700_000_300, proof=ledger.consistency_proof(cp.size, ledger.size)
+        )
     stranger = NoteSigner(ORIGIN, member().key)
     with pytest.raises(BadSignature):
         replica.witness(sign_note(cp.text(), stranger), log_signer.verifier(), cosigner, 1_700_000_400)

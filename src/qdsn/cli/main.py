@@ -36,8 +36,15 @@ ledger_app = typer.Typer(help="The consortium ledger: entries, proofs, checkpoin
 app.add_typer(did_app, name="did")
 app.add_typer(ledger_app, name="ledger")
 
-Home = Annotated[Path, typer.Option("--home", help="The node's home folder [env QDSN_HOME, default ~/.qdsn].",
-                                    default_factory=default_home, show_default=False)]
+Home = Annotated[
+    Path,
+    typer.Option(
+        "--home",
+        help="The node's home folder [env QDSN_HOME, default ~/.qdsn].",
+        default_factory=default_home,
+        show_default=False,
+    ),
+]
 
 
 def _passphrase(confirm: bool = False) -> str:
@@ -65,7 +72,9 @@ def init(
     role: Annotated[str, typer.Option(help="enterprise (a manufacturer), certifier or regulator.")],
     name: Annotated[str, typer.Option(help="The participant's display name.")],
     home: Home,
-    origin: Annotated[str | None, typer.Option(help="The log's origin line (regulators; default qdsn.local/NAME).")] = None,
+    origin: Annotated[
+        str | None, typer.Option(help="The log's origin line (regulators; default qdsn.local/NAME).")
+    ] = None,
 ) -> None:
     """Create a node: a new Ed25519 key sealed under your passphrase, its did:key, and node.toml.
 
@@ -145,8 +154,12 @@ def ledger_prove(
     elif old_size is not None:
         proof = ledger.consistency_proof(old_size, size)
         merkle.verify_consistency(old_size, size, ledger.root_at(old_size), ledger.root_at(size), proof)
-        out = {"old_size": old_size, "size": size, "old_root": ledger.root_at(old_size).hex(),
-               "root": ledger.root_at(size).hex()}
+        out = {
+            "old_size": old_size,
+            "size": size,
+            "old_root": ledger.root_at(old_size).hex(),
+            "root": ledger.root_at(size).hex(),
+        }
     else:
         raise QDSNError("nothing to prove", "pass --index N or --old-size N")
     console.print_json(json.dumps({**out, "proof": [p.hex() for p in proof], "verified": True}))
@@ -169,14 +182,23 @@ def ledger_verify(
 ) -> None:
     """Audit a whole ledger: every hash, signature, state change and checkpoint. Exit 1 on failure."""
     store = Store(str(db or home / "ledger.db"))
-    with Progress(TextColumn("auditing"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
+    with Progress(
+        TextColumn("auditing"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
         task = bar.add_task("audit", total=store.size)
-        report = audit(store, parse_verifier(log_key) if log_key else None,
-                       progress=lambda n: bar.update(task, completed=n))
+        report = audit(
+            store, parse_verifier(log_key) if log_key else None, progress=lambda n: bar.update(task, completed=n)
+        )
     if report.ok:
-        console.print(f"[green]✓ verified[/] {report.size} entries, root {report.root}, "
-                      f"{report.checkpoints} checkpoints, {report.cosignatures} cosignatures")
+        console.print(
+            f"[green]✓ verified[/] {report.size} entries, root {report.root}, "
+            f"{report.checkpoints} checkpoints, {report.cosignatures} cosignatures"
+        )
         return
     where = f" (first bad entry: {report.first_bad})" if report.first_bad is not None else ""
     err.print(f"[bold red]✗ verification failed{where}:[/] {report.reason}")

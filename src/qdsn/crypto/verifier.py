@@ -74,8 +74,9 @@ class _Worker:
     def __init__(self) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         cmd = "import sys; from qdsn.crypto.verifier import serve; serve(sys.stdin.buffer, sys.stdout.buffer)"
-        self.proc = subprocess.Popen([sys.executable, "-c", cmd], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env, close_fds=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True
+        )
         self.outstanding: list[int] = []  # sizes of chunks sent and not yet answered
         # A chunk is ~100 KiB, more than a default 64 KiB pipe: without a larger buffer the caller
         # would block on write until the worker finished the chunk before.
@@ -127,10 +128,10 @@ atexit.register(_POOL.close)
 class Batch:
     """Signature checks streamed to the workers as they are added.
 
-        with Batch() as batch:
-            batch.add(key, signature, message)
-            ...
-            verdicts = batch.results()
+    with Batch() as batch:
+        batch.add(key, signature, message)
+        ...
+        verdicts = batch.results()
     """
 
     def __init__(self, pool: Pool = _POOL) -> None:
@@ -206,4 +207,3 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         (n,) = _HEAD.unpack(head)
         stdout.write(verify_frame(_read_exact(stdin, n)))
         stdout.flush()
-

@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from qdsn.crypto import SigningKey
 from qdsn.crypto.encoding import b64url_encode
 from qdsn.errors import QDSNError
 from qdsn.identity import multikey_from_public_key
@@ -24,8 +23,13 @@ from qdsn.ledger.checkpoint import Checkpoint, cosigners_verified, open_checkpoi
 from qdsn.ledger.ordering.embedded import EmbeddedOrderer
 from qdsn.node import NodeHome
 
-MANUFACTURERS = ["Zhejiang Cable Works", "Jiangsu Valve Co.", "Guangdong Appliance Ltd.",
-                 "Shandong Tire Group", "Hubei Steel Pipe Co."]
+MANUFACTURERS = [
+    "Zhejiang Cable Works",
+    "Jiangsu Valve Co.",
+    "Guangdong Appliance Ltd.",
+    "Shandong Tire Group",
+    "Hubei Steel Pipe Co.",
+]
 
 
 def follow(replica: Ledger, operator: Ledger) -> int:
@@ -37,8 +41,12 @@ def follow(replica: Ledger, operator: Ledger) -> int:
 
 
 def _register(node: NodeHome) -> dict:
-    return {"did": node.did, "role": node.role, "name": node.name,
-            "key": multikey_from_public_key(node.key().verify_key.raw)}
+    return {
+        "did": node.did,
+        "role": node.role,
+        "name": node.name,
+        "key": multikey_from_public_key(node.key().verify_key.raw),
+    }
 
 
 def run_demo(console: Console, *, manufacturers: int = 3, keep: Path | None = None) -> None:
@@ -56,15 +64,25 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     t0 = time.perf_counter()
     console.rule("[bold]QDSN demo — a quality data consortium on one machine")
 
-    console.print("\n[bold]1. Identities.[/] Each participant creates a node: an Ed25519 key sealed "
-                  "under its passphrase (scrypt → AES-256-GCM) and a did:key.")
-    regulator = NodeHome.init(root / "regulator", "regulator", "Provincial Market Regulation Bureau", passphrase,
-                              origin="qdsn.local/consortium")
+    console.print(
+        "\n[bold]1. Identities.[/] Each participant creates a node: an Ed25519 key sealed "
+        "under its passphrase (scrypt → AES-256-GCM) and a did:key."
+    )
+    regulator = NodeHome.init(
+        root / "regulator",
+        "regulator",
+        "Provincial Market Regulation Bureau",
+        passphrase,
+        origin="qdsn.local/consortium",
+    )
     origin = regulator.origin
-    certifier = NodeHome.init(root / "certifier", "certifier", "China Quality Certification Centre", passphrase,
-                              origin=origin)
-    makers = [NodeHome.init(root / f"enterprise-{i}", "enterprise", MANUFACTURERS[i], passphrase, origin=origin)
-              for i in range(n + 1)]
+    certifier = NodeHome.init(
+        root / "certifier", "certifier", "China Quality Certification Centre", passphrase, origin=origin
+    )
+    makers = [
+        NodeHome.init(root / f"enterprise-{i}", "enterprise", MANUFACTURERS[i], passphrase, origin=origin)
+        for i in range(n + 1)
+    ]
     late, makers = makers[-1], makers[:-1]
     members: list[NodeHome] = [certifier, *makers]
     table = Table("role", "name", "DID")
@@ -72,23 +90,33 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
         table.add_row(node.role, node.name, node.did)
     console.print(table)
 
-    console.print("\n[bold]2. The ledger.[/] The regulator operates the log (embedded ordering); "
-                  "it admits every member with a signed identity.register.")
+    console.print(
+        "\n[bold]2. The ledger.[/] The regulator operates the log (embedded ordering); "
+        "it admits every member with a signed identity.register."
+    )
     log = regulator.ledger()
     orderer = EmbeddedOrderer(log)
     orderer.submit([regulator.sign("identity.register", _register(m)) for m in members])
     replicas = {m.did: m.ledger() for m in members}
     for m in members:
         follow(replicas[m.did], log)
-    console.print(f"  log {log.origin}: {log.size} entries; every member pulled them and re-validated "
-                  f"each signature, role and nonce itself.")
+    console.print(
+        f"  log {log.origin}: {log.size} entries; every member pulled them and re-validated "
+        f"each signature, role and nonce itself."
+    )
 
     console.print("\n[bold]3. Refusals.[/] Bad transactions are refused with a reason and nothing is written:")
     maker = makers[0]
     by_maker = maker.sign("identity.register", _register(late))
     honest = regulator.sign("identity.register", _register(late))
-    altered = tx.Envelope(honest.type, {**honest.payload, "name": "Someone Else"}, honest.submitter,
-                          honest.nonce, honest.created, honest.signature)
+    altered = tx.Envelope(
+        honest.type,
+        {**honest.payload, "name": "Someone Else"},
+        honest.submitter,
+        honest.nonce,
+        honest.created,
+        honest.signature,
+    )
     for label, envs in [
         ("a manufacturer admitting a member", [by_maker]),
         ("a replayed registration", [tx.from_leaf(log.store.entry(1).leaf)]),
@@ -98,25 +126,26 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
             orderer.submit(envs)
             console.print(f"  [red]accepted {label}?![/]")
         except QDSNError as e:
-            console.print(f"  [green]✓ refused[/] {label}: [dim]{type(e).__name__}: {e.what}[/]")
+            console.print(f"  [green]✓ refused[/] {label}: [dim]{type(e).__name__}: {getattr(e, 'reason', e.what)}[/]")
 
-    console.print("\n[bold]4. Key rotation.[/] A manufacturer replaces its key; the new key proves "
-                  "possession and the change is on the ledger.")
-    new_key = SigningKey.generate()
+    console.print(
+        "\n[bold]4. Key rotation.[/] A manufacturer replaces its key; the new key proves "
+        "possession and the change is on the ledger."
+    )
     prev_mk = multikey_from_public_key(maker.key().verify_key.raw)
-    new_mk = multikey_from_public_key(new_key.verify_key.raw)
-    proof = b64url_encode(new_key.sign(tx.rotation_message(maker.did, prev_mk, new_mk)))
-    orderer.submit([maker.sign("identity.rotate_key", {"did": maker.did, "previous_key": prev_mk,
-                                                       "new_key": new_mk, "proof": proof})])
-    maker.keystore.add(new_key, created="2026-01-01T00:00:00Z")
+    new_mk = maker.rotate_key(lambda env: orderer.submit([env]))
     console.print(f"  {maker.name}: {prev_mk[:20]}… → {new_mk[:20]}…")
 
-    console.print("\n[bold]5. Checkpoints and witnesses.[/] The regulator signs a C2SP checkpoint; every "
-                  "member checks it against its own replica and cosigns (tlog-cosignature).")
+    console.print(
+        "\n[bold]5. Checkpoints and witnesses.[/] The regulator signs a C2SP checkpoint; every "
+        "member checks it against its own replica and cosigns (tlog-cosignature)."
+    )
     note = _checkpoint_round(console, regulator, log, members, replicas, orderer)
 
-    console.print("\n[bold]6. The log grows.[/] More activity, a new checkpoint; witnesses cosign only "
-                  "after a consistency proof from the checkpoint they cosigned before.")
+    console.print(
+        "\n[bold]6. The log grows.[/] More activity, a new checkpoint; witnesses cosign only "
+        "after a consistency proof from the checkpoint they cosigned before."
+    )
     orderer.submit([honest])
     members.append(late)
     replicas[late.did] = late.ledger()
@@ -128,23 +157,28 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     merkle.verify_consistency(cp1.size, cp2.size, cp1.root, cp2.root, proof2)
     console.print(f"  consistency {cp1.size} → {cp2.size}: {len(proof2)} hashes, [green]verified[/]")
 
-    console.print("\n[bold]7. A verifier with nothing but keys.[/] A buyer holds the log key and the "
-                  "members' cosigner keys, requires 3 cosignatures, and checks one registration.")
+    console.print(
+        "\n[bold]7. A verifier with nothing but keys.[/] A buyer holds the log key and the "
+        "members' cosigner keys, requires 3 cosignatures, and checks one registration."
+    )
     cosigner_keys = [m.cosigner().verifier() for m in members]
     cp, _ = open_checkpoint(note2, regulator.log_signer().verifier())
     names = cosigners_verified(note2, cosigner_keys)
     entry = log.store.entry(txid=log.store.entry(len(members)).txid)
     ip = log.inclusion_proof(entry.seq, cp.size)
     merkle.verify_inclusion(merkle.leaf_hash(entry.leaf), entry.seq, cp.size, ip, cp.root)
-    console.print(f"  checkpoint size {cp.size}: log signature ✓, {len(names)} of {len(cosigner_keys)} "
-                  f"cosignatures ✓ (quorum 3), entry {entry.seq} included with {len(ip)} hashes ✓")
+    console.print(
+        f"  checkpoint size {cp.size}: log signature ✓, {len(names)} of {len(cosigner_keys)} "
+        f"cosignatures ✓ (quorum 3), entry {entry.seq} included with {len(ip)} hashes ✓"
+    )
 
-    console.print("\n[bold]8. A split view is caught.[/] The operator shows a witness a different history "
-                  "of the same size; the witness refuses to cosign.")
+    console.print(
+        "\n[bold]8. A split view is caught.[/] The operator shows a witness a different history "
+        "of the same size; the witness refuses to cosign."
+    )
     fake = sign_note(Checkpoint(log.origin, cp.size, bytes(32)).text(), regulator.log_signer())
     try:
-        makers[-1].ledger().witness(fake, regulator.log_signer().verifier(), makers[-1].cosigner(),
-                                    int(time.time()))
+        makers[-1].ledger().witness(fake, regulator.log_signer().verifier(), makers[-1].cosigner(), int(time.time()))
         console.print("  [red]witness cosigned a forged history?![/]")
     except QDSNError as e:
         console.print(f"  [green]✓ refused[/]: [dim]{e.what}[/]")
@@ -155,18 +189,35 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
         if ledger is not log:
             follow(ledger, log)
         r = audit(ledger.store, regulator.log_signer().verifier())
-        table.add_row(node.name, str(r.size), r.root[:10] + "…", r.state_digest[:10] + "…", str(r.checkpoints),
-                      "[green]✓ verified[/]" if r.ok else f"[red]{r.reason}[/]")
+        table.add_row(
+            node.name,
+            str(r.size),
+            r.root[:10] + "…",
+            r.state_digest[:10] + "…",
+            str(r.checkpoints),
+            "[green]✓ verified[/]" if r.ok else f"[red]{r.reason}[/]",
+        )
     console.print(table)
-    console.print(Panel.fit(
-        f"{len(members) + 1} nodes · {log.size} ledger entries · {len(log.store.checkpoint_notes())} checkpoints · "
-        f"{len(log.store.cosignatures())} recorded cosignatures · {time.perf_counter() - t0:.1f} s\n"
-        "Next in QDSN: encrypted quality data anchored here, certification models sent to the data, "
-        "SD-JWT certificates.", title="[bold green]consortium verified", border_style="green"))
+    console.print(
+        Panel.fit(
+            f"{len(members) + 1} nodes · {log.size} ledger entries · {len(log.store.checkpoint_notes())} checkpoints · "
+            f"{len(log.store.cosignatures())} recorded cosignatures · {time.perf_counter() - t0:.1f} s\n"
+            "Next in QDSN: encrypted quality data anchored here, certification models sent to the data, "
+            "SD-JWT certificates.",
+            title="[bold green]consortium verified",
+            border_style="green",
+        )
+    )
 
 
-def _checkpoint_round(console: Console, regulator: NodeHome, log: Ledger, members: Sequence[NodeHome],
-                      replicas: dict[str, Ledger], orderer: EmbeddedOrderer) -> str:
+def _checkpoint_round(
+    console: Console,
+    regulator: NodeHome,
+    log: Ledger,
+    members: Sequence[NodeHome],
+    replicas: dict[str, Ledger],
+    orderer: EmbeddedOrderer,
+) -> str:
     note = log.sign_checkpoint(regulator.log_signer())
     cp, _ = open_checkpoint(note, regulator.log_signer().verifier())
     records = []
@@ -176,14 +227,26 @@ def _checkpoint_round(console: Console, regulator: NodeHome, log: Ledger, member
         ts = int(time.time())
         cosigned = replica.witness(note, regulator.log_signer().verifier(), m.cosigner(), ts)
         note = log.add_cosignature(cosigned, m.cosigner().verifier())
-        sig = next(s for s in open_checkpoint(cosigned, regulator.log_signer().verifier())[1].unverified
-                   if s.name == m.did)
-        records.append(m.sign("checkpoint.cosign", {
-            "origin": cp.origin, "size": cp.size, "root": cp.root.hex(), "timestamp": ts,
-            "signature": b64url_encode(sig.signature[8:])}))
+        sig = next(
+            s for s in open_checkpoint(cosigned, regulator.log_signer().verifier())[1].unverified if s.name == m.did
+        )
+        records.append(
+            m.sign(
+                "checkpoint.cosign",
+                {
+                    "origin": cp.origin,
+                    "size": cp.size,
+                    "root": cp.root.hex(),
+                    "timestamp": ts,
+                    "signature": b64url_encode(sig.signature[8:]),
+                },
+            )
+        )
     orderer.submit(records)
-    console.print(f"  checkpoint size {cp.size}, root {cp.root.hex()[:16]}…, cosigned by {len(members)} members "
-                  f"and recorded as {len(records)} checkpoint.cosign entries")
+    console.print(
+        f"  checkpoint size {cp.size}, root {cp.root.hex()[:16]}…, cosigned by {len(members)} members "
+        f"and recorded as {len(records)} checkpoint.cosign entries"
+    )
     for line in note.splitlines():
         console.print(f"    [dim]{line[:64]}{'…' if len(line) > 64 else ''}[/]", highlight=False)
     return note

@@ -48,9 +48,7 @@ def did_document(did: str, public_key: bytes, *, key_agreement: bool | None = No
     }
     if key_agreement if key_agreement is not None else did.startswith("did:key:"):
         xmk = x25519_multikey(public_key)
-        methods.append(
-            {"id": f"{did}#{xmk}", "type": "Multikey", "controller": did, "publicKeyMultibase": xmk}
-        )
+        methods.append({"id": f"{did}#{xmk}", "type": "Multikey", "controller": did, "publicKeyMultibase": xmk})
         doc["keyAgreement"] = [f"{did}#{xmk}"]
     return doc
 

@@ -133,7 +133,5 @@ class Keystore:
         """The current signing key."""
         cur = [i for i in self.list() if i.status == "current"]
         if len(cur) != 1:
-            raise NotFound(
-                f"{self.folder} has {len(cur)} current keys, expected 1", "run `qdsn init` to create a node"
-            )
+            raise NotFound(f"{self.folder} has {len(cur)} current keys, expected 1", "run `qdsn init` to create a node")
         return self.load(cur[0].kid)

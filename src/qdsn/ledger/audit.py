@@ -43,7 +43,9 @@ class _Bad(Exception):
         self.seq, self.reason = seq, reason
 
 
-def audit(store: Store, log_key: NoteVerifier | None = None, progress: Callable[[int], None] | None = None) -> AuditReport:
+def audit(
+    store: Store, log_key: NoteVerifier | None = None, progress: Callable[[int], None] | None = None
+) -> AuditReport:
     """Audit `store`; the report's `reason` says what is wrong, `first_bad` where."""
     report = AuditReport(store.size, "")
     try:
@@ -57,7 +59,9 @@ def audit(store: Store, log_key: NoteVerifier | None = None, progress: Callable[
     return report
 
 
-def _audit(store: Store, log_key: NoteVerifier | None, progress: Callable[[int], None] | None, report: AuditReport) -> None:
+def _audit(
+    store: Store, log_key: NoteVerifier | None, progress: Callable[[int], None] | None, report: AuditReport
+) -> None:
     origin = store.get_meta("origin") or ""
     state = State(origin=origin)
     frontier = merkle.Frontier()
@@ -70,7 +74,11 @@ def _audit(store: Store, log_key: NoteVerifier | None, progress: Callable[[int],
                 raise _Bad(frontier.size, f"entry {frontier.size} is missing (next stored is {row.seq})")
             try:
                 env = tx.from_leaf(row.leaf)
-                if tx.txid(row.leaf) != row.txid or (env.type, env.submitter, env.nonce) != (row.type, row.submitter, row.nonce):
+                if tx.txid(row.leaf) != row.txid or (env.type, env.submitter, env.nonce) != (
+                    row.type,
+                    row.submitter,
+                    row.nonce,
+                ):
                     raise _Bad(row.seq, f"entry {row.seq}: its index columns do not match its leaf")
                 payload = tx.check_payload(env.type, env.payload)
                 key = state.authorize(env)
@@ -86,15 +94,23 @@ def _audit(store: Store, log_key: NoteVerifier | None, progress: Callable[[int],
         stored = store.nodes([(lv, ix) for lv, ix, _ in nodes])
         for (lv, ix, h), got in zip(nodes, stored, strict=True):
             if h != got:
-                raise _Bad(ix << lv, f"tree node (level {lv}, index {ix}) covering entry {ix << lv} does not match the leaves")
+                raise _Bad(
+                    ix << lv, f"tree node (level {lv}, index {ix}) covering entry {ix << lv} does not match the leaves"
+                )
         if progress:
             progress(frontier.size)
     report.root = frontier.root().hex()
     report.state_digest = state.digest().hex()
     stored_ids = store.identities()
     if state.digest() != State(stored_ids).digest():
-        did = next((d for d in sorted(set(stored_ids) | set(state.identities))
-                    if stored_ids.get(d) != state.identities.get(d)), None)
+        did = next(
+            (
+                d
+                for d in sorted(set(stored_ids) | set(state.identities))
+                if stored_ids.get(d) != state.identities.get(d)
+            ),
+            None,
+        )
         raise _Bad(None, f"the stored world state differs from the fold of the log at identity {did}")
     report.cosignatures = len(state.new_cosignatures)
     if len(store.cosignatures()) != report.cosignatures:
@@ -108,7 +124,8 @@ def _audit(store: Store, log_key: NoteVerifier | None, progress: Callable[[int],
         if cp.size != size or cp.size > frontier.size or store.root_at(cp.size) != cp.root:
             raise _Bad(None, f"checkpoint of size {cp.size} does not match the log")
         if prev is not None:
-            merkle.verify_consistency(prev.size, cp.size, prev.root, cp.root,
-                                      merkle.consistency_proof(prev.size, cp.size, store))
+            merkle.verify_consistency(
+                prev.size, cp.size, prev.root, cp.root, merkle.consistency_proof(prev.size, cp.size, store)
+            )
         prev = cp
         report.checkpoints += 1

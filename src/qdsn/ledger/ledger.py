@@ -12,7 +12,6 @@ from qdsn.crypto.encoding import b64url_decode
 from qdsn.errors import BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, QDSNError
 from qdsn.ledger import merkle, tx
 from qdsn.ledger.checkpoint import (
-    COSIGNATURE_V1,
     Checkpoint,
     NoteSigner,
     NoteVerifier,
@@ -39,6 +38,7 @@ class Receipt:
 def _annotate(i: int, env: tx.Envelope, e: QDSNError) -> QDSNError:
     err = type(e)(f"transaction {i} ({env.type} by {env.submitter}): {e.what}", e.fix)
     err.index = i  # type: ignore[attr-defined]
+    err.reason = e.what  # type: ignore[attr-defined]
     return err
 
 
@@ -92,11 +92,19 @@ class Ledger:
         pending = _Pending(self.store)
         used = self.store.used_nonces((e.submitter, e.nonce) for e in envs)
         with BatchVerifier() as verifier:
-            return self._validate_and_commit(envs, skip_invalid, verify_each, staged, frontier, pending, used,
-                                             verifier)
+            return self._validate_and_commit(envs, skip_invalid, verify_each, staged, frontier, pending, used, verifier)
 
-    def _validate_and_commit(self, envs, skip_invalid, verify_each, staged, frontier, pending, used,  # type: ignore[no-untyped-def]
-                             verifier: BatchVerifier) -> list[Receipt | QDSNError]:
+    def _validate_and_commit(
+        self,
+        envs,
+        skip_invalid,
+        verify_each,
+        staged,
+        frontier,
+        pending,
+        used,  # type: ignore[no-untyped-def]
+        verifier: BatchVerifier,
+    ) -> list[Receipt | QDSNError]:
         out: list[Receipt | QDSNError] = []
         rows: list[Row] = []
         new_nodes: list[tuple[int, int, bytes]] = []
@@ -106,8 +114,10 @@ class Ledger:
                 payload = tx.check_payload(env.type, env.payload)
                 key = verify_key(staged.authorize(env))
                 if (env.submitter, env.nonce) in used:
-                    raise Conflict(f"nonce {env.nonce} was already used by {env.submitter}: a replay",
-                                   "sign the transaction again with a fresh nonce")
+                    raise Conflict(
+                        f"nonce {env.nonce} was already used by {env.submitter}: a replay",
+                        "sign the transaction again with a fresh nonce",
+                    )
                 msg, leaf = env.encode()
                 sig = b64url_decode(env.signature)
                 if verify_each:
@@ -136,8 +146,9 @@ class Ledger:
             rows.append(Row(frontier.size - 1, rid, env.type, env.submitter, env.nonce, leaf))
             out.append(Receipt(frontier.size - 1, rid, lh))
         # Write while the workers finish verifying; commit only once every signature holds.
-        with self.store.batch(rows, frontier, new_nodes, [staged.identities[d] for d in staged.dirty],
-                              staged.new_cosignatures):
+        with self.store.batch(
+            rows, frontier, new_nodes, [staged.identities[d] for d in staged.dirty], staged.new_cosignatures
+        ):
             if not verify_each:
                 self._check_signatures(envs, verifier, skip_invalid)
         staged.dirty.clear()
@@ -153,8 +164,14 @@ class Ledger:
         if skip_invalid:
             raise _RetrySequential
         i = int(bad[0])  # type: ignore[call-overload]
-        raise _annotate(i, envs[i], BadSignature(
-            "signature does not verify under the submitter's current key", "sign with the key registered for this DID"))
+        raise _annotate(
+            i,
+            envs[i],
+            BadSignature(
+                "signature does not verify under the submitter's current key",
+                "sign with the key registered for this DID",
+            ),
+        )
 
     # -- proofs ----------------------------------------------------------------------------------
 
@@ -185,8 +202,7 @@ class Ledger:
         cp = Checkpoint(self.origin, size, self.root_at(size))
         notes = self.store.checkpoint_notes()
         if notes:
-            last_size, last_note = notes[-1]
-            last, _ = open_checkpoint(last_note, signer.verifier())
+            last, _ = open_checkpoint(notes[-1][1], signer.verifier())
             if last.size > size:
                 raise IntegrityError(f"the log shrank from {last.size} to {size} entries since the last checkpoint")
             merkle.verify_consistency(last.size, size, last.root, cp.root, self.consistency_proof(last.size, size))
@@ -220,7 +236,11 @@ class Ledger:
         return parse_verifier(text)
 
     def witness(
-        self, note: str, log_key: NoteVerifier, cosigner: NoteSigner, timestamp: int,
+        self,
+        note: str,
+        log_key: NoteVerifier,
+        cosigner: NoteSigner,
+        timestamp: int,
         proof: Sequence[bytes] | None = None,
     ) -> str:
         """Cosign another node's checkpoint (C2SP tlog-cosignature) once it is proved consistent

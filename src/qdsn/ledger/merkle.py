@@ -61,7 +61,7 @@ class Frontier:
     tree grows without reading anything back.
     """
 
-    __slots__ = ("size", "_border")
+    __slots__ = ("_border", "size")
 
     def __init__(self, size: int = 0, border: Sequence[bytes] = ()) -> None:
         if len(border) != size.bit_count():
@@ -234,9 +234,7 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
         raise _fail(f"the inclusion proof for leaf {index} does not lead to the root of size {size}")
 
 
-def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
-) -> None:
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
     """Raise IntegrityError unless `proof` shows the tree (old_size, old_root) is a prefix of
     (new_size, new_root) (RFC 9162 §2.1.4.2)."""
     if not (0 <= old_size <= new_size):

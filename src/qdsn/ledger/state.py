@@ -74,8 +74,10 @@ class State:
             return public_key_from_multikey(str(p.get("key")))
         who = self.identities.get(env.submitter)
         if who is None:
-            raise PermissionDenied(f"submitter {env.submitter} is not registered on this ledger",
-                                   "ask the regulator to register it with identity.register")
+            raise PermissionDenied(
+                f"submitter {env.submitter} is not registered on this ledger",
+                "ask the regulator to register it with identity.register",
+            )
         if who.role not in tt.roles:
             raise PermissionDenied(f"role {who.role} may not submit {env.type}; allowed: {', '.join(sorted(tt.roles))}")
         if tt.self_only and env.payload.get("did") != env.submitter:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 import threading
-from contextlib import contextmanager
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,8 +151,9 @@ class Store:
             with self.engine.connect() as c:
                 last = c.execute(select(func.max(entries.c.seq))).scalar()
         except DatabaseError as e:
-            raise IntegrityError(f"ledger database {url} is unreadable: {e.orig}",
-                                 "restore it from a backup or `qdsn ledger import`") from e
+            raise IntegrityError(
+                f"ledger database {url} is unreadable: {e.orig}", "restore it from a backup or `qdsn ledger import`"
+            ) from e
         self.size = 0 if last is None else last + 1
         self.frontier = Frontier(self.size, self.nodes(subtree_ids(0, self.size)))
 
@@ -261,8 +262,9 @@ class Store:
 
     def witnessed(self, origin: str) -> tuple[int, bytes, str] | None:
         with self.engine.connect() as c:
-            r = c.execute(select(witnessed.c.size, witnessed.c.root, witnessed.c.note).where(
-                witnessed.c.origin == origin)).first()
+            r = c.execute(
+                select(witnessed.c.size, witnessed.c.root, witnessed.c.note).where(witnessed.c.origin == origin)
+            ).first()
         return None if r is None else (r[0], r[1], r[2])
 
     def save_witnessed(self, origin: str, size: int, root: bytes, note: str) -> None:
@@ -301,16 +303,34 @@ class Store:
             if rows:
                 # The two hot inserts go straight to the driver's executemany: SQLAlchemy's
                 # per-row parameter processing cost more than SQLite's own work here.
-                self._insert_many(c, entries, [(r.seq, bytes.fromhex(r.txid), r.type, r.submitter,
-                                                bytes.fromhex(r.nonce), r.leaf) for r in rows])
+                self._insert_many(
+                    c,
+                    entries,
+                    [(r.seq, bytes.fromhex(r.txid), r.type, r.submitter, bytes.fromhex(r.nonce), r.leaf) for r in rows],
+                )
                 self._insert_many(c, nodes, [(node_key(lv, ix), h) for lv, ix, h in new_nodes])
             if changed:
-                self._insert_many(c, identities, [(i.did, i.role, i.name, i.key, i.registered, i.updated)
-                                                  for i in changed], upsert="did")
+                self._insert_many(
+                    c,
+                    identities,
+                    [(i.did, i.role, i.name, i.key, i.registered, i.updated) for i in changed],
+                    upsert="did",
+                )
             if cosigned:
-                c.execute(insert(cosignatures), [
-                    {"seq": s.seq, "origin": s.origin, "size": s.size, "root": s.root,
-                     "cosigner": s.cosigner, "timestamp": s.timestamp} for s in cosigned])
+                c.execute(
+                    insert(cosignatures),
+                    [
+                        {
+                            "seq": s.seq,
+                            "origin": s.origin,
+                            "size": s.size,
+                            "root": s.root,
+                            "cosigner": s.cosigner,
+                            "timestamp": s.timestamp,
+                        }
+                        for s in cosigned
+                    ],
+                )
             yield
         self.size += len(rows)
         self.frontier = frontier

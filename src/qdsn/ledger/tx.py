@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from qdsn.clock import Clock, format_time, parse_time, system_clock
 from qdsn.crypto import SigningKey, canonical_json, sha256
 from qdsn.crypto.canonical import is_plain, plain_json
-from qdsn.crypto.encoding import b64url_decode, b64url_encode
+from qdsn.crypto.encoding import b64url_encode
 from qdsn.errors import InvalidInput, NotFound
 
 ROLES = ("enterprise", "certifier", "regulator")

@@ -1,9 +1,9 @@
 """A node's home folder: `node.toml`, the encrypted keystore and the ledger replica.
 
-    home/
-      node.toml     name, role, DID, the log's origin
-      keystore/     passphrase-sealed Ed25519 keys
-      ledger.db     this node's replica of the consortium log
+home/
+  node.toml     name, role, DID, the log's origin
+  keystore/     passphrase-sealed Ed25519 keys
+  ledger.db     this node's replica of the consortium log
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +47,17 @@ class NodeHome:
     keystore: Keystore
 
     @classmethod
-    def init(cls, path: Path, role: str, name: str, passphrase: str, *, origin: str | None = None,
-             clock: Clock = system_clock, scrypt_n: int = DEFAULT_SCRYPT_N) -> NodeHome:
+    def init(
+        cls,
+        path: Path,
+        role: str,
+        name: str,
+        passphrase: str,
+        *,
+        origin: str | None = None,
+        clock: Clock = system_clock,
+        scrypt_n: int = DEFAULT_SCRYPT_N,
+    ) -> NodeHome:
         """Create a node: a fresh key, its did:key, `node.toml`; a regulator also starts the log."""
         if role not in tx.ROLES:
             raise InvalidInput(f"role {role!r} is not one of {', '.join(tx.ROLES)}")
@@ -64,8 +74,11 @@ class NodeHome:
         (path / "node.toml").write_text(toml)
         home = cls(path, name, role, did, origin, ks)
         if role == "regulator":
-            home.submit("identity.register", {"did": did, "role": role, "name": name,
-                                              "key": multikey_from_public_key(key.verify_key.raw)}, clock=clock)
+            home.submit(
+                "identity.register",
+                {"did": did, "role": role, "name": name, "key": multikey_from_public_key(key.verify_key.raw)},
+                clock=clock,
+            )
         return home
 
     @classmethod
@@ -74,8 +87,14 @@ class NodeHome:
         if not cfg_path.exists():
             raise NotFound(f"no node at {path}", "create one with `qdsn init --role ROLE --name NAME --home DIR`")
         cfg = tomllib.loads(cfg_path.read_text())
-        return cls(Path(path), cfg["name"], cfg["role"], cfg["did"], cfg["origin"],
-                   Keystore(Path(path) / "keystore", passphrase, scrypt_n=scrypt_n))
+        return cls(
+            Path(path),
+            cfg["name"],
+            cfg["role"],
+            cfg["did"],
+            cfg["origin"],
+            Keystore(Path(path) / "keystore", passphrase, scrypt_n=scrypt_n),
+        )
 
     def key(self) -> SigningKey:
         return self.keystore.current()
@@ -104,16 +123,20 @@ class NodeHome:
             ledger.close()
         return env
 
-    def rotate_key(self, *, clock: Clock = system_clock) -> str:
+    def rotate_key(self, submit: Callable[[tx.Envelope], object] | None = None, *, clock: Clock = system_clock) -> str:
         """Replace the node's key: the new key is sealed first, then the change is recorded on the
-        ledger with a proof of possession, then the new key becomes current."""
+        ledger (through `submit`, default this node's own log) with a proof of possession, then the
+        new key becomes current. Returns the new key's Multikey."""
         old = self.key()
         new = SigningKey.generate()
         prev_mk, new_mk = multikey_from_public_key(old.verify_key.raw), multikey_from_public_key(new.verify_key.raw)
         self.keystore.add(new, created=format_time(clock()), current=False)
         proof = b64url_encode(new.sign(tx.rotation_message(self.did, prev_mk, new_mk)))
-        self.submit("identity.rotate_key", {"did": self.did, "previous_key": prev_mk, "new_key": new_mk,
-                                            "proof": proof}, clock=clock)
+        payload = {"did": self.did, "previous_key": prev_mk, "new_key": new_mk, "proof": proof}
+        if submit is None:
+            self.submit("identity.rotate_key", payload, clock=clock)
+        else:
+            submit(self.sign("identity.rotate_key", payload, clock=clock))
         self.keystore.add(new, created=format_time(clock()), current=True)
         return new_mk
 
