@@ -139,7 +139,8 @@ class Envelope:
         """(signing input, leaf) in one pass: a plain body means a plain leaf, as the signature
         is an ASCII string."""
         body = self.body()
-        if is_plain(body):
+        fields = (self.type, self.submitter, self.nonce, self.created, self.signature)
+        if is_plain(self.payload) and all(type(f) is str and f.isascii() for f in fields):
             return plain_json(body), plain_json({**body, "signature": self.signature})
         return canonical_json(body), canonical_json({**body, "signature": self.signature})
 
