@@ -106,6 +106,7 @@ class BatchVerifier:
     def __init__(self) -> None:
         self._batch = verifier.Batch()
         self._tags: list[object] = []
+        self._failed: list[object] | None = None
 
     def __enter__(self) -> BatchVerifier:
         self._batch.__enter__()
@@ -118,9 +119,15 @@ class BatchVerifier:
         self._batch.add(key.raw, signature, message)
         self._tags.append(tag)
 
+    def flush(self) -> None:
+        """Send every check queued so far to the workers now; no `add` may follow."""
+        self._batch.flush()
+
     def failures(self) -> list[object]:
-        """Tags of the checks that failed, in the order they were added."""
-        return [t for t, ok in zip(self._tags, self._batch.results(), strict=True) if not ok]
+        """Tags of the checks that failed, in the order they were added. Ends the batch: call once."""
+        if self._failed is None:
+            self._failed = [t for t, ok in zip(self._tags, self._batch.results(), strict=True) if not ok]
+        return self._failed
 
 
 def verify_batch(items: Sequence[tuple[VerifyKey, bytes, bytes]]) -> list[bool]:

@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Sequence
 from typing import IO
 
@@ -77,21 +78,24 @@ class _Worker:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True
         )
-        self.outstanding: list[int] = []  # sizes of chunks sent and not yet answered
+        # (batch, chunk number, count) of each frame sent and not yet answered, oldest first
+        self.outstanding: deque[tuple[Batch, int, int]] = deque()
         # A chunk is ~100 KiB, more than a default 64 KiB pipe: without a larger buffer the caller
         # would block on write until the worker finished the chunk before.
         with contextlib.suppress(OSError, AttributeError):
             fcntl.fcntl(self.proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)  # type: ignore[union-attr]
 
-    def send(self, frame: bytes, count: int) -> None:
+    def send(self, batch: Batch, number: int, items: list[tuple[bytes, bytes, bytes]]) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(frame)
+        self.proc.stdin.write(encode(items))
         self.proc.stdin.flush()
-        self.outstanding.append(count)
+        self.outstanding.append((batch, number, len(items)))
 
-    def receive(self) -> bytes:
+    def receive_one(self) -> None:
+        """Read the oldest answer and hand it to the batch that asked."""
         assert self.proc.stdout is not None
-        return _read_exact(self.proc.stdout, self.outstanding.pop(0))
+        batch, number, count = self.outstanding.popleft()
+        batch._inbox[number] = _read_exact(self.proc.stdout, count)
 
     def close(self) -> None:
         if self.proc.stdin:
@@ -101,16 +105,22 @@ class _Worker:
 
 class Pool:
     """Worker processes, one per core, started on first use and kept for the process's life.
-    One batch at a time streams through them; a batch that finds them busy verifies inline."""
+    One thread at a time streams batches through them (several batches may be in flight, as in a
+    pipeline); a batch opened by another thread meanwhile verifies inline."""
 
     def __init__(self, size: int | None = None) -> None:
         self.size = size or os.cpu_count() or 2
         self.workers: list[_Worker] = []
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self._next = 0
 
     def start(self) -> None:
         if not self.workers:
             self.workers = [_Worker() for _ in range(self.size)]
+
+    def next_worker(self) -> _Worker:
+        self._next = (self._next + 1) % self.size
+        return self.workers[self._next]
 
     def close(self) -> None:
         for w in self.workers:
@@ -137,27 +147,30 @@ class Batch:
     def __init__(self, pool: Pool = _POOL) -> None:
         self._pool = pool
         self._items: list[tuple[bytes, bytes, bytes]] = []
-        self._sent: list[tuple[_Worker, int]] = []
-        self._answers: list[bytes] = []
-        self._streaming = False
+        self._sent: list[_Worker] = []  # the worker of each chunk sent, in order
+        self._inbox: dict[int, bytes] = {}
+        self._locked = False
+        self._flushed = False
 
     def __enter__(self) -> Batch:
-        self._streaming = self._pool.lock.acquire(blocking=False)
+        self._locked = self._pool.lock.acquire(blocking=False)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._streaming:
-            try:
-                self._drain(len(self._sent))  # keep the pipes in step even if the caller gave up
-            except (OSError, EOFError):
-                self._pool.close()
-            finally:
-                self._streaming = False
-                self._pool.lock.release()
+        try:
+            self._await_all()  # keep the pipes in step even if the caller gave up
+        except (OSError, EOFError):
+            self._stop_streaming()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._locked:
+            self._locked = False
+            self._pool.lock.release()
 
     def add(self, key: bytes, signature: bytes, message: bytes) -> None:
         self._items.append((key, signature, message))
-        if self._streaming and len(self._items) % CHUNK == 0:
+        if self._locked and len(self._items) % CHUNK == 0:
             try:
                 self._send(self._items[-CHUNK:])
             except (OSError, EOFError):
@@ -165,34 +178,42 @@ class Batch:
 
     def _send(self, items: list[tuple[bytes, bytes, bytes]]) -> None:
         self._pool.start()
-        worker = self._pool.workers[len(self._sent) % self._pool.size]
+        worker = self._pool.next_worker()
         while len(worker.outstanding) >= _MAX_OUTSTANDING:
-            self._drain(len(self._answers) + 1)
-        worker.send(encode(items), len(items))
-        self._sent.append((worker, len(items)))
+            worker.receive_one()
+        worker.send(self, len(self._sent), items)
+        self._sent.append(worker)
 
-    def _drain(self, until: int) -> None:
-        while len(self._answers) < until:
-            self._answers.append(self._sent[len(self._answers)][0].receive())
+    def _await_all(self) -> None:
+        for number, worker in enumerate(self._sent):
+            while number not in self._inbox:
+                worker.receive_one()
 
     def _stop_streaming(self) -> None:
         # A worker died (killed, out of memory): verify everything here, never drop a check.
         self._pool.close()
-        self._pool.lock.release()
-        self._streaming = False
-        self._sent, self._answers = [], []
+        self._unlock()
+        self._sent, self._inbox = [], {}
 
-    def results(self) -> bytes:
-        """One byte per check, in the order added: 1 valid, 0 invalid."""
-        if self._streaming:
+    def flush(self) -> None:
+        """Send the checks not yet sent, split over the workers; no `add` may follow."""
+        if self._locked and not self._flushed:
             try:
-                # the tail goes out too, split over the workers, so this process only waits
                 tail = self._items[len(self._sent) * CHUNK :]
                 step = -(-len(tail) // self._pool.size) if tail else 1
                 for i in range(0, len(tail), step):
                     self._send(tail[i : i + step])
-                self._drain(len(self._sent))
-                return b"".join(self._answers)
+            except (OSError, EOFError):
+                self._stop_streaming()
+        self._flushed = True
+
+    def results(self) -> bytes:
+        """One byte per check, in the order added: 1 valid, 0 invalid."""
+        self.flush()
+        if self._locked:
+            try:
+                self._await_all()
+                return b"".join(self._inbox[i] for i in range(len(self._sent)))
             except (OSError, EOFError):
                 self._stop_streaming()
         return verify_frame(encode(self._items)[4:])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from qdsn.crypto import BatchVerifier, verify_key
 from qdsn.crypto.encoding import b64url_decode
@@ -82,37 +82,38 @@ class Ledger:
         """
         with self._lock:
             try:
-                return self._append(envs, skip_invalid, verify_each=False)
+                return self._finish(self._stage(envs, skip_invalid, verify_each=False))
             except _RetrySequential:
-                return self._append(envs, skip_invalid, verify_each=True)
+                return self._finish(self._stage(envs, skip_invalid, verify_each=True))
 
-    def _append(self, envs: Sequence[tx.Envelope], skip_invalid: bool, verify_each: bool) -> list[Receipt | QDSNError]:
-        staged = self.state.fork()
-        frontier = self.store.frontier.copy()
-        pending = _Pending(self.store)
-        used = self.store.used_nonces((e.submitter, e.nonce) for e in envs)
-        with BatchVerifier() as verifier:
-            return self._validate_and_commit(envs, skip_invalid, verify_each, staged, frontier, pending, used, verifier)
+    def _stage(self, envs: Sequence[tx.Envelope], skip_invalid: bool, verify_each: bool) -> _Staged:
+        """Validate a batch in memory: fold it into a copy of the state, hash it into a copy of the
+        tree, and stream its signatures to the verifier workers."""
+        staged = _Staged(
+            envs,
+            self.state.fork(),
+            self.store.frontier.copy(),
+            _Pending(self.store),
+            self.store.used_nonces((e.submitter, e.nonce) for e in envs),
+            BatchVerifier().__enter__(),
+            skip_invalid,
+            verify_each,
+        )
+        try:
+            self._validate(staged)
+            staged.verifier.flush()
+        except BaseException:
+            staged.verifier.__exit__(None, None, None)
+            raise
+        return staged
 
-    def _validate_and_commit(
-        self,
-        envs,
-        skip_invalid,
-        verify_each,
-        staged,
-        frontier,
-        pending,
-        used,  # type: ignore[no-untyped-def]
-        verifier: BatchVerifier,
-    ) -> list[Receipt | QDSNError]:
-        out: list[Receipt | QDSNError] = []
-        rows: list[Row] = []
-        new_nodes: list[tuple[int, int, bytes]] = []
-        for i, env in enumerate(envs):
+    def _validate(self, st: _Staged) -> None:
+        state, frontier, used = st.state, st.frontier, st.used
+        for i, env in enumerate(st.envs):
             try:
                 env = tx.from_json(env.to_json())
                 payload = tx.check_payload(env.type, env.payload)
-                key = verify_key(staged.authorize(env))
+                key = verify_key(state.authorize(env))
                 if (env.submitter, env.nonce) in used:
                     raise Conflict(
                         f"nonce {env.nonce} was already used by {env.submitter}: a replay",
@@ -120,53 +121,57 @@ class Ledger:
                     )
                 msg, leaf = env.encode()
                 sig = b64url_decode(env.signature)
-                if verify_each:
+                if st.verify_each:
                     key.verify(sig, msg)
                 else:
-                    verifier.add(key, sig, msg, i)
+                    st.verifier.add(key, sig, msg, i)
                 try:
-                    staged.apply(env, payload, frontier.size, TreeView(frontier.size, pending.root_at))
+                    state.apply(env, payload, frontier.size, TreeView(frontier.size, st.pending.root_at))
                 except QDSNError:
                     # A forged transaction is refused for its signature, not for its content, and
                     # an earlier bad signature in the batch is the first failure.
-                    if not verify_each:
-                        self._check_signatures(envs, verifier, skip_invalid)
+                    if not st.verify_each and not st.skip_invalid:
+                        self._check_signatures(st)
                     raise
             except QDSNError as e:
-                if not skip_invalid:
+                if not st.skip_invalid:
                     raise _annotate(i, env, e) from None
-                out.append(_annotate(i, env, e))
+                st.out.append(_annotate(i, env, e))
                 continue
             used.add((env.submitter, env.nonce))
             lh = merkle.leaf_hash(leaf)
             added = frontier.append(lh)
-            new_nodes.extend(added)
-            pending.add(added)
+            st.new_nodes.extend(added)
+            st.pending.add(added)
             rid = tx.txid(leaf)
-            rows.append(Row(frontier.size - 1, rid, env.type, env.submitter, env.nonce, leaf))
-            out.append(Receipt(frontier.size - 1, rid, lh))
-        # Write while the workers finish verifying; commit only once every signature holds.
-        with self.store.batch(
-            rows, frontier, new_nodes, [staged.identities[d] for d in staged.dirty], staged.new_cosignatures
-        ):
-            if not verify_each:
-                self._check_signatures(envs, verifier, skip_invalid)
-        staged.dirty.clear()
-        staged.new_cosignatures.clear()
-        self.state = staged
-        return out
+            st.rows.append(Row(frontier.size - 1, rid, env.type, env.submitter, env.nonce, leaf))
+            st.out.append(Receipt(frontier.size - 1, rid, lh))
+
+    def _finish(self, st: _Staged) -> list[Receipt | QDSNError]:
+        """Write a staged batch while the workers finish its signatures; commit once all hold."""
+        try:
+            dirty = [st.state.identities[d] for d in st.state.dirty]
+            with self.store.batch(st.rows, st.frontier, st.new_nodes, dirty, st.state.new_cosignatures):
+                if not st.verify_each:
+                    self._check_signatures(st)
+        finally:
+            st.verifier.__exit__(None, None, None)
+        st.state.dirty.clear()
+        st.state.new_cosignatures.clear()
+        self.state = st.state
+        return st.out
 
     @staticmethod
-    def _check_signatures(envs: Sequence[tx.Envelope], verifier: BatchVerifier, skip_invalid: bool) -> None:
-        bad = verifier.failures()
+    def _check_signatures(st: _Staged) -> None:
+        bad = st.verifier.failures()
         if not bad:
             return
-        if skip_invalid:
+        if st.skip_invalid:
             raise _RetrySequential
         i = int(bad[0])  # type: ignore[call-overload]
         raise _annotate(
             i,
-            envs[i],
+            st.envs[i],
             BadSignature(
                 "signature does not verify under the submitter's current key",
                 "sign with the key registered for this DID",
@@ -262,6 +267,23 @@ class Ledger:
         cosigned = add_signature(note, cosigner, timestamp=timestamp)
         self.store.save_witnessed(cp.origin, cp.size, cp.root, cosigned)
         return cosigned
+
+
+@dataclass
+class _Staged:
+    """A batch validated in memory and not yet committed."""
+
+    envs: Sequence[tx.Envelope]
+    state: State
+    frontier: merkle.Frontier
+    pending: _Pending
+    used: set[tuple[str, str]]
+    verifier: BatchVerifier
+    skip_invalid: bool
+    verify_each: bool
+    out: list[Receipt | QDSNError] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    new_nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
 
 
 class _Pending:
