@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from ..services import fresh_database
+
 PASS = {"QDSN_PASSPHRASE": "test passphrase"}
 
 
@@ -51,6 +53,27 @@ def test_a_regulator_node_end_to_end(tmp_path):
     assert note.startswith("qdsn.local/test-bureau\n2\n")
     qdsn("did", "rotate", home=home)
     assert "verified 3 entries" in qdsn("ledger", "verify", home=home).stdout
+
+
+def test_a_node_whose_ledger_is_in_postgresql(tmp_path, postgres_url):
+    url = fresh_database(postgres_url, "cli_node")
+    home = tmp_path / "reg"
+    qdsn("init", "--role", "regulator", "--name", "Bureau", "--ledger", url, home=home)
+    assert not (home / "ledger.db").exists()
+    qdsn("did", "rotate", home=home)
+    assert "verified 2 entries" in qdsn("ledger", "verify", home=home).stdout
+    secret = qdsn(
+        "init",
+        "--role",
+        "regulator",
+        "--name",
+        "B",
+        "--ledger",
+        url.replace("postgres@", "postgres:pw@"),
+        home=tmp_path / "other",
+        ok=False,
+    )
+    assert secret.returncode == 1 and "PGPASSWORD" in secret.stderr
 
 
 def test_wrong_passphrase_and_missing_home(tmp_path):

@@ -1,3 +1,4 @@
+import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -5,6 +6,8 @@ import pytest
 from qdsn.crypto import SigningKey
 from qdsn.identity import did_key_from_public_key, multikey_from_public_key
 from qdsn.ledger import Ledger, tx
+
+from ..services import fresh_database
 
 ORIGIN = "qdsn.test/log"
 
@@ -40,9 +43,17 @@ def regulator() -> Member:
     return member("regulator", "SAMR")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """Each ledger test runs on the embedded SQLite default and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "ledger.db")
+    return fresh_database(request.getfixturevalue("postgres_url"), f"qdsn_{uuid.uuid4().hex[:12]}")
+
+
 @pytest.fixture
-def ledger(tmp_path, regulator):
-    led = Ledger.open(str(tmp_path / "ledger.db"), origin=ORIGIN)
+def ledger(store_url, regulator):
+    led = Ledger.open(store_url, origin=ORIGIN)
     led.append([regulator.sign("identity.register", regulator.register_payload())])
     yield led
     led.close()

@@ -75,13 +75,20 @@ def init(
     origin: Annotated[
         str | None, typer.Option(help="The log's origin line (regulators; default qdsn.local/NAME).")
     ] = None,
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep the ledger replica in this database (e.g. postgresql+psycopg://qdsn@db/qdsn) "
+            "instead of HOME/ledger.db; give its password through PGPASSWORD or ~/.pgpass."
+        ),
+    ] = None,
 ) -> None:
     """Create a node: a new Ed25519 key sealed under your passphrase, its did:key, and node.toml.
 
     A regulator also starts the consortium log with its own registration as the first entry.
     The passphrase is read from QDSN_PASSPHRASE or asked for.
     """
-    node = NodeHome.init(home, role, name, _passphrase(confirm=True), origin=origin)
+    node = NodeHome.init(home, role, name, _passphrase(confirm=True), origin=origin, ledger_url=ledger or "")
     console.print(f"[green]✓[/] {node.role} [bold]{node.name}[/] at {node.path}")
     console.print(f"  DID    {node.did}")
     if role == "regulator":
@@ -181,7 +188,7 @@ def ledger_verify(
     log_key: Annotated[str | None, typer.Option(help="The log's verifier key (name+id+base64).")] = None,
 ) -> None:
     """Audit a whole ledger: every hash, signature, state change and checkpoint. Exit 1 on failure."""
-    store = Store(str(db or home / "ledger.db"))
+    store = Store(str(db) if db else NodeHome.open(home, passphrase="").ledger_location())
     with Progress(
         TextColumn("auditing"),
         BarColumn(),

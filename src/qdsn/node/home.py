@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from qdsn.clock import Clock, format_time, system_clock
 from qdsn.crypto import SigningKey
 from qdsn.crypto.encoding import b64url_encode
@@ -45,6 +47,7 @@ class NodeHome:
     did: str
     origin: str
     keystore: Keystore
+    ledger_url: str = ""  # a SQLAlchemy URL; empty means ledger.db in the home folder
 
     @classmethod
     def init(
@@ -55,13 +58,20 @@ class NodeHome:
         passphrase: str,
         *,
         origin: str | None = None,
+        ledger_url: str = "",
         clock: Clock = system_clock,
         scrypt_n: int = DEFAULT_SCRYPT_N,
     ) -> NodeHome:
-        """Create a node: a fresh key, its did:key, `node.toml`; a regulator also starts the log."""
+        """Create a node: a fresh key, its did:key, `node.toml`; a regulator also starts the log.
+        The ledger replica lives in the home folder (SQLite) unless `ledger_url` names a database."""
         if role not in tx.ROLES:
             raise InvalidInput(f"role {role!r} is not one of {', '.join(tx.ROLES)}")
         path = Path(path)
+        if ledger_url and make_url(ledger_url).password:
+            raise InvalidInput(
+                "the ledger URL holds a password, which node.toml would keep in plaintext",
+                "leave it out and give it through PGPASSWORD or ~/.pgpass",
+            )
         if (path / "node.toml").exists():
             raise Conflict(f"{path} already holds a node", "choose another --home or remove it first")
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -71,8 +81,10 @@ class NodeHome:
         ks = Keystore(path / "keystore", passphrase, scrypt_n=scrypt_n)
         ks.add(key, created=format_time(clock()))
         toml = f'name = "{_escape(name)}"\nrole = "{role}"\ndid = "{did}"\norigin = "{_escape(origin)}"\n'
+        if ledger_url:
+            toml += f'ledger = "{_escape(ledger_url)}"\n'
         (path / "node.toml").write_text(toml)
-        home = cls(path, name, role, did, origin, ks)
+        home = cls(path, name, role, did, origin, ks, ledger_url)
         if role == "regulator":
             home.submit(
                 "identity.register",
@@ -94,13 +106,18 @@ class NodeHome:
             cfg["did"],
             cfg["origin"],
             Keystore(Path(path) / "keystore", passphrase, scrypt_n=scrypt_n),
+            os.environ.get("QDSN_LEDGER") or cfg.get("ledger", ""),
         )
 
     def key(self) -> SigningKey:
         return self.keystore.current()
 
     def ledger(self) -> Ledger:
-        return Ledger.open(str(self.path / "ledger.db"), origin=self.origin)
+        return Ledger.open(self.ledger_location(), origin=self.origin)
+
+    def ledger_location(self) -> str:
+        """The ledger replica's database: a SQLAlchemy URL, or the SQLite file in the home folder."""
+        return self.ledger_url or str(self.path / "ledger.db")
 
     def log_signer(self) -> NoteSigner:
         """The key that signs this node's log checkpoints (named by the log's origin)."""
