@@ -84,6 +84,11 @@ def test_replayed_nonce_is_refused(ledger, regulator):
     b = regulator.sign("identity.register", member().register_payload(), nonce=a.nonce)
     with pytest.raises(Conflict):
         ledger.append([a, b])
+    e = member()
+    ledger.append([regulator.sign("identity.register", e.register_payload())])
+    copycat = e.sign("identity.rotate_key", rotate_payload(e, member().key), nonce=env.nonce)
+    with pytest.raises(Conflict, match="already in the log"):  # a nonce is unique in the whole log
+        ledger.append([copycat])
 
 
 def test_registering_twice_is_a_conflict(ledger, regulator):

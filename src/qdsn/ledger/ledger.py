@@ -93,11 +93,12 @@ class Ledger:
             envs,
             self.state.fork(),
             self.store.frontier.copy(),
-            _Pending(self.store),
-            self.store.used_nonces((e.submitter, e.nonce) for e in envs),
+            _Pending(self.store, new_nodes := []),
+            self.store.used_nonces(e.nonce for e in envs),
             BatchVerifier().__enter__(),
             skip_invalid,
             verify_each,
+            new_nodes=new_nodes,
         )
         try:
             self._validate(staged)
@@ -109,14 +110,15 @@ class Ledger:
 
     def _validate(self, st: _Staged) -> None:
         state, frontier, used = st.state, st.frontier, st.used
+        tree = TreeView(frontier.size, st.pending.root_at)
         for i, env in enumerate(st.envs):
             try:
-                env = tx.from_json(env.to_json())
+                env = tx.check_envelope(env)
                 payload = tx.check_payload(env.type, env.payload)
                 key = verify_key(state.authorize(env))
-                if (env.submitter, env.nonce) in used:
+                if env.nonce in used:
                     raise Conflict(
-                        f"nonce {env.nonce} was already used by {env.submitter}: a replay",
+                        f"nonce {env.nonce} is already in the log: a replay",
                         "sign the transaction again with a fresh nonce",
                     )
                 msg, leaf = env.encode()
@@ -126,7 +128,8 @@ class Ledger:
                 else:
                     st.verifier.add(key, sig, msg, i)
                 try:
-                    state.apply(env, payload, frontier.size, TreeView(frontier.size, st.pending.root_at))
+                    tree.size = frontier.size
+                    state.apply(env, payload, frontier.size, tree)
                 except QDSNError:
                     # A forged transaction is refused for its signature, not for its content, and
                     # an earlier bad signature in the batch is the first failure.
@@ -138,11 +141,9 @@ class Ledger:
                     raise _annotate(i, env, e) from None
                 st.out.append(_annotate(i, env, e))
                 continue
-            used.add((env.submitter, env.nonce))
+            used.add(env.nonce)
             lh = merkle.leaf_hash(leaf)
-            added = frontier.append(lh)
-            st.new_nodes.extend(added)
-            st.pending.add(added)
+            st.new_nodes.extend(frontier.append(lh))
             rid = tx.txid(leaf)
             st.rows.append(Row(frontier.size - 1, rid, env.type, env.submitter, env.nonce, leaf))
             st.out.append(Receipt(frontier.size - 1, rid, lh))
@@ -277,7 +278,7 @@ class _Staged:
     state: State
     frontier: merkle.Frontier
     pending: _Pending
-    used: set[tuple[str, str]]
+    used: set[str]
     verifier: BatchVerifier
     skip_invalid: bool
     verify_each: bool
@@ -288,19 +289,16 @@ class _Staged:
 
 class _Pending:
     """The store's tree plus the nodes of the batch being staged, so a transaction can refer to
-    the log as it stands just before it."""
+    the log as it stands just before it. Rarely asked, so the batch's nodes are indexed on demand."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, new_nodes: list[tuple[int, int, bytes]]) -> None:
         self.store = store
-        self.staged: dict[tuple[int, int], bytes] = {}
-
-    def add(self, new: Sequence[tuple[int, int, bytes]]) -> None:
-        for lv, ix, h in new:
-            self.staged[(lv, ix)] = h
+        self.new_nodes = new_nodes
 
     def nodes(self, ids: Sequence[merkle.NodeId]) -> list[bytes]:
-        stored = iter(self.store.nodes([i for i in ids if i not in self.staged]))
-        return [self.staged[i] if i in self.staged else next(stored) for i in ids]
+        staged = {(lv, ix): h for lv, ix, h in self.new_nodes}
+        stored = iter(self.store.nodes([i for i in ids if i not in staged]))
+        return [staged[i] if i in staged else next(stored) for i in ids]
 
     def root_at(self, size: int) -> bytes:
         return merkle.root_at(size, self)

@@ -50,7 +50,8 @@ entries = Table(
     Column("submitter", String(512), nullable=False),
     Column("nonce", LargeBinary(16), nullable=False),
     Column("leaf", LargeBinary, nullable=False),
-    UniqueConstraint("nonce", "submitter", name="uq_nonce_submitter"),
+    # A nonce is 16 random bytes and never appears twice in the log, whoever signed it.
+    UniqueConstraint("nonce", name="uq_nonce"),
 )
 nodes = Table(
     "nodes",
@@ -220,15 +221,14 @@ class Store:
             rs = c.execute(select(entries).where(entries.c.seq >= start, entries.c.seq < end).order_by(entries.c.seq))
             return [_row(r) for r in rs]
 
-    def used_nonces(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which (submitter, nonce) pairs the log already holds."""
-        wanted = set(pairs)
-        nonces = sorted({bytes.fromhex(n) for _, n in wanted if _HEX32.match(n)})  # others fail validation
-        found: set[tuple[str, str]] = set()
+    def used_nonces(self, nonces: Iterable[str]) -> set[str]:
+        """Which of these nonces the log already holds."""
+        wanted = sorted({bytes.fromhex(n) for n in nonces if _HEX32.match(n)})  # others fail validation
+        found: set[str] = set()
         with self.engine.connect() as c:
-            for i in range(0, len(nonces), 900):
-                q = select(entries.c.submitter, entries.c.nonce).where(entries.c.nonce.in_(nonces[i : i + 900]))
-                found.update((sub, n.hex()) for sub, n in c.execute(q) if (sub, n.hex()) in wanted)
+            for i in range(0, len(wanted), 900):
+                q = select(entries.c.nonce).where(entries.c.nonce.in_(wanted[i : i + 900]))
+                found.update(n.hex() for (n,) in c.execute(q))
         return found
 
     def identities(self) -> dict[str, Identity]:

@@ -139,8 +139,8 @@ class Envelope:
         """(signing input, leaf) in one pass: a plain body means a plain leaf, as the signature
         is an ASCII string."""
         body = self.body()
-        fields = (self.type, self.submitter, self.nonce, self.created, self.signature)
-        if is_plain(self.payload) and all(type(f) is str and f.isascii() for f in fields):
+        fields = self.type + self.submitter + self.nonce + self.created + self.signature
+        if fields.isascii() and is_plain(self.payload):
             return plain_json(body), plain_json({**body, "signature": self.signature})
         return canonical_json(body), canonical_json({**body, "signature": self.signature})
 
@@ -192,20 +192,27 @@ def from_json(obj: Any) -> Envelope:
     extra = [f for f in obj if f not in _FIELDS]
     if missing or extra:
         raise InvalidInput(f"transaction fields: missing {missing}, unexpected {extra}")
+    return check_envelope(
+        Envelope(obj["type"], obj["payload"], obj["submitter"], obj["nonce"], obj["created"], obj["signature"])
+    )
+
+
+def check_envelope(env: Envelope) -> Envelope:
+    """Check every envelope field but the signature's validity; returns `env`."""
     for f in ("type", "submitter", "nonce", "created", "signature"):
-        if not isinstance(obj[f], str):
+        if type(getattr(env, f)) is not str:
             raise InvalidInput(f"transaction field {f!r} must be a string")
-    if not _DID.match(obj["submitter"]):
-        raise InvalidInput(f"submitter {obj['submitter']!r} is not a did:key or did:web DID")
-    if not _NONCE.match(obj["nonce"]):
+    if not _DID.match(env.submitter):
+        raise InvalidInput(f"submitter {env.submitter!r} is not a did:key or did:web DID")
+    if not _NONCE.match(env.nonce):
         raise InvalidInput("nonce must be 32 lowercase hex digits (16 random bytes)")
     try:
-        parse_time(obj["created"])
+        parse_time(env.created)
     except ValueError as e:
         raise InvalidInput(f"created: {e}") from None
-    if not _SIG.match(obj["signature"]):
+    if not _SIG.match(env.signature):
         raise InvalidInput("signature must be 64 bytes of unpadded base64url (86 characters)")
-    return Envelope(obj["type"], obj["payload"], obj["submitter"], obj["nonce"], obj["created"], obj["signature"])
+    return env
 
 
 def from_leaf(leaf: bytes) -> Envelope:
