@@ -23,7 +23,7 @@ from qdsn.ledger.checkpoint import (
     sign_note,
 )
 from qdsn.ledger.state import State, TreeView
-from qdsn.ledger.store import Row, Store
+from qdsn.ledger.store import DuplicateEntry, Row, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,12 @@ class Receipt:
     seq: int
     txid: str
     leaf_hash: bytes
+
+
+def _replay(env: tx.Envelope) -> Conflict:
+    return Conflict(
+        f"nonce {env.nonce} is already in the log: a replay", "sign the transaction again with a fresh nonce"
+    )
 
 
 def _annotate(i: int, env: tx.Envelope, e: QDSNError) -> QDSNError:
@@ -94,7 +100,9 @@ class Ledger:
             self.state.fork(),
             self.store.frontier.copy(),
             _Pending(self.store, new_nodes := []),
-            self.store.used_nonces(e.nonce for e in envs),
+            # A leader refusing a whole batch lets the unique index catch a replay (see _finish);
+            # a follower must know which to leave out, so it asks first.
+            self.store.used_nonces(e.nonce for e in envs) if skip_invalid else set(),
             BatchVerifier().__enter__(),
             skip_invalid,
             verify_each,
@@ -117,10 +125,7 @@ class Ledger:
                 payload = tx.check_payload(env.type, env.payload)
                 key = verify_key(state.authorize(env))
                 if env.nonce in used:
-                    raise Conflict(
-                        f"nonce {env.nonce} is already in the log: a replay",
-                        "sign the transaction again with a fresh nonce",
-                    )
+                    raise _replay(env)
                 msg, leaf = env.encode()
                 sig = b64url_decode(env.signature)
                 if st.verify_each:
@@ -131,10 +136,13 @@ class Ledger:
                     tree.size = frontier.size
                     state.apply(env, payload, frontier.size, tree)
                 except QDSNError:
-                    # A forged transaction is refused for its signature, not for its content, and
-                    # an earlier bad signature in the batch is the first failure.
-                    if not st.verify_each and not st.skip_invalid:
-                        self._check_signatures(st)
+                    # A forged transaction is refused for its signature and a replayed one as a
+                    # replay, not for their content; an earlier bad signature is the first failure.
+                    if not st.skip_invalid:
+                        if not st.verify_each:
+                            self._check_signatures(st)
+                        if self.store.used_nonces([env.nonce]):
+                            raise _replay(env) from None
                     raise
             except QDSNError as e:
                 if not st.skip_invalid:
@@ -155,6 +163,12 @@ class Ledger:
             with self.store.batch(st.rows, st.frontier, st.new_nodes, dirty, st.state.new_cosignatures):
                 if not st.verify_each:
                     self._check_signatures(st)
+        except DuplicateEntry:
+            used = self.store.used_nonces(e.nonce for e in st.envs)
+            i = next((i for i, e in enumerate(st.envs) if e.nonce in used), None)
+            if i is None:
+                raise
+            raise _annotate(i, st.envs[i], _replay(st.envs[i])) from None
         finally:
             st.verifier.__exit__(None, None, None)
         st.state.dirty.clear()

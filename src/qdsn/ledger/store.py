@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy.exc
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -34,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError
 
-from qdsn.errors import IntegrityError, NotFound
+from qdsn.errors import Conflict, IntegrityError, NotFound
 from qdsn.ledger.merkle import Frontier, NodeId, fold, subtree_ids
 from qdsn.ledger.state import Cosignature, Identity
 
@@ -136,6 +137,10 @@ def open_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+class DuplicateEntry(Conflict):
+    """A batch holds a transaction id or nonce the log already has; nothing was written."""
 
 
 class Store:
@@ -301,13 +306,19 @@ class Store:
         changed = list(changed)
         with self.engine.begin() as c:
             if rows:
-                # The two hot inserts go straight to the driver's executemany: SQLAlchemy's
-                # per-row parameter processing cost more than SQLite's own work here.
-                self._insert_many(
-                    c,
-                    entries,
-                    [(r.seq, bytes.fromhex(r.txid), r.type, r.submitter, bytes.fromhex(r.nonce), r.leaf) for r in rows],
-                )
+                # The hot inserts go straight to the driver's executemany: SQLAlchemy's per-row
+                # parameter processing cost more than SQLite's own work here.
+                try:
+                    self._insert_many(
+                        c,
+                        entries,
+                        [
+                            (r.seq, bytes.fromhex(r.txid), r.type, r.submitter, bytes.fromhex(r.nonce), r.leaf)
+                            for r in rows
+                        ],
+                    )
+                except sqlalchemy.exc.IntegrityError as e:
+                    raise DuplicateEntry(f"a transaction or nonce of this batch is already in the log: {e.orig}") from e
                 self._insert_many(c, nodes, [(node_key(lv, ix), h) for lv, ix, h in new_nodes])
             if changed:
                 self._insert_many(
