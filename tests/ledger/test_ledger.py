@@ -10,7 +10,7 @@ from qdsn.crypto.encoding import b64url_encode
 from qdsn.errors import BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied
 from qdsn.identity import multikey_from_public_key
 from qdsn.ledger import Ledger, merkle, tx
-from qdsn.ledger.checkpoint import COSIGNATURE_V1, Checkpoint, NoteSigner, sign_note
+from qdsn.ledger.checkpoint import COSIGNATURE_V1, Checkpoint, NoteSigner, cosigned_message, sign_note
 from qdsn.ledger.ledger import Receipt
 from qdsn.ledger.state import State
 
@@ -249,3 +249,59 @@ def test_witnessing_and_the_cosign_transaction(ledger, regulator, tmp_path):
     stranger = NoteSigner(ORIGIN, member().key)
     with pytest.raises(BadSignature):
         replica.witness(sign_note(cp.text(), stranger), log_signer.verifier(), cosigner, 1_700_000_400)
+
+
+def test_a_pipelined_stream_matches_one_batch_at_a_time(ledger, regulator, tmp_path):
+    batches = [
+        [regulator.sign("identity.register", member().register_payload()) for _ in range(n)] for n in (300, 1, 600, 257)
+    ]
+    sequential = Ledger.open(str(tmp_path / "seq.db"), origin=ORIGIN)
+    sequential.append([tx.from_leaf(ledger.store.leaves(0, 1)[0])])
+    for batch in batches:
+        sequential.append(batch)
+    receipts = list(ledger.append_stream(iter(batches)))
+    assert [len(r) for r in receipts] == [300, 1, 600, 257]
+    assert ledger.root() == sequential.root() and ledger.state.digest() == sequential.state.digest()
+    assert Ledger.open(ledger.store.url).root() == sequential.root()
+
+
+def test_a_bad_batch_in_a_stream_stops_it_after_the_good_ones(ledger, regulator):
+    good = [regulator.sign("identity.register", member().register_payload()) for _ in range(300)]
+    replay_in_flight = [regulator.sign("identity.register", member().register_payload(), nonce=good[5].nonce)]
+    later = [regulator.sign("identity.register", member().register_payload())]
+    stream = ledger.append_stream(iter([good, replay_in_flight, later]))
+    assert len(next(stream)) == 300
+    with pytest.raises(Conflict, match="transaction 0"):
+        next(stream)
+    assert ledger.size == 301
+    ledger.append(later)  # nothing of the stream is left half-done; the ledger takes new work
+    assert ledger.size == 302
+
+
+def test_a_stream_batch_may_cosign_the_batch_in_flight_before_it(ledger, regulator):
+    w = member("certifier", "CQC")
+    first = [regulator.sign("identity.register", w.register_payload())]
+    first += [regulator.sign("identity.register", member().register_payload()) for _ in range(4)]
+    size = ledger.size + len(first)
+    mem = merkle.MemoryTree([*ledger.store.leaves(0, ledger.size), *(e.leaf() for e in first)])
+    root = merkle.root_at(size, mem)
+    text = Checkpoint(ORIGIN, size, root).text()
+    ts = 1_700_000_000
+    sig = w.key.sign(cosigned_message(text, ts))
+    cosign = w.sign(
+        "checkpoint.cosign",
+        {"origin": ORIGIN, "size": size, "root": root.hex(), "timestamp": ts, "signature": b64url_encode(sig)},
+    )
+    list(ledger.append_stream(iter([first, [cosign]])))
+    assert [c.size for c in ledger.store.cosignatures()] == [size]
+
+
+def test_a_forged_batch_in_flight_discards_the_one_staged_on_it(ledger, regulator):
+    forged = [regulator.sign("identity.register", member().register_payload()) for _ in range(600)]
+    forged[400] = replace(forged[400], payload={**forged[400].payload, "name": "forged"})
+    after = [regulator.sign("identity.register", member().register_payload()) for _ in range(600)]
+    before = snapshot(ledger)
+    with pytest.raises(BadSignature, match="transaction 400"):
+        list(ledger.append_stream(iter([forged, after])))
+    assert snapshot(ledger) == before
+    assert len(ledger.append(after)) == 600  # the workers' pipes are still in step

@@ -4,7 +4,7 @@ to the Merkle log, answers proofs, signs checkpoints and witnesses other logs' c
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from qdsn.crypto import BatchVerifier, verify_key
@@ -92,17 +92,43 @@ class Ledger:
             except _RetrySequential:
                 return self._finish(self._stage(envs, skip_invalid, verify_each=True))
 
-    def _stage(self, envs: Sequence[tx.Envelope], skip_invalid: bool, verify_each: bool) -> _Staged:
-        """Validate a batch in memory: fold it into a copy of the state, hash it into a copy of the
-        tree, and stream its signatures to the verifier workers."""
+    def append_stream(self, batches: Iterable[Sequence[tx.Envelope]]) -> Iterator[list[Receipt | QDSNError]]:
+        """Append queued batches as a pipeline: batch k+1 is validated while batch k's last
+        signatures are verified and it is written. Yields each batch's receipts once it is durable.
+        A bad batch raises after every batch before it was committed; nothing of it is written."""
+        with self._lock:
+            flight: list[_Staged] = []  # staged and not yet committed: at most two
+            try:
+                for envs in batches:
+                    try:
+                        flight.append(self._stage(envs, False, False, base=flight[-1] if flight else None))
+                    except QDSNError:
+                        while flight:
+                            yield self._finish(flight.pop(0))
+                        raise
+                    if len(flight) == 2:
+                        yield self._finish(flight.pop(0))
+                while flight:
+                    yield self._finish(flight.pop(0))
+            finally:
+                for st in flight:
+                    st.verifier.__exit__(None, None, None)
+
+    def _stage(
+        self, envs: Sequence[tx.Envelope], skip_invalid: bool, verify_each: bool, base: _Staged | None = None
+    ) -> _Staged:
+        """Validate a batch in memory, on the committed log or on `base` still in flight: fold it
+        into a copy of the state, hash it into a copy of the tree, and stream its signatures to the
+        verifier workers."""
         staged = _Staged(
             envs,
-            self.state.fork(),
-            self.store.frontier.copy(),
-            _Pending(self.store, new_nodes := []),
+            (base.state if base else self.state).fork(),
+            (base.frontier if base else self.store.frontier).copy(),
+            _Pending(self.store, new_nodes := [], base.pending if base else None),
             # A leader refusing a whole batch lets the unique index catch a replay (see _finish);
             # a follower must know which to leave out, so it asks first.
-            self.store.used_nonces(e.nonce for e in envs) if skip_invalid else set(),
+            (self.store.used_nonces(e.nonce for e in envs) if skip_invalid else set())
+            | ({e.nonce for e in base.envs} if base else set()),
             BatchVerifier().__enter__(),
             skip_invalid,
             verify_each,
@@ -173,6 +199,7 @@ class Ledger:
             st.verifier.__exit__(None, None, None)
         st.state.dirty.clear()
         st.state.new_cosignatures.clear()
+        st.pending.before = None  # committed: whatever it leaned on is in the store now
         self.state = st.state
         return st.out
 
@@ -305,12 +332,14 @@ class _Pending:
     """The store's tree plus the nodes of the batch being staged, so a transaction can refer to
     the log as it stands just before it. Rarely asked, so the batch's nodes are indexed on demand."""
 
-    def __init__(self, store: Store, new_nodes: list[tuple[int, int, bytes]]) -> None:
+    def __init__(self, store: Store, new_nodes: list[tuple[int, int, bytes]], before: _Pending | None = None) -> None:
         self.store = store
         self.new_nodes = new_nodes
+        self.before = before  # a batch in flight ahead of this one, not yet in the store
 
     def nodes(self, ids: Sequence[merkle.NodeId]) -> list[bytes]:
-        staged = {(lv, ix): h for lv, ix, h in self.new_nodes}
+        staged = {(lv, ix): h for lv, ix, h in self.before.new_nodes} if self.before else {}
+        staged.update({(lv, ix): h for lv, ix, h in self.new_nodes})
         stored = iter(self.store.nodes([i for i in ids if i not in staged]))
         return [staged[i] if i in staged else next(stored) for i in ids]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from qdsn.errors import QDSNError
 from qdsn.ledger.ledger import Ledger, Receipt
@@ -17,3 +17,7 @@ class EmbeddedOrderer:
 
     def submit(self, envelopes: Sequence[Envelope]) -> list[Receipt | QDSNError]:
         return self.ledger.append(envelopes)
+
+    def submit_stream(self, batches: Iterable[Sequence[Envelope]]) -> Iterator[list[Receipt | QDSNError]]:
+        """Order queued batches as a pipeline; yields each batch's receipts once it is durable."""
+        return self.ledger.append_stream(batches)
