@@ -92,3 +92,13 @@ def test_a_killed_worker_loses_no_check():
             assert again.results() == expected(len(items), 11)
     finally:
         pool.close()
+
+
+def test_a_small_batch_starts_no_worker():
+    pool = Pool(2)
+    items = checks(CHUNK - 1, bad_every=3)
+    with Batch(pool) as batch:
+        for item in items:
+            batch.add(*item)
+        assert batch.results() == expected(len(items), 3)
+    assert pool.workers == []

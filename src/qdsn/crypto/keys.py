@@ -124,7 +124,7 @@ class BatchVerifier:
         self._batch.flush()
 
     def failures(self) -> list[object]:
-        """Tags of the checks that failed, in the order they were added. Ends the batch: call once."""
+        """Tags of the checks that failed, in the order they were added; waits for every answer."""
         if self._failed is None:
             self._failed = [t for t, ok in zip(self._tags, self._batch.results(), strict=True) if not ok]
         return self._failed

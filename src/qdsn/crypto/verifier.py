@@ -73,7 +73,8 @@ def _read_exact(stream: IO[bytes], n: int) -> bytes:
 
 class _Worker:
     def __init__(self) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        # A bare environment: the worker needs only our import path, and no secret of the parent's.
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         cmd = "import sys; from qdsn.crypto.verifier import serve; serve(sys.stdin.buffer, sys.stdout.buffer)"
         self.proc = subprocess.Popen(
             [sys.executable, "-c", cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True
@@ -196,8 +197,9 @@ class Batch:
         self._sent, self._inbox = [], {}
 
     def flush(self) -> None:
-        """Send the checks not yet sent, split over the workers; no `add` may follow."""
-        if self._locked and not self._flushed:
+        """Send the checks not yet sent, split over the workers; no `add` may follow. A batch
+        smaller than one chunk stays here: starting workers would cost more than verifying it."""
+        if self._locked and not self._flushed and self._sent:
             try:
                 tail = self._items[len(self._sent) * CHUNK :]
                 step = -(-len(tail) // self._pool.size) if tail else 1
@@ -210,7 +212,7 @@ class Batch:
     def results(self) -> bytes:
         """One byte per check, in the order added: 1 valid, 0 invalid."""
         self.flush()
-        if self._locked:
+        if self._locked and self._sent:
             try:
                 self._await_all()
                 return b"".join(self._inbox[i] for i in range(len(self._sent)))
