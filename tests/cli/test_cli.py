@@ -97,3 +97,9 @@ def test_demo_tells_the_story():
     for step in ("Identities", "Refusals", "Key rotation", "Checkpoints", "split view", "Audit", "consortium verified"):
         assert step in out, step
     assert "[red]" not in out and "?!" not in out
+
+
+def test_schema_export(tmp_path):
+    out = qdsn("schema", "export", str(tmp_path / "schemas")).stdout
+    assert "Measurement.schema.json" in out
+    assert json.loads((tmp_path / "schemas" / "Inspection.schema.json").read_text())["title"] == "Inspection"

@@ -33,7 +33,9 @@ app = typer.Typer(
 )
 did_app = typer.Typer(help="This node's DID, and resolving others'.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The consortium ledger: entries, proofs, checkpoints, audits.", no_args_is_help=True)
+schema_app = typer.Typer(help="The quality data model's JSON Schemas.", no_args_is_help=True)
 app.add_typer(did_app, name="did")
+app.add_typer(schema_app, name="schema")
 app.add_typer(ledger_app, name="ledger")
 
 Home = Annotated[
@@ -210,6 +212,17 @@ def ledger_verify(
     where = f" (first bad entry: {report.first_bad})" if report.first_bad is not None else ""
     err.print(f"[bold red]✗ verification failed{where}:[/] {report.reason}")
     raise typer.Exit(1)
+
+
+@schema_app.command("export")
+def schema_export(
+    folder: Annotated[Path, typer.Argument(help="Where to write one NAME.schema.json per model.")],
+) -> None:
+    """Write the JSON Schema (draft 2020-12) of every quality data model: Enterprise, Lot, Measurement, …"""
+    from qdsn.data.model import export_schemas
+
+    for path in export_schemas(folder):
+        console.print(f"[green]✓[/] {path}")
 
 
 @app.command()
