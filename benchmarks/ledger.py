@@ -87,7 +87,7 @@ def build_store(path: Path, leaves: list[bytes]) -> Store:
         for i in range(start, min(start + step, len(leaves))):
             nodes.extend(frontier.append(merkle.leaf_hash(leaves[i])))
             rows.append(Row(i, leaves[i].hex(), "bench", "did:key:bench", f"{i:032x}", leaves[i]))
-        store.commit(rows, frontier.copy(), nodes, [], [])
+        store.commit(rows, frontier.copy(), nodes)
     return store
 
 

@@ -305,3 +305,45 @@ def test_a_forged_batch_in_flight_discards_the_one_staged_on_it(ledger, regulato
         list(ledger.append_stream(iter([forged, after])))
     assert snapshot(ledger) == before
     assert len(ledger.append(after)) == 600  # the workers' pipes are still in step
+
+
+def declare(owner, dataset="cable-line-1"):
+    return owner.sign(
+        "dataset.declare",
+        {
+            "dataset": dataset,
+            "title": "Line 1 conductor resistance",
+            "kind": "measurements",
+            "characteristics": [{"name": "resistance", "unit": "Ω", "lsl": 0.0, "usl": 18.1, "critical": True}],
+        },
+    )
+
+
+def anchor(owner, first, count, dataset="cable-line-1"):
+    return owner.sign("dataset.anchor", {"dataset": dataset, "first": first, "count": count, "root": "ab" * 32})
+
+
+def test_datasets_are_declared_anchored_in_order_and_shredded(ledger, regulator, tmp_path):
+    maker, other = member(), member()
+    ledger.append([regulator.sign("identity.register", m.register_payload()) for m in (maker, other)])
+    with pytest.raises(PermissionDenied, match="role regulator"):
+        ledger.append([declare(regulator)])
+    ledger.append([declare(maker), anchor(maker, 0, 100), anchor(maker, 100, 50)])
+    ds = ledger.state.datasets["cable-line-1"]
+    assert (ds.owner, ds.anchored, ds.batches) == (maker.did, 150, 2)
+    for bad, error, why in [
+        (anchor(maker, 149, 10), Conflict, "starts at 150"),  # overlap
+        (anchor(maker, 151, 10), Conflict, "starts at 150"),  # gap: a batch left out
+        (anchor(other, 150, 10), PermissionDenied, "belongs to"),
+        (anchor(maker, 0, 1, dataset="nope"), NotFound, "not declared"),
+        (declare(other), Conflict, "already declared"),
+    ]:
+        with pytest.raises(error, match=why):
+            ledger.append([bad])
+    ledger.append([maker.sign("dataset.shred", {"dataset": "cable-line-1"})])
+    with pytest.raises(Conflict, match="shredded"):
+        ledger.append([anchor(maker, 150, 1)])
+    replica = Ledger.open(str(tmp_path / "replica.db"), origin=ORIGIN)
+    replica.append([tx.from_leaf(x) for x in ledger.store.leaves(0, ledger.size)])
+    assert replica.state.digest() == ledger.state.digest() == Ledger.open(ledger.store.url).state.digest()
+    assert replica.store.datasets() == ledger.store.datasets()

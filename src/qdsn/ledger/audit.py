@@ -101,17 +101,11 @@ def _audit(
             progress(frontier.size)
     report.root = frontier.root().hex()
     report.state_digest = state.digest().hex()
-    stored_ids = store.identities()
-    if state.digest() != State(stored_ids).digest():
-        did = next(
-            (
-                d
-                for d in sorted(set(stored_ids) | set(state.identities))
-                if stored_ids.get(d) != state.identities.get(d)
-            ),
-            None,
+    stored = store.load_state()
+    if state.digest() != stored.digest():
+        raise _Bad(
+            None, f"the stored world state differs from the fold of the log at {_first_difference(state, stored)}"
         )
-        raise _Bad(None, f"the stored world state differs from the fold of the log at identity {did}")
     report.cosignatures = len(state.new_cosignatures)
     if len(store.cosignatures()) != report.cosignatures:
         raise _Bad(None, "the stored cosignature records differ from the fold of the log")
@@ -129,3 +123,14 @@ def _audit(
             )
         prev = cp
         report.checkpoints += 1
+
+
+def _first_difference(folded: State, stored: State) -> str:
+    for kind, a, b in (
+        ("identity", folded.identities, stored.identities),
+        ("dataset", folded.datasets, stored.datasets),
+    ):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return f"{kind} {key}"
+    return "its digest"

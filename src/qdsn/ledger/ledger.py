@@ -59,7 +59,7 @@ class Ledger:
         if origin and not stored:
             store.set_meta("origin", origin)
         self.origin = origin or stored or ""
-        self.state = State(store.identities(), self.origin)
+        self.state = store.load_state(self.origin)
         self._lock = threading.Lock()
 
     @classmethod
@@ -185,8 +185,7 @@ class Ledger:
     def _finish(self, st: _Staged) -> list[Receipt | QDSNError]:
         """Write a staged batch while the workers finish its signatures; commit once all hold."""
         try:
-            dirty = [st.state.identities[d] for d in st.state.dirty]
-            with self.store.batch(st.rows, st.frontier, st.new_nodes, dirty, st.state.new_cosignatures):
+            with self.store.batch(st.rows, st.frontier, st.new_nodes, st.state):
                 if not st.verify_each:
                     self._check_signatures(st)
         except DuplicateEntry:
@@ -197,8 +196,7 @@ class Ledger:
             raise _annotate(i, st.envs[i], _replay(st.envs[i])) from None
         finally:
             st.verifier.__exit__(None, None, None)
-        st.state.dirty.clear()
-        st.state.new_cosignatures.clear()
+        st.state.clean()
         st.pending.before = None  # committed: whatever it leaned on is in the store now
         self.state = st.state
         return st.out

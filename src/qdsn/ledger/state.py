@@ -29,6 +29,19 @@ class Identity:
 
 
 @dataclass(frozen=True, slots=True)
+class Dataset:
+    id: str
+    owner: str
+    title: str
+    kind: str
+    anchored: int  # records committed so far; the next anchor starts here
+    batches: int
+    shredded: bool
+    declared: int  # seq of dataset.declare
+    updated: int  # seq of the last change
+
+
+@dataclass(frozen=True, slots=True)
 class Cosignature:
     seq: int
     origin: str
@@ -47,17 +60,31 @@ class TreeView:
 
 
 class State:
-    """Identities and recorded cosignatures; `dirty` and `new_cosignatures` say what to persist."""
+    """Identities, datasets and recorded cosignatures; `dirty`, `dirty_datasets` and
+    `new_cosignatures` say what to persist."""
 
-    def __init__(self, identities: dict[str, Identity] | None = None, origin: str = "") -> None:
+    def __init__(
+        self,
+        identities: dict[str, Identity] | None = None,
+        origin: str = "",
+        datasets: dict[str, Dataset] | None = None,
+    ) -> None:
         self.identities: dict[str, Identity] = dict(identities or {})
+        self.datasets: dict[str, Dataset] = dict(datasets or {})
         self.origin = origin
         self.dirty: set[str] = set()
+        self.dirty_datasets: set[str] = set()
         self.new_cosignatures: list[Cosignature] = []
 
     def fork(self) -> State:
         """A copy to stage a batch on; the original stays as it was if the batch fails."""
-        return State(self.identities, self.origin)
+        return State(self.identities, self.origin, self.datasets)
+
+    def clean(self) -> None:
+        """Forget what changed, once it is persisted."""
+        self.dirty.clear()
+        self.dirty_datasets.clear()
+        self.new_cosignatures.clear()
 
     def authorize(self, env: tx.Envelope) -> bytes:
         """The public key that must have signed `env`, once its submitter and role are allowed."""
@@ -94,7 +121,11 @@ class State:
             [i.did, i.role, i.name, multikey_from_public_key(i.key), i.registered, i.updated]
             for i in sorted(self.identities.values(), key=lambda i: i.did)
         ]
-        return sha256(canonical_json({"identities": ids}))
+        sets = [
+            [d.id, d.owner, d.title, d.kind, d.anchored, d.batches, d.shredded, d.declared, d.updated]
+            for d in sorted(self.datasets.values(), key=lambda d: d.id)
+        ]
+        return sha256(canonical_json({"identities": ids, "datasets": sets}))
 
 
 def _register(state: State, env: tx.Envelope, p: tx.IdentityRegister, seq: int, tree: TreeView) -> None:
@@ -135,7 +166,46 @@ def _cosign(state: State, env: tx.Envelope, p: tx.CheckpointCosign, seq: int, tr
     state.new_cosignatures.append(Cosignature(seq, p.origin, p.size, root, env.submitter, p.timestamp))
 
 
+def _owned(state: State, env: tx.Envelope, dataset: str) -> Dataset:
+    ds = state.datasets.get(dataset)
+    if ds is None:
+        raise NotFound(f"dataset {dataset!r} is not declared on the ledger", "declare it with dataset.declare first")
+    if ds.owner != env.submitter:
+        raise PermissionDenied(f"dataset {dataset!r} belongs to {ds.owner}, not to the submitter")
+    if ds.shredded:
+        raise Conflict(f"dataset {dataset!r} was shredded; its records can no longer change")
+    return ds
+
+
+def _declare(state: State, env: tx.Envelope, p: tx.DatasetDeclare, seq: int, tree: TreeView) -> None:
+    if p.dataset in state.datasets:
+        raise Conflict(f"dataset {p.dataset!r} is already declared", "choose another dataset id")
+    state.datasets[p.dataset] = Dataset(p.dataset, env.submitter, p.title, p.kind, 0, 0, False, seq, seq)
+    state.dirty_datasets.add(p.dataset)
+
+
+def _anchor(state: State, env: tx.Envelope, p: tx.DatasetAnchor, seq: int, tree: TreeView) -> None:
+    ds = _owned(state, env, p.dataset)
+    if p.first != ds.anchored:
+        raise Conflict(
+            f"dataset {p.dataset!r} has {ds.anchored} anchored records; the next batch starts at {ds.anchored}, "
+            f"not {p.first}",
+            "anchor batches in order, without gaps or overlaps",
+        )
+    state.datasets[p.dataset] = replace(ds, anchored=ds.anchored + p.count, batches=ds.batches + 1, updated=seq)
+    state.dirty_datasets.add(p.dataset)
+
+
+def _shred(state: State, env: tx.Envelope, p: tx.DatasetShred, seq: int, tree: TreeView) -> None:
+    ds = _owned(state, env, p.dataset)
+    state.datasets[p.dataset] = replace(ds, shredded=True, updated=seq)
+    state.dirty_datasets.add(p.dataset)
+
+
 _APPLY: dict[str, Callable[..., None]] = {
+    "dataset.declare": _declare,
+    "dataset.anchor": _anchor,
+    "dataset.shred": _shred,
     "identity.register": _register,
     "identity.rotate_key": _rotate,
     "checkpoint.cosign": _cosign,

@@ -18,6 +18,7 @@ from pathlib import Path
 import sqlalchemy.exc
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Integer,
     LargeBinary,
@@ -37,7 +38,7 @@ from sqlalchemy.exc import DatabaseError
 
 from qdsn.errors import Conflict, IntegrityError, NotFound
 from qdsn.ledger.merkle import Frontier, NodeId, fold, subtree_ids
-from qdsn.ledger.state import Cosignature, Identity
+from qdsn.ledger.state import Cosignature, Dataset, Identity, State
 
 metadata = MetaData()
 
@@ -68,6 +69,19 @@ identities = Table(
     Column("name", Text, nullable=False),
     Column("key", LargeBinary(32), nullable=False),
     Column("registered", BigInteger, nullable=False),
+    Column("updated", BigInteger, nullable=False),
+)
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("owner", String(512), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("anchored", BigInteger, nullable=False),
+    Column("batches", BigInteger, nullable=False),
+    Column("shredded", Boolean, nullable=False),
+    Column("declared", BigInteger, nullable=False),
     Column("updated", BigInteger, nullable=False),
 )
 cosignatures = Table(
@@ -236,6 +250,14 @@ class Store:
                 found.update(n.hex() for (n,) in c.execute(q))
         return found
 
+    def datasets(self) -> dict[str, Dataset]:
+        with self.engine.connect() as c:
+            return {r.id: Dataset(*r) for r in c.execute(select(datasets))}
+
+    def load_state(self, origin: str = "") -> State:
+        """The world state as persisted with the last committed batch."""
+        return State(self.identities(), origin, self.datasets())
+
     def identities(self) -> dict[str, Identity]:
         with self.engine.connect() as c:
             return {r.did: Identity(*r) for r in c.execute(select(identities))}
@@ -295,15 +317,13 @@ class Store:
         rows: Sequence[Row],
         frontier: Frontier,
         new_nodes: Sequence[tuple[int, int, bytes]],
-        changed: Iterable[Identity],
-        cosigned: Sequence[Cosignature],
+        state: State | None = None,
     ) -> Iterator[None]:
-        """Write one batch in one transaction, committed when the block exits cleanly and rolled
-        back if it raises; then adopt `frontier` as the tree's new edge. The caller's last checks
-        run inside the block, overlapping the writes."""
+        """Write one batch and what it changed in `state` in one transaction, committed when the
+        block exits cleanly and rolled back if it raises; then adopt `frontier` as the tree's new
+        edge. The caller's last checks run inside the block, overlapping the writes."""
         if rows and rows[0].seq != self.size:
             raise IntegrityError(f"batch starts at {rows[0].seq}, the log at {self.size}")
-        changed = list(changed)
         with self.engine.begin() as c:
             if rows:
                 # The hot inserts go straight to the driver's executemany: SQLAlchemy's per-row
@@ -320,40 +340,35 @@ class Store:
                 except sqlalchemy.exc.IntegrityError as e:
                     raise DuplicateEntry(f"a transaction or nonce of this batch is already in the log: {e.orig}") from e
                 self._insert_many(c, nodes, [(node_key(lv, ix), h) for lv, ix, h in new_nodes])
-            if changed:
-                self._insert_many(
-                    c,
-                    identities,
-                    [(i.did, i.role, i.name, i.key, i.registered, i.updated) for i in changed],
-                    upsert="did",
-                )
-            if cosigned:
-                c.execute(
-                    insert(cosignatures),
-                    [
-                        {
-                            "seq": s.seq,
-                            "origin": s.origin,
-                            "size": s.size,
-                            "root": s.root,
-                            "cosigner": s.cosigner,
-                            "timestamp": s.timestamp,
-                        }
-                        for s in cosigned
-                    ],
-                )
+            if state is not None:
+                self._write_state(c, state)
             yield
         self.size += len(rows)
         self.frontier = frontier
+
+    def _write_state(self, c, state: State) -> None:  # type: ignore[no-untyped-def]
+        if state.dirty:
+            changed = [state.identities[d] for d in state.dirty]
+            rows = [(i.did, i.role, i.name, i.key, i.registered, i.updated) for i in changed]
+            self._insert_many(c, identities, rows, upsert="did")
+        if state.dirty_datasets:
+            changed_sets = [state.datasets[d] for d in state.dirty_datasets]
+            rows = [
+                (d.id, d.owner, d.title, d.kind, d.anchored, d.batches, d.shredded, d.declared, d.updated)
+                for d in changed_sets
+            ]
+            self._insert_many(c, datasets, rows, upsert="id")
+        if state.new_cosignatures:
+            rows = [(s.seq, s.origin, s.size, s.root, s.cosigner, s.timestamp) for s in state.new_cosignatures]
+            self._insert_many(c, cosignatures, rows)
 
     def commit(
         self,
         rows: Sequence[Row],
         frontier: Frontier,
         new_nodes: Sequence[tuple[int, int, bytes]],
-        changed: Iterable[Identity],
-        cosigned: Sequence[Cosignature],
+        state: State | None = None,
     ) -> None:
         """Write one batch in one transaction."""
-        with self.batch(rows, frontier, new_nodes, changed, cosigned):
+        with self.batch(rows, frontier, new_nodes, state):
             pass

@@ -102,6 +102,52 @@ class CheckpointCosign(Payload):
     signature: str = Field(pattern=r"^[A-Za-z0-9_-]{86}$")
 
 
+DatasetId = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
+DATASET_KINDS = ("measurements", "inspections", "nonconformances", "corrective_actions", "compliance")
+
+
+class CharacteristicSpec(Payload):
+    """A characteristic as declared on the ledger: its name, unit and limits, never its data."""
+
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    unit: str = Field(min_length=1, max_length=20)
+    lsl: float | None = None
+    usl: float | None = None
+    target: float | None = None
+    critical: bool = False
+
+
+@register("dataset.declare", ("enterprise",))
+class DatasetDeclare(Payload):
+    """The owner declares a dataset it keeps in its own vault: id, title, kind, characteristics.
+    Never any of the data."""
+
+    dataset: str = DatasetId
+    title: str = Field(min_length=1, max_length=200)
+    kind: Literal["measurements", "inspections", "nonconformances", "corrective_actions", "compliance"]
+    characteristics: tuple[CharacteristicSpec, ...] = ()
+
+
+@register("dataset.anchor", ("enterprise",))
+class DatasetAnchor(Payload):
+    """The owner commits to a batch of records: sequence numbers [first, first + count) and the
+    RFC 9162 root over their salted leaves. Batches are contiguous, so none can be left out later."""
+
+    dataset: str = DatasetId
+    first: int = Field(ge=0, lt=2**53)
+    count: int = Field(ge=1, le=1_000_000)
+    root: str = Hex32
+
+
+@register("dataset.shred", ("enterprise",))
+class DatasetShred(Payload):
+    """The owner has destroyed the dataset's key: its records can no longer be read by anyone."""
+
+    dataset: str = DatasetId
+
+
 def rotation_message(did: str, previous_key: str, new_key: str) -> bytes:
     """What a new key signs to prove possession in `identity.rotate_key`."""
     return canonical_json({"did": did, "previous_key": previous_key, "new_key": new_key})
