@@ -127,7 +127,7 @@ class DatasetDeclare(Payload):
     dataset: str = DatasetId
     title: str = Field(min_length=1, max_length=200)
     kind: Literal["measurements", "inspections", "nonconformances", "corrective_actions", "compliance"]
-    characteristics: tuple[CharacteristicSpec, ...] = ()
+    characteristics: list[CharacteristicSpec] = Field(default_factory=list)
 
 
 @register("dataset.anchor", ("enterprise",))
