@@ -18,8 +18,9 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from qdsn.clock import Clock, format_time, system_clock
-from qdsn.crypto import SigningKey
+from qdsn.crypto import SigningKey, hkdf_sha256
 from qdsn.crypto.encoding import b64url_encode
+from qdsn.data.vault import Vault
 from qdsn.errors import Conflict, InvalidInput, NotFound
 from qdsn.identity import Keystore, did_key_from_public_key, multikey_from_public_key
 from qdsn.identity.keystore import DEFAULT_SCRYPT_N
@@ -118,6 +119,19 @@ class NodeHome:
     def ledger_location(self) -> str:
         """The ledger replica's database: a SQLAlchemy URL, or the SQLite file in the home folder."""
         return self.ledger_url or str(self.path / "ledger.db")
+
+    def kek(self, kid: str | None = None) -> tuple[str, bytes]:
+        """The vault's key-encryption key: derived from the node key `kid` (default: current), so
+        it lives only where the sealed keystore does, and data keys wrapped before a key rotation
+        still open with the retired key."""
+        key = self.keystore.load(kid) if kid else self.key()
+        kid = kid or multikey_from_public_key(key.verify_key.raw)
+        return kid, hkdf_sha256(key.seed(), b"qdsn/vault/kek/v1")
+
+    def vault(self) -> Vault:
+        """This node's vault of encrypted datasets, beside its ledger replica."""
+        url = self.ledger_location()
+        return Vault(url if "://" in url else str(self.path / "vault.db"), self.kek)
 
     def log_signer(self) -> NoteSigner:
         """The key that signs this node's log checkpoints (named by the log's origin)."""

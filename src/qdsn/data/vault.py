@@ -1,0 +1,279 @@
+"""The vault: a manufacturer's datasets, encrypted under its own keys, committed batch by batch.
+
+Envelope encryption: each dataset has a random AES-256-GCM data key; the data key is stored only
+wrapped by the owner's key-encryption key (derived from its keystore). Each record is sealed with
+associated data naming its dataset and sequence number, so a ciphertext moved to another place or
+another dataset fails to open. A batch of records gets an RFC 9162 root over salted leaves — the
+salt keeps a low-entropy reading from being guessed from its hash — which the owner anchors on the
+ledger with `dataset.anchor`. Any record can then be proven part of an anchored batch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+
+from qdsn.crypto import canonical_json, new_key, open_sealed, seal
+from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from qdsn.ledger import merkle
+from qdsn.ledger.store import open_engine
+
+metadata = MetaData()
+vault_datasets = Table(
+    "vault_datasets",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=True),  # NULL once shredded
+    Column("kek_id", String(128), nullable=False),
+    Column("next_seq", Integer, nullable=False),
+)
+vault_records = Table(
+    "vault_records",
+    metadata,
+    Column("dataset", String(128), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("sealed", LargeBinary, nullable=False),
+)
+vault_batches = Table(
+    "vault_batches",
+    metadata,
+    Column("dataset", String(128), primary_key=True),
+    Column("first", Integer, primary_key=True, autoincrement=False),
+    Column("count", Integer, nullable=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("anchor_txid", String(64), nullable=True),
+    Column("anchored", Boolean, nullable=False, default=False),
+    Column("note", Text, nullable=True),
+)
+
+KekSource = Callable[[str | None], tuple[str, bytes]]  # kek id (None: current) -> (kek id, 32-byte kek)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A committed batch, ready to anchor: sequence numbers [first, first + count) and their root."""
+
+    dataset: str
+    first: int
+    count: int
+    root: bytes
+
+    def anchor_payload(self) -> dict[str, Any]:
+        """The `dataset.anchor` payload that commits to this batch."""
+        return {"dataset": self.dataset, "first": self.first, "count": self.count, "root": self.root.hex()}
+
+
+@dataclass(frozen=True)
+class RecordProof:
+    """Everything a verifier needs to check one record against an anchored batch root."""
+
+    dataset: str
+    seq: int
+    leaf: bytes  # canonical JSON {dataset, seq, salt, record}
+    first: int
+    count: int
+    proof: list[bytes]
+    root: bytes
+
+    def record(self) -> dict[str, Any]:
+        return orjson.loads(self.leaf)["record"]
+
+
+def verify_record_proof(p: RecordProof, anchored_root: bytes) -> dict[str, Any]:
+    """The record, once its leaf is shown to be in the batch whose root was anchored."""
+    obj = orjson.loads(p.leaf)
+    if (obj.get("dataset"), obj.get("seq")) != (p.dataset, p.seq) or not p.first <= p.seq < p.first + p.count:
+        raise IntegrityError(f"the leaf is not record {p.seq} of {p.dataset}")
+    if p.root != anchored_root:
+        raise IntegrityError("the proof's root is not the anchored root")
+    merkle.verify_inclusion(merkle.leaf_hash(p.leaf), p.seq - p.first, p.count, p.proof, anchored_root)
+    return obj["record"]
+
+
+def leaf(dataset: str, seq: int, salt: bytes, record: dict[str, Any]) -> bytes:
+    """The salted, canonical leaf of one record."""
+    return canonical_json({"dataset": dataset, "seq": seq, "salt": salt.hex(), "record": record})
+
+
+def _record_aad(dataset: str, seq: int) -> bytes:
+    return f"qdsn/vault/record/{dataset}/{seq}".encode()
+
+
+def _key_aad(dataset: str) -> bytes:
+    return f"qdsn/vault/data-key/{dataset}".encode()
+
+
+class Vault:
+    """One node's encrypted datasets in SQL (SQLite file or PostgreSQL URL)."""
+
+    def __init__(self, url: str, kek: KekSource) -> None:
+        self.engine = open_engine(url)
+        metadata.create_all(self.engine)
+        self._kek = kek
+        self._keys: dict[str, bytes] = {}
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def create(self, dataset: str, kind: str) -> None:
+        """A new dataset with a fresh data key, wrapped by the owner's current key-encryption key."""
+        kek_id, kek = self._kek(None)
+        data_key = new_key()
+        try:
+            with self.engine.begin() as c:
+                c.execute(
+                    insert(vault_datasets).values(
+                        id=dataset,
+                        kind=kind,
+                        kek_id=kek_id,
+                        next_seq=0,
+                        wrapped_key=seal(kek, data_key, _key_aad(dataset)),
+                    )
+                )
+        except DBIntegrityError:
+            raise Conflict(f"the vault already holds a dataset {dataset!r}") from None
+        self._keys[dataset] = data_key
+
+    def _row(self, dataset: str) -> Any:
+        with self.engine.connect() as c:
+            row = c.execute(select(vault_datasets).where(vault_datasets.c.id == dataset)).first()
+        if row is None:
+            raise NotFound(f"the vault holds no dataset {dataset!r}", "create it with `qdsn dataset create`")
+        return row
+
+    def _data_key(self, dataset: str) -> bytes:
+        if dataset not in self._keys:
+            row = self._row(dataset)
+            if row.wrapped_key is None:
+                raise NotFound(f"dataset {dataset!r} was shredded: its key is destroyed and its records unreadable")
+            _, kek = self._kek(row.kek_id)
+            self._keys[dataset] = open_sealed(kek, row.wrapped_key, _key_aad(dataset))
+        return self._keys[dataset]
+
+    def add_batch(self, dataset: str, records: Sequence[dict[str, Any]]) -> Batch:
+        """Seal and store a batch of records in one transaction; returns the batch to anchor."""
+        if not records:
+            raise InvalidInput("an empty batch has nothing to commit")
+        key = self._data_key(dataset)
+        with self.engine.begin() as c:
+            first = c.execute(select(vault_datasets.c.next_seq).where(vault_datasets.c.id == dataset)).scalar_one()
+            leaves, rows = [], []
+            for i, record in enumerate(records):
+                seq = first + i
+                data = leaf(dataset, seq, os.urandom(16), record)
+                leaves.append(data)
+                rows.append({"dataset": dataset, "seq": seq, "sealed": seal(key, data, _record_aad(dataset, seq))})
+            root = merkle.root_from_hashes([merkle.leaf_hash(x) for x in leaves])
+            c.execute(insert(vault_records), rows)
+            c.execute(
+                insert(vault_batches).values(
+                    dataset=dataset, first=first, count=len(records), root=root, anchored=False
+                )
+            )
+            c.execute(
+                update(vault_datasets).where(vault_datasets.c.id == dataset).values(next_seq=first + len(records))
+            )
+        return Batch(dataset, first, len(records), root)
+
+    def mark_anchored(self, batch: Batch, txid: str) -> None:
+        """Record that `batch` is anchored on the ledger by transaction `txid`."""
+        with self.engine.begin() as c:
+            c.execute(
+                update(vault_batches)
+                .where(and_(vault_batches.c.dataset == batch.dataset, vault_batches.c.first == batch.first))
+                .values(anchored=True, anchor_txid=txid)
+            )
+
+    def unanchored(self, dataset: str) -> list[Batch]:
+        """Batches committed here but not yet anchored (after a crash between the two), in order."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                select(vault_batches)
+                .where(and_(vault_batches.c.dataset == dataset, vault_batches.c.anchored.is_(False)))
+                .order_by(vault_batches.c.first)
+            ).all()
+        return [Batch(r.dataset, r.first, r.count, r.root) for r in rows]
+
+    def _leaves(self, dataset: str, start: int, end: int) -> list[bytes]:
+        key = self._data_key(dataset)
+        with self.engine.connect() as c:
+            rows = c.execute(
+                select(vault_records.c.seq, vault_records.c.sealed)
+                .where(
+                    and_(vault_records.c.dataset == dataset, vault_records.c.seq >= start, vault_records.c.seq < end)
+                )
+                .order_by(vault_records.c.seq)
+            ).all()
+        if [r.seq for r in rows] != list(range(start, start + len(rows))):
+            raise IntegrityError(f"records of {dataset!r} between {start} and {end} are missing")
+        return [open_sealed(key, r.sealed, _record_aad(dataset, r.seq)) for r in rows]
+
+    def records(self, dataset: str, start: int = 0, end: int | None = None) -> list[dict[str, Any]]:
+        """Decrypt records [start, end) of a dataset — only inside the owner's node."""
+        end = self._row(dataset).next_seq if end is None else end
+        return [orjson.loads(x)["record"] for x in self._leaves(dataset, start, end)]
+
+    def _batch_of(self, dataset: str, seq: int) -> Any:
+        with self.engine.connect() as c:
+            row = c.execute(
+                select(vault_batches)
+                .where(and_(vault_batches.c.dataset == dataset, vault_batches.c.first <= seq))
+                .order_by(vault_batches.c.first.desc())
+                .limit(1)
+            ).first()
+        if row is None or seq >= row.first + row.count:
+            raise NotFound(f"record {seq} of {dataset!r} is in no committed batch")
+        return row
+
+    def prove(self, dataset: str, seq: int) -> RecordProof:
+        """The record's leaf and its inclusion proof in its batch."""
+        b = self._batch_of(dataset, seq)
+        leaves = self._leaves(dataset, b.first, b.first + b.count)
+        proof = merkle.inclusion_proof(seq - b.first, b.count, merkle.MemoryTree(leaves))
+        return RecordProof(dataset, seq, leaves[seq - b.first], b.first, b.count, proof, b.root)
+
+    def verify(self, dataset: str, anchored: Callable[[int], bytes] | None = None) -> int:
+        """Open every record and recompute every batch root (and compare with the ledger's anchored
+        roots, given `anchored(first) -> root`); returns the records checked or raises IntegrityError."""
+        with self.engine.connect() as c:
+            batches = c.execute(
+                select(vault_batches).where(vault_batches.c.dataset == dataset).order_by(vault_batches.c.first)
+            ).all()
+        expected = 0
+        for b in batches:
+            if b.first != expected:
+                raise IntegrityError(f"batches of {dataset!r} jump from record {expected} to {b.first}")
+            leaves = self._leaves(dataset, b.first, b.first + b.count)
+            if len(leaves) != b.count or merkle.root_hash(leaves) != b.root:
+                raise IntegrityError(f"batch at record {b.first} of {dataset!r} does not match its root")
+            if anchored is not None and anchored(b.first) != b.root:
+                raise IntegrityError(f"batch at record {b.first} of {dataset!r} is not the one anchored on the ledger")
+            expected += b.count
+        return expected
+
+    def shred(self, dataset: str) -> None:
+        """Destroy the dataset's key (crypto-shredding): its records can never be read again."""
+        self._row(dataset)
+        with self.engine.begin() as c:
+            c.execute(update(vault_datasets).where(vault_datasets.c.id == dataset).values(wrapped_key=None))
+        self._keys.pop(dataset, None)

@@ -1,0 +1,161 @@
+"""The vault: envelope encryption, salted batch roots anchored on the ledger, proofs, tampering,
+crypto-shredding, and no plaintext in the database file. Runs on SQLite and on PostgreSQL."""
+
+import os
+import sqlite3
+import uuid
+
+import pytest
+from sqlalchemy import update
+
+from qdsn.crypto import SigningKey, hkdf_sha256
+from qdsn.data.vault import Vault, vault_datasets, vault_records, verify_record_proof
+from qdsn.errors import Conflict, IntegrityError, NotFound
+from qdsn.ledger import Ledger, merkle, tx
+
+from ..ledger.conftest import ORIGIN, member
+from ..services import fresh_database
+
+
+class Keys:
+    """A stand-in keystore: two node keys, so rotation can be exercised."""
+
+    def __init__(self):
+        self.keys = {"k1": SigningKey.generate(), "k2": SigningKey.generate()}
+        self.current = "k1"
+
+    def __call__(self, kid=None):
+        kid = kid or self.current
+        return kid, hkdf_sha256(self.keys[kid].seed(), b"qdsn/vault/kek/v1")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def vault_url(request, tmp_path):
+    if request.param == "sqlite":
+        return str(tmp_path / "vault.db")
+    return fresh_database(request.getfixturevalue("postgres_url"), f"vault_{uuid.uuid4().hex[:12]}")
+
+
+def readings(n, start=0):
+    return [
+        {
+            "characteristic": "resistance",
+            "value": 17.0 + (i % 7) * 0.013,
+            "time": f"2026-03-01T08:{i % 60:02d}:00Z",
+            "lot": "L-2026-0301",
+        }
+        for i in range(start, start + n)
+    ]
+
+
+def test_round_trip_roots_and_proofs(vault_url):
+    keys = Keys()
+    v = Vault(vault_url, keys)
+    v.create("line-1", "measurements")
+    b1 = v.add_batch("line-1", readings(37))
+    b2 = v.add_batch("line-1", readings(5, 37))
+    assert (b1.first, b1.count, b2.first, b2.count) == (0, 37, 37, 5)
+    assert v.records("line-1") == readings(42)
+    keys.current = "k2"  # a key rotation: data keys wrapped before it still open
+    again = Vault(vault_url, keys)
+    assert again.records("line-1", 40, 42) == readings(2, 40)
+    proof = again.prove("line-1", 39)
+    assert verify_record_proof(proof, b2.root) == readings(1, 39)[0]
+    with pytest.raises(IntegrityError):
+        verify_record_proof(proof, b1.root)
+    forged = proof.__class__(**{**proof.__dict__, "leaf": proof.leaf.replace(b"17.0", b"16.9")})
+    with pytest.raises(IntegrityError):
+        verify_record_proof(forged, b2.root)
+    assert again.verify("line-1") == 42
+    with pytest.raises(Conflict):
+        again.create("line-1", "measurements")
+
+
+def test_salted_leaves_hide_equal_readings(vault_url):
+    v = Vault(vault_url, Keys())
+    v.create("d", "measurements")
+    v.add_batch("d", [readings(1)[0], readings(1)[0]])
+    a, b = v.prove("d", 0), v.prove("d", 1)
+    assert a.record() == b.record() and merkle.leaf_hash(a.leaf) != merkle.leaf_hash(b.leaf)
+
+
+def test_tampering_is_detected(vault_url):
+    v = Vault(vault_url, Keys())
+    v.create("d", "measurements")
+    v.add_batch("d", readings(10))
+    with v.engine.begin() as c:  # swap two ciphertexts: each is bound to its position
+        s3, s4 = (c.execute(vault_records.select().where(vault_records.c.seq == i)).first().sealed for i in (3, 4))
+        c.execute(update(vault_records).where(vault_records.c.seq == 3).values(sealed=s4))
+        c.execute(update(vault_records).where(vault_records.c.seq == 4).values(sealed=s3))
+    with pytest.raises(IntegrityError):
+        Vault(vault_url, Keys()).records("d")
+    with pytest.raises(IntegrityError):
+        v.verify("d")
+
+    w = Vault(vault_url, Keys())
+    w.create("e", "measurements")
+    w.add_batch("e", readings(3))
+    with w.engine.begin() as c:
+        wrapped = c.execute(vault_datasets.select().where(vault_datasets.c.id == "e")).first().wrapped_key
+        c.execute(
+            update(vault_datasets)
+            .where(vault_datasets.c.id == "e")
+            .values(wrapped_key=wrapped[:-1] + bytes([wrapped[-1] ^ 1]))
+        )
+    with pytest.raises(IntegrityError):
+        Vault(vault_url, Keys()).records("e")
+
+
+def test_crypto_shredding(vault_url):
+    v = Vault(vault_url, Keys())
+    v.create("d", "measurements")
+    v.add_batch("d", readings(3))
+    v.shred("d")
+    with pytest.raises(NotFound, match="shredded"):
+        Vault(vault_url, Keys()).records("d")
+
+
+def test_no_plaintext_in_the_database_file(tmp_path):
+    path = tmp_path / "vault.db"
+    v = Vault(str(path), Keys())
+    v.create("d", "measurements")
+    secret = [{"characteristic": "tensile-strength-xyzzy", "value": 123.456789, "time": "2026-03-01T08:00:00Z"}]
+    v.add_batch("d", secret * 50)
+    v.close()
+    with sqlite3.connect(path) as c:
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    for needle in (b"xyzzy", b"123.456789", b"tensile"):
+        assert needle not in data
+
+
+def test_batches_anchored_on_the_ledger(tmp_path):
+    regulator = member("regulator", "SAMR")
+    maker = member()
+    ledger = Ledger.open(str(tmp_path / "ledger.db"), origin=ORIGIN)
+    ledger.append(
+        [
+            regulator.sign("identity.register", regulator.register_payload()),
+            regulator.sign("identity.register", maker.register_payload()),
+        ]
+    )
+    v = Vault(str(tmp_path / "vault.db"), Keys())
+    v.create("line-1", "measurements")
+    ledger.append([maker.sign("dataset.declare", {"dataset": "line-1", "title": "Line 1", "kind": "measurements"})])
+    for n in (20, 7):
+        batch = v.add_batch("line-1", readings(n))
+        assert v.unanchored("line-1") == [batch]
+        receipt = ledger.append([maker.sign("dataset.anchor", batch.anchor_payload())])[0]
+        v.mark_anchored(batch, receipt.txid)
+    assert v.unanchored("line-1") == []
+    anchors = {
+        e.payload["first"]: bytes.fromhex(e.payload["root"])
+        for e in map(tx.from_leaf, ledger.store.leaves(0, ledger.size))
+        if e.type == "dataset.anchor"
+    }
+    assert v.verify("line-1", anchored=anchors.__getitem__) == 27
+    assert ledger.state.datasets["line-1"].anchored == 27
+    # the owner cannot quietly re-commit a batch it already anchored
+    v.add_batch("line-1", readings(3))
+    with pytest.raises(IntegrityError, match="anchored"):
+        v.verify("line-1", anchored=lambda first: anchors.get(first, os.urandom(32)))
