@@ -94,7 +94,8 @@ def test_wrong_passphrase_and_missing_home(tmp_path):
 @pytest.mark.slow
 def test_demo_tells_the_story():
     out = qdsn("demo").stdout
-    for step in ("Identities", "Refusals", "Key rotation", "Checkpoints", "split view", "Audit", "consortium verified"):
+    steps = ("Identities", "Refusals", "Key rotation", "Quality data stays home", "Checkpoints", "split view", "Audit")
+    for step in (*steps, "consortium verified", "200 anchored quality records"):
         assert step in out, step
     assert "[red]" not in out and "?!" not in out
 

@@ -3,11 +3,13 @@ each a real node with its own home, keystore and ledger replica, telling the sto
 
 from __future__ import annotations
 
+import random
 import secrets
 import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -15,6 +17,8 @@ from rich.panel import Panel
 from rich.table import Table
 
 from qdsn.crypto.encoding import b64url_encode
+from qdsn.data.model import Measurement
+from qdsn.data.vault import Vault, vault_records, verify_record_proof
 from qdsn.errors import QDSNError
 from qdsn.identity import multikey_from_public_key
 from qdsn.ledger import Ledger, merkle, tx
@@ -136,14 +140,16 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     new_mk = maker.rotate_key(lambda env: orderer.submit([env]))
     console.print(f"  {maker.name}: {prev_mk[:20]}… → {new_mk[:20]}…")
 
+    _quality_data(console, maker, certifier, orderer, log)
+
     console.print(
-        "\n[bold]5. Checkpoints and witnesses.[/] The regulator signs a C2SP checkpoint; every "
+        "\n[bold]6. Checkpoints and witnesses.[/] The regulator signs a C2SP checkpoint; every "
         "member checks it against its own replica and cosigns (tlog-cosignature)."
     )
     note = _checkpoint_round(console, regulator, log, members, replicas, orderer)
 
     console.print(
-        "\n[bold]6. The log grows.[/] More activity, a new checkpoint; witnesses cosign only "
+        "\n[bold]7. The log grows.[/] More activity, a new checkpoint; witnesses cosign only "
         "after a consistency proof from the checkpoint they cosigned before."
     )
     orderer.submit([honest])
@@ -158,7 +164,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     console.print(f"  consistency {cp1.size} → {cp2.size}: {len(proof2)} hashes, [green]verified[/]")
 
     console.print(
-        "\n[bold]7. A verifier with nothing but keys.[/] A buyer holds the log key and the "
+        "\n[bold]8. A verifier with nothing but keys.[/] A buyer holds the log key and the "
         "members' cosigner keys, requires 3 cosignatures, and checks one registration."
     )
     cosigner_keys = [m.cosigner().verifier() for m in members]
@@ -173,7 +179,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     )
 
     console.print(
-        "\n[bold]8. A split view is caught.[/] The operator shows a witness a different history "
+        "\n[bold]9. A split view is caught.[/] The operator shows a witness a different history "
         "of the same size; the witness refuses to cosign."
     )
     fake = sign_note(Checkpoint(log.origin, cp.size, bytes(32)).text(), regulator.log_signer())
@@ -183,7 +189,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     except QDSNError as e:
         console.print(f"  [green]✓ refused[/]: [dim]{e.what}[/]")
 
-    console.print("\n[bold]9. Audit.[/] Every replica re-verifies its whole store from zero.")
+    console.print("\n[bold]10. Audit.[/] Every replica re-verifies its whole store from zero.")
     table = Table("node", "entries", "root", "state", "ckpts", "result")
     for node, ledger in [(regulator, log), *((m, replicas[m.did]) for m in members)]:
         if ledger is not log:
@@ -201,13 +207,92 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     console.print(
         Panel.fit(
             f"{len(members) + 1} nodes · {log.size} ledger entries · {len(log.store.checkpoint_notes())} checkpoints · "
-            f"{len(log.store.cosignatures())} recorded cosignatures · {time.perf_counter() - t0:.1f} s\n"
-            "Next in QDSN: encrypted quality data anchored here, certification models sent to the data, "
-            "SD-JWT certificates.",
+            f"{len(log.store.cosignatures())} recorded cosignatures · "
+            f"{sum(d.anchored for d in log.state.datasets.values())} anchored quality records · "
+            f"{time.perf_counter() - t0:.1f} s\n"
+            "Next in QDSN: certification models sent to the data, SD-JWT certificates.",
             title="[bold green]consortium verified",
             border_style="green",
         )
     )
+
+
+def _quality_data(
+    console: Console, maker: NodeHome, certifier: NodeHome, orderer: EmbeddedOrderer, log: Ledger
+) -> None:
+    console.print(
+        "\n[bold]5. Quality data stays home.[/] The manufacturer declares a dataset on the ledger, seals "
+        "its line's readings in its own vault and anchors each batch's root; the ledger holds only "
+        "the commitment (确权)."
+    )
+    dataset = "zj-line-1-resistance"
+    rng = random.Random(2026)
+    readings = [
+        Measurement.model_validate(
+            {
+                "characteristic": "conductor resistance",
+                "value": round(rng.gauss(17.6, 0.12), 3),
+                "time": f"2026-03-01T{8 + i // 60:02d}:{i % 60:02d}:00+08:00",
+                "device": "ohmmeter-3",
+                "lot": f"L0301-{i // 50 + 1}",
+                "subgroup": i // 5,
+            }
+        ).model_dump(mode="json", exclude_none=True)
+        for i in range(200)
+    ]
+    vault = maker.vault()
+    vault.create(dataset, "measurements")
+    orderer.submit(
+        [
+            maker.sign(
+                "dataset.declare",
+                {
+                    "dataset": dataset,
+                    "title": "Line 1 conductor resistance, BV 2.5 mm²",
+                    "kind": "measurements",
+                    "characteristics": [
+                        {"name": "conductor resistance", "unit": "Ω/km", "usl": 18.1, "critical": True}
+                    ],
+                },
+            )
+        ]
+    )
+    for start in (0, 100):
+        batch = vault.add_batch(dataset, readings[start : start + 100])
+        receipt = orderer.submit([maker.sign("dataset.anchor", batch.anchor_payload())])[0]
+        vault.mark_anchored(batch, receipt.txid)  # type: ignore[union-attr]
+        console.print(
+            f"  records {batch.first}–{batch.first + batch.count - 1}: root {batch.root.hex()[:16]}… "
+            f"anchored in ledger entry {receipt.seq}"
+        )  # type: ignore[union-attr]
+    stored = b"".join(r.sealed for r in _sealed(vault, dataset))
+    console.print(
+        f"  the vault holds {len(stored):,} bytes of AES-256-GCM ciphertext; "
+        f"'17.6' appears in it {stored.count(b'17.6')} times"
+    )
+    proof = vault.prove(dataset, 142)
+    anchored = next(
+        bytes.fromhex(e.payload["root"])
+        for e in map(tx.from_leaf, log.store.leaves(0, log.size))
+        if e.type == "dataset.anchor" and e.payload["first"] == proof.first
+    )
+    record = verify_record_proof(proof, anchored)
+    console.print(
+        f"  {certifier.name} checks reading 142 ({record['value']} Ω/km) against the anchored root: "
+        f"✓ ({len(proof.proof)} hashes)"
+    )
+    lowered = str(round(record["value"] - 0.3, 3))
+    altered = replace(proof, leaf=proof.leaf.replace(str(record["value"]).encode(), lowered.encode()))
+    try:
+        verify_record_proof(altered, anchored)
+        console.print("  [red]an altered reading verified?![/]")
+    except QDSNError as e:
+        console.print(f"  [green]✓ refused[/] the same reading changed to {lowered}: [dim]{e.what}[/]")
+
+
+def _sealed(vault: Vault, dataset: str) -> list:
+    with vault.engine.connect() as c:
+        return c.execute(vault_records.select().where(vault_records.c.dataset == dataset)).all()
 
 
 def _checkpoint_round(
