@@ -46,13 +46,25 @@ def test_jcs_reference_vectors(name):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.floats(min_value=-1e9, max_value=1e9, allow_nan=False),
     lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4),
     max_leaves=20,
 )
 
 
-@settings(max_examples=400, deadline=None)
+@pytest.mark.parametrize(
+    "x", [17.463, 0.1 + 0.2, 1e-7, 5e-324, 123456789.123, 0.00012345, 2.0, -0.0, 1e15, 1e16 + 2, 1e20, 1e21]
+)
+def test_floats_on_the_fast_path_match_the_reference(x):
+    assert canonical_json({"v": x, "w": [x, -x]}) == rfc8785.dumps({"v": x, "w": [x, -x]})
+
+
+@settings(max_examples=2000, deadline=None)
 @given(json_values)
 def test_fast_path_matches_reference(value):
     assert canonical_json(value) == rfc8785.dumps(value)

@@ -1,7 +1,7 @@
 """RFC 8785 JSON Canonicalization Scheme (JCS).
 
 `rfc8785` is the reference implementation; it is pure Python and costs ~30 µs for a small
-object. For the common ledger case (ASCII keys, strings, safe integers, no floats) orjson with
+object. For the common case (ASCII keys, strings, safe integers, non-integral floats below 1e15) orjson with
 sorted keys produces byte-identical output ~50x faster, so we take that path when the object
 qualifies and fall back to `rfc8785` otherwise. Tests check the two agree.
 """
@@ -25,6 +25,10 @@ def _fast_ok(obj: Any) -> bool:
         return True
     if t is int:
         return -_SAFE_INT <= obj <= _SAFE_INT
+    if t is float:
+        # Non-integral floats in [1e-5, 1e15): orjson writes them as ECMAScript does (shortest
+        # round-trip digits, no exponent). Elsewhere the two differ ("2.0" against "2", exponents).
+        return 1e-5 <= abs(obj) < 1e15 and not obj.is_integer()
     if t is dict:
         for k, v in obj.items():  # noqa: SIM110 - a loop is faster than all() over a generator here
             # JCS sorts keys by UTF-16 code units, orjson by code points: the same for ASCII keys.
