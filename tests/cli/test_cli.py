@@ -104,3 +104,35 @@ def test_schema_export(tmp_path):
     out = qdsn("schema", "export", str(tmp_path / "schemas")).stdout
     assert "Measurement.schema.json" in out
     assert json.loads((tmp_path / "schemas" / "Inspection.schema.json").read_text())["title"] == "Inspection"
+
+
+def test_a_manufacturer_ingests_a_file_and_verifies_its_vault(tmp_path):
+    reg, acme = tmp_path / "reg", tmp_path / "acme"
+    qdsn("init", "--role", "regulator", "--name", "Bureau", home=reg)
+    # on one machine, the manufacturer's node shares the regulator's log file
+    qdsn("init", "--role", "enterprise", "--name", "Acme", "--ledger", str(reg / "ledger.db"), home=acme)
+    did = json.loads(qdsn("did", "show", home=acme).stdout)["id"]
+    payload = {"did": did, "role": "enterprise", "name": "Acme", "key": did.removeprefix("did:key:")}
+    qdsn("ledger", "append", "identity.register", json.dumps(payload), home=reg)
+    qdsn(
+        "dataset",
+        "create",
+        "line-1",
+        "--title",
+        "Line 1 resistance",
+        "--characteristic",
+        "conductor resistance:Ω/km::18.1:critical",
+        home=acme,
+    )
+    rows = ["characteristic,value,time,lot"] + [
+        f"conductor resistance,{17.5 + i / 100},2026-03-01T08:00:00Z,L1" for i in range(30)
+    ]
+    (tmp_path / "r.csv").write_text("\n".join(rows) + "\n")
+    out = qdsn("ingest", "csv", str(tmp_path / "r.csv"), "--dataset", "line-1", "--batch-size", "10", home=acme).stdout
+    assert "30" in out and "3" in out
+    bad = tmp_path / "bad.csv"
+    bad.write_text("characteristic,value,time\nconductor resistance,oops,2026-03-01T08:00:00Z\n")
+    refused = qdsn("ingest", "csv", str(bad), "--dataset", "line-1", home=acme, ok=False)
+    assert refused.returncode == 1 and "row 2, field 'value'" in refused.stderr
+    assert "verified" in qdsn("vault", "verify", home=acme).stdout
+    assert "verified 6 entries" in qdsn("ledger", "verify", home=reg).stdout

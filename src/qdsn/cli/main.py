@@ -34,6 +34,14 @@ app = typer.Typer(
 did_app = typer.Typer(help="This node's DID, and resolving others'.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The consortium ledger: entries, proofs, checkpoints, audits.", no_args_is_help=True)
 schema_app = typer.Typer(help="The quality data model's JSON Schemas.", no_args_is_help=True)
+dataset_app = typer.Typer(
+    help="Datasets this node owns: declared on the ledger, kept in its vault.", no_args_is_help=True
+)
+ingest_app = typer.Typer(help="Bring quality data into a dataset: validated, sealed, anchored.", no_args_is_help=True)
+vault_app = typer.Typer(help="This node's encrypted vault.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(vault_app, name="vault")
 app.add_typer(did_app, name="did")
 app.add_typer(schema_app, name="schema")
 app.add_typer(ledger_app, name="ledger")
@@ -223,6 +231,143 @@ def schema_export(
 
     for path in export_schemas(folder):
         console.print(f"[green]✓[/] {path}")
+
+
+@dataset_app.command("create")
+def dataset_create(
+    dataset: Annotated[str, typer.Argument(help="The dataset's id, e.g. line-1-resistance.")],
+    title: Annotated[str, typer.Option(help="What the dataset holds.")],
+    home: Home,
+    kind: Annotated[
+        str, typer.Option(help="measurements, inspections, nonconformances, corrective_actions or compliance.")
+    ] = "measurements",
+    characteristic: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME:UNIT:LSL:USL[:critical], repeatable; leave a limit empty if there is none."),
+    ] = None,
+) -> None:
+    """Create a dataset in this node's vault (a fresh data key) and declare it on the ledger (never its data)."""
+    from qdsn.data.ingest import KIND_MODELS
+    from qdsn.data.model import Characteristic
+
+    if kind not in KIND_MODELS:
+        raise QDSNError(f"unknown kind {kind!r}", f"use one of: {', '.join(KIND_MODELS)}")
+    specs = []
+    for text in characteristic or []:
+        name, unit, lsl, usl, *flag = (text.split(":") + [""] * 4)[:5]
+        try:
+            spec = Characteristic(
+                name=name,
+                unit=unit,
+                lsl=float(lsl) if lsl else None,
+                usl=float(usl) if usl else None,
+                critical=flag == ["critical"],
+            )
+        except ValueError as e:
+            raise QDSNError(f"characteristic {text!r}: {e}", "write it as NAME:UNIT:LSL:USL[:critical]") from None
+        specs.append(spec.model_dump(exclude_none=True))
+    node = _open(home)
+    vault = node.vault()
+    vault.create(dataset, kind)
+    node.submit("dataset.declare", {"dataset": dataset, "title": title, "kind": kind, "characteristics": specs})
+    console.print(f"[green]✓[/] dataset {dataset} ({kind}) created and declared on the ledger")
+
+
+def _ingest(path: Path, dataset: str, home: Path, batch_size: int, quarantine: Path | None) -> None:
+    from qdsn.data.ingest import ingest
+
+    node = _open(home)
+    vault = node.vault()
+    kind = vault.kind(dataset)
+    with Progress(
+        TextColumn(f"sealing {path.name}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("ingest", total=None)
+        summary = ingest(
+            path,
+            vault,
+            dataset,
+            kind,
+            node.anchor,
+            batch_size=batch_size,
+            quarantine=quarantine,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    table = Table(title=f"{path.name} → {dataset}")
+    for col in ("rows", "accepted", "quarantined", "batches", "last root"):
+        table.add_column(col)
+    last = summary.batches[-1][0].root.hex()[:16] + "…" if summary.batches else "-"
+    table.add_row(str(summary.rows), str(summary.accepted), str(summary.quarantined), str(len(summary.batches)), last)
+    console.print(table)
+    if summary.quarantined:
+        console.print(f"[yellow]{summary.quarantined} bad rows written to {quarantine} with their reasons[/]")
+
+
+BatchSize = Annotated[int, typer.Option(help="Records per anchored batch.")]
+Quarantine = Annotated[
+    Path | None, typer.Option(help="Keep good rows and append bad ones here (JSON Lines) with the reason.")
+]
+
+
+@ingest_app.command("csv")
+def ingest_csv(
+    file: Annotated[Path, typer.Argument(help="A CSV file with a header row; columns are the model's fields.")],
+    dataset: Annotated[str, typer.Option(help="The dataset to add to.")],
+    home: Home,
+    batch_size: BatchSize = 10_000,
+    quarantine: Quarantine = None,
+) -> None:
+    """Validate every row, then seal the file in the vault and anchor each batch on the ledger."""
+    _ingest(file, dataset, home, batch_size, quarantine)
+
+
+@ingest_app.command("json")
+def ingest_json(
+    file: Annotated[Path, typer.Argument(help="A JSON array of records, or JSON Lines (.jsonl).")],
+    dataset: Annotated[str, typer.Option(help="The dataset to add to.")],
+    home: Home,
+    batch_size: BatchSize = 10_000,
+    quarantine: Quarantine = None,
+) -> None:
+    """Validate every record, then seal the file in the vault and anchor each batch on the ledger."""
+    _ingest(file, dataset, home, batch_size, quarantine)
+
+
+@vault_app.command("verify")
+def vault_verify(home: Home) -> None:
+    """Open every record of every dataset and check each batch against the root anchored on the ledger."""
+    node = _open(home)
+    vault, ledger = node.vault(), node.ledger()
+    anchors: dict[tuple[str, int], bytes] = {}
+    for row in ledger.store.rows_of_type("dataset.anchor"):
+        p = tx.from_leaf(row.leaf).payload
+        anchors[(p["dataset"], p["first"])] = bytes.fromhex(p["root"])
+    table = Table("dataset", "records", "result")
+    failed = False
+    for dataset in vault.datasets():
+        try:
+            n = vault.verify(dataset, anchored=lambda first, d=dataset: anchors.get((d, first), b""))
+            table.add_row(dataset, str(n), "[green]✓ verified[/]")
+        except QDSNError as e:
+            failed = True
+            table.add_row(dataset, "-", f"[red]✗ {e.what}[/]")
+    console.print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
+@vault_app.command("shred")
+def vault_shred(dataset: Annotated[str, typer.Argument(help="The dataset whose key to destroy.")], home: Home) -> None:
+    """Destroy a dataset's key (crypto-shredding) and record it on the ledger. This cannot be undone."""
+    node = _open(home)
+    node.vault().shred(dataset)
+    node.submit("dataset.shred", {"dataset": dataset})
+    console.print(f"[green]✓[/] {dataset}: key destroyed, records unreadable, shredding on the ledger")
 
 
 @app.command()

@@ -135,6 +135,15 @@ class Vault:
     def close(self) -> None:
         self.engine.dispose()
 
+    def datasets(self) -> list[str]:
+        """The ids of the datasets in this vault."""
+        with self.engine.connect() as c:
+            return [r[0] for r in c.execute(select(vault_datasets.c.id).order_by(vault_datasets.c.id))]
+
+    def kind(self, dataset: str) -> str:
+        """What a dataset holds: measurements, inspections, …"""
+        return self._row(dataset).kind
+
     def create(self, dataset: str, kind: str) -> None:
         """A new dataset with a fresh data key, wrapped by the owner's current key-encryption key."""
         kek_id, kek = self._kek(None)

@@ -226,6 +226,11 @@ class Store:
             ).all()
         return [r[0] for r in rows]
 
+    def rows_of_type(self, type: str) -> list[Row]:
+        """Every entry of one transaction type, in log order."""
+        with self.engine.connect() as c:
+            return [_row(r) for r in c.execute(select(entries).where(entries.c.type == type).order_by(entries.c.seq))]
+
     def entry(self, seq: int | None = None, txid: str | None = None) -> Row:
         """One entry by position or by transaction id."""
         where = entries.c.seq == seq if txid is None else entries.c.txid == bytes.fromhex(txid)

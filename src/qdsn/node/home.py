@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from qdsn.clock import Clock, format_time, system_clock
 from qdsn.crypto import SigningKey, hkdf_sha256
 from qdsn.crypto.encoding import b64url_encode
-from qdsn.data.vault import Vault
+from qdsn.data.vault import Batch, Vault
 from qdsn.errors import Conflict, InvalidInput, NotFound
 from qdsn.identity import Keystore, did_key_from_public_key, multikey_from_public_key
 from qdsn.identity.keystore import DEFAULT_SCRYPT_N
@@ -68,7 +68,7 @@ class NodeHome:
         if role not in tx.ROLES:
             raise InvalidInput(f"role {role!r} is not one of {', '.join(tx.ROLES)}")
         path = Path(path)
-        if ledger_url and make_url(ledger_url).password:
+        if "://" in ledger_url and make_url(ledger_url).password:
             raise InvalidInput(
                 "the ledger URL holds a password, which node.toml would keep in plaintext",
                 "leave it out and give it through PGPASSWORD or ~/.pgpass",
@@ -78,6 +78,10 @@ class NodeHome:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = SigningKey.generate()
         did = did_key_from_public_key(key.verify_key.raw)
+        if origin is None and ledger_url:  # joining a log that exists: adopt its origin
+            joined = Ledger.open(ledger_url)
+            origin = joined.origin or None
+            joined.close()
         origin = origin or f"qdsn.local/{_slug(name)}"
         ks = Keystore(path / "keystore", passphrase, scrypt_n=scrypt_n)
         ks.add(key, created=format_time(clock()))
@@ -132,6 +136,10 @@ class NodeHome:
         """This node's vault of encrypted datasets, beside its ledger replica."""
         url = self.ledger_location()
         return Vault(url if "://" in url else str(self.path / "vault.db"), self.kek)
+
+    def anchor(self, batch: Batch) -> str:
+        """Commit a vault batch on the ledger with `dataset.anchor`; returns the transaction id."""
+        return tx.txid(self.submit("dataset.anchor", batch.anchor_payload()).leaf())
 
     def log_signer(self) -> NoteSigner:
         """The key that signs this node's log checkpoints (named by the log's origin)."""

@@ -1,0 +1,135 @@
+"""File ingestion: read rows, validate every one against the data model, then seal them in the vault
+batch by batch and anchor each batch on the ledger.
+
+A file is checked whole before anything is written. Bad rows refuse the file, naming file, row and
+field — or, with a quarantine file, the good rows go in and the bad ones are written aside with
+their reasons.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from qdsn.data.model import MODELS, Record
+from qdsn.data.vault import Batch, Vault
+from qdsn.errors import InvalidInput
+
+KIND_MODELS = {
+    "measurements": "Measurement",
+    "inspections": "Inspection",
+    "nonconformances": "NonConformance",
+    "corrective_actions": "CorrectiveAction",
+    "compliance": "ComplianceRecord",
+}
+
+
+@dataclass
+class BadRow:
+    row: int  # 1-based, the header of a CSV file is row 1
+    field: str
+    reason: str
+    data: dict[str, Any]
+
+
+@dataclass
+class Summary:
+    file: str
+    dataset: str
+    rows: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    batches: list[tuple[Batch, str]] = field(default_factory=list)  # (batch, anchoring txid)
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(row number, fields) of a CSV file (with a header) or a JSON array / JSON Lines file."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            with path.open(newline="", encoding="utf-8-sig") as f:
+                for i, row in enumerate(csv.DictReader(f), start=2):
+                    yield i, {k.strip(): v.strip() for k, v in row.items() if k and v is not None and v.strip() != ""}
+        elif suffix in (".jsonl", ".ndjson"):
+            with path.open("rb") as f:
+                for i, line in enumerate(f, start=1):
+                    if line.strip():
+                        yield i, orjson.loads(line)
+        elif suffix == ".json":
+            data = orjson.loads(path.read_bytes())
+            if not isinstance(data, list):
+                raise InvalidInput(f"{path}: a JSON file holds an array of records")
+            yield from enumerate(data, start=1)
+        else:
+            raise InvalidInput(f"{path}: unknown file type {suffix!r}", "use .csv, .json or .jsonl")
+    except (OSError, UnicodeDecodeError, orjson.JSONDecodeError) as e:
+        raise InvalidInput(f"{path}: cannot be read: {e}") from None
+
+
+def validate(path: Path, kind: str, *, now: datetime | None = None) -> tuple[list[dict[str, Any]], list[BadRow]]:
+    """Every row of `path` checked against the model of a dataset `kind`: (good records, bad rows)."""
+    model: type[Record] = MODELS[KIND_MODELS[kind]]
+    context = {"now": now} if now else None
+    good, bad = [], []
+    for i, row in read_rows(path):
+        if not isinstance(row, dict):
+            bad.append(BadRow(i, "*", "a record must be an object", {"value": row}))
+            continue
+        try:
+            good.append(model.model_validate(row, context=context).model_dump(mode="json", exclude_none=True))
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "*"
+            bad.append(BadRow(i, where, err["msg"], row))
+    return good, bad
+
+
+def ingest(
+    path: Path,
+    vault: Vault,
+    dataset: str,
+    kind: str,
+    anchor: Callable[[Batch], str],
+    *,
+    batch_size: int = 10_000,
+    quarantine: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    now: datetime | None = None,
+) -> Summary:
+    """Validate `path`, then seal its records in `dataset` in batches, each anchored through
+    `anchor(batch) -> txid` before the next is written."""
+    good, bad = validate(path, kind, now=now)
+    summary = Summary(str(path), dataset, rows=len(good) + len(bad))
+    if bad and quarantine is None:
+        shown = "; ".join(f"row {b.row}, field {b.field!r}: {b.reason}" for b in bad[:3])
+        more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise InvalidInput(
+            f"{path}: {len(bad)} bad rows — {shown}{more}; nothing was written",
+            "fix the rows, or pass --quarantine FILE to keep the good ones and set the bad aside",
+        )
+    if bad and quarantine is not None:
+        with quarantine.open("ab") as f:
+            for b in bad:
+                f.write(
+                    orjson.dumps(
+                        {"file": str(path), "row": b.row, "field": b.field, "reason": b.reason, "data": b.data}
+                    )
+                    + b"\n"
+                )
+        summary.quarantined = len(bad)
+    for start in range(0, len(good), batch_size):
+        batch = vault.add_batch(dataset, good[start : start + batch_size])
+        txid = anchor(batch)
+        vault.mark_anchored(batch, txid)
+        summary.batches.append((batch, txid))
+        summary.accepted += batch.count
+        if progress:
+            progress(summary.accepted, len(good))
+    return summary
