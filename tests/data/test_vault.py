@@ -159,3 +159,13 @@ def test_batches_anchored_on_the_ledger(tmp_path):
     v.add_batch("line-1", readings(3))
     with pytest.raises(IntegrityError, match="anchored"):
         v.verify("line-1", anchored=lambda first: anchors.get(first, os.urandom(32)))
+
+
+def test_leaves_are_rfc8785_canonical():
+    import rfc8785
+
+    from qdsn.data.vault import leaf
+
+    for record in (readings(1)[0], {"value": 2.0, "note": "integral float", "n": 3}, {"z": [1.5, {"é": None}]}):
+        expected = rfc8785.dumps({"dataset": "line-1", "seq": 7, "salt": "00" * 16, "record": record})
+        assert leaf("line-1", 7, bytes(16), record) == expected

@@ -7,7 +7,7 @@ import hashlib
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from qdsn.crypto.aead import new_key, open_sealed, seal
+from qdsn.crypto.aead import Sealer, new_key, open_sealed, seal
 from qdsn.crypto.canonical import canonical_json
 from qdsn.crypto.keys import BatchVerifier, SigningKey, VerifyKey, verify_batch, verify_key
 
@@ -24,6 +24,7 @@ def hkdf_sha256(secret: bytes, info: bytes, length: int = 32) -> bytes:
 
 __all__ = [
     "BatchVerifier",
+    "Sealer",
     "SigningKey",
     "VerifyKey",
     "canonical_json",

@@ -25,6 +25,24 @@ def seal(key: bytes, plaintext: bytes, aad: bytes = b"") -> bytes:
     return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
 
 
+class Sealer:
+    """`seal` under one key, many times: the cipher is set up once and nonces are drawn in bulk."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise InvalidInput(f"AES-256-GCM needs a 32-byte key, got {len(key)}")
+        self._encrypt = AESGCM(key).encrypt
+
+    def seal_many(self, items: list[tuple[bytes, bytes]]) -> list[bytes]:
+        """nonce ‖ ciphertext ‖ tag for each (plaintext, aad)."""
+        nonces = os.urandom(NONCE_SIZE * len(items))
+        out = []
+        for i, (plaintext, aad) in enumerate(items):
+            nonce = nonces[i * NONCE_SIZE : (i + 1) * NONCE_SIZE]
+            out.append(nonce + self._encrypt(nonce, plaintext, aad))
+        return out
+
+
 def open_sealed(key: bytes, sealed: bytes, aad: bytes = b"") -> bytes:
     """Inverse of `seal`; raises IntegrityError if the key, data or aad do not match."""
     if len(sealed) < NONCE_SIZE + 16:

@@ -18,23 +18,32 @@ from qdsn.errors import InvalidInput
 _SAFE_INT = 2**53 - 1
 
 
+def _plain_number(obj: Any, t: type) -> bool:
+    if t is int:
+        return -_SAFE_INT <= obj <= _SAFE_INT
+    # Non-integral floats in [1e-5, 1e15): orjson writes them as ECMAScript does (shortest
+    # round-trip digits, no exponent). Elsewhere the two differ ("2.0" against "2", exponents).
+    return t is float and 1e-5 <= abs(obj) < 1e15 and not obj.is_integer()
+
+
 def _fast_ok(obj: Any) -> bool:
     """True when orjson's sorted output is exactly the JCS form of `obj`."""
     t = type(obj)
-    if t is str or obj is None or t is bool:
-        return True
-    if t is int:
-        return -_SAFE_INT <= obj <= _SAFE_INT
-    if t is float:
-        # Non-integral floats in [1e-5, 1e15): orjson writes them as ECMAScript does (shortest
-        # round-trip digits, no exponent). Elsewhere the two differ ("2.0" against "2", exponents).
-        return 1e-5 <= abs(obj) < 1e15 and not obj.is_integer()
     if t is dict:
-        for k, v in obj.items():  # noqa: SIM110 - a loop is faster than all() over a generator here
+        for k, v in obj.items():
             # JCS sorts keys by UTF-16 code units, orjson by code points: the same for ASCII keys.
-            if type(k) is not str or not k.isascii() or not _fast_ok(v):
+            if type(k) is not str or not k.isascii():
+                return False
+            tv = type(v)  # scalars inline: most records are flat
+            if tv is str or tv is bool or v is None:
+                continue
+            if not (_plain_number(v, tv) if tv is int or tv is float else _fast_ok(v)):
                 return False
         return True
+    if t is str or obj is None or t is bool:
+        return True
+    if t is int or t is float:
+        return _plain_number(obj, t)
     if t is list or t is tuple:
         return all(_fast_ok(v) for v in obj)
     return False

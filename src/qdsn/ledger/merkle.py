@@ -42,11 +42,18 @@ def fold(hashes: Sequence[bytes]) -> bytes:
 
 
 def root_from_hashes(hashes: Sequence[bytes]) -> bytes:
-    """The root of a tree given its leaf hashes."""
-    frontier = Frontier()
-    for h in hashes:
-        frontier.append(h)
-    return frontier.root()
+    """The root of a tree given its leaf hashes, level by level: pair up each level's complete
+    subtrees; an odd last one waits for the right edge (the RFC 9162 split, bottom-up)."""
+    if not hashes:
+        return EMPTY_ROOT
+    level, border = list(hashes), []
+    sha = hashlib.sha256
+    while len(level) > 1:
+        if len(level) % 2:
+            border.append(level.pop())
+        level = [sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+    # the level's single node is the largest complete subtree; fold the border back in from the right
+    return fold([level[0], *reversed(border)])
 
 
 def root_hash(leaves: Sequence[bytes]) -> bytes:
