@@ -65,3 +65,61 @@ def fresh_database(url: str, name: str) -> str:
         c.exec_driver_sql(f'CREATE DATABASE "{name}"')
     engine.dispose()
     return url.rsplit("/", 1)[0] + "/" + name
+
+
+def _mosquitto_bin() -> str:
+    found = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else "")
+    if not found:
+        raise RuntimeError("mosquitto is not installed: run `bash scripts/test`, which installs it")
+    return found
+
+
+class Mosquitto:
+    """A real MQTT broker on a free loopback port, with persistent sessions saved to a temp folder."""
+
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="qdsn-mqtt-")
+        self.port = free_port()
+        self.conf = os.path.join(self.dir, "mosquitto.conf")
+        with open(self.conf, "w") as f:
+            f.write(
+                f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                f"persistence true\npersistence_location {self.dir}/\nautosave_interval 1\n"
+                "max_inflight_messages 0\nmax_queued_messages 0\n"
+            )
+        if os.geteuid() == 0:  # mosquitto drops root privileges to its own user
+            with open(self.conf, "a") as f:
+                f.write("user root\n")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [_mosquitto_bin(), "-c", self.conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()  # SIGTERM: mosquitto saves its sessions before it exits
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@contextmanager
+def mosquitto() -> Iterator[Mosquitto]:
+    broker = Mosquitto()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(broker.dir, ignore_errors=True)

@@ -71,7 +71,7 @@ def _open(home: Path) -> NodeHome:
 def run() -> None:
     """Entry point that turns QDSN errors into one clear line and exit code 1."""
     try:
-        app(standalone_mode=False)
+        app()  # click reports usage errors itself; our own errors come out here
     except QDSNError as e:
         err.print(f"[bold red]error:[/] {e}")
         sys.exit(1)
@@ -336,6 +336,55 @@ def ingest_json(
 ) -> None:
     """Validate every record, then seal the file in the vault and anchor each batch on the ledger."""
     _ingest(file, dataset, home, batch_size, quarantine)
+
+
+@ingest_app.command("mqtt")
+def ingest_mqtt(
+    broker: Annotated[str, typer.Option(help="The broker, mqtt://HOST:PORT.")],
+    topic: Annotated[str, typer.Option(help="The topic filter, e.g. 'plant/+/line/+/#'.")],
+    dataset: Annotated[str, typer.Option(help="The dataset to add to.")],
+    home: Home,
+    batch_size: BatchSize = 1000,
+    batch_seconds: Annotated[float, typer.Option(help="Commit a partial batch after this many seconds.")] = 1.0,
+    client_id: Annotated[str | None, typer.Option(help="The MQTT client id (default qdsn-DATASET).")] = None,
+) -> None:
+    """Subscribe (QoS 1, persistent session) and seal and anchor readings until Ctrl-C. A message is
+    acknowledged only once its batch is committed and anchored, so nothing is lost or stored twice."""
+    import threading
+
+    from qdsn.data.mqtt import MqttIngest, Stats
+
+    node = _open(home)
+    ingest = MqttIngest(
+        broker,
+        topic,
+        node.vault(),
+        dataset,
+        node.anchor,
+        client_id=client_id or f"qdsn-{dataset}",
+        batch_size=batch_size,
+        batch_seconds=batch_seconds,
+    )
+    stop = threading.Event()
+    with console.status(f"listening on {broker} {topic}") as status:
+
+        def show(s: Stats) -> None:
+            status.update(
+                f"{s.stored} stored in {s.batches} anchored batches · {s.duplicates} duplicates dropped "
+                f"· {s.rejected} rejected"
+            )
+
+        try:
+            stats = ingest.run(stop, progress=show)
+        except KeyboardInterrupt:
+            stop.set()
+            stats = ingest.stats
+    console.print(
+        f"[green]✓[/] {stats.stored} readings stored in {stats.batches} anchored batches; "
+        f"{stats.duplicates} duplicates dropped, {stats.rejected} rejected"
+    )
+    for reason in stats.rejections[:10]:
+        console.print(f"  [yellow]rejected[/] {reason}")
 
 
 @vault_app.command("verify")

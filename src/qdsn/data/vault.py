@@ -66,6 +66,14 @@ vault_batches = Table(
     Column("note", Text, nullable=True),
 )
 
+vault_messages = Table(  # ids of ingested messages, so a redelivered one is dropped
+    "vault_messages",
+    metadata,
+    Column("dataset", String(128), primary_key=True),
+    Column("message", String(128), primary_key=True),
+    Column("seq", Integer, nullable=False),
+)
+
 KekSource = Callable[[str | None], tuple[str, bytes]]  # kek id (None: current) -> (kek id, 32-byte kek)
 
 
@@ -186,12 +194,22 @@ class Vault:
             self._keys[dataset] = open_sealed(kek, row.wrapped_key, _key_aad(dataset))
         return self._keys[dataset]
 
-    def add_batch(self, dataset: str, records: Sequence[dict[str, Any]]) -> Batch:
-        """Seal and store a batch of records in one transaction; returns the batch to anchor."""
+    def add_batch(
+        self, dataset: str, records: Sequence[dict[str, Any]], message_ids: Sequence[str] | None = None
+    ) -> Batch | None:
+        """Seal and store a batch of records in one transaction; returns the batch to anchor.
+
+        With `message_ids` (one per record), records whose message was already stored are dropped
+        and the rest are remembered in the same transaction: a redelivery after a crash lands
+        once. Returns None when nothing was new."""
         if not records:
             raise InvalidInput("an empty batch has nothing to commit")
         sealer = Sealer(self._data_key(dataset))
         with self.engine.begin() as c:
+            if message_ids is not None:
+                records, message_ids = self._new_only(c, dataset, records, message_ids)
+                if not records:
+                    return None
             first = c.execute(select(vault_datasets.c.next_seq).where(vault_datasets.c.id == dataset)).scalar_one()
             salts = os.urandom(16 * len(records))
             seqs = range(first, first + len(records))
@@ -206,6 +224,11 @@ class Vault:
                 f"INSERT INTO vault_records (dataset, seq, sealed) VALUES ({mark}, {mark}, {mark})",
                 [(dataset, seq, s) for seq, s in zip(seqs, sealed, strict=True)],
             )
+            if message_ids is not None:
+                c.execute(
+                    insert(vault_messages),
+                    [{"dataset": dataset, "message": m, "seq": q} for m, q in zip(message_ids, seqs, strict=True)],
+                )
             c.execute(
                 insert(vault_batches).values(
                     dataset=dataset, first=first, count=len(records), root=root, anchored=False
@@ -215,6 +238,23 @@ class Vault:
                 update(vault_datasets).where(vault_datasets.c.id == dataset).values(next_seq=first + len(records))
             )
         return Batch(dataset, first, len(records), root)
+
+    @staticmethod
+    def _new_only(c, dataset: str, records: Sequence[dict[str, Any]], ids: Sequence[str]):  # type: ignore[no-untyped-def]
+        if len(ids) != len(records):
+            raise InvalidInput("one message id per record")
+        seen: set[str] = set()
+        for i in range(0, len(ids), 900):
+            q = select(vault_messages.c.message).where(
+                and_(vault_messages.c.dataset == dataset, vault_messages.c.message.in_(ids[i : i + 900]))
+            )
+            seen.update(m for (m,) in c.execute(q))
+        keep = []
+        for r, m in zip(records, ids, strict=True):
+            if m not in seen:
+                seen.add(m)  # also drops a duplicate within the batch
+                keep.append((r, m))
+        return [r for r, _ in keep], [m for _, m in keep]
 
     def mark_anchored(self, batch: Batch, txid: str) -> None:
         """Record that `batch` is anchored on the ledger by transaction `txid`."""
