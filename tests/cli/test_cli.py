@@ -136,3 +136,10 @@ def test_a_manufacturer_ingests_a_file_and_verifies_its_vault(tmp_path):
     assert refused.returncode == 1 and "row 2, field 'value'" in refused.stderr
     assert "verified" in qdsn("vault", "verify", home=acme).stdout
     assert "verified 6 entries" in qdsn("ledger", "verify", home=reg).stdout
+
+
+def test_simulate_to_a_file(tmp_path):
+    out = tmp_path / "line.jsonl"
+    qdsn("simulate", "--to", str(out), "--subgroups", "4", "--shift-at", "2", "--shift", "1.5", "--seed", "9")
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 4 * 5 * 3 and rows[0]["characteristic"] == "conductor resistance"

@@ -387,6 +387,64 @@ def ingest_mqtt(
         console.print(f"  [yellow]rejected[/] {reason}")
 
 
+@app.command()
+def simulate(
+    to: Annotated[str, typer.Option(help="mqtt://HOST:PORT to publish to, or a .jsonl file to write.")],
+    lines: Annotated[int, typer.Option(help="Production lines.")] = 1,
+    subgroups: Annotated[int, typer.Option(help="Subgroups per line.")] = 50,
+    subgroup_size: Annotated[int, typer.Option(help="Parts per subgroup.")] = 5,
+    shift_at: Annotated[int | None, typer.Option(help="Subgroup from which the mean shifts.")] = None,
+    shift: Annotated[float, typer.Option(help="The mean shift, in σ.")] = 0.0,
+    drift: Annotated[float, typer.Option(help="Mean drift per subgroup, in σ.")] = 0.0,
+    spread_at: Annotated[int | None, typer.Option(help="Subgroup from which σ grows.")] = None,
+    spread: Annotated[float, typer.Option(help="Factor on σ from --spread-at.")] = 1.0,
+    outlier: Annotated[list[int] | None, typer.Option(help="A subgroup with a 6σ outlier; repeatable.")] = None,
+    plant: Annotated[str, typer.Option(help="Plant code in topics and ids.")] = "hz",
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same readings.")] = 0,
+) -> None:
+    """Generate production-line readings (conductor resistance, insulation thickness, outer diameter)
+    with optional shift, drift, extra variance and outliers, and publish them (QoS 1) or write them."""
+    from datetime import UTC, datetime
+
+    from qdsn.data.mqtt import parse_broker
+    from qdsn.data.simulate import Disturbance, readings
+
+    gen = readings(
+        plant=plant,
+        lines=lines,
+        subgroups=subgroups,
+        subgroup_size=subgroup_size,
+        start=datetime(2026, 3, 1, tzinfo=UTC),
+        seed=seed,
+        disturbance=Disturbance(shift_at, shift, drift, spread_at, spread, tuple(outlier or ())),
+    )
+    total = lines * subgroups * subgroup_size * 3
+    with Progress(
+        TextColumn("simulating"), BarColumn(), TextColumn("{task.completed}/{task.total}"), console=err, transient=True
+    ) as bar:
+        task = bar.add_task("sim", total=total)
+        if to.startswith("mqtt://"):
+            import paho.mqtt.client as mqtt
+
+            host, port = parse_broker(to)
+            client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2, client_id=f"qdsn-sim-{plant}", protocol=mqtt.MQTTv311
+            )
+            client.connect(host, port)
+            client.loop_start()
+            for topic, record in gen:
+                client.publish(topic, orjson.dumps(record), qos=1).wait_for_publish(30)
+                bar.advance(task)
+            client.loop_stop()
+            client.disconnect()
+        else:
+            with open(to, "wb") as f:
+                for _, record in gen:
+                    f.write(orjson.dumps(record) + b"\n")
+                    bar.advance(task)
+    console.print(f"[green]✓[/] {total} readings → {to}")
+
+
 @vault_app.command("verify")
 def vault_verify(home: Home) -> None:
     """Open every record of every dataset and check each batch against the root anchored on the ledger."""
