@@ -13,7 +13,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 
-from qdsn.crypto import hkdf_sha256
+from qdsn.crypto import SigningKey, hkdf_sha256
 from qdsn.data.mqtt import MqttIngest
 from qdsn.data.vault import Vault
 from qdsn.ledger import Ledger
@@ -155,3 +155,53 @@ def test_bad_messages_are_rejected_and_acknowledged(tmp_path):
         pub.loop_stop()
     assert (ingest.stats.stored, ingest.stats.rejected, ingest.stats.duplicates) == (1, 2, 1)
     assert len(vault.records("line-1")) == 1
+
+
+def test_device_signed_readings(tmp_path):
+    from qdsn.crypto.encoding import b64url_decode, b64url_encode
+    from qdsn.data.vault import reading_message
+
+    owner = setup_node(tmp_path)
+    vault = vault_of(tmp_path, owner)
+    device = SigningKey.generate()
+    stranger = SigningKey.generate()
+    registered = {"ohm-3": device.verify_key.raw}
+
+    def signed(i, key=device, device_id="ohm-3"):
+        record = {
+            "characteristic": "conductor resistance",
+            "value": 17.5 + i / 100,
+            "time": "2026-03-01T08:00:00Z",
+            "device": device_id,
+        }
+        return orjson.dumps({**record, "id": f"m{i}", "sig": b64url_encode(key.sign(reading_message(record)))})
+
+    with mosquitto() as broker:
+        ingest = MqttIngest(
+            broker.url,
+            "plant/#",
+            vault,
+            "line-1",
+            lambda b: "tx",
+            client_id="qdsn-sig",
+            batch_size=50,
+            batch_seconds=0.2,
+            devices=registered.get,
+            require_signatures=True,
+        )
+        stop = threading.Event()
+        t = threading.Thread(target=ingest.run, args=(stop,))
+        t.start()
+        time.sleep(0.5)
+        pub = publisher(broker.port)
+        for payload in (signed(1), signed(2, key=stranger), signed(3, device_id="unknown"), reading(4), signed(5)):
+            pub.publish("plant/a", payload, qos=1).wait_for_publish(5)
+        assert wait_for(lambda: ingest.stats.received >= 5, 10)
+        stop.set()
+        t.join(10)
+        pub.loop_stop()
+    assert (ingest.stats.stored, ingest.stats.rejected) == (2, 3), ingest.stats.rejections
+    proof = vault.prove("line-1", 0)
+    kept = orjson.loads(proof.leaf)
+    record = kept["record"]
+    device.verify_key.verify(b64url_decode(kept["sig"]), reading_message(record))

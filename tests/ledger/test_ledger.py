@@ -347,3 +347,16 @@ def test_datasets_are_declared_anchored_in_order_and_shredded(ledger, regulator,
     replica.append([tx.from_leaf(x) for x in ledger.store.leaves(0, ledger.size)])
     assert replica.state.digest() == ledger.state.digest() == Ledger.open(ledger.store.url).state.digest()
     assert replica.store.datasets() == ledger.store.datasets()
+
+
+def test_devices_are_registered_once_by_their_owner(ledger, regulator, tmp_path):
+    maker, device = member(), member()
+    ledger.append([regulator.sign("identity.register", maker.register_payload())])
+    payload = {"device": "ohm-3", "kind": "gauge", "key": device.register_payload()["key"]}
+    ledger.append([maker.sign("device.register", payload)])
+    assert ledger.state.devices["ohm-3"].key == device.key.verify_key.raw
+    with pytest.raises(Conflict, match="already registered"):
+        ledger.append([maker.sign("device.register", payload)])
+    with pytest.raises(PermissionDenied):
+        ledger.append([regulator.sign("device.register", {**payload, "device": "x"})])
+    assert Ledger.open(ledger.store.url).state.digest() == ledger.state.digest()

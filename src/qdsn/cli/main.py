@@ -347,6 +347,7 @@ def ingest_mqtt(
     batch_size: BatchSize = 1000,
     batch_seconds: Annotated[float, typer.Option(help="Commit a partial batch after this many seconds.")] = 1.0,
     client_id: Annotated[str | None, typer.Option(help="The MQTT client id (default qdsn-DATASET).")] = None,
+    signed_only: Annotated[bool, typer.Option(help="Refuse readings not signed by their registered device.")] = False,
 ) -> None:
     """Subscribe (QoS 1, persistent session) and seal and anchor readings until Ctrl-C. A message is
     acknowledged only once its batch is committed and anchored, so nothing is lost or stored twice."""
@@ -355,6 +356,7 @@ def ingest_mqtt(
     from qdsn.data.mqtt import MqttIngest, Stats
 
     node = _open(home)
+    registry = node.ledger().state.devices  # devices registered on the ledger, with their keys
     ingest = MqttIngest(
         broker,
         topic,
@@ -364,6 +366,8 @@ def ingest_mqtt(
         client_id=client_id or f"qdsn-{dataset}",
         batch_size=batch_size,
         batch_seconds=batch_seconds,
+        devices=lambda d: dev.key if (dev := registry.get(d)) else None,
+        require_signatures=signed_only,
     )
     stop = threading.Event()
     with console.status(f"listening on {broker} {topic}") as status:
@@ -443,6 +447,18 @@ def simulate(
                     f.write(orjson.dumps(record) + b"\n")
                     bar.advance(task)
     console.print(f"[green]✓[/] {total} readings → {to}")
+
+
+@app.command("device")
+def device_register(
+    device: Annotated[str, typer.Argument(help="The device's id, as readings name it in `device`.")],
+    key: Annotated[str, typer.Option(help="The device's Ed25519 public key as a Multikey (z6Mk…).")],
+    home: Home,
+    kind: Annotated[str, typer.Option(help="sensor, gateway, gauge or tester.")] = "sensor",
+) -> None:
+    """Register a device of this manufacturer and the key it signs readings with (device.register)."""
+    _open(home).submit("device.register", {"device": device, "kind": kind, "key": key})
+    console.print(f"[green]✓[/] device {device} registered; readings it signs can be checked by anyone")
 
 
 @vault_app.command("verify")

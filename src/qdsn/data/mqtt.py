@@ -5,8 +5,11 @@ A message is acknowledged only after its batch is committed and anchored, on a p
 (clean_session=False), so a crash of this process or a broker restart loses nothing: the broker
 redelivers what was not acknowledged, and the vault drops messages it already stored.
 
-A message is one JSON measurement. Its id is the payload's `"id"` if it has one, else the SHA-256
-of topic and payload, so a redelivery is recognised whatever MQTT packet id it comes with.
+A message is one JSON measurement, optionally with `"sig"`: the Ed25519 signature, by the device
+registered on the ledger under the reading's `device`, of the reading's canonical JSON (without `id`
+and `sig`). The vault keeps the signature with the reading. A message's id is the payload's `"id"`
+if it has one, else the SHA-256 of topic and payload, so a redelivery is recognised whatever MQTT
+packet id it comes with.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ import orjson
 import paho.mqtt.client as mqtt
 from pydantic import ValidationError
 
+from qdsn.crypto import BatchVerifier, verify_key
+from qdsn.crypto.encoding import b64url_decode
 from qdsn.data.model import Measurement
-from qdsn.data.vault import Batch, Vault
-from qdsn.errors import InvalidInput
+from qdsn.data.vault import Batch, Vault, reading_message
+from qdsn.errors import BadSignature, InvalidInput, NotFound, QDSNError
 
 
 @dataclass
@@ -65,8 +70,11 @@ class MqttIngest:
         client_id: str,
         batch_size: int = 1000,
         batch_seconds: float = 1.0,
+        devices: Callable[[str], bytes | None] | None = None,
+        require_signatures: bool = False,
     ) -> None:
         self.host, self.port = parse_broker(broker)
+        self.devices, self.require_signatures = devices, require_signatures
         self.topic, self.vault, self.dataset, self.anchor = topic, vault, dataset, anchor
         self.batch_size, self.batch_seconds = batch_size, batch_seconds
         self.stats = Stats()
@@ -118,30 +126,61 @@ class MqttIngest:
             self._client.disconnect()
         return self.stats
 
+    def _reject(self, where: str, error: Exception) -> None:
+        self.stats.rejected += 1
+        self.stats.rejections.append(f"{where}: {str(error).splitlines()[0]}")
+
+    def _check_signature(self, sig: object, record: dict, checks: BatchVerifier, index: int) -> str | None:
+        """Queue a reading's device signature for verification; the signature to keep, if any."""
+        if sig is None:
+            if self.require_signatures:
+                raise InvalidInput("the reading is not signed by its device")
+            return None
+        device = record.get("device")
+        key = self.devices(device) if self.devices and device else None
+        if key is None:
+            raise NotFound(f"device {device!r} is not registered on the ledger")
+        if not isinstance(sig, str):
+            raise InvalidInput("sig must be base64url")
+        checks.add(verify_key(key), b64url_decode(sig), reading_message(record), index)
+        return sig
+
     def _flush(self) -> None:
         with self._lock:
             taken, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
         if not taken:
             return
-        records, ids = [], []
-        for _, topic, payload in taken:
-            self.stats.received += 1
-            try:
-                parsed = orjson.loads(payload)
-                record = Measurement.model_validate({k: v for k, v in parsed.items() if k != "id"})
-            except (orjson.JSONDecodeError, ValidationError, AttributeError) as e:
-                self.stats.rejected += 1
-                self.stats.rejections.append(f"{topic}: {str(e).splitlines()[0]}")
-                continue
-            records.append(record.model_dump(mode="json", exclude_none=True))
-            ids.append(message_id(topic, payload, parsed))
+        records, ids, sigs = [], [], []
+        checks = BatchVerifier()
+        with checks:
+            for _, topic, payload in taken:
+                self.stats.received += 1
+                try:
+                    parsed = orjson.loads(payload)
+                    record = Measurement.model_validate({k: v for k, v in parsed.items() if k not in ("id", "sig")})
+                    data = record.model_dump(mode="json", exclude_none=True)
+                    sig = self._check_signature(parsed.get("sig"), data, checks, len(records))
+                except (orjson.JSONDecodeError, ValidationError, AttributeError, QDSNError) as e:
+                    self._reject(topic, e)
+                    continue
+                records.append(data)
+                ids.append(message_id(topic, payload, parsed))
+                sigs.append(sig)
+            forged = set(checks.failures())
+        if forged:  # signatures that do not verify under the registered device key
+            for i in sorted(forged):
+                self._reject(
+                    f"reading from {records[i].get('device')}", BadSignature("device signature does not verify")
+                )
+            keep = [i for i in range(len(records)) if i not in forged]
+            records, ids, sigs = [records[i] for i in keep], [ids[i] for i in keep], [sigs[i] for i in keep]
         if records:
-            batch = self.vault.add_batch(self.dataset, records, ids)
+            batch = self.vault.add_batch(self.dataset, records, ids, sigs)
             stored = batch.count if batch else 0
             self.stats.duplicates += len(records) - stored
             if batch is not None:
                 self.vault.mark_anchored(batch, self.anchor(batch))
                 self.stats.stored += stored
                 self.stats.batches += 1
-        for mid, _, _ in taken:  # only now: the batch is committed and anchored
+        for mid, _, _ in taken:  # only now: the batch is committed and anchored; rejects are acked too
             self._client.ack(mid, 1)

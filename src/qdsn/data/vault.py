@@ -118,16 +118,24 @@ def verify_record_proof(p: RecordProof, anchored_root: bytes) -> dict[str, Any]:
     return obj["record"]
 
 
-def leaf(dataset: str, seq: int, salt: bytes, record: dict[str, Any]) -> bytes:
-    """The salted, canonical leaf of one record: JCS of {dataset, record, salt, seq}, written
+def leaf(dataset: str, seq: int, salt: bytes, record: dict[str, Any], sig: str | None = None) -> bytes:
+    """The salted, canonical leaf of one record: JCS of {dataset, record, salt, seq[, sig]}, written
     directly since the wrapper's keys and values are known to be plain (a canonical record nested
-    in it keeps the whole canonical)."""
-    return b'{"dataset":%b,"record":%b,"salt":"%b","seq":%d}' % (
+    in it keeps the whole canonical). `sig`, the device's signature of the reading, stays with it so
+    that provenance reaches back to the instrument."""
+    tail = b',"sig":%b' % orjson.dumps(sig) if sig else b""
+    return b'{"dataset":%b,"record":%b,"salt":"%b","seq":%d%b}' % (
         orjson.dumps(dataset),
         canonical_json(record),
         salt.hex().encode(),
         seq,
+        tail,
     )
+
+
+def reading_message(record: dict[str, Any]) -> bytes:
+    """What a device signs for one reading: the canonical JSON of the record."""
+    return canonical_json(record)
 
 
 def _record_aad(dataset: str, seq: int) -> bytes:
@@ -195,7 +203,11 @@ class Vault:
         return self._keys[dataset]
 
     def add_batch(
-        self, dataset: str, records: Sequence[dict[str, Any]], message_ids: Sequence[str] | None = None
+        self,
+        dataset: str,
+        records: Sequence[dict[str, Any]],
+        message_ids: Sequence[str] | None = None,
+        signatures: Sequence[str | None] | None = None,
     ) -> Batch | None:
         """Seal and store a batch of records in one transaction; returns the batch to anchor.
 
@@ -206,16 +218,17 @@ class Vault:
             raise InvalidInput("an empty batch has nothing to commit")
         sealer = Sealer(self._data_key(dataset))
         with self.engine.begin() as c:
+            sigs = list(signatures) if signatures is not None else [None] * len(records)
             if message_ids is not None:
-                records, message_ids = self._new_only(c, dataset, records, message_ids)
+                records, message_ids, sigs = self._new_only(c, dataset, records, message_ids, sigs)
                 if not records:
                     return None
             first = c.execute(select(vault_datasets.c.next_seq).where(vault_datasets.c.id == dataset)).scalar_one()
             salts = os.urandom(16 * len(records))
             seqs = range(first, first + len(records))
             leaves = [
-                leaf(dataset, seq, salts[16 * i : 16 * i + 16], r)
-                for i, (seq, r) in enumerate(zip(seqs, records, strict=True))
+                leaf(dataset, seq, salts[16 * i : 16 * i + 16], r, sig)
+                for i, (seq, r, sig) in enumerate(zip(seqs, records, sigs, strict=True))
             ]
             root = merkle.root_from_hashes([merkle.leaf_hash(x) for x in leaves])
             sealed = sealer.seal_many([(x, _record_aad(dataset, seq)) for x, seq in zip(leaves, seqs, strict=True)])
@@ -240,7 +253,7 @@ class Vault:
         return Batch(dataset, first, len(records), root)
 
     @staticmethod
-    def _new_only(c, dataset: str, records: Sequence[dict[str, Any]], ids: Sequence[str]):  # type: ignore[no-untyped-def]
+    def _new_only(c, dataset: str, records, ids, sigs):  # type: ignore[no-untyped-def]
         if len(ids) != len(records):
             raise InvalidInput("one message id per record")
         seen: set[str] = set()
@@ -250,11 +263,11 @@ class Vault:
             )
             seen.update(m for (m,) in c.execute(q))
         keep = []
-        for r, m in zip(records, ids, strict=True):
+        for r, m, sig in zip(records, ids, sigs, strict=True):
             if m not in seen:
                 seen.add(m)  # also drops a duplicate within the batch
-                keep.append((r, m))
-        return [r for r, _ in keep], [m for _, m in keep]
+                keep.append((r, m, sig))
+        return [k[0] for k in keep], [k[1] for k in keep], [k[2] for k in keep]
 
     def mark_anchored(self, batch: Batch, txid: str) -> None:
         """Record that `batch` is anchored on the ledger by transaction `txid`."""

@@ -129,6 +129,7 @@ def _first_difference(folded: State, stored: State) -> str:
     for kind, a, b in (
         ("identity", folded.identities, stored.identities),
         ("dataset", folded.datasets, stored.datasets),
+        ("device", folded.devices, stored.devices),
     ):
         for key in sorted(set(a) | set(b)):
             if a.get(key) != b.get(key):

@@ -42,6 +42,15 @@ class Dataset:
 
 
 @dataclass(frozen=True, slots=True)
+class Device:
+    id: str
+    owner: str
+    kind: str
+    key: bytes
+    registered: int
+
+
+@dataclass(frozen=True, slots=True)
 class Cosignature:
     seq: int
     origin: str
@@ -68,9 +77,12 @@ class State:
         identities: dict[str, Identity] | None = None,
         origin: str = "",
         datasets: dict[str, Dataset] | None = None,
+        devices: dict[str, Device] | None = None,
     ) -> None:
         self.identities: dict[str, Identity] = dict(identities or {})
         self.datasets: dict[str, Dataset] = dict(datasets or {})
+        self.devices: dict[str, Device] = dict(devices or {})
+        self.dirty_devices: set[str] = set()
         self.origin = origin
         self.dirty: set[str] = set()
         self.dirty_datasets: set[str] = set()
@@ -78,12 +90,13 @@ class State:
 
     def fork(self) -> State:
         """A copy to stage a batch on; the original stays as it was if the batch fails."""
-        return State(self.identities, self.origin, self.datasets)
+        return State(self.identities, self.origin, self.datasets, self.devices)
 
     def clean(self) -> None:
         """Forget what changed, once it is persisted."""
         self.dirty.clear()
         self.dirty_datasets.clear()
+        self.dirty_devices.clear()
         self.new_cosignatures.clear()
 
     def authorize(self, env: tx.Envelope) -> bytes:
@@ -125,7 +138,11 @@ class State:
             [d.id, d.owner, d.title, d.kind, d.anchored, d.batches, d.shredded, d.declared, d.updated]
             for d in sorted(self.datasets.values(), key=lambda d: d.id)
         ]
-        return sha256(canonical_json({"identities": ids, "datasets": sets}))
+        devs = [
+            [d.id, d.owner, d.kind, multikey_from_public_key(d.key), d.registered]
+            for d in sorted(self.devices.values(), key=lambda d: d.id)
+        ]
+        return sha256(canonical_json({"identities": ids, "datasets": sets, "devices": devs}))
 
 
 def _register(state: State, env: tx.Envelope, p: tx.IdentityRegister, seq: int, tree: TreeView) -> None:
@@ -202,7 +219,15 @@ def _shred(state: State, env: tx.Envelope, p: tx.DatasetShred, seq: int, tree: T
     state.dirty_datasets.add(p.dataset)
 
 
+def _device(state: State, env: tx.Envelope, p: tx.DeviceRegister, seq: int, tree: TreeView) -> None:
+    if p.device in state.devices:
+        raise Conflict(f"device {p.device!r} is already registered", "give each device its own id")
+    state.devices[p.device] = Device(p.device, env.submitter, p.kind, public_key_from_multikey(p.key), seq)
+    state.dirty_devices.add(p.device)
+
+
 _APPLY: dict[str, Callable[..., None]] = {
+    "device.register": _device,
     "dataset.declare": _declare,
     "dataset.anchor": _anchor,
     "dataset.shred": _shred,

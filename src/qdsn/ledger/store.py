@@ -38,7 +38,7 @@ from sqlalchemy.exc import DatabaseError
 
 from qdsn.errors import Conflict, IntegrityError, NotFound
 from qdsn.ledger.merkle import Frontier, NodeId, fold, subtree_ids
-from qdsn.ledger.state import Cosignature, Dataset, Identity, State
+from qdsn.ledger.state import Cosignature, Dataset, Device, Identity, State
 
 metadata = MetaData()
 
@@ -83,6 +83,15 @@ datasets = Table(
     Column("shredded", Boolean, nullable=False),
     Column("declared", BigInteger, nullable=False),
     Column("updated", BigInteger, nullable=False),
+)
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("owner", String(512), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("key", LargeBinary(32), nullable=False),
+    Column("registered", BigInteger, nullable=False),
 )
 cosignatures = Table(
     "cosignatures",
@@ -261,7 +270,9 @@ class Store:
 
     def load_state(self, origin: str = "") -> State:
         """The world state as persisted with the last committed batch."""
-        return State(self.identities(), origin, self.datasets())
+        with self.engine.connect() as c:
+            devs = {r.id: Device(*r) for r in c.execute(select(devices))}
+        return State(self.identities(), origin, self.datasets(), devs)
 
     def identities(self) -> dict[str, Identity]:
         with self.engine.connect() as c:
@@ -363,6 +374,11 @@ class Store:
                 for d in changed_sets
             ]
             self._insert_many(c, datasets, rows, upsert="id")
+        if state.dirty_devices:
+            rows = [
+                (d.id, d.owner, d.kind, d.key, d.registered) for d in (state.devices[i] for i in state.dirty_devices)
+            ]
+            self._insert_many(c, devices, rows)
         if state.new_cosignatures:
             rows = [(s.seq, s.origin, s.size, s.root, s.cosigner, s.timestamp) for s in state.new_cosignatures]
             self._insert_many(c, cosignatures, rows)

@@ -148,6 +148,16 @@ class DatasetShred(Payload):
     dataset: str = DatasetId
 
 
+@register("device.register", ("enterprise",))
+class DeviceRegister(Payload):
+    """The owner registers a device (a sensor, gauge or gateway) and the Ed25519 key it signs its
+    readings with, so their provenance reaches back to the instrument."""
+
+    device: str = DatasetId
+    kind: Literal["sensor", "gateway", "gauge", "tester"]
+    key: str = Multikey
+
+
 def rotation_message(did: str, previous_key: str, new_key: str) -> bytes:
     """What a new key signs to prove possession in `identity.rotate_key`."""
     return canonical_json({"did": did, "previous_key": previous_key, "new_key": new_key})
