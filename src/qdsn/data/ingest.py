@@ -33,6 +33,8 @@ KIND_MODELS = {
 
 @dataclass
 class BadRow:
+    """A row refused by validation, and why."""
+
     row: int  # 1-based, the header of a CSV file is row 1
     field: str
     reason: str
@@ -41,6 +43,8 @@ class BadRow:
 
 @dataclass
 class Summary:
+    """What a file ingestion did."""
+
     file: str
     dataset: str
     rows: int = 0

@@ -143,6 +143,8 @@ class Record(BaseModel):
 
 
 class Enterprise(Record):
+    """A manufacturer: its unified social credit code and the region it is registered in."""
+
     id: Id
     name: Name
     uscc: USCC = Field(description="unified social credit code (统一社会信用代码), GB 32100-2015")
@@ -150,6 +152,8 @@ class Enterprise(Record):
 
 
 class Site(Record):
+    """A plant of an enterprise."""
+
     id: Id
     enterprise: Id
     name: Name
@@ -158,12 +162,16 @@ class Site(Record):
 
 
 class ProductionLine(Record):
+    """A line of a site, where lots are produced and measured."""
+
     id: Id
     site: Id
     name: Name
 
 
 class Device(Record):
+    """An instrument or gateway on a line; `did` when it signs what it reports."""
+
     id: Id
     line: Id
     kind: Literal["sensor", "gateway", "gauge", "tester"]
@@ -172,6 +180,8 @@ class Device(Record):
 
 
 class Product(Record):
+    """A product, its category and the standards it is made to."""
+
     id: Id
     name: Name
     category: Name
@@ -179,6 +189,8 @@ class Product(Record):
 
 
 class Lot(Record):
+    """A lot (batch) of a product made on a line."""
+
     id: Id
     product: Id
     line: Id
@@ -187,6 +199,8 @@ class Lot(Record):
 
 
 class Characteristic(Record):
+    """A quality characteristic: unit, specification limits, target, and whether it is critical."""
+
     name: Name
     unit: Unit
     lsl: Finite | None = None
@@ -208,6 +222,8 @@ class Characteristic(Record):
 
 
 class Measurement(Record):
+    """One reading of a characteristic, from a device, of a lot, in a rational subgroup."""
+
     characteristic: Name
     value: Finite
     time: Happened
@@ -217,6 +233,8 @@ class Measurement(Record):
 
 
 class Inspection(Record):
+    """An acceptance inspection of a lot under a sampling plan, and its decision."""
+
     id: Id
     lot: Id
     time: Happened
@@ -234,6 +252,8 @@ class Inspection(Record):
 
 
 class NonConformance(Record):
+    """A nonconformity found in a lot or a characteristic."""
+
     id: Id
     lot: Id | None = None
     characteristic: Name | None = None
@@ -243,6 +263,8 @@ class NonConformance(Record):
 
 
 class CorrectiveAction(Record):
+    """A corrective action (CAPA) taken on a nonconformity, and whether it worked."""
+
     id: Id
     nonconformance: Id
     action: str = Field(min_length=1, max_length=2000)
@@ -259,6 +281,8 @@ class CorrectiveAction(Record):
 
 
 class ComplianceRecord(Record):
+    """A licence, test report or certificate held for an enterprise, product or lot."""
+
     id: Id
     kind: Literal["licence", "test_report", "certificate"]
     number: str = Field(min_length=1, max_length=100)

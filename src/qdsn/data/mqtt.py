@@ -34,6 +34,8 @@ from qdsn.errors import BadSignature, InvalidInput, NotFound, QDSNError
 
 @dataclass
 class Stats:
+    """What an MQTT ingestor has done so far."""
+
     received: int = 0
     stored: int = 0
     duplicates: int = 0
@@ -51,6 +53,7 @@ def parse_broker(url: str) -> tuple[str, int]:
 
 
 def message_id(topic: str, payload: bytes, parsed: object) -> str:
+    """A message's id: its payload's `id`, else the SHA-256 of topic and payload."""
     if isinstance(parsed, dict) and isinstance(parsed.get("id"), str) and parsed["id"]:
         return parsed["id"][:128]
     return hashlib.sha256(topic.encode() + b"\n" + payload).hexdigest()

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 
 @dataclass(frozen=True)
 class Spec:
+    """A simulated characteristic: its target, σ and limits."""
+
     name: str
     unit: str
     target: float

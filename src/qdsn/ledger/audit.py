@@ -25,6 +25,8 @@ CHUNK = 2000
 
 @dataclass
 class AuditReport:
+    """What an audit checked, and the first failure if any."""
+
     size: int
     root: str
     checkpoints: int = 0

@@ -120,6 +120,8 @@ def parse_verifier(vkey: str) -> NoteVerifier:
 
 @dataclass(frozen=True)
 class NoteSignature:
+    """One signature line of a signed note."""
+
     name: str
     key_id: int
     signature: bytes  # without the key ID
@@ -130,6 +132,8 @@ class NoteSignature:
 
 @dataclass
 class Note:
+    """A parsed note: its text and its verified and unverified signatures."""
+
     text: str
     verified: list[NoteSignature] = field(default_factory=list)
     unverified: list[NoteSignature] = field(default_factory=list)

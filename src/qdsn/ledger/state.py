@@ -20,6 +20,8 @@ from qdsn.ledger.checkpoint import Checkpoint, cosigned_message
 
 @dataclass(frozen=True, slots=True)
 class Identity:
+    """A registered participant and its current key."""
+
     did: str
     role: str
     name: str
@@ -30,6 +32,8 @@ class Identity:
 
 @dataclass(frozen=True, slots=True)
 class Dataset:
+    """A declared dataset: its owner and how many records are anchored."""
+
     id: str
     owner: str
     title: str
@@ -43,6 +47,8 @@ class Dataset:
 
 @dataclass(frozen=True, slots=True)
 class Device:
+    """A registered device and the key it signs readings with."""
+
     id: str
     owner: str
     kind: str
@@ -52,6 +58,8 @@ class Device:
 
 @dataclass(frozen=True, slots=True)
 class Cosignature:
+    """A witness cosignature recorded on the ledger."""
+
     seq: int
     origin: str
     size: int

@@ -40,6 +40,8 @@ class Payload(BaseModel):
 
 @dataclass(frozen=True)
 class TxType:
+    """A transaction type: its payload schema and who may submit it."""
+
     name: str
     schema: type[Payload]
     roles: frozenset[str]
