@@ -7,6 +7,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -78,6 +80,20 @@ def start_worker(broker, folder, owner):
     )
 
 
+@contextmanager
+def running(ingest: MqttIngest) -> Iterator[MqttIngest]:
+    """An ingestor running in a thread, subscribed, until the block ends."""
+    stop = threading.Event()
+    t = threading.Thread(target=ingest.run, args=(stop,))
+    t.start()
+    time.sleep(0.5)  # connected and subscribed before anything is published
+    try:
+        yield ingest
+    finally:
+        stop.set()
+        t.join(10)
+
+
 def wait_for(predicate, seconds=60):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -142,16 +158,11 @@ def test_bad_messages_are_rejected_and_acknowledged(tmp_path):
             batch_size=50,
             batch_seconds=0.2,
         )
-        stop = threading.Event()
-        t = threading.Thread(target=ingest.run, args=(stop,))
-        t.start()
-        time.sleep(0.5)
-        pub = publisher(broker.port)
-        for payload in (reading(1), b"not json", orjson.dumps({"characteristic": "x", "value": "NaN-ish"}), reading(1)):
-            pub.publish("plant/a", payload, qos=1).wait_for_publish(5)
-        assert wait_for(lambda: ingest.stats.received >= 4, 10)
-        stop.set()
-        t.join(10)
+        with running(ingest):
+            pub = publisher(broker.port)
+            for payload in (reading(1), b"not json", orjson.dumps({"characteristic": "x", "value": "NaN"}), reading(1)):
+                pub.publish("plant/a", payload, qos=1).wait_for_publish(5)
+            assert wait_for(lambda: ingest.stats.received >= 4, 10)
         pub.loop_stop()
     assert (ingest.stats.stored, ingest.stats.rejected, ingest.stats.duplicates) == (1, 2, 1)
     assert len(vault.records("line-1")) == 1
@@ -189,16 +200,11 @@ def test_device_signed_readings(tmp_path):
             devices=registered.get,
             require_signatures=True,
         )
-        stop = threading.Event()
-        t = threading.Thread(target=ingest.run, args=(stop,))
-        t.start()
-        time.sleep(0.5)
-        pub = publisher(broker.port)
-        for payload in (signed(1), signed(2, key=stranger), signed(3, device_id="unknown"), reading(4), signed(5)):
-            pub.publish("plant/a", payload, qos=1).wait_for_publish(5)
-        assert wait_for(lambda: ingest.stats.received >= 5, 10)
-        stop.set()
-        t.join(10)
+        with running(ingest):
+            pub = publisher(broker.port)
+            for payload in (signed(1), signed(2, key=stranger), signed(3, device_id="unknown"), reading(4), signed(5)):
+                pub.publish("plant/a", payload, qos=1).wait_for_publish(5)
+            assert wait_for(lambda: ingest.stats.received >= 5, 10)
         pub.loop_stop()
     assert (ingest.stats.stored, ingest.stats.rejected) == (2, 3), ingest.stats.rejections
     proof = vault.prove("line-1", 0)

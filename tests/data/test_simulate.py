@@ -1,6 +1,4 @@
 import statistics
-import threading
-import time
 from datetime import UTC, datetime
 
 import orjson
@@ -11,6 +9,7 @@ from qdsn.data.simulate import CABLE, Disturbance, readings
 from qdsn.data.vault import Vault
 
 from ..services import mosquitto
+from .test_mqtt import publisher, running, wait_for
 from .test_vault import Keys
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -53,23 +52,12 @@ def test_simulated_line_published_over_mqtt_lands_in_the_vault(tmp_path):
             batch_size=100,
             batch_seconds=0.2,
         )
-        stop = threading.Event()
-        t = threading.Thread(target=ingest.run, args=(stop,))
-        t.start()
-        time.sleep(0.5)
-        import paho.mqtt.client as mqtt
-
-        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sim", protocol=mqtt.MQTTv311)
-        pub.connect("127.0.0.1", broker.port)
-        pub.loop_start()
-        rs = list(readings(lines=2, subgroups=10, start=START))
-        for topic, r in rs:
-            pub.publish(topic, orjson.dumps(r), qos=1).wait_for_publish(5)
-        deadline = time.monotonic() + 20
-        while ingest.stats.stored < len(rs) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        stop.set()
-        t.join(10)
+        with running(ingest):
+            pub = publisher(broker.port)
+            rs = list(readings(lines=2, subgroups=10, start=START))
+            for topic, r in rs:
+                pub.publish(topic, orjson.dumps(r), qos=1).wait_for_publish(5)
+            assert wait_for(lambda: ingest.stats.stored >= len(rs), 20)
         pub.loop_stop()
     assert ingest.stats.stored == len(rs) == 2 * 10 * 5 * 3
     assert sorted(r["value"] for r in vault.records("line")) == sorted(r["value"] for _, r in rs)
