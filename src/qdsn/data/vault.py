@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from qdsn.crypto import Sealer, canonical_json, new_key, open_sealed, seal
 from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from qdsn.ledger import merkle
-from qdsn.ledger.store import open_engine
+from qdsn.ledger.store import insert_many, open_engine
 
 metadata = MetaData()
 vault_datasets = Table(
@@ -232,11 +232,7 @@ class Vault:
             ]
             root = merkle.root_from_hashes([merkle.leaf_hash(x) for x in leaves])
             sealed = sealer.seal_many([(x, _record_aad(dataset, seq)) for x, seq in zip(leaves, seqs, strict=True)])
-            mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-            c.exec_driver_sql(  # the hot insert goes straight to the driver's executemany
-                f"INSERT INTO vault_records (dataset, seq, sealed) VALUES ({mark}, {mark}, {mark})",
-                [(dataset, seq, s) for seq, s in zip(seqs, sealed, strict=True)],
-            )
+            insert_many(c, vault_records, [(dataset, seq, s) for seq, s in zip(seqs, sealed, strict=True)])
             if message_ids is not None:
                 c.execute(
                     insert(vault_messages),

@@ -122,6 +122,19 @@ witnessed = Table(
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 
+def insert_many(conn, table: Table, rows: list[tuple], upsert: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    """executemany straight to the driver — SQLAlchemy's per-row parameter processing costs more than
+    the database's own work on hot inserts. `upsert` names the key column to update on conflict (the
+    ON CONFLICT form SQLite and PostgreSQL share)."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    names = [c.name for c in table.columns]
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
+    if upsert:
+        sets = ", ".join(f"{n} = excluded.{n}" for n in names if n != upsert)
+        sql += f" ON CONFLICT ({upsert}) DO UPDATE SET {sets}"
+    conn.exec_driver_sql(sql, rows)
+
+
 def node_key(level: int, index: int) -> int:
     return (index << 6) | level
 
@@ -315,16 +328,6 @@ class Store:
             c.execute(witnessed.delete().where(witnessed.c.origin == origin))
             c.execute(insert(witnessed).values(origin=origin, size=size, root=root, note=note))
 
-    def _insert_many(self, conn, table: Table, rows: list[tuple], upsert: str | None = None) -> None:  # type: ignore[no-untyped-def]
-        """executemany straight to the driver; `upsert` names the key column to update on conflict
-        (the ON CONFLICT form SQLite and PostgreSQL share)."""
-        names = [c.name for c in table.columns]
-        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([self._mark] * len(names))})"
-        if upsert:
-            sets = ", ".join(f"{n} = excluded.{n}" for n in names if n != upsert)
-            sql += f" ON CONFLICT ({upsert}) DO UPDATE SET {sets}"
-        conn.exec_driver_sql(sql, rows)
-
     # -- the one write path ----------------------------------------------------------------------
 
     @contextmanager
@@ -342,10 +345,8 @@ class Store:
             raise IntegrityError(f"batch starts at {rows[0].seq}, the log at {self.size}")
         with self.engine.begin() as c:
             if rows:
-                # The hot inserts go straight to the driver's executemany: SQLAlchemy's per-row
-                # parameter processing cost more than SQLite's own work here.
                 try:
-                    self._insert_many(
+                    insert_many(
                         c,
                         entries,
                         [
@@ -355,7 +356,7 @@ class Store:
                     )
                 except sqlalchemy.exc.IntegrityError as e:
                     raise DuplicateEntry(f"a transaction or nonce of this batch is already in the log: {e.orig}") from e
-                self._insert_many(c, nodes, [(node_key(lv, ix), h) for lv, ix, h in new_nodes])
+                insert_many(c, nodes, [(node_key(lv, ix), h) for lv, ix, h in new_nodes])
             if state is not None:
                 self._write_state(c, state)
             yield
@@ -366,22 +367,22 @@ class Store:
         if state.dirty:
             changed = [state.identities[d] for d in state.dirty]
             rows = [(i.did, i.role, i.name, i.key, i.registered, i.updated) for i in changed]
-            self._insert_many(c, identities, rows, upsert="did")
+            insert_many(c, identities, rows, upsert="did")
         if state.dirty_datasets:
             changed_sets = [state.datasets[d] for d in state.dirty_datasets]
             rows = [
                 (d.id, d.owner, d.title, d.kind, d.anchored, d.batches, d.shredded, d.declared, d.updated)
                 for d in changed_sets
             ]
-            self._insert_many(c, datasets, rows, upsert="id")
+            insert_many(c, datasets, rows, upsert="id")
         if state.dirty_devices:
             rows = [
                 (d.id, d.owner, d.kind, d.key, d.registered) for d in (state.devices[i] for i in state.dirty_devices)
             ]
-            self._insert_many(c, devices, rows)
+            insert_many(c, devices, rows)
         if state.new_cosignatures:
             rows = [(s.seq, s.origin, s.size, s.root, s.cosigner, s.timestamp) for s in state.new_cosignatures]
-            self._insert_many(c, cosignatures, rows)
+            insert_many(c, cosignatures, rows)
 
     def commit(
         self,
