@@ -257,10 +257,6 @@ class Ledger:
             self.store.set_meta("log_key", signer.verifier().text())
         return note
 
-    def latest_checkpoint(self) -> str | None:
-        notes = self.store.checkpoint_notes()
-        return notes[-1][1] if notes else None
-
     def add_cosignature(self, cosigned: str, cosigner: NoteVerifier) -> str:
         """Merge a witness's verified cosignature into our stored checkpoint of the same size."""
         cp, opened = open_checkpoint(cosigned, self.log_verifier())

@@ -76,11 +76,6 @@ class Frontier:
         self.size = size
         self._border = list(border)  # highest level first
 
-    @staticmethod
-    def border_ids(size: int) -> list[NodeId]:
-        """The complete subtrees that cover [0, size), left to right."""
-        return subtree_ids(0, size)
-
     def append(self, h: bytes) -> list[tuple[int, int, bytes]]:
         """Add a leaf hash; returns the new complete nodes as (level, index, hash)."""
         idx = self.size
