@@ -135,7 +135,27 @@ def test_a_manufacturer_ingests_a_file_and_verifies_its_vault(tmp_path):
     refused = qdsn("ingest", "csv", str(bad), "--dataset", "line-1", home=acme, ok=False)
     assert refused.returncode == 1 and "row 2, field 'value'" in refused.stderr
     assert "verified" in qdsn("vault", "verify", home=acme).stdout
-    assert "verified 6 entries" in qdsn("ledger", "verify", home=reg).stdout
+
+    # out as GS1 EPCIS 2.0, and back in to a second dataset: the same records
+    qdsn(
+        "dataset",
+        "create",
+        "line-1b",
+        "--title",
+        "Copy",
+        "--characteristic",
+        "conductor resistance:Ω/km::18.1",
+        home=acme,
+    )
+    events = tmp_path / "line-1.jsonld"
+    assert "30 records" in qdsn("dataset", "export", "line-1", "--out", str(events), home=acme).stdout
+    assert json.loads(events.read_text())["type"] == "EPCISDocument"
+    assert "30" in qdsn("ingest", "epcis", str(events), "--dataset", "line-1b", home=acme).stdout
+    copies = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    for name, out in zip(("line-1", "line-1b"), copies, strict=True):
+        qdsn("dataset", "export", name, "--format", "jsonl", "--out", str(out), home=acme)
+    assert copies[0].read_text() == copies[1].read_text()
+    assert "verified 8 entries" in qdsn("ledger", "verify", home=reg).stdout
 
 
 def test_simulate_to_a_file(tmp_path):

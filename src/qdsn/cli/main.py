@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -273,12 +274,51 @@ def dataset_create(
     console.print(f"[green]✓[/] dataset {dataset} ({kind}) created and declared on the ledger")
 
 
-def _ingest(path: Path, dataset: str, home: Path, batch_size: int, quarantine: Path | None) -> None:
-    from qdsn.data.ingest import ingest
+@dataset_app.command("export")
+def dataset_export(
+    dataset: Annotated[str, typer.Argument(help="The dataset to export (it must be this node's own).")],
+    out: Annotated[Path, typer.Option(help="The file to write.")],
+    home: Home,
+    format: Annotated[str, typer.Option(help="epcis (GS1 EPCIS 2.0 JSON-LD) or jsonl (one record a line).")] = "epcis",
+) -> None:
+    """Decrypt one of this node's datasets and write it out, as GS1 EPCIS 2.0 events or as JSON Lines.
+
+    The data leaves the vault: export only for your own use or for a partner your policy allows.
+    """
+    from qdsn.data import epcis
+
+    node = _open(home)
+    vault = node.vault()
+    records = vault.records(dataset)
+    if format == "epcis":
+        doc = epcis.export(records, vault.kind(dataset), dataset, units=_units(node, dataset), sender=node.did)
+        out.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        shown = f"{len(doc['epcisBody']['eventList'])} EPCIS events"
+    elif format == "jsonl":
+        out.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+        shown = "JSON Lines"
+    else:
+        raise QDSNError(f"unknown format {format!r}", "use epcis or jsonl")
+    console.print(f"[green]✓[/] {len(records)} records of {dataset} written to {out} as {shown}")
+
+
+def _units(node: NodeHome, dataset: str) -> dict[str, str]:
+    ledger = node.ledger()
+    try:
+        return {c["name"]: c["unit"] for c in ledger.declaration(dataset).get("characteristics", ())}
+    finally:
+        ledger.close()
+
+
+def _ingest(
+    path: Path, dataset: str, home: Path, batch_size: int, quarantine: Path | None, epcis: bool = False
+) -> None:
+    from qdsn.data.ingest import ingest, ingest_epcis
 
     node = _open(home)
     vault = node.vault()
     kind = vault.kind(dataset)
+    read = partial(ingest_epcis, units=_units(node, dataset)) if epcis else ingest
     with Progress(
         TextColumn(f"sealing {path.name}"),
         BarColumn(),
@@ -288,7 +328,7 @@ def _ingest(path: Path, dataset: str, home: Path, batch_size: int, quarantine: P
         transient=True,
     ) as bar:
         task = bar.add_task("ingest", total=None)
-        summary = ingest(
+        summary = read(
             path,
             vault,
             dataset,
@@ -299,11 +339,16 @@ def _ingest(path: Path, dataset: str, home: Path, batch_size: int, quarantine: P
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     table = Table(title=f"{path.name} → {dataset}")
-    for col in ("rows", "accepted", "quarantined", "batches", "last root"):
+    for col in ("records", "accepted", "quarantined", "skipped", "batches", "last root"):
         table.add_column(col)
     last = summary.batches[-1][0].root.hex()[:16] + "…" if summary.batches else "-"
-    table.add_row(str(summary.rows), str(summary.accepted), str(summary.quarantined), str(len(summary.batches)), last)
+    counts = (summary.rows, summary.accepted, summary.quarantined, len(summary.skipped), len(summary.batches))
+    table.add_row(*map(str, counts), last)
     console.print(table)
+    for event, where, why in summary.skipped[:5]:
+        console.print(f"[dim]skipped event {event}{', ' + where if where else ''}: {why}[/]")
+    if len(summary.skipped) > 5:
+        console.print(f"[dim]… and {len(summary.skipped) - 5} more skipped[/]")
     if summary.quarantined:
         console.print(f"[yellow]{summary.quarantined} bad rows written to {quarantine} with their reasons[/]")
 
@@ -336,6 +381,25 @@ def ingest_json(
 ) -> None:
     """Validate every record, then seal the file in the vault and anchor each batch on the ledger."""
     _ingest(file, dataset, home, batch_size, quarantine)
+
+
+@ingest_app.command("epcis")
+def ingest_epcis(
+    file: Annotated[Path, typer.Argument(help="A GS1 EPCIS 2.0 JSON / JSON-LD document (EPCISDocument or event).")],
+    dataset: Annotated[str, typer.Option(help="The dataset to add to.")],
+    home: Home,
+    batch_size: BatchSize = 10_000,
+    quarantine: Quarantine = None,
+) -> None:
+    """Check the document against GS1's EPCIS 2.0 JSON Schema, then seal and anchor the records of the dataset's kind.
+
+    Measurements: every sensor report with a numeric value, in the unit the dataset declares.
+
+    Inspections: inspecting events as QDSN exports them. Compliance: each gs1:CertificationDetails.
+
+    Everything else in the document is listed as skipped, with the reason.
+    """
+    _ingest(file, dataset, home, batch_size, quarantine, epcis=True)
 
 
 @ingest_app.command("mqtt")

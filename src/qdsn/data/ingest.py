@@ -9,7 +9,7 @@ their reasons.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,10 +35,19 @@ KIND_MODELS = {
 class BadRow:
     """A row refused by validation, and why."""
 
-    row: int  # 1-based, the header of a CSV file is row 1
+    row: int  # 1-based: the header of a CSV file is row 1; in an EPCIS document, the event's position
     field: str
     reason: str
     data: dict[str, Any]
+    where: str = ""  # inside an EPCIS event, e.g. "sensorElementList[0].sensorReport[2]"
+    unit: str = "row"  # what `row` counts: "row", or "event" in an EPCIS document
+
+    def place(self) -> str:
+        """Where the row is, in the words of its file type."""
+        return f"{self.unit} {self.row}, {self.where}" if self.where else f"{self.unit} {self.row}"
+
+
+Row = tuple[int, str, dict[str, Any]]  # (row or event number, where inside it, fields)
 
 
 @dataclass
@@ -50,6 +59,8 @@ class Summary:
     rows: int = 0
     accepted: int = 0
     quarantined: int = 0
+    # parts of an EPCIS document that are not records of this kind: (event, where, why)
+    skipped: list[tuple[int, str, str]] = field(default_factory=list)
     batches: list[tuple[Batch, str]] = field(default_factory=list)  # (batch, anchoring txid)
 
 
@@ -77,21 +88,29 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise InvalidInput(f"{path}: cannot be read: {e}") from None
 
 
-def validate(path: Path, kind: str, *, now: datetime | None = None) -> tuple[list[dict[str, Any]], list[BadRow]]:
-    """Every row of `path` checked against the model of a dataset `kind`: (good records, bad rows)."""
+def file_rows(path: Path) -> Iterator[Row]:
+    """The rows of a CSV or JSON file, as `validate` takes them."""
+    return ((i, "", row) for i, row in read_rows(path))
+
+
+def validate(
+    path_or_rows: Path | Iterable[Row], kind: str, *, now: datetime | None = None, unit: str = "row"
+) -> tuple[list[dict[str, Any]], list[BadRow]]:
+    """Every row (of a file, or given) checked against the model of a dataset `kind`: (good records, bad rows)."""
     model: type[Record] = MODELS[KIND_MODELS[kind]]
     context = {"now": now} if now else None
+    rows = file_rows(path_or_rows) if isinstance(path_or_rows, Path) else path_or_rows
     good, bad = [], []
-    for i, row in read_rows(path):
+    for i, where, row in rows:
         if not isinstance(row, dict):
-            bad.append(BadRow(i, "*", "a record must be an object", {"value": row}))
+            bad.append(BadRow(i, "*", "a record must be an object", {"value": row}, where, unit))
             continue
         try:
             good.append(model.model_validate(row, context=context).model_dump(mode="json", exclude_none=True))
         except ValidationError as e:
             err = e.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "*"
-            bad.append(BadRow(i, where, err["msg"], row))
+            at = ".".join(str(p) for p in err["loc"]) or "*"
+            bad.append(BadRow(i, at, err["msg"], row, where, unit))
     return good, bad
 
 
@@ -106,13 +125,18 @@ def ingest(
     quarantine: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     now: datetime | None = None,
+    rows: Iterable[Row] | None = None,
+    unit: str = "row",
+    refused: Iterable[BadRow] = (),
 ) -> Summary:
-    """Validate `path`, then seal its records in `dataset` in batches, each anchored through
-    `anchor(batch) -> txid` before the next is written."""
-    good, bad = validate(path, kind, now=now)
+    """Validate `path` (or the `rows` read from it), then seal its records in `dataset` in batches, each
+    anchored through `anchor(batch) -> txid` before the next is written. `refused` are rows a reader
+    already found bad."""
+    good, bad = validate(path if rows is None else rows, kind, now=now, unit=unit)
+    bad = [*refused, *bad]
     summary = Summary(str(path), dataset, rows=len(good) + len(bad))
     if bad and quarantine is None:
-        shown = "; ".join(f"row {b.row}, field {b.field!r}: {b.reason}" for b in bad[:3])
+        shown = "; ".join(f"{b.place()}, field {b.field!r}: {b.reason}" for b in bad[:3])
         more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
         raise InvalidInput(
             f"{path}: {len(bad)} bad rows — {shown}{more}; nothing was written",
@@ -123,7 +147,8 @@ def ingest(
             for b in bad:
                 f.write(
                     orjson.dumps(
-                        {"file": str(path), "row": b.row, "field": b.field, "reason": b.reason, "data": b.data}
+                        {"file": str(path), "at": b.place(), "row": b.row, "field": b.field, "reason": b.reason}
+                        | {"data": b.data}
                     )
                     + b"\n"
                 )
@@ -136,4 +161,26 @@ def ingest(
         summary.accepted += batch.count
         if progress:
             progress(summary.accepted, len(good))
+    return summary
+
+
+def ingest_epcis(
+    path: Path,
+    vault: Vault,
+    dataset: str,
+    kind: str,
+    anchor: Callable[[Batch], str],
+    *,
+    units: dict[str, str] | None = None,
+    **options: Any,
+) -> Summary:
+    """`ingest` for the records of `kind` in an EPCIS 2.0 document (see `qdsn.data.epcis`); `units` are the
+    dataset's declared characteristic units."""
+    from qdsn.data import epcis
+
+    found = epcis.extract(epcis.load(path), kind, units)
+    summary = ingest(
+        path, vault, dataset, kind, anchor, rows=found.rows, unit="event", refused=found.refused, **options
+    )
+    summary.skipped = found.skipped
     return summary

@@ -26,7 +26,7 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 UNITS = frozenset(
     (  # noqa: SIM905 - a word list reads best as words
         "1 % ppm mm cm m km um µm nm in g kg mg t N kN N·m MPa kPa Pa bar °C K V kV mV A mA kA W kW "
-        "Ω mΩ kΩ MΩ Ω/km Hz kHz s ms min h rpm m/s mm/s L mL lx cd dB HV HRC HB mm² m² g/m² kg/m³ pH"
+        "Ω mΩ kΩ MΩ Ω/km Hz kHz s ms min h rpm m/s mm/s km/h L mL lx cd dB HV HRC HB mm² m² g/m² g/m³ kg/m³ pH"
     ).split()
 )
 
@@ -68,7 +68,7 @@ _PROVINCES = {
     81,
     82,
 }
-_STANDARD = re.compile(r"^(GB|GB/T|GB/Z|JB/T|QB/T|SN/T|YY|YY/T|HG/T|ISO|IEC|ISO/IEC|EN|ASTM) [A-Z0-9.\-]+(-\d{4})?$")
+_STANDARD = re.compile(r"^(GB|GB/T|GB/Z|JB/T|QB/T|SN/T|YY|YY/T|HG/T|ISO|IEC|ISO/IEC|EN|ASTM) [A-Z0-9.\-]+([-:]\d{4})?$")
 
 
 def uscc_check_char(first17: str) -> str:

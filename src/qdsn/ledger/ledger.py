@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from qdsn.crypto import BatchVerifier, verify_key
 from qdsn.crypto.encoding import b64url_decode
@@ -76,6 +77,13 @@ class Ledger:
 
     def root(self) -> bytes:
         return self.store.frontier.root()
+
+    def declaration(self, dataset: str) -> dict[str, Any]:
+        """The `dataset.declare` payload of a dataset: owner-given title, kind and characteristics."""
+        ds = self.state.datasets.get(dataset)
+        if ds is None:
+            raise NotFound(f"dataset {dataset!r} is not declared on this ledger", "see the datasets: qdsn ledger show")
+        return tx.from_leaf(self.store.entry(ds.declared).leaf).payload
 
     # -- appending -------------------------------------------------------------------------------
 
