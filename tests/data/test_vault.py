@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from qdsn.crypto import SigningKey, hkdf_sha256
-from qdsn.data.vault import Vault, vault_datasets, vault_records, verify_record_proof
+from qdsn.data.vault import Vault, pack_chunk, unpack_chunk, vault_chunks, vault_datasets, verify_record_proof
 from qdsn.errors import Conflict, IntegrityError, NotFound
 from qdsn.ledger import Ledger, merkle, tx
 
@@ -80,19 +80,26 @@ def test_salted_leaves_hide_equal_readings(vault_url):
 
 
 def test_tampering_is_detected(vault_url):
-    v = Vault(vault_url, Keys())
+    keys = Keys()  # the same keys throughout: a stranger's key would fail for its own reason
+    v = Vault(vault_url, keys)
     v.create("d", "measurements")
     v.add_batch("d", readings(10))
     with v.engine.begin() as c:  # swap two ciphertexts: each is bound to its position
-        s3, s4 = (c.execute(vault_records.select().where(vault_records.c.seq == i)).first().sealed for i in (3, 4))
-        c.execute(update(vault_records).where(vault_records.c.seq == 3).values(sealed=s4))
-        c.execute(update(vault_records).where(vault_records.c.seq == 4).values(sealed=s3))
-    with pytest.raises(IntegrityError):
-        Vault(vault_url, Keys()).records("d")
+        chunk = c.execute(vault_chunks.select()).first()
+        sealed = unpack_chunk(chunk.sealed, chunk.count)
+        sealed[3], sealed[4] = sealed[4], sealed[3]
+        c.execute(update(vault_chunks).values(sealed=pack_chunk(sealed)))
+    with pytest.raises(IntegrityError, match="decryption failed"):
+        Vault(vault_url, keys).records("d")
     with pytest.raises(IntegrityError):
         v.verify("d")
+    sealed[3], sealed[4] = sealed[4], sealed[3]
+    with v.engine.begin() as c:  # a record cut out of its row
+        c.execute(update(vault_chunks).values(sealed=pack_chunk(sealed[:9])))
+    with pytest.raises(IntegrityError, match="malformed"):
+        Vault(vault_url, keys).records("d")
 
-    w = Vault(vault_url, Keys())
+    w = Vault(vault_url, keys)
     w.create("e", "measurements")
     w.add_batch("e", readings(3))
     with w.engine.begin() as c:
@@ -103,16 +110,17 @@ def test_tampering_is_detected(vault_url):
             .values(wrapped_key=wrapped[:-1] + bytes([wrapped[-1] ^ 1]))
         )
     with pytest.raises(IntegrityError):
-        Vault(vault_url, Keys()).records("e")
+        Vault(vault_url, keys).records("e")
 
 
 def test_crypto_shredding(vault_url):
-    v = Vault(vault_url, Keys())
+    keys = Keys()
+    v = Vault(vault_url, keys)
     v.create("d", "measurements")
     v.add_batch("d", readings(3))
     v.shred("d")
     with pytest.raises(NotFound, match="shredded"):
-        Vault(vault_url, Keys()).records("d")
+        Vault(vault_url, keys).records("d")
 
 
 def test_no_plaintext_in_the_database_file(tmp_path):
@@ -169,3 +177,13 @@ def test_leaves_are_rfc8785_canonical():
     for record in (readings(1)[0], {"value": 2.0, "note": "integral float", "n": 3}, {"z": [1.5, {"é": None}]}):
         expected = rfc8785.dumps({"dataset": "line-1", "seq": 7, "salt": "00" * 16, "record": record})
         assert leaf("line-1", 7, bytes(16), record) == expected
+
+
+def test_records_across_stored_chunks(vault_url):
+    v = Vault(vault_url, Keys())
+    v.create("d", "measurements")
+    v.add_batch("d", readings(300))
+    v.add_batch("d", readings(400, 300))
+    assert v.records("d", 250, 560) == readings(310, 250)
+    assert v.records("d", 690, 900) == readings(10, 690)
+    assert v.verify("d") == 700 and v.prove("d", 555).record() == readings(1, 555)[0]

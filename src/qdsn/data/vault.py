@@ -11,6 +11,7 @@ ledger with `dataset.anchor`. Any record can then be proven part of an anchored 
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,13 +48,18 @@ vault_datasets = Table(
     Column("kek_id", String(128), nullable=False),
     Column("next_seq", Integer, nullable=False),
 )
-vault_records = Table(
-    "vault_records",
+# Sealed records are stored CHUNK to a row (each still sealed alone, bound to its own position): one
+# row per record would make the SQL insert, not the cryptography, the cost of ingestion.
+vault_chunks = Table(
+    "vault_chunks",
     metadata,
     Column("dataset", String(128), primary_key=True),
-    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("first", Integer, primary_key=True, autoincrement=False),
+    Column("count", Integer, nullable=False),
     Column("sealed", LargeBinary, nullable=False),
 )
+CHUNK = 256
+_LEN = struct.Struct(">I")
 vault_batches = Table(
     "vault_batches",
     metadata,
@@ -136,6 +142,23 @@ def leaf(dataset: str, seq: int, salt: bytes, record: dict[str, Any], sig: str |
 def reading_message(record: dict[str, Any]) -> bytes:
     """What a device signs for one reading: the canonical JSON of the record."""
     return canonical_json(record)
+
+
+def pack_chunk(sealed: Sequence[bytes]) -> bytes:
+    """Length-prefixed sealed records, as one stored row."""
+    return b"".join(_LEN.pack(len(x)) + x for x in sealed)
+
+
+def unpack_chunk(blob: bytes, count: int) -> list[bytes]:
+    """Inverse of `pack_chunk`; raises IntegrityError if the row does not hold `count` records."""
+    out, pos = [], 0
+    while pos + 4 <= len(blob):
+        (n,) = _LEN.unpack_from(blob, pos)
+        out.append(blob[pos + 4 : pos + 4 + n])
+        pos += 4 + n
+    if pos != len(blob) or len(out) != count:
+        raise IntegrityError(f"a stored chunk is malformed: {len(out)} records where {count} belong")
+    return out
 
 
 def _record_aad(dataset: str, seq: int) -> bytes:
@@ -232,7 +255,11 @@ class Vault:
             ]
             root = merkle.root_from_hashes([merkle.leaf_hash(x) for x in leaves])
             sealed = sealer.seal_many([(x, _record_aad(dataset, seq)) for x, seq in zip(leaves, seqs, strict=True)])
-            insert_many(c, vault_records, [(dataset, seq, s) for seq, s in zip(seqs, sealed, strict=True)])
+            chunks = [
+                (dataset, first + i, len(sealed[i : i + CHUNK]), pack_chunk(sealed[i : i + CHUNK]))
+                for i in range(0, len(sealed), CHUNK)
+            ]
+            insert_many(c, vault_chunks, chunks)
             if message_ids is not None:
                 c.execute(
                     insert(vault_messages),
@@ -286,17 +313,24 @@ class Vault:
 
     def _leaves(self, dataset: str, start: int, end: int) -> list[bytes]:
         key = self._data_key(dataset)
+        t = vault_chunks.c
         with self.engine.connect() as c:
             rows = c.execute(
-                select(vault_records.c.seq, vault_records.c.sealed)
-                .where(
-                    and_(vault_records.c.dataset == dataset, vault_records.c.seq >= start, vault_records.c.seq < end)
-                )
-                .order_by(vault_records.c.seq)
+                select(t.first, t.count, t.sealed)
+                .where(and_(t.dataset == dataset, t.first < end, t.first + t.count > start))
+                .order_by(t.first)
             ).all()
-        if [r.seq for r in rows] != list(range(start, start + len(rows))):
-            raise IntegrityError(f"records of {dataset!r} between {start} and {end} are missing")
-        return [open_sealed(key, r.sealed, _record_aad(dataset, r.seq)) for r in rows]
+        out, seq = [], start
+        for r in rows:
+            if r.first > seq:
+                break
+            for i, sealed in enumerate(unpack_chunk(r.sealed, r.count)):
+                if seq <= r.first + i < end:
+                    out.append(open_sealed(key, sealed, _record_aad(dataset, r.first + i)))
+            seq = r.first + r.count
+        if seq < min(end, self._row(dataset).next_seq):
+            raise IntegrityError(f"records of {dataset!r} from {seq} on (below {end}) are missing")
+        return out
 
     def records(self, dataset: str, start: int = 0, end: int | None = None) -> list[dict[str, Any]]:
         """Decrypt records [start, end) of a dataset — only inside the owner's node."""

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from qdsn.crypto.encoding import b64url_encode
 from qdsn.data.model import Measurement
-from qdsn.data.vault import Vault, vault_records, verify_record_proof
+from qdsn.data.vault import Vault, vault_chunks, verify_record_proof
 from qdsn.errors import QDSNError
 from qdsn.identity import multikey_from_public_key
 from qdsn.ledger import Ledger, merkle, tx
@@ -292,7 +292,7 @@ def _quality_data(
 
 def _sealed(vault: Vault, dataset: str) -> list:
     with vault.engine.connect() as c:
-        return c.execute(vault_records.select().where(vault_records.c.dataset == dataset)).all()
+        return c.execute(vault_chunks.select().where(vault_chunks.c.dataset == dataset)).all()
 
 
 def _checkpoint_round(
