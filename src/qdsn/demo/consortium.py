@@ -17,6 +17,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from qdsn.crypto.encoding import b64url_encode
+from qdsn.data import epcis
 from qdsn.data.model import Measurement
 from qdsn.data.vault import Vault, vault_chunks, verify_record_proof
 from qdsn.errors import QDSNError
@@ -288,6 +289,12 @@ def _quality_data(
         console.print("  [red]an altered reading verified?![/]")
     except QDSNError as e:
         console.print(f"  [green]✓ refused[/] the same reading changed to {lowered}: [dim]{e.what}[/]")
+    lot = [r for r in vault.records(dataset) if r.get("lot") == "L0301-1"]
+    events = epcis.export(lot, "measurements", dataset, sender=maker.did)["epcisBody"]["eventList"]
+    console.print(
+        f"  for a buyer's traceability system it exports lot L0301-1 as {len(events)} GS1 EPCIS 2.0 events "
+        f"({len(lot)} sensor reports), checked against GS1's EPCIS JSON Schema"
+    )
 
 
 def _sealed(vault: Vault, dataset: str) -> list:
