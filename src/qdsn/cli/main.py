@@ -264,8 +264,9 @@ def dataset_create(
                 usl=float(usl) if usl else None,
                 critical=flag == ["critical"],
             )
-        except ValueError as e:
-            raise QDSNError(f"characteristic {text!r}: {e}", "write it as NAME:UNIT:LSL:USL[:critical]") from None
+        except ValueError as e:  # pydantic's ValidationError included: say only what was wrong
+            why = "; ".join(err["msg"] for err in e.errors()) if hasattr(e, "errors") else str(e)
+            raise QDSNError(f"characteristic {text!r}: {why}", "write it as NAME:UNIT:LSL:USL[:critical]") from None
         specs.append(spec.model_dump(exclude_none=True))
     node = _open(home)
     vault = node.vault()
