@@ -19,15 +19,10 @@ import threading
 from collections.abc import Callable
 from typing import IO
 
+from qdsn.crypto.verifier import read_exact
+
 _HEAD = struct.Struct(">I")
 _PIPE_SIZE = 1 << 20
-
-
-def _read_exact(stream: IO[bytes], n: int) -> bytes:
-    data = stream.read(n)
-    if data is None or len(data) != n:
-        raise EOFError("helper pipe closed")
-    return data
 
 
 def _function(target: str) -> Callable[[bytes], bytes]:
@@ -67,8 +62,8 @@ class Helper:
     def receive(self) -> bytes:
         assert self.proc is not None and self.proc.stdout is not None
         try:
-            (n,) = _HEAD.unpack(_read_exact(self.proc.stdout, 4))
-            return _read_exact(self.proc.stdout, n)
+            (n,) = _HEAD.unpack(read_exact(self.proc.stdout, 4))
+            return read_exact(self.proc.stdout, n)
         except (OSError, EOFError):
             self.close()
             raise
@@ -116,6 +111,6 @@ def serve(target: str, stdin: IO[bytes], stdout: IO[bytes]) -> None:
         if len(head) < 4:
             return
         (n,) = _HEAD.unpack(head)
-        answer = fn(_read_exact(stdin, n))
+        answer = fn(read_exact(stdin, n))
         stdout.write(_HEAD.pack(len(answer)) + answer)
         stdout.flush()

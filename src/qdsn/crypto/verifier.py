@@ -64,10 +64,11 @@ def verify_frame(frame: bytes) -> bytes:
     return bytes(out)
 
 
-def _read_exact(stream: IO[bytes], n: int) -> bytes:
+def read_exact(stream: IO[bytes], n: int) -> bytes:
+    """Exactly `n` bytes from a worker's pipe; EOFError if it closed first."""
     data = stream.read(n)
     if data is None or len(data) != n:
-        raise EOFError("verifier pipe closed")
+        raise EOFError("worker pipe closed")
     return data
 
 
@@ -96,7 +97,7 @@ class _Worker:
         """Read the oldest answer and hand it to the batch that asked."""
         assert self.proc.stdout is not None
         batch, number, count = self.outstanding.popleft()
-        batch._inbox[number] = _read_exact(self.proc.stdout, count)
+        batch._inbox[number] = read_exact(self.proc.stdout, count)
 
     def close(self) -> None:
         if self.proc.stdin:
@@ -228,5 +229,5 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         if len(head) < 4:
             return
         (n,) = _HEAD.unpack(head)
-        stdout.write(verify_frame(_read_exact(stdin, n)))
+        stdout.write(verify_frame(read_exact(stdin, n)))
         stdout.flush()
