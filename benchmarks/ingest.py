@@ -66,8 +66,7 @@ def bench_vault(records: list[dict], batch: int, folder: Path) -> float:
     vault.create("warm-up", "measurements")
     vault.add_batch("warm-up", records[:batch])
     t = time.perf_counter()
-    for i in range(0, len(records), batch):
-        b = vault.add_batch("d", records[i : i + batch])
+    for b in vault.add_stream("d", (records[i : i + batch] for i in range(0, len(records), batch))):
         receipt = ledger.append([tx.sign_tx("dataset.anchor", b.anchor_payload(), owner, did)])[0]
         vault.mark_anchored(b, receipt.txid)  # type: ignore[union-attr]
     rate = len(records) / (time.perf_counter() - t)

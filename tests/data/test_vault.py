@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from qdsn.crypto import SigningKey, hkdf_sha256
-from qdsn.data.vault import Vault, pack_chunk, unpack_chunk, vault_chunks, vault_datasets, verify_record_proof
+from qdsn.data.vault import Vault, vault_chunks, vault_datasets, verify_record_proof
 from qdsn.errors import Conflict, IntegrityError, NotFound
 from qdsn.ledger import Ledger, merkle, tx
 
@@ -84,20 +84,29 @@ def test_tampering_is_detected(vault_url):
     v = Vault(vault_url, keys)
     v.create("d", "measurements")
     v.add_batch("d", readings(10))
-    with v.engine.begin() as c:  # swap two ciphertexts: each is bound to its position
-        chunk = c.execute(vault_chunks.select()).first()
-        sealed = unpack_chunk(chunk.sealed, chunk.count)
-        sealed[3], sealed[4] = sealed[4], sealed[3]
-        c.execute(update(vault_chunks).values(sealed=pack_chunk(sealed)))
+    v.add_batch("d", readings(300))  # rows [0, 10), [10, 266), [266, 310)
+    with v.engine.begin() as c:
+        rows = c.execute(vault_chunks.select().order_by(vault_chunks.c.first)).all()
+
+    def stored(*changed):  # the vault with some rows replaced, read back by a fresh instance
+        with v.engine.begin() as c:
+            for r in rows:
+                c.execute(update(vault_chunks).where(vault_chunks.c.first == r.first).values(sealed=r.sealed))
+            for first, sealed in changed:
+                c.execute(update(vault_chunks).where(vault_chunks.c.first == first).values(sealed=sealed))
+        return Vault(vault_url, keys)
+
+    assert len(stored().records("d")) == 310
+    flipped = rows[1].sealed[:-40] + bytes([rows[1].sealed[-40] ^ 1]) + rows[1].sealed[-39:]
     with pytest.raises(IntegrityError, match="decryption failed"):
-        Vault(vault_url, keys).records("d")
+        stored((10, flipped)).records("d")
     with pytest.raises(IntegrityError):
-        v.verify("d")
-    sealed[3], sealed[4] = sealed[4], sealed[3]
-    with v.engine.begin() as c:  # a record cut out of its row
-        c.execute(update(vault_chunks).values(sealed=pack_chunk(sealed[:9])))
-    with pytest.raises(IntegrityError, match="malformed"):
-        Vault(vault_url, keys).records("d")
+        stored((10, flipped)).verify("d")
+    with pytest.raises(IntegrityError, match="decryption failed"):  # each row is bound to its position
+        stored((10, rows[2].sealed), (266, rows[1].sealed)).records("d")
+    with pytest.raises(IntegrityError, match="decryption failed"):  # a row cut short
+        stored((10, rows[1].sealed[:1000])).records("d")
+    assert stored().verify("d") == 310
 
     w = Vault(vault_url, keys)
     w.create("e", "measurements")
@@ -187,3 +196,29 @@ def test_records_across_stored_chunks(vault_url):
     assert v.records("d", 250, 560) == readings(310, 250)
     assert v.records("d", 690, 900) == readings(10, 690)
     assert v.verify("d") == 700 and v.prove("d", 555).record() == readings(1, 555)[0]
+
+
+def test_stream_roots_match_one_batch_at_a_time(vault_url):
+    """A large batch is sealed on two processes and committed while the next is sealed: the roots are
+    the RFC 9162 roots of the same leaves, and every record reads back."""
+    v = Vault(vault_url, Keys())
+    v.create("d", "measurements")
+    records = readings(9000)
+    batches = list(v.add_stream("d", [records[:5000], records[5000:]]))
+    assert [(b.first, b.count) for b in batches] == [(0, 5000), (5000, 4000)]
+    for b in batches:
+        leaves = v._leaves("d", b.first, b.first + b.count)
+        assert merkle.root_hash(leaves) == b.root
+    assert v.records("d") == records and v.verify("d") == 9000
+
+
+def test_stream_refuses_to_write_past_a_grown_dataset(vault_url):
+    v = Vault(vault_url, Keys())
+    v.create("d", "measurements")
+    stream = v.add_stream("d", [readings(10), readings(10, 10), readings(10, 20)])
+    assert next(stream).count == 10
+    v.add_batch("d", readings(5, 100))  # another writer takes positions 10…14
+    with pytest.raises(Conflict, match="grew while records 10"):
+        next(stream)
+    assert v.records("d") == readings(10) + readings(5, 100)  # nothing half-written
+    assert v.verify("d") == 15

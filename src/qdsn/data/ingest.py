@@ -130,7 +130,7 @@ def ingest(
     refused: Iterable[BadRow] = (),
 ) -> Summary:
     """Validate `path` (or the `rows` read from it), then seal its records in `dataset` in batches, each
-    anchored through `anchor(batch) -> txid` before the next is written. `refused` are rows a reader
+    anchored through `anchor(batch) -> txid` before the next is committed. `refused` are rows a reader
     already found bad."""
     good, bad = validate(path if rows is None else rows, kind, now=now, unit=unit)
     bad = [*refused, *bad]
@@ -153,8 +153,7 @@ def ingest(
                     + b"\n"
                 )
         summary.quarantined = len(bad)
-    for start in range(0, len(good), batch_size):
-        batch = vault.add_batch(dataset, good[start : start + batch_size])
+    for batch in vault.add_stream(dataset, (good[i : i + batch_size] for i in range(0, len(good), batch_size))):
         txid = anchor(batch)
         vault.mark_anchored(batch, txid)
         summary.batches.append((batch, txid))
