@@ -1,0 +1,262 @@
+"""Process capability: Cp, Cpl, Cpu, Cpk, Cpm, Pp, Ppl, Ppu, Ppk with confidence intervals, expected
+and observed ppm, a normality check, and two ways for data that are not normal.
+
+Within-subgroup σ (the C indices) comes from the estimator named by `sigma_method`; overall σ (the
+P indices) is the sample standard deviation. Confidence intervals: chi-square for Cp and Pp, with
+the degrees of freedom each estimator carries (Minitab's convention); Bissell's normal
+approximation for Cpk, Cpl, Cpu and their P counterparts; Boyles' chi-square approximation for
+Cpm = min(T − LSL, USL − T)/(3·√(Σ(x − T)²/(n − 1))).
+Non-normal data: Box-Cox (λ by maximum likelihood, limits transformed with the data) or the
+percentile method of ISO 22514-2 (the 0.135 %, 50 % and 99.865 % points of the data's distribution
+in place of μ ± 3σ), from the empirical quantiles or a fitted distribution.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import special, stats
+
+from qdsn.errors import InvalidInput
+from qdsn.quality import constants as k
+from qdsn.quality.charts import _subgroups, _values
+
+SIGMA_METHODS = ("pooled", "rbar", "sbar", "mrbar")
+_SBAR_FACTOR = [(2, 0.88), (3, 0.92), (4, 0.94), (5, 0.95), (7, 0.96), (9, 0.97), (17, 0.98), (64, 0.99)]
+P_LOW, P_HIGH = special.ndtr(-3.0), special.ndtr(3.0)  # 0.135 % and 99.865 %
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A two-sided confidence interval."""
+
+    low: float
+    high: float
+
+
+@dataclass
+class Capability:
+    """Capability indices (None where a limit they need is missing), their intervals, and ppm."""
+
+    n: int
+    mean: float
+    sigma_within: float
+    sigma_overall: float
+    sigma_method: str
+    lsl: float | None
+    usl: float | None
+    target: float | None
+    confidence: float
+    cp: float | None = None
+    cpl: float | None = None
+    cpu: float | None = None
+    cpk: float | None = None
+    cpm: float | None = None
+    pp: float | None = None
+    ppl: float | None = None
+    ppu: float | None = None
+    ppk: float | None = None
+    intervals: dict[str, Interval] = field(default_factory=dict)
+    ppm: dict[str, float] = field(default_factory=dict)
+    normality: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def capability(
+    data: Any,
+    lsl: float | None = None,
+    usl: float | None = None,
+    target: float | None = None,
+    *,
+    sigma_method: str | None = None,
+    confidence: float = 0.95,
+) -> Capability:
+    """Capability of `data` (individual values, or subgroups as a list of lists or a 2-D array)
+    against the specification limits. `sigma_method`: "mrbar" (MR̄/d2, the default for individual
+    values), "pooled" (pooled SD over c4, the default for subgroups), "rbar" (R̄/d2), "sbar" (S̄/c4)."""
+    lsl, usl, target = _limits(lsl, usl, target)
+    if not 0 < confidence < 1:
+        raise InvalidInput(f"confidence must be between 0 and 1, got {confidence!r}")
+    grouped = np.ndim(data) == 2 or (np.ndim(data) == 1 and len(data) > 0 and hasattr(data[0], "__len__"))
+    if grouped:
+        sub, sizes = _subgroups(data, 2)
+        x = sub[~np.isnan(sub)]
+    else:
+        x = _values(data, "data", 2)
+    method = sigma_method or ("pooled" if grouped else "mrbar")
+    if method not in SIGMA_METHODS:
+        raise InvalidInput(f"unknown sigma_method {method!r}", f"use one of {', '.join(SIGMA_METHODS)}")
+    if method != "mrbar" and not grouped:
+        raise InvalidInput(f"sigma_method {method!r} needs subgroups", "pass subgroups, or use mrbar")
+    n = x.size
+    mean = float(x.mean())
+    overall = float(x.std(ddof=1))
+    if method == "mrbar":
+        within, dof = float(np.abs(np.diff(x)).mean() / k.d2(2)), n - 1
+    elif method == "pooled":
+        dev = np.nansum((sub - np.nanmean(sub, axis=1, keepdims=True)) ** 2)
+        dof = int((sizes - 1).sum())
+        within = float(math.sqrt(dev / dof) / k.c4(dof + 1))
+    elif method == "rbar":
+        r = np.nanmax(sub, axis=1) - np.nanmin(sub, axis=1)
+        within = float(np.mean(r / np.array([k.d2(int(m)) for m in sizes])))
+        dof = 0.9 * len(sizes) * (sizes.mean() - 1)
+    else:
+        s = np.nanstd(sub, axis=1, ddof=1)
+        within = float(np.mean(s / np.array([k.c4(int(m)) for m in sizes])))
+        f = next((v for top, v in _SBAR_FACTOR if sizes.mean() <= top), 1.0)
+        dof = f * len(sizes) * (sizes.mean() - 1)
+    if within <= 0 or overall <= 0:
+        raise InvalidInput("the data do not vary: capability is undefined when σ is 0")
+    out = Capability(n, mean, within, overall, method, lsl, usl, target, confidence)
+    for prefix, sigma, nu in (("c", within, dof), ("p", overall, n - 1)):
+        lower = (mean - lsl) / (3 * sigma) if lsl is not None else None
+        upper = (usl - mean) / (3 * sigma) if usl is not None else None
+        setattr(out, f"{prefix}pl", lower)
+        setattr(out, f"{prefix}pu", upper)
+        one_sided = [v for v in (lower, upper) if v is not None]
+        setattr(out, f"{prefix}pk", min(one_sided))
+        for name in (f"{prefix}pl", f"{prefix}pu", f"{prefix}pk"):
+            v = getattr(out, name)
+            if v is not None:
+                out.intervals[name] = cpk_interval(v, n, nu, confidence)
+        if lsl is not None and usl is not None:
+            v = (usl - lsl) / (6 * sigma)
+            setattr(out, f"{prefix}p", v)
+            out.intervals[f"{prefix}p"] = cp_interval(v, nu, confidence)
+    if lsl is not None and usl is not None:
+        t = target if target is not None else (lsl + usl) / 2
+        tau = math.sqrt(overall**2 + n / (n - 1) * (mean - t) ** 2)  # √(Σ(x − T)²/(n − 1))
+        out.cpm = min(t - lsl, usl - t) / (3 * tau)
+        a = (mean - t) / overall
+        nu_m = n * (1 + a * a) ** 2 / (1 + 2 * a * a)  # Boyles (1991)
+        out.intervals["cpm"] = cp_interval(out.cpm, nu_m, confidence)
+    out.ppm = _ppm(x, mean, within, overall, lsl, usl)
+    out.normality = anderson_darling(x)
+    return out
+
+
+def _limits(lsl: Any, usl: Any, target: Any) -> tuple[float | None, float | None, float | None]:
+    vals = []
+    for name, v in (("lsl", lsl), ("usl", usl), ("target", target)):
+        if v is not None and (not isinstance(v, int | float) or not math.isfinite(v)):
+            raise InvalidInput(f"{name} must be a finite number, got {v!r}")
+        vals.append(None if v is None else float(v))
+    lsl, usl, target = vals
+    if lsl is None and usl is None:
+        raise InvalidInput("capability needs at least one specification limit", "give --lsl, --usl or both")
+    if lsl is not None and usl is not None and lsl >= usl:
+        raise InvalidInput(f"the lower specification limit ({lsl:g}) must be below the upper one ({usl:g})")
+    if target is not None and ((lsl is not None and target < lsl) or (usl is not None and target > usl)):
+        raise InvalidInput(f"the target {target:g} lies outside the specification limits")
+    return lsl, usl, target
+
+
+def cp_interval(v: float, nu: float, confidence: float = 0.95) -> Interval:
+    """Chi-square interval for a Cp-like index estimated with ν degrees of freedom."""
+    a = 1 - confidence
+    return Interval(v * math.sqrt(stats.chi2.ppf(a / 2, nu) / nu), v * math.sqrt(stats.chi2.ppf(1 - a / 2, nu) / nu))
+
+
+def cpk_interval(v: float, n: int, nu: float, confidence: float = 0.95) -> Interval:
+    """Bissell's (1990) interval for Cpk (or Cpl, Cpu) from n values, σ with ν degrees of freedom."""
+    half = stats.norm.ppf(0.5 + confidence / 2) * math.sqrt(1 / (9 * n) + v * v / (2 * nu))
+    return Interval(v - half, v + half)
+
+
+def _ppm(x: np.ndarray, mean: float, within: float, overall: float, lsl: float | None, usl: float | None) -> dict:
+    out: dict[str, float] = {}
+    for side, limit in (("below_lsl", lsl), ("above_usl", usl)):
+        if limit is None:
+            continue
+        sign = -1 if side == "below_lsl" else 1
+        out[f"observed_{side}"] = float(np.count_nonzero(sign * (x - limit) > 0)) / x.size * 1e6
+        out[f"expected_within_{side}"] = float(special.ndtr(-sign * (limit - mean) / within)) * 1e6
+        out[f"expected_overall_{side}"] = float(special.ndtr(-sign * (limit - mean) / overall)) * 1e6
+    for kind in ("observed", "expected_within", "expected_overall"):
+        out[f"{kind}_total"] = sum(v for key, v in out.items() if key.startswith(kind + "_") and "total" not in key)
+    return out
+
+
+def anderson_darling(x: Any) -> dict[str, float]:
+    """Anderson-Darling test of normality (mean and σ estimated): A², the adjusted A*² and its
+    p-value by D'Agostino and Stephens (1986, table 4.9). Small p: the data are not normal."""
+    x = np.sort(_values(x, "data", 8))
+    n = x.size
+    z = (x - x.mean()) / x.std(ddof=1)
+    logcdf = special.log_ndtr(z)
+    logsf = special.log_ndtr(-z)
+    i = np.arange(1, n + 1)
+    a2 = float(-n - np.sum((2 * i - 1) * (logcdf + logsf[::-1])) / n)
+    a = a2 * (1 + 0.75 / n + 2.25 / n**2)
+    if a >= 0.6:
+        p = math.exp(1.2937 - 5.709 * a + 0.0186 * a * a)
+    elif a >= 0.34:
+        p = math.exp(0.9177 - 4.279 * a - 1.38 * a * a)
+    elif a >= 0.2:
+        p = 1 - math.exp(-8.318 + 42.796 * a - 59.938 * a * a)
+    else:
+        p = 1 - math.exp(-13.436 + 101.14 * a - 223.73 * a * a)
+    return {"a2": a2, "a2_adjusted": a, "p_value": min(max(p, 0.0), 1.0)}
+
+
+def box_cox(
+    data: Any,
+    lsl: float | None = None,
+    usl: float | None = None,
+    target: float | None = None,
+    *,
+    lam: float | None = None,
+    confidence: float = 0.95,
+) -> tuple[Capability, float]:
+    """Capability after a Box-Cox transformation (λ by maximum likelihood unless given) of the data
+    and the limits alike; σ overall for both index families, as the transformed data have no
+    subgroups. Returns the capability on the transformed scale and λ."""
+    x = _values(data, "data", 3)
+    lsl, usl, target = _limits(lsl, usl, target)
+    if (x <= 0).any() or (lsl is not None and lsl <= 0):
+        raise InvalidInput("Box-Cox needs positive data and limits", "shift the data, or use the percentile method")
+    lam = float(stats.boxcox_normmax(x, method="mle")) if lam is None else float(lam)
+    t = lambda v: None if v is None else float(stats.boxcox(np.array([v]), lam)[0])  # noqa: E731
+    y = stats.boxcox(x, lam)
+    lo, hi = t(lsl), t(usl)
+    if lo is not None and hi is not None and lo > hi:
+        lo, hi = hi, lo
+    return capability(y, lo, hi, t(target), confidence=confidence), lam
+
+
+def percentile(
+    data: Any, lsl: float | None = None, usl: float | None = None, *, distribution: str = "empirical"
+) -> dict[str, float | None]:
+    """ISO 22514-2 percentile capability: Pp = (U − L)/(X₉₉.₈₆₅ − X₀.₁₃₅), Ppu = (U − X₅₀)/(X₉₉.₈₆₅ − X₅₀),
+    Ppl = (X₅₀ − L)/(X₅₀ − X₀.₁₃₅), Ppk = min. The percentiles come from the data ("empirical", which
+    needs enough data to reach the 0.135 % tails) or a distribution fitted by maximum likelihood:
+    "lognorm", "weibull_min", "gamma", "norm"."""
+    x = _values(data, "data", 3)
+    lsl, usl, _ = _limits(lsl, usl, None)
+    if distribution == "empirical":
+        if x.size < 100:
+            raise InvalidInput(
+                f"the empirical 0.135 % and 99.865 % points need many values (≥ 100); got {x.size}",
+                "fit a distribution instead: distribution='lognorm', 'weibull_min' or 'gamma'",
+            )
+        lo, mid, hi = np.quantile(x, [P_LOW, 0.5, P_HIGH])
+    elif distribution in ("lognorm", "weibull_min", "gamma", "norm"):
+        dist = getattr(stats, distribution)
+        params = dist.fit(x, floc=0) if distribution != "norm" else dist.fit(x)
+        lo, mid, hi = dist.ppf([P_LOW, 0.5, P_HIGH], *params)
+    else:
+        raise InvalidInput(
+            f"unknown distribution {distribution!r}", "use empirical, lognorm, weibull_min, gamma or norm"
+        )
+    out: dict[str, float | None] = {"p0135": float(lo), "p50": float(mid), "p99865": float(hi)}
+    out["ppl"] = (mid - lsl) / (mid - lo) if lsl is not None else None
+    out["ppu"] = (usl - mid) / (hi - mid) if usl is not None else None
+    out["pp"] = (usl - lsl) / (hi - lo) if lsl is not None and usl is not None else None
+    out["ppk"] = min(v for v in (out["ppl"], out["ppu"]) if v is not None)
+    return out

@@ -1,0 +1,604 @@
+"""Control charts: X̄-R, X̄-S, I-MR, p, np, c, u, EWMA and tabular CUSUM.
+
+Each chart function estimates its parameters from the data (phase I) — optionally leaving out
+subgroups named in `exclude`, or, with `drop_out_of_control`, leaving out points beyond the limits
+and estimating again until none are — or applies frozen parameters from an earlier chart's
+`limits` (phase II). Variables charts come as a pair: the location chart, with the spread chart as
+its `companion`. Run rules are applied to the location chart; the spread chart and the EWMA and
+CUSUM statistics, whose points are not independent, are judged by their limits alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import signal
+
+from qdsn.errors import InvalidInput
+from qdsn.quality import constants as k
+from qdsn.quality.rules import Violation, evaluate
+from qdsn.quality.rules import rules as pick_rules
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The parameters a chart's limits were built from, frozen for phase II: its center and the
+    process σ (for p, np, c and u charts the center alone decides the limits)."""
+
+    kind: str
+    center: float
+    sigma: float
+
+
+@dataclass
+class Chart:
+    """One control chart: the plotted statistic, its center line and limits (arrays where they
+    vary), the process σ they came from, and what the run rules found."""
+
+    kind: str
+    statistic: Array
+    center: float | Array
+    lcl: float | Array
+    ucl: float | Array
+    sigma: float
+    limits: Limits
+    violations: list[Violation] = field(default_factory=list)
+    excluded: list[int] = field(default_factory=list)
+    sizes: Array | None = None
+    companion: Chart | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def out_of_control(self) -> list[int]:
+        """Indices of points that violate any rule applied, in order."""
+        return sorted({v.index for v in self.violations})
+
+    def to_json(self) -> dict[str, Any]:
+        """The chart as a JSON series for plotting: NaN (no value) becomes null."""
+
+        def num(x: Any) -> Any:
+            if isinstance(x, np.ndarray):
+                return [None if not np.isfinite(v) else float(v) for v in x]
+            return float(x)
+
+        return {
+            "kind": self.kind,
+            "statistic": num(self.statistic),
+            "center": num(self.center),
+            "lcl": num(self.lcl),
+            "ucl": num(self.ucl),
+            "sigma": float(self.sigma),
+            "violations": [v._asdict() for v in self.violations],
+            "excluded": self.excluded,
+            "companion": self.companion.to_json() if self.companion else None,
+        } | ({"sizes": num(self.sizes)} if self.sizes is not None else {})
+
+
+# ---- input checks -------------------------------------------------------------------------------
+
+
+def _values(values: Any, what: str = "values", least: int = 1) -> Array:
+    try:
+        x = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise InvalidInput(f"{what} must be numbers: {e}") from None
+    if x.ndim != 1:
+        raise InvalidInput(f"{what} must be a flat list of numbers, got an array of shape {x.shape}")
+    if x.size < least:
+        raise InvalidInput(f"{what}: at least {least} needed, got {x.size}")
+    bad = np.flatnonzero(~np.isfinite(x))
+    if bad.size:
+        raise InvalidInput(f"{what}[{bad[0]}] is {x[bad[0]]}: every value must be a finite number")
+    return x
+
+
+def _subgroups(subgroups: Any, least_size: int) -> tuple[Array, Array]:
+    """Subgroups as a k×n array padded with NaN, and their sizes."""
+    if isinstance(subgroups, np.ndarray) and subgroups.ndim == 2 and subgroups.shape[1] >= least_size:
+        data = _values(subgroups.ravel(), "subgroups").reshape(subgroups.shape)  # equal sizes: no copying row by row
+        return data, np.full(data.shape[0], data.shape[1])
+    rows = list(subgroups)
+    if not rows:
+        raise InvalidInput("no subgroups: a chart needs data")
+    sizes = np.array([len(r) if hasattr(r, "__len__") else -1 for r in rows])
+    if (sizes < least_size).any():
+        i = int(np.flatnonzero(sizes < least_size)[0])
+        raise InvalidInput(
+            f"subgroup {i} has {max(sizes[i], 0) if sizes[i] >= 0 else 'no'} values; this chart needs at least "
+            f"{least_size} per subgroup",
+            "use an individuals chart (imr) for single measurements",
+        )
+    data = np.full((len(rows), int(sizes.max())), np.nan)
+    for i, r in enumerate(rows):
+        data[i, : sizes[i]] = _values(r, f"subgroup {i}")
+    return data, sizes
+
+
+def _counts(counts: Any, what: str, integral: bool = True) -> Array:
+    x = _values(counts, what)
+    if (x < 0).any():
+        raise InvalidInput(f"{what}[{int(np.flatnonzero(x < 0)[0])}] is negative: counts cannot be")
+    if integral and (x != np.round(x)).any():
+        raise InvalidInput(f"{what}[{int(np.flatnonzero(x != np.round(x))[0])}] is not a whole number")
+    return x
+
+
+def _sizes(sizes: Any, n: int, what: str = "sizes") -> Array:
+    s = np.broadcast_to(_values(np.atleast_1d(sizes), what), (n,)) if np.ndim(sizes) == 0 else _values(sizes, what)
+    if s.size != n:
+        raise InvalidInput(f"{what}: one per subgroup needed, got {s.size} for {n} subgroups")
+    if (s <= 0).any():
+        raise InvalidInput(f"{what}[{int(np.flatnonzero(s <= 0)[0])}] is {s[s <= 0][0]:g}: sizes must be positive")
+    return np.asarray(s, dtype=float)
+
+
+# ---- phase I ------------------------------------------------------------------------------------
+
+
+def _phase(
+    n: int,
+    estimate: Callable[[Array], Limits],
+    build: Callable[[Limits], Chart],
+    limits: Limits | None,
+    exclude: Iterable[int],
+    drop_out_of_control: bool,
+    kind: str,
+) -> Chart:
+    if limits is not None:
+        if limits.kind != kind:
+            raise InvalidInput(f"these limits are for a {limits.kind} chart, not a {kind} chart")
+        return build(limits)
+    keep = np.ones(n, dtype=bool)
+    for i in exclude:
+        if not -n <= i < n:
+            raise InvalidInput(f"cannot exclude subgroup {i}: there are {n}")
+        keep[i] = False
+    for _ in range(n):
+        if keep.sum() < 2:
+            raise InvalidInput("fewer than two subgroups are left to estimate the limits from")
+        chart = build(estimate(keep))
+        chart.excluded = [int(i) for i in np.flatnonzero(~keep)]
+        beyond = {v.index for c in (chart, chart.companion) if c for v in _beyond(c)} if drop_out_of_control else set()
+        beyond -= set(chart.excluded)
+        if not beyond:
+            return chart
+        keep[list(beyond)] = False
+    return chart
+
+
+def _beyond(c: Chart) -> list[Violation]:
+    s = c.statistic
+    with np.errstate(invalid="ignore"):
+        above, below = s > c.ucl, s < c.lcl
+    return [Violation(int(i), "limits", "above") for i in np.flatnonzero(above)] + [
+        Violation(int(i), "limits", "below") for i in np.flatnonzero(below)
+    ]
+
+
+def _z(stat: Array, center: Any, sd: Any) -> Array:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (stat - center) / sd
+    return np.where(np.isnan(z) & ~np.isnan(stat), 0.0, z)  # zero spread: on the center line or beyond
+
+
+def _judge(chart: Chart, z: Array, picked: list) -> Chart:
+    chart.violations = evaluate(z, picked)
+    if chart.companion is not None:
+        chart.companion.violations = _beyond(chart.companion)
+    return chart
+
+
+def _const(x: Any) -> float | Array:
+    """A limit as one number when it is the same for every point."""
+    x = np.asarray(x, dtype=float)
+    return float(x.flat[0]) if x.size and (x == x.flat[0]).all() else x
+
+
+# ---- variables charts ---------------------------------------------------------------------------
+
+
+def _xbar_pair(
+    subgroups: Any,
+    spread: str,
+    limits: Limits | None,
+    exclude: Iterable[int],
+    drop: bool,
+    rule_names: Any,
+    run_lengths: dict[str, int] | None,
+    nsigma: float,
+) -> Chart:
+    data, sizes = _subgroups(subgroups, 2)
+    means = np.nanmean(data, axis=1)
+    if spread == "r":
+        disp = np.nanmax(data, axis=1) - np.nanmin(data, axis=1)
+        unbias = np.array([k.d2(int(m)) for m in sizes])
+        sd_of = np.array([k.d3(int(m)) for m in sizes])
+    else:
+        disp = np.nanstd(data, axis=1, ddof=1)
+        unbias = np.array([k.c4(int(m)) for m in sizes])
+        sd_of = np.sqrt(1 - unbias**2)
+    kind = f"xbar-{spread}"
+
+    def estimate(keep: Array) -> Limits:
+        center = float(np.sum(means[keep] * sizes[keep]) / np.sum(sizes[keep]))
+        return Limits(kind, center, float(np.mean(disp[keep] / unbias[keep])))
+
+    def build(p: Limits) -> Chart:
+        se = p.sigma / np.sqrt(sizes)
+        comp = Chart(
+            spread,
+            disp,
+            _const(unbias * p.sigma),
+            _const(np.maximum(0.0, (unbias - nsigma * sd_of) * p.sigma)),
+            _const((unbias + nsigma * sd_of) * p.sigma),
+            p.sigma,
+            p,
+            sizes=sizes,
+        )
+        chart = Chart(
+            "xbar",
+            means,
+            p.center,
+            _const(p.center - nsigma * se),
+            _const(p.center + nsigma * se),
+            p.sigma,
+            p,
+            sizes=sizes,
+            companion=comp,
+        )
+        return _judge(chart, _z(means, p.center, se) * 3 / nsigma, pick_rules(rule_names, run_lengths))
+
+    return _phase(len(means), estimate, build, limits, exclude, drop, kind)
+
+
+def xbar_r(
+    subgroups: Any,
+    *,
+    limits: Limits | None = None,
+    exclude: Iterable[int] = (),
+    drop_out_of_control: bool = False,
+    rules: Any = "nelson",
+    run_lengths: dict[str, int] | None = None,
+    nsigma: float = 3.0,
+) -> Chart:
+    """X̄ chart with its R chart as companion; σ = mean of Rᵢ/d2(nᵢ) (R̄/d2 for equal sizes)."""
+    return _xbar_pair(subgroups, "r", limits, exclude, drop_out_of_control, rules, run_lengths, nsigma)
+
+
+def xbar_s(
+    subgroups: Any,
+    *,
+    limits: Limits | None = None,
+    exclude: Iterable[int] = (),
+    drop_out_of_control: bool = False,
+    rules: Any = "nelson",
+    run_lengths: dict[str, int] | None = None,
+    nsigma: float = 3.0,
+) -> Chart:
+    """X̄ chart with its S chart as companion; σ = mean of sᵢ/c4(nᵢ) (S̄/c4 for equal sizes)."""
+    return _xbar_pair(subgroups, "s", limits, exclude, drop_out_of_control, rules, run_lengths, nsigma)
+
+
+def imr(
+    values: Any,
+    *,
+    limits: Limits | None = None,
+    exclude: Iterable[int] = (),
+    drop_out_of_control: bool = False,
+    rules: Any = "nelson",
+    run_lengths: dict[str, int] | None = None,
+    nsigma: float = 3.0,
+) -> Chart:
+    """Individuals chart with its moving-range chart as companion; σ = MR̄/d2(2)."""
+    x = _values(values, "values", 2)
+    mr = np.empty_like(x)
+    mr[0] = np.nan
+    np.abs(np.diff(x), out=mr[1:])
+    d2, d3 = k.d2(2), k.d3(2)
+
+    def estimate(keep: Array) -> Limits:
+        pair = keep[1:] & keep[:-1]  # a moving range counts only between two kept points
+        if not pair.any():
+            raise InvalidInput("no two consecutive points are left to estimate the moving range from")
+        return Limits("imr", float(x[keep].mean()), float(mr[1:][pair].mean() / d2))
+
+    def build(p: Limits) -> Chart:
+        comp = Chart("mr", mr, d2 * p.sigma, 0.0, (d2 + nsigma * d3) * p.sigma, p.sigma, p)
+        chart = Chart(
+            "i", x, p.center, p.center - nsigma * p.sigma, p.center + nsigma * p.sigma, p.sigma, p, companion=comp
+        )
+        return _judge(chart, _z(x, p.center, p.sigma) * 3 / nsigma, pick_rules(rules, run_lengths))
+
+    return _phase(x.size, estimate, build, limits, exclude, drop_out_of_control, "imr")
+
+
+# ---- attributes charts --------------------------------------------------------------------------
+
+
+def _attribute(
+    kind: str,
+    stat: Array,
+    sizes: Array,
+    totals: Array,
+    spread: Callable[[float, Array], Array],
+    clip_one: bool,
+    limits: Limits | None,
+    exclude: Iterable[int],
+    drop: bool,
+    rule_names: Any,
+    run_lengths: Any,
+    nsigma: float,
+    scale: Array | float = 1.0,
+) -> Chart:
+    def estimate(keep: Array) -> Limits:
+        center = float(totals[keep].sum() / sizes[keep].sum())
+        return Limits(kind, center, float(np.sqrt(center * (1 - center))) if clip_one else float(np.sqrt(center)))
+
+    def build(p: Limits) -> Chart:
+        center = p.center * scale
+        sd = spread(p.center, sizes)
+        upper = center + nsigma * sd
+        chart = Chart(
+            kind,
+            stat,
+            _const(np.broadcast_to(center, stat.shape).astype(float)),
+            _const(np.maximum(0.0, center - nsigma * sd)),
+            _const(np.minimum(scale, upper) if clip_one else upper),
+            p.sigma,
+            p,
+            sizes=sizes,
+        )
+        return _judge(chart, _z(stat, center, sd) * 3 / nsigma, pick_rules(rule_names, run_lengths))
+
+    return _phase(stat.size, estimate, build, limits, exclude, drop, kind)
+
+
+def p_chart(
+    defectives: Any,
+    sizes: Any,
+    *,
+    limits: Limits | None = None,
+    exclude: Iterable[int] = (),
+    drop_out_of_control: bool = False,
+    rules: Any = "nelson",
+    run_lengths: dict[str, int] | None = None,
+    nsigma: float = 3.0,
+) -> Chart:
+    """Fraction nonconforming; limits p̄ ± 3√(p̄(1 − p̄)/nᵢ), stair-stepped when sizes vary."""
+    d = _counts(defectives, "defectives")
+    n = _sizes(sizes, d.size)
+    _not_more(d, n)
+    return _attribute(
+        "p",
+        d / n,
+        n,
+        d,
+        lambda p, n: np.sqrt(p * (1 - p) / n),
+        True,
+        limits,
+        exclude,
+        drop_out_of_control,
+        rules,
+        run_lengths,
+        nsigma,
+    )
+
+
+def np_chart(
+    defectives: Any,
+    size: int,
+    *,
+    limits: Limits | None = None,
+    exclude: Iterable[int] = (),
+    drop_out_of_control: bool = False,
+    rules: Any = "nelson",
+    run_lengths: dict[str, int] | None = None,
+    nsigma: float = 3.0,
+) -> Chart:
+    """Number nonconforming in samples of one size; limits n·p̄ ± 3√(n·p̄(1 − p̄))."""
+    d = _counts(defectives, "defectives")
+    if np.ndim(size) != 0:
+        raise InvalidInput("an np chart needs one sample size for all samples", "use a p chart when sizes vary")
+    n = _sizes(size, d.size, "size")
+    _not_more(d, n)
+    return _attribute(
+        "np",
+        d,
+        n,
+        d,
+        lambda p, n: np.sqrt(n * p * (1 - p)),
+        True,
+        limits,
+        exclude,
+        drop_out_of_control,
+        rules,
+        run_lengths,
+        nsigma,
+        scale=n,
+    )
+
+
+def c_chart(
+    counts: Any,
+    *,
+    limits: Limits | None = None,
+    exclude: Iterable[int] = (),
+    drop_out_of_control: bool = False,
+    rules: Any = "nelson",
+    run_lengths: dict[str, int] | None = None,
+    nsigma: float = 3.0,
+) -> Chart:
+    """Nonconformities per inspection unit of constant size; limits c̄ ± 3√c̄."""
+    c = _counts(counts, "counts")
+    ones = np.ones_like(c)
+    return _attribute(
+        "c",
+        c,
+        ones,
+        c,
+        lambda u, n: np.sqrt(u / n),
+        False,
+        limits,
+        exclude,
+        drop_out_of_control,
+        rules,
+        run_lengths,
+        nsigma,
+    )
+
+
+def u_chart(
+    counts: Any,
+    sizes: Any,
+    *,
+    limits: Limits | None = None,
+    exclude: Iterable[int] = (),
+    drop_out_of_control: bool = False,
+    rules: Any = "nelson",
+    run_lengths: dict[str, int] | None = None,
+    nsigma: float = 3.0,
+) -> Chart:
+    """Nonconformities per unit; limits ū ± 3√(ū/nᵢ), stair-stepped when sizes vary."""
+    c = _counts(counts, "counts")
+    n = _sizes(sizes, c.size)
+    return _attribute(
+        "u",
+        c / n,
+        n,
+        c,
+        lambda u, n: np.sqrt(u / n),
+        False,
+        limits,
+        exclude,
+        drop_out_of_control,
+        rules,
+        run_lengths,
+        nsigma,
+    )
+
+
+def _not_more(d: Array, n: Array) -> None:
+    over = np.flatnonzero(d > n)
+    if over.size:
+        i = int(over[0])
+        raise InvalidInput(f"sample {i} has {d[i]:g} defectives among only {n[i]:g} items")
+
+
+# ---- time-weighted charts -----------------------------------------------------------------------
+
+
+def _series(values: Any) -> tuple[Array, float | None]:
+    """Individual values, or subgroup means with the within-subgroup σ̂ (pooled S̄/c4)."""
+    if np.ndim(values) == 2 or (np.ndim(values) == 1 and len(values) and hasattr(values[0], "__len__")):
+        data, sizes = _subgroups(values, 2)
+        if (sizes != sizes[0]).any():
+            raise InvalidInput("EWMA and CUSUM charts of subgroup means need subgroups of one size")
+        s = np.nanstd(data, axis=1, ddof=1).mean() / k.c4(int(sizes[0]))
+        return np.nanmean(data, axis=1), float(s / np.sqrt(sizes[0]))
+    return _values(values, "values", 2), None
+
+
+def _sigma_of(x: Array, within: float | None, sigma: float | None) -> float:
+    if sigma is not None:
+        if not np.isfinite(sigma) or sigma <= 0:
+            raise InvalidInput(f"sigma must be a positive number, got {sigma!r}")
+        return float(sigma)
+    return within if within is not None else float(np.abs(np.diff(x)).mean() / k.d2(2))
+
+
+def ewma(
+    values: Any,
+    *,
+    lam: float = 0.2,
+    L: float = 3.0,
+    target: float | None = None,
+    sigma: float | None = None,
+    asymptotic: bool = False,
+    limits: Limits | None = None,
+) -> Chart:
+    """EWMA zᵢ = λxᵢ + (1 − λ)zᵢ₋₁ from z₀ = target (the mean unless given); limits
+    target ± L·σ·√(λ/(2 − λ)·(1 − (1 − λ)²ⁱ)), or their asymptote. σ: given, else MR̄/d2 (pooled S̄/c4/√n
+    for subgroups). With `limits` the target and σ of an earlier chart are used."""
+    if not 0 < lam <= 1:
+        raise InvalidInput(f"lam (λ) must be in (0, 1], got {lam!r}")
+    x, within = _series(values)
+    if limits is not None:
+        if limits.kind != "ewma":
+            raise InvalidInput(f"these limits are for a {limits.kind} chart, not an ewma chart")
+        mu, s = limits.center, limits.sigma
+    else:
+        mu = float(x.mean()) if target is None else float(target)
+        s = _sigma_of(x, within, sigma)
+    z = signal.lfilter([lam], [1.0, lam - 1.0], x, zi=[(1.0 - lam) * mu])[0]
+    i = np.arange(1, x.size + 1)
+    width = L * s * np.sqrt(lam / (2 - lam) * (1.0 if asymptotic else 1 - (1 - lam) ** (2 * i)))
+    chart = Chart("ewma", z, mu, _const(mu - width), _const(mu + width), s, Limits("ewma", mu, s))
+    chart.extra = {"lambda": lam, "L": L, "values": x}
+    chart.violations = _beyond(chart)
+    return chart
+
+
+def cusum(
+    values: Any,
+    *,
+    k: float = 0.5,
+    h: float = 5.0,
+    target: float | None = None,
+    sigma: float | None = None,
+    limits: Limits | None = None,
+) -> Chart:
+    """Tabular CUSUM: C⁺ᵢ = max(0, xᵢ − (μ₀ + Kσ) + C⁺ᵢ₋₁) (the chart) and C⁻ᵢ = max(0, (μ₀ − Kσ) − xᵢ + C⁻ᵢ₋₁)
+    (its companion), signalling beyond H = hσ. `extra` holds N⁺/N⁻ (points since each was last zero)
+    and, at each signal, the estimated shifted mean μ₀ + K + C⁺/N⁺ (or μ₀ − K − C⁻/N⁻)."""
+    if k < 0 or h <= 0:
+        raise InvalidInput(f"k must be ≥ 0 and h > 0, got k={k!r}, h={h!r}")
+    x, within = _series(values)
+    if limits is not None:
+        if limits.kind != "cusum":
+            raise InvalidInput(f"these limits are for a {limits.kind} chart, not a cusum chart")
+        mu, s = limits.center, limits.sigma
+    else:
+        mu = float(x.mean()) if target is None else float(target)
+        s = _sigma_of(x, within, sigma)
+    upper, n_up = _lindley(x - (mu + k * s))
+    lower, n_down = _lindley((mu - k * s) - x)
+    p = Limits("cusum", mu, s)
+    comp = Chart("cusum-", lower, 0.0, 0.0, h * s, s, p)
+    chart = Chart("cusum+", upper, 0.0, 0.0, h * s, s, p, companion=comp)
+    chart.violations = _beyond(chart)
+    comp.violations = _beyond(comp)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chart.extra = {
+            "k": k,
+            "h": h,
+            "n_plus": n_up,
+            "n_minus": n_down,
+            "values": x,
+            "shift_up": np.where(upper > h * s, mu + k * s + upper / n_up, np.nan),
+            "shift_down": np.where(lower > h * s, mu - k * s - lower / n_down, np.nan),
+        }
+    return chart
+
+
+def _lindley(steps: Array) -> tuple[Array, Array]:
+    """Cᵢ = max(0, Cᵢ₋₁ + stepᵢ) from C₀ = 0, without a Python loop: Cᵢ = Sᵢ − min(0, S₁ … Sᵢ) for the
+    partial sums S; and how many points since C was last zero."""
+    s = np.cumsum(steps)
+    c = s - np.minimum(np.minimum.accumulate(s), 0.0)
+    c[c < 0] = 0.0  # rounding
+    idx = np.arange(c.size)
+    last_zero = np.maximum.accumulate(np.where(c <= 0, idx, -1))
+    return c, (idx - last_zero).astype(float)
+
+
+def subgroup(values: Sequence[float], size: int) -> list[list[float]]:
+    """Consecutive values cut into subgroups of `size` (a short last one is dropped)."""
+    if size < 1:
+        raise InvalidInput(f"a subgroup size must be at least 1, got {size}")
+    x = list(values)
+    return [x[i : i + size] for i in range(0, len(x) - size + 1, size)]
