@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from qdsn.cli.spc import spc_app
 from qdsn.errors import QDSNError
 from qdsn.identity import did_document, public_key_from_did_key, resolve
 from qdsn.ledger import merkle, tx
@@ -46,6 +47,7 @@ app.add_typer(vault_app, name="vault")
 app.add_typer(did_app, name="did")
 app.add_typer(schema_app, name="schema")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(spc_app, name="spc")
 
 Home = Annotated[
     Path,

@@ -165,7 +165,7 @@ def cp_interval(v: float, nu: float, confidence: float = 0.95) -> Interval:
 
 def cpk_interval(v: float, n: int, nu: float, confidence: float = 0.95) -> Interval:
     """Bissell's (1990) interval for Cpk (or Cpl, Cpu) from n values, σ with ν degrees of freedom."""
-    half = stats.norm.ppf(0.5 + confidence / 2) * math.sqrt(1 / (9 * n) + v * v / (2 * nu))
+    half = float(stats.norm.ppf(0.5 + confidence / 2)) * math.sqrt(1 / (9 * n) + v * v / (2 * nu))
     return Interval(v - half, v + half)
 
 
@@ -254,7 +254,8 @@ def percentile(
         raise InvalidInput(
             f"unknown distribution {distribution!r}", "use empirical, lognorm, weibull_min, gamma or norm"
         )
-    out: dict[str, float | None] = {"p0135": float(lo), "p50": float(mid), "p99865": float(hi)}
+    lo, mid, hi = float(lo), float(mid), float(hi)
+    out: dict[str, float | None] = {"p0135": lo, "p50": mid, "p99865": hi}
     out["ppl"] = (mid - lsl) / (mid - lo) if lsl is not None else None
     out["ppu"] = (usl - mid) / (hi - mid) if usl is not None else None
     out["pp"] = (usl - lsl) / (hi - lo) if lsl is not None and usl is not None else None
