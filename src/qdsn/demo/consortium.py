@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from qdsn import quality
 from qdsn.crypto.encoding import b64url_encode
 from qdsn.data import epcis
 from qdsn.data.model import Measurement
@@ -294,6 +295,16 @@ def _quality_data(
     console.print(
         f"  for a buyer's traceability system it exports lot L0301-1 as {len(events)} GS1 EPCIS 2.0 events "
         f"({len(lot)} sensor reports), checked against GS1's EPCIS JSON Schema"
+    )
+    values = [r["value"] for r in vault.records(dataset)]
+    chart = quality.xbar_r(quality.subgroup(values, 5))
+    cap = quality.capability(quality.subgroup(values, 5), usl=18.1)
+    ci = cap.intervals["cpk"]
+    console.print(
+        f"  at home its quality engineer charts the line: X̄-R over {chart.statistic.size} subgroups, "
+        f"center {chart.center:.3f}, limits {chart.lcl:.3f}–{chart.ucl:.3f}, "
+        f"{len(chart.out_of_control)} points breaking a Nelson rule; "
+        f"Cpk {cap.cpk:.2f} (95 % {ci.low:.2f}–{ci.high:.2f}) against USL 18.1"
     )
 
 
