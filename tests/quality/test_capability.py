@@ -89,3 +89,19 @@ def test_non_normal_capability():
 def test_bad_input_is_named(args, kwargs, message):
     with pytest.raises(InvalidInput, match=message):
         quality.capability(*args, **kwargs)
+
+
+def test_normality_test_by_size_and_scipy_agreement():
+    from scipy import stats
+
+    rng = np.random.default_rng(4)
+    small, large = rng.normal(size=1000), rng.gamma(9, size=50_000)
+    assert quality.capability(small, -4, 4).normality["test"] == "anderson-darling"
+    big = quality.capability(large, 0, 40).normality
+    assert big["test"] == "dagostino-pearson"
+    ref = stats.normaltest(large)
+    assert big["k2"] == pytest.approx(ref.statistic, rel=1e-10) and big["p_value"] == pytest.approx(
+        ref.pvalue, abs=1e-12
+    )
+    # Anderson-Darling A² against scipy's statistic (same estimator of μ and σ up to ddof)
+    assert quality.anderson_darling(small)["a2"] == pytest.approx(stats.anderson(small, method="interpolate").statistic, rel=2e-3)

@@ -1,7 +1,11 @@
 """Run rules on hand-built series: each rule fires where its pattern completes, and nowhere else."""
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qdsn.errors import InvalidInput
 from qdsn.quality.rules import evaluate, rules
@@ -59,3 +63,53 @@ def test_unknown_rules_and_lengths_are_refused():
         rules("western-electric", {"nelson2": 7})
     with pytest.raises(InvalidInput, match="at least 2"):
         rules("nelson", {"nelson2": 1})
+
+
+def reference(z, picked):
+    """The rules read straight off their definitions, one point at a time."""
+    out = set()
+    for r in picked:
+        n = r.length
+        for i in range(len(z)):
+            window = z[max(0, i - n + 1) : i + 1]
+            full = len(window) == n
+            if r.test == "beyond":
+                if z[i] > r.zone or z[i] < -r.zone:
+                    out.add((i, r.name, "above" if z[i] > 0 else "below"))
+            elif r.test == "same-side" and full:
+                if all(v > 0 for v in window):
+                    out.add((i, r.name, "above"))
+                if all(v < 0 for v in window):
+                    out.add((i, r.name, "below"))
+            elif r.test == "trend" and full:
+                if all(b > a for a, b in pairwise(window)):
+                    out.add((i, r.name, "above"))
+                if all(b < a for a, b in pairwise(window)):
+                    out.add((i, r.name, "below"))
+            elif r.test == "alternating" and full:
+                steps = [b - a for a, b in pairwise(window)]
+                if all(s * t < 0 for s, t in pairwise(steps)):
+                    out.add((i, r.name, "both"))
+            elif r.test == "k-of-m":
+                if z[i] > r.zone and sum(v > r.zone for v in window) >= r.k:
+                    out.add((i, r.name, "above"))
+                if z[i] < -r.zone and sum(v < -r.zone for v in window) >= r.k:
+                    out.add((i, r.name, "below"))
+            elif r.test in ("within", "outside") and full:
+                inside = [abs(v) < r.zone if r.test == "within" else abs(v) > r.zone for v in window]
+                if all(inside):
+                    out.add((i, r.name, "both"))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.sampled_from([-3.5, -3, -2.5, -2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5]), max_size=80),
+    st.integers(2, 12),
+    st.integers(3, 16),
+    st.integers(5, 40),
+)
+def test_vectorized_rules_match_their_definitions(z, same_side, alternating, k_of_m):
+    """Values on the zone boundaries and repeated values are common here, where conventions bite."""
+    picked = rules(["nelson", "western-electric"], {"nelson2": same_side, "nelson4": alternating, "nelson6": k_of_m})
+    assert {tuple(v) for v in evaluate(np.array(z, dtype=float), picked)} == reference(z, picked)

@@ -19,7 +19,7 @@ from scipy import signal
 
 from qdsn.errors import InvalidInput
 from qdsn.quality import constants as k
-from qdsn.quality.rules import Violation, evaluate
+from qdsn.quality.rules import Violations, evaluate
 from qdsn.quality.rules import rules as pick_rules
 
 Array = np.ndarray
@@ -47,7 +47,7 @@ class Chart:
     ucl: float | Array
     sigma: float
     limits: Limits
-    violations: list[Violation] = field(default_factory=list)
+    violations: Violations = field(default_factory=Violations)
     excluded: list[int] = field(default_factory=list)
     sizes: Array | None = None
     companion: Chart | None = None
@@ -56,7 +56,7 @@ class Chart:
     @property
     def out_of_control(self) -> list[int]:
         """Indices of points that violate any rule applied, in order."""
-        return sorted({v.index for v in self.violations})
+        return self.violations.indices().tolist()
 
     def to_json(self) -> dict[str, Any]:
         """The chart as a JSON series for plotting: NaN (no value) becomes null."""
@@ -142,7 +142,7 @@ def _sizes(sizes: Any, n: int, what: str = "sizes") -> Array:
 
 def _phase(
     n: int,
-    estimate: Callable[[Array], Limits],
+    estimate: Callable[[Array | None], Limits],
     build: Callable[[Limits], Chart],
     limits: Limits | None,
     exclude: Iterable[int],
@@ -153,37 +153,45 @@ def _phase(
         if limits.kind != kind:
             raise InvalidInput(f"these limits are for a {limits.kind} chart, not a {kind} chart")
         return build(limits)
-    keep = np.ones(n, dtype=bool)
+    dropped: set[int] = set()
     for i in exclude:
         if not -n <= i < n:
             raise InvalidInput(f"cannot exclude subgroup {i}: there are {n}")
-        keep[i] = False
-    for _ in range(n):
-        if keep.sum() < 2:
+        dropped.add(i % n)
+    while True:
+        if n - len(dropped) < 2:
             raise InvalidInput("fewer than two subgroups are left to estimate the limits from")
+        keep = None
+        if dropped:  # a mask only when something is left out: the whole series is the common case
+            keep = np.ones(n, dtype=bool)
+            keep[sorted(dropped)] = False
         chart = build(estimate(keep))
-        chart.excluded = [int(i) for i in np.flatnonzero(~keep)]
-        beyond = {v.index for c in (chart, chart.companion) if c for v in _beyond(c)} if drop_out_of_control else set()
-        beyond -= set(chart.excluded)
+        chart.excluded = sorted(dropped)
+        if not drop_out_of_control:
+            return chart
+        beyond = {int(i) for c in (chart, chart.companion) if c for i in _beyond(c).indices()} - dropped
         if not beyond:
             return chart
-        keep[list(beyond)] = False
-    return chart
+        dropped |= beyond
 
 
-def _beyond(c: Chart) -> list[Violation]:
+def _beyond(c: Chart) -> Violations:
     s = c.statistic
     with np.errstate(invalid="ignore"):
-        above, below = s > c.ucl, s < c.lcl
-    return [Violation(int(i), "limits", "above") for i in np.flatnonzero(above)] + [
-        Violation(int(i), "limits", "below") for i in np.flatnonzero(below)
-    ]
+        return Violations(
+            [("limits", "above", np.flatnonzero(s > c.ucl)), ("limits", "below", np.flatnonzero(s < c.lcl))]
+        )
 
 
 def _z(stat: Array, center: Any, sd: Any) -> Array:
+    """(stat − center)/sd; with zero spread a point on the center line is on it, any other beyond."""
+    if np.ndim(sd) == 0 and sd > 0:
+        z = np.subtract(stat, center)
+        z *= 1.0 / sd
+        return z
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (stat - center) / sd
-    return np.where(np.isnan(z) & ~np.isnan(stat), 0.0, z)  # zero spread: on the center line or beyond
+    return np.where(np.isnan(z) & ~np.isnan(stat), 0.0, z)
 
 
 def _judge(chart: Chart, z: Array, picked: list) -> Chart:
@@ -224,9 +232,10 @@ def _xbar_pair(
         sd_of = np.sqrt(1 - unbias**2)
     kind = f"xbar-{spread}"
 
-    def estimate(keep: Array) -> Limits:
-        center = float(np.sum(means[keep] * sizes[keep]) / np.sum(sizes[keep]))
-        return Limits(kind, center, float(np.mean(disp[keep] / unbias[keep])))
+    def estimate(keep: Array | None) -> Limits:
+        k_ = slice(None) if keep is None else keep
+        center = float(np.sum(means[k_] * sizes[k_]) / np.sum(sizes[k_]))
+        return Limits(kind, center, float(np.mean(disp[k_] / unbias[k_])))
 
     def build(p: Limits) -> Chart:
         se = p.sigma / np.sqrt(sizes)
@@ -251,7 +260,7 @@ def _xbar_pair(
             sizes=sizes,
             companion=comp,
         )
-        return _judge(chart, _z(means, p.center, se) * 3 / nsigma, pick_rules(rule_names, run_lengths))
+        return _judge(chart, _z(means, p.center, se * nsigma / 3), pick_rules(rule_names, run_lengths))
 
     return _phase(len(means), estimate, build, limits, exclude, drop, kind)
 
@@ -298,10 +307,13 @@ def imr(
     x = _values(values, "values", 2)
     mr = np.empty_like(x)
     mr[0] = np.nan
-    np.abs(np.diff(x), out=mr[1:])
+    np.subtract(x[1:], x[:-1], out=mr[1:])
+    np.abs(mr[1:], out=mr[1:])
     d2, d3 = k.d2(2), k.d3(2)
 
-    def estimate(keep: Array) -> Limits:
+    def estimate(keep: Array | None) -> Limits:
+        if keep is None:
+            return Limits("imr", float(x.mean()), float(mr[1:].mean() / d2))
         pair = keep[1:] & keep[:-1]  # a moving range counts only between two kept points
         if not pair.any():
             raise InvalidInput("no two consecutive points are left to estimate the moving range from")
@@ -312,7 +324,7 @@ def imr(
         chart = Chart(
             "i", x, p.center, p.center - nsigma * p.sigma, p.center + nsigma * p.sigma, p.sigma, p, companion=comp
         )
-        return _judge(chart, _z(x, p.center, p.sigma) * 3 / nsigma, pick_rules(rules, run_lengths))
+        return _judge(chart, _z(x, p.center, p.sigma * nsigma / 3), pick_rules(rules, run_lengths))
 
     return _phase(x.size, estimate, build, limits, exclude, drop_out_of_control, "imr")
 
@@ -335,8 +347,9 @@ def _attribute(
     nsigma: float,
     scale: Array | float = 1.0,
 ) -> Chart:
-    def estimate(keep: Array) -> Limits:
-        center = float(totals[keep].sum() / sizes[keep].sum())
+    def estimate(keep: Array | None) -> Limits:
+        k_ = slice(None) if keep is None else keep
+        center = float(totals[k_].sum() / sizes[k_].sum())
         return Limits(kind, center, float(np.sqrt(center * (1 - center))) if clip_one else float(np.sqrt(center)))
 
     def build(p: Limits) -> Chart:
@@ -353,7 +366,7 @@ def _attribute(
             p,
             sizes=sizes,
         )
-        return _judge(chart, _z(stat, center, sd) * 3 / nsigma, pick_rules(rule_names, run_lengths))
+        return _judge(chart, _z(stat, center, sd * nsigma / 3), pick_rules(rule_names, run_lengths))
 
     return _phase(stat.size, estimate, build, limits, exclude, drop, kind)
 

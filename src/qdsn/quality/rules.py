@@ -14,7 +14,7 @@ same as Minitab's and the Western Electric handbook's:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -87,51 +87,117 @@ def rules(names: Iterable[str] | str = "nelson", lengths: dict[str, int] | None 
         i = next((i for i, r in enumerate(picked) if r.name == name), None)
         if i is None:
             raise InvalidInput(f"a run length was given for {name!r}, which is not among the rules applied")
-        if not isinstance(length, int) or length < max(2, picked[i].k + 1) or picked[i].test == "beyond":
-            raise InvalidInput(f"{name}: a run length must be a whole number of at least 2 (got {length!r})")
+        least = 3 if picked[i].test == "alternating" else max(2, picked[i].k + 1)
+        if not isinstance(length, int) or length < least or picked[i].test == "beyond":
+            raise InvalidInput(f"{name}: a run length must be a whole number of at least {least} (got {length!r})")
         picked[i] = Rule(name, picked[i].test, length, picked[i].k, picked[i].zone)
     return picked
 
 
-def _run_length(flag: np.ndarray) -> np.ndarray:
-    """For each point, how many points in a row up to and including it have `flag` set."""
-    idx = np.arange(flag.size)
-    last_break = np.maximum.accumulate(np.where(flag, -1, idx))
-    return idx - last_break
+class Violations(Sequence[Violation]):
+    """The violations found, kept as index arrays per rule and side until someone asks for the list."""
+
+    def __init__(self, hits: Sequence[tuple[str, str, np.ndarray]] = ()) -> None:
+        self._hits = [(rule, side, idx) for rule, side, idx in hits if idx.size]
+        self._list: list[Violation] | None = None
+
+    def _all(self) -> list[Violation]:
+        if self._list is None:
+            out = [Violation(int(i), rule, side) for rule, side, idx in self._hits for i in idx]
+            self._list = sorted(out, key=lambda v: (v.index, v.rule))
+        return self._list
+
+    def __len__(self) -> int:
+        return sum(idx.size for _, _, idx in self._hits)
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+        return self._all()[i]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._all())
+
+    def indices(self) -> np.ndarray:
+        """Every point that breaks at least one rule, once, in order."""
+        if not self._hits:
+            return np.empty(0, dtype=np.intp)
+        seen = np.zeros(max(int(idx[-1]) for _, _, idx in self._hits) + 1, dtype=bool)
+        for _, _, idx in self._hits:
+            seen[idx] = True
+        return np.flatnonzero(seen)
+
+    def __repr__(self) -> str:
+        return f"Violations({self._all()!r})"
 
 
-def _window_count(flag: np.ndarray, m: int) -> np.ndarray:
-    """How many of the last m points (including this one) have `flag` set."""
-    c = np.cumsum(flag, dtype=np.int64)
-    out = c.copy()
-    out[m:] -= c[:-m]
+def _shift(a: np.ndarray, by: int) -> np.ndarray:
+    """a moved `by` places later: out[i] = a[i − by], False before the start."""
+    if by == 0:
+        return a
+    out = np.zeros_like(a)
+    if by < a.size:
+        out[by:] = a[:-by]
     return out
 
 
-def evaluate(z: np.ndarray, picked: Iterable[Rule]) -> list[Violation]:
+def _held(flag: np.ndarray, n: int) -> np.ndarray:
+    """True at i when flag[i − n + 1 … i] are all True: windows doubled and combined by the binary
+    digits of n, so a run of any length costs O(log n) passes over the series."""
+    out = np.ones_like(flag)
+    covered, window, span = 0, flag, 1
+    while n:
+        if n & 1:
+            out &= _shift(window, covered)
+            covered += span
+        n >>= 1
+        if n:
+            window = window & _shift(window, span)
+            span *= 2
+    return out
+
+
+def _count(flag: np.ndarray, m: int) -> np.ndarray:
+    """How many of the last m points (this one included) have `flag` set."""
+    if m > 32:
+        c = np.cumsum(flag, dtype=np.int64)
+        c[m:] -= c[:-m].copy()
+        return c
+    out = flag.view(np.int8).copy()  # counts up to 32 fit in a byte
+    for by in range(1, m):
+        out[by:] += flag[:-by]
+    return out
+
+
+def evaluate(z: np.ndarray, picked: Iterable[Rule]) -> Violations:
     """Violations of `picked` in the series z (in σ units from the center line)."""
     z = np.asarray(z, dtype=float)
-    found: list[tuple[np.ndarray, str, str]] = []
-    diff = np.diff(z)
+    picked = list(picked)
+    hits: list[tuple[str, str, np.ndarray]] = []
+    tests = {r.test for r in picked}
+    if tests & {"trend", "alternating"}:
+        step = np.subtract(z[1:], z[:-1])
+        rising, falling = step > 0, step < 0
+    if tests & {"within", "outside"}:
+        size = np.abs(z)
+    flat = np.flatnonzero
     for rule in picked:
         n = rule.length
         if rule.test == "beyond":
-            found += [(z > rule.zone, rule.name, "above"), (z < -rule.zone, rule.name, "below")]
+            hits += [(rule.name, "above", flat(z > rule.zone)), (rule.name, "below", flat(z < -rule.zone))]
         elif rule.test == "same-side":
-            found += [(_run_length(z > 0) >= n, rule.name, "above"), (_run_length(z < 0) >= n, rule.name, "below")]
-        elif rule.test == "trend":  # n points need n − 1 steps
-            up = np.concatenate(([0], _run_length(diff > 0)))
-            down = np.concatenate(([0], _run_length(diff < 0)))
-            found += [(up >= n - 1, rule.name, "above"), (down >= n - 1, rule.name, "below")]
-        elif rule.test == "alternating":  # n points: n − 2 changes of direction in a row
-            turn = diff[1:] * diff[:-1] < 0
-            found.append((np.concatenate(([0, 0], _run_length(turn))) >= n - 2, rule.name, "both"))
+            hits += [(rule.name, "above", flat(_held(z > 0, n))), (rule.name, "below", flat(_held(z < 0, n)))]
+        elif rule.test == "trend":  # n points need n − 1 steps; step j ends at point j + 1
+            hits += [
+                (rule.name, "above", flat(_held(rising, n - 1)) + 1),
+                (rule.name, "below", flat(_held(falling, n - 1)) + 1),
+            ]
+        elif rule.test == "alternating":  # n points: n − 2 changes of direction; turn j is at point j + 2
+            turn = (rising[1:] & falling[:-1]) | (falling[1:] & rising[:-1])
+            hits.append((rule.name, "both", flat(_held(turn, n - 2)) + 2))
         elif rule.test == "k-of-m":
             for side, beyond in (("above", z > rule.zone), ("below", z < -rule.zone)):
-                found.append((beyond & (_window_count(beyond, n) >= rule.k), rule.name, side))
+                hits.append((rule.name, side, flat(beyond & (_count(beyond, n) >= rule.k))))
         elif rule.test == "within":
-            found.append((_run_length(np.abs(z) < rule.zone) >= n, rule.name, "both"))
+            hits.append((rule.name, "both", flat(_held(size < rule.zone, n))))
         elif rule.test == "outside":
-            found.append((_run_length(np.abs(z) > rule.zone) >= n, rule.name, "both"))
-    out = [Violation(int(i), name, side) for hit, name, side in found for i in np.flatnonzero(hit)]
-    return sorted(out, key=lambda v: (v.index, v.rule))
+            hits.append((rule.name, "both", flat(_held(size > rule.zone, n))))
+    return Violations(hits)
