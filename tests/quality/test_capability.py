@@ -104,4 +104,6 @@ def test_normality_test_by_size_and_scipy_agreement():
         ref.pvalue, abs=1e-12
     )
     # Anderson-Darling A² against scipy's statistic (same estimator of μ and σ up to ddof)
-    assert quality.anderson_darling(small)["a2"] == pytest.approx(stats.anderson(small, method="interpolate").statistic, rel=2e-3)
+    assert quality.anderson_darling(small)["a2"] == pytest.approx(
+        stats.anderson(small, method="interpolate").statistic, rel=2e-3
+    )

@@ -162,6 +162,10 @@ def test_attribute_limits_match_textbook_formulas(samples):
     assert np.allclose(u.ucl, pbar + 3 * np.sqrt(pbar / n))
     c = quality.c_chart(d)
     assert c.ucl == pytest.approx(d.mean() + 3 * np.sqrt(d.mean()))
+    size = int(n.max())
+    npc = quality.np_chart(np.minimum(d, size), size)
+    pb = np.minimum(d, size).sum() / (size * d.size)
+    assert npc.ucl == pytest.approx(min(size, size * pb + 3 * np.sqrt(size * pb * (1 - pb))))
 
 
 @pytest.mark.parametrize(
@@ -179,6 +183,8 @@ def test_attribute_limits_match_textbook_formulas(samples):
         (lambda: quality.ewma([1.0, 2.0], lam=0), "λ"),
         (lambda: quality.imr([1.0, 2.0], limits=quality.c_chart([1, 2]).limits), "for a c chart"),
         (lambda: quality.imr([1.0, 2.0, 3.0], exclude=[7]), "cannot exclude subgroup 7"),
+        (lambda: quality.imr([1.0, 2.0, 3.0], sigmas=2), "unknown chart option 'sigmas'"),
+        (lambda: quality.imr([1.0, 2.0, 3.0], nsigma=0), "nsigma must be positive"),
     ],
 )
 def test_bad_input_is_named(call, message):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 from scipy import signal
@@ -79,6 +79,32 @@ class Chart:
         } | ({"sizes": num(self.sizes)} if self.sizes is not None else {})
 
 
+class ChartOptions(TypedDict, total=False):
+    """What every Shewhart chart (X̄-R, X̄-S, I-MR, p, np, c, u) also takes."""
+
+    limits: Limits | None  # phase II: the frozen parameters of an earlier chart
+    exclude: Iterable[int]  # phase I: subgroups left out of the estimates (still plotted)
+    drop_out_of_control: bool  # phase I: leave out points beyond the limits and estimate again
+    rules: Any  # run rules: "nelson" (default), "western-electric", "none", or ids such as "nelson2"
+    run_lengths: dict[str, int] | None  # e.g. {"nelson2": 7}
+    nsigma: float  # limits at ± nsigma σ (3)
+
+
+_DEFAULTS: ChartOptions = {
+    "limits": None, "exclude": (), "drop_out_of_control": False, "rules": "nelson", "run_lengths": None, "nsigma": 3.0,
+}  # fmt: skip
+
+
+def _options(given: ChartOptions) -> ChartOptions:
+    unknown = set(given) - set(_DEFAULTS)
+    if unknown:
+        raise InvalidInput(f"unknown chart option {sorted(unknown)[0]!r}", f"use {', '.join(_DEFAULTS)}")
+    o: ChartOptions = {**_DEFAULTS, **given}  # type: ignore[typeddict-item]
+    if not o["nsigma"] > 0:
+        raise InvalidInput(f"nsigma must be positive, got {o['nsigma']!r}")
+    return o
+
+
 # ---- input checks -------------------------------------------------------------------------------
 
 
@@ -141,20 +167,15 @@ def _sizes(sizes: Any, n: int, what: str = "sizes") -> Array:
 
 
 def _phase(
-    n: int,
-    estimate: Callable[[Array | None], Limits],
-    build: Callable[[Limits], Chart],
-    limits: Limits | None,
-    exclude: Iterable[int],
-    drop_out_of_control: bool,
-    kind: str,
+    n: int, estimate: Callable[[Array | None], Limits], build: Callable[[Limits], Chart], kind: str, o: ChartOptions
 ) -> Chart:
+    limits = o["limits"]
     if limits is not None:
         if limits.kind != kind:
             raise InvalidInput(f"these limits are for a {limits.kind} chart, not a {kind} chart")
         return build(limits)
     dropped: set[int] = set()
-    for i in exclude:
+    for i in o["exclude"]:
         if not -n <= i < n:
             raise InvalidInput(f"cannot exclude subgroup {i}: there are {n}")
         dropped.add(i % n)
@@ -167,7 +188,7 @@ def _phase(
             keep[sorted(dropped)] = False
         chart = build(estimate(keep))
         chart.excluded = sorted(dropped)
-        if not drop_out_of_control:
+        if not o["drop_out_of_control"]:
             return chart
         beyond = {int(i) for c in (chart, chart.companion) if c for i in _beyond(c).indices()} - dropped
         if not beyond:
@@ -194,8 +215,8 @@ def _z(stat: Array, center: Any, sd: Any) -> Array:
     return np.where(np.isnan(z) & ~np.isnan(stat), 0.0, z)
 
 
-def _judge(chart: Chart, z: Array, picked: list) -> Chart:
-    chart.violations = evaluate(z, picked)
+def _judge(chart: Chart, z: Array, o: ChartOptions) -> Chart:
+    chart.violations = evaluate(z, pick_rules(o["rules"], o["run_lengths"]))
     if chart.companion is not None:
         chart.companion.violations = _beyond(chart.companion)
     return chart
@@ -210,16 +231,8 @@ def _const(x: Any) -> float | Array:
 # ---- variables charts ---------------------------------------------------------------------------
 
 
-def _xbar_pair(
-    subgroups: Any,
-    spread: str,
-    limits: Limits | None,
-    exclude: Iterable[int],
-    drop: bool,
-    rule_names: Any,
-    run_lengths: dict[str, int] | None,
-    nsigma: float,
-) -> Chart:
+def _xbar_pair(subgroups: Any, spread: str, o: ChartOptions) -> Chart:
+    nsigma = o["nsigma"]
     data, sizes = _subgroups(subgroups, 2)
     means = np.nanmean(data, axis=1)
     if spread == "r":
@@ -260,50 +273,25 @@ def _xbar_pair(
             sizes=sizes,
             companion=comp,
         )
-        return _judge(chart, _z(means, p.center, se * nsigma / 3), pick_rules(rule_names, run_lengths))
+        return _judge(chart, _z(means, p.center, se * nsigma / 3), o)
 
-    return _phase(len(means), estimate, build, limits, exclude, drop, kind)
+    return _phase(len(means), estimate, build, kind, o)
 
 
-def xbar_r(
-    subgroups: Any,
-    *,
-    limits: Limits | None = None,
-    exclude: Iterable[int] = (),
-    drop_out_of_control: bool = False,
-    rules: Any = "nelson",
-    run_lengths: dict[str, int] | None = None,
-    nsigma: float = 3.0,
-) -> Chart:
+def xbar_r(subgroups: Any, **options: Unpack[ChartOptions]) -> Chart:
     """X̄ chart with its R chart as companion; σ = mean of Rᵢ/d2(nᵢ) (R̄/d2 for equal sizes)."""
-    return _xbar_pair(subgroups, "r", limits, exclude, drop_out_of_control, rules, run_lengths, nsigma)
+    return _xbar_pair(subgroups, "r", _options(options))
 
 
-def xbar_s(
-    subgroups: Any,
-    *,
-    limits: Limits | None = None,
-    exclude: Iterable[int] = (),
-    drop_out_of_control: bool = False,
-    rules: Any = "nelson",
-    run_lengths: dict[str, int] | None = None,
-    nsigma: float = 3.0,
-) -> Chart:
+def xbar_s(subgroups: Any, **options: Unpack[ChartOptions]) -> Chart:
     """X̄ chart with its S chart as companion; σ = mean of sᵢ/c4(nᵢ) (S̄/c4 for equal sizes)."""
-    return _xbar_pair(subgroups, "s", limits, exclude, drop_out_of_control, rules, run_lengths, nsigma)
+    return _xbar_pair(subgroups, "s", _options(options))
 
 
-def imr(
-    values: Any,
-    *,
-    limits: Limits | None = None,
-    exclude: Iterable[int] = (),
-    drop_out_of_control: bool = False,
-    rules: Any = "nelson",
-    run_lengths: dict[str, int] | None = None,
-    nsigma: float = 3.0,
-) -> Chart:
+def imr(values: Any, **options: Unpack[ChartOptions]) -> Chart:
     """Individuals chart with its moving-range chart as companion; σ = MR̄/d2(2)."""
+    o = _options(options)
+    nsigma = o["nsigma"]
     x = _values(values, "values", 2)
     mr = np.empty_like(x)
     mr[0] = np.nan
@@ -324,9 +312,9 @@ def imr(
         chart = Chart(
             "i", x, p.center, p.center - nsigma * p.sigma, p.center + nsigma * p.sigma, p.sigma, p, companion=comp
         )
-        return _judge(chart, _z(x, p.center, p.sigma * nsigma / 3), pick_rules(rules, run_lengths))
+        return _judge(chart, _z(x, p.center, p.sigma * nsigma / 3), o)
 
-    return _phase(x.size, estimate, build, limits, exclude, drop_out_of_control, "imr")
+    return _phase(x.size, estimate, build, "imr", o)
 
 
 # ---- attributes charts --------------------------------------------------------------------------
@@ -337,162 +325,67 @@ def _attribute(
     stat: Array,
     sizes: Array,
     totals: Array,
-    spread: Callable[[float, Array], Array],
-    clip_one: bool,
-    limits: Limits | None,
-    exclude: Iterable[int],
-    drop: bool,
-    rule_names: Any,
-    run_lengths: Any,
-    nsigma: float,
+    binomial: bool,
+    o: ChartOptions,
     scale: Array | float = 1.0,
 ) -> Chart:
+    """p, np (binomial: σ² = p̄(1 − p̄)/n, the fraction capped at 1) and c, u (Poisson: σ² = ū/n) charts;
+    `scale` turns the per-item center into the plotted one (n for np)."""
+    nsigma = o["nsigma"]
+
     def estimate(keep: Array | None) -> Limits:
         k_ = slice(None) if keep is None else keep
         center = float(totals[k_].sum() / sizes[k_].sum())
-        return Limits(kind, center, float(np.sqrt(center * (1 - center))) if clip_one else float(np.sqrt(center)))
+        return Limits(kind, center, float(np.sqrt(center * (1 - center) if binomial else center)))
 
     def build(p: Limits) -> Chart:
         center = p.center * scale
-        sd = spread(p.center, sizes)
+        sd = p.sigma / np.sqrt(sizes) * scale
         upper = center + nsigma * sd
         chart = Chart(
             kind,
             stat,
-            _const(np.broadcast_to(center, stat.shape).astype(float)),
+            _const(np.broadcast_to(center, stat.shape)),
             _const(np.maximum(0.0, center - nsigma * sd)),
-            _const(np.minimum(scale, upper) if clip_one else upper),
+            _const(np.minimum(scale, upper) if binomial else upper),
             p.sigma,
             p,
             sizes=sizes,
         )
-        return _judge(chart, _z(stat, center, sd * nsigma / 3), pick_rules(rule_names, run_lengths))
+        return _judge(chart, _z(stat, center, sd * nsigma / 3), o)
 
-    return _phase(stat.size, estimate, build, limits, exclude, drop, kind)
+    return _phase(stat.size, estimate, build, kind, o)
 
 
-def p_chart(
-    defectives: Any,
-    sizes: Any,
-    *,
-    limits: Limits | None = None,
-    exclude: Iterable[int] = (),
-    drop_out_of_control: bool = False,
-    rules: Any = "nelson",
-    run_lengths: dict[str, int] | None = None,
-    nsigma: float = 3.0,
-) -> Chart:
+def p_chart(defectives: Any, sizes: Any, **options: Unpack[ChartOptions]) -> Chart:
     """Fraction nonconforming; limits p̄ ± 3√(p̄(1 − p̄)/nᵢ), stair-stepped when sizes vary."""
     d = _counts(defectives, "defectives")
     n = _sizes(sizes, d.size)
     _not_more(d, n)
-    return _attribute(
-        "p",
-        d / n,
-        n,
-        d,
-        lambda p, n: np.sqrt(p * (1 - p) / n),
-        True,
-        limits,
-        exclude,
-        drop_out_of_control,
-        rules,
-        run_lengths,
-        nsigma,
-    )
+    return _attribute("p", d / n, n, d, True, _options(options))
 
 
-def np_chart(
-    defectives: Any,
-    size: int,
-    *,
-    limits: Limits | None = None,
-    exclude: Iterable[int] = (),
-    drop_out_of_control: bool = False,
-    rules: Any = "nelson",
-    run_lengths: dict[str, int] | None = None,
-    nsigma: float = 3.0,
-) -> Chart:
+def np_chart(defectives: Any, size: int, **options: Unpack[ChartOptions]) -> Chart:
     """Number nonconforming in samples of one size; limits n·p̄ ± 3√(n·p̄(1 − p̄))."""
     d = _counts(defectives, "defectives")
     if np.ndim(size) != 0:
         raise InvalidInput("an np chart needs one sample size for all samples", "use a p chart when sizes vary")
     n = _sizes(size, d.size, "size")
     _not_more(d, n)
-    return _attribute(
-        "np",
-        d,
-        n,
-        d,
-        lambda p, n: np.sqrt(n * p * (1 - p)),
-        True,
-        limits,
-        exclude,
-        drop_out_of_control,
-        rules,
-        run_lengths,
-        nsigma,
-        scale=n,
-    )
+    return _attribute("np", d, n, d, True, _options(options), scale=n)
 
 
-def c_chart(
-    counts: Any,
-    *,
-    limits: Limits | None = None,
-    exclude: Iterable[int] = (),
-    drop_out_of_control: bool = False,
-    rules: Any = "nelson",
-    run_lengths: dict[str, int] | None = None,
-    nsigma: float = 3.0,
-) -> Chart:
+def c_chart(counts: Any, **options: Unpack[ChartOptions]) -> Chart:
     """Nonconformities per inspection unit of constant size; limits c̄ ± 3√c̄."""
     c = _counts(counts, "counts")
-    ones = np.ones_like(c)
-    return _attribute(
-        "c",
-        c,
-        ones,
-        c,
-        lambda u, n: np.sqrt(u / n),
-        False,
-        limits,
-        exclude,
-        drop_out_of_control,
-        rules,
-        run_lengths,
-        nsigma,
-    )
+    return _attribute("c", c, np.ones_like(c), c, False, _options(options))
 
 
-def u_chart(
-    counts: Any,
-    sizes: Any,
-    *,
-    limits: Limits | None = None,
-    exclude: Iterable[int] = (),
-    drop_out_of_control: bool = False,
-    rules: Any = "nelson",
-    run_lengths: dict[str, int] | None = None,
-    nsigma: float = 3.0,
-) -> Chart:
+def u_chart(counts: Any, sizes: Any, **options: Unpack[ChartOptions]) -> Chart:
     """Nonconformities per unit; limits ū ± 3√(ū/nᵢ), stair-stepped when sizes vary."""
     c = _counts(counts, "counts")
     n = _sizes(sizes, c.size)
-    return _attribute(
-        "u",
-        c / n,
-        n,
-        c,
-        lambda u, n: np.sqrt(u / n),
-        False,
-        limits,
-        exclude,
-        drop_out_of_control,
-        rules,
-        run_lengths,
-        nsigma,
-    )
+    return _attribute("u", c / n, n, c, False, _options(options))
 
 
 def _not_more(d: Array, n: Array) -> None:
