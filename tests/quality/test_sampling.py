@@ -64,26 +64,34 @@ def test_oc_curve():
 
 
 def test_switching_rules():
-    plan = quality.sampling_plan(1000, "II", 1.0)
-    sw = quality.Switching(1.0)
-    assert sw.count(0, plan) == "normal"
-    assert sw.count(3, plan) == "normal"  # one rejected
-    assert sw.count(4, plan) == "tightened"  # two of the last five rejected
+    sw = quality.Switching(1000, "II", 1.0)  # normal: n = 80, Ac 2; one step tighter (0.65): Ac 1
+    assert sw.plan().ac == 2
+    assert sw.record(0) == "normal" and sw.score == 3
+    assert sw.record(2) == "normal" and sw.score == 0  # accepted, but not at the tighter AQL
+    assert sw.record(3) == "normal"  # one lot not accepted
+    assert sw.record(4) == "tightened"  # two of the last five
+    assert sw.plan().ac == 1
     for _ in range(4):
-        assert sw.record(True) == "tightened"
-    assert sw.record(True) == "normal"  # five accepted in a row
+        assert sw.record(0) == "tightened"
+    assert sw.record(0) == "normal"  # five accepted in a row
     for _ in range(9):
-        sw.count(0, plan)  # Ac = 2: +3 per lot accepted with the AQL one step tighter
-    assert sw.score == 27 and sw.state == "normal"
-    assert sw.count(0, plan) == "reduced"
-    assert sw.count(3, plan) == "normal"  # a rejection on reduced
-    sw = quality.Switching(1.0)
-    sw.count(3, plan), sw.count(3, plan)
+        assert sw.record(1) == "normal"
+    assert sw.score == 27
+    assert sw.record(1, steady=False) == "normal"  # score 30, but production is not steady
+    assert sw.record(0) == "reduced"
+    assert sw.plan().n == 32
+    assert sw.record(3) == "normal"  # not accepted on reduced inspection
+
+
+def test_discontinued_after_five_lots_rejected_on_tightened():
+    sw = quality.Switching(1000, "II", 1.0, reduced_allowed=False)
+    sw.record(3), sw.record(3)
+    assert sw.state == "tightened"
     for _ in range(5):
-        state = sw.record(False)
+        state = sw.record(2)  # tightened Ac is 1
     assert state == "discontinued"
     with pytest.raises(InvalidInput, match="discontinued"):
-        sw.record(True)
+        sw.record(0)
 
 
 def test_bad_input():

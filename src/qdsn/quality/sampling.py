@@ -153,69 +153,64 @@ def oc_curve(plan: Plan, quality: list[float], *, nonconformities: bool = False)
 
 
 class Switching:
-    """ISO 2859-1 clause 9 switching rules as a state machine, fed one lot decision at a time.
+    """The switching rules of ISO 2859-1 clause 9 for a series of lots, as a state machine.
 
-    normal → tightened: 2 of 5 or fewer consecutive lots rejected. tightened → normal: 5 consecutive
-    lots accepted. normal → reduced (when the responsible authority allows it): the switching score
-    reaches 30, production is steady and the authority approves. reduced → normal: a lot rejected,
-    production irregular or delayed, or other conditions warrant. Inspection is discontinued when 5
-    lots in a row are on tightened inspection without a return to normal… and, in the standard's
-    words, the cumulative count of lots not accepted on tightened reaches 5.
+    normal → tightened: 2 of 5 or fewer consecutive lots not accepted. tightened → normal: 5
+    consecutive lots accepted. normal → reduced (when the responsible authority allows reduced
+    inspection at all, and production is steady): the switching score reaches 30 — with a plan of
+    Ac ≥ 2, +3 for a lot that would have been accepted at the next tighter AQL, else back to 0; with
+    Ac 0 or 1, +2 for an accepted lot, else 0. reduced → normal: a lot not accepted, or production
+    irregular. Discontinued: 5 lots not accepted while on tightened inspection.
     """
 
-    def __init__(self, aql: float, plan_ac_normal: int | None = None, reduced_allowed: bool = True) -> None:
-        self.state = "normal"
-        self.aql = aql
-        self.score = 0
-        self.history: list[bool] = []  # acceptances since the last change of state
-        self.rejected_on_tightened = 0
+    def __init__(self, lot_size: int, level: str = "II", aql: float = 1.0, *, reduced_allowed: bool = True) -> None:
+        self.lot_size, self.level, self.aql = lot_size, level, aql
         self.reduced_allowed = reduced_allowed
+        self.state = "normal"
+        self.score = 0
+        self._recent: list[bool] = []  # acceptances since the state last changed
+        self._rejected_on_tightened = 0
+        self.plan()  # refuse a bad lot size, level or AQL now
 
-    def record(self, accepted: bool, plan: Plan | None = None, *, steady: bool = True) -> str:
-        """Record a lot's outcome (and the normal plan it was judged by, for the switching score);
-        returns the state for the next lot: normal, tightened, reduced or discontinued."""
+    def plan(self) -> Plan:
+        """The plan the next lot is judged by."""
         if self.state == "discontinued":
-            raise InvalidInput("inspection is discontinued: the supplier must act on quality before it resumes")
-        self.history.append(accepted)
+            raise InvalidInput("inspection is discontinued: the supplier must improve quality before it resumes")
+        return sampling_plan(self.lot_size, self.level, self.aql, self.state)
+
+    def record(self, nonconforming: int, *, steady: bool = True) -> str:
+        """Judge a lot by the current plan from its count of nonconforming items (or nonconformities);
+        returns the state for the next lot: normal, tightened, reduced or discontinued."""
+        plan = self.plan()
+        accepted = plan.decide(nonconforming) == "accept"
+        self._recent.append(accepted)
         if self.state == "normal":
-            last5 = self.history[-5:]
-            if last5.count(False) >= 2:
+            self._score(plan, nonconforming, accepted)
+            if self._recent[-5:].count(False) >= 2:
                 self._go("tightened")
-            elif plan is not None:
-                self._score(accepted, plan)
-                if self.reduced_allowed and self.score >= 30 and steady:
-                    self._go("reduced")
+            elif self.reduced_allowed and steady and self.score >= 30:
+                self._go("reduced")
         elif self.state == "tightened":
-            if not accepted:
-                self.rejected_on_tightened += 1
-                if self.rejected_on_tightened >= 5:
-                    self._go("discontinued")
-            elif self.history[-5:] == [True] * 5:
+            self._rejected_on_tightened += not accepted
+            if self._rejected_on_tightened >= 5:
+                self._go("discontinued")
+            elif self._recent[-5:] == [True] * 5:
                 self._go("normal")
-        elif self.state == "reduced" and (not accepted or not steady):
+        elif not accepted or not steady:  # reduced
             self._go("normal")
         return self.state
 
-    def _score(self, accepted: bool, plan: Plan) -> None:
-        # Clause 9.3.3.2: Ac ≥ 2 — +3 if the lot would have been accepted with the AQL one step
-        # tighter (here: Ac − 1), else reset; Ac 0 or 1 — +2 if accepted, else reset.
+    def _score(self, plan: Plan, nonconforming: int, accepted: bool) -> None:
         if not accepted:
             self.score = 0
         elif plan.ac >= 2:
-            self.score = self.score + 3 if self._last_count is not None and self._last_count <= plan.ac - 1 else 0
+            col = AQLS.index(plan.aql)
+            tighter = sampling_plan(self.lot_size, self.level, AQLS[col - 1]) if col else plan
+            self.score = self.score + 3 if nonconforming <= tighter.ac else 0
         else:
             self.score += 2
 
-    _last_count: int | None = None
-
-    def count(self, nonconforming: int, plan: Plan, *, steady: bool = True) -> str:
-        """Judge a lot by `plan` from its count of nonconforming items and record the outcome."""
-        self._last_count = nonconforming
-        return self.record(plan.decide(nonconforming) == "accept", plan, steady=steady)
-
     def _go(self, state: str) -> None:
-        if self.state == "tightened" and state == "normal":
-            self.rejected_on_tightened = 0
-        self.state, self.history = state, []
-        if state != "normal":
-            self.score = 0
+        if state == "normal":
+            self._rejected_on_tightened = 0
+        self.state, self._recent, self.score = state, [], 0
