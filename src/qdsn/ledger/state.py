@@ -234,7 +234,24 @@ def _device(state: State, env: tx.Envelope, p: tx.DeviceRegister, seq: int, tree
     state.dirty_devices.add(p.device)
 
 
+def _policy(state: State, env: tx.Envelope, p: tx.PolicySet, seq: int, tree: TreeView) -> None:
+    _owned(state, env, p.dataset)
+
+
+def _decision(state: State, env: tx.Envelope, p: tx.AccessDecision, seq: int, tree: TreeView) -> None:
+    # Only the owner's node decides about its data; a shredded dataset still gets its denials recorded.
+    ds = state.datasets.get(p.dataset)
+    if ds is None:
+        raise NotFound(f"dataset {p.dataset!r} is not declared on the ledger")
+    if ds.owner != env.submitter:
+        raise PermissionDenied(f"only the owner of {p.dataset!r} records access decisions about it")
+    if p.allowed and ds.shredded:
+        raise Conflict(f"dataset {p.dataset!r} was shredded: no access to it can be allowed")
+
+
 _APPLY: dict[str, Callable[..., None]] = {
+    "policy.set": _policy,
+    "access.decision": _decision,
     "device.register": _device,
     "dataset.declare": _declare,
     "dataset.anchor": _anchor,

@@ -160,6 +160,40 @@ class DeviceRegister(Payload):
     key: str = Multikey
 
 
+Action = Literal["use", "compute", "aggregate", "read"]
+
+
+@register("policy.set", ("enterprise",))
+class PolicySet(Payload):
+    """The owner puts a usage policy on its dataset: the ODRL offer's uid and the SHA-256 of its RFC 8785
+    form. The offer itself is served by the owner's node; agreements name it by this hash."""
+
+    dataset: str = DatasetId
+    offer: str = Field(min_length=1, max_length=256)
+    hash: str = Hex32
+
+
+@register("access.decision", ("enterprise",))
+class AccessDecision(Payload):
+    """The owner's node decided a request against its policy: who asked to do what with which dataset,
+    at which point (catalog, negotiation, transfer, use), under which agreement; allowed or not, by
+    which rule and why; and, for a use, what it touched and cost — the meters are sums of these."""
+
+    dataset: str = DatasetId
+    requester: str = Did
+    action: Action
+    point: Literal["catalog", "negotiation", "transfer", "use"]
+    allowed: bool
+    rule: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=1000)
+    agreement: str | None = Field(default=None, min_length=1, max_length=256)
+    purpose: str | None = Field(default=None, min_length=1, max_length=200)
+    records: int = Field(default=0, ge=0, lt=2**53)
+    compute_seconds: float = Field(default=0.0, ge=0, lt=1e9)
+    price: float = Field(default=0.0, ge=0, lt=1e12)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+
+
 def rotation_message(did: str, previous_key: str, new_key: str) -> bytes:
     """What a new key signs to prove possession in `identity.rotate_key`."""
     return canonical_json({"did": did, "previous_key": previous_key, "new_key": new_key})

@@ -45,6 +45,35 @@ class Decision:
     def to_json(self) -> dict[str, Any]:
         return {"allowed": self.allowed, "rule": self.rule, "reason": self.reason, "duties": self.duties}
 
+    def payload(
+        self,
+        dataset: str,
+        request: Request,
+        point: str,
+        *,
+        agreement: str | None = None,
+        records: int = 0,
+        compute_seconds: float = 0.0,
+    ) -> dict[str, Any]:
+        """The `access.decision` payload that records this decision; an allowed use carries the
+        price of its compensate duty."""
+        out: dict[str, Any] = {
+            "dataset": dataset, "requester": request.assignee, "action": request.action, "point": point,
+            "allowed": self.allowed, "rule": self.rule, "reason": self.reason[:1000],
+        }  # fmt: skip
+        if agreement is not None:
+            out["agreement"] = agreement
+        if request.purpose is not None:
+            out["purpose"] = request.purpose
+        if self.allowed and point == "use":
+            out |= {"records": records, "compute_seconds": float(compute_seconds)}
+            for duty in self.duties:
+                for r in duty.get("refinement", []) if duty["action"] == "compensate" else []:
+                    out["price"] = float(r["rightOperand"])
+                    if r.get("unit"):
+                        out["currency"] = r["unit"]
+        return out
+
 
 def decide(policy: dict[str, Any], request: Request) -> Decision:
     """Evaluate `policy` (an Offer or Agreement in QDSN's profile) for `request`."""
