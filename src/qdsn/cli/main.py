@@ -41,6 +41,8 @@ dataset_app = typer.Typer(
 )
 ingest_app = typer.Typer(help="Bring quality data into a dataset: validated, sealed, anchored.", no_args_is_help=True)
 vault_app = typer.Typer(help="This node's encrypted vault.", no_args_is_help=True)
+node_app = typer.Typer(help="Run this node as a service for the consortium.", no_args_is_help=True)
+app.add_typer(node_app, name="node")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(vault_app, name="vault")
@@ -53,7 +55,7 @@ Home = Annotated[
     Path,
     typer.Option(
         "--home",
-        help="The node's home folder [env QDSN_HOME, default ~/.qdsn].",
+        help="The node's home folder (env QDSN_HOME; default ~/.qdsn).",
         default_factory=default_home,
         show_default=False,
     ),
@@ -569,3 +571,34 @@ def demo(
     from qdsn.demo.consortium import run_demo
 
     run_demo(console, manufacturers=manufacturers, keep=keep)
+
+
+@node_app.command("start")
+def node_start(
+    home: Home,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8420,
+    tls_cert: Annotated[Path | None, typer.Option(help="Serve HTTPS with this certificate chain (PEM).")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The certificate's private key (PEM).")] = None,
+) -> None:
+    """Serve this node's API: its DID document, the log (if it operates it) and, to participants who
+    sign their requests (RFC 9421), log entries and transaction submission. OpenAPI at /docs."""
+    import uvicorn
+
+    from qdsn.api.app import create_app
+    from qdsn.node import Node
+
+    if (tls_cert is None) != (tls_key is None):
+        raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")
+    node = Node(_open(home))
+    scheme = "https" if tls_cert else "http"
+    role = "operates the log" if node.orderer else "follows the log"
+    console.print(f"[green]✓[/] {node.home.name} ({node.did[:24]}…, {role}) on {scheme}://{host}:{port}")
+    try:
+        uvicorn.run(
+            create_app(node), host=host, port=port, log_level="warning",
+            ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None,
+            timeout_graceful_shutdown=3,
+        )  # fmt: skip
+    finally:
+        node.close()

@@ -1,0 +1,137 @@
+"""The node's HTTP API (FastAPI). Requests between nodes are signed (RFC 9421, see `signatures`);
+the DID document and the log's checkpoint are public. Every error is RFC 9457 problem+json."""
+
+import base64
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from qdsn import __version__
+from qdsn.api.problems import MEDIA_TYPE, from_error, problem
+from qdsn.api.signatures import Nonces, verify
+from qdsn.crypto import VerifyKey
+from qdsn.errors import InvalidInput, PermissionDenied, QDSNError
+from qdsn.identity import did_document
+from qdsn.ledger import tx
+from qdsn.ledger.checkpoint import COSIGNATURE_V1, NoteVerifier
+from qdsn.node.node import Node
+
+MAX_BODY = 1 << 20  # a batch of transactions; larger requests are refused before they are read
+MAX_ENTRIES = 1000
+
+
+def _problem_response(body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body, status_code=body["status"], media_type=MEDIA_TYPE)
+
+
+def create_app(node: Node) -> FastAPI:
+    """The API of one node."""
+    app = FastAPI(
+        title=f"QDSN node {node.home.name}",
+        version=__version__,
+        description="A participant of a QDSN consortium. Requests between nodes carry RFC 9421 signatures "
+        "by the sender's DID key; errors are RFC 9457 problem+json.",
+    )
+    nonces = Nonces()
+
+    @app.exception_handler(QDSNError)
+    async def _qdsn(_: Request, e: QDSNError) -> JSONResponse:
+        return _problem_response(from_error(e))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _problem_response(problem(400, "invalid-input", "The request is not valid", f"{where}: {first['msg']}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(e.status_code, "http")
+        return _problem_response(problem(e.status_code, kind, str(e.detail), str(e.detail)))
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, e: Exception) -> JSONResponse:  # never a stack trace to a peer
+        return _problem_response(problem(500, "internal", "Internal error", "the node failed to answer; see its log"))
+
+    @app.middleware("http")
+    async def _limit(request: Request, call_next: Any) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return _problem_response(
+                problem(413, "too-large", "Request too large", f"bodies are limited to {MAX_BODY} bytes")
+            )
+        return await call_next(request)
+
+    async def signer(request: Request) -> str:
+        """The DID that signed this request (RFC 9421), or a 401/403 problem."""
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            raise InvalidInput(f"bodies are limited to {MAX_BODY} bytes")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        return verify(request.method, str(request.url), headers, body, node.key_of, nonces)
+
+    Signer = Annotated[str, Depends(signer)]
+
+    @app.get("/.well-known/did.json", tags=["identity"])
+    def did_json() -> dict[str, Any]:
+        """This node's DID document (public)."""
+        return did_document(node.did, node.home.key().verify_key.raw)
+
+    @app.get("/ledger/checkpoint", response_class=PlainTextResponse, tags=["ledger"])
+    def checkpoint() -> str:
+        """The log's latest checkpoint, a C2SP signed note (public; log operators only)."""
+        return node.checkpoint()
+
+    @app.get("/ledger/entries", tags=["ledger"])
+    def entries(
+        who: Signer,
+        start: Annotated[int, Query(ge=0, description="first entry")] = 0,
+        end: Annotated[int | None, Query(ge=0, description="one past the last entry; at most 1000 after start")] = None,
+    ) -> dict[str, Any]:
+        """Log entries [start, end) as their exact leaf bytes (base64), for followers to verify and apply;
+        participants only."""
+        size = node.ledger.size
+        end = min(size, start + MAX_ENTRIES) if end is None else end
+        if start > size or end > size or end < start or end - start > MAX_ENTRIES:
+            raise InvalidInput(f"entries [{start}, {end}) are not within the log of {size} (at most {MAX_ENTRIES})")
+        leaves = node.ledger.store.leaves(start, end) if end > start else []
+        return {"size": size, "start": start, "entries": [base64.b64encode(x).decode() for x in leaves]}
+
+    @app.post("/ledger/transactions", tags=["ledger"], status_code=201)
+    async def submit(request: Request, who: Signer) -> dict[str, Any]:
+        """Append signed transactions to the log this node operates. Each must be submitted by the
+        participant that signed the request; the batch is taken or refused whole."""
+        try:
+            doc = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as e:
+            raise InvalidInput(f"the body is not JSON: {e}") from None
+        items = doc.get("transactions") if isinstance(doc, dict) else None
+        if not isinstance(items, list) or not items:
+            raise InvalidInput('the body is {"transactions": [envelope, …]} with at least one envelope')
+        envs = [tx.from_json(x) for x in items]
+        for i, env in enumerate(envs):
+            if env.submitter != who:
+                raise PermissionDenied(f"transaction {i} is submitted by {env.submitter}, but {who} signed the request")
+        receipts = node.order(envs)
+        return {"receipts": [{"seq": r.seq, "txid": r.txid} for r in receipts]}  # type: ignore[union-attr]
+
+    @app.post("/ledger/cosignatures", tags=["ledger"])
+    async def cosign(request: Request, who: Signer) -> dict[str, Any]:
+        """A member's cosignature of this log's checkpoint (C2SP tlog-cosignature), merged into the
+        stored checkpoint; returns the note with every cosignature so far."""
+        try:
+            note = orjson.loads(await request.body()).get("note")
+        except (orjson.JSONDecodeError, AttributeError):
+            note = None
+        if not isinstance(note, str):
+            raise InvalidInput('the body is {"note": "<cosigned checkpoint>"}')
+        key = node.key_of(who)
+        assert key is not None  # the signature was verified with it
+        merged = node.ledger.add_cosignature(note, NoteVerifier(who, VerifyKey(key), COSIGNATURE_V1))
+        return {"note": merged}
+
+    return app

@@ -1,0 +1,75 @@
+"""Following the log: a member pulls the operator's entries, validates every one itself (signature,
+schema, role, replay) as it appends them to its own replica, then checks the operator's checkpoint
+against its own tree and cosigns it (C2SP tlog-cosignature). A checkpoint that disagrees with the
+replica is a split view: the member refuses to cosign and says so."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Protocol
+
+from qdsn.crypto import VerifyKey
+from qdsn.crypto.encoding import b64url_encode
+from qdsn.errors import IntegrityError, NotFound
+from qdsn.ledger import Ledger, tx
+from qdsn.ledger.checkpoint import ED25519, NoteVerifier, open_checkpoint
+from qdsn.node.home import NodeHome
+
+
+class Operator(Protocol):
+    """How a member reaches the log operator (an `api.client.NodeClient`)."""
+
+    def call(self, method: str, path: str, payload: object = None, *, signed: bool = True) -> object: ...
+
+
+def log_key(ledger: Ledger) -> NoteVerifier:
+    """The key the log's checkpoints are signed with: the operator is the regulator that started the
+    log in its first entry, named by the log's origin; its current key comes from the ledger."""
+    if ledger.size == 0:
+        raise NotFound("this replica holds no entries yet", "follow the log first")
+    genesis = tx.from_leaf(ledger.store.leaves(0, 1)[0])
+    ident = ledger.state.identities[genesis.submitter]
+    return NoteVerifier(ledger.origin, VerifyKey(ident.key), ED25519)
+
+
+def pull(ledger: Ledger, operator: Operator, until: int | None = None) -> int:
+    """Append the operator's entries this replica lacks (up to `until`), validating each; returns how many."""
+    pulled = 0
+    while until is None or ledger.size < until:
+        got = operator.call("GET", f"/ledger/entries?start={ledger.size}")
+        leaves = [base64.b64decode(x) for x in got["entries"]]  # type: ignore[index]
+        if not leaves:
+            break
+        ledger.append([tx.from_leaf(x) for x in leaves])
+        pulled += len(leaves)
+    return pulled
+
+
+def follow(home: NodeHome, ledger: Ledger, operator: Operator, *, now: int | None = None) -> tuple[int, str]:
+    """Pull, check the operator's checkpoint against this replica, cosign it, hand the cosignature
+    to the operator and record it on the ledger. Returns (entries pulled, the cosigned note)."""
+    pulled = pull(ledger, operator)
+    note = str(operator.call("GET", "/ledger/checkpoint", signed=False))
+    key = log_key(ledger)
+    cp, _ = open_checkpoint(note, key)
+    if cp.size > ledger.size:  # the log grew between our pull and its checkpoint
+        pulled += pull(ledger, operator, until=cp.size)
+    if ledger.size < cp.size:
+        raise IntegrityError(f"the operator's checkpoint claims {cp.size} entries but served {ledger.size}")
+    ts = int(time.time()) if now is None else now
+    cosigned = ledger.witness(note, key, home.cosigner(), ts)
+    operator.call("POST", "/ledger/cosignatures", {"note": cosigned})
+    operator.call("POST", "/ledger/transactions", {"transactions": [cosign_record(home, cosigned, key, ts).to_json()]})
+    return pulled, cosigned
+
+
+def cosign_record(home: NodeHome, cosigned: str, key: NoteVerifier, timestamp: int) -> tx.Envelope:
+    """The `checkpoint.cosign` transaction that puts a member's cosignature on the ledger."""
+    cp, opened = open_checkpoint(cosigned, key)
+    sig = next(s for s in opened.unverified if s.name == home.did)
+    payload = {
+        "origin": cp.origin, "size": cp.size, "root": cp.root.hex(), "timestamp": timestamp,
+        "signature": b64url_encode(sig.signature[8:]),  # after the 8-byte timestamp
+    }  # fmt: skip
+    return home.sign("checkpoint.cosign", payload)

@@ -1,0 +1,106 @@
+"""The node API in process: public identity and checkpoint, signed log reads and submissions, and
+problem+json for every refusal."""
+
+import base64
+
+import pytest
+from fastapi.testclient import TestClient
+
+from qdsn.api.app import MAX_BODY, create_app
+from qdsn.api.client import NodeClient
+from qdsn.crypto import SigningKey
+from qdsn.errors import InvalidInput, NotFound, PermissionDenied
+from qdsn.identity import did_key_from_public_key, multikey_from_public_key
+from qdsn.ledger import tx
+from qdsn.node import Node, NodeHome
+
+FAST = 2**4
+
+
+@pytest.fixture
+def network(tmp_path):
+    reg = NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", scrypt_n=FAST)
+    maker = NodeHome.init(tmp_path / "maker", "enterprise", "Zhejiang Cable", "pw", origin=reg.origin, scrypt_n=FAST)
+    key = multikey_from_public_key(maker.key().verify_key.raw)
+    reg.submit("identity.register", {"did": maker.did, "role": "enterprise", "name": maker.name, "key": key})
+    node = Node(reg)
+    http = TestClient(create_app(node))
+    yield node, maker, http
+    node.close()
+
+
+def client(http, home):
+    return NodeClient(str(http.base_url), home.key(), home.did, http=http)
+
+
+def test_public_identity_and_checkpoint(network):
+    node, _, http = network
+    doc = http.get("/.well-known/did.json").json()
+    assert doc["id"] == node.did
+    note = http.get("/ledger/checkpoint").text
+    assert note.startswith(node.home.origin + "\n2\n")
+
+
+def test_signed_log_reading(network):
+    node, maker, http = network
+    got = client(http, maker).call("GET", "/ledger/entries?start=0&end=2")
+    leaves = [base64.b64decode(x) for x in got["entries"]]
+    assert got["size"] == 2 and leaves == node.ledger.store.leaves(0, 2)
+    assert tx.from_leaf(leaves[1]).payload["did"] == maker.did
+    unsigned = http.get("/ledger/entries")
+    assert unsigned.status_code == 401 and unsigned.headers["content-type"] == "application/problem+json"
+    assert unsigned.json()["type"] == "urn:qdsn:problem:bad-signature"
+    stranger = SigningKey.generate()
+    with pytest.raises(PermissionDenied, match="not a participant"):
+        NodeClient(str(http.base_url), stranger, did_key_from_public_key(stranger.verify_key.raw), http=http).call(
+            "GET", "/ledger/entries"
+        )
+    with pytest.raises(InvalidInput, match="not within the log"):
+        client(http, maker).call("GET", "/ledger/entries?start=5")
+
+
+def test_submitting_transactions(network):
+    node, maker, http = network
+    c = client(http, maker)
+    env = maker.sign("dataset.declare", {"dataset": "zj-line-1", "title": "Line 1", "kind": "measurements"})
+    (receipt,) = c.call("POST", "/ledger/transactions", {"transactions": [env.to_json()]})["receipts"]
+    assert receipt["seq"] == 2 and node.ledger.state.datasets["zj-line-1"].owner == maker.did
+    other = node.home.sign("dataset.declare", {"dataset": "x", "title": "X", "kind": "measurements"})
+    with pytest.raises(PermissionDenied, match=r"but .* signed the request"):
+        c.call("POST", "/ledger/transactions", {"transactions": [other.to_json()]})
+    with pytest.raises(InvalidInput, match="at least one envelope"):
+        c.call("POST", "/ledger/transactions", {"transactions": []})
+    again = maker.sign("dataset.declare", {"dataset": "zj-line-1", "title": "Line 1", "kind": "measurements"})
+    r = c.request("POST", "/ledger/transactions", {"transactions": [again.to_json()]})
+    assert r.status_code == 409 and "already declared" in r.json()["detail"]
+
+
+def test_replays_and_oversized_bodies(network):
+    _, maker, http = network
+    c = client(http, maker)
+    env = maker.sign("dataset.declare", {"dataset": "d2", "title": "D2", "kind": "measurements"})
+    r = c.request("POST", "/ledger/transactions", {"transactions": [env.to_json()]})
+    assert r.status_code == 201
+    replay = http.post(r.request.url, content=r.request.content, headers=r.request.headers)
+    assert replay.status_code == 401 and "replays a nonce" in replay.json()["detail"]
+    big = http.post("/ledger/transactions", content=b"x" * (MAX_BODY + 1))
+    assert big.status_code == 413 and big.json()["type"] == "urn:qdsn:problem:too-large"
+    assert http.get("/nowhere").json()["status"] == 404
+
+
+def test_a_follower_does_not_serve_checkpoints(tmp_path):
+    home = NodeHome.init(tmp_path / "e", "enterprise", "E", "pw", scrypt_n=FAST)
+    node = Node(home)
+    try:
+        r = TestClient(create_app(node)).get("/ledger/checkpoint")
+        assert r.status_code == 404 and "does not operate the log" in r.json()["detail"]
+        with pytest.raises(NotFound):
+            node.order([])
+    finally:
+        node.close()
+
+
+def test_openapi_is_served(network):
+    _, _, http = network
+    paths = http.get("/openapi.json").json()["paths"]
+    assert {"/.well-known/did.json", "/ledger/checkpoint", "/ledger/entries", "/ledger/transactions"} <= set(paths)
