@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -28,6 +29,8 @@ from qdsn.ledger.audit import audit
 from qdsn.ledger.checkpoint import Checkpoint, cosigners_verified, open_checkpoint, sign_note
 from qdsn.ledger.ordering.embedded import EmbeddedOrderer
 from qdsn.node import NodeHome
+from qdsn.policy import Request, agreement, decide, negotiation, offer_hash
+from qdsn.policy.meter import meters
 
 MANUFACTURERS = [
     "Zhejiang Cable Works",
@@ -143,15 +146,16 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     console.print(f"  {maker.name}: {prev_mk[:20]}… → {new_mk[:20]}…")
 
     _quality_data(console, maker, certifier, orderer, log)
+    _usage_policy(console, maker, certifier, orderer, log)
 
     console.print(
-        "\n[bold]6. Checkpoints and witnesses.[/] The regulator signs a C2SP checkpoint; every "
+        "\n[bold]7. Checkpoints and witnesses.[/] The regulator signs a C2SP checkpoint; every "
         "member checks it against its own replica and cosigns (tlog-cosignature)."
     )
     note = _checkpoint_round(console, regulator, log, members, replicas, orderer)
 
     console.print(
-        "\n[bold]7. The log grows.[/] More activity, a new checkpoint; witnesses cosign only "
+        "\n[bold]8. The log grows.[/] More activity, a new checkpoint; witnesses cosign only "
         "after a consistency proof from the checkpoint they cosigned before."
     )
     orderer.submit([honest])
@@ -166,7 +170,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     console.print(f"  consistency {cp1.size} → {cp2.size}: {len(proof2)} hashes, [green]verified[/]")
 
     console.print(
-        "\n[bold]8. A verifier with nothing but keys.[/] A buyer holds the log key and the "
+        "\n[bold]9. A verifier with nothing but keys.[/] A buyer holds the log key and the "
         "members' cosigner keys, requires 3 cosignatures, and checks one registration."
     )
     cosigner_keys = [m.cosigner().verifier() for m in members]
@@ -181,7 +185,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     )
 
     console.print(
-        "\n[bold]9. A split view is caught.[/] The operator shows a witness a different history "
+        "\n[bold]10. A split view is caught.[/] The operator shows a witness a different history "
         "of the same size; the witness refuses to cosign."
     )
     fake = sign_note(Checkpoint(log.origin, cp.size, bytes(32)).text(), regulator.log_signer())
@@ -191,7 +195,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     except QDSNError as e:
         console.print(f"  [green]✓ refused[/]: [dim]{e.what}[/]")
 
-    console.print("\n[bold]10. Audit.[/] Every replica re-verifies its whole store from zero.")
+    console.print("\n[bold]11. Audit.[/] Every replica re-verifies its whole store from zero.")
     table = Table("node", "entries", "root", "state", "ckpts", "result")
     for node, ledger in [(regulator, log), *((m, replicas[m.did]) for m in members)]:
         if ledger is not log:
@@ -305,6 +309,59 @@ def _quality_data(
         f"center {chart.center:.3f}, limits {chart.lcl:.3f}–{chart.ucl:.3f}, "
         f"{len(chart.out_of_control)} points breaking a Nelson rule; "
         f"Cpk {cap.cpk:.2f} (95 % {ci.low:.2f}–{ci.high:.2f}) against USL 18.1"
+    )
+
+
+def _usage_policy(
+    console: Console, maker: NodeHome, certifier: NodeHome, orderer: EmbeddedOrderer, log: Ledger
+) -> None:
+    console.print(
+        "\n[bold]6. Usage policy and contract.[/] The manufacturer publishes an ODRL offer for its dataset "
+        "and puts its hash on the ledger; the certification centre negotiates (Dataspace Protocol); "
+        "every use is decided by the policy, recorded on the ledger and metered (可控可计量)."
+    )
+    dataset = "zj-line-1-resistance"
+    offer = {
+        "@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "uid": f"urn:qdsn:offer:{dataset}:1",
+        "profile": "urn:qdsn:odrl:profile:v1", "assigner": maker.did, "target": f"urn:qdsn:dataset:{dataset}",
+        "permission": [{
+            "action": "compute", "assignee": certifier.did,
+            "constraint": [
+                {"leftOperand": "purpose", "operator": "eq", "rightOperand": "certification"},
+                {"leftOperand": "count", "operator": "lteq", "rightOperand": 2},
+            ],
+            "duty": [{"action": "compensate", "refinement": [
+                {"leftOperand": "payAmount", "operator": "eq", "rightOperand": 120, "unit": "CNY"}]}],
+        }],
+    }  # fmt: skip
+    orderer.submit([maker.sign("policy.set", {"dataset": dataset, "offer": offer["uid"], "hash": offer_hash(offer)})])
+    n = negotiation.start("ContractRequestMessage", "consumer", "urn:uuid:p-1", "urn:uuid:c-1", offer)
+    contract = agreement(offer, certifier.did, "urn:qdsn:agreement:zj-1")
+    n = negotiation.step(n, "ContractAgreementMessage", "provider", agreement=contract)
+    n = negotiation.step(n, "ContractAgreementVerificationMessage", "consumer")
+    n = negotiation.step(n, "ContractNegotiationEventMessage:FINALIZED", "provider")
+    console.print(
+        f"  negotiation {' → '.join(h[3] for h in n.history)}; the agreement names offer "
+        f"{offer['uid']} by its hash {offer_hash(offer)[:16]}…"
+    )
+    now = datetime.now(UTC)
+    asks = [("certification", 0), ("marketing", 1), ("certification", 1), ("certification", 2)]
+    decisions = []
+    for i, (purpose, uses) in enumerate(asks):
+        req = Request(
+            "compute", certifier.did, now + timedelta(minutes=i), role="certifier", purpose=purpose, uses=uses
+        )
+        d = decide(contract, req)
+        decisions.append(
+            maker.sign("access.decision", d.payload(dataset, req, "use", agreement=contract["uid"], records=200))
+        )
+        verdict = "[green]allowed[/]" if d.allowed else f"[yellow]denied[/] [dim]({d.reason})[/]"
+        console.print(f"  use {i + 1}, purpose {purpose}: {verdict}")
+    orderer.submit(decisions)
+    (m,) = meters(tx.from_leaf(x) for x in log.store.leaves(0, log.size))
+    console.print(
+        f"  meter from the ledger: {m.uses} uses, {m.denied} denied, {m.records} records touched, "
+        f"{m.charges.get('CNY', 0):.0f} CNY due"
     )
 
 
