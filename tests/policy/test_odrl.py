@@ -124,6 +124,10 @@ def test_logic_elapsed_time_model_hash_and_prohibition():
         ({"constraint": [c("spatial", "eq", "CN")]}, "leftOperand 'spatial' is not in QDSN's ODRL profile"),
         ({"constraint": [c("purpose", "hasPart", "x")]}, "operator 'hasPart' is not in"),
         ({"action": "distribute"}, "action 'distribute' is not in"),
+        (
+            {"duty": [{"action": "compensate", "refinement": [c("payAmount", "eq", 5) | {"unit": "Euro"}]}]},
+            "does not match",
+        ),
         ({"foo": 1}, "unknown property ('foo' was unexpected)"),
         ({"constraint": [c("count", "lteq", "ten")]}, "count cannot be 'ten'"),
         ({"constraint": [c("dateTime", "lt", "2027-01-01T00:00:00")]}, "needs its UTC offset"),

@@ -68,7 +68,9 @@ class Decision:
         if self.allowed and point == "use":
             out |= {"records": records, "compute_seconds": float(compute_seconds)}
             for duty in self.duties:
-                for r in duty.get("refinement", []) if duty["action"] == "compensate" else []:
+                if duty["action"] != "compensate":
+                    continue
+                for r in duty.get("refinement", []):
                     out["price"] = float(r["rightOperand"])
                     if r.get("unit"):
                         out["currency"] = r["unit"]
