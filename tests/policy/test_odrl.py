@@ -169,3 +169,11 @@ def test_agreements_name_their_offer_by_hash():
         check_agreement(a, other)
     with pytest.raises(InvalidInput, match="the request time needs its UTC offset"):
         decide(o, ask(at=datetime(2026, 3, 1)))
+
+
+def test_negotiation_defers_what_only_a_use_can_answer():
+    d = decide(offer(), ask(purpose=None, uses=10), point="negotiation")
+    assert d.allowed  # purpose and count are checked at each use
+    late = decide(offer(), ask(purpose=None, at=datetime(2027, 6, 1, tzinfo=UTC)), point="negotiation")
+    assert not late.allowed and "dateTime must be lt" in late.reason
+    assert not decide(offer(assignee=OWNER), ask(), point="negotiation").allowed

@@ -18,6 +18,7 @@ from qdsn.errors import InvalidInput, PermissionDenied, QDSNError
 from qdsn.identity import did_document
 from qdsn.ledger import tx
 from qdsn.ledger.checkpoint import COSIGNATURE_V1, NoteVerifier
+from qdsn.node import provider
 from qdsn.node.node import Node
 
 MAX_BODY = 1 << 20  # a batch of transactions; larger requests are refused before they are read
@@ -76,6 +77,21 @@ def create_app(node: Node) -> FastAPI:
 
     Signer = Annotated[str, Depends(signer)]
 
+    async def maybe_signer(request: Request) -> str | None:
+        """The signer's DID when the request is signed; None for an anonymous one."""
+        return await signer(request) if "signature" in request.headers else None
+
+    async def message(request: Request) -> dict[str, Any]:
+        try:
+            doc = orjson.loads(await request.body() or b"{}")
+        except orjson.JSONDecodeError as e:
+            raise InvalidInput(f"the body is not JSON: {e}") from None
+        if not isinstance(doc, dict):
+            raise InvalidInput("the body must be a JSON object")
+        return doc
+
+    Message = Annotated[dict[str, Any], Depends(message)]
+
     @app.get("/.well-known/did.json", tags=["identity"])
     def did_json() -> dict[str, Any]:
         """This node's DID document (public)."""
@@ -133,5 +149,35 @@ def create_app(node: Node) -> FastAPI:
         assert key is not None  # the signature was verified with it
         merged = node.ledger.add_cosignature(note, NoteVerifier(who, VerifyKey(key), COSIGNATURE_V1))
         return {"note": merged}
+
+    @app.post("/catalog/request", tags=["catalog"])
+    def catalog_request(who: Annotated[str | None, Depends(maybe_signer)]) -> dict[str, Any]:
+        """This node's DCAT 3 catalog with the ODRL offers the requester may see (anonymous requesters
+        see the offers that name nobody)."""
+        return provider.catalog(node, who)
+
+    @app.post("/negotiations/request", tags=["negotiation"], status_code=201)
+    def negotiation_request(who: Signer, body: Message) -> dict[str, Any]:
+        """A ContractRequestMessage for an offer of the catalog: answered AGREED, or TERMINATED with why."""
+        return provider.request(node, who, body).to_dsp()
+
+    @app.get("/negotiations/{pid}", tags=["negotiation"])
+    def negotiation_get(pid: str, who: Signer) -> dict[str, Any]:
+        """A negotiation of the requester's."""
+        return provider.mine(node, who, pid).to_dsp()
+
+    @app.post("/negotiations/{pid}/agreement/verification", tags=["negotiation"])
+    def negotiation_verify(pid: str, who: Signer, body: Message) -> dict[str, Any]:
+        """The consumer verifies the agreement; the provider finalizes."""
+        return provider.verify_agreement(node, who, pid).to_dsp()
+
+    @app.post("/negotiations/{pid}/termination", tags=["negotiation"])
+    def negotiation_terminate(pid: str, who: Signer, body: Message) -> dict[str, Any]:
+        """The consumer ends a negotiation; `code` and `reason` say why."""
+        reason = body.get("reason", body.get("dspace:reason"))
+        if isinstance(reason, list):
+            reason = "; ".join(map(str, reason))
+        code = body.get("code", body.get("dspace:code"))
+        return provider.terminate(node, who, pid, code, reason).to_dsp()
 
     return app

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Protocol
 
 from qdsn.crypto import VerifyKey
 from qdsn.crypto.encoding import b64url_encode
@@ -15,12 +14,7 @@ from qdsn.errors import IntegrityError, NotFound
 from qdsn.ledger import Ledger, tx
 from qdsn.ledger.checkpoint import ED25519, NoteVerifier, open_checkpoint
 from qdsn.node.home import NodeHome
-
-
-class Operator(Protocol):
-    """How a member reaches the log operator (an `api.client.NodeClient`)."""
-
-    def call(self, method: str, path: str, payload: object = None, *, signed: bool = True) -> object: ...
+from qdsn.node.node import Operator
 
 
 def log_key(ledger: Ledger) -> NoteVerifier:

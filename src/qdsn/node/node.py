@@ -8,21 +8,32 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Protocol
 
 from qdsn.errors import NotFound, QDSNError
 from qdsn.ledger import Ledger, tx
 from qdsn.ledger.ledger import Receipt
 from qdsn.ledger.ordering.embedded import EmbeddedOrderer
 from qdsn.node.home import NodeHome
+from qdsn.policy.store import PolicyStore
+
+
+class Operator(Protocol):
+    """How a node reaches the log operator's API (an `api.client.NodeClient`)."""
+
+    def call(self, method: str, path: str, payload: object = None, *, signed: bool = True) -> object: ...
 
 
 class Node:
     """One participant as a service. `operator`: this node orders the log (default: the regulator;
     `QDSN_OPERATOR=0|1` or `operator = true|false` in node.toml decide otherwise)."""
 
-    def __init__(self, home: NodeHome, *, operator: bool | None = None) -> None:
+    def __init__(self, home: NodeHome, *, operator: bool | None = None, link: Operator | None = None) -> None:
         self.home = home
         self.ledger: Ledger = home.ledger()
+        url = home.ledger_location()
+        self.policies = PolicyStore(url if "://" in url else str(home.path / "policy.db"))
+        self.link = link  # to the log operator, when this node is not it
         if operator is None:
             env = os.environ.get("QDSN_OPERATOR")
             operator = env == "1" if env in ("0", "1") else home.role == "regulator"
@@ -47,6 +58,16 @@ class Node:
             raise NotFound("this node does not operate the log", "submit to the consortium's log operator")
         return self.orderer.submit(envelopes)
 
+    def submit(self, envelopes: list[tx.Envelope]) -> None:
+        """Put this node's transactions on the log: ordered here if it operates the log, else sent
+        to the operator and then pulled back into this replica."""
+        if self.orderer is not None:
+            self.orderer.submit(envelopes)
+            return
+        if self.link is None:
+            raise NotFound("this node knows no log operator", "start it with --operator URL")
+        self.link.call("POST", "/ledger/transactions", {"transactions": [e.to_json() for e in envelopes]})
+
     def checkpoint(self) -> str:
         """The log's current checkpoint as a signed note (log operators only)."""
         if self.orderer is None:
@@ -54,4 +75,5 @@ class Node:
         return self.ledger.sign_checkpoint(self.home.log_signer())
 
     def close(self) -> None:
+        self.policies.close()
         self.ledger.close()

@@ -2,7 +2,9 @@
 
 A request is allowed when some permission covers its action (`use` covers `compute`, `aggregate`
 and `read`), names no other assignee, and has every constraint satisfied — and no prohibition that
-covers it has all of its own. A denial says which rule's which constraint failed, so a failed
+covers it has all of its own. At the negotiation point, constraints that only a use can answer
+(purpose, count, elapsed time, model hash) are deferred to the use; who, which role and when are
+decided there. A denial says which rule's which constraint failed, so a failed
 negotiation or transfer never has to be guessed at.
 """
 
@@ -77,15 +79,19 @@ class Decision:
         return out
 
 
-def decide(policy: dict[str, Any], request: Request) -> Decision:
-    """Evaluate `policy` (an Offer or Agreement in QDSN's profile) for `request`."""
+AT_USE = {"purpose", "count", "elapsedTime", "qdsn:modelHash"}
+
+
+def decide(policy: dict[str, Any], request: Request, point: str = "use") -> Decision:
+    """Evaluate `policy` (an Offer or Agreement in QDSN's profile) for `request` at `point`
+    ("negotiation", "transfer" or "use")."""
     load(policy)
     if request.at.tzinfo is None:
         raise InvalidInput("the request time needs its UTC offset")
     grant: tuple[int, dict[str, Any]] | None = None
     reasons = []
     for i, rule in enumerate(policy["permission"]):
-        failed = _fails(rule, policy, request)
+        failed = _fails(rule, policy, request, point)
         if failed is None:
             grant = (i, rule)
             break
@@ -93,29 +99,31 @@ def decide(policy: dict[str, Any], request: Request) -> Decision:
     if grant is None:
         return Decision(False, reasons[0].split(":")[0] if len(reasons) == 1 else "permission", "; ".join(reasons))
     for j, rule in enumerate(policy.get("prohibition", [])):
-        if _fails(rule, policy, request) is None:
+        if _fails(rule, policy, request, point) is None:
             return Decision(False, f"prohibition[{j}]", f"prohibition[{j}] forbids {request.action} here")
     i, rule = grant
     duties = [{"action": "log"}, *[d for d in rule.get("duty", []) if d["action"] != "log"]]
     return Decision(True, f"permission[{i}]", f"permission[{i}] allows {request.action}", duties)
 
 
-def _fails(rule: dict[str, Any], policy: dict[str, Any], r: Request) -> str | None:
+def _fails(rule: dict[str, Any], policy: dict[str, Any], r: Request, point: str) -> str | None:
     """Why `rule` does not apply to the request, or None when it does."""
     if r.action not in COVERS.get(rule["action"], {rule["action"]}):
         return f"covers {rule['action']}, not {r.action}"
     assignee = rule.get("assignee") or policy.get("assignee")
     if assignee is not None and assignee != r.assignee:
         return f"is granted to {assignee}, not {r.assignee}"
-    return _unmet(rule.get("constraint", []), r, "and")
+    return _unmet(rule.get("constraint", []), r, "and", point)
 
 
-def _unmet(items: list[dict[str, Any]], r: Request, logic: str) -> str | None:
+def _unmet(items: list[dict[str, Any]], r: Request, logic: str, point: str) -> str | None:
     failures = []
     for c in items:
         if "and" in c or "or" in c:
             inner = "and" if "and" in c else "or"
-            why = _unmet(c[inner], r, inner)
+            why = _unmet(c[inner], r, inner, point)
+        elif point == "negotiation" and c["leftOperand"] in AT_USE:
+            why = None  # deferred to the use
         else:
             why = _check(c, r)
         if logic == "and" and why is not None:

@@ -62,14 +62,20 @@ class Negotiation:
         return offer_hash(self.offer)
 
     def to_dsp(self) -> dict[str, Any]:
-        """The DSP ContractNegotiation object for this negotiation."""
-        return {
+        """The DSP ContractNegotiation object for this negotiation (with the agreement once there is
+        one, and the code and reason once it is terminated)."""
+        out: dict[str, Any] = {
             "@context": CONTEXT,
             "@type": "dspace:ContractNegotiation",
             "dspace:providerPid": self.provider_pid,
             "dspace:consumerPid": self.consumer_pid,
             "dspace:state": f"dspace:{self.state}",
         }
+        if self.agreement is not None:
+            out["dspace:agreement"] = self.agreement
+        if self.state == "TERMINATED":
+            out |= {"dspace:code": self.code, "dspace:reason": [self.reason]}
+        return out
 
 
 def allowed(state: str | None, sender: str) -> list[str]:

@@ -1,0 +1,126 @@
+"""The provider side of the data space: the catalog this node shows, and the negotiations it runs.
+
+A consumer asks for an offer from the catalog; the provider checks that the offer is exactly the one
+it published (by hash, never by comparing structures), decides the request with the owner's policy
+at the negotiation point, records the decision on the ledger, and answers with an agreement or a
+termination that says why. Agreement verification by the consumer finalizes the negotiation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from qdsn.errors import InvalidInput, NotFound, PermissionDenied
+from qdsn.node.node import Node
+from qdsn.policy import Request, agreement, decide, negotiation, offer_hash
+from qdsn.policy.negotiation import CONTEXT, Negotiation
+
+DCAT = {
+    "dcat": "http://www.w3.org/ns/dcat#",
+    "dct": "http://purl.org/dc/terms/",
+    "odrl": "http://www.w3.org/ns/odrl/2/",
+}
+
+
+def publish(node: Node, dataset: str, offer: dict[str, Any]) -> str:
+    """Offer one of this node's datasets under `offer`: kept here, its hash put on the ledger
+    (`policy.set`). Returns the hash."""
+    ds = node.ledger.state.datasets.get(dataset)
+    if ds is None or ds.owner != node.did:
+        raise PermissionDenied(f"dataset {dataset!r} is not declared on the ledger by this node")
+    if offer.get("target") != f"urn:qdsn:dataset:{dataset}" or offer.get("assigner") != node.did:
+        raise InvalidInput(f"the offer's target must be urn:qdsn:dataset:{dataset} and its assigner {node.did}")
+    digest = node.policies.put_offer(dataset, offer)
+    node.submit([node.home.sign("policy.set", {"dataset": dataset, "offer": offer["uid"], "hash": digest})])
+    return digest
+
+
+def visible(offer: dict[str, Any], requester: str | None) -> bool:
+    """An offer shows to everyone unless each of its permissions names someone else."""
+    return any(p.get("assignee") in (None, requester) for p in offer["permission"])
+
+
+def catalog(node: Node, requester: str | None) -> dict[str, Any]:
+    """A DCAT 3 catalog of this node's datasets with the ODRL offers `requester` may see (the DSP
+    catalog form)."""
+    datasets: dict[str, list[dict[str, Any]]] = {}
+    for dataset, offer in node.policies.offers():
+        if visible(offer, requester):
+            datasets.setdefault(dataset, []).append(offer)
+    items = []
+    for dataset, shown in datasets.items():
+        ds = node.ledger.state.datasets.get(dataset)
+        items.append({
+            "@id": f"urn:qdsn:dataset:{dataset}", "@type": "dcat:Dataset",
+            "dct:title": ds.title if ds else dataset, "qdsn:kind": ds.kind if ds else None,
+            "qdsn:anchoredRecords": ds.anchored if ds else 0, "odrl:hasPolicy": shown,
+        })  # fmt: skip
+    return {
+        "@context": [CONTEXT, DCAT], "@id": f"urn:qdsn:catalog:{node.did}", "@type": "dcat:Catalog",
+        "dspace:participantId": node.did, "dcat:dataset": items,
+    }  # fmt: skip
+
+
+def request(node: Node, consumer: str, message: dict[str, Any], *, now: datetime | None = None) -> Negotiation:
+    """A consumer's initial ContractRequestMessage: the negotiation, AGREED or TERMINATED with the reason."""
+    consumer_pid = _field(message, "consumerPid")
+    offer = _field(message, "offer")
+    if not isinstance(consumer_pid, str) or not isinstance(offer, dict) or not isinstance(offer.get("uid"), str):
+        raise InvalidInput("a ContractRequestMessage carries consumerPid and the offer (with its uid) asked for")
+    pid = f"urn:uuid:{uuid.uuid4()}"
+    try:
+        dataset, published = node.policies.offer(offer["uid"])
+    except NotFound as e:
+        raise NotFound(e.what, "ask for an offer from this node's catalog") from None
+    n = negotiation.start("ContractRequestMessage", "consumer", pid, consumer_pid, published)
+    if offer_hash(offer) != offer_hash(published):
+        why = f"the offer asked for differs from {published['uid']} as published (hash {offer_hash(published)[:16]}…)"
+        return _end(node, n, consumer, "offer-mismatch", why)
+    rule = published["permission"][0]
+    role = node.ledger.state.identities[consumer].role if consumer in node.ledger.state.identities else None
+    ask = Request(rule["action"], consumer, now or datetime.now(UTC), role=role)
+    d = decide(published, ask, point="negotiation")
+    node.submit([node.home.sign("access.decision", d.payload(dataset, ask, "negotiation"))])
+    if not d.allowed:
+        return _end(node, n, consumer, "policy", d.reason)
+    contract = agreement(published, consumer, f"urn:qdsn:agreement:{uuid.uuid4()}")
+    n = negotiation.step(n, "ContractAgreementMessage", "provider", agreement=contract)
+    node.policies.save(n, consumer)
+    return n
+
+
+def verify_agreement(node: Node, consumer: str, pid: str) -> Negotiation:
+    """The consumer's ContractAgreementVerificationMessage; the provider finalizes at once."""
+    n = mine(node, consumer, pid)
+    n = negotiation.step(n, "ContractAgreementVerificationMessage", "consumer")
+    n = negotiation.step(n, "ContractNegotiationEventMessage:FINALIZED", "provider")
+    node.policies.save(n, consumer)
+    return n
+
+
+def terminate(node: Node, consumer: str, pid: str, code: str | None, reason: str | None) -> Negotiation:
+    """The consumer's ContractNegotiationTerminationMessage."""
+    n = negotiation.step(mine(node, consumer, pid), "ContractNegotiationTerminationMessage", "consumer",
+                         code=code, reason=reason)  # fmt: skip
+    node.policies.save(n, consumer)
+    return n
+
+
+def mine(node: Node, consumer: str, pid: str) -> Negotiation:
+    """The negotiation `pid` if `consumer` is its consumer; otherwise it does not exist for them."""
+    n, owner = node.policies.negotiation(pid)
+    if owner != consumer:
+        raise NotFound(f"no negotiation {pid!r}")  # DSP: an unauthorized client gets 404
+    return n
+
+
+def _end(node: Node, n: Negotiation, consumer: str, code: str, reason: str) -> Negotiation:
+    n = negotiation.step(n, "ContractNegotiationTerminationMessage", "provider", code=code, reason=reason)
+    node.policies.save(n, consumer)
+    return n
+
+
+def _field(message: dict[str, Any], name: str) -> Any:
+    return message.get(name, message.get(f"dspace:{name}")) if isinstance(message, dict) else None
