@@ -164,3 +164,28 @@ def test_simulate_to_a_file(tmp_path):
     qdsn("simulate", "--to", str(out), "--subgroups", "4", "--shift-at", "2", "--shift", "1.5", "--seed", "9")
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(rows) == 4 * 5 * 3 and rows[0]["characteristic"] == "conductor resistance"
+
+
+def test_a_manufacturer_publishes_a_usage_policy(tmp_path):
+    reg, acme = tmp_path / "reg", tmp_path / "acme"
+    qdsn("init", "--role", "regulator", "--name", "Bureau", home=reg)
+    qdsn("init", "--role", "enterprise", "--name", "Acme", "--ledger", str(reg / "ledger.db"), home=acme)
+    did = json.loads(qdsn("did", "show", home=acme).stdout)["id"]
+    payload = {"did": did, "role": "enterprise", "name": "Acme", "key": did.removeprefix("did:key:")}
+    qdsn("ledger", "append", "identity.register", json.dumps(payload), home=reg)
+    qdsn("dataset", "create", "line-1", "--title", "Line 1", home=acme)
+    purpose = {"leftOperand": "purpose", "operator": "eq", "rightOperand": "certification"}
+    offer = {
+        "@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "uid": "urn:qdsn:offer:line-1:1",
+        "profile": "urn:qdsn:odrl:profile:v1", "assigner": did, "target": "urn:qdsn:dataset:line-1",
+        "permission": [{"action": "compute", "constraint": [purpose]}],
+    }  # fmt: skip
+    (tmp_path / "offer.json").write_text(json.dumps(offer))
+    out = qdsn("policy", "publish", "line-1", str(tmp_path / "offer.json"), home=acme).stdout
+    assert "urn:qdsn:offer:line-1:1 offered for line-1" in out
+    assert "policy.set" in qdsn("ledger", "show", home=acme).stdout
+    offer["permission"][0]["constraint"][0]["leftOperand"] = "spatial"
+    (tmp_path / "bad.json").write_text(json.dumps(offer))
+    bad = qdsn("policy", "publish", "line-1", str(tmp_path / "bad.json"), home=acme, ok=False)
+    assert bad.returncode == 1 and "leftOperand 'spatial' is not in QDSN's ODRL profile" in bad.stderr
+    assert "urn:qdsn:odrl:profile:v1" in qdsn("policy", "profile").stdout

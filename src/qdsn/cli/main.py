@@ -42,7 +42,9 @@ dataset_app = typer.Typer(
 ingest_app = typer.Typer(help="Bring quality data into a dataset: validated, sealed, anchored.", no_args_is_help=True)
 vault_app = typer.Typer(help="This node's encrypted vault.", no_args_is_help=True)
 node_app = typer.Typer(help="Run this node as a service for the consortium.", no_args_is_help=True)
+policy_app = typer.Typer(help="Usage policies (ODRL 2.2) on this node's datasets.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
+app.add_typer(policy_app, name="policy")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(vault_app, name="vault")
@@ -573,6 +575,29 @@ def demo(
     run_demo(console, manufacturers=manufacturers, keep=keep)
 
 
+def _node(home: Path, operator: str | None, operator_ca: Path | None, *, local: bool | None = None):  # type: ignore[no-untyped-def]
+    """This node, linked to the log operator at `operator` when it is not the operator itself;
+    `local`: without an operator, write to the log replica in the home folder (one machine)."""
+    import ssl
+
+    from qdsn.api.client import NodeClient
+    from qdsn.node import Node
+
+    node_home = _open(home)
+    link = None
+    if operator:
+        trust = ssl.create_default_context(cafile=str(operator_ca)) if operator_ca else True
+        link = NodeClient(operator, node_home.key(), node_home.did, verify=trust)
+    return Node(node_home, operator=False if operator else local, link=link)
+
+
+Operator = Annotated[
+    str | None,
+    typer.Option("--operator", help="The log operator's API, e.g. https://regulator:8420, if not this node."),
+]
+OperatorCA = Annotated[Path | None, typer.Option(help="A CA certificate (PEM) to trust for --operator.")]
+
+
 @node_app.command("start")
 def node_start(
     home: Home,
@@ -580,19 +605,21 @@ def node_start(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8420,
     tls_cert: Annotated[Path | None, typer.Option(help="Serve HTTPS with this certificate chain (PEM).")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="The certificate's private key (PEM).")] = None,
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
 ) -> None:
-    """Serve this node's API: its DID document, the log (if it operates it) and, to participants who
-    sign their requests (RFC 9421), log entries and transaction submission. OpenAPI at /docs."""
+    """Serve this node's API: its DID document, the log (if it operates it), its catalog and contract
+    negotiations; log entries and submissions to participants who sign their requests (RFC 9421).
+    OpenAPI at /docs."""
     import uvicorn
 
     from qdsn.api.app import create_app
-    from qdsn.node import Node
 
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")
-    node = Node(_open(home))
+    node = _node(home, operator, operator_ca)
     scheme = "https" if tls_cert else "http"
-    role = "operates the log" if node.orderer else "follows the log"
+    role = "operates the log" if node.orderer else f"follows the log at {operator or '(no operator given)'}"
     console.print(f"[green]✓[/] {node.home.name} ({node.did[:24]}…, {role}) on {scheme}://{host}:{port}")
     try:
         uvicorn.run(
@@ -602,3 +629,34 @@ def node_start(
         )  # fmt: skip
     finally:
         node.close()
+
+
+@policy_app.command("publish")
+def policy_publish(
+    dataset: Annotated[str, typer.Argument(help="One of this node's datasets.")],
+    offer: Annotated[Path, typer.Argument(help="An ODRL 2.2 Offer in QDSN's profile (JSON).")],
+    home: Home,
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
+) -> None:
+    """Offer a dataset under a usage policy: the offer is kept by this node, its hash goes on the ledger."""
+    from qdsn.node.provider import publish
+
+    try:
+        doc = json.loads(offer.read_text())
+    except (OSError, ValueError) as e:
+        raise typer.BadParameter(f"{offer}: {e}") from None
+    node = _node(home, operator, operator_ca, local=True)
+    try:
+        digest = publish(node, dataset, doc)
+    finally:
+        node.close()
+    console.print(f"[green]✓[/] {doc.get('uid')} offered for {dataset}; its hash {digest[:16]}… is on the ledger")
+
+
+@policy_app.command("profile")
+def policy_profile() -> None:
+    """Print QDSN's ODRL 2.2 profile (JSON Schema): what a usage policy may say."""
+    from qdsn.policy import profile_schema
+
+    print(json.dumps(profile_schema(), indent=2, ensure_ascii=False))
