@@ -7,7 +7,6 @@ the others submit to it and follow its log, verifying everything they receive.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Protocol
 
 from qdsn.errors import NotFound, QDSNError
@@ -25,23 +24,19 @@ class Operator(Protocol):
 
 
 class Node:
-    """One participant as a service. `operator`: this node orders the log (default: the regulator;
-    `QDSN_OPERATOR=0|1` or `operator = true|false` in node.toml decide otherwise)."""
+    """One participant as a service. `operator`: this node orders the log (default: the regulator,
+    unless QDSN_OPERATOR=0|1 says otherwise); `link` reaches the operator when this node is not it."""
 
     def __init__(self, home: NodeHome, *, operator: bool | None = None, link: Operator | None = None) -> None:
         self.home = home
         self.ledger: Ledger = home.ledger()
         url = home.ledger_location()
         self.policies = PolicyStore(url if "://" in url else str(home.path / "policy.db"))
-        self.link = link  # to the log operator, when this node is not it
+        self.link = link
         if operator is None:
             env = os.environ.get("QDSN_OPERATOR")
             operator = env == "1" if env in ("0", "1") else home.role == "regulator"
         self.orderer = EmbeddedOrderer(self.ledger) if operator else None
-
-    @classmethod
-    def open(cls, path: Path, passphrase: str) -> Node:
-        return cls(NodeHome.open(path, passphrase))
 
     @property
     def did(self) -> str:
@@ -59,8 +54,8 @@ class Node:
         return self.orderer.submit(envelopes)
 
     def submit(self, envelopes: list[tx.Envelope]) -> None:
-        """Put this node's transactions on the log: ordered here if it operates the log, else sent
-        to the operator and then pulled back into this replica."""
+        """Put this node's transactions on the log: ordered here if it operates the log, else sent to
+        the operator (this replica sees them when it next follows the log)."""
         if self.orderer is not None:
             self.orderer.submit(envelopes)
             return
