@@ -118,14 +118,10 @@ def create_app(node: Node) -> FastAPI:
         return {"size": size, "start": start, "entries": [base64.b64encode(x).decode() for x in leaves]}
 
     @app.post("/ledger/transactions", tags=["ledger"], status_code=201)
-    async def submit(request: Request, who: Signer) -> dict[str, Any]:
+    def submit(who: Signer, body: Message) -> dict[str, Any]:
         """Append signed transactions to the log this node operates. Each must be submitted by the
         participant that signed the request; the batch is taken or refused whole."""
-        try:
-            doc = orjson.loads(await request.body())
-        except orjson.JSONDecodeError as e:
-            raise InvalidInput(f"the body is not JSON: {e}") from None
-        items = doc.get("transactions") if isinstance(doc, dict) else None
+        items = body.get("transactions")
         if not isinstance(items, list) or not items:
             raise InvalidInput('the body is {"transactions": [envelope, …]} with at least one envelope')
         envs = [tx.from_json(x) for x in items]
@@ -136,13 +132,10 @@ def create_app(node: Node) -> FastAPI:
         return {"receipts": [{"seq": r.seq, "txid": r.txid} for r in receipts]}  # type: ignore[union-attr]
 
     @app.post("/ledger/cosignatures", tags=["ledger"])
-    async def cosign(request: Request, who: Signer) -> dict[str, Any]:
+    def cosign(who: Signer, body: Message) -> dict[str, Any]:
         """A member's cosignature of this log's checkpoint (C2SP tlog-cosignature), merged into the
         stored checkpoint; returns the note with every cosignature so far."""
-        try:
-            note = orjson.loads(await request.body()).get("note")
-        except (orjson.JSONDecodeError, AttributeError):
-            note = None
+        note = body.get("note")
         if not isinstance(note, str):
             raise InvalidInput('the body is {"note": "<cosigned checkpoint>"}')
         key = node.key_of(who)
