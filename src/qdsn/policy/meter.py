@@ -23,7 +23,7 @@ class Meter:
     denied: int = 0  # denied requests, at any point
     records: int = 0
     compute_seconds: float = 0.0
-    charges: dict[str, float] = field(default_factory=dict)  # currency → amount
+    charges: dict[str, float] = field(default_factory=dict)  # ISO 4217 code → amount
     first: str | None = None  # time of the first decision counted
     last: str | None = None
 
@@ -54,7 +54,7 @@ def meters(log: Iterable[tx.Envelope], *, agreement: str | None = None, since: d
             m.records += p.get("records", 0)
             m.compute_seconds += p.get("compute_seconds", 0.0)
             if p.get("price"):
-                currency = p.get("currency") or "XXX"  # ISO 4217's code for "no currency"
+                currency = p.get("currency") or "no currency"  # the offer priced a use without a unit
                 m.charges[currency] = m.charges.get(currency, 0.0) + p["price"]
     return list(out.values())
 
