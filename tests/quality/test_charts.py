@@ -185,6 +185,8 @@ def test_attribute_limits_match_textbook_formulas(samples):
         (lambda: quality.imr([1.0, 2.0, 3.0], exclude=[7]), "cannot exclude subgroup 7"),
         (lambda: quality.imr([1.0, 2.0, 3.0], sigmas=2), "unknown chart option 'sigmas'"),
         (lambda: quality.imr([1.0, 2.0, 3.0], nsigma=0), "nsigma must be positive"),
+        (lambda: quality.ewma([1.0, 2.0, 3.0], sigma=0), "sigma must be a positive number"),
+        (lambda: quality.cusum([1.0, 2.0], limits=quality.ewma([1.0, 2.0]).limits), "not for this cusum chart"),
     ],
 )
 def test_bad_input_is_named(call, message):

@@ -409,12 +409,22 @@ def _series(values: Any) -> tuple[Array, float | None]:
     return _values(values, "values", 2), None
 
 
-def _sigma_of(x: Array, within: float | None, sigma: float | None) -> float:
+def _target_and_sigma(
+    kind: str, values: Any, target: float | None, sigma: float | None, limits: Limits | None
+) -> tuple[Array, float, float]:
+    """The series, its target and σ: from an earlier chart's `limits` (phase II), else the given
+    target (default the mean) and σ (default MR̄/d2, or pooled S̄/c4/√n for subgroups)."""
+    x, within = _series(values)
+    if limits is not None:
+        if limits.kind != kind:
+            raise InvalidInput(f"these limits are for a {limits.kind} chart, not for this {kind} chart")
+        return x, limits.center, limits.sigma
+    mu = float(x.mean()) if target is None else float(target)
     if sigma is not None:
         if not np.isfinite(sigma) or sigma <= 0:
             raise InvalidInput(f"sigma must be a positive number, got {sigma!r}")
-        return float(sigma)
-    return within if within is not None else float(np.abs(np.diff(x)).mean() / k.d2(2))
+        return x, mu, float(sigma)
+    return x, mu, within if within is not None else float(np.abs(np.diff(x)).mean() / k.d2(2))
 
 
 def ewma(
@@ -432,14 +442,7 @@ def ewma(
     for subgroups). With `limits` the target and σ of an earlier chart are used."""
     if not 0 < lam <= 1:
         raise InvalidInput(f"lam (λ) must be in (0, 1], got {lam!r}")
-    x, within = _series(values)
-    if limits is not None:
-        if limits.kind != "ewma":
-            raise InvalidInput(f"these limits are for a {limits.kind} chart, not an ewma chart")
-        mu, s = limits.center, limits.sigma
-    else:
-        mu = float(x.mean()) if target is None else float(target)
-        s = _sigma_of(x, within, sigma)
+    x, mu, s = _target_and_sigma("ewma", values, target, sigma, limits)
     z = signal.lfilter([lam], [1.0, lam - 1.0], x, zi=[(1.0 - lam) * mu])[0]
     i = np.arange(1, x.size + 1)
     width = L * s * np.sqrt(lam / (2 - lam) * (1.0 if asymptotic else 1 - (1 - lam) ** (2 * i)))
@@ -463,14 +466,7 @@ def cusum(
     and, at each signal, the estimated shifted mean μ₀ + K + C⁺/N⁺ (or μ₀ − K − C⁻/N⁻)."""
     if k < 0 or h <= 0:
         raise InvalidInput(f"k must be ≥ 0 and h > 0, got k={k!r}, h={h!r}")
-    x, within = _series(values)
-    if limits is not None:
-        if limits.kind != "cusum":
-            raise InvalidInput(f"these limits are for a {limits.kind} chart, not a cusum chart")
-        mu, s = limits.center, limits.sigma
-    else:
-        mu = float(x.mean()) if target is None else float(target)
-        s = _sigma_of(x, within, sigma)
+    x, mu, s = _target_and_sigma("cusum", values, target, sigma, limits)
     upper, n_up = _lindley(x - (mu + k * s))
     lower, n_down = _lindley((mu - k * s) - x)
     p = Limits("cusum", mu, s)
