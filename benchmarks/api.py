@@ -20,7 +20,6 @@ from rich.table import Table
 
 from qdsn.api.app import create_app
 from qdsn.api.client import NodeClient
-from qdsn.identity import multikey_from_public_key
 from qdsn.node import Node, NodeHome
 from qdsn.node.provider import publish
 
@@ -53,8 +52,7 @@ def main() -> None:
         maker = NodeHome.init(root / "maker", "enterprise", "Maker", "pw", ledger_url=shared, scrypt_n=2**4)
         cqc = NodeHome.init(root / "cqc", "certifier", "CQC", "pw", ledger_url=shared, scrypt_n=2**4)
         for h in (maker, cqc):
-            key = multikey_from_public_key(h.key().verify_key.raw)
-            reg.submit("identity.register", {"did": h.did, "role": h.role, "name": h.name, "key": key})
+            reg.submit("identity.register", h.registration())
         maker.submit("dataset.declare", {"dataset": "line-1", "title": "Line 1", "kind": "measurements"})
         node = Node(maker, operator=True)
         offer = {

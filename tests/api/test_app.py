@@ -10,19 +10,18 @@ from qdsn.api.app import MAX_BODY, create_app
 from qdsn.api.client import NodeClient
 from qdsn.crypto import SigningKey
 from qdsn.errors import InvalidInput, NotFound, PermissionDenied
-from qdsn.identity import did_key_from_public_key, multikey_from_public_key
+from qdsn.identity import did_key_from_public_key
 from qdsn.ledger import tx
 from qdsn.node import Node, NodeHome
 
-FAST = 2**4
+from .conftest import FAST
 
 
 @pytest.fixture
 def network(tmp_path):
     reg = NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", scrypt_n=FAST)
     maker = NodeHome.init(tmp_path / "maker", "enterprise", "Zhejiang Cable", "pw", origin=reg.origin, scrypt_n=FAST)
-    key = multikey_from_public_key(maker.key().verify_key.raw)
-    reg.submit("identity.register", {"did": maker.did, "role": "enterprise", "name": maker.name, "key": key})
+    reg.submit("identity.register", maker.registration())
     node = Node(reg)
     http = TestClient(create_app(node))
     yield node, maker, http

@@ -7,20 +7,18 @@ from fastapi.testclient import TestClient
 from qdsn.api.app import create_app
 from qdsn.api.client import NodeClient
 from qdsn.errors import IntegrityError
-from qdsn.identity import multikey_from_public_key
 from qdsn.ledger.checkpoint import Checkpoint, cosigners_verified, sign_note
 from qdsn.node import Node, NodeHome
 from qdsn.node.follow import follow, pull
 
-FAST = 2**4
+from .conftest import FAST
 
 
 @pytest.fixture
 def setup(tmp_path):
     reg = NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", scrypt_n=FAST)
     maker = NodeHome.init(tmp_path / "maker", "enterprise", "Maker", "pw", origin=reg.origin, scrypt_n=FAST)
-    key = multikey_from_public_key(maker.key().verify_key.raw)
-    reg.submit("identity.register", {"did": maker.did, "role": "enterprise", "name": "Maker", "key": key})
+    reg.submit("identity.register", maker.registration())
     operator = Node(reg)
     http = TestClient(create_app(operator))
     replica = maker.ledger()

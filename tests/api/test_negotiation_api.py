@@ -7,13 +7,12 @@ from fastapi.testclient import TestClient
 from qdsn.api.app import create_app
 from qdsn.api.client import NodeClient
 from qdsn.errors import InvalidInput, NotFound
-from qdsn.identity import multikey_from_public_key
 from qdsn.ledger import tx
 from qdsn.node import Node, NodeHome
 from qdsn.node.provider import publish
 from qdsn.policy import offer_hash
 
-FAST = 2**4
+from .conftest import FAST
 
 
 def offer(maker, uid, assignee=None):
@@ -39,8 +38,7 @@ def market(tmp_path):
         for name, role in (("maker", "enterprise"), ("cqc", "certifier"), ("rival", "enterprise"))
     }
     for h in homes.values():
-        key = multikey_from_public_key(h.key().verify_key.raw)
-        reg.submit("identity.register", {"did": h.did, "role": h.role, "name": h.name, "key": key})
+        reg.submit("identity.register", h.registration())
     maker, cqc = homes["maker"], homes["cqc"]
     maker.submit("dataset.declare", {"dataset": "line-1", "title": "Line 1 resistance", "kind": "measurements"})
     node = Node(maker, operator=True)

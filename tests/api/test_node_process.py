@@ -13,20 +13,17 @@ import trustme
 
 from qdsn.api.client import NodeClient
 from qdsn.errors import BadSignature
-from qdsn.identity import multikey_from_public_key
 from qdsn.node import NodeHome
 
 from ..services import free_port
-
-FAST = 2**4
+from .conftest import FAST
 
 
 @pytest.fixture
 def served(tmp_path):
     reg = NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", scrypt_n=FAST)
     maker = NodeHome.init(tmp_path / "maker", "enterprise", "Maker", "pw", origin=reg.origin, scrypt_n=FAST)
-    key = multikey_from_public_key(maker.key().verify_key.raw)
-    reg.submit("identity.register", {"did": maker.did, "role": "enterprise", "name": "Maker", "key": key})
+    reg.submit("identity.register", maker.registration())
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
     cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "node.pem"))

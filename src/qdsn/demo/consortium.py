@@ -49,15 +49,6 @@ def follow(replica: Ledger, operator: Ledger) -> int:
     return len(leaves)
 
 
-def _register(node: NodeHome) -> dict:
-    return {
-        "did": node.did,
-        "role": node.role,
-        "name": node.name,
-        "key": multikey_from_public_key(node.key().verify_key.raw),
-    }
-
-
 def run_demo(console: Console, *, manufacturers: int = 3, keep: Path | None = None) -> None:
     """Build the consortium in a temporary folder (or `keep`) and narrate each step."""
     root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="qdsn-demo-"))
@@ -105,7 +96,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     )
     log = regulator.ledger()
     orderer = EmbeddedOrderer(log)
-    orderer.submit([regulator.sign("identity.register", _register(m)) for m in members])
+    orderer.submit([regulator.sign("identity.register", m.registration()) for m in members])
     replicas = {m.did: m.ledger() for m in members}
     for m in members:
         follow(replicas[m.did], log)
@@ -116,8 +107,8 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
 
     console.print("\n[bold]3. Refusals.[/] Bad transactions are refused with a reason and nothing is written:")
     maker = makers[0]
-    by_maker = maker.sign("identity.register", _register(late))
-    honest = regulator.sign("identity.register", _register(late))
+    by_maker = maker.sign("identity.register", late.registration())
+    honest = regulator.sign("identity.register", late.registration())
     altered = tx.Envelope(
         honest.type,
         {**honest.payload, "name": "Someone Else"},

@@ -91,12 +91,13 @@ class NodeHome:
         (path / "node.toml").write_text(toml)
         home = cls(path, name, role, did, origin, ks, ledger_url)
         if role == "regulator":
-            home.submit(
-                "identity.register",
-                {"did": did, "role": role, "name": name, "key": multikey_from_public_key(key.verify_key.raw)},
-                clock=clock,
-            )
+            home.submit("identity.register", home.registration(), clock=clock)
         return home
+
+    def registration(self) -> dict:
+        """The `identity.register` payload by which the regulator admits this node with its current key."""
+        key = multikey_from_public_key(self.key().verify_key.raw)
+        return {"did": self.did, "role": self.role, "name": self.name, "key": key}
 
     @classmethod
     def open(cls, path: Path, passphrase: str, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> NodeHome:
