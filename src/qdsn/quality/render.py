@@ -1,4 +1,4 @@
-"""Charts as pictures (PNG or SVG, matplotlib) and as JSON series for the web UI."""
+"""Charts as pictures (PNG or SVG, matplotlib); `Chart.to_json` gives the same chart as a JSON series."""
 
 from __future__ import annotations
 
@@ -15,11 +15,6 @@ TITLES = {
     "np": "np (number nonconforming)", "c": "c (nonconformities)", "u": "u (nonconformities per unit)",
     "ewma": "EWMA", "cusum+": "CUSUM C⁺", "cusum-": "CUSUM C⁻",
 }  # fmt: skip
-
-
-def series(chart: Chart) -> dict[str, Any]:
-    """The chart as JSON-ready data (see `Chart.to_json`)."""
-    return chart.to_json()
 
 
 def save(
