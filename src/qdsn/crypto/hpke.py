@@ -1,0 +1,48 @@
+"""Sealing to a participant's public key with HPKE (RFC 9180), base mode, one suite:
+DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM — the suite of RFC 9180's test vector A.1.
+
+The recipient's X25519 key is the key agreement key its did:key derives from its Ed25519 key (RFC
+7748 §4.1 on the public side, the clamped SHA-512 of the seed on the private side, as libsodium's
+`crypto_sign_ed25519_sk_to_curve25519`), so sealing to a member needs no key beyond the one the
+ledger holds. HPKE itself is `cryptography`'s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from qdsn.crypto.keys import SigningKey
+from qdsn.errors import IntegrityError, InvalidInput
+
+SUITE = "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM"
+_SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_128_GCM)
+ENC_LENGTH = 32  # the encapsulated key that opens each sealed message
+
+
+def agreement_key(key: SigningKey) -> X25519PrivateKey:
+    """The X25519 private key that belongs to an Ed25519 signing key (X25519 clamps it)."""
+    return X25519PrivateKey.from_private_bytes(hashlib.sha512(key.seed()).digest()[:32])
+
+
+def seal(recipient: bytes, plaintext: bytes, info: bytes) -> bytes:
+    """`plaintext` sealed to the raw X25519 public key `recipient`, bound to `info`: enc ‖ ciphertext."""
+    if len(recipient) != 32:
+        raise InvalidInput("an X25519 public key is 32 bytes")
+    return _SUITE.encrypt(plaintext, X25519PublicKey.from_public_bytes(recipient), info=info)
+
+
+def unseal(key: SigningKey | X25519PrivateKey, sealed: bytes, info: bytes) -> bytes:
+    """The plaintext of a message sealed to `key` with the same `info`, or IntegrityError."""
+    private = agreement_key(key) if isinstance(key, SigningKey) else key
+    if len(sealed) < ENC_LENGTH + 16:
+        raise IntegrityError("the sealed message is too short to be one")
+    try:
+        return _SUITE.decrypt(sealed, private, info=info)
+    except (InvalidTag, ValueError):
+        raise IntegrityError(
+            "the sealed message does not open: it was sealed to another key or context, or altered"
+        ) from None
