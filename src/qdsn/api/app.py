@@ -13,13 +13,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from qdsn import __version__
 from qdsn.api.problems import MEDIA_TYPE, from_error, problem
 from qdsn.api.signatures import Nonces, verify
+from qdsn.clock import parse_time
 from qdsn.crypto import VerifyKey
 from qdsn.errors import InvalidInput, PermissionDenied, QDSNError
 from qdsn.identity import did_document
 from qdsn.ledger import tx
 from qdsn.ledger.checkpoint import COSIGNATURE_V1, NoteVerifier
-from qdsn.node import provider
+from qdsn.node import provider, transfer
 from qdsn.node.node import Node
+from qdsn.policy.meter import invoice, usage
 
 MAX_BODY = 1 << 20  # a batch of transactions; larger requests are refused before they are read
 MAX_ENTRIES = 1000
@@ -172,5 +174,68 @@ def create_app(node: Node) -> FastAPI:
             reason = "; ".join(map(str, reason))
         code = body.get("code", body.get("dspace:code"))
         return provider.terminate(node, who, pid, code, reason).to_dsp()
+
+    @app.post("/transfers/request", tags=["transfer"], status_code=201)
+    def transfer_request(who: Signer, body: Message) -> dict[str, Any]:
+        """A TransferRequestMessage under one of the requester's agreements: answered STARTED (with the
+        data address of a sealed delivery), or 403 with the rule that denied it — recorded on the ledger."""
+        t = transfer.request(node, who, body)
+        out = t.to_dsp()
+        if t.kind == "sealed-delivery":
+            out["dspace:dataAddress"] = {"@type": "dspace:DataAddress", "dspace:endpointType": transfer.DATA_ADDRESS,
+                                         "dspace:endpoint": f"/transfers/{t.provider_pid}/data"}  # fmt: skip
+        return out
+
+    @app.get("/transfers/{pid}", tags=["transfer"])
+    def transfer_get(pid: str, who: Signer) -> dict[str, Any]:
+        """A transfer process of the requester's."""
+        return transfer.mine(node, who, pid).to_dsp()
+
+    @app.post("/transfers/{pid}/data", tags=["transfer"])
+    def transfer_data(pid: str, who: Signer) -> dict[str, Any]:
+        """One sealed delivery (a use, decided and metered): the records with their inclusion proofs,
+        HPKE-sealed to the requester's X25519 key."""
+        return transfer.deliver(node, who, pid)
+
+    def transfer_message(pid: str, who: str, body: dict[str, Any], kind: str) -> dict[str, Any]:
+        reason = body.get("reason", body.get("dspace:reason"))
+        if isinstance(reason, list):
+            reason = "; ".join(map(str, reason))
+        return transfer.message(node, who, pid, kind, body.get("code", body.get("dspace:code")), reason).to_dsp()
+
+    @app.post("/transfers/{pid}/start", tags=["transfer"])
+    def transfer_start(pid: str, who: Signer, body: Message) -> dict[str, Any]:
+        """The consumer resumes a SUSPENDED transfer (TransferStartMessage)."""
+        return transfer_message(pid, who, body, "TransferStartMessage")
+
+    @app.post("/transfers/{pid}/completion", tags=["transfer"])
+    def transfer_completion(pid: str, who: Signer, body: Message) -> dict[str, Any]:
+        """The consumer completes a STARTED transfer (TransferCompletionMessage)."""
+        return transfer_message(pid, who, body, "TransferCompletionMessage")
+
+    @app.post("/transfers/{pid}/suspension", tags=["transfer"])
+    def transfer_suspension(pid: str, who: Signer, body: Message) -> dict[str, Any]:
+        """The consumer suspends a STARTED transfer; `code` and `reason` say why."""
+        return transfer_message(pid, who, body, "TransferSuspensionMessage")
+
+    @app.post("/transfers/{pid}/termination", tags=["transfer"])
+    def transfer_termination(pid: str, who: Signer, body: Message) -> dict[str, Any]:
+        """The consumer ends a transfer; `code` and `reason` say why."""
+        return transfer_message(pid, who, body, "TransferTerminationMessage")
+
+    @app.get("/usage", tags=["metering"])
+    def usage_report(
+        who: Signer,
+        agreement: Annotated[str | None, Query(max_length=256, description="one agreement only")] = None,
+        since: Annotated[str | None, Query(max_length=40, description="RFC 3339; decisions from then on")] = None,
+    ) -> dict[str, Any]:
+        """Meters per agreement as the ledger has them — the same figures for the data's owner and its
+        consumer — and the invoice their price duties make. Each participant sees its own."""
+        try:
+            start = parse_time(since) if since else None
+        except ValueError as e:
+            raise InvalidInput(str(e)) from None
+        ms = usage(node.ledger, who, agreement=agreement, since=start)
+        return {"meters": [m.to_json() for m in ms], "invoice": invoice(ms)}
 
     return app

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import time
+from typing import Protocol
 
 from qdsn.crypto import VerifyKey
 from qdsn.crypto.encoding import b64url_encode
@@ -14,7 +15,12 @@ from qdsn.errors import IntegrityError, NotFound
 from qdsn.ledger import Ledger, tx
 from qdsn.ledger.checkpoint import ED25519, NoteVerifier, open_checkpoint
 from qdsn.node.home import NodeHome
-from qdsn.node.node import Operator
+
+
+class Operator(Protocol):
+    """How a node reaches the log operator's API (an `api.client.NodeClient`)."""
+
+    def call(self, method: str, path: str, payload: object = None, *, signed: bool = True) -> object: ...
 
 
 def log_key(ledger: Ledger) -> NoteVerifier:

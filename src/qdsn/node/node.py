@@ -7,20 +7,17 @@ the others submit to it and follow its log, verifying everything they receive.
 from __future__ import annotations
 
 import os
-from typing import Protocol
+import threading
+from functools import cached_property
 
+from qdsn.data.vault import Vault
 from qdsn.errors import NotFound, QDSNError
 from qdsn.ledger import Ledger, tx
 from qdsn.ledger.ledger import Receipt
 from qdsn.ledger.ordering.embedded import EmbeddedOrderer
+from qdsn.node.follow import Operator, pull
 from qdsn.node.home import NodeHome
 from qdsn.policy.store import PolicyStore
-
-
-class Operator(Protocol):
-    """How a node reaches the log operator's API (an `api.client.NodeClient`)."""
-
-    def call(self, method: str, path: str, payload: object = None, *, signed: bool = True) -> object: ...
 
 
 class Node:
@@ -37,6 +34,12 @@ class Node:
             env = os.environ.get("QDSN_OPERATOR")
             operator = env == "1" if env in ("0", "1") else home.role == "regulator"
         self.orderer = EmbeddedOrderer(self.ledger) if operator else None
+        self.deciding = threading.Lock()  # one use decision at a time: each counts the uses before it
+
+    @cached_property
+    def vault(self) -> Vault:
+        """The node's vault of encrypted datasets (opened on first use)."""
+        return self.home.vault()
 
     @property
     def did(self) -> str:
@@ -55,13 +58,15 @@ class Node:
 
     def submit(self, envelopes: list[tx.Envelope]) -> None:
         """Put this node's transactions on the log: ordered here if it operates the log, else sent to
-        the operator (this replica sees them when it next follows the log)."""
+        the operator and pulled back, so that this replica holds its own decisions before it decides
+        again (a count limit is counted on the ledger)."""
         if self.orderer is not None:
             self.orderer.submit(envelopes)
             return
         if self.link is None:
             raise NotFound("this node knows no log operator", "start it with --operator URL")
-        self.link.call("POST", "/ledger/transactions", {"transactions": [e.to_json() for e in envelopes]})
+        got = self.link.call("POST", "/ledger/transactions", {"transactions": [e.to_json() for e in envelopes]})
+        pull(self.ledger, self.link, until=max(r["seq"] for r in got["receipts"]) + 1)  # type: ignore[index]
 
     def checkpoint(self) -> str:
         """The log's current checkpoint as a signed note (log operators only)."""
@@ -70,5 +75,7 @@ class Node:
         return self.ledger.sign_checkpoint(self.home.log_signer())
 
     def close(self) -> None:
+        if "vault" in self.__dict__:
+            self.vault.close()
         self.policies.close()
         self.ledger.close()

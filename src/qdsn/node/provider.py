@@ -91,12 +91,14 @@ def request(node: Node, consumer: str, message: dict[str, Any], *, now: datetime
     return n
 
 
-def verify_agreement(node: Node, consumer: str, pid: str) -> Negotiation:
-    """The consumer's ContractAgreementVerificationMessage; the provider finalizes at once."""
+def verify_agreement(node: Node, consumer: str, pid: str, *, now: datetime | None = None) -> Negotiation:
+    """The consumer's ContractAgreementVerificationMessage; the provider finalizes at once, and the
+    agreement is in force from then on."""
     n = mine(node, consumer, pid)
     n = negotiation.step(n, "ContractAgreementVerificationMessage", "consumer")
     n = negotiation.step(n, "ContractNegotiationEventMessage:FINALIZED", "provider")
-    node.policies.save(n, consumer)
+    dataset, _ = node.policies.offer(n.offer["uid"])
+    node.policies.finalize(n, consumer, dataset, now or datetime.now(UTC))
     return n
 
 

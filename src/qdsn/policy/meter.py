@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from qdsn.clock import parse_time
-from qdsn.ledger import tx
+from qdsn.ledger import Ledger, tx
 
 
 @dataclass
@@ -57,6 +57,18 @@ def meters(log: Iterable[tx.Envelope], *, agreement: str | None = None, since: d
                 currency = p.get("currency") or "no currency"  # the offer priced a use without a unit
                 m.charges[currency] = m.charges.get(currency, 0.0) + p["price"]
     return list(out.values())
+
+
+def usage(ledger: Ledger, who: str, *, agreement: str | None = None, since: datetime | None = None) -> list[Meter]:
+    """The meters `who` may see on `ledger`: those of its own datasets and of its own requests (a
+    regulator sees all)."""
+    log = (tx.from_leaf(r.leaf) for r in ledger.store.rows_of_type("access.decision"))
+    ident = ledger.state.identities.get(who)
+    everything = ident is not None and ident.role == "regulator"
+    return [
+        m for m in meters(log, agreement=agreement, since=since)
+        if everything or m.requester == who or ledger.state.datasets[m.dataset].owner == who
+    ]  # fmt: skip
 
 
 def invoice(meters_: Iterable[Meter]) -> dict[str, Any]:

@@ -1,10 +1,12 @@
-"""A provider's offers and negotiations, kept in SQL beside its ledger replica (SQLite or PostgreSQL).
-Offers are immutable: a changed offer is a new uid, so an agreement's offer hash always means one
-offer."""
+"""A provider's offers, negotiations, agreements and transfer processes, kept in SQL beside its ledger
+replica (SQLite or PostgreSQL). Offers are immutable: a changed offer is a new uid, so an agreement's
+offer hash always means one offer. How often an agreement was used is never kept here: it is
+counted on the ledger."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -14,6 +16,7 @@ from qdsn.errors import Conflict, NotFound
 from qdsn.ledger.store import open_engine
 from qdsn.policy.negotiation import Negotiation
 from qdsn.policy.odrl import load, offer_hash
+from qdsn.policy.transfer import Transfer
 
 metadata = MetaData()
 offers = Table(
@@ -31,10 +34,41 @@ negotiations = Table(
     Column("consumer", String(512), nullable=False),
     Column("body", Text, nullable=False),
 )
+agreements = Table(
+    "policy_agreements",
+    metadata,
+    Column("uid", String(256), primary_key=True),
+    Column("dataset", String(128), nullable=False),
+    Column("consumer", String(512), nullable=False, index=True),
+    Column("body", Text, nullable=False),
+    Column("finalized", String(40), nullable=False),  # RFC 3339; elapsedTime counts from here
+    Column("ended", Text, nullable=True),  # why it no longer allows anything
+)
+transfers = Table(
+    "policy_transfers",
+    metadata,
+    Column("provider_pid", String(128), primary_key=True),
+    Column("consumer", String(512), nullable=False),
+    Column("agreement", String(256), nullable=False, index=True),
+    Column("body", Text, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """A finalized agreement as the provider keeps it."""
+
+    uid: str
+    dataset: str
+    consumer: str
+    policy: dict[str, Any]
+    finalized: datetime
+    ended: str | None
 
 
 class PolicyStore:
-    """Offers by uid and dataset; negotiations by provider pid, with the consumer they belong to."""
+    """Offers by uid and dataset; negotiations and transfers by provider pid, with the consumer they
+    belong to; agreements by uid."""
 
     def __init__(self, url: str) -> None:
         self.engine = open_engine(url)
@@ -72,13 +106,8 @@ class PolicyStore:
         return row.dataset, orjson.loads(row.body)
 
     def save(self, n: Negotiation, consumer: str) -> None:
-        body = orjson.dumps(asdict(n)).decode()
         with self.engine.begin() as c:
-            done = c.execute(
-                update(negotiations).where(negotiations.c.provider_pid == n.provider_pid).values(body=body)
-            )
-            if done.rowcount == 0:
-                c.execute(insert(negotiations).values(provider_pid=n.provider_pid, consumer=consumer, body=body))
+            _save_negotiation(c, n, consumer)
 
     def negotiation(self, provider_pid: str) -> tuple[Negotiation, str]:
         """A negotiation and the DID of its consumer."""
@@ -90,5 +119,73 @@ class PolicyStore:
         d["history"] = tuple(tuple(h) for h in d["history"])
         return Negotiation(**d), row.consumer
 
+    def finalize(self, n: Negotiation, consumer: str, dataset: str, at: datetime) -> None:
+        """Save a FINALIZED negotiation and put its agreement in force, in one transaction."""
+        assert n.state == "FINALIZED" and n.agreement is not None
+        with self.engine.begin() as c:
+            _save_negotiation(c, n, consumer)
+            c.execute(insert(agreements).values(
+                uid=n.agreement["uid"], dataset=dataset, consumer=consumer, body=orjson.dumps(n.agreement).decode(),
+                finalized=at.isoformat(),
+            ))  # fmt: skip
+
+    def agreement(self, uid: str) -> Agreement:
+        with self.engine.connect() as c:
+            row = c.execute(select(agreements).where(agreements.c.uid == uid)).first()
+        if row is None:
+            raise NotFound(f"no agreement {uid!r}", "negotiate one for an offer of the catalog")
+        return _agreement(row)
+
+    def agreements(self, *, active: bool = True) -> list[Agreement]:
+        """Every agreement, or only those not yet ended."""
+        q = select(agreements).order_by(agreements.c.finalized)
+        if active:
+            q = q.where(agreements.c.ended.is_(None))
+        with self.engine.connect() as c:
+            return [_agreement(r) for r in c.execute(q)]
+
+    def end_agreement(self, uid: str, why: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(agreements).where(agreements.c.uid == uid).values(ended=why))
+
+    def save_transfer(self, t: Transfer, consumer: str) -> None:
+        body = orjson.dumps(asdict(t)).decode()
+        with self.engine.begin() as c:
+            done = c.execute(update(transfers).where(transfers.c.provider_pid == t.provider_pid).values(body=body))
+            if done.rowcount == 0:
+                c.execute(insert(transfers).values(provider_pid=t.provider_pid, consumer=consumer,
+                                                   agreement=t.agreement, body=body))  # fmt: skip
+
+    def transfer(self, provider_pid: str) -> tuple[Transfer, str]:
+        """A transfer process and the DID of its consumer."""
+        with self.engine.connect() as c:
+            row = c.execute(select(transfers).where(transfers.c.provider_pid == provider_pid)).first()
+        if row is None:
+            raise NotFound(f"no transfer process {provider_pid!r}")
+        return _transfer(row.body), row.consumer
+
+    def transfers(self, agreement: str) -> list[Transfer]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(transfers.c.body).where(transfers.c.agreement == agreement)).all()
+        return [_transfer(r.body) for r in rows]
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _agreement(row: Any) -> Agreement:
+    return Agreement(row.uid, row.dataset, row.consumer, orjson.loads(row.body), datetime.fromisoformat(row.finalized),
+                     row.ended)  # fmt: skip
+
+
+def _transfer(body: str) -> Transfer:
+    d = orjson.loads(body)
+    d["history"] = tuple(tuple(h) for h in d["history"])
+    return Transfer(**d)
+
+
+def _save_negotiation(c: Any, n: Negotiation, consumer: str) -> None:
+    body = orjson.dumps(asdict(n)).decode()
+    done = c.execute(update(negotiations).where(negotiations.c.provider_pid == n.provider_pid).values(body=body))
+    if done.rowcount == 0:
+        c.execute(insert(negotiations).values(provider_pid=n.provider_pid, consumer=consumer, body=body))

@@ -1,0 +1,75 @@
+"""The consumer side of the data space: negotiate an offer, run a transfer, and open a sealed
+delivery — checking every record against the batch root its owner anchored on the consumer's own
+replica of the ledger, so provenance does not rest on the provider's word."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any
+
+import orjson
+
+from qdsn.crypto import SigningKey, hpke
+from qdsn.data.vault import RecordProof, verify_record_proof
+from qdsn.errors import IntegrityError, PermissionDenied
+from qdsn.ledger import Ledger, tx
+from qdsn.node.follow import Operator
+from qdsn.node.transfer import delivery_info
+from qdsn.policy.transfer import FORMAT
+
+
+def negotiate(provider: Operator, offer: dict[str, Any]) -> dict[str, Any]:
+    """Ask `provider` for `offer` as it is in its catalog and verify the agreement; returns the
+    agreement, or PermissionDenied with the provider's reason."""
+    ask = {"@type": "ContractRequestMessage", "consumerPid": f"urn:uuid:{uuid.uuid4()}", "offer": offer}
+    n: Any = provider.call("POST", "/negotiations/request", ask)
+    if n["dspace:state"] != "dspace:AGREED":
+        raise PermissionDenied(f"the provider ended the negotiation: {'; '.join(n.get('dspace:reason', []))}")
+    pid = n["dspace:providerPid"]
+    provider.call(
+        "POST", f"/negotiations/{pid}/agreement/verification", {"@type": "ContractAgreementVerificationMessage"}
+    )
+    return n["dspace:agreement"]
+
+
+def transfer(provider: Operator, agreement: str, kind: str, **terms: Any) -> dict[str, Any]:
+    """Request a transfer process under `agreement`; `terms` are QDSN's message fields without their
+    prefix (purpose, records={"first", "count"}, dataset, modelHash). Returns the STARTED process."""
+    msg = {"@type": "TransferRequestMessage", "consumerPid": f"urn:uuid:{uuid.uuid4()}", "agreementId": agreement,
+           "format": FORMAT + kind} | {f"qdsn:{k}": v for k, v in terms.items()}  # fmt: skip
+    return provider.call("POST", "/transfers/request", msg)  # type: ignore[return-value]
+
+
+def receive(ledger: Ledger, key: SigningKey, me: str, delivery: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records of a sealed delivery to `me`, each proved against an anchored batch root on
+    `ledger`; IntegrityError if anything does not open or add up."""
+    provider, pid, agreement = delivery["qdsn:provider"], delivery["dspace:providerPid"], delivery["dspace:agreementId"]
+    sealed = base64.urlsafe_b64decode(delivery["qdsn:sealed"] + "=" * (-len(delivery["qdsn:sealed"]) % 4))
+    body = orjson.loads(hpke.unseal(key, sealed, delivery_info(provider, me, pid, agreement)))
+    if (body["transfer"], body["agreement"]) != (pid, agreement):
+        raise IntegrityError("the sealed delivery names another transfer or agreement than its envelope")
+    dataset = body["dataset"]
+    owner = ledger.state.datasets.get(dataset)
+    if owner is None or owner.owner != provider:
+        raise IntegrityError(f"dataset {dataset!r} is not declared on the ledger by {provider}")
+    roots = {}
+    for b in body["batches"]:
+        anchor = tx.from_leaf(ledger.store.entry(txid=b["anchor"]).leaf)
+        p = anchor.payload
+        if anchor.type != "dataset.anchor" or anchor.submitter != provider or p["dataset"] != dataset:
+            raise IntegrityError(f"entry {b['anchor'][:16]}… is not an anchor of {dataset} by its owner")
+        if (p["first"], p["count"], p["root"]) != (b["first"], b["count"], b["root"]):
+            raise IntegrityError(f"the batch at record {b['first']} is not the one anchored in {b['anchor'][:16]}…")
+        roots[b["first"]] = (b["count"], bytes.fromhex(b["root"]))
+    out = []
+    for r in body["records"]:
+        first = max((f for f in roots if f <= r["seq"]), default=None)
+        if first is None:
+            raise IntegrityError(f"record {r['seq']} lies in no delivered batch")
+        count, root = roots[first]
+        proof = RecordProof(
+            dataset, r["seq"], r["leaf"].encode(), first, count, [bytes.fromhex(h) for h in r["proof"]], root
+        )
+        out.append({"seq": r["seq"], "record": verify_record_proof(proof, root)})
+    return out
