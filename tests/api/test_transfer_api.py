@@ -3,6 +3,7 @@ every record against its anchored batch, each start and use decided and recorded
 on the ledger, agreements that end, and the same meters for owner and consumer."""
 
 import base64
+import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -211,3 +212,16 @@ def test_the_monitor_ends_expired_agreements(market):
     with pytest.raises(PermissionDenied, match="has ended"):
         transfer(cqc, a, "sealed-delivery", purpose="certification", records={"first": 0, "count": 1})
     assert node.policies.agreement(other).ended is None  # no time bound: it stays
+
+
+def test_the_running_node_ends_agreements_on_its_own(market):
+    node, _, homes = market
+    until = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    publish(node, "line-2", offer(homes["maker"], "line-2", "urn:qdsn:offer:line-2:brief", until=until))
+    with TestClient(create_app(node, monitor=0.1)) as http:  # the lifespan starts the monitor
+        cqc = NodeClient(str(http.base_url), homes["cqc"].key(), homes["cqc"].did, http=http)
+        a = agreed(node, cqc, "urn:qdsn:offer:line-2:brief")
+        deadline = datetime.now(UTC) + timedelta(seconds=10)
+        while node.policies.agreement(a).ended is None and datetime.now(UTC) < deadline:
+            time.sleep(0.1)
+    assert "has passed" in node.policies.agreement(a).ended

@@ -189,3 +189,18 @@ def test_a_manufacturer_publishes_a_usage_policy(tmp_path):
     bad = qdsn("policy", "publish", "line-1", str(tmp_path / "bad.json"), home=acme, ok=False)
     assert bad.returncode == 1 and "leftOperand 'spatial' is not in QDSN's ODRL profile" in bad.stderr
     assert "urn:qdsn:odrl:profile:v1" in qdsn("policy", "profile").stdout
+    use = {"dataset": "line-1", "requester": did, "action": "read", "point": "use", "allowed": True,
+           "rule": "permission[0]", "reason": "permission[0] allows read", "agreement": "urn:qdsn:agreement:a-1",
+           "records": 120, "price": 15, "currency": "CNY"}  # fmt: skip
+    for _ in range(2):
+        qdsn("ledger", "append", "access.decision", json.dumps(use), home=acme)
+    report = qdsn("usage", "report", home=acme).stdout
+    assert "urn:qdsn:agreement:a-1" in report and "240" in report and "due: 30.00 CNY" in report
+    doc = json.loads(qdsn("usage", "report", "--json", "--agreement", "urn:qdsn:agreement:a-1", home=acme).stdout)
+    assert doc["meters"][0]["uses"] == 2 and doc["invoice"]["totals"] == {"CNY": 30.0}
+    assert (
+        json.loads(qdsn("usage", "report", "--json", "--since", "2999-01-01T00:00:00Z", home=acme).stdout)["meters"]
+        == []
+    )
+    bad = qdsn("usage", "report", "--since", "yesterday", home=acme, ok=False)
+    assert bad.returncode == 2 and "RFC 3339" in bad.stderr

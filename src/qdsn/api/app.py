@@ -1,11 +1,16 @@
 """The node's HTTP API (FastAPI). Requests between nodes are signed (RFC 9421, see `signatures`);
 the DID document and the log's checkpoint are public. Every error is RFC 9457 problem+json."""
 
+import asyncio
 import base64
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,6 +28,7 @@ from qdsn.node import provider, transfer
 from qdsn.node.node import Node
 from qdsn.policy.meter import invoice, usage
 
+logger = logging.getLogger("qdsn.api")
 MAX_BODY = 1 << 20  # a batch of transactions; larger requests are refused before they are read
 MAX_ENTRIES = 1000
 
@@ -31,9 +37,27 @@ def _problem_response(body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, status_code=body["status"], media_type=MEDIA_TYPE)
 
 
-def create_app(node: Node) -> FastAPI:
-    """The API of one node."""
+async def _monitor(node: Node, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await run_in_threadpool(transfer.expire, node)
+        except Exception:  # the node keeps serving; the next round tries again
+            logger.exception("the agreement monitor failed")
+
+
+def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
+    """The API of one node; with `monitor`, every that many seconds it ends agreements whose time is up."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_monitor(node, monitor)) if monitor else None
+        yield
+        if task is not None:
+            task.cancel()
+
     app = FastAPI(
+        lifespan=lifespan,
         title=f"QDSN node {node.home.name}",
         version=__version__,
         description="A participant of a QDSN consortium. Requests between nodes carry RFC 9421 signatures "

@@ -43,8 +43,10 @@ ingest_app = typer.Typer(help="Bring quality data into a dataset: validated, sea
 vault_app = typer.Typer(help="This node's encrypted vault.", no_args_is_help=True)
 node_app = typer.Typer(help="Run this node as a service for the consortium.", no_args_is_help=True)
 policy_app = typer.Typer(help="Usage policies (ODRL 2.2) on this node's datasets.", no_args_is_help=True)
+usage_app = typer.Typer(help="Metering: what was used under which agreement, and what it costs.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
 app.add_typer(policy_app, name="policy")
+app.add_typer(usage_app, name="usage")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(vault_app, name="vault")
@@ -607,10 +609,11 @@ def node_start(
     tls_key: Annotated[Path | None, typer.Option(help="The certificate's private key (PEM).")] = None,
     operator: Operator = None,
     operator_ca: OperatorCA = None,
+    monitor: Annotated[float, typer.Option(help="Seconds between checks that end expired agreements.")] = 60.0,
 ) -> None:
-    """Serve this node's API: its DID document, the log (if it operates it), its catalog and contract
-    negotiations; log entries and submissions to participants who sign their requests (RFC 9421).
-    OpenAPI at /docs."""
+    """Serve this node's API: its DID document, the log (if it operates it), its catalog, contract
+    negotiations, transfer processes and meters; log entries and submissions to participants who
+    sign their requests (RFC 9421). OpenAPI at /docs."""
     import uvicorn
 
     from qdsn.api.app import create_app
@@ -623,7 +626,7 @@ def node_start(
     console.print(f"[green]✓[/] {node.home.name} ({node.did[:24]}…, {role}) on {scheme}://{host}:{port}")
     try:
         uvicorn.run(
-            create_app(node), host=host, port=port, log_level="warning",
+            create_app(node, monitor=monitor), host=host, port=port, log_level="warning",
             ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None,
             timeout_graceful_shutdown=3,
         )  # fmt: skip
@@ -660,3 +663,50 @@ def policy_profile() -> None:
     from qdsn.policy import profile_schema
 
     print(json.dumps(profile_schema(), indent=2, ensure_ascii=False))
+
+
+@usage_app.command("report")
+def usage_report(
+    home: Home,
+    agreement: Annotated[str | None, typer.Option(help="Only this agreement.")] = None,
+    since: Annotated[str | None, typer.Option(help="Only decisions from this time on (RFC 3339).")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the meters and invoice as JSON (as GET /usage).")
+    ] = False,
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
+) -> None:
+    """Meters per agreement — uses, denials, records touched, compute seconds, charges — read off this
+    node's replica of the ledger (brought up to date from --operator first), and the invoice its
+    price duties make. Owner and consumer see the same figures."""
+    from qdsn.clock import parse_time
+    from qdsn.node.follow import pull
+    from qdsn.policy.meter import invoice, usage
+
+    try:
+        start = parse_time(since) if since else None
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    node = _node(home, operator, operator_ca, local=True)
+    try:
+        if node.link is not None:
+            pull(node.ledger, node.link)
+        ms = usage(node.ledger, node.did, agreement=agreement, since=start)
+    finally:
+        node.close()
+    bill = invoice(ms)
+    if as_json:
+        print(json.dumps({"meters": [m.to_json() for m in ms], "invoice": bill}, indent=2, ensure_ascii=False))
+        return
+    if not ms:
+        console.print("No access decisions involve this node yet.")
+        return
+    table = Table("agreement", "dataset", "consumer", "uses", "denied", "records", "compute s", "charges",
+                  title="Usage, from the ledger")  # fmt: skip
+    for m in ms:
+        charges = ", ".join(f"{v:g} {c}" for c, v in sorted(m.charges.items())) or "-"
+        table.add_row(m.agreement or "(negotiation)", m.dataset, m.requester[:24] + "…", str(m.uses), str(m.denied),
+                      f"{m.records:,}", f"{m.compute_seconds:.1f}", charges)  # fmt: skip
+    console.print(table)
+    for currency, total in sorted(bill["totals"].items()):
+        console.print(f"  [bold]due: {total:,.2f} {currency}[/] over {len(bill['lines'])} invoice line(s)")
