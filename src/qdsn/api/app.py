@@ -25,6 +25,7 @@ from qdsn.identity import did_document
 from qdsn.ledger import tx
 from qdsn.ledger.checkpoint import COSIGNATURE_V1, NoteVerifier
 from qdsn.node import provider, transfer
+from qdsn.node.follow import keep_up
 from qdsn.node.node import Node
 from qdsn.policy.meter import invoice, usage
 
@@ -38,16 +39,26 @@ def _problem_response(body: dict[str, Any]) -> JSONResponse:
 
 
 async def _monitor(node: Node, every: float) -> None:
+    """The node's own rounds: a member follows and cosigns the log; a provider ends expired agreements."""
     while True:
-        await asyncio.sleep(every)
         try:
+            if node.link is not None:
+                await run_in_threadpool(_follow, node)
             await run_in_threadpool(transfer.expire, node)
         except Exception:  # the node keeps serving; the next round tries again
-            logger.exception("the agreement monitor failed")
+            logger.exception("a monitor round failed")
+        await asyncio.sleep(every)
+
+
+def _follow(node: Node) -> None:
+    assert node.link is not None
+    with node.following:
+        keep_up(node.home, node.ledger, node.link)
 
 
 def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
-    """The API of one node; with `monitor`, every that many seconds it ends agreements whose time is up."""
+    """The API of one node; with `monitor`, every that many seconds it follows and cosigns the log
+    (members) and ends agreements whose time is up."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -259,6 +270,7 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
             start = parse_time(since) if since else None
         except ValueError as e:
             raise InvalidInput(str(e)) from None
+        node.catch_up()
         ms = usage(node.ledger, who, agreement=agreement, since=start)
         return {"meters": [m.to_json() for m in ms], "invoice": invoice(ms)}
 

@@ -609,7 +609,10 @@ def node_start(
     tls_key: Annotated[Path | None, typer.Option(help="The certificate's private key (PEM).")] = None,
     operator: Operator = None,
     operator_ca: OperatorCA = None,
-    monitor: Annotated[float, typer.Option(help="Seconds between checks that end expired agreements.")] = 60.0,
+    monitor: Annotated[
+        float,
+        typer.Option(help="Seconds between the node's rounds: follow and cosign the log, end expired agreements."),
+    ] = 5.0,
 ) -> None:
     """Serve this node's API: its DID document, the log (if it operates it), its catalog, contract
     negotiations, transfer processes and meters; log entries and submissions to participants who

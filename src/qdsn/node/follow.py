@@ -73,3 +73,16 @@ def cosign_record(home: NodeHome, cosigned: str, key: NoteVerifier, timestamp: i
         "signature": b64url_encode(sig.signature[8:]),  # after the 8-byte timestamp
     }  # fmt: skip
     return home.sign("checkpoint.cosign", payload)
+
+
+def keep_up(home: NodeHome, ledger: Ledger, operator: Operator) -> tuple[int, str | None]:
+    """One round of a member's follower: pull, and cosign the operator's checkpoint when the log holds
+    more than cosignature records beyond the size this replica last cosigned (so that members'
+    cosignature records do not set each other off). Returns (entries pulled, the cosigned note or None)."""
+    pulled = pull(ledger, operator)
+    last = ledger.store.witnessed(ledger.origin)
+    news = ledger.store.rows(last[0] if last else 0, ledger.size)
+    if all(r.type == "checkpoint.cosign" for r in news):
+        return pulled, None
+    more, cosigned = follow(home, ledger, operator)
+    return pulled + more, cosigned

@@ -35,6 +35,7 @@ class Node:
             operator = env == "1" if env in ("0", "1") else home.role == "regulator"
         self.orderer = EmbeddedOrderer(self.ledger) if operator else None
         self.deciding = threading.Lock()  # one use decision at a time: each counts the uses before it
+        self.following = threading.Lock()  # one puller at a time appends to the replica
 
     @cached_property
     def vault(self) -> Vault:
@@ -46,9 +47,21 @@ class Node:
         return self.home.did
 
     def key_of(self, did: str) -> bytes | None:
-        """The current public key of a participant, as the ledger knows it."""
+        """The current public key of a participant, as the ledger knows it (after catching up with
+        the log when the DID is new to this replica)."""
         ident = self.ledger.state.identities.get(did)
+        if ident is None and self.link is not None:
+            self.catch_up()
+            ident = self.ledger.state.identities.get(did)
         return ident.key if ident else None
+
+    def catch_up(self, until: int | None = None) -> int:
+        """Pull the operator's new entries into this replica, validating each (nothing to do on the
+        operator's own node); returns how many. Decisions are made on the log as it stands."""
+        if self.link is None:
+            return 0
+        with self.following:
+            return pull(self.ledger, self.link, until=until)
 
     def order(self, envelopes: list[tx.Envelope]) -> list[Receipt | QDSNError]:
         """Append transactions to the log this node operates; the batch is taken or refused whole."""
@@ -66,7 +79,7 @@ class Node:
         if self.link is None:
             raise NotFound("this node knows no log operator", "start it with --operator URL")
         got = self.link.call("POST", "/ledger/transactions", {"transactions": [e.to_json() for e in envelopes]})
-        pull(self.ledger, self.link, until=max(r["seq"] for r in got["receipts"]) + 1)  # type: ignore[index]
+        self.catch_up(until=max(r["seq"] for r in got["receipts"]) + 1)  # type: ignore[index]
 
     def checkpoint(self) -> str:
         """The log's current checkpoint as a signed note (log operators only)."""

@@ -70,6 +70,7 @@ def request(node: Node, consumer: str, message: dict[str, Any], *, now: datetime
     if not isinstance(consumer_pid, str) or not isinstance(offer, dict) or not isinstance(offer.get("uid"), str):
         raise InvalidInput("a ContractRequestMessage carries consumerPid and the offer (with its uid) asked for")
     pid = f"urn:uuid:{uuid.uuid4()}"
+    node.catch_up()
     try:
         dataset, published = node.policies.offer(offer["uid"])
     except NotFound as e:

@@ -50,6 +50,7 @@ def request(node: Node, consumer: str, message: dict[str, Any], *, now: datetime
     kind = tp.kind_of(_field(message, "format"))
     purpose, model_hash = message.get("qdsn:purpose"), message.get("qdsn:modelHash")
     first, count = _range(message) if kind == "sealed-delivery" else (0, 0)
+    node.catch_up()
     try:
         a = node.policies.agreement(agreement_id)
     except NotFound as e:
@@ -91,6 +92,7 @@ def deliver(node: Node, consumer: str, pid: str, *, now: datetime | None = None)
         raise tp.InvalidTransition(f"transfer {pid} is {t.state}", "records are delivered while it is STARTED")
     a = node.policies.agreement(t.agreement)
     at = now or datetime.now(UTC)
+    node.catch_up()
     if a.ended:
         _deny(
             node, a, Request("read", consumer, at, purpose=t.purpose), "use", f"agreement {a.uid} has ended: {a.ended}"
