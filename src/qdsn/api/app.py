@@ -34,6 +34,17 @@ MAX_BODY = 1 << 20  # a batch of transactions; larger requests are refused befor
 MAX_ENTRIES = 1000
 
 
+def _body(required: tuple[str, ...] = (), **properties: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI request body of an endpoint that reads its JSON object itself (to verify the
+    signature over the exact bytes first)."""
+    schema = {"type": "object", "properties": properties, "required": list(required)}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+_STR = {"type": "string"}
+_REASON = _body(code=_STR, reason=_STR)
+
+
 def _problem_response(body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, status_code=body["status"], media_type=MEDIA_TYPE)
 
@@ -154,7 +165,10 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
         leaves = node.ledger.store.leaves(start, end) if end > start else []
         return {"size": size, "start": start, "entries": [base64.b64encode(x).decode() for x in leaves]}
 
-    @app.post("/ledger/transactions", tags=["ledger"], status_code=201)
+    envelopes = {"type": "array", "items": {"type": "object"}}
+
+    @app.post("/ledger/transactions", tags=["ledger"], status_code=201,
+              openapi_extra=_body(("transactions",), transactions=envelopes))  # fmt: skip
     def submit(who: Signer, body: Message) -> dict[str, Any]:
         """Append signed transactions to the log this node operates. Each must be submitted by the
         participant that signed the request; the batch is taken or refused whole."""
@@ -168,7 +182,7 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
         receipts = node.order(envs)
         return {"receipts": [{"seq": r.seq, "txid": r.txid} for r in receipts]}  # type: ignore[union-attr]
 
-    @app.post("/ledger/cosignatures", tags=["ledger"])
+    @app.post("/ledger/cosignatures", tags=["ledger"], openapi_extra=_body(("note",), note=_STR))
     def cosign(who: Signer, body: Message) -> dict[str, Any]:
         """A member's cosignature of this log's checkpoint (C2SP tlog-cosignature), merged into the
         stored checkpoint; returns the note with every cosignature so far."""
@@ -186,7 +200,8 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
         see the offers that name nobody)."""
         return provider.catalog(node, who)
 
-    @app.post("/negotiations/request", tags=["negotiation"], status_code=201)
+    @app.post("/negotiations/request", tags=["negotiation"], status_code=201,
+              openapi_extra=_body(("consumerPid", "offer"), consumerPid=_STR, offer={"type": "object"}))  # fmt: skip
     def negotiation_request(who: Signer, body: Message) -> dict[str, Any]:
         """A ContractRequestMessage for an offer of the catalog: answered AGREED, or TERMINATED with why."""
         return provider.request(node, who, body).to_dsp()
@@ -196,12 +211,12 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
         """A negotiation of the requester's."""
         return provider.mine(node, who, pid).to_dsp()
 
-    @app.post("/negotiations/{pid}/agreement/verification", tags=["negotiation"])
+    @app.post("/negotiations/{pid}/agreement/verification", tags=["negotiation"], openapi_extra=_body())
     def negotiation_verify(pid: str, who: Signer, body: Message) -> dict[str, Any]:
         """The consumer verifies the agreement; the provider finalizes."""
         return provider.verify_agreement(node, who, pid).to_dsp()
 
-    @app.post("/negotiations/{pid}/termination", tags=["negotiation"])
+    @app.post("/negotiations/{pid}/termination", tags=["negotiation"], openapi_extra=_REASON)
     def negotiation_terminate(pid: str, who: Signer, body: Message) -> dict[str, Any]:
         """The consumer ends a negotiation; `code` and `reason` say why."""
         reason = body.get("reason", body.get("dspace:reason"))
@@ -210,7 +225,12 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
         code = body.get("code", body.get("dspace:code"))
         return provider.terminate(node, who, pid, code, reason).to_dsp()
 
-    @app.post("/transfers/request", tags=["transfer"], status_code=201)
+    @app.post("/transfers/request", tags=["transfer"], status_code=201, openapi_extra=_body(
+        ("consumerPid", "agreementId", "format"), consumerPid=_STR, agreementId=_STR,
+        format={"enum": ["urn:qdsn:transfer:compute", "urn:qdsn:transfer:sealed-delivery"]},
+        **{"qdsn:purpose": _STR, "qdsn:dataset": _STR, "qdsn:modelHash": _STR, "qdsn:records": {
+            "type": "object", "properties": {"first": {"type": "integer"}, "count": {"type": "integer"}}}},
+    ))  # fmt: skip
     def transfer_request(who: Signer, body: Message) -> dict[str, Any]:
         """A TransferRequestMessage under one of the requester's agreements: answered STARTED (with the
         data address of a sealed delivery), or 403 with the rule that denied it — recorded on the ledger."""
@@ -238,22 +258,22 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
             reason = "; ".join(map(str, reason))
         return transfer.message(node, who, pid, kind, body.get("code", body.get("dspace:code")), reason).to_dsp()
 
-    @app.post("/transfers/{pid}/start", tags=["transfer"])
+    @app.post("/transfers/{pid}/start", tags=["transfer"], openapi_extra=_body())
     def transfer_start(pid: str, who: Signer, body: Message) -> dict[str, Any]:
         """The consumer resumes a SUSPENDED transfer (TransferStartMessage)."""
         return transfer_message(pid, who, body, "TransferStartMessage")
 
-    @app.post("/transfers/{pid}/completion", tags=["transfer"])
+    @app.post("/transfers/{pid}/completion", tags=["transfer"], openapi_extra=_body())
     def transfer_completion(pid: str, who: Signer, body: Message) -> dict[str, Any]:
         """The consumer completes a STARTED transfer (TransferCompletionMessage)."""
         return transfer_message(pid, who, body, "TransferCompletionMessage")
 
-    @app.post("/transfers/{pid}/suspension", tags=["transfer"])
+    @app.post("/transfers/{pid}/suspension", tags=["transfer"], openapi_extra=_REASON)
     def transfer_suspension(pid: str, who: Signer, body: Message) -> dict[str, Any]:
         """The consumer suspends a STARTED transfer; `code` and `reason` say why."""
         return transfer_message(pid, who, body, "TransferSuspensionMessage")
 
-    @app.post("/transfers/{pid}/termination", tags=["transfer"])
+    @app.post("/transfers/{pid}/termination", tags=["transfer"], openapi_extra=_REASON)
     def transfer_termination(pid: str, who: Signer, body: Message) -> dict[str, Any]:
         """The consumer ends a transfer; `code` and `reason` say why."""
         return transfer_message(pid, who, body, "TransferTerminationMessage")
