@@ -89,6 +89,8 @@ def test_refusals_say_why_and_are_recorded(market):
     n = clients["cqc"].call("POST", "/negotiations/request", {"consumerPid": "urn:uuid:c-2", "offer": tampered})
     assert n["dspace:state"] == "dspace:TERMINATED" and n["dspace:code"] == "offer-mismatch"
     assert "differs from urn:qdsn:offer:line-1:cqc as published" in n["dspace:reason"][0]
+    last = tx.from_leaf(node.ledger.store.leaves(node.ledger.size - 1, node.ledger.size)[0]).payload
+    assert (last["allowed"], last["rule"], last["point"]) == (False, "offer", "negotiation")
     n = clients["rival"].call("POST", "/negotiations/request", {"consumerPid": "urn:uuid:r-1", "offer": private})
     assert n["dspace:state"] == "dspace:TERMINATED" and f"is granted to {homes['cqc'].did}" in n["dspace:reason"][0]
     last = tx.from_leaf(node.ledger.store.leaves(node.ledger.size - 1, node.ledger.size)[0])

@@ -14,7 +14,7 @@ from typing import Any
 
 from qdsn.errors import InvalidInput, NotFound, PermissionDenied
 from qdsn.node.node import Node
-from qdsn.policy import Request, agreement, decide, negotiation, offer_hash
+from qdsn.policy import Decision, Request, agreement, decide, negotiation, offer_hash
 from qdsn.policy.negotiation import CONTEXT, Negotiation
 
 DCAT = {
@@ -76,12 +76,14 @@ def request(node: Node, consumer: str, message: dict[str, Any], *, now: datetime
     except NotFound as e:
         raise NotFound(e.what, "ask for an offer from this node's catalog") from None
     n = negotiation.start("ContractRequestMessage", "consumer", pid, consumer_pid, published)
-    if offer_hash(offer) != offer_hash(published):
-        why = f"the offer asked for differs from {published['uid']} as published (hash {offer_hash(published)[:16]}…)"
-        return _end(node, n, consumer, "offer-mismatch", why)
     rule = published["permission"][0]
     role = node.ledger.state.identities[consumer].role if consumer in node.ledger.state.identities else None
     ask = Request(rule["action"], consumer, now or datetime.now(UTC), role=role)
+    if offer_hash(offer) != offer_hash(published):
+        why = f"the offer asked for differs from {published['uid']} as published (hash {offer_hash(published)[:16]}…)"
+        d = Decision(False, "offer", why)
+        node.submit([node.home.sign("access.decision", d.payload(dataset, ask, "negotiation"))])
+        return _end(node, n, consumer, "offer-mismatch", why)
     d = decide(published, ask, point="negotiation")
     node.submit([node.home.sign("access.decision", d.payload(dataset, ask, "negotiation"))])
     if not d.allowed:
