@@ -99,6 +99,9 @@ def test_demo_tells_the_story():
         assert step in out, step
     assert "[red]" not in out and "?!" not in out
     assert "was 'marketing'" in out and "2 uses, 2 denied" in out and "240 CNY due" in out
+    flat = " ".join(out.split())  # the console wraps long lines
+    assert "'17.6' appears 0 times on the wire" in flat and "proved each against the batch roots" in flat
+    assert "count must be lteq 1, was 2" in flat and "same figures (✓)" in flat and "300 CNY due" in flat
 
 
 def test_schema_export(tmp_path):

@@ -6,18 +6,25 @@ from __future__ import annotations
 import random
 import secrets
 import shutil
+import socket
+import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import uvicorn
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
 from qdsn import quality
+from qdsn.api.app import create_app
+from qdsn.api.client import NodeClient
+from qdsn.crypto import hpke
 from qdsn.crypto.encoding import b64url_encode
 from qdsn.data import epcis
 from qdsn.data.model import Measurement
@@ -28,7 +35,9 @@ from qdsn.ledger import Ledger, merkle, tx
 from qdsn.ledger.audit import audit
 from qdsn.ledger.checkpoint import Checkpoint, cosigners_verified, open_checkpoint, sign_note
 from qdsn.ledger.ordering.embedded import EmbeddedOrderer
-from qdsn.node import NodeHome
+from qdsn.node import Node, NodeHome
+from qdsn.node.consumer import negotiate, receive, transfer
+from qdsn.node.provider import publish
 from qdsn.policy import Request, agreement, decide, negotiation, offer_hash
 from qdsn.policy.meter import meters
 
@@ -138,15 +147,16 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
 
     _quality_data(console, maker, certifier, orderer, log)
     _usage_policy(console, maker, certifier, orderer, log)
+    _network(console, regulator, certifier, maker, log, replicas)
 
     console.print(
-        "\n[bold]7. Checkpoints and witnesses.[/] The regulator signs a C2SP checkpoint; every "
+        "\n[bold]8. Checkpoints and witnesses.[/] The regulator signs a C2SP checkpoint; every "
         "member checks it against its own replica and cosigns (tlog-cosignature)."
     )
     note = _checkpoint_round(console, regulator, log, members, replicas, orderer)
 
     console.print(
-        "\n[bold]8. The log grows.[/] More activity, a new checkpoint; witnesses cosign only "
+        "\n[bold]9. The log grows.[/] More activity, a new checkpoint; witnesses cosign only "
         "after a consistency proof from the checkpoint they cosigned before."
     )
     orderer.submit([honest])
@@ -161,7 +171,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     console.print(f"  consistency {cp1.size} → {cp2.size}: {len(proof2)} hashes, [green]verified[/]")
 
     console.print(
-        "\n[bold]9. A verifier with nothing but keys.[/] A buyer holds the log key and the "
+        "\n[bold]10. A verifier with nothing but keys.[/] A buyer holds the log key and the "
         "members' cosigner keys, requires 3 cosignatures, and checks one registration."
     )
     cosigner_keys = [m.cosigner().verifier() for m in members]
@@ -176,7 +186,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     )
 
     console.print(
-        "\n[bold]10. A split view is caught.[/] The operator shows a witness a different history "
+        "\n[bold]11. A split view is caught.[/] The operator shows a witness a different history "
         "of the same size; the witness refuses to cosign."
     )
     fake = sign_note(Checkpoint(log.origin, cp.size, bytes(32)).text(), regulator.log_signer())
@@ -186,7 +196,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     except QDSNError as e:
         console.print(f"  [green]✓ refused[/]: [dim]{e.what}[/]")
 
-    console.print("\n[bold]11. Audit.[/] Every replica re-verifies its whole store from zero.")
+    console.print("\n[bold]12. Audit.[/] Every replica re-verifies its whole store from zero.")
     table = Table("node", "entries", "root", "state", "ckpts", "result")
     for node, ledger in [(regulator, log), *((m, replicas[m.did]) for m in members)]:
         if ledger is not log:
@@ -354,6 +364,104 @@ def _usage_policy(
         f"  meter from the ledger: {m.uses} uses, {m.denied} denied, {m.records} records touched, "
         f"{m.charges.get('CNY', 0):.0f} CNY due"
     )
+
+
+def _network(
+    console: Console,
+    regulator: NodeHome,
+    certifier: NodeHome,
+    maker: NodeHome,
+    log: Ledger,
+    replicas: dict[str, Ledger],
+) -> None:
+    console.print(
+        "\n[bold]7. The network.[/] Each node now serves its API on loopback; every request between nodes is "
+        "signed (RFC 9421) with the sender's DID key. The regulator's node operates the log; the others submit "
+        "to it and follow it. The data itself leaves only sealed (可用不可见)."
+    )
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+    operator = Node(regulator, operator=True, ledger=log)
+    reg_url = _serve(operator, servers)
+
+    def member(home: NodeHome) -> tuple[Node, str]:
+        node = Node(home, operator=False, link=NodeClient(reg_url, home.key(), home.did), ledger=replicas[home.did])
+        return node, _serve(node, servers)
+
+    (lab, _), (plant, plant_url) = member(certifier), member(maker)
+    try:
+        dataset = "zj-line-1-resistance"
+        offer = {
+            "@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "uid": f"urn:qdsn:offer:{dataset}:read",
+            "profile": "urn:qdsn:odrl:profile:v1", "assigner": maker.did, "target": f"urn:qdsn:dataset:{dataset}",
+            "permission": [{
+                "action": "read", "assignee": certifier.did,
+                "constraint": [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "certification"},
+                               {"leftOperand": "count", "operator": "lteq", "rightOperand": 1}],
+                "duty": [{"action": "compensate", "refinement": [
+                    {"leftOperand": "payAmount", "operator": "eq", "rightOperand": 300, "unit": "CNY"}]}],
+            }],
+        }  # fmt: skip
+        publish(plant, dataset, offer)
+        to_plant = NodeClient(plant_url, certifier.key(), certifier.did)
+        (ds,) = to_plant.call("POST", "/catalog/request", {})["dcat:dataset"]
+        shown = next(o for o in ds["odrl:hasPolicy"] if o["uid"] == offer["uid"])
+        contract = negotiate(to_plant, shown)
+        console.print(
+            f"  {certifier.name} reads the DCAT catalog at {plant_url} ({ds['qdsn:anchoredRecords']} anchored "
+            f"records), negotiates {shown['uid']} over DSP and holds agreement {contract['uid'][:30]}…"
+        )
+        t = transfer(to_plant, contract["uid"], "sealed-delivery", purpose="certification",
+                     records={"first": 0, "count": 150})  # fmt: skip
+        endpoint = t["dspace:dataAddress"]["dspace:endpoint"]
+        wire = to_plant.request("POST", endpoint)
+        lab.catch_up()
+        records = receive(lab.ledger, certifier.key(), certifier.did, wire.json())
+        console.print(
+            f"  sealed delivery {t['dspace:state'].removeprefix('dspace:')}: {len(wire.content):,} bytes of HPKE "
+            f"ciphertext ({hpke.SUITE}); '17.6' appears {wire.content.count(b'17.6')} times on the wire"
+        )
+        mean = statistics.fmean(r["record"]["value"] for r in records)
+        console.print(
+            f"  the certifier opened {len(records)} readings with its own key and proved each against the batch "
+            f"roots anchored in its own replica ✓ (mean {mean:.3f} Ω/km)"
+        )
+        try:
+            to_plant.call("POST", endpoint)
+            console.print("  [red]a second delivery beyond the count was allowed?![/]")
+        except QDSNError as e:
+            console.print(f"  a second delivery: [green]✓ refused[/] [dim]({e.what.split(': ', 1)[-1]})[/]")
+        theirs = to_plant.call("GET", f"/usage?agreement={contract['uid']}")
+        mine = NodeClient(plant_url, maker.key(), maker.did).call("GET", f"/usage?agreement={contract['uid']}")
+        (m,) = mine["meters"]
+        same = "✓" if mine == theirs else "[red]✗[/]"
+        console.print(
+            f"  GET /usage gives the certifier and the manufacturer the same figures ({same}): "
+            f"{m['uses']} use, {m['denied']} denied, {m['records']} records, "
+            f"{mine['invoice']['totals'].get('CNY', 0):.0f} CNY due — all read off the ledger"
+        )
+    finally:
+        for server, thread in servers:
+            server.should_exit = True
+            thread.join(timeout=10)
+        for node in (operator, lab, plant):
+            node.close()
+
+
+def _serve(node: Node, servers: list[tuple[uvicorn.Server, threading.Thread]]) -> str:
+    """Serve `node`'s API on a free loopback port in a background thread; returns its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(node), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise QDSNError(f"the API of {node.home.name} did not start on port {port}")
+        time.sleep(0.01)
+    servers.append((server, thread))
+    return f"http://127.0.0.1:{port}"
 
 
 def _sealed(vault: Vault, dataset: str) -> list:

@@ -22,11 +22,20 @@ from qdsn.policy.store import PolicyStore
 
 class Node:
     """One participant as a service. `operator`: this node orders the log (default: the regulator,
-    unless QDSN_OPERATOR=0|1 says otherwise); `link` reaches the operator when this node is not it."""
+    unless QDSN_OPERATOR=0|1 says otherwise); `link` reaches the operator when this node is not it;
+    `ledger`: a replica already open (the node then leaves closing it to its owner)."""
 
-    def __init__(self, home: NodeHome, *, operator: bool | None = None, link: Operator | None = None) -> None:
+    def __init__(
+        self,
+        home: NodeHome,
+        *,
+        operator: bool | None = None,
+        link: Operator | None = None,
+        ledger: Ledger | None = None,
+    ) -> None:
         self.home = home
-        self.ledger: Ledger = home.ledger()
+        self.ledger: Ledger = ledger or home.ledger()
+        self._owns_ledger = ledger is None
         url = home.ledger_location()
         self.policies = PolicyStore(url if "://" in url else str(home.path / "policy.db"))
         self.link = link
@@ -91,4 +100,5 @@ class Node:
         if "vault" in self.__dict__:
             self.vault.close()
         self.policies.close()
-        self.ledger.close()
+        if self._owns_ledger:
+            self.ledger.close()

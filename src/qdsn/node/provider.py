@@ -27,6 +27,7 @@ DCAT = {
 def publish(node: Node, dataset: str, offer: dict[str, Any]) -> str:
     """Offer one of this node's datasets under `offer`: kept here, its hash put on the ledger
     (`policy.set`). Returns the hash."""
+    node.catch_up()
     ds = node.ledger.state.datasets.get(dataset)
     if ds is None or ds.owner != node.did:
         raise PermissionDenied(f"dataset {dataset!r} is not declared on the ledger by this node")
