@@ -474,29 +474,23 @@ class Vault:
         proof = merkle.inclusion_proof(seq - b.first, b.count, merkle.MemoryTree(leaves))
         return RecordProof(dataset, seq, leaves[seq - b.first], b.first, b.count, proof, b.root)
 
-    def prove_range(self, dataset: str, start: int, end: int) -> list[tuple[str | None, list[RecordProof]]]:
-        """Records [start, end) with their inclusion proofs, grouped by batch, each group with its
-        batch's anchor transaction id (None while unanchored)."""
+    def covering(self, dataset: str, start: int, end: int) -> list[tuple[Batch, str | None, list[bytes]]]:
+        """The committed batches that hold records [start, end), each with its anchor transaction id
+        (None while unanchored) and all of its leaves."""
         t = vault_batches.c
         with self.engine.connect() as c:
-            batches = c.execute(
+            rows = c.execute(
                 select(vault_batches)
                 .where(and_(t.dataset == dataset, t.first < end, t.first + t.count > start))
                 .order_by(t.first)
             ).all()
-        if not batches or batches[0].first > start or batches[-1].first + batches[-1].count < end:
+        if not rows or rows[0].first > start or rows[-1].first + rows[-1].count < end:
             raise NotFound(f"records {start}–{end - 1} of {dataset!r} are not all in committed batches")
-        out = []
-        for b in batches:
-            leaves = self._leaves(dataset, b.first, b.first + b.count)
-            tree = merkle.MemoryTree(leaves)
-            proofs = [
-                RecordProof(dataset, seq, leaves[seq - b.first], b.first, b.count,
-                            merkle.inclusion_proof(seq - b.first, b.count, tree), b.root)
-                for seq in range(max(start, b.first), min(end, b.first + b.count))
-            ]  # fmt: skip
-            out.append((b.anchor_txid if b.anchored else None, proofs))
-        return out
+        return [
+            (Batch(dataset, b.first, b.count, b.root), b.anchor_txid if b.anchored else None,
+             self._leaves(dataset, b.first, b.first + b.count))
+            for b in rows
+        ]  # fmt: skip
 
     def verify(self, dataset: str, anchored: Callable[[int], bytes] | None = None) -> int:
         """Open every record and recompute every batch root (and compare with the ledger's anchored

@@ -11,9 +11,8 @@ from typing import Any
 import orjson
 
 from qdsn.crypto import SigningKey, hpke
-from qdsn.data.vault import RecordProof, verify_record_proof
 from qdsn.errors import IntegrityError, PermissionDenied
-from qdsn.ledger import Ledger, tx
+from qdsn.ledger import Ledger, merkle, tx
 from qdsn.node.follow import Operator
 from qdsn.node.transfer import delivery_info
 from qdsn.policy.transfer import FORMAT
@@ -53,7 +52,8 @@ def receive(ledger: Ledger, key: SigningKey, me: str, delivery: dict[str, Any]) 
     owner = ledger.state.datasets.get(dataset)
     if owner is None or owner.owner != provider:
         raise IntegrityError(f"dataset {dataset!r} is not declared on the ledger by {provider}")
-    roots = {}
+    records = body["records"]
+    out, at = [], 0
     for b in body["batches"]:
         anchor = tx.from_leaf(ledger.store.entry(txid=b["anchor"]).leaf)
         p = anchor.payload
@@ -61,15 +61,21 @@ def receive(ledger: Ledger, key: SigningKey, me: str, delivery: dict[str, Any]) 
             raise IntegrityError(f"entry {b['anchor'][:16]}… is not an anchor of {dataset} by its owner")
         if (p["first"], p["count"], p["root"]) != (b["first"], b["count"], b["root"]):
             raise IntegrityError(f"the batch at record {b['first']} is not the one anchored in {b['anchor'][:16]}…")
-        roots[b["first"]] = (b["count"], bytes.fromhex(b["root"]))
-    out = []
-    for r in body["records"]:
-        first = max((f for f in roots if f <= r["seq"]), default=None)
-        if first is None:
-            raise IntegrityError(f"record {r['seq']} lies in no delivered batch")
-        count, root = roots[first]
-        proof = RecordProof(
-            dataset, r["seq"], r["leaf"].encode(), first, count, [bytes.fromhex(h) for h in r["proof"]], root
-        )
-        out.append({"seq": r["seq"], "record": verify_record_proof(proof, root)})
+        inside = b["count"] - len(b["before"]) - len(b["after"])
+        mine = records[at : at + inside]
+        at += inside
+        first = b["first"] + len(b["before"])
+        if inside < 1 or [r["seq"] for r in mine] != list(range(first, first + inside)):
+            raise IntegrityError(f"the records delivered for the batch at record {b['first']} are not its records")
+        leaves = [r["leaf"].encode() for r in mine]
+        hashes = [*map(bytes.fromhex, b["before"]), *map(merkle.leaf_hash, leaves), *map(bytes.fromhex, b["after"])]
+        if merkle.root_from_hashes(hashes) != bytes.fromhex(p["root"]):
+            raise IntegrityError(f"the records do not hash to the root anchored for the batch at record {b['first']}")
+        for r, leaf in zip(mine, leaves, strict=True):
+            obj = orjson.loads(leaf)
+            if (obj.get("dataset"), obj.get("seq")) != (dataset, r["seq"]):
+                raise IntegrityError(f"leaf {r['seq']} is not record {r['seq']} of {dataset}")
+            out.append({"seq": r["seq"], "record": obj["record"]})
+    if at != len(records):
+        raise IntegrityError("the delivery holds records outside its batches")
     return out

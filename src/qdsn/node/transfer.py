@@ -5,7 +5,7 @@ A transfer runs under a finalized agreement of the consumer's. The provider deci
 the transfer point (who, when, purpose, how often so far — counted on the ledger, the model for a
 compute); a refusal is an `access.decision` denial and a 403 that says which rule failed. A sealed
 delivery is one use: decided, recorded, and only then sealed to the consumer's X25519 key with
-HPKE, together with each record's inclusion proof to its anchored batch. Plaintext never leaves.
+HPKE, with what the consumer needs to recompute each anchored batch root. Plaintext never leaves.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from typing import Any
 import orjson
 
 from qdsn.crypto import hpke
+from qdsn.data.vault import Batch
 from qdsn.errors import InvalidInput, NotFound, PermissionDenied
 from qdsn.identity.didkey import x25519_from_ed25519
+from qdsn.ledger import merkle
 from qdsn.node.node import Node
 from qdsn.policy import Request, decide
 from qdsn.policy import transfer as tp
@@ -100,8 +102,8 @@ def deliver(node: Node, consumer: str, pid: str, *, now: datetime | None = None)
     key = node.key_of(consumer)
     if key is None:
         raise NotFound(f"{consumer} is not registered on the ledger")
-    groups = node.vault.prove_range(t.dataset, t.first, t.first + t.count)
-    if any(txid is None for txid, _ in groups):
+    groups = node.vault.covering(t.dataset, t.first, t.first + t.count)
+    if any(txid is None for _, txid, _ in groups):
         raise NotFound(f"records of {t.dataset} in this range are not anchored yet", "deliver once they are")
     with node.deciding:
         ask = Request("read", consumer, at, role=_role(node, consumer), purpose=t.purpose, uses=uses(node, a.uid),
@@ -111,13 +113,7 @@ def deliver(node: Node, consumer: str, pid: str, *, now: datetime | None = None)
         node.submit([node.home.sign("access.decision", payload)])
     if not d.allowed:
         raise PermissionDenied(f"the agreement's policy denies this use: {d.reason}")
-    plain = orjson.dumps({
-        "dataset": t.dataset, "agreement": a.uid, "transfer": pid,
-        "batches": [{"anchor": txid, "first": p[0].first, "count": p[0].count, "root": p[0].root.hex()}
-                    for txid, p in groups],
-        "records": [{"seq": r.seq, "leaf": r.leaf.decode(), "proof": [h.hex() for h in r.proof]}
-                    for _, p in groups for r in p],
-    })  # fmt: skip
+    plain = orjson.dumps(_package(t, a.uid, groups))
     sealed = hpke.seal(x25519_from_ed25519(key), plain, delivery_info(node.did, consumer, pid, a.uid))
     node.policies.save_transfer(replace(t, uses=t.uses + 1), consumer)
     return {
@@ -125,6 +121,24 @@ def deliver(node: Node, consumer: str, pid: str, *, now: datetime | None = None)
         "qdsn:provider": node.did, "qdsn:suite": hpke.SUITE, "qdsn:records": t.count,
         "qdsn:sealed": base64.urlsafe_b64encode(sealed).decode().rstrip("="),
     }  # fmt: skip
+
+
+def _package(t: Transfer, agreement: str, groups: list[tuple[Batch, str | None, list[bytes]]]) -> dict[str, Any]:
+    """The records [first, first + count) and, for each batch they lie in, its anchor and the leaf
+    hashes outside the range: with them the consumer recomputes every batch root — one hash per
+    record, where a proof per record would cost log₂(batch) each."""
+    end = t.first + t.count
+    batches, records = [], []
+    for b, txid, leaves in groups:
+        lo, hi = max(t.first, b.first) - b.first, min(end, b.first + b.count) - b.first
+        batches.append({
+            "anchor": txid, "first": b.first, "count": b.count, "root": b.root.hex(),
+            "before": [merkle.leaf_hash(x).hex() for x in leaves[:lo]],
+            "after": [merkle.leaf_hash(x).hex() for x in leaves[hi:]],
+        })  # fmt: skip
+        records += [{"seq": b.first + i, "leaf": leaves[i].decode()} for i in range(lo, hi)]
+    return {"dataset": t.dataset, "agreement": agreement, "transfer": t.provider_pid, "batches": batches,
+            "records": records}  # fmt: skip
 
 
 def delivery_info(provider: str, consumer: str, pid: str, agreement: str) -> bytes:
