@@ -57,7 +57,9 @@ def test_catalog_shows_offers_to_whom_they_name(market):
     anonymous = clients["cqc"].call("POST", "/catalog/request", {}, signed=False)
     (ds,) = anonymous["dcat:dataset"]
     assert ds["dct:title"] == "Line 1 resistance" and [o["uid"] for o in ds["odrl:hasPolicy"]] == [public["uid"]]
+    assert clients["cqc"].call("GET", "/catalog", signed=False) == anonymous
     signed = clients["cqc"].call("POST", "/catalog/request", {})
+    assert clients["cqc"].call("GET", "/catalog") == signed
     assert {o["uid"] for o in signed["dcat:dataset"][0]["odrl:hasPolicy"]} == {public["uid"], private["uid"]}
     sets = [tx.from_leaf(x) for x in node.ledger.store.leaves(0, node.ledger.size)]
     assert {e.payload["hash"] for e in sets if e.type == "policy.set"} == {offer_hash(public), offer_hash(private)}

@@ -23,10 +23,14 @@ from .conftest import FAST
 
 
 def start(home, port, operator=None):
+    """The regulator is started with options; members read theirs from node.toml's [service] table."""
     env = os.environ | {"QDSN_PASSPHRASE": "pw", "QDSN_HOME": str(home.path)}
-    cmd = [sys.executable, "-m", "qdsn", "node", "start", "--port", str(port), "--monitor", "0.3"]
+    cmd = [sys.executable, "-m", "qdsn", "node", "start"]
     if operator:
-        cmd += ["--operator", operator]
+        with (home.path / "node.toml").open("a") as f:
+            f.write(f'\n[service]\nport = {port}\noperator = "{operator}"\nmonitor = 0.3\n')
+    else:
+        cmd += ["--port", str(port), "--monitor", "0.3"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while True:

@@ -194,6 +194,11 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
         merged = node.ledger.add_cosignature(note, NoteVerifier(who, VerifyKey(key), COSIGNATURE_V1))
         return {"note": merged}
 
+    @app.get("/catalog", tags=["catalog"])
+    def catalog_get(who: Annotated[str | None, Depends(maybe_signer)]) -> dict[str, Any]:
+        """The catalog, as `POST /catalog/request` gives it (the DSP binding), for plain HTTP clients."""
+        return provider.catalog(node, who)
+
     @app.post("/catalog/request", tags=["catalog"])
     def catalog_request(who: Annotated[str | None, Depends(maybe_signer)]) -> dict[str, Any]:
         """This node's DCAT 3 catalog with the ODRL offers the requester may see (anonymous requesters

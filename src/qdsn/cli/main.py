@@ -603,24 +603,45 @@ OperatorCA = Annotated[Path | None, typer.Option(help="A CA certificate (PEM) to
 @node_app.command("start")
 def node_start(
     home: Home,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8420,
-    tls_cert: Annotated[Path | None, typer.Option(help="Serve HTTPS with this certificate chain (PEM).")] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="The certificate's private key (PEM).")] = None,
-    operator: Operator = None,
-    operator_ca: OperatorCA = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1).", envvar="QDSN_HOST")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8420).", envvar="QDSN_PORT")] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS with this certificate chain (PEM).", envvar="QDSN_TLS_CERT")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="The certificate's private key (PEM).", envvar="QDSN_TLS_KEY")
+    ] = None,
+    operator: Annotated[
+        str | None, typer.Option(help="The log operator's API, if not this node.", envvar="QDSN_OPERATOR_URL")
+    ] = None,
+    operator_ca: Annotated[
+        Path | None, typer.Option(help="A CA certificate (PEM) to trust for --operator.", envvar="QDSN_OPERATOR_CA")
+    ] = None,
     monitor: Annotated[
-        float,
-        typer.Option(help="Seconds between the node's rounds: follow and cosign the log, end expired agreements."),
-    ] = 5.0,
+        float | None,
+        typer.Option(
+            help="Seconds between the node's rounds: follow and cosign the log, end expired agreements [default: 5].",
+            envvar="QDSN_MONITOR",
+        ),
+    ] = None,
 ) -> None:
     """Serve this node's API: its DID document, the log (if it operates it), its catalog, contract
     negotiations, transfer processes and meters; log entries and submissions to participants who
-    sign their requests (RFC 9421). OpenAPI at /docs."""
+    sign their requests (RFC 9421). OpenAPI at /docs. Each option falls back to its QDSN_* variable,
+    then to the \\[service] table of the home's node.toml, e.g. `port = 8421` and
+    `operator = "https://reg:8420"`."""
     import uvicorn
 
     from qdsn.api.app import create_app
 
+    cfg = _open(home).service()
+    host = host or cfg.get("host", "127.0.0.1")
+    port = port or int(cfg.get("port", 8420))
+    tls_cert, tls_key = tls_cert or _path(cfg.get("tls_cert")), tls_key or _path(cfg.get("tls_key"))
+    operator, operator_ca = operator or cfg.get("operator"), operator_ca or _path(cfg.get("operator_ca"))
+    monitor = monitor if monitor is not None else float(cfg.get("monitor", 5.0))
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")
     node = _node(home, operator, operator_ca)
@@ -635,6 +656,10 @@ def node_start(
         )  # fmt: skip
     finally:
         node.close()
+
+
+def _path(value: object) -> Path | None:
+    return Path(str(value)) if value else None
 
 
 @policy_app.command("publish")

@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
@@ -114,6 +115,14 @@ class NodeHome:
             Keystore(Path(path) / "keystore", passphrase, scrypt_n=scrypt_n),
             os.environ.get("QDSN_LEDGER") or cfg.get("ledger", ""),
         )
+
+    def service(self) -> dict[str, Any]:
+        """The `[service]` table of node.toml: how `qdsn node start` serves this node (host, port,
+        operator, operator_ca, tls_cert, tls_key, monitor); options and QDSN_* variables override it."""
+        cfg = tomllib.loads((self.path / "node.toml").read_text()).get("service", {})
+        if not isinstance(cfg, dict):
+            raise InvalidInput(f"{self.path / 'node.toml'}: [service] must be a table")
+        return cfg
 
     def key(self) -> SigningKey:
         return self.keystore.current()
