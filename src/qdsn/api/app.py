@@ -20,7 +20,7 @@ from qdsn.api.problems import MEDIA_TYPE, from_error, problem
 from qdsn.api.signatures import Nonces, verify
 from qdsn.clock import parse_time
 from qdsn.crypto import VerifyKey
-from qdsn.errors import InvalidInput, PermissionDenied, QDSNError
+from qdsn.errors import IntegrityError, InvalidInput, PermissionDenied, QDSNError
 from qdsn.identity import did_document
 from qdsn.ledger import tx
 from qdsn.ledger.checkpoint import COSIGNATURE_V1, NoteVerifier
@@ -56,7 +56,9 @@ async def _monitor(node: Node, every: float) -> None:
             if node.link is not None:
                 await run_in_threadpool(_follow, node)
             await run_in_threadpool(transfer.expire, node)
-        except Exception:  # the node keeps serving; the next round tries again
+        except QDSNError as e:  # the node keeps serving; the next round tries again
+            logger.warning("a monitor round failed: %s", e)
+        except Exception:
             logger.exception("a monitor round failed")
         await asyncio.sleep(every)
 
@@ -64,7 +66,10 @@ async def _monitor(node: Node, every: float) -> None:
 def _follow(node: Node) -> None:
     assert node.link is not None
     with node.following:
-        keep_up(node.home, node.ledger, node.link)
+        try:
+            keep_up(node.home, node.ledger, node.link)
+        except IntegrityError as e:  # a split view or a bad entry: never cosigned, always reported
+            logger.critical("the log operator's log does not hold together: %s. %s", e.what, e.fix or "")
 
 
 def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:

@@ -736,5 +736,11 @@ def usage_report(
         table.add_row(m.agreement or "(negotiation)", m.dataset, m.requester[:24] + "…", str(m.uses), str(m.denied),
                       f"{m.records:,}", f"{m.compute_seconds:.1f}", charges)  # fmt: skip
     console.print(table)
+    if bill["lines"]:
+        lines = Table("agreement", "dataset", "consumer", "uses", "amount", title="Invoice")
+        for line in bill["lines"]:
+            lines.add_row(line["agreement"], line["dataset"], line["consumer"][:24] + "…", str(line["uses"]),
+                          f"{line['amount']:,.2f} {line['currency']}")  # fmt: skip
+        console.print(lines)
     for currency, total in sorted(bill["totals"].items()):
-        console.print(f"  [bold]due: {total:,.2f} {currency}[/] over {len(bill['lines'])} invoice line(s)")
+        console.print(f"  [bold]due: {total:,.2f} {currency}[/]")
