@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from qdsn.cli.model import model_app
 from qdsn.cli.spc import spc_app
 from qdsn.errors import QDSNError
 from qdsn.identity import did_document, public_key_from_did_key, resolve
@@ -54,6 +55,7 @@ app.add_typer(did_app, name="did")
 app.add_typer(schema_app, name="schema")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(spc_app, name="spc")
+app.add_typer(model_app, name="model")
 
 Home = Annotated[
     Path,
@@ -744,3 +746,25 @@ def usage_report(
         console.print(lines)
     for currency, total in sorted(bill["totals"].items()):
         console.print(f"  [bold]due: {total:,.2f} {currency}[/]")
+
+
+@model_app.command("publish")
+def model_publish(
+    source: Annotated[Path, typer.Argument(help="A model folder or archive, or a built-in model's name.")],
+    home: Home,
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
+) -> None:
+    """Publish a certification model on the ledger (certification bodies only): id, version, code hash and
+    manifest, so that manufacturers can approve jobs by its hash."""
+    from qdsn.cli.model import _load
+    from qdsn.compute.package import code_hash
+
+    blob, m = _load(source)
+    node = _node(home, operator, operator_ca, local=True)
+    try:
+        payload = {"model": m.id, "version": m.version, "hash": code_hash(blob), "manifest": m.model_dump(mode="json")}
+        node.submit([node.home.sign("model.publish", payload)])
+    finally:
+        node.close()
+    console.print(f"[green]✓[/] {m.id} {m.version} published, code hash {payload['hash'][:16]}…")

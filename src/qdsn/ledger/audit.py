@@ -132,6 +132,7 @@ def _first_difference(folded: State, stored: State) -> str:
         ("identity", folded.identities, stored.identities),
         ("dataset", folded.datasets, stored.datasets),
         ("device", folded.devices, stored.devices),
+        ("model", folded.models, stored.models),
     ):
         for key in sorted(set(a) | set(b)):
             if a.get(key) != b.get(key):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from qdsn.crypto import canonical_json, sha256, verify_key
 from qdsn.crypto.encoding import b64url_decode
@@ -57,6 +58,16 @@ class Device:
 
 
 @dataclass(frozen=True, slots=True)
+class Model:
+    """A published certification model version: who published it and its code hash."""
+
+    key: str  # "id@version"
+    publisher: str
+    hash: str
+    published: int  # seq of model.publish
+
+
+@dataclass(frozen=True, slots=True)
 class Cosignature:
     """A witness cosignature recorded on the ledger."""
 
@@ -86,11 +97,14 @@ class State:
         origin: str = "",
         datasets: dict[str, Dataset] | None = None,
         devices: dict[str, Device] | None = None,
+        models: dict[str, Model] | None = None,
     ) -> None:
         self.identities: dict[str, Identity] = dict(identities or {})
         self.datasets: dict[str, Dataset] = dict(datasets or {})
         self.devices: dict[str, Device] = dict(devices or {})
         self.dirty_devices: set[str] = set()
+        self.models: dict[str, Model] = dict(models or {})
+        self.dirty_models: set[str] = set()
         self.origin = origin
         self.dirty: set[str] = set()
         self.dirty_datasets: set[str] = set()
@@ -98,13 +112,14 @@ class State:
 
     def fork(self) -> State:
         """A copy to stage a batch on; the original stays as it was if the batch fails."""
-        return State(self.identities, self.origin, self.datasets, self.devices)
+        return State(self.identities, self.origin, self.datasets, self.devices, self.models)
 
     def clean(self) -> None:
         """Forget what changed, once it is persisted."""
         self.dirty.clear()
         self.dirty_datasets.clear()
         self.dirty_devices.clear()
+        self.dirty_models.clear()
         self.new_cosignatures.clear()
 
     def authorize(self, env: tx.Envelope) -> bytes:
@@ -150,7 +165,10 @@ class State:
             [d.id, d.owner, d.kind, multikey_from_public_key(d.key), d.registered]
             for d in sorted(self.devices.values(), key=lambda d: d.id)
         ]
-        return sha256(canonical_json({"identities": ids, "datasets": sets, "devices": devs}))
+        doc: dict[str, Any] = {"identities": ids, "datasets": sets, "devices": devs}
+        if self.models:  # absent while empty, so logs without models keep their digests
+            doc["models"] = [[m.key, m.publisher, m.hash, m.published] for _, m in sorted(self.models.items())]
+        return sha256(canonical_json(doc))
 
 
 def _register(state: State, env: tx.Envelope, p: tx.IdentityRegister, seq: int, tree: TreeView) -> None:
@@ -249,7 +267,18 @@ def _decision(state: State, env: tx.Envelope, p: tx.AccessDecision, seq: int, tr
         raise Conflict(f"dataset {p.dataset!r} was shredded: no access to it can be allowed")
 
 
+def _model(state: State, env: tx.Envelope, p: tx.ModelPublish, seq: int, tree: TreeView) -> None:
+    key = f"{p.model}@{p.version}"
+    if key in state.models:
+        raise Conflict(f"model {key} is already published", "publish a changed model under a new version")
+    if p.manifest.get("id") != p.model or p.manifest.get("version") != p.version:
+        raise InvalidInput("the manifest's id and version must be the model's")
+    state.models[key] = Model(key, env.submitter, p.hash, seq)
+    state.dirty_models.add(key)
+
+
 _APPLY: dict[str, Callable[..., None]] = {
+    "model.publish": _model,
     "policy.set": _policy,
     "access.decision": _decision,
     "device.register": _device,

@@ -38,7 +38,7 @@ from sqlalchemy.exc import DatabaseError
 
 from qdsn.errors import Conflict, IntegrityError, NotFound
 from qdsn.ledger.merkle import Frontier, NodeId, fold, subtree_ids
-from qdsn.ledger.state import Cosignature, Dataset, Device, Identity, State
+from qdsn.ledger.state import Cosignature, Dataset, Device, Identity, Model, State
 
 metadata = MetaData()
 
@@ -92,6 +92,14 @@ devices = Table(
     Column("kind", String(16), nullable=False),
     Column("key", LargeBinary(32), nullable=False),
     Column("registered", BigInteger, nullable=False),
+)
+models = Table(
+    "models",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("publisher", String(512), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("published", BigInteger, nullable=False),
 )
 cosignatures = Table(
     "cosignatures",
@@ -285,7 +293,8 @@ class Store:
         """The world state as persisted with the last committed batch."""
         with self.engine.connect() as c:
             devs = {r.id: Device(*r) for r in c.execute(select(devices))}
-        return State(self.identities(), origin, self.datasets(), devs)
+            mods = {r.key: Model(*r) for r in c.execute(select(models))}
+        return State(self.identities(), origin, self.datasets(), devs, mods)
 
     def identities(self) -> dict[str, Identity]:
         with self.engine.connect() as c:
@@ -380,6 +389,9 @@ class Store:
                 (d.id, d.owner, d.kind, d.key, d.registered) for d in (state.devices[i] for i in state.dirty_devices)
             ]
             insert_many(c, devices, rows)
+        if state.dirty_models:
+            rows = [(m.key, m.publisher, m.hash, m.published) for m in (state.models[k] for k in state.dirty_models)]
+            insert_many(c, models, rows)
         if state.new_cosignatures:
             rows = [(s.seq, s.origin, s.size, s.root, s.cosigner, s.timestamp) for s in state.new_cosignatures]
             insert_many(c, cosignatures, rows)

@@ -194,6 +194,18 @@ class AccessDecision(Payload):
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
 
 
+@register("model.publish", ("certifier",))
+class ModelPublish(Payload):
+    """A certification body publishes a certification model: its id, version, the SHA-256 of its
+    canonical archive and its manifest (what it reads, takes and may export). Owners approve jobs by
+    this hash; attestations name it."""
+
+    model: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    hash: str = Hex32
+    manifest: dict[str, Any]
+
+
 def rotation_message(did: str, previous_key: str, new_key: str) -> bytes:
     """What a new key signs to prove possession in `identity.rotate_key`."""
     return canonical_json({"did": did, "previous_key": previous_key, "new_key": new_key})

@@ -1,0 +1,1 @@
+"""Certification models sent to the data: packages, the sandbox, attestations, built-in models."""
