@@ -48,6 +48,9 @@ class Limits:
     file_size: int = 64 << 20  # bytes per file written, and the size of /tmp
 
 
+DEFAULT = Limits()
+
+
 @dataclass(frozen=True)
 class Run:
     """How a run ended: `status` is ok, timeout, cpu-limit, output-too-large, killed or failed."""
@@ -127,7 +130,7 @@ def run(
     job: bytes,
     *,
     isolation: str = "bwrap",
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT,
     secrets: list[Path] | None = None,
 ) -> Run:
     """Run a model on `job` (its stdin) and collect its stdout; never raises for what the model does.

@@ -277,8 +277,17 @@ def _model(state: State, env: tx.Envelope, p: tx.ModelPublish, seq: int, tree: T
     state.dirty_models.add(key)
 
 
+def _attest(state: State, env: tx.Envelope, p: tx.ComputeAttest, seq: int, tree: TreeView) -> None:
+    for d in p.datasets:
+        _owned(state, env, d)
+    model = state.models.get(p.model)
+    if model is None or model.hash != p.code_hash:
+        raise NotFound(f"model {p.model} with code hash {p.code_hash[:16]}… is not published on this ledger")
+
+
 _APPLY: dict[str, Callable[..., None]] = {
     "model.publish": _model,
+    "compute.attest": _attest,
     "policy.set": _policy,
     "access.decision": _decision,
     "device.register": _device,

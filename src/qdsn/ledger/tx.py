@@ -206,6 +206,21 @@ class ModelPublish(Payload):
     manifest: dict[str, Any]
 
 
+@register("compute.attest", ("enterprise",))
+class ComputeAttest(Payload):
+    """The owner's node ran a published model on its own anchored data: the attestation (an EAT-shaped
+    JWS, never the data), with the fields a verifier looks up by — job, model, code hash, datasets,
+    the output hash and the binding."""
+
+    job: str = Field(min_length=1, max_length=200)
+    model: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}@\d+\.\d+\.\d+$")
+    code_hash: str = Hex32
+    datasets: list[str] = Field(min_length=1, max_length=64)
+    output_hash: str = Hex32
+    binding: str = Field(pattern=r"^[A-Za-z0-9_-]{86}$")
+    attestation: str = Field(min_length=1, max_length=48_000)
+
+
 def rotation_message(did: str, previous_key: str, new_key: str) -> bytes:
     """What a new key signs to prove possession in `identity.rotate_key`."""
     return canonical_json({"did": did, "previous_key": previous_key, "new_key": new_key})

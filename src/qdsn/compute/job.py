@@ -1,0 +1,155 @@
+"""Running a certification model on the owner's own data, and attesting the result.
+
+The node checks the model is the one published on the ledger, the parameters against its manifest,
+and that every record read lies in a batch anchored on the ledger; decrypts only the pinned ranges;
+runs the model in the sandbox; keeps exactly one JSON document from its output, valid against the
+manifest's output schema, and of it only the fields the manifest lets leave — every other field is
+dropped and named; and signs an attestation over what ran, on what, to what result.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import orjson
+
+from qdsn import __version__
+from qdsn.clock import format_time, system_clock
+from qdsn.compute import attest, package, sandbox
+from qdsn.compute.sandbox import Limits
+from qdsn.errors import InvalidInput, NotFound, PermissionDenied
+from qdsn.ledger import tx
+from qdsn.node.node import Node
+
+
+@dataclass(frozen=True)
+class Range:
+    """Records [first, first + count) of one dataset."""
+
+    dataset: str
+    first: int
+    count: int
+
+
+@dataclass(frozen=True)
+class Result:
+    """How a job ended: `status` ok, or the sandbox's status, or invalid-output; what left the node."""
+
+    job: str
+    status: str
+    reason: str = ""
+    output: dict[str, Any] | None = None  # the exported fields only
+    dropped: list[str] = field(default_factory=list)
+    attestation: str | None = None
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def execute(
+    node: Node,
+    blob: bytes,
+    parameters: dict[str, Any],
+    ranges: Sequence[Range],
+    nonce: str,
+    *,
+    job: str,
+    isolation: str = "bwrap",
+    limits: Limits = sandbox.DEFAULT,
+) -> Result:
+    """Run the model archive `blob` on `ranges` of this node's datasets; attest an ok run."""
+    entries = package.unpack(blob)
+    m = package.manifest_of(entries)
+    code_hash = package.code_hash(blob)
+    published = node.ledger.state.models.get(f"{m.id}@{m.version}")
+    if published is None or published.hash != code_hash:
+        raise PermissionDenied(f"model {m.id} {m.version} with code hash {code_hash[:16]}… is not published",
+                               "run only models a certification body has published on the ledger")  # fmt: skip
+    try:
+        jsonschema.validate(parameters, m.parameters)
+    except jsonschema.ValidationError as e:
+        raise InvalidInput(f"the parameters do not fit {m.id}'s schema: {e.message}") from None
+    datasets, inputs = [], []
+    for r in ranges:
+        kind, records, batches = _read(node, r)
+        if kind not in m.reads.kinds:
+            raise InvalidInput(f"{m.id} reads {', '.join(m.reads.kinds)}, and {r.dataset} holds {kind}")
+        decl = node.ledger.declaration(r.dataset)
+        datasets.append({"id": r.dataset, "kind": kind, "characteristics": decl.get("characteristics", []),
+                         "records": records})  # fmt: skip
+        inputs.append({"dataset": r.dataset, "first": r.first, "count": r.count, "batches": batches})
+    start = format_time(system_clock())
+    with tempfile.TemporaryDirectory(prefix="qdsn-model-") as folder:
+        for path, data in entries:
+            (Path(folder) / path).parent.mkdir(parents=True, exist_ok=True)
+            (Path(folder) / path).write_bytes(data)
+        run = sandbox.run(Path(folder), m.entrypoint, orjson.dumps({"parameters": parameters, "datasets": datasets}),
+                          isolation=isolation, limits=limits, secrets=[node.home.path])  # fmt: skip
+    if not run.ok:
+        return Result(job, run.status, _why(run), seconds=run.seconds)
+    try:
+        doc = orjson.loads(run.stdout)
+        jsonschema.validate(doc, m.outputs)
+    except orjson.JSONDecodeError as e:
+        return Result(job, "invalid-output", f"the model's output is not exactly one JSON document: {e}",
+                      seconds=run.seconds)  # fmt: skip
+    except jsonschema.ValidationError as e:
+        return Result(job, "invalid-output", f"the output does not fit the manifest's schema: {e.message}",
+                      seconds=run.seconds)  # fmt: skip
+    output = {k: v for k, v in doc.items() if k in m.exports}
+    dropped = sorted(set(doc) - set(output))
+    measurements = {"model": f"{m.id}@{m.version}", "code_hash": code_hash, "runner": f"qdsn/{__version__}",
+                    "isolation": run.isolation, "config_hash": attest.digest({"isolation": run.isolation,
+                                                                              **asdict(limits)})}  # fmt: skip
+    claims = attest.claims_for(node.did, nonce, measurements, inputs, parameters, output, start,
+                               format_time(system_clock()), job, int(system_clock().timestamp()))  # fmt: skip
+    token = attest.attest(node.home.key(), node.did, claims)
+    return Result(job, "ok", output=output, dropped=dropped, attestation=token, seconds=run.seconds)
+
+
+def record(node: Node, result: Result) -> tx.Envelope:
+    """The `compute.attest` transaction of an ok run, put on the ledger."""
+    if result.attestation is None:
+        raise InvalidInput(f"job {result.job} ended {result.status}: there is nothing to attest")
+    c = attest.verify(result.attestation, node.ledger, output=result.output)
+    env = node.home.sign("compute.attest", {
+        "job": result.job, "model": c["measurements"]["model"], "code_hash": c["measurements"]["code_hash"],
+        "datasets": [i["dataset"] for i in c["inputs"]], "output_hash": c["output_hash"],
+        "binding": c["binding"], "attestation": result.attestation,
+    })  # fmt: skip
+    node.submit([env])
+    return env
+
+
+def _read(node: Node, r: Range) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+    """A range's kind, records and anchored batches; refuses records in no anchored batch."""
+    if r.count < 1 or r.first < 0:
+        raise InvalidInput(f"a range of {r.dataset} names at least one record from 0 on")
+    ds = node.ledger.state.datasets.get(r.dataset)
+    if ds is None or ds.owner != node.did:
+        raise NotFound(f"dataset {r.dataset!r} is not this node's")
+    if r.first + r.count > ds.anchored:
+        raise InvalidInput(f"records {r.first}–{r.first + r.count - 1} of {r.dataset} are not all anchored "
+                           f"({ds.anchored} are)")  # fmt: skip
+    records, batches = [], []
+    for b, txid, leaves in node.vault.covering(r.dataset, r.first, r.first + r.count):
+        if txid is None:
+            raise InvalidInput(f"the batch at record {b.first} of {r.dataset} is not anchored yet")
+        lo, hi = max(r.first, b.first) - b.first, min(r.first + r.count, b.first + b.count) - b.first
+        records += [orjson.loads(x)["record"] for x in leaves[lo:hi]]
+        batches.append({"anchor": txid, "first": b.first, "count": b.count, "root": b.root.hex()})
+    return node.vault.kind(r.dataset), records, batches
+
+
+def _why(run: sandbox.Run) -> str:
+    what = {"timeout": "it ran past its wall-clock limit", "cpu-limit": "it used up its CPU time",
+            "output-too-large": "it printed more than its output limit", "killed": "a signal or limit killed it",
+            "failed": "it exited with an error"}.get(run.status, run.status)  # fmt: skip
+    last = run.stderr.strip().splitlines()[-1:] if run.stderr.strip() else []
+    return f"{what}{': ' + last[0] if last else ''} (exit {run.exit_code})"

@@ -1,0 +1,120 @@
+"""A certification model run on the owner's anchored data: only declared fields leave, the result is
+attested, and a verifier holding the ledger checks every claim — and names the one that fails."""
+
+import json
+import random
+
+import pytest
+
+from qdsn.compute import attest, package
+from qdsn.compute.job import Range, execute, record
+from qdsn.errors import BadSignature, IntegrityError, InvalidInput, PermissionDenied
+from qdsn.ledger import tx
+from qdsn.node import Node, NodeHome
+
+FAST = 2**4
+
+
+def publish(node, cqc, blob, m):
+    """The certifier publishes `m` through the log this test's node operates."""
+    node.order([cqc.sign("model.publish", {"model": m.id, "version": m.version, "hash": package.code_hash(blob),
+                                           "manifest": m.model_dump(mode="json")})])  # fmt: skip
+
+
+def tiny(tmp_path, source, exports=("pass",)):
+    """A published-to-be model that prints what `source` prints."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "m.py").write_text(source)
+    schema = {"type": "object", "properties": {"pass": {"type": "boolean"}, "values": {"type": "array"}}}
+    (folder / "manifest.json").write_text(json.dumps({
+        "id": "tiny", "version": "1.0.0", "entrypoint": "m.py", "description": "test model",
+        "reads": {"kinds": ["measurements"]}, "parameters": {"type": "object"}, "outputs": schema,
+        "exports": list(exports),
+    }))  # fmt: skip
+    return package.load(folder)
+
+
+@pytest.fixture
+def plant(tmp_path):
+    reg = NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", scrypt_n=FAST)
+    shared = str(tmp_path / "reg" / "ledger.db")
+    cqc = NodeHome.init(tmp_path / "cqc", "certifier", "CQC", "pw", ledger_url=shared, scrypt_n=FAST)
+    maker = NodeHome.init(tmp_path / "maker", "enterprise", "Maker", "pw", ledger_url=shared, scrypt_n=FAST)
+    for h in (cqc, maker):
+        reg.submit("identity.register", h.registration())
+    node = Node(maker, operator=True)
+    decl = {"dataset": "line-1", "title": "Line 1", "kind": "measurements", "characteristics": [
+        {"name": "resistance", "unit": "Ω/km", "lsl": 17.0, "usl": 18.1, "critical": True}]}  # fmt: skip
+    node.submit([maker.sign("dataset.declare", decl)])
+    node.vault.create("line-1", "measurements")
+    rng = random.Random(7)
+    for start in (0, 150):
+        rows = [{"characteristic": "resistance", "value": round(rng.gauss(17.55, 0.08), 3),
+                 "time": f"2026-03-01T08:{(start + i) // 60:02d}:{(start + i) % 60:02d}Z"}
+                for i in range(150)]  # fmt: skip
+        batch = node.vault.add_batch("line-1", rows)
+        node.vault.mark_anchored(batch, node.order([maker.sign("dataset.anchor", batch.anchor_payload())])[0].txid)
+    blob, m = package.load(package.builtin("process-capability"))
+    publish(node, cqc, blob, m)
+    yield node, cqc, blob
+    node.close()
+
+
+def test_a_capability_run_is_attested_and_verified(plant):
+    node, _, blob = plant
+    r = execute(node, blob, {"threshold": 1.33}, [Range("line-1", 10, 280)], "nonce-1", job="job-1")
+    assert r.status == "ok" and r.dropped == [] and r.output["pass"] is True
+    (c,) = r.output["characteristics"]
+    assert c["name"] == "resistance" and c["n"] == 280 and c["cpk_lower"] >= 1.33
+    claims = attest.verify(r.attestation, node.ledger, output=r.output, nonce="nonce-1")
+    assert claims["measurements"]["isolation"] == "bwrap" and claims["inputs"][0]["count"] == 280
+    assert [b["first"] for b in claims["inputs"][0]["batches"]] == [0, 150]
+    env = record(node, r)
+    last = tx.from_leaf(node.ledger.store.leaves(node.ledger.size - 1, node.ledger.size)[0])
+    assert last.type == "compute.attest" and last.payload["binding"] == env.payload["binding"]
+    with pytest.raises(IntegrityError, match=r"^output:"):
+        attest.verify(r.attestation, node.ledger, output=r.output | {"pass": False})
+    with pytest.raises(IntegrityError, match=r"^nonce:"):
+        attest.verify(r.attestation, node.ledger, nonce="another")
+    h, p, s = r.attestation.split(".")
+    with pytest.raises(BadSignature):
+        attest.verify(f"{h}.{p}.{s[:-4]}AAAA", node.ledger)
+
+
+def test_claims_are_checked_one_by_one(plant):
+    node, _, blob = plant
+    r = execute(node, blob, {}, [Range("line-1", 0, 300)], "n", job="job-2")
+    good = attest.verify(r.attestation, node.ledger)
+    key = node.home.key()
+    for change, match in [
+        ({"measurements": good["measurements"] | {"code_hash": "ab" * 32}}, "^model:"),
+        ({"inputs": [good["inputs"][0] | {"batches": good["inputs"][0]["batches"][:1]}]}, "^inputs: the batches"),
+        ({"inputs": [good["inputs"][0] | {"count": 299}]}, "^inputs: the input commitment"),
+        ({"output_hash": "00" * 32}, "^binding:"),
+    ]:
+        forged = attest.attest(key, node.did, good | change)  # signed by the right key, yet wrong
+        with pytest.raises(IntegrityError, match=match):
+            attest.verify(forged, node.ledger)
+
+
+def test_what_may_not_run_or_leave(plant, tmp_path):
+    node, cqc, blob = plant
+    with pytest.raises(InvalidInput, match="parameters do not fit"):
+        execute(node, blob, {"threshold": "high"}, [Range("line-1", 0, 10)], "n", job="j")
+    with pytest.raises(InvalidInput, match="not all anchored"):
+        execute(node, blob, {}, [Range("line-1", 250, 100)], "n", job="j")
+    tblob, tm = tiny(tmp_path, "import json\nprint(json.dumps({'pass': True, 'values': [17.5]}))\n")
+    with pytest.raises(PermissionDenied, match="is not published"):
+        execute(node, tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
+    publish(node, cqc, tblob, tm)
+    r = execute(node, tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
+    assert r.status == "ok" and r.output == {"pass": True} and r.dropped == ["values"]  # raw values stay home
+
+
+def test_a_second_document_is_invalid_output(plant, tmp_path):
+    node, cqc, _ = plant
+    tblob, tm = tiny(tmp_path, "print('{\"pass\": true}')\nprint('{\"pass\": false}')\n")
+    publish(node, cqc, tblob, tm)
+    r = execute(node, tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
+    assert r.status == "invalid-output" and "exactly one JSON document" in r.reason and r.attestation is None
