@@ -7,10 +7,11 @@ import random
 import pytest
 
 from qdsn.compute import attest, package
-from qdsn.compute.job import Range, execute, record
+from qdsn.compute.job import Range, execute
 from qdsn.errors import BadSignature, IntegrityError, InvalidInput, PermissionDenied
 from qdsn.ledger import tx
 from qdsn.node import Node, NodeHome
+from qdsn.node.jobs import owner, record
 
 FAST = 2**4
 
@@ -63,7 +64,7 @@ def plant(tmp_path):
 
 def test_a_capability_run_is_attested_and_verified(plant):
     node, _, blob = plant
-    r = execute(node, blob, {"threshold": 1.33}, [Range("line-1", 10, 280)], "nonce-1", job="job-1")
+    r = execute(owner(node), blob, {"threshold": 1.33}, [Range("line-1", 10, 280)], "nonce-1", job="job-1")
     assert r.status == "ok" and r.dropped == [] and r.output["pass"] is True
     (c,) = r.output["characteristics"]
     assert c["name"] == "resistance" and c["n"] == 280 and c["cpk_lower"] >= 1.33
@@ -84,7 +85,7 @@ def test_a_capability_run_is_attested_and_verified(plant):
 
 def test_claims_are_checked_one_by_one(plant):
     node, _, blob = plant
-    r = execute(node, blob, {}, [Range("line-1", 0, 300)], "n", job="job-2")
+    r = execute(owner(node), blob, {}, [Range("line-1", 0, 300)], "n", job="job-2")
     good = attest.verify(r.attestation, node.ledger)
     key = node.home.key()
     for change, match in [
@@ -101,14 +102,14 @@ def test_claims_are_checked_one_by_one(plant):
 def test_what_may_not_run_or_leave(plant, tmp_path):
     node, cqc, blob = plant
     with pytest.raises(InvalidInput, match="parameters do not fit"):
-        execute(node, blob, {"threshold": "high"}, [Range("line-1", 0, 10)], "n", job="j")
+        execute(owner(node), blob, {"threshold": "high"}, [Range("line-1", 0, 10)], "n", job="j")
     with pytest.raises(InvalidInput, match="not all anchored"):
-        execute(node, blob, {}, [Range("line-1", 250, 100)], "n", job="j")
+        execute(owner(node), blob, {}, [Range("line-1", 250, 100)], "n", job="j")
     tblob, tm = tiny(tmp_path, "import json\nprint(json.dumps({'pass': True, 'values': [17.5]}))\n")
     with pytest.raises(PermissionDenied, match="is not published"):
-        execute(node, tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
+        execute(owner(node), tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
     publish(node, cqc, tblob, tm)
-    r = execute(node, tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
+    r = execute(owner(node), tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
     assert r.status == "ok" and r.output == {"pass": True} and r.dropped == ["values"]  # raw values stay home
 
 
@@ -116,5 +117,5 @@ def test_a_second_document_is_invalid_output(plant, tmp_path):
     node, cqc, _ = plant
     tblob, tm = tiny(tmp_path, "print('{\"pass\": true}')\nprint('{\"pass\": false}')\n")
     publish(node, cqc, tblob, tm)
-    r = execute(node, tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
+    r = execute(owner(node), tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
     assert r.status == "invalid-output" and "exactly one JSON document" in r.reason and r.attestation is None

@@ -20,11 +20,11 @@ from qdsn.api.problems import MEDIA_TYPE, from_error, problem
 from qdsn.api.signatures import Nonces, verify
 from qdsn.clock import parse_time
 from qdsn.crypto import VerifyKey
-from qdsn.errors import IntegrityError, InvalidInput, PermissionDenied, QDSNError
+from qdsn.errors import IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError
 from qdsn.identity import did_document
 from qdsn.ledger import tx
 from qdsn.ledger.checkpoint import COSIGNATURE_V1, NoteVerifier
-from qdsn.node import provider, transfer
+from qdsn.node import jobs, provider, transfer
 from qdsn.node.follow import keep_up
 from qdsn.node.node import Node
 from qdsn.policy.meter import invoice, usage
@@ -287,6 +287,50 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
     def transfer_termination(pid: str, who: Signer, body: Message) -> dict[str, Any]:
         """The consumer ends a transfer; `code` and `reason` say why."""
         return transfer_message(pid, who, body, "TransferTerminationMessage")
+
+    @app.post("/jobs", tags=["compute"], status_code=201, openapi_extra=_body(
+        ("agreementId", "archive", "datasets", "nonce"), agreementId=_STR, archive=_STR, nonce=_STR, purpose=_STR,
+        parameters={"type": "object"}, model=_STR, codeHash=_STR,
+        datasets={"type": "array", "items": {"type": "object", "properties": {
+            "dataset": _STR, "first": {"type": "integer"}, "count": {"type": "integer"}}}},
+    ))  # fmt: skip
+    def job_request(who: Signer, body: Message) -> dict[str, Any]:
+        """A certification body asks for a published model (its canonical archive, base64) to run on
+        pinned, anchored records under its agreement: pending for the owner's approval, or run at once
+        when the agreement names the model's code hash; 403 with the rule that denied it."""
+        return jobs.request(node, who, body).to_json()
+
+    @app.get("/jobs", tags=["compute"])
+    def job_list(who: Signer) -> dict[str, Any]:
+        """The jobs the requester may see: all for the owner, its own for a certification body."""
+        return {"jobs": [j.to_json() for j in jobs.visible(node, who)]}
+
+    @app.get("/jobs/{job_id}", tags=["compute"])
+    def job_get(job_id: str, who: Signer) -> dict[str, Any]:
+        """One job, with its result and attestation once it ran."""
+        return _job(job_id, who).to_json()
+
+    @app.post("/jobs/{job_id}/approval", tags=["compute"], openapi_extra=_body())
+    def job_approve(job_id: str, who: Signer, body: Message) -> dict[str, Any]:
+        """The owner approves a pending job: it runs in the sandbox now (owner only)."""
+        _owner_only(who)
+        return jobs.approve(node, job_id).to_json()
+
+    @app.post("/jobs/{job_id}/denial", tags=["compute"], openapi_extra=_body(("reason",), reason=_STR))
+    def job_deny(job_id: str, who: Signer, body: Message) -> dict[str, Any]:
+        """The owner refuses a pending job, saying why (owner only)."""
+        _owner_only(who)
+        return jobs.deny(node, job_id, str(body.get("reason") or "")).to_json()
+
+    def _job(job_id: str, who: str) -> jobs.Job:
+        visible = {j.id: j for j in jobs.visible(node, who)}
+        if job_id not in visible:
+            raise NotFound(f"no job {job_id!r}")  # somebody else's job does not exist for them
+        return visible[job_id]
+
+    def _owner_only(who: str) -> None:
+        if who != node.did:
+            raise PermissionDenied("only the data's owner approves or denies jobs on its node")
 
     @app.get("/usage", tags=["metering"])
     def usage_report(

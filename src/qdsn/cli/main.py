@@ -768,3 +768,51 @@ def model_publish(
     finally:
         node.close()
     console.print(f"[green]✓[/] {m.id} {m.version} published, code hash {payload['hash'][:16]}…")
+
+
+attest_app = typer.Typer(
+    help="Attestations of model runs: what ran, on what data, to what result.", no_args_is_help=True
+)
+app.add_typer(attest_app, name="attest")
+
+
+@attest_app.command("verify")
+def attest_verify(
+    file: Annotated[Path, typer.Argument(help="An attestation (compact JWS), or a job result JSON holding one.")],
+    home: Home,
+    nonce: Annotated[str | None, typer.Option(help="The nonce you sent with the job.")] = None,
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
+) -> None:
+    """Check an attestation against this node's replica of the ledger: the signature by the node's key, the
+    model published with that code hash, every input batch anchored by its owner, the commitments and binding,
+    and — in a result file — that the output shown is the one attested."""
+    from qdsn.compute import attest
+    from qdsn.node.follow import pull
+
+    text = file.read_text().strip()
+    output = None
+    if text.startswith("{"):
+        doc = json.loads(text)
+        text, output = doc["attestation"], doc.get("output")
+    node = _node(home, operator, operator_ca, local=True)
+    try:
+        if node.link is not None:
+            pull(node.ledger, node.link)
+        try:
+            c = attest.verify(text, node.ledger, output=output, nonce=nonce)
+        except QDSNError as e:
+            console.print(f"[red]✗ {e.what}[/]")
+            raise typer.Exit(1) from None
+    finally:
+        node.close()
+    table = Table("claim", "value", title="[green]✓ attestation verified")
+    m = c["measurements"]
+    for k, v in [("node", c["iss"]), ("model", m["model"]), ("code hash", m["code_hash"]),
+                 ("isolation", m["isolation"]), ("runner", m["runner"]),
+                 ("inputs", "; ".join(f"{i['dataset']} [{i['first']}, {i['first'] + i['count']}) in "
+                                      f"{len(i['batches'])} anchored batch(es)" for i in c["inputs"])),
+                 ("output hash", c["output_hash"] + (" (matches the output shown)" if output is not None else "")),
+                 ("ran", f"{c['start']} → {c['end']}"), ("binding", c["binding"][:32] + "…")]:  # fmt: skip
+        table.add_row(k, v)
+    console.print(table)

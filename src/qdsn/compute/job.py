@@ -22,9 +22,21 @@ from qdsn import __version__
 from qdsn.clock import format_time, system_clock
 from qdsn.compute import attest, package, sandbox
 from qdsn.compute.sandbox import Limits
+from qdsn.crypto import SigningKey
+from qdsn.data.vault import Vault
 from qdsn.errors import InvalidInput, NotFound, PermissionDenied
-from qdsn.ledger import tx
-from qdsn.node.node import Node
+from qdsn.ledger import Ledger
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The data owner's side of a run: its replica, vault and key, and the home the model must not see."""
+
+    ledger: Ledger
+    vault: Vault
+    key: SigningKey
+    did: str
+    home: Path
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,7 @@ class Result:
 
 
 def execute(
-    node: Node,
+    owner: Owner,
     blob: bytes,
     parameters: dict[str, Any],
     ranges: Sequence[Range],
@@ -63,11 +75,11 @@ def execute(
     isolation: str = "bwrap",
     limits: Limits = sandbox.DEFAULT,
 ) -> Result:
-    """Run the model archive `blob` on `ranges` of this node's datasets; attest an ok run."""
+    """Run the model archive `blob` on `ranges` of the owner's datasets; attest an ok run."""
     entries = package.unpack(blob)
     m = package.manifest_of(entries)
     code_hash = package.code_hash(blob)
-    published = node.ledger.state.models.get(f"{m.id}@{m.version}")
+    published = owner.ledger.state.models.get(f"{m.id}@{m.version}")
     if published is None or published.hash != code_hash:
         raise PermissionDenied(f"model {m.id} {m.version} with code hash {code_hash[:16]}… is not published",
                                "run only models a certification body has published on the ledger")  # fmt: skip
@@ -77,10 +89,10 @@ def execute(
         raise InvalidInput(f"the parameters do not fit {m.id}'s schema: {e.message}") from None
     datasets, inputs = [], []
     for r in ranges:
-        kind, records, batches = _read(node, r)
+        kind, records, batches = _read(owner, r)
         if kind not in m.reads.kinds:
             raise InvalidInput(f"{m.id} reads {', '.join(m.reads.kinds)}, and {r.dataset} holds {kind}")
-        decl = node.ledger.declaration(r.dataset)
+        decl = owner.ledger.declaration(r.dataset)
         datasets.append({"id": r.dataset, "kind": kind, "characteristics": decl.get("characteristics", []),
                          "records": records})  # fmt: skip
         inputs.append({"dataset": r.dataset, "first": r.first, "count": r.count, "batches": batches})
@@ -90,7 +102,7 @@ def execute(
             (Path(folder) / path).parent.mkdir(parents=True, exist_ok=True)
             (Path(folder) / path).write_bytes(data)
         run = sandbox.run(Path(folder), m.entrypoint, orjson.dumps({"parameters": parameters, "datasets": datasets}),
-                          isolation=isolation, limits=limits, secrets=[node.home.path])  # fmt: skip
+                          isolation=isolation, limits=limits, secrets=[owner.home])  # fmt: skip
     if not run.ok:
         return Result(job, run.status, _why(run), seconds=run.seconds)
     try:
@@ -107,44 +119,30 @@ def execute(
     measurements = {"model": f"{m.id}@{m.version}", "code_hash": code_hash, "runner": f"qdsn/{__version__}",
                     "isolation": run.isolation, "config_hash": attest.digest({"isolation": run.isolation,
                                                                               **asdict(limits)})}  # fmt: skip
-    claims = attest.claims_for(node.did, nonce, measurements, inputs, parameters, output, start,
+    claims = attest.claims_for(owner.did, nonce, measurements, inputs, parameters, output, start,
                                format_time(system_clock()), job, int(system_clock().timestamp()))  # fmt: skip
-    token = attest.attest(node.home.key(), node.did, claims)
+    token = attest.attest(owner.key, owner.did, claims)
     return Result(job, "ok", output=output, dropped=dropped, attestation=token, seconds=run.seconds)
 
 
-def record(node: Node, result: Result) -> tx.Envelope:
-    """The `compute.attest` transaction of an ok run, put on the ledger."""
-    if result.attestation is None:
-        raise InvalidInput(f"job {result.job} ended {result.status}: there is nothing to attest")
-    c = attest.verify(result.attestation, node.ledger, output=result.output)
-    env = node.home.sign("compute.attest", {
-        "job": result.job, "model": c["measurements"]["model"], "code_hash": c["measurements"]["code_hash"],
-        "datasets": [i["dataset"] for i in c["inputs"]], "output_hash": c["output_hash"],
-        "binding": c["binding"], "attestation": result.attestation,
-    })  # fmt: skip
-    node.submit([env])
-    return env
-
-
-def _read(node: Node, r: Range) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+def _read(owner: Owner, r: Range) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
     """A range's kind, records and anchored batches; refuses records in no anchored batch."""
     if r.count < 1 or r.first < 0:
         raise InvalidInput(f"a range of {r.dataset} names at least one record from 0 on")
-    ds = node.ledger.state.datasets.get(r.dataset)
-    if ds is None or ds.owner != node.did:
+    ds = owner.ledger.state.datasets.get(r.dataset)
+    if ds is None or ds.owner != owner.did:
         raise NotFound(f"dataset {r.dataset!r} is not this node's")
     if r.first + r.count > ds.anchored:
         raise InvalidInput(f"records {r.first}–{r.first + r.count - 1} of {r.dataset} are not all anchored "
                            f"({ds.anchored} are)")  # fmt: skip
     records, batches = [], []
-    for b, txid, leaves in node.vault.covering(r.dataset, r.first, r.first + r.count):
+    for b, txid, leaves in owner.vault.covering(r.dataset, r.first, r.first + r.count):
         if txid is None:
             raise InvalidInput(f"the batch at record {b.first} of {r.dataset} is not anchored yet")
         lo, hi = max(r.first, b.first) - b.first, min(r.first + r.count, b.first + b.count) - b.first
         records += [orjson.loads(x)["record"] for x in leaves[lo:hi]]
         batches.append({"anchor": txid, "first": b.first, "count": b.count, "root": b.root.hex()})
-    return node.vault.kind(r.dataset), records, batches
+    return owner.vault.kind(r.dataset), records, batches
 
 
 def _why(run: sandbox.Run) -> str:

@@ -11,7 +11,7 @@ import threading
 from functools import cached_property
 
 from qdsn.data.vault import Vault
-from qdsn.errors import NotFound, QDSNError
+from qdsn.errors import InvalidInput, NotFound, QDSNError
 from qdsn.ledger import Ledger, tx
 from qdsn.ledger.ledger import Receipt
 from qdsn.ledger.ordering.embedded import EmbeddedOrderer
@@ -23,7 +23,8 @@ from qdsn.policy.store import PolicyStore
 class Node:
     """One participant as a service. `operator`: this node orders the log (default: the regulator,
     unless QDSN_OPERATOR=0|1 says otherwise); `link` reaches the operator when this node is not it;
-    `ledger`: a replica already open (the node then leaves closing it to its owner)."""
+    `ledger`: a replica already open (the node then leaves closing it to its owner); `isolation`: how
+    certification models run here (see `compute.sandbox`)."""
 
     def __init__(
         self,
@@ -32,8 +33,12 @@ class Node:
         operator: bool | None = None,
         link: Operator | None = None,
         ledger: Ledger | None = None,
+        isolation: str = "bwrap",
     ) -> None:
+        if isolation not in ("bwrap", "process"):
+            raise InvalidInput(f"isolation is bwrap or process, not {isolation!r}")
         self.home = home
+        self.isolation = isolation  # how models run here: bwrap, or "process" only when the owner chose it
         self.ledger: Ledger = ledger or home.ledger()
         self._owns_ledger = ledger is None
         url = home.ledger_location()

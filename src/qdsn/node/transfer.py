@@ -58,15 +58,15 @@ def request(node: Node, consumer: str, message: dict[str, Any], *, now: datetime
     except NotFound as e:
         raise NotFound(e.what, "negotiate an agreement for an offer of the provider's catalog") from None
     at = now or datetime.now(UTC)
-    ask = Request(tp.KINDS[kind], consumer, at, role=_role(node, consumer), purpose=purpose,
+    ask = Request(tp.KINDS[kind], consumer, at, role=role_of(node, consumer), purpose=purpose,
                   uses=uses(node, a.uid), started=a.finalized, model_hash=model_hash)  # fmt: skip
     wanted = message.get("qdsn:dataset", a.dataset)
     if a.consumer != consumer:
-        _deny(node, a, ask, "transfer", f"agreement {a.uid} was made with another consumer")
+        refuse(node, a, ask, "transfer", f"agreement {a.uid} was made with another consumer")
     if wanted != a.dataset:
-        _deny(node, a, ask, "transfer", f"agreement {a.uid} covers dataset {a.dataset}, not {wanted}")
+        refuse(node, a, ask, "transfer", f"agreement {a.uid} covers dataset {a.dataset}, not {wanted}")
     if a.ended:
-        _deny(node, a, ask, "transfer", f"agreement {a.uid} has ended: {a.ended}")
+        refuse(node, a, ask, "transfer", f"agreement {a.uid} has ended: {a.ended}")
     if kind == "sealed-delivery":
         anchored = node.ledger.state.datasets[a.dataset].anchored
         if first + count > anchored:
@@ -96,7 +96,7 @@ def deliver(node: Node, consumer: str, pid: str, *, now: datetime | None = None)
     at = now or datetime.now(UTC)
     node.catch_up()
     if a.ended:
-        _deny(
+        refuse(
             node, a, Request("read", consumer, at, purpose=t.purpose), "use", f"agreement {a.uid} has ended: {a.ended}"
         )
     key = node.key_of(consumer)
@@ -106,7 +106,7 @@ def deliver(node: Node, consumer: str, pid: str, *, now: datetime | None = None)
     if any(txid is None for _, txid, _ in groups):
         raise NotFound(f"records of {t.dataset} in this range are not anchored yet", "deliver once they are")
     with node.deciding:
-        ask = Request("read", consumer, at, role=_role(node, consumer), purpose=t.purpose, uses=uses(node, a.uid),
+        ask = Request("read", consumer, at, role=role_of(node, consumer), purpose=t.purpose, uses=uses(node, a.uid),
                       started=a.finalized)  # fmt: skip
         d = decide(a.policy, ask, point="use")
         payload = d.payload(a.dataset, ask, "use", agreement=a.uid, records=t.count)
@@ -184,7 +184,7 @@ def expire(node: Node, now: datetime | None = None) -> list[Agreement]:
             if t.state in ("REQUESTED", "STARTED", "SUSPENDED"):
                 node.policies.save_transfer(tp.step(t, "TransferTerminationMessage", "provider", code="expired",
                                                     reason=why), a.consumer)  # fmt: skip
-        ask = Request(a.policy["permission"][0]["action"], a.consumer, at, role=_role(node, a.consumer))
+        ask = Request(a.policy["permission"][0]["action"], a.consumer, at, role=role_of(node, a.consumer))
         note = {"dataset": a.dataset, "requester": a.consumer, "action": ask.action, "point": "transfer",
                 "allowed": False, "rule": "permission", "reason": why, "agreement": a.uid}  # fmt: skip
         node.submit([node.home.sign("access.decision", note)])
@@ -215,7 +215,9 @@ def _expired(a: Agreement, at: datetime) -> str | None:
     return "; ".join(reasons)
 
 
-def _deny(node: Node, a: Agreement, ask: Request, point: str, why: str) -> None:
+def refuse(node: Node, a: Agreement, ask: Request, point: str, why: str) -> None:
+    """Record a denial that no policy rule made (the wrong consumer, dataset, an ended agreement) and
+    raise it as PermissionDenied."""
     note = {"dataset": a.dataset, "requester": ask.assignee, "action": ask.action, "point": point,
             "allowed": False, "rule": "agreement", "reason": why, "agreement": a.uid}  # fmt: skip
     if ask.purpose is not None:
@@ -224,7 +226,8 @@ def _deny(node: Node, a: Agreement, ask: Request, point: str, why: str) -> None:
     raise PermissionDenied(why)
 
 
-def _role(node: Node, did: str) -> str | None:
+def role_of(node: Node, did: str) -> str | None:
+    """A participant's role as the ledger knows it."""
     ident = node.ledger.state.identities.get(did)
     return ident.role if ident else None
 

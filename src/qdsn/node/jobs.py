@@ -1,0 +1,223 @@
+"""The code-request flow on the data owner's node: a certification body asks for a published model
+to run on pinned, anchored records under one of its agreements; the owner reads the model and
+approves or denies; an approved job runs in the sandbox and its attestation goes on the ledger.
+
+Each request is decided by the agreement at the transfer point (the model's code hash and the
+purpose among the constraints it must meet) and each run at the use point, counted on the ledger:
+a job runs at most as often as its agreement allows. When the agreement's permission itself names
+the code hash (`qdsn:modelHash`), the owner approved that code for that purpose when it made the
+offer, and the job runs at once; otherwise it waits for the owner.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Column, MetaData, String, Table, Text, insert, select, update
+
+from qdsn.compute import package
+from qdsn.compute.job import Owner, Range, Result, execute
+from qdsn.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from qdsn.ledger import tx
+from qdsn.node.node import Node
+from qdsn.node.transfer import refuse, role_of, uses
+from qdsn.policy import Request, decide
+from qdsn.policy.odrl import constraints
+
+metadata = MetaData()
+jobs = Table(
+    "compute_jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("requester", String(512), nullable=False, index=True),
+    Column("state", String(16), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("archive", Text, nullable=False),  # base64 of the model's canonical archive
+)
+STATES = ("pending", "approved", "denied", "done", "failed")
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job request and what became of it."""
+
+    id: str
+    requester: str
+    agreement: str
+    model: str  # id@version
+    code_hash: str
+    ranges: list[dict[str, Any]]  # [{dataset, first, count}]
+    parameters: dict[str, Any]
+    purpose: str | None
+    nonce: str
+    state: str
+    created: str
+    reason: str | None = None
+    result: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def owner(node: Node) -> Owner:
+    return Owner(node.ledger, node.vault, node.home.key(), node.did, node.home.path)
+
+
+def request(node: Node, requester: str, message: dict[str, Any]) -> Job:
+    """A certification body's job request: refused with why (and recorded), pending for the owner,
+    or — when the agreement names this code hash — run at once."""
+    try:
+        blob = base64.b64decode(message["archive"], validate=True)
+        m = package.manifest_of(package.unpack(blob))
+        ranges = [Range(r["dataset"], int(r["first"]), int(r["count"])) for r in message["datasets"]]
+        agreement_id, nonce = message["agreementId"], message["nonce"]
+        parameters = message.get("parameters", {})
+    except (KeyError, TypeError, ValueError) as e:
+        raise InvalidInput(f"a job request carries agreementId, the model archive (base64), datasets "
+                           f"[{{dataset, first, count}}], parameters and a nonce: {e}") from None  # fmt: skip
+    if not isinstance(nonce, str) or not 8 <= len(nonce) <= 200 or not isinstance(parameters, dict) or not ranges:
+        raise InvalidInput("a job's nonce is 8–200 characters, its parameters an object, and it reads some records")
+    code_hash = package.code_hash(blob)
+    if message.get("model") not in (None, f"{m.id}@{m.version}") or message.get("codeHash") not in (None, code_hash):
+        raise InvalidInput("the model named does not match the archive sent")
+    node.catch_up()
+    a = node.policies.agreement(agreement_id)
+    purpose = message.get("purpose")
+    ask = Request("compute", requester, datetime.now(UTC), role=role_of(node, requester), purpose=purpose,
+                  uses=uses(node, a.uid), started=a.finalized, model_hash=code_hash)  # fmt: skip
+    if a.consumer != requester:
+        refuse(node, a, ask, "transfer", f"agreement {a.uid} was made with another consumer")
+    if a.ended:
+        refuse(node, a, ask, "transfer", f"agreement {a.uid} has ended: {a.ended}")
+    for r in ranges:
+        if r.dataset != a.dataset:
+            refuse(node, a, ask, "transfer", f"agreement {a.uid} covers dataset {a.dataset}, not {r.dataset}")
+    published = node.ledger.state.models.get(f"{m.id}@{m.version}")
+    if published is None or published.hash != code_hash:
+        refuse(node, a, ask, "transfer", f"model {m.id} {m.version} with this code hash is not published on the ledger")
+    with node.deciding:
+        d = decide(a.policy, ask, point="transfer")
+        node.submit([node.home.sign("access.decision", d.payload(a.dataset, ask, "transfer", agreement=a.uid))])
+    if not d.allowed:
+        raise PermissionDenied(f"the agreement's policy denies this job: {d.reason}")
+    job = Job(f"urn:uuid:{uuid.uuid4()}", requester, a.uid, f"{m.id}@{m.version}", code_hash,
+              [asdict(r) for r in ranges], parameters, message.get("purpose"), nonce, "pending",
+              datetime.now(UTC).isoformat())  # fmt: skip
+    _store(node).put(job, blob)
+    if _preapproved(a.policy, code_hash):
+        return approve(node, job.id)
+    return job
+
+
+def approve(node: Node, job_id: str) -> Job:
+    """The owner approves: the run is decided as a use (counted on the ledger), run in the sandbox,
+    metered with its compute seconds, and an ok run's attestation recorded with `compute.attest`."""
+    store = _store(node)
+    job, blob = store.get(job_id)
+    if job.state != "pending":
+        raise Conflict(f"job {job_id} is {job.state}", "only a pending job can be approved")
+    a = node.policies.agreement(job.agreement)
+    with node.deciding:
+        ask = Request("compute", job.requester, datetime.now(UTC), role=role_of(node, job.requester),
+                      purpose=job.purpose, uses=uses(node, a.uid), started=a.finalized,
+                      model_hash=job.code_hash)  # fmt: skip
+        d = decide(a.policy, ask, point="use") if not a.ended else None
+        if d is None or not d.allowed:
+            why = f"agreement {a.uid} has ended: {a.ended}" if d is None else d.reason
+            return store.set(job, "denied", why)
+        store.set(job, "approved")
+        result = execute(owner(node), blob, job.parameters, [Range(**r) for r in job.ranges], job.nonce,
+                         job=job.id, isolation=node.isolation)  # fmt: skip
+        records = sum(r["count"] for r in job.ranges)
+        payload = d.payload(a.dataset, ask, "use", agreement=a.uid, records=records, compute_seconds=result.seconds)
+        node.submit([node.home.sign("access.decision", payload)])
+    if result.status == "ok":
+        record(node, result)
+    return store.set(job, "done" if result.status == "ok" else "failed", result.reason or None, result.to_json())
+
+
+def deny(node: Node, job_id: str, reason: str) -> Job:
+    """The owner refuses a pending job, saying why (the requester reads it)."""
+    store = _store(node)
+    job, _ = store.get(job_id)
+    if job.state != "pending":
+        raise Conflict(f"job {job_id} is {job.state}", "only a pending job can be denied")
+    if not reason:
+        raise InvalidInput("a denial says why")
+    return store.set(job, "denied", reason)
+
+
+def record(node: Node, result: Result) -> tx.Envelope:
+    """The `compute.attest` transaction of an ok run, put on the ledger."""
+    from qdsn.compute import attest
+
+    assert result.attestation is not None
+    c = attest.verify(result.attestation, node.ledger, output=result.output)
+    env = node.home.sign("compute.attest", {
+        "job": result.job, "model": c["measurements"]["model"], "code_hash": c["measurements"]["code_hash"],
+        "datasets": [i["dataset"] for i in c["inputs"]], "output_hash": c["output_hash"],
+        "binding": c["binding"], "attestation": result.attestation,
+    })  # fmt: skip
+    node.submit([env])
+    return env
+
+
+def visible(node: Node, who: str) -> list[Job]:
+    """The jobs `who` may see: all of them for the owner, its own for a requester."""
+    return _store(node).list(None if who == node.did else who)
+
+
+def source(node: Node, job_id: str) -> list[tuple[str, bytes]]:
+    """The files of a job's model, for the owner to read before approving."""
+    return package.unpack(_store(node).get(job_id)[1])
+
+
+def _preapproved(policy: dict[str, Any], code_hash: str) -> bool:
+    return any(c["leftOperand"] == "qdsn:modelHash" and c["operator"] in ("eq", "isAnyOf")
+               and code_hash in (c["rightOperand"] if c["operator"] == "isAnyOf" else [c["rightOperand"]])
+               for _, c in constraints(policy))  # fmt: skip
+
+
+class JobStore:
+    """Jobs beside the node's offers and agreements."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        metadata.create_all(engine)
+
+    def put(self, job: Job, blob: bytes) -> None:
+        with self.engine.begin() as c:
+            c.execute(insert(jobs).values(id=job.id, requester=job.requester, state=job.state,
+                                          body=orjson.dumps(job.to_json()).decode(),
+                                          archive=base64.b64encode(blob).decode()))  # fmt: skip
+
+    def get(self, job_id: str) -> tuple[Job, bytes]:
+        with self.engine.connect() as c:
+            row = c.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        if row is None:
+            raise NotFound(f"no job {job_id!r}", "see the jobs: qdsn jobs list")
+        return Job(**orjson.loads(row.body)), base64.b64decode(row.archive)
+
+    def set(self, job: Job, state: str, reason: str | None = None, result: dict[str, Any] | None = None) -> Job:
+        new = Job(**{**job.to_json(), "state": state, "reason": reason, "result": result})
+        with self.engine.begin() as c:
+            body = orjson.dumps(new.to_json()).decode()
+            c.execute(update(jobs).where(jobs.c.id == job.id).values(state=state, body=body))
+        return new
+
+    def list(self, requester: str | None = None) -> list[Job]:
+        q = select(jobs.c.body).order_by(jobs.c.id)
+        if requester is not None:
+            q = q.where(jobs.c.requester == requester)
+        with self.engine.connect() as c:
+            out = [Job(**orjson.loads(r.body)) for r in c.execute(q)]
+        return sorted(out, key=lambda j: j.created)
+
+
+def _store(node: Node) -> JobStore:
+    return JobStore(node.policies.engine)

@@ -1,0 +1,110 @@
+"""The code-request flow over the API: a certification body sends a published model to the data, the
+owner approves (or its offer pre-approved that code), the run is metered and attested."""
+
+import base64
+import random
+
+import pytest
+from fastapi.testclient import TestClient
+
+from qdsn.api.app import create_app
+from qdsn.api.client import NodeClient
+from qdsn.compute import attest, package
+from qdsn.errors import Conflict, PermissionDenied
+from qdsn.node import Node, NodeHome
+from qdsn.node.consumer import negotiate
+from qdsn.node.provider import publish
+
+from .conftest import FAST
+
+
+def offer(maker, uid, extra=()):
+    cons = [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "certification"},
+            {"leftOperand": "count", "operator": "lteq", "rightOperand": 2}, *extra]  # fmt: skip
+    return {"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "uid": uid,
+            "profile": "urn:qdsn:odrl:profile:v1", "assigner": maker.did, "target": "urn:qdsn:dataset:line-1",
+            "permission": [{"action": "compute", "constraint": cons}]}  # fmt: skip
+
+
+@pytest.fixture
+def lab(tmp_path):
+    reg = NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", scrypt_n=FAST)
+    shared = str(tmp_path / "reg" / "ledger.db")
+    homes = {n: NodeHome.init(tmp_path / n, role, n, "pw", ledger_url=shared, scrypt_n=FAST)
+             for n, role in (("maker", "enterprise"), ("cqc", "certifier"), ("rival", "certifier"))}  # fmt: skip
+    for h in homes.values():
+        reg.submit("identity.register", h.registration())
+    maker, cqc = homes["maker"], homes["cqc"]
+    node = Node(maker, operator=True)
+    decl = {"dataset": "line-1", "title": "Line 1", "kind": "measurements", "characteristics": [
+        {"name": "resistance", "unit": "Ω/km", "lsl": 17.0, "usl": 18.1, "critical": True}]}  # fmt: skip
+    node.submit([maker.sign("dataset.declare", decl)])
+    node.vault.create("line-1", "measurements")
+    rng = random.Random(3)
+    rows = [{"characteristic": "resistance", "value": round(rng.gauss(17.55, 0.08), 3),
+             "time": f"2026-03-01T09:{i // 60:02d}:{i % 60:02d}Z"} for i in range(200)]  # fmt: skip
+    batch = node.vault.add_batch("line-1", rows)
+    node.vault.mark_anchored(batch, node.order([maker.sign("dataset.anchor", batch.anchor_payload())])[0].txid)
+    blob, m = package.load(package.builtin("process-capability"))
+    h = package.code_hash(blob)
+    node.order([cqc.sign("model.publish", {"model": m.id, "version": m.version, "hash": h,
+                                           "manifest": m.model_dump(mode="json")})])  # fmt: skip
+    publish(node, "line-1", offer(maker, "urn:qdsn:offer:line-1:compute"))
+    named = {"leftOperand": "qdsn:modelHash", "operator": "eq", "rightOperand": h}  # the owner pre-approves this code
+    publish(node, "line-1", offer(maker, "urn:qdsn:offer:line-1:pc", [named]))
+    http = TestClient(create_app(node))
+    clients = {n: NodeClient(str(http.base_url), k.key(), k.did, http=http) for n, k in homes.items()}
+    yield node, clients, blob
+    node.close()
+
+
+def ask(client, agreement, blob, **kw):
+    body = {"agreementId": agreement, "archive": base64.b64encode(blob).decode(), "nonce": "nonce-12345",
+            "purpose": "certification", "parameters": {"threshold": 1.33},
+            "datasets": [{"dataset": "line-1", "first": 0, "count": 200}]} | kw  # fmt: skip
+    return client.call("POST", "/jobs", body)
+
+
+def test_the_owner_approves_and_the_result_is_attested(lab):
+    node, c, blob = lab
+    a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
+    job = ask(c["cqc"], a, blob)
+    assert job["state"] == "pending" and job["model"] == "process-capability@1.0.0"
+    assert [j["id"] for j in c["maker"].call("GET", "/jobs")["jobs"]] == [job["id"]]
+    assert c["rival"].call("GET", "/jobs")["jobs"] == []
+    with pytest.raises(PermissionDenied, match="only the data's owner"):
+        c["cqc"].call("POST", f"/jobs/{job['id']}/approval", {})
+    done = c["maker"].call("POST", f"/jobs/{job['id']}/approval", {})
+    assert done["state"] == "done" and done["result"]["output"]["pass"] is True
+    seen = c["cqc"].call("GET", f"/jobs/{job['id']}")
+    claims = attest.verify(seen["result"]["attestation"], node.ledger, output=seen["result"]["output"],
+                           nonce="nonce-12345")  # fmt: skip
+    assert claims["inputs"][0]["count"] == 200
+    (m,) = [x for x in c["cqc"].call("GET", f"/usage?agreement={a}")["meters"]]
+    assert m["uses"] == 1 and m["records"] == 200 and m["compute_seconds"] > 0
+    with pytest.raises(Conflict, match="is done"):
+        c["maker"].call("POST", f"/jobs/{job['id']}/approval", {})
+
+
+def test_a_preapproved_model_runs_at_once_and_counts(lab):
+    node, c, blob = lab
+    a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:pc")[1])["uid"]
+    assert ask(c["cqc"], a, blob)["state"] == "done"
+    assert ask(c["cqc"], a, blob)["state"] == "done"
+    with pytest.raises(PermissionDenied, match="count must be lteq 2, was 3"):
+        ask(c["cqc"], a, blob)
+
+
+def test_refusals_and_denials(lab, tmp_path):
+    node, c, blob = lab
+    a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
+    with pytest.raises(PermissionDenied, match="purpose must be eq 'certification', was 'marketing'"):
+        ask(c["cqc"], a, blob, purpose="marketing")
+    other = package.archive([(p, d + b"\n# changed" if p == "model.py" else d) for p, d in package.unpack(blob)])
+    with pytest.raises(PermissionDenied, match="not published on the ledger"):
+        ask(c["cqc"], a, other)
+    with pytest.raises(PermissionDenied, match="another consumer"):
+        ask(c["rival"], a, blob)
+    job = ask(c["cqc"], a, blob)
+    denied = c["maker"].call("POST", f"/jobs/{job['id']}/denial", {"reason": "audit pending"})
+    assert denied["state"] == "denied" and c["cqc"].call("GET", f"/jobs/{job['id']}")["reason"] == "audit pending"
