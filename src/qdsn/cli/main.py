@@ -624,8 +624,16 @@ def node_start(
     monitor: Annotated[
         float | None,
         typer.Option(
-            help="Seconds between the node's rounds: follow and cosign the log, end expired agreements [default: 5].",
+            help="Seconds between the node's rounds: follow and cosign the log, end expired agreements (default 5).",
             envvar="QDSN_MONITOR",
+        ),
+    ] = None,
+    isolation: Annotated[
+        str | None,
+        typer.Option(
+            help="How certification models run: bwrap (default), or process — weaker, only where bwrap "
+            "cannot run; see docs/architecture.md.",
+            envvar="QDSN_ISOLATION",
         ),
     ] = None,
 ) -> None:
@@ -644,9 +652,18 @@ def node_start(
     tls_cert, tls_key = tls_cert or _path(cfg.get("tls_cert")), tls_key or _path(cfg.get("tls_key"))
     operator, operator_ca = operator or cfg.get("operator"), operator_ca or _path(cfg.get("operator_ca"))
     monitor = monitor if monitor is not None else float(cfg.get("monitor", 5.0))
+    isolation = isolation or str(cfg.get("isolation", "bwrap"))
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")
+    if isolation not in ("bwrap", "process"):
+        raise typer.BadParameter(f"--isolation is bwrap or process, not {isolation!r}")
     node = _node(home, operator, operator_ca)
+    node.isolation = isolation
+    if isolation == "bwrap":
+        from qdsn.compute.sandbox import bwrap_works
+
+        if (why := bwrap_works()) is not None:
+            console.print(f"[yellow]![/] certification jobs will be refused: {why}")
     scheme = "https" if tls_cert else "http"
     role = "operates the log" if node.orderer else f"follows the log at {operator or '(no operator given)'}"
     console.print(f"[green]✓[/] {node.home.name} ({node.did[:24]}…, {role}) on {scheme}://{host}:{port}")
@@ -816,3 +833,89 @@ def attest_verify(
                  ("ran", f"{c['start']} → {c['end']}"), ("binding", c["binding"][:32] + "…")]:  # fmt: skip
         table.add_row(k, v)
     console.print(table)
+
+
+jobs_app = typer.Typer(
+    help="Certification jobs on this node's data: read the model a certification body sent, approve or deny.",
+    no_args_is_help=True,
+)
+app.add_typer(jobs_app, name="jobs")
+Isolation = Annotated[str, typer.Option(help="How models run: bwrap (the sandbox), or process (weaker; see the docs).")]
+
+
+@jobs_app.command("list")
+def jobs_list(home: Home, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The jobs asked of this node, newest last, with their state."""
+    from qdsn.node import jobs
+
+    node = _node(home, None, None, local=True)
+    try:
+        found = jobs.visible(node, node.did)
+    finally:
+        node.close()
+    if as_json:
+        print(json.dumps([j.to_json() for j in found], indent=2, ensure_ascii=False))
+        return
+    table = Table("job", "state", "model", "requester", "records", "purpose", "created")
+    for j in found:
+        table.add_row(j.id, j.state, j.model, j.requester[:24] + "…", str(sum(r["count"] for r in j.ranges)),
+                      j.purpose or "-", j.created[:19])  # fmt: skip
+    console.print(table if found else "No jobs yet.")
+
+
+@jobs_app.command("show")
+def jobs_show(job: Annotated[str, typer.Argument(help="The job's id.")], home: Home) -> None:
+    """A job's request, its model's manifest and every source file — what the owner reads before approving."""
+    from qdsn.node import jobs
+
+    node = _node(home, None, None, local=True)
+    try:
+        j = next((x for x in jobs.visible(node, node.did) if x.id == job), None)
+        if j is None:
+            raise QDSNError(f"no job {job!r}", "see the jobs: qdsn jobs list")
+        files = jobs.source(node, job)
+    finally:
+        node.close()
+    console.print_json(json.dumps(j.to_json() | {"result": j.result and {"output": j.result.get("output")}}))
+    for path, data in files:
+        console.rule(f"{path} ({len(data):,} bytes)")
+        console.print(data.decode("utf-8", "replace"), markup=False, highlight=False)
+
+
+@jobs_app.command("approve")
+def jobs_approve(
+    job: Annotated[str, typer.Argument(help="The job's id.")],
+    home: Home,
+    isolation: Isolation = "bwrap",
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
+) -> None:
+    """Run a pending job in the sandbox now; its use is metered and its attestation recorded on the ledger."""
+    from qdsn.node import jobs
+
+    node = _node(home, operator, operator_ca, local=True)
+    node.isolation = isolation
+    try:
+        j = jobs.approve(node, job)
+    finally:
+        node.close()
+    color = "green" if j.state == "done" else "red"
+    console.print(f"[{color}]{j.state}[/] {j.id}" + (f": {j.reason}" if j.reason else ""))
+    if j.result and j.result.get("output") is not None:
+        console.print_json(json.dumps(j.result["output"]))
+    if j.state != "done":
+        raise typer.Exit(1)
+
+
+@jobs_app.command("deny")
+def jobs_deny(job: Annotated[str, typer.Argument(help="The job's id.")], reason: Annotated[str, typer.Option(
+        help="Why; the requester reads it.")], home: Home) -> None:  # fmt: skip
+    """Refuse a pending job, saying why."""
+    from qdsn.node import jobs
+
+    node = _node(home, None, None, local=True)
+    try:
+        j = jobs.deny(node, job, reason)
+    finally:
+        node.close()
+    console.print(f"[yellow]denied[/] {j.id}: {j.reason}")
