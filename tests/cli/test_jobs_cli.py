@@ -1,0 +1,56 @@
+"""The owner's side of a certification job at the command line: list, read, approve, verify."""
+
+import base64
+import json
+
+from qdsn.compute import package
+from qdsn.node import Node, NodeHome
+from qdsn.node import jobs as node_jobs
+from qdsn.node.provider import publish, request, verify_agreement
+
+from .test_cli import PASS, qdsn
+
+
+def test_the_owner_reads_approves_and_anyone_verifies(tmp_path):
+    pw = PASS["QDSN_PASSPHRASE"]
+    reg = NodeHome.init(tmp_path / "reg", "regulator", "Bureau", pw, scrypt_n=2**4)
+    shared = str(tmp_path / "reg" / "ledger.db")
+    maker = NodeHome.init(tmp_path / "acme", "enterprise", "Acme", pw, ledger_url=shared, scrypt_n=2**4)
+    cqc = NodeHome.init(tmp_path / "cqc", "certifier", "CQC", pw, ledger_url=shared, scrypt_n=2**4)
+    for h in (maker, cqc):
+        reg.submit("identity.register", h.registration())
+    qdsn("dataset", "create", "line-1", "--title", "Line 1", "--characteristic",
+         "resistance:Ω/km:17.0:18.1:critical", home=maker.path)  # fmt: skip
+    rows = "characteristic,value,time\n" + "".join(
+        f"resistance,{17.5 + (i % 7) / 100:.2f},2026-03-01T08:{i // 60:02d}:{i % 60:02d}Z\n" for i in range(120)
+    )
+    (tmp_path / "r.csv").write_text(rows)
+    qdsn("ingest", "csv", str(tmp_path / "r.csv"), "--dataset", "line-1", home=maker.path)
+    assert "published" in qdsn("model", "publish", "process-capability", home=cqc.path).stdout
+
+    node = Node(maker, operator=True)  # a job arrives, as the API would take it
+    uid = "urn:qdsn:offer:line-1:c"
+    publish(node, "line-1", {"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "uid": uid,
+                             "profile": "urn:qdsn:odrl:profile:v1", "assigner": maker.did,
+                             "target": "urn:qdsn:dataset:line-1", "permission": [{"action": "compute"}]})  # fmt: skip
+    n = request(node, cqc.did, {"consumerPid": "c-1", "offer": node.policies.offer(uid)[1]})
+    verify_agreement(node, cqc.did, n.provider_pid)
+    blob, _ = package.load(package.builtin("process-capability"))
+    job = node_jobs.request(node, cqc.did, {
+        "agreementId": n.agreement["uid"], "archive": base64.b64encode(blob).decode(), "nonce": "cli-nonce-1",
+        "datasets": [{"dataset": "line-1", "first": 0, "count": 120}], "parameters": {"threshold": 1.0}})  # fmt: skip
+    node.close()
+
+    assert job.id in qdsn("jobs", "list", home=maker.path).stdout
+    shown = qdsn("jobs", "show", job.id, home=maker.path).stdout
+    assert "def main()" in shown and '"exports"' in shown  # the source and the manifest, before approving
+    done = qdsn("jobs", "approve", job.id, home=maker.path).stdout
+    assert "done" in done and '"pass"' in done
+    (listed,) = json.loads(qdsn("jobs", "list", "--json", home=maker.path).stdout)
+    (tmp_path / "result.json").write_text(json.dumps(listed["result"]))
+    verified = qdsn("attest", "verify", str(tmp_path / "result.json"), "--nonce", "cli-nonce-1", home=cqc.path)
+    assert "attestation verified" in verified.stdout and "matches the output shown" in verified.stdout
+    listed["result"]["output"]["pass"] = not listed["result"]["output"]["pass"]
+    (tmp_path / "forged.json").write_text(json.dumps(listed["result"]))
+    bad = qdsn("attest", "verify", str(tmp_path / "forged.json"), home=cqc.path, ok=False)
+    assert bad.returncode == 1 and "output: the result shown is not the one attested" in bad.stdout
