@@ -102,6 +102,7 @@ def test_demo_tells_the_story():
     flat = " ".join(out.split())  # the console wraps long lines
     assert "'17.6' appears 0 times on the wire" in flat and "proved each against the batch roots" in flat
     assert "count must be lteq 1, was 2" in flat and "same figures (✓)" in flat and "300 CNY due" in flat
+    assert "job pending" in flat and "no reading left the plant" in flat and "output and nonce ✓" in flat
 
 
 def test_schema_export(tmp_path):

@@ -3,6 +3,7 @@ each a real node with its own home, keystore and ledger replica, telling the sto
 
 from __future__ import annotations
 
+import base64
 import random
 import secrets
 import shutil
@@ -24,6 +25,7 @@ from rich.table import Table
 from qdsn import quality
 from qdsn.api.app import create_app
 from qdsn.api.client import NodeClient
+from qdsn.compute import attest, package, sandbox
 from qdsn.crypto import hpke
 from qdsn.crypto.encoding import b64url_encode
 from qdsn.data import epcis
@@ -35,7 +37,7 @@ from qdsn.ledger import Ledger, merkle, tx
 from qdsn.ledger.audit import audit
 from qdsn.ledger.checkpoint import Checkpoint, cosigners_verified, open_checkpoint, sign_note
 from qdsn.ledger.ordering.embedded import EmbeddedOrderer
-from qdsn.node import Node, NodeHome
+from qdsn.node import Node, NodeHome, jobs
 from qdsn.node.consumer import negotiate, receive, transfer
 from qdsn.node.provider import publish
 from qdsn.policy import Request, agreement, decide, negotiation, offer_hash
@@ -150,13 +152,13 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     _network(console, regulator, certifier, maker, log, replicas)
 
     console.print(
-        "\n[bold]8. Checkpoints and witnesses.[/] The regulator signs a C2SP checkpoint; every "
+        "\n[bold]9. Checkpoints and witnesses.[/] The regulator signs a C2SP checkpoint; every "
         "member checks it against its own replica and cosigns (tlog-cosignature)."
     )
     note = _checkpoint_round(console, regulator, log, members, replicas, orderer)
 
     console.print(
-        "\n[bold]9. The log grows.[/] More activity, a new checkpoint; witnesses cosign only "
+        "\n[bold]10. The log grows.[/] More activity, a new checkpoint; witnesses cosign only "
         "after a consistency proof from the checkpoint they cosigned before."
     )
     orderer.submit([honest])
@@ -171,7 +173,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     console.print(f"  consistency {cp1.size} → {cp2.size}: {len(proof2)} hashes, [green]verified[/]")
 
     console.print(
-        "\n[bold]10. A verifier with nothing but keys.[/] A buyer holds the log key and the "
+        "\n[bold]11. A verifier with nothing but keys.[/] A buyer holds the log key and the "
         "members' cosigner keys, requires 3 cosignatures, and checks one registration."
     )
     cosigner_keys = [m.cosigner().verifier() for m in members]
@@ -186,7 +188,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     )
 
     console.print(
-        "\n[bold]11. A split view is caught.[/] The operator shows a witness a different history "
+        "\n[bold]12. A split view is caught.[/] The operator shows a witness a different history "
         "of the same size; the witness refuses to cosign."
     )
     fake = sign_note(Checkpoint(log.origin, cp.size, bytes(32)).text(), regulator.log_signer())
@@ -196,7 +198,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     except QDSNError as e:
         console.print(f"  [green]✓ refused[/]: [dim]{e.what}[/]")
 
-    console.print("\n[bold]12. Audit.[/] Every replica re-verifies its whole store from zero.")
+    console.print("\n[bold]13. Audit.[/] Every replica re-verifies its whole store from zero.")
     table = Table("node", "entries", "root", "state", "ckpts", "result")
     for node, ledger in [(regulator, log), *((m, replicas[m.did]) for m in members)]:
         if ledger is not log:
@@ -217,7 +219,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
             f"{len(log.store.cosignatures())} recorded cosignatures · "
             f"{sum(d.anchored for d in log.state.datasets.values())} anchored quality records · "
             f"{time.perf_counter() - t0:.1f} s\n"
-            "Next in QDSN: certification models sent to the data, SD-JWT certificates.",
+            "Next in QDSN: digital certificates (SD-JWT VC) issued from attested results.",
             title="[bold green]consortium verified",
             border_style="green",
         )
@@ -238,7 +240,7 @@ def _quality_data(
         Measurement.model_validate(
             {
                 "characteristic": "conductor resistance",
-                "value": round(rng.gauss(17.6, 0.12), 3),
+                "value": round(rng.gauss(17.6, 0.10), 3),
                 "time": f"2026-03-01T{8 + i // 60:02d}:{i % 60:02d}:00+08:00",
                 "device": "ohmmeter-3",
                 "lot": f"L0301-{i // 50 + 1}",
@@ -439,12 +441,70 @@ def _network(
             f"{m['uses']} use, {m['denied']} denied, {m['records']} records, "
             f"{mine['invoice']['totals'].get('CNY', 0):.0f} CNY due — all read off the ledger"
         )
+        _model_to_data(console, certifier, maker, lab, plant, to_plant)
     finally:
         for server, thread in servers:
             server.should_exit = True
             thread.join(timeout=10)
         for node in (operator, lab, plant):
             node.close()
+
+
+def _model_to_data(
+    console: Console, certifier: NodeHome, maker: NodeHome, lab: Node, plant: Node, to_plant: NodeClient
+) -> None:
+    isolation = "bwrap" if sandbox.bwrap_works() is None else "process"
+    console.print(
+        "\n[bold]8. The model moves, the data stays (数据不动模型动).[/] The certification centre publishes its "
+        "process-capability model on the ledger and sends it to the manufacturer's data; the manufacturer reads "
+        "it, approves, and runs it in its sandbox; only the declared result leaves, with an attestation."
+    )
+    if isolation == "process":
+        console.print(
+            f"  [yellow]![/] {sandbox.bwrap_works()}: this demo runs the model with --isolation=process, which "
+            "a real node refuses unless its owner chooses it (apt-get install bubblewrap)"
+        )
+    plant.isolation = isolation
+    blob, m = package.load(package.builtin("process-capability"))
+    code = package.code_hash(blob)
+    lab.submit([certifier.sign("model.publish", {"model": m.id, "version": m.version, "hash": code,
+                                                 "manifest": m.model_dump(mode="json")})])  # fmt: skip
+    dataset = "zj-line-1-resistance"
+    offer = {
+        "@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "uid": f"urn:qdsn:offer:{dataset}:compute",
+        "profile": "urn:qdsn:odrl:profile:v1", "assigner": maker.did, "target": f"urn:qdsn:dataset:{dataset}",
+        "permission": [{"action": "compute", "assignee": certifier.did, "constraint": [
+            {"leftOperand": "purpose", "operator": "eq", "rightOperand": "certification"}]}],
+    }  # fmt: skip
+    publish(plant, dataset, offer)
+    contract = negotiate(to_plant, offer)
+    nonce = secrets.token_urlsafe(16)
+    job = to_plant.call("POST", "/jobs", {
+        "agreementId": contract["uid"], "archive": base64.b64encode(blob).decode(), "nonce": nonce,
+        "purpose": "certification", "parameters": {"threshold": 1.33},
+        "datasets": [{"dataset": dataset, "first": 0, "count": 200}],
+    })  # fmt: skip
+    files = jobs.source(plant, job["id"])
+    console.print(
+        f"  model {m.id} {m.version}, code hash {code[:16]}… ({len(files)} files, published on the ledger); "
+        f"job {job['state']} — the manufacturer reads {', '.join(p for p, _ in files)} and approves"
+    )
+    done = jobs.approve(plant, job["id"])
+    seen = to_plant.call("GET", f"/jobs/{job['id']}")
+    out = seen["result"]["output"]
+    (c,) = out["characteristics"]
+    console.print(
+        f"  ran under {isolation} in {seen['result']['seconds']:.2f} s on 200 anchored readings: "
+        f"{'[green]pass[/]' if out['pass'] else '[red]fail[/]'} — {c['name']}: Cpk {c['cpk']:.2f}, 95 % lower "
+        f"bound {c['cpk_lower']:.2f} {'≥' if c['pass'] else '<'} {out['threshold']}; no reading left the plant"
+    )
+    lab.catch_up()
+    claims = attest.verify(seen["result"]["attestation"], lab.ledger, output=out, nonce=nonce)
+    console.print(
+        f"  the certifier checks the attestation against its own replica: node signature ✓, model published ✓, "
+        f"{len(claims['inputs'][0]['batches'])} input batches anchored by the owner ✓, output and nonce ✓; "
+        f"binding {claims['binding'][:16]}… (job {done.state}, compute.attest on the ledger)"
+    )
 
 
 def _serve(node: Node, servers: list[tuple[uvicorn.Server, threading.Thread]]) -> str:
