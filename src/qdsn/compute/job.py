@@ -140,7 +140,10 @@ def _read(owner: Owner, r: Range) -> tuple[str, list[dict[str, Any]], list[dict[
         if txid is None:
             raise InvalidInput(f"the batch at record {b.first} of {r.dataset} is not anchored yet")
         lo, hi = max(r.first, b.first) - b.first, min(r.first + r.count, b.first + b.count) - b.first
-        records += [orjson.loads(x)["record"] for x in leaves[lo:hi]]
+        for x in leaves[lo:hi]:
+            leaf = orjson.loads(x)
+            # a reading whose device signature was verified on arrival keeps it in its leaf
+            records.append(leaf["record"] | {"signed": True} if "sig" in leaf else leaf["record"])
         batches.append({"anchor": txid, "first": b.first, "count": b.count, "root": b.root.hex()})
     return owner.vault.kind(r.dataset), records, batches
 
