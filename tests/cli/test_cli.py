@@ -103,6 +103,7 @@ def test_demo_tells_the_story():
     assert "'17.6' appears 0 times on the wire" in flat and "proved each against the batch roots" in flat
     assert "count must be lteq 1, was 2" in flat and "same figures (✓)" in flat and "300 CNY due" in flat
     assert "job pending" in flat and "no reading left the plant" in flat and "output and nonce ✓" in flat
+    assert flat.count("✓ verified") >= 8  # two pre-approved runs attested, six replicas audited
 
 
 def test_schema_export(tmp_path):

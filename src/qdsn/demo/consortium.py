@@ -43,6 +43,7 @@ from qdsn.node.provider import publish
 from qdsn.policy import Request, agreement, decide, negotiation, offer_hash
 from qdsn.policy.meter import meters
 
+BUILTIN_MODELS = ("process-capability", "spc-stability", "defect-rate", "sampling-compliance", "data-integrity")
 MANUFACTURERS = [
     "Zhejiang Cable Works",
     "Jiangsu Valve Co.",
@@ -456,8 +457,9 @@ def _model_to_data(
     isolation = "bwrap" if sandbox.bwrap_works() is None else "process"
     console.print(
         "\n[bold]8. The model moves, the data stays (数据不动模型动).[/] The certification centre publishes its "
-        "process-capability model on the ledger and sends it to the manufacturer's data; the manufacturer reads "
-        "it, approves, and runs it in its sandbox; only the declared result leaves, with an attestation."
+        "certification models on the ledger and sends them to the manufacturer's data; the manufacturer reads a "
+        "model and approves it, or has pre-approved its code hash in the offer; it runs in the manufacturer's "
+        "sandbox, and only the declared result leaves, with an attestation."
     )
     if isolation == "process":
         console.print(
@@ -465,31 +467,46 @@ def _model_to_data(
             "a real node refuses unless its owner chooses it (apt-get install bubblewrap)"
         )
     plant.isolation = isolation
-    blob, m = package.load(package.builtin("process-capability"))
-    code = package.code_hash(blob)
-    lab.submit([certifier.sign("model.publish", {"model": m.id, "version": m.version, "hash": code,
-                                                 "manifest": m.model_dump(mode="json")})])  # fmt: skip
+    models = {}
+    for name in BUILTIN_MODELS:
+        blob, m = package.load(package.builtin(name))
+        models[name] = (blob, package.code_hash(blob))
+        lab.submit([certifier.sign("model.publish", {"model": m.id, "version": m.version, "hash": models[name][1],
+                                                     "manifest": m.model_dump(mode="json")})])  # fmt: skip
+    console.print(f"  published on the ledger: {', '.join(BUILTIN_MODELS)}")
     dataset = "zj-line-1-resistance"
-    offer = {
-        "@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "uid": f"urn:qdsn:offer:{dataset}:compute",
-        "profile": "urn:qdsn:odrl:profile:v1", "assigner": maker.did, "target": f"urn:qdsn:dataset:{dataset}",
-        "permission": [{"action": "compute", "assignee": certifier.did, "constraint": [
-            {"leftOperand": "purpose", "operator": "eq", "rightOperand": "certification"}]}],
+    base = {
+        "@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "profile": "urn:qdsn:odrl:profile:v1",
+        "assigner": maker.did, "target": f"urn:qdsn:dataset:{dataset}",
     }  # fmt: skip
-    publish(plant, dataset, offer)
-    contract = negotiate(to_plant, offer)
+    purpose = {"leftOperand": "purpose", "operator": "eq", "rightOperand": "certification"}
+    trusted = [models["spc-stability"][1], models["data-integrity"][1]]  # the owner pre-approves these two
+    offers = [
+        base | {"uid": f"urn:qdsn:offer:{dataset}:compute", "permission": [
+            {"action": "compute", "assignee": certifier.did, "constraint": [purpose]}]},
+        base | {"uid": f"urn:qdsn:offer:{dataset}:preapproved", "permission": [
+            {"action": "compute", "assignee": certifier.did, "constraint": [
+                purpose, {"leftOperand": "qdsn:modelHash", "operator": "isAnyOf", "rightOperand": trusted}]}]},
+    ]  # fmt: skip
+    for o in offers:
+        publish(plant, dataset, o)
+    contract, standing = (negotiate(to_plant, o)["uid"] for o in offers)
+
+    def ask(name: str, agreement: str, parameters: dict, nonce: str) -> dict:
+        return to_plant.call("POST", "/jobs", {
+            "agreementId": agreement, "archive": base64.b64encode(models[name][0]).decode(), "nonce": nonce,
+            "purpose": "certification", "parameters": parameters,
+            "datasets": [{"dataset": dataset, "first": 0, "count": 200}],
+        })  # fmt: skip
+
     nonce = secrets.token_urlsafe(16)
-    job = to_plant.call("POST", "/jobs", {
-        "agreementId": contract["uid"], "archive": base64.b64encode(blob).decode(), "nonce": nonce,
-        "purpose": "certification", "parameters": {"threshold": 1.33},
-        "datasets": [{"dataset": dataset, "first": 0, "count": 200}],
-    })  # fmt: skip
+    job = ask("process-capability", contract, {"threshold": 1.33}, nonce)
     files = jobs.source(plant, job["id"])
     console.print(
-        f"  model {m.id} {m.version}, code hash {code[:16]}… ({len(files)} files, published on the ledger); "
-        f"job {job['state']} — the manufacturer reads {', '.join(p for p, _ in files)} and approves"
+        f"  process-capability (code hash {models['process-capability'][1][:16]}…): job {job['state']} — the "
+        f"manufacturer reads {', '.join(p for p, _ in files)} and approves"
     )
-    done = jobs.approve(plant, job["id"])
+    jobs.approve(plant, job["id"])
     seen = to_plant.call("GET", f"/jobs/{job['id']}")
     out = seen["result"]["output"]
     (c,) = out["characteristics"]
@@ -503,8 +520,23 @@ def _model_to_data(
     console.print(
         f"  the certifier checks the attestation against its own replica: node signature ✓, model published ✓, "
         f"{len(claims['inputs'][0]['batches'])} input batches anchored by the owner ✓, output and nonce ✓; "
-        f"binding {claims['binding'][:16]}… (job {done.state}, compute.attest on the ledger)"
+        f"binding {claims['binding'][:16]}… (compute.attest on the ledger)"
     )
+    table = Table("model (pre-approved by its hash)", "job", "verdict", "indicators that leave", "attestation")
+    for name, parameters in (("spc-stability", {"last": 20}), ("data-integrity", {"interval_seconds": 60})):
+        nonce = secrets.token_urlsafe(16)
+        run = ask(name, standing, parameters, nonce)
+        out = run["result"]["output"]
+        attest.verify(run["result"]["attestation"], (lab.catch_up(), lab.ledger)[1], output=out, nonce=nonce)
+        if name == "spc-stability":
+            broken = sum(sum(x["violations"].values()) for x in out["characteristics"])
+            shown = f"{broken} Nelson 1–4 violations in the last 20 subgroups"
+        else:
+            shown = (f"completeness {out['completeness']:.0%}, longest gap {out['max_gap_seconds']:.0f} s, "
+                     f"{out['signed']:.0%} device-signed")  # fmt: skip
+        table.add_row(name, run["state"], "[green]pass[/]" if out["pass"] else "[red]fail[/]",
+                      shown, "[green]✓ verified[/]")  # fmt: skip
+    console.print(table)
 
 
 def _serve(node: Node, servers: list[tuple[uvicorn.Server, threading.Thread]]) -> str:
