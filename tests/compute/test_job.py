@@ -111,6 +111,7 @@ def test_what_may_not_run_or_leave(plant, tmp_path):
     publish(node, cqc, tblob, tm)
     r = execute(owner(node), tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
     assert r.status == "ok" and r.output == {"pass": True} and r.dropped == ["values"]  # raw values stay home
+    assert attest.verify(r.attestation, node.ledger)["dropped"] == ["values"]  # and the withholding is on record
 
 
 def test_a_second_document_is_invalid_output(plant, tmp_path):

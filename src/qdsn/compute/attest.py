@@ -59,14 +59,16 @@ def claims_for(
     end: str,
     job: str,
     iat: int,
+    dropped: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The attestation's claims; `inputs` are [{dataset, first, count, batches: [{anchor, first, count, root}]}]."""
+    """The attestation's claims; `inputs` are [{dataset, first, count, batches: [{anchor, first, count, root}]}];
+    `dropped` names the output fields the model printed but may not export, which the node withheld."""
     commitment, out = digest(list(inputs)), digest(output)
     return {
         "iss": did, "iat": iat, "eat_profile": PROFILE, "eat_nonce": nonce, "job": job,
         "measurements": measurements, "inputs": list(inputs), "input_commitment": commitment,
         "params_hash": digest(parameters), "output_hash": out, "start": start, "end": end,
-        "binding": binding(nonce, measurements["code_hash"], commitment, out),
+        "binding": binding(nonce, measurements["code_hash"], commitment, out), "dropped": list(dropped),
     }  # fmt: skip
 
 

@@ -120,7 +120,7 @@ def execute(
                     "isolation": run.isolation, "config_hash": attest.digest({"isolation": run.isolation,
                                                                               **asdict(limits)})}  # fmt: skip
     claims = attest.claims_for(owner.did, nonce, measurements, inputs, parameters, output, start,
-                               format_time(system_clock()), job, int(system_clock().timestamp()))  # fmt: skip
+                               format_time(system_clock()), job, int(system_clock().timestamp()), dropped)  # fmt: skip
     token = attest.attest(owner.key, owner.did, claims)
     return Result(job, "ok", output=output, dropped=dropped, attestation=token, seconds=run.seconds)
 
