@@ -102,3 +102,10 @@ def test_process_isolation_is_chosen_not_fallen_into(tmp_path, monkeypatch):
         go(tmp_path, "print('{}')\n")
     r = go(tmp_path, "import json, os\nprint(json.dumps(sorted(os.environ)))\n", isolation="process")
     assert r.ok and r.isolation == "process" and "HOME" in orjson.loads(r.stdout)
+
+
+def test_a_runtime_under_tmp_stays_visible(tmp_path):
+    cmd = sandbox.command("bwrap", tmp_path, "m.py", TIGHT, [])
+    tmpfs = cmd.index("--tmpfs")
+    binds = [i for i, a in enumerate(cmd) if a == "--ro-bind"]
+    assert cmd[tmpfs + 1] == "/tmp" and all(i > tmpfs for i in binds)  # a later mount is not hidden by /tmp

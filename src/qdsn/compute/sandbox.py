@@ -103,8 +103,10 @@ def command(isolation: str, model: Path, entrypoint: str, limits: Limits, secret
         if any(b == s or b in s.parents or s in b.parents for b in binds):
             raise PermissionDenied(f"the runtime at {', '.join(map(str, binds))} would show the model {s}",
                                    "install QDSN and Python outside the node's home")  # fmt: skip
+    # /tmp first: a runtime that lives under /tmp (a fresh clone's environment) is bound on top of it
     cmd = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv", "--cap-drop", "ALL",
-           "--uid", "65534", "--gid", "65534", "--ro-bind", "/usr", "/usr"]  # fmt: skip
+           "--uid", "65534", "--gid", "65534", "--size", str(limits.file_size), "--tmpfs", "/tmp",
+           "--ro-bind", "/usr", "/usr"]  # fmt: skip
     for top in ("bin", "lib", "lib64", "sbin"):
         p = Path("/") / top
         if p.is_symlink():
@@ -113,8 +115,7 @@ def command(isolation: str, model: Path, entrypoint: str, limits: Limits, secret
             cmd += ["--ro-bind", str(p), str(p)]
     for b in binds:
         cmd += ["--ro-bind", str(b), str(b)]
-    cmd += ["--ro-bind", str(model), "/model", "--proc", "/proc", "--dev", "/dev",
-            "--size", str(limits.file_size), "--tmpfs", "/tmp", "--chdir", "/tmp"]  # fmt: skip
+    cmd += ["--ro-bind", str(model), "/model", "--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp"]
     for k, v in _ENV.items():
         cmd += ["--setenv", k, v]
     return [*cmd, *python, f"/model/{entrypoint}"]
