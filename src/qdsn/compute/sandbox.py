@@ -45,7 +45,8 @@ class Limits:
     processes: int = 32
     open_files: int = 64
     output: int = 1 << 20  # bytes of stdout
-    file_size: int = 64 << 20  # bytes per file written, and the size of /tmp
+    file_size: int = 64 << 20  # bytes per file written
+    tmp_size: int = 64 << 20  # bytes of the private /tmp
 
 
 DEFAULT = Limits()
@@ -105,7 +106,7 @@ def command(isolation: str, model: Path, entrypoint: str, limits: Limits, secret
                                    "install QDSN and Python outside the node's home")  # fmt: skip
     # /tmp first: a runtime that lives under /tmp (a fresh clone's environment) is bound on top of it
     cmd = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv", "--cap-drop", "ALL",
-           "--uid", "65534", "--gid", "65534", "--size", str(limits.file_size), "--tmpfs", "/tmp",
+           "--uid", "65534", "--gid", "65534", "--size", str(limits.tmp_size), "--tmpfs", "/tmp",
            "--ro-bind", "/usr", "/usr"]  # fmt: skip
     for top in ("bin", "lib", "lib64", "sbin"):
         p = Path("/") / top
