@@ -36,3 +36,20 @@ def test_claims_round_trip_and_refusals():
         verify_jws(f"{h}.{p[:-2]}AA.{s}", key.verify_key.raw, typ="eat+jwt")
     with pytest.raises(InvalidInput):
         header("not.a.jws")
+
+
+def test_es256_and_algorithm_confusion():
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from qdsn.crypto.jose import public_jwk
+
+    p256 = ec.generate_private_key(ec.SECP256R1())
+    token = sign_jws({"sub": "x"}, p256, typ="kb+jwt")
+    assert header(token)["alg"] == "ES256"
+    assert verify_jws(token, public_jwk(p256), typ="kb+jwt")[1] == {"sub": "x"}
+    assert verify_jws(token, p256.public_key(), typ=None)[1] == {"sub": "x"}
+    ed = SigningKey.generate()
+    with pytest.raises(BadSignature, match="its key signs EdDSA"):  # an ES256 token never meets an Ed25519 key
+        verify_jws(token, ed.verify_key.raw, typ=None)
+    with pytest.raises(InvalidInput, match="P-256"):
+        sign_jws({}, ec.generate_private_key(ec.SECP384R1()), typ="x")

@@ -1,8 +1,8 @@
-"""Compact JWS (RFC 7515) signed with a node's Ed25519 key, through `joserfc`.
+"""Compact JWS (RFC 7515) through `joserfc`, signed with a node's Ed25519 key ("EdDSA", RFC 8037) or
+a P-256 key (ES256) — the two algorithms SD-JWT VC wallets and verifiers meet in practice.
 
-The algorithm is named "EdDSA" (RFC 8037), as EAT and SD-JWT verifiers expect today; RFC 9864's
-fully specified "Ed25519" means the same signature, and joserfc's warning about the older name is
-silenced here, where the choice is made.
+RFC 9864's fully specified "Ed25519" names the same signature as "EdDSA"; joserfc's warning about the
+older name is silenced here, where the choice is made.
 """
 
 from __future__ import annotations
@@ -11,57 +11,100 @@ import warnings
 from typing import Any
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jws
 from joserfc.errors import JoseError
-from joserfc.jwk import OKPKey
+from joserfc.jwk import ECKey, OKPKey
 
-from qdsn.crypto.encoding import b64url_encode
+from qdsn.crypto.encoding import b64url_decode, b64url_encode
 from qdsn.crypto.keys import SigningKey
 from qdsn.errors import BadSignature, InvalidInput
 
 ALG = "EdDSA"
+ALGS = ("EdDSA", "ES256")
+PrivateKey = SigningKey | ec.EllipticCurvePrivateKey
+PublicKey = bytes | ec.EllipticCurvePublicKey | dict[str, Any]  # raw Ed25519, a P-256 key, or a public JWK
 
 
-def sign_jws(claims: dict[str, Any], key: SigningKey, *, typ: str, kid: str) -> str:
-    """`claims` as a compact JWS with header {alg: EdDSA, typ, kid}."""
-    return sign_compact({"alg": ALG, "typ": typ, "kid": kid}, orjson.dumps(claims), key)
+def alg_of(key: PrivateKey) -> str:
+    """The JWS algorithm of a private key."""
+    if isinstance(key, SigningKey):
+        return "EdDSA"
+    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
+        return "ES256"
+    raise InvalidInput("keys are Ed25519 (EdDSA) or P-256 (ES256)")
 
 
-def sign_compact(protected: dict[str, Any], payload: bytes, key: SigningKey) -> str:
-    """Any payload as a compact JWS under `protected` (which names alg EdDSA)."""
-    jwk = OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(key.verify_key.raw),
-                             "d": b64url_encode(key.seed())})  # fmt: skip
+def public_jwk(key: PrivateKey | PublicKey) -> dict[str, Any]:
+    """The public JWK of a key (for `cnf`, `jwks` and DID documents)."""
+    if isinstance(key, SigningKey):
+        key = key.verify_key.raw
+    if isinstance(key, bytes):
+        return {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(key)}
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        key = key.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return {k: v for k, v in ECKey.import_key(key).as_dict(private=False).items() if k in ("kty", "crv", "x", "y")}
+    if isinstance(key, dict) and key.get("kty") in ("OKP", "EC"):
+        return {k: v for k, v in key.items() if k in ("kty", "crv", "x", "y")}
+    raise InvalidInput("not a public key QDSN can verify with: Ed25519 or P-256")
+
+
+def sign_jws(claims: dict[str, Any], key: PrivateKey, *, typ: str, kid: str | None = None) -> str:
+    """`claims` as a compact JWS with header {alg, typ[, kid]}."""
+    protected = {"alg": alg_of(key), "typ": typ} | ({"kid": kid} if kid else {})
+    return sign_compact(protected, orjson.dumps(claims), key)
+
+
+def sign_compact(protected: dict[str, Any], payload: bytes, key: PrivateKey) -> str:
+    """Any payload as a compact JWS under `protected` (whose alg must be the key's)."""
+    if protected.get("alg") != alg_of(key):
+        raise InvalidInput(f"a {alg_of(key)} key cannot sign alg {protected.get('alg')!r}")
+    if isinstance(key, SigningKey):
+        jwk: Any = OKPKey.import_key(public_jwk(key) | {"d": b64url_encode(key.seed())})
+    else:
+        jwk = ECKey.import_key(key)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return jws.serialize_compact(protected, payload, jwk, algorithms=[ALG])
+        return jws.serialize_compact(protected, payload, jwk, algorithms=list(ALGS))
 
 
 def header(token: str) -> dict[str, Any]:
     """The protected header, unverified (to find the key that must have signed)."""
     try:
-        return jws.extract_compact(token.encode()).protected
-    except (JoseError, ValueError) as e:
+        return orjson.loads(b64url_decode(token.split(".", 1)[0]))
+    except (ValueError, orjson.JSONDecodeError) as e:
         raise InvalidInput(f"not a compact JWS: {e}") from None
 
 
-def verify_jws(token: str, public_key: bytes, *, typ: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(header, claims) of a JWS whose EdDSA signature holds under `public_key` and whose typ is `typ`
-    (None: any)."""
-    jwk = OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(public_key)})
+def verify_compact(token: str, key: PublicKey) -> tuple[dict[str, Any], bytes]:
+    """(header, payload) of a compact JWS whose EdDSA or ES256 signature holds under `key`."""
+    jwk = public_jwk(key)
+    imported: Any = OKPKey.import_key(jwk) if jwk["kty"] == "OKP" else ECKey.import_key(jwk)
+    wanted = "EdDSA" if jwk["kty"] == "OKP" else "ES256"
+    if header(token).get("alg") != wanted:
+        raise BadSignature(f"the JWS is signed with alg {header(token).get('alg')!r}; its key signs {wanted}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            obj = jws.deserialize_compact(token, jwk, algorithms=[ALG])
+            obj = jws.deserialize_compact(token, imported, algorithms=[wanted])
     except JoseError as e:
         raise BadSignature(f"the JWS signature does not hold: {e.description or e.error}") from None
     except ValueError as e:
         raise InvalidInput(f"not a compact JWS: {e}") from None
-    if typ is not None and obj.protected.get("typ") != typ:
-        raise InvalidInput(f"the JWS is of type {obj.protected.get('typ')!r}, not {typ!r}")
+    return obj.protected, obj.payload
+
+
+def verify_jws(token: str, public_key: PublicKey, *, typ: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(header, claims) of a JWS whose signature holds under `public_key` and whose typ is `typ`
+    (None: any)."""
+    protected, payload = verify_compact(token, public_key)
+    if typ is not None and protected.get("typ") != typ:
+        raise InvalidInput(f"the JWS is of type {protected.get('typ')!r}, not {typ!r}")
     try:
-        claims = orjson.loads(obj.payload)
+        claims = orjson.loads(payload)
     except orjson.JSONDecodeError:
         raise InvalidInput("the JWS payload is not JSON") from None
     if not isinstance(claims, dict):
         raise InvalidInput("the JWS payload is not a JSON object")
-    return obj.protected, claims
+    return protected, claims
