@@ -1,0 +1,1 @@
+"""Digital certificates: SD-JWT VCs, token status lists, and the quality certificate."""
