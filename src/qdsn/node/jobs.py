@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Column, MetaData, String, Table, Text, insert, select, update
 
-from qdsn.compute import package
+from qdsn.compute import attest, package
 from qdsn.compute.job import Owner, Range, Result, execute
 from qdsn.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from qdsn.ledger import tx
@@ -154,8 +154,6 @@ def deny(node: Node, job_id: str, reason: str) -> Job:
 
 def record(node: Node, result: Result) -> tx.Envelope:
     """The `compute.attest` transaction of an ok run, put on the ledger."""
-    from qdsn.compute import attest
-
     assert result.attestation is not None
     c = attest.verify(result.attestation, node.ledger, output=result.output)
     env = node.home.sign("compute.attest", {
