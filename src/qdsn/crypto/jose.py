@@ -2,18 +2,24 @@
 a P-256 key (ES256) — the two algorithms SD-JWT VC wallets and verifiers meet in practice.
 
 RFC 9864's fully specified "Ed25519" names the same signature as "EdDSA"; joserfc's warning about the
-older name is silenced here, where the choice is made.
+older name is silenced here, where the choice is made. Verification, the hot path of credential
+checks, goes straight to `cryptography` with each public key parsed once: profiled, joserfc's
+deserialization and key import were 60 % of verifying a presentation.
 """
 
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 from typing import Any
 
 import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from joserfc import jws
-from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey
 
 from qdsn.crypto.encoding import b64url_decode, b64url_encode
@@ -80,19 +86,43 @@ def header(token: str) -> dict[str, Any]:
 def verify_compact(token: str, key: PublicKey) -> tuple[dict[str, Any], bytes]:
     """(header, payload) of a compact JWS whose EdDSA or ES256 signature holds under `key`."""
     jwk = public_jwk(key)
-    imported: Any = OKPKey.import_key(jwk) if jwk["kty"] == "OKP" else ECKey.import_key(jwk)
     wanted = "EdDSA" if jwk["kty"] == "OKP" else "ES256"
-    if header(token).get("alg") != wanted:
-        raise BadSignature(f"the JWS is signed with alg {header(token).get('alg')!r}; its key signs {wanted}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            obj = jws.deserialize_compact(token, imported, algorithms=[wanted])
-    except JoseError as e:
-        raise BadSignature(f"the JWS signature does not hold: {e.description or e.error}") from None
-    except ValueError as e:
+        head, body, sig = token.split(".")
+        protected = orjson.loads(b64url_decode(head))
+        payload, signature = b64url_decode(body), b64url_decode(sig)
+    except (ValueError, orjson.JSONDecodeError) as e:
         raise InvalidInput(f"not a compact JWS: {e}") from None
-    return obj.protected, obj.payload
+    if not isinstance(protected, dict) or protected.get("alg") != wanted:
+        raise BadSignature(f"the JWS is signed with alg {protected.get('alg')!r}; its key signs {wanted}")
+    pub = _public(jwk["kty"], jwk["crv"], jwk["x"], jwk.get("y"))
+    message = f"{head}.{body}".encode("ascii")
+    try:
+        if wanted == "EdDSA":
+            pub.verify(signature, message)
+        else:
+            if len(signature) != 64:
+                raise InvalidSignature
+            r, s_ = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+            pub.verify(encode_dss_signature(r, s_), message, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise BadSignature("the JWS signature does not hold") from None
+    return protected, payload
+
+
+@lru_cache(maxsize=4096)
+def _public(kty: str, crv: str, x: str, y: str | None) -> Any:
+    """A public key object from its JWK members, built once per key."""
+    try:
+        if (kty, crv) == ("OKP", "Ed25519"):
+            return Ed25519PublicKey.from_public_bytes(b64url_decode(x))
+        if (kty, crv) == ("EC", "P-256") and y is not None:
+            nums = ec.EllipticCurvePublicNumbers(int.from_bytes(b64url_decode(x), "big"),
+                                                 int.from_bytes(b64url_decode(y), "big"), ec.SECP256R1())  # fmt: skip
+            return nums.public_key()
+    except ValueError as e:
+        raise InvalidInput(f"not a valid {crv} public key: {e}") from None
+    raise InvalidInput(f"keys are Ed25519 or P-256, not {kty} {crv}")
 
 
 def verify_jws(token: str, public_key: PublicKey, *, typ: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
