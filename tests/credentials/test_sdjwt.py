@@ -121,3 +121,17 @@ def test_vc_sd_jwt_is_accepted_on_input_and_es256_issuers_work():
     assert v.header["typ"] == "vc+sd-jwt" and v.claims["site"] == "Hangzhou plant 1" and not v.key_bound
     with pytest.raises(Exception, match="no claim at nowhere"):
         sdjwt.issue(CLAIMS, issuer, ["nowhere"])
+
+
+def test_many_at_once_on_every_core():
+    issuer, holder = SigningKey.generate(), ec.generate_private_key(ec.SECP256R1())
+    sd = sdjwt.issue(CLAIMS, issuer, DISCLOSABLE, holder_jwk=public_jwk(holder))
+    shown = [sdjwt.present(sd, ["site"], holder, aud="v", nonce=f"n{i}", now=NOW) for i in range(150)]
+    nonces = [f"n{i}" for i in range(150)]
+    nonces[7] = "replayed"
+    results = sdjwt.verify_many(shown, {CLAIMS["iss"]: issuer.verify_key.raw}, aud="v", nonces=nonces, now=NOW)
+    assert [type(r).__name__ for r in results].count("Verified") == 149
+    assert isinstance(results[7], Reason) and results[7].code == "kb-nonce"
+    assert results[100].claims["site"] == "Hangzhou plant 1"
+    (unknown,) = sdjwt.verify_many(shown[:1], {}, aud="v", nonces=nonces[:1], now=NOW)
+    assert unknown.code == "signature" and "not one this verifier knows" in str(unknown)
