@@ -133,6 +133,7 @@ def _first_difference(folded: State, stored: State) -> str:
         ("dataset", folded.datasets, stored.datasets),
         ("device", folded.devices, stored.devices),
         ("model", folded.models, stored.models),
+        ("credential", folded.credentials, stored.credentials),
     ):
         for key in sorted(set(a) | set(b)):
             if a.get(key) != b.get(key):

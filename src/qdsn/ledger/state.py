@@ -68,6 +68,21 @@ class Model:
 
 
 @dataclass(frozen=True, slots=True)
+class Credential:
+    """An issued certificate as the ledger knows it: issuer, subject, status list entry, status."""
+
+    id: str
+    issuer: str
+    subject: str
+    hash: str
+    status_list: str
+    index: int
+    status: str  # valid, invalid (revoked, final) or suspended
+    issued: int  # seq of credential.issue
+    updated: int
+
+
+@dataclass(frozen=True, slots=True)
 class Cosignature:
     """A witness cosignature recorded on the ledger."""
 
@@ -98,6 +113,7 @@ class State:
         datasets: dict[str, Dataset] | None = None,
         devices: dict[str, Device] | None = None,
         models: dict[str, Model] | None = None,
+        credentials: dict[str, Credential] | None = None,
     ) -> None:
         self.identities: dict[str, Identity] = dict(identities or {})
         self.datasets: dict[str, Dataset] = dict(datasets or {})
@@ -105,6 +121,8 @@ class State:
         self.dirty_devices: set[str] = set()
         self.models: dict[str, Model] = dict(models or {})
         self.dirty_models: set[str] = set()
+        self.credentials: dict[str, Credential] = dict(credentials or {})
+        self.dirty_credentials: set[str] = set()
         self.origin = origin
         self.dirty: set[str] = set()
         self.dirty_datasets: set[str] = set()
@@ -112,7 +130,7 @@ class State:
 
     def fork(self) -> State:
         """A copy to stage a batch on; the original stays as it was if the batch fails."""
-        return State(self.identities, self.origin, self.datasets, self.devices, self.models)
+        return State(self.identities, self.origin, self.datasets, self.devices, self.models, self.credentials)
 
     def clean(self) -> None:
         """Forget what changed, once it is persisted."""
@@ -120,6 +138,7 @@ class State:
         self.dirty_datasets.clear()
         self.dirty_devices.clear()
         self.dirty_models.clear()
+        self.dirty_credentials.clear()
         self.new_cosignatures.clear()
 
     def authorize(self, env: tx.Envelope) -> bytes:
@@ -168,6 +187,11 @@ class State:
         doc: dict[str, Any] = {"identities": ids, "datasets": sets, "devices": devs}
         if self.models:  # absent while empty, so logs without models keep their digests
             doc["models"] = [[m.key, m.publisher, m.hash, m.published] for _, m in sorted(self.models.items())]
+        if self.credentials:
+            doc["credentials"] = [
+                [c.id, c.issuer, c.subject, c.hash, c.status_list, c.index, c.status, c.issued, c.updated]
+                for _, c in sorted(self.credentials.items())
+            ]
         return sha256(canonical_json(doc))
 
 
@@ -285,8 +309,38 @@ def _attest(state: State, env: tx.Envelope, p: tx.ComputeAttest, seq: int, tree:
         raise NotFound(f"model {p.model} with code hash {p.code_hash[:16]}… is not published on this ledger")
 
 
+def _issue(state: State, env: tx.Envelope, p: tx.CredentialIssue, seq: int, tree: TreeView) -> None:
+    if p.credential in state.credentials:
+        raise Conflict(f"credential {p.credential!r} is already issued", "give each certificate its own number")
+    if p.subject not in state.identities:
+        raise NotFound(f"the certificate's subject {p.subject} is not registered on the ledger")
+    taken = next((c.id for c in state.credentials.values() if (c.status_list, c.index) == (p.status_list, p.index)),
+                 None)  # fmt: skip
+    if taken is not None:
+        raise Conflict(f"status list entry {p.status_list}#{p.index} already belongs to {taken}")
+    state.credentials[p.credential] = Credential(p.credential, env.submitter, p.subject, p.hash, p.status_list,
+                                                 p.index, "valid", seq, seq)  # fmt: skip
+    state.dirty_credentials.add(p.credential)
+
+
+def _status(state: State, env: tx.Envelope, p: tx.CredentialStatusChange, seq: int, tree: TreeView) -> None:
+    c = state.credentials.get(p.credential)
+    if c is None:
+        raise NotFound(f"no credential {p.credential!r} on the ledger")
+    if c.issuer != env.submitter:
+        raise PermissionDenied(f"only its issuer changes the status of {p.credential}")
+    if c.status == "invalid":
+        raise Conflict(f"{p.credential} was revoked; revocation is final", "issue a new certificate")
+    if c.status == p.status:
+        raise Conflict(f"{p.credential} is already {p.status}")
+    state.credentials[p.credential] = replace(c, status=p.status, updated=seq)
+    state.dirty_credentials.add(p.credential)
+
+
 _APPLY: dict[str, Callable[..., None]] = {
     "model.publish": _model,
+    "credential.issue": _issue,
+    "credential.status": _status,
     "compute.attest": _attest,
     "policy.set": _policy,
     "access.decision": _decision,

@@ -38,7 +38,7 @@ from sqlalchemy.exc import DatabaseError
 
 from qdsn.errors import Conflict, IntegrityError, NotFound
 from qdsn.ledger.merkle import Frontier, NodeId, fold, subtree_ids
-from qdsn.ledger.state import Cosignature, Dataset, Device, Identity, Model, State
+from qdsn.ledger.state import Cosignature, Credential, Dataset, Device, Identity, Model, State
 
 metadata = MetaData()
 
@@ -100,6 +100,19 @@ models = Table(
     Column("publisher", String(512), nullable=False),
     Column("hash", String(64), nullable=False),
     Column("published", BigInteger, nullable=False),
+)
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("issuer", String(512), nullable=False),
+    Column("subject", String(512), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("status_list", String(500), nullable=False),
+    Column("idx", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("issued", BigInteger, nullable=False),
+    Column("updated", BigInteger, nullable=False),
 )
 cosignatures = Table(
     "cosignatures",
@@ -294,7 +307,8 @@ class Store:
         with self.engine.connect() as c:
             devs = {r.id: Device(*r) for r in c.execute(select(devices))}
             mods = {r.key: Model(*r) for r in c.execute(select(models))}
-        return State(self.identities(), origin, self.datasets(), devs, mods)
+            creds = {r.id: Credential(*r) for r in c.execute(select(credentials))}
+        return State(self.identities(), origin, self.datasets(), devs, mods, creds)
 
     def identities(self) -> dict[str, Identity]:
         with self.engine.connect() as c:
@@ -392,6 +406,12 @@ class Store:
         if state.dirty_models:
             rows = [(m.key, m.publisher, m.hash, m.published) for m in (state.models[k] for k in state.dirty_models)]
             insert_many(c, models, rows)
+        if state.dirty_credentials:
+            rows = [
+                (x.id, x.issuer, x.subject, x.hash, x.status_list, x.index, x.status, x.issued, x.updated)
+                for x in (state.credentials[k] for k in state.dirty_credentials)
+            ]
+            insert_many(c, credentials, rows, upsert="id")
         if state.new_cosignatures:
             rows = [(s.seq, s.origin, s.size, s.root, s.cosigner, s.timestamp) for s in state.new_cosignatures]
             insert_many(c, cosignatures, rows)

@@ -221,6 +221,35 @@ class ComputeAttest(Payload):
     attestation: str = Field(min_length=1, max_length=48_000)
 
 
+CredentialStatus = Literal["valid", "invalid", "suspended"]  # the status list's 0, 1 and 2
+
+
+@register("credential.issue", ("certifier",))
+class CredentialIssue(Payload):
+    """A certification body issued a certificate: its id, type, subject, the SHA-256 of the issued
+    SD-JWT's issuer-signed part, where its status lives (list URI and index) and the attestations it
+    rests on — never its claims."""
+
+    credential: str = Field(min_length=1, max_length=200)
+    vct: str = Field(min_length=1, max_length=300)
+    subject: str = Did
+    hash: str = Hex32
+    status_list: str = Field(min_length=1, max_length=500)
+    index: int = Field(ge=0, lt=2**31)
+    attestations: list[str] = Field(default_factory=list, max_length=64)
+
+
+@register("credential.status", ("certifier",))
+class CredentialStatusChange(Payload):
+    """The issuer changed a certificate's status (valid, invalid = revoked, suspended), saying why —
+    with the `compute.attest` transaction that caused it, when a model run did."""
+
+    credential: str = Field(min_length=1, max_length=200)
+    status: CredentialStatus
+    reason: str = Field(min_length=1, max_length=1000)
+    attestation: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
 def rotation_message(did: str, previous_key: str, new_key: str) -> bytes:
     """What a new key signs to prove possession in `identity.rotate_key`."""
     return canonical_json({"did": did, "previous_key": previous_key, "new_key": new_key})
