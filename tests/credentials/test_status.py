@@ -39,3 +39,28 @@ def test_refusals():
         decode_status_list("not-zlib", 1)
     with pytest.raises(InvalidInput, match="outside the status list"):
         status_at("eNrbuRgAAhcBXQ", 1, 16)
+
+
+def test_an_issuers_lists_and_their_tokens(tmp_path):
+    from qdsn.credentials.status import StatusLists, read_token
+    from qdsn.crypto import SigningKey
+    from qdsn.errors import BadSignature, IntegrityError
+    from qdsn.ledger.store import open_engine
+
+    lists = StatusLists(open_engine(str(tmp_path / "status.db")))
+    uri = "https://cqc.example/status-lists/1"
+    with pytest.raises(InvalidInput, match="at least 131072"):
+        lists.create("https://cqc.example/small", size=1000)
+    lists.create(uri)
+    taken = {lists.allocate(uri, f"C-{i}") for i in range(200)}
+    assert len(taken) == 200 and max(taken) > 1000  # random, not sequential
+    idx = sorted(taken)[50]
+    lists.set(uri, idx, 2)
+    key = SigningKey.generate()
+    token = lists.token(uri, key, kid="did:key:z#z")
+    bits, lst = read_token(token, uri, key.verify_key.raw)
+    assert status_at(lst, bits, idx) == 2 and status_at(lst, bits, sorted(taken)[51]) == 0
+    with pytest.raises(IntegrityError, match="not https://other"):
+        read_token(token, "https://other", key.verify_key.raw)
+    with pytest.raises(BadSignature):
+        read_token(token, uri, SigningKey.generate().verify_key.raw)

@@ -6,12 +6,17 @@ random from a list of at least 131,072 entries, so neither the list nor the inde
 from __future__ import annotations
 
 import base64
+import secrets
 import zlib
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
+from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, func, insert, select, update
 
-from qdsn.errors import InvalidInput
+from qdsn.crypto.jose import PrivateKey, PublicKey, sign_jws, verify_jws
+from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound
 
 BITS = (1, 2, 4, 8)
 VALID, INVALID, SUSPENDED = 0, 1, 2  # the draft's registered status values
@@ -59,3 +64,103 @@ def _unpack(lst: str, bits: int) -> np.ndarray:
     b = np.frombuffer(raw, dtype=np.uint8)
     shifts = np.arange(per, dtype=np.uint8) * bits
     return ((b[:, None] >> shifts) & ((1 << bits) - 1)).reshape(-1)
+
+
+# -- the issuer's lists ----------------------------------------------------------------------------
+
+TOKEN_TYP = "statuslist+jwt"
+
+
+class StatusLists:
+    """An issuer's status lists, kept beside its other tables: entries are handed out at random, so
+    a credential's index says nothing about when it was issued or to whom."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        metadata.create_all(engine)
+
+    def create(self, uri: str, bits: int = 2, size: int = MIN_SIZE) -> None:
+        """A new list at `uri` with every entry valid (2 bits: valid, invalid, suspended)."""
+        if size < MIN_SIZE:
+            raise InvalidInput(f"a status list has at least {MIN_SIZE} entries, so that it hides its holders")
+        with self.engine.begin() as c:
+            c.execute(insert(lists).values(uri=uri, bits=_check(bits), size=size, statuses=bytes(size)))
+
+    def allocate(self, uri: str, credential: str) -> int:
+        """A random unused index of the list for `credential`."""
+        with self.engine.begin() as c:
+            row = c.execute(select(lists.c.size).where(lists.c.uri == uri)).first()
+            if row is None:
+                raise NotFound(f"no status list {uri}", "create one first")
+            used = c.execute(select(func.count()).select_from(entries).where(entries.c.uri == uri)).scalar_one()
+            if used >= row.size:
+                raise Conflict(f"status list {uri} is full", "create another")
+            while True:
+                idx = secrets.randbelow(row.size)
+                taken = c.execute(select(entries.c.idx).where(entries.c.uri == uri, entries.c.idx == idx)).first()
+                if taken is None:
+                    c.execute(insert(entries).values(uri=uri, idx=idx, credential=credential))
+                    return idx
+
+    def set(self, uri: str, index: int, status: int) -> None:
+        """Change one entry's status."""
+        with self.engine.begin() as c:
+            row = c.execute(select(lists).where(lists.c.uri == uri).with_for_update()).first()
+            if row is None:
+                raise NotFound(f"no status list {uri}")
+            if not 0 <= status < 1 << row.bits or not 0 <= index < row.size:
+                raise InvalidInput(f"status {status} at {index} does not fit {uri}")
+            statuses = bytearray(row.statuses)
+            statuses[index] = status
+            c.execute(update(lists).where(lists.c.uri == uri).values(statuses=bytes(statuses)))
+
+    def status(self, uri: str, index: int) -> int:
+        return self._row(uri).statuses[index]
+
+    def token(self, uri: str, key: PrivateKey, *, kid: str, ttl: int = 300, now: datetime | None = None) -> str:
+        """The list as a signed Status List Token (typ statuslist+jwt)."""
+        row = self._row(uri)
+        iat = int((now or datetime.now(UTC)).timestamp())
+        lst = encode_status_list(np.frombuffer(row.statuses, dtype=np.uint8), row.bits)
+        claims = {"sub": uri, "iat": iat, "exp": iat + 24 * 3600, "ttl": ttl,
+                  "status_list": {"bits": row.bits, "lst": lst}}  # fmt: skip
+        return sign_jws(claims, key, typ=TOKEN_TYP, kid=kid)
+
+    def _row(self, uri: str) -> Any:
+        with self.engine.connect() as c:
+            row = c.execute(select(lists).where(lists.c.uri == uri)).first()
+        if row is None:
+            raise NotFound(f"no status list {uri}")
+        return row
+
+
+def read_token(token: str, uri: str, key: PublicKey, *, now: datetime | None = None) -> tuple[int, str]:
+    """(bits, lst) of a Status List Token for `uri` signed with `key`, still fresh."""
+    _, c = verify_jws(token, key, typ=TOKEN_TYP)
+    if c.get("sub") != uri:
+        raise IntegrityError(f"the status list token is for {c.get('sub')!r}, not {uri}")
+    t = int((now or datetime.now(UTC)).timestamp())
+    if isinstance(c.get("exp"), int) and t > c["exp"]:
+        raise IntegrityError("the status list token has expired")
+    sl = c.get("status_list")
+    if not isinstance(sl, dict) or "bits" not in sl or "lst" not in sl:
+        raise InvalidInput("the status list token carries no status_list {bits, lst}")
+    return sl["bits"], sl["lst"]
+
+
+metadata = MetaData()
+lists = Table(
+    "status_lists",
+    metadata,
+    Column("uri", String(500), primary_key=True),
+    Column("bits", Integer, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("statuses", LargeBinary, nullable=False),  # one byte per entry; packed only when served
+)
+entries = Table(
+    "status_entries",
+    metadata,
+    Column("uri", String(500), primary_key=True),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("credential", String(200), nullable=False),
+)
