@@ -1,0 +1,75 @@
+"""A quality certificate from an attested run, presented with selective disclosure and verified the
+way a buyer would: issuer, signature, disclosures, key binding, status, and the evidence chain down
+to the anchored data under a cosigned checkpoint."""
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from qdsn.compute import package
+from qdsn.compute.job import Range, execute
+from qdsn.credentials import certificate, sdjwt
+from qdsn.credentials.status import StatusLists, read_token
+from qdsn.crypto.jose import public_jwk
+from qdsn.errors import InvalidInput
+from qdsn.ledger import tx
+from qdsn.node import NodeHome
+from qdsn.node.follow import log_key
+from qdsn.node.jobs import owner, record
+
+from ..compute.test_job import plant  # noqa: F401 — the fixture: a plant with anchored readings, a published model
+
+
+def test_issue_present_verify_suspend(plant, tmp_path):  # noqa: F811
+    node, cqc, blob = plant
+    maker = node.home
+    result = execute(owner(node), blob, {"threshold": 1.33}, [Range("line-1", 0, 300)], "n-cert", job="job-c")
+    txid = tx.txid(record(node, result).leaf())
+    ledger = node.ledger
+    key = log_key(ledger)
+    regulator = NodeHome.open(maker.path.parent / "reg", "pw", scrypt_n=2**4)  # the log's operator signs
+    note = ledger.sign_checkpoint(regulator.log_signer())
+    note = ledger.witness(note, key, cqc.cosigner(), int(time.time()))
+    lists = StatusLists(node.policies.engine)
+    uri = "https://cqc.example/status-lists/1"
+    lists.create(uri)
+    idx = lists.allocate(uri, "CQC-2026-0001")
+    now = datetime.now(UTC)
+    claims = {
+        "iss": cqc.did, "iat": int(now.timestamp()), "exp": int((now + timedelta(days=365)).timestamp()),
+        "certificate_number": "CQC-2026-0001", "scheme": "process-capability", "standards": ["GB/T 5023.3-2008"],
+        "enterprise": {"name": maker.name, "did": maker.did, "credit_code": "91330100MA2B3C4D5E"},
+        "site": "Hangzhou plant 1", "product_category": "PVC-insulated cable", "scope": "BV 2.5 mm²",
+        "indicators": {"cpk": result.output["characteristics"][0]["cpk"],
+                       "cpk_lower": result.output["characteristics"][0]["cpk_lower"]},
+        "volumes": {"records": 300}, "valid_from": now.isoformat(),
+        "valid_until": (now + timedelta(days=365)).isoformat(),
+        "evidence": certificate.evidence(ledger, [txid], note, key),
+        "status": {"status_list": {"idx": idx, "uri": uri}},
+    }  # fmt: skip
+    sd = certificate.issue(claims, cqc.key(), public_jwk(maker.key()), kid=cqc.did)
+    assert certificate.disclosable(claims) == ["enterprise.credit_code", "site", "indicators", "indicators.cpk",
+                                               "indicators.cpk_lower", "volumes"]  # fmt: skip
+    shown = sdjwt.present(sd, ["indicators.cpk"], maker.key(), aud="did:web:buyer.example", nonce="b-1")
+
+    def fetch(u):
+        return read_token(lists.token(u, cqc.key(), kid=cqc.did), u, cqc.key().verify_key.raw)
+
+    checks = certificate.report(shown, ledger, log_key=key, aud="did:web:buyer.example", nonce="b-1", status=fetch,
+                                cosigners=[cqc.cosigner().verifier()], quorum=1)  # fmt: skip
+    assert [c.name for c in checks] == ["issuer", "signature", "disclosures", "key binding", "status", "checkpoint",
+                                        "attestation"]  # fmt: skip
+    assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+    assert "indicators.cpk" in checks[2].detail and "site" not in checks[2].detail
+    lists.set(uri, idx, 2)
+    status = next(c for c in certificate.report(shown, ledger, log_key=key, status=fetch) if c.name == "status")
+    assert not status.ok and status.detail.startswith("suspended")
+    quorum = certificate.report(shown, ledger, log_key=key, status=fetch, cosigners=[cqc.cosigner().verifier()],
+                                quorum=2)  # fmt: skip
+    assert not next(c for c in quorum if c.name == "checkpoint").ok
+    with pytest.raises(InvalidInput, match="not a QDSN quality certificate"):
+        certificate.issue(claims | {"scheme": "vibes"}, cqc.key(), public_jwk(maker.key()), kid=cqc.did)
+    (refused,) = certificate.report(shown, ledger, log_key=key, aud="did:web:other", nonce="b-1")
+    assert not refused.ok and "kb-aud" in refused.detail
+    assert package.code_hash(blob) in str(ledger.state.models)
