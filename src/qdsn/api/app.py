@@ -20,11 +20,12 @@ from qdsn.api.problems import MEDIA_TYPE, from_error, problem
 from qdsn.api.signatures import Nonces, verify
 from qdsn.clock import parse_time
 from qdsn.crypto import VerifyKey
+from qdsn.crypto.jose import public_jwk
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError
 from qdsn.identity import did_document
 from qdsn.ledger import tx
 from qdsn.ledger.checkpoint import COSIGNATURE_V1, NoteVerifier
-from qdsn.node import jobs, provider, transfer
+from qdsn.node import certify, jobs, provider, transfer, verification
 from qdsn.node.follow import keep_up
 from qdsn.node.node import Node
 from qdsn.policy.meter import invoice, usage
@@ -331,6 +332,44 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
     def _owner_only(who: str) -> None:
         if who != node.did:
             raise PermissionDenied("only the data's owner approves or denies jobs on its node")
+
+    @app.get("/.well-known/jwt-vc-issuer", tags=["credentials"])
+    def vc_issuer() -> dict[str, Any]:
+        """SD-JWT VC issuer metadata: this node's DID and the key its certificates are signed with (public)."""
+        return {"issuer": node.did, "jwks": {"keys": [public_jwk(node.home.key()) | {"kid": node.did}]}}
+
+    @app.get("/status-lists/{name}", tags=["credentials"], response_class=PlainTextResponse)
+    def status_list(name: str) -> Response:
+        """A Status List Token (statuslist+jwt) of this issuer's certificates (public)."""
+        lists = certify.status_lists(node)
+        uri = next((u for u in lists.uris() if u.rsplit("/", 1)[-1] == name), None)
+        if uri is None:
+            raise NotFound(f"no status list {name!r} here")
+        token = lists.token(uri, node.home.key(), kid=node.did)
+        return Response(token, media_type="application/statuslist+jwt")
+
+    @app.get("/credentials", tags=["credentials"])
+    def credentials_held(who: Signer) -> dict[str, Any]:
+        """The certificates this node issued to the requester (SD-JWTs, for its wallet)."""
+        return {"credentials": certify.held_by(node, who)}
+
+    asked = _body(("presentation",), presentation=_STR, aud=_STR, nonce=_STR, quorum={"type": "integer", "minimum": 0})
+
+    @app.post("/verify", tags=["credentials"], openapi_extra=asked)
+    def verify_presentation(body: Message) -> dict[str, Any]:
+        """Verify a certificate presentation as a buyer would, against this node's replica of the ledger:
+        issuer, signature, disclosures, key binding, status and the evidence chain, each line with its
+        reason (public)."""
+        presentation = body.get("presentation")
+        if not isinstance(presentation, str):
+            raise InvalidInput('the body is {"presentation": "<SD-JWT>~…", "aud": …, "nonce": …}')
+        quorum = body.get("quorum", 0)
+        if not isinstance(quorum, int) or isinstance(quorum, bool) or quorum < 0:
+            raise InvalidInput("quorum is a whole number of cosignatures, 0 or more")
+        aud, nonce = body.get("aud"), body.get("nonce")
+        checks = verification.verify_online(node, presentation, aud=aud if isinstance(aud, str) else None,
+                                            nonce=nonce if isinstance(nonce, str) else None, quorum=quorum)  # fmt: skip
+        return {"ok": all(c.ok for c in checks), "checks": [c.__dict__ for c in checks]}
 
     @app.get("/usage", tags=["metering"])
     def usage_report(

@@ -175,8 +175,9 @@ def present(
     *,
     now: datetime | None = None,
 ) -> str:
-    """A presentation revealing the claims at `disclose` (paths as in `issue`; "standards[]" reveals
-    every element) with the disclosures they need, and a key binding when `holder_key` is given."""
+    """A presentation revealing the claims at `disclose` (paths as in `issue`; a path reveals all that
+    lies under it, "standards[]" every element) with the disclosures they need, and a key binding when
+    `holder_key` is given."""
     p = parse(sd_jwt)
     wanted = set(disclose)
     by_digest = {disclosure_digest(d): d for d in p.disclosures}
@@ -196,8 +197,8 @@ def present(
 def _choose(value: Any, path: str, wanted: set[str], by_digest: dict[str, str], chosen: list[str]) -> None:
     """Pick the disclosures whose claim is wanted or holds one that is."""
 
-    def needed(p: str) -> bool:
-        return any(w == p or w.startswith(p + ".") or w.startswith(p + "[]") for w in wanted)
+    def needed(p: str) -> bool:  # p is wanted, holds something wanted, or lies inside something wanted
+        return any(w == p or w.startswith((p + ".", p + "[]")) or p.startswith((w + ".", w + "[]")) for w in wanted)
 
     if isinstance(value, dict):
         for digest in value.get("_sd", []):

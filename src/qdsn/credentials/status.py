@@ -114,6 +114,10 @@ class StatusLists:
             statuses[index] = status
             c.execute(update(lists).where(lists.c.uri == uri).values(statuses=bytes(statuses)))
 
+    def uris(self) -> list[str]:
+        with self.engine.connect() as c:
+            return [r.uri for r in c.execute(select(lists.c.uri))]
+
     def status(self, uri: str, index: int) -> int:
         return self._row(uri).statuses[index]
 

@@ -1,0 +1,146 @@
+"""A certification body's node: certificates issued from verified attestations, their status kept in a
+status list and on the ledger, and continuous certification — the model run again on new data, a
+failing attested run suspending the certificate and a passing one reinstating it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Column, MetaData, String, Table, Text, insert, select
+
+from qdsn.compute import attest
+from qdsn.credentials import certificate, sdjwt
+from qdsn.credentials.status import INVALID, SUSPENDED, VALID, StatusLists
+from qdsn.crypto import sha256
+from qdsn.crypto.jose import public_jwk
+from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from qdsn.ledger import tx
+from qdsn.node.follow import log_key
+from qdsn.node.node import Node
+
+metadata = MetaData()
+issued = Table(
+    "issued_certificates",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("holder", String(512), nullable=False, index=True),
+    Column("status_list", String(500), nullable=False),
+    Column("sd_jwt", Text, nullable=False),
+)
+CODES = {"valid": VALID, "invalid": INVALID, "suspended": SUSPENDED}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What the certificate says beyond the evidence: who, where, what, to which standards."""
+
+    number: str
+    standards: list[str]
+    product_category: str
+    scope: str
+    site: str
+    credit_code: str | None = None
+    valid_days: int = 365
+
+
+def status_lists(node: Node) -> StatusLists:
+    return StatusLists(node.policies.engine)
+
+
+def attestation_entry(node: Node, job: str) -> tx.Envelope:
+    """The `compute.attest` entry of a job on this node's replica."""
+    node.catch_up()
+    for row in reversed(node.ledger.store.rows_of_type("compute.attest")):
+        env = tx.from_leaf(row.leaf)
+        if env.payload["job"] == job:
+            return env
+    raise NotFound(f"no compute.attest for job {job} on the ledger", "wait for the owner's node to record it")
+
+
+def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str, *, note: str) -> str:
+    """A certificate from a job's result (its output and attestation): the attestation verified against
+    this replica, the run recorded on the ledger and under the checkpoint `note`, a random status entry,
+    `credential.issue` recorded. Returns the SD-JWT for the holder."""
+    claims_a = attest.verify(result["attestation"], node.ledger, output=result["output"])
+    if not result["output"].get("pass"):
+        raise InvalidInput("the attested run did not pass: there is nothing to certify")
+    env = attestation_entry(node, claims_a["job"])
+    holder = node.ledger.state.identities[claims_a["iss"]]
+    lists = status_lists(node)
+    index = lists.allocate(status_list, subject.number)
+    now = datetime.now(UTC)
+    until = now + timedelta(days=subject.valid_days)
+    model = claims_a["measurements"]["model"].split("@")[0]
+    indicators = {k: v for k, v in result["output"].items() if k not in ("pass", "characteristics", "rules")}
+    for c in result["output"].get("characteristics", []):
+        indicators |= {f"{c['name']} {k}".replace(" ", "_"): v for k, v in c.items() if k not in ("name", "pass")}
+    enterprise = {"name": holder.name, "did": holder.did} | ({"credit_code": subject.credit_code}
+                                                             if subject.credit_code else {})  # fmt: skip
+    claims = {
+        "iss": node.did, "iat": int(now.timestamp()), "exp": int(until.timestamp()),
+        "certificate_number": subject.number, "scheme": model, "standards": subject.standards,
+        "enterprise": enterprise, "site": subject.site, "product_category": subject.product_category,
+        "scope": subject.scope, "indicators": indicators,
+        "volumes": {"records": sum(i["count"] for i in claims_a["inputs"])},
+        "valid_from": now.isoformat(), "valid_until": until.isoformat(),
+        "evidence": certificate.evidence(node.ledger, [tx.txid(env.leaf())], note, log_key(node.ledger)),
+        "status": {"status_list": {"idx": index, "uri": status_list}},
+    }  # fmt: skip
+    sd = certificate.issue(claims, node.home.key(), public_jwk(holder.key), kid=node.did)
+    issuer_jwt = sdjwt.parse(sd).jwt
+    node.submit([node.home.sign("credential.issue", {
+        "credential": subject.number, "vct": certificate.VCT, "subject": holder.did,
+        "hash": sha256(issuer_jwt.encode()).hex(), "status_list": status_list, "index": index,
+        "attestations": [tx.txid(env.leaf())],
+    })])  # fmt: skip
+    metadata.create_all(node.policies.engine)
+    with node.policies.engine.begin() as c:
+        c.execute(insert(issued).values(id=subject.number, holder=holder.did, status_list=status_list, sd_jwt=sd))
+    return sd
+
+
+def set_status(node: Node, number: str, status: str, reason: str, *, attestation: str | None = None) -> None:
+    """Suspend, reinstate or revoke a certificate: the status list entry and `credential.status`."""
+    if status not in CODES:
+        raise InvalidInput(f"a certificate's status is valid, suspended or invalid (revoked), not {status!r}")
+    node.catch_up()
+    c = node.ledger.state.credentials.get(number)
+    if c is None or c.issuer != node.did:
+        raise NotFound(f"this node issued no certificate {number!r}")
+    if c.status == status:
+        raise Conflict(f"{number} is already {status}")
+    payload = {"credential": number, "status": status, "reason": reason} | (
+        {"attestation": attestation} if attestation else {})  # fmt: skip
+    node.submit([node.home.sign("credential.status", payload)])  # the ledger refuses what may not change
+    status_lists(node).set(c.status_list, c.index, CODES[status])
+
+
+def held_by(node: Node, holder: str) -> list[str]:
+    """The certificates this node issued to `holder`, as SD-JWTs."""
+    metadata.create_all(node.policies.engine)
+    with node.policies.engine.connect() as c:
+        return [r.sd_jwt for r in c.execute(select(issued.c.sd_jwt).where(issued.c.holder == holder))]
+
+
+def recheck(node: Node, number: str, result: dict[str, Any]) -> str:
+    """Continuous certification: judge a new attested run of the certificate's model. A failing run
+    suspends a valid certificate; a passing run reinstates a suspended one; either way the
+    `compute.attest` that caused it is named on the ledger. Returns the status afterwards."""
+    claims_a = attest.verify(result["attestation"], node.ledger, output=result["output"])
+    c = node.ledger.state.credentials.get(number)
+    if c is None or c.issuer != node.did:
+        raise NotFound(f"this node issued no certificate {number!r}")
+    if claims_a["iss"] != c.subject:
+        raise IntegrityError(f"the run was attested by {claims_a['iss']}, not by the certificate's holder")
+    cause = tx.txid(attestation_entry(node, claims_a["job"]).leaf())
+    passed = bool(result["output"].get("pass"))
+    if not passed and c.status == "valid":
+        set_status(node, number, "suspended", f"a new attested run failed (job {claims_a['job']})", attestation=cause)
+        return "suspended"
+    if passed and c.status == "suspended":
+        set_status(node, number, "valid", f"a new attested run passed (job {claims_a['job']})", attestation=cause)
+        return "valid"
+    return c.status

@@ -1,0 +1,58 @@
+"""Certificates over the API: issued from an attested run, fetched by the holder, presented with
+selective disclosure, verified by POST /verify down to the evidence, suspended by a failing re-run
+and reinstated by a passing one (continuous certification)."""
+
+import time
+
+from fastapi.testclient import TestClient
+
+from qdsn.api.app import create_app
+from qdsn.api.client import NodeClient
+from qdsn.credentials import sdjwt
+from qdsn.node import Node, NodeHome, certify
+from qdsn.node.consumer import negotiate
+from qdsn.node.follow import log_key
+
+from .test_jobs_api import ask, lab  # noqa: F401 — the fixture: a plant, a published model, offers
+
+
+def test_issue_present_verify_and_follow_the_process(lab):  # noqa: F811
+    node, c, blob = lab
+    a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:pc")[1])["uid"]
+    passed = ask(c["cqc"], a, blob)["result"]
+    homes = {h: NodeHome.open(node.home.path.parent / h, "pw", scrypt_n=2**4) for h in ("reg", "cqc")}
+    note = node.ledger.sign_checkpoint(homes["reg"].log_signer())
+    note = node.ledger.witness(note, log_key(node.ledger), homes["cqc"].cosigner(), int(time.time()))
+    lab_node = Node(homes["cqc"], operator=True, ledger=node.ledger)  # the certification body, one machine
+    uri = "http://testserver/status-lists/1"
+    certify.status_lists(lab_node).create(uri)
+    subject = certify.Subject("CQC-2026-0007", ["GB/T 5023.3-2008"], "PVC-insulated cable", "BV 2.5 mm²",
+                              "Hangzhou plant 1", credit_code="91330100MA2B3C4D5E")  # fmt: skip
+    certify.issue(lab_node, passed, subject, uri, note=note)
+    http = TestClient(create_app(lab_node))
+    holder = NodeClient(str(http.base_url), node.home.key(), node.did, http=http)
+    (sd,) = holder.call("GET", "/credentials")["credentials"]
+    assert http.get("/.well-known/jwt-vc-issuer").json()["issuer"] == homes["cqc"].did
+    token = http.get("/status-lists/1")
+    assert token.headers["content-type"].startswith("application/statuslist+jwt")
+
+    shown = sdjwt.present(sd, ["indicators"], node.home.key(), aud="did:web:buyer.example", nonce="q-1")
+    report = http.post("/verify", json={"presentation": shown, "aud": "did:web:buyer.example", "nonce": "q-1",
+                                        "quorum": 1}).json()  # fmt: skip
+    assert report["ok"], report
+    assert [x["name"] for x in report["checks"]] == ["issuer", "signature", "disclosures", "key binding", "status",
+                                                     "checkpoint", "attestation"]  # fmt: skip
+    assert "site" not in report["checks"][2]["detail"] and "indicators" in report["checks"][2]["detail"]
+
+    failed = ask(c["cqc"], a, blob, parameters={"threshold": 5.0})["result"]  # a run on the same data, stricter
+    assert certify.recheck(lab_node, "CQC-2026-0007", failed) == "suspended"
+    report = http.post("/verify", json={"presentation": shown}).json()
+    assert not report["ok"] and next(x for x in report["checks"] if x["name"] == "status")["detail"].startswith(
+        "suspended")  # fmt: skip
+    assert lab_node.ledger.state.credentials["CQC-2026-0007"].status == "suspended"
+    a2 = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]  # a fresh count
+    job = ask(c["cqc"], a2, blob)
+    again = c["maker"].call("POST", f"/jobs/{job['id']}/approval", {})["result"]
+    assert certify.recheck(lab_node, "CQC-2026-0007", again) == "valid"
+    assert http.post("/verify", json={"presentation": shown}).json()["ok"]
+    assert http.post("/verify", json={"presentation": "not-a-presentation"}).json()["ok"] is False
