@@ -2,10 +2,12 @@
 
 import base64
 import json
+import time
 
 from qdsn.compute import package
 from qdsn.node import Node, NodeHome
 from qdsn.node import jobs as node_jobs
+from qdsn.node.follow import log_key
 from qdsn.node.provider import publish, request, verify_agreement
 
 from .test_cli import PASS, qdsn
@@ -54,3 +56,26 @@ def test_the_owner_reads_approves_and_anyone_verifies(tmp_path):
     (tmp_path / "forged.json").write_text(json.dumps(listed["result"]))
     bad = qdsn("attest", "verify", str(tmp_path / "forged.json"), home=cqc.path, ok=False)
     assert bad.returncode == 1 and "output: the result shown is not the one attested" in bad.stdout
+
+    # the certification body issues a certificate from the attested run; the manufacturer presents it
+    ledger = reg.ledger()
+    ledger.witness(ledger.sign_checkpoint(reg.log_signer()), log_key(ledger), cqc.cosigner(), int(time.time()))
+    ledger.close()
+    listed["result"]["output"]["pass"] = True  # undo the forgery above
+    (tmp_path / "result.json").write_text(json.dumps(listed["result"]))
+    sd, pres = tmp_path / "cert.sd-jwt", tmp_path / "shown.txt"
+    issue = ["cert", "issue", str(tmp_path / "result.json"), "--number", "CQC-1", "--standard", "GB/T 5023",
+             "--category", "cable", "--scope", "BV 2.5", "--site", "Hangzhou", "--status-list",
+             "https://cqc.example/status-lists/1", "--out", str(sd)]  # fmt: skip
+    assert "CQC-1 issued" in qdsn(*issue, home=cqc.path).stdout
+    shown = qdsn("cert", "present", str(sd), "--disclose", "indicators", "--aud", "did:web:buyer", "--nonce", "b-9",
+                 "--qr", str(tmp_path / "qr.png"), "--link", "https://acme.example/p/1",
+                 home=maker.path).stdout.splitlines()[0]  # fmt: skip
+    assert (tmp_path / "qr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pres.write_text(shown)
+    ok = qdsn("verify", str(pres), "--aud", "did:web:buyer", "--nonce", "b-9", home=cqc.path).stdout
+    assert "attestation" in ok and "✗" not in ok
+    qdsn("cert", "suspend", "CQC-1", "--reason", "audit finding", home=cqc.path)
+    refused = qdsn("verify", str(pres), "--aud", "did:web:buyer", "--nonce", "b-9", home=cqc.path, ok=False)
+    assert refused.returncode == 1 and "suspended" in refused.stdout
+    assert "suspended" in qdsn("cert", "list", home=maker.path).stdout

@@ -919,3 +919,154 @@ def jobs_deny(job: Annotated[str, typer.Argument(help="The job's id.")], reason:
     finally:
         node.close()
     console.print(f"[yellow]denied[/] {j.id}: {j.reason}")
+
+
+cert_app = typer.Typer(help="Digital quality certificates (SD-JWT VC): issue, present, suspend, revoke.",
+                       no_args_is_help=True)  # fmt: skip
+app.add_typer(cert_app, name="cert")
+
+
+@cert_app.command("issue")
+def cert_issue(
+    result: Annotated[
+        Path, typer.Argument(help="A job's result JSON (its output and attestation), e.g. from GET /jobs/ID.")
+    ],
+    number: Annotated[str, typer.Option(help="The certificate number.")],
+    standard: Annotated[list[str], typer.Option(help="A standard certified against (repeat for more).")],
+    category: Annotated[str, typer.Option(help="The product category.")],
+    scope: Annotated[str, typer.Option(help="The certificate's scope.")],
+    site: Annotated[str, typer.Option(help="The production site.")],
+    status_list: Annotated[str, typer.Option(help="The URI of this node's status list for it.")],
+    home: Home,
+    credit_code: Annotated[str | None, typer.Option(help="The enterprise's unified social credit code.")] = None,
+    days: Annotated[int, typer.Option(help="Days of validity.")] = 365,
+    out: Annotated[Path | None, typer.Option(help="Write the SD-JWT here too.")] = None,
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
+) -> None:
+    """Issue a certificate from a verified, passing attestation (certification bodies): the evidence under the
+    latest checkpoint this node cosigned, a random status entry, credential.issue on the ledger."""
+    from qdsn.node import certify
+
+    doc = json.loads(result.read_text())
+    node = _node(home, operator, operator_ca, local=True)
+    try:
+        lists = certify.status_lists(node)
+        if status_list not in lists.uris():
+            lists.create(status_list)
+        seen = node.ledger.store.witnessed(node.ledger.origin)
+        if seen is None:
+            raise QDSNError("this node has cosigned no checkpoint yet", "follow the log first (qdsn node start)")
+        subject = certify.Subject(number, standard, category, scope, site, credit_code, days)
+        sd = certify.issue(node, doc.get("result", doc), subject, status_list, note=seen[2])
+    finally:
+        node.close()
+    if out:
+        out.write_text(sd)
+    console.print(f"[green]✓[/] certificate {number} issued; credential.issue is on the ledger")
+
+
+@cert_app.command("present")
+def cert_present(
+    sd_jwt: Annotated[Path, typer.Argument(help="The certificate (SD-JWT) as issued.")],
+    disclose: Annotated[list[str], typer.Option(help="A claim to show, e.g. indicators.cpk or site (repeat).")],
+    home: Home,
+    aud: Annotated[str | None, typer.Option(help="The verifier (its DID), for key binding.")] = None,
+    nonce: Annotated[str | None, typer.Option(help="The verifier's nonce, for key binding.")] = None,
+    qr: Annotated[Path | None, typer.Option(help="Also write a QR code (PNG or SVG) of --link.")] = None,
+    link: Annotated[str | None, typer.Option(help="Where the presentation is published, for the QR code.")] = None,
+) -> None:
+    """A presentation showing only the chosen claims, bound to this node's key when --aud and --nonce are given.
+    A presentation is kilobytes, more than a QR code holds: --qr encodes the --link where it is published,
+    as printed on a product or a paper certificate."""
+    from qdsn.credentials import sdjwt
+
+    if qr and not link:
+        raise typer.BadParameter("--qr encodes the presentation's link: give --link URL as well")
+    holder = _open(home).key() if aud and nonce else None
+    shown = sdjwt.present(sd_jwt.read_text().strip(), disclose, holder, aud=aud, nonce=nonce)
+    print(shown)
+    if qr and link:
+        import segno
+
+        segno.make(link, error="m").save(str(qr), scale=4)
+        console.print(f"[green]✓[/] QR code for {link} written to {qr}", highlight=False)
+
+
+def _cert_status(number: str, status: str, reason: str, home: Path, operator: str | None, ca: Path | None) -> None:
+    from qdsn.node import certify
+
+    node = _node(home, operator, ca, local=True)
+    try:
+        certify.set_status(node, number, status, reason)
+    finally:
+        node.close()
+    console.print(f"[green]✓[/] {number} is now {status}; credential.status is on the ledger")
+
+
+Reason = Annotated[str, typer.Option(help="Why; it is recorded on the ledger.")]
+
+
+@cert_app.command("suspend")
+def cert_suspend(
+    number: str, reason: Reason, home: Home, operator: Operator = None, operator_ca: OperatorCA = None
+) -> None:
+    """Suspend a certificate this node issued."""
+    _cert_status(number, "suspended", reason, home, operator, operator_ca)
+
+
+@cert_app.command("reinstate")
+def cert_reinstate(
+    number: str, reason: Reason, home: Home, operator: Operator = None, operator_ca: OperatorCA = None
+) -> None:
+    """Reinstate a suspended certificate."""
+    _cert_status(number, "valid", reason, home, operator, operator_ca)
+
+
+@cert_app.command("revoke")
+def cert_revoke(
+    number: str, reason: Reason, home: Home, operator: Operator = None, operator_ca: OperatorCA = None
+) -> None:
+    """Revoke a certificate for good."""
+    _cert_status(number, "invalid", reason, home, operator, operator_ca)
+
+
+@cert_app.command("list")
+def cert_list(home: Home) -> None:
+    """The certificates on this node's replica of the ledger that it issued or holds, with their status."""
+    node = _node(home, None, None, local=True)
+    try:
+        mine = [c for c in node.ledger.state.credentials.values() if node.did in (c.issuer, c.subject)]
+        table = Table("certificate", "status", "issuer", "holder", "status entry")
+        for c in mine:
+            table.add_row(c.id, c.status, c.issuer[:24] + "…", c.subject[:24] + "…", f"{c.status_list}#{c.index}")
+    finally:
+        node.close()
+    console.print(table if mine else "No certificates yet.")
+
+
+@app.command("verify")
+def verify_cmd(
+    presentation: Annotated[Path, typer.Argument(help="A certificate presentation (SD-JWT ~ … ~ KB-JWT).")],
+    home: Home,
+    aud: Annotated[str | None, typer.Option(help="Your DID, if you asked for key binding.")] = None,
+    nonce: Annotated[str | None, typer.Option(help="The nonce you gave the holder.")] = None,
+    quorum: Annotated[int, typer.Option(help="Cosignatures the checkpoint must carry.")] = 0,
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
+) -> None:
+    """Verify a certificate as a buyer would: issuer, signature, disclosures, key binding, status, and the
+    evidence chain — attestation, published model, anchored inputs, cosigned checkpoint. Exit 1 if any fails."""
+    from qdsn.node.verification import verify_online
+
+    node = _node(home, operator, operator_ca, local=True)
+    try:
+        checks = verify_online(node, presentation.read_text().strip(), aud=aud, nonce=nonce, quorum=quorum)
+    finally:
+        node.close()
+    table = Table("check", "", "detail")
+    for c in checks:
+        table.add_row(c.name, "[green]✓[/]" if c.ok else "[red]✗[/]", c.detail)
+    console.print(table)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
