@@ -104,6 +104,7 @@ def test_demo_tells_the_story():
     assert "count must be lteq 1, was 2" in flat and "same figures (✓)" in flat and "300 CNY due" in flat
     assert "job pending" in flat and "no reading left the plant" in flat and "output and nonce ✓" in flat
     assert flat.count("✓ verified") >= 8  # two pre-approved runs attested, six replicas audited
+    assert "a buyer now sees: ✗ suspended" in flat and "a buyer now sees: ✓ valid" in flat
 
 
 def test_schema_export(tmp_path):

@@ -12,7 +12,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +26,7 @@ from qdsn import quality
 from qdsn.api.app import create_app
 from qdsn.api.client import NodeClient
 from qdsn.compute import attest, package, sandbox
+from qdsn.credentials import sdjwt
 from qdsn.crypto import hpke
 from qdsn.crypto.encoding import b64url_encode
 from qdsn.data import epcis
@@ -37,8 +38,9 @@ from qdsn.ledger import Ledger, merkle, tx
 from qdsn.ledger.audit import audit
 from qdsn.ledger.checkpoint import Checkpoint, cosigners_verified, open_checkpoint, sign_note
 from qdsn.ledger.ordering.embedded import EmbeddedOrderer
-from qdsn.node import Node, NodeHome, jobs
+from qdsn.node import Node, NodeHome, certify, jobs
 from qdsn.node.consumer import negotiate, receive, transfer
+from qdsn.node.follow import follow as follow_operator
 from qdsn.node.provider import publish
 from qdsn.policy import Request, agreement, decide, negotiation, offer_hash
 from qdsn.policy.meter import meters
@@ -153,13 +155,13 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     _network(console, regulator, certifier, maker, log, replicas)
 
     console.print(
-        "\n[bold]9. Checkpoints and witnesses.[/] The regulator signs a C2SP checkpoint; every "
+        "\n[bold]11. Checkpoints and witnesses.[/] The regulator signs a C2SP checkpoint; every "
         "member checks it against its own replica and cosigns (tlog-cosignature)."
     )
     note = _checkpoint_round(console, regulator, log, members, replicas, orderer)
 
     console.print(
-        "\n[bold]10. The log grows.[/] More activity, a new checkpoint; witnesses cosign only "
+        "\n[bold]12. The log grows.[/] More activity, a new checkpoint; witnesses cosign only "
         "after a consistency proof from the checkpoint they cosigned before."
     )
     orderer.submit([honest])
@@ -174,7 +176,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     console.print(f"  consistency {cp1.size} → {cp2.size}: {len(proof2)} hashes, [green]verified[/]")
 
     console.print(
-        "\n[bold]11. A verifier with nothing but keys.[/] A buyer holds the log key and the "
+        "\n[bold]13. A verifier with nothing but keys.[/] A buyer holds the log key and the "
         "members' cosigner keys, requires 3 cosignatures, and checks one registration."
     )
     cosigner_keys = [m.cosigner().verifier() for m in members]
@@ -189,7 +191,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     )
 
     console.print(
-        "\n[bold]12. A split view is caught.[/] The operator shows a witness a different history "
+        "\n[bold]14. A split view is caught.[/] The operator shows a witness a different history "
         "of the same size; the witness refuses to cosign."
     )
     fake = sign_note(Checkpoint(log.origin, cp.size, bytes(32)).text(), regulator.log_signer())
@@ -199,7 +201,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     except QDSNError as e:
         console.print(f"  [green]✓ refused[/]: [dim]{e.what}[/]")
 
-    console.print("\n[bold]13. Audit.[/] Every replica re-verifies its whole store from zero.")
+    console.print("\n[bold]15. Audit.[/] Every replica re-verifies its whole store from zero.")
     table = Table("node", "entries", "root", "state", "ckpts", "result")
     for node, ledger in [(regulator, log), *((m, replicas[m.did]) for m in members)]:
         if ledger is not log:
@@ -220,7 +222,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
             f"{len(log.store.cosignatures())} recorded cosignatures · "
             f"{sum(d.anchored for d in log.state.datasets.values())} anchored quality records · "
             f"{time.perf_counter() - t0:.1f} s\n"
-            "Next in QDSN: digital certificates (SD-JWT VC) issued from attested results.",
+            "Next in QDSN: consortium ordering on etcd, regional statistics without seeing any one maker.",
             title="[bold green]consortium verified",
             border_style="green",
         )
@@ -390,7 +392,7 @@ def _network(
         node = Node(home, operator=False, link=NodeClient(reg_url, home.key(), home.did), ledger=replicas[home.did])
         return node, _serve(node, servers)
 
-    (lab, _), (plant, plant_url) = member(certifier), member(maker)
+    (lab, lab_url), (plant, plant_url) = member(certifier), member(maker)
     try:
         dataset = "zj-line-1-resistance"
         offer = {
@@ -442,7 +444,8 @@ def _network(
             f"{m['uses']} use, {m['denied']} denied, {m['records']} records, "
             f"{mine['invoice']['totals'].get('CNY', 0):.0f} CNY due — all read off the ledger"
         )
-        _model_to_data(console, certifier, maker, lab, plant, to_plant)
+        ask, contract, result = _model_to_data(console, certifier, maker, lab, plant, to_plant)
+        _certificate(console, certifier, maker, lab, lab_url, plant, reg_url, ask, contract, result)
     finally:
         for server, thread in servers:
             server.should_exit = True
@@ -453,7 +456,7 @@ def _network(
 
 def _model_to_data(
     console: Console, certifier: NodeHome, maker: NodeHome, lab: Node, plant: Node, to_plant: NodeClient
-) -> None:
+) -> tuple[Callable[..., dict], str, dict]:
     isolation = "bwrap" if sandbox.bwrap_works() is None else "process"
     console.print(
         "\n[bold]8. The model moves, the data stays (数据不动模型动).[/] The certification centre publishes its "
@@ -492,11 +495,11 @@ def _model_to_data(
         publish(plant, dataset, o)
     contract, standing = (negotiate(to_plant, o)["uid"] for o in offers)
 
-    def ask(name: str, agreement: str, parameters: dict, nonce: str) -> dict:
+    def ask(name: str, agreement: str, parameters: dict, nonce: str, first: int = 0, count: int = 200) -> dict:
         return to_plant.call("POST", "/jobs", {
             "agreementId": agreement, "archive": base64.b64encode(models[name][0]).decode(), "nonce": nonce,
             "purpose": "certification", "parameters": parameters,
-            "datasets": [{"dataset": dataset, "first": 0, "count": 200}],
+            "datasets": [{"dataset": dataset, "first": first, "count": count}],
         })  # fmt: skip
 
     nonce = secrets.token_urlsafe(16)
@@ -537,6 +540,70 @@ def _model_to_data(
         table.add_row(name, run["state"], "[green]pass[/]" if out["pass"] else "[red]fail[/]",
                       shown, "[green]✓ verified[/]")  # fmt: skip
     console.print(table)
+    return ask, contract, seen["result"]
+
+
+def _certificate(
+    console: Console, certifier: NodeHome, maker: NodeHome, lab: Node, lab_url: str, plant: Node, reg_url: str,
+    ask: Callable[..., dict], contract: str, result: dict,
+) -> None:  # fmt: skip
+    console.print(
+        "\n[bold]9. The digital certificate.[/] From the verified, passing attestation the certification centre "
+        "issues an SD-JWT VC quality certificate bound to the manufacturer's key, with a random entry in its "
+        "status list; a buyer sees only what the manufacturer discloses and checks everything down to the data."
+    )
+    _, note = follow_operator(certifier, lab.ledger, lab.link)  # cosign the checkpoint the evidence will sit under
+    uri = f"{lab_url}/status-lists/1"
+    certify.status_lists(lab).create(uri)
+    number = "CQC-2026-0001"
+    subject = certify.Subject(number, ["GB/T 5023.3-2008", "IEC 60227-3"], "PVC-insulated cable", "BV 2.5 mm²",
+                              "Hangzhou plant 1", credit_code="91330100MA2B3C4D5E")  # fmt: skip
+    certify.issue(lab, result, subject, uri, note=note)
+    (sd,) = NodeClient(lab_url, maker.key(), maker.did).call("GET", "/credentials")["credentials"]
+    parts = sdjwt.parse(sd)
+    console.print(
+        f"  certificate {number}: {len(sd):,} characters, {len(parts.disclosures)} selectively disclosable claims "
+        f"(indicators, site, credit code, volumes); credential.issue puts its hash and status entry on the ledger"
+    )
+    buyer = "did:web:buyer.example"
+    verifier = NodeClient(reg_url, maker.key(), maker.did)
+
+    def check() -> dict:
+        nonce = secrets.token_urlsafe(12)
+        shown = sdjwt.present(sd, ["indicators"], maker.key(), aud=buyer, nonce=nonce)
+        return verifier.call("POST", "/verify", {"presentation": shown, "aud": buyer, "nonce": nonce, "quorum": 1},
+                             signed=False)  # fmt: skip
+
+    table = Table("a buyer verifies, through POST /verify", "", "detail")
+    for c in check()["checks"]:
+        table.add_row(c["name"], "[green]✓[/]" if c["ok"] else "[red]✗[/]", c["detail"])
+    console.print(table)
+    console.print(
+        "\n[bold]10. Continuous certification.[/] The line drifts; the certification centre runs its model again "
+        "on the new readings (the normal job flow), and the certificate's status follows the attested result."
+    )
+    rng = random.Random(7)
+    for label, mean, sd_, first in (("a process shift (+0.35 Ω/km)", 17.95, 0.10, 200),
+                                    ("after the die is replaced", 17.55, 0.08, 300)):  # fmt: skip
+        readings = [{"characteristic": "conductor resistance", "value": round(rng.gauss(mean, sd_), 3),
+                     "time": f"2026-03-02T{8 + i // 60:02d}:{i % 60:02d}:00+08:00", "device": "ohmmeter-3",
+                     "subgroup": i // 5} for i in range(100)]  # fmt: skip
+        batch = plant.vault.add_batch("zj-line-1-resistance", readings)
+        anchor = maker.sign("dataset.anchor", batch.anchor_payload())
+        plant.submit([anchor])
+        plant.vault.mark_anchored(batch, tx.txid(anchor.leaf()))
+        job = ask("process-capability", contract, {"threshold": 1.33}, secrets.token_urlsafe(16), first, 100)
+        jobs.approve(plant, job["id"])
+        out = jobs.visible(plant, plant.did)[-1].result
+        status = certify.recheck(lab, number, out)
+        (c,) = out["output"]["characteristics"]
+        seen = next(x for x in check()["checks"] if x["name"] == "status")
+        console.print(
+            f"  {label}: readings {first}–{first + 99} anchored; Cpk {c['cpk']:.2f} (lower bound {c['cpk_lower']:.2f}) "
+            f"→ {'[green]pass[/]' if out['output']['pass'] else '[red]fail[/]'}; certificate [bold]{status}[/] "
+            f"(credential.status names the attestation); a buyer now sees: "
+            f"{'[green]✓[/]' if seen['ok'] else '[red]✗[/]'} {seen['detail'].split(' (')[0]}"
+        )
 
 
 def _serve(node: Node, servers: list[tuple[uvicorn.Server, threading.Thread]]) -> str:

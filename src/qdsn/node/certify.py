@@ -64,6 +64,7 @@ def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str
     """A certificate from a job's result (its output and attestation): the attestation verified against
     this replica, the run recorded on the ledger and under the checkpoint `note`, a random status entry,
     `credential.issue` recorded. Returns the SD-JWT for the holder."""
+    node.catch_up()
     claims_a = attest.verify(result["attestation"], node.ledger, output=result["output"])
     if not result["output"].get("pass"):
         raise InvalidInput("the attested run did not pass: there is nothing to certify")
@@ -129,6 +130,7 @@ def recheck(node: Node, number: str, result: dict[str, Any]) -> str:
     """Continuous certification: judge a new attested run of the certificate's model. A failing run
     suspends a valid certificate; a passing run reinstates a suspended one; either way the
     `compute.attest` that caused it is named on the ledger. Returns the status afterwards."""
+    node.catch_up()
     claims_a = attest.verify(result["attestation"], node.ledger, output=result["output"])
     c = node.ledger.state.credentials.get(number)
     if c is None or c.issuer != node.did:
