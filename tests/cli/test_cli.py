@@ -95,7 +95,7 @@ def test_wrong_passphrase_and_missing_home(tmp_path):
 def test_demo_tells_the_story():
     out = qdsn("demo").stdout
     steps = ("Identities", "Refusals", "Key rotation", "Quality data stays home", "Usage policy", "Checkpoints")
-    for step in (*steps, "split view", "Audit", "consortium verified", "200 anchored quality records"):
+    for step in (*steps, "split view", "Audit", "consortium verified", "400 anchored quality records"):
         assert step in out, step
     assert "[red]" not in out and "?!" not in out
     assert "was 'marketing'" in out and "2 uses, 2 denied" in out and "240 CNY due" in out
