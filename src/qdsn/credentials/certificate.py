@@ -124,9 +124,9 @@ def report(
     issuer = ledger.state.identities[v.issuer]
     out.append(Check("issuer", True, f"{issuer.name} ({v.issuer}), a certification body on the ledger"))
     out.append(Check("signature", True, f"{v.header['alg']} over the {v.header['typ']} credential; not expired"))
-    names = ", ".join(_name(d) for d in sdjwt.parse(presentation).disclosures) or "none"
-    always = ", ".join(k for k in sorted(c) if k not in ("cnf", "status", "evidence"))
-    out.append(Check("disclosures", True, f"{v.disclosed} shown: {names}; always shown: {always}"))
+    names = [_name(d) for d in sdjwt.parse(presentation).disclosures]
+    always = ", ".join(k for k in sorted(c) if k not in ("cnf", "status", "evidence", *names))
+    out.append(Check("disclosures", True, f"{v.disclosed} shown: {', '.join(names) or 'none'}; always shown: {always}"))
     out.append(Check("key binding", v.key_bound or (aud is None and nonce is None),
                      "the holder's key signed this presentation for this verifier" if v.key_bound
                      else "none (the verifier asked for none)"))  # fmt: skip
