@@ -26,6 +26,7 @@ from qdsn.ledger import merkle
 from qdsn.node.node import Node
 from qdsn.policy import Request, decide
 from qdsn.policy import transfer as tp
+from qdsn.policy.negotiation import InvalidTransition
 from qdsn.policy.odrl import constraints, operand
 from qdsn.policy.store import Agreement
 from qdsn.policy.transfer import Transfer
@@ -91,7 +92,7 @@ def deliver(node: Node, consumer: str, pid: str, *, now: datetime | None = None)
     if t.kind != "sealed-delivery":
         raise InvalidInput(f"transfer {pid} is a {t.kind} process: it delivers no records")
     if t.state != "STARTED":
-        raise tp.InvalidTransition(f"transfer {pid} is {t.state}", "records are delivered while it is STARTED")
+        raise InvalidTransition(f"transfer {pid} is {t.state}", "records are delivered while it is STARTED")
     a = node.policies.agreement(t.agreement)
     at = now or datetime.now(UTC)
     node.catch_up()

@@ -118,19 +118,26 @@ def step(
 
 
 def _move(state: str | None, message: str, sender: str) -> str:
+    return move(TRANSITIONS, "negotiation", state, message, sender)
+
+
+def move(transitions: dict[tuple[str, str], dict[str | None, str]], what: str, state: str | None, message: str,
+         sender: str) -> str:  # fmt: skip
+    """The state `sender`'s `message` leads to in a DSP state machine (`what`: negotiation or transfer);
+    InvalidTransition naming what the sender may send instead."""
     if sender not in ("provider", "consumer"):
         raise InvalidInput(f"the sender is the provider or the consumer, not {sender!r}")
-    moves = TRANSITIONS.get((message, sender))
+    moves = transitions.get((message, sender))
     if moves is None:
-        known = sorted({m for m, _ in TRANSITIONS})
+        known = sorted({m for m, _ in transitions})
         if message not in known:
-            raise InvalidInput(f"unknown negotiation message {message!r}", f"known: {', '.join(known)}")
+            raise InvalidInput(f"unknown {what} message {message!r}", f"known: {', '.join(known)}")
         raise InvalidTransition(f"the {sender} does not send {message}")
     if state not in moves:
-        where = "a new negotiation" if state is None else f"a negotiation in state {state}"
-        options = allowed(state, sender)
+        where = f"a new {what}" if state is None else f"a {what} in state {state}"
+        options = [m for (m, s), mv in transitions.items() if s == sender and state in mv]
         raise InvalidTransition(
             f"{message} from the {sender} cannot move {where}",
-            f"the {sender} may send: {', '.join(options)}" if options else f"{state} is final: start a new negotiation",
+            f"the {sender} may send: {', '.join(options)}" if options else f"{state} is final: start a new {what}",
         )
     return moves[state]

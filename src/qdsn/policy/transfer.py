@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from qdsn.errors import InvalidInput
-from qdsn.policy.negotiation import CONTEXT, InvalidTransition
+from qdsn.policy.negotiation import CONTEXT, move
 
 STATES = ("REQUESTED", "STARTED", "COMPLETED", "SUSPENDED", "TERMINATED")
 KINDS = {"compute": "compute", "sealed-delivery": "read"}  # kind → the ODRL action it exercises
@@ -98,18 +98,4 @@ def step(t: Transfer, message: str, sender: str, *, code: str | None = None, rea
 
 
 def _move(state: str | None, message: str, sender: str) -> str:
-    if sender not in ("provider", "consumer"):
-        raise InvalidInput(f"the sender is the provider or the consumer, not {sender!r}")
-    moves = TRANSITIONS.get((message, sender))
-    if moves is None:
-        known = sorted({m for m, _ in TRANSITIONS})
-        if message not in known:
-            raise InvalidInput(f"unknown transfer message {message!r}", f"known: {', '.join(known)}")
-        raise InvalidTransition(f"the {sender} does not send {message}")
-    if state not in moves:
-        options = [m for (m, s), mv in TRANSITIONS.items() if s == sender and state in mv]
-        raise InvalidTransition(
-            f"{message} from the {sender} cannot move a transfer in state {state}",
-            f"the {sender} may send: {', '.join(options)}" if options else f"{state} is final: request a new transfer",
-        )
-    return moves[state]
+    return move(TRANSITIONS, "transfer", state, message, sender)
