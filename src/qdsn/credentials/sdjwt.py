@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -261,8 +262,8 @@ def verify(
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise Reason("format", "the issuer JWT's payload names no issuer (iss)") from None
     try:
-        key = issuer_key_resolver(iss, h)
-        _, raw = verify_compact(p.jwt, key)
+        jwk = public_jwk(issuer_key_resolver(iss, h))
+        raw = _issuer_signed(p.jwt, tuple(sorted(jwk.items())))
     except BadSignature as e:
         raise Reason("signature", e.what) from None
     payload = orjson.loads(raw)
@@ -284,6 +285,14 @@ def verify(
         _key_binding(p, payload, aud, nonce, t, skew)
     claims.pop("_sd_alg", None)
     return Verified(iss, h, claims, len(p.disclosures), bound)
+
+
+@lru_cache(maxsize=4096)
+def _issuer_signed(jwt: str, jwk: tuple[tuple[str, Any], ...]) -> bytes:
+    """The payload of an issuer JWT whose signature holds under `jwk`. A certificate is presented many
+    times; its issuer's signature over the same bytes under the same key is checked once. (The key
+    binding, fresh in every presentation, is always checked.)"""
+    return verify_compact(jwt, dict(jwk))[1]
 
 
 def _header(jwt: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import secrets
 import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -48,11 +49,18 @@ def decode_status_list(lst: str, bits: int) -> list[int]:
 
 
 def status_at(lst: str, bits: int, index: int) -> int:
-    """One entry's status."""
-    x = _unpack(lst, bits)
+    """One entry's status; a list is decoded once however many entries are asked of it."""
+    x = _unpacked(lst, bits)
     if not 0 <= index < x.size:
         raise InvalidInput(f"index {index} is outside the status list of {x.size} entries")
     return int(x[index])
+
+
+@lru_cache(maxsize=32)
+def _unpacked(lst: str, bits: int) -> np.ndarray:
+    x = _unpack(lst, bits)
+    x.flags.writeable = False
+    return x
 
 
 def _unpack(lst: str, bits: int) -> np.ndarray:
