@@ -75,6 +75,11 @@ def test_the_owner_reads_approves_and_anyone_verifies(tmp_path):
     pres.write_text(shown)
     ok = qdsn("verify", str(pres), "--aud", "did:web:buyer", "--nonce", "b-9", home=cqc.path).stdout
     assert "attestation" in ok and "✗" not in ok
+    qdsn("bundle", str(pres), "--out", str(tmp_path / "bundle.json"), home=cqc.path)
+    offline = qdsn(
+        "verify", str(tmp_path / "bundle.json"), "--aud", "did:web:buyer", "--nonce", "b-9", home=tmp_path / "nowhere"
+    ).stdout  # no node, no network: the bundle carries what is needed
+    assert "attestation" in offline and "✗" not in offline
     qdsn("cert", "suspend", "CQC-1", "--reason", "audit finding", home=cqc.path)
     refused = qdsn("verify", str(pres), "--aud", "did:web:buyer", "--nonce", "b-9", home=cqc.path, ok=False)
     assert refused.returncode == 1 and "suspended" in refused.stdout
