@@ -135,3 +135,17 @@ def test_many_at_once_on_every_core():
     assert results[100].claims["site"] == "Hangzhou plant 1"
     (unknown,) = sdjwt.verify_many(shown[:1], {}, aud="v", nonces=nonces[:1], now=NOW)
     assert unknown.code == "signature" and "not one this verifier knows" in str(unknown)
+
+
+def test_a_did_key_issuer_needs_no_lookup():
+    from qdsn.credentials.issuers import resolver
+    from qdsn.identity import did_key_from_public_key
+
+    issuer = SigningKey.generate()
+    did = did_key_from_public_key(issuer.verify_key.raw)
+    sd = sdjwt.issue(CLAIMS | {"iss": did}, issuer, ["site"])
+    assert sdjwt.verify(sd, resolver(), now=NOW).issuer == did
+    other = sdjwt.issue(CLAIMS | {"iss": did}, SigningKey.generate(), ["site"])  # signed by someone else
+    with pytest.raises(Reason) as e:
+        sdjwt.verify(other, resolver(), now=NOW)
+    assert e.value.code == "signature"

@@ -334,9 +334,11 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
             raise PermissionDenied("only the data's owner approves or denies jobs on its node")
 
     @app.get("/.well-known/jwt-vc-issuer", tags=["credentials"])
-    def vc_issuer() -> dict[str, Any]:
-        """SD-JWT VC issuer metadata: this node's DID and the key its certificates are signed with (public)."""
-        return {"issuer": node.did, "jwks": {"keys": [public_jwk(node.home.key()) | {"kid": node.did}]}}
+    def vc_issuer(request: Request) -> dict[str, Any]:
+        """SD-JWT VC issuer metadata for this node as an HTTPS issuer: its URL and the key its certificates
+        are signed with, named by its DID (public)."""
+        issuer = str(request.base_url).rstrip("/")
+        return {"issuer": issuer, "jwks": {"keys": [public_jwk(node.home.key()) | {"kid": node.did}]}}
 
     @app.get("/status-lists/{name}", tags=["credentials"], response_class=PlainTextResponse)
     def status_list(name: str) -> Response:
