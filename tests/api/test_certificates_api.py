@@ -59,3 +59,18 @@ def test_issue_present_verify_and_follow_the_process(lab):  # noqa: F811
     assert certify.recheck(lab_node, "CQC-2026-0007", again) == "valid"
     assert http.post("/verify", json={"presentation": shown}).json()["ok"]
     assert http.post("/verify", json={"presentation": "not-a-presentation"}).json()["ok"] is False
+
+    # on a schedule: new readings arrive; the certification body's round asks for a run on them
+    rows = [
+        {"characteristic": "resistance", "value": 17.5 + (i % 7) / 100, "time": f"2026-03-02T09:00:{i:02d}Z"}
+        for i in range(50)
+    ]
+    batch = node.vault.add_batch("line-1", rows)
+    node.vault.mark_anchored(batch, node.order([node.home.sign("dataset.anchor", batch.anchor_payload())])[0].txid)
+    a3 = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:pc")[1])["uid"]
+    certify.schedule(lab_node, "CQC-2026-0007", "http://maker", a3, blob, {"threshold": 20.0}, every=3600)
+    (done,) = certify.run_due(lab_node, lambda url: c["cqc"])
+    assert done == ("CQC-2026-0007", "suspended")  # judged against a threshold no process meets
+    assert certify.run_due(lab_node, lambda url: c["cqc"]) == []  # not due again for an hour
+    assert certify.run_due(lab_node, lambda url: c["cqc"], now=int(time.time()) + 7200) == [
+        ("CQC-2026-0007", "suspended")]  # due, but nothing new was anchored: no job  # fmt: skip

@@ -84,3 +84,8 @@ def test_the_owner_reads_approves_and_anyone_verifies(tmp_path):
     refused = qdsn("verify", str(pres), "--aud", "did:web:buyer", "--nonce", "b-9", home=cqc.path, ok=False)
     assert refused.returncode == 1 and "suspended" in refused.stdout
     assert "suspended" in qdsn("cert", "list", home=maker.path).stdout
+    shown_all = qdsn("cert", "show", str(sd), home=maker.path).stdout
+    assert '"site": "Hangzhou"' in shown_all and "status on the ledger: suspended" in shown_all
+    scheduled = qdsn("cert", "schedule", "CQC-1", "--maker", "https://acme.example", "--agreement", "urn:x",
+                     "--model", "process-capability", "--every", "3600", home=cqc.path).stdout  # fmt: skip
+    assert "rechecked every 3600 s" in scheduled

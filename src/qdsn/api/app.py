@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qdsn import __version__
+from qdsn.api.client import NodeClient
 from qdsn.api.problems import MEDIA_TYPE, from_error, problem
 from qdsn.api.signatures import Nonces, verify
 from qdsn.clock import parse_time
@@ -51,12 +52,14 @@ def _problem_response(body: dict[str, Any]) -> JSONResponse:
 
 
 async def _monitor(node: Node, every: float) -> None:
-    """The node's own rounds: a member follows and cosigns the log; a provider ends expired agreements."""
+    """The node's own rounds: a member follows and cosigns the log; a provider ends expired agreements; a
+    certification body runs the rechecks that are due."""
     while True:
         try:
             if node.link is not None:
                 await run_in_threadpool(_follow, node)
             await run_in_threadpool(transfer.expire, node)
+            await run_in_threadpool(certify.run_due, node, lambda url: NodeClient(url, node.home.key(), node.did))
         except QDSNError as e:  # the node keeps serving; the next round tries again
             logger.warning("a monitor round failed: %s", e)
         except Exception:

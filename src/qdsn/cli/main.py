@@ -1096,3 +1096,44 @@ def bundle_cmd(
         node.close()
     out.write_text(json.dumps(doc))
     console.print(f"[green]✓[/] {out}: the presentation, {len(doc['log'])} log entries and the status list token")
+
+
+@cert_app.command("schedule")
+def cert_schedule(
+    number: Annotated[str, typer.Argument(help="A certificate this node issued.")],
+    maker: Annotated[str, typer.Option(help="The holder's node API, e.g. https://acme:8421.")],
+    agreement: Annotated[str, typer.Option(help="The compute agreement the runs are made under.")],
+    model: Annotated[str, typer.Option(help="The model: a built-in name, a folder or an archive.")],
+    home: Home,
+    parameters: Annotated[str, typer.Option(help="The model's parameters (JSON).")] = "{}",
+    every: Annotated[int, typer.Option(help="Seconds between runs (at least 60).")] = 86_400,
+) -> None:
+    """Continuous certification: every --every seconds, this node's rounds ask the holder's node to run the
+    model on what was anchored since the last attested run, and suspend or reinstate the certificate by the
+    attested result."""
+    from qdsn.cli.model import _load
+    from qdsn.node import certify
+
+    blob, _ = _load(Path(model))
+    node = _node(home, None, None, local=True)
+    try:
+        certify.schedule(node, number, maker, agreement, blob, json.loads(parameters), every)
+    finally:
+        node.close()
+    console.print(f"[green]✓[/] {number} is rechecked every {every} s while this node runs (qdsn node start)")
+
+
+@cert_app.command("show")
+def cert_show(sd_jwt: Annotated[Path, typer.Argument(help="A certificate (SD-JWT) as issued.")], home: Home) -> None:
+    """A certificate's claims, all of them, and its status on this node's replica of the ledger."""
+    from qdsn.credentials import sdjwt
+
+    text = sd_jwt.read_text().strip()
+    node = _node(home, None, None, local=True)
+    try:
+        v = sdjwt.verify(text, lambda iss, h: node.ledger.state.identities[iss].key)
+        c = node.ledger.state.credentials.get(v.claims.get("certificate_number", ""))
+    finally:
+        node.close()
+    console.print_json(json.dumps({k: x for k, x in v.claims.items() if k != "evidence"}, ensure_ascii=False))
+    console.print(f"status on the ledger: [bold]{c.status if c else 'not recorded'}[/]")

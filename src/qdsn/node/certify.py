@@ -5,11 +5,16 @@ failing attested run suspending the certificate and a passing one reinstating it
 
 from __future__ import annotations
 
+import base64
+import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, MetaData, String, Table, Text, insert, select
+import orjson
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select
 
 from qdsn.compute import attest
 from qdsn.credentials import certificate, sdjwt
@@ -18,7 +23,7 @@ from qdsn.crypto import sha256
 from qdsn.crypto.jose import public_jwk
 from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from qdsn.ledger import tx
-from qdsn.node.follow import log_key
+from qdsn.node.follow import Operator, log_key
 from qdsn.node.node import Node
 
 metadata = MetaData()
@@ -146,3 +151,89 @@ def recheck(node: Node, number: str, result: dict[str, Any]) -> str:
         set_status(node, number, "valid", f"a new attested run passed (job {claims_a['job']})", attestation=cause)
         return "valid"
     return c.status
+
+
+# -- continuous certification on a schedule --------------------------------------------------------
+
+schedules = Table(
+    "recheck_schedules",
+    metadata,
+    Column("id", String(200), primary_key=True),  # the certificate number
+    Column("maker", String(500), nullable=False),  # the holder's node API
+    Column("agreement", String(256), nullable=False),
+    Column("archive", Text, nullable=False),  # base64 of the model's canonical archive
+    Column("parameters", Text, nullable=False),
+    Column("every", Integer, nullable=False),  # seconds
+    Column("due", Integer, nullable=False),  # unix time of the next run
+    Column("pending", String(200), nullable=True),  # a job waiting for the owner's approval
+)
+
+
+def schedule(node: Node, number: str, maker: str, agreement: str, archive: bytes, parameters: dict[str, Any],
+             every: int) -> None:  # fmt: skip
+    """Run the certificate's model again every `every` seconds on whatever was anchored since."""
+    if every < 60:
+        raise InvalidInput("a recheck runs at most once a minute")
+    metadata.create_all(node.policies.engine)
+    row = {"id": number, "maker": maker, "agreement": agreement, "archive": base64.b64encode(archive).decode(),
+           "parameters": orjson.dumps(parameters).decode(), "every": every, "due": int(time.time())}  # fmt: skip
+    with node.policies.engine.begin() as c:
+        c.execute(schedules.delete().where(schedules.c.id == number))
+        c.execute(insert(schedules).values(**row))
+
+
+def rerun(node: Node, number: str, maker: Operator, agreement: str, archive: bytes, parameters: dict[str, Any],
+          pending: str | None = None) -> tuple[str, str | None]:  # fmt: skip
+    """One round of continuous certification: ask the holder's node to run the model on the records
+    anchored since the last attested run (the normal job flow) and judge the result with `recheck`.
+    Returns (status, the job still pending the owner's approval, if any)."""
+    node.catch_up()
+    if pending is not None:
+        job = maker.call("GET", f"/jobs/{pending}")
+    else:
+        dataset, first = _next_range(node, number)
+        anchored = node.ledger.state.datasets[dataset].anchored
+        if anchored <= first:
+            return node.ledger.state.credentials[number].status, None  # nothing new to judge
+        job = maker.call("POST", "/jobs", {
+            "agreementId": agreement, "archive": base64.b64encode(archive).decode(), "parameters": parameters,
+            "nonce": secrets.token_urlsafe(16), "purpose": "certification",
+            "datasets": [{"dataset": dataset, "first": first, "count": anchored - first}],
+        })  # fmt: skip
+    if job["state"] == "pending":  # type: ignore[index]
+        return node.ledger.state.credentials[number].status, job["id"]  # type: ignore[index]
+    if job["state"] != "done":  # type: ignore[index]
+        return node.ledger.state.credentials[number].status, None
+    return recheck(node, number, job["result"]), None  # type: ignore[index]
+
+
+def run_due(node: Node, links: Callable[[str], Operator], now: int | None = None) -> list[tuple[str, str]]:
+    """The rechecks whose time has come (the node's rounds call this); returns (certificate, status)."""
+    metadata.create_all(node.policies.engine)
+    t = int(time.time()) if now is None else now
+    with node.policies.engine.connect() as c:
+        due = c.execute(select(schedules).where(schedules.c.due <= t)).all()
+    out = []
+    for r in due:
+        status, pending = rerun(node, r.id, links(r.maker), r.agreement, base64.b64decode(r.archive),
+                                orjson.loads(r.parameters), r.pending)  # fmt: skip
+        with node.policies.engine.begin() as c:
+            c.execute(schedules.update().where(schedules.c.id == r.id).values(due=t + r.every, pending=pending))
+        out.append((r.id, status))
+    return out
+
+
+def _next_range(node: Node, number: str) -> tuple[str, int]:
+    """The dataset the certificate's evidence reads, and the first record after its latest attested run."""
+    rows = node.ledger.store.rows_of_type("credential.issue") + node.ledger.store.rows_of_type("credential.status")
+    latest = None
+    for row in sorted(rows, key=lambda r: r.seq):
+        p = tx.from_leaf(row.leaf).payload
+        if p["credential"] == number:
+            latest = (p.get("attestations") or [p.get("attestation")])[-1] or latest
+    if latest is None:
+        raise NotFound(f"no attested run behind certificate {number}")
+    run = tx.from_leaf(node.ledger.store.entry(txid=latest).leaf).payload
+    claims = attest.verify(run["attestation"], node.ledger)
+    (i,) = claims["inputs"]
+    return i["dataset"], i["first"] + i["count"]
