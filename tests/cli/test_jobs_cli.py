@@ -89,3 +89,4 @@ def test_the_owner_reads_approves_and_anyone_verifies(tmp_path):
     scheduled = qdsn("cert", "schedule", "CQC-1", "--maker", "https://acme.example", "--agreement", "urn:x",
                      "--model", "process-capability", "--every", "3600", home=cqc.path).stdout  # fmt: skip
     assert "rechecked every 3600 s" in scheduled
+    assert json.loads(qdsn("cert", "schema").stdout)["$id"] == "urn:qdsn:vct:quality-certificate:1"

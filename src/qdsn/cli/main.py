@@ -1137,3 +1137,11 @@ def cert_show(sd_jwt: Annotated[Path, typer.Argument(help="A certificate (SD-JWT
         node.close()
     console.print_json(json.dumps({k: x for k, x in v.claims.items() if k != "evidence"}, ensure_ascii=False))
     console.print(f"status on the ledger: [bold]{c.status if c else 'not recorded'}[/]")
+
+
+@cert_app.command("schema")
+def cert_schema() -> None:
+    """Print the quality certificate's JSON Schema: its claims, and which are selectively disclosable."""
+    from qdsn.credentials.certificate import schema
+
+    print(json.dumps(schema(), indent=2, ensure_ascii=False))
