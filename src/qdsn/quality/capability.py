@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from qdsn.errors import InvalidInput
 from qdsn.quality import constants as k
@@ -27,6 +27,11 @@ from qdsn.quality.charts import _subgroups, _values
 SIGMA_METHODS = ("pooled", "rbar", "sbar", "mrbar")
 _SBAR_FACTOR = [(2, 0.88), (3, 0.92), (4, 0.94), (5, 0.95), (7, 0.96), (9, 0.97), (17, 0.98), (64, 0.99)]
 P_LOW, P_HIGH = special.ndtr(-3.0), special.ndtr(3.0)  # 0.135 % and 99.865 %
+
+
+def _chi2_ppf(q: float, nu: float) -> float:
+    """The χ²(ν) quantile, through the inverse regularized gamma function (scipy.special, not stats)."""
+    return 2.0 * float(special.gammaincinv(nu / 2.0, q))
 
 
 @dataclass(frozen=True)
@@ -161,12 +166,12 @@ def _limits(lsl: Any, usl: Any, target: Any) -> tuple[float | None, float | None
 def cp_interval(v: float, nu: float, confidence: float = 0.95) -> Interval:
     """Chi-square interval for a Cp-like index estimated with ν degrees of freedom."""
     a = 1 - confidence
-    return Interval(v * math.sqrt(stats.chi2.ppf(a / 2, nu) / nu), v * math.sqrt(stats.chi2.ppf(1 - a / 2, nu) / nu))
+    return Interval(v * math.sqrt(_chi2_ppf(a / 2, nu) / nu), v * math.sqrt(_chi2_ppf(1 - a / 2, nu) / nu))
 
 
 def cpk_interval(v: float, n: int, nu: float, confidence: float = 0.95) -> Interval:
     """Bissell's (1990) interval for Cpk (or Cpl, Cpu) from n values, σ with ν degrees of freedom."""
-    half = float(stats.norm.ppf(0.5 + confidence / 2)) * math.sqrt(1 / (9 * n) + v * v / (2 * nu))
+    half = float(special.ndtri(0.5 + confidence / 2)) * math.sqrt(1 / (9 * n) + v * v / (2 * nu))
     return Interval(v - half, v + half)
 
 
@@ -226,7 +231,7 @@ def dagostino_pearson(x: Any) -> dict[str, float]:
     term2 = math.copysign(abs((1 - 2 / a) / denom) ** (1 / 3), denom) if denom != 0 else math.nan
     zk = (1 - 2 / (9 * a) - term2) / math.sqrt(2 / (9 * a))
     k2 = zs * zs + zk * zk
-    return {"k2": k2, "skewness": g1, "kurtosis": b2, "p_value": float(stats.chi2.sf(k2, 2))}
+    return {"k2": k2, "skewness": g1, "kurtosis": b2, "p_value": math.exp(-k2 / 2)}  # χ²(2) survival, exactly
 
 
 def anderson_darling(x: Any) -> dict[str, float]:
@@ -267,6 +272,8 @@ def box_cox(
     lsl, usl, target = _limits(lsl, usl, target)
     if (x <= 0).any() or (lsl is not None and lsl <= 0):
         raise InvalidInput("Box-Cox needs positive data and limits", "shift the data, or use the percentile method")
+    from scipy import stats  # imported here: scipy.stats costs ~1 s, and only Box-Cox needs it
+
     lam = float(stats.boxcox_normmax(x, method="mle")) if lam is None else float(lam)
     t = lambda v: None if v is None else float(stats.boxcox(np.array([v]), lam)[0])  # noqa: E731
     y = stats.boxcox(x, lam)
@@ -293,6 +300,8 @@ def percentile(
             )
         lo, mid, hi = np.quantile(x, [P_LOW, 0.5, P_HIGH])
     elif distribution in ("lognorm", "weibull_min", "gamma", "norm"):
+        from scipy import stats  # imported here, as in box_cox
+
         dist = getattr(stats, distribution)
         params = dist.fit(x, floc=0) if distribution != "norm" else dist.fit(x)
         lo, mid, hi = dist.ppf([P_LOW, 0.5, P_HIGH], *params)

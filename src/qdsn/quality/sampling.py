@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scipy import stats
-
 from qdsn.errors import InvalidInput
 
 LETTERS = "ABCDEFGHJKLMNPQRS"  # S appears only in Table 2-B (tightened), below R
@@ -147,6 +145,8 @@ def oc_curve(plan: Plan, quality: list[float], *, nonconformities: bool = False)
     for p in quality:
         if not 0 <= p <= (float("inf") if nonconformities else 1):
             raise InvalidInput(f"quality {p!r} is out of range: a fraction nonconforming lies in [0, 1]")
+        from scipy import stats  # imported here: scipy.stats costs ~1 s, and only OC curves need it
+
         dist = stats.poisson(plan.n * p) if nonconformities else stats.binom(plan.n, p)
         out.append(float(dist.cdf(plan.ac)))
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-from scipy import special, stats
+from scipy import special
 
 from qdsn.errors import InvalidInput
 
@@ -70,7 +70,7 @@ def sigma_level(dpmo_value: float, shift: float = 1.5, two_tailed: bool = False)
 
 def dpmo_from_sigma(level: float, shift: float = 1.5, two_tailed: bool = False) -> float:
     """The inverse of `sigma_level`."""
-    return float(stats.norm.sf(level - shift)) * (2 if two_tailed else 1) * 1e6
+    return float(special.ndtr(-(level - shift))) * (2 if two_tailed else 1) * 1e6
 
 
 def pareto(counts: Mapping[str, float]) -> list[dict[str, float | str]]:
