@@ -35,6 +35,8 @@ def test_process_capability():
     assert good["pass"] and good["characteristics"][0]["cpk_lower"] >= 1.33
     wide = run("process-capability", {"threshold": 1.33}, readings(rng.normal(17.55, 0.2, 500)))
     assert not wide["pass"] and wide["characteristics"][0]["cpk"] < 1.0
+    stuck = run("process-capability", {}, readings([17.5] * 100))  # a gauge that never moves proves nothing
+    assert not stuck["pass"] and stuck["characteristics"][0]["n"] == 100
 
 
 def test_spc_stability():

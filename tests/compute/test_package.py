@@ -22,7 +22,7 @@ def model(tmp_path):
 
 def test_the_hash_ignores_times_modes_order_and_caches(model, tmp_path):
     blob, m = package.load(model)
-    assert (m.id, m.version, m.entrypoint) == ("process-capability", "1.0.0", "model.py")
+    assert (m.id, m.version, m.entrypoint) == ("process-capability", "1.0.1", "model.py")
     other = tmp_path / "copy"
     other.mkdir()
     for name in ("model.py", "manifest.json"):  # written in another order, with other times and modes
@@ -101,10 +101,10 @@ def test_only_a_certifier_publishes_and_each_version_once(tmp_path):
     with pytest.raises(PermissionDenied, match=r"role enterprise may not submit model\.publish"):
         maker.submit("model.publish", payload)
     with pytest.raises(InvalidInput, match="manifest's id and version"):
-        cqc.submit("model.publish", payload | {"version": "1.0.1"})
+        cqc.submit("model.publish", payload | {"version": "9.9.9"})
     cqc.submit("model.publish", payload)
     with pytest.raises(Conflict, match="already published"):
         cqc.submit("model.publish", payload)
     ledger = cqc.ledger()
-    assert ledger.state.models["process-capability@1.0.0"].hash == package.code_hash(blob)
+    assert ledger.state.models["process-capability@1.0.1"].hash == package.code_hash(blob)
     ledger.close()

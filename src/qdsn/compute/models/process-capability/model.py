@@ -33,7 +33,11 @@ def main() -> None:
         if len(x) < 2 * size or (lsl is None and usl is None):
             out.append({"name": name, "n": len(x), "cpk": 0.0, "cpk_lower": 0.0, "pass": False})
             continue
-        cap = quality.capability(quality.subgroup(x, size), lsl=lsl, usl=usl, confidence=confidence)
+        try:
+            cap = quality.capability(quality.subgroup(x, size), lsl=lsl, usl=usl, confidence=confidence)
+        except ValueError:  # readings that do not vary: a stuck gauge, not a capable process
+            out.append({"name": name, "n": len(x), "cpk": 0.0, "cpk_lower": 0.0, "pass": False})
+            continue
         low = cap.intervals["cpk"].low
         out.append(
             {
