@@ -10,7 +10,7 @@ import secrets
 import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -85,7 +85,7 @@ class StatusLists:
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
-        metadata.create_all(engine)
+        _tables(engine)
 
     def create(self, uri: str, bits: int = 2, size: int = MIN_SIZE) -> None:
         """A new list at `uri` with every entry valid (2 bits: valid, invalid, suspended)."""
@@ -158,6 +158,12 @@ def read_token(token: str, uri: str, key: PublicKey, *, now: datetime | None = N
     if not isinstance(sl, dict) or "bits" not in sl or "lst" not in sl:
         raise InvalidInput("the status list token carries no status_list {bits, lst}")
     return sl["bits"], sl["lst"]
+
+
+@cache
+def _tables(engine: Any) -> None:
+    """Create the tables once per database: a node makes a `StatusLists` for each request it serves."""
+    metadata.create_all(engine)
 
 
 metadata = MetaData()

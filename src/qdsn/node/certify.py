@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import orjson
@@ -36,6 +37,12 @@ issued = Table(
     Column("sd_jwt", Text, nullable=False),
 )
 CODES = {"valid": VALID, "invalid": INVALID, "suspended": SUSPENDED}
+
+
+@cache
+def _tables(engine: Any) -> None:
+    """Create this module's tables once per database, not on every call (run_due is in every round)."""
+    metadata.create_all(engine)
 
 
 @dataclass(frozen=True)
@@ -102,7 +109,7 @@ def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str
         "hash": sha256(issuer_jwt.encode()).hex(), "status_list": status_list, "index": index,
         "attestations": [tx.txid(env.leaf())],
     })])  # fmt: skip
-    metadata.create_all(node.policies.engine)
+    _tables(node.policies.engine)
     with node.policies.engine.begin() as c:
         c.execute(insert(issued).values(id=subject.number, holder=holder.did, status_list=status_list, sd_jwt=sd))
     return sd
@@ -126,7 +133,7 @@ def set_status(node: Node, number: str, status: str, reason: str, *, attestation
 
 def held_by(node: Node, holder: str) -> list[str]:
     """The certificates this node issued to `holder`, as SD-JWTs."""
-    metadata.create_all(node.policies.engine)
+    _tables(node.policies.engine)
     with node.policies.engine.connect() as c:
         return [r.sd_jwt for r in c.execute(select(issued.c.sd_jwt).where(issued.c.holder == holder))]
 
@@ -174,7 +181,7 @@ def schedule(node: Node, number: str, maker: str, agreement: str, archive: bytes
     """Run the certificate's model again every `every` seconds on whatever was anchored since."""
     if every < 60:
         raise InvalidInput("a recheck runs at most once a minute")
-    metadata.create_all(node.policies.engine)
+    _tables(node.policies.engine)
     row = {"id": number, "maker": maker, "agreement": agreement, "archive": base64.b64encode(archive).decode(),
            "parameters": orjson.dumps(parameters).decode(), "every": every, "due": int(time.time())}  # fmt: skip
     with node.policies.engine.begin() as c:
@@ -209,7 +216,7 @@ def rerun(node: Node, number: str, maker: Operator, agreement: str, archive: byt
 
 def run_due(node: Node, links: Callable[[str], Operator], now: int | None = None) -> list[tuple[str, str]]:
     """The rechecks whose time has come (the node's rounds call this); returns (certificate, status)."""
-    metadata.create_all(node.policies.engine)
+    _tables(node.policies.engine)
     t = int(time.time()) if now is None else now
     with node.policies.engine.connect() as c:
         due = c.execute(select(schedules).where(schedules.c.due <= t)).all()

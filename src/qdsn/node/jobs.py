@@ -15,6 +15,7 @@ import base64
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import orjson
@@ -25,7 +26,7 @@ from qdsn.compute.job import Owner, Range, Result, execute
 from qdsn.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from qdsn.ledger import tx
 from qdsn.node.node import Node
-from qdsn.node.transfer import refuse, role_of, uses
+from qdsn.node.transfer import refuse, uses
 from qdsn.policy import Request, decide
 from qdsn.policy.odrl import constraints
 
@@ -88,7 +89,7 @@ def request(node: Node, requester: str, message: dict[str, Any]) -> Job:
     node.catch_up()
     a = node.policies.agreement(agreement_id)
     purpose = message.get("purpose")
-    ask = Request("compute", requester, datetime.now(UTC), role=role_of(node, requester), purpose=purpose,
+    ask = Request("compute", requester, datetime.now(UTC), role=node.role_of(requester), purpose=purpose,
                   uses=uses(node, a.uid), started=a.finalized, model_hash=code_hash)  # fmt: skip
     if a.consumer != requester:
         refuse(node, a, ask, "transfer", f"agreement {a.uid} was made with another consumer")
@@ -123,7 +124,7 @@ def approve(node: Node, job_id: str) -> Job:
         raise Conflict(f"job {job_id} is {job.state}", "only a pending job can be approved")
     a = node.policies.agreement(job.agreement)
     with node.deciding:
-        ask = Request("compute", job.requester, datetime.now(UTC), role=role_of(node, job.requester),
+        ask = Request("compute", job.requester, datetime.now(UTC), role=node.role_of(job.requester),
                       purpose=job.purpose, uses=uses(node, a.uid), started=a.finalized,
                       model_hash=job.code_hash)  # fmt: skip
         d = decide(a.policy, ask, point="use") if not a.ended else None
@@ -186,7 +187,7 @@ class JobStore:
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
-        metadata.create_all(engine)
+        _tables(engine)
 
     def put(self, job: Job, blob: bytes) -> None:
         with self.engine.begin() as c:
@@ -215,6 +216,12 @@ class JobStore:
         with self.engine.connect() as c:
             out = [Job(**orjson.loads(r.body)) for r in c.execute(q)]
         return sorted(out, key=lambda j: j.created)
+
+
+@cache
+def _tables(engine: Any) -> None:
+    """Create the table once per database: a `JobStore` is made for each request."""
+    metadata.create_all(engine)
 
 
 def _store(node: Node) -> JobStore:

@@ -69,6 +69,11 @@ class Node:
             ident = self.ledger.state.identities.get(did)
         return ident.key if ident else None
 
+    def role_of(self, did: str) -> str | None:
+        """A participant's role as the ledger knows it."""
+        ident = self.ledger.state.identities.get(did)
+        return ident.role if ident else None
+
     def catch_up(self, until: int | None = None) -> int:
         """Pull the operator's new entries into this replica, validating each (nothing to do on the
         operator's own node); returns how many. Decisions are made on the log as it stands."""

@@ -15,7 +15,7 @@ from typing import Any
 from qdsn.errors import InvalidInput, NotFound, PermissionDenied
 from qdsn.node.node import Node
 from qdsn.policy import Decision, Request, agreement, decide, negotiation, offer_hash
-from qdsn.policy.negotiation import CONTEXT, Negotiation
+from qdsn.policy.negotiation import CONTEXT, Negotiation, dsp_field
 
 DCAT = {
     "dcat": "http://www.w3.org/ns/dcat#",
@@ -66,8 +66,8 @@ def catalog(node: Node, requester: str | None) -> dict[str, Any]:
 
 def request(node: Node, consumer: str, message: dict[str, Any], *, now: datetime | None = None) -> Negotiation:
     """A consumer's initial ContractRequestMessage: the negotiation, AGREED or TERMINATED with the reason."""
-    consumer_pid = _field(message, "consumerPid")
-    offer = _field(message, "offer")
+    consumer_pid = dsp_field(message, "consumerPid")
+    offer = dsp_field(message, "offer")
     if not isinstance(consumer_pid, str) or not isinstance(offer, dict) or not isinstance(offer.get("uid"), str):
         raise InvalidInput("a ContractRequestMessage carries consumerPid and the offer (with its uid) asked for")
     pid = f"urn:uuid:{uuid.uuid4()}"
@@ -78,8 +78,7 @@ def request(node: Node, consumer: str, message: dict[str, Any], *, now: datetime
         raise NotFound(e.what, "ask for an offer from this node's catalog") from None
     n = negotiation.start("ContractRequestMessage", "consumer", pid, consumer_pid, published)
     rule = published["permission"][0]
-    role = node.ledger.state.identities[consumer].role if consumer in node.ledger.state.identities else None
-    ask = Request(rule["action"], consumer, now or datetime.now(UTC), role=role)
+    ask = Request(rule["action"], consumer, now or datetime.now(UTC), role=node.role_of(consumer))
     if offer_hash(offer) != offer_hash(published):
         why = f"the offer asked for differs from {published['uid']} as published (hash {offer_hash(published)[:16]}…)"
         d = Decision(False, "offer", why)
@@ -126,7 +125,3 @@ def _end(node: Node, n: Negotiation, consumer: str, code: str, reason: str) -> N
     n = negotiation.step(n, "ContractNegotiationTerminationMessage", "provider", code=code, reason=reason)
     node.policies.save(n, consumer)
     return n
-
-
-def _field(message: dict[str, Any], name: str) -> Any:
-    return message.get(name, message.get(f"dspace:{name}")) if isinstance(message, dict) else None

@@ -26,7 +26,7 @@ from qdsn.ledger import merkle
 from qdsn.node.node import Node
 from qdsn.policy import Request, decide
 from qdsn.policy import transfer as tp
-from qdsn.policy.negotiation import InvalidTransition
+from qdsn.policy.negotiation import InvalidTransition, dsp_field
 from qdsn.policy.odrl import constraints, operand
 from qdsn.policy.store import Agreement
 from qdsn.policy.transfer import Transfer
@@ -47,10 +47,10 @@ def uses(node: Node, agreement: str) -> int:
 def request(node: Node, consumer: str, message: dict[str, Any], *, now: datetime | None = None) -> Transfer:
     """A consumer's TransferRequestMessage: the process STARTED, or PermissionDenied saying why
     (recorded on the ledger)."""
-    consumer_pid, agreement_id = _field(message, "consumerPid"), _field(message, "agreementId")
+    consumer_pid, agreement_id = dsp_field(message, "consumerPid"), dsp_field(message, "agreementId")
     if not isinstance(consumer_pid, str) or not isinstance(agreement_id, str):
         raise InvalidInput("a TransferRequestMessage carries consumerPid, agreementId and format")
-    kind = tp.kind_of(_field(message, "format"))
+    kind = tp.kind_of(dsp_field(message, "format"))
     purpose, model_hash = message.get("qdsn:purpose"), message.get("qdsn:modelHash")
     first, count = _range(message) if kind == "sealed-delivery" else (0, 0)
     node.catch_up()
@@ -59,7 +59,7 @@ def request(node: Node, consumer: str, message: dict[str, Any], *, now: datetime
     except NotFound as e:
         raise NotFound(e.what, "negotiate an agreement for an offer of the provider's catalog") from None
     at = now or datetime.now(UTC)
-    ask = Request(tp.KINDS[kind], consumer, at, role=role_of(node, consumer), purpose=purpose,
+    ask = Request(tp.KINDS[kind], consumer, at, role=node.role_of(consumer), purpose=purpose,
                   uses=uses(node, a.uid), started=a.finalized, model_hash=model_hash)  # fmt: skip
     wanted = message.get("qdsn:dataset", a.dataset)
     if a.consumer != consumer:
@@ -107,7 +107,7 @@ def deliver(node: Node, consumer: str, pid: str, *, now: datetime | None = None)
     if any(txid is None for _, txid, _ in groups):
         raise NotFound(f"records of {t.dataset} in this range are not anchored yet", "deliver once they are")
     with node.deciding:
-        ask = Request("read", consumer, at, role=role_of(node, consumer), purpose=t.purpose, uses=uses(node, a.uid),
+        ask = Request("read", consumer, at, role=node.role_of(consumer), purpose=t.purpose, uses=uses(node, a.uid),
                       started=a.finalized)  # fmt: skip
         d = decide(a.policy, ask, point="use")
         payload = d.payload(a.dataset, ask, "use", agreement=a.uid, records=t.count)
@@ -185,7 +185,7 @@ def expire(node: Node, now: datetime | None = None) -> list[Agreement]:
             if t.state in ("REQUESTED", "STARTED", "SUSPENDED"):
                 node.policies.save_transfer(tp.step(t, "TransferTerminationMessage", "provider", code="expired",
                                                     reason=why), a.consumer)  # fmt: skip
-        ask = Request(a.policy["permission"][0]["action"], a.consumer, at, role=role_of(node, a.consumer))
+        ask = Request(a.policy["permission"][0]["action"], a.consumer, at, role=node.role_of(a.consumer))
         note = {"dataset": a.dataset, "requester": a.consumer, "action": ask.action, "point": "transfer",
                 "allowed": False, "rule": "permission", "reason": why, "agreement": a.uid}  # fmt: skip
         node.submit([node.home.sign("access.decision", note)])
@@ -227,12 +227,6 @@ def refuse(node: Node, a: Agreement, ask: Request, point: str, why: str) -> None
     raise PermissionDenied(why)
 
 
-def role_of(node: Node, did: str) -> str | None:
-    """A participant's role as the ledger knows it."""
-    ident = node.ledger.state.identities.get(did)
-    return ident.role if ident else None
-
-
 def _range(message: dict[str, Any]) -> tuple[int, int]:
     r = message.get("qdsn:records")
     ok = isinstance(r, dict) and all(
@@ -243,7 +237,3 @@ def _range(message: dict[str, Any]) -> tuple[int, int]:
             f'a sealed delivery names its records: "qdsn:records": {{"first": ≥ 0, "count": 1–{MAX_RECORDS}}}'
         )
     return r["first"], r["count"]  # type: ignore[index]
-
-
-def _field(message: dict[str, Any], name: str) -> Any:
-    return message.get(name, message.get(f"dspace:{name}")) if isinstance(message, dict) else None

@@ -78,6 +78,11 @@ class Negotiation:
         return out
 
 
+def dsp_field(message: Any, name: str) -> Any:
+    """A DSP message's field, named plainly or with the `dspace:` prefix of its compacted JSON-LD."""
+    return message.get(name, message.get(f"dspace:{name}")) if isinstance(message, dict) else None
+
+
 def allowed(state: str | None, sender: str) -> list[str]:
     """The messages `sender` may send in `state`."""
     return [m for (m, s), moves in TRANSITIONS.items() if s == sender and state in moves]
