@@ -1,9 +1,16 @@
 import pytest
 
-from .services import postgres
+from .services import etcd_cluster, postgres
 
 
 @pytest.fixture(scope="session")
 def postgres_url():
     with postgres() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def etcd():
+    """One 3-member etcd cluster for the tests that only order through it (each uses its own log)."""
+    with etcd_cluster(3) as cluster:
+        yield cluster

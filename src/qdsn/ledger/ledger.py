@@ -87,18 +87,26 @@ class Ledger:
 
     # -- appending -------------------------------------------------------------------------------
 
-    def append(self, envs: Sequence[tx.Envelope], *, skip_invalid: bool = False) -> list[Receipt | QDSNError]:
+    def append(
+        self, envs: Sequence[tx.Envelope], *, skip_invalid: bool = False, meta: dict[str, str] | None = None
+    ) -> list[Receipt | QDSNError]:
         """Validate and append a batch in one database transaction.
 
         By default one bad transaction rejects the whole batch and nothing is written (its error
         names the transaction). With `skip_invalid` (followers of an ordering service) invalid
         transactions are left out, identically on every node, and returned as errors in place.
+        `meta` is written in the same transaction (a follower's position in the ordering sequence).
         """
         with self._lock:
             try:
-                return self._finish(self._stage(envs, skip_invalid, verify_each=False))
+                return self._finish(self._stage(envs, skip_invalid, verify_each=False), meta)
             except _RetrySequential:
-                return self._finish(self._stage(envs, skip_invalid, verify_each=True))
+                return self._finish(self._stage(envs, skip_invalid, verify_each=True), meta)
+
+    def mark(self, key: str) -> tuple[int, str | None]:
+        """The log's size and a meta value written with its entries, read together."""
+        with self._lock:
+            return self.size, self.store.get_meta(key)
 
     def append_stream(self, batches: Iterable[Sequence[tx.Envelope]]) -> Iterator[list[Receipt | QDSNError]]:
         """Append queued batches as a pipeline: batch k+1 is validated while batch k's last
@@ -190,10 +198,10 @@ class Ledger:
             st.rows.append(Row(frontier.size - 1, rid, env.type, env.submitter, env.nonce, leaf))
             st.out.append(Receipt(frontier.size - 1, rid, lh))
 
-    def _finish(self, st: _Staged) -> list[Receipt | QDSNError]:
+    def _finish(self, st: _Staged, meta: dict[str, str] | None = None) -> list[Receipt | QDSNError]:
         """Write a staged batch while the workers finish its signatures; commit once all hold."""
         try:
-            with self.store.batch(st.rows, st.frontier, st.new_nodes, st.state):
+            with self.store.batch(st.rows, st.frontier, st.new_nodes, st.state, meta):
                 if not st.verify_each:
                     self._check_signatures(st)
         except DuplicateEntry:

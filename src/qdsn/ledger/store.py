@@ -360,6 +360,7 @@ class Store:
         frontier: Frontier,
         new_nodes: Sequence[tuple[int, int, bytes]],
         state: State | None = None,
+        meta_values: dict[str, str] | None = None,
     ) -> Iterator[None]:
         """Write one batch and what it changed in `state` in one transaction, committed when the
         block exits cleanly and rolled back if it raises; then adopt `frontier` as the tree's new
@@ -382,6 +383,9 @@ class Store:
                 insert_many(c, nodes, [(node_key(lv, ix), h) for lv, ix, h in new_nodes])
             if state is not None:
                 self._write_state(c, state)
+            for key, value in (meta_values or {}).items():
+                c.execute(meta.delete().where(meta.c.key == key))
+                c.execute(insert(meta).values(key=key, value=value))
             yield
         self.size += len(rows)
         self.frontier = frontier

@@ -1,0 +1,349 @@
+"""Ordering on an etcd cluster: etcd decides the order, every node's replica stays the record.
+
+Layout under `/qdsn/<origin>/`: `seq` holds the next position of the ordering sequence; a batch of
+transactions starting at position p is the key `log/<p, 16 digits>`, its value the batch's leaves,
+one per line (canonical JSON never holds a raw newline). A batch takes its position by a
+compare-and-swap on `seq` in the same etcd transaction that writes it, so two submitters can never
+take the same position. `checkpoint` holds the log's latest signed checkpoint, and `pruned` the
+position below which batches were deleted (a node behind it catches up from a peer).
+
+Followers read batches in position order (watch to wake up, range reads to catch up), validate every
+transaction themselves and skip invalid ones identically; each replica records the position it has
+applied in the same database transaction as the entries.
+
+Client: etcd3gw, which speaks etcd's JSON gRPC gateway over HTTP with `requests`. It is maintained
+(OpenStack), synchronous like the rest of the core, and carries no generated protobuf code; the old
+`etcd3` package breaks with protobuf >= 4 and `aetcd` is asyncio-only. It talks to one member, so
+`Cluster` adds the failover across members. Locks and leases are not used: Jepsen found etcd locks
+unsafe for mutual exclusion, and the compare-and-swap needs none.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import random
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from etcd3gw.client import Etcd3Client
+from etcd3gw.exceptions import Etcd3Exception
+from etcd3gw.watch import Watcher
+
+from qdsn.errors import InvalidInput, NotFound, QDSNError
+from qdsn.ledger import merkle, tx
+from qdsn.ledger.ledger import Ledger, Receipt
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 1000  # transactions per etcd write
+MAX_BATCH_BYTES = 1 << 20  # below etcd's default 1.5 MiB request limit
+POSITION = "ordering.position"  # replica meta: how much of the etcd sequence this replica has applied
+
+
+class Unavailable(QDSNError):
+    """No member of the etcd cluster answered."""
+
+
+def _b64(s: str | bytes) -> str:
+    return base64.b64encode(s.encode() if isinstance(s, str) else s).decode()
+
+
+def _key(position: int) -> str:
+    return f"log/{position:016d}"
+
+
+def parse_endpoints(url: str) -> list[tuple[str, int]]:
+    """`etcd://HOST:PORT[,HOST:PORT...]` → [(host, port), …]."""
+    if not url.startswith("etcd://"):
+        raise InvalidInput(f"ordering {url!r} is not etcd://HOST:PORT[,HOST:PORT...]", "or leave it out: embedded")
+    out = []
+    for part in url[len("etcd://") :].strip("/").split(","):
+        u = urlsplit("//" + part)
+        if not u.hostname or u.port is None:
+            raise InvalidInput(f"etcd member {part!r} is not HOST:PORT")
+        out.append((u.hostname, u.port))
+    return out
+
+
+class Cluster:
+    """An etcd cluster reached through its members' gateways: a request that cannot reach one member
+    goes to the next, until `deadline` seconds have passed (an election takes about a second)."""
+
+    def __init__(self, endpoints: Sequence[tuple[str, int]], prefix: str, *, timeout: float = 5.0,
+                 deadline: float = 30.0) -> None:  # fmt: skip
+        if not endpoints:
+            raise InvalidInput("an etcd cluster needs at least one member")
+        self.endpoints = list(endpoints)
+        self.prefix = prefix.rstrip("/") + "/"
+        self.timeout, self.deadline = timeout, deadline
+        self._current = random.randrange(len(self.endpoints))  # spread the nodes over the members
+        self._local = threading.local()  # requests sessions are not thread-safe
+        self.switches = 0  # how often a member failed and the next one was tried
+
+    @classmethod
+    def from_url(cls, url: str, origin: str, **kw: Any) -> Cluster:
+        return cls(parse_endpoints(url), f"/qdsn/{origin}", **kw)
+
+    def client(self) -> Etcd3Client:
+        i = self._current
+        cache = self._local.__dict__.setdefault("clients", {})
+        if i not in cache:
+            host, port = self.endpoints[i]
+            cache[i] = Etcd3Client(host=host, port=port, timeout=self.timeout, api_path="/v3/")
+        return cache[i]
+
+    def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST to the gateway, failing over across members."""
+        give_up = time.monotonic() + self.deadline
+        pause = 0.05
+        while True:
+            c = self.client()
+            try:
+                return c.post(c.get_url(path), json=body)  # type: ignore[no-any-return]
+            except (Etcd3Exception, requests.RequestException) as e:
+                if time.monotonic() > give_up:
+                    raise Unavailable(f"no etcd member answered {path} for {self.deadline:.0f} s: {e}",
+                                      "check the cluster: etcdctl endpoint health") from e  # fmt: skip
+                self._current = (self._current + 1) % len(self.endpoints)
+                self.switches += 1
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+    def get(self, key: str) -> bytes | None:
+        kvs = self.call("/kv/range", {"key": _b64(self.prefix + key)}).get("kvs", [])
+        return base64.b64decode(kvs[0].get("value", "")) if kvs else None
+
+    def put(self, key: str, value: bytes) -> None:
+        self.call("/kv/put", {"key": _b64(self.prefix + key), "value": _b64(value)})
+
+    def scan(self, start: str, end: str, limit: int) -> list[tuple[str, bytes]]:
+        """Keys in [start, end) in key order, at most `limit`."""
+        got = self.call("/kv/range", {"key": _b64(self.prefix + start), "range_end": _b64(self.prefix + end),
+                                      "limit": limit, "sort_order": "ASCEND", "sort_target": "KEY"})  # fmt: skip
+        n = len(self.prefix)
+        return [(base64.b64decode(kv["key"]).decode()[n:], base64.b64decode(kv.get("value", "")))
+                for kv in got.get("kvs", [])]  # fmt: skip
+
+    def watcher(self, on_change: threading.Event) -> Watcher:
+        """Wake `on_change` whenever a batch is written (through the current member)."""
+        return Watcher(self.client(), self.prefix + "log/", lambda _e: on_change.set(),
+                       range_end=self.prefix + "log0")  # fmt: skip
+
+
+def encode_batch(leaves: Sequence[bytes]) -> bytes:
+    return b"\n".join(leaves)
+
+
+def decode_batch(value: bytes) -> list[bytes]:
+    return value.split(b"\n") if value else []
+
+
+def append(cluster: Cluster, leaves: Sequence[bytes], head: int | None = None) -> int:
+    """Put one batch of leaves at the end of the sequence; returns its position. The position is
+    taken by compare-and-swap on `seq`: when another submitter got there first, try the next."""
+    if not leaves:
+        raise InvalidInput("an empty batch has no position")
+    value = encode_batch(leaves)
+    seq = _b64(cluster.prefix + "seq")
+    while True:
+        if head is None:
+            raw = cluster.get("seq")
+            head = int(raw) if raw else 0
+        cond = ({"key": seq, "target": "VERSION", "result": "EQUAL", "version": 0} if head == 0 else
+                {"key": seq, "target": "VALUE", "result": "EQUAL", "value": _b64(str(head))})  # fmt: skip
+        got = cluster.call("/kv/txn", {
+            "compare": [cond],
+            "success": [{"request_put": {"key": seq, "value": _b64(str(head + len(leaves)))}},
+                        {"request_put": {"key": _b64(cluster.prefix + _key(head)), "value": _b64(value)}}],
+            "failure": [{"request_range": {"key": seq}}],
+        })  # fmt: skip
+        if got.get("succeeded"):
+            return head
+        kvs = got["responses"][0]["response_range"].get("kvs", [])
+        head = int(base64.b64decode(kvs[0]["value"])) if kvs else 0
+
+
+@dataclass
+class _Waiting:
+    leaves: list[bytes]
+    done: Future[int]
+
+
+class EtcdOrderer:
+    """Orders through etcd. Concurrent submissions are gathered by one writer thread into batches of up
+    to MAX_BATCH transactions, each taken by one compare-and-swap; a submission returns once this
+    node's own replica has applied its batch, with a receipt (or the reason) for each transaction."""
+
+    def __init__(self, ledger: Ledger, cluster: Cluster, follower: Follower) -> None:
+        self.ledger, self.cluster, self.follower = ledger, cluster, follower
+        self._queue: list[_Waiting] = []
+        self._ready = threading.Condition()
+        self._closed = False
+        self._writer = threading.Thread(target=self._write, name="etcd-orderer", daemon=True)
+        self._writer.start()
+
+    def enqueue(self, envelopes: Sequence[tx.Envelope]) -> Future[int]:
+        """Queue a batch for ordering; the future gives its position once etcd has committed it."""
+        w = _Waiting([e.leaf() for e in envelopes], Future())
+        with self._ready:
+            if self._closed:
+                raise Unavailable("this orderer is closed")
+            self._queue.append(w)
+            self._ready.notify()
+        return w.done
+
+    def submit(self, envelopes: Sequence[tx.Envelope], timeout: float = 60.0) -> list[Receipt | QDSNError]:
+        position = self.enqueue(envelopes).result(timeout)
+        self.follower.wait_for(position + len(envelopes), timeout)
+        return self.follower.outcome(envelopes, position)
+
+    def _write(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue and not self._closed:
+                    self._ready.wait()
+                if self._closed and not self._queue:
+                    return
+                take, size, count = [], 0, 0
+                while self._queue:
+                    w = self._queue[0]
+                    grown = size + sum(map(len, w.leaves)) + len(w.leaves)
+                    if take and (count + len(w.leaves) > MAX_BATCH or grown > MAX_BATCH_BYTES):
+                        break
+                    take.append(self._queue.pop(0))
+                    count, size = count + len(w.leaves), grown
+            try:
+                start = append(self.cluster, [leaf for w in take for leaf in w.leaves])
+            except BaseException as e:  # handed to every waiter
+                for w in take:
+                    w.done.set_exception(e)
+                continue
+            for w in take:
+                w.done.set_result(start)
+                start += len(w.leaves)
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        self._writer.join(10)
+
+
+class Compacted(QDSNError):
+    """The batches this replica needs next were pruned from etcd: catch up from a peer first."""
+
+
+class Follower:
+    """Applies the etcd sequence to one replica: reads the batches after its position, validates every
+    transaction and appends the valid ones (`skip_invalid`), recording the new position with them.
+    `on_applied(envelopes, results)` sees each applied batch (the node raises alerts from it)."""
+
+    KEEP = 100_000  # positions whose refusal is remembered for submitters waiting on them
+
+    def __init__(self, ledger: Ledger, cluster: Cluster, on_applied: Any = None) -> None:
+        self.ledger, self.cluster, self.on_applied = ledger, cluster, on_applied
+        self.position = int(ledger.store.get_meta(POSITION) or 0)
+        self._moved = threading.Condition()
+        self._refused: dict[int, QDSNError] = {}
+        self._stepping = threading.Lock()
+
+    def step(self, limit: int = 16) -> int:
+        """Apply the next batches (at most `limit`); returns how many transactions were read."""
+        with self._stepping:
+            pos = self.position
+            batches = self.cluster.scan(_key(pos), "log0", limit)
+            if not batches or int(batches[0][0][4:]) > pos:
+                pruned = int(self.cluster.get("pruned") or 0)
+                if pruned > pos:
+                    raise Compacted(f"etcd holds the sequence from {pruned}; this replica stands at {pos}",
+                                    "catch up from a peer node's log first")  # fmt: skip
+            envs: list[tx.Envelope] = []
+            at: list[int] = []
+            refused: dict[int, QDSNError] = {}
+            for key, value in batches:
+                start = int(key[4:])
+                if start < pos:
+                    continue  # overlaps what was read: not written by the compare-and-swap
+                if start > pos:
+                    log.warning("etcd sequence has a hole at [%d, %d); every node skips it", pos, start)
+                lines = decode_batch(value)
+                for j, line in enumerate(lines):
+                    try:
+                        envs.append(tx.from_leaf(line))
+                        at.append(start + j)
+                    except QDSNError as e:
+                        refused[start + j] = e
+                pos = start + len(lines)
+            if pos == self.position:
+                return 0
+            results = self.ledger.append(envs, skip_invalid=True, meta={POSITION: str(pos)})
+            refused.update((p, r) for p, r in zip(at, results, strict=True) if isinstance(r, QDSNError))
+            with self._moved:
+                self.position = pos
+                self._refused.update(refused)
+                if len(self._refused) > self.KEEP:
+                    for p in sorted(self._refused)[: len(self._refused) - self.KEEP]:
+                        del self._refused[p]
+                self._moved.notify_all()
+        if self.on_applied is not None:
+            self.on_applied(envs, results)
+        return len(envs) + len(refused)
+
+    def wait_for(self, position: int, timeout: float = 60.0) -> None:
+        """Block until this replica has applied the sequence up to `position`."""
+        give_up = time.monotonic() + timeout
+        while self.position < position:
+            self.step()
+            with self._moved:
+                if self.position < position:
+                    self._moved.wait(min(0.05, max(0.0, give_up - time.monotonic())))
+            if time.monotonic() > give_up:
+                raise Unavailable(f"the replica reached {self.position} of the sequence, not {position}")
+
+    def outcome(self, envelopes: Sequence[tx.Envelope], position: int) -> list[Receipt | QDSNError]:
+        """Where each of a batch ordered at `position` landed on this replica, or why it was refused."""
+        out: list[Receipt | QDSNError] = []
+        for i, env in enumerate(envelopes):
+            leaf = env.leaf()
+            try:
+                row = self.ledger.store.entry(txid=tx.txid(leaf))
+                out.append(Receipt(row.seq, row.txid, merkle.leaf_hash(row.leaf)))
+            except NotFound:
+                out.append(self._refused.get(position + i) or NotFound(f"transaction {i} is not in the log"))
+        return out
+
+    def run(self, stop: threading.Event, catch_up: Any = None) -> None:
+        """Follow until `stop`: apply what is there, then sleep until etcd reports a new batch (or
+        half a second has passed, so a lost watch only costs time). `catch_up()` is called when the
+        next batches were pruned."""
+        wake = threading.Event()
+        watching: tuple[int, Watcher] | None = None
+        while not stop.is_set():
+            try:
+                if self.step():
+                    continue
+                if watching is None or watching[0] != self.cluster._current:
+                    if watching is not None:
+                        watching[1].stop()
+                    watching = (self.cluster._current, self.cluster.watcher(wake))
+            except Compacted as e:
+                if catch_up is None:
+                    log.critical("%s", e)
+                    stop.wait(5)
+                    continue
+                catch_up()
+                continue
+            except (QDSNError, Etcd3Exception, requests.RequestException) as e:
+                log.warning("following etcd: %s", e)
+                watching = None
+            wake.wait(0.5)
+            wake.clear()
+        if watching is not None:
+            watching[1].stop()

@@ -1,0 +1,96 @@
+"""Ordering on a real 3-member etcd cluster on loopback: the compare-and-swap, followers that validate
+and skip identically, and receipts."""
+
+import itertools
+import threading
+import uuid
+from dataclasses import replace
+
+import pytest
+
+from qdsn.errors import BadSignature, InvalidInput
+from qdsn.ledger import Ledger
+from qdsn.ledger.ordering.etcd import Cluster, EtcdOrderer, Follower, append, decode_batch, parse_endpoints
+
+from .conftest import ORIGIN, member
+
+
+def replicas(tmp_path, etcd, n=3):
+    prefix = f"/qdsn/{uuid.uuid4().hex}"
+    leds = [Ledger.open(str(tmp_path / f"r{i}.db"), origin=ORIGIN) for i in range(n)]
+    fols = [Follower(led, Cluster(parse_endpoints(etcd.url), prefix)) for led in leds]
+    return leds, fols, Cluster(parse_endpoints(etcd.url), prefix)
+
+
+def test_parse_endpoints_refuses_what_is_not_etcd():
+    assert parse_endpoints("etcd://a:1,127.0.0.1:2379") == [("a", 1), ("127.0.0.1", 2379)]
+    for bad in ("http://a:1", "etcd://a", "etcd://"):
+        with pytest.raises(InvalidInput):
+            parse_endpoints(bad)
+
+
+def test_racing_submitters_never_share_a_position(etcd):
+    cluster = Cluster(parse_endpoints(etcd.url), f"/qdsn/{uuid.uuid4().hex}")
+    got: list[tuple[int, bytes]] = []
+
+    def submit(who: int) -> None:
+        for k in range(25):
+            leaves = [f"{who}-{k}-{j}".encode() for j in range(1 + k % 3)]
+            got.append((append(cluster, leaves), leaves))
+
+    threads = [threading.Thread(target=submit, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    spans = sorted((p, p + len(leaves)) for p, leaves in got)
+    assert spans[0][0] == 0 and all(a[1] == b[0] for a, b in itertools.pairwise(spans))  # contiguous, disjoint
+    stored = dict(cluster.scan("log/", "log0", 1000))
+    for p, leaves in got:
+        assert decode_batch(stored[f"log/{p:016d}"]) == leaves
+
+
+def test_replicas_apply_the_same_log_and_skip_garbage_identically(tmp_path, etcd):
+    leds, fols, cluster = replicas(tmp_path, etcd)
+    reg, acme = member("regulator", "SAMR"), member()
+    orderer = EtcdOrderer(leds[0], cluster, fols[0])
+    try:
+        first = orderer.submit([reg.sign("identity.register", reg.register_payload())])
+        assert first[0].seq == 0
+        honest = reg.sign("identity.register", acme.register_payload())
+        forged = replace(
+            reg.sign("identity.register", acme.register_payload()),
+            signature=acme.sign("identity.register", acme.register_payload()).signature,
+        )
+        append(cluster, [b"garbage", b'{"type": 1}', forged.leaf()])  # straight into etcd
+        out = orderer.submit([honest])
+        assert out[0].seq == 1
+        again = orderer.submit([forged])
+        assert isinstance(again[0], BadSignature)
+    finally:
+        orderer.close()
+    for f in fols:
+        f.step(1000)
+    assert [led.size for led in leds] == [2, 2, 2]
+    assert len({led.root() for led in leds}) == 1
+    assert {f.position for f in fols} == {6}
+    for led in leds:
+        led.close()
+
+
+def test_a_restarted_replica_resumes_from_its_recorded_position(tmp_path, etcd):
+    leds, fols, cluster = replicas(tmp_path, etcd, 2)
+    reg = member("regulator", "SAMR")
+    append(cluster, [reg.sign("identity.register", reg.register_payload()).leaf()])
+    fols[1].step()
+    leds[1].close()
+    others = [member() for _ in range(5)]
+    append(cluster, [reg.sign("identity.register", m.register_payload()).leaf() for m in others])
+    fols[0].step()
+    again = Ledger.open(str(tmp_path / "r1.db"), origin=ORIGIN)
+    follower = Follower(again, Cluster(parse_endpoints(etcd.url), cluster.prefix))
+    assert follower.position == 1
+    follower.step()
+    assert (again.size, again.root()) == (leds[0].size, leds[0].root()) == (6, leds[0].root())
+    again.close()
+    leds[0].close()
