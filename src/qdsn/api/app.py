@@ -26,6 +26,7 @@ from qdsn.errors import IntegrityError, InvalidInput, NotFound, PermissionDenied
 from qdsn.identity import did_document
 from qdsn.ledger import tx
 from qdsn.ledger.checkpoint import COSIGNATURE_V1, NoteVerifier
+from qdsn.ledger.ordering.etcd import POSITION
 from qdsn.node import certify, jobs, provider, transfer, verification
 from qdsn.node.follow import keep_up
 from qdsn.node.node import Node
@@ -56,7 +57,7 @@ async def _monitor(node: Node, every: float) -> None:
     certification body runs the rechecks that are due."""
     while True:
         try:
-            if node.link is not None:
+            if node.link is not None and node.etcd is None:
                 await run_in_threadpool(_follow, node)
             await run_in_threadpool(transfer.expire, node)
             await run_in_threadpool(certify.run_due, node, lambda url: NodeClient(url, node.home.key(), node.did))
@@ -173,6 +174,13 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
             raise InvalidInput(f"entries [{start}, {end}) are not within the log of {size} (at most {MAX_ENTRIES})")
         leaves = node.ledger.store.leaves(start, end) if end > start else []
         return {"size": size, "start": start, "entries": [base64.b64encode(x).decode() for x in leaves]}
+
+    @app.get("/ledger/ordering", tags=["ledger"])
+    def ordering(who: Signer) -> dict[str, Any]:
+        """This replica's size and how much of the etcd ordering sequence it has applied, read together,
+        for a peer that catches up from this node; participants only."""
+        size, position = node.ledger.mark(POSITION)
+        return {"size": size, "position": int(position or 0)}
 
     envelopes = {"type": "array", "items": {"type": "object"}}
 

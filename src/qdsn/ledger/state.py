@@ -233,6 +233,21 @@ def _cosign(state: State, env: tx.Envelope, p: tx.CheckpointCosign, seq: int, tr
     state.new_cosignatures.append(Cosignature(seq, p.origin, p.size, root, env.submitter, p.timestamp))
 
 
+def _alert(state: State, env: tx.Envelope, p: tx.AlertRaise, seq: int, tree: TreeView) -> None:
+    if state.origin and p.origin != state.origin:
+        raise InvalidInput(f"alert about {p.origin!r}, not this log ({state.origin!r})")
+    a, b = p.claims
+    if a.root == b.root:
+        raise InvalidInput("the two claims name the same root: no split view")
+    for c in p.claims:
+        who = state.identities.get(c.signer)
+        if who is None:
+            raise NotFound(f"claim signer {c.signer} is not a participant")
+        text = Checkpoint(p.origin, p.size, bytes.fromhex(c.root)).text()
+        if not verify_key(who.key).is_valid(b64url_decode(c.signature), cosigned_message(text, c.timestamp)):
+            raise BadSignature(f"alert.raise: the claim of {c.signer} does not verify under its key")
+
+
 def _owned(state: State, env: tx.Envelope, dataset: str) -> Dataset:
     ds = state.datasets.get(dataset)
     if ds is None:
@@ -351,4 +366,5 @@ _APPLY: dict[str, Callable[..., None]] = {
     "identity.register": _register,
     "identity.rotate_key": _rotate,
     "checkpoint.cosign": _cosign,
+    "alert.raise": _alert,
 }

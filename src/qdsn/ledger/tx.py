@@ -104,6 +104,27 @@ class CheckpointCosign(Payload):
     signature: str = Field(pattern=r"^[A-Za-z0-9_-]{86}$")
 
 
+class Claim(Payload):
+    """A participant's signed statement that the log of `origin` had `root` at `size`: its
+    tlog-cosignature at `timestamp`, as in `checkpoint.cosign`."""
+
+    signer: str = Did
+    root: str = Hex32
+    timestamp: int = Field(ge=0, lt=2**53)
+    signature: str = Field(pattern=r"^[A-Za-z0-9_-]{86}$")
+
+
+@register("alert.raise")
+class AlertRaise(Payload):
+    """Evidence of a split view: two participants' signed claims of different roots for the same
+    origin and size. Anyone can check it; nobody can raise one without both signatures."""
+
+    kind: Literal["split-view"]
+    origin: str = Field(min_length=1, max_length=255)
+    size: int = Field(ge=1, lt=2**53)
+    claims: list[Claim] = Field(min_length=2, max_length=2)
+
+
 DatasetId = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
 DATASET_KINDS = ("measurements", "inspections", "nonconformances", "corrective_actions", "compliance")
 

@@ -33,15 +33,18 @@ def log_key(ledger: Ledger) -> NoteVerifier:
     return NoteVerifier(ledger.origin, VerifyKey(ident.key), ED25519)
 
 
-def pull(ledger: Ledger, operator: Operator, until: int | None = None) -> int:
-    """Append the operator's entries this replica lacks (up to `until`), validating each; returns how many."""
+def pull(ledger: Ledger, operator: Operator, until: int | None = None, meta: dict[str, str] | None = None) -> int:
+    """Append the operator's entries this replica lacks (up to `until`), validating each; returns how many.
+    `meta` is written with the entry that reaches `until`."""
     pulled = 0
     while until is None or ledger.size < until:
-        got = operator.call("GET", f"/ledger/entries?start={ledger.size}")
+        end = f"&end={min(until, ledger.size + 1000)}" if until is not None else ""
+        got = operator.call("GET", f"/ledger/entries?start={ledger.size}{end}")
         leaves = [base64.b64decode(x) for x in got["entries"]]  # type: ignore[index]
         if not leaves:
             break
-        ledger.append([tx.from_leaf(x) for x in leaves])
+        last = until is not None and ledger.size + len(leaves) == until
+        ledger.append([tx.from_leaf(x) for x in leaves], meta=meta if last else None)
         pulled += len(leaves)
     return pulled
 

@@ -1,30 +1,41 @@
 """A running participant: its home (keys, ledger replica, vault) and the services it offers.
 
-One node of the consortium operates the log (the embedded orderer; in the demo, the regulator);
-the others submit to it and follow its log, verifying everything they receive.
+With embedded ordering one node of the consortium operates the log (in the demo, the regulator); the
+others submit to it and follow its log, verifying everything they receive. With `ordering=etcd://…`
+every node submits to the etcd cluster, follows its sequence into its own replica and witnesses the
+log's checkpoints (see `node.witness`); `link` then names a peer to catch up from when etcd no longer
+holds the batches a replica needs.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from functools import cached_property
 
 from qdsn.data.vault import Vault
-from qdsn.errors import InvalidInput, NotFound, QDSNError
+from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
 from qdsn.ledger import Ledger, tx
+from qdsn.ledger.checkpoint import open_checkpoint
 from qdsn.ledger.ledger import Receipt
+from qdsn.ledger.ordering import etcd
 from qdsn.ledger.ordering.embedded import EmbeddedOrderer
-from qdsn.node.follow import Operator, pull
+from qdsn.node import witness
+from qdsn.node.follow import Operator, log_key, pull
 from qdsn.node.home import NodeHome
 from qdsn.policy.store import PolicyStore
+
+log = logging.getLogger(__name__)
 
 
 class Node:
     """One participant as a service. `operator`: this node orders the log (default: the regulator,
     unless QDSN_OPERATOR=0|1 says otherwise); `link` reaches the operator when this node is not it;
     `ledger`: a replica already open (the node then leaves closing it to its owner); `isolation`: how
-    certification models run here (see `compute.sandbox`)."""
+    certification models run here (see `compute.sandbox`); `ordering`: etcd://HOST:PORT[,…] to order
+    through an etcd cluster; `quorum`: cosignatures a checkpoint needs before this node trusts it."""
 
     def __init__(
         self,
@@ -34,6 +45,8 @@ class Node:
         link: Operator | None = None,
         ledger: Ledger | None = None,
         isolation: str = "bwrap",
+        ordering: str | None = None,
+        quorum: int = 1,
     ) -> None:
         if isolation not in ("bwrap", "process"):
             raise InvalidInput(f"isolation is bwrap or process, not {isolation!r}")
@@ -47,7 +60,24 @@ class Node:
         if operator is None:
             env = os.environ.get("QDSN_OPERATOR")
             operator = env == "1" if env in ("0", "1") else home.role == "regulator"
-        self.orderer = EmbeddedOrderer(self.ledger) if operator else None
+        self.quorum = quorum
+        self.etcd: etcd.Follower | None = None
+        self.orderer: EmbeddedOrderer | etcd.EtcdOrderer | None = None
+        if ordering:
+            cluster = etcd.Cluster.from_url(ordering, self.ledger.origin)
+            self.etcd = etcd.Follower(self.ledger, cluster, on_applied=self._applied)
+            self.orderer = etcd.EtcdOrderer(self.ledger, cluster, self.etcd)
+            if (
+                self.etcd.position == 0
+                and self.ledger.size
+                and etcd.seed(cluster, self.ledger.store.leaves(0, self.ledger.size))
+            ):
+                log.info("started the etcd sequence with this replica's %d entries", self.ledger.size)
+        elif operator:
+            self.orderer = EmbeddedOrderer(self.ledger)
+        self._alerts: list[tx.Envelope] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
         self.deciding = threading.Lock()  # one use decision at a time: each counts the uses before it
         self.following = threading.Lock()  # one puller at a time appends to the replica
 
@@ -75,25 +105,52 @@ class Node:
         return ident.role if ident else None
 
     def catch_up(self, until: int | None = None) -> int:
-        """Pull the operator's new entries into this replica, validating each (nothing to do on the
+        """Pull the log's new entries into this replica, validating each (nothing to do on the embedded
         operator's own node); returns how many. Decisions are made on the log as it stands."""
+        if self.etcd is not None:
+            before = self.ledger.size
+            self.etcd.wait_for(int(self.etcd.cluster.get("seq") or 0))
+            return self.ledger.size - before
         if self.link is None:
             return 0
         with self.following:
             return pull(self.ledger, self.link, until=until)
 
+    def catch_up_from_peer(self) -> int:
+        """Fetch the entries etcd no longer holds from the peer at `link`, validating each, and resume
+        the etcd sequence where that peer's replica stood; returns how many entries were added."""
+        if self.link is None or self.etcd is None:
+            raise NotFound("no peer to catch up from", "start the node with --peer URL")
+        mark = self.link.call("GET", "/ledger/ordering")
+        size, position = int(mark["size"]), int(mark["position"])  # type: ignore[index]
+        with self.following:
+            before = self.ledger.size
+            if before > size:
+                raise IntegrityError(f"this replica holds {before} entries, more than the peer's {size}")
+            if before == size:
+                self.ledger.store.set_meta(etcd.POSITION, str(position))
+            pull(self.ledger, self.link, until=size, meta={etcd.POSITION: str(position)})
+            if self.ledger.size != size:
+                raise IntegrityError(f"the peer served {self.ledger.size} of the {size} entries it announced")
+            self.etcd.position = max(self.etcd.position, position)
+        return size - before
+
     def order(self, envelopes: list[tx.Envelope]) -> list[Receipt | QDSNError]:
-        """Append transactions to the log this node operates; the batch is taken or refused whole."""
+        """Append transactions to the log through this node's orderer. Embedded, the batch is taken or
+        refused whole; through etcd, each is ordered and the first refusal is raised."""
         if self.orderer is None:
             raise NotFound("this node does not operate the log", "submit to the consortium's log operator")
-        return self.orderer.submit(envelopes)
+        out = self.orderer.submit(envelopes)
+        if bad := next((r for r in out if isinstance(r, QDSNError)), None):
+            raise bad
+        return out
 
     def submit(self, envelopes: list[tx.Envelope]) -> None:
         """Put this node's transactions on the log: ordered here if it operates the log, else sent to
         the operator and pulled back, so that this replica holds its own decisions before it decides
         again (a count limit is counted on the ledger)."""
         if self.orderer is not None:
-            self.orderer.submit(envelopes)
+            self.order(envelopes)
             return
         if self.link is None:
             raise NotFound("this node knows no log operator", "start it with --operator URL")
@@ -101,12 +158,94 @@ class Node:
         self.catch_up(until=max(r["seq"] for r in got["receipts"]) + 1)  # type: ignore[index]
 
     def checkpoint(self) -> str:
-        """The log's current checkpoint as a signed note (log operators only)."""
+        """The log's current checkpoint as a signed note: signed here by the log signer, or (etcd
+        ordering) the latest one the log signer published, with the cosignatures on the ledger."""
+        if self.etcd is not None:
+            if self.signs_log():
+                return witness.cosigned_note(self.ledger, self.publish_checkpoint())
+            note = self.etcd.cluster.get("checkpoint")
+            if note is None:
+                raise NotFound("the log signer has not published a checkpoint yet", "try again in a moment")
+            return witness.cosigned_note(self.ledger, note.decode())
         if self.orderer is None:
             raise NotFound("this node does not operate the log", "ask the consortium's log operator")
         return self.ledger.sign_checkpoint(self.home.log_signer())
 
+    # -- etcd ordering: following and witnessing ------------------------------------------------
+
+    def signs_log(self) -> bool:
+        """Whether this node holds the log's key (the regulator that started it)."""
+        return self.ledger.size > 0 and log_key(self.ledger).key.raw == self.home.key().verify_key.raw
+
+    def publish_checkpoint(self) -> str:
+        """Sign a checkpoint of this replica and publish it through etcd (the log signer only)."""
+        assert self.etcd is not None
+        note = self.ledger.sign_checkpoint(self.home.log_signer())
+        self.etcd.cluster.put("checkpoint", note.encode())
+        return note
+
+    def _applied(self, envs: list[tx.Envelope], results: list[Receipt | QDSNError]) -> None:
+        raised = witness.alerts(self.home, self.ledger, envs, results, int(time.time()))
+        for a in raised:
+            log.critical("split view: %s's replica disagrees with ours at size %d; raising an alert",
+                         a.payload["claims"][0]["signer"], a.payload["size"])  # fmt: skip
+        self._alerts.extend(raised)
+
+    def witness_round(self, now: int | None = None) -> int | None:
+        """One round of an etcd node: the log signer publishes a checkpoint when the log grew; every
+        node cosigns its own replica at the published size and submits the alerts it raised. Returns
+        the size it cosigned, if any."""
+        assert self.etcd is not None
+        ts = int(time.time()) if now is None else now
+        if self._alerts:
+            alerts, self._alerts = self._alerts, []
+            self.orderer.submit(alerts)  # type: ignore[union-attr]
+        if self.signs_log():
+            last = self.ledger.store.checkpoint_notes()
+            since = last[-1][0] if last else 0
+            if any(
+                r.type not in ("checkpoint.cosign", "alert.raise")
+                for r in self.ledger.store.rows(since, self.ledger.size)
+            ):
+                self.publish_checkpoint()
+        note = self.etcd.cluster.get("checkpoint")
+        if note is None or self.ledger.size == 0:
+            return None
+        cp, _ = open_checkpoint(note.decode(), log_key(self.ledger))
+        mine = self.ledger.store.witnessed(self.ledger.origin)
+        if cp.size > self.ledger.size or (mine is not None and mine[0] >= cp.size):
+            return None
+        if self.ledger.root_at(cp.size) != cp.root:
+            log.critical("the log signer's checkpoint at %d disagrees with this replica", cp.size)
+        self.order([witness.cosign(self.home, self.ledger, cp.size, ts)])
+        self.ledger.store.save_witnessed(self.ledger.origin, cp.size, self.ledger.root_at(cp.size), note.decode())
+        return cp.size
+
+    def start(self, every: float = 1.0) -> None:
+        """Follow the etcd sequence and witness the log in background threads until `close`."""
+        if self.etcd is None or self._threads:
+            return
+        follower = self.etcd
+
+        def rounds() -> None:
+            while not self._stop.wait(every):
+                try:
+                    self.witness_round()
+                except QDSNError as e:
+                    log.warning("a witness round failed: %s", e)
+
+        catch_up = self.catch_up_from_peer if self.link is not None else None
+        self._threads = [threading.Thread(target=follower.run, args=(self._stop, catch_up), daemon=True),
+                         threading.Thread(target=rounds, daemon=True)]  # fmt: skip
+        for t in self._threads:
+            t.start()
+
     def close(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(10)
+        if isinstance(self.orderer, etcd.EtcdOrderer):
+            self.orderer.close()
         if "vault" in self.__dict__:
             self.vault.close()
         self.policies.close()

@@ -170,6 +170,33 @@ def append(cluster: Cluster, leaves: Sequence[bytes], head: int | None = None) -
         head = int(base64.b64decode(kvs[0]["value"])) if kvs else 0
 
 
+def seed(cluster: Cluster, leaves: Sequence[bytes]) -> bool:
+    """Start an empty sequence with a replica's existing entries (the regulator's genesis); False when
+    the sequence has begun already."""
+    seq = _b64(cluster.prefix + "seq")
+    got = cluster.call("/kv/txn", {
+        "compare": [{"key": seq, "target": "VERSION", "result": "EQUAL", "version": 0}],
+        "success": [{"request_put": {"key": seq, "value": _b64(str(len(leaves)))}},
+                    {"request_put": {"key": _b64(cluster.prefix + _key(0)), "value": _b64(encode_batch(leaves))}}],
+    })  # fmt: skip
+    return bool(got.get("succeeded"))
+
+
+def prune(cluster: Cluster, before: int) -> int:
+    """Delete the batches that end at or below `before` (every replica has them; a replica further
+    behind catches up from a peer) and record where the sequence now starts. Returns how many."""
+    spans = [(int(k[4:]), int(k[4:]) + len(decode_batch(v))) for k, v in cluster.scan("log/", _key(before), 1 << 30)]
+    spans = [s for s in spans if s[1] <= before]
+    if not spans:
+        return 0
+    cluster.call("/kv/txn", {"success": [
+        {"request_delete_range": {"key": _b64(cluster.prefix + "log/"),
+                                  "range_end": _b64(cluster.prefix + _key(spans[-1][0] + 1))}},
+        {"request_put": {"key": _b64(cluster.prefix + "pruned"), "value": _b64(str(spans[-1][1]))}},
+    ]})  # fmt: skip
+    return len(spans)
+
+
 @dataclass
 class _Waiting:
     leaves: list[bytes]

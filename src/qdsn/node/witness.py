@@ -1,0 +1,86 @@
+"""Witnessing when etcd orders the log: every node states its own replica's root.
+
+The log signer (the regulator that started the log) signs checkpoints of its replica and publishes
+them through etcd. Every node, once its replica holds that size, cosigns (C2SP tlog-cosignature) the
+checkpoint of *its own* replica at that size and puts the cosignature on the ledger
+(`checkpoint.cosign`). Every other replica refuses a cosignature whose root is not its own, so a
+node that finds its view contradicted raises `alert.raise` with both signed claims: a tampered or
+forked replica is exposed at its next checkpoint by the others, and the evidence is on the ledger.
+A checkpoint is trusted once `quorum` distinct participants have cosigned it.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+from qdsn.crypto.encoding import b64url_decode, b64url_encode
+from qdsn.errors import IntegrityError, QDSNError
+from qdsn.ledger import Ledger, tx
+from qdsn.ledger.checkpoint import COSIGNATURE_V1, Checkpoint, NoteSignature, cosigned_message, key_id, parse_note
+from qdsn.ledger.ledger import Receipt
+from qdsn.node.home import NodeHome
+
+
+def claim(home: NodeHome, ledger: Ledger, size: int, timestamp: int) -> dict[str, Any]:
+    """This node's signed claim of its replica's root at `size`."""
+    root = ledger.root_at(size)
+    text = Checkpoint(ledger.origin, size, root).text()
+    sig = home.key().sign(cosigned_message(text, timestamp))
+    return {"signer": home.did, "root": root.hex(), "timestamp": timestamp, "signature": b64url_encode(sig)}
+
+
+def cosign(home: NodeHome, ledger: Ledger, size: int, timestamp: int) -> tx.Envelope:
+    """The `checkpoint.cosign` of this replica at `size`."""
+    c = claim(home, ledger, size, timestamp)
+    payload = {"origin": ledger.origin, "size": size, "root": c["root"], "timestamp": timestamp,
+               "signature": c["signature"]}  # fmt: skip
+    return home.sign("checkpoint.cosign", payload)
+
+
+def alerts(home: NodeHome, ledger: Ledger, envs: Sequence[tx.Envelope], results: Sequence[Receipt | QDSNError],
+           timestamp: int) -> list[tx.Envelope]:  # fmt: skip
+    """An `alert.raise` for each other node's cosignature this replica refused as a split view."""
+    out = []
+    for env, r in zip(envs, results, strict=True):
+        if env.type != "checkpoint.cosign" or not isinstance(r, IntegrityError) or env.submitter == home.did:
+            continue
+        p = env.payload
+        if p.get("origin") != ledger.origin or not 0 < p.get("size", 0) <= ledger.size:
+            continue
+        theirs = {"signer": env.submitter, "root": p["root"], "timestamp": p["timestamp"], "signature": p["signature"]}
+        ours = claim(home, ledger, p["size"], timestamp)
+        payload = {"kind": "split-view", "origin": ledger.origin, "size": p["size"], "claims": [theirs, ours]}
+        out.append(home.sign("alert.raise", payload))
+    return out
+
+
+def trusted(ledger: Ledger, quorum: int) -> tuple[int, list[str]] | None:
+    """The largest checkpoint size that `quorum` distinct participants cosigned on this ledger (each
+    cosignature recorded here matched this replica's root), with their DIDs."""
+    by_size: dict[int, set[str]] = {}
+    for c in ledger.store.cosignatures():
+        by_size.setdefault(c.size, set()).add(c.cosigner)
+    sizes = [s for s, who in by_size.items() if len(who) >= max(quorum, 1)]
+    if not sizes:
+        return None
+    best = max(sizes)
+    return best, sorted(by_size[best])
+
+
+def cosigned_note(ledger: Ledger, note: str) -> str:
+    """The log's signed checkpoint `note` with every cosignature of it recorded on the ledger added."""
+    body, sigs = parse_note(note)
+    cp = Checkpoint.parse(body)
+    have = {(s.name, s.key_id) for s in sigs}
+    for c in ledger.store.cosignatures(cp.size):
+        if c.root != cp.root or c.cosigner not in ledger.state.identities:
+            continue
+        p = tx.from_leaf(ledger.store.entry(c.seq).leaf).payload
+        kid = key_id(c.cosigner, COSIGNATURE_V1, ledger.state.identities[c.cosigner].key)
+        if (c.cosigner, kid) in have:
+            continue
+        sigs.append(NoteSignature(c.cosigner, kid, struct.pack(">Q", c.timestamp) + b64url_decode(p["signature"])))
+        have.add((c.cosigner, kid))
+    return body + "\n" + "".join(s.line() for s in sigs)

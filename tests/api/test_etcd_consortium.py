@@ -1,0 +1,229 @@
+"""Fault tests of a consortium ordered by a real 3-member etcd cluster on loopback: members and the
+leader are killed and restarted, and a node is stopped, under a steady load; a tampered replica is
+exposed by the others; a node behind a pruned sequence catches up from a peer."""
+
+import collections
+import itertools
+import sqlite3
+import threading
+import time
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from qdsn.api.app import create_app
+from qdsn.api.client import NodeClient
+from qdsn.crypto import SigningKey
+from qdsn.identity import did_key_from_public_key, multikey_from_public_key
+from qdsn.ledger import merkle, tx
+from qdsn.ledger.ordering import etcd
+from qdsn.ledger.store import node_key
+from qdsn.node import Node, NodeHome, witness
+
+from ..services import etcd_cluster
+from .conftest import FAST
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cluster():
+    with etcd_cluster(3) as c:  # its own: these tests kill its members
+        yield c
+
+
+class Consortium:
+    def __init__(self, tmp_path, url: str) -> None:
+        self.url = url
+        reg = NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", scrypt_n=FAST)
+        self.homes = [reg] + [
+            NodeHome.init(tmp_path / n, "enterprise", n, "pw", origin=reg.origin, scrypt_n=FAST)
+            for n in ("acme", "bolt")
+        ]
+        self.nodes: list[Node | None] = [Node(reg, ordering=url), None, None]
+        self.nodes[0].submit([reg.sign("identity.register", h.registration()) for h in self.homes[1:]])
+        self.nodes[0].start(every=0.2)
+        for i in (1, 2):
+            self.open(i)
+        self.acked: list[str] = []
+        self.stop = threading.Event()
+        self.loads: dict[int, threading.Thread] = {}
+
+    def open(self, i: int, link=None) -> Node:
+        node = Node(self.homes[i], ordering=self.url, link=link)
+        node.start(every=0.2)
+        self.nodes[i] = node
+        return node
+
+    def one(self, i: int) -> tx.Envelope:
+        home = self.homes[i]
+        if home.role == "regulator":
+            key = SigningKey.generate().verify_key.raw
+            did = did_key_from_public_key(key)
+            payload = {"did": did, "role": "certifier", "name": "Lab", "key": multikey_from_public_key(key)}
+            return home.sign("identity.register", payload)
+        return home.sign(
+            "dataset.declare", {"dataset": f"ds-{uuid.uuid4().hex}", "title": "Line", "kind": "inspections"}
+        )
+
+    def load(self, i: int) -> None:
+        def run() -> None:
+            while not self.stop.is_set() and not halt.is_set():
+                envs = [self.one(i) for _ in range(5)]
+                try:
+                    self.nodes[i].submit(envs)
+                except Exception:  # not acknowledged, so not counted
+                    continue
+                self.acked += [tx.txid(e.leaf()) for e in envs]
+
+        halt = threading.Event()
+        t = threading.Thread(target=run, daemon=True)
+        t.halt = halt  # type: ignore[attr-defined]
+        self.loads[i] = t
+        t.start()
+
+    def halt(self, i: int) -> None:
+        t = self.loads.pop(i)
+        t.halt.set()  # type: ignore[attr-defined]
+        t.join(60)
+
+    def settle(self, timeout: float = 60) -> None:
+        """Until every replica has applied all of etcd's sequence and cosigned the last checkpoint."""
+        give_up = time.monotonic() + timeout
+        while time.monotonic() < give_up:
+            nodes = [n for n in self.nodes if n is not None]
+            head = int(nodes[0].etcd.cluster.get("seq") or 0)
+            note = nodes[0].etcd.cluster.get("checkpoint")
+            cp_size = int(note.decode().split("\n")[1]) if note else 0
+            cosigned = {c.cosigner for c in nodes[0].ledger.store.cosignatures(cp_size)}
+            if (
+                {n.etcd.position for n in nodes} == {head}
+                and len(cosigned) == 3
+                and len({n.ledger.size for n in nodes}) == 1
+            ):
+                time.sleep(0.5)
+                if int(nodes[0].etcd.cluster.get("seq") or 0) == head:
+                    return
+            time.sleep(0.1)
+        raise AssertionError("the replicas did not settle")
+
+    def close(self) -> None:
+        self.stop.set()
+        for i in list(self.loads):
+            self.halt(i)
+        for n in self.nodes:
+            if n is not None:
+                n.close()
+
+
+def test_faults_under_load_lose_nothing_and_replicas_agree(tmp_path, cluster):
+    c = Consortium(tmp_path, cluster.url)
+    try:
+        for i in range(3):
+            c.load(i)
+        time.sleep(1.5)
+        leader = cluster.leader()
+        for n in c.nodes:
+            n.etcd.cluster._current = leader  # every node talks to the leader when it dies
+        cluster.kill(leader)
+        time.sleep(2)
+        assert all(n.etcd.cluster.switches for n in c.nodes)
+        cluster.restart(leader)
+        cluster.wait_healthy()
+        member = (cluster.leader() + 1) % 3
+        cluster.kill(member)  # a follower member
+        time.sleep(1.5)
+        cluster.restart(member)
+        cluster.wait_healthy()
+        c.halt(2)
+        c.nodes[2].close()  # a node goes down while the others go on
+        c.nodes[2] = None
+        time.sleep(1.5)
+        c.open(2)
+        c.load(2)
+        time.sleep(1.5)
+        c.stop.set()
+        for i in list(c.loads):
+            c.halt(i)
+        c.settle()
+        ledgers = [n.ledger for n in c.nodes]
+        assert len(c.acked) > 300
+        for led in ledgers:
+            counts = collections.Counter(r.txid for r in led.store.rows(0, led.size))
+            assert all(counts[t] == 1 for t in c.acked)  # every acknowledged transaction, exactly once
+            assert not led.store.rows_of_type("alert.raise")
+        assert len({(led.size, led.root(), led.state.digest()) for led in ledgers}) == 1
+        notes = c.nodes[0].ledger.store.checkpoint_notes()
+        assert len(notes) > 3
+        for led in ledgers:  # every checkpoint the log signed is a prefix of the next, on every replica
+            for (a, _), (b, _) in itertools.pairwise(notes):
+                merkle.verify_consistency(a, b, led.root_at(a), led.root_at(b), led.consistency_proof(a, b))
+            size, who = witness.trusted(led, 3)
+            assert size == notes[-1][0] and len(who) == 3
+    finally:
+        c.close()
+
+
+def _rewrite(path, seq: int) -> None:
+    """Rewrite entry `seq` of a stopped replica and recompute its whole tree, as someone who wants the
+    change to look consistent would."""
+    db = sqlite3.connect(path)
+    leaf = bytearray(db.execute("SELECT leaf FROM entries WHERE seq = ?", (seq,)).fetchone()[0])
+    leaf[leaf.index(b'"title":"') + 9] ^= 1
+    db.execute("UPDATE entries SET leaf = ? WHERE seq = ?", (bytes(leaf), seq))
+    frontier, rows = merkle.Frontier(0, []), []
+    for (x,) in db.execute("SELECT leaf FROM entries ORDER BY seq").fetchall():
+        rows += [(node_key(lv, ix), h) for lv, ix, h in frontier.append(merkle.leaf_hash(x))]
+    db.execute("DELETE FROM nodes")
+    db.executemany("INSERT INTO nodes VALUES (?, ?)", rows)
+    db.commit()
+    db.close()
+
+
+def test_a_tampered_replica_is_exposed_by_the_others(tmp_path, cluster):
+    c = Consortium(tmp_path, cluster.url)
+    try:
+        c.nodes[2].submit([c.one(2) for _ in range(3)])
+        c.settle()
+        seq = next(r.seq for r in c.nodes[2].ledger.store.rows_of_type("dataset.declare"))
+        c.nodes[2].close()
+        _rewrite(tmp_path / "bolt" / "ledger.db", seq)
+        c.open(2)
+        c.nodes[1].submit([c.one(1)])  # the log grows: a new checkpoint
+        give_up = time.monotonic() + 30
+        while time.monotonic() < give_up:
+            raised = [tx.from_leaf(r.leaf) for r in c.nodes[0].ledger.store.rows_of_type("alert.raise")]
+            if {a.submitter for a in raised} >= {c.homes[0].did, c.homes[1].did}:
+                break
+            time.sleep(0.1)
+        honest = {a.submitter: a for a in raised if a.submitter != c.homes[2].did}
+        assert set(honest) == {c.homes[0].did, c.homes[1].did}
+        for alert in honest.values():
+            theirs, ours = alert.payload["claims"]
+            assert (
+                theirs["signer"] == c.homes[2].did
+                and ours["root"] == c.nodes[0].ledger.root_at(alert.payload["size"]).hex()
+            )
+        assert c.nodes[0].ledger.root() == c.nodes[1].ledger.root() != c.nodes[2].ledger.root()
+    finally:
+        c.close()
+
+
+def test_a_node_behind_a_pruned_sequence_catches_up_from_a_peer(tmp_path, cluster):
+    c = Consortium(tmp_path, cluster.url)
+    try:
+        c.nodes[2].close()
+        c.nodes[2] = None
+        for _ in range(20):
+            c.nodes[1].submit([c.one(1) for _ in range(10)])
+        c.nodes[0].catch_up()
+        assert etcd.prune(c.nodes[0].etcd.cluster, c.nodes[0].etcd.position) > 0
+        http = TestClient(create_app(c.nodes[0]))
+        home = c.homes[2]
+        node = c.open(2, link=NodeClient(str(http.base_url), home.key(), home.did, http=http))
+        c.nodes[1].submit([c.one(1)])
+        c.settle()
+        assert node.ledger.size > 200 and node.ledger.root() == c.nodes[0].ledger.root()
+    finally:
+        c.close()
