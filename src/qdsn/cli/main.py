@@ -579,20 +579,27 @@ def demo(
     run_demo(console, manufacturers=manufacturers, keep=keep)
 
 
-def _node(home: Path, operator: str | None, operator_ca: Path | None, *, local: bool | None = None):  # type: ignore[no-untyped-def]
-    """This node, linked to the log operator at `operator` when it is not the operator itself;
-    `local`: without an operator, write to the log replica in the home folder (one machine)."""
+def _node(home: Path, operator: str | None, operator_ca: Path | None, *, local: bool | None = None,
+          ordering: str | None = None, quorum: int | None = None):  # type: ignore[no-untyped-def]  # fmt: skip
+    """This node, linked to the log operator at `operator` when it is not the operator itself (with etcd
+    ordering: to a peer to catch up from); `local`: without an operator, write to the log replica in
+    the home folder (one machine). Ordering and quorum fall back to QDSN_ORDERING, QDSN_QUORUM and
+    node.toml's [service] table."""
+    import os
     import ssl
 
     from qdsn.api.client import NodeClient
     from qdsn.node import Node
 
     node_home = _open(home)
+    cfg = node_home.service()
+    ordering = ordering or os.environ.get("QDSN_ORDERING") or cfg.get("ordering")
+    quorum = quorum if quorum is not None else int(os.environ.get("QDSN_QUORUM") or cfg.get("quorum", 1))
     link = None
     if operator:
         trust = ssl.create_default_context(cafile=str(operator_ca)) if operator_ca else True
         link = NodeClient(operator, node_home.key(), node_home.did, verify=trust)
-    return Node(node_home, operator=False if operator else local, link=link)
+    return Node(node_home, operator=False if operator else local, link=link, ordering=ordering, quorum=quorum)
 
 
 Operator = Annotated[
@@ -636,12 +643,27 @@ def node_start(
             envvar="QDSN_ISOLATION",
         ),
     ] = None,
+    ordering: Annotated[
+        str | None,
+        typer.Option(
+            help="Order the log through an etcd cluster, etcd://HOST:PORT[,HOST:PORT...]; every node then "
+            "follows it and witnesses checkpoints, and --operator names a peer to catch up from. Default: "
+            "embedded (one node operates the log).",
+            envvar="QDSN_ORDERING",
+        ),
+    ] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option(
+            help="Cosignatures a checkpoint needs before this node trusts it (default 1).", envvar="QDSN_QUORUM"
+        ),
+    ] = None,
 ) -> None:
     """Serve this node's API: its DID document, the log (if it operates it), its catalog, contract
     negotiations, transfer processes and meters; log entries and submissions to participants who
     sign their requests (RFC 9421). OpenAPI at /docs. Each option falls back to its QDSN_* variable,
-    then to the \\[service] table of the home's node.toml, e.g. `port = 8421` and
-    `operator = "https://reg:8420"`."""
+    then to the \\[service] table of the home's node.toml, e.g. `port = 8421`,
+    `operator = "https://reg:8420"` or `ordering = "etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379"`."""
     import uvicorn
 
     from qdsn.api.app import create_app
@@ -657,7 +679,9 @@ def node_start(
         raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")
     if isolation not in ("bwrap", "process"):
         raise typer.BadParameter(f"--isolation is bwrap or process, not {isolation!r}")
-    node = _node(home, operator, operator_ca)
+    if quorum is not None and quorum < 1:
+        raise typer.BadParameter("--quorum is 1 or more")
+    node = _node(home, operator, operator_ca, ordering=ordering, quorum=quorum)
     node.isolation = isolation
     if isolation == "bwrap":
         from qdsn.compute.sandbox import bwrap_works
@@ -665,7 +689,13 @@ def node_start(
         if (why := bwrap_works()) is not None:
             console.print(f"[yellow]![/] certification jobs will be refused: {why}")
     scheme = "https" if tls_cert else "http"
-    role = "operates the log" if node.orderer else f"follows the log at {operator or '(no operator given)'}"
+    if node.etcd is not None:
+        node.start(every=min(monitor, 1.0))
+        role = f"orders through {ordering or cfg.get('ordering') or 'etcd'}, quorum {node.quorum}"
+    elif node.orderer:
+        role = "operates the log"
+    else:
+        role = f"follows the log at {operator or '(no operator given)'}"
     console.print(f"[green]✓[/] {node.home.name} ({node.did[:24]}…, {role}) on {scheme}://{host}:{port}")
     try:
         uvicorn.run(
@@ -954,11 +984,8 @@ def cert_issue(
         lists = certify.status_lists(node)
         if status_list not in lists.uris():
             lists.create(status_list)
-        seen = node.ledger.store.witnessed(node.ledger.origin)
-        if seen is None:
-            raise QDSNError("this node has cosigned no checkpoint yet", "follow the log first (qdsn node start)")
         subject = certify.Subject(number, standard, category, scope, site, credit_code, days)
-        sd = certify.issue(node, doc.get("result", doc), subject, status_list, note=seen[2])
+        sd = certify.issue(node, doc.get("result", doc), subject, status_list, note=node.trusted_checkpoint())
     finally:
         node.close()
     if out:

@@ -18,7 +18,7 @@ from functools import cached_property
 from qdsn.data.vault import Vault
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
 from qdsn.ledger import Ledger, tx
-from qdsn.ledger.checkpoint import open_checkpoint
+from qdsn.ledger.checkpoint import Checkpoint, cosigners_verified, open_checkpoint, parse_note
 from qdsn.ledger.ledger import Receipt
 from qdsn.ledger.ordering import etcd
 from qdsn.ledger.ordering.embedded import EmbeddedOrderer
@@ -170,6 +170,23 @@ class Node:
         if self.orderer is None:
             raise NotFound("this node does not operate the log", "ask the consortium's log operator")
         return self.ledger.sign_checkpoint(self.home.log_signer())
+
+    def trusted_checkpoint(self) -> str:
+        """The latest checkpoint this node trusts, as a signed note with its cosignatures: one it has
+        cosigned itself that carries at least `quorum` cosignatures."""
+        if self.etcd is not None:
+            note = self.checkpoint()
+        else:
+            seen = self.ledger.store.witnessed(self.ledger.origin)
+            if seen is None:
+                raise NotFound("this node has cosigned no checkpoint yet", "follow the log first (qdsn node start)")
+            note = seen[2]
+        cp = Checkpoint.parse(parse_note(note)[0])
+        have = cosigners_verified(note, witness.cosigners(self.ledger))
+        if len(have) < self.quorum:
+            raise NotFound(f"checkpoint {cp.size} carries {len(have)} cosignatures, {self.quorum} required",
+                           "wait for the members' next witness round")  # fmt: skip
+        return note
 
     # -- etcd ordering: following and witnessing ------------------------------------------------
 

@@ -17,11 +17,11 @@ import orjson
 from qdsn.credentials import certificate, sdjwt
 from qdsn.credentials.certificate import Check
 from qdsn.credentials.status import StatusLists, read_token
-from qdsn.crypto import VerifyKey
 from qdsn.crypto.encoding import b64url_decode
 from qdsn.errors import NotFound
 from qdsn.ledger import Ledger, tx
-from qdsn.ledger.checkpoint import COSIGNATURE_V1, NoteVerifier
+from qdsn.ledger.checkpoint import NoteVerifier
+from qdsn.node import witness
 from qdsn.node.follow import log_key
 from qdsn.node.node import Node
 
@@ -50,8 +50,7 @@ def verify_online(node: Node, presentation: str, *, aud: str | None = None, nonc
 
 def members(node: Node) -> Sequence[NoteVerifier]:
     """Every member's cosigner key, as the ledger knows it."""
-    return [NoteVerifier(i.did, VerifyKey(i.key), COSIGNATURE_V1) for i in node.ledger.state.identities.values()
-            if i.role != "regulator"]  # fmt: skip
+    return witness.cosigners(node.ledger)
 
 
 def bundle(node: Node, presentation: str, *, http: httpx.Client | None = None) -> dict[str, Any]:
@@ -87,9 +86,7 @@ def verify_bundle(doc: dict[str, Any], *, aud: str | None = None, nonce: str | N
                     raise NotFound(f"the bundle holds no status list {uri}")
                 return read_token(sl["token"], uri, ledger.state.identities[cred.issuer].key)
 
-            cosigners = [NoteVerifier(i.did, VerifyKey(i.key), COSIGNATURE_V1)
-                         for i in ledger.state.identities.values() if i.role != "regulator"]  # fmt: skip
             return certificate.report(doc["presentation"], ledger, log_key=log_key(ledger), aud=aud, nonce=nonce,
-                                      status=fetch, cosigners=cosigners, quorum=quorum)  # fmt: skip
+                                      status=fetch, cosigners=witness.cosigners(ledger), quorum=quorum)  # fmt: skip
         finally:
             ledger.close()

@@ -15,10 +15,19 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
+from qdsn.crypto import VerifyKey
 from qdsn.crypto.encoding import b64url_decode, b64url_encode
 from qdsn.errors import IntegrityError, QDSNError
 from qdsn.ledger import Ledger, tx
-from qdsn.ledger.checkpoint import COSIGNATURE_V1, Checkpoint, NoteSignature, cosigned_message, key_id, parse_note
+from qdsn.ledger.checkpoint import (
+    COSIGNATURE_V1,
+    Checkpoint,
+    NoteSignature,
+    NoteVerifier,
+    cosigned_message,
+    key_id,
+    parse_note,
+)
 from qdsn.ledger.ledger import Receipt
 from qdsn.node.home import NodeHome
 
@@ -54,6 +63,12 @@ def alerts(home: NodeHome, ledger: Ledger, envs: Sequence[tx.Envelope], results:
         payload = {"kind": "split-view", "origin": ledger.origin, "size": p["size"], "claims": [theirs, ours]}
         out.append(home.sign("alert.raise", payload))
     return out
+
+
+def cosigners(ledger: Ledger) -> list[NoteVerifier]:
+    """The members' cosigner keys as the ledger knows them; the regulator signs as the log itself."""
+    return [NoteVerifier(i.did, VerifyKey(i.key), COSIGNATURE_V1) for i in ledger.state.identities.values()
+            if i.role != "regulator"]  # fmt: skip
 
 
 def trusted(ledger: Ledger, quorum: int) -> tuple[int, list[str]] | None:
