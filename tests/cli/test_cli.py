@@ -164,6 +164,25 @@ def test_a_manufacturer_ingests_a_file_and_verifies_its_vault(tmp_path):
     assert copies[0].read_text() == copies[1].read_text()
     assert "verified 8 entries" in qdsn("ledger", "verify", home=reg).stdout
 
+    # backups: the vault sealed for safekeeping elsewhere, the ledger exported and restored on a new node
+    sealed = tmp_path / "acme.vault"
+    qdsn("vault", "backup", str(sealed), home=acme)
+    assert b"line-1" not in sealed.read_bytes()
+    (acme / "vault.db").rename(tmp_path / "lost.db")
+    assert "restored" in qdsn("vault", "restore", str(sealed), home=acme).stdout
+    assert "verified" in qdsn("vault", "verify", home=acme).stdout
+    other = tmp_path / "other"
+    qdsn("init", "--role", "enterprise", "--name", "Other", "--origin", "qdsn.local/bureau", home=other)
+    refused = qdsn("vault", "restore", str(sealed), home=other, ok=False)
+    assert refused.returncode == 1 and "belongs to" in refused.stderr
+    export = tmp_path / "ledger.gz"
+    assert "8 entries" in qdsn("ledger", "export", str(export), home=reg).stdout
+    assert "restored 8 entries, every one validated" in qdsn("ledger", "import", str(export), home=other).stdout
+    status = qdsn("ledger", "status", home=other).stdout
+    assert "embedded" in status and "alerts" in status and "none" in status
+    again = qdsn("ledger", "import", str(export), home=other, ok=False)
+    assert again.returncode == 1 and "holds 8 entries" in again.stderr
+
 
 def test_simulate_to_a_file(tmp_path):
     out = tmp_path / "line.jsonl"

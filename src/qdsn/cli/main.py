@@ -233,6 +233,85 @@ def ledger_verify(
     raise typer.Exit(1)
 
 
+def _bar(what: str) -> Progress:
+    return Progress(TextColumn(what), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
+                    console=err, transient=True)  # fmt: skip
+
+
+@ledger_app.command("export")
+def ledger_export(
+    out: Annotated[Path, typer.Argument(help="The backup file to write (gzip'd JSON lines).")], home: Home
+) -> None:
+    """Write a self-verifying backup of this node's replica: every entry, its root and signed checkpoints."""
+    from qdsn.ledger import backup
+
+    ledger = NodeHome.open(home, passphrase="").ledger()
+    with _bar("exporting") as bar:
+        task = bar.add_task("export", total=ledger.size)
+        n = backup.export(ledger, out, progress=lambda k: bar.update(task, completed=k))
+    console.print(f"[green]✓[/] {n} entries of {ledger.origin}, root {ledger.root().hex()[:16]}…, in {out}")
+    ledger.close()
+
+
+@ledger_app.command("import")
+def ledger_import(
+    source: Annotated[Path, typer.Argument(help="A backup written by `qdsn ledger export`.")], home: Home
+) -> None:
+    """Restore this node's replica from a backup. Every entry is validated again as it is replayed, the
+    root and every checkpoint are checked, and the replica appears only when all of it holds."""
+    from qdsn.ledger import backup
+    from qdsn.node.follow import log_key
+
+    node_home = NodeHome.open(home, passphrase="")
+    target = node_home.ledger_location()
+    if "://" in target:
+        raise QDSNError("a replica in a database server is restored by replaying from a peer",
+                        "import into a home with a SQLite replica, or follow the log")  # fmt: skip
+    with _bar("replaying") as bar:
+        task = bar.add_task("import", total=None)
+        ledger = backup.restore(source, target, log_key, progress=lambda k: bar.update(task, completed=k))
+    if ledger.origin != node_home.origin:
+        ledger.close()
+        Path(target).unlink()
+        raise QDSNError(f"the backup is of the log {ledger.origin}, this node belongs to {node_home.origin}")
+    notes = ledger.store.checkpoint_notes()
+    console.print(f"[green]✓ restored[/] {ledger.size} entries, every one validated; root "
+                  f"{ledger.root().hex()[:16]}… matches; {len(notes)} checkpoints consistent")  # fmt: skip
+    ledger.close()
+
+
+@ledger_app.command("status")
+def ledger_status(
+    home: Home,
+    quorum: Annotated[int | None, typer.Option(help="Cosignatures that make a checkpoint trusted.")] = None,
+) -> None:
+    """This replica at a glance: size and root, the etcd position it has applied, the latest checkpoint
+    a quorum has cosigned, and every split-view alert on the ledger."""
+    from qdsn.ledger.ordering.etcd import POSITION
+    from qdsn.node import witness
+
+    node_home = _open(home)
+    quorum = quorum if quorum is not None else int(node_home.service().get("quorum", 1))
+    ledger = node_home.ledger()
+    size, position = ledger.mark(POSITION)
+    table = Table(show_header=False, title=f"{ledger.origin}")
+    table.add_row("entries", str(size))
+    table.add_row("root", ledger.root().hex())
+    table.add_row("ordering", f"etcd, position {position}" if position else "embedded")
+    trusted = witness.trusted(ledger, quorum)
+    seen = f"size {trusted[0]}, cosigned by {len(trusted[1])}" if trusted else "[yellow]none yet[/]"
+    table.add_row(f"trusted (quorum {quorum})", seen)
+    alerts = ledger.store.rows_of_type("alert.raise")
+    table.add_row("alerts", f"[red]{len(alerts)}[/]" if alerts else "[green]none[/]")
+    console.print(table)
+    for row in alerts:
+        p = tx.from_leaf(row.leaf).payload
+        a, b = p["claims"]
+        console.print(f"[red]✗ split view[/] at size {p['size']} (entry {row.seq}): {a['signer'][:28]}… claims "
+                      f"{a['root'][:12]}…, {b['signer'][:28]}… claims {b['root'][:12]}…")  # fmt: skip
+    ledger.close()
+
+
 @schema_app.command("export")
 def schema_export(
     folder: Annotated[Path, typer.Argument(help="Where to write one NAME.schema.json per model.")],
@@ -557,6 +636,38 @@ def vault_verify(home: Home) -> None:
     console.print(table)
     if failed:
         raise typer.Exit(1)
+
+
+@vault_app.command("backup")
+def vault_backup(out: Annotated[Path, typer.Argument(help="The backup file to write.")], home: Home) -> None:
+    """Write an encrypted backup of this node's vault that another node can keep for it without being
+    able to read anything in it, not even dataset names; only this node's keystore opens it."""
+    from qdsn.clock import format_time, system_clock
+    from qdsn.data import backup
+
+    node = _open(home)
+    vault = node.vault()
+    n = backup.write(vault.engine, out, node.kek(), node.did, format_time(system_clock()))
+    console.print(f"[green]✓[/] {len(vault.datasets())} datasets ({n:,} bytes before sealing) sealed into {out}")
+    vault.close()
+
+
+@vault_app.command("restore")
+def vault_restore(source: Annotated[Path, typer.Argument(help="A file from `qdsn vault backup`.")], home: Home) -> None:
+    """Restore this node's vault from its encrypted backup (into an empty vault), then check every batch
+    against the ledger with `qdsn vault verify`."""
+    from qdsn.data import backup
+
+    node = _open(home)
+    owner = backup.read_header(source).get("owner")
+    if owner != node.did:
+        raise QDSNError(f"the backup belongs to {owner}, not to this node ({node.did})",
+                        "restore it with the owner's home")  # fmt: skip
+    vault = node.vault()
+    rows = backup.restore(source, vault.engine, node.kek)
+    console.print(f"[green]✓[/] restored {rows} rows into {len(vault.datasets())} datasets; "
+                  "check them: qdsn vault verify")  # fmt: skip
+    vault.close()
 
 
 @vault_app.command("shred")
