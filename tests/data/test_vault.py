@@ -3,7 +3,6 @@ crypto-shredding, and no plaintext in the database file. Runs on SQLite and on P
 
 import os
 import sqlite3
-import uuid
 
 import pytest
 from sqlalchemy import update
@@ -14,7 +13,6 @@ from qdsn.errors import Conflict, IntegrityError, NotFound
 from qdsn.ledger import Ledger, merkle, tx
 
 from ..ledger.conftest import ORIGIN, member
-from ..services import fresh_database
 
 
 class Keys:
@@ -27,13 +25,6 @@ class Keys:
     def __call__(self, kid=None):
         kid = kid or self.current
         return kid, hkdf_sha256(self.keys[kid].seed(), b"qdsn/vault/kek/v1")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def vault_url(request, tmp_path):
-    if request.param == "sqlite":
-        return str(tmp_path / "vault.db")
-    return fresh_database(request.getfixturevalue("postgres_url"), f"vault_{uuid.uuid4().hex[:12]}")
 
 
 def readings(n, start=0):

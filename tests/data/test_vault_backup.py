@@ -7,7 +7,7 @@ from qdsn.data import backup
 from qdsn.data.vault import Vault
 from qdsn.errors import Conflict, IntegrityError, InvalidInput
 
-from .test_vault import Keys, readings, vault_url  # noqa: F401 - the fixture
+from .test_vault import Keys, readings
 
 
 @pytest.fixture

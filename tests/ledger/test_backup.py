@@ -55,7 +55,7 @@ def test_a_damaged_export_is_refused_and_leaves_nothing(exported, tmp_path):
         "a root that is not its own": (
             lambda ls: [ls[0].replace(led.root().hex().encode(), b"0" * 64), *ls[1:]],
             IntegrityError,
-        ),  # fmt: skip
+        ),
         "a forged checkpoint": (lambda ls: [_forge(ls[0], other), *ls[1:]], BadSignature),
     }
     for name, (change, error) in cases.items():
