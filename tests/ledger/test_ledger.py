@@ -360,3 +360,17 @@ def test_devices_are_registered_once_by_their_owner(ledger, regulator, tmp_path)
     with pytest.raises(PermissionDenied):
         ledger.append([regulator.sign("device.register", {**payload, "device": "x"})])
     assert Ledger.open(ledger.store.url).state.digest() == ledger.state.digest()
+
+
+def test_signing_input_from_the_leaf(regulator):
+    """Followers take the signing input out of the canonical leaf; a payload that holds a `signature`
+    member, even another envelope's signature, does not confuse it."""
+    plain = regulator.sign("identity.register", member().register_payload())
+    sig = "A" * 85 + "A"
+    cosign = {"origin": ORIGIN, "size": 1, "root": "00" * 32, "timestamp": 1, "signature": sig}
+    tricky = regulator.sign("checkpoint.cosign", cosign)
+    echo = regulator.sign("checkpoint.cosign", {**cosign, "signature": tricky.signature})
+    for env in (plain, tricky, echo):
+        assert tx.signing_input_of(env.leaf(), env.signature) == env.signing_input()
+    with pytest.raises(InvalidInput):
+        tx.signing_input_of(plain.leaf(), tricky.signature)

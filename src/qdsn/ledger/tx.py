@@ -317,6 +317,17 @@ class Envelope:
         return {**self.body(), "signature": self.signature}
 
 
+def signing_input_of(leaf: bytes, signature: str) -> bytes:
+    """The signing input of a canonical leaf: the leaf without its top-level signature member. That
+    member is the last `,"signature":"…"` of the leaf, as only the submitter and the type (no quotes
+    in either) follow it in key order."""
+    member = b',"signature":"' + signature.encode() + b'"'
+    at = leaf.rfind(member)
+    if at < 0:
+        raise InvalidInput("the leaf does not hold its signature")
+    return leaf[:at] + leaf[at + len(member) :]
+
+
 def txid(leaf: bytes) -> str:
     """A transaction's id: lowercase hex SHA-256 of its leaf."""
     return sha256(leaf).hex()

@@ -292,6 +292,7 @@ class Follower:
                     raise Compacted(f"etcd holds the sequence from {pruned}; this replica stands at {pos}",
                                     "catch up from a peer node's log first")  # fmt: skip
             envs: list[tx.Envelope] = []
+            leaves: list[bytes] = []
             at: list[int] = []
             refused: dict[int, QDSNError] = {}
             for key, value in batches:
@@ -304,13 +305,14 @@ class Follower:
                 for j, line in enumerate(lines):
                     try:
                         envs.append(tx.from_leaf(line))
+                        leaves.append(line)
                         at.append(start + j)
                     except QDSNError as e:
                         refused[start + j] = e
                 pos = start + len(lines)
             if pos == self.position:
                 return 0
-            results = self.ledger.append(envs, skip_invalid=True, meta={POSITION: str(pos)})
+            results = self.ledger.append(envs, skip_invalid=True, meta={POSITION: str(pos)}, leaves=leaves)
             refused.update((p, r) for p, r in zip(at, results, strict=True) if isinstance(r, QDSNError))
             with self._moved:
                 self.position = pos
