@@ -10,7 +10,7 @@ import pytest
 
 from qdsn.errors import BadSignature, InvalidInput
 from qdsn.ledger import Ledger
-from qdsn.ledger.ordering.etcd import Cluster, EtcdOrderer, Follower, append, decode_batch, parse_endpoints
+from qdsn.ledger.ordering.etcd import Cluster, EtcdOrderer, Follower, append, decode_batch, parse_endpoints, seed
 
 from .conftest import ORIGIN, member
 
@@ -94,3 +94,24 @@ def test_a_restarted_replica_resumes_from_its_recorded_position(tmp_path, etcd):
     assert (again.size, again.root()) == (leds[0].size, leds[0].root()) == (6, leds[0].root())
     again.close()
     leds[0].close()
+
+
+def test_a_log_moves_to_etcd_and_large_submissions_are_split(tmp_path, etcd):
+    leds, fols, cluster = replicas(tmp_path, etcd, 2)
+    reg = member("regulator", "SAMR")
+    leds[0].append([reg.sign("identity.register", reg.register_payload())])
+    leds[0].append([reg.sign("identity.register", member().register_payload()) for _ in range(1500)])
+    assert seed(cluster, leds[0].store.leaves(0, leds[0].size))  # more than one batch's worth
+    assert not seed(cluster, leds[0].store.leaves(0, 1))  # the sequence has begun
+    fols[0].step(100)  # its own entries come back as replays and are skipped
+    assert fols[0].position == 1501 and leds[0].size == 1501
+    orderer = EtcdOrderer(leds[1], cluster, fols[1])
+    try:
+        out = orderer.submit([reg.sign("identity.register", member().register_payload()) for _ in range(2500)])
+    finally:
+        orderer.close()
+    assert [r.seq for r in out] == list(range(1501, 4001))
+    fols[0].step(100)
+    assert (leds[0].size, leds[0].root()) == (leds[1].size, leds[1].root()) == (4001, leds[1].root())
+    for led in leds:
+        led.close()

@@ -25,7 +25,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -171,15 +171,38 @@ def append(cluster: Cluster, leaves: Sequence[bytes], head: int | None = None) -
 
 
 def seed(cluster: Cluster, leaves: Sequence[bytes]) -> bool:
-    """Start an empty sequence with a replica's existing entries (the regulator's genesis); False when
-    the sequence has begun already."""
+    """Start an empty sequence with a replica's existing entries (a log that moves from embedded
+    ordering to etcd); False when the sequence has begun already. The first batch takes position 0
+    only if nothing is there; the rest follow it like any submission."""
+    batches = list(_batches(leaves))
+    if not batches:
+        return False
     seq = _b64(cluster.prefix + "seq")
+    first = batches[0]
     got = cluster.call("/kv/txn", {
         "compare": [{"key": seq, "target": "VERSION", "result": "EQUAL", "version": 0}],
-        "success": [{"request_put": {"key": seq, "value": _b64(str(len(leaves)))}},
-                    {"request_put": {"key": _b64(cluster.prefix + _key(0)), "value": _b64(encode_batch(leaves))}}],
+        "success": [{"request_put": {"key": seq, "value": _b64(str(len(first)))}},
+                    {"request_put": {"key": _b64(cluster.prefix + _key(0)), "value": _b64(encode_batch(first))}}],
     })  # fmt: skip
-    return bool(got.get("succeeded"))
+    if not got.get("succeeded"):
+        return False
+    for batch in batches[1:]:
+        append(cluster, batch)
+    return True
+
+
+def _batches(leaves: Sequence[bytes]) -> Iterator[list[bytes]]:
+    """Leaves cut into batches of at most MAX_BATCH transactions and MAX_BATCH_BYTES."""
+    batch: list[bytes] = []
+    size = 0
+    for leaf in leaves:
+        if batch and (len(batch) == MAX_BATCH or size + len(leaf) + 1 > MAX_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(leaf)
+        size += len(leaf) + 1
+    if batch:
+        yield batch
 
 
 def prune(cluster: Cluster, before: int) -> int:
@@ -217,8 +240,14 @@ class EtcdOrderer:
         self._writer.start()
 
     def enqueue(self, envelopes: Sequence[tx.Envelope]) -> Future[int]:
-        """Queue a batch for ordering; the future gives its position once etcd has committed it."""
-        w = _Waiting([e.leaf() for e in envelopes], Future())
+        """Queue one batch (at most MAX_BATCH transactions and MAX_BATCH_BYTES) for ordering; the
+        future gives its position once etcd has committed it."""
+        return self._enqueue([e.leaf() for e in envelopes])
+
+    def _enqueue(self, leaves: list[bytes]) -> Future[int]:
+        if len(leaves) > MAX_BATCH or sum(map(len, leaves)) + len(leaves) > MAX_BATCH_BYTES:
+            raise InvalidInput(f"a batch of {len(leaves)} transactions is over etcd's limits", "submit() splits it")
+        w = _Waiting(leaves, Future())
         with self._ready:
             if self._closed:
                 raise Unavailable("this orderer is closed")
@@ -227,9 +256,18 @@ class EtcdOrderer:
         return w.done
 
     def submit(self, envelopes: Sequence[tx.Envelope], timeout: float = 60.0) -> list[Receipt | QDSNError]:
-        position = self.enqueue(envelopes).result(timeout)
-        self.follower.wait_for(position + len(envelopes), timeout)
-        return self.follower.outcome(envelopes, position)
+        """Order transactions (in as many batches as etcd's limits need) and wait for this replica to
+        apply them; a receipt or the reason for each."""
+        chunks, i = [], 0
+        for leaves in _batches([e.leaf() for e in envelopes]):
+            chunks.append((envelopes[i : i + len(leaves)], self._enqueue(leaves)))
+            i += len(leaves)
+        out: list[Receipt | QDSNError] = []
+        for chunk, placed in chunks:
+            position = placed.result(timeout)
+            self.follower.wait_for(position + len(chunk), timeout)
+            out += self.follower.outcome(chunk, position)
+        return out
 
     def _write(self) -> None:
         while True:
