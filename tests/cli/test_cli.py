@@ -105,6 +105,11 @@ def test_demo_tells_the_story():
     assert "job pending" in flat and "no reading left the plant" in flat and "output and nonce ✓" in flat
     assert flat.count("✓ verified") >= 8  # two pre-approved runs attested, six replicas audited
     assert "a buyer now sees: ✗ suspended" in flat and "a buyer now sees: ✓ valid" in flat
+    # etcd is installed where the tests run: the consortium survives losing its etcd leader
+    assert "the leader, is killed" in flat and "a new leader is elected" in flat
+    assert "each on every replica exactly once ✓" in flat and "same size and root ✓" in flat
+    assert "root ✓ matches" in flat and "dataset names in the file: 0" in flat
+    assert "tries to open it: ✓ refused" in flat and "records readable ✓" in flat
 
 
 def test_schema_export(tmp_path):

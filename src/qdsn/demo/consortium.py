@@ -32,6 +32,7 @@ from qdsn.crypto.encoding import b64url_encode
 from qdsn.data import epcis
 from qdsn.data.model import Measurement
 from qdsn.data.vault import Vault, vault_chunks, verify_record_proof
+from qdsn.demo.ordering import backups, etcd_ordering
 from qdsn.errors import QDSNError
 from qdsn.identity import multikey_from_public_key
 from qdsn.ledger import Ledger, merkle, tx
@@ -216,13 +217,16 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
             "[green]✓ verified[/]" if r.ok else f"[red]{r.reason}[/]",
         )
     console.print(table)
+
+    etcd_ordering(console, root, [regulator, certifier, makers[0]], {regulator.did: log, **replicas})
+    backups(console, root, regulator, makers[0], certifier, log, passphrase)
     console.print(
         Panel.fit(
             f"{len(members) + 1} nodes · {log.size} ledger entries · {len(log.store.checkpoint_notes())} checkpoints · "
             f"{len(log.store.cosignatures())} recorded cosignatures · "
             f"{sum(d.anchored for d in log.state.datasets.values())} anchored quality records · "
             f"{time.perf_counter() - t0:.1f} s\n"
-            "Next in QDSN: consortium ordering on etcd, regional statistics without seeing any one maker.",
+            "Next in QDSN: regional statistics without seeing any one maker, and the region's quality graph.",
             title="[bold green]consortium verified",
             border_style="green",
         )

@@ -220,10 +220,7 @@ class Node:
         if self.signs_log():
             last = self.ledger.store.checkpoint_notes()
             since = last[-1][0] if last else 0
-            if any(
-                r.type not in ("checkpoint.cosign", "alert.raise")
-                for r in self.ledger.store.rows(since, self.ledger.size)
-            ):
+            if witness.substance(self.ledger) > since:
                 self.publish_checkpoint()
         note = self.etcd.cluster.get("checkpoint")
         if note is None or self.ledger.size == 0:
@@ -238,6 +235,15 @@ class Node:
         self.ledger.store.save_witnessed(self.ledger.origin, cp.size, self.ledger.root_at(cp.size), note.decode())
         return cp.size
 
+    def settled(self) -> bool:
+        """Whether this replica has applied all of etcd's sequence and `quorum` members have cosigned a
+        checkpoint that covers every entry but the witnessing ones."""
+        assert self.etcd is not None
+        if self.etcd.position < int(self.etcd.cluster.get("seq") or 0):
+            return False
+        trusted = witness.trusted(self.ledger, self.quorum)
+        return trusted is not None and trusted[0] >= witness.substance(self.ledger)
+
     def start(self, every: float = 1.0) -> None:
         """Follow the etcd sequence and witness the log in background threads until `close`."""
         if self.etcd is None or self._threads:
@@ -250,6 +256,8 @@ class Node:
                     self.witness_round()
                 except QDSNError as e:
                     log.warning("a witness round failed: %s", e)
+                except Exception:  # the node keeps witnessing; the next round tries again
+                    log.exception("a witness round failed")
 
         catch_up = self.catch_up_from_peer if self.link is not None else None
         self._threads = [threading.Thread(target=follower.run, args=(self._stop, catch_up), daemon=True),

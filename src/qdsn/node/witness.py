@@ -72,16 +72,34 @@ def cosigners(ledger: Ledger) -> list[NoteVerifier]:
 
 
 def trusted(ledger: Ledger, quorum: int) -> tuple[int, list[str]] | None:
-    """The largest checkpoint size that `quorum` distinct participants cosigned on this ledger (each
+    """The largest checkpoint size that `quorum` distinct members cosigned on this ledger (each
     cosignature recorded here matched this replica's root), with their DIDs."""
+    members = {v.name for v in cosigners(ledger)}
     by_size: dict[int, set[str]] = {}
     for c in ledger.store.cosignatures():
-        by_size.setdefault(c.size, set()).add(c.cosigner)
+        if c.cosigner in members:
+            by_size.setdefault(c.size, set()).add(c.cosigner)
     sizes = [s for s, who in by_size.items() if len(who) >= max(quorum, 1)]
     if not sizes:
         return None
     best = max(sizes)
     return best, sorted(by_size[best])
+
+
+WITNESSING = ("checkpoint.cosign", "alert.raise")
+
+
+def substance(ledger: Ledger) -> int:
+    """The log's size up to its last entry that is not itself witnessing (a cosignature or an alert):
+    what a checkpoint must cover to vouch for everything."""
+    end = ledger.size
+    while end > 0:
+        rows = ledger.store.rows(max(0, end - 256), end)
+        for r in reversed(rows):
+            if r.type not in WITNESSING:
+                return r.seq + 1
+        end -= len(rows)
+    return 0
 
 
 def cosigned_note(ledger: Ledger, note: str) -> str:

@@ -410,6 +410,9 @@ class Follower:
             except (QDSNError, Etcd3Exception, requests.RequestException) as e:
                 log.warning("following etcd: %s", e)
                 watching = None
+            except Exception:  # the follower keeps following; the next step tries again
+                log.exception("following etcd failed")
+                watching = None
             wake.wait(0.5)
             wake.clear()
         if watching is not None:
