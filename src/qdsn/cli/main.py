@@ -734,7 +734,11 @@ def node_start(
         Path | None, typer.Option(help="The certificate's private key (PEM).", envvar="QDSN_TLS_KEY")
     ] = None,
     operator: Annotated[
-        str | None, typer.Option(help="The log operator's API, if not this node.", envvar="QDSN_OPERATOR_URL")
+        str | None,
+        typer.Option(
+            help="The log operator's API, if not this node; with --ordering, a peer to catch up from.",
+            envvar="QDSN_OPERATOR_URL",
+        ),
     ] = None,
     operator_ca: Annotated[
         Path | None, typer.Option(help="A CA certificate (PEM) to trust for --operator.", envvar="QDSN_OPERATOR_CA")
