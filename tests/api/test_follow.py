@@ -7,7 +7,9 @@ from fastapi.testclient import TestClient
 from qdsn.api.app import create_app
 from qdsn.api.client import NodeClient
 from qdsn.errors import IntegrityError
+from qdsn.ledger import tx
 from qdsn.ledger.checkpoint import Checkpoint, cosigners_verified, sign_note
+from qdsn.ledger.ledger import SplitView
 from qdsn.node import Node, NodeHome
 from qdsn.node.follow import follow, pull
 
@@ -46,5 +48,21 @@ def test_a_split_view_is_refused(setup, monkeypatch):
     size = operator.ledger.size
     fake = sign_note(Checkpoint(operator.home.origin, size - 1, bytes(32)).text(), operator.home.log_signer())
     monkeypatch.setattr(operator, "checkpoint", lambda: fake)
-    with pytest.raises(IntegrityError, match=r"the log forked"):
+    with pytest.raises(SplitView, match=r"split view"):
         follow(maker, replica, client)
+    (row,) = operator.ledger.store.rows_of_type("alert.raise")  # the evidence, on the ledger
+    alert = tx.from_leaf(row.leaf)
+    theirs, ours = alert.payload["claims"]
+    assert alert.submitter == maker.did and alert.payload["size"] == size - 1
+    assert (theirs["signer"], theirs["root"]) == (operator.did, "00" * 32) and "timestamp" not in theirs
+    assert ours == {**ours, "signer": maker.did, "root": replica.root_at(size - 1).hex()}
+
+
+def test_a_fork_is_refused(setup, monkeypatch):
+    """A checkpoint beyond this replica whose root no consistency proof reaches from the last one cosigned."""
+    operator, maker, replica, client = setup
+    follow(maker, replica, client)
+    fake = sign_note(Checkpoint(operator.home.origin, replica.size + 5, bytes(32)).text(), operator.home.log_signer())
+    with pytest.raises(IntegrityError, match=r"forked|consistency"):
+        replica.witness(fake, operator.home.log_signer().verifier(), maker.cosigner(), 1,
+                        proof=[bytes(32)])  # fmt: skip

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from qdsn.crypto.encoding import b64url_encode
-from qdsn.errors import BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied
+from qdsn.errors import BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError
 from qdsn.identity import multikey_from_public_key
 from qdsn.ledger import Ledger, merkle, tx
 from qdsn.ledger.checkpoint import COSIGNATURE_V1, Checkpoint, NoteSigner, cosigned_message, sign_note
@@ -374,3 +374,35 @@ def test_signing_input_from_the_leaf(regulator):
         assert tx.signing_input_of(env.leaf(), env.signature) == env.signing_input()
     with pytest.raises(InvalidInput):
         tx.signing_input_of(plain.leaf(), tricky.signature)
+
+
+def test_an_alert_carries_two_signed_contradicting_roots(ledger, regulator):
+    acme = member()
+    ledger.append([regulator.sign("identity.register", acme.register_payload())])
+    size, root = 2, ledger.root_at(2)
+    text = Checkpoint(ORIGIN, size, root).text()
+
+    def claim(who, r, ts=7):
+        msg = cosigned_message(Checkpoint(ORIGIN, size, r).text(), ts)
+        return {"signer": who.did, "root": r.hex(), "timestamp": ts, "signature": b64url_encode(who.key.sign(msg))}
+
+    log_claim = {
+        "signer": regulator.did,
+        "root": root.hex(),
+        "signature": b64url_encode(regulator.key.sign(text.encode())),
+    }
+    forked = claim(acme, bytes(32))
+
+    def alert(claims):
+        return acme.sign("alert.raise", {"kind": "split-view", "origin": ORIGIN, "size": size, "claims": claims})
+
+    for bad, why in [
+        ([log_claim, {**forked, "root": root.hex()}], "same root"),
+        ([log_claim, {**forked, "timestamp": 8}], "does not verify"),
+        ([log_claim, {**forked, "signer": member().did}], "not a participant"),
+        ([log_claim], "at least 2"),
+    ]:
+        with pytest.raises(QDSNError, match=why):
+            ledger.append([alert(bad)])
+    ledger.append([alert([log_claim, forked])])
+    assert ledger.store.rows_of_type("alert.raise")[0].submitter == acme.did

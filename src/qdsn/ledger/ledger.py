@@ -321,6 +321,11 @@ class Ledger:
         """Cosign another node's checkpoint (C2SP tlog-cosignature) once it is proved consistent
         with the last one we cosigned, and with our own replica where we hold those entries."""
         cp, _ = open_checkpoint(note, log_key)
+        if self.origin == cp.origin and self.size >= cp.size and self.root_at(cp.size) != cp.root:
+            raise SplitView(
+                f"split view: the log's checkpoint for size {cp.size} differs from our replica",
+                "do not trust this log operator; raise an alert",
+            )
         last = self.store.witnessed(cp.origin)
         if last is not None:
             last_size, last_root, _ = last
@@ -329,11 +334,6 @@ class Ledger:
             if proof is None and self.origin == cp.origin and self.size >= cp.size:
                 proof = self.consistency_proof(last_size, cp.size)
             merkle.verify_consistency(last_size, cp.size, last_root, cp.root, proof or [])
-        if self.origin == cp.origin and self.size >= cp.size and self.root_at(cp.size) != cp.root:
-            raise IntegrityError(
-                f"split view: the log's checkpoint for size {cp.size} differs from our replica",
-                "do not trust this log operator; raise an alert",
-            )
         cosigned = add_signature(note, cosigner, timestamp=timestamp)
         self.store.save_witnessed(cp.origin, cp.size, cp.root, cosigned)
         return cosigned
@@ -374,6 +374,10 @@ class _Pending:
 
     def root_at(self, size: int) -> bytes:
         return merkle.root_at(size, self)
+
+
+class SplitView(IntegrityError):
+    """A signed checkpoint that names another root than this replica holds at the same size."""
 
 
 class _RetrySequential(Exception):

@@ -244,7 +244,8 @@ def _alert(state: State, env: tx.Envelope, p: tx.AlertRaise, seq: int, tree: Tre
         if who is None:
             raise NotFound(f"claim signer {c.signer} is not a participant")
         text = Checkpoint(p.origin, p.size, bytes.fromhex(c.root)).text()
-        if not verify_key(who.key).is_valid(b64url_decode(c.signature), cosigned_message(text, c.timestamp)):
+        signed = text.encode() if c.timestamp is None else cosigned_message(text, c.timestamp)
+        if not verify_key(who.key).is_valid(b64url_decode(c.signature), signed):
             raise BadSignature(f"alert.raise: the claim of {c.signer} does not verify under its key")
 
 

@@ -106,11 +106,12 @@ class CheckpointCosign(Payload):
 
 class Claim(Payload):
     """A participant's signed statement that the log of `origin` had `root` at `size`: its
-    tlog-cosignature at `timestamp`, as in `checkpoint.cosign`."""
+    tlog-cosignature at `timestamp`, as in `checkpoint.cosign`, or without a timestamp the log
+    signer's own Ed25519 signature over the checkpoint text."""
 
     signer: str = Did
     root: str = Hex32
-    timestamp: int = Field(ge=0, lt=2**53)
+    timestamp: int | None = Field(default=None, ge=0, lt=2**53)
     signature: str = Field(pattern=r"^[A-Za-z0-9_-]{86}$")
 
 

@@ -1,7 +1,7 @@
 """Following the log: a member pulls the operator's entries, validates every one itself (signature,
 schema, role, replay) as it appends them to its own replica, then checks the operator's checkpoint
 against its own tree and cosigns it (C2SP tlog-cosignature). A checkpoint that disagrees with the
-replica is a split view: the member refuses to cosign and says so."""
+replica is a split view: the member refuses to cosign and raises `alert.raise` with both signed roots."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from qdsn.crypto.encoding import b64url_encode
 from qdsn.errors import IntegrityError, NotFound
 from qdsn.ledger import Ledger, tx
 from qdsn.ledger.checkpoint import ED25519, NoteVerifier, open_checkpoint
+from qdsn.ledger.ledger import SplitView
+from qdsn.node import witness
 from qdsn.node.home import NodeHome
 
 
@@ -61,7 +63,13 @@ def follow(home: NodeHome, ledger: Ledger, operator: Operator, *, now: int | Non
     if ledger.size < cp.size:
         raise IntegrityError(f"the operator's checkpoint claims {cp.size} entries but served {ledger.size}")
     ts = int(time.time()) if now is None else now
-    cosigned = ledger.witness(note, key, home.cosigner(), ts)
+    try:
+        cosigned = ledger.witness(note, key, home.cosigner(), ts)
+    except SplitView:
+        # Evidence for everyone: the log's signed root and ours, for the same size.
+        alert = witness.alert_on(home, ledger, note, key, ts)
+        operator.call("POST", "/ledger/transactions", {"transactions": [alert.to_json()]})
+        raise
     operator.call("POST", "/ledger/cosignatures", {"note": cosigned})
     operator.call("POST", "/ledger/transactions", {"transactions": [cosign_record(home, cosigned, key, ts).to_json()]})
     return pulled, cosigned

@@ -26,6 +26,7 @@ from qdsn.ledger.checkpoint import (
     NoteVerifier,
     cosigned_message,
     key_id,
+    open_checkpoint,
     parse_note,
 )
 from qdsn.ledger.ledger import Receipt
@@ -69,6 +70,17 @@ def cosigners(ledger: Ledger) -> list[NoteVerifier]:
     """The members' cosigner keys as the ledger knows them; the regulator signs as the log itself."""
     return [NoteVerifier(i.did, VerifyKey(i.key), COSIGNATURE_V1) for i in ledger.state.identities.values()
             if i.role != "regulator"]  # fmt: skip
+
+
+def alert_on(home: NodeHome, ledger: Ledger, note: str, log_key: NoteVerifier, timestamp: int) -> tx.Envelope:
+    """An `alert.raise` against a checkpoint signed by the log that contradicts this replica."""
+    cp, opened = open_checkpoint(note, log_key)
+    sig = next(s for s in opened.verified if (s.name, s.key_id) == (log_key.name, log_key.key_id))
+    signer = next(i.did for i in ledger.state.identities.values() if i.key == log_key.key.raw)
+    theirs = {"signer": signer, "root": cp.root.hex(), "signature": b64url_encode(sig.signature)}
+    ours = claim(home, ledger, cp.size, timestamp)
+    return home.sign("alert.raise", {"kind": "split-view", "origin": cp.origin, "size": cp.size,
+                                     "claims": [theirs, ours]})  # fmt: skip
 
 
 def trusted(ledger: Ledger, quorum: int) -> tuple[int, list[str]] | None:
