@@ -168,7 +168,7 @@ def _rewrite(path, seq: int) -> None:
     db.close()
 
 
-def test_a_tampered_replica_is_exposed_by_the_others(tmp_path, cluster):
+def test_a_tampered_replica_is_exposed_by_the_others(tmp_path, cluster, caplog):
     c = Consortium(tmp_path, cluster.url)
     try:
         c.nodes[2].submit([c.one(2) for _ in range(3)])
@@ -193,6 +193,7 @@ def test_a_tampered_replica_is_exposed_by_the_others(tmp_path, cluster):
                 and ours["root"] == c.nodes[0].ledger.root_at(alert.payload["size"]).hex()
             )
         assert c.nodes[0].ledger.root() == c.nodes[1].ledger.root() != c.nodes[2].ledger.root()
+        assert "is not the one it cosigned: it was changed" in caplog.text  # the tampered node notices too
     finally:
         c.close()
 

@@ -231,6 +231,9 @@ class Node:
             return None
         if self.ledger.root_at(cp.size) != cp.root:
             log.critical("the log signer's checkpoint at %d disagrees with this replica", cp.size)
+        if mine is not None and self.ledger.root_at(mine[0]) != mine[1]:
+            log.critical("this replica's root at %d is not the one it cosigned: it was changed", mine[0])
+        # This node states its own root even then, so that the others can compare and expose a difference.
         self.order([witness.cosign(self.home, self.ledger, cp.size, ts)])
         self.ledger.store.save_witnessed(self.ledger.origin, cp.size, self.ledger.root_at(cp.size), note.decode())
         return cp.size
