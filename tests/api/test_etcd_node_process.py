@@ -1,0 +1,74 @@
+"""`qdsn node start --ordering etcd://…` as real processes: two organizations' nodes order through a
+3-member etcd cluster, follow it into their own replicas, and witness the log's checkpoints."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import httpx
+import pytest
+
+from qdsn.api.client import NodeClient
+from qdsn.node import NodeHome
+
+from ..services import free_port
+from .conftest import FAST
+
+
+def start(home, etcd, *extra):
+    port = free_port()
+    env = os.environ | {"QDSN_PASSPHRASE": "pw", "QDSN_HOME": str(home)}
+    cmd = [sys.executable, "-m", "qdsn", "node", "start", "--port", str(port), "--ordering", etcd.url,
+           "--monitor", "0.3", *extra]  # fmt: skip
+    log = home.parent / f"{home.name}.log"
+    proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(base + "/.well-known/did.json", timeout=1)
+            return proc, base
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"the node did not start: {log.read_text()}")
+            time.sleep(0.1)
+
+
+def test_two_node_processes_order_through_etcd(tmp_path, etcd):
+    origin = f"qdsn.test/{uuid.uuid4().hex[:8]}"
+    reg = NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", origin=origin, scrypt_n=FAST)
+    maker = NodeHome.init(tmp_path / "maker", "enterprise", "Maker", "pw", origin=origin, scrypt_n=FAST)
+    reg.submit("identity.register", maker.registration())  # before ordering moves to etcd
+    procs = []
+    try:
+        procs.append(start(tmp_path / "reg", etcd))
+        proc, base = start(tmp_path / "maker", etcd, "--quorum", "1")
+        procs.append((proc, base))
+        assert "orders through etcd://" in " ".join((tmp_path / "maker.log").read_text().split())
+        to_maker = NodeClient(base, maker.key(), maker.did)
+        env = maker.sign("dataset.declare", {"dataset": "line-1", "title": "Line 1", "kind": "measurements"})
+        (receipt,) = to_maker.call("POST", "/ledger/transactions", {"transactions": [env.to_json()]})["receipts"]
+        assert receipt["seq"] >= 2  # after the regulator's entries, which came to it through etcd
+        to_reg = NodeClient(procs[0][1], maker.key(), maker.did)
+        deadline = time.monotonic() + 30
+        while True:
+            note = to_maker.call("GET", "/ledger/checkpoint", signed=False)
+            if int(note.split("\n")[1]) > receipt["seq"] and f"— {maker.did} " in note:
+                break  # the regulator's checkpoint over the declaration, with the maker's cosignature
+            assert time.monotonic() < deadline, note
+            time.sleep(0.2)
+        marks = [c.call("GET", "/ledger/ordering") for c in (to_maker, to_reg)]
+        assert marks[0]["position"] > receipt["seq"] and all(m["size"] > receipt["seq"] for m in marks)
+    finally:
+        for proc, _ in procs:
+            proc.terminate()
+            proc.wait(timeout=15)
+    env = os.environ | {"QDSN_PASSPHRASE": "pw", "QDSN_HOME": str(tmp_path / "maker"), "COLUMNS": "200"}
+    status = subprocess.run([sys.executable, "-m", "qdsn", "ledger", "status"], env=env, capture_output=True,
+                            text=True, timeout=60, check=True).stdout  # fmt: skip
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in status.splitlines() if "│" in line}
+    assert rows["ordering"].startswith("etcd, position") and rows["alerts"] == "none"
+    assert rows["trusted (quorum 1)"].endswith("cosigned by 1")
