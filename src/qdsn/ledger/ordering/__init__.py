@@ -1,5 +1,6 @@
-"""Who decides the order of transactions. Validation and state stay in `Ledger`; an orderer only
-sequences envelopes and hands them to each replica, so an etcd-backed orderer plugs in here."""
+"""Who decides the order of transactions: `embedded` (one node writes) or `etcd` (a consortium's
+cluster). Validation and state stay in `Ledger`; an orderer only sequences envelopes and hands them to
+each replica."""
 
 from __future__ import annotations
 
