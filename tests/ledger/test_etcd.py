@@ -10,7 +10,17 @@ import pytest
 
 from qdsn.errors import BadSignature, InvalidInput
 from qdsn.ledger import Ledger
-from qdsn.ledger.ordering.etcd import Cluster, EtcdOrderer, Follower, append, decode_batch, parse_endpoints, seed
+from qdsn.ledger.ordering.etcd import (
+    Cluster,
+    Compacted,
+    EtcdOrderer,
+    Follower,
+    append,
+    decode_batch,
+    parse_endpoints,
+    prune,
+    seed,
+)
 
 from .conftest import ORIGIN, member
 
@@ -115,3 +125,15 @@ def test_a_log_moves_to_etcd_and_large_submissions_are_split(tmp_path, etcd):
     assert (leds[0].size, leds[0].root()) == (leds[1].size, leds[1].root()) == (4001, leds[1].root())
     for led in leds:
         led.close()
+
+
+def test_pruning_keeps_whole_batches_and_sends_the_late_to_a_peer(tmp_path, etcd):
+    leds, fols, cluster = replicas(tmp_path, etcd, 1)
+    for k in range(5):
+        append(cluster, [f"{k}-{j}".encode() for j in range(10)])  # batches at 0, 10, 20, 30, 40
+    assert prune(cluster, 25) == 2  # [0, 10) and [10, 20) end before 25; [20, 30) may not be cut
+    assert cluster.get("pruned") == b"20" and cluster.starts(100) == [20, 30, 40]
+    assert prune(cluster, 25) == 0
+    with pytest.raises(Compacted, match="from 20; this replica stands at 0"):
+        fols[0].step()
+    leds[0].close()

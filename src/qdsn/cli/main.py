@@ -691,26 +691,30 @@ def demo(
 
 
 def _node(home: Path, operator: str | None, operator_ca: Path | None, *, local: bool | None = None,
-          ordering: str | None = None, quorum: int | None = None):  # type: ignore[no-untyped-def]  # fmt: skip
+          ordering: str | None = None, quorum: int | None = None, retain: int | None = None):  # type: ignore[no-untyped-def]  # fmt: skip
     """This node, linked to the log operator at `operator` when it is not the operator itself (with etcd
     ordering: to a peer to catch up from); `local`: without an operator, write to the log replica in
-    the home folder (one machine). Ordering and quorum fall back to QDSN_ORDERING, QDSN_QUORUM and
-    node.toml's [service] table."""
+    the home folder (one machine). Ordering, quorum and retain fall back to QDSN_ORDERING, QDSN_QUORUM,
+    QDSN_RETAIN and node.toml's [service] table."""
     import os
     import ssl
 
     from qdsn.api.client import NodeClient
     from qdsn.node import Node
+    from qdsn.node.node import RETAIN
 
     node_home = _open(home)
     cfg = node_home.service()
     ordering = ordering or os.environ.get("QDSN_ORDERING") or cfg.get("ordering")
     quorum = quorum if quorum is not None else int(os.environ.get("QDSN_QUORUM") or cfg.get("quorum", 1))
+    retain = retain if retain is not None else int(os.environ.get("QDSN_RETAIN") or cfg.get("retain", RETAIN))
     link = None
     if operator:
         trust = ssl.create_default_context(cafile=str(operator_ca)) if operator_ca else True
         link = NodeClient(operator, node_home.key(), node_home.did, verify=trust)
-    return Node(node_home, operator=False if operator else local, link=link, ordering=ordering, quorum=quorum)
+    return Node(
+        node_home, operator=False if operator else local, link=link, ordering=ordering, quorum=quorum, retain=retain
+    )
 
 
 Operator = Annotated[
@@ -773,6 +777,14 @@ def node_start(
             help="Cosignatures a checkpoint needs before this node trusts it (default 1).", envvar="QDSN_QUORUM"
         ),
     ] = None,
+    retain: Annotated[
+        int | None,
+        typer.Option(
+            help="On the log signer with --ordering: how many of the newest positions etcd keeps; older batches "
+            "are pruned and compacted, and a node further behind catches up from a peer (default 1,000,000).",
+            envvar="QDSN_RETAIN",
+        ),
+    ] = None,
 ) -> None:
     """Serve this node's API: its DID document, the log (if it operates it), its catalog, contract
     negotiations, transfer processes and meters; log entries and submissions to participants who
@@ -796,7 +808,9 @@ def node_start(
         raise typer.BadParameter(f"--isolation is bwrap or process, not {isolation!r}")
     if quorum is not None and quorum < 1:
         raise typer.BadParameter("--quorum is 1 or more")
-    node = _node(home, operator, operator_ca, ordering=ordering, quorum=quorum)
+    if retain is not None and retain < 1:
+        raise typer.BadParameter("--retain is 1 or more")
+    node = _node(home, operator, operator_ca, ordering=ordering, quorum=quorum, retain=retain)
     node.isolation = isolation
     if isolation == "bwrap":
         from qdsn.compute.sandbox import bwrap_works

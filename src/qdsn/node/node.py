@@ -29,13 +29,16 @@ from qdsn.policy.store import PolicyStore
 
 log = logging.getLogger(__name__)
 
+RETAIN = 1_000_000  # etcd positions kept: ~0.5 GB of a default 2 GB etcd quota at typical entry sizes
+
 
 class Node:
     """One participant as a service. `operator`: this node orders the log (default: the regulator,
     unless QDSN_OPERATOR=0|1 says otherwise); `link` reaches the operator when this node is not it;
     `ledger`: a replica already open (the node then leaves closing it to its owner); `isolation`: how
     certification models run here (see `compute.sandbox`); `ordering`: etcd://HOST:PORT[,…] to order
-    through an etcd cluster; `quorum`: cosignatures a checkpoint needs before this node trusts it."""
+    through an etcd cluster; `quorum`: cosignatures a checkpoint needs before this node trusts it;
+    `retain`: how many of the newest positions the log signer keeps in etcd (older batches are pruned)."""
 
     def __init__(
         self,
@@ -47,6 +50,7 @@ class Node:
         isolation: str = "bwrap",
         ordering: str | None = None,
         quorum: int = 1,
+        retain: int = RETAIN,
     ) -> None:
         if isolation not in ("bwrap", "process"):
             raise InvalidInput(f"isolation is bwrap or process, not {isolation!r}")
@@ -60,7 +64,7 @@ class Node:
         if operator is None:
             env = os.environ.get("QDSN_OPERATOR")
             operator = env == "1" if env in ("0", "1") else home.role == "regulator"
-        self.quorum = quorum
+        self.quorum, self.retain = quorum, retain
         self.etcd: etcd.Follower | None = None
         self.orderer: EmbeddedOrderer | etcd.EtcdOrderer | None = None
         if ordering:
@@ -222,6 +226,8 @@ class Node:
             since = last[-1][0] if last else 0
             if witness.substance(self.ledger) > since:
                 self.publish_checkpoint()
+            if self.etcd.position > self.retain:
+                etcd.prune(self.etcd.cluster, self.etcd.position - self.retain)
         note = self.etcd.cluster.get("checkpoint")
         if note is None or self.ledger.size == 0:
             return None

@@ -131,6 +131,14 @@ class Cluster:
         return [(base64.b64decode(kv["key"]).decode()[n:], base64.b64decode(kv.get("value", "")))
                 for kv in got.get("kvs", [])]  # fmt: skip
 
+    def starts(self, upto: int) -> list[int]:
+        """The positions at which batches start, up to and including `upto` (keys only)."""
+        end = _b64(self.prefix + _key(upto + 1))
+        got = self.call("/kv/range", {"key": _b64(self.prefix + "log/"), "range_end": end, "keys_only": True,
+                                      "sort_order": "ASCEND", "sort_target": "KEY"})  # fmt: skip
+        n = len(self.prefix) + 4
+        return [int(base64.b64decode(kv["key"])[n:]) for kv in got.get("kvs", [])]
+
     def watcher(self, on_change: threading.Event) -> Watcher:
         """Wake `on_change` whenever a batch is written (through the current member)."""
         return Watcher(self.client(), self.prefix + "log/", lambda _e: on_change.set(),
@@ -206,18 +214,20 @@ def _batches(leaves: Sequence[bytes]) -> Iterator[list[bytes]]:
 
 
 def prune(cluster: Cluster, before: int) -> int:
-    """Delete the batches that end at or below `before` (every replica has them; a replica further
-    behind catches up from a peer) and record where the sequence now starts. Returns how many."""
-    spans = [(int(k[4:]), int(k[4:]) + len(decode_batch(v))) for k, v in cluster.scan("log/", _key(before), 1 << 30)]
-    spans = [s for s in spans if s[1] <= before]
-    if not spans:
+    """Delete the batches that end at or before position `before` (every replica is expected to have
+    them; one further behind catches up from a peer), record where the sequence now starts, and let
+    etcd compact their history. Returns how many batches went."""
+    starts = cluster.starts(before)
+    if len(starts) < 2:
         return 0
-    cluster.call("/kv/txn", {"success": [
-        {"request_delete_range": {"key": _b64(cluster.prefix + "log/"),
-                                  "range_end": _b64(cluster.prefix + _key(spans[-1][0] + 1))}},
-        {"request_put": {"key": _b64(cluster.prefix + "pruned"), "value": _b64(str(spans[-1][1]))}},
+    cut = starts[-1]  # the batch starting here may end beyond `before`: it stays, and all after it
+    got = cluster.call("/kv/txn", {"success": [
+        {"request_delete_range": {"key": _b64(cluster.prefix + "log/"), "range_end": _b64(cluster.prefix + _key(cut))}},
+        {"request_put": {"key": _b64(cluster.prefix + "pruned"), "value": _b64(str(cut))}},
     ]})  # fmt: skip
-    return len(spans)
+    # Deleted keys keep their history until etcd compacts it; only then is the space reusable.
+    cluster.call("/kv/compaction", {"revision": got["header"]["revision"]})
+    return len(starts) - 1
 
 
 @dataclass
