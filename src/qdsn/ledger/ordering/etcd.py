@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import requests
 from etcd3gw.client import Etcd3Client
-from etcd3gw.exceptions import Etcd3Exception
+from etcd3gw.exceptions import ConnectionFailedError, ConnectionTimeoutError, Etcd3Exception, InternalServerError
 from etcd3gw.watch import Watcher
 
 from qdsn.errors import InvalidInput, NotFound, QDSNError
@@ -49,6 +50,22 @@ POSITION = "ordering.position"  # replica meta: how much of the etcd sequence th
 
 class Unavailable(QDSNError):
     """No member of the etcd cluster answered."""
+
+
+class Refused(QDSNError):
+    """The etcd cluster answered and refused the request (too large, compacted, malformed)."""
+
+
+# What a member that is down, partitioned or in an election answers; worth asking the next one.
+_TRANSIENT = (ConnectionFailedError, ConnectionTimeoutError, InternalServerError)
+
+
+def _message(detail: str | None) -> str:
+    """The error message in a gateway's JSON error body."""
+    try:
+        return str(orjson.loads(detail or "").get("message") or detail)
+    except (orjson.JSONDecodeError, AttributeError):
+        return detail or ""
 
 
 def _b64(s: str | bytes) -> str:
@@ -108,6 +125,9 @@ class Cluster:
             try:
                 return c.post(c.get_url(path), json=body)  # type: ignore[no-any-return]
             except (Etcd3Exception, requests.RequestException) as e:
+                if isinstance(e, Etcd3Exception) and not isinstance(e, _TRANSIENT):
+                    why = _message(e.detail_text) or str(e)
+                    raise Refused(f"etcd refused {path}: {why}") from e  # another member would refuse it too
                 if time.monotonic() > give_up:
                     raise Unavailable(f"no etcd member answered {path} for {self.deadline:.0f} s: {e}",
                                       "check the cluster: etcdctl endpoint health") from e  # fmt: skip
@@ -226,7 +246,11 @@ def prune(cluster: Cluster, before: int) -> int:
         {"request_put": {"key": _b64(cluster.prefix + "pruned"), "value": _b64(str(cut))}},
     ]})  # fmt: skip
     # Deleted keys keep their history until etcd compacts it; only then is the space reusable.
-    cluster.call("/kv/compaction", {"revision": got["header"]["revision"]})
+    try:
+        cluster.call("/kv/compaction", {"revision": got["header"]["revision"]})
+    except Refused as e:
+        if "compacted" not in str(e):  # compacted further already, by etcd or another call
+            raise
     return len(starts) - 1
 
 
