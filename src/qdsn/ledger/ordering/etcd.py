@@ -175,7 +175,8 @@ def decode_batch(value: bytes) -> list[bytes]:
 
 def append(cluster: Cluster, leaves: Sequence[bytes], head: int | None = None) -> int:
     """Put one batch of leaves at the end of the sequence; returns its position. The position is
-    taken by compare-and-swap on `seq`: when another submitter got there first, try the next."""
+    taken by compare-and-swap on `seq` (first tried at `head`, if given): when another submitter got
+    there first, the failure branch tells where the end is now, and the batch is tried there."""
     if not leaves:
         raise InvalidInput("an empty batch has no position")
     value = encode_batch(leaves)
@@ -304,6 +305,7 @@ class EtcdOrderer:
         return out
 
     def _write(self) -> None:
+        head = None  # where our last batch ended: most often where the next one goes, saving a read
         while True:
             with self._ready:
                 while not self._queue and not self._closed:
@@ -318,12 +320,15 @@ class EtcdOrderer:
                         break
                     take.append(self._queue.pop(0))
                     count, size = count + len(w.leaves), grown
+            leaves = [leaf for w in take for leaf in w.leaves]
             try:
-                start = append(self.cluster, [leaf for w in take for leaf in w.leaves])
+                start = append(self.cluster, leaves, head)
             except BaseException as e:  # handed to every waiter
                 for w in take:
                     w.done.set_exception(e)
+                head = None
                 continue
+            head = start + len(leaves)
             for w in take:
                 w.done.set_result(start)
                 start += len(w.leaves)
