@@ -124,7 +124,7 @@ class Node:
         """Fetch the entries etcd no longer holds from the peer at `link`, validating each, and resume
         the etcd sequence where that peer's replica stood; returns how many entries were added."""
         if self.link is None or self.etcd is None:
-            raise NotFound("no peer to catch up from", "start the node with --peer URL")
+            raise NotFound("no peer to catch up from", "start the node with --operator URL, a peer's API")
         mark = self.link.call("GET", "/ledger/ordering")
         size, position = int(mark["size"]), int(mark["position"])  # type: ignore[index]
         with self.following:
@@ -176,8 +176,8 @@ class Node:
         return self.ledger.sign_checkpoint(self.home.log_signer())
 
     def trusted_checkpoint(self) -> str:
-        """The latest checkpoint this node trusts, as a signed note with its cosignatures: one it has
-        cosigned itself that carries at least `quorum` cosignatures."""
+        """The latest checkpoint this node trusts, as a signed note with its cosignatures: the last one it
+        cosigned (embedded) or the log signer's latest (etcd), once `quorum` members have cosigned it."""
         if self.etcd is not None:
             note = self.checkpoint()
         else:
@@ -220,7 +220,11 @@ class Node:
         ts = int(time.time()) if now is None else now
         if self._alerts:
             alerts, self._alerts = self._alerts, []
-            self.orderer.submit(alerts)  # type: ignore[union-attr]
+            try:
+                self.order(alerts)
+            except QDSNError:
+                self._alerts[:0] = alerts  # evidence is not dropped: the next round tries again
+                raise
         if self.signs_log():
             last = self.ledger.store.checkpoint_notes()
             since = last[-1][0] if last else 0

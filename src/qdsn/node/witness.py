@@ -6,7 +6,8 @@ checkpoint of *its own* replica at that size and puts the cosignature on the led
 (`checkpoint.cosign`). Every other replica refuses a cosignature whose root is not its own, so a
 node that finds its view contradicted raises `alert.raise` with both signed claims: a tampered or
 forked replica is exposed at its next checkpoint by the others, and the evidence is on the ledger.
-A checkpoint is trusted once `quorum` distinct participants have cosigned it.
+A checkpoint is trusted once `quorum` distinct members have cosigned it (the regulator signs it as
+the log).
 """
 
 from __future__ import annotations
