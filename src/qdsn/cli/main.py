@@ -269,11 +269,8 @@ def ledger_import(
                         "import into a home with a SQLite replica, or follow the log")  # fmt: skip
     with _bar("replaying") as bar:
         task = bar.add_task("import", total=None)
-        ledger = backup.restore(source, target, log_key, progress=lambda k: bar.update(task, completed=k))
-    if ledger.origin != node_home.origin:
-        ledger.close()
-        Path(target).unlink()
-        raise QDSNError(f"the backup is of the log {ledger.origin}, this node belongs to {node_home.origin}")
+        ledger = backup.restore(source, target, log_key, progress=lambda k: bar.update(task, completed=k),
+                                origin=node_home.origin)  # fmt: skip
     notes = ledger.store.checkpoint_notes()
     console.print(f"[green]✓ restored[/] {ledger.size} entries, every one validated; root "
                   f"{ledger.root().hex()[:16]}… matches; {len(notes)} checkpoints consistent")  # fmt: skip

@@ -45,9 +45,10 @@ def export(ledger: Ledger, out: Path, progress: Progress | None = None) -> int:
 
 
 def restore(source: Path, target: str, log_key: Callable[[Ledger], NoteVerifier],
-            progress: Progress | None = None) -> Ledger:  # fmt: skip
+            progress: Progress | None = None, origin: str | None = None) -> Ledger:  # fmt: skip
     """Replay the backup at `source` into a new SQLite replica at `target` and check it; the file
-    appears only when everything holds. `log_key` names the key checkpoints must be signed with."""
+    appears only when everything holds. `log_key` names the key checkpoints must be signed with;
+    `origin`, the log the backup must be of."""
     if Path(target).exists():
         held = Ledger.open(target)
         size = held.size
@@ -65,6 +66,8 @@ def restore(source: Path, target: str, log_key: Callable[[Ledger], NoteVerifier]
                 raise InvalidInput(f"{source} is not a QDSN ledger export: {e}") from None
             if not isinstance(header, dict) or header.get("format") != FORMAT:
                 raise InvalidInput(f"{source} is not a QDSN ledger export ({FORMAT})")
+            if origin is not None and header["origin"] != origin:
+                raise InvalidInput(f"the backup is of the log {header['origin']}, not {origin}")
             ledger = Ledger.open(part, origin=header["origin"])
             try:
                 _replay(f, ledger, progress)
