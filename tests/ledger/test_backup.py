@@ -69,7 +69,7 @@ def test_a_damaged_export_is_refused_and_leaves_nothing(exported, tmp_path):
     cut.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
     with pytest.raises(IntegrityError, match="damaged"):
         backup.restore(cut, str(tmp_path / "cut.db"), log_key)
-    with pytest.raises(InvalidInput, match="not other.example/log"):
+    with pytest.raises(InvalidInput, match=r"not other\.example/log"):
         backup.restore(out, str(tmp_path / "other.db"), log_key, origin="other.example/log")
     assert not (tmp_path / "other.db").exists()
     (tmp_path / "junk.gz").write_bytes(gzip.compress(b"hello\n"))
