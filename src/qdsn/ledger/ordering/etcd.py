@@ -433,19 +433,18 @@ class Follower:
         watching: tuple[int, Watcher] | None = None
         while not stop.is_set():
             try:
-                if self.step():
+                try:
+                    if self.step():
+                        continue
+                except Compacted as e:
+                    if catch_up is None:
+                        raise QDSNError(f"{e.what}; no peer to catch up from") from e
+                    catch_up()
                     continue
                 if watching is None or watching[0] != self.cluster._current:
                     if watching is not None:
                         watching[1].stop()
                     watching = (self.cluster._current, self.cluster.watcher(wake))
-            except Compacted as e:
-                if catch_up is None:
-                    log.critical("%s", e)
-                    stop.wait(5)
-                    continue
-                catch_up()
-                continue
             except (QDSNError, Etcd3Exception, requests.RequestException) as e:
                 log.warning("following etcd: %s", e)
                 watching = None
