@@ -29,6 +29,7 @@ from qdsn.ledger.checkpoint import COSIGNATURE_V1, NoteVerifier
 from qdsn.ledger.ordering.etcd import POSITION
 from qdsn.node import certify, jobs, provider, transfer, verification
 from qdsn.node.follow import keep_up
+from qdsn.node.keeper import MAX_BACKUP
 from qdsn.node.node import Node
 from qdsn.policy.meter import invoice, usage
 
@@ -48,6 +49,11 @@ _STR = {"type": "string"}
 _REASON = _body(code=_STR, reason=_STR)
 
 
+def _limit_of(request: Request) -> int:
+    """The largest body a request may carry: a sealed vault backup, or a batch of transactions."""
+    return MAX_BACKUP if request.method == "PUT" and request.url.path.startswith("/backups/") else MAX_BODY
+
+
 def _problem_response(body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, status_code=body["status"], media_type=MEDIA_TYPE)
 
@@ -60,6 +66,8 @@ async def _monitor(node: Node, every: float) -> None:
             if node.link is not None and node.etcd is None:
                 await run_in_threadpool(_follow, node)
             await run_in_threadpool(transfer.expire, node)
+            if node.backup_to is not None:  # the real-time backup: sealed, to a keeper, when the vault changed
+                await run_in_threadpool(node.back_up, node.backup_to)
             await run_in_threadpool(certify.run_due, node, lambda url: NodeClient(url, node.home.key(), node.did))
         except QDSNError as e:  # the node keeps serving; the next round tries again
             logger.warning("a monitor round failed: %s", e)
@@ -118,18 +126,18 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def _limit(request: Request, call_next: Any) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        length, limit = request.headers.get("content-length"), _limit_of(request)
+        if length is not None and (not length.isdigit() or int(length) > limit):
             return _problem_response(
-                problem(413, "too-large", "Request too large", f"bodies are limited to {MAX_BODY} bytes")
+                problem(413, "too-large", "Request too large", f"bodies are limited to {limit} bytes")
             )
         return await call_next(request)
 
     async def signer(request: Request) -> str:
         """The DID that signed this request (RFC 9421), or a 401/403 problem."""
         body = await request.body()
-        if len(body) > MAX_BODY:
-            raise InvalidInput(f"bodies are limited to {MAX_BODY} bytes")
+        if len(body) > _limit_of(request):
+            raise InvalidInput(f"bodies are limited to {_limit_of(request)} bytes")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
         return verify(request.method, str(request.url), headers, body, node.key_of, nonces)
 
@@ -210,6 +218,25 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
         assert key is not None  # the signature was verified with it
         merged = node.ledger.add_cosignature(note, NoteVerifier(who, VerifyKey(key), COSIGNATURE_V1))
         return {"note": merged}
+
+    octets = {"required": True, "content": {"application/octet-stream": {}}}
+
+    @app.put("/backups/{owner}", tags=["backups"], status_code=201, openapi_extra={"requestBody": octets})
+    async def keep_backup(owner: str, who: Signer, request: Request) -> dict[str, Any]:
+        """Keep a member's sealed vault backup for it, in place of its last one. Only the owner sends its
+        own; this node can read nothing in it."""
+        if who != owner:
+            raise PermissionDenied(f"{who} may keep only its own backup here, not {owner}'s")
+        digest = await run_in_threadpool(node.keeper.keep, owner, await request.body())
+        return {"owner": owner, "sha256": digest}
+
+    @app.get("/backups/{owner}", tags=["backups"], response_class=Response,
+             responses={200: {"content": {"application/octet-stream": {}}}})  # fmt: skip
+    def fetch_backup(owner: str, who: Signer) -> Response:
+        """A member's last sealed backup, for that member only."""
+        if who != owner:
+            raise PermissionDenied(f"only {owner} may fetch its backup")
+        return Response(node.keeper.fetch(owner), media_type="application/octet-stream")
 
     @app.get("/catalog", tags=["catalog"])
     def catalog_get(who: Annotated[str | None, Depends(maybe_signer)]) -> dict[str, Any]:

@@ -28,17 +28,23 @@ class NodeClient:
         self.key, self.did = key, did
         self.http = http or httpx.Client(verify=verify, timeout=timeout)
 
-    def request(self, method: str, path: str, payload: Any = None, *, signed: bool = True) -> httpx.Response:
+    def request(self, method: str, path: str, payload: Any = None, *, signed: bool = True,
+                raw: bytes | None = None) -> httpx.Response:  # fmt: skip
+        """One request with a JSON `payload`, or `raw` bytes (application/octet-stream)."""
         url = str(httpx.URL(self.base_url + path))
-        body = orjson.dumps(payload) if payload is not None else b""
-        headers = [("content-type", "application/json")] if payload is not None else []
+        if raw is not None:
+            body, headers = raw, [("content-type", "application/octet-stream")]
+        else:
+            body = orjson.dumps(payload) if payload is not None else b""
+            headers = [("content-type", "application/json")] if payload is not None else []
         if signed:
             headers = sign(method, url, headers, body, self.key, self.did)
         return self.http.request(method, url, content=body, headers=headers)
 
-    def call(self, method: str, path: str, payload: Any = None, *, signed: bool = True) -> Any:
-        """The JSON (or text) answer; a problem+json answer raises the matching error."""
-        r = self.request(method, path, payload, signed=signed)
+    def call(self, method: str, path: str, payload: Any = None, *, signed: bool = True,
+             raw: bytes | None = None) -> Any:  # fmt: skip
+        """The JSON, text or bytes answer; a problem+json answer raises the matching error."""
+        r = self.request(method, path, payload, signed=signed, raw=raw)
         if r.status_code >= 400:
             try:
                 p = r.json()
@@ -46,7 +52,10 @@ class NodeClient:
             except ValueError:
                 what, fix = r.text or f"HTTP {r.status_code}", None
             raise _BY_STATUS.get(r.status_code, QDSNError)(f"{self.base_url}: {what}", fix)
-        return r.json() if r.headers.get("content-type", "").startswith("application/json") else r.text
+        kind = r.headers.get("content-type", "")
+        if kind.startswith("application/json"):
+            return r.json()
+        return r.content if kind.startswith("application/octet-stream") else r.text
 
     def close(self) -> None:
         self.http.close()

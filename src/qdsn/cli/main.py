@@ -636,32 +636,57 @@ def vault_verify(home: Home) -> None:
 
 
 @vault_app.command("backup")
-def vault_backup(out: Annotated[Path, typer.Argument(help="The backup file to write.")], home: Home) -> None:
-    """Write an encrypted backup of this node's vault that another node can keep for it without being
-    able to read anything in it, not even dataset names; only this node's keystore opens it."""
+def vault_backup(
+    home: Home,
+    out: Annotated[Path | None, typer.Argument(help="The backup file to write.")] = None,
+    to: Annotated[str | None, typer.Option(help="Hand it to the member node at this URL to keep.")] = None,
+    ca: Annotated[Path | None, typer.Option(help="A CA certificate (PEM) to trust for --to.")] = None,
+) -> None:
+    """Seal this node's vault into a backup that another node can keep for it without being able to
+    read anything in it, not even dataset names; only this node's keystore opens it. Write it to a
+    file, or hand it to a keeper node with --to (`qdsn node start --backup-to` does so as it changes)."""
     from qdsn.clock import format_time, system_clock
     from qdsn.data import backup
 
+    if out is None and to is None:
+        raise QDSNError("nowhere to put the backup", "give a file, or --to URL of a node that keeps it")
     node = _open(home)
     vault = node.vault()
-    n = backup.write(vault.engine, out, node.kek(), node.did, format_time(system_clock()))
-    console.print(f"[green]✓[/] {len(vault.datasets())} datasets ({n:,} bytes before sealing) sealed into {out}")
+    sealed = backup.seal(vault.engine, node.kek(), node.did, format_time(system_clock()))
+    n = len(vault.datasets())
     vault.close()
+    if out is not None:
+        part = out.with_name(out.name + ".partial")
+        part.write_bytes(sealed)
+        part.replace(out)
+        console.print(f"[green]✓[/] {n} datasets sealed into {out} ({len(sealed):,} bytes)")
+    if to is not None:
+        got = _client(node, to, ca).call("PUT", f"/backups/{node.did}", raw=sealed)
+        console.print(f"[green]✓[/] {n} datasets sealed and kept by {to} (SHA-256 {got['sha256'][:16]}…)")
 
 
 @vault_app.command("restore")
-def vault_restore(source: Annotated[Path, typer.Argument(help="A file from `qdsn vault backup`.")], home: Home) -> None:
-    """Restore this node's vault from its encrypted backup (into an empty vault), then check every batch
+def vault_restore(
+    home: Home,
+    source: Annotated[Path | None, typer.Argument(help="A file from `qdsn vault backup`.")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="Fetch it from the node that keeps it.")] = None,
+    ca: Annotated[Path | None, typer.Option(help="A CA certificate (PEM) to trust for --from.")] = None,
+) -> None:
+    """Restore this node's vault from its sealed backup (into an empty vault), then check every batch
     against the ledger with `qdsn vault verify`."""
     from qdsn.data import backup
 
     node = _open(home)
-    owner = backup.read_header(source).get("owner")
+    if source is None and from_ is None:
+        raise QDSNError("no backup to restore", "give its file, or --from URL of the node that keeps it")
+    sealed = source.read_bytes() if source is not None else _client(node, str(from_), ca).call(
+        "GET", f"/backups/{node.did}")  # fmt: skip
+    owner = backup.parse_header(sealed).get("owner")
     if owner != node.did:
         raise QDSNError(f"the backup belongs to {owner}, not to this node ({node.did})",
                         "restore it with the owner's home")  # fmt: skip
     vault = node.vault()
-    rows = backup.restore(source, vault.engine, node.kek)
+    rows = backup.restore(sealed, vault.engine, node.kek)
     console.print(f"[green]✓[/] restored {rows} rows into {len(vault.datasets())} datasets; "
                   "check them: qdsn vault verify")  # fmt: skip
     vault.close()
@@ -694,9 +719,7 @@ def _node(home: Path, operator: str | None, operator_ca: Path | None, *, local: 
     the home folder (one machine). Ordering, quorum and retain fall back to QDSN_ORDERING, QDSN_QUORUM,
     QDSN_RETAIN and node.toml's [service] table."""
     import os
-    import ssl
 
-    from qdsn.api.client import NodeClient
     from qdsn.node import Node
     from qdsn.node.node import RETAIN
 
@@ -705,13 +728,19 @@ def _node(home: Path, operator: str | None, operator_ca: Path | None, *, local: 
     ordering = ordering or os.environ.get("QDSN_ORDERING") or cfg.get("ordering")
     quorum = quorum if quorum is not None else int(os.environ.get("QDSN_QUORUM") or cfg.get("quorum", 1))
     retain = retain if retain is not None else int(os.environ.get("QDSN_RETAIN") or cfg.get("retain", RETAIN))
-    link = None
-    if operator:
-        trust = ssl.create_default_context(cafile=str(operator_ca)) if operator_ca else True
-        link = NodeClient(operator, node_home.key(), node_home.did, verify=trust)
+    link = _client(node_home, operator, operator_ca) if operator else None
     return Node(
         node_home, operator=False if operator else local, link=link, ordering=ordering, quorum=quorum, retain=retain
     )
+
+
+def _client(home: NodeHome, url: str, ca: Path | None):  # type: ignore[no-untyped-def]
+    """A signed-request client from this node to the node at `url`, trusting `ca` if given."""
+    import ssl
+
+    from qdsn.api.client import NodeClient
+
+    return NodeClient(url, home.key(), home.did, verify=ssl.create_default_context(cafile=str(ca)) if ca else True)
 
 
 Operator = Annotated[
@@ -782,6 +811,14 @@ def node_start(
             envvar="QDSN_RETAIN",
         ),
     ] = None,
+    backup_to: Annotated[
+        str | None,
+        typer.Option(
+            help="A member node that keeps this node's sealed vault backup: sent in each round in which the "
+            "vault changed; the keeper can read nothing in it.",
+            envvar="QDSN_BACKUP_TO",
+        ),
+    ] = None,
 ) -> None:
     """Serve this node's API: its DID document, the log (if it operates it), its catalog, contract
     negotiations, transfer processes and meters; log entries and submissions to participants who
@@ -809,6 +846,8 @@ def node_start(
         raise typer.BadParameter("--retain is 1 or more")
     node = _node(home, operator, operator_ca, ordering=ordering, quorum=quorum, retain=retain)
     node.isolation = isolation
+    if backup_to := backup_to or cfg.get("backup_to"):
+        node.backup_to = _client(node.home, str(backup_to), operator_ca)
     if isolation == "bwrap":
         from qdsn.compute.sandbox import bwrap_works
 

@@ -16,6 +16,7 @@ chunks of [4-byte length ‖ ciphertext]. The plaintext is JSON lines {"t": tabl
 from __future__ import annotations
 
 import base64
+import io
 import os
 import struct
 from collections.abc import Callable, Iterator
@@ -58,27 +59,38 @@ def _rows(engine: Engine) -> Iterator[bytes]:
 
 def write(engine: Engine, out: Path, kek: tuple[str, bytes], owner: str, created: str) -> int:
     """Seal every vault row into `out` (written whole or not at all); returns the bytes of plaintext."""
+    part = out.with_name(out.name + ".partial")
+    with open(part, "wb") as f:
+        total = _write(f, engine, kek, owner, created)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(part, out)
+    return total
+
+
+def seal(engine: Engine, kek: tuple[str, bytes], owner: str, created: str) -> bytes:
+    """The sealed backup as bytes, to hand to a keeper."""
+    f = io.BytesIO()
+    _write(f, engine, kek, owner, created)
+    return f.getvalue()
+
+
+def _write(f: IO[bytes], engine: Engine, kek: tuple[str, bytes], owner: str, created: str) -> int:
     kid, secret = kek
     prefix = os.urandom(7)
     header = MAGIC + orjson.dumps({"owner": owner, "kid": kid, "created": created,
                                    "prefix": base64.b64encode(prefix).decode()}) + b"\n"  # fmt: skip
     aead = AESGCM(backup_key(secret))
-    part = out.with_name(out.name + ".partial")
-    total = 0
-    with open(part, "wb") as f:
-        f.write(header)
-        buf, counter = bytearray(), 0
-        for line in _rows(engine):
-            buf += line
-            total += len(line)
-            while len(buf) > CHUNK:
-                _seal(f, aead, _nonce(prefix, counter, False), bytes(buf[:CHUNK]), header)
-                del buf[:CHUNK]
-                counter += 1
-        _seal(f, aead, _nonce(prefix, counter, True), bytes(buf), header)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(part, out)
+    f.write(header)
+    buf, counter, total = bytearray(), 0, 0
+    for line in _rows(engine):
+        buf += line
+        total += len(line)
+        while len(buf) > CHUNK:
+            _seal(f, aead, _nonce(prefix, counter, False), bytes(buf[:CHUNK]), header)
+            del buf[:CHUNK]
+            counter += 1
+    _seal(f, aead, _nonce(prefix, counter, True), bytes(buf), header)
     return total
 
 
@@ -93,6 +105,11 @@ def read_header(path: Path) -> dict[str, Any]:
         return _header(f)[0]
 
 
+def parse_header(sealed: bytes) -> dict[str, Any]:
+    """The clear header of a backup held in memory."""
+    return _header(io.BytesIO(sealed))[0]
+
+
 def _header(f: IO[bytes]) -> tuple[dict[str, Any], bytes]:
     if f.read(len(MAGIC)) != MAGIC:
         raise InvalidInput("not a QDSN vault backup", "give the file `qdsn vault backup` wrote")
@@ -103,10 +120,11 @@ def _header(f: IO[bytes]) -> tuple[dict[str, Any], bytes]:
         raise InvalidInput("the backup's header is damaged") from None
 
 
-def restore(path: Path, engine: Engine, kek: Callable[[str], tuple[str, bytes]]) -> int:
-    """Open the backup with the owner's key and write its rows into the empty vault at `engine`, in one
-    transaction; returns how many rows. Nothing is written unless every chunk opens."""
-    with open(path, "rb") as f:
+def restore(path: Path | bytes, engine: Engine, kek: Callable[[str], tuple[str, bytes]]) -> int:
+    """Open the backup (a file, or its bytes) with the owner's key and write its rows into the empty
+    vault at `engine`, in one transaction; returns how many rows. Nothing is written unless every chunk
+    opens."""
+    with io.BufferedReader(io.BytesIO(path)) if isinstance(path, bytes) else open(path, "rb") as f:
         header, aad = _header(f)
         prefix = base64.b64decode(header["prefix"])
         aead = AESGCM(backup_key(kek(header["kid"])[1]))

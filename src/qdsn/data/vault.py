@@ -279,6 +279,13 @@ class Vault:
     def close(self) -> None:
         self.engine.dispose()
 
+    def fingerprint(self) -> str:
+        """A digest that changes whenever a dataset is created, grows, is re-keyed or shredded."""
+        cols = (vault_datasets.c.id, vault_datasets.c.next_seq, vault_datasets.c.kek_id, vault_datasets.c.wrapped_key)
+        with self.engine.connect() as c:
+            rows = [(i, n, k, w is None) for i, n, k, w in c.execute(select(*cols).order_by(vault_datasets.c.id))]
+        return hashlib.sha256(orjson.dumps(rows)).hexdigest()
+
     def datasets(self) -> list[str]:
         """The ids of the datasets in this vault."""
         with self.engine.connect() as c:

@@ -23,7 +23,9 @@ from qdsn.node.home import NodeHome
 class Operator(Protocol):
     """How a node reaches the log operator's API (an `api.client.NodeClient`)."""
 
-    def call(self, method: str, path: str, payload: object = None, *, signed: bool = True) -> object: ...
+    def call(
+        self, method: str, path: str, payload: object = None, *, signed: bool = True, raw: bytes | None = None
+    ) -> object: ...
 
 
 def log_key(ledger: Ledger) -> NoteVerifier:

@@ -15,6 +15,8 @@ import threading
 import time
 from functools import cached_property
 
+from qdsn.clock import format_time, system_clock
+from qdsn.data import backup
 from qdsn.data.vault import Vault
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
 from qdsn.ledger import Ledger, tx
@@ -25,6 +27,7 @@ from qdsn.ledger.ordering.embedded import EmbeddedOrderer
 from qdsn.node import witness
 from qdsn.node.follow import Operator, log_key, pull
 from qdsn.node.home import NodeHome
+from qdsn.node.keeper import Keeper
 from qdsn.policy.store import PolicyStore
 
 log = logging.getLogger(__name__)
@@ -80,10 +83,28 @@ class Node:
         elif operator:
             self.orderer = EmbeddedOrderer(self.ledger)
         self._alerts: list[tx.Envelope] = []
+        self._backed_up: str | None = None  # the vault's fingerprint at its last backup
+        self.backup_to: Operator | None = None  # a keeper this node sends its sealed vault to as it changes
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.deciding = threading.Lock()  # one use decision at a time: each counts the uses before it
         self.following = threading.Lock()  # one puller at a time appends to the replica
+
+    @cached_property
+    def keeper(self) -> Keeper:
+        """The sealed backups this node keeps for other members."""
+        return Keeper(self.home.path / "kept-backups")
+
+    def back_up(self, to: Operator) -> str | None:
+        """Seal this node's vault and hand it to the keeper at `to` if it changed since the last time;
+        returns the backup's SHA-256, or None when nothing changed."""
+        state = self.vault.fingerprint()
+        if state == self._backed_up:
+            return None
+        sealed = backup.seal(self.vault.engine, self.home.kek(), self.did, format_time(system_clock()))
+        got = to.call("PUT", f"/backups/{self.did}", raw=sealed)
+        self._backed_up = state
+        return str(got["sha256"])  # type: ignore[index]
 
     @cached_property
     def vault(self) -> Vault:
