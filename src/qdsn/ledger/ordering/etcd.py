@@ -21,6 +21,7 @@ unsafe for mutual exclusion, and the compare-and-swap needs none.
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 import random
 import threading
@@ -394,9 +395,8 @@ class Follower:
             with self._moved:
                 self.position = pos
                 self._refused.update(refused)
-                if len(self._refused) > self.KEEP:
-                    for p in sorted(self._refused)[: len(self._refused) - self.KEEP]:
-                        del self._refused[p]
+                for p in list(itertools.islice(self._refused, max(0, len(self._refused) - self.KEEP))):
+                    del self._refused[p]  # the oldest first: positions were added in order
                 self._moved.notify_all()
         if self.on_applied is not None:
             self.on_applied(envs, results)
