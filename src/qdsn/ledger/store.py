@@ -269,10 +269,11 @@ class Store:
             ).all()
         return [r[0] for r in rows]
 
-    def rows_of_type(self, type: str) -> list[Row]:
-        """Every entry of one transaction type, in log order."""
+    def rows_of_type(self, type: str, start: int = 0) -> list[Row]:
+        """Every entry of one transaction type from `start` on, in log order."""
+        q = select(entries).where(entries.c.seq >= start, entries.c.type == type).order_by(entries.c.seq)
         with self.engine.connect() as c:
-            return [_row(r) for r in c.execute(select(entries).where(entries.c.type == type).order_by(entries.c.seq))]
+            return [_row(r) for r in c.execute(q)]
 
     def entry(self, seq: int | None = None, txid: str | None = None) -> Row:
         """One entry by position or by transaction id."""

@@ -11,8 +11,11 @@ HPKE, with what the consumer needs to recompute each anchored batch root. Plaint
 from __future__ import annotations
 
 import base64
+import threading
 import uuid
-from dataclasses import replace
+import weakref
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +25,7 @@ from qdsn.crypto import hpke
 from qdsn.data.vault import Batch
 from qdsn.errors import InvalidInput, NotFound, PermissionDenied
 from qdsn.identity.didkey import x25519_from_ed25519
-from qdsn.ledger import merkle
+from qdsn.ledger import Ledger, merkle
 from qdsn.node.node import Node
 from qdsn.policy import Request, decide
 from qdsn.policy import transfer as tp
@@ -35,13 +38,30 @@ MAX_RECORDS = 10_000  # per delivery; a larger range is several uses
 DATA_ADDRESS = "https://w3id.org/idsa/v4.1/HTTP"
 
 
+@dataclass
+class _Tally:
+    """Allowed uses per agreement on one replica, counted up to entry `upto`."""
+
+    upto: int = 0
+    uses: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # two readers would count rows twice
+
+
+_tallies: weakref.WeakKeyDictionary[Ledger, _Tally] = weakref.WeakKeyDictionary()
+
+
 def uses(node: Node, agreement: str) -> int:
-    """How often `agreement` was used: the allowed uses recorded on this node's replica."""
-    n = 0
-    for row in node.ledger.store.rows_of_type("access.decision"):
-        p = orjson.loads(row.leaf)["payload"]
-        n += p.get("agreement") == agreement and p["point"] == "use" and p["allowed"]
-    return n
+    """How often `agreement` was used: the allowed uses recorded on this node's replica. Each call
+    reads only the decisions appended since the last one (the log only grows), so deciding does not
+    slow down as the log does."""
+    tally = _tallies.setdefault(node.ledger, _Tally())
+    with tally.lock:
+        for row in node.ledger.store.rows_of_type("access.decision", start=tally.upto):
+            p = orjson.loads(row.leaf)["payload"]
+            if p["point"] == "use" and p["allowed"] and "agreement" in p:
+                tally.uses[p["agreement"]] += 1
+            tally.upto = row.seq + 1
+        return tally.uses[agreement]
 
 
 def request(node: Node, consumer: str, message: dict[str, Any], *, now: datetime | None = None) -> Transfer:
