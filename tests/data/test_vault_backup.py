@@ -24,7 +24,7 @@ def test_round_trip_into_an_empty_vault(filled, tmp_path):
     v, keys = filled
     out = tmp_path / "vault.qbk"
     n = backup.write(v.engine, out, keys(), "did:key:z6MkOwner", "2026-11-25T00:00:00Z")
-    assert n > backup.CHUNK and backup.read_header(out)["owner"] == "did:key:z6MkOwner"
+    assert n > backup.CHUNK and backup.parse_header(out.read_bytes())["owner"] == "did:key:z6MkOwner"
     data = out.read_bytes()
     for needle in (b"line-secret", b"xyzzy", b"measurements", b"resistance"):
         assert needle not in data  # not even the dataset's name
@@ -58,4 +58,7 @@ def test_another_key_a_cut_or_a_changed_file_is_refused(filled, tmp_path):
     (tmp_path / "other").write_bytes(b"hello")
     with pytest.raises(InvalidInput, match="not a QDSN vault backup"):
         backup.restore(tmp_path / "other", target.engine, keys)
+    for header in (b"[1]", b'{"owner": "x"}', b'{"owner": "x", "kid": "k", "created": "c", "prefix": "AAAA"}'):
+        with pytest.raises(InvalidInput, match="header is damaged"):
+            backup.restore(backup.MAGIC + header + b"\n", target.engine, keys)
     assert target.datasets() == []  # nothing was written

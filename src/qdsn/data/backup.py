@@ -99,14 +99,8 @@ def _seal(f: IO[bytes], aead: AESGCM, nonce: bytes, chunk: bytes, header: bytes)
     f.write(struct.pack(">I", len(ct)) + ct)
 
 
-def read_header(path: Path) -> dict[str, Any]:
-    """The clear header of a backup: whose it is, which key sealed it, when."""
-    with open(path, "rb") as f:
-        return _header(f)[0]
-
-
 def parse_header(sealed: bytes) -> dict[str, Any]:
-    """The clear header of a backup held in memory."""
+    """The clear header of a backup: whose it is, which key sealed it, when."""
     return _header(io.BytesIO(sealed))[0]
 
 
@@ -115,9 +109,14 @@ def _header(f: IO[bytes]) -> tuple[dict[str, Any], bytes]:
         raise InvalidInput("not a QDSN vault backup", "give the file `qdsn vault backup` wrote")
     line = f.readline()
     try:
-        return orjson.loads(line), MAGIC + line
-    except orjson.JSONDecodeError:
-        raise InvalidInput("the backup's header is damaged") from None
+        header = orjson.loads(line)
+        if not all(isinstance(header.get(k), str) for k in ("owner", "kid", "created", "prefix")):
+            raise ValueError("a field is missing")
+        if len(base64.b64decode(header["prefix"], validate=True)) != 7:
+            raise ValueError("the nonce prefix is not 7 bytes")
+    except (ValueError, AttributeError) as e:  # orjson's and base64's errors are ValueErrors
+        raise InvalidInput(f"the backup's header is damaged: {e}") from None
+    return header, MAGIC + line
 
 
 def restore(path: Path | bytes, engine: Engine, kek: Callable[[str], tuple[str, bytes]]) -> int:
