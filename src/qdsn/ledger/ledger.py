@@ -279,9 +279,9 @@ class Ledger:
             raise InvalidInput(f"the log key is named {signer.name!r}; this log's origin is {self.origin!r}")
         size = self.size
         cp = Checkpoint(self.origin, size, self.root_at(size))
-        notes = self.store.checkpoint_notes()
-        if notes:
-            last, _ = open_checkpoint(notes[-1][1], signer.verifier())
+        stored = self.store.last_checkpoint()
+        if stored:
+            last, _ = open_checkpoint(stored[1], signer.verifier())
             if last.size > size:
                 raise IntegrityError(f"the log shrank from {last.size} to {size} entries since the last checkpoint")
             merkle.verify_consistency(last.size, size, last.root, cp.root, self.consistency_proof(last.size, size))

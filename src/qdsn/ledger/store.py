@@ -335,6 +335,12 @@ class Store:
         with self.engine.connect() as c:
             return [tuple(r) for r in c.execute(select(checkpoints).order_by(checkpoints.c.size))]  # type: ignore[misc]
 
+    def last_checkpoint(self) -> tuple[int, str] | None:
+        """The (size, note) of the largest checkpoint this replica signed, or None."""
+        with self.engine.connect() as c:
+            r = c.execute(select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)).first()
+        return None if r is None else (r[0], r[1])
+
     def save_checkpoint(self, size: int, note: str) -> None:
         with self.engine.begin() as c:
             c.execute(checkpoints.delete().where(checkpoints.c.size == size))

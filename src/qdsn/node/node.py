@@ -183,11 +183,9 @@ class Node:
         self.catch_up(until=max(r["seq"] for r in got["receipts"]) + 1)  # type: ignore[index]
 
     def checkpoint(self) -> str:
-        """The log's current checkpoint as a signed note: signed here by the log signer, or (etcd
+        """The log's current checkpoint as a signed note: signed here by the log operator, or (etcd
         ordering) the latest one the log signer published, with the cosignatures on the ledger."""
-        if self.etcd is not None:
-            if self.signs_log():
-                return witness.cosigned_note(self.ledger, self.publish_checkpoint())
+        if self.etcd is not None:  # published in the log signer's rounds, not on every request
             note = self.etcd.cluster.get("checkpoint")
             if note is None:
                 raise NotFound("the log signer has not published a checkpoint yet", "try again in a moment")
@@ -247,8 +245,8 @@ class Node:
                 self._alerts[:0] = alerts  # evidence is not dropped: the next round tries again
                 raise
         if self.signs_log():
-            last = self.ledger.store.checkpoint_notes()
-            since = last[-1][0] if last else 0
+            last = self.ledger.store.last_checkpoint()
+            since = last[0] if last else 0
             if witness.substance(self.ledger) > since:
                 self.publish_checkpoint()
             if self.etcd.position > self.retain:
