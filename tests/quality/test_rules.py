@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qdsn.errors import InvalidInput
-from qdsn.quality.rules import evaluate, rules
+from qdsn.quality import passes
+from qdsn.quality.rules import evaluate, rules, scan
 
 
 def hits(z, name, **lengths):
@@ -96,7 +97,7 @@ def reference(z, picked):
                 if z[i] < -r.zone and sum(v < -r.zone for v in window) >= r.k:
                     out.add((i, r.name, "below"))
             elif r.test in ("within", "outside") and full:
-                inside = [abs(v) < r.zone if r.test == "within" else abs(v) > r.zone for v in window]
+                inside = [abs(v) <= r.zone if r.test == "within" else abs(v) > r.zone for v in window]
                 if all(inside):
                     out.add((i, r.name, "both"))
     return out
@@ -113,3 +114,24 @@ def test_vectorized_rules_match_their_definitions(z, same_side, alternating, k_o
     """Values on the zone boundaries and repeated values are common here, where conventions bite."""
     picked = rules(["nelson", "western-electric"], {"nelson2": same_side, "nelson4": alternating, "nelson6": k_of_m})
     assert {tuple(v) for v in evaluate(np.array(z, dtype=float), picked)} == reference(z, picked)
+
+
+@pytest.mark.parametrize("n", [1, 2, 15, 63, 64, 65, 1000, 4099])
+def test_long_series_across_lanes_blocks_and_threads(n, monkeypatch):
+    """Windows that cross lanes, blocks of rows and the threads sharing them find what the
+    definitions find, for grid values (ties everywhere) and continuous ones."""
+    monkeypatch.setattr(passes, "BLOCK", 64 * 3)
+    monkeypatch.setattr(passes, "CORES", 2)
+    rng = np.random.default_rng(n)
+    picked = rules(["nelson", "western-electric"], {"nelson6": 9})
+    for z in (rng.choice(np.arange(-7, 8) / 2, n), rng.normal(0, 1.2, n)):
+        assert {tuple(v) for v in evaluate(z, picked)} == reference(z.tolist(), picked)
+
+
+def test_limits_are_compared_as_the_chart_reports_them():
+    """A point equal to the reported limit is on it, even where (x − center)/σ rounds past 3."""
+    center, sigma = 0.06733366683341671, 0.11
+    ucl = center + 3 * sigma
+    assert (ucl - center) / sigma > 3  # rounding would put this point beyond its limit
+    found = scan(np.array([center, ucl, np.nextafter(ucl, 10)]), center, sigma, rules("nelson1"))
+    assert [(v.index, v.side) for v in found] == [(2, "above")]

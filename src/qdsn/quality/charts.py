@@ -10,6 +10,7 @@ CUSUM statistics, whose points are not independent, are judged by their limits a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, Unpack
@@ -18,7 +19,8 @@ import numpy as np
 
 from qdsn.errors import InvalidInput
 from qdsn.quality import constants as k
-from qdsn.quality.rules import Violations, evaluate
+from qdsn.quality import passes
+from qdsn.quality.rules import Violations, scan
 from qdsn.quality.rules import rules as pick_rules
 
 Array = np.ndarray
@@ -107,7 +109,9 @@ def _options(given: ChartOptions) -> ChartOptions:
 # ---- input checks -------------------------------------------------------------------------------
 
 
-def _values(values: Any, what: str = "values", least: int = 1) -> Array:
+def _values(values: Any, what: str = "values", least: int = 1, *, checked: bool = True) -> Array:
+    """A flat float array of at least `least` numbers; finite unless `checked` is False, for callers
+    whose sums over the values check them at no extra cost (see `_finite`)."""
     try:
         x = np.asarray(values, dtype=float)
     except (TypeError, ValueError) as e:
@@ -116,10 +120,21 @@ def _values(values: Any, what: str = "values", least: int = 1) -> Array:
         raise InvalidInput(f"{what} must be a flat list of numbers, got an array of shape {x.shape}")
     if x.size < least:
         raise InvalidInput(f"{what}: at least {least} needed, got {x.size}")
+    if checked:
+        _finite(x, what)
+    return x
+
+
+def _finite(x: Array, what: str, *sums: float) -> None:
+    """Refuse NaN and infinities in x. Given sums over x, a finite sum vouches for every value in it
+    (NaN and ±inf make any sum they enter NaN or infinite) and no pass over x is needed."""
+    if sums and all(math.isfinite(v) for v in sums):
+        return
     bad = np.flatnonzero(~np.isfinite(x))
     if bad.size:
         raise InvalidInput(f"{what}[{bad[0]}] is {x[bad[0]]}: every value must be a finite number")
-    return x
+    if sums:
+        raise InvalidInput(f"{what} are too large: their sums overflow", "rescale them, e.g. into other units")
 
 
 def _subgroups(subgroups: Any, least_size: int) -> tuple[Array, Array]:
@@ -197,25 +212,21 @@ def _phase(
 
 def _beyond(c: Chart) -> Violations:
     s = c.statistic
+    # a spread never falls below a lower limit of 0: one comparison fewer over a long series
+    low = not (c.kind in _SPREADS and np.ndim(c.lcl) == 0 and c.lcl <= 0)
     with np.errstate(invalid="ignore"):
         return Violations(
-            [("limits", "above", np.flatnonzero(s > c.ucl)), ("limits", "below", np.flatnonzero(s < c.lcl))]
+            [("limits", "above", np.flatnonzero(s > c.ucl))]
+            + ([("limits", "below", np.flatnonzero(s < c.lcl))] if low else [])
         )
 
 
-def _z(stat: Array, center: Any, sd: Any) -> Array:
-    """(stat − center)/sd; with zero spread a point on the center line is on it, any other beyond."""
-    if np.ndim(sd) == 0 and sd > 0:
-        z = np.subtract(stat, center)
-        z *= 1.0 / sd
-        return z
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (stat - center) / sd
-    return np.where(np.isnan(z) & ~np.isnan(stat), 0.0, z)
+_SPREADS = {"mr", "r", "s"}
 
 
-def _judge(chart: Chart, z: Array, o: ChartOptions) -> Chart:
-    chart.violations = evaluate(z, pick_rules(o["rules"], o["run_lengths"]))
+def _judge(chart: Chart, center: Any, width: Any, o: ChartOptions) -> Chart:
+    """Apply the run rules to the chart, whose zone k lies at center ± k·width."""
+    chart.violations = scan(chart.statistic, _const(center), _const(width), pick_rules(o["rules"], o["run_lengths"]))
     if chart.companion is not None:
         chart.companion.violations = _beyond(chart.companion)
     return chart
@@ -272,7 +283,7 @@ def _xbar_pair(subgroups: Any, spread: str, o: ChartOptions) -> Chart:
             sizes=sizes,
             companion=comp,
         )
-        return _judge(chart, _z(means, p.center, se * nsigma / 3), o)
+        return _judge(chart, p.center, se * nsigma / 3, o)
 
     return _phase(len(means), estimate, build, kind, o)
 
@@ -291,16 +302,14 @@ def imr(values: Any, **options: Unpack[ChartOptions]) -> Chart:
     """Individuals chart with its moving-range chart as companion; σ = MR̄/d2(2)."""
     o = _options(options)
     nsigma = o["nsigma"]
-    x = _values(values, "values", 2)
-    mr = np.empty_like(x)
-    mr[0] = np.nan
-    np.subtract(x[1:], x[:-1], out=mr[1:])
-    np.abs(mr[1:], out=mr[1:])
+    x = np.ascontiguousarray(_values(values, "values", 2, checked=False))
+    mr, total, spread = moving_ranges(x)
+    _finite(x, "values", total, spread)
     d2, d3 = k.d2(2), k.d3(2)
 
     def estimate(keep: Array | None) -> Limits:
         if keep is None:
-            return Limits("imr", float(x.mean()), float(mr[1:].mean() / d2))
+            return Limits("imr", total / x.size, spread / (x.size - 1) / d2)
         pair = keep[1:] & keep[:-1]  # a moving range counts only between two kept points
         if not pair.any():
             raise InvalidInput("no two consecutive points are left to estimate the moving range from")
@@ -311,9 +320,26 @@ def imr(values: Any, **options: Unpack[ChartOptions]) -> Chart:
         chart = Chart(
             "i", x, p.center, p.center - nsigma * p.sigma, p.center + nsigma * p.sigma, p.sigma, p, companion=comp
         )
-        return _judge(chart, _z(x, p.center, p.sigma * nsigma / 3), o)
+        return _judge(chart, p.center, p.sigma * nsigma / 3, o)
 
     return _phase(x.size, estimate, build, "imr", o)
+
+
+def moving_ranges(x: Array) -> tuple[Array, float, float]:
+    """|xᵢ − xᵢ₋₁| (NaN for the first point), with the sums of x and of the moving ranges: one pass
+    over the contiguous x in blocks, on every core."""
+    mr = np.empty_like(x)
+    mr[0] = np.nan
+
+    def block(start: int, stop: int) -> tuple[float, float]:
+        lo = max(start, 1)
+        part = mr[lo:stop]
+        np.subtract(x[lo:stop], x[lo - 1 : stop - 1], out=part)
+        np.abs(part, out=part)
+        return float(x[start:stop].sum()), float(part.sum())
+
+    sums = passes.over(x.size, block)
+    return mr, math.fsum(a for a, _ in sums), math.fsum(b for _, b in sums)
 
 
 # ---- attributes charts --------------------------------------------------------------------------
@@ -351,7 +377,7 @@ def _attribute(
             p,
             sizes=sizes,
         )
-        return _judge(chart, _z(stat, center, sd * nsigma / 3), o)
+        return _judge(chart, center, sd * nsigma / 3, o)
 
     return _phase(stat.size, estimate, build, kind, o)
 

@@ -4,8 +4,9 @@ Zones are measured on each point's own scale z = (x − center) / σ_point, so c
 limits (stair-step p and u charts, exact EWMA limits) are judged point by point. Conventions, the
 same as Minitab's and the Western Electric handbook's:
 
-- "Beyond" is strict: a point exactly on a limit or zone boundary is inside it; a point exactly on
-  the center line is on neither side and ends a same-side run. Equal neighbours end a trend and an
+- "Beyond" is strict: a point exactly on a limit or zone boundary belongs to the inner zone, so it
+  is not beyond that boundary and it is within it (rule 7); a point exactly on the center line is
+  on neither side and ends a same-side run. Equal neighbours end a trend and an
   alternation.
 - A violation is reported at the point that completes the pattern (the 9th point of a run of 9,
   the 3rd of "2 of 3"), and at every later point that keeps it going. For "k of m" rules that
@@ -16,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from qdsn.errors import InvalidInput
+from qdsn.quality import bits, passes
 
 
 class Violation(NamedTuple):
@@ -95,20 +97,27 @@ def rules(names: Iterable[str] | str = "nelson", lengths: dict[str, int] | None 
 
 
 class Violations(Sequence[Violation]):
-    """The violations found, kept as index arrays per rule and side until someone asks for the list."""
+    """The violations found, kept per rule and side as index arrays — or, from the run rules, as
+    packed series of n points (see `bits`) — until someone asks for them."""
 
-    def __init__(self, hits: Sequence[tuple[str, str, np.ndarray]] = ()) -> None:
-        self._hits = [(rule, side, idx) for rule, side, idx in hits if idx.size]
+    def __init__(self, hits: Sequence[tuple[str, str, np.ndarray]] = (), n: int | None = None) -> None:
+        self._n = n
+        self._hits = [(rule, side, a) for rule, side, a in hits if (a.any() if n is not None else a.size)]
         self._list: list[Violation] | None = None
+
+    def _at(self, a: np.ndarray) -> np.ndarray:
+        return a if self._n is None else bits.positions(a, self._n)
 
     def _all(self) -> list[Violation]:
         if self._list is None:
-            out = [Violation(int(i), rule, side) for rule, side, idx in self._hits for i in idx]
+            out = [Violation(int(i), rule, side) for rule, side, a in self._hits for i in self._at(a)]
             self._list = sorted(out, key=lambda v: (v.index, v.rule))
         return self._list
 
     def __len__(self) -> int:
-        return sum(idx.size for _, _, idx in self._hits)
+        if self._n is not None:
+            return sum(int(np.bitwise_count(a).sum()) for _, _, a in self._hits)
+        return sum(a.size for _, _, a in self._hits)
 
     def __getitem__(self, i):  # type: ignore[no-untyped-def]
         return self._all()[i]
@@ -120,84 +129,102 @@ class Violations(Sequence[Violation]):
         """Every point that breaks at least one rule, once, in order."""
         if not self._hits:
             return np.empty(0, dtype=np.intp)
-        seen = np.zeros(max(int(idx[-1]) for _, _, idx in self._hits) + 1, dtype=bool)
-        for _, _, idx in self._hits:
-            seen[idx] = True
+        if self._n is not None:
+            return bits.positions(np.bitwise_or.reduce([a for _, _, a in self._hits]), self._n)
+        seen = np.zeros(max(int(a[-1]) for _, _, a in self._hits) + 1, dtype=bool)
+        for _, _, a in self._hits:
+            seen[a] = True
         return np.flatnonzero(seen)
 
     def __repr__(self) -> str:
         return f"Violations({self._all()!r})"
 
 
-def _shift(a: np.ndarray, by: int) -> np.ndarray:
-    """a moved `by` places later: out[i] = a[i − by], False before the start."""
-    if by == 0:
-        return a
-    out = np.zeros_like(a)
-    if by < a.size:
-        out[by:] = a[:-by]
-    return out
-
-
-def _held(flag: np.ndarray, n: int) -> np.ndarray:
-    """True at i when flag[i − n + 1 … i] are all True: windows doubled and combined by the binary
-    digits of n, so a run of any length costs O(log n) passes over the series."""
-    out = np.ones_like(flag)
-    covered, window, span = 0, flag, 1
-    while n:
-        if n & 1:
-            out &= _shift(window, covered)
-            covered += span
-        n >>= 1
-        if n:
-            window = window & _shift(window, span)
-            span *= 2
-    return out
-
-
-def _count(flag: np.ndarray, m: int) -> np.ndarray:
-    """How many of the last m points (this one included) have `flag` set."""
-    if m > 32:
-        c = np.cumsum(flag, dtype=np.int64)
-        c[m:] -= c[:-m].copy()
-        return c
-    out = flag.view(np.int8).copy()  # counts up to 32 fit in a byte
-    for by in range(1, m):
-        out[by:] += flag[:-by]
-    return out
-
-
 def evaluate(z: np.ndarray, picked: Iterable[Rule]) -> Violations:
     """Violations of `picked` in the series z (in σ units from the center line)."""
-    z = np.asarray(z, dtype=float)
+    return scan(np.asarray(z, dtype=float), 0.0, 1.0, picked)
+
+
+def scan(series: np.ndarray, center: Any, width: Any, picked: Iterable[Rule]) -> Violations:
+    """Violations of `picked` in `series`, whose zone k (k σ from the center line) lies at
+    center ± k·width: scalars, or arrays of the series' length where limits vary point by point.
+
+    With one center and width the points are compared with the zone boundaries themselves, so a
+    point equal to a limit the chart reports is on that limit; where they vary, or the width is
+    zero, each point is judged on its own scale z = (x − center)/width. One pass sets a packed
+    flag series (see `bits`) for each comparison the rules need — above or below a zone, inside
+    one, rising, falling — and the rules are word operations on those."""
     picked = list(picked)
+    if not (np.ndim(center) == 0 and np.ndim(width) == 0 and width > 0):
+        series, center, width = _standard(series, center, width), 0.0, 1.0
+    series = np.ascontiguousarray(series, dtype=float)
+    if not picked or not series.size:
+        return Violations()
+    zones: set[tuple[str, float]] = set()
+    for r in picked:
+        if r.test in ("beyond", "k-of-m", "outside"):
+            zones |= {("above", r.zone), ("below", r.zone)}
+        elif r.test == "same-side":
+            zones |= {("above", 0.0), ("below", 0.0)}
+        elif r.test == "within":
+            zones |= {("above", r.zone), ("below", r.zone)}
+    moves = any(r.test in ("trend", "alternating") for r in picked)
+    keys = [*zones, *(("rise", 0.0), ("fall", 0.0))[: 2 * moves]]
+    n = series.size
+    packed = bits.empty(len(keys), n)
+    flags = dict(zip(keys, packed, strict=True))
+
+    def block(start: int, stop: int) -> None:
+        here = series[start:stop]
+        buf = passes.scratch("flags", (len(keys), here.size), bool)
+        for (side, zone), out in zip(keys, buf, strict=True):
+            if side == "above":
+                np.greater(here, center + zone * width, out=out)
+            elif side == "below":
+                np.less(here, center - zone * width, out=out)
+            else:  # a step up or down from the point before
+                out[0] = False if start == 0 else _moved(side, series[start], series[start - 1])
+                (np.greater if side == "rise" else np.less)(here[1:], here[:-1], out=out[1:])
+        bits.pack(packed, start, buf)
+
+    passes.over(n, block)
+    for row in packed:
+        bits.before(row, n)  # the last word's padding: false, whatever a comparison said
     hits: list[tuple[str, str, np.ndarray]] = []
-    tests = {r.test for r in picked}
-    if tests & {"trend", "alternating"}:
-        step = np.subtract(z[1:], z[:-1])
-        rising, falling = step > 0, step < 0
-    if tests & {"within", "outside"}:
-        size = np.abs(z)
-    flat = np.flatnonzero
     for rule in picked:
-        n = rule.length
-        if rule.test == "beyond":
-            hits += [(rule.name, "above", flat(z > rule.zone)), (rule.name, "below", flat(z < -rule.zone))]
-        elif rule.test == "same-side":
-            hits += [(rule.name, "above", flat(_held(z > 0, n))), (rule.name, "below", flat(_held(z < 0, n)))]
-        elif rule.test == "trend":  # n points need n − 1 steps; step j ends at point j + 1
-            hits += [
-                (rule.name, "above", flat(_held(rising, n - 1)) + 1),
-                (rule.name, "below", flat(_held(falling, n - 1)) + 1),
-            ]
-        elif rule.test == "alternating":  # n points: n − 2 changes of direction; turn j is at point j + 2
-            turn = (rising[1:] & falling[:-1]) | (falling[1:] & rising[:-1])
-            hits.append((rule.name, "both", flat(_held(turn, n - 2)) + 2))
-        elif rule.test == "k-of-m":
-            for side, beyond in (("above", z > rule.zone), ("below", z < -rule.zone)):
-                hits.append((rule.name, side, flat(beyond & (_count(beyond, n) >= rule.k))))
-        elif rule.test == "within":
-            hits.append((rule.name, "both", flat(_held(size < rule.zone, n))))
-        elif rule.test == "outside":
-            hits.append((rule.name, "both", flat(_held(size > rule.zone, n))))
-    return Violations(hits)
+        m = rule.length
+        if rule.test == "alternating":  # m points: m − 2 changes of direction
+            turn = bits.turns(flags["rise", 0.0], flags["fall", 0.0])
+            hits.append((rule.name, "both", bits.held(turn, m - 2)))
+        elif rule.test == "trend":  # m points: m − 1 steps, each flagged at the point it ends on
+            hits += [(rule.name, side, bits.held(flags[move, 0.0], m - 1)) for side, move in _MOVES]
+        elif rule.test in ("within", "outside"):
+            beyond = flags["above", rule.zone] | flags["below", rule.zone]
+            run = bits.before(~beyond, n) if rule.test == "within" else beyond
+            hits.append((rule.name, "both", bits.held(run, m)))
+        else:
+            zone = 0.0 if rule.test == "same-side" else rule.zone
+            for side in ("above", "below"):
+                f = flags[side, zone]
+                if rule.test == "beyond":
+                    hit = f
+                elif rule.test == "same-side":
+                    hit = bits.held(f, m)
+                else:  # k of m, the point itself among the k
+                    hit = bits.at_least(f, m, rule.k)
+                hits.append((rule.name, side, hit))
+    return Violations([(name, side, bits.before(w, n)) for name, side, w in hits], n)
+
+
+def _moved(side: str, now: float, then: float) -> bool:
+    return bool(now > then if side == "rise" else now < then)
+
+
+_MOVES = (("above", "rise"), ("below", "fall"))
+
+
+def _standard(s: np.ndarray, center: Any, width: Any) -> np.ndarray:
+    """(s − center)/width; with zero width a point on the center line is on it, any other beyond."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (s - center) / width
+    return np.where(np.isnan(z) & ~np.isnan(s), 0.0, z)

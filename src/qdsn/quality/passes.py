@@ -1,0 +1,75 @@
+"""Passes over a long series in cache-sized blocks, spread over the machine's cores.
+
+A whole-array numpy operation streams the series through memory and allocates a result as large
+as it; a pass that takes one block at a time through all its operations keeps its temporaries in
+the core's cache. numpy releases the GIL inside each operation, so threads working on separate
+stretches of blocks run in parallel.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+BLOCK = 1 << 16  # points: a block of float64 is 512 KiB, within one core's L2 cache
+CORES = max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 4))
+_pool: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
+_local = threading.local()
+
+
+def _forget_pool() -> None:  # a forked child inherits the pool but not its threads
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _workers() -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(CORES - 1, thread_name_prefix="qdsn-pass")
+        return _pool
+
+
+def scratch(name: str, shape: tuple[int, ...], dtype: Any = float) -> np.ndarray:
+    """This thread's buffer called `name`, reused from block to block and call to call: a fresh
+    megabyte-sized array is mapped from the kernel and faulted in page by page every time."""
+    kept: dict[str, np.ndarray] = _local.__dict__.setdefault("buffers", {})
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buf = kept.get(name)
+    if buf is None or buf.size < size:
+        buf = kept[name] = np.empty(size, dtype=np.uint8)
+    return buf[:size].view(dtype).reshape(shape)
+
+
+def blocks(n: int, block: int | None = None) -> list[tuple[int, int]]:
+    """[start, stop) of each block of a series of n points."""
+    size = block or BLOCK
+    return [(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+def over(n: int, work: Callable[[int, int], T], block: int | None = None) -> list[T]:
+    """work(start, stop) for every block of [0, n), the blocks shared in contiguous stretches
+    among the cores; the results in block order. `work` must write only its own block's output."""
+    todo = blocks(n, block)
+    if CORES == 1 or len(todo) < CORES:
+        return [work(*b) for b in todo]
+    share = -(-len(todo) // CORES)
+    stretches = [todo[i : i + share] for i in range(0, len(todo), share)]
+    run = lambda stretch: [work(*b) for b in stretch]  # noqa: E731
+    futures = [_workers().submit(run, s) for s in stretches[1:]]
+    out = run(stretches[0])
+    for f in futures:
+        out += f.result()
+    return out
