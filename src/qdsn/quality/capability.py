@@ -184,19 +184,16 @@ def _moments(x: np.ndarray, lsl: float | None = None, usl: float | None = None, 
             step = float(np.abs(diff, out=diff).sum())
         below = np.count_nonzero(part < lsl) if lsl is not None else 0
         above = np.count_nonzero(part > usl) if usl is not None else 0
-        s1, s2 = float(d.sum()), float(d2.sum())
+        s2 = float(d2.sum())
         s3 = float(np.multiply(d2, d, out=d).sum())  # not d2 @ d: BLAS would wake its own threads
         s4 = float(np.multiply(d2, d2, out=d).sum())
-        return s1, s2, s3, s4, step, below, above
+        return s2, s3, s4, step, below, above
 
     parts = passes.over(n, block)
-    s1, s2, s3, s4, step = (math.fsum(p[i] for p in parts) for i in range(5))
+    s2, s3, s4, step = (math.fsum(p[i] for p in parts) for i in range(4))
     _finite(x, "data", s4, step)
-    e = s1 / n  # the rounding left in the mean; the moments are taken about the mean itself
-    m2 = s2 / n - e * e
-    m3 = s3 / n - 3 * e * s2 / n + 2 * e**3
-    m4 = s4 / n - 4 * e * s3 / n + 6 * e * e * s2 / n - 3 * e**4
-    return Moments(n, mean + e, m2, m3, m4, step, sum(p[5] for p in parts), sum(p[6] for p in parts))
+    m2, m3, m4 = s2 / n, s3 / n, s4 / n
+    return Moments(n, mean, m2, m3, m4, step, sum(p[4] for p in parts), sum(p[5] for p in parts))
 
 
 def _limits(lsl: Any, usl: Any, target: Any) -> tuple[float | None, float | None, float | None]:
