@@ -64,13 +64,14 @@ def at_least(w: np.ndarray, m: int, k: int) -> np.ndarray:
     (level j: "at least j + 1 so far") takes the earlier points one at a time."""
     if k == 1:
         return w
+    top = k - 2
     levels = [np.zeros_like(w) for _ in range(k - 1)]
     for by in range(1, m):
         v = later(w, by)
-        for j in range(min(by - 1, k - 2), 0, -1):
-            levels[j] |= levels[j - 1] & v
-        levels[0] |= v
-    return w & levels[k - 2]
+        # only levels that can still climb to the top in the steps left are worth updating
+        for j in range(min(by - 1, top), max(0, top - (m - 1 - by)) - 1, -1):
+            levels[j] |= levels[j - 1] & v if j else v
+    return w & levels[top]
 
 
 def turns(rise: np.ndarray, fall: np.ndarray) -> np.ndarray:

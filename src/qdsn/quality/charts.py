@@ -211,16 +211,27 @@ def _phase(
 
 
 def _beyond(c: Chart) -> Violations:
+    """The points beyond the chart's limits, in blocks on every core."""
     s = c.statistic
     # a spread never falls below a lower limit of 0: one comparison fewer over a long series
     low = not (c.kind in _SPREADS and np.ndim(c.lcl) == 0 and c.lcl <= 0)
-    with np.errstate(invalid="ignore"):
-        return Violations(
-            [("limits", "above", np.flatnonzero(s > c.ucl))]
-            + ([("limits", "below", np.flatnonzero(s < c.lcl))] if low else [])
-        )
+
+    def block(start: int, stop: int) -> tuple[Array, Array]:
+        part = s[start:stop]
+        with np.errstate(invalid="ignore"):
+            above = np.flatnonzero(part > _part(c.ucl, start, stop))
+            below = np.flatnonzero(part < _part(c.lcl, start, stop)) if low else above[:0]
+        return above + start, below + start
+
+    found = passes.over(s.size, block)
+    return Violations([("limits", side, np.concatenate([f[i] for f in found])) for i, side in enumerate(_SIDES)])
 
 
+def _part(limit: Any, start: int, stop: int) -> Any:
+    return limit[start:stop] if np.ndim(limit) else limit
+
+
+_SIDES = ("above", "below")
 _SPREADS = {"mr", "r", "s"}
 
 
