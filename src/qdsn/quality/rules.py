@@ -130,7 +130,10 @@ class Violations(Sequence[Violation]):
         if not self._hits:
             return np.empty(0, dtype=np.intp)
         if self._n is not None:
-            return bits.positions(np.bitwise_or.reduce([a for _, _, a in self._hits]), self._n)
+            seen = self._hits[0][2].copy()
+            for _, _, a in self._hits[1:]:
+                seen |= a
+            return bits.positions(seen, self._n)
         seen = np.zeros(max(int(a[-1]) for _, _, a in self._hits) + 1, dtype=bool)
         for _, _, a in self._hits:
             seen[a] = True
