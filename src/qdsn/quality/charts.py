@@ -20,7 +20,7 @@ import numpy as np
 from qdsn.errors import InvalidInput
 from qdsn.quality import constants as k
 from qdsn.quality import passes
-from qdsn.quality.rules import Violations, scan
+from qdsn.quality.rules import Scan, Violations
 from qdsn.quality.rules import rules as pick_rules
 
 Array = np.ndarray
@@ -212,18 +212,21 @@ def _phase(
 
 def _beyond(c: Chart) -> Violations:
     """The points beyond the chart's limits, in blocks on every core."""
-    s = c.statistic
+    return _gather(passes.over(c.statistic.size, lambda start, stop: _outside(c, start, stop)))
+
+
+def _outside(c: Chart, start: int, stop: int) -> tuple[Array, Array]:
+    """The points start … stop − 1 above the chart's upper limit, and below its lower one."""
+    part = c.statistic[start:stop]
     # a spread never falls below a lower limit of 0: one comparison fewer over a long series
     low = not (c.kind in _SPREADS and np.ndim(c.lcl) == 0 and c.lcl <= 0)
+    with np.errstate(invalid="ignore"):
+        above = np.flatnonzero(part > _part(c.ucl, start, stop))
+        below = np.flatnonzero(part < _part(c.lcl, start, stop)) if low else above[:0]
+    return above + start, below + start
 
-    def block(start: int, stop: int) -> tuple[Array, Array]:
-        part = s[start:stop]
-        with np.errstate(invalid="ignore"):
-            above = np.flatnonzero(part > _part(c.ucl, start, stop))
-            below = np.flatnonzero(part < _part(c.lcl, start, stop)) if low else above[:0]
-        return above + start, below + start
 
-    found = passes.over(s.size, block)
+def _gather(found: list[tuple[Array, Array]]) -> Violations:
     return Violations([("limits", side, np.concatenate([f[i] for f in found])) for i, side in enumerate(_SIDES)])
 
 
@@ -236,10 +239,19 @@ _SPREADS = {"mr", "r", "s"}
 
 
 def _judge(chart: Chart, center: Any, width: Any, o: ChartOptions) -> Chart:
-    """Apply the run rules to the chart, whose zone k lies at center ± k·width."""
-    chart.violations = scan(chart.statistic, _const(center), _const(width), pick_rules(o["rules"], o["run_lengths"]))
-    if chart.companion is not None:
-        chart.companion.violations = _beyond(chart.companion)
+    """Apply the run rules to the chart, whose zone k lies at center ± k·width, and its limits to
+    its companion: one pass over the points, in blocks on every core."""
+    rules = Scan(chart.statistic, _const(center), _const(width), pick_rules(o["rules"], o["run_lengths"]))
+    comp = chart.companion
+
+    def block(start: int, stop: int) -> tuple[Array, Array] | None:
+        rules.block(start, stop)
+        return _outside(comp, start, stop) if comp is not None else None
+
+    found = passes.over(rules.n, block)
+    chart.violations = rules.violations()
+    if comp is not None:
+        comp.violations = _gather(found)
     return chart
 
 

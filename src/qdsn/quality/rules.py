@@ -150,80 +150,89 @@ def evaluate(z: np.ndarray, picked: Iterable[Rule]) -> Violations:
 
 def scan(series: np.ndarray, center: Any, width: Any, picked: Iterable[Rule]) -> Violations:
     """Violations of `picked` in `series`, whose zone k (k σ from the center line) lies at
-    center ± k·width: scalars, or arrays of the series' length where limits vary point by point.
+    center ± k·width: scalars, or arrays of the series' length where limits vary point by point."""
+    s = Scan(series, center, width, picked)
+    passes.over(s.n, s.block)
+    return s.violations()
+
+
+class Scan:
+    """The run rules over one series, in two steps: `block` sets, for a stretch of points, a
+    packed flag series (see `bits`) for each comparison the rules need — above or below a zone
+    boundary, rising, falling; run it for every block of the series, alone (`scan`) or in a pass
+    that does other work on the same blocks. `violations` then applies the rules as word
+    operations on the flags.
 
     With one center and width the points are compared with the zone boundaries themselves, so a
     point equal to a limit the chart reports is on that limit; where they vary, or the width is
-    zero, each point is judged on its own scale z = (x − center)/width. One pass sets a packed
-    flag series (see `bits`) for each comparison the rules need — above or below a zone, inside
-    one, rising, falling — and the rules are word operations on those."""
-    picked = list(picked)
-    if not (np.ndim(center) == 0 and np.ndim(width) == 0 and width > 0):
-        series, center, width = _standard(series, center, width), 0.0, 1.0
-    series = np.ascontiguousarray(series, dtype=float)
-    if not picked or not series.size:
-        return Violations()
-    zones: set[tuple[str, float]] = set()
-    for r in picked:
-        if r.test in ("beyond", "k-of-m", "outside"):
-            zones |= {("above", r.zone), ("below", r.zone)}
-        elif r.test == "same-side":
-            zones |= {("above", 0.0), ("below", 0.0)}
-        elif r.test == "within":
-            zones |= {("above", r.zone), ("below", r.zone)}
-    moves = any(r.test in ("trend", "alternating") for r in picked)
-    keys = [*zones, *(("rise", 0.0), ("fall", 0.0))[: 2 * moves]]
-    n = series.size
-    packed = bits.empty(len(keys), n)
-    flags = dict(zip(keys, packed, strict=True))
+    zero, each point is judged on its own scale z = (x − center)/width."""
 
-    def block(start: int, stop: int) -> None:
-        here = series[start:stop]
-        buf = passes.scratch("flags", (len(keys), here.size), bool)
-        for (side, zone), out in zip(keys, buf, strict=True):
+    def __init__(self, series: np.ndarray, center: Any, width: Any, picked: Iterable[Rule]) -> None:
+        self.picked = list(picked)
+        if not (np.ndim(center) == 0 and np.ndim(width) == 0 and width > 0):
+            series, center, width = _standard(series, center, width), 0.0, 1.0
+        self.series = np.ascontiguousarray(series, dtype=float)
+        self.n, self.center, self.width = self.series.size, center, width
+        zones = {("above", _zone(r)) for r in self.picked if r.test not in _MOVING}
+        moves = [("rise", 0.0), ("fall", 0.0)] if any(r.test in _MOVING for r in self.picked) else []
+        self.keys = [*sorted(zones | {("below", z) for _, z in zones}), *moves]
+        self.packed = bits.empty(len(self.keys), self.n)
+        self.flags = dict(zip(self.keys, self.packed, strict=True))
+
+    def block(self, start: int, stop: int) -> None:
+        """Set the flags of points start … stop − 1 (start a multiple of 8)."""
+        if not self.keys:
+            return
+        x, c, w = self.series, self.center, self.width
+        here = x[start:stop]
+        buf = passes.scratch("flags", (len(self.keys), here.size), bool)
+        for (side, zone), out in zip(self.keys, buf, strict=True):
             if side == "above":
-                np.greater(here, center + zone * width, out=out)
+                np.greater(here, c + zone * w, out=out)
             elif side == "below":
-                np.less(here, center - zone * width, out=out)
+                np.less(here, c - zone * w, out=out)
             else:  # a step up or down from the point before
-                out[0] = False if start == 0 else _moved(side, series[start], series[start - 1])
-                (np.greater if side == "rise" else np.less)(here[1:], here[:-1], out=out[1:])
-        bits.pack(packed, start, buf)
+                up = side == "rise"
+                out[0] = start > 0 and bool(x[start] > x[start - 1] if up else x[start] < x[start - 1])
+                (np.greater if up else np.less)(here[1:], here[:-1], out=out[1:])
+        bits.pack(self.packed, start, buf)
 
-    passes.over(n, block)
-    for row in packed:
-        bits.before(row, n)  # the last word's padding: false, whatever a comparison said
-    hits: list[tuple[str, str, np.ndarray]] = []
-    for rule in picked:
-        m = rule.length
-        if rule.test == "alternating":  # m points: m − 2 changes of direction
-            turn = bits.turns(flags["rise", 0.0], flags["fall", 0.0])
-            hits.append((rule.name, "both", bits.held(turn, m - 2)))
-        elif rule.test == "trend":  # m points: m − 1 steps, each flagged at the point it ends on
-            hits += [(rule.name, side, bits.held(flags[move, 0.0], m - 1)) for side, move in _MOVES]
-        elif rule.test in ("within", "outside"):
-            beyond = flags["above", rule.zone] | flags["below", rule.zone]
-            run = bits.before(~beyond, n) if rule.test == "within" else beyond
-            hits.append((rule.name, "both", bits.held(run, m)))
-        else:
-            zone = 0.0 if rule.test == "same-side" else rule.zone
-            for side in ("above", "below"):
-                f = flags[side, zone]
-                if rule.test == "beyond":
-                    hit = f
-                elif rule.test == "same-side":
-                    hit = bits.held(f, m)
-                else:  # k of m, the point itself among the k
-                    hit = bits.at_least(f, m, rule.k)
-                hits.append((rule.name, side, hit))
-    return Violations([(name, side, bits.before(w, n)) for name, side, w in hits], n)
-
-
-def _moved(side: str, now: float, then: float) -> bool:
-    return bool(now > then if side == "rise" else now < then)
+    def violations(self) -> Violations:
+        """The rules applied to the flags of every block."""
+        n, flags = self.n, self.flags
+        bits.before(self.packed, n)  # the last word's padding: false, whatever a comparison said
+        hits: list[tuple[str, str, np.ndarray]] = []
+        for rule in self.picked:
+            m = rule.length
+            if rule.test == "alternating":  # m points: m − 2 changes of direction
+                turn = bits.turns(flags["rise", 0.0], flags["fall", 0.0])
+                hits.append((rule.name, "both", bits.held(turn, m - 2)))
+            elif rule.test == "trend":  # m points: m − 1 steps, each flagged at the point it ends on
+                hits += [(rule.name, side, bits.held(flags[move, 0.0], m - 1)) for side, move in _MOVES]
+            elif rule.test in ("within", "outside"):
+                beyond = flags["above", rule.zone] | flags["below", rule.zone]
+                run = bits.before(~beyond, n) if rule.test == "within" else beyond
+                hits.append((rule.name, "both", bits.held(run, m)))
+            else:
+                for side in ("above", "below"):
+                    f = flags[side, _zone(rule)]
+                    if rule.test == "beyond":
+                        hit = f
+                    elif rule.test == "same-side":
+                        hit = bits.held(f, m)
+                    else:  # k of m, the point itself among the k
+                        hit = bits.at_least(f, m, rule.k)
+                    hits.append((rule.name, side, hit))
+        return Violations([(name, side, bits.before(w, n)) for name, side, w in hits], n)
 
 
+_MOVING = {"trend", "alternating"}
 _MOVES = (("above", "rise"), ("below", "fall"))
+
+
+def _zone(r: Rule) -> float:
+    """The zone whose boundaries a rule compares with: the center line for same-side runs."""
+    return 0.0 if r.test == "same-side" else float(r.zone)
 
 
 def _standard(s: np.ndarray, center: Any, width: Any) -> np.ndarray:
