@@ -147,6 +147,12 @@ def capability(
     return out
 
 
+def _quiet(f: Any, *args: Any) -> Any:
+    """f(*args) without numpy's overflow warnings: a sum that is not finite is refused after."""
+    with np.errstate(over="ignore", invalid="ignore"):  # per thread: each block sets its own
+        return f(*args)
+
+
 @dataclass(frozen=True)
 class Moments:
     """One pass's worth of a sample: n, mean, central moments m2, m3, m4 (over n), the sum of the
@@ -166,7 +172,7 @@ def _moments(x: np.ndarray, lsl: float | None = None, usl: float | None = None, 
     """Two passes over the contiguous x in blocks, on every core: the sum (which also vouches that
     every value is finite), then everything else about the mean; the blocks stay in cache."""
     n = x.size
-    total = math.fsum(passes.over(n, lambda a, b: float(x[a:b].sum())))
+    total = math.fsum(passes.over(n, lambda a, b: _quiet(x[a:b].sum)))
     _finite(x, "data", total)
     mean = total / n
 
@@ -189,7 +195,7 @@ def _moments(x: np.ndarray, lsl: float | None = None, usl: float | None = None, 
         s4 = float(np.multiply(d2, d2, out=d).sum())
         return s2, s3, s4, step, below, above
 
-    parts = passes.over(n, block)
+    parts = passes.over(n, lambda a, b: _quiet(block, a, b))
     s2, s3, s4, step = (math.fsum(p[i] for p in parts) for i in range(4))
     _finite(x, "data", s4, step)
     m2, m3, m4 = s2 / n, s3 / n, s4 / n

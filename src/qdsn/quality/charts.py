@@ -357,9 +357,10 @@ def moving_ranges(x: Array) -> tuple[Array, float, float]:
     def block(start: int, stop: int) -> tuple[float, float]:
         lo = max(start, 1)
         part = mr[lo:stop]
-        np.subtract(x[lo:stop], x[lo - 1 : stop - 1], out=part)
-        np.abs(part, out=part)
-        return float(x[start:stop].sum()), float(part.sum())
+        with np.errstate(over="ignore", invalid="ignore"):  # a sum that is not finite is refused after
+            np.subtract(x[lo:stop], x[lo - 1 : stop - 1], out=part)
+            np.abs(part, out=part)
+            return float(x[start:stop].sum()), float(part.sum())
 
     sums = passes.over(x.size, block)
     return mr, math.fsum(a for a, _ in sums), math.fsum(b for _, b in sums)

@@ -1,0 +1,108 @@
+"""Blocked passes over long series, the packed flag series of the run rules, and the results of
+charts and capability computed in many blocks on two threads: the same as computed whole."""
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qdsn import quality
+from qdsn.errors import InvalidInput
+from qdsn.quality import bits, passes
+from qdsn.quality.rules import evaluate, rules
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of 64 points shared between two threads, so that short series cross many blocks."""
+    monkeypatch.setattr(passes, "BLOCK", 64)
+    monkeypatch.setattr(passes, "CORES", 2)
+
+
+def test_every_block_once_in_order(small_blocks):
+    seen = []
+    out = passes.over(1000, lambda a, b: (seen.append((a, b)), (a, b, threading.get_ident()))[1])
+    assert [(a, b) for a, b, _ in out] == [(s, min(s + 64, 1000)) for s in range(0, 1000, 64)]
+    assert sorted(seen) == [(a, b) for a, b, _ in out]
+    assert len({t for *_, t in out}) == 2  # the stretches ran on two threads
+
+
+def test_a_failing_block_fails_the_pass(small_blocks):
+    def work(a, b):
+        if a == 640:
+            raise ValueError("block 10")
+        return a
+
+    with pytest.raises(ValueError, match="block 10"):
+        passes.over(1000, work)
+
+
+def test_scratch_is_kept_per_thread_and_grows():
+    a = passes.scratch("t", (10,))
+    assert passes.scratch("t", (5, 2)).base is a.base and passes.scratch("t", (4,), bool).base is a.base
+    assert passes.scratch("t", (100,)).size == 100  # a larger request replaces the buffer
+    other = []
+    t = threading.Thread(target=lambda: other.append(passes.scratch("t", (100,))))
+    t.start(), t.join()
+    assert not np.shares_memory(other[0], passes.scratch("t", (100,)))
+
+
+def packed(flags: np.ndarray) -> np.ndarray:
+    w = bits.empty(1, flags.size)
+    bits.pack(w, 0, flags[None, :])
+    return bits.before(w[0], flags.size)
+
+
+def shifted(f: np.ndarray, k: int) -> np.ndarray:
+    return np.r_[np.zeros(min(k, f.size), bool), f[: max(f.size - k, 0)]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=300), st.integers(1, 140), st.integers(1, 6))
+def test_word_operations_match_boolean_arrays(flags, m, k):
+    f = np.array(flags)
+    n, w = f.size, packed(f)
+    assert bits.positions(w, n).tolist() == np.flatnonzero(f).tolist()
+    assert bits.positions(bits.before(bits.later(w, m), n), n).tolist() == np.flatnonzero(shifted(f, m)).tolist()
+    run = np.logical_and.reduce([shifted(f, j) for j in range(m)])
+    assert bits.positions(bits.before(bits.held(w, m), n), n).tolist() == np.flatnonzero(run).tolist()
+    k = min(k, m)
+    count = np.sum([shifted(f, j) for j in range(m)], axis=0)
+    expected = np.flatnonzero(f & (count >= k))
+    assert bits.positions(bits.before(bits.at_least(w, m, k), n), n).tolist() == expected.tolist()
+
+
+def test_imr_in_many_blocks_is_the_whole_computation(small_blocks):
+    x = np.random.default_rng(5).normal(10, 1, 5000)
+    chart = quality.imr(x)
+    mr = np.abs(np.diff(x))
+    assert chart.companion.statistic[1:] == pytest.approx(mr, abs=0)
+    assert chart.center == pytest.approx(x.mean(), rel=1e-13)
+    assert chart.sigma == pytest.approx(mr.mean() / 1.1283791670955126, rel=1e-12)
+    assert chart.companion.violations.indices().tolist() == (np.flatnonzero(mr > chart.companion.ucl) + 1).tolist()
+    z = (x - chart.center) / chart.sigma
+    assert {tuple(v) for v in chart.violations} == {tuple(v) for v in evaluate(z, rules("nelson"))}
+
+
+def test_capability_in_many_blocks_matches_numpy_and_scipy(small_blocks):
+    from scipy import stats
+
+    x = np.random.default_rng(6).gamma(9, size=20_000)
+    c = quality.capability(x, 2, 20)
+    assert c.mean == pytest.approx(x.mean(), rel=1e-13)
+    assert c.sigma_overall == pytest.approx(x.std(ddof=1), rel=1e-12)
+    assert c.sigma_within == pytest.approx(np.abs(np.diff(x)).mean() / 1.1283791670955126, rel=1e-12)
+    assert c.ppm["observed_below_lsl"] == pytest.approx(np.count_nonzero(x < 2) / x.size * 1e6)
+    assert c.ppm["observed_above_usl"] == pytest.approx(np.count_nonzero(x > 20) / x.size * 1e6)
+    ref = stats.normaltest(x)
+    assert c.normality["k2"] == pytest.approx(ref.statistic, rel=1e-9)
+    assert c.normality["skewness"] == pytest.approx(stats.skew(x), rel=1e-10)
+
+
+def test_sums_that_overflow_are_refused():
+    with pytest.raises(InvalidInput, match="too large"):
+        quality.imr([1e308, 1e308, -1e308])
+    with pytest.raises(InvalidInput, match="too large"):
+        quality.capability([1e308, 1e308, -1e308], 0, 1)
