@@ -326,7 +326,7 @@ def imr(values: Any, **options: Unpack[ChartOptions]) -> Chart:
     o = _options(options)
     nsigma = o["nsigma"]
     x = np.ascontiguousarray(_values(values, "values", 2, checked=False))
-    mr, total, spread = moving_ranges(x)
+    mr, total, spread = _moving_ranges(x)
     _finite(x, "values", total, spread)
     d2, d3 = k.d2(2), k.d3(2)
 
@@ -348,7 +348,7 @@ def imr(values: Any, **options: Unpack[ChartOptions]) -> Chart:
     return _phase(x.size, estimate, build, "imr", o)
 
 
-def moving_ranges(x: Array) -> tuple[Array, float, float]:
+def _moving_ranges(x: Array) -> tuple[Array, float, float]:
     """|xᵢ − xᵢ₋₁| (NaN for the first point), with the sums of x and of the moving ranges: one pass
     over the contiguous x in blocks, on every core."""
     mr = np.empty_like(x)

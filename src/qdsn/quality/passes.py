@@ -53,16 +53,10 @@ def scratch(name: str, shape: tuple[int, ...], dtype: Any = float) -> np.ndarray
     return buf[:size].view(dtype).reshape(shape)
 
 
-def blocks(n: int, block: int | None = None) -> list[tuple[int, int]]:
-    """[start, stop) of each block of a series of n points."""
-    size = block or BLOCK
-    return [(s, min(s + size, n)) for s in range(0, n, size)]
-
-
-def over(n: int, work: Callable[[int, int], T], block: int | None = None) -> list[T]:
+def over(n: int, work: Callable[[int, int], T]) -> list[T]:
     """work(start, stop) for every block of [0, n), the blocks shared in contiguous stretches
     among the cores; the results in block order. `work` must write only its own block's output."""
-    todo = blocks(n, block)
+    todo = [(s, min(s + BLOCK, n)) for s in range(0, n, BLOCK)]
     if CORES == 1 or len(todo) < CORES:
         return [work(*b) for b in todo]
     share = -(-len(todo) // CORES)

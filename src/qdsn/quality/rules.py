@@ -1,13 +1,12 @@
-"""Run rules: Western Electric 1–4 and Nelson 1–8, vectorized over the whole series.
+"""Run rules: Western Electric 1–4 and Nelson 1–8, as word operations on packed flag series.
 
-Zones are measured on each point's own scale z = (x − center) / σ_point, so charts with varying
-limits (stair-step p and u charts, exact EWMA limits) are judged point by point. Conventions, the
-same as Minitab's and the Western Electric handbook's:
+Where the limits are the same for every point, points are compared with the zone boundaries
+center ± k·σ themselves; where they vary (stair-step p and u charts), each point is judged on its
+own scale z = (x − center) / σ_point. Conventions:
 
 - "Beyond" is strict: a point exactly on a limit or zone boundary belongs to the inner zone, so it
   is not beyond that boundary and it is within it (rule 7); a point exactly on the center line is
-  on neither side and ends a same-side run. Equal neighbours end a trend and an
-  alternation.
+  on neither side and ends a same-side run. Equal neighbours end a trend and an alternation.
 - A violation is reported at the point that completes the pattern (the 9th point of a run of 9,
   the 3rd of "2 of 3"), and at every later point that keeps it going. For "k of m" rules that
   point must itself be one of the k. A point that breaks several rules is reported under each.
