@@ -1,8 +1,11 @@
 """`qdsn spc`: charts, capability and sampling from CSV files, tables or exactly one JSON document."""
 
 import json
+import re
 from pathlib import Path
 
+import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from qdsn.cli.main import app
@@ -49,3 +52,45 @@ def test_bad_input_says_what():
     assert r.exit_code != 0 and "below the upper" in str(r.exception)
     r = runner.invoke(app, ["spc", "chart", "-t", "zz", str(FIXTURES / "circuit.csv")])
     assert "unknown chart type" in str(r.exception)
+
+
+def test_long_files_and_the_normality_test_they_get(tmp_path):
+    csv = tmp_path / "long.csv"
+    x = np.random.default_rng(2).normal(17.6, 0.12, 20_000)
+    csv.write_text("thickness\n" + "\n".join(f"{v:.5f}" for v in x))
+    r = runner.invoke(app, ["spc", "capability", str(csv), "--lsl", "17", "--usl", "18.1"])
+    assert r.exit_code == 0, r.output
+    assert "D'Agostino-Pearson K²" in r.output
+    doc = json.loads(
+        runner.invoke(app, ["spc", "capability", str(csv), "--lsl", "17", "--usl", "18.1", "--json"]).output
+    )
+    assert doc["n"] == 20_000 and doc["mean"] == pytest.approx(float(np.round(x, 5).mean()), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "v\n1.0\n2.0\nabc\n4.0\n",
+            r"line 4: 'abc' is not a number",
+        ),  # the fast parser gives way to the one that names lines
+        ('v\n1.0\n"2.0"\nx\n', r"line 4: 'x' is not a number"),
+        ("v\n1.0\n\n2.0\n1.5\n", None),  # a blank line is skipped either way
+    ],
+)
+def test_csv_errors_name_the_line(tmp_path, text, message):
+    csv = tmp_path / "v.csv"
+    csv.write_text(text)
+    r = runner.invoke(app, ["spc", "chart", "-t", "imr", str(csv), "--json"])
+    if message is None:
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.output)["statistic"] == [1.0, 2.0, 1.5]
+    else:
+        assert r.exit_code != 0 and re.search(message, str(r.exception)), r.exception
+
+
+def test_subgroup_rows_with_a_header_count_lines_from_the_file(tmp_path):
+    csv = tmp_path / "s.csv"
+    csv.write_text("a,b,c\n1,2,3\n4,5,x\n")
+    r = runner.invoke(app, ["spc", "chart", "-t", "xbar-r", str(csv)])
+    assert "line 3: 'x' is not a number" in str(r.exception)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import orjson
 import typer
 from rich.console import Console
@@ -27,17 +29,53 @@ Json = Annotated[bool, typer.Option("--json", help="Print exactly one JSON docum
 
 
 def _read(path: Path) -> tuple[list[str] | None, list[list[str]]]:
+    """The header (None if the file has none) and the data rows, as strings."""
     if not path.is_file():
         raise InvalidInput(f"no such file: {path}")
     with path.open(newline="") as f:
         rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
     if not rows:
         raise InvalidInput(f"{path} holds no data")
+    return (None, rows) if _numeric(rows[0]) else ([c.strip() for c in rows[0]], rows[1:])
+
+
+def _header(path: Path) -> list[str] | None:
+    """The header row, or None if the file starts with numbers."""
+    if not path.is_file():
+        raise InvalidInput(f"no such file: {path}")
+    with path.open(newline="") as f:
+        first = next(csv.reader(f), None)
+    return None if first is None or _numeric(first) else [c.strip() for c in first]
+
+
+def _numeric(row: list[str]) -> bool:
     try:
-        [float(c) for c in rows[0] if c.strip()]
-        return None, rows
+        [float(c) for c in row if c.strip()]
+        return True
     except ValueError:
-        return [c.strip() for c in rows[0]], rows[1:]
+        return False
+
+
+def _fast(path: Path, header: list[str] | None, column: int | None = None) -> np.ndarray | None:
+    """The numbers (one column, or all as rows) through numpy's C parser — a million rows in a
+    fraction of a second — or None when anything is unusual (blank or quoted cells, ragged rows,
+    text), for the reader that names the line at fault."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "input contained no data" and the like
+            return np.loadtxt(path, delimiter=",", skiprows=1 if header else 0, usecols=column,
+                              ndmin=1 if column is not None else 2, comments=None, dtype=float)  # fmt: skip
+    except (ValueError, UserWarning):
+        return None
+
+
+def _subgroups(path: Path) -> Any:
+    """Every row's numbers: an array when the rows are all complete, else lists (blank cells left out)."""
+    fast = _fast(path, _header(path))
+    if fast is not None:
+        return fast
+    header, rows = _read(path)
+    return [[_number(c, f"{path}, line {i}") for c in r if c.strip()] for i, r in enumerate(rows, 2 if header else 1)]
 
 
 def _number(cell: str, where: str) -> float:
@@ -47,13 +85,18 @@ def _number(cell: str, where: str) -> float:
         raise InvalidInput(f"{where}: {cell!r} is not a number") from None
 
 
-def _column(path: Path, header: list[str] | None, rows: list[list[str]], name: str | None, default: int) -> list[float]:
+def _column(path: Path, name: str | None, default: int) -> Any:
+    """One column of numbers: the one named in the header, else the default one."""
+    header = _header(path)
+    i = default
     if name is not None:
         if header is None or name not in header:
             raise InvalidInput(f"{path} has no column {name!r}", f"its columns: {', '.join(header or ['(no header)'])}")
         i = header.index(name)
-    else:
-        i = default
+    fast = _fast(path, header, i)
+    if fast is not None:
+        return fast
+    header, rows = _read(path)
     out = []
     for n, r in enumerate(rows, start=2 if header else 1):
         if i >= len(r):
@@ -76,14 +119,12 @@ def chart(
     """A control chart with its limits and every point that breaks a run rule."""
     if type not in CHARTS:
         raise InvalidInput(f"unknown chart type {type!r}", f"use one of {', '.join(CHARTS)}")
-    header, rows = _read(file)
     if type in ("xbar-r", "xbar-s"):
-        data = [[_number(c, f"{file}, line {i}") for c in r if c.strip()] for i, r in enumerate(rows, 1)]
-        c = (quality.xbar_r if type == "xbar-r" else quality.xbar_s)(data, rules=rules)
+        c = (quality.xbar_r if type == "xbar-r" else quality.xbar_s)(_subgroups(file), rules=rules)
     else:
-        values = _column(file, header, rows, column, 0)
+        values = _column(file, column, 0)
         if type in ("p", "u"):
-            sizes: Any = size if size is not None else _column(file, header, rows, size_column, 1)
+            sizes: Any = size if size is not None else _column(file, size_column, 1)
             c = (quality.p_chart if type == "p" else quality.u_chart)(values, sizes, rules=rules)
         elif type == "np":
             if size is None:
@@ -143,12 +184,12 @@ def capability(
     json_out: Json = False,
 ) -> None:
     """Cp, Cpk, Cpm, Pp, Ppk with 95 % intervals, ppm beyond the limits and a normality check."""
-    header, rows = _read(file)
-    width = max(len([c for c in r if c.strip()]) for r in rows)
-    if width > 1 and column is None:
-        data: Any = [[_number(c, f"{file}, line {i}") for c in r if c.strip()] for i, r in enumerate(rows, 1)]
+    if column is not None:
+        data: Any = _column(file, column, 0)
     else:
-        data = _column(file, header, rows, column, 0)
+        data = _subgroups(file)
+        if all(len(r) == 1 for r in data):
+            data = [r[0] for r in data] if isinstance(data, list) else data[:, 0]
     res = quality.capability(data, lsl, usl, target, sigma_method=sigma_method)
     if json_out:
         print(orjson.dumps(res.to_json(), option=orjson.OPT_SERIALIZE_NUMPY).decode())
@@ -177,7 +218,10 @@ def capability(
         if pv >= 0.05
         else "[yellow]not normal[/]: see box_cox or the percentile method"
     )
-    console.print(f"Anderson-Darling A² = {res.normality['a2']:.3f}, p = {pv:.3g}: {verdict}")
+    test = res.normality
+    stat = f"A² = {test['a2']:.3f}" if test["test"] == "anderson-darling" else f"K² = {test['k2']:.3f}"
+    name = "Anderson-Darling" if test["test"] == "anderson-darling" else "D'Agostino-Pearson"
+    console.print(f"{name} {stat}, p = {pv:.3g}: {verdict}")
 
 
 @spc_app.command("sampling")

@@ -64,7 +64,10 @@ class Chart:
 
         def num(x: Any) -> Any:
             if isinstance(x, np.ndarray):
-                return [None if not np.isfinite(v) else float(v) for v in x]
+                out = x.astype(float).tolist()
+                for i in np.flatnonzero(~np.isfinite(x)).tolist():
+                    out[i] = None
+                return out
             return float(x)
 
         return {
