@@ -34,7 +34,9 @@ def save(
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3.2 * len(panels)), sharex=True, squeeze=False)
     for ax, c in zip(axes[:, 0], panels, strict=True):
         x = np.arange(1, c.statistic.size + 1)
-        ax.plot(x, c.statistic, marker="o", markersize=3, linewidth=1, color="#1f4e79")
+        many = c.statistic.size > 2000  # past a few thousand points, markers only blot the line out
+        style = {"marker": None, "linewidth": 0.4} if many else {"marker": "o", "markersize": 3, "linewidth": 1}
+        ax.plot(x, c.statistic, color="#1f4e79", **style)
         for value, style, label in ((c.center, "-", "CL"), (c.ucl, "--", "UCL"), (c.lcl, "--", "LCL")):
             _line(ax, x, value, style, label)
         if c is chart:
@@ -42,9 +44,9 @@ def save(
                 if limit is not None:
                     ax.axhline(limit, color="#b8860b", linestyle=":", linewidth=1)
                     ax.annotate(name, (x[-1], limit), fontsize=8, color="#b8860b", ha="left", va="center")
-        bad = sorted({v.index for v in c.violations})
-        if bad:
-            ax.plot(x[bad], c.statistic[bad], "o", color="#c00000", markersize=6, label="out of control")
+        bad = c.violations.indices()
+        if bad.size:
+            ax.plot(x[bad], c.statistic[bad], "o", color="#c00000", markersize=1 if many else 6, label="out of control")
         for i in c.excluded:
             ax.plot(x[i], c.statistic[i], "x", color="#808080", markersize=7)
         ax.set_ylabel(TITLES.get(c.kind, c.kind))
