@@ -13,7 +13,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from qdsn import quality
 from qdsn.errors import InvalidInput
 
 console = Console(emoji=False)
@@ -117,6 +116,7 @@ def chart(
     json_out: Json = False,
 ) -> None:
     """A control chart with its limits and every point that breaks a run rule."""
+    from qdsn import quality  # here: scipy takes a third of a second to import
     if type not in CHARTS:
         raise InvalidInput(f"unknown chart type {type!r}", f"use one of {', '.join(CHARTS)}")
     if type in ("xbar-r", "xbar-s"):
@@ -184,6 +184,7 @@ def capability(
     json_out: Json = False,
 ) -> None:
     """Cp, Cpk, Cpm, Pp, Ppk with 95 % intervals, ppm beyond the limits and a normality check."""
+    from qdsn import quality  # here: scipy takes a third of a second to import
     if column is not None:
         data: Any = _column(file, column, 0)
     else:
@@ -233,6 +234,7 @@ def sampling(
     json_out: Json = False,
 ) -> None:
     """The ISO 2859-1 single sampling plan for a lot, and its operating characteristic."""
+    from qdsn import quality
     plan = quality.sampling_plan(lot_size, level, aql, severity)
     quality_levels = [aql / 100 * f for f in (0.5, 1, 2, 4, 8)]
     oc = quality.oc_curve(plan, [min(q, 1.0) for q in quality_levels])
