@@ -155,8 +155,8 @@ def _quiet(f: Any, *args: Any) -> Any:
 
 @dataclass(frozen=True)
 class Moments:
-    """One pass's worth of a sample: n, mean, central moments m2, m3, m4 (over n), the sum of the
-    absolute steps between neighbours, and how many values lie below LSL and above USL."""
+    """What capability needs of a sample: n, the mean, central moments m2, m3, m4 (over n), the sum
+    of the absolute steps between neighbours, and how many values lie below LSL and above USL."""
 
     n: int
     mean: float
