@@ -39,6 +39,17 @@ def test_a_failing_block_fails_the_pass(small_blocks):
         passes.over(1000, work)
 
 
+def test_without_threads_one_core_does_it_all(small_blocks, monkeypatch):
+    class NoThreads:
+        def submit(self, *args):
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(passes, "_workers", NoThreads)
+    assert passes.over(300, lambda a, b: (a, b, threading.get_ident())) == [
+        (a, min(a + 64, 300), threading.get_ident()) for a in range(0, 300, 64)
+    ]
+
+
 def test_scratch_is_kept_per_thread_and_grows():
     a = passes.scratch("t", (10,))
     assert passes.scratch("t", (5, 2)).base is a.base and passes.scratch("t", (4,), bool).base is a.base

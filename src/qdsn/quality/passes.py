@@ -62,7 +62,10 @@ def over(n: int, work: Callable[[int, int], T]) -> list[T]:
     share = -(-len(todo) // CORES)
     stretches = [todo[i : i + share] for i in range(0, len(todo), share)]
     run = lambda stretch: [work(*b) for b in stretch]  # noqa: E731
-    futures = [_workers().submit(run, s) for s in stretches[1:]]
+    try:
+        futures = [_workers().submit(run, s) for s in stretches[1:]]
+    except RuntimeError:  # no thread to be had, e.g. under a sandbox's process limit: one core it is
+        return [work(*b) for b in todo]
     out = run(stretches[0])
     for f in futures:
         out += f.result()
