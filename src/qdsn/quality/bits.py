@@ -83,7 +83,6 @@ def before(w: np.ndarray, n: int) -> np.ndarray:
     """w (each row of it) with the points from n on cleared, in place: the last word's padding."""
     if n % 64:
         w[..., n // 64] &= np.uint64((1 << (n % 64)) - 1)
-    w[..., -(-n // 64) :] = 0
     return w
 
 
