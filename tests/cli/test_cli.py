@@ -110,6 +110,7 @@ def test_demo_tells_the_story():
     assert "each on every replica exactly once ✓" in flat and "same size and root ✓" in flat
     assert "root ✓ matches" in flat and "dataset names in the file: 0" in flat
     assert "tries to open it: ✓ refused" in flat and "records readable ✓" in flat
+    assert "last year, 1,051,200 readings: I-MR with all eight Nelson rules" in flat
 
 
 def test_schema_export(tmp_path):
