@@ -5,6 +5,7 @@ import random
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import insert
 
 from qdsn.crypto.encoding import b64url_encode
 from qdsn.errors import BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError
@@ -13,6 +14,7 @@ from qdsn.ledger import Ledger, merkle, tx
 from qdsn.ledger.checkpoint import COSIGNATURE_V1, Checkpoint, NoteSigner, cosigned_message, sign_note
 from qdsn.ledger.ledger import Receipt
 from qdsn.ledger.state import State
+from qdsn.ledger.store import cosignatures
 
 from .conftest import ORIGIN, member
 
@@ -249,6 +251,22 @@ def test_witnessing_and_the_cosign_transaction(ledger, regulator, tmp_path):
     stranger = NoteSigner(ORIGIN, member().key)
     with pytest.raises(BadSignature):
         replica.witness(sign_note(cp.text(), stranger), log_signer.verifier(), cosigner, 1_700_000_400)
+
+
+def test_the_largest_size_a_quorum_cosigned_is_asked_of_the_database(ledger):
+    rng = random.Random(5)
+    rows = [{"seq": i, "origin": ORIGIN, "size": rng.randrange(1, 40), "root": bytes(32),
+             "cosigner": rng.choice("abcde"), "timestamp": i} for i in range(2000)]  # fmt: skip
+    with ledger.store.engine.begin() as c:
+        c.execute(insert(cosignatures), rows)
+    for members, quorum in (({"a", "b", "c"}, 3), ({"a", "e"}, 2), ({"d"}, 1), ({"a", "b", "c", "d", "e"}, 5)):
+        by_size: dict[int, set[str]] = {}
+        for r in rows:
+            if r["cosigner"] in members:
+                by_size.setdefault(r["size"], set()).add(r["cosigner"])
+        best = max((s for s, who in by_size.items() if len(who) >= quorum), default=None)
+        assert ledger.store.cosigned(members, quorum) == (None if best is None else (best, sorted(by_size[best])))
+    assert ledger.store.cosigned({"z"}, 1) is None and ledger.store.cosigned(set(), 1) is None
 
 
 def test_a_pipelined_stream_matches_one_batch_at_a_time(ledger, regulator, tmp_path):

@@ -322,6 +322,27 @@ class Store:
         with self.engine.connect() as c:
             return [Cosignature(*r) for r in c.execute(q)]
 
+    def cosigned(self, cosigners: set[str], quorum: int) -> tuple[int, list[str]] | None:
+        """The largest size that `quorum` distinct ones of `cosigners` cosigned, with them; asked of
+        the database, which groups the cosignatures instead of handing every one of them over."""
+        if not cosigners:
+            return None
+        mine = cosignatures.c.cosigner.in_(sorted(cosigners))
+        largest = (
+            select(cosignatures.c.size)
+            .where(mine)
+            .group_by(cosignatures.c.size)
+            .having(func.count(cosignatures.c.cosigner.distinct()) >= quorum)
+            .order_by(cosignatures.c.size.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as c:
+            size = c.execute(largest).scalar()
+            if size is None:
+                return None
+            who = c.execute(select(cosignatures.c.cosigner).where(mine, cosignatures.c.size == size).distinct())
+            return int(size), sorted(who.scalars())
+
     def get_meta(self, key: str) -> str | None:
         with self.engine.connect() as c:
             return c.execute(select(meta.c.value).where(meta.c.key == key)).scalar()

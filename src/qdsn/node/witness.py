@@ -87,16 +87,7 @@ def alert_on(home: NodeHome, ledger: Ledger, note: str, log_key: NoteVerifier, t
 def trusted(ledger: Ledger, quorum: int) -> tuple[int, list[str]] | None:
     """The largest checkpoint size that `quorum` distinct members cosigned on this ledger (each
     cosignature recorded here matched this replica's root), with their DIDs."""
-    members = {v.name for v in cosigners(ledger)}
-    by_size: dict[int, set[str]] = {}
-    for c in ledger.store.cosignatures():
-        if c.cosigner in members:
-            by_size.setdefault(c.size, set()).add(c.cosigner)
-    sizes = [s for s, who in by_size.items() if len(who) >= max(quorum, 1)]
-    if not sizes:
-        return None
-    best = max(sizes)
-    return best, sorted(by_size[best])
+    return ledger.store.cosigned({v.name for v in cosigners(ledger)}, max(quorum, 1))
 
 
 WITNESSING = ("checkpoint.cosign", "alert.raise")
