@@ -117,9 +117,9 @@ def test_vectorized_rules_match_their_definitions(z, same_side, alternating, k_o
 
 
 @pytest.mark.parametrize("n", [1, 2, 15, 63, 64, 65, 1000, 4099])
-def test_long_series_across_lanes_blocks_and_threads(n, monkeypatch):
-    """Windows that cross lanes, blocks of rows and the threads sharing them find what the
-    definitions find, for grid values (ties everywhere) and continuous ones."""
+def test_long_series_across_words_blocks_and_threads(n, monkeypatch):
+    """Windows that cross words, blocks and the threads sharing them find what the definitions
+    find, for grid values (ties everywhere) and continuous ones."""
     monkeypatch.setattr(passes, "BLOCK", 64 * 3)
     monkeypatch.setattr(passes, "CORES", 2)
     rng = np.random.default_rng(n)
