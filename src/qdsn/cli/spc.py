@@ -29,30 +29,33 @@ Json = Annotated[bool, typer.Option("--json", help="Print exactly one JSON docum
 
 def _read(path: Path) -> tuple[list[str] | None, list[list[str]]]:
     """The header (None if the file has none) and the data rows, as strings."""
-    if not path.is_file():
-        raise InvalidInput(f"no such file: {path}")
-    with path.open(newline="") as f:
+    with _open(path) as f:
         rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
     if not rows:
         raise InvalidInput(f"{path} holds no data")
-    return (None, rows) if _numeric(rows[0]) else ([c.strip() for c in rows[0]], rows[1:])
+    header = _names(rows[0])
+    return header, rows[1:] if header else rows
 
 
 def _header(path: Path) -> list[str] | None:
     """The header row, or None if the file starts with numbers."""
+    with _open(path) as f:
+        return _names(next(csv.reader(f), []))
+
+
+def _open(path: Path) -> Any:
     if not path.is_file():
         raise InvalidInput(f"no such file: {path}")
-    with path.open(newline="") as f:
-        first = next(csv.reader(f), None)
-    return None if first is None or _numeric(first) else [c.strip() for c in first]
+    return path.open(newline="")
 
 
-def _numeric(row: list[str]) -> bool:
+def _names(row: list[str]) -> list[str] | None:
+    """A header's column names; None for a row of numbers."""
     try:
         [float(c) for c in row if c.strip()]
-        return True
+        return None
     except ValueError:
-        return False
+        return [c.strip() for c in row]
 
 
 def _fast(path: Path, header: list[str] | None, column: int | None = None) -> np.ndarray | None:
@@ -117,6 +120,7 @@ def chart(
 ) -> None:
     """A control chart with its limits and every point that breaks a run rule."""
     from qdsn import quality  # here: scipy takes a third of a second to import
+
     if type not in CHARTS:
         raise InvalidInput(f"unknown chart type {type!r}", f"use one of {', '.join(CHARTS)}")
     if type in ("xbar-r", "xbar-s"):
@@ -185,6 +189,7 @@ def capability(
 ) -> None:
     """Cp, Cpk, Cpm, Pp, Ppk with 95 % intervals, ppm beyond the limits and a normality check."""
     from qdsn import quality  # here: scipy takes a third of a second to import
+
     if column is not None:
         data: Any = _column(file, column, 0)
     else:
@@ -235,6 +240,7 @@ def sampling(
 ) -> None:
     """The ISO 2859-1 single sampling plan for a lot, and its operating characteristic."""
     from qdsn import quality
+
     plan = quality.sampling_plan(lot_size, level, aql, severity)
     quality_levels = [aql / 100 * f for f in (0.5, 1, 2, 4, 8)]
     oc = quality.oc_curve(plan, [min(q, 1.0) for q in quality_levels])
