@@ -85,6 +85,12 @@ def test_word_operations_match_boolean_arrays(flags, m, k):
     assert bits.positions(bits.before(bits.at_least(w, m, k), n), n).tolist() == expected.tolist()
 
 
+def test_positions_ignore_the_padding_past_the_last_point():
+    w = np.full(3, np.uint64(2**64 - 1))
+    assert bits.positions(w, 130).tolist() == list(range(130))
+    assert bits.positions(w[:0], 0).tolist() == []
+
+
 def test_imr_in_many_blocks_is_the_whole_computation(small_blocks):
     x = np.random.default_rng(5).normal(10, 1, 5000)
     chart = quality.imr(x)

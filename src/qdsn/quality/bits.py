@@ -87,13 +87,11 @@ def before(w: np.ndarray, n: int) -> np.ndarray:
 
 
 def positions(w: np.ndarray, n: int) -> np.ndarray:
-    """The indices (below n) of the true points, in order."""
-    words = (w != 0).nonzero()[0]
-    if not words.size:
-        return words
-    if 4 * words.size > w.size:  # dense: unpack everything
-        idx = np.flatnonzero(np.unpackbits(w.view(np.uint8), bitorder="little").view(bool))
-    else:  # sparse: unpack only the words with a point set (a bool view keeps numpy's fast nonzero)
-        k = np.flatnonzero(np.unpackbits(w[words].view(np.uint8), bitorder="little").view(bool))
-        idx = words[k >> 6] * 64 + (k & 63)
-    return idx[idx < n] if idx[-1] >= n else idx
+    """The indices (below n) of the true points, in order: only the bytes with a point set are
+    unpacked. (`!= 0` first: numpy finds the true entries of a boolean array far faster than the
+    nonzero ones of a byte array.)"""
+    b = w.view(np.uint8)
+    set_ = (b != 0).nonzero()[0]
+    k = np.flatnonzero(np.unpackbits(b[set_], bitorder="little").view(bool))
+    idx = set_[k >> 3] * 8 + (k & 7)
+    return idx[idx < n] if idx.size and idx[-1] >= n else idx
