@@ -181,18 +181,18 @@ def _moments(x: np.ndarray, lsl: float | None = None, usl: float | None = None, 
         d = passes.scratch("d", part.shape)
         d2 = passes.scratch("d2", part.shape)
         np.subtract(part, mean, out=d)
+        s2 = float(np.dot(d, d))  # a dot reads its operands once and keeps no product
         np.multiply(d, d, out=d2)
+        s3, s4 = float(np.dot(d2, d)), float(np.dot(d2, d2))
         step = 0.0
         if steps:
             lo = max(a, 1)
             diff = passes.scratch("step", (b - lo,))
             np.subtract(x[lo:b], x[lo - 1 : b - 1], out=diff)
             step = float(np.abs(diff, out=diff).sum())
-        below = np.count_nonzero(part < lsl) if lsl is not None else 0
-        above = np.count_nonzero(part > usl) if usl is not None else 0
-        s2 = float(d2.sum())
-        s3 = float(np.multiply(d2, d, out=d).sum())  # not d2 @ d: BLAS would wake its own threads
-        s4 = float(np.multiply(d2, d2, out=d).sum())
+        # most blocks of a capable process lie within the limits: a minimum or maximum says so
+        below = np.count_nonzero(part < lsl) if lsl is not None and part.min() < lsl else 0
+        above = np.count_nonzero(part > usl) if usl is not None and part.max() > usl else 0
         return s2, s3, s4, step, below, above
 
     parts = passes.over(n, lambda a, b: _quiet(block, a, b))
