@@ -1,7 +1,9 @@
 """SPC benchmark: an I-MR chart with all eight Nelson rules (through the indices of the points out of
 control) plus capability (indices, intervals, ppm, normality test) on 1,000,000 measurements,
 beside numpy's plain mean and standard deviation of the same array in the same run. Each is timed
-as the best of 20 calls after two warm-up calls, as a running node would make them.
+as the best of 20 calls after two warm-up calls, as a running node would make them; the calls take
+turns (baseline, chart, capability, baseline, …) so that a slow spell of the machine falls on all
+three alike.
 
     python benchmarks/spc.py [--n 1000000]
 """
@@ -18,14 +20,17 @@ from rich.table import Table
 from qdsn import quality
 
 
-def best(f, repeat: int = 20) -> float:
-    f(), f()
-    times = []
+def best(*fs, repeat: int = 20) -> list[float]:
+    """The shortest of `repeat` timed calls of each function, the functions called in turn."""
+    for f in fs:
+        f(), f()
+    times = [[] for _ in fs]
     for _ in range(repeat):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for f, spent in zip(fs, times, strict=True):
+            t = time.perf_counter()
+            f()
+            spent.append(time.perf_counter() - t)
+    return [min(spent) for spent in times]
 
 
 def main() -> None:
@@ -34,9 +39,11 @@ def main() -> None:
     args = ap.parse_args()
     x = np.random.default_rng(1).normal(17.6, 0.12, args.n)
     quality.imr(x[:100])  # constants computed once, as in a running node
-    baseline = best(lambda: (x.mean(), x.std(ddof=1)))
-    chart = best(lambda: quality.imr(x, rules="nelson").violations.indices())
-    capability = best(lambda: quality.capability(x, lsl=17.0, usl=18.1))
+    baseline, chart, capability = best(
+        lambda: (x.mean(), x.std(ddof=1)),
+        lambda: quality.imr(x, rules="nelson").violations.indices(),
+        lambda: quality.capability(x, lsl=17.0, usl=18.1),
+    )
     table = Table(title=f"SPC on {args.n:,} measurements (best of 20)")
     for col in ("measure", "time", "baseline: numpy mean + std", "ratio"):
         table.add_column(col, justify="left" if col == "measure" else "right")

@@ -173,28 +173,30 @@ class Scan:
             series, center, width = _standard(series, center, width), 0.0, 1.0
         self.series = np.ascontiguousarray(series, dtype=float)
         self.n, self.center, self.width = self.series.size, center, width
-        zones = {("above", _zone(r)) for r in self.picked if r.test not in _MOVING}
+        zones = sorted({_zone(r) for r in self.picked if r.test not in _MOVING})
         moves = [("rise", 0.0), ("fall", 0.0)] if any(r.test in _MOVING for r in self.picked) else []
-        self.keys = [*sorted(zones | {("below", z) for _, z in zones}), *moves]
+        self.keys = [*(("above", z) for z in zones), *(("below", z) for z in zones), *moves]
         self.packed = bits.empty(len(self.keys), self.n)
         self.flags = dict(zip(self.keys, self.packed, strict=True))
+        steps = np.array(zones)[:, None]
+        self.upper, self.lower = center + steps * width, center - steps * width  # one boundary a row
 
     def block(self, start: int, stop: int) -> None:
         """Set the flags of points start … stop − 1 (start a multiple of 8)."""
         if not self.keys:
             return
-        x, c, w = self.series, self.center, self.width
+        x, z = self.series, len(self.upper)
         here = x[start:stop]
         buf = passes.scratch("flags", (len(self.keys), here.size), bool)
-        for (side, zone), out in zip(self.keys, buf, strict=True):
-            if side == "above":
-                np.greater(here, c + zone * w, out=out)
-            elif side == "below":
-                np.less(here, c - zone * w, out=out)
-            else:  # a step up or down from the point before
-                up = side == "rise"
-                out[0] = start > 0 and bool(x[start] > x[start - 1] if up else x[start] < x[start - 1])
-                (np.greater if up else np.less)(here[1:], here[:-1], out=out[1:])
+        # each comparison with all boundaries at once: one numpy call, one release of the GIL
+        np.greater(here, self.upper, out=buf[:z])
+        np.less(here, self.lower, out=buf[z : 2 * z])
+        if len(self.keys) > 2 * z:  # a step up or down from the point before
+            rise, fall = buf[2 * z], buf[2 * z + 1]
+            rise[0] = start > 0 and bool(x[start] > x[start - 1])
+            fall[0] = start > 0 and bool(x[start] < x[start - 1])
+            np.greater(here[1:], here[:-1], out=rise[1:])
+            np.less(here[1:], here[:-1], out=fall[1:])
         bits.pack(self.packed, start, buf)
 
     def violations(self) -> Violations:
