@@ -18,8 +18,8 @@ from typing import Any, TypedDict, Unpack
 import numpy as np
 
 from qdsn.errors import InvalidInput
+from qdsn.quality import bits, passes
 from qdsn.quality import constants as k
-from qdsn.quality import passes
 from qdsn.quality.rules import Scan, Violations
 from qdsn.quality.rules import rules as pick_rules
 
@@ -215,29 +215,42 @@ def _phase(
 
 def _beyond(c: Chart) -> Violations:
     """The points beyond the chart's limits, in blocks on every core."""
-    return _gather(passes.over(c.statistic.size, lambda start, stop: _outside(c, start, stop)))
+    check = _Beyond(c)
+    passes.over(c.statistic.size, check.block)
+    return check.violations()
 
 
-def _outside(c: Chart, start: int, stop: int) -> tuple[Array, Array]:
-    """The points start … stop − 1 above the chart's upper limit, and below its lower one."""
-    part = c.statistic[start:stop]
-    # a spread never falls below a lower limit of 0: one comparison fewer over a long series
-    low = not (c.kind in _SPREADS and np.ndim(c.lcl) == 0 and c.lcl <= 0)
-    with np.errstate(invalid="ignore"):
-        above = np.flatnonzero(part > _part(c.ucl, start, stop))
-        below = np.flatnonzero(part < _part(c.lcl, start, stop)) if low else above[:0]
-    return above + start, below + start
+class _Beyond:
+    """The points of a chart beyond its limits, flagged block by block into packed series (see
+    `bits`), like the run rules' comparisons, and listed only when someone asks."""
 
+    def __init__(self, c: Chart) -> None:
+        self.chart = c
+        # a spread never falls below a lower limit of 0: one comparison fewer over a long series
+        self.sides = ["above"] if c.kind in _SPREADS and np.ndim(c.lcl) == 0 and c.lcl <= 0 else ["above", "below"]
+        self.packed = bits.empty(len(self.sides), c.statistic.size)
 
-def _gather(found: list[tuple[Array, Array]]) -> Violations:
-    return Violations([("limits", side, np.concatenate([f[i] for f in found])) for i, side in enumerate(_SIDES)])
+    def block(self, start: int, stop: int) -> None:
+        """Flag the points start … stop − 1 (start a multiple of 8)."""
+        c = self.chart
+        part = c.statistic[start:stop]
+        buf = passes.scratch("beyond", (len(self.sides), part.size), bool)
+        with np.errstate(invalid="ignore"):  # no value (NaN) is beyond nothing
+            np.greater(part, _part(c.ucl, start, stop), out=buf[0])
+            if len(self.sides) > 1:
+                np.less(part, _part(c.lcl, start, stop), out=buf[1])
+        bits.pack(self.packed, start, buf)
+
+    def violations(self) -> Violations:
+        n = self.chart.statistic.size
+        found = zip(self.sides, self.packed, strict=True)
+        return Violations([("limits", side, bits.before(w, n)) for side, w in found], n)
 
 
 def _part(limit: Any, start: int, stop: int) -> Any:
     return limit[start:stop] if np.ndim(limit) else limit
 
 
-_SIDES = ("above", "below")
 _SPREADS = {"mr", "r", "s"}
 
 
@@ -246,15 +259,17 @@ def _judge(chart: Chart, center: Any, width: Any, o: ChartOptions) -> Chart:
     its companion: one pass over the points, in blocks on every core."""
     rules = Scan(chart.statistic, _const(center), _const(width), pick_rules(o["rules"], o["run_lengths"]))
     comp = chart.companion
+    limits = _Beyond(comp) if comp is not None else None
 
-    def block(start: int, stop: int) -> tuple[Array, Array] | None:
+    def block(start: int, stop: int) -> None:
         rules.block(start, stop)
-        return _outside(comp, start, stop) if comp is not None else None
+        if limits is not None:
+            limits.block(start, stop)
 
-    found = passes.over(rules.n, block)
+    passes.over(rules.n, block)
     chart.violations = rules.violations()
-    if comp is not None:
-        comp.violations = _gather(found)
+    if comp is not None and limits is not None:
+        comp.violations = limits.violations()
     return chart
 
 
