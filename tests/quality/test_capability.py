@@ -107,3 +107,10 @@ def test_normality_test_by_size_and_scipy_agreement():
     assert quality.anderson_darling(small)["a2"] == pytest.approx(
         stats.anderson(small, method="interpolate").statistic, rel=2e-3
     )
+
+
+def test_anderson_darling_p_value_of_far_from_normal_data_is_zero():
+    # two clusters far apart: A² in the thousands, where D'Agostino and Stephens' fit would overflow
+    x = np.r_[np.zeros(500), np.full(500, 1e4)] + np.random.default_rng(9).normal(0, 1, 1000)
+    ad = quality.anderson_darling(x)
+    assert ad["a2"] > 153 and ad["p_value"] == 0.0
