@@ -1,7 +1,9 @@
 """Blocked passes over long series, the packed flag series of the run rules, and the results of
 charts and capability computed in many blocks on two threads: the same as computed whole."""
 
+import math
 import threading
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -116,6 +118,31 @@ def test_capability_in_many_blocks_matches_numpy_and_scipy(small_blocks):
     ref = stats.normaltest(x)
     assert c.normality["k2"] == pytest.approx(ref.statistic, rel=1e-9)
     assert c.normality["skewness"] == pytest.approx(stats.skew(x), rel=1e-10)
+
+
+def exact_moments(x: np.ndarray) -> tuple[float, float, float, float]:
+    """Mean and central moments m2, m3, m4 of x in exact rational arithmetic, rounded once."""
+    values = [Fraction(v) for v in x.tolist()]
+    mean = sum(values) / len(values)
+    d = [v - mean for v in values]
+    return float(mean), *(float(sum(t**k for t in d) / len(d)) for k in (2, 3, 4))
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.r_[np.full(16, 1e4), np.random.default_rng(7).normal(0, 1, 6000)],  # first values far from the mean
+        np.random.default_rng(8).normal(1e6, 1e-3, 6000),  # a large offset, a small spread
+    ],
+    ids=["drifted", "offset"],
+)
+def test_capability_moments_keep_their_digits(x, small_blocks):
+    mean, m2, m3, m4 = exact_moments(x)
+    c = quality.capability(x, float(x.min()) - 1, float(x.max()) + 1)
+    assert c.mean == pytest.approx(mean, rel=1e-15)
+    assert c.sigma_overall == pytest.approx(math.sqrt(m2 * x.size / (x.size - 1)), rel=1e-13)
+    assert c.normality["skewness"] == pytest.approx(m3 / m2**1.5, rel=1e-12)
+    assert c.normality["kurtosis"] == pytest.approx(m4 / m2**2, rel=1e-12)
 
 
 def test_sums_that_overflow_are_refused():

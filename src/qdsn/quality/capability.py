@@ -169,18 +169,18 @@ class Moments:
 
 
 def _moments(x: np.ndarray, lsl: float | None = None, usl: float | None = None, *, steps: bool = False) -> Moments:
-    """Two passes over the contiguous x in blocks, on every core: the sum (which also vouches that
-    every value is finite), then everything else about the mean; the blocks stay in cache."""
+    """One pass over the contiguous x in blocks, on every core: power sums of x − K, for a K near
+    the mean (that of the first values), from which the central moments follow. Where K lies far
+    from the mean (a process that drifted), that conversion would lose digits: a second pass then
+    takes the sums about the mean itself."""
     n = x.size
-    total = math.fsum(passes.over(n, lambda a, b: _quiet(x[a:b].sum)))
-    _finite(x, "data", total)
-    mean = total / n
 
-    def block(a: int, b: int) -> tuple[float, ...]:
+    def block(shift: float, a: int, b: int) -> tuple[float, ...]:
         part = x[a:b]
         d = passes.scratch("d", part.shape)
         d2 = passes.scratch("d2", part.shape)
-        np.subtract(part, mean, out=d)
+        np.subtract(part, shift, out=d)
+        s1 = float(d.sum())
         s2 = float(np.dot(d, d))  # a dot reads its operands once and keeps no product
         np.multiply(d, d, out=d2)
         s3, s4 = float(np.dot(d2, d)), float(np.dot(d2, d2))
@@ -193,13 +193,26 @@ def _moments(x: np.ndarray, lsl: float | None = None, usl: float | None = None, 
         # most blocks of a capable process lie within the limits: a minimum or maximum says so
         below = np.count_nonzero(part < lsl) if lsl is not None and part.min() < lsl else 0
         above = np.count_nonzero(part > usl) if usl is not None and part.max() > usl else 0
-        return s2, s3, s4, step, below, above
+        return s1, s2, s3, s4, step, below, above
 
-    parts = passes.over(n, lambda a, b: _quiet(block, a, b))
-    s2, s3, s4, step = (math.fsum(p[i] for p in parts) for i in range(4))
-    _finite(x, "data", s4, step)
-    m2, m3, m4 = s2 / n, s3 / n, s4 / n
-    return Moments(n, mean, m2, m3, m4, step, sum(p[4] for p in parts), sum(p[5] for p in parts))
+    def sums(shift: float) -> tuple[float, ...]:
+        parts = passes.over(n, lambda a, b: _quiet(block, shift, a, b))
+        out = tuple(math.fsum(p[i] for p in parts) for i in range(5))
+        _finite(x, "data", *out)  # finite sums vouch for every value (and K) that went into them
+        return (*out, sum(p[5] for p in parts), sum(p[6] for p in parts))
+
+    shift = float(_quiet(x[:16].mean))
+    s1, s2, s3, s4, step, below, above = sums(shift)
+    mu = s1 / n  # the mean of x − K
+    if mu * mu > 100 * (s2 / n - mu * mu):  # K more than 10σ away: |μ|^k would swamp the moments
+        shift += mu
+        s1, s2, s3, s4, *_ = sums(shift)
+        mu = s1 / n
+    r2, r3, r4 = s2 / n, s3 / n, s4 / n
+    m2 = max(r2 - mu * mu, 0.0)  # ≥ 0, whatever the rounding
+    m3 = r3 - 3 * mu * r2 + 2 * mu**3
+    m4 = max(r4 - 4 * mu * r3 + 6 * mu * mu * r2 - 3 * mu**4, 0.0)
+    return Moments(n, shift + mu, m2, m3, m4, step, below, above)
 
 
 def _limits(lsl: Any, usl: Any, target: Any) -> tuple[float | None, float | None, float | None]:
