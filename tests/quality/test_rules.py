@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qdsn import quality
 from qdsn.errors import InvalidInput
 from qdsn.quality import passes
 from qdsn.quality.rules import evaluate, rules, scan
@@ -135,3 +136,15 @@ def test_limits_are_compared_as_the_chart_reports_them():
     assert (ucl - center) / sigma > 3  # rounding would put this point beyond its limit
     found = scan(np.array([center, ucl, np.nextafter(ucl, 10)]), center, sigma, rules("nelson1"))
     assert [(v.index, v.side) for v in found] == [(2, "above")]
+
+
+def test_the_limits_at_any_nsigma_are_the_reported_ones():
+    """With limits at 2.5σ, zone 3 at center + 3·(2.5σ/3) can round below the reported UCL: the
+    rules take the limits the chart reports."""
+    center, sigma = 17.98, 1.5788296592401105
+    ucl = center + 2.5 * sigma
+    assert center + 3 * (sigma * 2.5 / 3) < ucl  # the boundary the zones alone would give
+    x = np.array([center, ucl, center, np.nextafter(ucl, 99)])
+    chart = quality.imr(x, limits=quality.Limits("imr", center, sigma), nsigma=2.5, rules="nelson1")
+    assert chart.ucl == ucl
+    assert chart.out_of_control == [3]

@@ -257,7 +257,8 @@ _SPREADS = {"mr", "r", "s"}
 def _judge(chart: Chart, center: Any, width: Any, o: ChartOptions) -> Chart:
     """Apply the run rules to the chart, whose zone k lies at center ± k·width, and its limits to
     its companion: one pass over the points, in blocks on every core."""
-    rules = Scan(chart.statistic, _const(center), _const(width), pick_rules(o["rules"], o["run_lengths"]))
+    picked = pick_rules(o["rules"], o["run_lengths"])
+    rules = Scan(chart.statistic, _const(center), _const(width), picked, (chart.lcl, chart.ucl))
     comp = chart.companion
     limits = _Beyond(comp) if comp is not None else None
 

@@ -167,9 +167,12 @@ class Scan:
     point equal to a limit the chart reports is on that limit; where they vary, or the width is
     zero, each point is judged on its own scale z = (x − center)/width."""
 
-    def __init__(self, series: np.ndarray, center: Any, width: Any, picked: Iterable[Rule]) -> None:
+    def __init__(
+        self, series: np.ndarray, center: Any, width: Any, picked: Iterable[Rule], limits: tuple[Any, Any] | None = None
+    ) -> None:
         self.picked = list(picked)
-        if not (np.ndim(center) == 0 and np.ndim(width) == 0 and width > 0):
+        exact = np.ndim(center) == 0 and np.ndim(width) == 0 and width > 0
+        if not exact:
             series, center, width = _standard(series, center, width), 0.0, 1.0
         self.series = np.ascontiguousarray(series, dtype=float)
         self.n, self.center, self.width = self.series.size, center, width
@@ -180,6 +183,9 @@ class Scan:
         self.flags = dict(zip(self.keys, self.packed, strict=True))
         steps = np.array(zones)[:, None]
         self.upper, self.lower = center + steps * width, center - steps * width  # one boundary a row
+        if exact and limits is not None and 3.0 in zones:  # zone 3 is the limits: as reported, to the bit
+            lcl, ucl = limits
+            self.lower[zones.index(3.0)], self.upper[zones.index(3.0)] = lcl, ucl
 
     def block(self, start: int, stop: int) -> None:
         """Set the flags of points start … stop − 1 (start a multiple of 8)."""
