@@ -181,13 +181,13 @@ def _moments(x: np.ndarray, lsl: float | None = None, usl: float | None = None, 
         d2 = passes.scratch("d2", part.shape)
         np.subtract(part, shift, out=d)
         s1 = float(d.sum())
-        s2 = float(np.dot(d, d))  # a dot reads its operands once and keeps no product
-        np.multiply(d, d, out=d2)
-        s3, s4 = float(np.dot(d2, d)), float(np.dot(d2, d2))
+        s2 = float(np.multiply(d, d, out=d2).sum())
+        s3 = float(np.multiply(d2, d, out=d).sum())  # not d2 @ d: BLAS would wake its own threads
+        s4 = float(np.multiply(d2, d2, out=d).sum())
         step = 0.0
         if steps:
             lo = max(a, 1)
-            diff = passes.scratch("step", (b - lo,))
+            diff = d[: b - lo]  # d is spent: its cache lines serve again
             np.subtract(x[lo:b], x[lo - 1 : b - 1], out=diff)
             step = float(np.abs(diff, out=diff).sum())
         # most blocks of a capable process lie within the limits: a minimum or maximum says so

@@ -3,9 +3,7 @@
 A whole-array numpy operation streams the series through memory and allocates a result as large
 as it; a pass that takes one block at a time through all its operations keeps its temporaries in
 the core's cache. numpy releases the GIL inside each operation, so threads working on separate
-stretches of blocks run in parallel. While a pass runs, BLAS calls (`np.dot`) run on the thread
-that makes them: BLAS's own threads would compete with the pass's for the same cores, and spin
-on them after every call.
+stretches of blocks run in parallel.
 """
 
 from __future__ import annotations
@@ -25,14 +23,11 @@ CORES = max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinit
 _pool: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
 _local = threading.local()
-_blas: Any = None  # threadpoolctl's controller of the loaded BLAS libraries, found on first use
-_running = 0  # passes running now: the first sets BLAS to one thread, the last restores it
-_restore: dict[Any, int] = {}
 
 
 def _forget_pool() -> None:  # a forked child inherits the pool but not its threads
-    global _pool, _running
-    _pool, _running = None, 0
+    global _pool
+    _pool = None
 
 
 if hasattr(os, "register_at_fork"):
@@ -67,34 +62,11 @@ def over(n: int, work: Callable[[int, int], T]) -> list[T]:
     share = -(-len(todo) // CORES)
     stretches = [todo[i : i + share] for i in range(0, len(todo), share)]
     run = lambda stretch: [work(*b) for b in stretch]  # noqa: E731
-    _blas_alone(True)
     try:
-        try:
-            futures = [_workers().submit(run, s) for s in stretches[1:]]
-        except RuntimeError:  # no thread to be had, e.g. under a sandbox's process limit: one core it is
-            return [work(*b) for b in todo]
-        out = run(stretches[0])
-        for f in futures:
-            out += f.result()
-        return out
-    finally:
-        _blas_alone(False)
-
-
-def _blas_alone(entering: bool) -> None:
-    """Set every BLAS library to one thread as the first pass starts; restore them as the last ends."""
-    global _blas, _running
-    with _lock:
-        if _blas is None:
-            from threadpoolctl import ThreadpoolController  # inspects the loaded libraries: ~1 ms, once
-
-            _blas = ThreadpoolController().select(user_api="blas").lib_controllers
-        _running += 1 if entering else -1
-        if entering and _running == 1:
-            for lib in _blas:
-                _restore[lib] = lib.get_num_threads()
-                lib.set_num_threads(1)
-        elif not entering and _running == 0:
-            for lib, threads in _restore.items():
-                lib.set_num_threads(threads)
-            _restore.clear()
+        futures = [_workers().submit(run, s) for s in stretches[1:]]
+    except RuntimeError:  # no thread to be had, e.g. under a sandbox's process limit: one core it is
+        return [work(*b) for b in todo]
+    out = run(stretches[0])
+    for f in futures:
+        out += f.result()
+    return out
