@@ -150,3 +150,24 @@ def test_sums_that_overflow_are_refused():
         quality.imr([1e308, 1e308, -1e308])
     with pytest.raises(InvalidInput, match="too large"):
         quality.capability([1e308, 1e308, -1e308], 0, 1)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"drop_out_of_control": True}, {"limits": quality.Limits("imr", 10.0, 1.0)}],
+    ids=["phase I", "dropped", "phase II"],
+)
+def test_capability_of_an_individuals_chart_is_that_of_its_values(options, small_blocks):
+    x = np.random.default_rng(10).normal(10, 1, 7000)
+    x[100] = 16  # a point the phase I chart drops
+    alone, charted = quality.capability(x, 6, 13.5, 10), quality.capability(quality.imr(x, **options), 6, 13.5, 10)
+    assert charted.sigma_within == pytest.approx(alone.sigma_within, rel=1e-14)
+    for name in ("mean", "sigma_overall", "cp", "cpk", "pp", "ppk", "cpm"):
+        assert getattr(charted, name) == pytest.approx(getattr(alone, name), rel=1e-12), name
+    assert charted.ppm == alone.ppm and charted.normality.pop("test") == alone.normality.pop("test")
+    assert charted.normality == pytest.approx(alone.normality, rel=1e-10)
+
+
+def test_capability_takes_only_an_individuals_chart():
+    with pytest.raises(InvalidInput, match="individuals chart, not a xbar chart"):
+        quality.capability(quality.xbar_r(np.arange(20.0).reshape(5, 4)), 0, 30)

@@ -14,7 +14,7 @@ in place of μ ± 3σ), from the empirical quantiles or a fitted distribution.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ from scipy import special
 from qdsn.errors import InvalidInput
 from qdsn.quality import constants as k
 from qdsn.quality import passes
-from qdsn.quality.charts import _finite, _subgroups, _values
+from qdsn.quality.charts import Chart, _finite, _subgroups, _values
 
 SIGMA_METHODS = ("pooled", "rbar", "sbar", "mrbar")
 _SBAR_FACTOR = [(2, 0.88), (3, 0.92), (4, 0.94), (5, 0.95), (7, 0.96), (9, 0.97), (17, 0.98), (64, 0.99)]
@@ -84,8 +84,15 @@ def capability(
 ) -> Capability:
     """Capability of `data` (individual values, or subgroups as a list of lists or a 2-D array)
     against the specification limits. `sigma_method`: "mrbar" (MR̄/d2, the default for individual
-    values), "pooled" (pooled SD over c4, the default for subgroups), "rbar" (R̄/d2), "sbar" (S̄/c4)."""
+    values), "pooled" (pooled SD over c4, the default for subgroups), "rbar" (R̄/d2), "sbar" (S̄/c4).
+    `data` may also be an individuals chart from `imr`: the same result as from its values, with
+    the mean and moving ranges the chart has already summed."""
     lsl, usl, target = _limits(lsl, usl, target)
+    charted = data if isinstance(data, Chart) else None
+    if charted is not None:
+        if charted.kind != "i":
+            raise InvalidInput(f"capability takes an individuals chart, not a {charted.kind} chart", "or pass the data")
+        data = charted.statistic
     if not 0 < confidence < 1:
         raise InvalidInput(f"confidence must be between 0 and 1, got {confidence!r}")
     grouped = np.ndim(data) == 2 or (np.ndim(data) == 1 and len(data) > 0 and hasattr(data[0], "__len__"))
@@ -100,7 +107,11 @@ def capability(
     if method != "mrbar" and not grouped:
         raise InvalidInput(f"sigma_method {method!r} needs subgroups", "pass subgroups, or use mrbar")
     n = x.size
-    m = _moments(x, lsl, usl, steps=method == "mrbar")
+    if charted is not None:  # the chart summed every point and every moving range already
+        m = _moments(x, lsl, usl, shift=charted.extra["sum"] / n)
+        m = replace(m, steps=charted.extra["moving_range_sum"])
+    else:
+        m = _moments(x, lsl, usl, steps=method == "mrbar")
     mean, overall = m.mean, math.sqrt(m.m2 * n / (n - 1))
     if method == "mrbar":
         within, dof = m.steps / (n - 1) / k.d2(2), n - 1
@@ -168,11 +179,18 @@ class Moments:
     above: int
 
 
-def _moments(x: np.ndarray, lsl: float | None = None, usl: float | None = None, *, steps: bool = False) -> Moments:
+def _moments(
+    x: np.ndarray,
+    lsl: float | None = None,
+    usl: float | None = None,
+    *,
+    steps: bool = False,
+    shift: float | None = None,
+) -> Moments:
     """One pass over the contiguous x in blocks, on every core: power sums of x − K, for a K near
-    the mean (that of the first values), from which the central moments follow. Where K lies far
-    from the mean (a process that drifted), that conversion would lose digits: a second pass then
-    takes the sums about the mean itself."""
+    the mean (`shift`, or the mean of the first values), from which the central moments follow.
+    Where K lies far from the mean (a process that drifted), that conversion would lose digits: a
+    second pass then takes the sums about the mean itself."""
     n = x.size
 
     def block(shift: float, a: int, b: int) -> tuple[float, ...]:
@@ -201,7 +219,8 @@ def _moments(x: np.ndarray, lsl: float | None = None, usl: float | None = None, 
         _finite(x, "data", *out)  # finite sums vouch for every value (and K) that went into them
         return (*out, sum(p[5] for p in parts), sum(p[6] for p in parts))
 
-    shift = float(_quiet(x[:16].mean))
+    if shift is None:
+        shift = float(_quiet(x[:16].mean))
     s1, s2, s3, s4, step, below, above = sums(shift)
     mu = s1 / n  # the mean of x − K
     if mu * mu > 100 * (s2 / n - mu * mu):  # K more than 10σ away: |μ|^k would swamp the moments

@@ -341,7 +341,8 @@ def xbar_s(subgroups: Any, **options: Unpack[ChartOptions]) -> Chart:
 
 
 def imr(values: Any, **options: Unpack[ChartOptions]) -> Chart:
-    """Individuals chart with its moving-range chart as companion; σ = MR̄/d2(2)."""
+    """Individuals chart with its moving-range chart as companion; σ = MR̄/d2(2). `extra` holds the
+    sums over every point of the values and of the moving ranges, which `capability` reuses."""
     o = _options(options)
     nsigma = o["nsigma"]
     x = np.ascontiguousarray(_values(values, "values", 2, checked=False))
@@ -364,7 +365,9 @@ def imr(values: Any, **options: Unpack[ChartOptions]) -> Chart:
         )
         return _judge(chart, p.center, p.sigma * nsigma / 3, o)
 
-    return _phase(x.size, estimate, build, "imr", o)
+    chart = _phase(x.size, estimate, build, "imr", o)
+    chart.extra = {"sum": total, "moving_range_sum": spread}
+    return chart
 
 
 def _moving_ranges(x: Array) -> tuple[Array, float, float]:
