@@ -326,7 +326,7 @@ def _quality_data(
     took = time.perf_counter()
     year = quality.imr(history)
     flagged = year.violations.indices().size
-    year_cap = quality.capability(history, usl=18.1)
+    year_cap = quality.capability(year, usl=18.1)  # of the chart: its sums serve again
     took = time.perf_counter() - took
     console.print(
         f"  and the plant historian's last year, {history.size:,} readings: I-MR with all eight Nelson rules "
