@@ -8,6 +8,7 @@ stretches of blocks run in parallel.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Callable
@@ -46,7 +47,7 @@ def scratch(name: str, shape: tuple[int, ...], dtype: Any = float) -> np.ndarray
     """This thread's buffer called `name`, reused from block to block and call to call: a fresh
     megabyte-sized array is mapped from the kernel and faulted in page by page every time."""
     kept: dict[str, np.ndarray] = _local.__dict__.setdefault("buffers", {})
-    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    size = math.prod(shape) * np.dtype(dtype).itemsize
     buf = kept.get(name)
     if buf is None or buf.size < size:
         buf = kept[name] = np.empty(size, dtype=np.uint8)
