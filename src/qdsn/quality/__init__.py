@@ -5,6 +5,7 @@ Six Sigma metrics. Pure functions over numpy arrays: no I/O, no knowledge of nod
     chart = quality.xbar_r(subgroups)
     chart.center, chart.lcl, chart.ucl, chart.violations, chart.companion  # the R chart
     quality.capability(values, lsl=17.0, usl=18.1).cpk
+    quality.capability(quality.imr(values), lsl=17.0, usl=18.1)  # the same, reusing the chart's sums
     quality.sampling_plan(1000, level="II", aql=1.0)
 """
 
