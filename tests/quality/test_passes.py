@@ -13,12 +13,13 @@ from hypothesis import strategies as st
 from qdsn import quality
 from qdsn.errors import InvalidInput
 from qdsn.quality import bits, passes
-from qdsn.quality.rules import evaluate, rules
+from qdsn.quality.rules import Scan, evaluate, rules
 
 
 @pytest.fixture
-def small_blocks(monkeypatch):
-    """Blocks of 64 points shared between two threads, so that short series cross many blocks."""
+def small_blocks(monkeypatch, hot_loops):
+    """Blocks of 64 points shared between two threads, so that short series cross many blocks;
+    with the C kernels and with numpy."""
     monkeypatch.setattr(passes, "BLOCK", 64)
     monkeypatch.setattr(passes, "CORES", 2)
 
@@ -145,7 +146,7 @@ def test_capability_moments_keep_their_digits(x, small_blocks):
     assert c.normality["kurtosis"] == pytest.approx(m4 / m2**2, rel=1e-12)
 
 
-def test_sums_that_overflow_are_refused():
+def test_sums_that_overflow_are_refused(hot_loops):
     with pytest.raises(InvalidInput, match="too large"):
         quality.imr([1e308, 1e308, -1e308])
     with pytest.raises(InvalidInput, match="too large"):
@@ -171,3 +172,50 @@ def test_capability_of_an_individuals_chart_is_that_of_its_values(options, small
 def test_capability_takes_only_an_individuals_chart():
     with pytest.raises(InvalidInput, match="individuals chart, not a xbar chart"):
         quality.capability(quality.xbar_r(np.arange(20.0).reshape(5, 4)), 0, 30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([-3.0, -2.0, -1.5, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0, 4.0, float("nan")]), min_size=1, max_size=400
+    ),
+    st.sampled_from(["nelson", "western-electric", "nelson1", "nelson3"]),
+    st.sampled_from([64, 128, 192]),
+)
+def test_the_c_kernel_flags_what_numpy_flags(values, picked, block):
+    """Points on boundaries, equal neighbours, NaN, words cut short, blocks of any start."""
+    assert passes.kernels is not None
+    x = np.array(values)
+    c, w = 0.5, 0.5  # boundaries at 0.5 ± 0.5k: every grid value lies on one
+    scans = [Scan(x, c, w, rules(picked)) for _ in range(2)]
+    for start in range(0, x.size, block):
+        stop = min(start + block, x.size)
+        assert passes.kernels.flags(
+            x,
+            start,
+            stop,
+            scans[0].upper,
+            scans[0].lower,
+            scans[0].packed,
+            scans[0].packed.shape[0] > 2 * len(scans[0].upper),
+        )
+        kernels, passes.kernels = passes.kernels, None
+        try:
+            scans[1].block(start, stop)
+        finally:
+            passes.kernels = kernels
+    assert np.array_equal(bits.before(scans[0].packed, x.size), bits.before(scans[1].packed, x.size))
+
+
+def test_the_c_kernels_refuse_a_block_that_does_not_fit():
+    assert passes.kernels is not None
+    x, packed = np.zeros(100), bits.empty(2, 100)
+    bound = np.zeros((1, 1))
+    with pytest.raises(ValueError, match="do not fit"):
+        passes.kernels.flags(x, 3, 50, bound, bound, packed, False)  # a start inside a word
+    with pytest.raises(ValueError, match="do not fit"):
+        passes.kernels.flags(x, 0, 101, bound, bound, packed, False)
+    with pytest.raises(ValueError, match="does not fit"):
+        passes.kernels.ranges(x, 0, 50, np.zeros(99))
+    with pytest.raises(TypeError, match="8-byte items"):
+        passes.kernels.moments(x.astype(np.float32), 0, 50, 0.0, 1.0, 2.0, True)

@@ -118,7 +118,7 @@ def test_vectorized_rules_match_their_definitions(z, same_side, alternating, k_o
 
 
 @pytest.mark.parametrize("n", [1, 2, 15, 63, 64, 65, 1000, 4099])
-def test_long_series_across_words_blocks_and_threads(n, monkeypatch):
+def test_long_series_across_words_blocks_and_threads(n, monkeypatch, hot_loops):
     """Windows that cross words, blocks and the threads sharing them find what the definitions
     find, for grid values (ties everywhere) and continuous ones."""
     monkeypatch.setattr(passes, "BLOCK", 64 * 3)

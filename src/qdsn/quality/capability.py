@@ -194,6 +194,10 @@ def _moments(
     n = x.size
 
     def block(shift: float, a: int, b: int) -> tuple[float, ...]:
+        if passes.kernels:
+            return passes.kernels.moments(
+                x, a, b, shift, math.nan if lsl is None else lsl, math.nan if usl is None else usl, steps
+            )
         part = x[a:b]
         d = passes.scratch("d", part.shape)
         d2 = passes.scratch("d2", part.shape)

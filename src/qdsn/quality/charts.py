@@ -377,6 +377,8 @@ def _moving_ranges(x: Array) -> tuple[Array, float, float]:
     mr[0] = np.nan
 
     def block(start: int, stop: int) -> tuple[float, float]:
+        if passes.kernels:
+            return passes.kernels.ranges(x, start, stop, mr)
         lo = max(start, 1)
         part = mr[lo:stop]
         with np.errstate(over="ignore", invalid="ignore"):  # a sum that is not finite is refused after

@@ -17,6 +17,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+try:  # the hot loops in C (_kernels.c), where setup.py could build them; the numpy code does the same
+    from qdsn.quality import _kernels as kernels
+except ImportError:  # pragma: no cover - a build without a C compiler
+    kernels = None
+
 T = TypeVar("T")
 
 BLOCK = 1 << 18  # points (2 MiB of float64): the fastest of 2^16 … 2^19 for chart and capability on two cores

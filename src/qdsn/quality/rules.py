@@ -192,12 +192,15 @@ class Scan:
         if not self.keys:
             return
         x, z = self.series, len(self.upper)
+        moves = len(self.keys) > 2 * z
+        if passes.kernels and passes.kernels.flags(x, start, stop, self.upper, self.lower, self.packed, moves):
+            return
         here = x[start:stop]
         buf = passes.scratch("flags", (len(self.keys), here.size), bool)
         # each comparison with all boundaries at once: one numpy call, one release of the GIL
         np.greater(here, self.upper, out=buf[:z])
         np.less(here, self.lower, out=buf[z : 2 * z])
-        if len(self.keys) > 2 * z:  # a step up or down from the point before
+        if moves:  # a step up or down from the point before
             rise, fall = buf[2 * z], buf[2 * z + 1]
             rise[0] = start > 0 and bool(x[start] > x[start - 1])
             fall[0] = start > 0 and bool(x[start] < x[start - 1])

@@ -1,0 +1,10 @@
+"""The optional C kernels of the SPC passes (src/qdsn/quality/_kernels.c). Where no C compiler is
+at hand the build goes on without them, and qdsn.quality runs the same passes in numpy."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension("qdsn.quality._kernels", ["src/qdsn/quality/_kernels.c"], extra_compile_args=["-O3"], optional=True)
+    ]
+)
