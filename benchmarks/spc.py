@@ -5,8 +5,9 @@ beside numpy's plain mean and standard deviation of the same array in the same r
 as the best of 20 calls after two warm-up calls, as a running node would make them; the calls take
 turns (the baseline, then each measure, then the baseline again, …) so that a slow spell of the
 machine falls on all of them alike. "Both" is timed as one call, chart and capability together.
+`--numpy` times the numpy code that stands in for the C kernels where they were not built.
 
-    python benchmarks/spc.py [--n 1000000]
+    python benchmarks/spc.py [--n 1000000] [--numpy]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from qdsn import quality
+from qdsn.quality import passes
 
 
 def best(*fs, repeat: int = 20) -> list[float]:
@@ -37,7 +39,11 @@ def best(*fs, repeat: int = 20) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--numpy", action="store_true", help="without the C kernels")
     args = ap.parse_args()
+    if args.numpy:
+        passes.kernels = None
+    hot = "numpy" if passes.kernels is None else "C kernels"
     x = np.random.default_rng(1).normal(17.6, 0.12, args.n)
     quality.imr(x[:100])  # constants computed once, as in a running node
 
@@ -55,7 +61,7 @@ def main() -> None:
     }
     charted = chart()
     baseline, *times = best(lambda: (x.mean(), x.std(ddof=1)), *measures.values())
-    table = Table(title=f"SPC on {args.n:,} measurements (best of 20)")
+    table = Table(title=f"SPC on {args.n:,} measurements, hot loops in {hot} (best of 20)")
     for col in ("measure", "time", "baseline: numpy mean + std", "ratio"):
         table.add_column(col, justify="left" if col == "measure" else "right")
     for name, t in zip(measures, times, strict=True):
