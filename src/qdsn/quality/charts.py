@@ -269,8 +269,8 @@ def _judge(chart: Chart, center: Any, width: Any, o: ChartOptions) -> Chart:
 
     passes.over(rules.n, block)
     chart.violations = rules.violations()
-    if comp is not None and limits is not None:
-        comp.violations = limits.violations()
+    if limits is not None:
+        limits.chart.violations = limits.violations()
     return chart
 
 

@@ -175,7 +175,7 @@ class Scan:
         if not exact:
             series, center, width = _standard(series, center, width), 0.0, 1.0
         self.series = np.ascontiguousarray(series, dtype=float)
-        self.n, self.center, self.width = self.series.size, center, width
+        self.n = self.series.size
         zones = sorted({_zone(r) for r in self.picked if r.test not in _MOVING})
         moves = [("rise", 0.0), ("fall", 0.0)] if any(r.test in _MOVING for r in self.picked) else []
         self.keys = [*(("above", z) for z in zones), *(("below", z) for z in zones), *moves]
@@ -188,7 +188,7 @@ class Scan:
             self.lower[zones.index(3.0)], self.upper[zones.index(3.0)] = lcl, ucl
 
     def block(self, start: int, stop: int) -> None:
-        """Set the flags of points start … stop − 1 (start a multiple of 8)."""
+        """Set the flags of points start … stop − 1 (start a multiple of 64)."""
         if not self.keys:
             return
         x, z = self.series, len(self.upper)
