@@ -207,6 +207,19 @@ def test_the_c_kernel_flags_what_numpy_flags(values, picked, block):
     assert np.array_equal(bits.before(scans[0].packed, x.size), bits.before(scans[1].packed, x.size))
 
 
+@pytest.mark.parametrize("upper, lower", [([1.0], []), ([0.5, 1.5], [-1.0]), ([], [0.0, -2.0, -3.0])])
+def test_the_c_kernel_flags_any_number_of_limits_each_side(upper, lower):
+    assert passes.kernels is not None
+    x = np.random.default_rng(11).choice([-3.0, -2.0, -1.0, 0.0, 0.5, 1.0, 1.5, 2.0, float("nan")], 1000)
+    packed = bits.empty(len(upper) + len(lower), x.size)
+    for start in range(0, x.size, 192):
+        assert passes.kernels.flags(x, start, min(start + 192, x.size), np.array(upper), np.array(lower), packed, False)
+    with np.errstate(invalid="ignore"):
+        expected = [x > u for u in upper] + [x < v for v in lower]
+    for row, flags in zip(bits.before(packed, x.size), expected, strict=True):
+        assert bits.positions(row, x.size).tolist() == np.flatnonzero(flags).tolist()
+
+
 def test_the_c_kernels_refuse_a_block_that_does_not_fit():
     assert passes.kernels is not None
     x, packed = np.zeros(100), bits.empty(2, 100)

@@ -50,12 +50,12 @@ static int take(PyObject *o, Py_buffer *b, int writable, const char *what) {
 
 #ifdef AVX2_PATH
 /* 64 points, 4 at a time: each comparison's 4-lane mask is 4 bits of its word. Rows: above
- * upper[k], below lower[k] for each of z boundaries, then rising and falling if moves; p[-1] must
- * exist when moves. NaN compares false, as in numpy. */
-__attribute__((target("avx2"))) static void word_avx2(const double *p, Py_ssize_t z, const double *u, const double *l,
-                                                       int moves, uint64_t *acc) {
+ * upper[k] for each of nu boundaries, below lower[k] for each of nl, then rising and falling if
+ * moves; p[-1] must exist when moves. NaN compares false, as in numpy. */
+__attribute__((target("avx2"))) static void word_avx2(const double *p, Py_ssize_t nu, const double *u, Py_ssize_t nl,
+                                                       const double *l, int moves, uint64_t *acc) {
 #define BITS(c) ((uint64_t)_mm256_movemask_pd(c) << j)
-    if (z == 4 && moves) { /* the Nelson set: every accumulator in a register */
+    if (nu == 4 && nl == 4 && moves) { /* the Nelson set: every accumulator in a register */
         __m256d u0 = _mm256_set1_pd(u[0]), u1 = _mm256_set1_pd(u[1]), u2 = _mm256_set1_pd(u[2]),
                 u3 = _mm256_set1_pd(u[3]), l0 = _mm256_set1_pd(l[0]), l1 = _mm256_set1_pd(l[1]),
                 l2 = _mm256_set1_pd(l[2]), l3 = _mm256_set1_pd(l[3]);
@@ -77,17 +77,15 @@ __attribute__((target("avx2"))) static void word_avx2(const double *p, Py_ssize_
         memcpy(acc, out, sizeof out);
         return;
     }
-    for (Py_ssize_t k = 0; k < 2 * z + 2; k++) acc[k] = 0;
+    for (Py_ssize_t k = 0; k < nu + nl + 2; k++) acc[k] = 0;
     for (int j = 0; j < 64; j += 4) {
         __m256d v = _mm256_loadu_pd(p + j);
-        for (Py_ssize_t k = 0; k < z; k++) {
-            acc[k] |= BITS(_mm256_cmp_pd(v, _mm256_set1_pd(u[k]), _CMP_GT_OQ));
-            acc[z + k] |= BITS(_mm256_cmp_pd(v, _mm256_set1_pd(l[k]), _CMP_LT_OQ));
-        }
+        for (Py_ssize_t k = 0; k < nu; k++) acc[k] |= BITS(_mm256_cmp_pd(v, _mm256_set1_pd(u[k]), _CMP_GT_OQ));
+        for (Py_ssize_t k = 0; k < nl; k++) acc[nu + k] |= BITS(_mm256_cmp_pd(v, _mm256_set1_pd(l[k]), _CMP_LT_OQ));
         if (moves) {
             __m256d q = _mm256_loadu_pd(p + j - 1);
-            acc[2 * z] |= BITS(_mm256_cmp_pd(v, q, _CMP_GT_OQ));
-            acc[2 * z + 1] |= BITS(_mm256_cmp_pd(v, q, _CMP_LT_OQ));
+            acc[nu + nl] |= BITS(_mm256_cmp_pd(v, q, _CMP_GT_OQ));
+            acc[nu + nl + 1] |= BITS(_mm256_cmp_pd(v, q, _CMP_LT_OQ));
         }
     }
 #undef BITS
@@ -95,23 +93,22 @@ __attribute__((target("avx2"))) static void word_avx2(const double *p, Py_ssize_
 #endif
 
 /* The same for m <= 64 points, one at a time: the series' first word and its last. */
-static void word_plain(const double *p, int m, int first, Py_ssize_t z, const double *u, const double *l, int moves,
-                       uint64_t *acc) {
-    for (Py_ssize_t k = 0; k < 2 * z + 2; k++) acc[k] = 0;
+static void word_plain(const double *p, int m, int first, Py_ssize_t nu, const double *u, Py_ssize_t nl,
+                       const double *l, int moves, uint64_t *acc) {
+    for (Py_ssize_t k = 0; k < nu + nl + 2; k++) acc[k] = 0;
     for (int j = 0; j < m; j++) {
-        for (Py_ssize_t k = 0; k < z; k++) {
-            acc[k] |= (uint64_t)(p[j] > u[k]) << j;
-            acc[z + k] |= (uint64_t)(p[j] < l[k]) << j;
-        }
+        for (Py_ssize_t k = 0; k < nu; k++) acc[k] |= (uint64_t)(p[j] > u[k]) << j;
+        for (Py_ssize_t k = 0; k < nl; k++) acc[nu + k] |= (uint64_t)(p[j] < l[k]) << j;
         if (moves && (j > 0 || !first)) {
-            acc[2 * z] |= (uint64_t)(p[j] > p[j - 1]) << j;
-            acc[2 * z + 1] |= (uint64_t)(p[j] < p[j - 1]) << j;
+            acc[nu + nl] |= (uint64_t)(p[j] > p[j - 1]) << j;
+            acc[nu + nl + 1] |= (uint64_t)(p[j] < p[j - 1]) << j;
         }
     }
 }
 
 /* flags(x, start, stop, upper, lower, packed, moves) -> bool: set the words of points start ...
- * stop - 1 (start a multiple of 64) in every row of packed (rows x words, row-major). False, and
+ * stop - 1 (start a multiple of 64) in every row of packed (rows x words, row-major): x above each
+ * of upper (up to 8), below each of lower (up to 8), then rising and falling if moves. False, and
  * nothing written, where this processor lacks AVX2: the caller's numpy code is as fast there. */
 static PyObject *flags(PyObject *self, PyObject *args) {
     PyObject *xo, *uo, *lo, *po;
@@ -125,9 +122,9 @@ static PyObject *flags(PyObject *self, PyObject *args) {
     if (take(uo, &up, 0, "upper") < 0) goto free_x;
     if (take(lo, &low, 0, "lower") < 0) goto free_up;
     if (take(po, &pk, 1, "packed") < 0) goto free_low;
-    Py_ssize_t n = x.len / 8, z = up.len / 8, rows = 2 * z + (moves ? 2 : 0);
+    Py_ssize_t n = x.len / 8, nu = up.len / 8, nl = low.len / 8, rows = nu + nl + (moves ? 2 : 0);
     Py_ssize_t words = rows ? pk.len / 8 / rows : 0;
-    if (start < 0 || start % 64 || start > stop || stop > n || low.len != up.len || z > 8 || rows == 0 ||
+    if (start < 0 || start % 64 || start > stop || stop > n || nu > 8 || nl > 8 || rows == 0 ||
         (stop + 63) / 64 > words) {
         PyErr_SetString(PyExc_ValueError, "flags: the block, the boundaries or the packed rows do not fit");
         goto free_all;
@@ -140,9 +137,9 @@ static PyObject *flags(PyObject *self, PyObject *args) {
         const double *p = xv + w * 64;
         int m = stop - w * 64 < 64 ? (int)(stop - w * 64) : 64;
         if (m == 64 && w > 0)
-            word_avx2(p, z, u, l, moves, acc);
+            word_avx2(p, nu, u, nl, l, moves, acc);
         else
-            word_plain(p, m, w == 0, z, u, l, moves, acc);
+            word_plain(p, m, w == 0, nu, u, nl, l, moves, acc);
         for (Py_ssize_t r = 0; r < rows; r++) out[r * words + w] = acc[r];
     }
     Py_END_ALLOW_THREADS

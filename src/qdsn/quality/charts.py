@@ -229,10 +229,16 @@ class _Beyond:
         # a spread never falls below a lower limit of 0: one comparison fewer over a long series
         self.sides = ["above"] if c.kind in _SPREADS and np.ndim(c.lcl) == 0 and c.lcl <= 0 else ["above", "below"]
         self.packed = bits.empty(len(self.sides), c.statistic.size)
+        stat = c.statistic
+        one = np.ndim(c.ucl) == 0 and np.ndim(c.lcl) == 0 and stat.dtype == float and stat.flags.c_contiguous
+        # the limits as the C kernel takes them, where each is one number
+        self.limits = (np.array([c.ucl]), np.array([c.lcl][: len(self.sides) - 1])) if one else None
 
     def block(self, start: int, stop: int) -> None:
-        """Flag the points start … stop − 1 (start a multiple of 8)."""
-        c = self.chart
+        """Flag the points start … stop − 1 (start a multiple of 64)."""
+        c, k = self.chart, passes.kernels
+        if k and self.limits and k.flags(c.statistic, start, stop, *self.limits, self.packed, False):
+            return
         part = c.statistic[start:stop]
         buf = passes.scratch("beyond", (len(self.sides), part.size), bool)
         with np.errstate(invalid="ignore"):  # no value (NaN) is beyond nothing
