@@ -230,5 +230,7 @@ def test_the_c_kernels_refuse_a_block_that_does_not_fit():
         passes.kernels.flags(x, 0, 101, bound, bound, packed, False)
     with pytest.raises(ValueError, match="does not fit"):
         passes.kernels.ranges(x, 0, 50, np.zeros(99))
-    with pytest.raises(TypeError, match="8-byte items"):
+    with pytest.raises(TypeError, match="float64 values expected"):
         passes.kernels.moments(x.astype(np.float32), 0, 50, 0.0, 1.0, 2.0, True)
+    with pytest.raises(TypeError, match="float64 values expected"):
+        passes.kernels.ranges(x.astype(np.int64), 0, 50, np.zeros(100))

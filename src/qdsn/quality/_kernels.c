@@ -35,11 +35,13 @@ static inline void add(Sum *t, double v) {
 
 static inline double total(const Sum *t) { return t->s + t->c; }
 
-static int take(PyObject *o, Py_buffer *b, int writable, const char *what) {
+/* A C-contiguous buffer of 8-byte items: doubles (format "d") where `doubles`, else words. */
+static int take(PyObject *o, Py_buffer *b, int writable, int doubles, const char *what) {
     if (PyObject_GetBuffer(o, b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
         return -1;
-    if (b->itemsize != 8) {
-        PyErr_Format(PyExc_TypeError, "%s: 8-byte items expected", what);
+    size_t len = b->format ? strlen(b->format) : 0;
+    if (b->itemsize != 8 || (doubles && (len == 0 || b->format[len - 1] != 'd'))) {
+        PyErr_Format(PyExc_TypeError, "%s: %s expected", what, doubles ? "float64 values" : "8-byte words");
         PyBuffer_Release(b);
         return -1;
     }
@@ -118,10 +120,10 @@ static PyObject *flags(PyObject *self, PyObject *args) {
 #ifdef AVX2_PATH
     if (!__builtin_cpu_supports("avx2")) Py_RETURN_FALSE;
     Py_buffer x, up, low, pk;
-    if (take(xo, &x, 0, "x") < 0) return NULL;
-    if (take(uo, &up, 0, "upper") < 0) goto free_x;
-    if (take(lo, &low, 0, "lower") < 0) goto free_up;
-    if (take(po, &pk, 1, "packed") < 0) goto free_low;
+    if (take(xo, &x, 0, 1, "x") < 0) return NULL;
+    if (take(uo, &up, 0, 1, "upper") < 0) goto free_x;
+    if (take(lo, &low, 0, 1, "lower") < 0) goto free_up;
+    if (take(po, &pk, 1, 0, "packed") < 0) goto free_low;
     Py_ssize_t n = x.len / 8, nu = up.len / 8, nl = low.len / 8, rows = nu + nl + (moves ? 2 : 0);
     Py_ssize_t words = rows ? pk.len / 8 / rows : 0;
     if (start < 0 || start % 64 || start > stop || stop > n || nu > 8 || nl > 8 || rows == 0 ||
@@ -167,8 +169,8 @@ static PyObject *ranges(PyObject *self, PyObject *args) {
     Py_ssize_t start, stop;
     if (!PyArg_ParseTuple(args, "OnnO", &xo, &start, &stop, &mo)) return NULL;
     Py_buffer x, mr;
-    if (take(xo, &x, 0, "x") < 0) return NULL;
-    if (take(mo, &mr, 1, "mr") < 0) {
+    if (take(xo, &x, 0, 1, "x") < 0) return NULL;
+    if (take(mo, &mr, 1, 1, "mr") < 0) {
         PyBuffer_Release(&x);
         return NULL;
     }
@@ -213,7 +215,7 @@ static PyObject *moments(PyObject *self, PyObject *args) {
     int steps;
     if (!PyArg_ParseTuple(args, "Onndddp", &xo, &start, &stop, &shift, &lsl, &usl, &steps)) return NULL;
     Py_buffer x;
-    if (take(xo, &x, 0, "x") < 0) return NULL;
+    if (take(xo, &x, 0, 1, "x") < 0) return NULL;
     if (start < 0 || start > stop || stop > x.len / 8) {
         PyBuffer_Release(&x);
         PyErr_SetString(PyExc_ValueError, "moments: the block does not fit");
