@@ -1,5 +1,6 @@
 """Blocked passes over long series, the packed flag series of the run rules, and the results of
-charts and capability computed in many blocks on two threads: the same as computed whole."""
+charts and capability computed in many blocks on two threads, with the C kernels and with numpy:
+the same as computed whole."""
 
 import math
 import threading
