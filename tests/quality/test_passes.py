@@ -198,7 +198,7 @@ def test_the_c_kernel_flags_what_numpy_flags(values, picked, block):
             scans[0].upper,
             scans[0].lower,
             scans[0].packed,
-            scans[0].packed.shape[0] > 2 * len(scans[0].upper),
+            scans[0].moves,
         )
         kernels, passes.kernels = passes.kernels, None
         try:

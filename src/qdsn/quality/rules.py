@@ -177,7 +177,8 @@ class Scan:
         self.series = np.ascontiguousarray(series, dtype=float)
         self.n = self.series.size
         zones = sorted({_zone(r) for r in self.picked if r.test not in _MOVING})
-        moves = [("rise", 0.0), ("fall", 0.0)] if any(r.test in _MOVING for r in self.picked) else []
+        self.moves = any(r.test in _MOVING for r in self.picked)  # rising and falling flags wanted
+        moves = [("rise", 0.0), ("fall", 0.0)] if self.moves else []
         self.keys = [*(("above", z) for z in zones), *(("below", z) for z in zones), *moves]
         self.packed = bits.empty(len(self.keys), self.n)
         self.flags = dict(zip(self.keys, self.packed, strict=True))
@@ -192,15 +193,14 @@ class Scan:
         if not self.keys:
             return
         x, z = self.series, len(self.upper)
-        moves = len(self.keys) > 2 * z
-        if passes.kernels and passes.kernels.flags(x, start, stop, self.upper, self.lower, self.packed, moves):
+        if passes.kernels and passes.kernels.flags(x, start, stop, self.upper, self.lower, self.packed, self.moves):
             return
         here = x[start:stop]
         buf = passes.scratch("flags", (len(self.keys), here.size), bool)
         # each comparison with all boundaries at once: one numpy call, one release of the GIL
         np.greater(here, self.upper, out=buf[:z])
         np.less(here, self.lower, out=buf[z : 2 * z])
-        if moves:  # a step up or down from the point before
+        if self.moves:  # a step up or down from the point before
             rise, fall = buf[2 * z], buf[2 * z + 1]
             rise[0] = start > 0 and bool(x[start] > x[start - 1])
             fall[0] = start > 0 and bool(x[start] < x[start - 1])
