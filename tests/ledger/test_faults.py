@@ -33,9 +33,12 @@ def test_sigkill_during_appends_loses_no_acknowledged_transaction(tmp_path):
     for _ in range(12):
         proc = subprocess.Popen([sys.executable, str(WRITER), db, seed], stdout=subprocess.PIPE, text=True, env=env)
         lines: list[str] = []
-        reader = threading.Thread(target=lambda p=proc, out=lines: out.extend(p.stdout), daemon=True)
+        started = threading.Event()
+        reader = threading.Thread(target=_collect, args=(proc, lines, started), daemon=True)
         reader.start()
-        time.sleep(rng.uniform(0.8, 1.6))
+        # the kill moment counts from the first acknowledged batch: a busy machine may take seconds to start
+        assert started.wait(60), "the writer acknowledged nothing in 60 s"
+        time.sleep(rng.uniform(0.0, 0.8))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         reader.join(5)
@@ -48,6 +51,13 @@ def test_sigkill_during_appends_loses_no_acknowledged_transaction(tmp_path):
     report = audit(store)
     assert report.ok, report.reason
     assert report.size == store.size
+
+
+def _collect(proc: subprocess.Popen[str], lines: list[str], started: threading.Event) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        started.set()
 
 
 @pytest.fixture
