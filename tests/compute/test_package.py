@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tarfile
+import tracemalloc
 
 import pytest
 
@@ -108,3 +109,110 @@ def test_only_a_certifier_publishes_and_each_version_once(tmp_path):
     ledger = cqc.ledger()
     assert ledger.state.models["process-capability@1.0.1"].hash == package.code_hash(blob)
     ledger.close()
+
+
+# What a certifier sends is checked header by header before a byte of member data is read.
+
+
+def header(name, size=0, kind=b"0", magic=b"ustar\x0000", linkname=""):
+    """One 512-byte tar header, its checksum right, whatever it claims."""
+    info = tarfile.TarInfo(name)
+    info.size, info.type, info.linkname = size, kind, linkname
+    fmt = tarfile.GNU_FORMAT if magic.startswith(b"ustar ") else tarfile.USTAR_FORMAT
+    block = bytearray(info.tobuf(fmt)[-512:])
+    block[124:136] = b"%011o\0" % size
+    block[257:265] = magic
+    return _checksummed(block)
+
+
+def _checksummed(block):
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def gnu_sparse(name, real):
+    """A GNU sparse member: 0 bytes stored, `real` bytes once its holes are filled — tarfile fills them."""
+    block = bytearray(header(name, 0, tarfile.GNUTYPE_SPARSE, magic=b"ustar  \0"))
+    block[386:398] = b"%011o\0" % (real - 1)  # one stored region: 0 bytes at the very end
+    block[398:410] = b"%011o\0" % 0
+    block[483:495] = b"%011o\0" % real
+    return _checksummed(block)
+
+
+def end(blob):
+    blob += bytes(1024)
+    return blob + bytes(-len(blob) % tarfile.RECORDSIZE)
+
+
+def refused_cheaply(blob, match):
+    """`unpack` refuses `blob` with a reason matching `match`, having allocated under 1 MiB on the way."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidInput, match=match):
+            package.unpack(blob)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, f"{peak:,} bytes allocated to refuse a {len(blob):,}-byte archive"
+
+
+def test_a_sparse_member_is_refused_before_it_is_read():
+    blob = gnu_sparse("model.py", 129 << 20) + bytes(1024)
+    assert len(blob) == 1536
+    refused_cheaply(blob, "'model.py' is a GNU sparse file")
+
+
+def test_declared_sizes_are_checked_before_any_member_is_read():
+    refused_cheaply(end(header("model.py", 2 << 30)), r"declares 2,147,483,648 bytes.*8 MiB")
+    many = b"".join(header(f"m{i}.py", 3 << 20) + bytes(3 << 20) for i in range(2)) + header("m3.py", 3 << 20)
+    with pytest.raises(InvalidInput, match=r"members declare 9,437,184 bytes.*8 MiB"):  # 9 MiB in all
+        package.unpack(end(many))
+    refused_cheaply(bytes(package.MAX_ARCHIVE + 1), r"larger than the .* a model archive may be")
+
+
+def test_only_plain_ustar_files_are_members():
+    def tar(fmt, *members):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
+            for info, data in members:
+                t.addfile(info, io.BytesIO(data) if data is not None else None)
+        return buf.getvalue()
+
+    def info(name, kind=tarfile.REGTYPE, size=0, **kw):
+        i = tarfile.TarInfo(name)
+        i.type, i.size = kind, size
+        for k, v in kw.items():
+            setattr(i, k, v)
+        return i
+
+    pax = info("model.py", size=1, pax_headers={"comment": "x" * 50})
+    cases = [
+        (tar(tarfile.PAX_FORMAT, (pax, b"x")), "is a pax extended header"),
+        (tar(tarfile.GNU_FORMAT, (info("a" * 120 + ".py", size=1), b"x")), "is a GNU long name"),
+        (tar(tarfile.USTAR_FORMAT, (info("link.py", tarfile.LNKTYPE, linkname="model.py"), None)), "is a hard link"),
+        (tar(tarfile.USTAR_FORMAT, (info("ln.py", tarfile.SYMTYPE, linkname="/etc/passwd"), None)), "symbolic link"),
+        (tar(tarfile.USTAR_FORMAT, (info("pkg", tarfile.DIRTYPE), None)), "'pkg/' is a directory"),
+        (tar(tarfile.USTAR_FORMAT, (info("null", tarfile.CHRTYPE), None)), "is a character device"),
+        (tar(tarfile.USTAR_FORMAT, (info("fifo", tarfile.FIFOTYPE), None)), "is a FIFO"),
+        (end(header("model.py", magic=b"ustar  \0")), "not a POSIX ustar header"),
+    ]
+    for blob, match in cases:
+        refused_cheaply(blob, match)
+
+
+def test_paths_that_collide_are_refused(model):
+    blob, _ = package.load(model)
+    entries = package.unpack(blob)
+    for extra, match in [
+        ([("model.py/x.py", b"")], "'model.py' is both a file and a folder"),
+        ([("model.py", b"print(1)")], "'model.py' is in the package twice"),
+        ([("./model.py", b"")], r"'\./model\.py' is not a plain file inside"),
+        ([("sub//x.py", b"")], r"'sub//x\.py' is not a plain file inside"),
+        ([("x\x1b[2K.py", b"")], "control or invisible character"),
+    ]:
+        bad = package.archive(entries + extra)
+        with pytest.raises(InvalidInput, match=match):
+            package.unpack(bad)
+        with pytest.raises(InvalidInput, match=match):
+            package.manifest_of(entries + extra)

@@ -72,9 +72,12 @@ def owner(node: Node) -> Owner:
 def request(node: Node, requester: str, message: dict[str, Any]) -> Job:
     """A certification body's job request: refused with why (and recorded), pending for the owner,
     or — when the agreement names this code hash — run at once."""
+    archive = message.get("archive")
+    if isinstance(archive, str) and len(archive) > package.MAX_ARCHIVE_BASE64:  # refused before it is decoded
+        raise InvalidInput(f"the model archive is {len(archive):,} characters of base64, larger than the "
+                           f"{package.MAX_ARCHIVE_BASE64:,} a model archive may be")  # fmt: skip
     try:
         blob = base64.b64decode(message["archive"], validate=True)
-        m = package.manifest_of(package.unpack(blob))
         ranges = [Range(r["dataset"], int(r["first"]), int(r["count"])) for r in message["datasets"]]
         agreement_id, nonce = message["agreementId"], message["nonce"]
         parameters = message.get("parameters", {})
@@ -83,6 +86,7 @@ def request(node: Node, requester: str, message: dict[str, Any]) -> Job:
                            f"[{{dataset, first, count}}], parameters and a nonce: {e}") from None  # fmt: skip
     if not isinstance(nonce, str) or not 8 <= len(nonce) <= 200 or not isinstance(parameters, dict) or not ranges:
         raise InvalidInput("a job's nonce is 8–200 characters, its parameters an object, and it reads some records")
+    m = package.manifest_of(package.unpack(blob))
     code_hash = package.code_hash(blob)
     if message.get("model") not in (None, f"{m.id}@{m.version}") or message.get("codeHash") not in (None, code_hash):
         raise InvalidInput("the model named does not match the archive sent")
