@@ -137,3 +137,27 @@ def test_what_a_certifier_sends_is_checked_before_it_is_read(lab):
     with pytest.raises(QDSNError, match=f"bodies are limited to {MAX_JOB_BODY} bytes"):
         c["cqc"].call("POST", "/jobs", {"agreementId": a, "archive": "A" * MAX_JOB_BODY})
     assert c["maker"].call("GET", "/jobs")["jobs"] == []  # nothing was kept of any of them
+
+
+def test_every_failure_of_a_run_ends_the_job_failed_with_its_reason(lab, monkeypatch):
+    from qdsn.node import jobs as node_jobs
+
+    node, c, blob = lab
+    a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
+    unanchored = ask(c["cqc"], a, blob, datasets=[{"dataset": "line-1", "first": 150, "count": 100}])
+    failed = c["maker"].call("POST", f"/jobs/{unanchored['id']}/approval", {})  # execute refuses the range
+    assert failed["state"] == "failed" and "records 150–249 of line-1 are not all anchored" in failed["reason"]
+    assert c["cqc"].call("GET", f"/jobs/{unanchored['id']}")["reason"] == failed["reason"]  # the requester sees why
+
+    job = ask(c["cqc"], a, blob)
+
+    def ledger_down(*_):
+        raise OSError("the ledger's disk is full")
+
+    monkeypatch.setattr(node_jobs, "record", ledger_down)  # the run is fine; putting it on the ledger is not
+    failed = c["maker"].call("POST", f"/jobs/{job['id']}/approval", {})
+    assert failed["state"] == "failed" and "could not be recorded on the ledger" in failed["reason"]
+    assert failed["result"] is None  # nothing unrecorded leaves
+    with pytest.raises(Conflict, match="is failed"):
+        c["maker"].call("POST", f"/jobs/{job['id']}/approval", {})
+    assert {j["state"] for j in c["maker"].call("GET", "/jobs")["jobs"]} == {"failed"}

@@ -7,15 +7,23 @@ purpose among the constraints it must meet) and each run at the use point, count
 a job runs at most as often as its agreement allows. When the agreement's permission itself names
 the code hash (`qdsn:modelHash`), the owner approved that code for that purpose when it made the
 offer, and the job runs at once; otherwise it waits for the owner.
+
+A job ends `done`, `denied` or `failed`, and a failed one says why: whatever goes wrong once it is
+approved — the run, its attestation, putting either on the ledger — fails the job with its reason.
+The approval that runs a job claims it in the database, so that one approval runs it; a job whose
+claiming process is gone (the node stopped mid-run) is failed as interrupted when it is next read.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
+import os
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,7 +31,7 @@ from sqlalchemy import Column, MetaData, String, Table, Text, insert, select, up
 
 from qdsn.compute import attest, package
 from qdsn.compute.job import Owner, Range, Result, execute
-from qdsn.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from qdsn.errors import Conflict, InvalidInput, NotFound, PermissionDenied, QDSNError
 from qdsn.ledger import tx
 from qdsn.node.node import Node
 from qdsn.node.transfer import refuse, uses
@@ -41,6 +49,8 @@ jobs = Table(
     Column("archive", Text, nullable=False),  # base64 of the model's canonical archive
 )
 STATES = ("pending", "approved", "denied", "done", "failed")
+INTERRUPTED = "interrupted: the node stopped while the job ran; ask for it again"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -121,7 +131,8 @@ def request(node: Node, requester: str, message: dict[str, Any]) -> Job:
 
 def approve(node: Node, job_id: str) -> Job:
     """The owner approves: the run is decided as a use (counted on the ledger), run in the sandbox,
-    metered with its compute seconds, and an ok run's attestation recorded with `compute.attest`."""
+    metered with its compute seconds, and an ok run's attestation recorded with `compute.attest`.
+    Whatever fails once the job is claimed fails the job, with the reason, never leaving it approved."""
     store = _store(node)
     job, blob = store.get(job_id)
     if job.state != "pending":
@@ -134,16 +145,35 @@ def approve(node: Node, job_id: str) -> Job:
         d = decide(a.policy, ask, point="use") if not a.ended else None
         if d is None or not d.allowed:
             why = f"agreement {a.uid} has ended: {a.ended}" if d is None else d.reason
-            return store.set(job, "denied", why)
-        store.set(job, "approved")
-        result = execute(owner(node), blob, job.parameters, [Range(**r) for r in job.ranges], job.nonce,
-                         job=job.id, isolation=node.isolation)  # fmt: skip
-        records = sum(r["count"] for r in job.ranges)
-        payload = d.payload(a.dataset, ask, "use", agreement=a.uid, records=records, compute_seconds=result.seconds)
-        node.submit([node.home.sign("access.decision", payload)])
+            return store.end(job, "denied", why)
+        job = store.claim(job)
+        try:
+            result = execute(owner(node), blob, job.parameters, [Range(**r) for r in job.ranges], job.nonce,
+                             job=job.id, isolation=node.isolation)  # fmt: skip
+        except Exception as e:  # the model did not run: no use to meter
+            return store.end(job, "failed", f"the job could not run: {_because(e)}")
+        try:
+            records = sum(r["count"] for r in job.ranges)
+            payload = d.payload(a.dataset, ask, "use", agreement=a.uid, records=records,
+                                compute_seconds=result.seconds)  # fmt: skip
+            node.submit([node.home.sign("access.decision", payload)])
+        except Exception as e:
+            return store.end(job, "failed", f"the run could not be recorded on the ledger: {_because(e)}")
     if result.status == "ok":
-        record(node, result)
-    return store.set(job, "done" if result.status == "ok" else "failed", result.reason or None, result.to_json())
+        try:
+            record(node, result)
+        except Exception as e:  # an attestation not on the ledger does not leave
+            return store.end(job, "failed", f"the run's attestation could not be recorded on the ledger: {_because(e)}")
+    return store.end(job, "done" if result.status == "ok" else "failed", result.reason or None, result.to_json())
+
+
+def _because(e: Exception) -> str:
+    """Why a run failed, for the owner and the requester: a QDSN error says it; anything else is
+    named and logged in full for the operator."""
+    if isinstance(e, QDSNError):
+        return str(e)
+    log.exception("a job failed")
+    return f"the node failed ({type(e).__name__}: {e})"
 
 
 def deny(node: Node, job_id: str, reason: str) -> Job:
@@ -154,7 +184,7 @@ def deny(node: Node, job_id: str, reason: str) -> Job:
         raise Conflict(f"job {job_id} is {job.state}", "only a pending job can be denied")
     if not reason:
         raise InvalidInput("a denial says why")
-    return store.set(job, "denied", reason)
+    return store.end(job, "denied", reason)
 
 
 def record(node: Node, result: Result) -> tx.Envelope:
@@ -187,7 +217,8 @@ def _preapproved(policy: dict[str, Any], code_hash: str) -> bool:
 
 
 class JobStore:
-    """Jobs beside the node's offers and agreements."""
+    """Jobs beside the node's offers and agreements. Each state change is a compare-and-set on the
+    state it leaves, so that two processes never both move one job."""
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
@@ -204,22 +235,88 @@ class JobStore:
             row = c.execute(select(jobs).where(jobs.c.id == job_id)).first()
         if row is None:
             raise NotFound(f"no job {job_id!r}", "see the jobs: qdsn jobs list")
-        return Job(**orjson.loads(row.body)), base64.b64decode(row.archive)
+        return self._settled(row.state, row.body), base64.b64decode(row.archive)
 
-    def set(self, job: Job, state: str, reason: str | None = None, result: dict[str, Any] | None = None) -> Job:
-        new = Job(**{**job.to_json(), "state": state, "reason": reason, "result": result})
-        with self.engine.begin() as c:
-            body = orjson.dumps(new.to_json()).decode()
-            c.execute(update(jobs).where(jobs.c.id == job.id).values(state=state, body=body))
-        return new
+    def claim(self, job: Job) -> Job:
+        """pending → approved, by this process (its run is interrupted if the process goes)."""
+        return self._move(job, "pending", replace(job, state="approved"), runner=_runner())
+
+    def end(self, job: Job, state: str, reason: str | None = None, result: dict[str, Any] | None = None) -> Job:
+        """A pending job denied, or an approved one done or failed."""
+        return self._move(job, job.state, replace(job, state=state, reason=reason, result=result))
 
     def list(self, requester: str | None = None) -> list[Job]:
-        q = select(jobs.c.body).order_by(jobs.c.id)
+        q = select(jobs.c.state, jobs.c.body).order_by(jobs.c.id)
         if requester is not None:
             q = q.where(jobs.c.requester == requester)
         with self.engine.connect() as c:
-            out = [Job(**orjson.loads(r.body)) for r in c.execute(q)]
-        return sorted(out, key=lambda j: j.created)
+            rows = c.execute(q).all()
+        return sorted((self._settled(r.state, r.body) for r in rows), key=lambda j: j.created)
+
+    def _move(self, job: Job, was: str, new: Job, **extra: str) -> Job:
+        body = orjson.dumps(new.to_json() | extra).decode()
+        with self.engine.begin() as c:
+            moved = c.execute(update(jobs).where(jobs.c.id == job.id, jobs.c.state == was)
+                              .values(state=new.state, body=body)).rowcount  # fmt: skip
+        if moved != 1:
+            now, _ = self.get(job.id)
+            raise Conflict(f"job {job.id} is {now.state}", f"only a {was} job can become {new.state}")
+        return new
+
+    def _settled(self, state: str, body: str) -> Job:
+        """The job in `body`; an approved one whose runner is gone is failed as interrupted."""
+        doc = orjson.loads(body)
+        job = Job(**{f.name: doc[f.name] for f in fields(Job) if f.name in doc})
+        if state != "approved" or _alive(doc.get("runner")):
+            return job
+        new = replace(job, state="failed", reason=INTERRUPTED)
+        with self.engine.begin() as c:  # only if nothing moved it meanwhile
+            c.execute(update(jobs).where(jobs.c.id == job.id, jobs.c.state == "approved", jobs.c.body == body)
+                      .values(state="failed", body=orjson.dumps(new.to_json()).decode()))  # fmt: skip
+            row = c.execute(select(jobs.c.state, jobs.c.body).where(jobs.c.id == job.id)).one()
+        return job if row.body == body else self._settled(row.state, row.body)
+
+
+def _runner() -> str:
+    """This process, so that a reader can tell whether it still lives: boot id, pid, start time."""
+    return f"{_boot()}/{os.getpid()}/{_started(os.getpid()) or '-'}"
+
+
+def _alive(runner: str | None) -> bool:
+    """Whether the process that claimed a job still runs on this machine (one claimed before runners
+    were recorded has none: it cannot be running still)."""
+    if not runner:
+        return False
+    boot, pid, started = runner.split("/")
+    if boot != _boot():
+        return False
+    if started == "-":  # no /proc here: the pid alone
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+    return started == _started(int(pid))
+
+
+@cache
+def _boot() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "-"
+
+
+def _started(pid: int) -> str:
+    """A process's start time in clock ticks since boot (field 22 of /proc/PID/stat), "" when it is
+    gone; with the pid, it names one process even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
 
 
 @cache
