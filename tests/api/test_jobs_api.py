@@ -69,7 +69,7 @@ def test_the_owner_approves_and_the_result_is_attested(lab):
     node, c, blob = lab
     a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
     job = ask(c["cqc"], a, blob)
-    assert job["state"] == "pending" and job["model"] == "process-capability@1.0.1"
+    assert job["state"] == "pending" and job["model"] == "process-capability@1.0.2"
     assert [j["id"] for j in c["maker"].call("GET", "/jobs")["jobs"]] == [job["id"]]
     assert c["rival"].call("GET", "/jobs")["jobs"] == []
     with pytest.raises(PermissionDenied, match="only the data's owner"):

@@ -22,12 +22,16 @@ def publish(node, cqc, blob, m):
                                            "manifest": m.model_dump(mode="json")})])  # fmt: skip
 
 
-def tiny(tmp_path, source, exports=("pass",)):
+CLOSED = {"type": "object", "additionalProperties": False, "properties": {
+    "pass": {"type": "boolean"}, "values": {"type": "array", "items": {"type": "number"}, "maxItems": 100}}}
+
+
+def tiny(tmp_path, source, exports=("pass",), outputs=CLOSED):
     """A published-to-be model that prints what `source` prints."""
-    folder = tmp_path / "tiny"
+    folder = tmp_path / f"tiny-{len(list(tmp_path.glob('tiny-*')))}"
     folder.mkdir()
     (folder / "m.py").write_text(source)
-    schema = {"type": "object", "properties": {"pass": {"type": "boolean"}, "values": {"type": "array"}}}
+    schema = outputs
     (folder / "manifest.json").write_text(json.dumps({
         "id": "tiny", "version": "1.0.0", "entrypoint": "m.py", "description": "test model",
         "reads": {"kinds": ["measurements"]}, "parameters": {"type": "object"}, "outputs": schema,
@@ -120,3 +124,29 @@ def test_a_second_document_is_invalid_output(plant, tmp_path):
     publish(node, cqc, tblob, tm)
     r = execute(owner(node), tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
     assert r.status == "invalid-output" and "exactly one JSON document" in r.reason and r.attestation is None
+
+
+def test_nothing_undeclared_leaves_at_any_depth(plant, tmp_path):
+    """The built-in capability manifest, and a model that hides 50 readings inside a characteristic."""
+    node, cqc, blob = plant
+    folder = tmp_path / "smuggler"
+    folder.mkdir()
+    files = dict(package.unpack(blob))
+    manifest = json.loads(files["manifest.json"]) | {"version": "9.9.9"}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    (folder / "model.py").write_bytes(files["model.py"].replace(
+        b'"pass": bool(low >= threshold),', b'"pass": bool(low >= threshold), "raw_values": x[:50],'))  # fmt: skip
+    sblob, sm = package.load(folder)
+    publish(node, cqc, sblob, sm)
+    r = execute(owner(node), sblob, {}, [Range("line-1", 0, 300)], "n", job="j")
+    assert r.status == "invalid-output" and r.output is None and r.attestation is None
+    assert r.reason == "output has undeclared field characteristics[0].raw_values"
+
+    nested = {"type": "object", "additionalProperties": False, "required": ["pass"], "properties": {
+        "pass": {"type": "boolean"},
+        "detail": {"type": "object", "additionalProperties": False, "properties": {"n": {"type": "integer"}}}}}
+    tblob, tm = tiny(tmp_path, "import json\nprint(json.dumps({'pass': True, 'detail': {'n': 3, 'x': [17.5]}}))\n",
+                     exports=("pass", "detail"), outputs=nested)  # fmt: skip
+    publish(node, cqc, tblob, tm)
+    r = execute(owner(node), tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
+    assert r.status == "invalid-output" and r.reason == "output has undeclared field detail.x"

@@ -23,7 +23,7 @@ def model(tmp_path):
 
 def test_the_hash_ignores_times_modes_order_and_caches(model, tmp_path):
     blob, m = package.load(model)
-    assert (m.id, m.version, m.entrypoint) == ("process-capability", "1.0.1", "model.py")
+    assert (m.id, m.version, m.entrypoint) == ("process-capability", "1.0.2", "model.py")
     other = tmp_path / "copy"
     other.mkdir()
     for name in ("model.py", "manifest.json"):  # written in another order, with other times and modes
@@ -107,7 +107,7 @@ def test_only_a_certifier_publishes_and_each_version_once(tmp_path):
     with pytest.raises(Conflict, match="already published"):
         cqc.submit("model.publish", payload)
     ledger = cqc.ledger()
-    assert ledger.state.models["process-capability@1.0.1"].hash == package.code_hash(blob)
+    assert ledger.state.models["process-capability@1.0.2"].hash == package.code_hash(blob)
     ledger.close()
 
 
@@ -216,3 +216,51 @@ def test_paths_that_collide_are_refused(model):
             package.unpack(bad)
         with pytest.raises(InvalidInput, match=match):
             package.manifest_of(entries + extra)
+
+
+def test_an_output_schema_must_be_closed_at_every_level(model):
+    manifest = json.loads((model / "manifest.json").read_text())
+    out = manifest["outputs"]
+    item = out["properties"]["characteristics"]["items"]
+    at = "outputs.properties.characteristics.items"
+
+    def opened(path, change):
+        """The output schema with `change` merged into the subschema at `path` (keys to None are removed)."""
+        doc = json.loads(json.dumps(out))
+        node = doc
+        for key in path:
+            node = node[key]
+        node.update(change)
+        for k in [k for k, v in change.items() if v is None]:
+            del node[k]
+        return doc
+
+    items = ["properties", "characteristics", "items"]
+    for schema, match in [
+        (opened(items, {"additionalProperties": None}), rf'{at}: an object must say "additionalProperties": false'),
+        (opened(items, {"additionalProperties": True}), rf'{at}: an object must say "additionalProperties": false'),
+        (opened([], {"additionalProperties": {"type": "number"}}), 'outputs: an object must say "additionalProperties"'),
+        (opened(items, {"patternProperties": {"^raw": {"type": "array"}}}), rf"{at}: patternProperties is not allowed"),
+        (opened(items, {"unevaluatedProperties": True}), rf"{at}: unevaluatedProperties is not allowed"),
+        (opened(["properties", "characteristics"], {"maxItems": None}),
+         r"outputs.properties.characteristics: an array must say its maxItems"),
+        (opened(items + ["properties", "name"], {"maxLength": None}), rf"{at}.properties.name: a string must say its maxLength"),
+        (opened(items + ["properties"], {"raw": True}), rf"{at}.properties.raw: `true` lets anything through"),
+        (opened(items + ["properties"], {"raw": {}}), rf"{at}.properties.raw: say what the value is"),
+        (opened(items + ["properties"], {"raw": {"$ref": "#"}}), rf"{at}.properties.raw: \$ref is not allowed"),
+        (opened(items + ["properties"], {"raw": {"anyOf": [{"type": "number"}, {"type": "array", "maxItems": 9}]}}),
+         rf"{at}.properties.raw.anyOf\[1\]: an array must say its items"),
+    ]:
+        (model / "manifest.json").write_text(json.dumps(manifest | {"outputs": schema}))
+        with pytest.raises(InvalidInput, match=match):
+            package.load(model)
+    closed = opened(items + ["properties"], {"note": {"anyOf": [{"enum": ["a", "b"]}, {"type": "null"}]}})
+    (model / "manifest.json").write_text(json.dumps(manifest | {"outputs": closed}))
+    assert package.load(model)[1].outputs == closed
+
+
+def test_every_built_in_model_has_a_closed_output_schema():
+    folder = package.builtin("process-capability").parent
+    for name in sorted(p.name for p in folder.iterdir() if (p / "manifest.json").is_file()):
+        m = package.load(package.builtin(name))[1]
+        package.closed(m.outputs)  # what load checked, said once more by name

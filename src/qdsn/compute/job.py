@@ -3,8 +3,9 @@
 The node checks the model is the one published on the ledger, the parameters against its manifest,
 and that every record read lies in a batch anchored on the ledger; decrypts only the pinned ranges;
 runs the model in the sandbox; keeps exactly one JSON document from its output, valid against the
-manifest's output schema, and of it only the fields the manifest lets leave — every other field is
-dropped and named; and signs an attestation over what ran, on what, to what result.
+manifest's output schema — closed at every depth, so that a field it does not declare, at any depth,
+fails the run — and of it only the top-level fields the manifest exports: every other one is dropped
+and named; and signs an attestation over what ran, on what, to what result.
 """
 
 from __future__ import annotations
@@ -107,13 +108,14 @@ def execute(
         return Result(job, run.status, _why(run), seconds=run.seconds)
     try:
         doc = orjson.loads(run.stdout)
-        jsonschema.validate(doc, m.outputs)
     except orjson.JSONDecodeError as e:
         return Result(job, "invalid-output", f"the model's output is not exactly one JSON document: {e}",
                       seconds=run.seconds)  # fmt: skip
-    except jsonschema.ValidationError as e:
-        return Result(job, "invalid-output", f"the output does not fit the manifest's schema: {e.message}",
-                      seconds=run.seconds)  # fmt: skip
+    misfit = _misfit(doc, m.outputs)
+    if misfit is not None:
+        return Result(job, "invalid-output", misfit, seconds=run.seconds)
+    # the schema is closed at every depth (`package.closed`), so a document that fits it holds nothing
+    # undeclared; of its top-level fields only the exports leave
     output = {k: v for k, v in doc.items() if k in m.exports}
     dropped = sorted(set(doc) - set(output))
     measurements = {"model": f"{m.id}@{m.version}", "code_hash": code_hash, "runner": f"qdsn/{__version__}",
@@ -146,6 +148,35 @@ def _read(owner: Owner, r: Range) -> tuple[str, list[dict[str, Any]], list[dict[
             records.append(leaf["record"] | {"signed": True} if "sig" in leaf else leaf["record"])
         batches.append({"anchor": txid, "first": b.first, "count": b.count, "root": b.root.hex()})
     return owner.vault.kind(r.dataset), records, batches
+
+
+def _misfit(doc: Any, schema: dict[str, Any]) -> str | None:
+    """Why the output does not fit the manifest's closed output schema, naming the field; None if it fits."""
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(doc))
+    if not errors:
+        return None
+    extra = [e for e in errors if e.validator == "additionalProperties"]
+    if extra:
+        e = min(extra, key=lambda e: len(e.absolute_path))
+        declared = e.schema.get("properties", {}) if isinstance(e.schema, dict) else {}
+        name = sorted(k for k in e.instance if k not in declared)[0]
+        return f"output has undeclared field {_field([*e.absolute_path, name])}"
+    e = jsonschema.exceptions.best_match(errors)
+    where = _field(list(e.absolute_path))
+    message = e.message if len(e.message) <= 300 else e.message[:300] + "…"
+    return f"the output does not fit the manifest's schema{' at ' + where if where else ''}: {message}"
+
+
+def _field(path: list[Any]) -> str:
+    """A path into a JSON document as `characteristics[0].raw_values`; odd names quoted, long ones cut."""
+    out = ""
+    for p in path:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            name = p if p.isidentifier() and len(p) <= 100 else orjson.dumps(p[:100]).decode()
+            out += ("." if out else "") + name
+    return out
 
 
 def _why(run: sandbox.Run) -> str:

@@ -77,12 +77,72 @@ class Manifest(BaseModel):
             raise ValueError('must describe a JSON object ("type": "object")')
         return v
 
+    @field_validator("outputs")
+    @classmethod
+    def _closed(cls, v: dict[str, Any]) -> dict[str, Any]:
+        closed(v)
+        return v
+
     @model_validator(mode="after")
     def _exports_declared(self) -> Manifest:
         undeclared = sorted(set(self.exports) - set(self.outputs.get("properties", {})))
         if undeclared:
             raise ValueError(f"exports {undeclared} are not properties of the output schema")
         return self
+
+
+# What an output schema may say: annotations, and constraints that keep every value to a declared
+# shape. Everything else — patternProperties, unevaluated*, propertyNames, prefixItems, contains,
+# not, if/then/else, $ref, dependentSchemas — is refused rather than reasoned about.
+_ANNOTATIONS = {"title", "description", "$comment", "default", "examples", "deprecated", "readOnly", "writeOnly",
+                "$schema", "$id", "format"}  # fmt: skip
+_CONSTRAINTS = {"type", "enum", "const", "properties", "required", "additionalProperties", "minProperties",
+                "maxProperties", "dependentRequired", "items", "minItems", "maxItems", "uniqueItems", "minLength",
+                "maxLength", "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+                "anyOf", "oneOf", "allOf"}  # fmt: skip
+_OBJECT = {"properties", "required", "additionalProperties", "minProperties", "maxProperties", "dependentRequired"}
+_ARRAY = {"items", "minItems", "maxItems", "uniqueItems"}
+_STRING = {"minLength", "maxLength", "pattern"}
+_BRANCHES = ("anyOf", "oneOf", "allOf")
+
+
+def closed(schema: Any, where: str = "outputs") -> None:
+    """Refuse an output schema under which anything undeclared could leave the node: every object
+    says `additionalProperties: false`, every array its `items` and `maxItems`, every string its
+    `maxLength` (or an enum or const fixes the value); the error names the schema path."""
+    if schema is False:
+        return
+    if not isinstance(schema, dict):
+        raise ValueError(f"{where}: `true` lets anything through; describe the value it may be")
+    unknown = sorted(set(schema) - _ANNOTATIONS - _CONSTRAINTS)
+    if unknown:
+        raise ValueError(f"{where}: {unknown[0]} is not allowed in an output schema; only closed forms (objects "
+                         f'with "additionalProperties": false, arrays with items and maxItems, strings with '
+                         f"maxLength, numbers, booleans, enum, const, and anyOf/oneOf/allOf of these) say exactly "
+                         f"what may leave the node")  # fmt: skip
+    for key in _BRANCHES:
+        for i, branch in enumerate(schema.get(key, [])):
+            closed(branch, f"{where}.{key}[{i}]")
+    if "enum" in schema or "const" in schema:
+        return  # the value is one the manifest itself spells out
+    types = schema.get("type")
+    types = {types} if isinstance(types, str) else set(types or ())
+    if not types and not any(k in schema for k in _BRANCHES):
+        raise ValueError(f"{where}: say what the value is (type, enum or const): an open schema lets anything through")
+    if "object" in types or (types and set(schema) & _OBJECT):
+        if schema.get("additionalProperties") is not False:
+            raise ValueError(f'{where}: an object must say "additionalProperties": false, so that only the '
+                             f"properties it declares leave the node")  # fmt: skip
+        for name, sub in schema.get("properties", {}).items():
+            closed(sub, f"{where}.properties.{name}")
+    if "array" in types or (types and set(schema) & _ARRAY):
+        if "items" not in schema:
+            raise ValueError(f"{where}: an array must say its items, the schema each of them fits")
+        if not isinstance(schema.get("maxItems"), int):
+            raise ValueError(f"{where}: an array must say its maxItems, how many items may leave the node")
+        closed(schema["items"], f"{where}.items")
+    if ("string" in types or (types and set(schema) & _STRING)) and not isinstance(schema.get("maxLength"), int):
+        raise ValueError(f"{where}: a string must say its maxLength, how long it may be")
 
 
 def files(folder: Path) -> list[tuple[str, bytes]]:
@@ -145,7 +205,8 @@ def manifest_of(entries: list[tuple[str, bytes]]) -> Manifest:
     except (ValueError, ValidationError) as e:
         first = e.errors()[0] if isinstance(e, ValidationError) else None
         where = ".".join(map(str, first["loc"])) if first else ""
-        raise InvalidInput(f"manifest.json: {where + ': ' if where else ''}{first['msg'] if first else e}") from None
+        msg = str(first["msg"]).removeprefix("Value error, ") if first else str(e)
+        raise InvalidInput(f"manifest.json: {where + ': ' if where and not msg.startswith(where) else ''}{msg}") from None
     if m.entrypoint not in dict(entries):
         raise InvalidInput(f"manifest.json: the entrypoint {m.entrypoint} is not in the package")
     return m
