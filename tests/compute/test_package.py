@@ -264,3 +264,15 @@ def test_every_built_in_model_has_a_closed_output_schema():
     for name in sorted(p.name for p in folder.iterdir() if (p / "manifest.json").is_file()):
         m = package.load(package.builtin(name))[1]
         package.closed(m.outputs)  # what load checked, said once more by name
+
+
+def test_source_is_utf_8_so_the_owner_reads_what_python_runs(model):
+    blob, _ = package.load(model)
+    entries = package.unpack(blob)
+    # under UTF-7, "+AAo-" is a newline: the owner would read one comment, Python would run a second line
+    hidden = b"# -*- coding: utf-7 -*-\n# harmless +AAo-import os+ADs- os.system(+ACI-id+ACI-)\n"
+    with pytest.raises(InvalidInput, match="helper.py declares the source encoding utf-7"):
+        package.unpack(package.archive([*entries, ("helper.py", hidden)]))
+    with pytest.raises(InvalidInput, match="helper.py has a source encoding declaration Python cannot read"):
+        package.manifest_of([*entries, ("helper.py", b"# coding: no-such-codec\n")])
+    package.unpack(package.archive([*entries, ("helper.py", b"# -*- coding: utf-8 -*-\nx = 1\n")]))

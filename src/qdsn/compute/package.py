@@ -17,6 +17,7 @@ import io
 import json
 import re
 import tarfile
+import tokenize
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -194,8 +195,9 @@ def code_hash(blob: bytes) -> str:
 
 def manifest_of(entries: list[tuple[str, bytes]]) -> Manifest:
     """The package's manifest, checked; its entrypoint must be one of the files."""
-    for path, _ in entries:
+    for path, data in entries:
         _check_path(path)
+        _check_source(path, data)
     _check_tree([path for path, _ in entries])
     raw = dict(entries).get("manifest.json")
     if raw is None:
@@ -220,6 +222,8 @@ def unpack(blob: bytes) -> list[tuple[str, bytes]]:
         _check_path(path)
     _check_tree([path for path, _, _ in members])
     out = [(path, blob[at : at + size]) for path, at, size in members]
+    for path, data in out:
+        _check_source(path, data)
     if archive(out) != blob:
         raise InvalidInput("the archive is not in canonical form: repack it with `qdsn model pack`")
     return out
@@ -301,6 +305,21 @@ def _check_path(path: str) -> None:
     if any(review.hidden(ch) for ch in path):
         raise InvalidInput(f"the path {review.reveal(path)!r} has a control or invisible character",
                            "name package files with visible characters only")  # fmt: skip
+
+
+def _check_source(path: str, data: bytes) -> None:
+    """Python source is UTF-8: a coding cookie (`# coding: utf-7`) would make Python run other text than
+    the owner reads before approving."""
+    if not path.endswith(".py"):
+        return
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as e:
+        raise InvalidInput(f"{path} has a source encoding declaration Python cannot read: {e}",
+                           "model source is UTF-8, without another coding declaration") from None  # fmt: skip
+    if encoding not in ("utf-8", "utf-8-sig"):
+        raise InvalidInput(f"{path} declares the source encoding {encoding}: Python would run other text than the "
+                           f"owner reads", "model source is UTF-8, without another coding declaration")  # fmt: skip
 
 
 def _check_tree(paths: list[str]) -> None:

@@ -29,7 +29,9 @@ def hidden(ch: str) -> bool:
 
 
 def escape(ch: str) -> str:
-    """A character's escape as Python writes it: `\\x1b`, `\\u202e`, `\\U000e0041`."""
+    """A character's escape as Python writes it: `\\r`, `\\x1b`, `\\u202e`, `\\U000e0041`."""
+    if ch == "\r":
+        return "\\r"
     cp = ord(ch)
     return f"\\x{cp:02x}" if cp <= 0xFF else f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}"
 
@@ -65,8 +67,9 @@ class Finding:
     char: str
 
     def __str__(self) -> str:
-        name = unicodedata.name(self.char, "") or unicodedata.category(self.char)
-        return f"line {self.line}, column {self.column}: {escape(self.char)} {name}".rstrip()
+        kind = {"Cc": "control character", "Cn": "unassigned", "Co": "private use", "Cs": "surrogate"}
+        name = unicodedata.name(self.char, "") or kind.get(unicodedata.category(self.char), "")
+        return f"line {self.line}, column {self.column}: {escape(self.char)} {name}"
 
 
 def findings(text: str) -> list[Finding]:
