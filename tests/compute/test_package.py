@@ -276,3 +276,19 @@ def test_source_is_utf_8_so_the_owner_reads_what_python_runs(model):
     with pytest.raises(InvalidInput, match="helper.py has a source encoding declaration Python cannot read"):
         package.manifest_of([*entries, ("helper.py", b"# coding: no-such-codec\n")])
     package.unpack(package.archive([*entries, ("helper.py", b"# -*- coding: utf-8 -*-\nx = 1\n")]))
+
+
+def test_files_too_large_are_refused_before_they_are_read(model, tmp_path):
+    with open(model / "data.bin", "wb") as f:
+        f.truncate(1 << 40)  # a terabyte, sparse on disk
+    refused = tmp_path / "huge.tar"
+    with open(refused, "wb") as f:
+        f.truncate(1 << 40)
+    for source, match in [(model, "larger than 8 MiB"), (refused, "larger than the .* a model archive may be")]:
+        tracemalloc.start()
+        try:
+            with pytest.raises(InvalidInput, match=match):
+                package.load(source)
+            assert tracemalloc.get_traced_memory()[1] < 1 << 20
+        finally:
+            tracemalloc.stop()

@@ -165,10 +165,12 @@ def files(folder: Path) -> list[tuple[str, bytes]]:
         _check_path(rel)
         if len(out) == MAX_FILES:
             raise InvalidInput(f"the package has more than {MAX_FILES} files")
-        data = p.read_bytes()
-        total += len(data)
+        total += p.stat().st_size  # before it is read
         if total > MAX_PACKAGE:
             raise InvalidInput(f"the package is larger than {MAX_PACKAGE >> 20} MiB")
+        data = p.read_bytes()
+        if len(data) > p.stat().st_size:  # it grew as it was read
+            raise InvalidInput(f"{rel} changed while it was read")
         out.append((rel, data))
     return out
 
@@ -352,6 +354,8 @@ def load(source: Path) -> tuple[bytes, Manifest]:
         entries = files(source)
         blob = archive(entries)
     elif source.is_file():
+        if source.stat().st_size > MAX_ARCHIVE:  # before it is read
+            raise InvalidInput(f"{source} is larger than the {MAX_ARCHIVE:,} bytes a model archive may be")
         blob = source.read_bytes()
         entries = unpack(blob)
     else:
