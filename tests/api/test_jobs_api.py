@@ -161,3 +161,26 @@ def test_every_failure_of_a_run_ends_the_job_failed_with_its_reason(lab, monkeyp
     with pytest.raises(Conflict, match="is failed"):
         c["maker"].call("POST", f"/jobs/{job['id']}/approval", {})
     assert {j["state"] for j in c["maker"].call("GET", "/jobs")["jobs"]} == {"failed"}
+
+
+def test_a_run_stopped_in_the_node_itself_is_not_left_approved(lab, monkeypatch):
+    from qdsn.node import jobs as node_jobs
+
+    node, c, blob = lab
+    a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
+    job = ask(c["cqc"], a, blob)
+
+    def stopped(*_, **__):
+        raise KeyboardInterrupt  # the operator stops the node while the model runs
+
+    monkeypatch.setattr(node_jobs, "execute", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        node_jobs.approve(node, job["id"])
+    seen = c["cqc"].call("GET", f"/jobs/{job['id']}")
+    assert seen["state"] == "failed" and seen["reason"].startswith("interrupted")
+
+    other = ask(c["cqc"], a, blob)  # approved by a process that left no trace of itself (an older node)
+    stored, _ = node_jobs._store(node).get(other["id"])
+    node_jobs._store(node).set(stored, "approved")
+    seen = c["cqc"].call("GET", f"/jobs/{other['id']}")
+    assert seen["state"] == "failed" and seen["reason"].startswith("interrupted")

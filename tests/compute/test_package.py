@@ -187,7 +187,10 @@ def test_only_plain_ustar_files_are_members():
         return i
 
     pax = info("model.py", size=1, pax_headers={"comment": "x" * 50})
+    sparse = info("model.py", size=1, pax_headers={"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                                                   "GNU.sparse.realsize": str(129 << 20)})  # fmt: skip
     cases = [
+        (tar(tarfile.PAX_FORMAT, (sparse, b"x")), r"is a GNU sparse file \(in pax form\)"),
         (tar(tarfile.PAX_FORMAT, (pax, b"x")), "is a pax extended header"),
         (tar(tarfile.GNU_FORMAT, (info("a" * 120 + ".py", size=1), b"x")), "is a GNU long name"),
         (tar(tarfile.USTAR_FORMAT, (info("link.py", tarfile.LNKTYPE, linkname="model.py"), None)), "is a hard link"),

@@ -1126,7 +1126,7 @@ def jobs_approve(
     color = "green" if j.state == "done" else "red"
     console.print(Text(j.state, style=color) + _shown(f" {j.id}" + (f": {j.reason}" if j.reason else "")))
     if j.result and j.result.get("output") is not None:
-        console.print_json(json.dumps(j.result["output"]))
+        console.print(_shown(json.dumps(j.result["output"], indent=2, ensure_ascii=False)), soft_wrap=True)
     if j.state != "done":
         raise typer.Exit(1)
 

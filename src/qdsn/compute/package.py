@@ -262,6 +262,8 @@ def _members(blob: bytes) -> list[tuple[str, int, int]]:
         kind = h[156:157]
         if kind != tarfile.REGTYPE:
             what = _KINDS.get(kind, f"of tar type {kind!r}")
+            if kind == tarfile.XHDTYPE and b"GNU.sparse" in blob[at + BLOCK : at + 2 * BLOCK]:
+                what = "a GNU sparse file (in pax form)"
             raise InvalidInput(f"archive member {name!r} is {what}: a package holds only plain files",
                                "repack it with `qdsn model pack`")  # fmt: skip
         if h[257:265] != b"ustar\x0000":

@@ -17,6 +17,7 @@ claiming process is gone (the node stopped mid-run) is failed as interrupted whe
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import uuid
@@ -138,33 +139,41 @@ def approve(node: Node, job_id: str) -> Job:
     if job.state != "pending":
         raise Conflict(f"job {job_id} is {job.state}", "only a pending job can be approved")
     a = node.policies.agreement(job.agreement)
-    with node.deciding:
-        ask = Request("compute", job.requester, datetime.now(UTC), role=node.role_of(job.requester),
-                      purpose=job.purpose, uses=uses(node, a.uid), started=a.finalized,
-                      model_hash=job.code_hash)  # fmt: skip
-        d = decide(a.policy, ask, point="use") if not a.ended else None
-        if d is None or not d.allowed:
-            why = f"agreement {a.uid} has ended: {a.ended}" if d is None else d.reason
-            return store.end(job, "denied", why)
-        job = store.claim(job)
-        try:
-            result = execute(owner(node), blob, job.parameters, [Range(**r) for r in job.ranges], job.nonce,
-                             job=job.id, isolation=node.isolation)  # fmt: skip
-        except Exception as e:  # the model did not run: no use to meter
-            return store.end(job, "failed", f"the job could not run: {_because(e)}")
-        try:
-            records = sum(r["count"] for r in job.ranges)
-            payload = d.payload(a.dataset, ask, "use", agreement=a.uid, records=records,
-                                compute_seconds=result.seconds)  # fmt: skip
-            node.submit([node.home.sign("access.decision", payload)])
-        except Exception as e:
-            return store.end(job, "failed", f"the run could not be recorded on the ledger: {_because(e)}")
-    if result.status == "ok":
-        try:
-            record(node, result)
-        except Exception as e:  # an attestation not on the ledger does not leave
-            return store.end(job, "failed", f"the run's attestation could not be recorded on the ledger: {_because(e)}")
-    return store.end(job, "done" if result.status == "ok" else "failed", result.reason or None, result.to_json())
+    claimed = None
+    try:
+        with node.deciding:
+            ask = Request("compute", job.requester, datetime.now(UTC), role=node.role_of(job.requester),
+                          purpose=job.purpose, uses=uses(node, a.uid), started=a.finalized,
+                          model_hash=job.code_hash)  # fmt: skip
+            d = decide(a.policy, ask, point="use") if not a.ended else None
+            if d is None or not d.allowed:
+                why = f"agreement {a.uid} has ended: {a.ended}" if d is None else d.reason
+                return store.end(job, "denied", why)
+            claimed = job = store.claim(job)
+            try:
+                result = execute(owner(node), blob, job.parameters, [Range(**r) for r in job.ranges], job.nonce,
+                                 job=job.id, isolation=node.isolation)  # fmt: skip
+            except Exception as e:  # the model did not run: no use to meter
+                return store.end(job, "failed", f"the job could not run: {_because(e)}")
+            try:
+                records = sum(r["count"] for r in job.ranges)
+                payload = d.payload(a.dataset, ask, "use", agreement=a.uid, records=records,
+                                    compute_seconds=result.seconds)  # fmt: skip
+                node.submit([node.home.sign("access.decision", payload)])
+            except Exception as e:
+                return store.end(job, "failed", f"the run could not be recorded on the ledger: {_because(e)}")
+        if result.status == "ok":
+            try:
+                record(node, result)
+            except Exception as e:  # an attestation not on the ledger does not leave
+                return store.end(job, "failed",
+                                 f"the run's attestation could not be recorded on the ledger: {_because(e)}")  # fmt: skip
+        return store.end(job, "done" if result.status == "ok" else "failed", result.reason or None, result.to_json())
+    except BaseException:  # stopped mid-run (a signal, an exit, a failing database): never left approved
+        if claimed is not None:
+            with contextlib.suppress(Exception):
+                store.end(claimed, "failed", INTERRUPTED)
+        raise
 
 
 def _because(e: Exception) -> str:
@@ -244,6 +253,13 @@ class JobStore:
     def end(self, job: Job, state: str, reason: str | None = None, result: dict[str, Any] | None = None) -> Job:
         """A pending job denied, or an approved one done or failed."""
         return self._move(job, job.state, replace(job, state=state, reason=reason, result=result))
+
+    def set(self, job: Job, state: str, reason: str | None = None, result: dict[str, Any] | None = None) -> Job:
+        """Write a job's state whatever it was (an operator's repair); the flow moves jobs with `claim` and `end`."""
+        new = replace(job, state=state, reason=reason, result=result)
+        with self.engine.begin() as c:
+            c.execute(update(jobs).where(jobs.c.id == job.id).values(state=state, body=orjson.dumps(new.to_json()).decode()))
+        return new
 
     def list(self, requester: str | None = None) -> list[Job]:
         q = select(jobs.c.state, jobs.c.body).order_by(jobs.c.id)
