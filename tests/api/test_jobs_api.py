@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from qdsn.api.app import create_app
 from qdsn.api.client import NodeClient
 from qdsn.compute import attest, package
-from qdsn.errors import Conflict, PermissionDenied
+from qdsn.errors import Conflict, InvalidInput, PermissionDenied
 from qdsn.node import Node, NodeHome
 from qdsn.node.consumer import negotiate
 from qdsn.node.provider import publish
@@ -100,6 +100,8 @@ def test_refusals_and_denials(lab, tmp_path):
     a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
     with pytest.raises(PermissionDenied, match="purpose must be eq 'certification', was 'marketing'"):
         ask(c["cqc"], a, blob, purpose="marketing")
+    with pytest.raises(InvalidInput, match="the parameters do not fit process-capability's schema"):
+        ask(c["cqc"], a, blob, parameters={"threshold": "high"})
     other = package.archive([(p, d + b"\n# changed" if p == "model.py" else d) for p, d in package.unpack(blob)])
     with pytest.raises(PermissionDenied, match="not published on the ledger"):
         ask(c["cqc"], a, other)

@@ -27,6 +27,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import orjson
 from sqlalchemy import Column, MetaData, String, Table, Text, insert, select, update
 
@@ -98,6 +99,10 @@ def request(node: Node, requester: str, message: dict[str, Any]) -> Job:
     if not isinstance(nonce, str) or not 8 <= len(nonce) <= 200 or not isinstance(parameters, dict) or not ranges:
         raise InvalidInput("a job's nonce is 8–200 characters, its parameters an object, and it reads some records")
     m = package.manifest_of(package.unpack(blob))
+    try:  # refused now rather than failed once the owner approves
+        jsonschema.validate(parameters, m.parameters)
+    except jsonschema.ValidationError as e:
+        raise InvalidInput(f"the parameters do not fit {m.id}'s schema: {e.message}") from None
     code_hash = package.code_hash(blob)
     if message.get("model") not in (None, f"{m.id}@{m.version}") or message.get("codeHash") not in (None, code_hash):
         raise InvalidInput("the model named does not match the archive sent")
