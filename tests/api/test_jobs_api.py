@@ -124,16 +124,16 @@ def test_what_a_certifier_sends_is_checked_before_it_is_read(lab):
     a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
     tracemalloc.start()
     try:
-        with pytest.raises(InvalidInput, match="'model.py' is a GNU sparse file"):
+        with pytest.raises(InvalidInput, match=r"'model\.py' is a GNU sparse file"):
             ask(c["cqc"], a, gnu_sparse("model.py", 129 << 20) + bytes(1024))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < 8 << 20, f"{peak:,} bytes allocated to refuse a 1,536-byte archive"
     entries = package.unpack(blob)
-    with pytest.raises(InvalidInput, match="'model.py' is both a file and a folder"):
+    with pytest.raises(InvalidInput, match=r"'model\.py' is both a file and a folder"):
         ask(c["cqc"], a, package.archive([*entries, ("model.py/x.py", b"")]))
-    with pytest.raises(InvalidInput, match="larger than .* a model archive may be"):  # refused before it is decoded
+    with pytest.raises(InvalidInput, match=r"larger than .* a model archive may be"):  # refused before it is decoded
         c["cqc"].call("POST", "/jobs", {"agreementId": a, "archive": "A" * (package.MAX_ARCHIVE_BASE64 + 4),
                                         "nonce": "nonce-12345", "datasets": []})  # fmt: skip
     with pytest.raises(QDSNError, match=f"bodies are limited to {MAX_JOB_BODY} bytes"):

@@ -22,8 +22,14 @@ def publish(node, cqc, blob, m):
                                            "manifest": m.model_dump(mode="json")})])  # fmt: skip
 
 
-CLOSED = {"type": "object", "additionalProperties": False, "properties": {
-    "pass": {"type": "boolean"}, "values": {"type": "array", "items": {"type": "number"}, "maxItems": 100}}}
+CLOSED = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "pass": {"type": "boolean"},
+        "values": {"type": "array", "items": {"type": "number"}, "maxItems": 100},
+    },
+}
 
 
 def tiny(tmp_path, source, exports=("pass",), outputs=CLOSED):
@@ -142,9 +148,15 @@ def test_nothing_undeclared_leaves_at_any_depth(plant, tmp_path):
     assert r.status == "invalid-output" and r.output is None and r.attestation is None
     assert r.reason == "output has undeclared field characteristics[0].raw_values"
 
-    nested = {"type": "object", "additionalProperties": False, "required": ["pass"], "properties": {
-        "pass": {"type": "boolean"},
-        "detail": {"type": "object", "additionalProperties": False, "properties": {"n": {"type": "integer"}}}}}
+    nested = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["pass"],
+        "properties": {
+            "pass": {"type": "boolean"},
+            "detail": {"type": "object", "additionalProperties": False, "properties": {"n": {"type": "integer"}}},
+        },
+    }
     tblob, tm = tiny(tmp_path, "import json\nprint(json.dumps({'pass': True, 'detail': {'n': 3, 'x': [17.5]}}))\n",
                      exports=("pass", "detail"), outputs=nested)  # fmt: skip
     publish(node, cqc, tblob, tm)

@@ -10,7 +10,7 @@ def test_controls_bidi_and_invisible_characters_are_escaped():
         "\x1b]8;;https://x\x07link\x1b]8;;\x07": "\\x1b]8;;https://x\\x07link\\x1b]8;;\\x07",  # OSC
         "\x9b2K": "\\x9b2K",  # C1 CSI
         "x\x7f\x00": "x\\x7f\\x00",
-        "if access != 'user\u202e \u2066// admin\u2069 \u2066':": "if access != 'user\\u202e \\u2066// admin\\u2069 \\u2066':",
+        "'user\u202e \u2066// admin\u2069 \u2066'": "'user\\u202e \\u2066// admin\\u2069 \\u2066'",  # Trojan Source
         "a\u200bb\u200d\ufeffc\u00ad": "a\\u200bb\\u200d\\ufeffc\\xad",  # zero-width, BOM, soft hyphen
         "x = 1\u2028y = 2": "x = 1\\u2028y = 2",  # a line separator a terminal does not break at
         "\u3164 = 1\ufe0f\U000e0041": "\\u3164 = 1\\ufe0f\\U000e0041",  # a Hangul filler, variation and tag chars

@@ -1054,8 +1054,9 @@ def jobs_list(home: Home, as_json: Annotated[bool, typer.Option("--json", help="
         return
     table = Table("job", "state", "model", "requester", "records", "purpose", "created")
     for j in found:
-        table.add_row(*map(_shown, (j.id, j.state, j.model, j.requester[:24] + "…",
-                                    str(sum(r["count"] for r in j.ranges)), j.purpose or "-", j.created[:19])))  # fmt: skip
+        records = str(sum(r["count"] for r in j.ranges))
+        row = (j.id, j.state, j.model, j.requester[:24] + "…", records, j.purpose or "-", j.created[:19])
+        table.add_row(*map(_shown, row))
     console.print(table if found else "No jobs yet.")
 
 

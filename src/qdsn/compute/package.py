@@ -210,7 +210,8 @@ def manifest_of(entries: list[tuple[str, bytes]]) -> Manifest:
         first = e.errors()[0] if isinstance(e, ValidationError) else None
         where = ".".join(map(str, first["loc"])) if first else ""
         msg = str(first["msg"]).removeprefix("Value error, ") if first else str(e)
-        raise InvalidInput(f"manifest.json: {where + ': ' if where and not msg.startswith(where) else ''}{msg}") from None
+        where = f"{where}: " if where and not msg.startswith(where) else ""
+        raise InvalidInput(f"manifest.json: {where}{msg}") from None
     if m.entrypoint not in dict(entries):
         raise InvalidInput(f"manifest.json: the entrypoint {m.entrypoint} is not in the package")
     return m
@@ -246,7 +247,8 @@ def _members(blob: bytes) -> list[tuple[str, int, int]]:
     """Each member's (path, offset of its data, size), from the headers alone; refuses what is not
     a plain ustar file and a total declared size past `MAX_PACKAGE`."""
     if len(blob) > MAX_ARCHIVE:
-        raise InvalidInput(f"the archive is {len(blob):,} bytes, larger than the {MAX_ARCHIVE:,} a model archive may be")
+        raise InvalidInput(f"the archive is {len(blob):,} bytes, larger than the {MAX_ARCHIVE:,} a model "
+                           f"archive may be")  # fmt: skip
     if len(blob) % BLOCK:
         raise InvalidInput(f"not a model archive: a tar archive is whole {BLOCK}-byte blocks")
     out, total, at = [], 0, 0
@@ -267,7 +269,8 @@ def _members(blob: bytes) -> list[tuple[str, int, int]]:
             raise InvalidInput(f"archive member {name!r} is {what}: a package holds only plain files",
                                "repack it with `qdsn model pack`")  # fmt: skip
         if h[257:265] != b"ustar\x0000":
-            raise InvalidInput(f"archive member {name!r} is not a POSIX ustar header", "repack it with `qdsn model pack`")
+            raise InvalidInput(f"archive member {name!r} is not a POSIX ustar header",
+                               "repack it with `qdsn model pack`")  # fmt: skip
         size = _octal(h[124:136], f"size of {name!r}")
         total += size
         if size > MAX_PACKAGE:

@@ -171,8 +171,8 @@ def approve(node: Node, job_id: str) -> Job:
             try:
                 record(node, result)
             except Exception as e:  # an attestation not on the ledger does not leave
-                return store.end(job, "failed",
-                                 f"the run's attestation could not be recorded on the ledger: {_because(e)}")  # fmt: skip
+                why = f"the run's attestation could not be recorded on the ledger: {_because(e)}"
+                return store.end(job, "failed", why)
         return store.end(job, "done" if result.status == "ok" else "failed", result.reason or None, result.to_json())
     except BaseException:  # stopped mid-run (a signal, an exit, a failing database): never left approved
         if claimed is not None:
@@ -263,7 +263,8 @@ class JobStore:
         """Write a job's state whatever it was (an operator's repair); the flow moves jobs with `claim` and `end`."""
         new = replace(job, state=state, reason=reason, result=result)
         with self.engine.begin() as c:
-            c.execute(update(jobs).where(jobs.c.id == job.id).values(state=state, body=orjson.dumps(new.to_json()).decode()))
+            body = orjson.dumps(new.to_json()).decode()
+            c.execute(update(jobs).where(jobs.c.id == job.id).values(state=state, body=body))
         return new
 
     def list(self, requester: str | None = None) -> list[Job]:
