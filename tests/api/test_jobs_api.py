@@ -186,3 +186,20 @@ def test_a_run_stopped_in_the_node_itself_is_not_left_approved(lab, monkeypatch)
     node_jobs._store(node).set(stored, "approved")
     seen = c["cqc"].call("GET", f"/jobs/{other['id']}")
     assert seen["state"] == "failed" and seen["reason"].startswith("interrupted")
+
+
+def test_a_claimed_job_lives_as_long_as_the_process_that_claimed_it():
+    import subprocess
+    import time
+
+    from qdsn.node.jobs import RUN_LASTS, _alive, _runner
+
+    me = _runner()
+    assert _alive(me)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert not _alive(me | {"pid": gone.pid})  # its pid may come back, its start time does not
+    assert not _alive(me | {"started": str(int(me["started"]) + 1)})
+    assert not _alive(me | {"boot": "another-boot"}) and not _alive(None)
+    elsewhere = me | {"pidns": "pid:[1]"}  # another container: taken to live as long as a run may
+    assert _alive(elsewhere) and not _alive(elsewhere | {"at": time.time() - RUN_LASTS - 1})

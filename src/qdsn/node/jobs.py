@@ -20,6 +20,7 @@ import base64
 import contextlib
 import logging
 import os
+import time
 import uuid
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ import jsonschema
 import orjson
 from sqlalchemy import Column, MetaData, String, Table, Text, insert, select, update
 
-from qdsn.compute import attest, package
+from qdsn.compute import attest, package, sandbox
 from qdsn.compute.job import Owner, Range, Result, execute
 from qdsn.errors import Conflict, InvalidInput, NotFound, PermissionDenied, QDSNError
 from qdsn.ledger import tx
@@ -52,6 +53,7 @@ jobs = Table(
 )
 STATES = ("pending", "approved", "denied", "done", "failed")
 INTERRUPTED = "interrupted: the node stopped while the job ran; ask for it again"
+RUN_LASTS = sandbox.DEFAULT.wall_seconds + 600  # seconds: a run's wall clock, then time to record it
 log = logging.getLogger(__name__)
 
 
@@ -275,7 +277,7 @@ class JobStore:
             rows = c.execute(q).all()
         return sorted((self._settled(r.state, r.body) for r in rows), key=lambda j: j.created)
 
-    def _move(self, job: Job, was: str, new: Job, **extra: str) -> Job:
+    def _move(self, job: Job, was: str, new: Job, **extra: Any) -> Job:
         body = orjson.dumps(new.to_json() | extra).decode()
         with self.engine.begin() as c:
             moved = c.execute(update(jobs).where(jobs.c.id == job.id, jobs.c.state == was)
@@ -299,28 +301,29 @@ class JobStore:
         return job if row.body == body else self._settled(row.state, row.body)
 
 
-def _runner() -> str:
-    """This process, so that a reader can tell whether it still lives: boot id, pid, start time."""
-    return f"{_boot()}/{os.getpid()}/{_started(os.getpid()) or '-'}"
+def _runner() -> dict[str, Any]:
+    """This process, so that a reader can tell whether it still lives: boot id, PID namespace, pid,
+    start time, and when it claimed the job."""
+    pid = os.getpid()
+    return {"boot": _boot(), "pidns": _pidns(), "pid": pid, "started": _started(pid), "at": time.time()}
 
 
-def _alive(runner: str | None) -> bool:
-    """Whether the process that claimed a job still runs on this machine (one claimed before runners
-    were recorded has none: it cannot be running still)."""
-    if not runner:
+def _alive(runner: Any) -> bool:
+    """Whether the process that claimed a job may still run it. A job claimed before runners were
+    recorded has none, and cannot be running still; a runner in another PID namespace (another
+    container on this host) cannot be looked up, and is taken to live for as long as a run may last."""
+    if not isinstance(runner, dict) or runner.get("boot") != _boot():
         return False
-    boot, pid, started = runner.split("/")
-    if boot != _boot():
-        return False
-    if started == "-":  # no /proc here: the pid alone
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        return True
-    return started == _started(int(pid))
+    if runner.get("pidns") != _pidns() or not runner.get("started"):
+        return time.time() - float(runner.get("at", 0)) < RUN_LASTS
+    return runner["started"] == _started(int(runner["pid"]))
+
+
+def _pidns() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
 
 
 @cache
