@@ -203,3 +203,32 @@ def test_a_claimed_job_lives_as_long_as_the_process_that_claimed_it():
     assert not _alive(me | {"boot": "another-boot"}) and not _alive(None)
     elsewhere = me | {"pidns": "pid:[1]"}  # another container: taken to live as long as a run may
     assert _alive(elsewhere) and not _alive(elsewhere | {"at": time.time() - RUN_LASTS - 1})
+
+
+def test_the_run_log_stays_with_the_owner(lab, tmp_path):
+    """What a model writes beside its output — a covert channel if it reached the requester — is the owner's."""
+    import json
+
+    from qdsn.ledger import tx
+
+    node, c, _ = lab
+    folder = tmp_path / "talker"
+    folder.mkdir()
+    leak = "17.512,17.498,17.533"
+    (folder / "m.py").write_text(f"import sys\nsys.stdin.read()\nsys.stderr.write('{leak}')\nsys.exit(3)\n")
+    schema = {"type": "object", "additionalProperties": False, "properties": {"pass": {"type": "boolean"}}}
+    (folder / "manifest.json").write_text(json.dumps({
+        "id": "talker", "version": "1.0.0", "entrypoint": "m.py", "description": "test model",
+        "reads": {"kinds": ["measurements"]}, "parameters": {"type": "object"}, "outputs": schema, "exports": ["pass"],
+    }))  # fmt: skip
+    blob, m = package.load(folder)
+    published = {"model": m.id, "version": m.version, "hash": package.code_hash(blob), "manifest": m.model_dump()}
+    node.order([tx.sign_tx("model.publish", published, c["cqc"].key, c["cqc"].did)])
+    a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
+    job = ask(c["cqc"], a, blob, parameters={})
+    ran = c["maker"].call("POST", f"/jobs/{job['id']}/approval", {})
+    assert ran["state"] == "failed" and ran["reason"] == "it exited with an error (exit 3)"
+    assert leak in ran["result"]["log"]  # the owner reads what the model wrote
+    seen = c["cqc"].call("GET", f"/jobs/{job['id']}")
+    assert seen["state"] == "failed" and leak not in json.dumps(seen) and "log" not in seen["result"]
+    assert all(leak not in json.dumps(j) for j in c["cqc"].call("GET", "/jobs")["jobs"])

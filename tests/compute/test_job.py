@@ -162,3 +162,23 @@ def test_nothing_undeclared_leaves_at_any_depth(plant, tmp_path):
     publish(node, cqc, tblob, tm)
     r = execute(owner(node), tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
     assert r.status == "invalid-output" and r.reason == "output has undeclared field detail.x"
+
+
+def test_what_the_model_writes_elsewhere_does_not_leave_in_the_reason(plant, tmp_path):
+    """A run's reason reaches the requester: it names what went wrong, never text the model chose."""
+    node, cqc, _ = plant
+    leak = "17.512,17.498,17.533,17.561"
+    tblob, tm = tiny(tmp_path, f"import sys\nsys.stderr.write('{leak}\\n')\nsys.exit(1)\n")
+    publish(node, cqc, tblob, tm)
+    r = execute(owner(node), tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
+    assert r.status == "failed" and leak not in r.reason and r.reason == "it exited with an error (exit 1)"
+    assert leak in r.log  # for the owner's eyes
+
+    tblob, tm = tiny(tmp_path, f'print(\'{{"pass": "{leak}"}}\')\n', outputs=CLOSED)
+    tm = tm.model_copy(update={"version": "1.0.1"})
+    files = dict(package.unpack(tblob)) | {"manifest.json": json.dumps(tm.model_dump(mode="json")).encode()}
+    tblob = package.archive(list(files.items()))
+    publish(node, cqc, tblob, tm)
+    r = execute(owner(node), tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
+    assert r.status == "invalid-output" and leak not in r.reason and leak in r.log
+    assert r.reason == "output field pass does not fit the manifest's schema (its type rule)"

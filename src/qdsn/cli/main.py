@@ -1128,6 +1128,9 @@ def jobs_approve(
     console.print(Text(j.state, style=color) + _shown(f" {j.id}" + (f": {j.reason}" if j.reason else "")))
     if j.result and j.result.get("output") is not None:
         console.print(_shown(json.dumps(j.result["output"], indent=2, ensure_ascii=False)), soft_wrap=True)
+    if j.result and j.result.get("log"):  # what the model wrote beside its output: the owner's alone
+        console.print(Text("the run's log (not sent to the requester):", style="dim"))
+        console.print(_shown(j.result["log"]), soft_wrap=True)
     if j.state != "done":
         raise typer.Exit(1)
 

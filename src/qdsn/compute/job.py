@@ -60,6 +60,7 @@ class Result:
     dropped: list[str] = field(default_factory=list)
     attestation: str | None = None
     seconds: float = 0.0
+    log: str = ""  # the model's stderr and what did not fit, for the owner only: `reason` reaches the requester
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,15 +106,16 @@ def execute(
         run = sandbox.run(Path(folder), m.entrypoint, orjson.dumps({"parameters": parameters, "datasets": datasets}),
                           isolation=isolation, limits=limits, secrets=[owner.home])  # fmt: skip
     if not run.ok:
-        return Result(job, run.status, _why(run), seconds=run.seconds)
+        return Result(job, run.status, _why(run), seconds=run.seconds, log=run.stderr)
     try:
         doc = orjson.loads(run.stdout)
     except orjson.JSONDecodeError as e:
         return Result(job, "invalid-output", f"the model's output is not exactly one JSON document: {e}",
-                      seconds=run.seconds)  # fmt: skip
+                      seconds=run.seconds, log=run.stderr)  # fmt: skip
     misfit = _misfit(doc, m.outputs)
     if misfit is not None:
-        return Result(job, "invalid-output", misfit, seconds=run.seconds)
+        why, detail = misfit
+        return Result(job, "invalid-output", why, seconds=run.seconds, log=f"{detail}\n{run.stderr}".strip())
     # the schema is closed at every depth (`package.closed`), so a document that fits it holds nothing
     # undeclared; of its top-level fields only the exports leave
     output = {k: v for k, v in doc.items() if k in m.exports}
@@ -150,8 +152,10 @@ def _read(owner: Owner, r: Range) -> tuple[str, list[dict[str, Any]], list[dict[
     return owner.vault.kind(r.dataset), records, batches
 
 
-def _misfit(doc: Any, schema: dict[str, Any]) -> str | None:
-    """Why the output does not fit the manifest's closed output schema, naming the field; None if it fits."""
+def _misfit(doc: Any, schema: dict[str, Any]) -> tuple[str, str] | None:
+    """Why the output does not fit the manifest's closed output schema, naming the field but never a
+    value the model chose (the requester reads it), and the validator's full message for the owner;
+    None if it fits."""
     errors = list(jsonschema.Draft202012Validator(schema).iter_errors(doc))
     if not errors:
         return None
@@ -160,11 +164,11 @@ def _misfit(doc: Any, schema: dict[str, Any]) -> str | None:
         e = min(extra, key=lambda e: len(e.absolute_path))
         declared = e.schema.get("properties", {}) if isinstance(e.schema, dict) else {}
         name = sorted(k for k in e.instance if k not in declared)[0]
-        return f"output has undeclared field {_field([*e.absolute_path, name])}"
+        return f"output has undeclared field {_field([*e.absolute_path, name])}", e.message[:4096]
     e = jsonschema.exceptions.best_match(errors)
     where = _field(list(e.absolute_path))
-    message = e.message if len(e.message) <= 300 else e.message[:300] + "…"
-    return f"the output does not fit the manifest's schema{' at ' + where if where else ''}: {message}"
+    what = f"output field {where}" if where else "the output"
+    return f"{what} does not fit the manifest's schema (its {e.validator} rule)", e.message[:4096]
 
 
 def _field(path: list[Any]) -> str:
@@ -174,7 +178,7 @@ def _field(path: list[Any]) -> str:
         if isinstance(p, int):
             out += f"[{p}]"
         else:
-            name = p if p.isidentifier() and len(p) <= 100 else orjson.dumps(p[:100]).decode()
+            name = p if p.isidentifier() and len(p) <= 40 else orjson.dumps(p[:40]).decode()  # a name, not a channel
             out += ("." if out else "") + name
     return out
 
@@ -183,5 +187,4 @@ def _why(run: sandbox.Run) -> str:
     what = {"timeout": "it ran past its wall-clock limit", "cpu-limit": "it used up its CPU time",
             "output-too-large": "it printed more than its output limit", "killed": "a signal or limit killed it",
             "failed": "it exited with an error"}.get(run.status, run.status)  # fmt: skip
-    last = run.stderr.strip().splitlines()[-1:] if run.stderr.strip() else []
-    return f"{what}{': ' + last[0] if last else ''} (exit {run.exit_code})"
+    return f"{what} (exit {run.exit_code})"  # what it wrote stays in the owner's `log`

@@ -78,6 +78,13 @@ class Job:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def for_requester(self) -> Job:
+        """The job as its requester sees it: without the run's `log` (what the model wrote beside its
+        output, and what did not fit), which is the owner's alone."""
+        if not self.result or "log" not in self.result:
+            return self
+        return replace(self, result={k: v for k, v in self.result.items() if k != "log"})
+
 
 def owner(node: Node) -> Owner:
     return Owner(node.ledger, node.vault, node.home.key(), node.did, node.home.path)
@@ -133,7 +140,7 @@ def request(node: Node, requester: str, message: dict[str, Any]) -> Job:
               datetime.now(UTC).isoformat())  # fmt: skip
     _store(node).put(job, blob)
     if _preapproved(a.policy, code_hash):
-        return approve(node, job.id)
+        return approve(node, job.id).for_requester()
     return job
 
 
@@ -217,8 +224,10 @@ def record(node: Node, result: Result) -> tx.Envelope:
 
 
 def visible(node: Node, who: str) -> list[Job]:
-    """The jobs `who` may see: all of them for the owner, its own for a requester."""
-    return _store(node).list(None if who == node.did else who)
+    """The jobs `who` may see: all of them for the owner, its own for a requester (without run logs)."""
+    if who == node.did:
+        return _store(node).list()
+    return [j.for_requester() for j in _store(node).list(who)]
 
 
 def source(node: Node, job_id: str) -> list[tuple[str, bytes]]:
