@@ -196,7 +196,7 @@ def _because(e: Exception) -> str:
     if isinstance(e, QDSNError):
         return str(e)
     log.exception("a job failed")
-    return f"the node failed ({type(e).__name__}: {e})"
+    return f"the node failed ({type(e).__name__}); its operator finds the details in the node's log"
 
 
 def deny(node: Node, job_id: str, reason: str) -> Job:
