@@ -232,3 +232,19 @@ def test_the_run_log_stays_with_the_owner(lab, tmp_path):
     seen = c["cqc"].call("GET", f"/jobs/{job['id']}")
     assert seen["state"] == "failed" and leak not in json.dumps(seen) and "log" not in seen["result"]
     assert all(leak not in json.dumps(j) for j in c["cqc"].call("GET", "/jobs")["jobs"])
+
+
+def test_one_approval_runs_a_job(lab):
+    """Two approvals (or an approval and a denial) of one pending job, from two processes: one wins."""
+    from qdsn.node import jobs as node_jobs
+
+    node, c, blob = lab
+    a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
+    job = ask(c["cqc"], a, blob)
+    first, second = node_jobs._store(node), node_jobs.JobStore(node.policies.engine)
+    pending, _ = second.get(job["id"])
+    first.claim(pending)
+    with pytest.raises(Conflict, match="is approved"):
+        second.claim(pending)  # read while pending, claimed by another meanwhile
+    with pytest.raises(Conflict, match="is approved"):
+        second.end(pending, "denied", "too late")
