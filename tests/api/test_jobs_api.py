@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from qdsn.api.app import create_app
 from qdsn.api.client import NodeClient
 from qdsn.compute import attest, package
-from qdsn.errors import Conflict, PermissionDenied
+from qdsn.errors import Conflict, InvalidInput, PermissionDenied
 from qdsn.node import Node, NodeHome
 from qdsn.node.consumer import negotiate
 from qdsn.node.provider import publish
@@ -69,7 +69,7 @@ def test_the_owner_approves_and_the_result_is_attested(lab):
     node, c, blob = lab
     a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
     job = ask(c["cqc"], a, blob)
-    assert job["state"] == "pending" and job["model"] == "process-capability@1.0.1"
+    assert job["state"] == "pending" and job["model"] == "process-capability@1.0.2"
     assert [j["id"] for j in c["maker"].call("GET", "/jobs")["jobs"]] == [job["id"]]
     assert c["rival"].call("GET", "/jobs")["jobs"] == []
     with pytest.raises(PermissionDenied, match="only the data's owner"):
@@ -100,6 +100,8 @@ def test_refusals_and_denials(lab, tmp_path):
     a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
     with pytest.raises(PermissionDenied, match="purpose must be eq 'certification', was 'marketing'"):
         ask(c["cqc"], a, blob, purpose="marketing")
+    with pytest.raises(InvalidInput, match="the parameters do not fit process-capability's schema"):
+        ask(c["cqc"], a, blob, parameters={"threshold": "high"})
     other = package.archive([(p, d + b"\n# changed" if p == "model.py" else d) for p, d in package.unpack(blob)])
     with pytest.raises(PermissionDenied, match="not published on the ledger"):
         ask(c["cqc"], a, other)
@@ -108,3 +110,141 @@ def test_refusals_and_denials(lab, tmp_path):
     job = ask(c["cqc"], a, blob)
     denied = c["maker"].call("POST", f"/jobs/{job['id']}/denial", {"reason": "audit pending"})
     assert denied["state"] == "denied" and c["cqc"].call("GET", f"/jobs/{job['id']}")["reason"] == "audit pending"
+
+
+def test_what_a_certifier_sends_is_checked_before_it_is_read(lab):
+    import tracemalloc
+
+    from qdsn.api.app import MAX_JOB_BODY
+    from qdsn.errors import InvalidInput, QDSNError
+
+    from ..compute.test_package import gnu_sparse
+
+    node, c, blob = lab
+    a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidInput, match=r"'model\.py' is a GNU sparse file"):
+            ask(c["cqc"], a, gnu_sparse("model.py", 129 << 20) + bytes(1024))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak:,} bytes allocated to refuse a 1,536-byte archive"
+    entries = package.unpack(blob)
+    with pytest.raises(InvalidInput, match=r"'model\.py' is both a file and a folder"):
+        ask(c["cqc"], a, package.archive([*entries, ("model.py/x.py", b"")]))
+    with pytest.raises(InvalidInput, match=r"larger than .* a model archive may be"):  # refused before it is decoded
+        c["cqc"].call("POST", "/jobs", {"agreementId": a, "archive": "A" * (package.MAX_ARCHIVE_BASE64 + 4),
+                                        "nonce": "nonce-12345", "datasets": []})  # fmt: skip
+    with pytest.raises(QDSNError, match=f"bodies are limited to {MAX_JOB_BODY} bytes"):
+        c["cqc"].call("POST", "/jobs", {"agreementId": a, "archive": "A" * MAX_JOB_BODY})
+    assert c["maker"].call("GET", "/jobs")["jobs"] == []  # nothing was kept of any of them
+
+
+def test_every_failure_of_a_run_ends_the_job_failed_with_its_reason(lab, monkeypatch):
+    from qdsn.node import jobs as node_jobs
+
+    node, c, blob = lab
+    a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
+    unanchored = ask(c["cqc"], a, blob, datasets=[{"dataset": "line-1", "first": 150, "count": 100}])
+    failed = c["maker"].call("POST", f"/jobs/{unanchored['id']}/approval", {})  # execute refuses the range
+    assert failed["state"] == "failed" and "records 150–249 of line-1 are not all anchored" in failed["reason"]
+    assert c["cqc"].call("GET", f"/jobs/{unanchored['id']}")["reason"] == failed["reason"]  # the requester sees why
+
+    job = ask(c["cqc"], a, blob)
+
+    def ledger_down(*_):
+        raise OSError("the ledger's disk is full")
+
+    monkeypatch.setattr(node_jobs, "record", ledger_down)  # the run is fine; putting it on the ledger is not
+    failed = c["maker"].call("POST", f"/jobs/{job['id']}/approval", {})
+    assert failed["state"] == "failed" and "could not be recorded on the ledger" in failed["reason"]
+    assert failed["result"] is None  # nothing unrecorded leaves
+    with pytest.raises(Conflict, match="is failed"):
+        c["maker"].call("POST", f"/jobs/{job['id']}/approval", {})
+    assert {j["state"] for j in c["maker"].call("GET", "/jobs")["jobs"]} == {"failed"}
+
+
+def test_a_run_stopped_in_the_node_itself_is_not_left_approved(lab, monkeypatch):
+    from qdsn.node import jobs as node_jobs
+
+    node, c, blob = lab
+    a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
+    job = ask(c["cqc"], a, blob)
+
+    def stopped(*_, **__):
+        raise KeyboardInterrupt  # the operator stops the node while the model runs
+
+    monkeypatch.setattr(node_jobs, "execute", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        node_jobs.approve(node, job["id"])
+    seen = c["cqc"].call("GET", f"/jobs/{job['id']}")
+    assert seen["state"] == "failed" and seen["reason"].startswith("interrupted")
+
+    other = ask(c["cqc"], a, blob)  # approved by a process that left no trace of itself (an older node)
+    stored, _ = node_jobs._store(node).get(other["id"])
+    node_jobs._store(node).set(stored, "approved")
+    seen = c["cqc"].call("GET", f"/jobs/{other['id']}")
+    assert seen["state"] == "failed" and seen["reason"].startswith("interrupted")
+
+
+def test_a_claimed_job_lives_as_long_as_the_process_that_claimed_it():
+    import subprocess
+    import time
+
+    from qdsn.node.jobs import RUN_LASTS, _alive, _runner
+
+    me = _runner()
+    assert _alive(me)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert not _alive(me | {"pid": gone.pid})  # its pid may come back, its start time does not
+    assert not _alive(me | {"started": str(int(me["started"]) + 1)})
+    assert not _alive(me | {"boot": "another-boot"}) and not _alive(None)
+    elsewhere = me | {"pidns": "pid:[1]"}  # another container: taken to live as long as a run may
+    assert _alive(elsewhere) and not _alive(elsewhere | {"at": time.time() - RUN_LASTS - 1})
+
+
+def test_the_run_log_stays_with_the_owner(lab, tmp_path):
+    """What a model writes beside its output — a covert channel if it reached the requester — is the owner's."""
+    import json
+
+    from qdsn.ledger import tx
+
+    node, c, _ = lab
+    folder = tmp_path / "talker"
+    folder.mkdir()
+    leak = "17.512,17.498,17.533"
+    (folder / "m.py").write_text(f"import sys\nsys.stdin.read()\nsys.stderr.write('{leak}')\nsys.exit(3)\n")
+    schema = {"type": "object", "additionalProperties": False, "properties": {"pass": {"type": "boolean"}}}
+    (folder / "manifest.json").write_text(json.dumps({
+        "id": "talker", "version": "1.0.0", "entrypoint": "m.py", "description": "test model",
+        "reads": {"kinds": ["measurements"]}, "parameters": {"type": "object"}, "outputs": schema, "exports": ["pass"],
+    }))  # fmt: skip
+    blob, m = package.load(folder)
+    published = {"model": m.id, "version": m.version, "hash": package.code_hash(blob), "manifest": m.model_dump()}
+    node.order([tx.sign_tx("model.publish", published, c["cqc"].key, c["cqc"].did)])
+    a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
+    job = ask(c["cqc"], a, blob, parameters={})
+    ran = c["maker"].call("POST", f"/jobs/{job['id']}/approval", {})
+    assert ran["state"] == "failed" and ran["reason"] == "it exited with an error (exit 3)"
+    assert leak in ran["result"]["log"]  # the owner reads what the model wrote
+    seen = c["cqc"].call("GET", f"/jobs/{job['id']}")
+    assert seen["state"] == "failed" and leak not in json.dumps(seen) and "log" not in seen["result"]
+    assert all(leak not in json.dumps(j) for j in c["cqc"].call("GET", "/jobs")["jobs"])
+
+
+def test_one_approval_runs_a_job(lab):
+    """Two approvals (or an approval and a denial) of one pending job, from two processes: one wins."""
+    from qdsn.node import jobs as node_jobs
+
+    node, c, blob = lab
+    a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
+    job = ask(c["cqc"], a, blob)
+    first, second = node_jobs._store(node), node_jobs.JobStore(node.policies.engine)
+    pending, _ = second.get(job["id"])
+    first.claim(pending)
+    with pytest.raises(Conflict, match="is approved"):
+        second.claim(pending)  # read while pending, claimed by another meanwhile
+    with pytest.raises(Conflict, match="is approved"):
+        second.end(pending, "denied", "too late")

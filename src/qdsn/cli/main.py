@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from qdsn.cli.model import model_app
 from qdsn.cli.spc import spc_app
@@ -1053,9 +1054,21 @@ def jobs_list(home: Home, as_json: Annotated[bool, typer.Option("--json", help="
         return
     table = Table("job", "state", "model", "requester", "records", "purpose", "created")
     for j in found:
-        table.add_row(j.id, j.state, j.model, j.requester[:24] + "…", str(sum(r["count"] for r in j.ranges)),
-                      j.purpose or "-", j.created[:19])  # fmt: skip
+        records = str(sum(r["count"] for r in j.ranges))
+        row = (j.id, j.state, j.model, j.requester[:24] + "…", records, j.purpose or "-", j.created[:19])
+        table.add_row(*map(_shown, row))
     console.print(table if found else "No jobs yet.")
+
+
+def _shown(text: str) -> Text:
+    """Text another party wrote, for the owner's terminal: never read as markup, every control,
+    bidirectional or invisible character escaped and highlighted (`qdsn.compute.review`)."""
+    from qdsn.compute import review
+
+    out = Text()
+    for part, escaped in review.segments(text):
+        out.append(part, style="bold white on red" if escaped else None)
+    return out
 
 
 @jobs_app.command("show")
@@ -1071,10 +1084,27 @@ def jobs_show(job: Annotated[str, typer.Argument(help="The job's id.")], home: H
         files = jobs.source(node, job)
     finally:
         node.close()
-    console.print_json(json.dumps(j.to_json() | {"result": j.result and {"output": j.result.get("output")}}))
-    for path, data in files:
-        console.rule(f"{path} ({len(data):,} bytes)")
-        console.print(data.decode("utf-8", "replace"), markup=False, highlight=False)
+    from qdsn.compute import review
+
+    request = json.dumps(j.to_json() | {"result": j.result and {"output": j.result.get("output")}}, indent=2,
+                         ensure_ascii=False)  # fmt: skip
+    texts = [(path, data, data.decode("utf-8", "replace")) for path, data in files]
+    hidden = [(name, found) for name, text in [("the request", request), *((p, t) for p, _, t in texts)]
+              if (found := review.findings(text))]  # fmt: skip
+    if hidden:  # said first, before the text that holds them scrolls by
+        console.print(Text("! hidden characters: a terminal would act on them or not show them at all, so they are "
+                           "shown escaped and highlighted below; read those lines with care before approving",
+                           style="bold red"))  # fmt: skip
+        for name, found in hidden:
+            console.print(Text(f"  {name} holds {len(found)} hidden character{'s' * (len(found) > 1)}:"))
+            for f in found[:10]:
+                console.print(Text(f"    {f}"))
+            if len(found) > 10:
+                console.print(Text(f"    … and {len(found) - 10} more"))
+    console.print(_shown(request), soft_wrap=True)
+    for path, data, text in texts:
+        console.rule(_shown(f"{path} ({len(data):,} bytes)"))
+        console.print(_shown(text), soft_wrap=True)
 
 
 @jobs_app.command("approve")
@@ -1095,9 +1125,12 @@ def jobs_approve(
     finally:
         node.close()
     color = "green" if j.state == "done" else "red"
-    console.print(f"[{color}]{j.state}[/] {j.id}" + (f": {j.reason}" if j.reason else ""))
+    console.print(Text(j.state, style=color) + _shown(f" {j.id}" + (f": {j.reason}" if j.reason else "")))
     if j.result and j.result.get("output") is not None:
-        console.print_json(json.dumps(j.result["output"]))
+        console.print(_shown(json.dumps(j.result["output"], indent=2, ensure_ascii=False)), soft_wrap=True)
+    if j.result and j.result.get("log"):  # what the model wrote beside its output: the owner's alone
+        console.print(Text("the run's log (not sent to the requester):", style="dim"))
+        console.print(_shown(j.result["log"]), soft_wrap=True)
     if j.state != "done":
         raise typer.Exit(1)
 
@@ -1113,7 +1146,7 @@ def jobs_deny(job: Annotated[str, typer.Argument(help="The job's id.")], reason:
         j = jobs.deny(node, job, reason)
     finally:
         node.close()
-    console.print(f"[yellow]denied[/] {j.id}: {j.reason}")
+    console.print(Text("denied", style="yellow") + _shown(f" {j.id}: {j.reason}"))
 
 
 cert_app = typer.Typer(help="Digital quality certificates (SD-JWT VC): issue, present, suspend, revoke.",

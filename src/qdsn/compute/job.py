@@ -3,8 +3,9 @@
 The node checks the model is the one published on the ledger, the parameters against its manifest,
 and that every record read lies in a batch anchored on the ledger; decrypts only the pinned ranges;
 runs the model in the sandbox; keeps exactly one JSON document from its output, valid against the
-manifest's output schema, and of it only the fields the manifest lets leave — every other field is
-dropped and named; and signs an attestation over what ran, on what, to what result.
+manifest's output schema — closed at every depth, so that a field it does not declare, at any depth,
+fails the run — and of it only the top-level fields the manifest exports: every other one is dropped
+and named; and signs an attestation over what ran, on what, to what result.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Result:
     dropped: list[str] = field(default_factory=list)
     attestation: str | None = None
     seconds: float = 0.0
+    log: str = ""  # the model's stderr and what did not fit, for the owner only: `reason` reaches the requester
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,16 +106,18 @@ def execute(
         run = sandbox.run(Path(folder), m.entrypoint, orjson.dumps({"parameters": parameters, "datasets": datasets}),
                           isolation=isolation, limits=limits, secrets=[owner.home])  # fmt: skip
     if not run.ok:
-        return Result(job, run.status, _why(run), seconds=run.seconds)
+        return Result(job, run.status, _why(run), seconds=run.seconds, log=run.stderr)
     try:
         doc = orjson.loads(run.stdout)
-        jsonschema.validate(doc, m.outputs)
     except orjson.JSONDecodeError as e:
         return Result(job, "invalid-output", f"the model's output is not exactly one JSON document: {e}",
-                      seconds=run.seconds)  # fmt: skip
-    except jsonschema.ValidationError as e:
-        return Result(job, "invalid-output", f"the output does not fit the manifest's schema: {e.message}",
-                      seconds=run.seconds)  # fmt: skip
+                      seconds=run.seconds, log=run.stderr)  # fmt: skip
+    misfit = _misfit(doc, m.outputs)
+    if misfit is not None:
+        why, detail = misfit
+        return Result(job, "invalid-output", why, seconds=run.seconds, log=f"{detail}\n{run.stderr}".strip())
+    # the schema is closed at every depth (`package.closed`), so a document that fits it holds nothing
+    # undeclared; of its top-level fields only the exports leave
     output = {k: v for k, v in doc.items() if k in m.exports}
     dropped = sorted(set(doc) - set(output))
     measurements = {"model": f"{m.id}@{m.version}", "code_hash": code_hash, "runner": f"qdsn/{__version__}",
@@ -148,9 +152,39 @@ def _read(owner: Owner, r: Range) -> tuple[str, list[dict[str, Any]], list[dict[
     return owner.vault.kind(r.dataset), records, batches
 
 
+def _misfit(doc: Any, schema: dict[str, Any]) -> tuple[str, str] | None:
+    """Why the output does not fit the manifest's closed output schema, naming the field but never a
+    value the model chose (the requester reads it), and the validator's full message for the owner;
+    None if it fits."""
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(doc))
+    if not errors:
+        return None
+    extra = [e for e in errors if e.validator == "additionalProperties"]
+    if extra:
+        e = min(extra, key=lambda e: len(e.absolute_path))
+        declared = e.schema.get("properties", {}) if isinstance(e.schema, dict) else {}
+        name = sorted(k for k in e.instance if k not in declared)[0]
+        return f"output has undeclared field {_field([*e.absolute_path, name])}", e.message[:4096]
+    e = jsonschema.exceptions.best_match(errors)
+    where = _field(list(e.absolute_path))
+    what = f"output field {where}" if where else "the output"
+    return f"{what} does not fit the manifest's schema (its {e.validator} rule)", e.message[:4096]
+
+
+def _field(path: list[Any]) -> str:
+    """A path into a JSON document as `characteristics[0].raw_values`; odd names quoted, long ones cut."""
+    out = ""
+    for p in path:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            name = p if p.isidentifier() and len(p) <= 40 else orjson.dumps(p[:40]).decode()  # a name, not a channel
+            out += ("." if out else "") + name
+    return out
+
+
 def _why(run: sandbox.Run) -> str:
     what = {"timeout": "it ran past its wall-clock limit", "cpu-limit": "it used up its CPU time",
             "output-too-large": "it printed more than its output limit", "killed": "a signal or limit killed it",
             "failed": "it exited with an error"}.get(run.status, run.status)  # fmt: skip
-    last = run.stderr.strip().splitlines()[-1:] if run.stderr.strip() else []
-    return f"{what}{': ' + last[0] if last else ''} (exit {run.exit_code})"
+    return f"{what} (exit {run.exit_code})"  # what it wrote stays in the owner's `log`

@@ -7,23 +7,34 @@ purpose among the constraints it must meet) and each run at the use point, count
 a job runs at most as often as its agreement allows. When the agreement's permission itself names
 the code hash (`qdsn:modelHash`), the owner approved that code for that purpose when it made the
 offer, and the job runs at once; otherwise it waits for the owner.
+
+A job ends `done`, `denied` or `failed`, and a failed one says why: whatever goes wrong once it is
+approved — the run, its attestation, putting either on the ledger — fails the job with its reason.
+The approval that runs a job claims it in the database, so that one approval runs it; a job whose
+claiming process is gone (the node stopped mid-run) is failed as interrupted when it is next read.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import logging
+import os
+import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import orjson
 from sqlalchemy import Column, MetaData, String, Table, Text, insert, select, update
 
-from qdsn.compute import attest, package
+from qdsn.compute import attest, package, sandbox
 from qdsn.compute.job import Owner, Range, Result, execute
-from qdsn.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from qdsn.errors import Conflict, InvalidInput, NotFound, PermissionDenied, QDSNError
 from qdsn.ledger import tx
 from qdsn.node.node import Node
 from qdsn.node.transfer import refuse, uses
@@ -41,6 +52,9 @@ jobs = Table(
     Column("archive", Text, nullable=False),  # base64 of the model's canonical archive
 )
 STATES = ("pending", "approved", "denied", "done", "failed")
+INTERRUPTED = "interrupted: the node stopped while the job ran; ask for it again"
+RUN_LASTS = sandbox.DEFAULT.wall_seconds + 600  # seconds: a run's wall clock, then time to record it
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,13 @@ class Job:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def for_requester(self) -> Job:
+        """The job as its requester sees it: without the run's `log` (what the model wrote beside its
+        output, and what did not fit), which is the owner's alone."""
+        if not self.result or "log" not in self.result:
+            return self
+        return replace(self, result={k: v for k, v in self.result.items() if k != "log"})
+
 
 def owner(node: Node) -> Owner:
     return Owner(node.ledger, node.vault, node.home.key(), node.did, node.home.path)
@@ -72,9 +93,12 @@ def owner(node: Node) -> Owner:
 def request(node: Node, requester: str, message: dict[str, Any]) -> Job:
     """A certification body's job request: refused with why (and recorded), pending for the owner,
     or — when the agreement names this code hash — run at once."""
+    archive = message.get("archive")
+    if isinstance(archive, str) and len(archive) > package.MAX_ARCHIVE_BASE64:  # refused before it is decoded
+        raise InvalidInput(f"the model archive is {len(archive):,} characters of base64, larger than the "
+                           f"{package.MAX_ARCHIVE_BASE64:,} a model archive may be")  # fmt: skip
     try:
         blob = base64.b64decode(message["archive"], validate=True)
-        m = package.manifest_of(package.unpack(blob))
         ranges = [Range(r["dataset"], int(r["first"]), int(r["count"])) for r in message["datasets"]]
         agreement_id, nonce = message["agreementId"], message["nonce"]
         parameters = message.get("parameters", {})
@@ -83,6 +107,11 @@ def request(node: Node, requester: str, message: dict[str, Any]) -> Job:
                            f"[{{dataset, first, count}}], parameters and a nonce: {e}") from None  # fmt: skip
     if not isinstance(nonce, str) or not 8 <= len(nonce) <= 200 or not isinstance(parameters, dict) or not ranges:
         raise InvalidInput("a job's nonce is 8–200 characters, its parameters an object, and it reads some records")
+    m = package.manifest_of(package.unpack(blob))
+    try:  # refused now rather than failed once the owner approves
+        jsonschema.validate(parameters, m.parameters)
+    except jsonschema.ValidationError as e:
+        raise InvalidInput(f"the parameters do not fit {m.id}'s schema: {e.message}") from None
     code_hash = package.code_hash(blob)
     if message.get("model") not in (None, f"{m.id}@{m.version}") or message.get("codeHash") not in (None, code_hash):
         raise InvalidInput("the model named does not match the archive sent")
@@ -111,35 +140,63 @@ def request(node: Node, requester: str, message: dict[str, Any]) -> Job:
               datetime.now(UTC).isoformat())  # fmt: skip
     _store(node).put(job, blob)
     if _preapproved(a.policy, code_hash):
-        return approve(node, job.id)
+        return approve(node, job.id).for_requester()
     return job
 
 
 def approve(node: Node, job_id: str) -> Job:
     """The owner approves: the run is decided as a use (counted on the ledger), run in the sandbox,
-    metered with its compute seconds, and an ok run's attestation recorded with `compute.attest`."""
+    metered with its compute seconds, and an ok run's attestation recorded with `compute.attest`.
+    Whatever fails once the job is claimed fails the job, with the reason, never leaving it approved."""
     store = _store(node)
     job, blob = store.get(job_id)
     if job.state != "pending":
         raise Conflict(f"job {job_id} is {job.state}", "only a pending job can be approved")
     a = node.policies.agreement(job.agreement)
-    with node.deciding:
-        ask = Request("compute", job.requester, datetime.now(UTC), role=node.role_of(job.requester),
-                      purpose=job.purpose, uses=uses(node, a.uid), started=a.finalized,
-                      model_hash=job.code_hash)  # fmt: skip
-        d = decide(a.policy, ask, point="use") if not a.ended else None
-        if d is None or not d.allowed:
-            why = f"agreement {a.uid} has ended: {a.ended}" if d is None else d.reason
-            return store.set(job, "denied", why)
-        store.set(job, "approved")
-        result = execute(owner(node), blob, job.parameters, [Range(**r) for r in job.ranges], job.nonce,
-                         job=job.id, isolation=node.isolation)  # fmt: skip
-        records = sum(r["count"] for r in job.ranges)
-        payload = d.payload(a.dataset, ask, "use", agreement=a.uid, records=records, compute_seconds=result.seconds)
-        node.submit([node.home.sign("access.decision", payload)])
-    if result.status == "ok":
-        record(node, result)
-    return store.set(job, "done" if result.status == "ok" else "failed", result.reason or None, result.to_json())
+    claimed = None
+    try:
+        with node.deciding:
+            ask = Request("compute", job.requester, datetime.now(UTC), role=node.role_of(job.requester),
+                          purpose=job.purpose, uses=uses(node, a.uid), started=a.finalized,
+                          model_hash=job.code_hash)  # fmt: skip
+            d = decide(a.policy, ask, point="use") if not a.ended else None
+            if d is None or not d.allowed:
+                why = f"agreement {a.uid} has ended: {a.ended}" if d is None else d.reason
+                return store.end(job, "denied", why)
+            claimed = job = store.claim(job)
+            try:
+                result = execute(owner(node), blob, job.parameters, [Range(**r) for r in job.ranges], job.nonce,
+                                 job=job.id, isolation=node.isolation)  # fmt: skip
+            except Exception as e:  # the model did not run: no use to meter
+                return store.end(job, "failed", f"the job could not run: {_because(e)}")
+            try:
+                records = sum(r["count"] for r in job.ranges)
+                payload = d.payload(a.dataset, ask, "use", agreement=a.uid, records=records,
+                                    compute_seconds=result.seconds)  # fmt: skip
+                node.submit([node.home.sign("access.decision", payload)])
+            except Exception as e:
+                return store.end(job, "failed", f"the run could not be recorded on the ledger: {_because(e)}")
+        if result.status == "ok":
+            try:
+                record(node, result)
+            except Exception as e:  # an attestation not on the ledger does not leave
+                why = f"the run's attestation could not be recorded on the ledger: {_because(e)}"
+                return store.end(job, "failed", why)
+        return store.end(job, "done" if result.status == "ok" else "failed", result.reason or None, result.to_json())
+    except BaseException:  # stopped mid-run (a signal, an exit, a failing database): never left approved
+        if claimed is not None:
+            with contextlib.suppress(Exception):
+                store.end(claimed, "failed", INTERRUPTED)
+        raise
+
+
+def _because(e: Exception) -> str:
+    """Why a run failed, for the owner and the requester: a QDSN error says it; anything else is
+    named and logged in full for the operator."""
+    if isinstance(e, QDSNError):
+        return str(e)
+    log.exception("a job failed")
+    return f"the node failed ({type(e).__name__}); its operator finds the details in the node's log"
 
 
 def deny(node: Node, job_id: str, reason: str) -> Job:
@@ -150,7 +207,7 @@ def deny(node: Node, job_id: str, reason: str) -> Job:
         raise Conflict(f"job {job_id} is {job.state}", "only a pending job can be denied")
     if not reason:
         raise InvalidInput("a denial says why")
-    return store.set(job, "denied", reason)
+    return store.end(job, "denied", reason)
 
 
 def record(node: Node, result: Result) -> tx.Envelope:
@@ -167,8 +224,10 @@ def record(node: Node, result: Result) -> tx.Envelope:
 
 
 def visible(node: Node, who: str) -> list[Job]:
-    """The jobs `who` may see: all of them for the owner, its own for a requester."""
-    return _store(node).list(None if who == node.did else who)
+    """The jobs `who` may see: all of them for the owner, its own for a requester (without run logs)."""
+    if who == node.did:
+        return _store(node).list()
+    return [j.for_requester() for j in _store(node).list(who)]
 
 
 def source(node: Node, job_id: str) -> list[tuple[str, bytes]]:
@@ -183,7 +242,8 @@ def _preapproved(policy: dict[str, Any], code_hash: str) -> bool:
 
 
 class JobStore:
-    """Jobs beside the node's offers and agreements."""
+    """Jobs beside the node's offers and agreements. Each state change is a compare-and-set on the
+    state it leaves, so that two processes never both move one job."""
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
@@ -200,22 +260,97 @@ class JobStore:
             row = c.execute(select(jobs).where(jobs.c.id == job_id)).first()
         if row is None:
             raise NotFound(f"no job {job_id!r}", "see the jobs: qdsn jobs list")
-        return Job(**orjson.loads(row.body)), base64.b64decode(row.archive)
+        return self._settled(row.state, row.body), base64.b64decode(row.archive)
+
+    def claim(self, job: Job) -> Job:
+        """pending → approved, by this process (its run is interrupted if the process goes)."""
+        return self._move(job, "pending", replace(job, state="approved"), runner=_runner())
+
+    def end(self, job: Job, state: str, reason: str | None = None, result: dict[str, Any] | None = None) -> Job:
+        """A pending job denied, or an approved one done or failed."""
+        return self._move(job, job.state, replace(job, state=state, reason=reason, result=result))
 
     def set(self, job: Job, state: str, reason: str | None = None, result: dict[str, Any] | None = None) -> Job:
-        new = Job(**{**job.to_json(), "state": state, "reason": reason, "result": result})
+        """Write a job's state whatever it was (an operator's repair); the flow moves jobs with `claim` and `end`."""
+        new = replace(job, state=state, reason=reason, result=result)
         with self.engine.begin() as c:
             body = orjson.dumps(new.to_json()).decode()
             c.execute(update(jobs).where(jobs.c.id == job.id).values(state=state, body=body))
         return new
 
     def list(self, requester: str | None = None) -> list[Job]:
-        q = select(jobs.c.body).order_by(jobs.c.id)
+        q = select(jobs.c.state, jobs.c.body).order_by(jobs.c.id)
         if requester is not None:
             q = q.where(jobs.c.requester == requester)
         with self.engine.connect() as c:
-            out = [Job(**orjson.loads(r.body)) for r in c.execute(q)]
-        return sorted(out, key=lambda j: j.created)
+            rows = c.execute(q).all()
+        return sorted((self._settled(r.state, r.body) for r in rows), key=lambda j: j.created)
+
+    def _move(self, job: Job, was: str, new: Job, **extra: Any) -> Job:
+        body = orjson.dumps(new.to_json() | extra).decode()
+        with self.engine.begin() as c:
+            moved = c.execute(update(jobs).where(jobs.c.id == job.id, jobs.c.state == was)
+                              .values(state=new.state, body=body)).rowcount  # fmt: skip
+        if moved != 1:
+            now, _ = self.get(job.id)
+            raise Conflict(f"job {job.id} is {now.state}", f"only a {was} job can become {new.state}")
+        return new
+
+    def _settled(self, state: str, body: str) -> Job:
+        """The job in `body`; an approved one whose runner is gone is failed as interrupted."""
+        doc = orjson.loads(body)
+        job = Job(**{f.name: doc[f.name] for f in fields(Job) if f.name in doc})
+        if state != "approved" or _alive(doc.get("runner")):
+            return job
+        new = replace(job, state="failed", reason=INTERRUPTED)
+        with self.engine.begin() as c:  # only if nothing moved it meanwhile
+            c.execute(update(jobs).where(jobs.c.id == job.id, jobs.c.state == "approved", jobs.c.body == body)
+                      .values(state="failed", body=orjson.dumps(new.to_json()).decode()))  # fmt: skip
+            row = c.execute(select(jobs.c.state, jobs.c.body).where(jobs.c.id == job.id)).one()
+        return job if row.body == body else self._settled(row.state, row.body)
+
+
+def _runner() -> dict[str, Any]:
+    """This process, so that a reader can tell whether it still lives: boot id, PID namespace, pid,
+    start time, and when it claimed the job."""
+    pid = os.getpid()
+    return {"boot": _boot(), "pidns": _pidns(), "pid": pid, "started": _started(pid), "at": time.time()}
+
+
+def _alive(runner: Any) -> bool:
+    """Whether the process that claimed a job may still run it. A job claimed before runners were
+    recorded has none, and cannot be running still; a runner in another PID namespace (another
+    container on this host) cannot be looked up, and is taken to live for as long as a run may last."""
+    if not isinstance(runner, dict) or runner.get("boot") != _boot():
+        return False
+    if runner.get("pidns") != _pidns() or not runner.get("started"):
+        return time.time() - float(runner.get("at", 0)) < RUN_LASTS
+    return runner["started"] == _started(int(runner["pid"]))
+
+
+def _pidns() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+@cache
+def _boot() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "-"
+
+
+def _started(pid: int) -> str:
+    """A process's start time in clock ticks since boot (field 22 of /proc/PID/stat), "" when it is
+    gone; with the pid, it names one process even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
 
 
 @cache
