@@ -44,7 +44,7 @@ def test_issue_present_verify_and_follow_the_process(lab):  # noqa: F811
                                         "quorum": 1}).json()  # fmt: skip
     assert report["ok"], report
     assert [x["name"] for x in report["checks"]] == ["issuer", "signature", "disclosures", "key binding", "status",
-                                                     "checkpoint", "attestation"]  # fmt: skip
+                                                     "record", "checkpoint", "attestation"]  # fmt: skip
     assert "site" not in report["checks"][2]["detail"] and "indicators" in report["checks"][2]["detail"]
 
     failed = ask(c["cqc"], a, blob, parameters={"threshold": 5.0})["result"]  # a run on the same data, stricter

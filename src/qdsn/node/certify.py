@@ -62,12 +62,14 @@ def status_lists(node: Node) -> StatusLists:
     return StatusLists(node.policies.engine)
 
 
-def attestation_entry(node: Node, job: str) -> tx.Envelope:
-    """The `compute.attest` entry of a job on this node's replica."""
+def attestation_entry(node: Node, job: str, attester: str | None = None, attestation: str | None = None) -> tx.Envelope:
+    """The `compute.attest` entry of a job on this node's replica — recorded by `attester` and holding
+    `attestation`, when given: job ids are chosen by each node, so another node's run may share one."""
     node.catch_up()
     for row in reversed(node.ledger.store.rows_of_type("compute.attest")):
         env = tx.from_leaf(row.leaf)
-        if env.payload["job"] == job:
+        if env.payload["job"] == job and attester in (None, env.submitter) and attestation in (
+                None, env.payload["attestation"]):  # fmt: skip
             return env
     raise NotFound(f"no compute.attest for job {job} on the ledger", "wait for the owner's node to record it")
 
@@ -80,13 +82,22 @@ def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str
     claims_a = attest.verify(result["attestation"], node.ledger, output=result["output"])
     if not result["output"].get("pass"):
         raise InvalidInput("the attested run did not pass: there is nothing to certify")
-    env = attestation_entry(node, claims_a["job"])
+    env = attestation_entry(node, claims_a["job"], claims_a["iss"], result["attestation"])
     holder = node.ledger.state.identities[claims_a["iss"]]
+    owner = next((c.issuer for c in node.ledger.state.credentials.values() if c.status_list == status_list), None)
+    if owner not in (None, node.did):
+        raise Conflict(f"status list {status_list} belongs to {owner} on the ledger", "use a status list of your own")
+    model = claims_a["measurements"]["model"].split("@")[0]
+    ev = certificate.evidence(node.ledger, [tx.txid(env.leaf())], note, log_key(node.ledger), [result["output"]])
+    for item in ev["attestations"]:  # the checks every verifier makes, made before anything is allocated
+        try:
+            certificate.backs(item, {"enterprise": {"did": holder.did}, "scheme": model}, node.ledger)
+        except IntegrityError as e:
+            raise InvalidInput(f"the attested run cannot back this certificate: {e.what}") from None
     lists = status_lists(node)
     index = lists.allocate(status_list, subject.number)
     now = datetime.now(UTC)
     until = now + timedelta(days=subject.valid_days)
-    model = claims_a["measurements"]["model"].split("@")[0]
     indicators = {k: v for k, v in result["output"].items() if k not in ("pass", "characteristics", "rules")}
     for c in result["output"].get("characteristics", []):
         indicators |= {f"{c['name']} {k}".replace(" ", "_"): v for k, v in c.items() if k not in ("name", "pass")}
@@ -99,8 +110,7 @@ def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str
         "scope": subject.scope, "indicators": indicators,
         "volumes": {"records": sum(i["count"] for i in claims_a["inputs"])},
         "valid_from": now.isoformat(), "valid_until": until.isoformat(),
-        "evidence": certificate.evidence(node.ledger, [tx.txid(env.leaf())], note, log_key(node.ledger)),
-        "status": {"status_list": {"idx": index, "uri": status_list}},
+        "evidence": ev, "status": {"status_list": {"idx": index, "uri": status_list}},
     }  # fmt: skip
     sd = certificate.issue(claims, node.home.key(), public_jwk(holder.key), kid=node.did)
     issuer_jwt = sdjwt.parse(sd).jwt
@@ -149,7 +159,7 @@ def recheck(node: Node, number: str, result: dict[str, Any]) -> str:
         raise NotFound(f"this node issued no certificate {number!r}")
     if claims_a["iss"] != c.subject:
         raise IntegrityError(f"the run was attested by {claims_a['iss']}, not by the certificate's holder")
-    cause = tx.txid(attestation_entry(node, claims_a["job"]).leaf())
+    cause = tx.txid(attestation_entry(node, claims_a["job"], claims_a["iss"], result["attestation"]).leaf())
     passed = bool(result["output"].get("pass"))
     if not passed and c.status == "valid":
         set_status(node, number, "suspended", f"a new attested run failed (job {claims_a['job']})", attestation=cause)
