@@ -71,6 +71,12 @@ def load(doc: Any) -> Anchor:
     if not isinstance(doc, dict) or doc.get("type") != TYPE:
         raise InvalidInput(f"not a QDSN consortium trust file (type {TYPE})", hint)
     try:
+        changed = doc.get("fingerprint") != fingerprint(doc)
+    except (TypeError, ValueError):
+        changed = True  # values canonical JSON cannot hold
+    if changed:
+        raise InvalidInput("the trust file's fingerprint does not match its contents: it was changed", hint)
+    try:
         log = parse_verifier(str(doc["log_key"]))
         cosigners = tuple(parse_verifier(str(c["key"])) for c in doc["cosigners"])
         quorum, origin, regulator = doc["quorum"], doc["origin"], doc["regulator"]
@@ -82,6 +88,4 @@ def load(doc: Any) -> Anchor:
         raise InvalidInput("the trust file's cosigner keys must be distinct tlog-cosignature (0x04) keys", hint)
     if not isinstance(quorum, int) or isinstance(quorum, bool) or not 1 <= quorum <= max(1, len(cosigners)):
         raise InvalidInput(f"the trust file's quorum {quorum!r} is not 1 to {len(cosigners)}", hint)
-    if doc.get("fingerprint") != fingerprint(doc):
-        raise InvalidInput("the trust file's fingerprint does not match its contents: it was changed", hint)
     return Anchor(str(origin), log, cosigners, quorum, str(regulator), fingerprint(doc))
