@@ -154,15 +154,6 @@ def test_the_certificate_is_the_one_credential_issue_recorded(c):
     assert not by["record"].ok and "no credential.issue for certificate NOT-ON-LEDGER" in by["record"].detail
 
 
-def test_the_run_behind_a_certificate_is_the_holders_own(c):
-    """Job ids are each node's own: another enterprise's compute.attest under the same job id is not
-    taken for the maker's run."""
-    result, txid = c.run(job="shared-id")
-    sd = c.issue("CQC-S", result)
-    claims = sdjwt.verify(sd, lambda iss, h: c.plant.ledger.state.identities[iss].key).claims
-    assert claims["evidence"]["attestations"][0]["txid"] == txid
-
-
 def test_a_status_list_belongs_to_the_body_that_first_used_it(c):
     sd = c.issue()
     taken = {"credential": "RIVAL-1", "vct": certificate.VCT, "subject": c.maker.did, "hash": "ab" * 32,
