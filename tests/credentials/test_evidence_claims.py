@@ -48,7 +48,8 @@ def by_hand(c, txid, output, *, number="CQC-2026-0099", signer=None, subject=Non
         "iss": signer.did, "iat": int(now.timestamp()), "exp": int((now + timedelta(days=30)).timestamp()),
         "certificate_number": number, "scheme": "process-capability", "standards": ["GB/T 5023.3-2008"],
         "enterprise": {"name": subject.name, "did": subject.did}, "product_category": "cable", "scope": "BV 2.5",
-        "indicators": {"cpk": 1.5}, "valid_from": now.isoformat(), "valid_until": (now + timedelta(days=30)).isoformat(),
+        "indicators": {"cpk": 1.5}, "valid_from": now.isoformat(),
+        "valid_until": (now + timedelta(days=30)).isoformat(),
         "evidence": ev, "status": {"status_list": {"idx": idx, "uri": uri}},
     } | claims  # fmt: skip
     sd = certificate.issue(doc, signer.key(), public_jwk(subject.key()), kid=signer.did)
@@ -105,7 +106,7 @@ def test_a_failing_or_leniently_judged_run_backs_nothing(c):
 
     lenient, txid = c.run({"threshold": 0.5}, job="job-lenient")  # passes, but judged below the scheme's Cpk 1.33
     assert lenient["output"]["pass"] is True
-    with pytest.raises(InvalidInput, match="below the scheme's 1.33"):
+    with pytest.raises(InvalidInput, match=r"below the scheme's 1\.33"):
         c.issue("CQC-L", lenient)
     assert "CQC-L" not in c.plant.ledger.state.credentials  # refused before anything was written
     by, _ = report(c, by_hand(c, txid, lenient["output"], number="CQC-L"))
@@ -142,14 +143,18 @@ def test_evidence_must_name_attested_runs(c):
 def test_the_certificate_is_the_one_credential_issue_recorded(c):
     sd = c.issue()
     claims = sdjwt.verify(sd, lambda iss, h: c.plant.ledger.state.identities[iss].key).claims
-    result, _ = c.run(job="job-2")
     # the same number, signed again by its issuer with a wider scope: not what the ledger recorded
     wider = by_hand(c, claims["evidence"]["attestations"][0]["txid"], claims["evidence"]["attestations"][0]["output"],
                     number=claims["certificate_number"], record=False, scope="every cable there is")  # fmt: skip
     by, _ = report(c, wider)
     assert not by["record"].ok and "hash is not the one its credential.issue" in by["record"].detail
-    unrecorded = by_hand(c, claims["evidence"]["attestations"][0]["txid"],
-                         claims["evidence"]["attestations"][0]["output"], number="NOT-ON-LEDGER", record=False)
+    unrecorded = by_hand(
+        c,
+        claims["evidence"]["attestations"][0]["txid"],
+        claims["evidence"]["attestations"][0]["output"],
+        number="NOT-ON-LEDGER",
+        record=False,
+    )
     by, _ = report(c, unrecorded)
     assert not by["record"].ok and "no credential.issue for certificate NOT-ON-LEDGER" in by["record"].detail
 

@@ -86,8 +86,10 @@ def test_the_quorum_of_the_trust_file_is_asked_of_the_bundle(real):
 def test_a_trust_file_is_checked_and_its_fingerprint_is_stable(real, forged):
     a, b = trust.export(real.plant.ledger), trust.export(real.lab.ledger)
     assert a["fingerprint"] == b["fingerprint"] != trust.export(forged.plant.ledger)["fingerprint"]
-    assert a["log_key"].startswith(ORIGIN + "+") and {c["did"] for c in a["cosigners"]} == {real.cqc.did,
-                                                                                           real.maker.did}
+    assert a["log_key"].startswith(ORIGIN + "+") and {c["did"] for c in a["cosigners"]} == {
+        real.cqc.did,
+        real.maker.did,
+    }
     assert a["regulator"] == real.reg.did and a["quorum"] == 2
     for change in ({"quorum": 1}, {"log_key": trust.export(forged.plant.ledger)["log_key"]},
                    {"cosigners": a["cosigners"][:1]}):  # fmt: skip

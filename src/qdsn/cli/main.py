@@ -1243,10 +1243,14 @@ def verify_cmd(
     home: Home,
     aud: Annotated[str | None, typer.Option(help="Your DID, if you asked for key binding.")] = None,
     nonce: Annotated[str | None, typer.Option(help="The nonce you gave the holder.")] = None,
-    quorum: Annotated[int | None, typer.Option(
-        help="Cosignatures the checkpoint must carry (default: the trust file's, or this node's).")] = None,
-    trust: Annotated[Path | None, typer.Option(
-        help="The consortium's trust file (qdsn trust export), which a bundle is checked against.")] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option(help="Cosignatures the checkpoint must carry (default: the trust file's, or this node's)."),
+    ] = None,
+    trust: Annotated[
+        Path | None,
+        typer.Option(help="The consortium's trust file (qdsn trust export), which a bundle is checked against."),
+    ] = None,
     operator: Operator = None,
     operator_ca: OperatorCA = None,
 ) -> None:

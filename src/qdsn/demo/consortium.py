@@ -193,7 +193,8 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     merkle.verify_inclusion(merkle.leaf_hash(entry.leaf), entry.seq, cp.size, ip, cp.root)
     console.print(
         f"  trust file {anchor.fingerprint[:19]}…; checkpoint size {cp.size}: log signature ✓, {len(names)} of "
-        f"{len(cosigner_keys)} cosignatures ✓ (quorum {anchor.quorum}), entry {entry.seq} included with {len(ip)} hashes ✓"
+        f"{len(cosigner_keys)} cosignatures ✓ (quorum {anchor.quorum}), entry {entry.seq} included with "
+        f"{len(ip)} hashes ✓"
     )
 
     console.print(

@@ -98,8 +98,11 @@ def bundle(node: Node, presentation: str, *, http: httpx.Client | None = None) -
     cp, _ = open_checkpoint(note, log_key(node.ledger))
     rec = node.ledger.state.credentials.get(number)
     if rec is None or cp.size <= max(rec.issued, size - 1):
-        raise NotFound(f"the latest checkpoint this node trusts (size {cp.size}) does not cover certificate "
-                       f"{number}'s credential.issue yet", "bundle again after the members' next witness round")
+        raise NotFound(
+            f"the latest checkpoint this node trusts (size {cp.size}) does not cover certificate "
+            f"{number}'s credential.issue yet",
+            "bundle again after the members' next witness round",
+        )
     local = StatusLists(node.policies.engine)
     token = (local.token(uri, node.home.key(), kid=node.did) if uri in local.uris()
              else (http or httpx).get(uri, timeout=10).raise_for_status().text)  # fmt: skip
@@ -142,8 +145,13 @@ def verify_bundle(doc: dict[str, Any], *, aud: str | None = None, nonce: str | N
     signature, schema, role and order checked again — anchored in `trust` (the log key, the cosigners
     and by default its quorum), and its status list token checked with the certificate's issuer's key
     from that log. Without `trust` the first line fails: the bundle would vouch for itself."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("log"), list) or not isinstance(doc.get("origin"), str) \
-            or not isinstance(doc.get("presentation"), str) or not isinstance(doc.get("status_list"), dict):
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("log"), list)
+        or not isinstance(doc.get("origin"), str)
+        or not isinstance(doc.get("presentation"), str)
+        or not isinstance(doc.get("status_list"), dict)
+    ):
         raise InvalidInput("not a QDSN verification bundle", "make one with qdsn bundle")  # fmt: skip
     if quorum is not None and quorum < 1:
         raise InvalidInput("an offline verifier needs at least one cosignature", "leave --quorum out for the default")
