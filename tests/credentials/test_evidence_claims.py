@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from qdsn.compute import package
+from qdsn.compute.job import Range, execute
 from qdsn.credentials import certificate, sdjwt
 from qdsn.crypto import sha256
 from qdsn.crypto.jose import public_jwk
@@ -16,6 +18,7 @@ from qdsn.ledger import tx
 from qdsn.ledger.audit import audit
 from qdsn.node import NodeHome, certify, trust
 from qdsn.node.follow import log_key
+from qdsn.node.jobs import owner, record
 from qdsn.node.verification import bundle, verify_bundle, verify_online
 
 from .consortium import FAST, PW, URI, build
@@ -177,3 +180,21 @@ def test_a_status_list_belongs_to_the_body_that_first_used_it(c):
     by, _ = report(c, forged)
     assert not by["status"].ok and f"is not the issuer's on the ledger (it is {c.cqc.did}'s)" in by["status"].detail
     assert report(c, sd)[0]["status"].ok
+
+
+def test_continuous_certification_judges_by_the_scheme(c):
+    c.issue()
+    strict, _ = c.run({"threshold": 5.0}, job="job-strict")
+    assert certify.recheck(c.lab, "CQC-2026-0001", strict) == "suspended"
+    lenient, _ = c.run({"threshold": 0.5}, job="job-lenient")  # "pass": true, by a laxer threshold
+    assert lenient["output"]["pass"] is True
+    assert certify.recheck(c.lab, "CQC-2026-0001", lenient) == "suspended"
+    blob, m = package.load(package.builtin("spc-stability"))
+    c.plant.order([c.cqc.sign("model.publish", {"model": m.id, "version": m.version, "hash": package.code_hash(blob),
+                                                "manifest": m.model_dump(mode="json")})])  # fmt: skip
+    r = execute(owner(c.plant), blob, {}, [Range("line-1", 0, 300)], "n-spc", job="job-spc")
+    record(c.plant, r)
+    with pytest.raises(InvalidInput, match="judged by 'process-capability' runs"):
+        certify.recheck(c.lab, "CQC-2026-0001", {"output": r.output, "attestation": r.attestation})
+    good, _ = c.run(job="job-good")
+    assert certify.recheck(c.lab, "CQC-2026-0001", good) == "valid"

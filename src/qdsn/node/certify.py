@@ -18,9 +18,10 @@ import orjson
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select
 
 from qdsn.compute import attest
-from qdsn.credentials import certificate, sdjwt
+from qdsn.credentials import certificate, schemes, sdjwt
 from qdsn.credentials.status import INVALID, SUSPENDED, VALID, StatusLists
 from qdsn.crypto import sha256
+from qdsn.crypto.encoding import b64url_decode
 from qdsn.crypto.jose import public_jwk
 from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from qdsn.ledger import tx
@@ -149,9 +150,10 @@ def held_by(node: Node, holder: str) -> list[str]:
 
 
 def recheck(node: Node, number: str, result: dict[str, Any]) -> str:
-    """Continuous certification: judge a new attested run of the certificate's model. A failing run
-    suspends a valid certificate; a passing run reinstates a suspended one; either way the
-    `compute.attest` that caused it is named on the ledger. Returns the status afterwards."""
+    """Continuous certification: judge a new attested run of the certificate's model by its scheme's
+    criteria. A failing run suspends a valid certificate; a passing run reinstates a suspended one;
+    either way the `compute.attest` that caused it is named on the ledger. A run of another model
+    judges nothing. Returns the status afterwards."""
     node.catch_up()
     claims_a = attest.verify(result["attestation"], node.ledger, output=result["output"])
     c = node.ledger.state.credentials.get(number)
@@ -159,8 +161,13 @@ def recheck(node: Node, number: str, result: dict[str, Any]) -> str:
         raise NotFound(f"this node issued no certificate {number!r}")
     if claims_a["iss"] != c.subject:
         raise IntegrityError(f"the run was attested by {claims_a['iss']}, not by the certificate's holder")
+    scheme = _scheme_of(node, number)
+    model = claims_a["measurements"]["model"].split("@")[0]
+    if model != schemes.model_of(scheme):
+        raise InvalidInput(f"the run is of model {model!r}; certificate {number} of scheme {scheme!r} is judged by "
+                           f"{schemes.model_of(scheme)!r} runs")  # fmt: skip
     cause = tx.txid(attestation_entry(node, claims_a["job"], claims_a["iss"], result["attestation"]).leaf())
-    passed = bool(result["output"].get("pass"))
+    passed = not schemes.shortfalls(scheme, result["output"])  # a laxer threshold's "pass" does not reinstate
     if not passed and c.status == "valid":
         set_status(node, number, "suspended", f"a new attested run failed (job {claims_a['job']})", attestation=cause)
         return "suspended"
@@ -168,6 +175,16 @@ def recheck(node: Node, number: str, result: dict[str, Any]) -> str:
         set_status(node, number, "valid", f"a new attested run passed (job {claims_a['job']})", attestation=cause)
         return "valid"
     return c.status
+
+
+def _scheme_of(node: Node, number: str) -> str:
+    """The scheme of a certificate this node issued, from the certificate as issued."""
+    _tables(node.policies.engine)
+    with node.policies.engine.connect() as c:
+        row = c.execute(select(issued.c.sd_jwt).where(issued.c.id == number)).first()
+    if row is None:
+        raise NotFound(f"this node keeps no copy of certificate {number!r}")
+    return str(orjson.loads(b64url_decode(sdjwt.parse(row.sd_jwt).jwt.split(".")[1])).get("scheme"))
 
 
 # -- continuous certification on a schedule --------------------------------------------------------

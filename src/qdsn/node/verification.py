@@ -115,6 +115,9 @@ def bundle(node: Node, presentation: str, *, http: httpx.Client | None = None) -
 def _anchored(doc: dict[str, Any], ledger: Ledger, trust: Anchor, quorum: int) -> Check:
     """Whether the bundle's log is the consortium's: started by its log key, and exactly the tree of a
     checkpoint signed by that key and cosigned by `quorum` of its members' keys."""
+    if not isinstance(doc.get("checkpoint"), str):
+        return Check("consortium", False, "the bundle carries no checkpoint covering its log: make it again with "
+                     "qdsn bundle")  # fmt: skip
     theirs = log_key(ledger)
     if ledger.origin != trust.origin or theirs.key.raw != trust.log_key.key.raw:
         return Check("consortium", False, f"the bundle's log {ledger.origin} is signed by {theirs.text()}, not by the "
