@@ -198,3 +198,17 @@ def test_continuous_certification_judges_by_the_scheme(c):
         certify.recheck(c.lab, "CQC-2026-0001", {"output": r.output, "attestation": r.attestation})
     good, _ = c.run(job="job-good")
     assert certify.recheck(c.lab, "CQC-2026-0001", good) == "valid"
+
+
+def test_an_older_status_token_does_not_hide_a_suspension_on_the_ledger(c):
+    shown = c.present(c.issue())
+    anchor = trust.load(trust.export(c.plant.ledger, quorum=2))
+    before = bundle(c.lab, shown)
+    certify.set_status(c.lab, "CQC-2026-0001", "suspended", "audit finding")
+    c.cosign()
+    after = bundle(c.lab, shown)
+    status = {x.name: x for x in verify_bundle(after, aud="did:web:buyer.example", nonce="n-1", trust=anchor)}
+    assert not status["status"].ok and status["status"].detail.startswith("suspended")
+    replayed = after | {"status_list": before["status_list"]}  # the token from before, still unexpired
+    by = {x.name: x for x in verify_bundle(replayed, aud="did:web:buyer.example", nonce="n-1", trust=anchor)}
+    assert by["consortium"].ok and not by["status"].ok and "suspended on the ledger" in by["status"].detail

@@ -104,6 +104,8 @@ def backs(item: dict[str, Any], claims: dict[str, Any], ledger: Ledger) -> dict[
         raise IntegrityError(f"subject: the run was attested by {a['iss']}, not by the certificate's enterprise "
                              f"{subject}")  # fmt: skip
     scheme, model = claims.get("scheme"), str(a["measurements"].get("model", "")).split("@")[0]
+    if schemes.model_of(str(scheme)) is None:
+        raise IntegrityError(f"scheme: {scheme!r} is not a scheme that model runs are judged by")
     if model != schemes.model_of(str(scheme)):
         raise IntegrityError(f"scheme: the run is of model {model!r}, not the model of scheme {scheme!r}")
     if not isinstance(item.get("output"), dict):
@@ -211,6 +213,9 @@ def _status(c: dict[str, Any], ledger: Ledger, fetch: Callable[[str], tuple[int,
         value = status_at(lst, bits, ref["idx"])
     except (QDSNError, KeyError) as e:
         return Check("status", False, f"the status list could not be read: {e}")
+    if value == 0 and on_ledger is not None and on_ledger.status != "valid":  # an older token, replayed
+        return Check("status", False, f"{on_ledger.status} on the ledger (credential.status at entry "
+                     f"{on_ledger.updated}), though the status list token shown says valid")  # fmt: skip
     return Check("status", value == 0, f"{STATUS_NAMES.get(value, value)} (status list {ref['uri']}#{ref['idx']})")
 
 
