@@ -107,13 +107,13 @@ def test_a_failing_or_leniently_judged_run_backs_nothing(c):
     assert not by["attestation"].ok and "criteria: " in by["attestation"].detail
     assert "did not pass" in by["attestation"].detail
 
-    lenient, txid = c.run({"threshold": 0.5}, job="job-lenient")  # passes, but judged below the scheme's Cpk 1.33
+    lenient, txid = c.run({"threshold": 0.5}, job="job-lenient")  # passes, but judged below the scheme's Cpk 1.0
     assert lenient["output"]["pass"] is True
-    with pytest.raises(InvalidInput, match=r"below the scheme's 1\.33"):
+    with pytest.raises(InvalidInput, match=r"below the scheme's 1\.0"):
         c.issue("CQC-L", lenient)
     assert "CQC-L" not in c.plant.ledger.state.credentials  # refused before anything was written
     by, _ = report(c, by_hand(c, txid, lenient["output"], number="CQC-L"))
-    assert not by["attestation"].ok and "below the scheme's 1.33" in by["attestation"].detail
+    assert not by["attestation"].ok and "below the scheme's 1.0" in by["attestation"].detail
 
     good, txid = c.run(job="job-good")  # an output the attestation did not attest
     bent = good["output"] | {"threshold": 2.0}
