@@ -212,3 +212,12 @@ def test_an_older_status_token_does_not_hide_a_suspension_on_the_ledger(c):
     replayed = after | {"status_list": before["status_list"]}  # the token from before, still unexpired
     by = {x.name: x for x in verify_bundle(replayed, aud="did:web:buyer.example", nonce="n-1", trust=anchor)}
     assert by["consortium"].ok and not by["status"].ok and "suspended on the ledger" in by["status"].detail
+
+
+def test_a_result_that_is_not_one_is_refused_plainly(c):
+    for bad in (None, [], {"output": {}}, {"output": [], "attestation": "x"}, {"attestation": 3, "output": {}}):
+        subject = certify.Subject("CQC-X", ["GB/T 5023"], "cable", "BV 2.5", "Hangzhou")
+        with pytest.raises(InvalidInput, match="a job's result is"):
+            certify.issue(c.lab, bad, subject, URI, note=c.cosign())
+        with pytest.raises(InvalidInput, match="a job's result is"):
+            certify.recheck(c.lab, "CQC-X", bad)

@@ -1150,7 +1150,8 @@ def cert_issue(
         if status_list not in lists.uris():
             lists.create(status_list)
         subject = certify.Subject(number, standard, category, scope, site, credit_code, days)
-        sd = certify.issue(node, doc.get("result", doc), subject, status_list, note=node.trusted_checkpoint())
+        result = doc.get("result", doc) if isinstance(doc, dict) else doc
+        sd = certify.issue(node, result, subject, status_list, note=node.trusted_checkpoint())
     finally:
         node.close()
     if out:

@@ -79,6 +79,7 @@ def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str
     """A certificate from a job's result (its output and attestation): the attestation verified against
     this replica, the run recorded on the ledger and under the checkpoint `note`, a random status entry,
     `credential.issue` recorded. Returns the SD-JWT for the holder."""
+    _check_result(result)
     node.catch_up()
     claims_a = attest.verify(result["attestation"], node.ledger, output=result["output"])
     if not result["output"].get("pass"):
@@ -154,6 +155,7 @@ def recheck(node: Node, number: str, result: dict[str, Any]) -> str:
     criteria. A failing run suspends a valid certificate; a passing run reinstates a suspended one;
     either way the `compute.attest` that caused it is named on the ledger. A run of another model
     judges nothing. Returns the status afterwards."""
+    _check_result(result)
     node.catch_up()
     claims_a = attest.verify(result["attestation"], node.ledger, output=result["output"])
     c = node.ledger.state.credentials.get(number)
@@ -175,6 +177,12 @@ def recheck(node: Node, number: str, result: dict[str, Any]) -> str:
         set_status(node, number, "valid", f"a new attested run passed (job {claims_a['job']})", attestation=cause)
         return "valid"
     return c.status
+
+
+def _check_result(result: Any) -> None:
+    if not (isinstance(result, dict) and isinstance(result.get("attestation"), str)
+            and isinstance(result.get("output"), dict)):  # fmt: skip
+        raise InvalidInput('a job\'s result is {"output": {…}, "attestation": "<JWS>"}', "take it from GET /jobs/ID")
 
 
 def _scheme_of(node: Node, number: str) -> str:
