@@ -47,6 +47,8 @@ def _status_key(ledger: Ledger, presentation: str, uri: str) -> bytes:
     if ident is None:
         raise NotFound(f"the certificate's issuer {iss} is not on the ledger")
     owner = next((c.issuer for c in ledger.state.credentials.values() if c.status_list == uri), None)
+    if owner is None:
+        raise NotFound(f"no credential.issue on the ledger names status list {uri}")
     if owner != iss:
         raise IntegrityError(f"status list {uri} is not the issuer's on the ledger (it is {owner}'s)")
     return ident.key
