@@ -135,6 +135,8 @@ def test_evidence_must_name_attested_runs(c):
     by, _ = report(c, by_hand(c, txid, result["output"], number="E-1", evidence=ev | {"attestations": [item]}))
     assert not by["attestation"].ok
     assert f"ledger entry {anchor.seq} is a dataset.anchor, not a compute.attest" in by["attestation"].detail
+    with pytest.raises(InvalidInput, match="at least one attested run"):
+        certificate.evidence(ledger, [], c.cosign(), log_key(ledger))
     with pytest.raises(InvalidInput, match=f"ledger entry {anchor.seq} is a dataset.anchor"):
         certificate.evidence(ledger, [tx.txid(anchor.leaf)], c.cosign(), log_key(ledger))
 

@@ -65,6 +65,8 @@ def evidence(ledger: Ledger, attestations: Sequence[str], note: str, log_key: No
     """The evidence block: each `compute.attest` entry with its inclusion proof in the checkpoint `note`,
     and the attested output of each run (`outputs`, in the same order), which a verifier judges."""
     cp, _ = open_checkpoint(note, log_key)
+    if not attestations:
+        raise InvalidInput("a certificate rests on at least one attested run")
     if outputs is not None and len(outputs) != len(attestations):
         raise InvalidInput("give one attested output for each attestation")
     items = []
