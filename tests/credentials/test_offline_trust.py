@@ -9,7 +9,7 @@ import pytest
 
 from qdsn.errors import InvalidInput
 from qdsn.node import trust
-from qdsn.node.verification import bundle, verify_bundle
+from qdsn.node.verification import bundle, verify_bundle, verify_online
 
 from .consortium import ORIGIN, build
 
@@ -105,3 +105,14 @@ def test_a_trust_file_is_checked_and_its_fingerprint_is_stable(real, forged):
     with pytest.raises(InvalidInput, match="lacks"):
         trust.load(lacking)
     assert trust.load(json.loads(json.dumps(a))).fingerprint == a["fingerprint"]
+
+
+def test_a_node_verifying_online_against_a_trust_file_checks_its_own_log_key(real, forged):
+    shown = real.present(real.issue())
+    checks = verify_online(real.lab, shown, aud="did:web:buyer.example", nonce="n-1",
+                           trust=trust.load(trust.export(real.plant.ledger)))  # fmt: skip
+    assert checks[0].name == "consortium" and all(c.ok for c in checks), [c for c in checks if not c.ok]
+    other = trust.load(trust.export(forged.plant.ledger))
+    checks = verify_online(real.lab, shown, aud="did:web:buyer.example", nonce="n-1", trust=other)
+    assert not checks[0].ok and other.log_key.text() in checks[0].detail
+    assert not next(c for c in checks if c.name == "checkpoint").ok

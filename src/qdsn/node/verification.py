@@ -74,8 +74,16 @@ def verify_online(node: Node, presentation: str, *, aud: str | None = None, nonc
 
     key, cosigners = (trust.log_key, trust.cosigners) if trust else (log_key(ledger), members(node))
     q = node.quorum if quorum is None else quorum
-    return certificate.report(presentation, ledger, log_key=key, aud=aud, nonce=nonce, status=fetch,
-                              cosigners=cosigners, quorum=q)  # fmt: skip
+    checks = certificate.report(presentation, ledger, log_key=key, aud=aud, nonce=nonce, status=fetch,
+                                cosigners=cosigners, quorum=q)  # fmt: skip
+    if trust is None:
+        return checks
+    ours = log_key(ledger)
+    same = (ledger.origin, ours.key.raw) == (trust.origin, trust.log_key.key.raw)
+    first = Check("consortium", same, f"this node's log {ledger.origin} is signed by {ours.text()}" + (
+        f", the trust file's log key ({trust.fingerprint[:19]}…)" if same
+        else f", not by the trust file's log key {trust.log_key.text()}"))  # fmt: skip
+    return [first, *checks]
 
 
 def members(node: Node) -> Sequence[NoteVerifier]:
