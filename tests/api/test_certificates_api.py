@@ -44,7 +44,7 @@ def test_issue_present_verify_and_follow_the_process(lab):  # noqa: F811
                                         "quorum": 1}).json()  # fmt: skip
     assert report["ok"], report
     assert [x["name"] for x in report["checks"]] == ["issuer", "signature", "disclosures", "key binding", "status",
-                                                     "checkpoint", "attestation"]  # fmt: skip
+                                                     "record", "checkpoint", "attestation"]  # fmt: skip
     assert "site" not in report["checks"][2]["detail"] and "indicators" in report["checks"][2]["detail"]
 
     failed = ask(c["cqc"], a, blob, parameters={"threshold": 5.0})["result"]  # a run on the same data, stricter
@@ -74,3 +74,20 @@ def test_issue_present_verify_and_follow_the_process(lab):  # noqa: F811
     assert certify.run_due(lab_node, lambda url: c["cqc"]) == []  # not due again for an hour
     assert certify.run_due(lab_node, lambda url: c["cqc"], now=int(time.time()) + 7200) == [
         ("CQC-2026-0007", "suspended")]  # due, but nothing new was anchored: no job  # fmt: skip
+
+
+def test_any_member_serves_the_consortium_trust_file(tmp_path):
+    from qdsn.node import trust
+
+    from ..credentials.consortium import build
+
+    c = build(tmp_path)
+    try:
+        got = TestClient(create_app(c.lab)).get("/.well-known/qdsn-trust.json")
+        assert got.status_code == 200
+        anchor = trust.load(got.json())  # a complete, self-consistent trust file
+        assert anchor.fingerprint == trust.export(c.plant.ledger)["fingerprint"]
+        assert anchor.log_key.text() == log_key(c.plant.ledger).text() and anchor.regulator == c.reg.did
+        assert {v.name for v in anchor.cosigners} == {c.cqc.did, c.maker.did} and anchor.quorum == 2
+    finally:
+        c.close()

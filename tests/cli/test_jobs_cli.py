@@ -75,11 +75,18 @@ def test_the_owner_reads_approves_and_anyone_verifies(tmp_path):
     pres.write_text(shown)
     ok = qdsn("verify", str(pres), "--aud", "did:web:buyer", "--nonce", "b-9", home=cqc.path).stdout
     assert "attestation" in ok and "✗" not in ok
+    ledger = reg.ledger()  # both members cosign a checkpoint that covers the credential.issue
+    note = ledger.sign_checkpoint(reg.log_signer())
+    for m in (cqc, maker):
+        note = ledger.witness(note, log_key(ledger), m.cosigner(), int(time.time()))
+    ledger.close()
     qdsn("bundle", str(pres), "--out", str(tmp_path / "bundle.json"), home=cqc.path)
+    qdsn("trust", "export", "--out", str(tmp_path / "trust.json"), home=maker.path)  # the buyer's anchor, once
     offline = qdsn(
-        "verify", str(tmp_path / "bundle.json"), "--aud", "did:web:buyer", "--nonce", "b-9", home=tmp_path / "nowhere"
-    ).stdout  # no node, no network: the bundle carries what is needed
-    assert "attestation" in offline and "✗" not in offline
+        "verify", str(tmp_path / "bundle.json"), "--trust", str(tmp_path / "trust.json"), "--aud", "did:web:buyer",
+        "--nonce", "b-9", home=tmp_path / "nowhere",
+    ).stdout  # no node, no network: the bundle carries what is needed, the trust file anchors it  # fmt: skip
+    assert "attestation" in offline and "consortium" in offline and "✗" not in offline
     qdsn("cert", "suspend", "CQC-1", "--reason", "audit finding", home=cqc.path)
     refused = qdsn("verify", str(pres), "--aud", "did:web:buyer", "--nonce", "b-9", home=cqc.path, ok=False)
     assert refused.returncode == 1 and "suspended" in refused.stdout

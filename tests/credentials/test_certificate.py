@@ -11,6 +11,7 @@ from qdsn.compute import package
 from qdsn.compute.job import Range, execute
 from qdsn.credentials import certificate, sdjwt
 from qdsn.credentials.status import StatusLists, read_token
+from qdsn.crypto import sha256
 from qdsn.crypto.jose import public_jwk
 from qdsn.errors import InvalidInput
 from qdsn.ledger import tx
@@ -45,10 +46,13 @@ def test_issue_present_verify_suspend(plant, tmp_path):  # noqa: F811
                        "cpk_lower": result.output["characteristics"][0]["cpk_lower"]},
         "volumes": {"records": 300}, "valid_from": now.isoformat(),
         "valid_until": (now + timedelta(days=365)).isoformat(),
-        "evidence": certificate.evidence(ledger, [txid], note, key),
+        "evidence": certificate.evidence(ledger, [txid], note, key, [result.output]),
         "status": {"status_list": {"idx": idx, "uri": uri}},
     }  # fmt: skip
     sd = certificate.issue(claims, cqc.key(), public_jwk(maker.key()), kid=cqc.did)
+    node.order([cqc.sign("credential.issue", {
+        "credential": "CQC-2026-0001", "vct": certificate.VCT, "subject": maker.did, "index": idx, "status_list": uri,
+        "hash": sha256(sdjwt.parse(sd).jwt.encode()).hex(), "attestations": [txid]})])  # fmt: skip
     assert certificate.disclosable(claims) == ["enterprise.credit_code", "site", "indicators", "indicators.cpk",
                                                "indicators.cpk_lower", "volumes"]  # fmt: skip
     shown = sdjwt.present(sd, ["indicators.cpk"], maker.key(), aud="did:web:buyer.example", nonce="b-1")
@@ -58,8 +62,8 @@ def test_issue_present_verify_suspend(plant, tmp_path):  # noqa: F811
 
     checks = certificate.report(shown, ledger, log_key=key, aud="did:web:buyer.example", nonce="b-1", status=fetch,
                                 cosigners=[cqc.cosigner().verifier()], quorum=1)  # fmt: skip
-    assert [c.name for c in checks] == ["issuer", "signature", "disclosures", "key binding", "status", "checkpoint",
-                                        "attestation"]  # fmt: skip
+    assert [c.name for c in checks] == ["issuer", "signature", "disclosures", "key binding", "status", "record",
+                                        "checkpoint", "attestation"]  # fmt: skip
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
     assert checks[2].detail.startswith("2 shown: indicators, cpk;") and "site" not in checks[2].detail
     lists.set(uri, idx, 2)

@@ -28,7 +28,7 @@ from qdsn.identity import did_document
 from qdsn.ledger import tx
 from qdsn.ledger.checkpoint import COSIGNATURE_V1, NoteVerifier
 from qdsn.ledger.ordering.etcd import POSITION
-from qdsn.node import certify, jobs, provider, transfer, verification
+from qdsn.node import certify, jobs, provider, transfer, trust, verification
 from qdsn.node.follow import keep_up
 from qdsn.node.keeper import MAX_BACKUP
 from qdsn.node.node import Node
@@ -382,6 +382,13 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
         issuer = str(request.base_url).rstrip("/")
         return {"issuer": issuer, "jwks": {"keys": [public_jwk(node.home.key()) | {"kid": node.did}]}}
 
+    @app.get(trust.PATH, tags=["credentials"])
+    def consortium_trust() -> dict[str, Any]:
+        """The consortium's trust file for offline verifiers (`qdsn verify --trust`): the log's origin and
+        key, the members' cosigner keys, the default quorum and a fingerprint to compare out of band (public)."""
+        node.catch_up()
+        return trust.export(node.ledger)
+
     @app.get("/status-lists/{name}", tags=["credentials"], response_class=PlainTextResponse)
     def status_list(name: str) -> Response:
         """A Status List Token (statuslist+jwt) of this issuer's certificates (public)."""
@@ -407,8 +414,8 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
         presentation = body.get("presentation")
         if not isinstance(presentation, str):
             raise InvalidInput('the body is {"presentation": "<SD-JWT>~…", "aud": …, "nonce": …}')
-        quorum = body.get("quorum", 0)
-        if not isinstance(quorum, int) or isinstance(quorum, bool) or quorum < 0:
+        quorum = body.get("quorum")  # absent: the node's own quorum
+        if quorum is not None and (not isinstance(quorum, int) or isinstance(quorum, bool) or quorum < 0):
             raise InvalidInput("quorum is a whole number of cosignatures, 0 or more")
         aud, nonce = body.get("aud"), body.get("nonce")
         checks = verification.verify_online(node, presentation, aud=aud if isinstance(aud, str) else None,

@@ -1183,7 +1183,8 @@ def cert_issue(
         if status_list not in lists.uris():
             lists.create(status_list)
         subject = certify.Subject(number, standard, category, scope, site, credit_code, days)
-        sd = certify.issue(node, doc.get("result", doc), subject, status_list, note=node.trusted_checkpoint())
+        result = doc.get("result", doc) if isinstance(doc, dict) else doc
+        sd = certify.issue(node, result, subject, status_list, note=node.trusted_checkpoint())
     finally:
         node.close()
     if out:
@@ -1276,23 +1277,42 @@ def verify_cmd(
     home: Home,
     aud: Annotated[str | None, typer.Option(help="Your DID, if you asked for key binding.")] = None,
     nonce: Annotated[str | None, typer.Option(help="The nonce you gave the holder.")] = None,
-    quorum: Annotated[int, typer.Option(help="Cosignatures the checkpoint must carry.")] = 0,
+    quorum: Annotated[
+        int | None,
+        typer.Option(help="Cosignatures the checkpoint must carry (default: the trust file's, or this node's)."),
+    ] = None,
+    trust: Annotated[
+        Path | None,
+        typer.Option(help="The consortium's trust file (qdsn trust export), which a bundle is checked against."),
+    ] = None,
     operator: Operator = None,
     operator_ca: OperatorCA = None,
 ) -> None:
     """Verify a certificate as a buyer would: issuer, signature, disclosures, key binding, status, and the
     evidence chain — attestation, published model, anchored inputs, cosigned checkpoint. Exit 1 if any fails.
     Given a bundle (`qdsn bundle`), it needs no node and no network: the bundled log is replayed and
-    checked entry by entry first."""
+    checked entry by entry first, and anchored in the consortium keys of --trust FILE (without it, nothing
+    ties the bundle to a known consortium and the verification fails)."""
+    from qdsn.node import trust as anchors
     from qdsn.node.verification import verify_bundle, verify_online
 
     text = presentation.read_text().strip()
+    anchor = None
+    if trust is not None:
+        try:
+            anchor = anchors.load(json.loads(trust.read_text()))
+        except (OSError, ValueError) as e:
+            raise QDSNError(f"cannot read the trust file {trust}: {e}") from None
     if text.startswith("{"):
-        checks = verify_bundle(json.loads(text), aud=aud, nonce=nonce, quorum=quorum)
+        try:
+            doc = json.loads(text)
+        except ValueError as e:
+            raise QDSNError(f"{presentation} is not a bundle (JSON): {e}") from None
+        checks = verify_bundle(doc, aud=aud, nonce=nonce, quorum=quorum, trust=anchor)
     else:
         node = _node(home, operator, operator_ca, local=True)
         try:
-            checks = verify_online(node, text, aud=aud, nonce=nonce, quorum=quorum)
+            checks = verify_online(node, text, aud=aud, nonce=nonce, quorum=quorum, trust=anchor)
         finally:
             node.close()
     table = Table("check", "", "detail")
@@ -1320,7 +1340,46 @@ def bundle_cmd(
     finally:
         node.close()
     out.write_text(json.dumps(doc))
-    console.print(f"[green]✓[/] {out}: the presentation, {len(doc['log'])} log entries and the status list token")
+    console.print(f"[green]✓[/] {out}: the presentation, {len(doc['log'])} log entries under a cosigned checkpoint "
+                  "and the status list token; verify it with qdsn verify --trust FILE")  # fmt: skip
+
+
+trust_app = typer.Typer(help="The consortium's trust file, which offline verifiers are anchored in.",
+                        no_args_is_help=True)  # fmt: skip
+app.add_typer(trust_app, name="trust")
+
+
+@trust_app.command("export")
+def trust_export(
+    home: Home,
+    out: Annotated[Path | None, typer.Option(help="Write the trust file here (JSON); default: print it.")] = None,
+    quorum: Annotated[int | None, typer.Option(help="Cosignatures a verifier asks for (default: a majority).")] = None,
+    qr: Annotated[bool, typer.Option("--qr", help="Also print the trust file as a QR code in the terminal.")] = False,
+) -> None:
+    """The consortium trust file from this node's replica: the log's origin and checkpoint key, the members'
+    cosigner keys, the quorum. A buyer gets it once and compares its fingerprint with another member's."""
+    from qdsn.node import trust as anchors
+
+    node = _node(home, None, None, local=True)
+    try:
+        node.catch_up()
+        doc = anchors.export(node.ledger, quorum)
+    finally:
+        node.close()
+    text = json.dumps(doc, ensure_ascii=False, indent=None if qr else 2)
+    if out:
+        out.write_text(text + "\n")
+        console.print(f"[green]✓[/] {out}: {len(doc['cosigners'])} cosigners, quorum {doc['quorum']}")
+    else:
+        print(text)
+    if qr:
+        import segno
+
+        try:
+            segno.make(text, error="l", micro=False).terminal(compact=True)
+        except segno.DataOverflowError:
+            raise QDSNError("the trust file is too large for one QR code", "hand it over as a file") from None
+    err.print(f"fingerprint (compare with another member's): [bold]{doc['fingerprint']}[/]", highlight=False)
 
 
 @cert_app.command("schedule")

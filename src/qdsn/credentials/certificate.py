@@ -22,10 +22,11 @@ import jsonschema
 import orjson
 
 from qdsn.compute import attest
-from qdsn.credentials import sdjwt
+from qdsn.credentials import schemes, sdjwt
 from qdsn.credentials.status import status_at
+from qdsn.crypto import sha256
 from qdsn.crypto.jose import PrivateKey
-from qdsn.errors import InvalidInput, QDSNError
+from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
 from qdsn.ledger import Ledger, merkle, tx
 from qdsn.ledger.checkpoint import NoteVerifier, cosigners_verified, open_checkpoint
 
@@ -59,15 +60,23 @@ def disclosable(claims: dict[str, Any]) -> list[str]:
     return out
 
 
-def evidence(ledger: Ledger, attestations: Sequence[str], note: str, log_key: NoteVerifier) -> dict[str, Any]:
-    """The evidence block: each `compute.attest` entry with its inclusion proof in the checkpoint `note`."""
+def evidence(ledger: Ledger, attestations: Sequence[str], note: str, log_key: NoteVerifier,
+             outputs: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The evidence block: each `compute.attest` entry with its inclusion proof in the checkpoint `note`,
+    and the attested output of each run (`outputs`, in the same order), which a verifier judges."""
     cp, _ = open_checkpoint(note, log_key)
+    if not attestations:
+        raise InvalidInput("a certificate rests on at least one attested run")
+    if outputs is not None and len(outputs) != len(attestations):
+        raise InvalidInput("give one attested output for each attestation")
     items = []
-    for txid in attestations:
+    for n, txid in enumerate(attestations):
         e = ledger.store.entry(txid=txid)
         if e.type != "compute.attest" or e.seq >= cp.size:
-            raise InvalidInput(f"{txid[:16]}… is not a compute.attest entry under the checkpoint of size {cp.size}")
-        items.append({"txid": txid, "seq": e.seq, "proof": [h.hex() for h in ledger.inclusion_proof(e.seq, cp.size)]})
+            raise InvalidInput(f"ledger entry {e.seq} is a {e.type}, not a compute.attest under the checkpoint of "
+                               f"size {cp.size}")  # fmt: skip
+        items.append({"txid": txid, "seq": e.seq, "proof": [h.hex() for h in ledger.inclusion_proof(e.seq, cp.size)]}
+                     | ({"output": outputs[n]} if outputs is not None else {}))  # fmt: skip
     return {"attestations": items,
             "checkpoint": {"origin": cp.origin, "size": cp.size, "root": cp.root.hex(), "note": note}}  # fmt: skip
 
@@ -80,6 +89,60 @@ def issue(claims: dict[str, Any], key: PrivateKey, holder_jwk: dict[str, Any], *
     except jsonschema.ValidationError as e:
         raise InvalidInput(f"not a QDSN quality certificate: at {e.json_path}: {e.message}") from None
     return sdjwt.issue(claims, key, disclosable(claims), holder_jwk, kid=kid)
+
+
+def backs(item: dict[str, Any], claims: dict[str, Any], ledger: Ledger) -> dict[str, Any]:
+    """The attestation's claims once the run an evidence `item` names backs the certificate `claims`: a
+    `compute.attest` whose attestation verifies, by the certificate's enterprise, of the scheme's
+    model, with the output the certificate carries, meeting the scheme's criteria. Otherwise an
+    IntegrityError naming the check."""
+    entry = ledger.store.entry(txid=item["txid"])
+    if entry.type != "compute.attest":
+        raise IntegrityError(f"ledger entry {entry.seq} is a {entry.type}, not a compute.attest")
+    env = tx.from_leaf(entry.leaf)
+    a = attest.verify(env.payload["attestation"], ledger)
+    subject = (claims.get("enterprise") or {}).get("did")
+    if a["iss"] != subject or env.submitter != subject:
+        raise IntegrityError(f"subject: the run was attested by {a['iss']}, not by the certificate's enterprise "
+                             f"{subject}")  # fmt: skip
+    scheme, model = claims.get("scheme"), str(a["measurements"].get("model", "")).split("@")[0]
+    if schemes.model_of(str(scheme)) is None:
+        raise IntegrityError(f"scheme: {scheme!r} is not a scheme that model runs are judged by")
+    if model != schemes.model_of(str(scheme)):
+        raise IntegrityError(f"scheme: the run is of model {model!r}, not the model of scheme {scheme!r}")
+    if not isinstance(item.get("output"), dict):
+        raise IntegrityError("output: the certificate does not carry the run's attested output, so nothing shows "
+                             "it met the scheme's criteria")  # fmt: skip
+    if attest.digest(item["output"]) != a["output_hash"]:
+        raise IntegrityError("output: the output the certificate carries is not the one attested")
+    short = schemes.shortfalls(str(scheme), item["output"])
+    if short:
+        raise IntegrityError(f"criteria: the attested run does not meet scheme {scheme}: {'; '.join(short)}")
+    return a
+
+
+def recorded(claims: dict[str, Any], issuer_jwt: str, ledger: Ledger) -> str:
+    """What the certificate's `credential.issue` on the ledger says, once it matches the certificate:
+    its issuer, subject, hash of the issuer-signed JWT, status entry and attestations. Otherwise an
+    IntegrityError naming the difference."""
+    number = claims.get("certificate_number")
+    rec = ledger.state.credentials.get(str(number))
+    if rec is None:
+        raise NotFound(f"no credential.issue for certificate {number} on the ledger")
+    issued = tx.from_leaf(ledger.store.entry(rec.issued).leaf).payload
+    ref = (claims.get("status") or {}).get("status_list") or {}
+    ev = [a.get("txid") for a in (claims.get("evidence") or {}).get("attestations", []) if isinstance(a, dict)]
+    for what, ours, theirs in (
+        ("issuer", claims.get("iss"), rec.issuer),
+        ("subject", (claims.get("enterprise") or {}).get("did"), rec.subject),
+        ("hash", sha256(issuer_jwt.encode()).hex(), rec.hash),
+        ("status entry", (ref.get("uri"), ref.get("idx")), (rec.status_list, rec.index)),
+        ("attestations", ev, issued.get("attestations", [])),
+    ):
+        if ours != theirs:
+            raise IntegrityError(f"the certificate's {what} is not the one its credential.issue (entry {rec.issued}) "
+                                 f"recorded")  # fmt: skip
+    return f"credential.issue at entry {rec.issued} records this certificate's hash, subject and status entry"
 
 
 @dataclass(frozen=True)
@@ -131,7 +194,11 @@ def report(
                      "the holder's key signed this presentation for this verifier" if v.key_bound
                      else "none (the verifier asked for none)"))  # fmt: skip
     out.append(_status(c, ledger, status))
-    out += _evidence(c.get("evidence", {}), ledger, log_key, cosigners, quorum)
+    try:
+        out.append(Check("record", True, recorded(c, sdjwt.parse(presentation).jwt, ledger)))
+    except QDSNError as e:
+        out.append(Check("record", False, e.what))
+    out += _evidence(c, ledger, log_key, cosigners, quorum)
     return out
 
 
@@ -148,12 +215,16 @@ def _status(c: dict[str, Any], ledger: Ledger, fetch: Callable[[str], tuple[int,
         value = status_at(lst, bits, ref["idx"])
     except (QDSNError, KeyError) as e:
         return Check("status", False, f"the status list could not be read: {e}")
+    if value == 0 and on_ledger is not None and on_ledger.status != "valid":  # an older token, replayed
+        return Check("status", False, f"{on_ledger.status} on the ledger (credential.status at entry "
+                     f"{on_ledger.updated}), though the status list token shown says valid")  # fmt: skip
     return Check("status", value == 0, f"{STATUS_NAMES.get(value, value)} (status list {ref['uri']}#{ref['idx']})")
 
 
-def _evidence(ev: dict[str, Any], ledger: Ledger, log_key: NoteVerifier, cosigners: Sequence[NoteVerifier],
+def _evidence(c: dict[str, Any], ledger: Ledger, log_key: NoteVerifier, cosigners: Sequence[NoteVerifier],
               quorum: int) -> list[Check]:  # fmt: skip
     out = []
+    ev = c.get("evidence", {})
     cp_doc = ev.get("checkpoint", {})
     try:
         cp, _ = open_checkpoint(cp_doc["note"], log_key)
@@ -168,19 +239,23 @@ def _evidence(ev: dict[str, Any], ledger: Ledger, log_key: NoteVerifier, cosigne
         out.append(Check("checkpoint", True, f"size {cp.size} signed by the log {cp.origin}{cosigned}"))
     except (QDSNError, KeyError) as e:
         return [*out, Check("checkpoint", False, str(e))]
-    for a in ev.get("attestations", []):
+    items = ev.get("attestations")
+    if not isinstance(items, list) or not items:
+        return [*out, Check("attestation", False, "the certificate rests on no attested run")]
+    for a in items:
         try:
             entry = ledger.store.entry(txid=a["txid"])
             merkle.verify_inclusion(merkle.leaf_hash(entry.leaf), a["seq"], cp.size,
                                     [bytes.fromhex(h) for h in a["proof"]], cp.root)  # fmt: skip
-            p = tx.from_leaf(entry.leaf).payload
-            claims = attest.verify(p["attestation"], ledger)
+            claims = backs(a, c, ledger)
             batches = sum(len(i["batches"]) for i in claims["inputs"])
-            what = (f"entry {a['seq']} included ✓; {claims['measurements']['model']} signed by {claims['iss'][:24]}…, "
-                    f"code hash published ✓, {batches} input batches anchored ✓")  # fmt: skip
+            what = (f"entry {a['seq']} included ✓; {claims['measurements']['model']} signed by the certificate's "
+                    f"enterprise {claims['iss'][:24]}… ✓, code hash published ✓, {batches} input batches anchored ✓, "
+                    f"output meets scheme {c.get('scheme')} ✓")  # fmt: skip
             out.append(Check("attestation", True, what))
-        except (QDSNError, KeyError) as e:
-            out.append(Check("attestation", False, f"{str(a.get('txid'))[:16]}…: {e}"))
+        except (QDSNError, KeyError, TypeError, ValueError) as e:
+            why = e.what if isinstance(e, QDSNError) else f"malformed evidence ({type(e).__name__}: {e})"
+            out.append(Check("attestation", False, f"{str(a.get('txid') if isinstance(a, dict) else a)[:16]}…: {why}"))
     return out
 
 

@@ -28,7 +28,7 @@ from qdsn.api.app import create_app
 from qdsn.api.client import NodeClient
 from qdsn.compute import attest, package, sandbox
 from qdsn.credentials import sdjwt
-from qdsn.crypto import hpke
+from qdsn.crypto import SigningKey, hpke
 from qdsn.crypto.encoding import b64url_encode
 from qdsn.data import epcis
 from qdsn.data.model import Measurement
@@ -38,9 +38,9 @@ from qdsn.errors import QDSNError
 from qdsn.identity import multikey_from_public_key
 from qdsn.ledger import Ledger, merkle, tx
 from qdsn.ledger.audit import audit
-from qdsn.ledger.checkpoint import Checkpoint, cosigners_verified, open_checkpoint, sign_note
+from qdsn.ledger.checkpoint import Checkpoint, NoteSigner, cosigners_verified, open_checkpoint, sign_note
 from qdsn.ledger.ordering.embedded import EmbeddedOrderer
-from qdsn.node import Node, NodeHome, certify, jobs
+from qdsn.node import Node, NodeHome, certify, jobs, trust
 from qdsn.node.consumer import negotiate, receive, transfer
 from qdsn.node.follow import follow as follow_operator
 from qdsn.node.provider import publish
@@ -178,23 +178,29 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     console.print(f"  consistency {cp1.size} → {cp2.size}: {len(proof2)} hashes, [green]verified[/]")
 
     console.print(
-        "\n[bold]13. A verifier with nothing but keys.[/] A buyer holds the log key and the "
-        "members' cosigner keys, requires 3 cosignatures, and checks one registration."
+        "\n[bold]13. A verifier with nothing but keys.[/] A buyer got the consortium's trust file once "
+        "from a member (qdsn trust export): the log key, the members' cosigner keys, a quorum, a fingerprint "
+        "to compare out of band. It trusts no key a checkpoint or bundle brings along, and checks one registration."
     )
-    cosigner_keys = [m.cosigner().verifier() for m in members]
-    cp, _ = open_checkpoint(note2, regulator.log_signer().verifier())
+    anchor = trust.load(trust.export(replicas[members[0].did]))
+    cosigner_keys = list(anchor.cosigners)
+    cp, _ = open_checkpoint(note2, anchor.log_key)
     names = cosigners_verified(note2, cosigner_keys)
+    if len(names) < anchor.quorum:
+        raise QDSNError(f"the checkpoint carries {len(names)} cosignatures, the trust file asks for {anchor.quorum}")
     entry = log.store.entry(txid=log.store.entry(len(members)).txid)
     ip = log.inclusion_proof(entry.seq, cp.size)
     merkle.verify_inclusion(merkle.leaf_hash(entry.leaf), entry.seq, cp.size, ip, cp.root)
     console.print(
-        f"  checkpoint size {cp.size}: log signature ✓, {len(names)} of {len(cosigner_keys)} "
-        f"cosignatures ✓ (quorum 3), entry {entry.seq} included with {len(ip)} hashes ✓"
+        f"  trust file {anchor.fingerprint[:19]}…; checkpoint size {cp.size}: log signature ✓, {len(names)} of "
+        f"{len(cosigner_keys)} cosignatures ✓ (quorum {anchor.quorum}), entry {entry.seq} included with "
+        f"{len(ip)} hashes ✓"
     )
 
     console.print(
         "\n[bold]14. A split view is caught.[/] The operator shows a witness a different history "
-        "of the same size; the witness refuses to cosign."
+        "of the same size; the witness refuses to cosign. A forger's own log under the same origin fails "
+        "the buyer's trust file."
     )
     fake = sign_note(Checkpoint(log.origin, cp.size, bytes(32)).text(), regulator.log_signer())
     try:
@@ -202,6 +208,12 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
         console.print("  [red]witness cosigned a forged history?![/]")
     except QDSNError as e:
         console.print(f"  [green]✓ refused[/]: [dim]{e.what}[/]")
+    forger = NoteSigner(log.origin, SigningKey.generate())  # the same origin, a key of the forger's own
+    try:
+        open_checkpoint(sign_note(Checkpoint(log.origin, cp.size, bytes(32)).text(), forger), anchor.log_key)
+        console.print("  [red]the buyer accepted a checkpoint signed by a stranger?![/]")
+    except QDSNError as e:
+        console.print(f"  [green]✓ refused[/] by the buyer's trust file: [dim]{e.what}[/]")
 
     console.print("\n[bold]15. Audit.[/] Every replica re-verifies its whole store from zero.")
     table = Table("node", "entries", "root", "state", "ckpts", "result")

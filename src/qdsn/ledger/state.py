@@ -330,6 +330,12 @@ def _issue(state: State, env: tx.Envelope, p: tx.CredentialIssue, seq: int, tree
         raise Conflict(f"credential {p.credential!r} is already issued", "give each certificate its own number")
     if p.subject not in state.identities:
         raise NotFound(f"the certificate's subject {p.subject} is not registered on the ledger")
+    # A status list belongs to the certifier that first named it: its tokens are checked with that
+    # certifier's key, so another's entry in it could be neither kept nor trusted.
+    owner = next((c.issuer for c in state.credentials.values() if c.status_list == p.status_list), env.submitter)
+    if owner != env.submitter:
+        raise PermissionDenied(f"status list {p.status_list} belongs to {owner}, the certifier that first used it",
+                               "name a status list of your own")  # fmt: skip
     taken = next((c.id for c in state.credentials.values() if (c.status_list, c.index) == (p.status_list, p.index)),
                  None)  # fmt: skip
     if taken is not None:

@@ -18,9 +18,10 @@ import orjson
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select
 
 from qdsn.compute import attest
-from qdsn.credentials import certificate, sdjwt
+from qdsn.credentials import certificate, schemes, sdjwt
 from qdsn.credentials.status import INVALID, SUSPENDED, VALID, StatusLists
 from qdsn.crypto import sha256
+from qdsn.crypto.encoding import b64url_decode
 from qdsn.crypto.jose import public_jwk
 from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from qdsn.ledger import tx
@@ -62,12 +63,14 @@ def status_lists(node: Node) -> StatusLists:
     return StatusLists(node.policies.engine)
 
 
-def attestation_entry(node: Node, job: str) -> tx.Envelope:
-    """The `compute.attest` entry of a job on this node's replica."""
+def attestation_entry(node: Node, job: str, attester: str | None = None, attestation: str | None = None) -> tx.Envelope:
+    """The `compute.attest` entry of a job on this node's replica — recorded by `attester` and holding
+    `attestation`, when given: job ids are chosen by each node, so another node's run may share one."""
     node.catch_up()
     for row in reversed(node.ledger.store.rows_of_type("compute.attest")):
         env = tx.from_leaf(row.leaf)
-        if env.payload["job"] == job:
+        if env.payload["job"] == job and attester in (None, env.submitter) and attestation in (
+                None, env.payload["attestation"]):  # fmt: skip
             return env
     raise NotFound(f"no compute.attest for job {job} on the ledger", "wait for the owner's node to record it")
 
@@ -76,17 +79,27 @@ def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str
     """A certificate from a job's result (its output and attestation): the attestation verified against
     this replica, the run recorded on the ledger and under the checkpoint `note`, a random status entry,
     `credential.issue` recorded. Returns the SD-JWT for the holder."""
+    _check_result(result)
     node.catch_up()
     claims_a = attest.verify(result["attestation"], node.ledger, output=result["output"])
     if not result["output"].get("pass"):
         raise InvalidInput("the attested run did not pass: there is nothing to certify")
-    env = attestation_entry(node, claims_a["job"])
+    env = attestation_entry(node, claims_a["job"], claims_a["iss"], result["attestation"])
     holder = node.ledger.state.identities[claims_a["iss"]]
+    owner = next((c.issuer for c in node.ledger.state.credentials.values() if c.status_list == status_list), None)
+    if owner not in (None, node.did):
+        raise Conflict(f"status list {status_list} belongs to {owner} on the ledger", "use a status list of your own")
+    model = claims_a["measurements"]["model"].split("@")[0]
+    ev = certificate.evidence(node.ledger, [tx.txid(env.leaf())], note, log_key(node.ledger), [result["output"]])
+    for item in ev["attestations"]:  # the checks every verifier makes, made before anything is allocated
+        try:
+            certificate.backs(item, {"enterprise": {"did": holder.did}, "scheme": model}, node.ledger)
+        except IntegrityError as e:
+            raise InvalidInput(f"the attested run cannot back this certificate: {e.what}") from None
     lists = status_lists(node)
     index = lists.allocate(status_list, subject.number)
     now = datetime.now(UTC)
     until = now + timedelta(days=subject.valid_days)
-    model = claims_a["measurements"]["model"].split("@")[0]
     indicators = {k: v for k, v in result["output"].items() if k not in ("pass", "characteristics", "rules")}
     for c in result["output"].get("characteristics", []):
         indicators |= {f"{c['name']} {k}".replace(" ", "_"): v for k, v in c.items() if k not in ("name", "pass")}
@@ -99,8 +112,7 @@ def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str
         "scope": subject.scope, "indicators": indicators,
         "volumes": {"records": sum(i["count"] for i in claims_a["inputs"])},
         "valid_from": now.isoformat(), "valid_until": until.isoformat(),
-        "evidence": certificate.evidence(node.ledger, [tx.txid(env.leaf())], note, log_key(node.ledger)),
-        "status": {"status_list": {"idx": index, "uri": status_list}},
+        "evidence": ev, "status": {"status_list": {"idx": index, "uri": status_list}},
     }  # fmt: skip
     sd = certificate.issue(claims, node.home.key(), public_jwk(holder.key), kid=node.did)
     issuer_jwt = sdjwt.parse(sd).jwt
@@ -139,9 +151,11 @@ def held_by(node: Node, holder: str) -> list[str]:
 
 
 def recheck(node: Node, number: str, result: dict[str, Any]) -> str:
-    """Continuous certification: judge a new attested run of the certificate's model. A failing run
-    suspends a valid certificate; a passing run reinstates a suspended one; either way the
-    `compute.attest` that caused it is named on the ledger. Returns the status afterwards."""
+    """Continuous certification: judge a new attested run of the certificate's model by its scheme's
+    criteria. A failing run suspends a valid certificate; a passing run reinstates a suspended one;
+    either way the `compute.attest` that caused it is named on the ledger. A run of another model
+    judges nothing. Returns the status afterwards."""
+    _check_result(result)
     node.catch_up()
     claims_a = attest.verify(result["attestation"], node.ledger, output=result["output"])
     c = node.ledger.state.credentials.get(number)
@@ -149,8 +163,13 @@ def recheck(node: Node, number: str, result: dict[str, Any]) -> str:
         raise NotFound(f"this node issued no certificate {number!r}")
     if claims_a["iss"] != c.subject:
         raise IntegrityError(f"the run was attested by {claims_a['iss']}, not by the certificate's holder")
-    cause = tx.txid(attestation_entry(node, claims_a["job"]).leaf())
-    passed = bool(result["output"].get("pass"))
+    scheme = _scheme_of(node, number)
+    model = claims_a["measurements"]["model"].split("@")[0]
+    if model != schemes.model_of(scheme):
+        raise InvalidInput(f"the run is of model {model!r}; certificate {number} of scheme {scheme!r} is judged by "
+                           f"{schemes.model_of(scheme)!r} runs")  # fmt: skip
+    cause = tx.txid(attestation_entry(node, claims_a["job"], claims_a["iss"], result["attestation"]).leaf())
+    passed = not schemes.shortfalls(scheme, result["output"])  # a laxer threshold's "pass" does not reinstate
     if not passed and c.status == "valid":
         set_status(node, number, "suspended", f"a new attested run failed (job {claims_a['job']})", attestation=cause)
         return "suspended"
@@ -158,6 +177,22 @@ def recheck(node: Node, number: str, result: dict[str, Any]) -> str:
         set_status(node, number, "valid", f"a new attested run passed (job {claims_a['job']})", attestation=cause)
         return "valid"
     return c.status
+
+
+def _check_result(result: Any) -> None:
+    if not (isinstance(result, dict) and isinstance(result.get("attestation"), str)
+            and isinstance(result.get("output"), dict)):  # fmt: skip
+        raise InvalidInput('a job\'s result is {"output": {…}, "attestation": "<JWS>"}', "take it from GET /jobs/ID")
+
+
+def _scheme_of(node: Node, number: str) -> str:
+    """The scheme of a certificate this node issued, from the certificate as issued."""
+    _tables(node.policies.engine)
+    with node.policies.engine.connect() as c:
+        row = c.execute(select(issued.c.sd_jwt).where(issued.c.id == number)).first()
+    if row is None:
+        raise NotFound(f"this node keeps no copy of certificate {number!r}")
+    return str(orjson.loads(b64url_decode(sdjwt.parse(row.sd_jwt).jwt.split(".")[1])).get("scheme"))
 
 
 # -- continuous certification on a schedule --------------------------------------------------------

@@ -1,7 +1,9 @@
 """Verifying a certificate presentation: online from a node — its replica of the ledger for the
 issuer, the evidence and the cosigners; the issuer's status list fetched over HTTPS and checked with
-the issuer's key from the ledger — or offline from a bundle that carries the log and the status list
-token with it."""
+the presented certificate's issuer's key from the ledger — or offline from a bundle that carries the
+log, a checkpoint covering it and the status list token. Offline, the keys that make the bundle's log
+believable come from a consortium trust file the verifier already holds (`trust`), never from the
+bundle: without one, the report says that nothing ties the bundle to a known consortium."""
 
 from __future__ import annotations
 
@@ -18,34 +20,70 @@ from qdsn.credentials import certificate, sdjwt
 from qdsn.credentials.certificate import Check
 from qdsn.credentials.status import StatusLists, read_token
 from qdsn.crypto.encoding import b64url_decode
-from qdsn.errors import NotFound
+from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
 from qdsn.ledger import Ledger, tx
-from qdsn.ledger.checkpoint import NoteVerifier
+from qdsn.ledger.checkpoint import NoteVerifier, cosigners_verified, open_checkpoint
 from qdsn.node import witness
 from qdsn.node.follow import log_key
 from qdsn.node.node import Node
+from qdsn.node.trust import Anchor, majority
+
+UNANCHORED = ("nothing ties this bundle to a known consortium: its log key and cosigners come from the bundle "
+              "itself, and anyone can make those (没有信任锚：无法确认该证书属于已知联盟); get the consortium's "
+              "trust file once from a member (qdsn trust export) and verify with --trust FILE")  # fmt: skip
+
+
+def _issuer(presentation: str) -> str:
+    """The `iss` of a presentation, read unverified: `certificate.report` asks for the status only once
+    the issuer's signature over it has verified."""
+    return str(orjson.loads(b64url_decode(sdjwt.parse(presentation).jwt.split(".")[1])).get("iss"))
+
+
+def _status_key(ledger: Ledger, presentation: str, uri: str) -> bytes:
+    """The key a status list token must be signed with: the presented certificate's issuer's current
+    key, once the ledger confirms that issuer holds the list."""
+    iss = _issuer(presentation)
+    ident = ledger.state.identities.get(iss)
+    if ident is None:
+        raise NotFound(f"the certificate's issuer {iss} is not on the ledger")
+    owner = next((c.issuer for c in ledger.state.credentials.values() if c.status_list == uri), None)
+    if owner is None:
+        raise NotFound(f"no credential.issue on the ledger names status list {uri}")
+    if owner != iss:
+        raise IntegrityError(f"status list {uri} is not the issuer's on the ledger (it is {owner}'s)")
+    return ident.key
 
 
 def verify_online(node: Node, presentation: str, *, aud: str | None = None, nonce: str | None = None,
-                  quorum: int = 0, http: httpx.Client | None = None) -> list[Check]:  # fmt: skip
-    """The full report for a presentation, as `certificate.report` gives it."""
+                  quorum: int | None = None, trust: Anchor | None = None,
+                  http: httpx.Client | None = None) -> list[Check]:  # fmt: skip
+    """The full report for a presentation, as `certificate.report` gives it, against this node's own
+    replica; `quorum` (cosignatures on the evidence's checkpoint) defaults to the node's. With `trust`,
+    the checkpoint is checked with the trust file's keys instead of those this replica names."""
     node.catch_up()
     ledger = node.ledger
     local = StatusLists(node.policies.engine)
 
     def fetch(uri: str) -> tuple[int, str]:
-        cred = next((c for c in ledger.state.credentials.values() if c.status_list == uri), None)
-        if cred is None:
-            raise NotFound(f"no certificate on the ledger uses status list {uri}")
-        issuer_key = ledger.state.identities[cred.issuer].key
+        key = _status_key(ledger, presentation, uri)
         if uri in local.uris():
             token = local.token(uri, node.home.key(), kid=node.did)
         else:
             token = (http or httpx).get(uri, timeout=10).raise_for_status().text
-        return read_token(token, uri, issuer_key)
+        return read_token(token, uri, key)
 
-    return certificate.report(presentation, ledger, log_key=log_key(ledger), aud=aud, nonce=nonce, status=fetch,
-                              cosigners=members(node), quorum=quorum)  # fmt: skip
+    key, cosigners = (trust.log_key, trust.cosigners) if trust else (log_key(ledger), members(node))
+    q = node.quorum if quorum is None else quorum
+    checks = certificate.report(presentation, ledger, log_key=key, aud=aud, nonce=nonce, status=fetch,
+                                cosigners=cosigners, quorum=q)  # fmt: skip
+    if trust is None:
+        return checks
+    ours = log_key(ledger)
+    same = (ledger.origin, ours.key.raw) == (trust.origin, trust.log_key.key.raw)
+    first = Check("consortium", same, f"this node's log {ledger.origin} is signed by {ours.text()}" + (
+        f", the trust file's log key ({trust.fingerprint[:19]}…)" if same
+        else f", not by the trust file's log key {trust.log_key.text()}"))  # fmt: skip
+    return [first, *checks]
 
 
 def members(node: Node) -> Sequence[NoteVerifier]:
@@ -54,39 +92,110 @@ def members(node: Node) -> Sequence[NoteVerifier]:
 
 
 def bundle(node: Node, presentation: str, *, http: httpx.Client | None = None) -> dict[str, Any]:
-    """Everything a verifier needs offline: the presentation, the log up to the checkpoint its evidence
-    sits under (every entry, to be re-validated on arrival), and the issuer's status list token."""
+    """Everything a verifier needs offline: the presentation, the log up to the latest checkpoint this
+    node trusts (every entry, to be re-validated on arrival) with that checkpoint and the cosignatures
+    recorded of it, and the issuer's status list token. The checkpoint must cover the certificate's
+    evidence and its `credential.issue`."""
     node.catch_up()
     p = sdjwt.parse(presentation)
     claims = orjson.loads(b64url_decode(p.jwt.split(".")[1]))
-    size = claims["evidence"]["checkpoint"]["size"]
-    uri = claims["status"]["status_list"]["uri"]
+    try:
+        size, uri = claims["evidence"]["checkpoint"]["size"], claims["status"]["status_list"]["uri"]
+        number = claims["certificate_number"]
+    except (KeyError, TypeError):
+        raise InvalidInput("not a QDSN quality certificate: no evidence checkpoint or status list") from None
+    note = witness.cosigned_note(node.ledger, node.trusted_checkpoint())
+    cp, _ = open_checkpoint(note, log_key(node.ledger))
+    rec = node.ledger.state.credentials.get(number)
+    if rec is None or cp.size <= max(rec.issued, size - 1):
+        raise NotFound(
+            f"the latest checkpoint this node trusts (size {cp.size}) does not cover certificate "
+            f"{number}'s credential.issue yet",
+            "bundle again after the members' next witness round",
+        )
     local = StatusLists(node.policies.engine)
     token = (local.token(uri, node.home.key(), kid=node.did) if uri in local.uris()
              else (http or httpx).get(uri, timeout=10).raise_for_status().text)  # fmt: skip
-    leaves = node.ledger.store.leaves(0, max(size, node.ledger.size))
-    return {"presentation": presentation, "origin": node.ledger.origin, "status_list": {"uri": uri, "token": token},
+    leaves = node.ledger.store.leaves(0, cp.size)
+    return {"presentation": presentation, "origin": node.ledger.origin, "checkpoint": note,
+            "status_list": {"uri": uri, "token": token},
             "log": [base64.b64encode(x).decode() for x in leaves]}  # fmt: skip
 
 
+def _anchored(doc: dict[str, Any], ledger: Ledger, trust: Anchor, quorum: int) -> Check:
+    """Whether the bundle's log is the consortium's: started by its log key, and exactly the tree of a
+    checkpoint signed by that key and cosigned by `quorum` of its members' keys."""
+    if not isinstance(doc.get("checkpoint"), str):
+        return Check("consortium", False, "the bundle carries no checkpoint covering its log: make it again with "
+                     "qdsn bundle")  # fmt: skip
+    theirs = log_key(ledger)
+    if ledger.origin != trust.origin or theirs.key.raw != trust.log_key.key.raw:
+        return Check("consortium", False, f"the bundle's log {ledger.origin} is signed by {theirs.text()}, not by the "
+                     f"consortium's log key {trust.log_key.text()} (trust file {trust.fingerprint[:19]}…)")  # fmt: skip
+    try:
+        cp, _ = open_checkpoint(str(doc.get("checkpoint")), trust.log_key)
+    except QDSNError as e:
+        return Check("consortium", False, f"the bundle's checkpoint is not signed by the consortium's log key "
+                     f"{trust.log_key.text()}: {e.what}")  # fmt: skip
+    if cp.size != ledger.size or ledger.root_at(cp.size) != cp.root:
+        return Check("consortium", False, f"the bundle's log ({ledger.size} entries) is not the tree of its "
+                     f"checkpoint (size {cp.size})")  # fmt: skip
+    try:
+        names = cosigners_verified(str(doc["checkpoint"]), list(trust.cosigners))
+    except QDSNError as e:
+        return Check("consortium", False, e.what)
+    if len(names) < quorum:
+        return Check("consortium", False, f"the bundle's checkpoint carries {len(names)} cosignatures of the trust "
+                     f"file's members, {quorum} required")  # fmt: skip
+    return Check("consortium", True, f"log {trust.origin} under checkpoint {cp.size} signed by the consortium's log "
+                 f"key and cosigned by {len(names)} of {len(trust.cosigners)} members (quorum {quorum}; trust file "
+                 f"{trust.fingerprint[:19]}…)")  # fmt: skip
+
+
 def verify_bundle(doc: dict[str, Any], *, aud: str | None = None, nonce: str | None = None,
-                  quorum: int = 0) -> list[Check]:  # fmt: skip
+                  quorum: int | None = None, trust: Anchor | None = None) -> list[Check]:  # fmt: skip
     """The report for a bundle, with no network: its log replayed into a scratch replica — every entry's
-    signature, schema, role and order checked again — and its status list token checked with the
-    issuer's key from that log."""
+    signature, schema, role and order checked again — anchored in `trust` (the log key, the cosigners
+    and by default its quorum), and its status list token checked with the certificate's issuer's key
+    from that log. Without `trust` the first line fails: the bundle would vouch for itself."""
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("log"), list)
+        or not isinstance(doc.get("origin"), str)
+        or not isinstance(doc.get("presentation"), str)
+        or not isinstance(doc.get("status_list"), dict)
+    ):
+        raise InvalidInput("not a QDSN verification bundle", "make one with qdsn bundle")  # fmt: skip
+    if quorum is not None and quorum < 1:
+        raise InvalidInput("an offline verifier needs at least one cosignature", "leave --quorum out for the default")
     with tempfile.TemporaryDirectory(prefix="qdsn-verify-") as d:
         ledger = Ledger.open(str(Path(d) / "ledger.db"), origin=doc["origin"])
         try:
-            ledger.append([tx.from_leaf(base64.b64decode(x)) for x in doc["log"]])
+            try:
+                ledger.append([tx.from_leaf(base64.b64decode(x, validate=True)) for x in doc["log"]])
+            except (QDSNError, ValueError, TypeError) as e:
+                why = e.what if isinstance(e, QDSNError) else str(e)
+                return [Check("log", False, f"the bundled log does not replay: {why}")]
+            if ledger.size == 0:
+                return [Check("log", False, "the bundle carries no log")]
             sl = doc["status_list"]
+            presentation = doc["presentation"]
 
             def fetch(uri: str) -> tuple[int, str]:
-                cred = next((c for c in ledger.state.credentials.values() if c.status_list == uri), None)
-                if cred is None or uri != sl["uri"]:
+                if uri != sl.get("uri"):
                     raise NotFound(f"the bundle holds no status list {uri}")
-                return read_token(sl["token"], uri, ledger.state.identities[cred.issuer].key)
+                return read_token(str(sl.get("token")), uri, _status_key(ledger, presentation, uri))
 
-            return certificate.report(doc["presentation"], ledger, log_key=log_key(ledger), aud=aud, nonce=nonce,
-                                      status=fetch, cosigners=witness.cosigners(ledger), quorum=quorum)  # fmt: skip
+            if trust is None:
+                first = Check("consortium", False, UNANCHORED)
+                key, cosigners = log_key(ledger), witness.cosigners(ledger)
+                q = quorum or majority(len(cosigners))
+            else:
+                # The quorum is asked of the checkpoint covering the whole log; the evidence's (older)
+                # checkpoint must then be signed by the log key and agree with that anchored log.
+                first = _anchored(doc, ledger, trust, quorum or trust.quorum)
+                key, cosigners, q = trust.log_key, list(trust.cosigners), 0
+            return [first, *certificate.report(presentation, ledger, log_key=key, aud=aud, nonce=nonce,
+                                               status=fetch, cosigners=cosigners, quorum=q)]  # fmt: skip
         finally:
             ledger.close()
