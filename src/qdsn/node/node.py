@@ -161,8 +161,8 @@ class Node:
         return size - before
 
     def order(self, envelopes: list[tx.Envelope]) -> list[Receipt | QDSNError]:
-        """Append transactions to the log through this node's orderer. Embedded, the batch is taken or
-        refused whole; through etcd, each is ordered and the first refusal is raised."""
+        """Append transactions to the log through this node's orderer, taken or refused whole (the
+        refusal raised); a batch the log holds already gets the receipts it got then."""
         if self.orderer is None:
             raise NotFound("this node does not operate the log", "submit to the consortium's log operator")
         out = self.orderer.submit(envelopes)
