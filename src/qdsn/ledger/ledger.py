@@ -3,6 +3,7 @@ to the Merkle log, answers proofs, signs checkpoints and witnesses other logs' c
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -48,6 +49,11 @@ def _annotate(i: int, env: tx.Envelope, e: QDSNError) -> QDSNError:
     err.index = i  # type: ignore[attr-defined]
     err.reason = e.what  # type: ignore[attr-defined]
     return err
+
+
+def batch_key(envs: Sequence[tx.Envelope]) -> str:
+    """A batch's idempotency key: SHA-256 of its transaction ids, one per line (lowercase hex)."""
+    return hashlib.sha256("\n".join(tx.txid(e.leaf()) for e in envs).encode()).hexdigest()
 
 
 def _whole(i: int, env: tx.Envelope, e: QDSNError) -> QDSNError:
