@@ -238,8 +238,8 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
             try:
                 row = node.ledger.store.entry(txid=txid)
             except NotFound:
-                raise NotFound(f"transaction {txid} is not in the log of {node.ledger.size} entries",
-                               "a batch that got no answer may be sent again: it is written at most once") from None  # fmt: skip
+                again = "a batch that got no answer may be sent again; it is written once"
+                raise NotFound(f"transaction {txid} is not in the log of {node.ledger.size} entries", again) from None
         size = node.ledger.size
         proof = node.ledger.inclusion_proof(row.seq, size)
         return {"txid": row.txid, "seq": row.seq, "type": row.type, "submitter": row.submitter, "size": size,

@@ -102,14 +102,14 @@ class NodeClient:
                 wait = float(r.headers["retry-after"]) if r.headers.get("retry-after", "").isdigit() else 1.0
             if attempt + 1 < attempts:
                 time.sleep(min(wait, MAX_WAIT))
+        again = "send the same batch again later; it is written once"
         try:
             done = self.written(envelopes)
         except (QDSNError, httpx.TransportError) as e:
-            raise Unavailable(f"{self.base_url}: the batch got no answer ({why}), and whether it was written cannot "
-                              f"be told now: {e}", "send the same batch again later: it is written at most once") from e  # fmt: skip
+            raise Unavailable(f"{self.base_url}: the batch got no answer ({why}), and whether it was written "
+                              f"cannot be told now: {e}", again) from e  # fmt: skip
         if done is None:
-            raise Unavailable(f"{self.base_url}: the batch was not written ({why})",
-                              "send the same batch again later: it is written at most once")  # fmt: skip
+            raise Unavailable(f"{self.base_url}: the batch was not written ({why})", again)
         return done
 
     def written(self, envelopes: Sequence[tx.Envelope]) -> list[dict[str, Any]] | None:

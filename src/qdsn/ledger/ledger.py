@@ -145,7 +145,8 @@ class Ledger:
         verify_each = False
         while True:
             at = [i for k, (a, b) in enumerate(spans) if k not in refused for i in range(a, b)]
-            st = self._stage([envs[i] for i in at], True, verify_each, leaves=[leaves[i] for i in at] if leaves else None)
+            some = [leaves[i] for i in at] if leaves else None
+            st = self._stage([envs[i] for i in at], True, verify_each, leaves=some)
             got = dict(zip(at, st.out, strict=True))
             for k, (a, b) in enumerate(spans):
                 bad = next((i for i in range(a, b) if isinstance(got.get(i), QDSNError)), None)

@@ -5,8 +5,9 @@ transactions starting at position p is the key `log/<p, 16 digits>`, its value t
 and then the batch's submissions, their leaves one per line and the submissions apart by an empty
 line (canonical JSON never holds a raw newline, and a leaf is never empty). Every replica takes or
 refuses a submission whole. A batch takes its position by a compare-and-swap on `seq` in the same
-etcd transaction that writes it, so two submitters can never take the same position. `checkpoint` holds the log's latest signed checkpoint, and `pruned` the
-position below which batches were deleted (a node behind it catches up from a peer).
+etcd transaction that writes it, so two submitters can never take the same position. `checkpoint`
+holds the log's latest signed checkpoint, and `pruned` the position below which batches were deleted
+(a node behind it catches up from a peer).
 
 Followers read batches in position order (watch to wake up, range reads to catch up), validate every
 transaction themselves and skip invalid submissions identically; each replica records the position it
@@ -137,10 +138,10 @@ class Cluster:
                     why = _message(e.detail_text) or str(e)
                     raise Refused(f"etcd refused {path}: {why}") from e  # another member would refuse it too
                 if time.monotonic() > give_up:
-                    raise Unavailable(f"the ordering service (etcd) did not answer {path} within {self.deadline:.0f} s"
-                                      f" (no quorum, or no member reachable): {_message(e.detail_text) if isinstance(e, Etcd3Exception) else e}",
-                                      "try again in a few seconds; an operator checks the cluster with "
-                                      "`etcdctl endpoint health`") from e  # fmt: skip
+                    why = _message(e.detail_text) if isinstance(e, Etcd3Exception) else str(e)
+                    raise Unavailable(f"the ordering service (etcd) did not answer {path} within {self.deadline:.0f} s "
+                                      f"(no quorum, or no member reachable): {why}", "try again in a few seconds; "
+                                      "an operator checks the cluster: etcdctl endpoint health") from e  # fmt: skip
                 self._current = (self._current + 1) % len(self.endpoints)
                 self.switches += 1
                 time.sleep(pause)
@@ -283,7 +284,7 @@ def _fits(leaves: list[bytes]) -> list[bytes]:
     size = sum(map(len, leaves)) + len(leaves)
     if not leaves or size > MAX_BATCH_BYTES:
         raise InvalidInput(f"a batch of {len(leaves)} transactions ({size} bytes) is not one etcd write of 1 to "
-                           f"{MAX_BATCH_BYTES} bytes, the most a batch taken whole may hold", "send it in parts")  # fmt: skip
+                           f"{MAX_BATCH_BYTES} bytes, the most taken whole", "send it in parts")  # fmt: skip
     return leaves
 
 
@@ -326,6 +327,13 @@ class EtcdOrderer:
         """Order a batch, taken or refused whole, and wait for this replica to apply it; a receipt for
         each transaction, or the refusal raised. A batch the log holds already (sent again after its
         answer was lost) gets the receipts it got then, and is not proposed again."""
+        try:
+            return self._submit(envelopes, timeout)
+        except Unavailable as e:  # perhaps written, perhaps not: the same batch sent again tells
+            raise Unavailable(e.what, "send the same batch again in a few seconds: it is written once, and "
+                              "answered with its receipts if it was", e.retry_after) from e  # fmt: skip
+
+    def _submit(self, envelopes: Sequence[tx.Envelope], timeout: float) -> list[Receipt | QDSNError]:
         leaves = _fits([e.leaf() for e in envelopes])
         self.follower.wait_for(self.follower.head(), timeout)  # decide on the log as etcd has it now
         if (done := self.ledger.recorded(envelopes)) is not None:
@@ -341,8 +349,7 @@ class EtcdOrderer:
         try:
             position = placed.result(timeout)
         except FutureTimeout:
-            raise Unavailable(f"etcd did not order the batch within {timeout:.0f} s",
-                              "send the same batch again: it is written at most once") from None  # fmt: skip
+            raise Unavailable(f"etcd did not order the batch within {timeout:.0f} s") from None
         self.follower.wait_for(position + len(leaves), timeout)
         out = self.follower.outcome(envelopes, position)
         if bad := next((r for r in out if isinstance(r, QDSNError)), None):
