@@ -335,8 +335,10 @@ class EtcdOrderer:
 
     def _submit(self, envelopes: Sequence[tx.Envelope], timeout: float) -> list[Receipt | QDSNError]:
         leaves = _fits([e.leaf() for e in envelopes])
-        self.follower.wait_for(self.follower.head(), timeout)  # decide on the log as etcd has it now
-        if (done := self.ledger.recorded(envelopes)) is not None:
+        if (done := self.ledger.recorded(envelopes)) is None:  # known here already: no need to ask etcd
+            self.follower.wait_for(self.follower.head(), timeout)  # decide on the log as etcd has it now
+            done = self.ledger.recorded(envelopes)
+        if done is not None:
             return list(done)
         try:
             self.ledger.check(envelopes)  # a refused batch is not proposed at all
