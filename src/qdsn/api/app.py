@@ -215,7 +215,7 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
                 raise PermissionDenied(f"transaction {i} is submitted by {env.submitter}, but {who} signed the request")
         key, sent = batch_key(envs), request.headers.get("idempotency-key")
         if sent is not None and sent.strip().strip('"') != key:
-            raise IntegrityError(f"the Idempotency-Key {sent} is not this batch's key {key}",
+            raise IntegrityError(f"the Idempotency-Key {sent[:80]!r} is not this batch's key {key}",
                                  "send the SHA-256 of the batch's transaction ids, or no key")  # fmt: skip
         receipts = node.ledger.recorded(envs)
         if receipts is not None:
