@@ -394,8 +394,9 @@ class EtcdOrderer:
         self._writer.join(10)
 
 
-class Compacted(QDSNError):
-    """The batches this replica needs next were pruned from etcd: catch up from a peer first."""
+class Compacted(Unavailable):
+    """The batches this replica needs next were pruned from etcd: catch up from a peer first (the node
+    does, in the background; until then it answers 503)."""
 
 
 class Follower:
