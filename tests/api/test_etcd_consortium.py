@@ -267,3 +267,22 @@ def test_losing_quorum_answers_503_at_once_and_a_batch_sent_again_is_written_onc
         assert node.ledger.size == at + 3 and len({r.txid for r in rows}) == len(rows)  # each written once
     finally:
         node.close()
+
+
+def test_a_refused_batch_is_on_no_member(tmp_path, cluster):
+    c = Consortium(tmp_path, cluster.url)
+    try:
+        maker = c.homes[1]
+        http = TestClient(create_app(c.nodes[1]))
+        client = NodeClient(str(http.base_url), maker.key(), maker.did, http=http)
+        declare = lambda: maker.sign("dataset.declare", {"dataset": "line-1", "title": "Line", "kind": "inspections"})  # noqa: E731
+        twice = [declare(), declare()]
+        r = client.request("POST", "/ledger/transactions", {"transactions": [e.to_json() for e in twice]})
+        assert r.status_code == 409 and "transaction 1 " in r.json()["detail"], r.text
+        c.nodes[2].submit([c.one(2)])  # the log goes on
+        c.settle()
+        for n in c.nodes:
+            ids = {row.txid for row in n.ledger.store.rows(0, n.ledger.size)}
+            assert tx.txid(twice[0].leaf()) not in ids and "line-1" not in n.ledger.state.datasets
+    finally:
+        c.close()
