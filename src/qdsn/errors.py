@@ -34,3 +34,12 @@ class IntegrityError(QDSNError):
 
 class PermissionDenied(QDSNError, PermissionError):
     """An actor asking for something its role or the owner's policy does not allow."""
+
+
+class Unavailable(QDSNError):
+    """A service this node depends on (the ordering cluster) cannot answer now; the same request may
+    succeed later. `retry_after`: seconds worth waiting before asking again."""
+
+    def __init__(self, what: str, fix: str | None = None, retry_after: int = 2) -> None:
+        super().__init__(what, fix)
+        self.retry_after = retry_after

@@ -15,8 +15,10 @@ from fastapi.testclient import TestClient
 from qdsn.api.app import create_app
 from qdsn.api.client import NodeClient
 from qdsn.crypto import SigningKey
+from qdsn.errors import Unavailable
 from qdsn.identity import did_key_from_public_key, multikey_from_public_key
 from qdsn.ledger import merkle, tx
+from qdsn.ledger.ordering.etcd import append
 from qdsn.ledger.store import node_key
 from qdsn.node import Node, NodeHome, witness
 
@@ -215,5 +217,72 @@ def test_a_node_behind_a_pruned_sequence_catches_up_from_a_peer(tmp_path, cluste
         c.nodes[1].submit([c.one(1)])
         c.settle()
         assert node.ledger.size > 200 and node.ledger.root() == c.nodes[0].ledger.root()
+    finally:
+        c.close()
+
+
+def test_losing_quorum_answers_503_at_once_and_a_batch_sent_again_is_written_once(tmp_path, cluster):
+    reg = NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", scrypt_n=FAST)
+    maker = NodeHome.init(tmp_path / "maker", "enterprise", "Maker", "pw", origin=reg.origin, scrypt_n=FAST)
+    reg.submit("identity.register", maker.registration())
+    node = Node(reg, ordering=cluster.url)
+    http = TestClient(create_app(node))
+    client = NodeClient(str(http.base_url), maker.key(), maker.did, http=http)
+    declare = lambda name: maker.sign("dataset.declare", {"dataset": name, "title": "Line", "kind": "inspections"})  # noqa: E731
+    try:
+        answered = [declare("line-0")]
+        receipts = client.submit(answered)
+        landed = [declare("line-1"), declare("line-2")]
+        # etcd committed this batch, and then the quorum went before its answer came back
+        at = append(node.etcd.cluster, [e.leaf() for e in landed])
+        down = [i for i in range(3) if i != cluster.leader()]
+        for i in down:
+            cluster.kill(i)
+        t = time.monotonic()
+        r = client.request("POST", "/ledger/transactions", {"transactions": [e.to_json() for e in landed]})
+        took = time.monotonic() - t
+        assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json", r.text
+        assert r.json()["type"] == "urn:qdsn:problem:unavailable" and "ordering service (etcd)" in r.json()["detail"]
+        assert int(r.headers["retry-after"]) > 0 and took < 10, took
+        node.etcd.cluster.deadline = 2.0  # the default bound was shown; the rest of the test need not wait it out
+        t = time.monotonic()
+        assert client.submit(answered, attempts=1) == receipts  # this replica holds it: no need to ask etcd
+        assert client.call("GET", f"/ledger/transactions/{receipts[0]['txid']}")["seq"] == receipts[0]["seq"]
+        assert time.monotonic() - t < 1
+        t = time.monotonic()
+        asked = client.request("GET", f"/ledger/transactions/{tx.txid(landed[0].leaf())}")
+        assert asked.status_code == 503 and time.monotonic() - t < 10  # cannot tell yet: not a 404
+        with pytest.raises(Unavailable):
+            client.submit([declare("line-3")], attempts=1)  # nor is a new batch taken
+
+        def back() -> None:
+            for i in down:
+                cluster.restart(i)
+
+        threading.Timer(2, back).start()
+        got = client.submit(landed)  # retried on 503 with the same batch until the quorum is back
+        assert [r["seq"] for r in got] == [at, at + 1] and at == receipts[0]["seq"] + 1  # where it landed
+        assert client.submit([declare("line-3")])[0]["seq"] == at + 2
+        rows = node.ledger.store.rows(0, node.ledger.size)
+        assert node.ledger.size == at + 3 and len({r.txid for r in rows}) == len(rows)  # each written once
+    finally:
+        node.close()
+
+
+def test_a_refused_batch_is_on_no_member(tmp_path, cluster):
+    c = Consortium(tmp_path, cluster.url)
+    try:
+        maker = c.homes[1]
+        http = TestClient(create_app(c.nodes[1]))
+        client = NodeClient(str(http.base_url), maker.key(), maker.did, http=http)
+        declare = lambda: maker.sign("dataset.declare", {"dataset": "line-1", "title": "Line", "kind": "inspections"})  # noqa: E731
+        twice = [declare(), declare()]
+        r = client.request("POST", "/ledger/transactions", {"transactions": [e.to_json() for e in twice]})
+        assert r.status_code == 409 and "transaction 1 " in r.json()["detail"], r.text
+        c.nodes[2].submit([c.one(2)])  # the log goes on
+        c.settle()
+        for n in c.nodes:
+            ids = {row.txid for row in n.ledger.store.rows(0, n.ledger.size)}
+            assert tx.txid(twice[0].leaf()) not in ids and "line-1" not in n.ledger.state.datasets
     finally:
         c.close()

@@ -13,7 +13,7 @@ import pytest
 from qdsn.api.client import NodeClient
 from qdsn.node import NodeHome
 
-from ..services import free_port
+from ..services import etcd_cluster, free_port
 from .conftest import FAST
 
 
@@ -98,3 +98,34 @@ def test_two_node_processes_order_through_etcd(tmp_path, etcd):
     rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in status.splitlines() if "│" in line}
     assert rows["ordering"].startswith("etcd, position") and rows["alerts"] == "none"
     assert rows["trusted (quorum 1)"].endswith("cosigned by 1")
+
+
+def test_a_node_process_answers_503_without_quorum_and_takes_the_batch_once_it_is_back(tmp_path):
+    origin = f"qdsn.test/{uuid.uuid4().hex[:8]}"
+    reg = NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", origin=origin, scrypt_n=FAST)
+    maker = NodeHome.init(tmp_path / "maker", "enterprise", "Maker", "pw", origin=origin, scrypt_n=FAST)
+    reg.submit("identity.register", maker.registration())
+    with etcd_cluster(3) as etcd:  # its own: two of its members are killed
+        proc, base = start(tmp_path / "reg", etcd)
+        try:
+            client = NodeClient(base, maker.key(), maker.did, timeout=30)
+            batch = [maker.sign("dataset.declare", {"dataset": f"line-{i}", "title": "Line", "kind": "inspections"})
+                     for i in range(3)]  # fmt: skip
+            down = [i for i in range(3) if i != etcd.leader()]
+            for i in down:
+                etcd.kill(i)
+            t = time.monotonic()
+            r = client.request("POST", "/ledger/transactions", {"transactions": [e.to_json() for e in batch]})
+            assert r.status_code == 503 and int(r.headers["retry-after"]) > 0, r.text
+            assert r.json()["type"] == "urn:qdsn:problem:unavailable" and time.monotonic() - t < 10
+            for i in down:
+                etcd.restart(i)
+            got = client.submit(batch)  # the same batch, retried until etcd has a quorum again
+            assert [g["seq"] - got[0]["seq"] for g in got] == [0, 1, 2] and client.submit(batch) == got
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+    ledger = reg.ledger()
+    ids = [r.txid for r in ledger.store.rows(0, ledger.size)]
+    assert all(ids.count(g["txid"]) == 1 for g in got)  # written once
+    ledger.close()

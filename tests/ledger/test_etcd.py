@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from qdsn.errors import BadSignature, InvalidInput
+from qdsn.errors import BadSignature, Conflict, InvalidInput, Unavailable
 from qdsn.ledger import Ledger
+from qdsn.ledger.ordering.embedded import EmbeddedOrderer
 from qdsn.ledger.ordering.etcd import (
     Cluster,
     Compacted,
@@ -57,7 +58,7 @@ def test_racing_submitters_never_share_a_position(etcd):
     assert spans[0][0] == 0 and all(a[1] == b[0] for a, b in itertools.pairwise(spans))  # contiguous, disjoint
     stored = dict(cluster.scan("log/", "log0", 1000))
     for p, leaves in got:
-        assert decode_batch(stored[f"log/{p:016d}"]) == leaves
+        assert decode_batch(stored[f"log/{p:016d}"]) == [leaves]  # each submission whole
 
 
 def test_replicas_apply_the_same_log_and_skip_garbage_identically(tmp_path, etcd):
@@ -75,15 +76,15 @@ def test_replicas_apply_the_same_log_and_skip_garbage_identically(tmp_path, etcd
         append(cluster, [b"garbage", b'{"type": 1}', forged.leaf()])  # straight into etcd
         out = orderer.submit([honest])
         assert out[0].seq == 1
-        again = orderer.submit([forged])
-        assert isinstance(again[0], BadSignature)
+        with pytest.raises(BadSignature):
+            orderer.submit([forged])
     finally:
         orderer.close()
     for f in fols:
         f.step(1000)
     assert [led.size for led in leds] == [2, 2, 2]
     assert len({led.root() for led in leds}) == 1
-    assert {f.position for f in fols} == {6}
+    assert {f.position for f in fols} == {5}  # the forged one was refused before it was proposed
     for led in leds:
         led.close()
 
@@ -106,7 +107,7 @@ def test_a_restarted_replica_resumes_from_its_recorded_position(tmp_path, etcd):
     leds[0].close()
 
 
-def test_a_log_moves_to_etcd_and_large_submissions_are_split(tmp_path, etcd):
+def test_a_log_moves_to_etcd_and_a_batch_too_large_to_take_whole_is_refused(tmp_path, etcd):
     leds, fols, cluster = replicas(tmp_path, etcd, 2)
     reg = member("regulator", "SAMR")
     leds[0].append([reg.sign("identity.register", reg.register_payload())])
@@ -116,8 +117,11 @@ def test_a_log_moves_to_etcd_and_large_submissions_are_split(tmp_path, etcd):
     fols[0].step(100)  # its own entries come back as replays and are skipped
     assert fols[0].position == 1501 and leds[0].size == 1501
     orderer = EtcdOrderer(leds[1], cluster, fols[1])
+    envs = [reg.sign("identity.register", member().register_payload()) for _ in range(2500)]
     try:
-        out = orderer.submit([reg.sign("identity.register", member().register_payload()) for _ in range(2500)])
+        with pytest.raises(InvalidInput, match="send it in parts"):  # over one etcd write: it could not land whole
+            orderer.submit(envs)
+        out = [r for k in range(0, 2500, 1000) for r in orderer.submit(envs[k : k + 1000])]
     finally:
         orderer.close()
     assert [r.seq for r in out] == list(range(1501, 4001))
@@ -134,6 +138,87 @@ def test_pruning_keeps_whole_batches_and_sends_the_late_to_a_peer(tmp_path, etcd
     assert prune(cluster, 25) == 2  # [0, 10) and [10, 20) end before 25; [20, 30) may not be cut
     assert cluster.get("pruned") == b"20" and cluster.starts(100) == [20, 30, 40]
     assert prune(cluster, 25) == 0
-    with pytest.raises(Compacted, match="from 20; this replica stands at 0"):
+    with pytest.raises(Compacted, match="from 20; this replica stands at 0") as late:
         fols[0].step()
+    assert isinstance(late.value, Unavailable)  # for the time it takes to catch up from a peer: 503
     leds[0].close()
+
+
+@pytest.fixture(params=["embedded", "etcd"])
+def ordered(request, tmp_path):
+    """An orderer and every replica it feeds: one replica (embedded) or three following etcd."""
+    if request.param == "embedded":
+        led = Ledger.open(str(tmp_path / "r0.db"), origin=ORIGIN)
+        yield EmbeddedOrderer(led), [led], lambda: None
+        led.close()
+        return
+    leds, fols, cluster = replicas(tmp_path, request.getfixturevalue("etcd"))
+    orderer = EtcdOrderer(leds[0], cluster, fols[0])
+
+    def settle() -> None:
+        for f in fols:
+            f.step(1000)
+
+    yield orderer, leds, settle
+    orderer.close()
+    for led in leds:
+        led.close()
+
+
+def declare(m, dataset: str):
+    return m.sign("dataset.declare", {"dataset": dataset, "title": "Line", "kind": "inspections"})
+
+
+def test_a_refused_batch_is_written_nowhere(ordered):
+    orderer, leds, settle = ordered
+    reg, acme = member("regulator", "SAMR"), member()
+    orderer.submit([reg.sign("identity.register", reg.register_payload()),
+                    reg.sign("identity.register", acme.register_payload())])  # fmt: skip
+    seq = orderer.cluster.get("seq") if isinstance(orderer, EtcdOrderer) else None
+    with pytest.raises(Conflict, match=r"transaction 1 .*'line-1' is already declared"):
+        orderer.submit([declare(acme, "line-1"), declare(acme, "line-1")])
+    forged = replace(declare(acme, "line-3"), payload={"dataset": "line-4", "title": "Line", "kind": "inspections"})
+    with pytest.raises(BadSignature, match="transaction 1 "):
+        orderer.submit([declare(acme, "line-2"), forged])
+    settle()
+    assert [led.size for led in leds] == [2] * len(leds)  # neither the first of either batch, anywhere
+    if isinstance(orderer, EtcdOrderer):
+        assert orderer.cluster.get("seq") == seq  # refused before it was proposed to etcd
+
+
+def test_a_batch_that_a_race_made_invalid_is_refused_whole_by_every_replica(tmp_path, etcd):
+    leds, fols, cluster = replicas(tmp_path, etcd)
+    reg, acme = member("regulator", "SAMR"), member()
+    append(cluster, [reg.sign("identity.register", reg.register_payload()).leaf(),
+                     reg.sign("identity.register", acme.register_payload()).leaf()])  # fmt: skip
+    append(cluster, [declare(acme, "line-1").leaf()])  # one node declares line-1 ...
+    late = [declare(acme, "line-2"), declare(acme, "line-1")]
+    at = append(cluster, [e.leaf() for e in late])  # ... while another, which had not seen it, sends this batch
+    for f in fols:
+        f.step(1000)
+    for led, f in zip(leds, fols, strict=True):
+        assert led.size == 3 and set(led.state.datasets) == {"line-1"}  # line-2 went with its batch
+        out = f.outcome(late, at)
+        assert all(isinstance(r, Conflict) and "transaction 1 " in str(r) for r in out), out
+        led.close()
+
+
+def test_a_resubmitted_batch_gets_its_first_receipts_and_is_written_once(ordered):
+    orderer, leds, settle = ordered
+    reg, acme = member("regulator", "SAMR"), member()
+    orderer.submit([reg.sign("identity.register", reg.register_payload()),
+                    reg.sign("identity.register", acme.register_payload())])  # fmt: skip
+    batch = [declare(acme, "line-1"), declare(acme, "line-2")]
+    first = orderer.submit(batch)
+    again = orderer.submit(batch)  # its answer was lost: the client sends the same envelopes again
+    assert again == first and [r.seq for r in first] == [2, 3]
+    settle()
+    assert [led.size for led in leds] == [4] * len(leds)
+    if isinstance(orderer, EtcdOrderer):
+        seq = orderer.cluster.get("seq")
+        landed = [declare(acme, "line-3")]
+        append(orderer.cluster, [e.leaf() for e in landed])  # committed, and the answer never came back
+        assert [r.seq for r in orderer.submit(landed)] == [4]
+        assert int(orderer.cluster.get("seq")) == int(seq) + 1  # not proposed a second time
+        settle()
+        assert [led.size for led in leds] == [5] * len(leds)

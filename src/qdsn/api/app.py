@@ -5,6 +5,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -23,10 +24,11 @@ from qdsn.clock import parse_time
 from qdsn.compute import package
 from qdsn.crypto import VerifyKey
 from qdsn.crypto.jose import public_jwk
-from qdsn.errors import IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError
+from qdsn.errors import IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError, Unavailable
 from qdsn.identity import did_document
 from qdsn.ledger import tx
 from qdsn.ledger.checkpoint import COSIGNATURE_V1, NoteVerifier
+from qdsn.ledger.ledger import batch_key
 from qdsn.ledger.ordering.etcd import POSITION
 from qdsn.node import certify, jobs, provider, transfer, trust, verification
 from qdsn.node.follow import keep_up
@@ -111,7 +113,10 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
 
     @app.exception_handler(QDSNError)
     async def _qdsn(_: Request, e: QDSNError) -> JSONResponse:
-        return _problem_response(from_error(e))
+        answer = _problem_response(from_error(e))
+        if isinstance(e, Unavailable):
+            answer.headers["Retry-After"] = str(e.retry_after)
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
@@ -198,9 +203,13 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
 
     @app.post("/ledger/transactions", tags=["ledger"], status_code=201,
               openapi_extra=_body(("transactions",), transactions=envelopes))  # fmt: skip
-    def submit(who: Signer, body: Message) -> dict[str, Any]:
+    def submit(who: Signer, body: Message, request: Request, response: Response) -> dict[str, Any]:
         """Append signed transactions to the log this node operates. Each must be submitted by the
-        participant that signed the request; the batch is taken or refused whole."""
+        participant that signed the request; the batch is taken or refused whole. Its idempotency key
+        (`Idempotency-Key`, optional) is the SHA-256 of its transaction ids: a batch sent again because
+        its answer was lost is answered 200 with the receipts it got, and written once. 503 with
+        Retry-After when the ordering service cannot answer: send the same batch again then, or ask
+        `GET /ledger/transactions/{txid}`."""
         items = body.get("transactions")
         if not isinstance(items, list) or not items:
             raise InvalidInput('the body is {"transactions": [envelope, …]} with at least one envelope')
@@ -208,8 +217,37 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
         for i, env in enumerate(envs):
             if env.submitter != who:
                 raise PermissionDenied(f"transaction {i} is submitted by {env.submitter}, but {who} signed the request")
-        receipts = node.order(envs)
-        return {"receipts": [{"seq": r.seq, "txid": r.txid} for r in receipts]}  # type: ignore[union-attr]
+        key, sent = batch_key(envs), request.headers.get("idempotency-key")
+        if sent is not None and sent.strip().strip('"') != key:
+            raise IntegrityError(f"the Idempotency-Key {sent[:80]!r} is not this batch's key {key}",
+                                 "send the SHA-256 of the batch's transaction ids, or no key")  # fmt: skip
+        receipts = node.ledger.recorded(envs)
+        if receipts is not None:
+            response.status_code = 200  # written before: its answer was lost
+        else:
+            receipts = node.order(envs)  # type: ignore[assignment]
+        return {"idempotencyKey": key, "receipts": [{"seq": r.seq, "txid": r.txid} for r in receipts]}
+
+    @app.get("/ledger/transactions/{txid}", tags=["ledger"])
+    def transaction(txid: str, who: Signer) -> dict[str, Any]:
+        """Whether a transaction is in the log (after catching up with it): its position and its inclusion
+        proof in the log as this replica holds it, or 404. A client whose submission got no answer asks
+        this before it decides to send the batch again; participants only."""
+        if not re.fullmatch(r"[0-9a-f]{64}", txid):
+            raise InvalidInput(f"a transaction id is 64 lowercase hex digits (SHA-256 of its leaf), not {txid[:80]!r}")
+        try:
+            row = node.ledger.store.entry(txid=txid)
+        except NotFound:
+            node.catch_up()
+            try:
+                row = node.ledger.store.entry(txid=txid)
+            except NotFound:
+                again = "a batch that got no answer may be sent again; it is written once"
+                raise NotFound(f"transaction {txid} is not in the log of {node.ledger.size} entries", again) from None
+        size = node.ledger.size
+        proof = node.ledger.inclusion_proof(row.seq, size)
+        return {"txid": row.txid, "seq": row.seq, "type": row.type, "submitter": row.submitter, "size": size,
+                "root": node.ledger.root_at(size).hex(), "inclusion": [h.hex() for h in proof]}  # fmt: skip
 
     @app.post("/ledger/cosignatures", tags=["ledger"], openapi_extra=_body(("note",), note=_STR))
     def cosign(who: Signer, body: Message) -> dict[str, Any]:

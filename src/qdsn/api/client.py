@@ -4,6 +4,8 @@ answers turned back into our errors."""
 from __future__ import annotations
 
 import ssl
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -11,11 +13,24 @@ import orjson
 
 from qdsn.api.signatures import sign
 from qdsn.crypto import SigningKey
-from qdsn.errors import BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError
+from qdsn.errors import (
+    BadSignature,
+    Conflict,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    QDSNError,
+    Unavailable,
+)
+from qdsn.ledger import tx
+from qdsn.ledger.ledger import batch_key
 
 _BY_STATUS: dict[int, type[QDSNError]] = {
     400: InvalidInput, 401: BadSignature, 403: PermissionDenied, 404: NotFound, 409: Conflict, 422: IntegrityError,
+    503: Unavailable,
 }  # fmt: skip
+MAX_WAIT = 10  # seconds between two tries of a submission, whatever Retry-After says
 
 
 class NodeClient:
@@ -29,9 +44,11 @@ class NodeClient:
         self.http = http or httpx.Client(verify=verify, timeout=timeout)
 
     def request(self, method: str, path: str, payload: Any = None, *, signed: bool = True,
-                raw: bytes | None = None) -> httpx.Response:  # fmt: skip
-        """One request with a JSON `payload`, or `raw` bytes (application/octet-stream)."""
+                raw: bytes | None = None, headers: Sequence[tuple[str, str]] = ()) -> httpx.Response:  # fmt: skip
+        """One request with a JSON `payload`, or `raw` bytes (application/octet-stream); `headers`
+        are sent besides (unsigned)."""
         url = str(httpx.URL(self.base_url + path))
+        extra = list(headers)
         if raw is not None:
             body, headers = raw, [("content-type", "application/octet-stream")]
         else:
@@ -39,23 +56,75 @@ class NodeClient:
             headers = [("content-type", "application/json")] if payload is not None else []
         if signed:
             headers = sign(method, url, headers, body, self.key, self.did)
-        return self.http.request(method, url, content=body, headers=headers)
+        return self.http.request(method, url, content=body, headers=[*headers, *extra])
 
     def call(self, method: str, path: str, payload: Any = None, *, signed: bool = True,
              raw: bytes | None = None) -> Any:  # fmt: skip
         """The JSON, text or bytes answer; a problem+json answer raises the matching error."""
-        r = self.request(method, path, payload, signed=signed, raw=raw)
+        return self._answer(self.request(method, path, payload, signed=signed, raw=raw))
+
+    @staticmethod
+    def _problem(r: httpx.Response) -> tuple[str, str | None]:
+        """What a problem+json answer says went wrong, and what to do."""
+        try:
+            p = r.json()
+            return str(p.get("detail") or p.get("title")), p.get("fix")
+        except (ValueError, AttributeError):
+            return r.text or f"HTTP {r.status_code}", None
+
+    def _answer(self, r: httpx.Response) -> Any:
         if r.status_code >= 400:
-            try:
-                p = r.json()
-                what, fix = p.get("detail") or p.get("title"), p.get("fix")
-            except ValueError:
-                what, fix = r.text or f"HTTP {r.status_code}", None
+            what, fix = self._problem(r)
             raise _BY_STATUS.get(r.status_code, QDSNError)(f"{self.base_url}: {what}", fix)
         kind = r.headers.get("content-type", "")
         if kind.startswith("application/json"):
             return r.json()
         return r.content if kind.startswith("application/octet-stream") else r.text
+
+    def submit(self, envelopes: Sequence[tx.Envelope], *, attempts: int = 6) -> list[dict[str, Any]]:
+        """Put a batch on the log through this node; its receipts. When the node or its ordering service
+        cannot answer (503, or no answer at all), the same batch is sent again, with its idempotency key,
+        after the Retry-After the node asked for: it is written at most once, and a batch that was
+        written is answered with its receipts. Still no answer after `attempts`: asks whether it was
+        written, and raises Unavailable when that cannot be told either."""
+        body = {"transactions": [e.to_json() for e in envelopes]}
+        key = [("idempotency-key", f'"{batch_key(envelopes)}"')]
+        why = "no attempt"
+        for attempt in range(attempts):
+            try:
+                r = self.request("POST", "/ledger/transactions", body, headers=key)
+            except httpx.TransportError as e:  # sent, perhaps taken, never answered
+                why, wait = f"no answer: {e}", 1.0
+            else:
+                if r.status_code != 503:
+                    return self._answer(r)["receipts"]  # type: ignore[no-any-return]
+                why = self._problem(r)[0]
+                wait = float(r.headers["retry-after"]) if r.headers.get("retry-after", "").isdigit() else 1.0
+            if attempt + 1 < attempts:
+                time.sleep(min(wait, MAX_WAIT))
+        again = "send the same batch again later; it is written once"
+        try:
+            done = self.written(envelopes)
+        except (QDSNError, httpx.TransportError) as e:
+            raise Unavailable(f"{self.base_url}: the batch got no answer ({why}), and whether it was written "
+                              f"cannot be told now: {e}", again) from e  # fmt: skip
+        if done is None:
+            raise Unavailable(f"{self.base_url}: the batch was not written ({why})", again)
+        return done
+
+    def written(self, envelopes: Sequence[tx.Envelope]) -> list[dict[str, Any]] | None:
+        """The receipts of a batch the log holds, or None when it holds none of it (a batch is taken or
+        refused whole)."""
+        out = []
+        for env in envelopes:
+            try:
+                got = self.call("GET", f"/ledger/transactions/{tx.txid(env.leaf())}")
+            except NotFound:
+                if not out:
+                    return None
+                raise
+            out.append({"seq": got["seq"], "txid": got["txid"]})
+        return out
 
     def close(self) -> None:
         self.http.close()

@@ -3,6 +3,8 @@ to the Merkle log, answers proofs, signs checkpoints and witnesses other logs' c
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +49,16 @@ def _annotate(i: int, env: tx.Envelope, e: QDSNError) -> QDSNError:
     err.index = i  # type: ignore[attr-defined]
     err.reason = e.what  # type: ignore[attr-defined]
     return err
+
+
+def batch_key(envs: Sequence[tx.Envelope]) -> str:
+    """A batch's idempotency key: SHA-256 of its transaction ids, one per line (lowercase hex)."""
+    return hashlib.sha256("\n".join(tx.txid(e.leaf()) for e in envs).encode()).hexdigest()
+
+
+def _whole(i: int, env: tx.Envelope, e: QDSNError) -> QDSNError:
+    """The refusal of a whole submission for its transaction `i`, numbered within the submission."""
+    return _annotate(i, env, type(e)(getattr(e, "reason", e.what), e.fix))
 
 
 class Ledger:
@@ -94,21 +106,91 @@ class Ledger:
         skip_invalid: bool = False,
         meta: dict[str, str] | None = None,
         leaves: Sequence[bytes] | None = None,
+        whole: Sequence[int] | None = None,
     ) -> list[Receipt | QDSNError]:
         """Validate and append a batch in one database transaction.
 
         By default one bad transaction rejects the whole batch and nothing is written (its error
         names the transaction). With `skip_invalid` (followers of an ordering service) invalid
-        transactions are left out, identically on every node, and returned as errors in place.
+        transactions are left out, identically on every node, and returned as errors in place;
+        `whole` then cuts the batch into submissions of that many transactions each, and a submission
+        with an invalid transaction is left out whole (each of its places holds that refusal).
         `meta` is written in the same transaction (a follower's position in the ordering sequence).
         `leaves`: the canonical leaves `envs` were parsed from by `tx.from_leaf`, which saves encoding
         them again.
         """
+        if whole is not None:
+            if not skip_invalid or sum(whole) != len(envs) or min(whole, default=1) < 1:
+                raise InvalidInput(f"submissions of {list(whole)} transactions do not cut a batch of {len(envs)}")
+            with self._lock:
+                return self._append_whole(envs, whole, meta, leaves)
         with self._lock:
             try:
                 return self._finish(self._stage(envs, skip_invalid, False, leaves=leaves), meta)
             except _RetrySequential:
                 return self._finish(self._stage(envs, skip_invalid, True, leaves=leaves), meta)
+
+    def _append_whole(
+        self,
+        envs: Sequence[tx.Envelope],
+        whole: Sequence[int],
+        meta: dict[str, str] | None,
+        leaves: Sequence[bytes] | None,
+    ) -> list[Receipt | QDSNError]:
+        """`append(skip_invalid=True, whole=…)`. Leaving a submission out can make a later one invalid
+        (it used what the first declared), so the batch is staged again without the refused ones
+        until every submission left holds; each pass refuses at least one, and most batches take one."""
+        spans = list(itertools.pairwise(itertools.accumulate(whole, initial=0)))
+        refused: dict[int, QDSNError] = {}  # submission → why it was refused
+        verify_each = False
+        while True:
+            at = [i for k, (a, b) in enumerate(spans) if k not in refused for i in range(a, b)]
+            some = [leaves[i] for i in at] if leaves else None
+            st = self._stage([envs[i] for i in at], True, verify_each, leaves=some)
+            got = dict(zip(at, st.out, strict=True))
+            for k, (a, b) in enumerate(spans):
+                bad = next((i for i in range(a, b) if isinstance(got.get(i), QDSNError)), None)
+                if bad is not None:
+                    refused[k] = _whole(bad - a, envs[bad], got[bad])  # type: ignore[arg-type]
+            if any(isinstance(r, QDSNError) for r in st.out):
+                st.verifier.__exit__(None, None, None)
+                continue
+            try:
+                self._finish(st, meta)
+            except _RetrySequential:  # a signature failed in the batch: find which, one by one
+                verify_each = True
+                continue
+            out: list[Receipt | QDSNError] = []
+            for k, (a, b) in enumerate(spans):
+                out += [refused[k]] * (b - a) if k in refused else [got[i] for i in range(a, b)]
+            return out
+
+    def recorded(self, envs: Sequence[tx.Envelope]) -> list[Receipt] | None:
+        """The receipts of a batch this replica holds already (one sent again after its answer was
+        lost), or None when it does not hold every transaction of it."""
+        out = []
+        for env in envs:
+            leaf = env.leaf()
+            try:
+                row = self.store.entry(txid=tx.txid(leaf))
+            except NotFound:
+                return None  # most often at the first: a batch is taken or refused whole
+            out.append(Receipt(row.seq, row.txid, merkle.leaf_hash(row.leaf)))
+        return out
+
+    def check(self, envs: Sequence[tx.Envelope]) -> None:
+        """Validate a batch as `append` would, on the log as this replica holds it, and write nothing;
+        raises the refusal of its first bad transaction."""
+        with self._lock:
+            st = self._stage(envs, False, False)
+        try:
+            used = self.store.used_nonces(e.nonce for e in envs)
+            i = next((i for i, e in enumerate(envs) if e.nonce in used), None)
+            if i is not None:
+                raise _annotate(i, envs[i], _replay(envs[i]))
+            self._check_signatures(st)
+        finally:
+            st.verifier.__exit__(None, None, None)
 
     def mark(self, key: str) -> tuple[int, str | None]:
         """The log's size and a meta value written with its entries, read together."""

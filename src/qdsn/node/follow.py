@@ -8,7 +8,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import time
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from qdsn.crypto import VerifyKey
 from qdsn.crypto.encoding import b64url_encode
@@ -26,6 +27,8 @@ class Operator(Protocol):
     def call(
         self, method: str, path: str, payload: object = None, *, signed: bool = True, raw: bytes | None = None
     ) -> object: ...
+
+    def submit(self, envelopes: Sequence[tx.Envelope]) -> list[dict[str, Any]]: ...
 
 
 def log_key(ledger: Ledger) -> NoteVerifier:

@@ -14,5 +14,6 @@ from qdsn.ledger.tx import Envelope
 
 class Orderer(Protocol):
     def submit(self, envelopes: Sequence[Envelope]) -> list[Receipt | QDSNError]:
-        """Order a batch and return where each transaction landed (or why it was refused)."""
+        """Order a batch, taken or refused whole: where each transaction landed, or the refusal raised.
+        A batch the log holds already gets the receipts it got then (the idempotent resubmission)."""
         ...

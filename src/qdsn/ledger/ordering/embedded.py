@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
-from qdsn.errors import QDSNError
+from qdsn.errors import Conflict, QDSNError
 from qdsn.ledger.ledger import Ledger, Receipt
 from qdsn.ledger.tx import Envelope
 
 
 class EmbeddedOrderer:
-    """Orders by appending straight to the operator's replica; a bad batch is refused whole."""
+    """Orders by appending straight to the operator's replica; a bad batch is refused whole, and a
+    batch sent again (its answer was lost) gets the receipts it got the first time."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
     def submit(self, envelopes: Sequence[Envelope]) -> list[Receipt | QDSNError]:
-        return self.ledger.append(envelopes)
+        if (done := self.ledger.recorded(envelopes)) is not None:
+            return list(done)
+        try:
+            return self.ledger.append(envelopes)
+        except Conflict:
+            if (done := self.ledger.recorded(envelopes)) is not None:  # the same batch, sent twice at once
+                return list(done)
+            raise
 
     def submit_stream(self, batches: Iterable[Sequence[Envelope]]) -> Iterator[list[Receipt | QDSNError]]:
         """Order queued batches as a pipeline; yields each batch's receipts once it is durable."""

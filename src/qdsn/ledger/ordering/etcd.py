@@ -1,21 +1,29 @@
 """Ordering on an etcd cluster: etcd decides the order, every node's replica stays the record.
 
 Layout under `/qdsn/<origin>/`: `seq` holds the next position of the ordering sequence; a batch of
-transactions starting at position p is the key `log/<p, 16 digits>`, its value the batch's leaves,
-one per line (canonical JSON never holds a raw newline). A batch takes its position by a
-compare-and-swap on `seq` in the same etcd transaction that writes it, so two submitters can never
-take the same position. `checkpoint` holds the log's latest signed checkpoint, and `pruned` the
-position below which batches were deleted (a node behind it catches up from a peer).
+transactions starting at position p is the key `log/<p, 16 digits>`, its value the line `qdsn:whole`
+and then the batch's submissions, their leaves one per line and the submissions apart by an empty
+line (canonical JSON never holds a raw newline, and a leaf is never empty). Every replica takes or
+refuses a submission whole. A batch takes its position by a compare-and-swap on `seq` in the same
+etcd transaction that writes it, so two submitters can never take the same position. `checkpoint`
+holds the log's latest signed checkpoint, and `pruned` the position below which batches were deleted
+(a node behind it catches up from a peer).
 
 Followers read batches in position order (watch to wake up, range reads to catch up), validate every
-transaction themselves and skip invalid ones identically; each replica records the position it has
-applied in the same database transaction as the entries.
+transaction themselves and skip invalid submissions identically; each replica records the position it
+has applied in the same database transaction as the entries. A submitter validates its batch on its
+replica, caught up, before proposing it: a refused batch is not written to etcd at all, and one that a
+race made invalid is refused by every replica alike. A batch sent again (its answer was lost) gets the
+receipts it got the first time: a transaction id is the hash of its leaf.
 
 Client: etcd3gw, which speaks etcd's JSON gRPC gateway over HTTP with `requests`. It is maintained
 (OpenStack), synchronous like the rest of the core, and carries no generated protobuf code; the old
 `etcd3` package breaks with protobuf >= 4 and `aetcd` is asyncio-only. It talks to one member, so
 `Cluster` adds the failover across members. Locks and leases are not used: Jepsen found etcd locks
-unsafe for mutual exclusion, and the compare-and-swap needs none.
+unsafe for mutual exclusion, and the compare-and-swap needs none. Every request asks for a leader
+(gRPC metadata `hasleader`), so a member cut off from the quorum answers "no leader" at once instead
+of waiting out its request timeout, and a cluster without a quorum is reported `Unavailable` (503)
+within `Cluster.deadline` seconds.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,19 +47,16 @@ from etcd3gw.client import Etcd3Client
 from etcd3gw.exceptions import ConnectionFailedError, ConnectionTimeoutError, Etcd3Exception, InternalServerError
 from etcd3gw.watch import Watcher
 
-from qdsn.errors import InvalidInput, NotFound, QDSNError
+from qdsn.errors import InvalidInput, NotFound, QDSNError, Unavailable
 from qdsn.ledger import merkle, tx
 from qdsn.ledger.ledger import Ledger, Receipt
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 1000  # transactions per etcd write
+MAX_BATCH = 1000  # transactions per etcd write (one submission may hold more: it is never cut)
 MAX_BATCH_BYTES = 1 << 20  # below etcd's default 1.5 MiB request limit
+WHOLE = b"qdsn:whole\n"  # first line of a batch of whole submissions (a batch without it: one per line)
 POSITION = "ordering.position"  # replica meta: how much of the etcd sequence this replica has applied
-
-
-class Unavailable(QDSNError):
-    """No member of the etcd cluster answered."""
 
 
 class Refused(QDSNError):
@@ -94,8 +100,8 @@ class Cluster:
     """An etcd cluster reached through its members' gateways: a request that cannot reach one member
     goes to the next, until `deadline` seconds have passed (an election takes about a second)."""
 
-    def __init__(self, endpoints: Sequence[tuple[str, int]], prefix: str, *, timeout: float = 5.0,
-                 deadline: float = 30.0) -> None:  # fmt: skip
+    def __init__(self, endpoints: Sequence[tuple[str, int]], prefix: str, *, timeout: float = 2.0,
+                 deadline: float = 5.0) -> None:  # fmt: skip
         if not endpoints:
             raise InvalidInput("an etcd cluster needs at least one member")
         self.endpoints = list(endpoints)
@@ -115,6 +121,7 @@ class Cluster:
         if i not in cache:
             host, port = self.endpoints[i]
             cache[i] = Etcd3Client(host=host, port=port, timeout=self.timeout, api_path="/v3/")
+            cache[i].session.headers["Grpc-Metadata-hasleader"] = "true"  # "no leader" at once, not after 7 s
         return cache[i]
 
     def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +130,7 @@ class Cluster:
         pause = 0.05
         while True:
             c = self.client()
+            c.timeout = min(self.timeout, max(0.2, give_up - time.monotonic()))  # the last try ends by the deadline
             try:
                 return c.post(c.get_url(path), json=body)  # type: ignore[no-any-return]
             except (Etcd3Exception, requests.RequestException) as e:
@@ -130,8 +138,10 @@ class Cluster:
                     why = _message(e.detail_text) or str(e)
                     raise Refused(f"etcd refused {path}: {why}") from e  # another member would refuse it too
                 if time.monotonic() > give_up:
-                    raise Unavailable(f"no etcd member answered {path} for {self.deadline:.0f} s: {e}",
-                                      "check the cluster: etcdctl endpoint health") from e  # fmt: skip
+                    why = _message(e.detail_text) if isinstance(e, Etcd3Exception) else str(e)
+                    raise Unavailable(f"the ordering service (etcd) did not answer {path} within {self.deadline:.0f} s "
+                                      f"(no quorum, or no member reachable): {why}", "try again in a few seconds; "
+                                      "an operator checks the cluster: etcdctl endpoint health") from e  # fmt: skip
                 self._current = (self._current + 1) % len(self.endpoints)
                 self.switches += 1
                 time.sleep(pause)
@@ -166,21 +176,33 @@ class Cluster:
                        range_end=self.prefix + "log0")  # fmt: skip
 
 
-def encode_batch(leaves: Sequence[bytes]) -> bytes:
-    return b"\n".join(leaves)
+def encode_batch(submissions: Sequence[Sequence[bytes]]) -> bytes:
+    """A batch of submissions as one etcd value, each to be taken or refused whole."""
+    if any(not s or any(not x or b"\n" in x for x in s) for s in submissions):
+        raise InvalidInput("a submission holds at least one leaf, and a leaf is one non-empty line")
+    return WHOLE + b"\n\n".join(b"\n".join(s) for s in submissions)
 
 
-def decode_batch(value: bytes) -> list[bytes]:
-    return value.split(b"\n") if value else []
+def decode_batch(value: bytes) -> list[list[bytes]]:
+    """The submissions of a batch, each a list of leaves (a batch written without the `qdsn:whole`
+    line holds one-transaction submissions)."""
+    if value.startswith(WHOLE):
+        return [s.split(b"\n") for s in value[len(WHOLE) :].split(b"\n\n")]
+    return [[x] for x in value.split(b"\n")] if value else []
 
 
-def append(cluster: Cluster, leaves: Sequence[bytes], head: int | None = None) -> int:
-    """Put one batch of leaves at the end of the sequence; returns its position. The position is
-    taken by compare-and-swap on `seq` (first tried at `head`, if given): when another submitter got
-    there first, the failure branch tells where the end is now, and the batch is tried there."""
+def append(cluster: Cluster, leaves: Sequence[bytes], head: int | None = None,
+           sizes: Sequence[int] | None = None) -> int:  # fmt: skip
+    """Put one batch of leaves at the end of the sequence; returns its position. `sizes` cut it into
+    submissions, each taken or refused whole (default: one submission). The position is taken by
+    compare-and-swap on `seq` (first tried at `head`, if given): when another submitter got there
+    first, the failure branch tells where the end is now, and the batch is tried there."""
     if not leaves:
         raise InvalidInput("an empty batch has no position")
-    value = encode_batch(leaves)
+    cuts = list(itertools.accumulate(sizes or [len(leaves)], initial=0))
+    if cuts[-1] != len(leaves):
+        raise InvalidInput(f"submissions of {list(sizes or [])} transactions do not cut a batch of {len(leaves)}")
+    value = encode_batch([leaves[a:b] for a, b in itertools.pairwise(cuts)])
     seq = _b64(cluster.prefix + "seq")
     while True:
         if head is None:
@@ -212,12 +234,13 @@ def seed(cluster: Cluster, leaves: Sequence[bytes]) -> bool:
     got = cluster.call("/kv/txn", {
         "compare": [{"key": seq, "target": "VERSION", "result": "EQUAL", "version": 0}],
         "success": [{"request_put": {"key": seq, "value": _b64(str(len(first)))}},
-                    {"request_put": {"key": _b64(cluster.prefix + _key(0)), "value": _b64(encode_batch(first))}}],
+                    {"request_put": {"key": _b64(cluster.prefix + _key(0)),
+                                     "value": _b64(encode_batch([[x] for x in first]))}}],
     })  # fmt: skip
     if not got.get("succeeded"):
         return False
     for batch in batches[1:]:
-        append(cluster, batch)
+        append(cluster, batch, sizes=[1] * len(batch))  # entries a replica may hold some of already
     return True
 
 
@@ -256,6 +279,15 @@ def prune(cluster: Cluster, before: int) -> int:
     return len(starts) - 1
 
 
+def _fits(leaves: list[bytes]) -> list[bytes]:
+    """`leaves`, when they fit one etcd write: a batch is taken whole, so it is never cut."""
+    size = sum(map(len, leaves)) + len(leaves)
+    if not leaves or size > MAX_BATCH_BYTES:
+        raise InvalidInput(f"a batch of {len(leaves)} transactions ({size} bytes) is not one etcd write of 1 to "
+                           f"{MAX_BATCH_BYTES} bytes, the most taken whole", "send it in parts")  # fmt: skip
+    return leaves
+
+
 @dataclass
 class _Waiting:
     leaves: list[bytes]
@@ -264,8 +296,9 @@ class _Waiting:
 
 class EtcdOrderer:
     """Orders through etcd. Concurrent submissions are gathered by one writer thread into batches of up
-    to MAX_BATCH transactions, each taken by one compare-and-swap; a submission returns once this
-    node's own replica has applied its batch, with a receipt (or the reason) for each transaction."""
+    to MAX_BATCH transactions, each taken by one compare-and-swap and every submission in it taken or
+    refused whole; a submission returns once this node's own replica has applied its batch, with a
+    receipt for each transaction, or raises why it was refused."""
 
     def __init__(self, ledger: Ledger, cluster: Cluster, follower: Follower) -> None:
         self.ledger, self.cluster, self.follower = ledger, cluster, follower
@@ -276,13 +309,12 @@ class EtcdOrderer:
         self._writer.start()
 
     def enqueue(self, envelopes: Sequence[tx.Envelope]) -> Future[int]:
-        """Queue one batch (at most MAX_BATCH transactions and MAX_BATCH_BYTES) for ordering; the
-        future gives its position once etcd has committed it."""
+        """Queue one submission (at most MAX_BATCH_BYTES), to be taken or refused whole, for ordering
+        without validating it here; the future gives its position once etcd has committed it."""
         return self._enqueue([e.leaf() for e in envelopes])
 
     def _enqueue(self, leaves: list[bytes]) -> Future[int]:
-        if len(leaves) > MAX_BATCH or sum(map(len, leaves)) + len(leaves) > MAX_BATCH_BYTES:
-            raise InvalidInput(f"a batch of {len(leaves)} transactions is over etcd's limits", "submit() splits it")
+        _fits(leaves)
         w = _Waiting(leaves, Future())
         with self._ready:
             if self._closed:
@@ -292,17 +324,38 @@ class EtcdOrderer:
         return w.done
 
     def submit(self, envelopes: Sequence[tx.Envelope], timeout: float = 60.0) -> list[Receipt | QDSNError]:
-        """Order transactions (in as many batches as etcd's limits need) and wait for this replica to
-        apply them; a receipt or the reason for each."""
-        chunks, i = [], 0
-        for leaves in _batches([e.leaf() for e in envelopes]):
-            chunks.append((envelopes[i : i + len(leaves)], self._enqueue(leaves)))
-            i += len(leaves)
-        out: list[Receipt | QDSNError] = []
-        for chunk, placed in chunks:
+        """Order a batch, taken or refused whole, and wait for this replica to apply it; a receipt for
+        each transaction, or the refusal raised. A batch the log holds already (sent again after its
+        answer was lost) gets the receipts it got then, and is not proposed again."""
+        try:
+            return self._submit(envelopes, timeout)
+        except Unavailable as e:  # perhaps written, perhaps not: the same batch sent again tells
+            raise Unavailable(e.what, "send the same batch again in a few seconds: it is written once, and "
+                              "answered with its receipts if it was", e.retry_after) from e  # fmt: skip
+
+    def _submit(self, envelopes: Sequence[tx.Envelope], timeout: float) -> list[Receipt | QDSNError]:
+        leaves = _fits([e.leaf() for e in envelopes])
+        if (done := self.ledger.recorded(envelopes)) is None:  # known here already: no need to ask etcd
+            self.follower.wait_for(self.follower.head(), timeout)  # decide on the log as etcd has it now
+            done = self.ledger.recorded(envelopes)
+        if done is not None:
+            return list(done)
+        try:
+            self.ledger.check(envelopes)  # a refused batch is not proposed at all
+        except QDSNError:
+            self.follower.wait_for(self.follower.head(), timeout)
+            if (done := self.ledger.recorded(envelopes)) is not None:  # it landed meanwhile (sent twice at once)
+                return list(done)
+            raise
+        placed = self._enqueue(leaves)
+        try:
             position = placed.result(timeout)
-            self.follower.wait_for(position + len(chunk), timeout)
-            out += self.follower.outcome(chunk, position)
+        except FutureTimeout:
+            raise Unavailable(f"etcd did not order the batch within {timeout:.0f} s") from None
+        self.follower.wait_for(position + len(leaves), timeout)
+        out = self.follower.outcome(envelopes, position)
+        if bad := next((r for r in out if isinstance(r, QDSNError)), None):
+            raise bad  # a race with another submitter made it invalid: every replica refused it whole
         return out
 
     def _write(self) -> None:
@@ -323,7 +376,7 @@ class EtcdOrderer:
                     count, size = count + len(w.leaves), grown
             leaves = [leaf for w in take for leaf in w.leaves]
             try:
-                start = append(self.cluster, leaves, head)
+                start = append(self.cluster, leaves, head, [len(w.leaves) for w in take])
             except BaseException as e:  # handed to every waiter
                 for w in take:
                     w.done.set_exception(e)
@@ -341,8 +394,9 @@ class EtcdOrderer:
         self._writer.join(10)
 
 
-class Compacted(QDSNError):
-    """The batches this replica needs next were pruned from etcd: catch up from a peer first."""
+class Compacted(Unavailable):
+    """The batches this replica needs next were pruned from etcd: catch up from a peer first (the node
+    does, in the background; until then it answers 503)."""
 
 
 class Follower:
@@ -373,24 +427,34 @@ class Follower:
             leaves: list[bytes] = []
             at: list[int] = []
             refused: dict[int, QDSNError] = {}
+            sizes: list[int] = []
             for key, value in batches:
                 start = int(key[4:])
                 if start < pos:
                     continue  # overlaps what was read: not written by the compare-and-swap
                 if start > pos:
                     log.warning("etcd sequence has a hole at [%d, %d); every node skips it", pos, start)
-                lines = decode_batch(value)
-                for j, line in enumerate(lines):
-                    try:
-                        envs.append(tx.from_leaf(line))
-                        leaves.append(line)
-                        at.append(start + j)
-                    except QDSNError as e:
-                        refused[start + j] = e
-                pos = start + len(lines)
+                pos = start
+                for lines in decode_batch(value):
+                    parsed, why = [], None
+                    for j, line in enumerate(lines):
+                        try:
+                            parsed.append(tx.from_leaf(line))
+                        except QDSNError as e:  # the whole submission goes, for its first unreadable leaf
+                            why = type(e)(f"transaction {j} of its batch: {e.what}", e.fix)
+                            break
+                    if why is not None:
+                        refused.update((pos + k, why) for k in range(len(lines)))
+                    else:
+                        envs += parsed
+                        leaves += lines
+                        at += range(pos, pos + len(lines))
+                        sizes.append(len(lines))
+                    pos += len(lines)
             if pos == self.position:
                 return 0
-            results = self.ledger.append(envs, skip_invalid=True, meta={POSITION: str(pos)}, leaves=leaves)
+            results = self.ledger.append(envs, skip_invalid=True, meta={POSITION: str(pos)}, leaves=leaves,
+                                         whole=sizes)  # fmt: skip
             refused.update((p, r) for p, r in zip(at, results, strict=True) if isinstance(r, QDSNError))
             with self._moved:
                 self.position = pos
@@ -402,6 +466,10 @@ class Follower:
             self.on_applied(envs, results)
         return len(envs) + len(refused)
 
+    def head(self) -> int:
+        """Where etcd's sequence ends now."""
+        return int(self.cluster.get("seq") or 0)
+
     def wait_for(self, position: int, timeout: float = 60.0) -> None:
         """Block until this replica has applied the sequence up to `position`."""
         give_up = time.monotonic() + timeout
@@ -411,7 +479,8 @@ class Follower:
                 if self.position < position:
                     self._moved.wait(min(0.05, max(0.0, give_up - time.monotonic())))
             if time.monotonic() > give_up:
-                raise Unavailable(f"the replica reached {self.position} of the sequence, not {position}")
+                raise Unavailable(f"this replica applied etcd's sequence up to {self.position}, not yet {position}",
+                                  "try again in a few seconds")  # fmt: skip
 
     def outcome(self, envelopes: Sequence[tx.Envelope], position: int) -> list[Receipt | QDSNError]:
         """Where each of a batch ordered at `position` landed on this replica, or why it was refused."""
