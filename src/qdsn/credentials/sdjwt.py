@@ -172,6 +172,8 @@ def parse(serialized: str) -> Parsed:
     """Split `<JWT>~<D>~…~[<KB-JWT>]`; refuses what is not that form."""
     if not isinstance(serialized, str) or "~" not in serialized:
         raise Reason(Code.FORMAT, "an SD-JWT is <issuer JWT>~<disclosure>~…~ with an optional key binding JWT")
+    if not serialized.isascii():
+        raise Reason(Code.ENCODING, "an SD-JWT is ASCII text: base64url segments joined by '.' and '~'")
     parts = serialized.split("~")
     jwt, middle, last = parts[0], parts[1:-1], parts[-1]
     if jwt.count(".") != 2 or any(not d for d in middle):
@@ -398,10 +400,11 @@ def _reveal(payload: dict[str, Any], disclosures: list[str]) -> dict[str, Any]:
     every digest in sight seen once only, no disclosure left unreferenced."""
     by_digest: dict[str, _Disclosure] = {}
     for d in disclosures:
+        decoded = _disclosure(d)
         digest = disclosure_digest(d)
         if digest in by_digest:
             raise Reason(Code.DISCLOSURE_DUPLICATE, f"disclosure {d[:16]!r}… is presented twice")
-        by_digest[digest] = _disclosure(d)
+        by_digest[digest] = decoded
     seen: set[str] = set()
     out = _Filler(by_digest, seen).fill(payload, 0, top=True, fixed=False)
     unreferenced = set(by_digest) - seen
