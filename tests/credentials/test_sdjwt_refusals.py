@@ -396,3 +396,13 @@ def test_a_jws_header_that_is_not_an_object_is_refused(header, code):
     assert outcome(header + s[s.index(".") :]) == code
     k = kb(s)
     assert outcome(s + header + k[k.index(".") :], aud="v", nonce="n") == (Code.KB_TYP if code == Code.TYP else code)
+
+
+@pytest.mark.parametrize("alg", ["none", "ES256", "HS256", None, ["EdDSA"]])
+def test_an_issuer_jwt_of_another_algorithm_is_refused(alg):
+    assert outcome(sd(GOOD, [SITE], header={"alg": "EdDSA"})) == "ok"
+    assert outcome(sd(GOOD, [SITE], header={"alg": alg})) == Code.SIGNATURE
+    s = sd(GOOD, [SITE])
+    unsigned = s.split("~")[0].rsplit(".", 1)[0].replace(s.split(".")[0], b64url_encode(orjson.dumps(
+        {"alg": alg, "typ": "dc+sd-jwt"}))) + "."  # fmt: skip
+    assert outcome(unsigned + s[s.index("~") :]) == Code.SIGNATURE
