@@ -162,8 +162,9 @@ def test_a_zlib_bomb_is_refused_without_being_inflated():
     with pytest.raises(Reason) as e:
         read_token(_token(key, _claims(status_list={"bits": 1, "lst": bomb})), URI, key.verify_key.raw, now=_at(0))
     assert e.value.code == "status-list"
-    fits = encode_status_list(np.zeros(8 * MAX_LIST_BYTES, dtype=np.uint8), 1)  # exactly the bound: taken
-    assert status_at(fits, 1, 8 * MAX_LIST_BYTES - 1) == 0
+    fits = base64.urlsafe_b64encode(zlib.compress(bytes(MAX_LIST_BYTES - 1) + b"\x80")).rstrip(b"=").decode()
+    assert status_at(fits, 1, 8 * MAX_LIST_BYTES - 1) == 1  # exactly the bound: taken, its last entry read
+    assert status_at(fits, 1, 8 * MAX_LIST_BYTES - 2) == 0
     truncated = base64.urlsafe_b64encode(zlib.compress(bytes(1000))[:-3]).rstrip(b"=").decode()
     with pytest.raises(InvalidInput, match="truncated"):
         decode_status_list(truncated, 1)
