@@ -279,8 +279,9 @@ def test_a_verifier_asks_for_key_binding_with_both_aud_and_nonce():
     p = bound()
     assert outcome(p, aud="v", nonce="n") == "ok"
     for kwargs in ({"aud": "v"}, {"nonce": "n"}, {"aud": "v", "nonce": ""}, {"aud": 7, "nonce": "n"}):
-        with pytest.raises(InvalidInput, match=r"aud|nonce"):
+        with pytest.raises(InvalidInput, match=r"aud|nonce") as e:  # the verifier's mistake: never half-checked
             sdjwt.verify(p, lambda iss, h: ISSUER.verify_key.raw, now=NOW, **kwargs)
+        assert isinstance(e.value, Reason) and e.value.code == Code.KB_REQUEST
     keys = {BASE["iss"]: ISSUER.verify_key.raw}
     with pytest.raises(InvalidInput, match="nonce"):
         sdjwt.verify_many([p], keys, aud="v", now=NOW)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from qdsn.errors import IntegrityError
+from qdsn.errors import IntegrityError, InvalidInput
 
 
 class Code(StrEnum):
@@ -30,6 +30,7 @@ class Code(StrEnum):
     DISCLOSURE_UNREFERENCED = "disclosure-unreferenced"  # a disclosure no digest refers to
     DISCLOSURE_NAME = "disclosure-name"  # a reserved name (_sd, ...) or one already at its level
     DISCLOSURE_FORBIDDEN = "disclosure-forbidden"  # iss, exp, nbf, cnf, vct, status, … made disclosable
+    KB_REQUEST = "kb-request"  # the verifier asked for key binding with only one of aud and nonce
     KB_MISSING = "kb-missing"
     KB_NO_CNF = "kb-no-cnf"
     KB_SIGNATURE = "kb-signature"
@@ -53,4 +54,9 @@ class Reason(IntegrityError):
         super().__init__(f"{self.code}: {why}", fix)
 
     def __reduce__(self) -> tuple[type[Reason], tuple[str, str, str | None]]:  # so that it crosses a process pipe
-        return (Reason, (self.code.value, self.why, self.fix))
+        return (type(self), (self.code.value, self.why, self.fix))
+
+
+class BadRequest(Reason, InvalidInput):
+    """A verification asked for wrongly (key binding with only one of aud and nonce): refused with its
+    code, and invalid input to whoever asked — never checked half."""

@@ -37,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from qdsn.credentials.reasons import Code, Reason
+from qdsn.credentials.reasons import BadRequest, Code, Reason
 from qdsn.crypto.encoding import b64url_decode
 from qdsn.crypto.jose import PrivateKey, PublicKey, check_signature, crit_problem, public_jwk, sign_jws
 from qdsn.errors import BadSignature, InvalidInput, QDSNError
@@ -300,10 +300,11 @@ def _binding_asked(aud: str | None, nonce: str | None) -> bool:
     binding checked against only one of them can be replayed to another verifier or another time."""
     for name, value in (("aud", aud), ("nonce", nonce)):
         if value is not None and (not isinstance(value, str) or not value):
-            raise InvalidInput(f"{name} is a non-empty string")
+            raise BadRequest(Code.KB_REQUEST, f"{name} is a non-empty string")
     if (aud is None) != (nonce is None):
-        raise InvalidInput("key binding is asked for with both an audience (aud) and a fresh nonce, or with neither",
-                           f"give {'nonce' if nonce is None else 'aud'} as well (RFC 9901 §7.3)")  # fmt: skip
+        missing = "nonce" if nonce is None else "aud"
+        raise BadRequest(Code.KB_REQUEST, "key binding is asked for with both an audience (aud) and a fresh nonce, "
+                         "or with neither", f"give {missing} as well (RFC 9901 §7.3)")  # fmt: skip
     return aud is not None
 
 
