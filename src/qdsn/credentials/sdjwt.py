@@ -90,7 +90,7 @@ def issue(
     parent may both be disclosable (recursive disclosure). `holder_jwk` binds it to a holder key
     (`cnf`); each `_sd` array gets up to `decoys` decoy digests."""
     paths = set(disclosable)
-    if not isinstance(claims.get("iss"), str) or not isinstance(claims.get("vct"), str):
+    if not isinstance(claims, dict) or not isinstance(claims.get("iss"), str) or not isinstance(claims.get("vct"), str):
         raise InvalidInput("an SD-JWT VC names its issuer (iss) and its credential type (vct), as strings")
     visible = sorted(p for p in paths if re.split(r"[.\[]", p, maxsplit=1)[0] in ALWAYS_VISIBLE)
     if visible:
