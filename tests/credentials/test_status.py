@@ -7,6 +7,8 @@ import zlib
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qdsn.credentials.status import decode_status_list, encode_status_list, status_at
 from qdsn.errors import InvalidInput
@@ -206,3 +208,24 @@ def test_a_cached_token_is_kept_for_its_ttl_and_never_past_its_exp():
     other = SigningKey.generate()  # a token is never served for a key other than the one it was checked with
     with pytest.raises(Exception, match="signature"):
         cache.read(URI, other.verify_key.raw, now=_at(0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["sub", "iat", "exp", "ttl", "status_list", "bits", "lst", "x"]), st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12) | st.sampled_from([URI, "eNrbuRgAAhcBXQ", 1, 2, T0, T0 + 3600]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["bits", "lst", "x"]), inner,
+                                                                max_size=3), max_leaves=6)))  # fmt: skip
+def test_any_claims_an_issuer_signs_give_a_list_or_a_refusal(changes):
+    """Whatever claims a status list token's issuer signs, read_token answers (bits, lst) or a refusal."""
+    from qdsn.credentials.sdjwt import Reason
+    from qdsn.credentials.status import read_token
+    from qdsn.crypto import SigningKey
+
+    key = SigningKey.generate()
+    try:
+        bits, lst = read_token(_token(key, _claims() | changes), URI, key.verify_key.raw, now=_at(0))
+    except Reason as e:
+        assert e.code.startswith("status-")
+    else:
+        assert bits in (1, 2, 4, 8) and all(0 <= x < 1 << bits for x in decode_status_list(lst, bits))
