@@ -5,6 +5,7 @@ to the anchored data under a cosigned checkpoint."""
 import time
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from qdsn.compute import package
@@ -12,7 +13,8 @@ from qdsn.compute.job import Range, execute
 from qdsn.credentials import certificate, sdjwt
 from qdsn.credentials.status import StatusLists, read_token
 from qdsn.crypto import sha256
-from qdsn.crypto.jose import public_jwk
+from qdsn.crypto.encoding import b64url_decode
+from qdsn.crypto.jose import public_jwk, sign_compact
 from qdsn.errors import InvalidInput
 from qdsn.ledger import tx
 from qdsn.node import NodeHome
@@ -77,3 +79,30 @@ def test_issue_present_verify_suspend(plant, tmp_path):  # noqa: F811
     (refused,) = certificate.report(shown, ledger, log_key=key, aud="did:web:other", nonce="b-1")
     assert not refused.ok and "kb-aud" in refused.detail
     assert package.code_hash(blob) in str(ledger.state.models)
+
+
+def test_the_report_takes_only_qdsn_quality_certificates(tmp_path):
+    """A certification body's credential of another type (or of none) is no quality certificate, though
+    its signature holds."""
+    fast = 2**4
+    reg = NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", scrypt_n=fast)
+    cqc = NodeHome.init(tmp_path / "cqc", "certifier", "CQC", "pw", ledger_url=str(tmp_path / "reg" / "ledger.db"),
+                        scrypt_n=fast)  # fmt: skip
+    reg.submit("identity.register", cqc.registration())
+    ledger = reg.ledger()
+    claims = {"iss": cqc.did, "iat": int(time.time()), "site": "Hangzhou plant 1"}
+    try:
+        ours = sdjwt.issue(claims | {"vct": certificate.VCT}, cqc.key(), ["site"])
+        checks = certificate.report(ours, ledger, log_key=log_key(ledger))
+        assert [c.name for c in checks[:2]] == ["issuer", "signature"] and checks[0].ok and checks[1].ok
+        other = sdjwt.issue(claims | {"vct": "urn:example:vct:diploma"}, cqc.key(), ["site"])
+        (refused,) = certificate.report(other, ledger, log_key=log_key(ledger))
+        assert not refused.ok and refused.detail.startswith("vct:") and certificate.VCT in refused.detail
+        jwt = ours.split("~")[0]
+        payload = orjson.loads(b64url_decode(jwt.split(".")[1]))
+        untyped = sign_compact(orjson.loads(b64url_decode(jwt.split(".")[0])), orjson.dumps(
+            {k: v for k, v in payload.items() if k != "vct"}), cqc.key()) + "~"  # fmt: skip
+        (refused,) = certificate.report(untyped, ledger, log_key=log_key(ledger))
+        assert not refused.ok and refused.detail.startswith("vct:")
+    finally:
+        ledger.close()

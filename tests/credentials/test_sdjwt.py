@@ -114,11 +114,16 @@ def test_time_audience_nonce_and_signature(issued):
     assert e.value.code == "typ"
 
 
-def test_vc_sd_jwt_is_accepted_on_input_and_es256_issuers_work():
+def test_es256_issuers_work_and_vc_sd_jwt_is_refused_on_input():
     issuer = ec.generate_private_key(ec.SECP256R1())
-    sd = sdjwt.issue(CLAIMS, issuer, ["site"], typ="vc+sd-jwt")
+    sd = sdjwt.issue(CLAIMS, issuer, ["site"])
     v = sdjwt.verify(sd, lambda iss, h: issuer.public_key(), now=NOW)
-    assert v.header["typ"] == "vc+sd-jwt" and v.claims["site"] == "Hangzhou plant 1" and not v.key_bound
+    assert v.header["typ"] == "dc+sd-jwt" and v.claims["site"] == "Hangzhou plant 1" and not v.key_bound
+    jwt, rest = sd.split("~", 1)
+    old = sign_compact({"alg": "ES256", "typ": "vc+sd-jwt"}, base64.urlsafe_b64decode(jwt.split(".")[1] + "=="), issuer)
+    with pytest.raises(Reason) as e:  # the earlier media type, signed and otherwise the same credential
+        sdjwt.verify(old + "~" + rest, lambda iss, h: issuer.public_key(), now=NOW)
+    assert e.value.code == "typ"
     with pytest.raises(Exception, match="no claim at nowhere"):
         sdjwt.issue(CLAIMS, issuer, ["nowhere"])
 

@@ -53,3 +53,21 @@ def test_es256_and_algorithm_confusion():
         verify_jws(token, ed.verify_key.raw, typ=None)
     with pytest.raises(InvalidInput, match="P-256"):
         sign_jws({}, ec.generate_private_key(ec.SECP384R1()), typ="x")
+
+
+def test_what_is_not_a_jws_or_a_key_is_invalid_input():
+    from qdsn.crypto.jose import public_jwk
+
+    key = SigningKey.generate()
+    token = sign_jws({"sub": "x"}, key, typ="x")
+    h, p, s = token.split(".")
+    for bad in (f"W10.{p}.{s}", f"bnVsbA.{p}.{s}", f"{h}.{p}.{s}!!!!", f"{h}.{p}!.{s}", f"{h}.{p}.{s}\n", f"{h}.{p}",
+                f"{h}.{p}.{s}.{s}", None):  # fmt: skip
+        with pytest.raises(InvalidInput, match="not a compact JWS"):
+            verify_jws(bad, key.verify_key.raw, typ=None)
+    with pytest.raises(InvalidInput, match="not a JSON object"):
+        header(f"W10.{p}.{s}")
+    for jwk in ({"kty": "OKP"}, {"kty": "OKP", "crv": "Ed25519", "x": 7}, {"kty": "EC", "crv": "P-256", "x": "AA"},
+                {"kty": "RSA", "n": "AQAB", "e": "AQAB"}, {"kty": "OKP", "crv": "X25519", "x": "AA"}):  # fmt: skip
+        with pytest.raises(InvalidInput, match="not an Ed25519 or P-256"):
+            public_jwk(jwk)

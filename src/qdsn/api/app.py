@@ -456,8 +456,10 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
         if quorum is not None and (not isinstance(quorum, int) or isinstance(quorum, bool) or quorum < 0):
             raise InvalidInput("quorum is a whole number of cosignatures, 0 or more")
         aud, nonce = body.get("aud"), body.get("nonce")
-        checks = verification.verify_online(node, presentation, aud=aud if isinstance(aud, str) else None,
-                                            nonce=nonce if isinstance(nonce, str) else None, quorum=quorum)  # fmt: skip
+        if (aud is None) != (nonce is None) or not all(x is None or (isinstance(x, str) and x) for x in (aud, nonce)):
+            raise InvalidInput("a key binding is checked against both the verifier's aud and its fresh nonce",
+                               'give "aud" and "nonce" as non-empty strings, or neither (RFC 9901 §7.3)')  # fmt: skip
+        checks = verification.verify_online(node, presentation, aud=aud, nonce=nonce, quorum=quorum)
         return {"ok": all(c.ok for c in checks), "checks": [c.__dict__ for c in checks]}
 
     @app.get("/usage", tags=["metering"])

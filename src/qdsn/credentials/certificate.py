@@ -9,7 +9,6 @@ entries the certificate rests on, the checkpoint they are under and their inclus
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from qdsn.compute import attest
 from qdsn.credentials import schemes, sdjwt
 from qdsn.credentials.status import status_at
 from qdsn.crypto import sha256
+from qdsn.crypto.encoding import b64url_decode
 from qdsn.crypto.jose import PrivateKey
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
 from qdsn.ledger import Ledger, merkle, tx
@@ -180,7 +180,7 @@ def report(
         return ident.key
 
     try:
-        v = sdjwt.verify(presentation, key_of, aud=aud, nonce=nonce, now=now)
+        v = sdjwt.verify(presentation, key_of, aud=aud, nonce=nonce, now=now, vct=VCT)
     except QDSNError as e:
         return [Check("certificate", False, e.what)]
     c = v.claims
@@ -260,5 +260,5 @@ def _evidence(c: dict[str, Any], ledger: Ledger, log_key: NoteVerifier, cosigner
 
 
 def _name(disclosure: str) -> str:
-    d = orjson.loads(base64.urlsafe_b64decode(disclosure + "=" * (-len(disclosure) % 4)))
+    d = orjson.loads(b64url_decode(disclosure))  # one that verified
     return str(d[1]) if len(d) == 3 else "(an array element)"

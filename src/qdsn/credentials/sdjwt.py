@@ -7,10 +7,14 @@ serialization is `<issuer JWT>~<disclosure>~…~[<KB-JWT>]`. A holder presents a
 disclosures and, when the credential is bound to its key (`cnf`), a Key Binding JWT over the
 presentation's `sd_hash`, the verifier's nonce and audience.
 
-The verifier checks what a careful verifier must, each failure with its own reason (`Reason`): the
-issuer's signature and `typ`; the times, with a clock skew; every disclosure referenced by exactly one
-digest, no digest twice, no claim name repeated or reserved; the key binding's signature, `sd_hash`,
-nonce, audience and freshness. The status list is checked by `credentials.status`.
+The verifier checks what a careful verifier must, each failure a `Reason` with its `Code`: every
+segment strict base64url, headers objects with no critical extension; the issuer's signature and
+`typ`; the structure the issuer controls (`_sd` arrays of string digests, `...` alone in an element,
+disclosures of the right form, nesting depth); every disclosure referenced by exactly one digest, no
+digest twice anywhere, no claim name repeated or reserved, none of the claims SD-JWT VC keeps always
+visible hidden; the registered claims' types and `vct`; the times, with a clock skew, on the
+processed payload; the key binding's `typ`, signature, `sd_hash`, nonce, audience and freshness. The
+status list is checked by `credentials.status`.
 
 Written here rather than taken from a library: the reference `sd-jwt` package is the interoperability
 yardstick in the tests, and verification sits on the certificate hot path that must outrun it.
@@ -22,6 +26,7 @@ import base64
 import hashlib
 import multiprocessing
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -32,22 +37,25 @@ from typing import Any
 
 import orjson
 
-from qdsn.crypto.jose import PrivateKey, PublicKey, header, public_jwk, sign_jws, verify_compact
-from qdsn.errors import BadSignature, IntegrityError, InvalidInput
+from qdsn.credentials.reasons import BadRequest, Code, Reason
+from qdsn.crypto.encoding import b64url_decode
+from qdsn.crypto.jose import PrivateKey, PublicKey, check_signature, crit_problem, public_jwk, sign_jws
+from qdsn.errors import BadSignature, InvalidInput, QDSNError
 
-TYPES = ("dc+sd-jwt", "vc+sd-jwt")  # vc+sd-jwt: the earlier media type, accepted on input
+__all__ = ["Code", "Reason", "Verified", "disclosure_digest", "issue", "make_disclosure", "parse", "present", "verify",
+           "verify_many"]  # fmt: skip
+
+TYP = "dc+sd-jwt"  # the only media type taken on input; the earlier vc+sd-jwt is refused
 KB_TYP = "kb+jwt"
 SKEW = 60  # seconds of clock difference tolerated
 KB_MAX_AGE = 300  # a key binding older than this is stale
+MAX_DEPTH = 64  # claims nested deeper than this are refused, before Python's own recursion limit
+RESERVED = ("_sd", "...")  # never a disclosed claim's name (RFC 9901 §4.2.1)
+# Claims an SD-JWT VC keeps always visible (draft-ietf-oauth-sd-jwt-vc §3.2.2): a holder must not be
+# able to hide when a credential expires, who issued it, its type, holder key or status. QDSN adds
+# iat, whose time check must see what the issuer signed, and _sd_alg, which says how digests are made.
+ALWAYS_VISIBLE = frozenset({"iss", "nbf", "exp", "iat", "cnf", "vct", "vct#integrity", "status", "_sd_alg"})
 Resolver = Callable[[str, dict[str, Any]], PublicKey]  # (iss, JWS header) -> the issuer's public key
-
-
-class Reason(IntegrityError):
-    """Why a presentation was refused: `code` names the check (signature, typ, expired, …)."""
-
-    def __init__(self, code: str, what: str) -> None:
-        super().__init__(f"{code}: {what}")
-        self.code = code
 
 
 def _b64(data: bytes) -> str:
@@ -73,7 +81,6 @@ def issue(
     issuer_key: PrivateKey,
     disclosable: Iterable[str] = (),
     holder_jwk: dict[str, Any] | None = None,
-    typ: str = "dc+sd-jwt",
     *,
     kid: str | None = None,
     decoys: int = 2,
@@ -83,6 +90,11 @@ def issue(
     parent may both be disclosable (recursive disclosure). `holder_jwk` binds it to a holder key
     (`cnf`); each `_sd` array gets up to `decoys` decoy digests."""
     paths = set(disclosable)
+    if not isinstance(claims, dict) or not isinstance(claims.get("iss"), str) or not isinstance(claims.get("vct"), str):
+        raise InvalidInput("an SD-JWT VC names its issuer (iss) and its credential type (vct), as strings")
+    visible = sorted(p for p in paths if re.split(r"[.\[]", p, maxsplit=1)[0] in ALWAYS_VISIBLE)
+    if visible:
+        raise InvalidInput(f"{', '.join(visible)} must stay visible in an SD-JWT VC", "make other claims disclosable")
     disclosures: list[str] = []
     payload = _hide(claims, "", paths, disclosures, decoys)
     unknown = paths - set(_paths(claims, ""))
@@ -91,7 +103,7 @@ def issue(
     payload["_sd_alg"] = "sha-256"
     if holder_jwk is not None:
         payload["cnf"] = {"jwk": public_jwk(holder_jwk)}
-    jwt = sign_jws(payload, issuer_key, typ=typ, kid=kid)
+    jwt = sign_jws(payload, issuer_key, typ=TYP, kid=kid)
     return "~".join([jwt, *disclosures, ""])
 
 
@@ -159,11 +171,13 @@ class Parsed:
 def parse(serialized: str) -> Parsed:
     """Split `<JWT>~<D>~…~[<KB-JWT>]`; refuses what is not that form."""
     if not isinstance(serialized, str) or "~" not in serialized:
-        raise Reason("format", "an SD-JWT is <issuer JWT>~<disclosure>~…~ with an optional key binding JWT")
+        raise Reason(Code.FORMAT, "an SD-JWT is <issuer JWT>~<disclosure>~…~ with an optional key binding JWT")
+    if not serialized.isascii():
+        raise Reason(Code.ENCODING, "an SD-JWT is ASCII text: base64url segments joined by '.' and '~'")
     parts = serialized.split("~")
     jwt, middle, last = parts[0], parts[1:-1], parts[-1]
     if jwt.count(".") != 2 or any(not d for d in middle):
-        raise Reason("format", "the issuer JWT or a disclosure is empty or malformed")
+        raise Reason(Code.FORMAT, "the issuer JWT or a disclosure is empty or malformed")
     return Parsed(jwt, middle, last or None)
 
 
@@ -181,8 +195,8 @@ def present(
     `holder_key` is given."""
     p = parse(sd_jwt)
     wanted = set(disclose)
-    by_digest = {disclosure_digest(d): d for d in p.disclosures}
-    payload = orjson.loads(base64.urlsafe_b64decode(p.jwt.split(".")[1] + "=="))
+    by_digest = {disclosure_digest(d): (d, _disclosure(d)) for d in p.disclosures}
+    payload = _json_object(_segments(p.jwt, "the issuer JWT")[1], "the issuer JWT's payload")
     chosen: list[str] = []
     _choose(payload, "", wanted, by_digest, chosen)
     out = "~".join([p.jwt, *chosen, ""])
@@ -195,32 +209,33 @@ def present(
     return out + kb
 
 
-def _choose(value: Any, path: str, wanted: set[str], by_digest: dict[str, str], chosen: list[str]) -> None:
+def _choose(value: Any, path: str, wanted: set[str], by_digest: dict[str, tuple[str, _Disclosure]],
+            chosen: list[str]) -> None:  # fmt: skip
     """Pick the disclosures whose claim is wanted or holds one that is."""
 
     def needed(p: str) -> bool:  # p is wanted, holds something wanted, or lies inside something wanted
         return any(w == p or w.startswith((p + ".", p + "[]")) or p.startswith((w + ".", w + "[]")) for w in wanted)
 
     if isinstance(value, dict):
-        for digest in value.get("_sd", []):
-            d = by_digest.get(digest)
-            if d is None:
+        sd = value.get("_sd")
+        for digest in sd if isinstance(sd, list) else []:
+            text, d = by_digest.get(digest, (None, None)) if isinstance(digest, str) else (None, None)
+            if text is None or d is None or d.name is None:
                 continue  # a decoy, or a claim the holder was never given
-            _, name, inner = orjson.loads(base64.urlsafe_b64decode(d + "=="))
-            sub = f"{path}.{name}" if path else name
+            sub = f"{path}.{d.name}" if path else d.name
             if needed(sub):
-                chosen.append(d)
-                _choose(inner, sub, wanted, by_digest, chosen)
+                chosen.append(text)
+                _choose(d.value, sub, wanted, by_digest, chosen)
         for k, v in value.items():
             if k not in ("_sd", "_sd_alg"):
                 _choose(v, f"{path}.{k}" if path else k, wanted, by_digest, chosen)
     elif isinstance(value, list):
         for item in value:
             if isinstance(item, dict) and set(item) == {"..."}:
-                d = by_digest.get(item["..."])
-                if d is not None and needed(f"{path}[]"):
-                    chosen.append(d)
-                    _choose(orjson.loads(base64.urlsafe_b64decode(d + "=="))[1], f"{path}[]", wanted, by_digest, chosen)
+                text, d = by_digest.get(item["..."], (None, None)) if isinstance(item["..."], str) else (None, None)
+                if text is not None and d is not None and needed(f"{path}[]"):
+                    chosen.append(text)
+                    _choose(d.value, f"{path}[]", wanted, by_digest, chosen)
             else:
                 _choose(item, f"{path}[]", wanted, by_digest, chosen)
 
@@ -248,148 +263,284 @@ def verify(
     now: datetime | None = None,
     *,
     skew: int = SKEW,
-    require_binding: bool | None = None,
+    vct: str | None = None,
 ) -> Verified:
     """Check a presentation and return its disclosed claims, or raise `Reason` with the check that
-    failed. A key binding is required when `aud` or `nonce` is given (or `require_binding`)."""
+    failed. A verifier that asks for key binding gives both its `aud` and a fresh `nonce` (RFC 9901
+    §7.3); `vct`, when given, is the only credential type accepted."""
+    asked = _binding_asked(aud, nonce)
     p = parse(presentation)
-    h = _header(p.jwt)
-    if h.get("typ") not in TYPES:
-        raise Reason("typ", f"typ is {h.get('typ')!r}; an SD-JWT VC is {' or '.join(TYPES)}")
+    h, iss = _KNOWN.get(p.jwt) or _issuer_header(p.jwt)
     try:
-        unverified = orjson.loads(base64.urlsafe_b64decode(p.jwt.split(".")[1] + "=="))
-        iss = unverified["iss"]
-    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        raise Reason("format", "the issuer JWT's payload names no issuer (iss)") from None
-    try:
-        jwk = public_jwk(issuer_key_resolver(iss, h))
-        raw = _issuer_signed(p.jwt, tuple(sorted(jwk.items())))
-    except BadSignature as e:
-        raise Reason("signature", e.what) from None
-    payload = orjson.loads(raw)
+        jwk = public_jwk(issuer_key_resolver(iss, dict(h)))
+    except (QDSNError, LookupError) as e:  # the resolver knows no key for it
+        raise Reason(Code.SIGNATURE, f"no key for issuer {iss[:80]!r}: {getattr(e, 'what', e)}") from None
+    payload = _issuer_signed(p.jwt, tuple(sorted(jwk.items())))
     if payload.get("_sd_alg", "sha-256") != "sha-256":
-        raise Reason("sd-alg", f"_sd_alg {payload.get('_sd_alg')!r} is not sha-256")
+        raise Reason(Code.SD_ALG, f"_sd_alg {str(payload.get('_sd_alg'))[:20]!r} is not sha-256")
+    claims = _reveal(payload, p.disclosures)  # the processed payload: every check below reads it (§7.1)
+    _registered(claims, vct)
     t = int((now or datetime.now(UTC)).timestamp())
-    if isinstance(payload.get("exp"), int | float) and t > payload["exp"] + skew:
-        raise Reason("expired", f"it expired at {_when(payload['exp'])}")
-    if isinstance(payload.get("nbf"), int | float) and t < payload["nbf"] - skew:
-        raise Reason("not-yet-valid", f"it is valid from {_when(payload['nbf'])}")
-    if isinstance(payload.get("iat"), int | float) and t < payload["iat"] - skew:
-        raise Reason("issued-in-future", f"it was issued at {_when(payload['iat'])}, after now")
-    claims = _reveal(payload, p.disclosures)
-    bound = p.kb is not None
-    wanted = require_binding if require_binding is not None else (aud is not None or nonce is not None)
-    if wanted and not bound:
-        raise Reason("kb-missing", "the verifier asked for key binding and the presentation has none")
-    if bound:
-        _key_binding(p, payload, aud, nonce, t, skew)
+    if "exp" in claims and t > claims["exp"] + skew:
+        raise Reason(Code.EXPIRED, f"it expired at {_when(claims['exp'])}")
+    if "nbf" in claims and t < claims["nbf"] - skew:
+        raise Reason(Code.NOT_YET_VALID, f"it is valid from {_when(claims['nbf'])}")
+    if "iat" in claims and t < claims["iat"] - skew:
+        raise Reason(Code.ISSUED_IN_FUTURE, f"it was issued at {_when(claims['iat'])}, after now")
+    if asked and p.kb is None:
+        raise Reason(Code.KB_MISSING, "the verifier asked for key binding and the presentation has none")
+    if p.kb is not None:  # a key binding shown is checked, asked for or not
+        _key_binding(p, claims, aud, nonce, t, skew)
     claims.pop("_sd_alg", None)
-    return Verified(iss, h, claims, len(p.disclosures), bound)
+    return Verified(iss, dict(h), claims, len(p.disclosures), p.kb is not None)
 
 
-@lru_cache(maxsize=4096)
-def _issuer_signed(jwt: str, jwk: tuple[tuple[str, Any], ...]) -> bytes:
-    """The payload of an issuer JWT whose signature holds under `jwk`. A certificate is presented many
-    times; its issuer's signature over the same bytes under the same key is checked once. (The key
-    binding, fresh in every presentation, is always checked.)"""
-    return verify_compact(jwt, dict(jwk))[1]
+def _binding_asked(aud: str | None, nonce: str | None) -> bool:
+    """Whether the verifier asks for key binding; it must give both aud and nonce, or neither: a key
+    binding checked against only one of them can be replayed to another verifier or another time."""
+    for name, value in (("aud", aud), ("nonce", nonce)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise BadRequest(Code.KB_REQUEST, f"{name} is a non-empty string")
+    if (aud is None) != (nonce is None):
+        missing = "nonce" if nonce is None else "aud"
+        raise BadRequest(Code.KB_REQUEST, "key binding is asked for with both an audience (aud) and a fresh nonce, "
+                         "or with neither", f"give {missing} as well (RFC 9901 §7.3)")  # fmt: skip
+    return aud is not None
 
 
-def _header(jwt: str) -> dict[str, Any]:
-    try:
-        return header(jwt)
-    except InvalidInput as e:
-        raise Reason("format", e.what) from None
-
-
-def _reveal(payload: dict[str, Any], disclosures: list[str]) -> dict[str, Any]:
-    """The payload with every presented disclosure put back where its digest is; refuses unreferenced,
-    repeated or reserved ones (RFC 9901 §7.1)."""
-    by_digest: dict[str, list[Any]] = {}
-    for d in disclosures:
-        digest = disclosure_digest(d)
-        if digest in by_digest:
-            raise Reason("disclosure-duplicate", f"disclosure {d[:16]}… is presented twice")
+def _segments(jws: str, what: str) -> tuple[dict[str, Any], bytes, bytes, bytes]:
+    """(header, payload, signature, signing input) of a compact JWS, decoded strictly, unverified;
+    the header an object with no critical extension."""
+    parts = jws.split(".")
+    if len(parts) != 3:
+        raise Reason(Code.FORMAT, f"{what} is not three base64url segments joined by '.'")
+    decoded = []
+    for name, part in zip(("header", "payload", "signature"), parts, strict=True):
         try:
-            decoded = orjson.loads(base64.urlsafe_b64decode(d + "=" * (-len(d) % 4)))
-        except (ValueError, orjson.JSONDecodeError):
-            raise Reason("disclosure-malformed", f"disclosure {d[:16]}… is not base64url JSON") from None
-        if not isinstance(decoded, list) or len(decoded) not in (2, 3) or not isinstance(decoded[0], str):
-            raise Reason("disclosure-malformed", f"disclosure {d[:16]}… is not [salt, (name,) value]")
-        by_digest[digest] = decoded
-    seen: set[str] = set()
-    out = _fill(payload, by_digest, seen)
-    unreferenced = set(by_digest) - seen
-    if unreferenced:
-        raise Reason("disclosure-unreferenced", f"{len(unreferenced)} disclosure(s) match no digest in the credential")
-    return out
+            decoded.append(b64url_decode(part))
+        except InvalidInput as e:
+            raise Reason(Code.ENCODING, f"{what}'s {name}: {e.what}") from None
+    try:
+        h = orjson.loads(decoded[0])
+    except orjson.JSONDecodeError:
+        raise Reason(Code.ENCODING, f"{what}'s header is not JSON") from None
+    if not isinstance(h, dict):
+        raise Reason(Code.HEADER, f"{what}'s header is not a JSON object")
+    problem = crit_problem(h)
+    if problem:
+        raise Reason(Code.CRIT, f"{what}: {problem}")
+    return h, decoded[1], decoded[2], f"{parts[0]}.{parts[1]}".encode("ascii")
 
 
-def _fill(value: Any, by_digest: dict[str, list[Any]], seen: set[str]) -> Any:
-    if isinstance(value, dict):
-        out = {}
-        for digest in value.get("_sd", []):
-            if digest in seen:
-                raise Reason("digest-duplicate", f"digest {digest[:16]}… appears twice")
-            d = by_digest.get(digest)
-            if d is None:
-                continue
-            seen.add(digest)
-            if len(d) != 3:
-                raise Reason("disclosure-malformed", "an array-element disclosure sits in an _sd list")
-            _, name, v = d
-            if not isinstance(name, str) or name in ("_sd", "...") or name in value or name in out:
-                raise Reason("disclosure-name", f"disclosed claim name {name!r} is reserved or already present")
-            out[name] = _fill(v, by_digest, seen)
-        for k, v in value.items():
-            if k != "_sd":
-                out[k] = _fill(v, by_digest, seen)
-        return out
-    if isinstance(value, list):
-        items = []
-        for item in value:
-            if isinstance(item, dict) and set(item) == {"..."}:
-                digest = item["..."]
-                if digest in seen:
-                    raise Reason("digest-duplicate", f"digest {str(digest)[:16]}… appears twice")
-                d = by_digest.get(digest)
-                if d is None:
-                    continue  # an element not disclosed is left out
-                seen.add(digest)
-                if len(d) != 2:
-                    raise Reason("disclosure-malformed", "an object-property disclosure sits in an array")
-                items.append(_fill(d[1], by_digest, seen))
-            else:
-                items.append(_fill(item, by_digest, seen))
-        return items
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise Reason(Code.ENCODING, f"{what} is not JSON") from None
+    if not isinstance(value, dict):
+        raise Reason(Code.CLAIMS, f"{what} is not a JSON object")
     return value
 
 
-def _key_binding(p: Parsed, payload: dict[str, Any], aud: str | None, nonce: str | None, t: int, skew: int) -> None:
-    cnf = payload.get("cnf", {}).get("jwk") if isinstance(payload.get("cnf"), dict) else None
-    if cnf is None:
-        raise Reason("kb-no-cnf", "a key binding is presented, but the credential names no holder key (cnf)")
-    assert p.kb is not None
+def _issuer_header(jwt: str) -> tuple[dict[str, Any], str]:
+    """The issuer JWT's header and its iss, unverified: what finds the key that must have signed."""
+    h, body, _, _ = _segments(jwt, "the issuer JWT")
+    if h.get("typ") != TYP:
+        raise Reason(Code.TYP, f"typ is {str(h.get('typ'))[:40]!r}; an SD-JWT VC is {TYP}")
+    iss = _json_object(body, "the issuer JWT's payload").get("iss")
+    if not isinstance(iss, str) or not iss:
+        raise Reason(Code.CLAIMS, "the issuer JWT's payload names no issuer (iss, a string)")
+    return h, iss
+
+
+@lru_cache(maxsize=4096)
+def _issuer_signed(jwt: str, jwk: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    """The payload of an issuer JWT whose signature holds under `jwk`. A certificate is presented many
+    times; its issuer's signature over the same bytes under the same key is checked once (a refusal
+    is not cached). The payload is shared: readers copy, never change it."""
+    h, body, signature, signed = _segments(jwt, "the issuer JWT")
     try:
-        h, raw = verify_compact(p.kb, cnf)
+        check_signature(h, signed, signature, dict(jwk))
     except (BadSignature, InvalidInput) as e:
-        raise Reason("kb-signature", e.what) from None
+        raise Reason(Code.SIGNATURE, e.what) from None
+    payload = _json_object(body, "the issuer JWT's payload")
+    if len(_KNOWN) >= 4096:
+        _KNOWN.clear()
+    _KNOWN[jwt] = (h, str(payload.get("iss")))
+    return payload
+
+
+# The header and issuer of issuer JWTs whose signature held once (each fully checked then), so that a
+# certificate presented again is not parsed again before its key is looked up. Never an unsigned one.
+_KNOWN: dict[str, tuple[dict[str, Any], str]] = {}
+
+
+@dataclass(frozen=True)
+class _Disclosure:
+    salt: str
+    name: str | None  # None: an array element
+    value: Any
+
+
+def _disclosure(d: str) -> _Disclosure:
+    try:
+        decoded = orjson.loads(b64url_decode(d))
+    except InvalidInput as e:
+        raise Reason(Code.ENCODING, f"disclosure {d[:16]!r}…: {e.what}") from None
+    except orjson.JSONDecodeError:
+        raise Reason(Code.DISCLOSURE_MALFORMED, f"disclosure {d[:16]!r}… is not JSON") from None
+    if (not isinstance(decoded, list) or len(decoded) not in (2, 3) or not isinstance(decoded[0], str)
+            or (len(decoded) == 3 and not isinstance(decoded[1], str))):  # fmt: skip
+        raise Reason(Code.DISCLOSURE_MALFORMED, f"disclosure {d[:16]!r}… is not [salt, name, value] or [salt, value]")
+    salt, *name, value = decoded
+    return _Disclosure(salt, name[0] if name else None, value)
+
+
+def _reveal(payload: dict[str, Any], disclosures: list[str]) -> dict[str, Any]:
+    """The processed payload (RFC 9901 §7.1): every presented disclosure put back where its digest is,
+    every digest in sight seen once only, no disclosure left unreferenced."""
+    by_digest: dict[str, _Disclosure] = {}
+    for d in disclosures:
+        decoded = _disclosure(d)
+        digest = disclosure_digest(d)
+        if digest in by_digest:
+            raise Reason(Code.DISCLOSURE_DUPLICATE, f"disclosure {d[:16]!r}… is presented twice")
+        by_digest[digest] = decoded
+    seen: set[str] = set()
+    out = _Filler(by_digest, seen).fill(payload, 0, top=True, fixed=False)
+    unreferenced = set(by_digest) - seen
+    if unreferenced:
+        raise Reason(Code.DISCLOSURE_UNREFERENCED, f"{len(unreferenced)} disclosure(s) match no digest in sight")
+    return out
+
+
+@dataclass
+class _Filler:
+    by_digest: dict[str, _Disclosure]
+    seen: set[str]
+
+    def see(self, digest: Any) -> _Disclosure | None:
+        if not isinstance(digest, str):
+            raise Reason(Code.DIGEST_MALFORMED, f"a digest is {type(digest).__name__}, not a string")
+        if digest in self.seen:
+            raise Reason(Code.DIGEST_DUPLICATE, f"digest {digest[:16]!r}… appears twice")
+        self.seen.add(digest)
+        return self.by_digest.get(digest)
+
+    def fill(self, value: Any, depth: int, *, top: bool = False, fixed: bool) -> Any:
+        """A copy of `value` with its disclosures put in; `fixed`: under a claim that must stay visible."""
+        if depth > MAX_DEPTH:
+            raise Reason(Code.FORMAT, f"the claims nest deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            if "..." in value:
+                raise Reason(Code.DIGEST_MALFORMED, "'...' is an array element's only key, never a claim name")
+            sd = value.get("_sd", [])
+            if not isinstance(sd, list):
+                raise Reason(Code.DIGEST_MALFORMED, f"_sd is {type(sd).__name__}, not an array of digests")
+            if sd and fixed:
+                raise Reason(Code.DISCLOSURE_FORBIDDEN, "a claim that must stay visible holds disclosable parts")
+            out = {k: self.fill(v, depth + 1, fixed=fixed or (top and k in ALWAYS_VISIBLE))
+                   if isinstance(v, dict | list) else v for k, v in value.items() if k != "_sd"}  # fmt: skip
+            for digest in sd:
+                d = self.see(digest)
+                if d is None:
+                    continue  # a decoy, or a claim not disclosed
+                if d.name is None:
+                    raise Reason(Code.DISCLOSURE_MALFORMED, "an array-element disclosure is referred to from _sd")
+                if top and d.name in ALWAYS_VISIBLE:
+                    raise Reason(Code.DISCLOSURE_FORBIDDEN, f"{d.name!r} must not be selectively disclosable")
+                if d.name in RESERVED or d.name in out:
+                    raise Reason(Code.DISCLOSURE_NAME, f"disclosed claim name {d.name[:40]!r} is reserved or already "
+                                                       "present")  # fmt: skip
+                out[d.name] = self.fill(d.value, depth + 1, fixed=False)
+            return out
+        if isinstance(value, list):
+            items = []
+            for item in value:
+                if isinstance(item, dict) and "..." in item:
+                    if len(item) != 1:
+                        raise Reason(Code.DIGEST_MALFORMED, "an array element with '...' has other keys")
+                    if fixed:
+                        raise Reason(Code.DISCLOSURE_FORBIDDEN, "a claim that must stay visible holds disclosable "
+                                                                "parts")  # fmt: skip
+                    d = self.see(item["..."])
+                    if d is None:
+                        continue  # an element not disclosed is left out
+                    if d.name is not None:
+                        raise Reason(Code.DISCLOSURE_MALFORMED, "an object-property disclosure is referred to from "
+                                                                "an array")  # fmt: skip
+                    items.append(self.fill(d.value, depth + 1, fixed=False))
+                else:
+                    items.append(self.fill(item, depth + 1, fixed=fixed) if isinstance(item, dict | list) else item)
+            return items
+        return value
+
+
+def _registered(c: dict[str, Any], vct: str | None) -> None:
+    """The registered claims of the processed payload have their types; vct is there (and the one
+    expected)."""
+    for name in ("exp", "nbf", "iat"):
+        if name in c and not _number(c[name]):
+            raise Reason(Code.CLAIMS, f"{name} is {str(c[name])[:40]!r}, not a NumericDate")
+    if not isinstance(c.get("vct"), str) or not c["vct"]:
+        raise Reason(Code.VCT, "an SD-JWT VC names its credential type (vct, a string)")
+    if vct is not None and c["vct"] != vct:
+        raise Reason(Code.VCT, f"the credential is of type {c['vct'][:80]!r}, not {vct}")
+    if "vct#integrity" in c and not isinstance(c["vct#integrity"], str):
+        raise Reason(Code.CLAIMS, "vct#integrity is not a string")
+    if "cnf" in c:
+        cnf = c["cnf"]
+        if not isinstance(cnf, dict):
+            raise Reason(Code.CLAIMS, "cnf is not an object holding the holder's public key (jwk)")
+        if "jwk" in cnf:
+            try:
+                public_jwk(cnf["jwk"] if isinstance(cnf["jwk"], dict) else {})
+            except InvalidInput as e:
+                raise Reason(Code.CLAIMS, f"cnf.jwk: {e.what}") from None
+    if "status" in c:
+        st = c["status"]
+        sl = st.get("status_list") if isinstance(st, dict) else None
+        if not isinstance(st, dict) or ("status_list" in st and (
+                not isinstance(sl, dict) or not isinstance(sl.get("uri"), str)
+                or type(sl.get("idx")) is not int or sl["idx"] < 0)):  # fmt: skip
+            raise Reason(Code.CLAIMS, "status is not an object whose status_list is {idx: index ≥ 0, uri: string}")
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _key_binding(p: Parsed, claims: dict[str, Any], aud: str | None, nonce: str | None, t: int, skew: int) -> None:
+    """RFC 9901 §7.3: signed by the holder key the credential names, typ kb+jwt, over this very
+    presentation (sd_hash), for this verifier and nonce, made just now."""
+    jwk = claims.get("cnf", {}).get("jwk")
+    if jwk is None:
+        raise Reason(Code.KB_NO_CNF, "a key binding is presented, but the credential names no holder key (cnf.jwk)")
+    assert p.kb is not None
+    h, body, signature, signed = _segments(p.kb, "the key binding JWT")
     if h.get("typ") != KB_TYP:
-        raise Reason("kb-typ", f"the key binding's typ is {h.get('typ')!r}, not {KB_TYP}")
-    kb = orjson.loads(raw)
+        raise Reason(Code.KB_TYP, f"the key binding's typ is {str(h.get('typ'))[:40]!r}, not {KB_TYP}")
+    try:
+        check_signature(h, signed, signature, public_jwk(jwk))
+    except (BadSignature, InvalidInput) as e:
+        raise Reason(Code.KB_SIGNATURE, e.what) from None
+    kb = _json_object(body, "the key binding JWT's payload")
     if kb.get("sd_hash") != disclosure_digest(p.sd_jwt):
-        raise Reason("kb-sd-hash", "the key binding signs another presentation (sd_hash)")
-    if nonce is not None and kb.get("nonce") != nonce:
-        raise Reason("kb-nonce", "the key binding carries another nonce")
-    if aud is not None and kb.get("aud") != aud:
-        raise Reason("kb-aud", f"the key binding is for {kb.get('aud')!r}, not {aud!r}")
+        raise Reason(Code.KB_SD_HASH, "the key binding signs another presentation (sd_hash)")
     iat = kb.get("iat")
-    if not isinstance(iat, int | float) or iat > t + skew or iat < t - KB_MAX_AGE - skew:
-        raise Reason("kb-stale", f"the key binding was made at {iat!r}, not within {KB_MAX_AGE} s of now")
+    if not _number(iat) or iat > t + skew or iat < t - KB_MAX_AGE - skew:
+        raise Reason(Code.KB_STALE, f"the key binding was made at {str(iat)[:40]!r}, not within {KB_MAX_AGE} s of now")
+    if not isinstance(kb.get("nonce"), str) or (nonce is not None and kb["nonce"] != nonce):
+        raise Reason(Code.KB_NONCE, "the key binding carries another nonce, or none")
+    if not isinstance(kb.get("aud"), str) or (aud is not None and kb["aud"] != aud):
+        raise Reason(Code.KB_AUD, f"the key binding is for {str(kb.get('aud'))[:80]!r}, not {aud!r}")
 
 
 def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat()
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat()
+    except (OverflowError, ValueError, OSError):
+        return f"{ts!r} (seconds since 1970)"
 
 
 # -- many at once -----------------------------------------------------------------------------------
@@ -404,43 +555,41 @@ def verify_many(
     aud: str | None = None,
     nonces: Sequence[str | None] | None = None,
     now: datetime | None = None,
+    vct: str | None = None,
 ) -> list[Verified | Reason]:
     """Verify independent presentations on every core: `keys` maps each issuer to its public key; the
-    result for each is its `Verified` or the `Reason` it was refused."""
+    result for each is its `Verified` or the `Reason` it was refused — one presentation's fault never
+    stops the others. With `aud`, each presentation has its nonce in `nonces`; without, none has."""
     nonces = list(nonces) if nonces is not None else [None] * len(presentations)
+    if len(nonces) != len(presentations):
+        raise InvalidInput(f"{len(presentations)} presentations and {len(nonces)} nonces: one nonce each")
+    for x in nonces:  # the request is whole before any work starts
+        _binding_asked(aud, x)
     jobs = list(zip(presentations, nonces, strict=True))
     cores = os.cpu_count() or 1
     if cores == 1 or len(jobs) < 64:
-        return _verify_chunk(jobs, dict(keys), aud, now)
+        return _verify_chunk(jobs, dict(keys), aud, now, vct)
     global _POOL
     if _POOL is None:  # one pool per process, started clean (forkserver) and kept for later batches
         _POOL = ProcessPoolExecutor(cores - 1, mp_context=multiprocessing.get_context("forkserver"))
     size = -(-len(jobs) // cores)
     chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
-    futures = [_POOL.submit(_verify_chunk_wire, c, dict(keys), aud, now) for c in chunks[1:]]
-    out = _verify_chunk(chunks[0], dict(keys), aud, now)
+    futures = [_POOL.submit(_verify_chunk, c, dict(keys), aud, now, vct) for c in chunks[1:]]
+    out = _verify_chunk(chunks[0], dict(keys), aud, now, vct)
     for f in futures:
-        out += [Reason(*r) if isinstance(r, tuple) else r for r in f.result()]
+        out += f.result()
     return out
 
 
-def _verify_chunk(
-    jobs: list[tuple[str, str | None]], keys: dict[str, PublicKey], aud: str | None, now: datetime | None
-) -> list[Verified | Reason]:
+def _verify_chunk(jobs: list[tuple[str, str | None]], keys: dict[str, PublicKey], aud: str | None,
+                  now: datetime | None, vct: str | None) -> list[Verified | Reason]:  # fmt: skip
     out: list[Verified | Reason] = []
     for presentation, nonce in jobs:
         try:
-            out.append(verify(presentation, lambda iss, h: _known(keys, iss), aud=aud, nonce=nonce, now=now))
+            out.append(verify(presentation, lambda iss, h: _known(keys, iss), aud=aud, nonce=nonce, now=now, vct=vct))
         except Reason as e:
             out.append(e)
     return out
-
-
-def _verify_chunk_wire(jobs, keys, aud, now):  # type: ignore[no-untyped-def]
-    """In a worker: as `_verify_chunk`, with refusals as (code, what) so that they cross the pipe."""
-    return [
-        (r.code, r.what.split(": ", 1)[1]) if isinstance(r, Reason) else r for r in _verify_chunk(jobs, keys, aud, now)
-    ]
 
 
 def _known(keys: dict[str, PublicKey], iss: str) -> PublicKey:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 from qdsn.errors import InvalidInput
 
@@ -14,14 +15,28 @@ def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_B64URL_TEXT = re.compile("[A-Za-z0-9_-]*")
+_UNUSED_BITS = {2: 0b1111, 3: 0b11}  # length mod 4 -> the bits of the last character that carry no data
+
+
 def b64url_decode(text: str) -> bytes:
-    """Decode unpadded base64url; refuses padding and characters outside the alphabet."""
-    if not isinstance(text, str) or "=" in text:
-        raise InvalidInput(f"{text!r} is not unpadded base64url")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as e:
-        raise InvalidInput(f"{text!r} is not base64url: {e}") from e
+    """Decode unpadded base64url strictly (RFC 7515 §2): only `A-Z a-z 0-9 - _`, no padding or
+    whitespace, no impossible length, and no data in the unused trailing bits — so that every byte
+    string has exactly one encoding and nothing can be slipped into a signed token's text."""
+    if not isinstance(text, str) or not _B64URL_TEXT.fullmatch(text):
+        raise InvalidInput(f"{_shown(text)} is not base64url", "use only A-Z, a-z, 0-9, '-' and '_', unpadded")
+    if len(text) % 4 == 1:
+        raise InvalidInput(f"{_shown(text)} is not base64url: {len(text)} characters cannot encode whole bytes")
+    if len(text) % 4 and _B64URL.index(text[-1]) & _UNUSED_BITS[len(text) % 4]:
+        raise InvalidInput(f"{_shown(text)} is not canonical base64url: its last character carries unused bits")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _shown(text: object) -> str:
+    """A short repr of untrusted text for an error message."""
+    r = repr(text)
+    return r if len(r) <= 40 else r[:36] + "…" + r[-3:]
 
 
 def b64_encode(data: bytes) -> str:

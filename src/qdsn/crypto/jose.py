@@ -51,8 +51,12 @@ def public_jwk(key: PrivateKey | PublicKey) -> dict[str, Any]:
         key = key.public_key()
     if isinstance(key, ec.EllipticCurvePublicKey):
         return {k: v for k, v in ECKey.import_key(key).as_dict(private=False).items() if k in ("kty", "crv", "x", "y")}
-    if isinstance(key, dict) and key.get("kty") in ("OKP", "EC"):
-        return {k: v for k, v in key.items() if k in ("kty", "crv", "x", "y")}
+    if isinstance(key, dict):
+        kty, crv = key.get("kty"), key.get("crv")
+        members = ("x",) if (kty, crv) == ("OKP", "Ed25519") else ("x", "y") if (kty, crv) == ("EC", "P-256") else ()
+        if members and all(isinstance(key.get(m), str) for m in members):
+            return {"kty": kty, "crv": crv} | {m: key[m] for m in members}
+        raise InvalidInput(f"the JWK is not an Ed25519 or P-256 public key (kty {kty!r}, crv {crv!r})")
     raise InvalidInput("not a public key QDSN can verify with: Ed25519 or P-256")
 
 
@@ -77,26 +81,60 @@ def sign_compact(protected: dict[str, Any], payload: bytes, key: PrivateKey) -> 
 
 def header(token: str) -> dict[str, Any]:
     """The protected header, unverified (to find the key that must have signed)."""
+    if not isinstance(token, str):
+        raise InvalidInput("not a compact JWS: a JWS is text")
+    return _protected(token.split(".", 1)[0])
+
+
+def _protected(segment: str) -> dict[str, Any]:
     try:
-        return orjson.loads(b64url_decode(token.split(".", 1)[0]))
-    except (ValueError, orjson.JSONDecodeError) as e:
-        raise InvalidInput(f"not a compact JWS: {e}") from None
+        protected = orjson.loads(b64url_decode(segment))
+    except (InvalidInput, orjson.JSONDecodeError) as e:
+        raise InvalidInput(f"not a compact JWS: its header is not base64url JSON: {e}") from None
+    if not isinstance(protected, dict):
+        raise InvalidInput("not a compact JWS: its header is not a JSON object")
+    return protected
+
+
+def crit_problem(protected: dict[str, Any]) -> str | None:
+    """Why a header's `crit` makes the JWS unacceptable (RFC 7515 §4.1.11), or None when it has none.
+    QDSN implements no JWS extension, so every extension marked critical is one it does not
+    understand; an empty or non-array `crit` is malformed."""
+    if "crit" not in protected:
+        return None
+    crit = protected["crit"]
+    if not isinstance(crit, list) or not crit or not all(isinstance(c, str) for c in crit):
+        return f"crit is {str(crit)[:40]!r}; it must be a non-empty array of header parameter names"
+    return f"the header makes {', '.join(repr(c[:40]) for c in crit[:5])} critical, an extension not understood here"
 
 
 def verify_compact(token: str, key: PublicKey) -> tuple[dict[str, Any], bytes]:
-    """(header, payload) of a compact JWS whose EdDSA or ES256 signature holds under `key`."""
+    """(header, payload) of a compact JWS whose EdDSA or ES256 signature holds under `key`; every
+    segment strict base64url, the header an object with no critical extension."""
     jwk = public_jwk(key)
-    wanted = "EdDSA" if jwk["kty"] == "OKP" else "ES256"
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(parts) != 3:
+        raise InvalidInput("not a compact JWS: it is three base64url segments joined by '.'")
+    head, body, sig = parts
+    protected = _protected(head)
     try:
-        head, body, sig = token.split(".")
-        protected = orjson.loads(b64url_decode(head))
         payload, signature = b64url_decode(body), b64url_decode(sig)
-    except (ValueError, orjson.JSONDecodeError) as e:
+    except InvalidInput as e:
         raise InvalidInput(f"not a compact JWS: {e}") from None
-    if not isinstance(protected, dict) or protected.get("alg") != wanted:
-        raise BadSignature(f"the JWS is signed with alg {protected.get('alg')!r}; its key signs {wanted}")
+    problem = crit_problem(protected)
+    if problem:
+        raise InvalidInput(f"the JWS is refused: {problem}")
+    check_signature(protected, f"{head}.{body}".encode("ascii"), signature, jwk)
+    return protected, payload
+
+
+def check_signature(protected: dict[str, Any], message: bytes, signature: bytes, jwk: dict[str, Any]) -> None:
+    """Raise BadSignature unless `signature` over `message` holds under the public `jwk` with the
+    header's alg, which must be the key's own (never one algorithm for another's key)."""
+    wanted = "EdDSA" if jwk["kty"] == "OKP" else "ES256"
+    if protected.get("alg") != wanted:
+        raise BadSignature(f"the JWS is signed with alg {str(protected.get('alg'))[:20]!r}; its key signs {wanted}")
     pub = _public(jwk["kty"], jwk["crv"], jwk["x"], jwk.get("y"))
-    message = f"{head}.{body}".encode("ascii")
     try:
         if wanted == "EdDSA":
             pub.verify(signature, message)
@@ -107,7 +145,6 @@ def verify_compact(token: str, key: PublicKey) -> tuple[dict[str, Any], bytes]:
             pub.verify(encode_dss_signature(r, s_), message, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         raise BadSignature("the JWS signature does not hold") from None
-    return protected, payload
 
 
 @lru_cache(maxsize=4096)
