@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from qdsn.compute import sandbox
 from qdsn.compute.sandbox import Limits
@@ -360,3 +361,18 @@ def test_a_run_leaves_no_cgroup_behind(tmp_path):
     assert r.ok
     after = {p for root in sandbox.cgroups.roots() for p in root.glob("qdsn-run-*")}
     assert after <= before
+
+
+def test_without_a_cgroup_a_sandboxed_run_is_refused_and_a_process_run_says_what_it_lacks(tmp_path, monkeypatch):
+    from qdsn.compute import cgroups
+    from qdsn.errors import PermissionDenied
+
+    info = tmp_path / "mountinfo"
+    info.write_text("22 1 0:21 / /proc rw,nosuid - proc proc rw\n")  # a machine with no cgroup mounted
+    monkeypatch.setattr(cgroups, "MOUNTINFO", info)
+    with pytest.raises(PermissionDenied, match="needs its own cgroup") as refused:
+        go(tmp_path, "print('{}')\n")
+    assert "--isolation=process" in str(refused.value)
+    r = go(tmp_path, "print('{}')\n", isolation="process")  # the owner's explicit choice
+    assert r.ok and r.isolation == "process"
+    assert {"memory (per process only)", "cpu (per process only)", "seccomp", "user"} <= set(r.unenforced)

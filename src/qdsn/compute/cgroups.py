@@ -22,6 +22,7 @@ from pathlib import Path
 from qdsn.errors import PermissionDenied
 
 PREFIX = "qdsn-run-"
+MOUNTINFO, SELF = Path("/proc/self/mountinfo"), Path("/proc/self/cgroup")
 V1 = ("memory", "pids", "cpuacct")  # the v1 controllers a run needs
 V2 = ("memory", "pids")  # v2 accounts CPU time in every group, without a controller
 FIX = ("run the node as root, or give its service a delegated cgroup v2 subtree with the memory and pids "
@@ -154,8 +155,8 @@ class Group:
 
 def create(memory: int, processes: int) -> Group:
     """A fresh group for one run with `memory` bytes (no swap) and at most `processes` processes."""
-    info = Path("/proc/self/mountinfo").read_text()
-    mine = memberships(Path("/proc/self/cgroup").read_text())
+    info = MOUNTINFO.read_text()
+    mine = memberships(SELF.read_text())
     all_mounts = mounts(info)
     why = []
     for m in all_mounts:
@@ -225,8 +226,8 @@ def _create_v1(where: dict[str, tuple[Mount, Path]], memory: int, processes: int
 
 def roots() -> list[Path]:
     """The directories under which runs' groups may be made (to look for any left behind)."""
-    info = Path("/proc/self/mountinfo").read_text()
-    mine = memberships(Path("/proc/self/cgroup").read_text())
+    info = MOUNTINFO.read_text()
+    mine = memberships(SELF.read_text())
     found = []
     for m in mounts(info):
         names = [""] if m.version == 2 else [c for c in V1 if c in m.controllers]
