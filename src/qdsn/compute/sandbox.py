@@ -307,8 +307,10 @@ def _confine(limits: Limits, group: cgroups.Group | None, keyctl: int | None) ->
     supplementary groups, and set the per-process limits (inherited by the model)."""
     if group is not None:
         group.join()
-    if keyctl is not None:  # KEYCTL_JOIN_SESSION_KEYRING with no name: a new, empty, anonymous keyring
-        ctypes.CDLL(None).syscall(ctypes.c_long(keyctl), ctypes.c_long(1), None)
+    # KEYCTL_JOIN_SESSION_KEYRING with no name: a new, empty, anonymous keyring (and the seccomp filter
+    # refuses the keyring calls in any case)
+    if keyctl is not None:
+        _LIBC.syscall(ctypes.c_long(keyctl), ctypes.c_long(1), None)
     if os.geteuid() == 0:
         os.setgroups([])  # bubblewrap keeps the caller's groups; root's would follow the model
     per_run = group is not None
@@ -379,7 +381,14 @@ class _UserNamespace:
 
 def _namespace() -> _UserNamespace:
     """The user namespace a model runs in; never one where it is, or may become, the host's root."""
-    return _UserNamespace(_root_namespaces() if os.geteuid() == 0 else ())
+    if os.geteuid() != 0:
+        return _UserNamespace()
+    with _NAMESPACES_MADE:  # once, even when the first runs start together
+        return _UserNamespace(_root_namespaces())
+
+
+_NAMESPACES_MADE = threading.Lock()
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: a child between fork and exec only calls it
 
 
 @cache
@@ -422,7 +431,7 @@ def _root_namespaces() -> tuple[int, int]:
 def _join_and_map(userns: int, pid: int, ids: str) -> None:
     """In a child, before exec: join the user namespace `userns` (with every capability in it) and write
     the uid and gid maps of the process `pid`, whose namespace is a child of it."""
-    if ctypes.CDLL(None, use_errno=True).setns(userns, 0x10000000) != 0:  # CLONE_NEWUSER
+    if _LIBC.setns(userns, 0x10000000) != 0:  # CLONE_NEWUSER
         raise OSError(ctypes.get_errno(), "setns into the sandbox's user namespace")
     _write_maps(pid, ids, ids)
 
