@@ -376,3 +376,15 @@ def test_without_a_cgroup_a_sandboxed_run_is_refused_and_a_process_run_says_what
     r = go(tmp_path, "print('{}')\n", isolation="process")  # the owner's explicit choice
     assert r.ok and r.isolation == "process"
     assert {"memory (per process only)", "cpu (per process only)", "seccomp", "user"} <= set(r.unenforced)
+
+
+def test_the_filter_cannot_be_stepped_around_through_another_abi(tmp_path):
+    # keyctl through the x32 numbering of an x86-64 kernel: a filter for x86-64 alone must not let it by
+    import platform
+
+    if platform.machine() != "x86_64":
+        pytest.skip("the x32 ABI exists only on x86-64")
+    r = go(tmp_path, f"""
+        print(call({nr("keyctl")} | 0x40000000, 0, -3, 0))
+    """)  # fmt: skip
+    assert r.status == "killed" and not r.stdout, (r.status, r.stdout)
