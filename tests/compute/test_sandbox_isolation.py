@@ -68,8 +68,9 @@ def out(r):
 # --- who the model is ---
 
 
-def _host_uids_of_models(stop: threading.Event) -> set[int]:
-    """The host uids (as the host sees them) of the model processes this test process is running now."""
+def _host_uids_of_models(stop: threading.Event, folder: Path) -> set[int]:
+    """The host uids (as the host sees them) of the model processes this test process is running now; once
+    one is seen, root-only files appear in its folder (a bind mount shows them inside at once)."""
     seen: set[int] = set()
     while not stop.is_set():
         for status in Path("/proc").glob("[0-9]*/status"):
@@ -78,6 +79,9 @@ def _host_uids_of_models(stop: threading.Event) -> set[int]:
                 if argv[0] != b"bwrap" and argv[-2:-1] == [b"/model/m.py"] and _descends(status, os.getpid()):
                     uid = next(line for line in status.read_text().splitlines() if line.startswith("Uid:"))
                     seen |= set(map(int, uid.split()[1:]))
+        if seen and not (folder / "root-group").exists():
+            for name, mode in (("root-only", 0o600), ("root-group", 0o640)):  # made with these modes
+                os.close(os.open(folder / name, os.O_CREAT | os.O_WRONLY, mode))
         time.sleep(0.05)
     return seen
 
@@ -95,17 +99,17 @@ def _descends(status: Path, ancestor: int) -> bool:
 
 def test_the_model_never_maps_to_host_root(tmp_path):
     (tmp_path / "model").mkdir()
-    for name, mode in (("root-only", 0o600), ("root-group", 0o640)):
-        (tmp_path / "model" / name).write_text("only the host's root reads this")
-        (tmp_path / "model" / name).chmod(mode)
     stop, found = threading.Event(), {}
-    watcher = threading.Thread(target=lambda: found.update(uids=_host_uids_of_models(stop)))
+    watcher = threading.Thread(target=lambda: found.update(uids=_host_uids_of_models(stop, tmp_path / "model")))
     watcher.start()
     try:
         r = go(tmp_path, """
             maps = [list(map(int, line.split())) for line in open("/proc/self/uid_map")]
             gmaps = [list(map(int, line.split())) for line in open("/proc/self/gid_map")]
-            time.sleep(1)  # for the host to look at this process from outside
+            for _ in range(100):  # until the host, having seen this process, has put root's files beside it
+                if os.path.exists("/model/root-group"):
+                    break
+                time.sleep(0.05)
             print(json.dumps({"uid": os.getuid(), "maps": maps, "gmaps": gmaps,
                               "read_root_only": attempt(lambda: open("/model/root-only").read()),
                               "read_root_group": attempt(lambda: open("/model/root-group").read()),
@@ -123,8 +127,20 @@ def test_the_model_never_maps_to_host_root(tmp_path):
     assert found["uids"] and 0 not in found["uids"], found
     if os.geteuid() == 0:  # a root node runs models as its own unprivileged user, not as itself
         assert found["uids"] == {pwd.getpwnam(sandbox.MODEL_USER).pw_uid}
+    # and the kernel treats it so: root's files and root's group are closed to it
     assert seen["read_root_only"] == seen["read_root_group"] == "EACCES", seen
     assert seen["setuid0"] in ("EPERM", "EINVAL") and seen["chown"] in ("EPERM", "EINVAL")
+
+
+def test_a_model_reads_its_own_files_whatever_the_nodes_umask(tmp_path):
+    folder = tmp_path / "model"
+    (folder / "lib").mkdir(parents=True)
+    (folder / "lib" / "data.txt").write_text("42")
+    (folder / "m.py").write_text("print(open('/model/lib/data.txt').read())\n")
+    for p in (folder / "lib" / "data.txt", folder / "m.py", folder / "lib", folder):
+        p.chmod(0o700 if p.is_dir() else 0o600)  # as written under umask 077
+    r = sandbox.run(folder, "m.py", b"{}", limits=TIGHT)
+    assert r.ok and r.stdout == b"42\n", (r.status, r.stderr[-300:])
 
 
 # --- /proc ---

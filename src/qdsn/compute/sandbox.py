@@ -156,7 +156,7 @@ def command(isolation: str, model: Path, entrypoint: str, limits: Limits, secret
                 cmd += ["--ro-bind", str(p), str(p)]
         for b in binds:
             cmd += ["--ro-bind", str(b), str(b)]
-        model.chmod(model.stat().st_mode | 0o555)  # a temporary folder is 0700, and the model's user reads it
+        _readable(model)
         cmd += ["--ro-bind", str(model), "/model", "--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys"]
         for p in _PROC_MASKED:
             if os.path.exists(f"/proc/{p}"):
@@ -169,6 +169,14 @@ def command(isolation: str, model: Path, entrypoint: str, limits: Limits, secret
         os.close(filter_fd)
         raise
     return Command([*cmd, *python, f"/model/{entrypoint}"], [filter_fd], userns.fds)
+
+
+def _readable(model: Path) -> None:
+    """Let the model's user read its own files: a temporary folder is 0700, and a node may write them
+    under umask 077 (the model's code is published; nothing in its folder is the node's)."""
+    for p in (model, *model.rglob("*")):
+        if not p.is_symlink():
+            p.chmod(p.stat().st_mode | (0o555 if p.is_dir() else 0o444))
 
 
 _ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1",
