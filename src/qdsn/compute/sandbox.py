@@ -85,14 +85,17 @@ class Run:
 
 @cache
 def bwrap_works() -> str | None:
-    """None when bubblewrap can make a sandbox here; otherwise why not."""
+    """None when this machine can give a model the whole sandbox (bubblewrap in an unprivileged user's
+    namespace, the seccomp filter and a cgroup per run); otherwise why not, and what to do."""
     exe = shutil.which("bwrap")
     if exe is None:
         return "bubblewrap (bwrap) is not installed"
     try:
         userns = _namespace()
+        seccomp.program()
+        cgroups.create(1 << 20, 1).remove()
     except PermissionDenied as e:
-        return e.what
+        return str(e)
     probe = subprocess.run([exe, *userns.args, "--uid", str(SANDBOX_ID), "--gid", str(SANDBOX_ID),
                             "--unshare-pid", "--unshare-net", "--die-with-parent", "--ro-bind", "/", "/", "true"],
                            capture_output=True, text=True, timeout=10, pass_fds=userns.fds)  # fmt: skip
