@@ -319,7 +319,7 @@ def test_cpu_is_one_budget_for_all_processes(tmp_path):
         print("{}")
     """, limits=limits)  # fmt: skip
     assert r.status == "cpu-limit", (r.status, r.stderr[-500:])
-    assert r.seconds < 6
+    assert r.seconds < 20  # stopped by the budget, well before the wall clock (slack for a loaded machine)
 
 
 def test_processes_are_one_budget_for_the_run(tmp_path):
