@@ -170,9 +170,10 @@ def create(memory: int, processes: int) -> Group:
     v1 = {c: m for c in V1 for m in all_mounts if m.version == 1 and c in m.controllers}
     if all(c in v1 for c in V1):
         return _create_v1({c: (v1[c], own_dir(v1[c], mine.get(c, "/"))) for c in V1}, memory, processes)
-    missing = [c for c in V1 if c not in v1]
-    why.append(f"no cgroup v2 hierarchy with the {' and '.join(V2)} controllers, and no cgroup v1 "
-               f"{', '.join(missing)} controller is mounted")  # fmt: skip
+    missing = ", ".join(c for c in V1 if c not in v1)
+    if not why:
+        why.append(f"no cgroup v2 hierarchy has the {' and '.join(V2)} controllers")
+    why.append(f"no cgroup v1 {missing} controller is mounted")
     raise PermissionDenied(f"a model run needs its own cgroup, and none can be made here: {'; '.join(why)}", FIX)
 
 
