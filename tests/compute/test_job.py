@@ -80,6 +80,7 @@ def test_a_capability_run_is_attested_and_verified(plant):
     assert c["name"] == "resistance" and c["n"] == 280 and c["cpk_lower"] >= 1.33
     claims = attest.verify(r.attestation, node.ledger, output=r.output, nonce="nonce-1")
     assert claims["measurements"]["isolation"] == "bwrap" and claims["inputs"][0]["count"] == 280
+    assert claims["measurements"]["unenforced"] == []  # every protection of the sandbox held
     assert [b["first"] for b in claims["inputs"][0]["batches"]] == [0, 150]
     env = record(node, r)
     last = tx.from_leaf(node.ledger.store.leaves(node.ledger.size - 1, node.ledger.size)[0])
@@ -182,3 +183,17 @@ def test_what_the_model_writes_elsewhere_does_not_leave_in_the_reason(plant, tmp
     r = execute(owner(node), tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
     assert r.status == "invalid-output" and leak not in r.reason and leak in r.log
     assert r.reason == "output field pass does not fit the manifest's schema (its type rule)"
+
+
+def test_a_weaker_run_says_in_its_attestation_what_was_not_enforced(plant, tmp_path, monkeypatch):
+    from qdsn.compute import cgroups
+
+    node, _, blob = plant
+    info = tmp_path / "mountinfo"
+    info.write_text("22 1 0:21 / /proc rw,nosuid - proc proc rw\n")  # no cgroup to be had
+    monkeypatch.setattr(cgroups, "MOUNTINFO", info)
+    with pytest.raises(PermissionDenied, match="cgroup"):
+        execute(owner(node), blob, {}, [Range("line-1", 0, 10)], "n", job="j")
+    r = execute(owner(node), blob, {}, [Range("line-1", 0, 10)], "n", job="j", isolation="process")
+    m = attest.verify(r.attestation, node.ledger)["measurements"]
+    assert m["isolation"] == "process" and {"memory (per process only)", "seccomp"} <= set(m["unenforced"])

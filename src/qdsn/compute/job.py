@@ -120,9 +120,11 @@ def execute(
     # undeclared; of its top-level fields only the exports leave
     output = {k: v for k, v in doc.items() if k in m.exports}
     dropped = sorted(set(doc) - set(output))
+    # what the run went without (only ever under --isolation=process) is part of what is attested
+    config = {"isolation": run.isolation, "unenforced": list(run.unenforced), **asdict(limits)}
     measurements = {"model": f"{m.id}@{m.version}", "code_hash": code_hash, "runner": f"qdsn/{__version__}",
-                    "isolation": run.isolation, "config_hash": attest.digest({"isolation": run.isolation,
-                                                                              **asdict(limits)})}  # fmt: skip
+                    "isolation": run.isolation, "unenforced": list(run.unenforced),
+                    "config_hash": attest.digest(config)}  # fmt: skip
     claims = attest.claims_for(owner.did, nonce, measurements, inputs, parameters, output, start,
                                format_time(system_clock()), job, int(system_clock().timestamp()), dropped)  # fmt: skip
     token = attest.attest(owner.key, owner.did, claims)
