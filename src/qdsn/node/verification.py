@@ -18,7 +18,7 @@ import orjson
 
 from qdsn.credentials import certificate, sdjwt
 from qdsn.credentials.certificate import Check
-from qdsn.credentials.status import StatusLists, read_token
+from qdsn.credentials.status import StatusLists, TokenCache, read_token
 from qdsn.crypto.encoding import b64url_decode
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
 from qdsn.ledger import Ledger, tx
@@ -54,6 +54,10 @@ def _status_key(ledger: Ledger, presentation: str, uri: str) -> bytes:
     return ident.key
 
 
+# Another issuer's status list tokens, kept for their `ttl` and never past their `exp`
+_REMOTE = TokenCache(lambda uri: httpx.get(uri, timeout=10).raise_for_status().text)
+
+
 def verify_online(node: Node, presentation: str, *, aud: str | None = None, nonce: str | None = None,
                   quorum: int | None = None, trust: Anchor | None = None,
                   http: httpx.Client | None = None) -> list[Check]:  # fmt: skip
@@ -67,10 +71,9 @@ def verify_online(node: Node, presentation: str, *, aud: str | None = None, nonc
     def fetch(uri: str) -> tuple[int, str]:
         key = _status_key(ledger, presentation, uri)
         if uri in local.uris():
-            token = local.token(uri, node.home.key(), kid=node.did)
-        else:
-            token = (http or httpx).get(uri, timeout=10).raise_for_status().text
-        return read_token(token, uri, key)
+            return read_token(local.token(uri, node.home.key(), kid=node.did), uri, key)
+        remote = _REMOTE if http is None else TokenCache(lambda u: http.get(u, timeout=10).raise_for_status().text)
+        return remote.read(uri, key)
 
     key, cosigners = (trust.log_key, trust.cosigners) if trust else (log_key(ledger), members(node))
     q = node.quorum if quorum is None else quorum
