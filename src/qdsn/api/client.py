@@ -1,5 +1,5 @@
-"""Signed requests to another node's API: RFC 9421 signatures by this node's key, problem+json
-answers turned back into our errors."""
+"""Signed requests to another node's API: RFC 9421 signatures by this node's key, each for the URL
+it is sent to (so that no other node accepts it), problem+json answers turned back into our errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import orjson
 
 from qdsn.api.signatures import sign
 from qdsn.crypto import SigningKey
-from qdsn.errors import BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError
+from qdsn.errors import (
+    BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError, RateLimited,
+)  # fmt: skip
 
 _BY_STATUS: dict[int, type[QDSNError]] = {
     400: InvalidInput, 401: BadSignature, 403: PermissionDenied, 404: NotFound, 409: Conflict, 422: IntegrityError,
@@ -51,6 +53,9 @@ class NodeClient:
                 what, fix = p.get("detail") or p.get("title"), p.get("fix")
             except ValueError:
                 what, fix = r.text or f"HTTP {r.status_code}", None
+            if r.status_code == 429:
+                wait = r.headers.get("retry-after", "1")
+                raise RateLimited(f"{self.base_url}: {what}", retry_after=float(wait) if wait.isdigit() else 1.0)
             raise _BY_STATUS.get(r.status_code, QDSNError)(f"{self.base_url}: {what}", fix)
         kind = r.headers.get("content-type", "")
         if kind.startswith("application/json"):

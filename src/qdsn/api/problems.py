@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from qdsn.errors import BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError
+from qdsn.errors import (
+    BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError, RateLimited,
+)  # fmt: skip
 
 MEDIA_TYPE = "application/problem+json"
 _KINDS: list[tuple[type[QDSNError], int, str, str]] = [  # most specific first
@@ -14,6 +16,7 @@ _KINDS: list[tuple[type[QDSNError], int, str, str]] = [  # most specific first
     (Conflict, 409, "conflict", "Conflicts with what is recorded"),
     (IntegrityError, 422, "integrity", "Hashes or proofs do not add up"),
     (InvalidInput, 400, "invalid-input", "The request is not valid"),
+    (RateLimited, 429, "rate-limited", "Too many requests"),
 ]
 
 

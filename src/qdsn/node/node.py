@@ -15,6 +15,7 @@ import threading
 import time
 from functools import cached_property
 
+from qdsn.api.nonces import NonceStore
 from qdsn.clock import format_time, system_clock
 from qdsn.data import backup
 from qdsn.data.vault import Vault
@@ -85,10 +86,17 @@ class Node:
         self._alerts: list[tx.Envelope] = []
         self._backed_up: str | None = None  # the vault's fingerprint at its last backup
         self.backup_to: Operator | None = None  # a keeper this node sends its sealed vault to as it changes
+        self.public_url: str | None = None  # where peers reach this node's API; None: the address it serves on
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.deciding = threading.Lock()  # one use decision at a time: each counts the uses before it
         self.following = threading.Lock()  # one puller at a time appends to the replica
+
+    @cached_property
+    def nonces(self) -> NonceStore:
+        """The nonces of the signed requests this node accepted, kept until their signatures expire."""
+        url = self.home.ledger_location()
+        return NonceStore(url if "://" in url else str(self.home.path / "nonces.db"))
 
     @cached_property
     def keeper(self) -> Keeper:
@@ -305,6 +313,8 @@ class Node:
             self.orderer.close()
         if "vault" in self.__dict__:
             self.vault.close()
+        if "nonces" in self.__dict__:
+            self.nonces.close()
         self.policies.close()
         if self._owns_ledger:
             self.ledger.close()
