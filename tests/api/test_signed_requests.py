@@ -19,6 +19,7 @@ from qdsn.api.app import create_app
 from qdsn.api.client import NodeClient
 from qdsn.api.signatures import sign
 from qdsn.crypto import SigningKey
+from qdsn.errors import InvalidInput
 from qdsn.identity import did_key_from_public_key
 from qdsn.ledger import tx
 from qdsn.node import Node, NodeHome
@@ -99,7 +100,32 @@ def test_the_public_url_names_the_node_behind_its_address(tmp_path):
     headers = sign("GET", "https://maker.example/ledger/entries", [], b"", reg.key(), reg.did)
     r = http.get("/ledger/entries", headers=headers)  # the right Host, a signature over another node's URI
     assert r.status_code == 401 and r.json()["type"] == "urn:qdsn:problem:bad-signature"
+    spoofed = http.get("/.well-known/jwt-vc-issuer", headers={"Host": "evil.example"})
+    assert spoofed.json()["issuer"] == "https://reg.example:8443"  # its own URL, not the client's Host
+    with pytest.raises(InvalidInput, match="not a node's public URL"):
+        create_app(node, public_url="https://reg.example/api")
     node.close()
+
+
+def test_a_node_serves_under_the_public_url_in_its_configuration(tmp_path):
+    reg = NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", scrypt_n=FAST)
+    port = free_port()
+    with (reg.path / "node.toml").open("a") as f:
+        f.write(f'\n[service]\npublic_url = "http://reg.example:{port}"\n')
+    proc = serve(reg, port)
+    try:
+        local = f"http://127.0.0.1:{port}/ledger/entries"
+        r = httpx.get(local, headers=sign("GET", local, [], b"", reg.key(), reg.did))
+        assert r.status_code == 401 and f"this node is http://reg.example:{port}" in r.json()["detail"]
+        public = f"http://reg.example:{port}/ledger/entries"
+        headers = sign("GET", public, [], b"", reg.key(), reg.did) + [("Host", f"reg.example:{port}")]
+        assert httpx.get(local, headers=headers).status_code == 200  # reached through any address
+    finally:
+        stop(proc)
+    env = os.environ | {"QDSN_PASSPHRASE": "pw", "QDSN_HOME": str(reg.path)}
+    bad = subprocess.run([sys.executable, "-m", "qdsn", "node", "start", "--public-url", "ftp://reg"], env=env,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert bad.returncode != 0 and "--public-url" in bad.stdout + bad.stderr
 
 
 # -- 2. a signed request is used once, across restarts --------------------------------------------

@@ -165,9 +165,13 @@ def _known(node: Node) -> Any:
     return known
 
 
-def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
+def create_app(node: Node, *, monitor: float | None = None, public_url: str | None = None) -> FastAPI:
     """The API of one node; with `monitor`, every that many seconds it follows and cosigns the log
-    (members) and ends agreements whose time is up."""
+    (members) and ends agreements whose time is up. `public_url` (default the node's own, else the
+    address it serves on) is the URL signed requests must be addressed to."""
+    if public_url is not None:
+        origin(public_url)  # refused here, not on the first request
+        node.public_url = public_url
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -208,11 +212,15 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimit)
 
+    def own_origin(request: Request) -> tuple[str, str]:
+        """(scheme, authority) of this node: its public URL, by default the address it serves on."""
+        return origin(node.public_url) if node.public_url else _served_at(request.scope)
+
     def target_uri(request: Request) -> str:
-        """The URI this request was sent to, as this node knows itself: its public URL (by default the
-        address it serves on) with the request's path. A request addressed to another node is refused,
-        and a signature over another node's URI never holds here, whatever Host the client sends."""
-        scheme, own = origin(node.public_url) if node.public_url else _served_at(request.scope)
+        """The URI this request was sent to, as this node knows itself: its own origin with the
+        request's path. A request addressed to another node is refused, and a signature over another
+        node's URI never holds here, whatever Host the client sends."""
+        scheme, own = own_origin(request)
         asked = _addressed(scheme, request.headers.get("host"))
         if asked != own:
             raise BadSignature(f"the request is addressed to {asked or 'no host'}, but this node is {scheme}://{own}",
@@ -469,7 +477,7 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
     def vc_issuer(request: Request) -> dict[str, Any]:
         """SD-JWT VC issuer metadata for this node as an HTTPS issuer: its URL and the key its certificates
         are signed with, named by its DID (public)."""
-        issuer = str(request.base_url).rstrip("/")
+        issuer = "://".join(own_origin(request))  # its own URL, not whatever Host a client sent
         return {"issuer": issuer, "jwks": {"keys": [public_jwk(node.home.key()) | {"kid": node.did}]}}
 
     @app.get("/status-lists/{name}", tags=["credentials"], response_class=PlainTextResponse)

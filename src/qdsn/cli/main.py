@@ -880,7 +880,8 @@ def node_start(
         role = "operates the log"
     else:
         role = f"follows the log at {operator or '(no operator given)'}"
-    console.print(f"[green]✓[/] {node.home.name} ({node.did[:24]}…, {role}) on {scheme}://{host}:{port}")
+    at = f", public URL {public_url}" if public_url and public_url != f"{scheme}://{host}:{port}" else ""
+    console.print(f"[green]✓[/] {node.home.name} ({node.did[:24]}…, {role}) on {scheme}://{host}:{port}{at}")
     try:
         uvicorn.run(
             create_app(node, monitor=monitor), host=host, port=port, log_level="warning",

@@ -42,7 +42,9 @@ class Node:
     `ledger`: a replica already open (the node then leaves closing it to its owner); `isolation`: how
     certification models run here (see `compute.sandbox`); `ordering`: etcd://HOST:PORT[,…] to order
     through an etcd cluster; `quorum`: cosignatures a checkpoint needs before this node trusts it;
-    `retain`: how many of the newest positions the log signer keeps in etcd (older batches are pruned)."""
+    `retain`: how many of the newest positions the log signer keeps in etcd (older batches are pruned);
+    `public_url`: the URL peers reach its API at, which signed requests must be addressed to (default:
+    the address it serves on)."""
 
     def __init__(
         self,
@@ -55,6 +57,7 @@ class Node:
         ordering: str | None = None,
         quorum: int = 1,
         retain: int = RETAIN,
+        public_url: str | None = None,
     ) -> None:
         if isolation not in ("bwrap", "process"):
             raise InvalidInput(f"isolation is bwrap or process, not {isolation!r}")
@@ -86,7 +89,7 @@ class Node:
         self._alerts: list[tx.Envelope] = []
         self._backed_up: str | None = None  # the vault's fingerprint at its last backup
         self.backup_to: Operator | None = None  # a keeper this node sends its sealed vault to as it changes
-        self.public_url: str | None = None  # where peers reach this node's API; None: the address it serves on
+        self.public_url = public_url  # where peers reach this node's API; None: the address it serves on
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.deciding = threading.Lock()  # one use decision at a time: each counts the uses before it
