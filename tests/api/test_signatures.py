@@ -5,6 +5,7 @@ import base64
 import re
 import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,6 +19,8 @@ from qdsn.api.signatures import Headers, Message, Nonces, Resolver, inspect, sig
 from qdsn.crypto import SigningKey
 from qdsn.errors import BadSignature, InvalidInput, PermissionDenied, RateLimited
 from qdsn.identity import did_key_from_public_key
+
+from ..services import fresh_database
 
 # RFC 9421 Appendix B.1.4 (test-key-ed25519) and B.2.6 (Signing a Request Using ed25519).
 RFC_PUBLIC = (
@@ -160,8 +163,12 @@ def test_an_unknown_signer_is_looked_up_once(sender):
     assert looked_up == [sender[1]]
 
 
-def test_nonces_are_kept_durably_and_taken_once(tmp_path, sender):
-    path = str(tmp_path / "nonces.db")
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_nonces_are_kept_durably_and_taken_once(tmp_path, sender, database, request):
+    if database == "sqlite":
+        path = str(tmp_path / "nonces.db")
+    else:
+        path = fresh_database(request.getfixturevalue("postgres_url"), f"qdsn_{uuid.uuid4().hex[:12]}")
     store = NonceStore(path)
     headers = signed(sender)
     verify("POST", URL, headers, BODY, keys_of(sender), store)
@@ -173,7 +180,7 @@ def test_nonces_are_kept_durably_and_taken_once(tmp_path, sender):
 
     def race():
         start.wait()
-        results.append(reopened.use("n" * 32, time.time() + 60))
+        results.append(reopened.use("n" * 32, int(time.time()), time.time() + 60))
 
     threads = [threading.Thread(target=race) for _ in range(8)]
     for t in threads:
@@ -181,9 +188,9 @@ def test_nonces_are_kept_durably_and_taken_once(tmp_path, sender):
     for t in threads:
         t.join()
     assert sorted(results) == [False] * 7 + [True]  # of concurrent requests with one nonce, one passes
-    reopened.use("expired-nonce-0000", time.time() - 10)
+    reopened.use("expired-nonce-0000", int(time.time()) - 400, time.time() - 10)
     reopened._pruned = 0.0
-    assert reopened.use("another-nonce-0000", time.time() + 60)
+    assert reopened.use("another-nonce-0000", int(time.time()), time.time() + 60)
     with reopened.engine.connect() as c:
         left = {r[0] for r in c.exec_driver_sql("SELECT nonce FROM api_nonces")}
     assert "expired-nonce-0000" not in left and "n" * 32 in left  # pruned once its window is over

@@ -5,7 +5,7 @@ import asyncio
 import base64
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -16,7 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message as ASGIMessage, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as ASGIMessage
 
 from qdsn import __version__
 from qdsn.api.client import NodeClient
@@ -101,7 +102,9 @@ def origin(url: str) -> tuple[str, str]:
     except ValueError as e:
         raise InvalidInput(f"{url!r} is not a URL: {e}") from None
     if u.scheme not in ("http", "https") or not host or u.path.strip("/") or u.query or u.username:
-        raise InvalidInput(f"{url!r} is not a node's public URL", "give scheme://host[:port], e.g. https://node.example:8420")
+        raise InvalidInput(
+            f"{url!r} is not a node's public URL", "give scheme://host[:port], e.g. https://node.example:8420"
+        )
     return u.scheme, _authority(u.scheme, host, port)
 
 
@@ -156,7 +159,7 @@ def _served_at(scope: Scope) -> tuple[str, str]:
     return scheme, _authority(scheme, str(server[0]), int(server[1]))
 
 
-def _known(node: Node) -> Any:
+def _known(node: Node) -> Callable[[str], bytes | None]:
     def known(did: str) -> bytes | None:
         """A participant's key as this replica has it, without asking anybody."""
         ident = node.ledger.state.identities.get(did)

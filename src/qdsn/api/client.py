@@ -12,8 +12,15 @@ import orjson
 from qdsn.api.signatures import sign
 from qdsn.crypto import SigningKey
 from qdsn.errors import (
-    BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError, RateLimited,
-)  # fmt: skip
+    BadSignature,
+    Conflict,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    QDSNError,
+    RateLimited,
+)
 
 _BY_STATUS: dict[int, type[QDSNError]] = {
     400: InvalidInput, 401: BadSignature, 403: PermissionDenied, 404: NotFound, 409: Conflict, 422: IntegrityError,

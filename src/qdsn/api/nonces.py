@@ -18,6 +18,7 @@ nonces = Table(
     metadata,
     Column("nonce", String(128), primary_key=True),
     Column("signer", String(512), nullable=False),
+    Column("created", BigInteger, nullable=False),  # the signature's, Unix time
     Column("until", BigInteger, nullable=False, index=True),  # Unix time after which it may be forgotten
 )
 PRUNE_EVERY = 60.0  # seconds between sweeps of nonces whose signatures have expired
@@ -31,8 +32,9 @@ class NonceStore:
         metadata.create_all(self.engine)
         self._pruned = 0.0
 
-    def use(self, nonce: str, until: float, signer: str = "") -> bool:
-        """True the first time `nonce` is used; it is kept until `until` (Unix time)."""
+    def use(self, nonce: str, created: int, until: float, signer: str = "") -> bool:
+        """True the first time `nonce` (of a signature `created` then) is used; it is kept until `until`
+        (Unix time), when that signature could no longer be accepted."""
         now = time.time()
         if now - self._pruned > PRUNE_EVERY:
             self._pruned = now
@@ -40,7 +42,7 @@ class NonceStore:
                 c.execute(delete(nonces).where(nonces.c.until < int(now)))
         try:
             with self.engine.begin() as c:
-                c.execute(insert(nonces).values(nonce=nonce, signer=signer, until=int(until) + 1))
+                c.execute(insert(nonces).values(nonce=nonce, signer=signer, created=created, until=int(until) + 1))
         except SQLIntegrityError:
             return False
         return True

@@ -5,8 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from qdsn.errors import (
-    BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError, RateLimited,
-)  # fmt: skip
+    BadSignature,
+    Conflict,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    QDSNError,
+    RateLimited,
+)
 
 MEDIA_TYPE = "application/problem+json"
 _KINDS: list[tuple[type[QDSNError], int, str, str]] = [  # most specific first

@@ -5,8 +5,9 @@ The signature covers the method, the target URI and the body's `content-digest` 
 verifier checks the signature's form before anything else, takes the sender's key from the ledger
 (its current key, so a rotated key stops working at once; see `Resolver` for strangers), rebuilds
 the target URI from its own public URL (so a request signed for another node never holds here),
-refuses signatures older than `max_age` or from the future, and refuses a nonce it has seen. The RFC 9421 engine is the `http-message-signatures` package; this module adapts it to our
-messages and keys."""
+refuses signatures older than `max_age` or from the future, and refuses a nonce it has seen. The
+RFC 9421 engine is the `http-message-signatures` package; this module adapts it to our messages
+and keys."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import http_sf
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from http_message_signatures import (
     HTTPMessageSignaturesException,
@@ -115,8 +115,9 @@ class Nonces:
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def use(self, nonce: str, until: float, signer: str = "") -> bool:
-        """True the first time `nonce` is used; it is remembered until `until` (Unix time)."""
+    def use(self, nonce: str, created: int, until: float, signer: str = "") -> bool:
+        """True the first time `nonce` (of a signature `created` then) is used; it is remembered until
+        `until` (Unix time)."""
         with self._lock:
             now = time.time()
             if len(self._seen) > 10_000:
@@ -128,7 +129,7 @@ class Nonces:
 
 
 class NonceLog(Protocol):
-    def use(self, nonce: str, until: float, signer: str = "") -> bool: ...
+    def use(self, nonce: str, created: int, until: float, signer: str = "") -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ def check(method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes
         )
     except HTTPMessageSignaturesException as e:
         raise BadSignature(f"the request's signature does not hold: {e}") from None
-    if not nonces.use(signed.nonce, signed.until(max_age), signed.keyid):
+    if not nonces.use(signed.nonce, signed.created, signed.until(max_age), signed.keyid):
         raise BadSignature("the request replays a nonce already used", "sign every request afresh")
     return signed.keyid
 
