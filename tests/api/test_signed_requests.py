@@ -229,12 +229,21 @@ def test_large_chunked_bodies_are_refused_while_they_stream(tmp_path):
         _, before = _memory(proc.pid)
         total = 96 << 20
         status, sent = _chunked(port, "/negotiations/request", total=total)
-        assert status == 401 and sent < 16 << 20  # unsigned: refused before its body is read
+        assert sent < 16 << 20 and status == 401, (status, sent)  # unsigned: refused before its body is read
         status, sent = _chunked(port, "/verify", total=total)  # public, but never more than the limit
-        assert status == 413 and sent < 16 << 20
+        assert sent < 16 << 20 and status == 413, (status, sent)
         forged = b'Signature-Input: qdsn=("@method" "@target-uri" "content-digest");created=1;keyid="did:x"\r\n'
         status, sent = _chunked(port, "/ledger/transactions", total=total, extra=forged)
-        assert status == 401 and sent < 16 << 20
+        assert sent < 16 << 20 and status == 401, (status, sent)
+        key = SigningKey.generate()
+        for signer, did, expected in (
+            (key, did_key_from_public_key(key.verify_key.raw), 403),
+            (reg.key(), reg.did, 413),
+        ):
+            lines = sign("POST", base + "/ledger/transactions", [], b"{}", signer, did)
+            extra = b"".join(f"{k}: {v}\r\n".encode() for k, v in lines)
+            status, sent = _chunked(port, "/ledger/transactions", total=total, extra=extra)
+            assert sent < 16 << 20 and status == expected, (status, sent)  # a stranger; a participant's, too large
         _, after = _memory(proc.pid)
         assert after - before < 24 << 20, f"the node grew by {(after - before) >> 20} MiB"
         r = httpx.post(base + "/verify", content=b"x" * (2 << 20))
