@@ -174,7 +174,6 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
     address it serves on) is the URL signed requests must be addressed to."""
     if public_url is not None:
         origin(public_url)  # refused here, not on the first request
-        node.public_url = public_url
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -217,7 +216,8 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
 
     def own_origin(request: Request) -> tuple[str, str]:
         """(scheme, authority) of this node: its public URL, by default the address it serves on."""
-        return origin(node.public_url) if node.public_url else _served_at(request.scope)
+        own = public_url or node.public_url
+        return origin(own) if own else _served_at(request.scope)
 
     def target_uri(request: Request) -> str:
         """The URI this request was sent to, as this node knows itself: its own origin with the
