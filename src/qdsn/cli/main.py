@@ -847,14 +847,14 @@ def node_start(
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")
     scheme = "https" if tls_cert else "http"
-    public_url = public_url or cfg.get("public_url")
+    public_url = public_url or (str(cfg["public_url"]) if cfg.get("public_url") else None)
     if public_url is None and host not in ("0.0.0.0", "::", ""):  # a wildcard: the address each peer reached
         public_url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
     if public_url is not None:
         from qdsn.api.app import origin
 
         try:
-            origin(str(public_url))
+            origin(public_url)
         except QDSNError as e:
             raise typer.BadParameter(f"--public-url: {e}") from None
     if isolation not in ("bwrap", "process"):
