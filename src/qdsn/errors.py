@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class QDSNError(Exception):
     """Base of every error QDSN raises on purpose."""
@@ -43,3 +45,11 @@ class Unavailable(QDSNError):
     def __init__(self, what: str, fix: str | None = None, retry_after: int = 2) -> None:
         super().__init__(what, fix)
         self.retry_after = retry_after
+
+
+class RateLimited(QDSNError):
+    """Too many requests of one kind from one client for now; `retry_after` is the wait in seconds."""
+
+    def __init__(self, what: str, fix: str | None = None, *, retry_after: float = 1.0) -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(what, fix or f"try again in {self.retry_after} s")

@@ -6,25 +6,38 @@ import base64
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import orjson
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as ASGIMessage
 
 from qdsn import __version__
 from qdsn.api.client import NodeClient
 from qdsn.api.problems import MEDIA_TYPE, from_error, problem
-from qdsn.api.signatures import Nonces, verify
+from qdsn.api.signatures import Resolver, check, inspect
 from qdsn.clock import parse_time
 from qdsn.compute import package
 from qdsn.crypto import VerifyKey
 from qdsn.crypto.jose import public_jwk
-from qdsn.errors import IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError, Unavailable
+from qdsn.errors import (
+    BadSignature,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    QDSNError,
+    RateLimited,  # fmt: skip
+    Unavailable,
+)
 from qdsn.identity import did_document
 from qdsn.ledger import tx
 from qdsn.ledger.checkpoint import COSIGNATURE_V1, NoteVerifier
@@ -60,8 +73,69 @@ def _limit_of(request: Request) -> int:
     return MAX_BACKUP if request.method == "PUT" and request.url.path.startswith("/backups/") else MAX_BODY
 
 
-def _problem_response(body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(body, status_code=body["status"], media_type=MEDIA_TYPE)
+def _problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=body["status"], media_type=MEDIA_TYPE, headers=headers)
+
+
+class BodyLimit:
+    """Refuses a body over its route's limit while it streams in: at once by its Content-Length, or as
+    soon as the bytes received (chunked or not) pass the limit, so no large body is ever held."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = _limit_of(Request(scope))
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            refusal = problem(413, "too-large", "Request too large", f"bodies are limited to {limit} bytes")
+            await _problem_response(refusal)(scope, receive, send)
+            return
+        got = 0
+
+        async def counted() -> ASGIMessage:
+            nonlocal got
+            message = await receive()
+            if message["type"] == "http.request":
+                got += len(message.get("body", b""))
+                if got > limit:  # the route's handler turns this into a 413 problem
+                    raise StarletteHTTPException(413, f"bodies are limited to {limit} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def origin(url: str) -> tuple[str, str]:
+    """(scheme, authority) of an http(s) URL as a client signs it: the host in lower case, a default port
+    left out. Raises InvalidInput for anything else."""
+    try:
+        u = urlsplit(url)
+        host, port = u.hostname, u.port
+    except ValueError as e:
+        raise InvalidInput(f"{url!r} is not a URL: {e}") from None
+    if u.scheme not in ("http", "https") or not host or u.path.strip("/") or u.query or u.username:
+        raise InvalidInput(
+            f"{url!r} is not a node's public URL", "give scheme://host[:port], e.g. https://node.example:8420"
+        )
+    return u.scheme, _authority(u.scheme, host, port)
+
+
+def _authority(scheme: str, host: str, port: int | None) -> str:
+    host = host.lower()
+    host = f"[{host}]" if ":" in host else host
+    return host if port is None or port == {"http": 80, "https": 443}[scheme] else f"{host}:{port}"
+
+
+def _addressed(scheme: str, host: str | None) -> str | None:
+    """The authority a request's Host field names, in the form of `origin`; None when there is none."""
+    try:
+        u = urlsplit(f"//{host}")
+        return _authority(scheme, u.hostname, u.port) if host and u.hostname else None
+    except ValueError:
+        return None
 
 
 async def _monitor(node: Node, every: float) -> None:
@@ -91,9 +165,30 @@ def _follow(node: Node) -> None:
             logger.critical("the log operator's log does not hold together: %s. %s", e.what, e.fix or "")
 
 
-def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
+def _served_at(scope: Scope) -> tuple[str, str]:
+    """(scheme, authority) of the address this request reached the node at (the ASGI server's)."""
+    server = scope.get("server")
+    if not server or server[1] is None:
+        raise QDSNError("this node does not know the URL it is served at", "set public_url in node.toml's [service]")
+    scheme = "https" if scope.get("scheme") == "https" else "http"
+    return scheme, _authority(scheme, str(server[0]), int(server[1]))
+
+
+def _known(node: Node) -> Callable[[str], bytes | None]:
+    def known(did: str) -> bytes | None:
+        """A participant's key as this replica has it, without asking anybody."""
+        ident = node.ledger.state.identities.get(did)
+        return ident.key if ident else None
+
+    return known
+
+
+def create_app(node: Node, *, monitor: float | None = None, public_url: str | None = None) -> FastAPI:
     """The API of one node; with `monitor`, every that many seconds it follows and cosigns the log
-    (members) and ends agreements whose time is up."""
+    (members) and ends agreements whose time is up. `public_url` (default the node's own, else the
+    address it serves on) is the URL signed requests must be addressed to."""
+    if public_url is not None:
+        origin(public_url)  # refused here, not on the first request
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -109,14 +204,13 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
         description="A participant of a QDSN consortium. Requests between nodes carry RFC 9421 signatures "
         "by the sender's DID key; errors are RFC 9457 problem+json.",
     )
-    nonces = Nonces()
+    nonces = node.nonces
+    keys = Resolver(_known(node), node.key_of)
 
     @app.exception_handler(QDSNError)
     async def _qdsn(_: Request, e: QDSNError) -> JSONResponse:
-        answer = _problem_response(from_error(e))
-        if isinstance(e, Unavailable):
-            answer.headers["Retry-After"] = str(e.retry_after)
-        return answer
+        wait = {"Retry-After": str(e.retry_after)} if isinstance(e, (RateLimited, Unavailable)) else None
+        return _problem_response(from_error(e), wait)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
@@ -133,28 +227,45 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
     async def _internal(_: Request, e: Exception) -> JSONResponse:  # never a stack trace to a peer
         return _problem_response(problem(500, "internal", "Internal error", "the node failed to answer; see its log"))
 
-    @app.middleware("http")
-    async def _limit(request: Request, call_next: Any) -> Response:
-        length, limit = request.headers.get("content-length"), _limit_of(request)
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return _problem_response(
-                problem(413, "too-large", "Request too large", f"bodies are limited to {limit} bytes")
-            )
-        return await call_next(request)
+    app.add_middleware(BodyLimit)
+
+    def own_origin(request: Request) -> tuple[str, str]:
+        """(scheme, authority) of this node: its public URL, by default the address it serves on."""
+        own = public_url or node.public_url
+        return origin(own) if own else _served_at(request.scope)
+
+    def target_uri(request: Request) -> str:
+        """The URI this request was sent to, as this node knows itself: its own origin with the
+        request's path. A request addressed to another node is refused, and a signature over another
+        node's URI never holds here, whatever Host the client sends."""
+        scheme, own = own_origin(request)
+        asked = _addressed(scheme, request.headers.get("host"))
+        if asked != own:
+            raise BadSignature(f"the request is addressed to {asked or 'no host'}, but this node is {scheme}://{own}",
+                               "sign each request for the node it is sent to, at that node's public URL")  # fmt: skip
+        return str(request.url.replace(scheme=scheme, netloc=own))
 
     async def signer(request: Request) -> str:
-        """The DID that signed this request (RFC 9421), or a 401/403 problem."""
-        body = await request.body()
-        if len(body) > _limit_of(request):
-            raise InvalidInput(f"bodies are limited to {_limit_of(request)} bytes")
+        """The DID that signed this request (RFC 9421), or a 401/403/429 problem. The signature's form,
+        its recipient and its signer are checked before a byte of the body is read."""
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-        return verify(request.method, str(request.url), headers, body, node.key_of, nonces)
+        signed = inspect(headers)
+        url = target_uri(request)
+        key = keys.known(signed.keyid)
+        if key is None:  # may catch up with the log operator: limited, and off the event loop
+            key = await run_in_threadpool(keys, signed.keyid, request.client.host if request.client else "")
+        if key is None:
+            raise PermissionDenied(f"{signed.keyid} is not a participant on this ledger",
+                                   "ask the regulator to register it, or sign with the current key")  # fmt: skip
+        body = await request.body()  # bounded by BodyLimit as it streams in
+        return await run_in_threadpool(check, request.method, url, headers, body, signed, key, nonces)
 
     Signer = Annotated[str, Depends(signer)]
 
     async def maybe_signer(request: Request) -> str | None:
         """The signer's DID when the request is signed; None for an anonymous one."""
-        return await signer(request) if "signature" in request.headers else None
+        signs = "signature" in request.headers or "signature-input" in request.headers
+        return await signer(request) if signs else None
 
     async def message(request: Request) -> dict[str, Any]:
         try:
@@ -417,7 +528,7 @@ def create_app(node: Node, *, monitor: float | None = None) -> FastAPI:
     def vc_issuer(request: Request) -> dict[str, Any]:
         """SD-JWT VC issuer metadata for this node as an HTTPS issuer: its URL and the key its certificates
         are signed with, named by its DID (public)."""
-        issuer = str(request.base_url).rstrip("/")
+        issuer = "://".join(own_origin(request))  # its own URL, not whatever Host a client sent
         return {"issuer": issuer, "jwks": {"keys": [public_jwk(node.home.key()) | {"kid": node.did}]}}
 
     @app.get(trust.PATH, tags=["credentials"])

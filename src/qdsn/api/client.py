@@ -1,5 +1,5 @@
-"""Signed requests to another node's API: RFC 9421 signatures by this node's key, problem+json
-answers turned back into our errors."""
+"""Signed requests to another node's API: RFC 9421 signatures by this node's key, each for the URL
+it is sent to (so that no other node accepts it), problem+json answers turned back into our errors."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from qdsn.errors import (
     NotFound,
     PermissionDenied,
     QDSNError,
+    RateLimited,
     Unavailable,
 )
 from qdsn.ledger import tx
@@ -75,6 +76,9 @@ class NodeClient:
     def _answer(self, r: httpx.Response) -> Any:
         if r.status_code >= 400:
             what, fix = self._problem(r)
+            if r.status_code == 429:
+                wait = r.headers.get("retry-after", "1")
+                raise RateLimited(f"{self.base_url}: {what}", retry_after=float(wait) if wait.isdigit() else 1.0)
             raise _BY_STATUS.get(r.status_code, QDSNError)(f"{self.base_url}: {what}", fix)
         kind = r.headers.get("content-type", "")
         if kind.startswith("application/json"):

@@ -12,6 +12,7 @@ from qdsn.errors import (
     NotFound,
     PermissionDenied,
     QDSNError,
+    RateLimited,
     Unavailable,
 )
 
@@ -24,6 +25,7 @@ _KINDS: list[tuple[type[QDSNError], int, str, str]] = [  # most specific first
     (IntegrityError, 422, "integrity", "Hashes or proofs do not add up"),
     (InvalidInput, 400, "invalid-input", "The request is not valid"),
     (Unavailable, 503, "unavailable", "Unavailable for now: try again later"),
+    (RateLimited, 429, "rate-limited", "Too many requests"),
 ]
 
 

@@ -758,6 +758,14 @@ def node_start(
         str | None, typer.Option(help="Address to listen on (default 127.0.0.1).", envvar="QDSN_HOST")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default 8420).", envvar="QDSN_PORT")] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The URL peers reach this node at, scheme://host[:port]; a signed request addressed to any other "
+            "is refused (default: the address it listens on).",
+            envvar="QDSN_PUBLIC_URL",
+        ),
+    ] = None,
     tls_cert: Annotated[
         Path | None, typer.Option(help="Serve HTTPS with this certificate chain (PEM).", envvar="QDSN_TLS_CERT")
     ] = None,
@@ -839,6 +847,17 @@ def node_start(
     isolation = isolation or str(cfg.get("isolation", "bwrap"))
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")
+    scheme = "https" if tls_cert else "http"
+    public_url = public_url or (str(cfg["public_url"]) if cfg.get("public_url") else None)
+    if public_url is None and host not in ("0.0.0.0", "::", ""):  # a wildcard: the address each peer reached
+        public_url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+    if public_url is not None:
+        from qdsn.api.app import origin
+
+        try:
+            origin(public_url)
+        except QDSNError as e:
+            raise typer.BadParameter(f"--public-url: {e}") from None
     if isolation not in ("bwrap", "process"):
         raise typer.BadParameter(f"--isolation is bwrap or process, not {isolation!r}")
     if quorum is not None and quorum < 1:
@@ -847,6 +866,7 @@ def node_start(
         raise typer.BadParameter("--retain is 1 or more")
     node = _node(home, operator, operator_ca, ordering=ordering, quorum=quorum, retain=retain)
     node.isolation = isolation
+    node.public_url = public_url
     if backup_to := backup_to or cfg.get("backup_to"):
         node.backup_to = _client(node.home, str(backup_to), operator_ca)
     if isolation == "bwrap":
@@ -854,7 +874,6 @@ def node_start(
 
         if (why := bwrap_works()) is not None:
             console.print(f"[yellow]![/] certification jobs will be refused: {why}")
-    scheme = "https" if tls_cert else "http"
     if node.etcd is not None:
         node.start(every=min(monitor, 1.0))
         role = f"orders through {ordering or cfg.get('ordering') or 'etcd'}, quorum {node.quorum}"
@@ -862,7 +881,8 @@ def node_start(
         role = "operates the log"
     else:
         role = f"follows the log at {operator or '(no operator given)'}"
-    console.print(f"[green]✓[/] {node.home.name} ({node.did[:24]}…, {role}) on {scheme}://{host}:{port}")
+    at = f", public URL {public_url}" if public_url and public_url != f"{scheme}://{host}:{port}" else ""
+    console.print(f"[green]✓[/] {node.home.name} ({node.did[:24]}…, {role}) on {scheme}://{host}:{port}{at}")
     try:
         uvicorn.run(
             create_app(node, monitor=monitor), host=host, port=port, log_level="warning",

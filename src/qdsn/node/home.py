@@ -118,7 +118,7 @@ class NodeHome:
 
     def service(self) -> dict[str, Any]:
         """The `[service]` table of node.toml: how `qdsn node start` serves this node (host, port,
-        operator, operator_ca, tls_cert, tls_key, monitor, isolation, ordering, quorum, retain); options and
+        public_url, operator, operator_ca, tls_cert, tls_key, monitor, isolation, ordering, quorum, retain); options and
         QDSN_* variables override it."""
         cfg = tomllib.loads((self.path / "node.toml").read_text()).get("service", {})
         if not isinstance(cfg, dict):

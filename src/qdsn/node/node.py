@@ -15,6 +15,7 @@ import threading
 import time
 from functools import cached_property
 
+from qdsn.api.nonces import NonceStore
 from qdsn.clock import format_time, system_clock
 from qdsn.data import backup
 from qdsn.data.vault import Vault
@@ -41,7 +42,9 @@ class Node:
     `ledger`: a replica already open (the node then leaves closing it to its owner); `isolation`: how
     certification models run here (see `compute.sandbox`); `ordering`: etcd://HOST:PORT[,…] to order
     through an etcd cluster; `quorum`: cosignatures a checkpoint needs before this node trusts it;
-    `retain`: how many of the newest positions the log signer keeps in etcd (older batches are pruned)."""
+    `retain`: how many of the newest positions the log signer keeps in etcd (older batches are pruned);
+    `public_url`: the URL peers reach its API at, which signed requests must be addressed to (default:
+    the address it serves on)."""
 
     def __init__(
         self,
@@ -54,6 +57,7 @@ class Node:
         ordering: str | None = None,
         quorum: int = 1,
         retain: int = RETAIN,
+        public_url: str | None = None,
     ) -> None:
         if isolation not in ("bwrap", "process"):
             raise InvalidInput(f"isolation is bwrap or process, not {isolation!r}")
@@ -85,10 +89,17 @@ class Node:
         self._alerts: list[tx.Envelope] = []
         self._backed_up: str | None = None  # the vault's fingerprint at its last backup
         self.backup_to: Operator | None = None  # a keeper this node sends its sealed vault to as it changes
+        self.public_url = public_url  # where peers reach this node's API; None: the address it serves on
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.deciding = threading.Lock()  # one use decision at a time: each counts the uses before it
         self.following = threading.Lock()  # one puller at a time appends to the replica
+
+    @cached_property
+    def nonces(self) -> NonceStore:
+        """The nonces of the signed requests this node accepted, kept until their signatures expire."""
+        url = self.home.ledger_location()
+        return NonceStore(url if "://" in url else str(self.home.path / "nonces.db"))
 
     @cached_property
     def keeper(self) -> Keeper:
@@ -305,6 +316,8 @@ class Node:
             self.orderer.close()
         if "vault" in self.__dict__:
             self.vault.close()
+        if "nonces" in self.__dict__:
+            self.nonces.close()
         self.policies.close()
         if self._owns_ledger:
             self.ledger.close()
