@@ -133,9 +133,12 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
         honest.created,
         honest.signature,
     )
+    first = log.store.entry(1)
+    reused = tx.sign_tx("identity.register", late.registration(), regulator.key(), regulator.did,
+                        nonce=tx.from_leaf(first.leaf).nonce)  # fmt: skip
     for label, envs in [
         ("a manufacturer admitting a member", [by_maker]),
-        ("a replayed registration", [tx.from_leaf(log.store.entry(1).leaf)]),
+        ("a new registration reusing a logged nonce", [reused]),
         ("a registration altered after signing", [altered]),
     ]:
         try:
@@ -143,6 +146,11 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
             console.print(f"  [red]accepted {label}?![/]")
         except QDSNError as e:
             console.print(f"  [green]✓ refused[/] {label}: [dim]{type(e).__name__}: {getattr(e, 'reason', e.what)}[/]")
+    size, again = log.size, orderer.submit([tx.from_leaf(first.leaf)])
+    same = log.size == size and getattr(again[0], "seq", None) == first.seq
+    console.print(f"  [green]✓[/] the same registration sent again is answered with its first receipt (entry "
+                  f"{first.seq}) and not written twice: still {log.size} entries" if same
+                  else "  [red]a registration sent again was written twice?![/]")  # fmt: skip
 
     console.print(
         "\n[bold]4. Key rotation.[/] A manufacturer replaces its key; the new key proves "
