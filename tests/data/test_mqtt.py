@@ -76,6 +76,7 @@ def start_worker(broker, folder, owner):
     return subprocess.Popen(
         [sys.executable, str(WORKER), broker.url, str(folder), owner.key.seed().hex()],
         stdout=subprocess.DEVNULL,
+        stderr=open(folder / "worker.log", "ab"),
         env=env,
     )
 
