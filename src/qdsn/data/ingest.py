@@ -98,15 +98,19 @@ _CJK = {"gb2312", "gbk", "gb18030", "hz", "big5", "big5hkscs", "cp950", "cp949",
 
 
 def detect_encoding(data: bytes) -> str:
-    """The encoding of a text file: UTF-8 (with or without BOM) if it is that, else what charset-normalizer
-    finds, with GB18030 for any East Asian or undetermined guess."""
+    """The encoding of a text file: UTF-8 (with or without BOM) if it is that (or nearly: a few damaged
+    bytes), else what charset-normalizer finds, with GB18030 for any East Asian or undetermined guess."""
     if data.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     try:
         data.decode("utf-8")
         return "utf-8"
     except UnicodeDecodeError:
-        pass
+        # UTF-8 with a few damaged bytes stays UTF-8, so the rows holding them are named, not misread
+        text = data.decode("utf-8", "surrogateescape")
+        damaged = sum(1 for ch in text if 0xDC80 <= ord(ch) <= 0xDCFF)
+        if sum(1 for ch in text if ord(ch) > 0x7F) >= 10 * damaged:
+            return "utf-8"
     import charset_normalizer
 
     best = charset_normalizer.from_bytes(data).best()
