@@ -67,6 +67,7 @@ def bench_vault(records: list[dict], batch: int, folder: Path) -> float:
     # Untimed: a running node has its sealing helper process up; a first batch would wait for it to start.
     vault.create("warm-up", "measurements")
     vault.add_batch("warm-up", records[:batch])
+
     def anchor(b: Batch) -> str:
         return ledger.append([tx.sign_tx("dataset.anchor", b.anchor_payload(), owner, did)])[0].txid  # type: ignore[union-attr]
 

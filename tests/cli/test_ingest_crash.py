@@ -113,3 +113,15 @@ def test_ingest_killed_at_random_moments_resumes_with_every_record_once(tmp_path
     ledger.close()
     again = qdsn("ingest", "csv", str(files[3]), "--dataset", "line-1", home=acme).stdout
     assert "already stored" in again
+
+
+def test_readings_set_aside_are_listed(tmp_path):
+    from qdsn.node.home import NodeHome
+
+    _, acme = manufacturer(tmp_path)
+    vault = NodeHome.open(acme, PASS["QDSN_PASSPHRASE"]).vault()
+    vault.quarantine(
+        "line-1", [(b"raw\0m1", "plant/hz/1", b'{"value": "NaN-77"}', "value: not a number")], "2026-03-01T08:00:00Z"
+    )
+    shown = qdsn("ingest", "quarantined", "--dataset", "line-1", home=acme).stdout
+    assert "1 readings set aside" in shown and "plant/hz/1" in shown and "not a number" in shown and "NaN-77" in shown

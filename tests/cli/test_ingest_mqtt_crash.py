@@ -76,7 +76,7 @@ def test_mqtt_ingest_killed_at_random_moments_keeps_every_acknowledged_reading_o
         kills = 0
         while kills < KILLS:
             before = stored(acme)
-            wait_for(lambda: stored(acme) != before and rng.random() < 0.5, 20)  # mid-stream
+            wait_for(lambda before=before: stored(acme) != before and rng.random() < 0.5, 20)  # mid-stream
             time.sleep(rng.uniform(0, 0.05))
             proc.kill()  # SIGKILL
             proc.join()

@@ -71,7 +71,9 @@ def test_an_undecodable_byte_names_its_row_and_column(tmp_path):
 
 def test_a_200_kb_field_is_refused_by_row_and_column(tmp_path):
     path = tmp_path / "big.csv"
-    path.write_text(HEADER + rows(2) + f"导体电阻,17.5,2026-03-01T08:00:00+08:00,{'x' * 200_000},ohm\n", encoding="utf-8")
+    path.write_text(
+        HEADER + rows(2) + f"导体电阻,17.5,2026-03-01T08:00:00+08:00,{'x' * 200_000},ohm\n", encoding="utf-8"
+    )
     good, bad = read(path)
     assert len(good) == 2 and [(b.row, b.field) for b in bad] == [(4, "lot")] and "200000 characters" in bad[0].reason
 
@@ -79,7 +81,9 @@ def test_a_200_kb_field_is_refused_by_row_and_column(tmp_path):
 def test_a_broken_json_lines_line_names_its_line_and_field(tmp_path):
     path = tmp_path / "r.jsonl"
     good_line = '{"characteristic":"conductor resistance","value":17.5,"time":"2026-03-01T08:00:00Z"}\n'
-    path.write_text(good_line + "\n" + good_line + '{"characteristic":"conductor resistance","value":17.5x,"time":"t"}\n')
+    path.write_text(
+        good_line + "\n" + good_line + '{"characteristic":"conductor resistance","value":17.5x,"time":"t"}\n'
+    )
     good, bad = read(path)
     assert len(good) == 2 and [(b.row, b.field, b.unit) for b in bad] == [(4, "value", "line")]
     vault = Vault(str(tmp_path / "v.db"), Keys())

@@ -101,7 +101,9 @@ def test_a_refused_anchor_leaves_the_vault_as_it_was(tmp_path, node):
         ingest(write_csv(tmp_path / "a.csv", [17.5] * 30), vault, "d", "measurements", anchor, now=NOW, lookup=lookup)
     assert vault._row("d").next_seq == 0 and vault.unanchored("d") == [] and vault.records("d") == []
     anchor, lookup = anchoring(ledger, owner)
-    done = ingest(write_csv(tmp_path / "a.csv", [17.5] * 30), vault, "d", "measurements", anchor, now=NOW, lookup=lookup)
+    done = ingest(
+        write_csv(tmp_path / "a.csv", [17.5] * 30), vault, "d", "measurements", anchor, now=NOW, lookup=lookup
+    )
     assert done.accepted == 30 and vault.verify("d", anchored_roots(ledger)) == 30
 
 

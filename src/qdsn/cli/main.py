@@ -556,7 +556,24 @@ def ingest_mqtt(
     for reason in stats.rejections[-10:]:
         console.print(f"  [yellow]rejected[/] {reason}")
     if stats.rejected:
-        console.print(f"[yellow]{stats.rejected} rejected readings are kept in the vault's quarantine with the reason[/]")
+        console.print(
+            f"[yellow]{stats.rejected} rejected readings are kept in the vault's quarantine with the reason[/]"
+        )
+
+
+@ingest_app.command("quarantined")
+def ingest_quarantined(
+    dataset: Annotated[str, typer.Option(help="The dataset whose refused readings to list.")],
+    home: Home,
+    limit: Annotated[int, typer.Option(help="Show the latest N.")] = 50,
+) -> None:
+    """List the readings `qdsn ingest mqtt` refused and set aside in the vault: when, topic, why, payload."""
+    kept = _open(home).vault().quarantined(dataset)
+    table = Table("received", "topic", "reason", "payload", title=f"{len(kept)} readings set aside for {dataset}")
+    for k in kept[-limit:]:
+        payload = k["payload"].decode("utf-8", "replace")
+        table.add_row(k["received"], k["topic"], k["reason"], payload[:80] + ("…" if len(payload) > 80 else ""))
+    console.print(table)
 
 
 @app.command()

@@ -69,7 +69,7 @@ class Unreadable:
     unit: str = "row"
 
 
-Row = tuple[int, str, Any]  # (row, line or event number, where inside it, fields or Unreadable)
+Row = tuple[int, str, Any]  # (row, line or event number; where inside it; its fields, or an Unreadable)
 
 
 @dataclass
@@ -125,7 +125,9 @@ def _decode(path: Path, data: bytes, encoding: str | None) -> tuple[str, str, bo
     try:
         codecs.lookup(enc)
     except LookupError:
-        raise InvalidInput(f"{path}: unknown encoding {enc!r}", "name one Python knows, e.g. utf-8 or gb18030") from None
+        raise InvalidInput(
+            f"{path}: unknown encoding {enc!r}", "name one Python knows, e.g. utf-8 or gb18030"
+        ) from None
     try:
         return data.decode(enc), enc, True
     except UnicodeDecodeError:
@@ -168,7 +170,9 @@ def _bad_field(row: list[str], names: list[str], enc: str) -> Unreadable | None:
     for col, value in enumerate(row):
         name = names[col] if col < len(names) and names[col] else f"column {col + 1}"
         if (b := _undecodable(value)) is not None:
-            return Unreadable(name, f"byte 0x{b:02x} cannot be read as {enc}", value.encode(enc, "surrogateescape").hex())
+            return Unreadable(
+                name, f"byte 0x{b:02x} cannot be read as {enc}", value.encode(enc, "surrogateescape").hex()
+            )
         if len(value) > FIELD_LIMIT:
             return Unreadable(name, f"the field holds {len(value)} characters; at most {FIELD_LIMIT} are read")
     return None
@@ -224,7 +228,13 @@ def file_rows(path: Path, encoding: str | None = None) -> Iterator[Row]:
 
 
 def _unit_of(path: Path) -> str:
-    return "line" if path.suffix.lower() in (".jsonl", ".ndjson") else "record" if path.suffix.lower() == ".json" else "row"
+    return (
+        "line"
+        if path.suffix.lower() in (".jsonl", ".ndjson")
+        else "record"
+        if path.suffix.lower() == ".json"
+        else "row"
+    )
 
 
 def _check(

@@ -391,7 +391,9 @@ class Vault:
         t = vault_sources.c
         with self.engine.connect() as c:
             done = c.execute(
-                select(func.max(t.upto)).where(and_(t.dataset == dataset, t.source == self._source_tag(dataset, digest)))
+                select(func.max(t.upto)).where(
+                    and_(t.dataset == dataset, t.source == self._source_tag(dataset, digest))
+                )
             ).scalar()
         return done or 0
 
@@ -519,11 +521,19 @@ class Vault:
         rows, batches, message keys and sources, and `next_seq` goes back to `first`."""
         with self.engine.begin() as c:
             b = vault_batches.c
-            if c.execute(select(b.first).where(and_(b.dataset == dataset, b.first >= first, b.anchored.is_(True)))).first():
+            if c.execute(
+                select(b.first).where(and_(b.dataset == dataset, b.first >= first, b.anchored.is_(True)))
+            ).first():
                 raise IntegrityError(f"records of {dataset!r} from {first} on are anchored; they are not discarded")
-            c.execute(delete(vault_chunks).where(and_(vault_chunks.c.dataset == dataset, vault_chunks.c.first >= first)))
-            c.execute(delete(vault_messages).where(and_(vault_messages.c.dataset == dataset, vault_messages.c.seq >= first)))
-            c.execute(delete(vault_sources).where(and_(vault_sources.c.dataset == dataset, vault_sources.c.first >= first)))
+            c.execute(
+                delete(vault_chunks).where(and_(vault_chunks.c.dataset == dataset, vault_chunks.c.first >= first))
+            )
+            c.execute(
+                delete(vault_messages).where(and_(vault_messages.c.dataset == dataset, vault_messages.c.seq >= first))
+            )
+            c.execute(
+                delete(vault_sources).where(and_(vault_sources.c.dataset == dataset, vault_sources.c.first >= first))
+            )
             c.execute(delete(vault_batches).where(and_(b.dataset == dataset, b.first >= first)))
             c.execute(
                 update(vault_datasets)
@@ -532,7 +542,12 @@ class Vault:
             )
 
     def anchor_batch(
-        self, batch: Batch, anchor: Callable[[Batch], str], lookup: AnchorLookup | None = None, *, ask_first: bool = False
+        self,
+        batch: Batch,
+        anchor: Callable[[Batch], str],
+        lookup: AnchorLookup | None = None,
+        *,
+        ask_first: bool = False,
     ) -> str:
         """Anchor a committed batch and mark it; returns the anchoring txid. An anchor that already
         reached the ledger (looked up first with `ask_first`, or after a refusal) is only marked; a

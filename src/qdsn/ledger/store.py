@@ -9,7 +9,6 @@ O(log n) nodes come back in one indexed query.
 from __future__ import annotations
 
 import os
-
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
