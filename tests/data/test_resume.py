@@ -23,7 +23,7 @@ class Crash(Exception):
 
 
 @pytest.fixture
-def node(tmp_path):
+def node(tmp_path, vault_url):
     regulator, owner = member("regulator", "SAMR"), member("enterprise", "Acme")
     ledger = Ledger.open(str(tmp_path / "ledger.db"), origin=ORIGIN)
     ledger.append(
@@ -33,7 +33,7 @@ def node(tmp_path):
             owner.sign("dataset.declare", {"dataset": "d", "title": "D", "kind": "measurements"}),
         ]
     )
-    vault = Vault(str(tmp_path / "vault.db"), Keys())
+    vault = Vault(vault_url, Keys())  # SQLite and PostgreSQL
     vault.create("d", "measurements")
     return ledger, vault, owner
 
@@ -120,3 +120,18 @@ def test_a_rerun_sets_bad_rows_aside_once_in_a_private_file(tmp_path, node):
     assert [x["at"] for x in lines] == ["row 5"]
     assert stat.S_IMODE(os.stat(aside).st_mode) == 0o600
     assert len(vault.records("d")) == 39
+
+
+def test_after_a_crash_another_file_extends_the_dataset_and_the_first_resumes_later(tmp_path, node):
+    ledger, vault, owner = node
+    a = write_csv(tmp_path / "a.csv", [17.5 + i / 1000 for i in range(50)])
+    b = write_csv(tmp_path / "b.csv", [18.5 + i / 1000 for i in range(10)])
+    anchor, lookup = anchoring(ledger, owner, crash_before=20)
+    with pytest.raises(Crash):
+        ingest(a, vault, "d", "measurements", anchor, batch_size=10, now=NOW, lookup=lookup)
+    anchor, lookup = anchoring(ledger, owner)
+    assert ingest(b, vault, "d", "measurements", anchor, batch_size=10, now=NOW, lookup=lookup).accepted == 10
+    rest = ingest(a, vault, "d", "measurements", anchor, batch_size=10, now=NOW, lookup=lookup)
+    assert (rest.already, rest.accepted) == (30, 20)
+    assert len(vault.records("d")) == 60 == ledger.state.datasets["d"].anchored
+    assert vault.verify("d", anchored_roots(ledger)) == 60
