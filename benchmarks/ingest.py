@@ -1,5 +1,6 @@
-"""Ingestion benchmark: measurement records per second through seal (AES-256-GCM) + store + batch
-root + anchor on the ledger, beside a plain SQLite insert of the same records in the same run.
+"""Ingestion benchmark: measurement records per second through settling with the ledger, seal
+(AES-256-GCM) + store (with each batch's source) + batch root + anchor on the ledger, beside a plain
+SQLite insert of the same records in the same run.
 
     python benchmarks/ingest.py [--records 200000] [--batch 10000]
 """
@@ -19,9 +20,10 @@ from rich.console import Console
 from rich.table import Table
 
 from qdsn.crypto import SigningKey, hkdf_sha256
-from qdsn.data.vault import Vault
+from qdsn.data.vault import Batch, Source, Vault
 from qdsn.identity import did_key_from_public_key, multikey_from_public_key
 from qdsn.ledger import Ledger, tx
+from qdsn.node.home import find_anchor
 
 console = Console()
 
@@ -65,10 +67,20 @@ def bench_vault(records: list[dict], batch: int, folder: Path) -> float:
     # Untimed: a running node has its sealing helper process up; a first batch would wait for it to start.
     vault.create("warm-up", "measurements")
     vault.add_batch("warm-up", records[:batch])
+
+    def anchor(b: Batch) -> str:
+        return ledger.append([tx.sign_tx("dataset.anchor", b.anchor_payload(), owner, did)])[0].txid  # type: ignore[union-attr]
+
+    def lookup(dataset: str, first: int) -> tuple[str, Batch] | None:
+        return find_anchor(ledger, did, dataset, first)
+
     t = time.perf_counter()
-    for b in vault.add_stream("d", (records[i : i + batch] for i in range(0, len(records), batch))):
-        receipt = ledger.append([tx.sign_tx("dataset.anchor", b.anchor_payload(), owner, did)])[0]
-        vault.mark_anchored(b, receipt.txid)  # type: ignore[union-attr]
+    # as `qdsn ingest` does it: settled with the ledger first, each batch with its source and place in it
+    vault.settle("d", anchor, lookup)
+    cuts = range(0, len(records), batch)
+    source = Source(b"bench", [min(i + batch, len(records)) for i in cuts])
+    for b in vault.add_stream("d", (records[i : i + batch] for i in cuts), source):
+        vault.anchor_batch(b, anchor, lookup)
     rate = len(records) / (time.perf_counter() - t)
     assert vault.verify("d") == len(records)
     return rate

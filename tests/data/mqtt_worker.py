@@ -10,6 +10,7 @@ from qdsn.data.mqtt import MqttIngest
 from qdsn.data.vault import Vault
 from qdsn.identity import did_key_from_public_key
 from qdsn.ledger import Ledger, tx
+from qdsn.node.home import find_anchor
 
 
 def main(broker: str, folder: str, seed_hex: str) -> None:
@@ -38,6 +39,7 @@ def main(broker: str, folder: str, seed_hex: str) -> None:
         client_id="qdsn-test-ingest",
         batch_size=200,
         batch_seconds=0.3,
+        lookup=lambda dataset, first: find_anchor(ledger, did, dataset, first),
     )
     ingest.run(stop)
 

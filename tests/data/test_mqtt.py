@@ -76,6 +76,7 @@ def start_worker(broker, folder, owner):
     return subprocess.Popen(
         [sys.executable, str(WORKER), broker.url, str(folder), owner.key.seed().hex()],
         stdout=subprocess.DEVNULL,
+        stderr=open(folder / "worker.log", "ab"),
         env=env,
     )
 
@@ -108,9 +109,12 @@ def test_every_reading_lands_once_through_crashes_and_a_broker_restart(tmp_path)
     owner = setup_node(tmp_path)
     with mosquitto() as broker:
         worker = start_worker(broker, tmp_path, owner)
-        time.sleep(1.0)  # the ingestor's persistent session exists before anything is published
         pub = publisher(broker.port)
-        published = 0
+        vault = vault_of(tmp_path, owner)
+        # the ingestor's persistent session exists before the rest is published: reading 0 (sent again
+        # until it is stored, and stored once) is in
+        assert wait_for(lambda: publish(pub, 0, 1) or vault._row("line-1").next_seq == 1, 60)
+        published = 1
         for round_ in range(3):
             publish(pub, published, published + 800)
             published += 800
@@ -126,7 +130,6 @@ def test_every_reading_lands_once_through_crashes_and_a_broker_restart(tmp_path)
         pub = publisher(broker.port)
         publish(pub, published, published + 400)
         published += 400
-        vault = vault_of(tmp_path, owner)
         assert wait_for(lambda: vault._row("line-1").next_seq >= published), vault._row("line-1").next_seq
         time.sleep(1.0)  # let any late redelivery arrive: it must be dropped
         (tmp_path / "stop").touch()

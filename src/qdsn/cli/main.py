@@ -399,7 +399,13 @@ def _units(node: NodeHome, dataset: str) -> dict[str, str]:
 
 
 def _ingest(
-    path: Path, dataset: str, home: Path, batch_size: int, quarantine: Path | None, epcis: bool = False
+    path: Path,
+    dataset: str,
+    home: Path,
+    batch_size: int,
+    quarantine: Path | None,
+    epcis: bool = False,
+    encoding: str | None = None,
 ) -> None:
     from qdsn.data.ingest import ingest, ingest_epcis
 
@@ -425,6 +431,8 @@ def _ingest(
             batch_size=batch_size,
             quarantine=quarantine,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            lookup=node.find_anchor,
+            **({} if epcis else {"encoding": encoding}),
         )
     table = Table(title=f"{path.name} → {dataset}")
     for col in ("records", "accepted", "quarantined", "skipped", "batches", "last root"):
@@ -439,6 +447,8 @@ def _ingest(
         console.print(f"[dim]… and {len(summary.skipped) - 5} more skipped[/]")
     if summary.quarantined:
         console.print(f"[yellow]{summary.quarantined} bad rows written to {quarantine} with their reasons[/]")
+    if summary.already:
+        console.print(f"{summary.already} records of this file were already stored (an earlier run); not stored again")
 
 
 BatchSize = Annotated[int, typer.Option(help="Records per anchored batch.")]
@@ -454,9 +464,13 @@ def ingest_csv(
     home: Home,
     batch_size: BatchSize = 10_000,
     quarantine: Quarantine = None,
+    encoding: Annotated[
+        str | None, typer.Option(help="The file's encoding, e.g. gb18030 (default: UTF-8, else detected).")
+    ] = None,
 ) -> None:
-    """Validate every row, then seal the file in the vault and anchor each batch on the ledger."""
-    _ingest(file, dataset, home, batch_size, quarantine)
+    """Validate every row, then seal the file in the vault and anchor each batch on the ledger.
+    Run again after an interruption, it stores what is missing and nothing twice."""
+    _ingest(file, dataset, home, batch_size, quarantine, encoding=encoding)
 
 
 @ingest_app.command("json")
@@ -505,10 +519,10 @@ def ingest_mqtt(
     acknowledged only once its batch is committed and anchored, so nothing is lost or stored twice."""
     import threading
 
-    from qdsn.data.mqtt import MqttIngest, Stats
+    from qdsn.data.mqtt import MqttIngest, Registry, Stats
 
     node = _open(home)
-    registry = node.ledger().state.devices  # devices registered on the ledger, with their keys
+    registry = Registry.of_ledger(node.ledger().store.rows_of_type)  # followed as devices register
     ingest = MqttIngest(
         broker,
         topic,
@@ -518,8 +532,9 @@ def ingest_mqtt(
         client_id=client_id or f"qdsn-{dataset}",
         batch_size=batch_size,
         batch_seconds=batch_seconds,
-        devices=lambda d: dev.key if (dev := registry.get(d)) else None,
+        devices=registry,
         require_signatures=signed_only,
+        lookup=node.find_anchor,
     )
     stop = threading.Event()
     with console.status(f"listening on {broker} {topic}") as status:
@@ -539,8 +554,27 @@ def ingest_mqtt(
         f"[green]✓[/] {stats.stored} readings stored in {stats.batches} anchored batches; "
         f"{stats.duplicates} duplicates dropped, {stats.rejected} rejected"
     )
-    for reason in stats.rejections[:10]:
+    for reason in stats.rejections[-10:]:
         console.print(f"  [yellow]rejected[/] {reason}")
+    if stats.rejected:
+        console.print(
+            f"[yellow]{stats.rejected} rejected readings are kept in the vault's quarantine with the reason[/]"
+        )
+
+
+@ingest_app.command("quarantined")
+def ingest_quarantined(
+    dataset: Annotated[str, typer.Option(help="The dataset whose refused readings to list.")],
+    home: Home,
+    limit: Annotated[int, typer.Option(help="Show the latest N.")] = 50,
+) -> None:
+    """List the readings `qdsn ingest mqtt` refused and set aside in the vault: when, topic, why, payload."""
+    kept = _open(home).vault().quarantined(dataset)
+    table = Table("received", "topic", "reason", "payload", title=f"{len(kept)} readings set aside for {dataset}")
+    for k in kept[-limit:]:
+        payload = k["payload"].decode("utf-8", "replace")
+        table.add_row(k["received"], k["topic"], k["reason"], payload[:80] + ("…" if len(payload) > 80 else ""))
+    console.print(table)
 
 
 @app.command()

@@ -1,20 +1,21 @@
 """MQTT ingestion (paho-mqtt, QoS 1): readings published by devices or gateways are validated,
 sealed in the vault and anchored batch by batch.
 
-A message is acknowledged only after its batch is committed and anchored, on a persistent session
-(clean_session=False), so a crash of this process or a broker restart loses nothing: the broker
-redelivers what was not acknowledged, and the vault drops messages it already stored.
+A message is acknowledged only after it is durably kept, on a persistent session (clean_session=False),
+so a crash of this process or a broker restart loses nothing: the broker redelivers what was not
+acknowledged, and the vault drops messages it already stored. A good reading is kept once its batch is
+committed and anchored; a refused one (not JSON, not a valid measurement, a signature that does not
+verify) once it is set aside in the vault's quarantine with the reason, its payload sealed.
 
 A message is one JSON measurement, optionally with `"sig"`: the Ed25519 signature, by the device
 registered on the ledger under the reading's `device`, of the reading's canonical JSON (without `id`
-and `sig`). The vault keeps the signature with the reading. A message's id is the payload's `"id"`
-if it has one, else the SHA-256 of topic and payload, so a redelivery is recognised whatever MQTT
-packet id it comes with.
+and `sig`). The vault keeps the signature with the reading. Registrations are followed as they land
+(`Registry`). A message is recognised by its payload's `"id"` if it has one, else by its topic and
+payload, whatever MQTT packet id it comes with; the vault keeps only a keyed hash of either.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -25,11 +26,14 @@ import orjson
 import paho.mqtt.client as mqtt
 from pydantic import ValidationError
 
+from qdsn.clock import format_time, system_clock
 from qdsn.crypto import BatchVerifier, verify_key
 from qdsn.crypto.encoding import b64url_decode
 from qdsn.data.model import Measurement
-from qdsn.data.vault import Batch, Vault, reading_message
+from qdsn.data.vault import AnchorLookup, Batch, Vault, reading_message
 from qdsn.errors import BadSignature, InvalidInput, NotFound, QDSNError
+from qdsn.identity.didkey import public_key_from_multikey
+from qdsn.ledger import tx
 
 
 @dataclass
@@ -41,7 +45,7 @@ class Stats:
     duplicates: int = 0
     rejected: int = 0
     batches: int = 0
-    rejections: list[str] = field(default_factory=list)
+    rejections: list[str] = field(default_factory=list)  # the latest few; all are in the vault's quarantine
 
 
 def parse_broker(url: str) -> tuple[str, int]:
@@ -52,11 +56,50 @@ def parse_broker(url: str) -> tuple[str, int]:
     return u.hostname, u.port or 1883
 
 
-def message_id(topic: str, payload: bytes, parsed: object) -> str:
-    """A message's id: its payload's `id`, else the SHA-256 of topic and payload."""
+def message_id(topic: str, payload: bytes, parsed: object) -> bytes:
+    """What identifies a message: its payload's `id`, else its topic and payload (the vault keeps only
+    a keyed hash of it)."""
     if isinstance(parsed, dict) and isinstance(parsed.get("id"), str) and parsed["id"]:
-        return parsed["id"][:128]
-    return hashlib.sha256(topic.encode() + b"\n" + payload).hexdigest()
+        return b"id\0" + parsed["id"].encode()
+    return b"raw\0" + topic.encode() + b"\n" + payload
+
+
+class Registry:
+    """Device keys registered on the ledger, followed as registrations land: a device not known yet
+    makes it read the registrations appended since, at most once per batch of readings."""
+
+    def __init__(self, load: Callable[[int], tuple[int, dict[str, bytes]]]) -> None:
+        self._load, self._next, self._keys, self._fresh = load, 0, {}, False
+        self.refresh()
+
+    @classmethod
+    def of_ledger(cls, rows_of_type: Callable[[str, int], list]) -> Registry:  # type: ignore[type-arg]
+        """Following a ledger replica's `device.register` entries (`Store.rows_of_type`)."""
+
+        def load(start: int) -> tuple[int, dict[str, bytes]]:
+            rows = rows_of_type("device.register", start)
+            found = {}
+            for r in rows:
+                p = tx.from_leaf(r.leaf).payload
+                found.setdefault(p["device"], public_key_from_multikey(p["key"]))
+            return (rows[-1].seq + 1 if rows else start), found
+
+        return cls(load)
+
+    def refresh(self) -> None:
+        self._next, found = self._load(self._next)
+        for device, key in found.items():
+            self._keys.setdefault(device, key)  # a device registers once; the first registration holds
+
+    def new_round(self) -> None:
+        """A new batch of readings: the next miss may read the ledger again."""
+        self._fresh = False
+
+    def __call__(self, device: str) -> bytes | None:
+        if device not in self._keys and not self._fresh:
+            self._fresh = True
+            self.refresh()
+        return self._keys.get(device)
 
 
 class MqttIngest:
@@ -75,10 +118,11 @@ class MqttIngest:
         batch_seconds: float = 1.0,
         devices: Callable[[str], bytes | None] | None = None,
         require_signatures: bool = False,
+        lookup: AnchorLookup | None = None,
     ) -> None:
         self.host, self.port = parse_broker(broker)
         self.devices, self.require_signatures = devices, require_signatures
-        self.topic, self.vault, self.dataset, self.anchor = topic, vault, dataset, anchor
+        self.topic, self.vault, self.dataset, self.anchor, self.lookup = topic, vault, dataset, anchor, lookup
         self.batch_size, self.batch_seconds = batch_size, batch_seconds
         self.stats = Stats()
         self._pending: list[tuple[int, str, bytes]] = []  # (mid, topic, payload)
@@ -102,9 +146,8 @@ class MqttIngest:
             self._pending.append((msg.mid, msg.topic, bytes(msg.payload)))
 
     def run(self, stop: threading.Event, progress: Callable[[Stats], None] | None = None) -> Stats:
-        """Ingest until `stop` is set; anchors batches a crash left unanchored first."""
-        for batch in self.vault.unanchored(self.dataset):
-            self.vault.mark_anchored(batch, self.anchor(batch))
+        """Ingest until `stop` is set; settles batches a crash left between vault and ledger first."""
+        self.vault.settle(self.dataset, self.anchor, self.lookup)
         self._client.connect(self.host, self.port, keepalive=30)
         self._client.loop_start()
         oldest: float | None = None
@@ -129,9 +172,11 @@ class MqttIngest:
             self._client.disconnect()
         return self.stats
 
-    def _reject(self, where: str, error: Exception) -> None:
+    def _reject(self, refused: list, topic: str, payload: bytes, parsed: object, where: str, error: Exception) -> None:  # type: ignore[type-arg]
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        refused.append((message_id(topic, payload, parsed), topic, payload, reason))
         self.stats.rejected += 1
-        self.stats.rejections.append(f"{where}: {str(error).splitlines()[0]}")
+        self.stats.rejections = [*self.stats.rejections[-99:], f"{where}: {reason}"]
 
     def _check_signature(self, sig: object, record: dict, checks: BatchVerifier, index: int) -> str | None:
         """Queue a reading's device signature for verification; the signature to keep, if any."""
@@ -153,37 +198,43 @@ class MqttIngest:
             taken, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
         if not taken:
             return
-        records, ids, sigs = [], [], []
+        if isinstance(self.devices, Registry):
+            self.devices.new_round()
+        records, ids, sigs, raw = [], [], [], []
+        refused: list[tuple[bytes, str, bytes, str]] = []  # (message id, topic, payload, reason)
         checks = BatchVerifier()
         with checks:
             for _, topic, payload in taken:
                 self.stats.received += 1
+                parsed: object = None
                 try:
                     parsed = orjson.loads(payload)
                     record = Measurement.model_validate({k: v for k, v in parsed.items() if k not in ("id", "sig")})
                     data = record.model_dump(mode="json", exclude_none=True)
                     sig = self._check_signature(parsed.get("sig"), data, checks, len(records))
                 except (orjson.JSONDecodeError, ValidationError, AttributeError, QDSNError) as e:
-                    self._reject(topic, e)
+                    self._reject(refused, topic, payload, parsed, topic, e)
                     continue
                 records.append(data)
                 ids.append(message_id(topic, payload, parsed))
                 sigs.append(sig)
+                raw.append((topic, payload, parsed))
             forged = set(checks.failures())
         if forged:  # signatures that do not verify under the registered device key
             for i in sorted(forged):
-                self._reject(
-                    f"reading from {records[i].get('device')}", BadSignature("device signature does not verify")
-                )
+                e = BadSignature("device signature does not verify")
+                self._reject(refused, *raw[i], f"reading from {records[i].get('device')}", e)
             keep = [i for i in range(len(records)) if i not in forged]
             records, ids, sigs = [records[i] for i in keep], [ids[i] for i in keep], [sigs[i] for i in keep]
+        if refused:  # set aside durably before the broker is told they arrived
+            self.vault.quarantine(self.dataset, refused, format_time(system_clock()))
         if records:
             batch = self.vault.add_batch(self.dataset, records, ids, sigs)
             stored = batch.count if batch else 0
             self.stats.duplicates += len(records) - stored
             if batch is not None:
-                self.vault.mark_anchored(batch, self.anchor(batch))
+                self.vault.anchor_batch(batch, self.anchor, self.lookup)
                 self.stats.stored += stored
                 self.stats.batches += 1
-        for mid, _, _ in taken:  # only now: the batch is committed and anchored; rejects are acked too
+        for mid, _, _ in taken:  # only now: every message is stored and anchored, or set aside
             self._client.ack(mid, 1)

@@ -11,6 +11,7 @@ which the owner anchors on the ledger with `dataset.anchor`. Any record can then
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import struct
 import time
@@ -31,15 +32,17 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    delete,
+    func,
     insert,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
-from qdsn.crypto import canonical_json, new_key, offload, open_sealed, seal
+from qdsn.crypto import canonical_json, hkdf_sha256, new_key, offload, open_sealed, seal
 from qdsn.crypto.aead import NONCE_SIZE
-from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, QDSNError
 from qdsn.ledger import merkle
 from qdsn.ledger.store import insert_many, open_engine
 
@@ -78,15 +81,50 @@ vault_batches = Table(
     Column("note", Text, nullable=True),
 )
 
-vault_messages = Table(  # ids of ingested messages, so a redelivered one is dropped
+# Keys of ingested messages, so a redelivered one is dropped: a MAC under the dataset's dedup key
+# (`Vault.message_key`), never the id as sent nor a plain digest that a guess could be checked against.
+vault_messages = Table(
     "vault_messages",
     metadata,
     Column("dataset", String(128), primary_key=True),
     Column("message", String(128), primary_key=True),
     Column("seq", Integer, nullable=False),
 )
+# Where each batch came from: a MAC of the source file's digest and how many of its rows are stored
+# up to and including this batch, so the same file ingested again after a crash resumes, not repeats.
+vault_sources = Table(
+    "vault_sources",
+    metadata,
+    Column("dataset", String(128), primary_key=True),
+    Column("first", Integer, primary_key=True, autoincrement=False),
+    Column("source", String(64), nullable=False),
+    Column("upto", Integer, nullable=False),
+)
+# Messages that arrived and were refused, kept with the reason; the payload is sealed with the
+# dataset's key (a refused reading is still quality data).
+vault_quarantine = Table(
+    "vault_quarantine",
+    metadata,
+    Column("dataset", String(128), primary_key=True),
+    Column("message", String(128), primary_key=True),  # its message key: a redelivery is set aside once
+    Column("topic", Text, nullable=False),
+    Column("received", String(40), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+)
 
 KekSource = Callable[[str | None], tuple[str, bytes]]  # kek id (None: current) -> (kek id, 32-byte kek)
+# (dataset, first) -> (anchoring txid, the anchored batch) if the ledger holds an anchor of the dataset at `first`
+AnchorLookup = Callable[[str, int], "tuple[str, Batch] | None"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the records of a stream of batches come from: `digest` names the source (a file's SHA-256),
+    and each batch carries how many of the source's rows are stored once it is (`upto`)."""
+
+    digest: bytes
+    upto: Sequence[int]
 
 
 @dataclass(frozen=True)
@@ -173,6 +211,10 @@ def _row_aad(dataset: str, first: int, count: int) -> bytes:
 
 def _key_aad(dataset: str) -> bytes:
     return f"qdsn/vault/data-key/{dataset}".encode()
+
+
+def _quarantine_aad(dataset: str, message: str) -> bytes:
+    return f"qdsn/vault/quarantine/{dataset}/{message}".encode()
 
 
 def seal_records(
@@ -275,6 +317,7 @@ class Vault:
         metadata.create_all(self.engine)
         self._kek = kek
         self._keys: dict[str, bytes] = {}
+        self._dedup: dict[str, bytes] = {}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -330,38 +373,68 @@ class Vault:
             self._keys[dataset] = open_sealed(kek, row.wrapped_key, _key_aad(dataset))
         return self._keys[dataset]
 
+    def _dedup_key(self, dataset: str) -> bytes:
+        if dataset not in self._dedup:
+            self._dedup[dataset] = hkdf_sha256(self._data_key(dataset), b"qdsn dedup")
+        return self._dedup[dataset]
+
+    def message_key(self, dataset: str, message: bytes) -> str:
+        """The key a message is remembered by: HMAC-SHA256 under the dataset's dedup key, so neither
+        an id as sent nor a reading guessed from its digest can be read from the table."""
+        return hmac.new(self._dedup_key(dataset), message, hashlib.sha256).hexdigest()
+
+    def _source_tag(self, dataset: str, digest: bytes) -> str:
+        return self.message_key(dataset, b"source\0" + digest)
+
+    def source_done(self, dataset: str, digest: bytes) -> int:
+        """How many rows of the source with this digest the dataset already holds (0: none)."""
+        t = vault_sources.c
+        with self.engine.connect() as c:
+            done = c.execute(
+                select(func.max(t.upto)).where(
+                    and_(t.dataset == dataset, t.source == self._source_tag(dataset, digest))
+                )
+            ).scalar()
+        return done or 0
+
     def add_batch(
         self,
         dataset: str,
         records: Sequence[dict[str, Any]],
-        message_ids: Sequence[str] | None = None,
+        message_ids: Sequence[bytes] | None = None,
         signatures: Sequence[str | None] | None = None,
     ) -> Batch | None:
         """Seal and store a batch of records in one transaction; returns the batch to anchor.
 
-        With `message_ids` (one per record), records whose message was already stored are dropped
-        and the rest are remembered in the same transaction: a redelivery after a crash lands
-        once. Returns None when nothing was new."""
+        With `message_ids` (one per record, what identifies the message), records whose message was
+        already stored are dropped and the rest are remembered, by keyed hash, in the same transaction:
+        a redelivery after a crash lands once. Returns None when nothing was new."""
         if not records:
             raise InvalidInput("an empty batch has nothing to commit")
         key = self._data_key(dataset)
+        keys = None if message_ids is None else [self.message_key(dataset, m) for m in message_ids]
         with self.engine.begin() as c:
             sigs = list(signatures) if signatures is not None else [None] * len(records)
-            if message_ids is not None:
-                records, message_ids, sigs = self._new_only(c, dataset, records, message_ids, sigs)
+            if keys is not None:
+                records, keys, sigs = self._new_only(c, dataset, records, keys, sigs)
                 if not records:
                     return None
             first = c.execute(select(vault_datasets.c.next_seq).where(vault_datasets.c.id == dataset)).scalar_one()
             batch, rows = _sealed_batch(key, dataset, first, records, sigs)
-            self._write(c, batch, rows, message_ids)
+            self._write(c, batch, rows, keys)
         return batch
 
-    def add_stream(self, dataset: str, batches: Iterable[Sequence[dict[str, Any]]]) -> Iterator[Batch]:
+    def add_stream(
+        self, dataset: str, batches: Iterable[Sequence[dict[str, Any]]], source: Source | None = None
+    ) -> Iterator[Batch]:
         """`add_batch` for many batches in a row, each in its own transaction: batch k+1 is sealed while
         batch k is written. Yields each batch once it is committed; the next is written only after the
-        caller asks for it (anchor the batch first), so at most one batch waits for its anchor."""
+        caller asks for it (anchor the batch first), so at most one batch waits for its anchor. With a
+        `source`, each batch records how far into it the dataset then reaches (see `source_done`)."""
         key = self._data_key(dataset)
         first = self._row(dataset).next_seq
+        tag = self._source_tag(dataset, source.digest) if source is not None else None
+        upto = iter(source.upto) if source is not None else None
         with ThreadPoolExecutor(1, thread_name_prefix="vault-writer") as writer:
             writing: Future[Batch] | None = None
             for records in batches:
@@ -370,18 +443,19 @@ class Vault:
                 sealed = _sealed_batch(key, dataset, first, records, [None] * len(records))
                 if writing is not None:
                     yield writing.result()
-                writing = writer.submit(self._commit, *sealed)
+                origin = (tag, next(upto)) if tag is not None and upto is not None else None
+                writing = writer.submit(self._commit, *sealed, origin)
                 first += len(records)
             if writing is not None:
                 yield writing.result()
 
-    def _commit(self, batch: Batch, rows: list[tuple[int, bytes, bytes]]) -> Batch:
+    def _commit(self, batch: Batch, rows: list[tuple[int, bytes, bytes]], origin: tuple[str, int] | None) -> Batch:
         with self.engine.begin() as c:
-            self._write(c, batch, rows)
+            self._write(c, batch, rows, origin=origin)
         return batch
 
     @staticmethod
-    def _write(c, batch: Batch, rows: list[tuple[int, bytes, bytes]], message_ids=None) -> None:  # type: ignore[no-untyped-def]
+    def _write(c, batch: Batch, rows: list[tuple[int, bytes, bytes]], message_keys=None, origin=None) -> None:  # type: ignore[no-untyped-def]
         """Store a sealed batch where the dataset ends now, or refuse if it grew meanwhile."""
         dataset, first, count = batch.dataset, batch.first, batch.count
         grown = c.execute(
@@ -392,27 +466,32 @@ class Vault:
         if grown.rowcount != 1:
             raise Conflict(f"dataset {dataset!r} grew while records {first}… were sealed; they were not written")
         insert_many(c, vault_chunks, [(dataset, first + i * CHUNK, n, row) for i, (n, row, _) in enumerate(rows)])
-        if message_ids is not None:
+        if message_keys is not None:
             c.execute(
                 insert(vault_messages),
-                [{"dataset": dataset, "message": m, "seq": first + i} for i, m in enumerate(message_ids)],
+                [{"dataset": dataset, "message": m, "seq": first + i} for i, m in enumerate(message_keys)],
             )
+        if origin is not None:
+            c.execute(insert(vault_sources).values(dataset=dataset, first=first, source=origin[0], upto=origin[1]))
         c.execute(
             insert(vault_batches).values(dataset=dataset, first=first, count=count, root=batch.root, anchored=False)
         )
 
     @staticmethod
-    def _new_only(c, dataset: str, records, ids, sigs):  # type: ignore[no-untyped-def]
-        if len(ids) != len(records):
-            raise InvalidInput("one message id per record")
+    def _known(c, table: Table, dataset: str, keys: Sequence[str]) -> set[str]:  # type: ignore[no-untyped-def]
         seen: set[str] = set()
-        for i in range(0, len(ids), 900):
-            q = select(vault_messages.c.message).where(
-                and_(vault_messages.c.dataset == dataset, vault_messages.c.message.in_(ids[i : i + 900]))
-            )
+        for i in range(0, len(keys), 900):
+            q = select(table.c.message).where(and_(table.c.dataset == dataset, table.c.message.in_(keys[i : i + 900])))
             seen.update(m for (m,) in c.execute(q))
+        return seen
+
+    @classmethod
+    def _new_only(cls, c, dataset: str, records, keys, sigs):  # type: ignore[no-untyped-def]
+        if len(keys) != len(records):
+            raise InvalidInput("one message id per record")
+        seen = cls._known(c, vault_messages, dataset, keys)
         keep = []
-        for r, m, sig in zip(records, ids, sigs, strict=True):
+        for r, m, sig in zip(records, keys, sigs, strict=True):
             if m not in seen:
                 seen.add(m)  # also drops a duplicate within the batch
                 keep.append((r, m, sig))
@@ -436,6 +515,104 @@ class Vault:
                 .order_by(vault_batches.c.first)
             ).all()
         return [Batch(r.dataset, r.first, r.count, r.root) for r in rows]
+
+    def discard(self, dataset: str, first: int) -> None:
+        """Remove the records of a dataset from `first` on, which the ledger never anchored: their
+        rows, batches, message keys and sources, and `next_seq` goes back to `first`."""
+        with self.engine.begin() as c:
+            b = vault_batches.c
+            if c.execute(
+                select(b.first).where(and_(b.dataset == dataset, b.first >= first, b.anchored.is_(True)))
+            ).first():
+                raise IntegrityError(f"records of {dataset!r} from {first} on are anchored; they are not discarded")
+            c.execute(
+                delete(vault_chunks).where(and_(vault_chunks.c.dataset == dataset, vault_chunks.c.first >= first))
+            )
+            c.execute(
+                delete(vault_messages).where(and_(vault_messages.c.dataset == dataset, vault_messages.c.seq >= first))
+            )
+            c.execute(
+                delete(vault_sources).where(and_(vault_sources.c.dataset == dataset, vault_sources.c.first >= first))
+            )
+            c.execute(delete(vault_batches).where(and_(b.dataset == dataset, b.first >= first)))
+            c.execute(
+                update(vault_datasets)
+                .where(and_(vault_datasets.c.id == dataset, vault_datasets.c.next_seq > first))
+                .values(next_seq=first)
+            )
+
+    def anchor_batch(
+        self,
+        batch: Batch,
+        anchor: Callable[[Batch], str],
+        lookup: AnchorLookup | None = None,
+        *,
+        ask_first: bool = False,
+    ) -> str:
+        """Anchor a committed batch and mark it; returns the anchoring txid. An anchor that already
+        reached the ledger (looked up first with `ask_first`, or after a refusal) is only marked; a
+        batch the ledger refused, and does not hold, is discarded, so the vault never grows by records
+        it will not anchor. Without `lookup` a refused batch stays unanchored."""
+        found = lookup(batch.dataset, batch.first) if lookup is not None and ask_first else None
+        if found is None:
+            try:
+                txid = anchor(batch)
+            except QDSNError:
+                if lookup is None:  # whether it reached the ledger is unknown: left for `settle`
+                    raise
+                found = lookup(batch.dataset, batch.first)
+                if found is None:
+                    self.discard(batch.dataset, batch.first)
+                    raise
+            else:
+                self.mark_anchored(batch, txid)
+                return txid
+        txid, on_ledger = found
+        if on_ledger != batch:
+            raise IntegrityError(
+                f"the ledger anchors other records at {batch.first} of {batch.dataset!r} than the vault holds",
+                "restore the vault from a backup that matches the ledger",
+            )
+        self.mark_anchored(batch, txid)
+        return txid
+
+    def settle(self, dataset: str, anchor: Callable[[Batch], str], lookup: AnchorLookup | None) -> int:
+        """Bring the dataset in line with the ledger after a crash: each batch committed but not marked
+        anchored is marked if its anchor reached the ledger, else anchored now (or discarded if the
+        ledger refuses it). Returns the batches settled. Run before ingesting more."""
+        pending = self.unanchored(dataset)
+        for batch in pending:
+            self.anchor_batch(batch, anchor, lookup, ask_first=True)
+        return len(pending)
+
+    def quarantine(self, dataset: str, refused: Sequence[tuple[bytes, str, bytes, str]], received: str) -> int:
+        """Set refused messages aside durably: (message id, topic, payload, reason) each, the payload
+        sealed with the dataset's key; one already set aside is not added again. Returns those added."""
+        key = self._data_key(dataset)
+        rows = {self.message_key(dataset, m): (topic, payload, reason) for m, topic, payload, reason in refused}
+        with self.engine.begin() as c:
+            new = [k for k in rows if k not in self._known(c, vault_quarantine, dataset, list(rows))]
+            if new:
+                c.execute(
+                    insert(vault_quarantine),
+                    [
+                        {"dataset": dataset, "message": k, "topic": rows[k][0], "received": received,
+                         "reason": rows[k][2], "sealed": seal(key, rows[k][1], _quarantine_aad(dataset, k))}
+                        for k in new
+                    ],
+                )  # fmt: skip
+        return len(new)
+
+    def quarantined(self, dataset: str) -> list[dict[str, Any]]:
+        """The messages set aside for a dataset, oldest first: topic, received, reason and payload."""
+        key, t = self._data_key(dataset), vault_quarantine.c
+        with self.engine.connect() as c:
+            rows = c.execute(select(vault_quarantine).where(t.dataset == dataset).order_by(t.received)).all()
+        return [
+            {"topic": r.topic, "received": r.received, "reason": r.reason,
+             "payload": open_sealed(key, r.sealed, _quarantine_aad(dataset, r.message))}
+            for r in rows
+        ]  # fmt: skip
 
     def _leaves(self, dataset: str, start: int, end: int) -> list[bytes]:
         key = self._data_key(dataset)
@@ -524,3 +701,4 @@ class Vault:
         with self.engine.begin() as c:
             c.execute(update(vault_datasets).where(vault_datasets.c.id == dataset).values(wrapped_key=None))
         self._keys.pop(dataset, None)
+        self._dedup.pop(dataset, None)

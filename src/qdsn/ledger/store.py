@@ -8,6 +8,7 @@ O(log n) nodes come back in one indexed query.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -185,10 +186,23 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
+def _private_file(path: str) -> None:
+    """Create a SQLite file 0600 before SQLite does (its -wal and -shm files take the database
+    file's mode), and take group and other access from one that has it, like the keystore."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        for p in (path, f"{path}-wal", f"{path}-shm"):
+            if os.path.exists(p) and os.stat(p).st_mode & 0o077:
+                os.chmod(p, 0o600)
+    except OSError:
+        pass  # not ours to change, or not a file: SQLite reports what is wrong when it opens it
+
+
 def open_engine(url: str) -> Engine:
     """An engine for `url` (a SQLite path or any SQLAlchemy URL), tuned for the ledger."""
     if "://" not in url:
         Path(url).parent.mkdir(parents=True, exist_ok=True)
+        _private_file(url)
         url = f"sqlite:///{url}"
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":

@@ -152,6 +152,16 @@ class NodeHome:
         """Commit a vault batch on the ledger with `dataset.anchor`; returns the transaction id."""
         return tx.txid(self.submit("dataset.anchor", batch.anchor_payload()).leaf())
 
+    def find_anchor(self, dataset: str, first: int) -> tuple[str, Batch] | None:
+        """This node's `dataset.anchor` of `dataset` at record `first` in its ledger replica, if one
+        landed there: (txid, the batch it anchors). How an ingest after a crash tells whether a batch
+        reached the ledger."""
+        ledger = self.ledger()
+        try:
+            return find_anchor(ledger, self.did, dataset, first)
+        finally:
+            ledger.close()
+
     def log_signer(self) -> NoteSigner:
         """The key that signs this node's log checkpoints (named by the log's origin)."""
         return NoteSigner(self.origin, self.key(), ED25519)
@@ -189,6 +199,18 @@ class NodeHome:
             submit(self.sign("identity.rotate_key", payload, clock=clock))
         self.keystore.add(new, created=format_time(clock()), current=True)
         return new_mk
+
+
+def find_anchor(ledger: Ledger, owner: str, dataset: str, first: int) -> tuple[str, Batch] | None:
+    """The `dataset.anchor` by `owner` of `dataset` at record `first` in `ledger`, if any: (txid, batch)."""
+    ds = ledger.state.datasets.get(dataset)
+    if ds is None or ds.owner != owner or first >= ds.anchored:
+        return None
+    for row in reversed(ledger.store.rows_of_type("dataset.anchor", ds.declared)):
+        p = tx.from_leaf(row.leaf).payload
+        if row.submitter == owner and p["dataset"] == dataset and p["first"] == first:
+            return row.txid, Batch(dataset, first, p["count"], bytes.fromhex(p["root"]))
+    return None
 
 
 def _escape(s: str) -> str:
