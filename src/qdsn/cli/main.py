@@ -649,6 +649,7 @@ def vault_verify(home: Home) -> None:
     from qdsn.node.completeness import verify_vault
 
     node = _open(home)
+    node.key()  # a wrong passphrase is said as such, not taken for a damaged data key
     ledger = node.ledger()
     try:
         behind = judge(lambda: _guarded(node, ledger), "the ledger")
