@@ -132,7 +132,7 @@ def _check_sqlite(engine: Engine, tables: MetaData, what: str) -> None:
         found = [str(r[0]) for r in c.exec_driver_sql("PRAGMA integrity_check(20)")]
         if found != ["ok"]:
             raise Damaged(what, "SQLite's integrity check fails: " + "; ".join(found[:3]))
-        stored = {(r[0], r[1]): r[2] for r in c.exec_driver_sql("SELECT type, name, sql FROM sqlite_master")}
+        stored = {(r[0], r[1]): (r[2], r[3]) for r in c.exec_driver_sql(SCHEMA)}
     for key, sql in _expected_sqlite_schema(tables).items():
         if key not in stored:
             raise Damaged(what, f"{key[0]} {key[1]!r} is missing from the schema")
@@ -140,16 +140,17 @@ def _check_sqlite(engine: Engine, tables: MetaData, what: str) -> None:
             raise Damaged(what, f"the definition of {key[0]} {key[1]!r} was altered")
 
 
-_SCHEMAS: dict[int, dict[tuple[str, str], str | None]] = {}
+SCHEMA = "SELECT type, name, tbl_name, sql FROM sqlite_master"
+_SCHEMAS: dict[int, dict[tuple[str, str], tuple[str, str | None]]] = {}
 
 
-def _expected_sqlite_schema(tables: MetaData) -> dict[tuple[str, str], str | None]:
+def _expected_sqlite_schema(tables: MetaData) -> dict[tuple[str, str], tuple[str, str | None]]:
     """The schema QDSN creates, as SQLite records it: made once in memory from the same tables."""
     if id(tables) not in _SCHEMAS:
         mem = create_engine("sqlite://")
         tables.create_all(mem)
         with mem.connect() as c:
-            _SCHEMAS[id(tables)] = {(r[0], r[1]): r[2] for r in c.exec_driver_sql("SELECT type, name, sql FROM sqlite_master")}
+            _SCHEMAS[id(tables)] = {(r[0], r[1]): (r[2], r[3]) for r in c.exec_driver_sql(SCHEMA)}
         mem.dispose()
     return _SCHEMAS[id(tables)]
 
