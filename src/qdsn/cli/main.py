@@ -196,9 +196,13 @@ def ledger_prove(
 @ledger_app.command("checkpoint")
 def ledger_checkpoint(home: Home) -> None:
     """Sign a C2SP checkpoint of the log as it is now and print the signed note."""
+    from qdsn.node import seen
+
     node = _open(home)
     ledger = node.ledger()
-    sys.stdout.write(ledger.sign_checkpoint(node.log_signer()))
+    note = ledger.sign_checkpoint(node.log_signer())
+    seen.remember(node.path, note, node.log_signer().verifier(), ledger.store)
+    sys.stdout.write(note)
     console.print(f"[dim]log key: {node.log_signer().verifier().text()}[/]", highlight=False)
 
 
