@@ -92,7 +92,7 @@ def _audit(
     origin = store.get_meta("origin") or ""
     state = State(origin=origin)
     frontier = merkle.Frontier()
-    keys: set[bytes] = set()  # every key a member held: a cosignature stays valid after a rotation
+    keys: set[tuple[str, bytes]] = set()  # every key a member held: a cosignature stays valid after a rotation
     for start in range(0, store.size, CHUNK):
         try:
             rows = store.rows(start, min(start + CHUNK, store.size))
@@ -123,7 +123,8 @@ def _audit(
             except READ_ERRORS as e:
                 raise _Bad(row.seq, f"entry {row.seq} is unreadable: {type(e).__name__}: {e}") from None
             if env.type in ("identity.register", "identity.rotate_key"):
-                keys.update(i.key for i in state.identities.values())
+                did = env.payload["did"]
+                keys.add((did, state.identities[did].key))
             new.extend(frontier.append(merkle.leaf_hash(row.leaf)))
         ok = verify_batch([(verify_key(k), s, m) for _, k, s, m in checks])
         if not all(ok):
@@ -149,7 +150,9 @@ def _audit(
         raise _Bad(None, "the stored cosignature records differ from the fold of the log")
     _check_extras(store, frontier.size, origin)
     key_text = store.get_meta("log_key")
-    signers = [NoteVerifier(i.did, VerifyKey(k), COSIGNATURE_V1) for i in state.identities.values() for k in keys]
+    signers: dict[str, list[NoteVerifier]] = {}
+    for did, k in sorted(keys):
+        signers.setdefault(did, []).append(NoteVerifier(did, VerifyKey(k), COSIGNATURE_V1))
     prev = None
     for size, note in store.checkpoint_notes():
         if log_key is None and key_text is None:
@@ -174,11 +177,11 @@ def _audit(
             raise _Bad(None, f"the witnessed checkpoint of size {size} does not match the log")
 
 
-def _checkpoint(note: str, log_key: NoteVerifier, signers: list[NoteVerifier], what: str) -> Checkpoint:
+def _checkpoint(note: str, log_key: NoteVerifier, signers: dict[str, list[NoteVerifier]], what: str) -> Checkpoint:
     """A stored checkpoint note, every signature line of which verifies under a key the log knows."""
     cp, _ = open_checkpoint(note, log_key)
     _, sigs = parse_note(note)
-    opened = open_note(note, [log_key, *signers])
+    opened = open_note(note, [log_key, *(v for s in {s.name for s in sigs} for v in signers.get(s, []))])
     if len(opened.unverified) or len(opened.verified) != len(sigs):
         raise _Bad(None, f"{what} carries a signature no key of the log verifies")
     return cp
