@@ -3,7 +3,6 @@ the reference state that completeness and damage tests take apart."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from qdsn.node import NodeHome
@@ -16,11 +15,13 @@ def reading(i: int) -> dict:
             "time": "2026-03-01T08:00:00Z"}  # fmt: skip
 
 
-def world(tmp: Path, datasets: dict[str, list[int]], *, pending: dict[str, int] | None = None) -> NodeHome:
+def world(tmp: Path, datasets: dict[str, list[int]], *, pending: dict[str, int] | None = None,
+          url: str = "") -> NodeHome:  # fmt: skip
     """A manufacturer whose `datasets` hold batches of the given sizes, each anchored; `pending`
-    adds one sealed batch per dataset that is not anchored (a crash before the anchor)."""
-    reg = NodeHome.init(tmp / "reg", "regulator", "Bureau", "pw", scrypt_n=FAST)
-    acme = NodeHome.init(tmp / "acme", "enterprise", "Acme", "pw", ledger_url=str(tmp / "reg" / "ledger.db"),
+    adds one sealed batch per dataset that is not anchored (a crash before the anchor). `url`: a
+    database for the ledger (and then the vault) instead of SQLite files."""
+    reg = NodeHome.init(tmp / "reg", "regulator", "Bureau", "pw", ledger_url=url, scrypt_n=FAST)
+    acme = NodeHome.init(tmp / "acme", "enterprise", "Acme", "pw", ledger_url=url or str(tmp / "reg" / "ledger.db"),
                          scrypt_n=FAST)  # fmt: skip
     reg.submit("identity.register", acme.registration())
     vault = acme.vault()
@@ -40,7 +41,3 @@ def world(tmp: Path, datasets: dict[str, list[int]], *, pending: dict[str, int] 
 
 def home_of(node: NodeHome) -> NodeHome:
     return NodeHome.open(node.path, "pw", scrypt_n=FAST)
-
-
-def dump(path: Path) -> str:
-    return json.dumps(str(path))
