@@ -141,3 +141,43 @@ def test_a_rolled_back_ledger_and_vault_are_reported(tmp_path, monkeypatch):
     assert out.returncode == 2 and f"behind the checkpoint of size {size}" in out.stderr, out.stderr
     out = qdsn("vault", "verify", home=acme.path, ok=False)
     assert out.returncode == 2 and f"behind the checkpoint of size {size}" in out.stderr, out.stderr
+
+
+def test_a_replica_behind_a_peers_checkpoint_is_reported(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from ..services import free_port
+
+    monkeypatch.setenv("QDSN_PASSPHRASE", "pw")
+    acme = world(tmp_path, {"line-1": [50]})
+    reg = tmp_path / "reg"
+    shutil.copy(reg / "ledger.db", tmp_path / "old.db")  # a copy of this replica, made earlier
+    vault = acme.vault()
+    batch = vault.add_batch("line-1", [{"value": i} for i in range(10)])
+    vault.mark_anchored(batch, acme.anchor(batch))
+    vault.close()
+    port = free_port()
+    env = os.environ | {"QDSN_PASSPHRASE": "pw", "QDSN_HOME": str(reg)}
+    proc = subprocess.Popen([sys.executable, "-m", "qdsn", "node", "start", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(url + "/ledger/checkpoint", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "the node did not start"
+                time.sleep(0.2)
+        out = qdsn("ledger", "verify", "--db", str(tmp_path / "old.db"), "--peer", url, home=tmp_path / "x", ok=False)
+        assert out.returncode == 2 and "the replica is at size 4, behind the peer's checkpoint of size 5" in out.stderr, out.stderr
+        assert "✓" in qdsn("ledger", "verify", "--peer", url, home=acme.path).stdout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

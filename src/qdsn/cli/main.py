@@ -221,11 +221,14 @@ def _render(verdict: Verdict) -> None:
     raise typer.Exit(int(verdict.outcome))
 
 
-def _peer_checkpoint(url: str) -> str:
+def _peer_checkpoint(url: str, ca: str | None = None) -> str:
+    import ssl
+
     import httpx
 
     try:
-        r = httpx.get(url.rstrip("/") + "/ledger/checkpoint", timeout=10)
+        r = httpx.get(url.rstrip("/") + "/ledger/checkpoint", timeout=10,
+                      verify=ssl.create_default_context(cafile=ca) if ca else True)  # fmt: skip
         r.raise_for_status()
     except httpx.HTTPError as e:
         raise NotFound(f"peer {url} did not give its checkpoint ({e})", "check the URL, or verify offline") from None
@@ -254,6 +257,12 @@ def ledger_verify(
     url = str(db) if db else node.ledger_location()  # type: ignore[union-attr]
     key = parse_verifier(log_key) if log_key else None
     notes = [_peer_checkpoint(u) for u in peer or []]
+    service = node.service() if node is not None and not peer else {}
+    if service.get("operator"):  # the node's own log operator, when it can be reached
+        try:
+            notes.append(_peer_checkpoint(str(service["operator"]), service.get("operator_ca")))
+        except NotFound as e:
+            err.print(f"[yellow]… {e.what}; the replica is checked against what this node saw[/]", highlight=False)
 
     def guard(store: Store) -> None:
         seen.guard(node.path if node else None, store, key, notes)

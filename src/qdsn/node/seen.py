@@ -19,8 +19,9 @@ from pathlib import Path
 
 from qdsn.clock import format_time, system_clock
 from qdsn.errors import QDSNError
-from qdsn.ledger import merkle
-from qdsn.ledger.checkpoint import Checkpoint, NoteVerifier, open_checkpoint, parse_verifier
+from qdsn.crypto import VerifyKey
+from qdsn.ledger import merkle, tx
+from qdsn.ledger.checkpoint import ED25519, Checkpoint, NoteVerifier, open_checkpoint, parse_verifier
 from qdsn.ledger.integrity import Damaged, Incomplete
 from qdsn.ledger.store import Store
 
@@ -115,6 +116,10 @@ def guard(home: Path | None, store: Store, log_key: NoteVerifier | None = None, 
         log_key = parse_verifier(seen.log_key)
     if log_key is None and (text := store.get_meta("log_key")):
         log_key = parse_verifier(text)
+    if log_key is None and store.size:  # the regulator that started the log, with its key as the replica has it
+        genesis = tx.from_leaf(store.leaves(0, 1)[0]).submitter
+        origin = store.get_meta("origin") or ""
+        log_key = NoteVerifier(origin, VerifyKey(store.identities()[genesis].key), ED25519)
     if seen is not None:
         check(seen, store.size, store.root_at)
     for note in peer_notes:
