@@ -181,3 +181,11 @@ def test_a_replica_behind_a_peers_checkpoint_is_reported(tmp_path, monkeypatch):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_the_vault_without_its_reference_ledger(acme):
+    ledger = acme.path.parent / "reg" / "ledger.db"
+    ledger.unlink()
+    out = verify_vault(acme, 2)
+    assert "the ledger database" in out and "does not exist" in out and "reference" in out
+    assert not ledger.exists()  # verifying creates nothing

@@ -663,15 +663,16 @@ def vault_verify(home: Home) -> None:
 
     node = _open(home)
     node.key()  # a wrong passphrase is said as such, not taken for a damaged data key
-    ledger = node.ledger()
+    url = node.ledger_location()
+    opened: list[Store] = []
+    reference = judge(lambda: _reference(node, opened), "the ledger database")
     try:
-        behind = judge(lambda: _guarded(node, ledger), "the ledger")
-        if not behind.ok:  # a rolled-back ledger is no reference for the vault
-            _render(behind)
-        url = node.ledger_location()
-        report = verify_vault(url if "://" in url else str(node.path / "vault.db"), node.kek, ledger.store, node.did)
+        if not reference.ok:  # a missing, damaged or rolled-back ledger is no reference for the vault
+            _render(reference)
+        report = verify_vault(url if "://" in url else str(node.path / "vault.db"), node.kek, opened[0], node.did)
     finally:
-        ledger.close()
+        for store in opened:
+            store.close()
     table = Table("dataset", "records", "result")
     for r in report.datasets:
         mark = {Outcome.VERIFIED: "[green]✓", Outcome.DAMAGED: "[red]✗ damaged:", Outcome.INCOMPLETE: "[red]✗ incomplete:"}
@@ -682,12 +683,21 @@ def vault_verify(home: Home) -> None:
     _render(report.verdict)
 
 
-def _guarded(node: NodeHome, ledger) -> Verdict:  # type: ignore[no-untyped-def]
+def _reference(node: NodeHome, opened: list[Store]) -> Verdict:
+    """The node's ledger, opened read-only as the vault's reference, after checking that it is not
+    missing and not behind the newest checkpoint this node saw."""
+    from qdsn.ledger.integrity import Incomplete, absent_reason, present, read_only_url
     from qdsn.node import seen
 
+    url = node.ledger_location()
+    if not present(url, "the ledger database"):
+        raise Incomplete(absent_reason(url, "the ledger database") + ", and it is the reference the vault is checked "
+                         "against", "restore the replica first (qdsn ledger import, or follow a peer)")  # fmt: skip
+    store = Store(read_only_url(url))
+    opened.append(store)
     remembered = seen.load(node.path)
     if remembered is not None:
-        seen.check(remembered, ledger.store.size, ledger.store.root_at)
+        seen.check(remembered, store.size, store.root_at)
     return Verdict(Outcome.VERIFIED, "")
 
 
