@@ -42,14 +42,19 @@ def content(path) -> tuple[bool, object]:
 def stores(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("damage")
     acme = world(tmp, {"line-1": [40, 30], "line-2": [20]}, pending={"line-2": 5})
-    reg = home_of(acme)
-    ledger = reg.ledger()
-    # a checkpoint and a witnessed checkpoint, so flips can land in them too
+    # a signed checkpoint, a member's cosignature merged into it, recorded on the ledger and witnessed,
+    # so that flips land in every table the ledger keeps
     from qdsn.node import NodeHome
+    from qdsn.node.follow import cosign_record
 
-    regulator = NodeHome.open(tmp / "reg", "pw")
-    ledger.sign_checkpoint(regulator.log_signer())
+    regulator, member = NodeHome.open(tmp / "reg", "pw"), home_of(acme)
+    ledger = member.ledger()
+    note = ledger.sign_checkpoint(regulator.log_signer())
+    log_key = regulator.log_signer().verifier()
+    cosigned = ledger.witness(note, log_key, member.cosigner(), 1_780_000_000)
+    ledger.add_cosignature(cosigned, member.cosigner().verifier())
     ledger.close()
+    member.submit("checkpoint.cosign", cosign_record(member, cosigned, log_key, 1_780_000_000).payload)
     for f in ("vault.db", "../reg/ledger.db"):  # dense files: most flips then land where content is
         db = sqlite3.connect(acme.path / f)
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
