@@ -269,7 +269,7 @@ def _verify_ledger(
         report = audit(store, log_key, progress)
         if not report.ok:
             where = f"entry {report.first_bad}" if report.first_bad is not None else "the ledger database"
-            raise Damaged(where, report.reason or "")
+            raise Damaged(where, (report.reason or "").removeprefix(f"{where}: "))
         if seen is not None:
             seen(store)
         return Verdict(
