@@ -182,10 +182,11 @@ def _dataset(c: Connection, kek: KekSource, d: str, row: tuple | None, e: Declar
         raise Damaged(name, "it is in the vault but this node never declared it on the ledger")
     if kind != e.kind:
         raise Damaged(name, f"its stored kind {kind!r} is not the kind {e.kind!r} declared on the ledger")
-    if (wrapped is None) != e.shredded:
-        raise Damaged(name, "it is shredded on the ledger but its key is still in the vault" if e.shredded
-                      else "its key is destroyed but the ledger does not record it as shredded")  # fmt: skip
+    if e.shredded and wrapped is not None:
+        raise Damaged(name, "it is shredded on the ledger but its key is still in the vault")
     notes, end = _batches(name, batches, e)
+    if wrapped is None and not e.shredded:  # `qdsn vault shred` destroys the key first, then records it
+        notes.append(f"{name}: key destroyed, the shredding not yet on the ledger (run `qdsn vault shred` again)")
     if next_seq != end:
         raise Damaged(name, f"it says its next record is {next_seq}, but its batches end at {end}")
     key = None
