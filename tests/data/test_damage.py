@@ -28,10 +28,9 @@ def content(path) -> tuple[bool, object]:
             db.text_factory = bytes
             ok = db.execute("PRAGMA integrity_check").fetchall() == [(b"ok",)]
             schema = db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name").fetchall()
-            rows = {
-                t[1]: sorted((tuple((type(v).__name__, v) for v in r) for r in db.execute(f'SELECT * FROM "{t[1].decode()}"')), key=repr)
-                for t in schema if t[0] == b"table"
-            }  # fmt: skip
+            typed = lambda table: [tuple((type(v).__name__, v) for v in r)  # noqa: E731
+                                   for r in db.execute(f'SELECT * FROM "{table.decode()}"')]  # fmt: skip
+            rows = {t[1]: sorted(typed(t[1]), key=repr) for t in schema if t[0] == b"table"}
             return ok, (schema, rows)
         finally:
             db.close()

@@ -675,7 +675,8 @@ def vault_verify(home: Home) -> None:
             store.close()
     table = Table("dataset", "records", "result")
     for r in report.datasets:
-        mark = {Outcome.VERIFIED: "[green]✓", Outcome.DAMAGED: "[red]✗ damaged:", Outcome.INCOMPLETE: "[red]✗ incomplete:"}
+        mark = {Outcome.VERIFIED: "[green]✓", Outcome.DAMAGED: "[red]✗ damaged:",
+                Outcome.INCOMPLETE: "[red]✗ incomplete:"}  # fmt: skip
         text = r.verdict.message if not r.verdict.ok else r.verdict.message + "".join(f"; {n}" for n in r.verdict.notes)
         table.add_row(r.dataset, str(r.records), f"{mark[r.verdict.outcome]} {text}[/]")
     if report.datasets:

@@ -194,8 +194,9 @@ def _check_extras(store: Store, size: int, origin: str) -> None:
         n_entries = c.execute(select(func.count()).select_from(entries)).scalar_one()
     if n_entries != size:
         raise _Bad(None, f"the store holds {n_entries} entries where the log has {size}")
-    if n_nodes != 2 * size - size.bit_count():  # one per complete subtree of every level
-        raise _Bad(None, f"the store holds {n_nodes} tree nodes where a log of {size} has {2 * size - size.bit_count()}")
+    complete = 2 * size - size.bit_count()  # one per complete subtree of every level
+    if n_nodes != complete:
+        raise _Bad(None, f"the store holds {n_nodes} tree nodes where a log of {size} has {complete}")
     with store.engine.connect() as c:
         names = set(c.execute(select(meta.c.key)).scalars())
     if names - META_KEYS:
@@ -262,7 +263,8 @@ def _verify_ledger(
     store = Store(read_only_url(url))
     try:
         if store.size == 0 and not allow_empty:
-            raise Incomplete("the ledger database holds no entries", "pass --allow-empty if an empty ledger is expected")
+            raise Incomplete("the ledger database holds no entries",
+                             "pass --allow-empty if an empty ledger is expected")  # fmt: skip
         stored_origin = store.get_meta("origin")
         if origin is not None and store.size and stored_origin != origin:
             raise Damaged("the ledger database", f"it records the log {stored_origin!r}, not {origin!r}")

@@ -104,7 +104,9 @@ def present(url: str, what: str) -> bool:
 def absent_reason(url: str, what: str) -> str:
     path = sqlite_path(url)
     assert path is not None
-    return f"{what} {path} does not exist" if not path.exists() else f"{what} {path} is empty ({path.stat().st_size} bytes)"
+    if not path.exists():
+        return f"{what} {path} does not exist"
+    return f"{what} {path} is empty ({path.stat().st_size} bytes)"
 
 
 def read_only_url(url: str) -> str:
@@ -169,9 +171,8 @@ def _check_server(engine: Engine, tables: MetaData, what: str) -> None:
         if c.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'")).first() is None:
             return
         for t in tables.sorted_tables:
-            for idx in c.execute(
-                text("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = CAST(:t AS regclass)"), {"t": t.name}
-            ).scalars():
+            indexes = text("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = CAST(:t AS regclass)")
+            for idx in c.execute(indexes, {"t": t.name}).scalars():
                 try:
                     c.execute(text("SELECT bt_index_check(CAST(:i AS regclass), true)"), {"i": idx})
                 except DatabaseError as e:

@@ -36,6 +36,8 @@ from qdsn.ledger.integrity import (
 from qdsn.ledger.store import Store
 
 VAULT = "the vault database"
+RESTORE = "restore the vault from its backup (qdsn vault restore)"
+BATCH = (int, int, bytes, (str, type(None)), (bool, int), (str, type(None)))  # first, count, root, txid, anchored, note
 
 
 @dataclass(frozen=True)
@@ -100,14 +102,15 @@ def _verify(url: str, kek: KekSource, ledger: Store, owner: str, results: list[D
         raise Damaged("the ledger", f"its dataset records are unreadable ({e}); run `qdsn ledger verify`") from None
     if not present(url, VAULT):
         if not expected:
-            return Verdict(Outcome.VERIFIED, f"{absent_reason(url, VAULT)}, and the ledger declares no dataset of this node")
+            nothing = f"{absent_reason(url, VAULT)}, and the ledger declares no dataset of this node"
+            return Verdict(Outcome.VERIFIED, nothing)
         for d, e in sorted(expected.items()):
             results.append(DatasetResult(d, 0, Verdict(Outcome.INCOMPLETE, f"{e.anchored} anchored records missing")))
         total = sum(e.anchored for e in expected.values())
         raise Incomplete(
             f"{absent_reason(url, VAULT)}: the ledger holds {len(expected)} datasets of this node with {total} "
             f"anchored records ({', '.join(f'{d}: {e.anchored}' for d, e in sorted(expected.items()))})",
-            "restore the vault from its backup (qdsn vault restore)",
+            RESTORE,
         )
     engine = create_engine(read_only_url(url))
     try:
@@ -169,16 +172,17 @@ def _dataset(c: Connection, kek: KekSource, d: str, row: tuple | None, e: Declar
     if row is None:
         assert e is not None
         raise Incomplete(f"{name} is declared on the ledger ({e.anchored} anchored records in {len(e.anchors)} "
-                         "batches) but missing from the vault", "restore the vault from its backup (qdsn vault restore)")  # fmt: skip
+                         "batches) but missing from the vault", RESTORE)  # fmt: skip
     _, kind, wrapped, kek_id, next_seq = row
     batches = [
-        _typed(f"{name}, batch record {i}", tuple(b), (int, int, (bytes,), (str, type(None)), (bool, int), (str, type(None))))
+        _typed(f"{name}, batch record {i}", tuple(b), BATCH)
         for i, b in enumerate(_rows(c, 'SELECT "first", "count", root, anchor_txid, anchored, note FROM vault_batches '
                                        "WHERE dataset = ? ORDER BY \"first\"", (d,)))
     ]  # fmt: skip
     if e is None:
         if next_seq == 0 and not batches:
-            return 0, Verdict(Outcome.VERIFIED, "created", notes=(f"{name} is created but not yet declared on the ledger",))
+            return 0, Verdict(Outcome.VERIFIED, "created",
+                              notes=(f"{name} is created but not yet declared on the ledger",))  # fmt: skip
         raise Damaged(name, "it is in the vault but this node never declared it on the ledger")
     if kind != e.kind:
         raise Damaged(name, f"its stored kind {kind!r} is not the kind {e.kind!r} declared on the ledger")
@@ -199,7 +203,8 @@ def _dataset(c: Connection, kek: KekSource, d: str, row: tuple | None, e: Declar
     _chunks(c, name, d, key, batches, end)
     for i, (seq,) in enumerate(_rows(c, "SELECT seq FROM vault_messages WHERE dataset = ?", (d,))):
         if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < end:
-            raise Damaged(f"{name}, message record {i}", f"it names record {seq!r:.20}, which the dataset does not hold")
+            raise Damaged(f"{name}, message record {i}",
+                          f"it names record {seq!r:.20}, which the dataset does not hold")  # fmt: skip
     return end, Verdict(Outcome.VERIFIED, "shredded" if key is None else "verified", notes=tuple(notes))
 
 
@@ -209,27 +214,31 @@ def _batches(name: str, batches: list[tuple], e: Declared) -> tuple[list[str], i
     missing = [a for a in e.anchors if a.first not in by_first]
     if missing:
         gone = sum(a.count for a in missing)
-        spans = ", ".join(f"{a.first}–{a.first + a.count - 1}" for a in missing[:5]) + ("…" if len(missing) > 5 else "")
+        spans = ", ".join(f"{a.first}–{a.first + a.count - 1}" for a in missing[:5])
+        spans += "…" if len(missing) > 5 else ""
         raise Incomplete(f"{name}: {gone} records anchored on the ledger are missing from the vault "
                          f"({len(missing)} of {len(e.anchors)} batches: records {spans})",
-                         "restore the vault from its backup (qdsn vault restore)")  # fmt: skip
+                         RESTORE)  # fmt: skip
     notes, end = [], 0
     anchors = {a.first: a for a in e.anchors}
     for first, count, root, txid, anchored, _ in batches:
         if anchored not in (0, 1) or len(root) != 32:
             raise Damaged(f"{name}, batch at record {first}", "its root or its anchored flag is malformed")
         if first != end or count == 0:
-            raise Damaged(f"{name}, batch at record {first}", f"batches must follow each other: the last ended at {end}")
+            raise Damaged(f"{name}, batch at record {first}",
+                          f"batches must follow each other: the last ended at {end}")  # fmt: skip
         a = anchors.get(first)
         if a is None:
             if anchored:
                 raise Damaged(f"{name}, batch at record {first}", "it is marked anchored, but the ledger holds no "
                               "anchor for it (was the ledger rolled back? run `qdsn ledger verify`)")  # fmt: skip
-            notes.append(f"{name}: records {first}–{first + count - 1} pending anchor (sealed, not yet on the ledger)")
+            notes.append(f"{name}: records {first}–{first + count - 1} pending anchor (sealed, not yet on the "
+                         "ledger)")  # fmt: skip
         elif (count, root) != (a.count, a.root):
             raise Damaged(f"{name}, batch at record {first}", "it is not the one anchored on the ledger")
         elif not anchored:
-            notes.append(f"{name}: records {first}–{first + count - 1} anchored on the ledger, not yet marked in the vault")
+            notes.append(f"{name}: records {first}–{first + count - 1} anchored on the ledger, not yet marked in "
+                         "the vault")  # fmt: skip
         elif txid != a.txid:
             raise Damaged(f"{name}, batch at record {first}", f"it names anchor {txid!r:.70}, the ledger's is {a.txid}")
         end = first + count
@@ -261,4 +270,5 @@ def _chunks(c: Connection, name: str, d: str, key: bytes | None, batches: list[t
             raise Damaged(f"{name}, batch at record {first}", "its records do not add up to its root")
     extra = next(rows, None)
     if extra is not None:
-        raise Damaged(f"{name}, row at record {extra[0]!r:.20}", f"it lies beyond the dataset's last batch (ending at {end})")
+        raise Damaged(f"{name}, row at record {extra[0]!r:.20}",
+                      f"it lies beyond the dataset's last batch (ending at {end})")  # fmt: skip

@@ -84,7 +84,8 @@ def check(seen: Seen, size: int, root_at) -> None:  # type: ignore[no-untyped-de
         )
     if root_at(cp.size) != cp.root:
         raise Damaged(f"entries 0–{cp.size - 1}",
-                      f"the replica's root at size {cp.size} is not the one in the checkpoint seen at {seen.at}")  # fmt: skip
+                      f"the replica's root at size {cp.size} is not the one in the checkpoint seen at "
+                      f"{seen.at}")  # fmt: skip
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
