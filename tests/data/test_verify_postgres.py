@@ -73,3 +73,13 @@ def test_a_database_restored_from_an_older_copy_on_postgresql(tmp_path, postgres
     assert v.outcome is Outcome.INCOMPLETE and "behind the checkpoint of size" in v.message
     acme.ledger_url = old
     assert vault_verdict(acme).ok  # consistent with its own (old) ledger: only the checkpoint exposes it
+
+
+def test_an_empty_postgresql_database_is_not_a_verified_ledger_and_stays_empty(postgres_url):
+    url = fresh_database(postgres_url, f"verify_{uuid.uuid4().hex[:12]}")
+    v = verify_ledger(url)
+    assert v.outcome is Outcome.INCOMPLETE and "holds none of QDSN's tables" in v.message
+    assert verify_ledger(url, allow_empty=True).ok
+    engine = sqlalchemy.create_engine(url)
+    assert sqlalchemy.inspect(engine).get_table_names() == []  # verifying created nothing
+    engine.dispose()

@@ -688,10 +688,11 @@ def _reference(node: NodeHome, opened: list[Store]) -> Verdict:
     """The node's ledger, opened read-only as the vault's reference, after checking that it is not
     missing and not behind the newest checkpoint this node saw."""
     from qdsn.ledger.integrity import Incomplete, absent_reason, present, read_only_url
+    from qdsn.ledger.store import metadata as ledger_tables
     from qdsn.node import seen
 
     url = node.ledger_location()
-    if not present(url, "the ledger database"):
+    if not present(url, ledger_tables):
         raise Incomplete(absent_reason(url, "the ledger database") + ", and it is the reference the vault is checked "
                          "against", "restore the replica first (qdsn ledger import, or follow a peer)")  # fmt: skip
     store = Store(read_only_url(url))

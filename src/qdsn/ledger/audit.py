@@ -249,7 +249,7 @@ def _verify_ledger(
     seen: Callable[[Store], None] | None,
     progress: Callable[[int], None] | None,
 ) -> Verdict:
-    if not present(url, "the ledger database"):
+    if not present(url, ledger_tables):
         if allow_empty:
             return Verdict(Outcome.VERIFIED, f"{absent_reason(url, 'the ledger database')}: verified 0 entries")
         raise Incomplete(absent_reason(url, "the ledger database"),

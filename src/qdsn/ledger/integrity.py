@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from sqlalchemy import MetaData, create_engine, inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 
 from qdsn.errors import IntegrityError, QDSNError
@@ -92,18 +92,24 @@ def sqlite_path(url: str) -> Path | None:
     return None
 
 
-def present(url: str, what: str) -> bool:
+def present(url: str, tables: MetaData) -> bool:
     """Whether a store holds anything at all: False for a missing or empty SQLite file (which is
-    never created here); server databases are asked when opened."""
+    never created here), or a server database without any of `tables`."""
     path = sqlite_path(url)
     if path is None:
-        return True
+        engine = create_engine(url)
+        try:
+            found = set(inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+        return bool(found & set(tables.tables))
     return path.is_file() and path.stat().st_size > 0
 
 
 def absent_reason(url: str, what: str) -> str:
     path = sqlite_path(url)
-    assert path is not None
+    if path is None:
+        return f"{what} at {make_url(url).render_as_string(hide_password=True)} holds none of QDSN's tables"
     if not path.exists():
         return f"{what} {path} does not exist"
     return f"{what} {path} is empty ({path.stat().st_size} bytes)"

@@ -100,7 +100,7 @@ def _verify(url: str, kek: KekSource, ledger: Store, owner: str, results: list[D
         expected = declared(ledger, owner)
     except (QDSNError, *READ_ERRORS) as e:
         raise Damaged("the ledger", f"its dataset records are unreadable ({e}); run `qdsn ledger verify`") from None
-    if not present(url, VAULT):
+    if not present(url, vault_tables):
         if not expected:
             nothing = f"{absent_reason(url, VAULT)}, and the ledger declares no dataset of this node"
             return Verdict(Outcome.VERIFIED, nothing)
