@@ -48,12 +48,16 @@ def test_created_not_declared_is_pending_and_a_stray_dataset_is_damage(tmp_path)
 def test_marks_and_anchors_that_disagree(tmp_path):
     acme = home_of(world(tmp_path, {"line-1": [30, 30]}, pending={"line-1": 5}))
     db = sqlite3.connect(acme.path / "vault.db")
-    db.execute("UPDATE vault_batches SET anchored = 1 WHERE first = 60")
+    db.execute("UPDATE vault_batches SET anchored = 1, anchor_txid = ? WHERE first = 60", ("ab" * 32,))
     db.commit()
     r = report(acme)
     assert r.verdict.outcome is Outcome.DAMAGED and "ledger holds no anchor for it" in r.verdict.message
-    db.execute("UPDATE vault_batches SET anchored = 0 WHERE first = 60")
+    db.execute("UPDATE vault_batches SET anchored = 0, anchor_txid = NULL WHERE first = 60")
     db.execute("UPDATE vault_batches SET anchored = 0 WHERE first = 30")
+    db.commit()
+    r = report(acme)  # the flag cleared but the anchor's id kept: altered, not a state a crash leaves
+    assert r.verdict.outcome is Outcome.DAMAGED and "anchored flag or anchor id" in r.verdict.message
+    db.execute("UPDATE vault_batches SET anchor_txid = NULL WHERE first = 30")
     db.commit()
     r = report(acme)  # a crash between the anchor and its mark: pending, not damage
     assert r.verdict.ok and any("not yet marked" in n for n in r.verdict.notes)
@@ -61,3 +65,17 @@ def test_marks_and_anchors_that_disagree(tmp_path):
     db.commit()
     db.close()
     assert "names anchor 'ab'" in report(acme).verdict.message
+
+
+def test_each_record_has_at_most_one_message(tmp_path):
+    acme = home_of(world(tmp_path, {"line-1": [3]}))
+    vault = acme.vault()
+    batch = vault.add_batch("line-1", [{"value": i} for i in range(4)], message_ids=["m1", "m2", "m3", "m4"])
+    vault.mark_anchored(batch, acme.anchor(batch))
+    vault.close()
+    assert report(acme).verdict.ok
+    db = sqlite3.connect(acme.path / "vault.db")
+    db.execute("UPDATE vault_messages SET seq = 4 WHERE seq = 3")
+    db.commit()
+    db.close()
+    assert "message record" in report(acme).verdict.message

@@ -201,10 +201,13 @@ def _dataset(c: Connection, kek: KekSource, d: str, row: tuple | None, e: Declar
         except QDSNError as x:
             raise Damaged(f"{name}, data key", f"it does not open ({x.what})") from None
     _chunks(c, name, d, key, batches, end)
+    taken: set[int] = set()  # one message per record
     for i, (seq,) in enumerate(_rows(c, "SELECT seq FROM vault_messages WHERE dataset = ?", (d,))):
-        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < end:
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < end or seq in taken:
             raise Damaged(f"{name}, message record {i}",
-                          f"it names record {seq!r:.20}, which the dataset does not hold")  # fmt: skip
+                          f"it names record {seq!r:.20}, which the dataset does not hold or another "
+                          "message names")  # fmt: skip
+        taken.add(seq)
     return end, Verdict(Outcome.VERIFIED, "shredded" if key is None else "verified", notes=tuple(notes))
 
 
@@ -222,8 +225,9 @@ def _batches(name: str, batches: list[tuple], e: Declared) -> tuple[list[str], i
     notes, end = [], 0
     anchors = {a.first: a for a in e.anchors}
     for first, count, root, txid, anchored, _ in batches:
-        if anchored not in (0, 1) or len(root) != 32:
-            raise Damaged(f"{name}, batch at record {first}", "its root or its anchored flag is malformed")
+        if anchored not in (0, 1) or len(root) != 32 or bool(anchored) != (txid is not None):
+            # marking sets the flag and the anchor's id together: one without the other is damage
+            raise Damaged(f"{name}, batch at record {first}", "its root, anchored flag or anchor id is malformed")
         if first != end or count == 0:
             raise Damaged(f"{name}, batch at record {first}",
                           f"batches must follow each other: the last ended at {end}")  # fmt: skip
