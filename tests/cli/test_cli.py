@@ -12,8 +12,8 @@ from ..services import fresh_database
 PASS = {"QDSN_PASSPHRASE": "test passphrase"}
 
 
-def qdsn(*args, home=None, ok=True):
-    env = {**os.environ, **PASS, "COLUMNS": "200"}
+def qdsn(*args, home=None, ok=True, passphrase=PASS["QDSN_PASSPHRASE"]):
+    env = {**os.environ, "QDSN_PASSPHRASE": passphrase, "COLUMNS": "200"}
     if home is not None:
         env["QDSN_HOME"] = str(home)
     proc = subprocess.run([sys.executable, "-m", "qdsn", *args], capture_output=True, text=True, env=env, timeout=120)

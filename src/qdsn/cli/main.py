@@ -18,11 +18,11 @@ from rich.text import Text
 
 from qdsn.cli.model import model_app
 from qdsn.cli.spc import spc_app
-from qdsn.errors import QDSNError
+from qdsn.errors import NotFound, QDSNError
 from qdsn.identity import did_document, public_key_from_did_key, resolve
 from qdsn.ledger import merkle, tx
-from qdsn.ledger.audit import audit
 from qdsn.ledger.checkpoint import parse_verifier
+from qdsn.ledger.integrity import Outcome, Verdict
 from qdsn.ledger.store import Store
 from qdsn.node import NodeHome, default_home
 
@@ -197,41 +197,82 @@ def ledger_prove(
 @ledger_app.command("checkpoint")
 def ledger_checkpoint(home: Home) -> None:
     """Sign a C2SP checkpoint of the log as it is now and print the signed note."""
+    from qdsn.node import seen
+
     node = _open(home)
     ledger = node.ledger()
-    sys.stdout.write(ledger.sign_checkpoint(node.log_signer()))
+    note = ledger.sign_checkpoint(node.log_signer())
+    seen.remember(node.path, note, node.log_signer().verifier(), ledger.store)
+    sys.stdout.write(note)
     console.print(f"[dim]log key: {node.log_signer().verifier().text()}[/]", highlight=False)
 
 
-@ledger_app.command("verify")
+VERDICT_CODES = "Exit codes: 0 verified; 1 damaged (the place is named); 2 incomplete (what is missing is named)."
+
+
+def _render(verdict: Verdict) -> None:
+    """Print a verdict and leave with its exit code: 0 verified, 1 damaged, 2 incomplete."""
+    for note in verdict.notes:
+        console.print(f"[yellow]… {note}[/]", highlight=False)
+    if verdict.outcome is Outcome.VERIFIED:
+        console.print(f"[green]✓[/] {verdict.message}", highlight=False)
+        return
+    word = "damaged" if verdict.outcome is Outcome.DAMAGED else "incomplete"
+    err.print(f"[bold red]✗ {word}:[/] {verdict.message}", highlight=False)
+    raise typer.Exit(int(verdict.outcome))
+
+
+def _peer_checkpoint(url: str, ca: str | None = None) -> str:
+    import ssl
+
+    import httpx
+
+    try:
+        r = httpx.get(url.rstrip("/") + "/ledger/checkpoint", timeout=10,
+                      verify=ssl.create_default_context(cafile=ca) if ca else True)  # fmt: skip
+        r.raise_for_status()
+    except httpx.HTTPError as e:
+        raise NotFound(f"peer {url} did not give its checkpoint ({e})", "check the URL, or verify offline") from None
+    return r.text
+
+
+@ledger_app.command("verify", help="Audit a whole ledger: every hash, signature, state change and checkpoint, "
+                    "after the database's own integrity check; a node's replica is also checked against the "
+                    "newest checkpoint the node has seen and the peers' (--peer), so a rolled-back copy is "
+                    "reported. " + VERDICT_CODES)  # fmt: skip
 def ledger_verify(
     home: Home,
     db: Annotated[Path | None, typer.Option(help="Audit this ledger database instead of the node's.")] = None,
     log_key: Annotated[str | None, typer.Option(help="The log's verifier key (name+id+base64).")] = None,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="An empty or missing ledger is verified (0 entries), not an error.")
+    ] = False,
+    peer: Annotated[
+        list[str] | None, typer.Option(help="A peer's API URL whose current checkpoint the replica must not be behind.")
+    ] = None,
 ) -> None:
-    """Audit a whole ledger: every hash, signature, state change and checkpoint. Exit 1 on failure."""
-    store = Store(str(db) if db else NodeHome.open(home, passphrase="").ledger_location())
-    with Progress(
-        TextColumn("auditing"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("audit", total=store.size)
-        report = audit(
-            store, parse_verifier(log_key) if log_key else None, progress=lambda n: bar.update(task, completed=n)
-        )
-    if report.ok:
-        console.print(
-            f"[green]✓ verified[/] {report.size} entries, root {report.root}, "
-            f"{report.checkpoints} checkpoints, {report.cosignatures} cosignatures"
-        )
-        return
-    where = f" (first bad entry: {report.first_bad})" if report.first_bad is not None else ""
-    err.print(f"[bold red]✗ verification failed{where}:[/] {report.reason}")
-    raise typer.Exit(1)
+    from qdsn.ledger.audit import verify_ledger
+    from qdsn.node import seen
+
+    node = None if db else NodeHome.open(home, passphrase="")
+    url = str(db) if db else node.ledger_location()  # type: ignore[union-attr]
+    key = parse_verifier(log_key) if log_key else None
+    notes = [_peer_checkpoint(u) for u in peer or []]
+    service = node.service() if node is not None and not peer else {}
+    if service.get("operator"):  # the node's own log operator, when it can be reached
+        try:
+            notes.append(_peer_checkpoint(str(service["operator"]), service.get("operator_ca")))
+        except NotFound as e:
+            err.print(f"[yellow]… {e.what}; the replica is checked against what this node saw[/]", highlight=False)
+
+    def guard(store: Store) -> None:
+        seen.guard(node.path if node else None, store, key, notes)
+
+    with _bar("auditing") as bar:
+        task = bar.add_task("audit")
+        verdict = verify_ledger(url, log_key=key, origin=node.origin if node else None, allow_empty=allow_empty,
+                                seen=guard, progress=lambda n: bar.update(task, completed=n))  # fmt: skip
+    _render(verdict)
 
 
 def _bar(what: str) -> Progress:
@@ -647,27 +688,54 @@ def device_register(
     console.print(f"[green]✓[/] device {device} registered; readings it signs can be checked by anyone")
 
 
-@vault_app.command("verify")
+@vault_app.command("verify", help="Check the vault against the ledger: every dataset this node declared and "
+                   "every batch it anchored must be in the vault, record for record, and every dataset, batch and "
+                   "record in the vault must be on the ledger; every record is opened and every batch root "
+                   "recomputed. Batches not yet anchored are listed as pending. " + VERDICT_CODES)  # fmt: skip
 def vault_verify(home: Home) -> None:
-    """Open every record of every dataset and check each batch against the root anchored on the ledger."""
+    from qdsn.ledger.integrity import judge
+    from qdsn.node.completeness import verify_vault
+
     node = _open(home)
-    vault, ledger = node.vault(), node.ledger()
-    anchors: dict[tuple[str, int], bytes] = {}
-    for row in ledger.store.rows_of_type("dataset.anchor"):
-        p = tx.from_leaf(row.leaf).payload
-        anchors[(p["dataset"], p["first"])] = bytes.fromhex(p["root"])
+    node.key()  # a wrong passphrase is said as such, not taken for a damaged data key
+    url = node.ledger_location()
+    opened: list[Store] = []
+    reference = judge(lambda: _reference(node, opened), "the ledger database")
+    try:
+        if not reference.ok:  # a missing, damaged or rolled-back ledger is no reference for the vault
+            _render(reference)
+        report = verify_vault(url if "://" in url else str(node.path / "vault.db"), node.kek, opened[0], node.did)
+    finally:
+        for store in opened:
+            store.close()
     table = Table("dataset", "records", "result")
-    failed = False
-    for dataset in vault.datasets():
-        try:
-            n = vault.verify(dataset, anchored=lambda first, d=dataset: anchors.get((d, first), b""))
-            table.add_row(dataset, str(n), "[green]✓ verified[/]")
-        except QDSNError as e:
-            failed = True
-            table.add_row(dataset, "-", f"[red]✗ {e.what}[/]")
-    console.print(table)
-    if failed:
-        raise typer.Exit(1)
+    for r in report.datasets:
+        mark = {Outcome.VERIFIED: "[green]✓", Outcome.DAMAGED: "[red]✗ damaged:",
+                Outcome.INCOMPLETE: "[red]✗ incomplete:"}  # fmt: skip
+        text = r.verdict.message if not r.verdict.ok else r.verdict.message + "".join(f"; {n}" for n in r.verdict.notes)
+        table.add_row(r.dataset, str(r.records), f"{mark[r.verdict.outcome]} {text}[/]")
+    if report.datasets:
+        console.print(table)
+    _render(report.verdict)
+
+
+def _reference(node: NodeHome, opened: list[Store]) -> Verdict:
+    """The node's ledger, opened read-only as the vault's reference, after checking that it is not
+    missing and not behind the newest checkpoint this node saw."""
+    from qdsn.ledger.integrity import Incomplete, absent_reason, present, read_only_url
+    from qdsn.ledger.store import metadata as ledger_tables
+    from qdsn.node import seen
+
+    url = node.ledger_location()
+    if not present(url, ledger_tables):
+        raise Incomplete(absent_reason(url, "the ledger database") + ", and it is the reference the vault is checked "
+                         "against", "restore the replica first (qdsn ledger import, or follow a peer)")  # fmt: skip
+    store = Store(read_only_url(url))
+    opened.append(store)
+    remembered = seen.load(node.path)
+    if remembered is not None:
+        seen.check(remembered, store.size, store.root_at)
+    return Verdict(Outcome.VERIFIED, "")
 
 
 @vault_app.command("backup")

@@ -205,6 +205,16 @@ def unpack_chunk(blob: bytes, count: int) -> list[bytes]:
     return out
 
 
+def open_data_key(kek: bytes, dataset: str, wrapped: bytes) -> bytes:
+    """A dataset's data key, unwrapped; raises IntegrityError if it was altered or is not this dataset's."""
+    return open_sealed(kek, wrapped, _key_aad(dataset))
+
+
+def open_row(key: bytes, dataset: str, first: int, count: int, sealed: bytes) -> list[bytes]:
+    """The leaves of one stored row; raises IntegrityError if the row was altered, moved or cut."""
+    return unpack_chunk(open_sealed(key, sealed, _row_aad(dataset, first, count)), count)
+
+
 def _row_aad(dataset: str, first: int, count: int) -> bytes:
     return f"qdsn/vault/records/{dataset}/{first}/{count}".encode()
 

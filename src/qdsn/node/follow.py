@@ -17,7 +17,7 @@ from qdsn.errors import IntegrityError, NotFound, QDSNError
 from qdsn.ledger import Ledger, tx
 from qdsn.ledger.checkpoint import ED25519, NoteVerifier, open_checkpoint
 from qdsn.ledger.ledger import SplitView
-from qdsn.node import witness
+from qdsn.node import seen, witness
 from qdsn.node.home import NodeHome
 
 
@@ -78,6 +78,7 @@ def follow(home: NodeHome, ledger: Ledger, operator: Operator, *, now: int | Non
         with contextlib.suppress(QDSNError):
             operator.call("POST", "/ledger/transactions", {"transactions": [alert.to_json()]})
         raise
+    seen.remember(home.path, note, key, ledger.store)  # outside the replica: a rollback of it is noticed
     operator.call("POST", "/ledger/cosignatures", {"note": cosigned})
     operator.call("POST", "/ledger/transactions", {"transactions": [cosign_record(home, cosigned, key, ts).to_json()]})
     return pulled, cosigned

@@ -25,7 +25,7 @@ from qdsn.ledger.checkpoint import Checkpoint, cosigners_verified, open_checkpoi
 from qdsn.ledger.ledger import Receipt
 from qdsn.ledger.ordering import etcd
 from qdsn.ledger.ordering.embedded import EmbeddedOrderer
-from qdsn.node import witness
+from qdsn.node import seen, witness
 from qdsn.node.follow import Operator, log_key, pull
 from qdsn.node.home import NodeHome
 from qdsn.node.keeper import Keeper
@@ -203,7 +203,9 @@ class Node:
             return witness.cosigned_note(self.ledger, note.decode())
         if self.orderer is None:
             raise NotFound("this node does not operate the log", "ask the consortium's log operator")
-        return self.ledger.sign_checkpoint(self.home.log_signer())
+        note = self.ledger.sign_checkpoint(self.home.log_signer())
+        seen.remember(self.home.path, note, self.home.log_signer().verifier(), self.ledger.store)
+        return note
 
     def trusted_checkpoint(self) -> str:
         """The latest checkpoint this node trusts, as a signed note with its cosignatures: the last one it
@@ -276,6 +278,8 @@ class Node:
         # This node states its own root even then, so that the others can compare and expose a difference.
         self.order([witness.cosign(self.home, self.ledger, cp.size, ts)])
         self.ledger.store.save_witnessed(self.ledger.origin, cp.size, self.ledger.root_at(cp.size), note.decode())
+        if self.ledger.root_at(cp.size) == cp.root:  # kept outside the replica: a rollback of it is noticed
+            seen.remember(self.home.path, note.decode(), log_key(self.ledger), self.ledger.store)
         return cp.size
 
     def settled(self) -> bool:
