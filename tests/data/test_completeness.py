@@ -70,7 +70,7 @@ def test_marks_and_anchors_that_disagree(tmp_path):
 def test_each_record_has_at_most_one_message(tmp_path):
     acme = home_of(world(tmp_path, {"line-1": [3]}))
     vault = acme.vault()
-    batch = vault.add_batch("line-1", [{"value": i} for i in range(4)], message_ids=["m1", "m2", "m3", "m4"])
+    batch = vault.add_batch("line-1", [{"value": i} for i in range(4)], message_ids=[b"m1", b"m2", b"m3", b"m4"])
     vault.mark_anchored(batch, acme.anchor(batch))
     vault.close()
     assert report(acme).verdict.ok
