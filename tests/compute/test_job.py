@@ -261,3 +261,17 @@ def test_a_failed_run_tells_the_requester_nothing_the_model_chose(plant, tmp_pat
             continue
         assert r.status != "ok" and r.reason == reason, r.reason
         assert log in r.log
+
+
+def test_bytecode_beside_the_source_the_owner_read_never_runs(plant, tmp_path):
+    """A hand-made archive: a harmless helper.py and a .pyc of other code in __pycache__, published by
+    its hash. The node refuses it before anything runs, so the model folder holds only checked files."""
+    node, cqc, _ = plant
+    tblob, tm = tiny(tmp_path, "import sys\nsys.path.append('/model')\nimport helper\nprint(helper.out)\n")
+    pyc = b"\xa7\r\r\n\x00\x00\x00\x00" + bytes(8) + b"\xe3\x00\x00\x00"
+    entries = [*package.unpack(tblob), ("helper.py", b"out = '{\"pass\": true}'\n"),
+               ("__pycache__/helper.cpython-311.pyc", pyc)]  # fmt: skip
+    evil = package.archive(entries)
+    publish(node, cqc, evil, tm)
+    with pytest.raises(InvalidInput, match="is Python bytecode"):
+        execute(owner(node), evil, {}, [Range("line-1", 0, 10)], "n", job="j")

@@ -109,6 +109,7 @@ _ARRAY = {"items", "minItems", "maxItems"}
 _STRING = {"minLength", "maxLength"}
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 MAX_DEPTH = 16  # levels of nested schemas in a manifest
+MAX_ENUM = 64  # values of one enum
 
 
 def bounded(schema: Any, where: str = "parameters", depth: int = 0) -> None:
@@ -126,6 +127,9 @@ def bounded(schema: Any, where: str = "parameters", depth: int = 0) -> None:
         raise ValueError(f"{where}: {unknown[0]} is not allowed in {kind}; only {', '.join(sorted(_CONSTRAINTS))} "
                          f"(and annotations) are, which are checked in time linear in the document and say exactly "
                          f"what a value may be")  # fmt: skip
+    enum = schema.get("enum", [])
+    if isinstance(enum, list) and len(enum) > MAX_ENUM:  # each value of the document is compared with each
+        raise ValueError(f"{where}: an enum lists at most {MAX_ENUM} values")
     if schema.get("$schema", DRAFT) != DRAFT:
         raise ValueError(f"{where}: $schema must be {DRAFT}, the draft the node checks by")
     if "additionalProperties" in schema:
