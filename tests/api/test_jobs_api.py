@@ -275,7 +275,7 @@ def test_a_request_is_authorized_before_anything_is_checked_against_its_schemas(
         ask(c["rival"], "urn:no-such-agreement", redos, parameters=slow)
     with pytest.raises(PermissionDenied, match="another consumer"):
         ask(c["rival"], a, redos, parameters=slow)
-    with pytest.raises(InvalidInput, match="parameters.properties.x: pattern is not allowed"):
+    with pytest.raises(InvalidInput, match=r"parameters\.properties\.x: pattern is not allowed"):
         ask(c["cqc"], a, redos, parameters=slow)
     with pytest.raises(InvalidInput, match=r"parameters: \$ref is not allowed"):  # it recursed into a 500
         ask(c["cqc"], a, evil({"type": "object", "$ref": "#"}), parameters={})

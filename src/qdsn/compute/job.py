@@ -237,4 +237,5 @@ def _why(run: sandbox.Run) -> str:
     """Why a run failed, in the sandbox's words only: its exit code (a byte the model chose) is for the owner's log."""
     return {"timeout": "it ran past its wall-clock limit", "cpu-limit": "it used up its CPU time",
             "output-too-large": "it printed more than its output limit", "killed": "a signal or limit killed it",
-            "memory-limit": "it used up its memory", "failed": "it exited with an error"}.get(run.status, f"it ended {run.status}")  # fmt: skip
+            "memory-limit": "it used up its memory",
+            "failed": "it exited with an error"}.get(run.status, f"it ended {run.status}")  # fmt: skip

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from qdsn.compute import review
 from qdsn.errors import InvalidInput
@@ -371,7 +370,7 @@ def _check_path(path: str) -> None:
         raise InvalidInput(f"the path {review.reveal(path)!r} has a control or invisible character",
                            "name package files with visible characters only")  # fmt: skip
     if not all(_PART.fullmatch(p) for p in parts):
-        raise InvalidInput(f"the path {ascii(path)} is not plain: a package path is ASCII letters, digits, "
+        raise InvalidInput(f"the path {path!a} is not plain: a package path is ASCII letters, digits, "
                            f"`_`, `-` and `.` (not first), so that no two names look alike",
                            "rename the file")  # fmt: skip
 
