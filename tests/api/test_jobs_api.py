@@ -227,8 +227,8 @@ def test_the_run_log_stays_with_the_owner(lab, tmp_path):
     a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
     job = ask(c["cqc"], a, blob, parameters={})
     ran = c["maker"].call("POST", f"/jobs/{job['id']}/approval", {})
-    assert ran["state"] == "failed" and ran["reason"] == "it exited with an error (exit 3)"
-    assert leak in ran["result"]["log"]  # the owner reads what the model wrote
+    assert ran["state"] == "failed" and ran["reason"] == "it exited with an error"
+    assert leak in ran["result"]["log"] and "exit code 3" in ran["result"]["log"]  # the owner reads it
     seen = c["cqc"].call("GET", f"/jobs/{job['id']}")
     assert seen["state"] == "failed" and leak not in json.dumps(seen) and "log" not in seen["result"]
     assert all(leak not in json.dumps(j) for j in c["cqc"].call("GET", "/jobs")["jobs"])
@@ -248,3 +248,41 @@ def test_one_approval_runs_a_job(lab):
         second.claim(pending)  # read while pending, claimed by another meanwhile
     with pytest.raises(Conflict, match="is approved"):
         second.end(pending, "denied", "too late")
+
+
+def test_a_request_is_authorized_before_anything_is_checked_against_its_schemas(lab):
+    """A rival with no agreement sent a `"pattern": "^(a+)+$"` manifest and `"a" * 25 + "!"`: the node
+    froze, Python's `re` holding the GIL. Who asks is checked first; such schemas are refused outright."""
+    import json
+    import time
+
+    from qdsn.errors import NotFound
+
+    node, c, blob = lab
+    a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
+
+    def evil(parameters):
+        m = {"id": "evil", "version": "1.0.0", "entrypoint": "m.py", "description": "d",
+             "reads": {"kinds": ["measurements"]}, "parameters": parameters,
+             "outputs": {"type": "object", "additionalProperties": False, "properties": {"pass": {"type": "boolean"}}},
+             "exports": ["pass"]}  # fmt: skip
+        return package.archive([("manifest.json", json.dumps(m).encode()), ("m.py", b"print(1)\n")])
+
+    redos = evil({"type": "object", "properties": {"x": {"type": "string", "pattern": "^(a+)+$"}}})
+    slow = {"x": "a" * 40 + "!"}
+    t = time.monotonic()
+    with pytest.raises(NotFound, match="no agreement"):
+        ask(c["rival"], "urn:no-such-agreement", redos, parameters=slow)
+    with pytest.raises(PermissionDenied, match="another consumer"):
+        ask(c["rival"], a, redos, parameters=slow)
+    with pytest.raises(InvalidInput, match=r"parameters\.properties\.x: pattern is not allowed"):
+        ask(c["cqc"], a, redos, parameters=slow)
+    with pytest.raises(InvalidInput, match=r"parameters: \$ref is not allowed"):  # it recursed into a 500
+        ask(c["cqc"], a, evil({"type": "object", "$ref": "#"}), parameters={})
+    assert time.monotonic() - t < 5
+    with pytest.raises(PermissionDenied, match="not published on the ledger"):  # a schema fit for a manifest
+        ask(c["cqc"], a, evil({"type": "object", "properties": {"x": {"type": "string", "maxLength": 8}}}),
+            parameters={"x": "a" * 40})  # fmt: skip
+    with pytest.raises(InvalidInput, match="the parameters do not fit process-capability's schema at threshold"):
+        ask(c["cqc"], a, blob, parameters={"threshold": "a" * 40})
+    assert c["maker"].call("GET", "/jobs")["jobs"] == []

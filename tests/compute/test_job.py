@@ -147,7 +147,8 @@ def test_nothing_undeclared_leaves_at_any_depth(plant, tmp_path):
     publish(node, cqc, sblob, sm)
     r = execute(owner(node), sblob, {}, [Range("line-1", 0, 300)], "n", job="j")
     assert r.status == "invalid-output" and r.output is None and r.attestation is None
-    assert r.reason == "output has undeclared field characteristics[0].raw_values"
+    assert r.reason == "output has an undeclared field in characteristics[0]"
+    assert "'raw_values'" in r.log  # the owner reads which
 
     nested = {
         "type": "object",
@@ -162,7 +163,7 @@ def test_nothing_undeclared_leaves_at_any_depth(plant, tmp_path):
                      exports=("pass", "detail"), outputs=nested)  # fmt: skip
     publish(node, cqc, tblob, tm)
     r = execute(owner(node), tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
-    assert r.status == "invalid-output" and r.reason == "output has undeclared field detail.x"
+    assert r.status == "invalid-output" and r.reason == "output has an undeclared field in detail"
 
 
 def test_what_the_model_writes_elsewhere_does_not_leave_in_the_reason(plant, tmp_path):
@@ -172,8 +173,8 @@ def test_what_the_model_writes_elsewhere_does_not_leave_in_the_reason(plant, tmp
     tblob, tm = tiny(tmp_path, f"import sys\nsys.stderr.write('{leak}\\n')\nsys.exit(1)\n")
     publish(node, cqc, tblob, tm)
     r = execute(owner(node), tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
-    assert r.status == "failed" and leak not in r.reason and r.reason == "it exited with an error (exit 1)"
-    assert leak in r.log  # for the owner's eyes
+    assert r.status == "failed" and leak not in r.reason and r.reason == "it exited with an error"
+    assert leak in r.log and "exit code 1" in r.log  # for the owner's eyes
 
     tblob, tm = tiny(tmp_path, f'print(\'{{"pass": "{leak}"}}\')\n', outputs=CLOSED)
     tm = tm.model_copy(update={"version": "1.0.1"})
@@ -197,3 +198,80 @@ def test_a_weaker_run_says_in_its_attestation_what_was_not_enforced(plant, tmp_p
     r = execute(owner(node), blob, {}, [Range("line-1", 0, 10)], "n", job="j", isolation="process")
     m = attest.verify(r.attestation, node.ledger)["measurements"]
     assert m["isolation"] == "process" and {"memory (per process only)", "seccomp"} <= set(m["unenforced"])
+
+
+def test_a_large_output_is_refused_at_its_first_misfit_in_bounded_time_and_memory():
+    """1 MiB of output once cost the node 1.5 GB and 15 s: jsonschema made an error for every item."""
+    import time
+    import tracemalloc
+
+    import orjson
+
+    from qdsn.compute.job import _misfit
+
+    capability = package.load(package.builtin("process-capability"))[1].outputs
+    for schema, doc, reason in [
+        (CLOSED, {"pass": True, "values": [""] * 340_000},
+         "output field values does not fit the manifest's schema (its maxItems rule)"),
+        (capability, {"pass": True, "characteristics": [0] * 520_000},
+         "output field characteristics does not fit the manifest's schema (its maxItems rule)"),
+        (CLOSED, {"pass": True, "values": [""] * 100},
+         "output field values[0] does not fit the manifest's schema (its type rule)"),
+        (CLOSED, {"pass": True, "values": [0] * 99 + [{"x": 1}]},
+         "output field values[99] does not fit the manifest's schema (its type rule)"),
+    ]:  # fmt: skip
+        doc = orjson.loads(orjson.dumps(doc))  # as the model's stdout is read
+        tracemalloc.start()
+        t = time.monotonic()
+        try:
+            why, detail = _misfit(doc, schema)
+            seconds, peak = time.monotonic() - t, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert seconds < 0.5 and peak < 50 << 20, (seconds, peak)
+        assert why == reason and len(detail) <= 4096
+    assert _misfit({"pass": True, "values": [17.5] * 100}, CLOSED) is None
+
+
+def test_a_failed_run_tells_the_requester_nothing_the_model_chose(plant, tmp_path):
+    """A name, an exit code, where its JSON broke, or the run's exact duration would each carry bits of
+    the owner's readings to the requester: the reason holds none of them, the owner's log holds them all."""
+    node, cqc, _ = plant
+    readings = "import json,sys\nd=json.load(sys.stdin)\nv=[r['value'] for r in d['datasets'][0]['records']]\n"
+    cases = [
+        ("print(json.dumps({'pass': True, ','.join(map(str, v))[:40]: 1}))\n", "output has an undeclared field",
+         "17."),
+        ("print(json.dumps({'pass': True, 'values': [1], 'detail': {'x': v[0]}}))\n", "output has an undeclared field",
+         "'detail'"),
+        ("sys.exit(int(v[0] * 1000) % 256)\n", "it exited with an error", "exit code "),
+        ("print('{\"pass\": true}' + ' ' * int(v[0] * 100) + 'x')\n",
+         "the model's output is not exactly one JSON document", "char"),
+        ("import time\ntime.sleep(0.3)\nprint(json.dumps({'pass': True}))\n", None, None),
+    ]  # fmt: skip
+    for i, (source, reason, log) in enumerate(cases):
+        tblob, tm = tiny(tmp_path, readings + source)
+        tm = tm.model_copy(update={"version": f"2.0.{i}"})
+        files = dict(package.unpack(tblob)) | {"manifest.json": json.dumps(tm.model_dump(mode="json")).encode()}
+        tblob = package.archive(list(files.items()))
+        publish(node, cqc, tblob, tm)
+        r = execute(owner(node), tblob, {}, [Range("line-1", 0, 10)], "n", job="j")
+        assert r.seconds == int(r.seconds) >= 1  # whole seconds only, up
+        if reason is None:
+            assert r.status == "ok"
+            continue
+        assert r.status != "ok" and r.reason == reason, r.reason
+        assert log in r.log
+
+
+def test_bytecode_beside_the_source_the_owner_read_never_runs(plant, tmp_path):
+    """A hand-made archive: a harmless helper.py and a .pyc of other code in __pycache__, published by
+    its hash. The node refuses it before anything runs, so the model folder holds only checked files."""
+    node, cqc, _ = plant
+    tblob, tm = tiny(tmp_path, "import sys\nsys.path.append('/model')\nimport helper\nprint(helper.out)\n")
+    pyc = b"\xa7\r\r\n\x00\x00\x00\x00" + bytes(8) + b"\xe3\x00\x00\x00"
+    entries = [*package.unpack(tblob), ("helper.py", b"out = '{\"pass\": true}'\n"),
+               ("__pycache__/helper.cpython-311.pyc", pyc)]  # fmt: skip
+    evil = package.archive(entries)
+    publish(node, cqc, evil, tm)
+    with pytest.raises(InvalidInput, match="is Python bytecode"):
+        execute(owner(node), evil, {}, [Range("line-1", 0, 10)], "n", job="j")

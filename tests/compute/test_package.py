@@ -255,15 +255,17 @@ def test_an_output_schema_must_be_closed_at_every_level(model):
         (opened(items + ["properties"], {"raw": True}), rf"{at}.properties.raw: `true` lets anything through"),
         (opened(items + ["properties"], {"raw": {}}), rf"{at}.properties.raw: say what the value is"),
         (opened(items + ["properties"], {"raw": {"$ref": "#"}}), rf"{at}.properties.raw: \$ref is not allowed"),
+        (opened(items + ["properties"], {"raw": {"anyOf": [{"type": "number"}]}}), rf"{at}.properties.raw: anyOf is"),
+        (opened(items + ["properties", "name"], {"pattern": "^(a+)+$"}), rf"{at}.properties.name: pattern is not"),
         (
-            opened(items + ["properties"], {"raw": {"anyOf": [{"type": "number"}, {"type": "array", "maxItems": 9}]}}),
-            rf"{at}.properties.raw.anyOf\[1\]: an array must say its items",
+            opened(items + ["properties"], {"raw": {"type": "array", "maxItems": 9}}),
+            rf"{at}.properties.raw: an array must say its items",
         ),
     ]:
         (model / "manifest.json").write_text(json.dumps(manifest | {"outputs": schema}))
         with pytest.raises(InvalidInput, match=match):
             package.load(model)
-    closed = opened(items + ["properties"], {"note": {"anyOf": [{"enum": ["a", "b"]}, {"type": "null"}]}})
+    closed = opened(items + ["properties"], {"note": {"enum": ["a", "b", None]}})
     (model / "manifest.json").write_text(json.dumps(manifest | {"outputs": closed}))
     assert package.load(model)[1].outputs == closed
 
@@ -301,3 +303,92 @@ def test_files_too_large_are_refused_before_they_are_read(model, tmp_path):
             assert tracemalloc.get_traced_memory()[1] < 1 << 20
         finally:
             tracemalloc.stop()
+
+
+def test_a_manifest_uses_only_schema_keywords_checked_in_linear_time(model):
+    """`pattern` (Python's `re` backtracks while holding the GIL), `$ref` (`"$ref": "#"` recursed without
+    end) and every other keyword outside the allowlist are refused, in parameters and outputs alike."""
+    manifest = json.loads((model / "manifest.json").read_text())
+    params, out = manifest["parameters"], manifest["outputs"]
+    threshold = params["properties"]["threshold"]
+    deep = {"type": "object"}
+    for _ in range(40):
+        deep = {"type": "object", "properties": {"x": deep}}
+    for change, match in [
+        ({"parameters": params | {"properties": {"x": {"type": "string", "pattern": "^(a+)+$"}}}},
+         r"parameters.properties.x: pattern is not allowed"),
+        ({"parameters": params | {"patternProperties": {"^(a+)+$": {"type": "string"}}}}, "patternProperties is not"),
+        ({"parameters": params | {"$ref": "#"}}, r"parameters: \$ref is not allowed"),
+        ({"parameters": params | {"$defs": {"a": {"type": "string"}}}}, r"parameters: \$defs is not allowed"),
+        ({"parameters": params | {"properties": {"x": {"type": "string", "format": "regex"}}}}, "format is not"),
+        ({"parameters": params | {"properties": {"x": {"anyOf": [threshold]}}}}, "anyOf is not allowed"),
+        ({"parameters": params | {"properties": {"x": {"not": threshold}}}}, "not is not allowed"),
+        ({"parameters": params | {"if": {"type": "object"}}}, "if is not allowed"),
+        ({"parameters": params | {"properties": {"x": {"type": "array", "uniqueItems": True}}}}, "uniqueItems is"),
+        ({"parameters": params | {"properties": {"x": threshold | {"multipleOf": 1e-300}}}}, "multipleOf is"),
+        ({"parameters": params | {"additionalProperties": {"$ref": "#"}}}, r"additionalProperties: \$ref is"),
+        ({"parameters": params | {"$schema": "http://json-schema.org/draft-04/schema#"}}, r"\$schema must be"),
+        ({"parameters": deep}, "nest more than 16 levels"),
+        ({"parameters": params | {"properties": {"x": {"enum": list(range(65))}}}}, "at most 64 values"),
+        ({"outputs": out | {"properties": out["properties"] | {"note": {"type": "string", "pattern": "^(a+)+$"}}}},
+         "outputs.properties.note: pattern is not allowed"),
+    ]:  # fmt: skip
+        (model / "manifest.json").write_text(json.dumps(manifest | change))
+        with pytest.raises(InvalidInput, match=match):
+            package.load(model)
+    (model / "manifest.json").write_text('{"parameters": ' * 100_000 + "{}" + "}" * 100_000)
+    with pytest.raises(InvalidInput, match="nests too deeply"):
+        package.load(model)
+
+
+def test_parameters_are_checked_against_their_schema_with_one_error(model):
+    _, m = package.load(model)
+    package.check_parameters(m, {"threshold": 1.5})
+    with pytest.raises(InvalidInput, match=r"process-capability's schema at threshold: 'high' is not of type"):
+        package.check_parameters(m, {"threshold": "high"})
+    with pytest.raises(InvalidInput, match="schema: Additional properties are not allowed"):
+        package.check_parameters(m, {f"x{i}": i for i in range(100_000)})
+
+
+def archive_with(model, *extra):
+    return package.archive([*package.files(model), *extra])
+
+
+def test_what_the_owner_reads_is_what_runs(model, tmp_path):
+    """Bytecode, native code and binaries are refused; so are look-alike names and two files that import
+    as one module — whether they come in an archive or in a folder."""
+    blob, _ = package.load(model)
+    helper = ("helper.py", b"def summary(x):\n    return len(x)\n")
+    pyc = b"\xa7\r\r\n\x00\x00\x00\x00" + bytes(8) + b"\xe3\x00\x00\x00"  # an unchecked-hash .pyc of other code
+    for extra, match in [
+        ([helper, ("__pycache__/helper.cpython-311.pyc", pyc)], "is Python bytecode"),
+        ([helper, ("__pycache__/helper.cpython-311.py", b"x = 1\n")], "is Python bytecode"),
+        ([("helper.pyc", pyc)], "is Python bytecode"),
+        ([helper, ("helper.so", b"\x7fELF\x02\x01\x01\x00")], "helper.so is not a kind of file a package may"),
+        ([helper, ("helper.cpython-311-x86_64-linux-gnu.so", b"\x7fELF")], "is not a kind of file"),
+        ([("lib.zip", b"PK\x03\x04")], "lib.zip is not a kind of file"),
+        ([("data.csv", b"\x7fELF\x02\x01\x01\x00")], r"data\.csv holds NUL bytes"),
+        ([("data.csv", b"\xff\xfe1,2\n")], r"data\.csv is not UTF-8 text"),
+        ([helper, ("helper/__init__.py", b"x = 1\n")], r"'helper\.py' and the folder 'helper/' both import as"),
+        ([("sub/stats.py", b""), ("sub/stats/x.py", b"")], r"both import as the module 'sub\.stats'"),
+        ([("m\u0430in.py", b"x = 1\n")], r"the path 'm\\u0430in\.py' is not plain"),
+        ([(".hidden.py", b"x = 1\n")], "is not plain"),
+        ([("a b.py", b"x = 1\n")], "is not plain"),
+    ]:
+        entries = [*package.unpack(blob), *extra]
+        with pytest.raises(InvalidInput, match=match):
+            package.unpack(package.archive(entries))
+        with pytest.raises(InvalidInput, match=match):
+            package.manifest_of(entries)
+    for name, data, match in [("helper.so", b"\x7fELF", "not a kind of file"), ("m\u0430in.py", b"", "not plain"),
+                              ("helper/__init__.py", b"", "both import as")]:  # fmt: skip
+        folder = tmp_path / f"f{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(model, folder)
+        (folder / "helper.py").write_bytes(helper[1])
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).write_bytes(data)
+        with pytest.raises(InvalidInput, match=match):
+            package.load(folder)
+    ok = [*package.unpack(blob), helper, ("notes.md", "# Notes ±\n".encode()), ("limits.json", b"{}"),
+          ("table.csv", b"a,b\n"), ("README.txt", b"read me\n"), ("lib/stats.py", b"x = 1\n")]  # fmt: skip
+    assert package.unpack(package.archive(ok)) == sorted(ok)

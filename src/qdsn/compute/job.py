@@ -10,6 +10,8 @@ and named; and signs an attestation over what ran, on what, to what result.
 
 from __future__ import annotations
 
+import math
+import reprlib
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -85,10 +87,7 @@ def execute(
     if published is None or published.hash != code_hash:
         raise PermissionDenied(f"model {m.id} {m.version} with code hash {code_hash[:16]}… is not published",
                                "run only models a certification body has published on the ledger")  # fmt: skip
-    try:
-        jsonschema.validate(parameters, m.parameters)
-    except jsonschema.ValidationError as e:
-        raise InvalidInput(f"the parameters do not fit {m.id}'s schema: {e.message}") from None
+    package.check_parameters(m, parameters)
     datasets, inputs = [], []
     for r in ranges:
         kind, records, batches = _read(owner, r)
@@ -105,17 +104,19 @@ def execute(
             (Path(folder) / path).write_bytes(data)
         run = sandbox.run(Path(folder), m.entrypoint, orjson.dumps({"parameters": parameters, "datasets": datasets}),
                           isolation=isolation, limits=limits, secrets=[owner.home])  # fmt: skip
+    seconds = float(math.ceil(run.seconds))  # whole seconds: the requester and the meter see no finer timing
     if not run.ok:
-        return Result(job, run.status, _why(run), seconds=run.seconds, log=run.stderr)
+        return Result(job, run.status, _why(run), seconds=seconds,
+                      log=f"exit code {run.exit_code} after {run.seconds:.3f} s\n{run.stderr}".strip())  # fmt: skip
     try:
         doc = orjson.loads(run.stdout)
-    except orjson.JSONDecodeError as e:
-        return Result(job, "invalid-output", f"the model's output is not exactly one JSON document: {e}",
-                      seconds=run.seconds, log=run.stderr)  # fmt: skip
+    except orjson.JSONDecodeError as e:  # where it broke is the model's choice: the owner's log says it
+        return Result(job, "invalid-output", "the model's output is not exactly one JSON document",
+                      seconds=seconds, log=f"{e}\n{run.stderr}".strip())  # fmt: skip
     misfit = _misfit(doc, m.outputs)
     if misfit is not None:
         why, detail = misfit
-        return Result(job, "invalid-output", why, seconds=run.seconds, log=f"{detail}\n{run.stderr}".strip())
+        return Result(job, "invalid-output", why, seconds=seconds, log=f"{detail}\n{run.stderr}".strip())
     # the schema is closed at every depth (`package.closed`), so a document that fits it holds nothing
     # undeclared; of its top-level fields only the exports leave
     output = {k: v for k, v in doc.items() if k in m.exports}
@@ -128,7 +129,7 @@ def execute(
     claims = attest.claims_for(owner.did, nonce, measurements, inputs, parameters, output, start,
                                format_time(system_clock()), job, int(system_clock().timestamp()), dropped)  # fmt: skip
     token = attest.attest(owner.key, owner.did, claims)
-    return Result(job, "ok", output=output, dropped=dropped, attestation=token, seconds=run.seconds)
+    return Result(job, "ok", output=output, dropped=dropped, attestation=token, seconds=seconds)
 
 
 def _read(owner: Owner, r: Range) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
@@ -155,38 +156,86 @@ def _read(owner: Owner, r: Range) -> tuple[str, list[dict[str, Any]], list[dict[
 
 
 def _misfit(doc: Any, schema: dict[str, Any]) -> tuple[str, str] | None:
-    """Why the output does not fit the manifest's closed output schema, naming the field but never a
-    value the model chose (the requester reads it), and the validator's full message for the owner;
-    None if it fits."""
-    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(doc))
-    if not errors:
-        return None
-    extra = [e for e in errors if e.validator == "additionalProperties"]
-    if extra:
-        e = min(extra, key=lambda e: len(e.absolute_path))
-        declared = e.schema.get("properties", {}) if isinstance(e.schema, dict) else {}
-        name = sorted(k for k in e.instance if k not in declared)[0]
-        return f"output has undeclared field {_field([*e.absolute_path, name])}", e.message[:4096]
-    e = jsonschema.exceptions.best_match(errors)
-    where = _field(list(e.absolute_path))
+    """Why the output does not fit the manifest's closed output schema, or None if it fits: a reason
+    for the requester that holds only the schema's own names, indices and rules — never a name or
+    value the model chose — and the detail for the owner's log. The document is first walked against
+    the schema by `_shape`, which stops at the first undeclared field or bound passed, so that only a
+    document bounded by the schema reaches jsonschema; of that, only the first error is made."""
+    misfit = _shape(doc, schema, [])
+    if misfit is None:
+        e = next(jsonschema.Draft202012Validator(schema).iter_errors(doc), None)
+        if e is None:
+            return None
+        misfit = list(e.absolute_path), str(e.validator), e.message[:4096]
+    path, rule, detail = misfit
+    where = _field(path)
+    if rule == "additionalProperties":
+        return f"output has an undeclared field{f' in {where}' if where else ''}", detail
     what = f"output field {where}" if where else "the output"
-    return f"{what} does not fit the manifest's schema (its {e.validator} rule)", e.message[:4096]
+    return f"{what} does not fit the manifest's schema (its {rule} rule)", detail
+
+
+_short = reprlib.Repr()  # what the owner's log shows of a value: bounded, however large the value
+_short.maxstring, _short.maxother, _short.maxlist, _short.maxdict, _short.maxlevel = 200, 200, 10, 10, 3
+_TYPES: dict[str, Any] = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None),
+                          "number": (int, float), "integer": int}  # fmt: skip
+
+
+def _shape(value: Any, schema: Any, path: list[Any]) -> tuple[list[Any], str, str] | None:
+    """The first place where `value` leaves the shape of a closed schema (`package.closed`): a type
+    not declared, an undeclared field, an array past its maxItems, a string past its maxLength — as
+    (path of declared names and indices, rule, detail for the owner). Written by hand because
+    jsonschema makes every error of a document before any can be looked at inside `items`, and
+    checks bounds after it has walked what they bound: 1 MiB of output cost 1.5 GB and 15 s."""
+    if schema is False:
+        return path, "false", "no value is allowed here"
+    if not isinstance(schema, dict) or "enum" in schema or "const" in schema:
+        return None  # a fixed value: compared by jsonschema, in time bounded by the manifest's own value
+    types = schema.get("type")
+    types = [types] if isinstance(types, str) else list(types or ())
+    if types and not any(_is(value, t) for t in types):
+        return path, "type", f"{_short.repr(value)} is not of type {' or '.join(types)}"
+    if isinstance(value, dict):
+        declared = schema.get("properties", {})
+        for name in value:
+            if name not in declared:
+                return path, "additionalProperties", f"undeclared field {name[:200]!r}"
+        for name, sub in value.items():
+            misfit = _shape(sub, declared[name], [*path, name])
+            if misfit is not None:
+                return misfit
+    elif isinstance(value, list):
+        if len(value) > schema.get("maxItems", len(value)):
+            return path, "maxItems", f"{len(value):,} items, more than {schema['maxItems']}"
+        for i, item in enumerate(value):
+            misfit = _shape(item, schema.get("items", True), [*path, i])
+            if misfit is not None:
+                return misfit
+    elif isinstance(value, str) and len(value) > schema.get("maxLength", len(value)):
+        return path, "maxLength", f"{len(value):,} characters, more than {schema['maxLength']}"
+    return None
+
+
+def _is(value: Any, kind: str) -> bool:
+    """Whether a JSON value is of a JSON Schema type (a bool is no number; 1.0 is an integer)."""
+    if isinstance(value, bool):
+        return kind == "boolean"
+    if kind == "integer" and isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, _TYPES.get(kind, ()))
 
 
 def _field(path: list[Any]) -> str:
-    """A path into a JSON document as `characteristics[0].raw_values`; odd names quoted, long ones cut."""
+    """A path into a JSON document as `characteristics[0].values`; only ever of names the schema declares."""
     out = ""
     for p in path:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        else:
-            name = p if p.isidentifier() and len(p) <= 40 else orjson.dumps(p[:40]).decode()  # a name, not a channel
-            out += ("." if out else "") + name
+        out += f"[{p}]" if isinstance(p, int) else ("." if out else "") + str(p)
     return out
 
 
 def _why(run: sandbox.Run) -> str:
-    what = {"timeout": "it ran past its wall-clock limit", "cpu-limit": "it used up its CPU time",
+    """Why a run failed, in the sandbox's words only: its exit code (a byte the model chose) is for the owner's log."""
+    return {"timeout": "it ran past its wall-clock limit", "cpu-limit": "it used up its CPU time",
             "output-too-large": "it printed more than its output limit", "killed": "a signal or limit killed it",
-            "failed": "it exited with an error"}.get(run.status, run.status)  # fmt: skip
-    return f"{what} (exit {run.exit_code})"  # what it wrote stays in the owner's `log`
+            "memory-limit": "it used up its memory",
+            "failed": "it exited with an error"}.get(run.status, f"it ended {run.status}")  # fmt: skip

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from qdsn.compute import review
 from qdsn.errors import InvalidInput
@@ -69,7 +69,8 @@ class Manifest(BaseModel):
 
     @field_validator("parameters", "outputs")
     @classmethod
-    def _schema(cls, v: dict[str, Any]) -> dict[str, Any]:
+    def _schema(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        bounded(v, info.field_name or "schema")  # before the metaschema walks it: no $ref, no depth past MAX_DEPTH
         try:
             jsonschema.Draft202012Validator.check_schema(v)
         except jsonschema.SchemaError as e:
@@ -92,58 +93,99 @@ class Manifest(BaseModel):
         return self
 
 
-# What an output schema may say: annotations, and constraints that keep every value to a declared
-# shape. Everything else — patternProperties, unevaluated*, propertyNames, prefixItems, contains,
-# not, if/then/else, $ref, dependentSchemas — is refused rather than reasoned about.
-_ANNOTATIONS = {"title", "description", "$comment", "default", "examples", "deprecated", "readOnly", "writeOnly",
-                "$schema", "$id", "format"}  # fmt: skip
-_CONSTRAINTS = {"type", "enum", "const", "properties", "required", "additionalProperties", "minProperties",
-                "maxProperties", "dependentRequired", "items", "minItems", "maxItems", "uniqueItems", "minLength",
-                "maxLength", "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
-                "anyOf", "oneOf", "allOf"}  # fmt: skip
-_OBJECT = {"properties", "required", "additionalProperties", "minProperties", "maxProperties", "dependentRequired"}
-_ARRAY = {"items", "minItems", "maxItems", "uniqueItems"}
-_STRING = {"minLength", "maxLength", "pattern"}
-_BRANCHES = ("anyOf", "oneOf", "allOf")
+# What a manifest's schema may say: annotations, and constraints that are checked in time linear in the
+# document and keep every value to a declared shape. Everything else is refused rather than reasoned
+# about: `pattern` and `patternProperties` (Python's `re` backtracks, and holds the GIL while it does:
+# `^(a+)+$` on 30 characters froze a node), `format`, `$ref`/`$defs`/`$dynamicRef` (`"$ref": "#"`
+# recursed without end), `not`, `anyOf`/`oneOf`/`allOf`, `if`/`then`/`else`, `uniqueItems`
+# (quadratic on unhashable items), `multipleOf` (overflows on floats), `unevaluated*`, `contains`…
+_ANNOTATIONS = {"title", "description", "$comment", "default", "examples", "$schema"}
+_CONSTRAINTS = {"type", "enum", "const", "properties", "required", "additionalProperties", "items", "minItems",
+                "maxItems", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum",
+                "exclusiveMaximum"}  # fmt: skip
+_OBJECT = {"properties", "required", "additionalProperties"}
+_ARRAY = {"items", "minItems", "maxItems"}
+_STRING = {"minLength", "maxLength"}
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+MAX_DEPTH = 16  # levels of nested schemas in a manifest
+MAX_ENUM = 64  # values of one enum
+
+
+def bounded(schema: Any, where: str = "parameters", depth: int = 0) -> None:
+    """Refuse a schema that uses a keyword outside the allowlist above (each is checked in time linear
+    in the document), or nests past `MAX_DEPTH`; the error names the schema path."""
+    if isinstance(schema, bool):
+        return
+    if not isinstance(schema, dict):
+        raise ValueError(f"{where}: a schema is an object or a boolean")
+    if depth > MAX_DEPTH:
+        raise ValueError(f"{where}: schemas nest more than {MAX_DEPTH} levels deep")
+    kind = "an output schema" if where.startswith("outputs") else "a manifest's schema"
+    unknown = sorted(set(schema) - _ANNOTATIONS - _CONSTRAINTS)
+    if unknown:
+        raise ValueError(f"{where}: {unknown[0]} is not allowed in {kind}; only {', '.join(sorted(_CONSTRAINTS))} "
+                         f"(and annotations) are, which are checked in time linear in the document and say exactly "
+                         f"what a value may be")  # fmt: skip
+    enum = schema.get("enum", [])
+    if isinstance(enum, list) and len(enum) > MAX_ENUM:  # each value of the document is compared with each
+        raise ValueError(f"{where}: an enum lists at most {MAX_ENUM} values")
+    if schema.get("$schema", DRAFT) != DRAFT:
+        raise ValueError(f"{where}: $schema must be {DRAFT}, the draft the node checks by")
+    if "additionalProperties" in schema:
+        bounded(schema["additionalProperties"], f"{where}.additionalProperties", depth + 1)
+    props = schema.get("properties", {})
+    if not isinstance(props, dict):
+        raise ValueError(f"{where}.properties: properties is an object of schemas")
+    for name, sub in props.items():
+        bounded(sub, f"{where}.properties.{name}", depth + 1)
+    if "items" in schema:
+        bounded(schema["items"], f"{where}.items", depth + 1)
 
 
 def closed(schema: Any, where: str = "outputs") -> None:
-    """Refuse an output schema under which anything undeclared could leave the node: every object
-    says `additionalProperties: false`, every array its `items` and `maxItems`, every string its
-    `maxLength` (or an enum or const fixes the value); the error names the schema path."""
+    """Refuse an output schema under which anything undeclared could leave the node: only the keywords
+    `bounded` allows, every object says `additionalProperties: false`, every array its `items` and
+    `maxItems`, every string its `maxLength` (or an enum or const fixes the value); the error names
+    the schema path."""
+    bounded(schema, where)
+    _closed_at(schema, where)
+
+
+def _closed_at(schema: Any, where: str) -> None:
     if schema is False:
         return
-    if not isinstance(schema, dict):
+    if schema is True:
         raise ValueError(f"{where}: `true` lets anything through; describe the value it may be")
-    unknown = sorted(set(schema) - _ANNOTATIONS - _CONSTRAINTS)
-    if unknown:
-        raise ValueError(f"{where}: {unknown[0]} is not allowed in an output schema; only closed forms (objects "
-                         f'with "additionalProperties": false, arrays with items and maxItems, strings with '
-                         f"maxLength, numbers, booleans, enum, const, and anyOf/oneOf/allOf of these) say exactly "
-                         f"what may leave the node")  # fmt: skip
-    for key in _BRANCHES:
-        for i, branch in enumerate(schema.get(key, [])):
-            closed(branch, f"{where}.{key}[{i}]")
     if "enum" in schema or "const" in schema:
         return  # the value is one the manifest itself spells out
     types = schema.get("type")
     types = {types} if isinstance(types, str) else set(types or ())
-    if not types and not any(k in schema for k in _BRANCHES):
+    if not types:
         raise ValueError(f"{where}: say what the value is (type, enum or const): an open schema lets anything through")
-    if "object" in types or (types and set(schema) & _OBJECT):
+    if "object" in types or set(schema) & _OBJECT:
         if schema.get("additionalProperties") is not False:
             raise ValueError(f'{where}: an object must say "additionalProperties": false, so that only the '
                              f"properties it declares leave the node")  # fmt: skip
         for name, sub in schema.get("properties", {}).items():
-            closed(sub, f"{where}.properties.{name}")
-    if "array" in types or (types and set(schema) & _ARRAY):
+            _closed_at(sub, f"{where}.properties.{name}")
+    if "array" in types or set(schema) & _ARRAY:
         if "items" not in schema:
             raise ValueError(f"{where}: an array must say its items, the schema each of them fits")
         if not isinstance(schema.get("maxItems"), int):
             raise ValueError(f"{where}: an array must say its maxItems, how many items may leave the node")
-        closed(schema["items"], f"{where}.items")
-    if ("string" in types or (types and set(schema) & _STRING)) and not isinstance(schema.get("maxLength"), int):
+        _closed_at(schema["items"], f"{where}.items")
+    if ("string" in types or set(schema) & _STRING) and not isinstance(schema.get("maxLength"), int):
         raise ValueError(f"{where}: a string must say its maxLength, how long it may be")
+
+
+def check_parameters(m: Manifest, parameters: Any) -> None:
+    """Refuse parameters that do not fit the model's schema, with the first misfit: every keyword a
+    manifest may use is linear-time, and no more than one error is ever made."""
+    error = next(jsonschema.Draft202012Validator(m.parameters).iter_errors(parameters), None)
+    if error is not None:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)[:200]
+        raise InvalidInput(f"the parameters do not fit {m.id}'s schema{f' at {where[1:]}' if where else ''}: "
+                           f"{error.message[:300]}")  # fmt: skip
 
 
 def files(folder: Path) -> list[tuple[str, bytes]]:
@@ -171,7 +213,9 @@ def files(folder: Path) -> list[tuple[str, bytes]]:
         data = p.read_bytes()
         if len(data) > p.stat().st_size:  # it grew as it was read
             raise InvalidInput(f"{rel} changed while it was read")
+        _check_file(rel, data)
         out.append((rel, data))
+    _check_tree([rel for rel, _ in out])
     return out
 
 
@@ -199,13 +243,15 @@ def manifest_of(entries: list[tuple[str, bytes]]) -> Manifest:
     """The package's manifest, checked; its entrypoint must be one of the files."""
     for path, data in entries:
         _check_path(path)
-        _check_source(path, data)
+        _check_file(path, data)
     _check_tree([path for path, _ in entries])
     raw = dict(entries).get("manifest.json")
     if raw is None:
         raise InvalidInput("the package has no manifest.json")
     try:
         m = Manifest.model_validate(json.loads(raw))
+    except RecursionError:
+        raise InvalidInput("manifest.json nests too deeply to be a model's manifest") from None
     except (ValueError, ValidationError) as e:
         first = e.errors()[0] if isinstance(e, ValidationError) else None
         where = ".".join(map(str, first["loc"])) if first else ""
@@ -223,10 +269,11 @@ def unpack(blob: bytes) -> list[tuple[str, bytes]]:
     members = _members(blob)
     for path, _, _ in members:
         _check_path(path)
+        _check_kind(path)
     _check_tree([path for path, _, _ in members])
     out = [(path, blob[at : at + size]) for path, at, size in members]
     for path, data in out:
-        _check_source(path, data)
+        _check_file(path, data)
     if archive(out) != blob:
         raise InvalidInput("the archive is not in canonical form: repack it with `qdsn model pack`")
     return out
@@ -302,16 +349,53 @@ def _name(h: bytes) -> str:
         raise InvalidInput(f"not a model archive: a member's name is not UTF-8: {prefix + name!r}") from None
 
 
+# What a package may hold: Python source and plain-text data, named in ASCII — so that what the owner
+# reads is what runs. Bytecode (`__pycache__/x.cpython-311.pyc` runs in place of the `x.py` beside
+# it), native extensions (`x.so` is imported before `x.py`), zip archives (importable from sys.path)
+# and any other binary are refused, as are look-alike names (`mаin.py` with a Cyrillic а) and two
+# files that import as one module (`x.py` beside `x/__init__.py`).
+_PART = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+SUFFIXES = (".py", ".json", ".txt", ".md", ".csv")
+
+
 def _check_path(path: str) -> None:
-    """A package path is relative and plain: no empty, `.` or `..` parts, nothing hidden in it."""
+    """A package path is relative and plain: ASCII letters, digits, `_`, `-` and `.` in each part,
+    which starts with no `.` (no hidden, `.` or `..` part)."""
     parts = path.split("/")
     if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise InvalidInput(f"archive member {path!r} is not a plain file inside the package: a path is relative, "
-                           "with no empty, `.` or `..` parts",
+        raise InvalidInput(f"archive member {review.reveal(path)!r} is not a plain file inside the package: a path "
+                           "is relative, with no empty, `.` or `..` parts",
                            "repack it with `qdsn model pack`")  # fmt: skip
     if any(review.hidden(ch) for ch in path):
         raise InvalidInput(f"the path {review.reveal(path)!r} has a control or invisible character",
                            "name package files with visible characters only")  # fmt: skip
+    if not all(_PART.fullmatch(p) for p in parts):
+        raise InvalidInput(f"the path {path!a} is not plain: a package path is ASCII letters, digits, "
+                           f"`_`, `-` and `.` (not first), so that no two names look alike",
+                           "rename the file")  # fmt: skip
+
+
+def _check_kind(path: str) -> None:
+    """A package file is Python source or plain-text data: no bytecode, native code or other binary."""
+    if "__pycache__" in path.split("/") or path.endswith((".pyc", ".pyo")):
+        raise InvalidInput(f"{path} is Python bytecode: Python would run it instead of the source the owner reads",
+                           "ship source only (`qdsn model pack` leaves bytecode out)")  # fmt: skip
+    if not path.endswith(SUFFIXES):
+        raise InvalidInput(f"{path} is not a kind of file a package may hold: only {', '.join(SUFFIXES)} (source "
+                           f"and plain-text data the owner can read; no native code, archives or other binaries)",
+                           "leave it out of the package")  # fmt: skip
+
+
+def _check_file(path: str, data: bytes) -> None:
+    """A package file's kind and text: UTF-8 without NUL bytes, so that the owner can read all of it."""
+    _check_kind(path)
+    if b"\0" in data:
+        raise InvalidInput(f"{path} holds NUL bytes: a package holds only text (no native code or archives)")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidInput(f"{path} is not UTF-8 text (byte {e.start:,}): a package holds only text") from None
+    _check_source(path, data)
 
 
 def _check_source(path: str, data: bytes) -> None:
@@ -330,7 +414,8 @@ def _check_source(path: str, data: bytes) -> None:
 
 
 def _check_tree(paths: list[str]) -> None:
-    """No path twice, and none that is both a file and the folder of another."""
+    """No path twice, none that is both a file and the folder of another, and no two that import as
+    one module (`x.py` beside a folder `x`)."""
     files, folders = set(), set()
     for path in paths:
         if path in files:
@@ -341,6 +426,12 @@ def _check_tree(paths: list[str]) -> None:
     both = sorted(files & folders)
     if both:
         raise InvalidInput(f"{both[0]!r} is both a file and a folder in the package")
+    shadowed = sorted(f for f in files if f.endswith(".py") and f.removesuffix(".py") in folders)
+    if shadowed:
+        module = shadowed[0].removesuffix(".py")
+        raise InvalidInput(f"{shadowed[0]!r} and the folder {module + '/'!r} both import as the module "
+                           f"{module.replace('/', '.')!r}: the owner could read one while the other runs",
+                           "rename one of them")  # fmt: skip
 
 
 def builtin(model: str) -> Path:

@@ -551,7 +551,7 @@ def _model_to_data(
     out = seen["result"]["output"]
     (c,) = out["characteristics"]
     console.print(
-        f"  ran under {isolation} in {seen['result']['seconds']:.2f} s on 200 anchored readings: "
+        f"  ran under {isolation} in {seen['result']['seconds']:.0f} s (whole seconds) on 200 anchored readings: "
         f"{'[green]pass[/]' if out['pass'] else '[red]fail[/]'} — {c['name']}: Cpk {c['cpk']:.2f}, 95 % lower "
         f"bound {c['cpk_lower']:.2f} {'≥' if c['pass'] else '<'} {out['threshold']}; no reading left the plant"
     )

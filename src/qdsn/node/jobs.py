@@ -28,7 +28,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import orjson
 from sqlalchemy import Column, MetaData, String, Table, Text, insert, select, update
 
@@ -107,14 +106,10 @@ def request(node: Node, requester: str, message: dict[str, Any]) -> Job:
                            f"[{{dataset, first, count}}], parameters and a nonce: {e}") from None  # fmt: skip
     if not isinstance(nonce, str) or not 8 <= len(nonce) <= 200 or not isinstance(parameters, dict) or not ranges:
         raise InvalidInput("a job's nonce is 8–200 characters, its parameters an object, and it reads some records")
-    m = package.manifest_of(package.unpack(blob))
-    try:  # refused now rather than failed once the owner approves
-        jsonschema.validate(parameters, m.parameters)
-    except jsonschema.ValidationError as e:
-        raise InvalidInput(f"the parameters do not fit {m.id}'s schema: {e.message}") from None
+    # who may ask comes first, and is cheap: the agreement, its consumer and dataset; then the archive's
+    # structure and its manifest (every schema keyword a manifest may use is linear-time); the code hash
+    # published; and only then are the parameters checked against the model's schema
     code_hash = package.code_hash(blob)
-    if message.get("model") not in (None, f"{m.id}@{m.version}") or message.get("codeHash") not in (None, code_hash):
-        raise InvalidInput("the model named does not match the archive sent")
     node.catch_up()
     a = node.policies.agreement(agreement_id)
     purpose = message.get("purpose")
@@ -127,9 +122,13 @@ def request(node: Node, requester: str, message: dict[str, Any]) -> Job:
     for r in ranges:
         if r.dataset != a.dataset:
             refuse(node, a, ask, "transfer", f"agreement {a.uid} covers dataset {a.dataset}, not {r.dataset}")
+    m = package.manifest_of(package.unpack(blob))
+    if message.get("model") not in (None, f"{m.id}@{m.version}") or message.get("codeHash") not in (None, code_hash):
+        raise InvalidInput("the model named does not match the archive sent")
     published = node.ledger.state.models.get(f"{m.id}@{m.version}")
     if published is None or published.hash != code_hash:
         refuse(node, a, ask, "transfer", f"model {m.id} {m.version} with this code hash is not published on the ledger")
+    package.check_parameters(m, parameters)  # refused now rather than failed once the owner approves
     with node.deciding:
         d = decide(a.policy, ask, point="transfer")
         node.submit([node.home.sign("access.decision", d.payload(a.dataset, ask, "transfer", agreement=a.uid))])
