@@ -238,6 +238,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
             "[green]✓ verified[/]" if r.ok else f"[red]{r.reason}[/]",
         )
     console.print(table)
+    _vault_audit(console, makers[0], replicas[makers[0].did])
 
     etcd_ordering(console, root, [regulator, certifier, makers[0]], {regulator.did: log, **replicas})
     backups(console, root, regulator, makers[0], certifier, log, passphrase)
@@ -550,8 +551,11 @@ def _model_to_data(
     seen = to_plant.call("GET", f"/jobs/{job['id']}")
     out = seen["result"]["output"]
     (c,) = out["characteristics"]
+    where = isolation if isolation != "bwrap" else (
+        f"bwrap — an unprivileged user, a seccomp filter, a fresh keyring, its own cgroup holding the whole run to "
+        f"{sandbox.DEFAULT.memory >> 30} GiB and {sandbox.DEFAULT.cpu_seconds} CPU-seconds —")  # fmt: skip
     console.print(
-        f"  ran under {isolation} in {seen['result']['seconds']:.0f} s (whole seconds) on 200 anchored readings: "
+        f"  ran under {where} in {seen['result']['seconds']:.0f} s (whole seconds) on 200 anchored readings: "
         f"{'[green]pass[/]' if out['pass'] else '[red]fail[/]'} — {c['name']}: Cpk {c['cpk']:.2f}, 95 % lower "
         f"bound {c['cpk_lower']:.2f} {'≥' if c['pass'] else '<'} {out['threshold']}; no reading left the plant"
     )
@@ -705,3 +709,15 @@ def _checkpoint_round(
     for line in note.splitlines():
         console.print(f"    [dim]{line[:64]}{'…' if len(line) > 64 else ''}[/]", highlight=False)
     return note
+
+
+def _vault_audit(console: Console, maker: NodeHome, replica: Ledger) -> None:
+    """A manufacturer's vault checked against the ledger, record for record: complete, not only consistent."""
+    from qdsn.node.completeness import verify_vault
+
+    report = verify_vault(str(maker.path / "vault.db"), maker.kek, replica.store, maker.did)
+    records = sum(d.records for d in report.datasets)
+    verdict = "[green]✓[/]" if report.verdict.ok else f"[red]✗ {report.verdict.message}[/]"
+    console.print(f"  the vault of {maker.name} against its replica of the ledger: {records} records in "
+                  f"{len(report.datasets)} dataset(s), every dataset.declare and dataset.anchor matched record "
+                  f"for record, every batch root recomputed {verdict}")  # fmt: skip
