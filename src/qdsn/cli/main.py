@@ -1337,7 +1337,7 @@ def verify_cmd(
             node.close()
     table = Table("check", "", "detail")
     for c in checks:
-        table.add_row(c.name, "[green]✓[/]" if c.ok else "[red]✗[/]", c.detail)
+        table.add_row(c.name, "[red]✗[/]" if not c.ok else "[green]✓[/]" if c.checked else "[dim]–[/]", c.detail)
     console.print(table)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
