@@ -294,8 +294,8 @@ def _status(c: dict[str, Any], ledger: Ledger, fetch: Callable[[str], tuple[int,
     try:
         bits, lst = fetch(ref["uri"])
         value = status_at(lst, bits, ref["idx"])
-    except (QDSNError, KeyError) as e:
-        return Check("status", False, f"the status list could not be read: {e}")
+    except QDSNError as e:
+        return Check("status", False, f"the status list could not be read: {e.what}")
     if value == 0 and on_ledger is not None and on_ledger.status != "valid":  # an older token, replayed
         return Check("status", False, f"{on_ledger.status} on the ledger (credential.status at entry "
                      f"{on_ledger.updated}), though the status list token shown says valid")  # fmt: skip
