@@ -146,3 +146,13 @@ def test_indicators_and_volumes_must_be_the_runs(tmp_path, monkeypatch):
         assert "shows 1000000 records; its attested runs read 300" in by["volumes"].detail
     finally:
         c.close()
+
+
+def test_the_key_binding_line_says_whom_it_binds_and_whether_it_was_checked(issued):
+    c = issued
+    shown = sdjwt.present(c.sd, [], c.maker.key(), aud="did:web:buyer-x.example", nonce="x-nonce")
+    line = by_name(verify_online(c.lab, shown))["key binding"]
+    assert line.ok and "for this verifier" not in line.detail
+    assert "did:web:buyer-x.example with nonce x-nonce" in line.detail and "did not check" in line.detail
+    line = by_name(verify_online(c.lab, shown, aud="did:web:buyer-x.example", nonce="x-nonce"))["key binding"]
+    assert line.ok and "for this verifier (did:web:buyer-x.example, nonce x-nonce)" in line.detail

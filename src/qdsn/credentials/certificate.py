@@ -271,9 +271,7 @@ def _report(v: sdjwt.Verified, c: dict[str, Any], presentation: str, ledger: Led
     names = [_name(d) for d in sdjwt.parse(presentation).disclosures]
     always = ", ".join(k for k in sorted(c) if k not in ("cnf", "status", "evidence", *names))
     out.append(Check("disclosures", True, f"{v.disclosed} shown: {', '.join(names) or 'none'}; always shown: {always}"))
-    out.append(Check("key binding", v.key_bound or (aud is None and nonce is None),
-                     "the holder's key signed this presentation for this verifier" if v.key_bound
-                     else "none (the verifier asked for none)"))  # fmt: skip
+    out.append(_binding(v, presentation, aud, nonce))
     out.append(_status(c, ledger, status))
     try:
         out.append(Check("record", True, recorded(c, sdjwt.parse(presentation).jwt, ledger)))
@@ -281,6 +279,19 @@ def _report(v: sdjwt.Verified, c: dict[str, Any], presentation: str, ledger: Led
         out.append(Check("record", False, e.what))
     out += _evidence(c, ledger, log_key, cosigners, quorum)
     return out
+
+
+def _binding(v: sdjwt.Verified, presentation: str, aud: str | None, nonce: str | None) -> Check:
+    """The key binding line: whom the holder's signature names, and whether this verifier checked it."""
+    if not v.key_bound:
+        return Check("key binding", aud is None and nonce is None, "none (the verifier asked for none)")
+    if aud is not None or nonce is not None:  # sdjwt.verify checked both against the KB-JWT
+        return Check("key binding", True, f"the holder's key signed this presentation for this verifier ({aud}, "
+                     f"nonce {nonce})")  # fmt: skip
+    kb = orjson.loads(b64url_decode(str(sdjwt.parse(presentation).kb).split(".")[1]))  # verified by sdjwt.verify
+    return Check("key binding", True, f"the holder's key signed this presentation for {str(kb.get('aud'))[:200]} "
+                 f"with nonce {str(kb.get('nonce'))[:100]}; this verifier gave no audience or nonce, so it did not "
+                 f"check that the presentation was meant for it or is fresh")  # fmt: skip
 
 
 def _status(c: dict[str, Any], ledger: Ledger, fetch: Callable[[str], tuple[int, str]] | None) -> Check:
