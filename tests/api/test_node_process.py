@@ -73,7 +73,7 @@ def test_connections_are_capped(served):
     with 503, and served again once the others close."""
     from qdsn.api.app import MAX_CONNECTIONS
 
-    base, maker, ca, reg = served
+    base, _, ca, _ = served
     host, port = base.removeprefix("https://").split(":")
     idle = [ca.wrap_socket(socket.create_connection((host, int(port))), server_hostname=host)
             for _ in range(MAX_CONNECTIONS + 4)]  # fmt: skip

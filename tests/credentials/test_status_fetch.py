@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,8 +21,8 @@ from .consortium import build
 
 
 class Hostile(BaseHTTPRequestHandler):
-    sent: dict[str, int] = {}
-    hits: dict[str, int] = {}
+    sent: ClassVar[dict[str, int]] = {}
+    hits: ClassVar[dict[str, int]] = {}
 
     def do_GET(self):
         Hostile.hits[self.path] = Hostile.hits.get(self.path, 0) + 1

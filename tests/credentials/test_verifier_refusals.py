@@ -141,8 +141,10 @@ def test_indicators_and_volumes_must_be_the_runs(tmp_path, monkeypatch):
             shown = sdjwt.present(sd, ["volumes", OUTPUT], c.maker.key(), aud=AUD, nonce=NONCE)
             by = by_name(verify_online(c.lab, shown, aud=AUD, nonce=NONCE))
             assert by["volumes"].ok is ok, by["volumes"]
-        assert re.match(r"indicators: the certificate shows resistance_cpk\w* = 9\.99, the attested run found 2\.", by_name(
-            verify_online(c.lab, sdjwt.present(inflated, ["indicators", OUTPUT], None)))["criteria"].detail)
+        assert re.match(
+            r"indicators: the certificate shows resistance_cpk\w* = 9\.99, the attested run found 2\.",
+            by_name(verify_online(c.lab, sdjwt.present(inflated, ["indicators", OUTPUT], None)))["criteria"].detail,
+        )
         assert "shows 1000000 records; its attested runs read 300" in by["volumes"].detail
     finally:
         c.close()

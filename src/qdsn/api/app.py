@@ -233,7 +233,8 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
-        kind = {404: "not-found", 405: "method-not-allowed", 408: "too-slow", 413: "too-large"}.get(e.status_code, "http")
+        kinds = {404: "not-found", 405: "method-not-allowed", 408: "too-slow", 413: "too-large"}
+        kind = kinds.get(e.status_code, "http")
         closing = {"Connection": "close"} if e.status_code == 408 else None  # the rest of the body is not read
         return _problem_response(problem(e.status_code, kind, str(e.detail), str(e.detail)), closing)
 

@@ -167,7 +167,7 @@ def judged(output: Any, a: dict[str, Any], claims: dict[str, Any]) -> str:
     if short:
         raise IntegrityError(f"criteria: the attested run does not meet scheme {scheme}: {'; '.join(short)}")
     derived, shown = indicators(output), claims.get("indicators")
-    for name, value in (shown.items() if isinstance(shown, dict) else ()):
+    for name, value in shown.items() if isinstance(shown, dict) else ():
         if name not in derived:
             raise IntegrityError(f"indicators: the certificate shows {name} = {str(value)[:40]}, which the attested "
                                  f"run did not find")  # fmt: skip
@@ -344,7 +344,8 @@ def _evidence(c: dict[str, Any], ledger: Ledger, log_key: NoteVerifier, cosigner
             batches = sum(len(i["batches"]) for i in claims["inputs"])
             records += sum(i["count"] for i in claims["inputs"])
             what = (f"entry {a['seq']} included ✓; {claims['measurements']['model']} signed by the certificate's "
-                    f"enterprise {claims['iss'][:24]}… ✓, code hash published ✓, {batches} input batches anchored ✓")
+                    f"enterprise {claims['iss'][:24]}… ✓, code hash published ✓, {batches} input batches anchored "
+                    f"✓")  # fmt: skip
             out.append(Check("attestation", True, what))
         except (QDSNError, KeyError, TypeError, ValueError) as e:
             why = e.what if isinstance(e, QDSNError) else f"malformed evidence ({type(e).__name__}: {e})"

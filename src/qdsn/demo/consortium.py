@@ -600,7 +600,8 @@ def _certificate(
     parts = sdjwt.parse(sd)
     console.print(
         f"  certificate {number}: {len(sd):,} characters, {len(parts.disclosures)} selectively disclosable claims "
-        f"(indicators, site, credit code, volumes, the run's output); credential.issue puts its hash and status entry on the ledger"
+        f"(indicators, site, credit code, volumes, the run's output); credential.issue puts its hash and status "
+        f"entry on the ledger"
     )
     buyer = "did:web:buyer.example"
     verifier = NodeClient(reg_url, maker.key(), maker.did)
