@@ -249,6 +249,8 @@ def report(
         v = sdjwt.verify(presentation, key_of, aud=aud, nonce=nonce, now=now, vct=VCT)
     except QDSNError as e:
         return [Check("certificate", False, e.what)]
+    except (LookupError, TypeError, ValueError, AttributeError) as e:  # sdjwt refuses with a Reason; never a traceback
+        return [Check("certificate", False, f"the presentation could not be read: {type(e).__name__}: {str(e)[:200]}")]
     c = v.claims
     why = malformed(c)
     if why is not None:
