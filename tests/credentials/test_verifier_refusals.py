@@ -4,7 +4,11 @@ hidden: a certification body on the ledger may sign any claims, of any shape, an
 output is the holder's to show; shown, it must give every indicator and the volume the certificate
 claims."""
 
+import json
+import os
 import re
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -16,9 +20,9 @@ from qdsn.api.app import create_app
 from qdsn.credentials import certificate, sdjwt
 from qdsn.crypto.encoding import b64url_decode
 from qdsn.crypto.jose import sign_jws
-from qdsn.node import certify
+from qdsn.node import certify, trust
 from qdsn.node.follow import log_key
-from qdsn.node.verification import verify_online
+from qdsn.node.verification import bundle, verify_online
 
 from .consortium import build
 
@@ -158,3 +162,16 @@ def test_the_key_binding_line_says_whom_it_binds_and_whether_it_was_checked(issu
     assert "did:web:buyer-x.example with nonce x-nonce" in line.detail and "did not check" in line.detail
     line = by_name(verify_online(c.lab, shown, aud="did:web:buyer-x.example", nonce="x-nonce"))["key binding"]
     assert line.ok and "for this verifier (did:web:buyer-x.example, nonce x-nonce)" in line.detail
+
+
+def test_qdsn_verify_shows_a_check_not_made_as_not_shown(issued, tmp_path):
+    c = issued
+    doc = bundle(c.lab, sdjwt.present(c.sd, ["indicators"], c.maker.key(), aud=AUD, nonce=NONCE))
+    (tmp_path / "b.json").write_text(json.dumps(doc))
+    (tmp_path / "t.json").write_text(json.dumps(trust.export(c.plant.ledger)))
+    r = subprocess.run([sys.executable, "-m", "qdsn", "verify", "--trust", str(tmp_path / "t.json"), "--aud", AUD,
+                        "--nonce", NONCE, str(tmp_path / "b.json")], capture_output=True, text=True, timeout=60,
+                       env=os.environ | {"COLUMNS": "200"})  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    (line,) = [x for x in r.stdout.splitlines() if "criteria" in x]
+    assert "–" in line and "✓" not in line and "did not show" in line
