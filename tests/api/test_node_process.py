@@ -2,6 +2,7 @@
 reads the log and submits a transaction with signed requests."""
 
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -65,3 +66,23 @@ def test_signed_requests_over_https(served):
     with pytest.raises(httpx.ConnectError):  # the node's certificate is not trusted without its CA
         untrusting.call("GET", "/.well-known/did.json", signed=False)
     untrusting.close()
+
+
+def test_connections_are_capped(served):
+    """Idle connections past the node's cap make new requests wait for none: they are refused at once
+    with 503, and served again once the others close."""
+    from qdsn.api.app import MAX_CONNECTIONS
+
+    base, _, ca, _ = served
+    host, port = base.removeprefix("https://").split(":")
+    idle = [ca.wrap_socket(socket.create_connection((host, int(port))), server_hostname=host)
+            for _ in range(MAX_CONNECTIONS + 4)]  # fmt: skip
+    time.sleep(0.5)
+    try:
+        r = httpx.get(base + "/.well-known/did.json", verify=ca, timeout=5)
+        assert r.status_code == 503, r.text
+    finally:
+        for k in idle:
+            k.close()
+    time.sleep(0.5)
+    assert httpx.get(base + "/.well-known/did.json", verify=ca, timeout=5).status_code == 200

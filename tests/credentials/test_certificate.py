@@ -56,7 +56,8 @@ def test_issue_present_verify_suspend(plant, tmp_path):  # noqa: F811
         "credential": "CQC-2026-0001", "vct": certificate.VCT, "subject": maker.did, "index": idx, "status_list": uri,
         "hash": sha256(sdjwt.parse(sd).jwt.encode()).hex(), "attestations": [txid]})])  # fmt: skip
     assert certificate.disclosable(claims) == ["enterprise.credit_code", "site", "indicators", "indicators.cpk",
-                                               "indicators.cpk_lower", "volumes"]  # fmt: skip
+                                               "indicators.cpk_lower", "volumes",
+                                               "evidence.attestations[].output"]  # fmt: skip
     shown = sdjwt.present(sd, ["indicators.cpk"], maker.key(), aud="did:web:buyer.example", nonce="b-1")
 
     def fetch(u):
@@ -65,8 +66,9 @@ def test_issue_present_verify_suspend(plant, tmp_path):  # noqa: F811
     checks = certificate.report(shown, ledger, log_key=key, aud="did:web:buyer.example", nonce="b-1", status=fetch,
                                 cosigners=[cqc.cosigner().verifier()], quorum=1)  # fmt: skip
     assert [c.name for c in checks] == ["issuer", "signature", "disclosures", "key binding", "status", "record",
-                                        "checkpoint", "attestation"]  # fmt: skip
+                                        "checkpoint", "attestation", "criteria"]  # fmt: skip
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+    assert not checks[-1].checked and "did not show" in checks[-1].detail  # the run's output stayed hidden
     assert checks[2].detail.startswith("2 shown: indicators, cpk;") and "site" not in checks[2].detail
     lists.set(uri, idx, 2)
     status = next(c for c in certificate.report(shown, ledger, log_key=key, status=fetch) if c.name == "status")
@@ -93,8 +95,8 @@ def test_the_report_takes_only_qdsn_quality_certificates(tmp_path):
     claims = {"iss": cqc.did, "iat": int(time.time()), "site": "Hangzhou plant 1"}
     try:
         ours = sdjwt.issue(claims | {"vct": certificate.VCT}, cqc.key(), ["site"])
-        checks = certificate.report(ours, ledger, log_key=log_key(ledger))
-        assert [c.name for c in checks[:2]] == ["issuer", "signature"] and checks[0].ok and checks[1].ok
+        (refused,) = certificate.report(ours, ledger, log_key=log_key(ledger))  # signed, but not its claims
+        assert not refused.ok and refused.name == "claims" and "is a required property" in refused.detail
         other = sdjwt.issue(claims | {"vct": "urn:example:vct:diploma"}, cqc.key(), ["site"])
         (refused,) = certificate.report(other, ledger, log_key=log_key(ledger))
         assert not refused.ok and refused.detail.startswith("vct:") and certificate.VCT in refused.detail

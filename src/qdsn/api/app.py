@@ -52,6 +52,12 @@ from qdsn.policy.meter import invoice, usage
 logger = logging.getLogger("qdsn.api")
 MAX_BODY = 1 << 20  # a batch of transactions; larger requests are refused before they are read
 MAX_JOB_BODY = package.MAX_ARCHIVE_BASE64 + (64 << 10)  # a job request: the largest model archive, base64, and the rest
+# A body must arrive within BODY_SECONDS, plus a second per BODY_RATE bytes of its route's limit: a
+# client trickling a byte now and then holds a connection (and a worker's memory) for no longer.
+BODY_SECONDS = 30.0
+BODY_RATE = 1 << 20
+# Connections a node serves at once (`qdsn node start`); past it, new requests get 503 at once.
+MAX_CONNECTIONS = 256
 MAX_ENTRIES = 1000
 
 
@@ -79,7 +85,8 @@ def _problem_response(body: dict[str, Any], headers: dict[str, str] | None = Non
 
 class BodyLimit:
     """Refuses a body over its route's limit while it streams in: at once by its Content-Length, or as
-    soon as the bytes received (chunked or not) pass the limit, so no large body is ever held."""
+    soon as the bytes received (chunked or not) pass the limit, so no large body is ever held; and a
+    body not received in full by its deadline (408)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -95,10 +102,16 @@ class BodyLimit:
             await _problem_response(refusal)(scope, receive, send)
             return
         got = 0
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        deadline = start + BODY_SECONDS + limit / BODY_RATE
 
         async def counted() -> ASGIMessage:
             nonlocal got
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.001))
+            except TimeoutError:  # the handler turns this into a 408 problem, and the connection is closed
+                raise StarletteHTTPException(408, f"the body did not arrive within {deadline - start:.0f} s") from None
             if message["type"] == "http.request":
                 got += len(message.get("body", b""))
                 if got > limit:  # the route's handler turns this into a 413 problem
@@ -220,8 +233,10 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
-        kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(e.status_code, "http")
-        return _problem_response(problem(e.status_code, kind, str(e.detail), str(e.detail)))
+        kinds = {404: "not-found", 405: "method-not-allowed", 408: "too-slow", 413: "too-large"}
+        kind = kinds.get(e.status_code, "http")
+        closing = {"Connection": "close"} if e.status_code == 408 else None  # the rest of the body is not read
+        return _problem_response(problem(e.status_code, kind, str(e.detail), str(e.detail)), closing)
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, e: Exception) -> JSONResponse:  # never a stack trace to a peer

@@ -938,7 +938,7 @@ def node_start(
     `operator = "https://reg:8420"` or `ordering = "etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379"`."""
     import uvicorn
 
-    from qdsn.api.app import create_app
+    from qdsn.api.app import MAX_CONNECTIONS, create_app
 
     cfg = _open(home).service()
     host = host or cfg.get("host", "127.0.0.1")
@@ -989,7 +989,7 @@ def node_start(
         uvicorn.run(
             create_app(node, monitor=monitor), host=host, port=port, log_level="warning",
             ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None,
-            timeout_graceful_shutdown=3,
+            timeout_graceful_shutdown=3, limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=5,
         )  # fmt: skip
     finally:
         node.close()
@@ -1439,7 +1439,7 @@ def verify_cmd(
             node.close()
     table = Table("check", "", "detail")
     for c in checks:
-        table.add_row(c.name, "[green]✓[/]" if c.ok else "[red]✗[/]", c.detail)
+        table.add_row(c.name, "[red]✗[/]" if not c.ok else "[green]✓[/]" if c.checked else "[dim]–[/]", c.detail)
     console.print(table)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)

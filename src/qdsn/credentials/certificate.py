@@ -2,9 +2,11 @@
 certification body from attested model runs, and checked by anyone down to the anchored data.
 
 Which claims are selectively disclosable is part of the published schema (`certificate.schema.json`,
-the `x-qdsn-disclosable` marks): indicators, the site, the credit code and volumes are; the issuer,
-type, validity, status and evidence are always shown. The evidence names the `compute.attest`
-entries the certificate rests on, the checkpoint they are under and their inclusion proofs.
+the `x-qdsn-disclosable` marks): indicators, the site, the credit code, volumes and each run's
+attested output are; the issuer, type, validity, status and the rest of the evidence are always
+shown. The evidence names the `compute.attest` entries the certificate rests on, the checkpoint they
+are under and their inclusion proofs. A verifier checks the claims it is shown against the same
+schema before it reads any of them: the issuer controls their shape.
 """
 
 from __future__ import annotations
@@ -40,11 +42,39 @@ def schema() -> dict[str, Any]:
     return json.loads(resources.files("qdsn.credentials").joinpath("certificate.schema.json").read_text())
 
 
+@cache
+def _presented() -> jsonschema.Draft202012Validator:
+    """The schema as a verifier applies it to the claims shown: what the holder may hide is not required."""
+
+    def loosen(sch: Any) -> Any:
+        if isinstance(sch, list):
+            return [loosen(x) for x in sch]
+        if not isinstance(sch, dict):
+            return sch
+        out = {k: loosen(v) for k, v in sch.items()}
+        props = sch.get("properties", {})
+        if "required" in sch:
+            out["required"] = [r for r in sch["required"] if not props.get(r, {}).get("x-qdsn-disclosable")]
+        return out
+
+    return jsonschema.Draft202012Validator(loosen(schema()))
+
+
+def malformed(claims: dict[str, Any]) -> str | None:
+    """Why the claims a verifier was shown are not a QDSN quality certificate's; None when they are."""
+    err = jsonschema.exceptions.best_match(_presented().iter_errors(claims))
+    return None if err is None else f"at {err.json_path}: {err.message[:300]}"
+
+
 def disclosable(claims: dict[str, Any]) -> list[str]:
     """The paths of `claims` the schema marks selectively disclosable."""
     out = []
 
     def walk(sch: dict[str, Any], value: Any, path: str) -> None:
+        if isinstance(value, list) and isinstance(sch.get("items"), dict):
+            for v in value:
+                walk(sch["items"], v, f"{path}[]")
+            return
         if not isinstance(value, dict):
             return
         props = sch.get("properties", {})
@@ -52,11 +82,22 @@ def disclosable(claims: dict[str, Any]) -> list[str]:
             sub = f"{path}.{k}" if path else k
             s = props.get(k) or sch.get("additionalProperties") or {}
             if isinstance(s, dict):
-                if s.get("x-qdsn-disclosable"):
+                if s.get("x-qdsn-disclosable") and sub not in out:
                     out.append(sub)
                 walk(s, v, sub)
 
     walk(schema(), claims, "")
+    return out
+
+
+def indicators(output: dict[str, Any]) -> dict[str, Any]:
+    """The indicators a run's attested output gives a certificate: its figures, and each characteristic's
+    as "<name>_<figure>"."""
+    out = {k: v for k, v in output.items() if k not in ("pass", "characteristics", "rules")}
+    chars = output.get("characteristics")
+    for c in chars if isinstance(chars, list) else []:
+        if isinstance(c, dict):
+            out |= {f"{c.get('name')} {k}".replace(" ", "_"): v for k, v in c.items() if k not in ("name", "pass")}
     return out
 
 
@@ -94,8 +135,8 @@ def issue(claims: dict[str, Any], key: PrivateKey, holder_jwk: dict[str, Any], *
 def backs(item: dict[str, Any], claims: dict[str, Any], ledger: Ledger) -> dict[str, Any]:
     """The attestation's claims once the run an evidence `item` names backs the certificate `claims`: a
     `compute.attest` whose attestation verifies, by the certificate's enterprise, of the scheme's
-    model, with the output the certificate carries, meeting the scheme's criteria. Otherwise an
-    IntegrityError naming the check."""
+    model. Otherwise an IntegrityError naming the check. Whether its output met the criteria is
+    `judged`, once the holder shows it."""
     entry = ledger.store.entry(txid=item["txid"])
     if entry.type != "compute.attest":
         raise IntegrityError(f"ledger entry {entry.seq} is a {entry.type}, not a compute.attest")
@@ -110,15 +151,39 @@ def backs(item: dict[str, Any], claims: dict[str, Any], ledger: Ledger) -> dict[
         raise IntegrityError(f"scheme: {scheme!r} is not a scheme that model runs are judged by")
     if model != schemes.model_of(str(scheme)):
         raise IntegrityError(f"scheme: the run is of model {model!r}, not the model of scheme {scheme!r}")
-    if not isinstance(item.get("output"), dict):
-        raise IntegrityError("output: the certificate does not carry the run's attested output, so nothing shows "
-                             "it met the scheme's criteria")  # fmt: skip
-    if attest.digest(item["output"]) != a["output_hash"]:
-        raise IntegrityError("output: the output the certificate carries is not the one attested")
-    short = schemes.shortfalls(str(scheme), item["output"])
+    return a
+
+
+def judged(output: Any, a: dict[str, Any], claims: dict[str, Any]) -> str:
+    """What a run's shown `output` proves, once it is the output attested in `a`, meets the scheme's
+    criteria and gives every indicator the certificate shows (as `certify.issue` derives them).
+    Otherwise an IntegrityError naming the difference."""
+    if not isinstance(output, dict):
+        raise IntegrityError("output: the run's output shown is not a JSON object")
+    if attest.digest(output) != a["output_hash"]:
+        raise IntegrityError("output: the run's output shown is not the one attested")
+    scheme = claims.get("scheme")
+    short = schemes.shortfalls(str(scheme), output)
     if short:
         raise IntegrityError(f"criteria: the attested run does not meet scheme {scheme}: {'; '.join(short)}")
-    return a
+    derived, shown = indicators(output), claims.get("indicators")
+    for name, value in shown.items() if isinstance(shown, dict) else ():
+        if name not in derived:
+            raise IntegrityError(f"indicators: the certificate shows {name} = {str(value)[:40]}, which the attested "
+                                 f"run did not find")  # fmt: skip
+        if not _same(derived[name], value):
+            raise IntegrityError(f"indicators: the certificate shows {name} = {str(value)[:40]}, the attested run "
+                                 f"found {str(derived[name])[:40]}")  # fmt: skip
+    told = f", and the {len(shown)} indicators shown are the run's" if isinstance(shown, dict) and shown else ""
+    return f"the run's output shown is the one attested and meets scheme {scheme}{told}"
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality that tells true from 1 (Python's == does not)."""
+    try:
+        return orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(b, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return False
 
 
 def recorded(claims: dict[str, Any], issuer_jwt: str, ledger: Ledger) -> str:
@@ -147,11 +212,13 @@ def recorded(claims: dict[str, Any], issuer_jwt: str, ledger: Ledger) -> str:
 
 @dataclass(frozen=True)
 class Check:
-    """One line of a verification report."""
+    """One line of a verification report: passed or failed, or — `checked` false — a check this
+    verifier could not make (the holder did not show what it needs), which fails nothing."""
 
     name: str
     ok: bool
     detail: str
+    checked: bool = True
 
 
 def report(
@@ -170,8 +237,7 @@ def report(
     signature and disclosures, the key binding, the status, and the evidence chain — the attestation's
     inclusion under a checkpoint signed by the log (and `quorum` of `cosigners`), its signature, the
     published model and the anchored inputs. `log_key` is the log's checkpoint key; `status(uri)` gives a
-    status list's (bits, lst)."""
-    out: list[Check] = []
+    status list's (bits, lst). Nothing but a failed line comes of a malformed certificate."""
 
     def key_of(iss: str, header: dict[str, Any]) -> bytes:
         ident = ledger.state.identities.get(iss)
@@ -183,16 +249,31 @@ def report(
         v = sdjwt.verify(presentation, key_of, aud=aud, nonce=nonce, now=now, vct=VCT)
     except QDSNError as e:
         return [Check("certificate", False, e.what)]
+    except (LookupError, TypeError, ValueError, AttributeError) as e:  # sdjwt refuses with a Reason; never a traceback
+        return [Check("certificate", False, f"the presentation could not be read: {type(e).__name__}: {str(e)[:200]}")]
     c = v.claims
+    why = malformed(c)
+    if why is not None:
+        return [Check("claims", False, f"not a QDSN quality certificate's claims {why}")]
+    try:
+        return _report(v, c, presentation, ledger, log_key=log_key, aud=aud, nonce=nonce, status=status,
+                       cosigners=cosigners, quorum=quorum)  # fmt: skip
+    except (QDSNError, LookupError, TypeError, ValueError, AttributeError) as e:  # never a traceback for a verifier
+        why = e.what if isinstance(e, QDSNError) else f"{type(e).__name__}: {str(e)[:200]}"
+        return [Check("certificate", False, f"the certificate could not be checked: {why}")]
+
+
+def _report(v: sdjwt.Verified, c: dict[str, Any], presentation: str, ledger: Ledger, *, log_key: NoteVerifier,
+            aud: str | None, nonce: str | None, status: Callable[[str], tuple[int, str]] | None,
+            cosigners: Sequence[NoteVerifier], quorum: int) -> list[Check]:  # fmt: skip
+    out: list[Check] = []
     issuer = ledger.state.identities[v.issuer]
     out.append(Check("issuer", True, f"{issuer.name} ({v.issuer}), a certification body on the ledger"))
     out.append(Check("signature", True, f"{v.header['alg']} over the {v.header['typ']} credential; not expired"))
     names = [_name(d) for d in sdjwt.parse(presentation).disclosures]
     always = ", ".join(k for k in sorted(c) if k not in ("cnf", "status", "evidence", *names))
     out.append(Check("disclosures", True, f"{v.disclosed} shown: {', '.join(names) or 'none'}; always shown: {always}"))
-    out.append(Check("key binding", v.key_bound or (aud is None and nonce is None),
-                     "the holder's key signed this presentation for this verifier" if v.key_bound
-                     else "none (the verifier asked for none)"))  # fmt: skip
+    out.append(_binding(v, presentation, aud, nonce))
     out.append(_status(c, ledger, status))
     try:
         out.append(Check("record", True, recorded(c, sdjwt.parse(presentation).jwt, ledger)))
@@ -200,6 +281,19 @@ def report(
         out.append(Check("record", False, e.what))
     out += _evidence(c, ledger, log_key, cosigners, quorum)
     return out
+
+
+def _binding(v: sdjwt.Verified, presentation: str, aud: str | None, nonce: str | None) -> Check:
+    """The key binding line: whom the holder's signature names, and whether this verifier checked it."""
+    if not v.key_bound:
+        return Check("key binding", aud is None and nonce is None, "none (the verifier asked for none)")
+    if aud is not None or nonce is not None:  # sdjwt.verify checked both against the KB-JWT
+        return Check("key binding", True, f"the holder's key signed this presentation for this verifier ({aud}, "
+                     f"nonce {nonce})")  # fmt: skip
+    kb = orjson.loads(b64url_decode(str(sdjwt.parse(presentation).kb).split(".")[1]))  # verified by sdjwt.verify
+    return Check("key binding", True, f"the holder's key signed this presentation for {str(kb.get('aud'))[:200]} "
+                 f"with nonce {str(kb.get('nonce'))[:100]}; this verifier gave no audience or nonce, so it did not "
+                 f"check that the presentation was meant for it or is fresh")  # fmt: skip
 
 
 def _status(c: dict[str, Any], ledger: Ledger, fetch: Callable[[str], tuple[int, str]] | None) -> Check:
@@ -213,8 +307,8 @@ def _status(c: dict[str, Any], ledger: Ledger, fetch: Callable[[str], tuple[int,
     try:
         bits, lst = fetch(ref["uri"])
         value = status_at(lst, bits, ref["idx"])
-    except (QDSNError, KeyError) as e:
-        return Check("status", False, f"the status list could not be read: {e}")
+    except QDSNError as e:
+        return Check("status", False, f"the status list could not be read: {e.what}")
     if value == 0 and on_ledger is not None and on_ledger.status != "valid":  # an older token, replayed
         return Check("status", False, f"{on_ledger.status} on the ledger (credential.status at entry "
                      f"{on_ledger.updated}), though the status list token shown says valid")  # fmt: skip
@@ -242,6 +336,7 @@ def _evidence(c: dict[str, Any], ledger: Ledger, log_key: NoteVerifier, cosigner
     items = ev.get("attestations")
     if not isinstance(items, list) or not items:
         return [*out, Check("attestation", False, "the certificate rests on no attested run")]
+    records = 0
     for a in items:
         try:
             entry = ledger.store.entry(txid=a["txid"])
@@ -249,13 +344,29 @@ def _evidence(c: dict[str, Any], ledger: Ledger, log_key: NoteVerifier, cosigner
                                     [bytes.fromhex(h) for h in a["proof"]], cp.root)  # fmt: skip
             claims = backs(a, c, ledger)
             batches = sum(len(i["batches"]) for i in claims["inputs"])
+            records += sum(i["count"] for i in claims["inputs"])
             what = (f"entry {a['seq']} included ✓; {claims['measurements']['model']} signed by the certificate's "
-                    f"enterprise {claims['iss'][:24]}… ✓, code hash published ✓, {batches} input batches anchored ✓, "
-                    f"output meets scheme {c.get('scheme')} ✓")  # fmt: skip
+                    f"enterprise {claims['iss'][:24]}… ✓, code hash published ✓, {batches} input batches anchored "
+                    f"✓")  # fmt: skip
             out.append(Check("attestation", True, what))
         except (QDSNError, KeyError, TypeError, ValueError) as e:
             why = e.what if isinstance(e, QDSNError) else f"malformed evidence ({type(e).__name__}: {e})"
             out.append(Check("attestation", False, f"{str(a.get('txid') if isinstance(a, dict) else a)[:16]}…: {why}"))
+            continue
+        if "output" not in a:  # the holder chose to hide it: nothing here was checked, nothing failed
+            out.append(Check("criteria", True, f"not shown: the holder did not show run {a['txid'][:16]}…'s output, so "
+                             f"its figures were judged by the issuer at issue (its credential.issue is on the ledger), "
+                             f"not by this verifier", checked=False))  # fmt: skip
+            continue
+        try:
+            out.append(Check("criteria", True, judged(a["output"], claims, c)))
+        except IntegrityError as e:
+            out.append(Check("criteria", False, e.what))
+    volumes = c.get("volumes")
+    if isinstance(volumes, dict) and "records" in volumes and all(x.ok for x in out):
+        shown = volumes["records"]
+        out.append(Check("volumes", shown == records, f"{shown} records, as the attested runs read" if shown == records
+                         else f"the certificate shows {shown} records; its attested runs read {records}"))  # fmt: skip
     return out
 
 

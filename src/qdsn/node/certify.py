@@ -93,16 +93,15 @@ def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str
     ev = certificate.evidence(node.ledger, [tx.txid(env.leaf())], note, log_key(node.ledger), [result["output"]])
     for item in ev["attestations"]:  # the checks every verifier makes, made before anything is allocated
         try:
-            certificate.backs(item, {"enterprise": {"did": holder.did}, "scheme": model}, node.ledger)
+            claims = {"enterprise": {"did": holder.did}, "scheme": model}
+            certificate.judged(item["output"], certificate.backs(item, claims, node.ledger), claims)
         except IntegrityError as e:
             raise InvalidInput(f"the attested run cannot back this certificate: {e.what}") from None
     lists = status_lists(node)
     index = lists.allocate(status_list, subject.number)
     now = datetime.now(UTC)
     until = now + timedelta(days=subject.valid_days)
-    indicators = {k: v for k, v in result["output"].items() if k not in ("pass", "characteristics", "rules")}
-    for c in result["output"].get("characteristics", []):
-        indicators |= {f"{c['name']} {k}".replace(" ", "_"): v for k, v in c.items() if k not in ("name", "pass")}
+    indicators = certificate.indicators(result["output"])
     enterprise = {"name": holder.name, "did": holder.did} | ({"credit_code": subject.credit_code}
                                                              if subject.credit_code else {})  # fmt: skip
     claims = {

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import tempfile
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,9 +20,9 @@ import orjson
 
 from qdsn.credentials import certificate, sdjwt
 from qdsn.credentials.certificate import Check
-from qdsn.credentials.status import StatusLists, TokenCache, read_token
+from qdsn.credentials.status import MAX_LIST_BYTES, StatusLists, TokenCache, read_token
 from qdsn.crypto.encoding import b64url_decode
-from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
+from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError, Unavailable
 from qdsn.ledger import Ledger, tx
 from qdsn.ledger.checkpoint import NoteVerifier, cosigners_verified, open_checkpoint
 from qdsn.node import witness
@@ -54,8 +56,72 @@ def _status_key(ledger: Ledger, presentation: str, uri: str) -> bytes:
     return ident.key
 
 
+# A status list token is fetched from a URI its issuer chose: whatever answers there is an adversary.
+# Its body is capped (a list's `lst` is at most 2 × MAX_LIST_BYTES of base64url, plus the JWT around
+# it), the whole fetch has a deadline (each read waits at most READ_SECONDS, so a trickle ends within
+# FETCH_SECONDS + READ_SECONDS), redirects are not followed and a failure is remembered for
+# FAILURE_SECONDS, so that verifying many certificates of a dead list does not wait on it each time.
+# Plain http and loopback addresses are still allowed: the demo and tests run there.
+TOKEN_BYTES = 2 * MAX_LIST_BYTES + 64 * 1024
+FETCH_SECONDS = 10.0
+READ_SECONDS = 5.0
+FAILURE_SECONDS = 30.0
+_failures: dict[str, tuple[float, str]] = {}
+_failures_lock = threading.Lock()
+
+
+def fetch_token(uri: str, http: httpx.Client | None = None) -> str:
+    """The text served at a status list `uri`, within TOKEN_BYTES and FETCH_SECONDS, without
+    redirects; otherwise Unavailable saying why (and the same for FAILURE_SECONDS after)."""
+    now = time.monotonic()
+    with _failures_lock:
+        held = _failures.get(uri)
+    if held is not None and now < held[0]:
+        raise Unavailable(f"status list {uri[:200]} unreachable: {held[1]} (at most {FAILURE_SECONDS:.0f} s ago); "
+                          f"try again later")  # fmt: skip
+    try:
+        return _get(uri, http or httpx)
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError, _Refused) as e:
+        why = str(e) or type(e).__name__
+        with _failures_lock:
+            _failures[uri] = (now + FAILURE_SECONDS, why[:200])
+            while len(_failures) > 1024:
+                _failures.pop(next(iter(_failures)))
+        raise Unavailable(f"status list {uri[:200]} unreachable: {why[:200]}; try again later") from None
+
+
+class _Refused(Exception):
+    """A status list answer not taken: too large, too slow, redirected or not a token."""
+
+
+def _get(uri: str, http: Any) -> str:
+    deadline = time.monotonic() + FETCH_SECONDS
+    headers = {"Accept": "application/statuslist+jwt", "Accept-Encoding": "identity"}
+    with http.stream("GET", uri, headers=headers, timeout=READ_SECONDS, follow_redirects=False) as r:
+        if r.is_redirect:
+            raise _Refused(f"it redirects (HTTP {r.status_code}), and redirects are not followed")
+        if r.status_code != 200:
+            raise _Refused(f"HTTP {r.status_code}")
+        if r.headers.get("content-encoding", "identity").lower() != "identity":
+            raise _Refused("the answer is content-encoded, and only a plain token is taken")
+        length = r.headers.get("content-length", "")
+        if length.isdigit() and int(length) > TOKEN_BYTES:
+            raise _Refused(f"the answer is {int(length):,} bytes, more than the {TOKEN_BYTES:,} a token may be")
+        body = bytearray()
+        for chunk in r.iter_raw():
+            body += chunk
+            if len(body) > TOKEN_BYTES:
+                raise _Refused(f"the answer is more than the {TOKEN_BYTES:,} bytes a token may be")
+            if time.monotonic() > deadline:
+                raise _Refused(f"the answer took more than {FETCH_SECONDS:.0f} s")
+    try:
+        return body.decode("ascii")
+    except UnicodeDecodeError:
+        raise _Refused("the answer is not a token (not ASCII)") from None
+
+
 # Another issuer's status list tokens, kept for their `ttl` and never past their `exp`
-_REMOTE = TokenCache(lambda uri: httpx.get(uri, timeout=10).raise_for_status().text)
+_REMOTE = TokenCache(fetch_token)
 
 
 def verify_online(node: Node, presentation: str, *, aud: str | None = None, nonce: str | None = None,
@@ -72,7 +138,7 @@ def verify_online(node: Node, presentation: str, *, aud: str | None = None, nonc
         key = _status_key(ledger, presentation, uri)
         if uri in local.uris():
             return read_token(local.token(uri, node.home.key(), kid=node.did), uri, key)
-        remote = _REMOTE if http is None else TokenCache(lambda u: http.get(u, timeout=10).raise_for_status().text)
+        remote = _REMOTE if http is None else TokenCache(lambda u: fetch_token(u, http))
         return remote.read(uri, key)
 
     key, cosigners = (trust.log_key, trust.cosigners) if trust else (log_key(ledger), members(node))
@@ -105,6 +171,8 @@ def bundle(node: Node, presentation: str, *, http: httpx.Client | None = None) -
     try:
         size, uri = claims["evidence"]["checkpoint"]["size"], claims["status"]["status_list"]["uri"]
         number = claims["certificate_number"]
+        if type(size) is not int or not isinstance(uri, str) or not isinstance(number, str):
+            raise TypeError
     except (KeyError, TypeError):
         raise InvalidInput("not a QDSN quality certificate: no evidence checkpoint or status list") from None
     note = witness.cosigned_note(node.ledger, node.trusted_checkpoint())
@@ -118,7 +186,7 @@ def bundle(node: Node, presentation: str, *, http: httpx.Client | None = None) -
         )
     local = StatusLists(node.policies.engine)
     token = (local.token(uri, node.home.key(), kid=node.did) if uri in local.uris()
-             else (http or httpx).get(uri, timeout=10).raise_for_status().text)  # fmt: skip
+             else fetch_token(uri, http))  # fmt: skip
     leaves = node.ledger.store.leaves(0, cp.size)
     return {"presentation": presentation, "origin": node.ledger.origin, "checkpoint": note,
             "status_list": {"uri": uri, "token": token},
