@@ -224,3 +224,20 @@ def test_a_result_that_is_not_one_is_refused_plainly(c):
             certify.issue(c.lab, bad, subject, URI, note=c.cosign())
         with pytest.raises(InvalidInput, match="a job's result is"):
             certify.recheck(c.lab, "CQC-X", bad)
+
+
+def test_a_refused_issue_leaves_no_status_entry_taken(tmp_path):
+    """The ledger refuses a certificate number issued before: its status entry is freed, not left taken."""
+    from sqlalchemy import func, select
+
+    from qdsn.credentials.status import entries
+
+    c = build(tmp_path)
+    try:
+        c.issue()
+        with pytest.raises(Conflict, match="already issued"):
+            c.issue()
+        with c.lab.policies.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(entries)).scalar_one() == 1
+    finally:
+        c.close()

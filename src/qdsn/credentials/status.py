@@ -22,7 +22,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, func, insert, select, update
+from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, delete, func, insert, select, update
 
 from qdsn.credentials.reasons import Code, Reason
 from qdsn.crypto.encoding import b64url_decode
@@ -126,6 +126,11 @@ class StatusLists:
                                f"use lists of at most {8 * MAX_LIST_BYTES // bits:,} entries")  # fmt: skip
         with self.engine.begin() as c:
             c.execute(insert(lists).values(uri=uri, bits=_check(bits), size=size, statuses=bytes(size)))
+
+    def release(self, uri: str, idx: int) -> None:
+        """Free an entry whose credential was never issued."""
+        with self.engine.begin() as c:
+            c.execute(delete(entries).where(entries.c.uri == uri, entries.c.idx == idx))
 
     def allocate(self, uri: str, credential: str) -> int:
         """A random unused index of the list for `credential`."""

@@ -23,7 +23,7 @@ from qdsn.credentials.status import INVALID, SUSPENDED, VALID, StatusLists
 from qdsn.crypto import sha256
 from qdsn.crypto.encoding import b64url_decode
 from qdsn.crypto.jose import public_jwk
-from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, Unavailable
 from qdsn.ledger import tx
 from qdsn.node.follow import Operator, log_key
 from qdsn.node.node import Node
@@ -113,13 +113,19 @@ def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str
         "valid_from": now.isoformat(), "valid_until": until.isoformat(),
         "evidence": ev, "status": {"status_list": {"idx": index, "uri": status_list}},
     }  # fmt: skip
-    sd = certificate.issue(claims, node.home.key(), public_jwk(holder.key), kid=node.did)
-    issuer_jwt = sdjwt.parse(sd).jwt
-    node.submit([node.home.sign("credential.issue", {
-        "credential": subject.number, "vct": certificate.VCT, "subject": holder.did,
-        "hash": sha256(issuer_jwt.encode()).hex(), "status_list": status_list, "index": index,
-        "attestations": [tx.txid(env.leaf())],
-    })])  # fmt: skip
+    try:
+        sd = certificate.issue(claims, node.home.key(), public_jwk(holder.key), kid=node.did)
+        issuer_jwt = sdjwt.parse(sd).jwt
+        node.submit([node.home.sign("credential.issue", {
+            "credential": subject.number, "vct": certificate.VCT, "subject": holder.did,
+            "hash": sha256(issuer_jwt.encode()).hex(), "status_list": status_list, "index": index,
+            "attestations": [tx.txid(env.leaf())],
+        })])  # fmt: skip
+    except Unavailable:
+        raise  # the issue may have been written: its status entry stays taken
+    except Exception:
+        lists.release(status_list, index)  # refused: nothing on the ledger names the entry
+        raise
     _tables(node.policies.engine)
     with node.policies.engine.begin() as c:
         c.execute(insert(issued).values(id=subject.number, holder=holder.did, status_list=status_list, sd_jwt=sd))
