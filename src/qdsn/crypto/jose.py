@@ -43,6 +43,12 @@ def alg_of(key: PrivateKey) -> str:
 
 def public_jwk(key: PrivateKey | PublicKey) -> dict[str, Any]:
     """The public JWK of a key (for `cnf`, `jwks` and DID documents)."""
+    if type(key) is dict:  # first: a holder's cnf key on every key binding, and the abc checks below are slow
+        kty, crv = key.get("kty"), key.get("crv")
+        members = ("x",) if (kty, crv) == ("OKP", "Ed25519") else ("x", "y") if (kty, crv) == ("EC", "P-256") else ()
+        if members and all(isinstance(key.get(m), str) for m in members):
+            return {"kty": kty, "crv": crv} | {m: key[m] for m in members}
+        raise InvalidInput(f"the JWK is not an Ed25519 or P-256 public key (kty {kty!r}, crv {crv!r})")
     if isinstance(key, SigningKey):
         key = key.verify_key.raw
     if isinstance(key, bytes):
@@ -51,12 +57,6 @@ def public_jwk(key: PrivateKey | PublicKey) -> dict[str, Any]:
         key = key.public_key()
     if isinstance(key, ec.EllipticCurvePublicKey):
         return {k: v for k, v in ECKey.import_key(key).as_dict(private=False).items() if k in ("kty", "crv", "x", "y")}
-    if isinstance(key, dict):
-        kty, crv = key.get("kty"), key.get("crv")
-        members = ("x",) if (kty, crv) == ("OKP", "Ed25519") else ("x", "y") if (kty, crv) == ("EC", "P-256") else ()
-        if members and all(isinstance(key.get(m), str) for m in members):
-            return {"kty": kty, "crv": crv} | {m: key[m] for m in members}
-        raise InvalidInput(f"the JWK is not an Ed25519 or P-256 public key (kty {kty!r}, crv {crv!r})")
     raise InvalidInput("not a public key QDSN can verify with: Ed25519 or P-256")
 
 
