@@ -18,7 +18,7 @@ from ..services import mosquitto
 from .test_cli import PASS, qdsn
 from .test_ingest_crash import manufacturer, stored
 
-KILLS = 20
+KILLS = 50
 
 
 def _command(acme, broker, log):
@@ -63,7 +63,7 @@ def test_mqtt_ingest_killed_at_random_moments_keeps_every_acknowledged_reading_o
         pub.loop_start()
         proc = start(acme, broker.url)  # its session exists once reading 0 (sent until stored) is stored
         assert wait_for(lambda: pub.publish("plant/a", reading(0), qos=1).wait_for_publish(5) or stored(acme) == 1)
-        acked, total = {0}, 1500
+        acked, total = {0}, 3000
 
         def gateway():
             for i in range(1, total):

@@ -30,7 +30,7 @@ def test_sigkill_during_appends_loses_no_acknowledged_transaction(tmp_path):
     acknowledged: list[str] = []
     rng = random.Random(7)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    for _ in range(12):
+    for _ in range(50):
         proc = subprocess.Popen([sys.executable, str(WRITER), db, seed], stdout=subprocess.PIPE, text=True, env=env)
         lines: list[str] = []
         started = threading.Event()
