@@ -8,11 +8,12 @@ O(log n) nodes come back in one indexed query.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from qdsn.errors import Conflict, IntegrityError, NotFound
 from qdsn.ledger.merkle import Frontier, NodeId, fold, subtree_ids
 from qdsn.ledger.state import Cosignature, Credential, Dataset, Device, Identity, Model, State
 
+log = logging.getLogger(__name__)
 metadata = MetaData()
 
 meta = Table("meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
@@ -189,13 +191,16 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
 def _private_file(path: str) -> None:
     """Create a SQLite file 0600 before SQLite does (its -wal and -shm files take the database
     file's mode), and take group and other access from one that has it, like the keystore."""
-    try:
+    with suppress(OSError):  # a path that cannot be made here: SQLite's own open says what is wrong
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        for p in (path, f"{path}-wal", f"{path}-shm"):
-            if os.path.exists(p) and os.stat(p).st_mode & 0o077:
+    for p in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            if os.stat(p).st_mode & 0o077:
                 os.chmod(p, 0o600)
-    except OSError:
-        pass  # not ours to change, or not a file: SQLite reports what is wrong when it opens it
+        except FileNotFoundError:
+            continue
+        except OSError as e:  # another user's file: it opens, but the owner is told it is not private
+            log.warning("%s stays readable by others (%s): chmod 600 it", p, e.strerror)
 
 
 def open_engine(url: str) -> Engine:
