@@ -7,9 +7,6 @@ import subprocess
 import sys
 import time
 
-import httpx
-import pytest
-
 from qdsn.api.client import NodeClient
 from qdsn.ledger import tx
 from qdsn.ledger.audit import audit
@@ -19,7 +16,7 @@ from qdsn.node.follow import log_key
 from qdsn.node.provider import publish
 
 from ..services import free_port
-from .conftest import FAST
+from .conftest import FAST, answering
 
 
 def start(home, port, operator=None):
@@ -32,16 +29,7 @@ def start(home, port, operator=None):
     else:
         cmd += ["--port", str(port), "--monitor", "0.3"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/.well-known/did.json", timeout=1)
-            return proc
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"{home.name} did not start: {proc.stdout.read().decode()}")
-            time.sleep(0.1)
+    return answering(proc, home.name, port)
 
 
 def offer(maker):

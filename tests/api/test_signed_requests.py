@@ -28,7 +28,7 @@ from qdsn.node.consumer import negotiate, transfer
 from qdsn.node.provider import publish
 
 from ..services import free_port
-from .conftest import FAST
+from .conftest import FAST, answering
 
 
 def serve(home, port, *args, **env):
@@ -36,16 +36,7 @@ def serve(home, port, *args, **env):
     env = os.environ | {"QDSN_PASSPHRASE": "pw", "QDSN_HOME": str(home.path)} | env
     cmd = [sys.executable, "-m", "qdsn", "node", "start", "--port", str(port), "--monitor", "0.3", *args]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/.well-known/did.json", timeout=1)
-            return proc
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"{home.name} did not start: {proc.stdout.read().decode()}")
-            time.sleep(0.1)
+    return answering(proc, home.name, port)
 
 
 def stop(proc):

@@ -119,24 +119,21 @@ def test_schema_export(tmp_path):
     assert json.loads((tmp_path / "schemas" / "Inspection.schema.json").read_text())["title"] == "Inspection"
 
 
-def test_a_manufacturer_ingests_a_file_and_verifies_its_vault(tmp_path):
+def manufacturer(tmp_path):
+    """A regulator and a manufacturer admitted by it, sharing its log file on one machine, with dataset line-1."""
     reg, acme = tmp_path / "reg", tmp_path / "acme"
     qdsn("init", "--role", "regulator", "--name", "Bureau", home=reg)
-    # on one machine, the manufacturer's node shares the regulator's log file
     qdsn("init", "--role", "enterprise", "--name", "Acme", "--ledger", str(reg / "ledger.db"), home=acme)
     did = json.loads(qdsn("did", "show", home=acme).stdout)["id"]
     payload = {"did": did, "role": "enterprise", "name": "Acme", "key": did.removeprefix("did:key:")}
     qdsn("ledger", "append", "identity.register", json.dumps(payload), home=reg)
-    qdsn(
-        "dataset",
-        "create",
-        "line-1",
-        "--title",
-        "Line 1 resistance",
-        "--characteristic",
-        "conductor resistance:Ω/km::18.1:critical",
-        home=acme,
-    )
+    qdsn("dataset", "create", "line-1", "--title", "Line 1", "--characteristic", "conductor resistance:Ω/km::18.1",
+         home=acme)  # fmt: skip
+    return reg, acme
+
+
+def test_a_manufacturer_ingests_a_file_and_verifies_its_vault(tmp_path):
+    reg, acme = manufacturer(tmp_path)
     rows = ["characteristic,value,time,lot"] + [
         f"conductor resistance,{17.5 + i / 100},2026-03-01T08:00:00Z,L1" for i in range(30)
     ]

@@ -15,21 +15,9 @@ from multiprocessing import get_context
 
 from qdsn.ledger import Ledger
 
-from .test_cli import PASS, qdsn
+from .test_cli import PASS, manufacturer, qdsn
 
 ROWS, BATCH, KILLS = 240, 6, 50
-
-
-def manufacturer(tmp_path):
-    reg, acme = tmp_path / "reg", tmp_path / "acme"
-    qdsn("init", "--role", "regulator", "--name", "Bureau", home=reg)
-    qdsn("init", "--role", "enterprise", "--name", "Acme", "--ledger", str(reg / "ledger.db"), home=acme)
-    did = json.loads(qdsn("did", "show", home=acme).stdout)["id"]
-    payload = {"did": did, "role": "enterprise", "name": "Acme", "key": did.removeprefix("did:key:")}
-    qdsn("ledger", "append", "identity.register", json.dumps(payload), home=reg)
-    qdsn("dataset", "create", "line-1", "--title", "Line 1", "--characteristic", "conductor resistance:Ω/km::18.1",
-         home=acme)  # fmt: skip
-    return reg, acme
 
 
 def write_file(path, k):
