@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from qdsn.cli.common import Home, Operator, OperatorCA, console, linked_node
 from qdsn.compute import package
 
-console = Console(emoji=False)
 model_app = typer.Typer(
     help="Certification model packages: a folder with manifest.json and the model's Python source, identified by "
     "the SHA-256 of its canonical archive (sorted paths, no timestamps), the same on every machine.",
@@ -42,3 +41,24 @@ def model_hash(source: Source) -> None:
     """Print the package's code hash (SHA-256 of its canonical archive)."""
     blob, _ = _load(source)
     print(package.code_hash(blob))
+
+
+@model_app.command("publish")
+def model_publish(
+    source: Annotated[Path, typer.Argument(help="A model folder or archive, or a built-in model's name.")],
+    home: Home,
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
+) -> None:
+    """Publish a certification model on the ledger (certification bodies only): id, version, code hash and
+    manifest, so that manufacturers can approve jobs by its hash."""
+    from qdsn.compute.package import code_hash
+
+    blob, m = _load(source)
+    node = linked_node(home, operator, operator_ca, local=True)
+    try:
+        payload = {"model": m.id, "version": m.version, "hash": code_hash(blob), "manifest": m.model_dump(mode="json")}
+        node.submit([node.home.sign("model.publish", payload)])
+    finally:
+        node.close()
+    console.print(f"[green]✓[/] {m.id} {m.version} published, code hash {payload['hash'][:16]}…")

@@ -29,7 +29,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print exactly one JSON docum
 
 def _read(path: Path) -> tuple[list[str] | None, list[list[str]]]:
     """The header (None if the file has none) and the data rows, as strings."""
-    with _open(path) as f:
+    with open_node(path) as f:
         rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
     if not rows:
         raise InvalidInput(f"{path} holds no data")
@@ -39,11 +39,11 @@ def _read(path: Path) -> tuple[list[str] | None, list[list[str]]]:
 
 def _header(path: Path) -> list[str] | None:
     """The header row, or None if the file starts with numbers."""
-    with _open(path) as f:
+    with open_node(path) as f:
         return _names(next(csv.reader(f), []))
 
 
-def _open(path: Path) -> Any:
+def open_node(path: Path) -> Any:
     if not path.is_file():
         raise InvalidInput(f"no such file: {path}")
     return path.open(newline="")

@@ -1,0 +1,112 @@
+"""What every `qdsn` command group shares: the consoles, the home option, opening a node, progress, verdicts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from qdsn.ledger.integrity import Outcome, Verdict
+from qdsn.node import NodeHome, default_home
+
+console = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
+
+Home = Annotated[
+    Path,
+    typer.Option(
+        "--home",
+        help="The node's home folder (env QDSN_HOME; default ~/.qdsn).",
+        default_factory=default_home,
+        show_default=False,
+    ),
+]
+
+
+def passphrase(confirm: bool = False) -> str:
+    value = os.environ.get("QDSN_PASSPHRASE")
+    if value:
+        return value
+    return typer.prompt("Keystore passphrase", hide_input=True, confirmation_prompt=confirm)
+
+
+def open_node(home: Path) -> NodeHome:
+    return NodeHome.open(home, passphrase())
+
+
+VERDICT_CODES = "Exit codes: 0 verified; 1 damaged (the place is named); 2 incomplete (what is missing is named)."
+
+
+def render_verdict(verdict: Verdict) -> None:
+    """Print a verdict and leave with its exit code: 0 verified, 1 damaged, 2 incomplete."""
+    for note in verdict.notes:
+        console.print(f"[yellow]… {note}[/]", highlight=False)
+    if verdict.outcome is Outcome.VERIFIED:
+        console.print(f"[green]✓[/] {verdict.message}", highlight=False)
+        return
+    word = "damaged" if verdict.outcome is Outcome.DAMAGED else "incomplete"
+    err.print(f"[bold red]✗ {word}:[/] {verdict.message}", highlight=False)
+    raise typer.Exit(int(verdict.outcome))
+
+
+def progress_bar(what: str) -> Progress:
+    return Progress(TextColumn(what), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
+                    console=err, transient=True)  # fmt: skip
+
+
+def linked_node(home: Path, operator: str | None, operator_ca: Path | None, *, local: bool | None = None,
+          ordering: str | None = None, quorum: int | None = None, retain: int | None = None):  # type: ignore[no-untyped-def]  # fmt: skip
+    """This node, linked to the log operator at `operator` when it is not the operator itself (with etcd
+    ordering: to a peer to catch up from); `local`: without an operator, write to the log replica in
+    the home folder (one machine). Ordering, quorum and retain fall back to QDSN_ORDERING, QDSN_QUORUM,
+    QDSN_RETAIN and node.toml's [service] table."""
+    import os
+
+    from qdsn.node import Node
+    from qdsn.node.node import RETAIN
+
+    node_home = open_node(home)
+    cfg = node_home.service()
+    ordering = ordering or os.environ.get("QDSN_ORDERING") or cfg.get("ordering")
+    quorum = quorum if quorum is not None else int(os.environ.get("QDSN_QUORUM") or cfg.get("quorum", 1))
+    retain = retain if retain is not None else int(os.environ.get("QDSN_RETAIN") or cfg.get("retain", RETAIN))
+    link = peer_client(node_home, operator, operator_ca) if operator else None
+    return Node(
+        node_home, operator=False if operator else local, link=link, ordering=ordering, quorum=quorum, retain=retain
+    )
+
+
+def peer_client(home: NodeHome, url: str, ca: Path | None):  # type: ignore[no-untyped-def]
+    """A signed-request client from this node to the node at `url`, trusting `ca` if given."""
+    import ssl
+
+    from qdsn.api.client import NodeClient
+
+    return NodeClient(url, home.key(), home.did, verify=ssl.create_default_context(cafile=str(ca)) if ca else True)
+
+
+Operator = Annotated[
+    str | None,
+    typer.Option("--operator", help="The log operator's API, e.g. https://regulator:8420, if not this node."),
+]
+OperatorCA = Annotated[Path | None, typer.Option(help="A CA certificate (PEM) to trust for --operator.")]
+
+
+def optional_path(value: object) -> Path | None:
+    return Path(str(value)) if value else None
+
+
+def shown(text: str) -> Text:
+    """Text another party wrote, for the owner's terminal: never read as markup, every control,
+    bidirectional or invisible character escaped and highlighted (`qdsn.compute.review`)."""
+    from qdsn.compute import review
+
+    out = Text()
+    for part, escaped in review.segments(text):
+        out.append(part, style="bold white on red" if escaped else None)
+    return out

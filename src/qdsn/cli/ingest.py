@@ -1,0 +1,269 @@
+"""`qdsn ingest`, `qdsn simulate`, `qdsn device`: quality data into a dataset, validated, sealed, anchored."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from qdsn.cli.common import (
+    Home,
+    console,
+    err,
+    open_node,
+)
+from qdsn.cli.dataset import units_of
+
+ingest_app = typer.Typer(help="Bring quality data into a dataset: validated, sealed, anchored.", no_args_is_help=True)
+
+
+def _ingest(
+    path: Path,
+    dataset: str,
+    home: Path,
+    batch_size: int,
+    quarantine: Path | None,
+    epcis: bool = False,
+    encoding: str | None = None,
+) -> None:
+    from qdsn.data.ingest import ingest, ingest_epcis
+
+    node = open_node(home)
+    vault = node.vault()
+    kind = vault.kind(dataset)
+    read = partial(ingest_epcis, units=units_of(node, dataset)) if epcis else ingest
+    with Progress(
+        TextColumn(f"sealing {path.name}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("ingest", total=None)
+        summary = read(
+            path,
+            vault,
+            dataset,
+            kind,
+            node.anchor,
+            batch_size=batch_size,
+            quarantine=quarantine,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            lookup=node.find_anchor,
+            **({} if epcis else {"encoding": encoding}),
+        )
+    table = Table(title=f"{path.name} → {dataset}")
+    for col in ("records", "accepted", "quarantined", "skipped", "batches", "last root"):
+        table.add_column(col)
+    last = summary.batches[-1][0].root.hex()[:16] + "…" if summary.batches else "-"
+    counts = (summary.rows, summary.accepted, summary.quarantined, len(summary.skipped), len(summary.batches))
+    table.add_row(*map(str, counts), last)
+    console.print(table)
+    for event, where, why in summary.skipped[:5]:
+        console.print(f"[dim]skipped event {event}{', ' + where if where else ''}: {why}[/]")
+    if len(summary.skipped) > 5:
+        console.print(f"[dim]… and {len(summary.skipped) - 5} more skipped[/]")
+    if summary.quarantined:
+        console.print(f"[yellow]{summary.quarantined} bad rows written to {quarantine} with their reasons[/]")
+    if summary.already:
+        console.print(f"{summary.already} records of this file were already stored (an earlier run); not stored again")
+
+
+BatchSize = Annotated[int, typer.Option(help="Records per anchored batch.")]
+Quarantine = Annotated[
+    Path | None, typer.Option(help="Keep good rows and append bad ones here (JSON Lines) with the reason.")
+]
+
+
+@ingest_app.command("csv")
+def ingest_csv(
+    file: Annotated[Path, typer.Argument(help="A CSV file with a header row; columns are the model's fields.")],
+    dataset: Annotated[str, typer.Option(help="The dataset to add to.")],
+    home: Home,
+    batch_size: BatchSize = 10_000,
+    quarantine: Quarantine = None,
+    encoding: Annotated[
+        str | None, typer.Option(help="The file's encoding, e.g. gb18030 (default: UTF-8, else detected).")
+    ] = None,
+) -> None:
+    """Validate every row, then seal the file in the vault and anchor each batch on the ledger.
+    Run again after an interruption, it stores what is missing and nothing twice."""
+    _ingest(file, dataset, home, batch_size, quarantine, encoding=encoding)
+
+
+@ingest_app.command("json")
+def ingest_json(
+    file: Annotated[Path, typer.Argument(help="A JSON array of records, or JSON Lines (.jsonl).")],
+    dataset: Annotated[str, typer.Option(help="The dataset to add to.")],
+    home: Home,
+    batch_size: BatchSize = 10_000,
+    quarantine: Quarantine = None,
+) -> None:
+    """Validate every record, then seal the file in the vault and anchor each batch on the ledger."""
+    _ingest(file, dataset, home, batch_size, quarantine)
+
+
+@ingest_app.command("epcis")
+def ingest_epcis(
+    file: Annotated[Path, typer.Argument(help="A GS1 EPCIS 2.0 JSON / JSON-LD document (EPCISDocument or event).")],
+    dataset: Annotated[str, typer.Option(help="The dataset to add to.")],
+    home: Home,
+    batch_size: BatchSize = 10_000,
+    quarantine: Quarantine = None,
+) -> None:
+    """Check the document against GS1's EPCIS 2.0 JSON Schema, then seal and anchor the records of the dataset's kind.
+
+    Measurements: every sensor report with a numeric value, in the unit the dataset declares.
+
+    Inspections: inspecting events as QDSN exports them. Compliance: each gs1:CertificationDetails.
+
+    Everything else in the document is listed as skipped, with the reason.
+    """
+    _ingest(file, dataset, home, batch_size, quarantine, epcis=True)
+
+
+@ingest_app.command("mqtt")
+def ingest_mqtt(
+    broker: Annotated[str, typer.Option(help="The broker, mqtt://HOST:PORT.")],
+    topic: Annotated[str, typer.Option(help="The topic filter, e.g. 'plant/+/line/+/#'.")],
+    dataset: Annotated[str, typer.Option(help="The dataset to add to.")],
+    home: Home,
+    batch_size: BatchSize = 1000,
+    batch_seconds: Annotated[float, typer.Option(help="Commit a partial batch after this many seconds.")] = 1.0,
+    client_id: Annotated[str | None, typer.Option(help="The MQTT client id (default qdsn-DATASET).")] = None,
+    signed_only: Annotated[bool, typer.Option(help="Refuse readings not signed by their registered device.")] = False,
+) -> None:
+    """Subscribe (QoS 1, persistent session) and seal and anchor readings until Ctrl-C. A message is
+    acknowledged only once its batch is committed and anchored, so nothing is lost or stored twice."""
+    import threading
+
+    from qdsn.data.mqtt import MqttIngest, Registry, Stats
+
+    node = open_node(home)
+    registry = Registry.of_ledger(node.ledger().store.rows_of_type)  # followed as devices register
+    ingest = MqttIngest(
+        broker,
+        topic,
+        node.vault(),
+        dataset,
+        node.anchor,
+        client_id=client_id or f"qdsn-{dataset}",
+        batch_size=batch_size,
+        batch_seconds=batch_seconds,
+        devices=registry,
+        require_signatures=signed_only,
+        lookup=node.find_anchor,
+    )
+    stop = threading.Event()
+    with console.status(f"listening on {broker} {topic}") as status:
+
+        def show(s: Stats) -> None:
+            status.update(
+                f"{s.stored} stored in {s.batches} anchored batches · {s.duplicates} duplicates dropped "
+                f"· {s.rejected} rejected"
+            )
+
+        try:
+            stats = ingest.run(stop, progress=show)
+        except KeyboardInterrupt:
+            stop.set()
+            stats = ingest.stats
+    console.print(
+        f"[green]✓[/] {stats.stored} readings stored in {stats.batches} anchored batches; "
+        f"{stats.duplicates} duplicates dropped, {stats.rejected} rejected"
+    )
+    for reason in stats.rejections[-10:]:
+        console.print(f"  [yellow]rejected[/] {reason}")
+    if stats.rejected:
+        console.print(
+            f"[yellow]{stats.rejected} rejected readings are kept in the vault's quarantine with the reason[/]"
+        )
+
+
+@ingest_app.command("quarantined")
+def ingest_quarantined(
+    dataset: Annotated[str, typer.Option(help="The dataset whose refused readings to list.")],
+    home: Home,
+    limit: Annotated[int, typer.Option(help="Show the latest N.")] = 50,
+) -> None:
+    """List the readings `qdsn ingest mqtt` refused and set aside in the vault: when, topic, why, payload."""
+    kept = open_node(home).vault().quarantined(dataset)
+    table = Table("received", "topic", "reason", "payload", title=f"{len(kept)} readings set aside for {dataset}")
+    for k in kept[-limit:]:
+        payload = k["payload"].decode("utf-8", "replace")
+        table.add_row(k["received"], k["topic"], k["reason"], payload[:80] + ("…" if len(payload) > 80 else ""))
+    console.print(table)
+
+
+def simulate(
+    to: Annotated[str, typer.Option(help="mqtt://HOST:PORT to publish to, or a .jsonl file to write.")],
+    lines: Annotated[int, typer.Option(help="Production lines.")] = 1,
+    subgroups: Annotated[int, typer.Option(help="Subgroups per line.")] = 50,
+    subgroup_size: Annotated[int, typer.Option(help="Parts per subgroup.")] = 5,
+    shift_at: Annotated[int | None, typer.Option(help="Subgroup from which the mean shifts.")] = None,
+    shift: Annotated[float, typer.Option(help="The mean shift, in σ.")] = 0.0,
+    drift: Annotated[float, typer.Option(help="Mean drift per subgroup, in σ.")] = 0.0,
+    spread_at: Annotated[int | None, typer.Option(help="Subgroup from which σ grows.")] = None,
+    spread: Annotated[float, typer.Option(help="Factor on σ from --spread-at.")] = 1.0,
+    outlier: Annotated[list[int] | None, typer.Option(help="A subgroup with a 6σ outlier; repeatable.")] = None,
+    plant: Annotated[str, typer.Option(help="Plant code in topics and ids.")] = "hz",
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same readings.")] = 0,
+) -> None:
+    """Generate production-line readings (conductor resistance, insulation thickness, outer diameter)
+    with optional shift, drift, extra variance and outliers, and publish them (QoS 1) or write them."""
+    from datetime import UTC, datetime
+
+    from qdsn.data.mqtt import parse_broker
+    from qdsn.data.simulate import Disturbance, readings
+
+    gen = readings(
+        plant=plant,
+        lines=lines,
+        subgroups=subgroups,
+        subgroup_size=subgroup_size,
+        start=datetime(2026, 3, 1, tzinfo=UTC),
+        seed=seed,
+        disturbance=Disturbance(shift_at, shift, drift, spread_at, spread, tuple(outlier or ())),
+    )
+    total = lines * subgroups * subgroup_size * 3
+    with Progress(
+        TextColumn("simulating"), BarColumn(), TextColumn("{task.completed}/{task.total}"), console=err, transient=True
+    ) as bar:
+        task = bar.add_task("sim", total=total)
+        if to.startswith("mqtt://"):
+            import paho.mqtt.client as mqtt
+
+            host, port = parse_broker(to)
+            client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2, client_id=f"qdsn-sim-{plant}", protocol=mqtt.MQTTv311
+            )
+            client.connect(host, port)
+            client.loop_start()
+            for topic, record in gen:
+                client.publish(topic, orjson.dumps(record), qos=1).wait_for_publish(30)
+                bar.advance(task)
+            client.loop_stop()
+            client.disconnect()
+        else:
+            with open(to, "wb") as f:
+                for _, record in gen:
+                    f.write(orjson.dumps(record) + b"\n")
+                    bar.advance(task)
+    console.print(f"[green]✓[/] {total} readings → {to}")
+
+
+def device_register(
+    device: Annotated[str, typer.Argument(help="The device's id, as readings name it in `device`.")],
+    key: Annotated[str, typer.Option(help="The device's Ed25519 public key as a Multikey (z6Mk…).")],
+    home: Home,
+    kind: Annotated[str, typer.Option(help="sensor, gateway, gauge or tester.")] = "sensor",
+) -> None:
+    """Register a device of this manufacturer and the key it signs readings with (device.register)."""
+    open_node(home).submit("device.register", {"device": device, "kind": kind, "key": key})
+    console.print(f"[green]✓[/] device {device} registered; readings it signs can be checked by anyone")
