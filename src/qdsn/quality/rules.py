@@ -71,6 +71,20 @@ WESTERN_ELECTRIC = {
     "we4": Rule("we4", "same-side", 8),
 }
 RULES = NELSON | WESTERN_ELECTRIC
+LIMITS = "limits"  # the name violations of a chart judged by its limits alone go by
+
+
+def test_of(name: str) -> dict[str, Any]:
+    """How a violated rule is shown to people: its family, its test number as Western Electric and
+    Nelson number them (1 = a point beyond the limits), a short label and what it looks for."""
+    if name == LIMITS:
+        return {"family": "limits", "number": 1, "label": "limits", "description": "a point beyond the control limits"}
+    rule = RULES.get(name)
+    if rule is None:
+        raise InvalidInput(f"unknown run rule {name!r}")
+    family, number = ("nelson", name[6:]) if name.startswith("nelson") else ("western-electric", name[2:])
+    label = f"{'Nelson' if family == 'nelson' else 'WE'} {number}"
+    return {"family": family, "number": int(number), "label": label, "description": rule.describe()}
 
 
 def rules(names: Iterable[str] | str = "nelson", lengths: dict[str, int] | None = None) -> list[Rule]:
