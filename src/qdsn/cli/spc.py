@@ -208,7 +208,7 @@ def _load_limits(path: Path, type: str) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("format") != LIMITS_FORMAT:
         raise InvalidInput(f"{path} is not a limits file", "write one with a phase I run: qdsn spc chart … --save-limits FILE")  # fmt: skip
     if doc.get("type") != type:
-        raise InvalidInput(f"{path} holds limits of a {doc.get('type')} chart, not of a {type} chart", f"use --type {doc.get('type')}")  # fmt: skip
+        raise InvalidInput(f"{path} holds the limits of an {doc.get('type')} chart, not of this {type} chart", f"use --type {doc.get('type')}")  # fmt: skip
     for key in ("center", "sigma", "nsigma"):
         v = doc.get(key)
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
@@ -356,7 +356,7 @@ def chart(
         if v:
             settings[name] = str(v)
     settings |= {"center line": f"{c.limits.center:.6g} ({center_from})", "σ": f"{c.limits.sigma:.6g} ({sigma_from})"}
-    found = _violations(c, series.labels)
+    found = _violations(c, series.labels, nsigma)
 
     if save_limits is not None:
         doc = {"format": LIMITS_FORMAT, "type": type, "kind": c.limits.kind, "center": c.limits.center,
@@ -370,11 +370,11 @@ def chart(
         from qdsn.quality import render
 
         if out is not None:
-            _save(render.draw_chart(c, title=title), out)
+            _save(render.draw_chart(c, title=title, nsigma=nsigma), out)
         if html is not None:
-            _chart_report(c, found, title, settings, render.svg(render.draw_chart(c, title=title)), html)
+            _chart_report(c, found, title, settings, render.svg(render.draw_chart(c, title=title, nsigma=nsigma)), html)
     if json_out:
-        doc = _chart_json(c, series.labels) | {
+        doc = _chart_json(c, series.labels, found) | {
             "type": type, "source": table.name, "target": c.limits.center, "target_from": center_from,
             "process_sigma": c.limits.sigma, "sigma_from": sigma_from, "nsigma": nsigma, "rules": rules,
             "rule_violations": found,
@@ -412,7 +412,7 @@ def chart(
             console.print(f"{what} {path}", highlight=False)
 
 
-def _violations(c: Any, labels: list[str] | None) -> list[dict[str, Any]]:
+def _violations(c: Any, labels: list[str] | None, nsigma: float = 3.0) -> list[dict[str, Any]]:
     """Every violation of the chart and its companion, as people read them: the chart, the point
     from 1 (and its subgroup's name), the test's number and what it looks for."""
     from qdsn.quality.rules import test_of
@@ -422,7 +422,7 @@ def _violations(c: Any, labels: list[str] | None) -> list[dict[str, Any]]:
         if part is None:
             continue
         for v in part.violations:
-            t = test_of(v.rule)
+            t = test_of(v.rule, nsigma)
             row = {"chart": part.kind, "point": v.index + 1, "rule": v.rule, "test": t["number"], "family": t["family"],
                    "label": t["label"], "description": t["description"], "side": v.side}  # fmt: skip
             if labels:
@@ -431,13 +431,13 @@ def _violations(c: Any, labels: list[str] | None) -> list[dict[str, Any]]:
     return out
 
 
-def _chart_json(c: Any, labels: list[str] | None) -> dict[str, Any]:
+def _chart_json(c: Any, labels: list[str] | None, found: list[dict[str, Any]]) -> dict[str, Any]:
     """`Chart.to_json` with points numbered from 1, as in the tables."""
     doc = c.to_json()
-    doc["violations"] = [v for v in _violations(c, labels) if v["chart"] == c.kind]
+    doc["violations"] = [v for v in found if v["chart"] == c.kind]
     doc["excluded"] = [i + 1 for i in c.excluded]
     if c.companion is not None:
-        doc["companion"]["violations"] = [v for v in _violations(c, labels) if v["chart"] == c.companion.kind]
+        doc["companion"]["violations"] = [v for v in found if v["chart"] == c.companion.kind]
         doc["companion"]["excluded"] = doc["excluded"]
     if labels:
         doc["subgroups"] = labels
@@ -514,9 +514,8 @@ def capability(
     other: dict[str, Any] | None = None
     if method == "box-cox":
         transformed, lam_used = quality.box_cox(flat, lsl, usl, target, lam=lam)
-        t = _boxcox_value(lam_used)
         other = {"method": "box-cox", "lambda": lam_used, "lambda_from": "given (--lambda)" if lam is not None else "maximum likelihood",
-                 "transformed_lsl": t(lsl), "transformed_usl": t(usl), "capability": transformed.to_json()}  # fmt: skip
+                 "transformed_lsl": transformed.lsl, "transformed_usl": transformed.usl, "capability": transformed.to_json()}  # fmt: skip
     elif method == "percentile":
         other = {"method": "percentile", "distribution": distribution} | quality.percentile_capability(flat, lsl, usl, distribution=distribution)  # fmt: skip
     title = f"capability of {table.name}"
@@ -592,15 +591,6 @@ def _declared_limits(dataset: str, characteristic: str | None, home: Path | None
 
 def _grouped(data: Any) -> bool:
     return np.ndim(data) == 2 or (isinstance(data, list) and bool(data) and isinstance(data[0], list))
-
-
-def _boxcox_value(lam: float) -> Any:
-    def t(v: float | None) -> float | None:
-        if v is None:
-            return None
-        return math.log(v) if lam == 0 else (v**lam - 1) / lam
-
-    return t
 
 
 def _capability_chart(quality: Any, data: Any) -> Any:

@@ -28,12 +28,31 @@ CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanY
 LABELS = 200  # test numbers written beside at most this many points; past that they hide the chart
 
 
+CJK_FILES = re.compile(r"(NotoSans(Mono)?CJK|NotoSansSC|SourceHanSans|wqy|DroidSansFallback|simhei|msyh|PingFang)", re.I)
+_cjk: list[str | None] = []  # the answer, once looked for
+
+
 def cjk_font() -> str | None:
     """The first CJK font matplotlib finds on this machine, or None (install fonts-noto-cjk)."""
     from matplotlib import font_manager
 
-    names = {f.name for f in font_manager.fontManager.ttflist}
-    return next((f for f in CJK_FONTS if f in names), None)
+    if _cjk:
+        return _cjk[0]
+    fm = font_manager.fontManager
+    found = next((f for f in CJK_FONTS if f in {x.name for x in fm.ttflist}), None)
+    if found is None:  # matplotlib's font list is cached: fonts installed after it was made are not in it
+        for path in font_manager.findSystemFonts():
+            if CJK_FILES.search(Path(path).name):
+                fm.addfont(path)
+        names = [x.name for x in fm.ttflist]
+        found = next((f for f in CJK_FONTS if f in names), None) or next((n for n in names if "CJK" in n), None)
+    _cjk.append(found)
+    return found
+
+
+def zh(english: str, chinese: str) -> str:
+    """A label in English with its Chinese beside it, where a font can show it."""
+    return f"{english} {chinese}" if cjk_font() else english
 
 
 def _pyplot() -> Any:
@@ -86,29 +105,32 @@ def svg(figure: Any) -> str:
 # ---- control charts -----------------------------------------------------------------------------
 
 
-def draw_chart(chart: Chart, *, title: str = "", lsl: float | None = None, usl: float | None = None) -> Any:
+def draw_chart(
+    chart: Chart, *, title: str = "", lsl: float | None = None, usl: float | None = None, nsigma: float = 3.0
+) -> Any:
     """The chart (and its companion below it) with center line, limits, spec lines and the points that
-    break a rule marked with the number of each test they break, the tests described beneath."""
+    break a rule marked with the number of each test they break, the tests described beneath (their
+    zones scaled to limits at ± nsigma σ)."""
     plt = _pyplot()
     needs_cjk(title)
     panels = [c for c in (chart, chart.companion) if c is not None]
-    found = _tests_found(panels)
+    found = _tests_found(panels, nsigma)
     height = 3.2 * len(panels) + 0.17 * len(found)
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, height), sharex=True, squeeze=False)
     for ax, c in zip(axes[:, 0], panels, strict=True):
         _panel(ax, c, lsl if c is chart else None, usl if c is chart else None)
     axes[0, 0].set_title(title or f"{TITLES.get(chart.kind, chart.kind)} chart")
-    axes[-1, 0].set_xlabel("subgroup" if chart.sizes is not None else "point")
+    axes[-1, 0].set_xlabel(zh("subgroup", "子组") if chart.sizes is not None else zh("point", "点"))
     if found:
-        notes = [f"Test {t['number']} ({t['label']}): {t['description']}" for t in found]
+        notes = [f"{t['label']}: {t['description']}" for t in found]
         fig.text(0.01, 0.005, "\n".join(notes), fontsize=8, color="#c00000", va="bottom")
     fig.tight_layout(rect=(0, (0.17 * len(found) + 0.1) / height if found else 0, 1, 1))
     return fig
 
 
-def _tests_found(panels: list[Chart]) -> list[dict[str, Any]]:
+def _tests_found(panels: list[Chart], nsigma: float) -> list[dict[str, Any]]:
     names = sorted({v.rule for c in panels for v in c.violations}, key=lambda n: (n != "limits", n))
-    return [test_of(n) for n in names]
+    return [test_of(n, nsigma) for n in names]
 
 
 def _panel(ax: Any, c: Chart, lsl: float | None, usl: float | None, last: int | None = None) -> None:
@@ -195,7 +217,7 @@ def draw_sixpack(chart: Chart, data: Any, cap: Any, *, title: str = "", last: in
             hist.axvline(limit, color="#b8860b" if name != "Target" else "#2e7d32", linestyle=":")
             hist.annotate(name, (limit, hist.get_ylim()[1]), fontsize=8, ha="center", va="bottom")
     hist.legend(fontsize=8)
-    hist.set_title("Capability histogram", fontsize=10)
+    hist.set_title(zh("Capability histogram", "能力直方图"), fontsize=10, pad=14)
     (osm, osr), (slope, intercept, r) = stats.probplot(values, dist="norm")
     prob.plot(osr, osm, ".", color="#1f4e79", markersize=3)
     prob.plot(slope * osm + intercept, osm, color="#c00000", linewidth=1)
@@ -215,8 +237,8 @@ def draw_sixpack(chart: Chart, data: Any, cap: Any, *, title: str = "", last: in
     if "expected_overall_total" in cap.ppm:
         lines.append(f"ppm expected (overall) {cap.ppm['expected_overall_total']:.1f}")
     summary.text(0.02, 0.98, "\n".join(lines), va="top", family="monospace", fontsize=9)
-    summary.set_title("Capability", fontsize=10)
-    fig.suptitle(title or "Process capability sixpack")
+    summary.set_title(zh("Capability", "过程能力"), fontsize=10)
+    fig.suptitle(title or zh("Process capability sixpack", "过程能力六合图"))
     fig.tight_layout()
     return fig
 
@@ -245,14 +267,15 @@ def draw_oc(plan: Any, *, title: str = "") -> Any:
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.plot(100 * p, pa, color="#1f4e79")
     ax.axvline(plan.aql, color="#2e7d32", linestyle=":")
-    ax.annotate(f"AQL {plan.aql:g} %", (plan.aql, 1.0), fontsize=8, color="#2e7d32", ha="left", va="top")
+    ax.annotate(f"AQL {plan.aql:g} %", (plan.aql, 0.5), fontsize=8, color="#2e7d32", ha="right", va="center",
+                rotation=90)  # fmt: skip
     for level in (0.95, 0.10):
         at = _fraction_where(plan, level)
         ax.plot([100 * at], [level], "o", color="#c00000", markersize=4)
         ax.annotate(f"{100 * at:.3g} % → P(accept) {level:g}", (100 * at, level), fontsize=8,
                     textcoords="offset points", xytext=(6, 4))  # fmt: skip
-    ax.set_xlabel("lot % nonconforming")
-    ax.set_ylabel("probability of acceptance")
+    ax.set_xlabel(zh("lot % nonconforming", "批不合格品百分数"))
+    ax.set_ylabel(zh("probability of acceptance", "接收概率"))
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.set_title(title or f"OC curve: n = {plan.n}, Ac = {plan.ac}, Re = {plan.re}")
@@ -278,11 +301,11 @@ def draw_pareto(rows: list[dict[str, Any]], *, title: str = "") -> Any:
     names = [str(r["category"]) for r in rows]
     ax.bar(range(len(rows)), [r["count"] for r in rows], color="#9dc3e6", edgecolor="#1f4e79")
     ax.set_xticks(range(len(rows)), names, rotation=30 if len(rows) > 6 else 0, ha="right" if len(rows) > 6 else "center")
-    ax.set_ylabel("count")
+    ax.set_ylabel(zh("count", "频数"))
     cum = ax.twinx()
     cum.plot(range(len(rows)), [r["cumulative"] for r in rows], "o-", color="#c00000", markersize=4)
     cum.set_ylim(0, 105)
-    cum.set_ylabel("cumulative %")
+    cum.set_ylabel(zh("cumulative %", "累计百分比"))
     cum.axhline(80, color="#808080", linestyle=":", linewidth=1)
     ax.set_title(title or "Pareto chart")
     fig.tight_layout()

@@ -74,9 +74,10 @@ RULES = NELSON | WESTERN_ELECTRIC
 LIMITS = "limits"  # the name violations of a chart judged by its limits alone go by
 
 
-def test_of(name: str) -> dict[str, Any]:
+def test_of(name: str, nsigma: float = 3.0) -> dict[str, Any]:
     """How a violated rule is shown to people: its family, its test number as Western Electric and
-    Nelson number them (1 = a point beyond the limits), a short label and what it looks for."""
+    Nelson number them (1 = a point beyond the limits), a short label and what it looks for, on a
+    chart whose limits lie at ± nsigma σ (the zones scale with them)."""
     if name == LIMITS:
         return {"family": "limits", "number": 1, "label": "limits", "description": "a point beyond the control limits"}
     rule = RULES.get(name)
@@ -84,7 +85,8 @@ def test_of(name: str) -> dict[str, Any]:
         raise InvalidInput(f"unknown run rule {name!r}")
     family, number = ("nelson", name[6:]) if name.startswith("nelson") else ("western-electric", name[2:])
     label = f"{'Nelson' if family == 'nelson' else 'WE'} {number}"
-    return {"family": family, "number": int(number), "label": label, "description": rule.describe()}
+    scaled = Rule(rule.name, rule.test, rule.length, rule.k, rule.zone * nsigma / 3)
+    return {"family": family, "number": int(number), "label": label, "description": scaled.describe()}
 
 
 def rules(names: Iterable[str] | str = "nelson", lengths: dict[str, int] | None = None) -> list[Rule]:
