@@ -17,8 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table as Grid
 
-from qdsn.cli.spc_data import Table, instants, order, stack
+from qdsn.cli.spc_data import Table, at_least, instants, order, stack
 from qdsn.errors import InvalidInput, NotFound
+from qdsn.quality.charts import grouped
 from qdsn.node import default_home
 
 console = Console(emoji=False)
@@ -105,18 +106,23 @@ class Series:
         self.data, self.labels, self.sizes = data, labels, sizes
 
 
-def _series(table: Table, *, grouped: bool, value: str | None, subgroup: str | None, time: str | None) -> Series:
+def _series(
+    table: Table, *, grouped: bool, value: str | None, subgroup: str | None, time: str | None, least: int = 2
+) -> Series:
     """Subgroups (wide rows, or stacked readings grouped by --subgroup) or one column of values."""
     times = instants(table, time) if time else None
     if subgroup is not None:
         if value is None:
             raise InvalidInput("stacked readings need the column of values too", "add --value COL")
         names, groups = stack(_list(table.numbers(value)), table.texts(subgroup), times)
+        at_least(names, groups, 2)
         return Series(groups, names)
-    if grouped and value is None:
+    if grouped and value is not None:
+        raise InvalidInput("subgroups of stacked readings need the column that names each reading's subgroup", "add --subgroup COL")  # fmt: skip
+    if grouped:
         if time is not None:
             raise InvalidInput("--time orders stacked readings", "name the subgroup and value columns: --subgroup COL --value COL")  # fmt: skip
-        return Series(table.wide())
+        return Series(table.wide(least))
     values = table.numbers(value, 0)
     if times is not None:
         values = [values[i] for i in order(len(values), times)]
@@ -297,6 +303,9 @@ def chart(
         raise InvalidInput("an individuals chart plots single readings, not subgroups", "drop --subgroup, or use --type xbar-r")  # fmt: skip
     series = _series(table, grouped=grouped or (timeweighted and subgroup is not None), value=value, subgroup=subgroup, time=time)  # fmt: skip
     excluded = _points(exclude)
+    n = len(series.data)
+    if any(i >= n for i in excluded):
+        raise InvalidInput(f"--exclude {exclude}: there are only {n} {'subgroups' if grouped else 'points'}", f"give numbers from 1 to {n}")  # fmt: skip
     opts: dict[str, Any] = {"rules": rules, "nsigma": nsigma, "exclude": excluded}
 
     def make(limits: Limits | None) -> Any:
@@ -502,14 +511,17 @@ def capability(
     value, subgroup, time = _defaults(table, value or column, subgroup, time, False)
     if dataset is not None and lsl is None and usl is None:
         lsl, usl = _declared_limits(dataset, characteristic or _only(table), home)
-    series = _series(table, grouped=value is None, value=value, subgroup=subgroup, time=time)
+    series = _series(table, grouped=value is None, value=value, subgroup=subgroup, time=time, least=1)
     data = series.data
-    if subgroup is None and _grouped(data) and all(len(r) == 1 for r in data):  # a file of one column
-        data = np.asarray(data)[:, 0] if isinstance(data, np.ndarray) else [r[0] for r in data]
+    if subgroup is None and grouped(data):
+        if all(len(r) == 1 for r in data):  # a file of one column
+            data = np.asarray(data)[:, 0] if isinstance(data, np.ndarray) else [r[0] for r in data]
+        elif any(len(r) < 2 for r in data):
+            table.wide(2)  # refuses the first short row, by its line
     res = quality.capability(data, lsl, usl, target, sigma_method=sigma_method)
     used = target if target is not None else (lsl + usl) / 2 if lsl is not None and usl is not None else None
     target_from = "given (--target)" if target is not None else "the middle of the limits" if used is not None else None
-    flat = np.concatenate([np.atleast_1d(np.asarray(r, dtype=float)) for r in data]) if _grouped(data) else np.asarray(data, dtype=float)  # fmt: skip
+    flat = np.concatenate([np.atleast_1d(np.asarray(r, dtype=float)) for r in data]) if grouped(data) else np.asarray(data, dtype=float)  # fmt: skip
     flat = flat[np.isfinite(flat)]
     other: dict[str, Any] | None = None
     if method == "box-cox":
@@ -589,13 +601,9 @@ def _declared_limits(dataset: str, characteristic: str | None, home: Path | None
     return spec.get("lsl"), spec.get("usl")
 
 
-def _grouped(data: Any) -> bool:
-    return np.ndim(data) == 2 or (isinstance(data, list) and bool(data) and isinstance(data[0], list))
-
-
 def _capability_chart(quality: Any, data: Any) -> Any:
     """The chart the sixpack shows: I-MR for single values, X̄-R for subgroups of up to 8, else X̄-S."""
-    if not _grouped(data):
+    if not grouped(data):
         return quality.imr(data)
     sizes = [len(r) for r in data]
     return (quality.xbar_r if max(sizes) <= 8 else quality.xbar_s)(data)

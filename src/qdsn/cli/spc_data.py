@@ -104,11 +104,12 @@ class Table:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")  # "input contained no data" and the like
-                return np.loadtxt(self.path, delimiter=",", skiprows=1 if self.header else 0, usecols=column,
+                x = np.loadtxt(self.path, delimiter=",", skiprows=1 if self.header else 0, usecols=column,
                                   ndmin=1 if column is not None else 2, comments=None, dtype=float,
                                   encoding="utf-8-sig")  # fmt: skip
         except (ValueError, UserWarning, UnicodeDecodeError):
             return None
+        return x if np.isfinite(x).all() else None  # "nan", "inf": the reader that names the line refuses them
 
     def numbers(self, name: str | None, default: int = 0) -> Any:
         """One column of numbers: the one named, else the one at `default`."""
@@ -128,13 +129,20 @@ class Table:
             raise InvalidInput(f"{self._line(n)}: no column {i + 1}", "every row needs a cell in each column used")
         return row[i]
 
-    def wide(self) -> Any:
-        """Every row's numbers (a subgroup a row): an array when the rows are all complete, else lists
-        (blank cells left out)."""
+    def wide(self, least: int = 1) -> Any:
+        """Every row's numbers (a subgroup a row), at least `least` in each: an array when the rows are
+        all complete, else lists (blank cells left out)."""
         fast = self._fast()
-        if fast is not None:
+        if fast is not None and fast.shape[1] >= least:
             return fast
-        return [[_number(c, self._line(n)) for c in r if c.strip()] for n, r in enumerate(self.rows)]
+        out = []
+        for n, r in enumerate(self.rows):
+            row = [_number(c, self._line(n)) for c in r if c.strip()]
+            if len(row) < least:
+                raise InvalidInput(f"{self._line(n)}: a subgroup of {len(row)} value{'s' * (len(row) != 1)}; each needs at least {least}",
+                                   "a file of single values takes --column NAME, or an individuals chart (-t imr)")  # fmt: skip
+            out.append(row)
+        return out
 
     def keep(self, column: str, value: str) -> Table:
         """Only the rows whose `column` holds `value`."""
@@ -178,3 +186,11 @@ def stack(values: list[float], keys: list[str], times: list[Any] | None = None) 
     for i in order(len(values), times):
         groups.setdefault(keys[i], []).append(values[i])
     return list(groups), list(groups.values())
+
+
+def at_least(names: list[str], groups: list[list[float]], least: int) -> None:
+    """Refuse a subgroup of fewer than `least` readings, by its name."""
+    for name, g in zip(names, groups, strict=True):
+        if len(g) < least:
+            raise InvalidInput(f"subgroup {name!r} has {len(g)} reading{'s' * (len(g) != 1)}; each needs at least {least}",
+                               "check the --subgroup column, or chart single readings (-t imr)")  # fmt: skip

@@ -23,6 +23,7 @@ from scipy import special
 from qdsn.errors import InvalidInput
 from qdsn.quality import constants as k
 from qdsn.quality import passes
+from qdsn.quality import charts
 from qdsn.quality.charts import Chart, _finite, _subgroups, _values
 
 SIGMA_METHODS = ("pooled", "rbar", "sbar", "mrbar")
@@ -95,7 +96,7 @@ def capability(
         data = charted.statistic
     if not 0 < confidence < 1:
         raise InvalidInput(f"confidence must be between 0 and 1, got {confidence!r}")
-    grouped = np.ndim(data) == 2 or (np.ndim(data) == 1 and len(data) > 0 and hasattr(data[0], "__len__"))
+    grouped = charts.grouped(data)
     if grouped:
         sub, sizes = _subgroups(data, 2)
         x = np.ascontiguousarray(sub[~np.isnan(sub)])

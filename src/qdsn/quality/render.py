@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from qdsn.errors import InvalidInput
-from qdsn.quality.charts import Chart
+from qdsn.quality.charts import Chart, grouped
 from qdsn.quality.rules import test_of
 
 TITLES = {
@@ -99,7 +99,8 @@ def svg(figure: Any) -> str:
     text = buf.getvalue()
     text = text[text.index("<svg") :]
     text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
-    return re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text)
+    text = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text)
+    return text.replace("xlink:href=", "href=")  # SVG 2's own href: no xlink namespace to declare
 
 
 # ---- control charts -----------------------------------------------------------------------------
@@ -195,15 +196,14 @@ def draw_sixpack(chart: Chart, data: Any, cap: Any, *, title: str = "", last: in
     if chart.companion is not None:
         _panel(middle, chart.companion, None, None)
         middle.set_title(f"{TITLES.get(chart.companion.kind, chart.companion.kind)} chart", fontsize=10)
-    rows = [np.atleast_1d(np.asarray(r, dtype=float)) for r in (data if np.ndim(data) == 2 or _grouped(data) else
-                                                                 [[v] for v in data])]  # fmt: skip
+    rows = [np.atleast_1d(np.asarray(r, dtype=float)) for r in (data if grouped(data) else [[v] for v in data])]
     first = max(0, len(rows) - last)
     for i, r in enumerate(rows[first:], start=first + 1):
         r = r[np.isfinite(r)]
         bottom.plot(np.full(r.size, i), r, "+", color="#1f4e79")
     bottom.axhline(cap.mean, color="#2e7d32", linewidth=1)
-    bottom.set_title(f"Last {len(rows) - first} {'subgroups' if _grouped(data) else 'observations'}", fontsize=10)
-    bottom.set_xlabel("subgroup" if _grouped(data) else "observation")
+    bottom.set_title(f"Last {len(rows) - first} {'subgroups' if grouped(data) else 'observations'}", fontsize=10)
+    bottom.set_xlabel("subgroup" if grouped(data) else "observation")
     values = np.concatenate(rows)
     values = values[np.isfinite(values)]
     hist.hist(values, bins=min(40, max(8, int(math.sqrt(values.size)))), density=True, color="#9dc3e6",
@@ -241,10 +241,6 @@ def draw_sixpack(chart: Chart, data: Any, cap: Any, *, title: str = "", last: in
     fig.suptitle(title or zh("Process capability sixpack", "过程能力六合图"))
     fig.tight_layout()
     return fig
-
-
-def _grouped(data: Any) -> bool:
-    return np.ndim(data) == 2 or (np.ndim(data) == 1 and len(data) > 0 and hasattr(data[0], "__len__"))
 
 
 def _g(v: float | None) -> str:
