@@ -3,7 +3,6 @@ numbered tests, non-normal capability, pictures and the HTML report — each fig
 Montgomery's textbook examples or computed here independently with numpy and scipy."""
 
 import csv
-import io
 import json
 import re
 import subprocess
@@ -106,8 +105,11 @@ def test_attribute_chart_points_are_numbered_from_one_in_text_and_json(tmp_path)
 def test_stacked_readings_in_any_order_chart_as_the_wide_file(rings, tmp_path):
     d, data = rings
     rng = np.random.default_rng(4)
-    rows = [(f"S{i + 1:02d}", f"2026-03-01T{8 + i // 6:02d}:{(i % 6) * 10:02d}:00+08:00", v)
-            for i, r in enumerate(data) for v in r]  # fmt: skip
+    rows = [
+        (f"S{i + 1:02d}", f"2026-03-01T{8 + i // 6:02d}:{(i % 6) * 10:02d}:00+08:00", v)
+        for i, r in enumerate(data)
+        for v in r
+    ]
     shuffled = [rows[i] for i in rng.permutation(len(rows))]
     stacked = tmp_path / "stacked.csv"
     stacked.write_text("batch,when,diameter\n" + "".join(f"{s},{t},{v:.3f}\n" for s, t, v in shuffled))
@@ -123,7 +125,9 @@ def test_stacked_readings_in_any_order_chart_as_the_wide_file(rings, tmp_path):
     assert x["statistic"][:5] != [v for _, _, v in shuffled][:5] or sorted(times) == times
     assert sorted(x["statistic"]) == pytest.approx(sorted(data.ravel()))
     assert "--subgroup" in refused("chart", "-t", "xbar-r", stacked, "--value", "diameter", "--time", "when")
-    assert "no column 'batch '" in refused("chart", "-t", "xbar-r", stacked, "--value", "diameter", "--subgroup", "batch ")
+    assert "no column 'batch '" in refused(
+        "chart", "-t", "xbar-r", stacked, "--value", "diameter", "--subgroup", "batch "
+    )
 
 
 def test_exclusions_nsigma_target_and_historical_sigma(rings):
@@ -134,7 +138,10 @@ def test_exclusions_nsigma_target_and_historical_sigma(rings):
     keep[[37, 38]] = False
     assert ex["excluded"] == [38, 39] and ex["center"] == pytest.approx(means[keep].mean())
     assert ex["companion"]["center"] == pytest.approx(ranges[keep].mean(), rel=1e-12)
-    assert "left out of the limits (phase I): 38, 39" in spc("chart", "-t", "xbar-r", d / "all.csv", "--exclude", "38,39").output
+    assert (
+        "left out of the limits (phase I): 38, 39"
+        in spc("chart", "-t", "xbar-r", d / "all.csv", "--exclude", "38,39").output
+    )
 
     viscosity = FIXTURES / "viscosity.csv"
     v = np.array([float(r["viscosity"]) for r in csv.DictReader(viscosity.open())])
@@ -144,21 +151,30 @@ def test_exclusions_nsigma_target_and_historical_sigma(rings):
     assert any("beyond 2σ" in x["description"] for x in two["rule_violations"])  # zones scale with the limits
     given = doc("chart", "-t", "imr", viscosity, "--column", "viscosity", "--target", "34", "--sigma", "0.5")
     assert (given["center"], given["lcl"], given["ucl"]) == pytest.approx((34, 32.5, 35.5))
-    assert given["target"] == 34 and given["target_from"] == "given (--target)" and given["sigma_from"] == "given (--sigma)"
+    assert (
+        given["target"] == 34
+        and given["target_from"] == "given (--target)"
+        and given["sigma_from"] == "given (--sigma)"
+    )
     half = doc("chart", "-t", "imr", viscosity, "--column", "viscosity", "--target", "34")
     assert half["process_sigma"] == pytest.approx(sigma, rel=1e-3) and half["sigma_from"] == "estimated from the data"
     # a standard fraction for a p chart: limits p ± 3√(p(1 − p)/n)
-    p = doc("chart", "-t", "p", FIXTURES / "orangejuice.csv", "--column", "D", "--size-column", "size", "--target", "0.1")
+    p = doc(
+        "chart", "-t", "p", FIXTURES / "orangejuice.csv", "--column", "D", "--size-column", "size", "--target", "0.1"
+    )
     assert p["ucl"] == pytest.approx(0.1 + 3 * np.sqrt(0.1 * 0.9 / 50)) and p["target"] == 0.1
-    assert "from its center" in refused("chart", "-t", "p", FIXTURES / "orangejuice.csv", "--column", "D",
-                                        "--size-column", "size", "--sigma", "0.1")  # fmt: skip
+    assert "from its center" in refused(
+        "chart", "-t", "p", FIXTURES / "orangejuice.csv", "--column", "D", "--size-column", "size", "--sigma", "0.1"
+    )
 
 
 def test_ewma_and_cusum_parameters_against_their_recursions():
     path = FIXTURES / "viscosity.csv"
     x = np.array([float(r["viscosity"]) for r in csv.DictReader(path.open())])
     lam, L, mu, s = 0.1, 2.7, 34.0, 0.5
-    e = doc("chart", "-t", "ewma", path, "--column", "viscosity", "--lambda", lam, "--L", L, "--target", mu, "--sigma", s)
+    e = doc(
+        "chart", "-t", "ewma", path, "--column", "viscosity", "--lambda", lam, "--L", L, "--target", mu, "--sigma", s
+    )
     z, want, lo, hi = mu, [], [], []
     for i, v in enumerate(x, 1):
         z = lam * v + (1 - lam) * z
@@ -174,8 +190,10 @@ def test_ewma_and_cusum_parameters_against_their_recursions():
         up, down = max(0, v - (mu + k * s) + up), max(0, (mu - k * s) - v + down)
         ups.append(up), downs.append(down)
     assert c["statistic"] == pytest.approx(ups) and c["companion"]["statistic"] == pytest.approx(downs)
-    signals = sorted([(i + 1, "cusum+") for i, u in enumerate(ups) if u > h * s]
-                     + [(i + 1, "cusum-") for i, u in enumerate(downs) if u > h * s])  # fmt: skip
+    signals = sorted(
+        [(i + 1, "cusum+") for i, u in enumerate(ups) if u > h * s]
+        + [(i + 1, "cusum-") for i, u in enumerate(downs) if u > h * s]
+    )
     assert sorted((v["point"], v["chart"]) for v in c["rule_violations"]) == signals and signals
 
 
@@ -183,10 +201,15 @@ def test_capability_reports_the_target_used_and_non_normal_methods(tmp_path):
     path = FIXTURES / "viscosity.csv"
     d = doc("capability", path, "--column", "viscosity", "--lsl", "32", "--usl", "36")
     assert d["target_used"] == 34 and d["target_from"] == "the middle of the limits"
-    assert "target 34 (the middle of the limits)" in spc("capability", path, "--column", "viscosity", "--lsl", "32", "--usl", "36").output  # fmt: skip
+    assert (
+        "target 34 (the middle of the limits)"
+        in spc("capability", path, "--column", "viscosity", "--lsl", "32", "--usl", "36").output
+    )
     given = doc("capability", path, "--column", "viscosity", "--lsl", "32", "--usl", "36", "--target", "33")
     x = np.array([float(r["viscosity"]) for r in csv.DictReader(path.open())])
-    assert given["target_used"] == 33 and given["cpm"] == pytest.approx(1 / (3 * np.sqrt(((x - 33) ** 2).sum() / (x.size - 1))))
+    assert given["target_used"] == 33 and given["cpm"] == pytest.approx(
+        1 / (3 * np.sqrt(((x - 33) ** 2).sum() / (x.size - 1)))
+    )
 
     # Box-Cox: λ by maximum likelihood (scipy), indices of the transformed data and limits
     y = np.random.default_rng(7).lognormal(1, 0.4, 400)
@@ -201,7 +224,9 @@ def test_capability_reports_the_target_used_and_non_normal_methods(tmp_path):
     assert bc["capability"]["ppk"] == pytest.approx(ppk, rel=1e-6)
     fixed = doc("capability", f, "--lsl", "0.5", "--usl", "15", "--method", "box-cox", "--lambda", "0")["non_normal"]
     lt = np.log(y)
-    assert fixed["lambda"] == 0 and fixed["capability"]["pp"] == pytest.approx((np.log(15) - np.log(0.5)) / (6 * lt.std(ddof=1)))
+    assert fixed["lambda"] == 0 and fixed["capability"]["pp"] == pytest.approx(
+        (np.log(15) - np.log(0.5)) / (6 * lt.std(ddof=1))
+    )
     # the percentile method (ISO 22514-2), empirical: the 0.135 %, 50 % and 99.865 % points of the data
     pc = doc("capability", f, "--lsl", "0.5", "--usl", "15", "--method", "percentile")["non_normal"]
     q = np.quantile(y, [stats.norm.cdf(-3), 0.5, stats.norm.cdf(3)])
@@ -212,8 +237,18 @@ def test_capability_reports_the_target_used_and_non_normal_methods(tmp_path):
 
 def test_box_cox_keeps_its_digits_far_from_zero():
     """Viscosities near 34 take λ ≈ −11: (x^λ − 1)/λ alone rounds both limits to the same number."""
-    d = doc("capability", FIXTURES / "viscosity.csv", "--column", "viscosity", "--lsl", "32", "--usl", "36",
-            "--method", "box-cox")["non_normal"]  # fmt: skip
+    d = doc(
+        "capability",
+        FIXTURES / "viscosity.csv",
+        "--column",
+        "viscosity",
+        "--lsl",
+        "32",
+        "--usl",
+        "36",
+        "--method",
+        "box-cox",
+    )["non_normal"]
     x = np.array([float(r["viscosity"]) for r in csv.DictReader((FIXTURES / "viscosity.csv").open())])
     lam = stats.boxcox_normmax(x, method="mle")
     t = lambda v: ((v / 34.0) ** lam - 1) / lam  # noqa: E731 — any scale gives the same indices
@@ -230,11 +265,24 @@ def _png(path):
 
 def test_pictures_sixpack_oc_and_pareto(tmp_path):
     six = tmp_path / "six.png"
-    spc("capability", FIXTURES / "viscosity.csv", "--column", "viscosity", "--lsl", "32", "--usl", "36", "--sixpack", six)
+    spc(
+        "capability",
+        FIXTURES / "viscosity.csv",
+        "--column",
+        "viscosity",
+        "--lsl",
+        "32",
+        "--usl",
+        "36",
+        "--sixpack",
+        six,
+    )
     assert _png(six).shape[1] > 1000
     rings = tmp_path / "rings.svg"
     wide = tmp_path / "w.csv"
-    wide.write_text("\n".join(",".join(r.split(",")[1:6]) for r in (FIXTURES / "pistonrings.csv").read_text().splitlines()[1:]))
+    wide.write_text(
+        "\n".join(",".join(r.split(",")[1:6]) for r in (FIXTURES / "pistonrings.csv").read_text().splitlines()[1:])
+    )
     spc("capability", wide, "--lsl", "73.95", "--usl", "74.05", "--sixpack", rings)  # subgroups: X̄-R
     ET.parse(rings)
     oc = tmp_path / "oc.svg"
@@ -254,8 +302,9 @@ def test_pictures_sixpack_oc_and_pareto(tmp_path):
     assert p["categories"][1]["cumulative"] == pytest.approx(100 * (4 + 2) / 9)
     weighted = tmp_path / "weighted.csv"
     weighted.write_text("defect,n\nscratch,5\ndent,7\nscratch,4\n")
-    assert [(x["category"], x["count"]) for x in doc("pareto", weighted, "--column", "defect", "--count", "n")["categories"]] == [
-        ("scratch", 9.0), ("dent", 7.0)]  # fmt: skip
+    assert [
+        (x["category"], x["count"]) for x in doc("pareto", weighted, "--column", "defect", "--count", "n")["categories"]
+    ] == [("scratch", 9.0), ("dent", 7.0)]
 
 
 def test_the_chart_marks_each_test_number_beside_its_point(tmp_path, rings):
@@ -291,7 +340,18 @@ def test_html_reports_are_self_contained(tmp_path, study):
     viscosity = FIXTURES / "viscosity.csv"
     args = {
         "chart": ["chart", "-t", "imr", viscosity, "--column", "viscosity", "--exclude", "4"],
-        "capability": ["capability", viscosity, "--column", "viscosity", "--lsl", "32", "--usl", "36", "--method", "box-cox"],
+        "capability": [
+            "capability",
+            viscosity,
+            "--column",
+            "viscosity",
+            "--lsl",
+            "32",
+            "--usl",
+            "36",
+            "--method",
+            "box-cox",
+        ],
         "sampling": ["sampling", "--lot-size", "500", "--aql", "0.65"],
         "pareto": ["pareto", FIXTURES / "circuit.csv", "--column", "trial"],
     }[study]
@@ -314,7 +374,7 @@ def test_html_reports_are_self_contained(tmp_path, study):
 def test_a_vault_dataset_charts_as_its_file(tmp_path):
     from tests.cli.test_cli import manufacturer, qdsn
 
-    reg, acme = manufacturer(tmp_path)
+    _, acme = manufacturer(tmp_path)
     x = np.round(np.random.default_rng(3).normal(17.6, 0.12, 40), 4)
     rows = ["characteristic,value,time,subgroup"] + [
         f"conductor resistance,{v},2026-03-01T08:{i:02d}:00Z,{i // 4}" for i, v in enumerate(x)
@@ -371,14 +431,26 @@ def test_bad_options_say_what_was_wrong(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3\n4,5,6\n")
     (tmp_path / "nan.csv").write_text("v\n1\nnan\n2\n")
-    subs = {"{v}": str(FIXTURES / "viscosity.csv"), "{ragged}": str(tmp_path / "ragged.csv"), "{nan}": str(tmp_path / "nan.csv")}
+    subs = {
+        "{v}": str(FIXTURES / "viscosity.csv"),
+        "{ragged}": str(tmp_path / "ragged.csv"),
+        "{nan}": str(tmp_path / "nan.csv"),
+    }
     assert message in refused(*[subs.get(a, a) for a in args])
     assert {p.name for p in tmp_path.iterdir()} == {"ragged.csv", "nan.csv"}  # nothing half-written
 
 
 def test_no_traceback_reaches_the_user(tmp_path):
-    for args in (["spc", "chart", str(tmp_path / "none.csv")], ["spc", "chart", str(FIXTURES / "viscosity.csv"), "--exclude", "a"],
-                 ["spc", "capability", "--dataset", "x", "--home", str(tmp_path / "nohome")]):  # fmt: skip
-        p = subprocess.run([sys.executable, "-m", "qdsn", *args], capture_output=True, text=True, timeout=60,
-                           env={"QDSN_PASSPHRASE": "x", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    for args in (
+        ["spc", "chart", str(tmp_path / "none.csv")],
+        ["spc", "chart", str(FIXTURES / "viscosity.csv"), "--exclude", "a"],
+        ["spc", "capability", "--dataset", "x", "--home", str(tmp_path / "nohome")],
+    ):
+        p = subprocess.run(
+            [sys.executable, "-m", "qdsn", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"QDSN_PASSPHRASE": "x", "PATH": "/usr/bin:/bin"},
+        )
         assert p.returncode != 0 and p.stderr.startswith("error:") and "Traceback" not in p.stderr, p.stderr

@@ -19,8 +19,8 @@ from rich.table import Table as Grid
 
 from qdsn.cli.spc_data import Table, at_least, instants, order, stack
 from qdsn.errors import InvalidInput, NotFound
-from qdsn.quality.charts import grouped
 from qdsn.node import default_home
+from qdsn.quality.charts import grouped
 
 console = Console(emoji=False)
 spc_app = typer.Typer(
@@ -46,8 +46,12 @@ HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="The node's home folder, for --dataset (env QDSN_HOME; default ~/.qdsn).")
 ]
 ValueCol = Annotated[str | None, typer.Option("--value", help="Stacked data: the column of readings.")]
-SubgroupCol = Annotated[str | None, typer.Option("--subgroup", help="Stacked data: the column naming each reading's subgroup.")]
-TimeCol = Annotated[str | None, typer.Option("--time", help="Put the rows in the order of this column (ISO 8601 times or numbers).")]
+SubgroupCol = Annotated[
+    str | None, typer.Option("--subgroup", help="Stacked data: the column naming each reading's subgroup.")
+]
+TimeCol = Annotated[
+    str | None, typer.Option("--time", help="Put the rows in the order of this column (ISO 8601 times or numbers).")
+]
 Html = Annotated[Path | None, typer.Option("--html", help="Also write the study as a self-contained HTML report.")]
 
 
@@ -69,7 +73,10 @@ def _table(file: Path | None, dataset: str | None, characteristic: str | None, h
     elif dataset is not None and "characteristic" in names:
         found = sorted(set(table.texts("characteristic")))
         if len(found) > 1:
-            raise InvalidInput(f"dataset {dataset} holds {len(found)} characteristics", f"name one with --characteristic: {', '.join(found)}")  # fmt: skip
+            raise InvalidInput(
+                f"dataset {dataset} holds {len(found)} characteristics",
+                f"name one with --characteristic: {', '.join(found)}",
+            )
     return table
 
 
@@ -81,7 +88,10 @@ def _vault_records(dataset: str, home: Path | None) -> list[dict[str, Any]]:
     vault = node.vault()
     try:
         if dataset not in vault.datasets():
-            raise NotFound(f"no dataset {dataset!r} in this node's vault", f"its datasets: {', '.join(vault.datasets()) or '(none)'}")  # fmt: skip
+            raise NotFound(
+                f"no dataset {dataset!r} in this node's vault",
+                f"its datasets: {', '.join(vault.datasets()) or '(none)'}",
+            )
         return vault.records(dataset)
     finally:
         vault.close()
@@ -118,10 +128,14 @@ def _series(
         at_least(names, groups, 2)
         return Series(groups, names)
     if grouped and value is not None:
-        raise InvalidInput("subgroups of stacked readings need the column that names each reading's subgroup", "add --subgroup COL")  # fmt: skip
+        raise InvalidInput(
+            "subgroups of stacked readings need the column that names each reading's subgroup", "add --subgroup COL"
+        )
     if grouped:
         if time is not None:
-            raise InvalidInput("--time orders stacked readings", "name the subgroup and value columns: --subgroup COL --value COL")  # fmt: skip
+            raise InvalidInput(
+                "--time orders stacked readings", "name the subgroup and value columns: --subgroup COL --value COL"
+            )
         return Series(table.wide(least))
     values = table.numbers(value, 0)
     if times is not None:
@@ -141,7 +155,9 @@ def _points(text: str | None, what: str = "--exclude") -> list[int]:
     for part in text.split(","):
         part = part.strip()
         if not part.isdigit() or int(part) < 1:
-            raise InvalidInput(f"{what}: {part!r} is not a point number", "give numbers from 1, separated by commas, e.g. 3,17")  # fmt: skip
+            raise InvalidInput(
+                f"{what}: {part!r} is not a point number", "give numbers from 1, separated by commas, e.g. 3,17"
+            )
         out.append(int(part) - 1)
     return out
 
@@ -212,9 +228,14 @@ def _load_limits(path: Path, type: str) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         doc = None
     if not isinstance(doc, dict) or doc.get("format") != LIMITS_FORMAT:
-        raise InvalidInput(f"{path} is not a limits file", "write one with a phase I run: qdsn spc chart … --save-limits FILE")  # fmt: skip
+        raise InvalidInput(
+            f"{path} is not a limits file", "write one with a phase I run: qdsn spc chart … --save-limits FILE"
+        )
     if doc.get("type") != type:
-        raise InvalidInput(f"{path} holds the limits of an {doc.get('type')} chart, not of this {type} chart", f"use --type {doc.get('type')}")  # fmt: skip
+        raise InvalidInput(
+            f"{path} holds the limits of an {doc.get('type')} chart, not of this {type} chart",
+            f"use --type {doc.get('type')}",
+        )
     for key in ("center", "sigma", "nsigma"):
         v = doc.get(key)
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
@@ -226,7 +247,10 @@ def _attribute_sigma(type: str, center: float) -> float:
     """σ of one item for an attributes chart with a standard (given) center."""
     if type in ("p", "np"):
         if not 0 < center < 1:
-            raise InvalidInput(f"the standard fraction nonconforming must lie between 0 and 1, got {center:g}", "give --target as a fraction, e.g. 0.02")  # fmt: skip
+            raise InvalidInput(
+                f"the standard fraction nonconforming must lie between 0 and 1, got {center:g}",
+                "give --target as a fraction, e.g. 0.02",
+            )
         return math.sqrt(center * (1 - center))
     if center <= 0:
         raise InvalidInput(f"the standard nonconformities per unit must be positive, got {center:g}")
@@ -248,11 +272,22 @@ def chart(
     value: ValueCol = None,
     subgroup: SubgroupCol = None,
     time: TimeCol = None,
-    exclude: Annotated[str | None, typer.Option(help="Phase I: leave these points/subgroups (from 1) out of the limits, e.g. 3,17.")] = None,  # fmt: skip
-    save_limits: Annotated[Path | None, typer.Option(help="Phase I: write the limits to this file, for --limits-from.")] = None,  # fmt: skip
-    limits_from: Annotated[Path | None, typer.Option(help="Phase II: chart against the limits a phase I run saved.")] = None,  # fmt: skip
+    exclude: Annotated[
+        str | None, typer.Option(help="Phase I: leave these points/subgroups (from 1) out of the limits, e.g. 3,17.")
+    ] = None,
+    save_limits: Annotated[
+        Path | None, typer.Option(help="Phase I: write the limits to this file, for --limits-from.")
+    ] = None,
+    limits_from: Annotated[
+        Path | None, typer.Option(help="Phase II: chart against the limits a phase I run saved.")
+    ] = None,
     nsigma: Annotated[float | None, typer.Option(help="Control limits at ± this many σ (default 3).")] = None,
-    target: Annotated[float | None, typer.Option(help="A standard center line (for p and np the fraction, for c and u per unit) instead of the data's.")] = None,  # fmt: skip
+    target: Annotated[
+        float | None,
+        typer.Option(
+            help="A standard center line (for p and np the fraction, for c and u per unit) instead of the data's."
+        ),
+    ] = None,
     sigma: Annotated[float | None, typer.Option(help="A historical process σ instead of the data's.")] = None,
     lam: Annotated[float | None, typer.Option("--lambda", help="EWMA: the weight λ of each new point (0.2).")] = None,
     ewma_l: Annotated[float | None, typer.Option("--L", help="EWMA: limits at ± L σ of the statistic (3).")] = None,
@@ -274,15 +309,29 @@ def chart(
     _html_path(html)
     timeweighted = type in ("ewma", "cusum")
     if timeweighted and (nsigma is not None or exclude):
-        raise InvalidInput(f"an {type} chart takes no --nsigma or --exclude", "set its limits with --L (EWMA) or --h (CUSUM)")  # fmt: skip
+        raise InvalidInput(
+            f"an {type} chart takes no --nsigma or --exclude", "set its limits with --L (EWMA) or --h (CUSUM)"
+        )
     if not timeweighted and any(v is not None for v in (lam, ewma_l, k, h)):
-        raise InvalidInput("--lambda and --L are for EWMA charts, --k and --h for CUSUM charts", f"drop them, or use --type {'ewma' if lam or ewma_l else 'cusum'}")  # fmt: skip
-    if type == "ewma" and (k is not None or h is not None) or type == "cusum" and (lam is not None or ewma_l is not None):
+        raise InvalidInput(
+            "--lambda and --L are for EWMA charts, --k and --h for CUSUM charts",
+            f"drop them, or use --type {'ewma' if lam or ewma_l else 'cusum'}",
+        )
+    if (
+        (type == "ewma"
+        and (k is not None or h is not None))
+        or (type == "cusum"
+        and (lam is not None or ewma_l is not None))
+    ):
         raise InvalidInput("--lambda and --L are for EWMA charts, --k and --h for CUSUM charts")
     if type in ATTRIBUTES and sigma is not None:
-        raise InvalidInput(f"a {type} chart's σ follows from its center", "give the standard center with --target instead of --sigma")  # fmt: skip
+        raise InvalidInput(
+            f"a {type} chart's σ follows from its center", "give the standard center with --target instead of --sigma"
+        )
     if limits_from is not None and (target is not None or sigma is not None or exclude):
-        raise InvalidInput("--limits-from freezes the center and σ of a phase I run", "drop --target, --sigma and --exclude")  # fmt: skip
+        raise InvalidInput(
+            "--limits-from freezes the center and σ of a phase I run", "drop --target, --sigma and --exclude"
+        )
     if ewma_l is not None and ewma_l <= 0:
         raise InvalidInput(f"--L must be positive, got {ewma_l:g}")
 
@@ -294,18 +343,30 @@ def chart(
         k = k if k is not None else frozen.get("k")
         h = h if h is not None else frozen.get("h")
     nsigma = 3.0 if nsigma is None else nsigma
-    lam, ewma_l, k, h = 0.2 if lam is None else lam, 3.0 if ewma_l is None else ewma_l, 0.5 if k is None else k, 5.0 if h is None else h  # fmt: skip
+    lam, ewma_l, k, h = (
+        0.2 if lam is None else lam,
+        3.0 if ewma_l is None else ewma_l,
+        0.5 if k is None else k,
+        5.0 if h is None else h,
+    )
 
     table = _table(file, dataset, characteristic, home)
     grouped = type in ("xbar-r", "xbar-s")
     value, subgroup, time = _defaults(table, value or column, subgroup, time, grouped)
     if type == "imr" and subgroup is not None:
-        raise InvalidInput("an individuals chart plots single readings, not subgroups", "drop --subgroup, or use --type xbar-r")  # fmt: skip
-    series = _series(table, grouped=grouped or (timeweighted and subgroup is not None), value=value, subgroup=subgroup, time=time)  # fmt: skip
+        raise InvalidInput(
+            "an individuals chart plots single readings, not subgroups", "drop --subgroup, or use --type xbar-r"
+        )
+    series = _series(
+        table, grouped=grouped or (timeweighted and subgroup is not None), value=value, subgroup=subgroup, time=time
+    )
     excluded = _points(exclude)
     n = len(series.data)
     if any(i >= n for i in excluded):
-        raise InvalidInput(f"--exclude {exclude}: there are only {n} {'subgroups' if grouped else 'points'}", f"give numbers from 1 to {n}")  # fmt: skip
+        raise InvalidInput(
+            f"--exclude {exclude}: there are only {n} {'subgroups' if grouped else 'points'}",
+            f"give numbers from 1 to {n}",
+        )
     opts: dict[str, Any] = {"rules": rules, "nsigma": nsigma, "exclude": excluded}
 
     def make(limits: Limits | None) -> Any:
@@ -347,7 +408,11 @@ def chart(
         c = make(Limits(estimated.limits.kind, center, s))
         c.excluded = estimated.excluded
         center_from = "given (--target)" if target is not None else "estimated from the data"
-        sigma_from = "given (--sigma)" if sigma is not None else ("from the center" if type in ATTRIBUTES else "estimated from the data")  # fmt: skip
+        sigma_from = (
+            "given (--sigma)"
+            if sigma is not None
+            else ("from the center" if type in ATTRIBUTES else "estimated from the data")
+        )
     else:
         c = make(None)
         center_from = "given (--target)" if target is not None else "estimated from the data"
@@ -360,18 +425,33 @@ def chart(
     if timeweighted:
         settings |= {"λ": lam, "L": ewma_l} if type == "ewma" else {"k": k, "h": h}
         settings.pop("control limits")
-    for name, v in (("characteristic", characteristic), ("values", value), ("subgroups", subgroup), ("time order", time),
-                    ("excluded (phase I)", exclude), ("limits from (phase II)", limits_from)):  # fmt: skip
+    for name, v in (
+        ("characteristic", characteristic),
+        ("values", value),
+        ("subgroups", subgroup),
+        ("time order", time),
+        ("excluded (phase I)", exclude),
+        ("limits from (phase II)", limits_from),
+    ):
         if v:
             settings[name] = str(v)
     settings |= {"center line": f"{c.limits.center:.6g} ({center_from})", "σ": f"{c.limits.sigma:.6g} ({sigma_from})"}
     found = _violations(c, series.labels, nsigma)
 
     if save_limits is not None:
-        doc = {"format": LIMITS_FORMAT, "type": type, "kind": c.limits.kind, "center": c.limits.center,
-               "sigma": c.limits.sigma, "nsigma": nsigma, "rules": rules, "source": table.name,
-               "points": int(c.statistic.size), "excluded": [i + 1 for i in c.excluded],
-               "saved": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+        doc = {
+            "format": LIMITS_FORMAT,
+            "type": type,
+            "kind": c.limits.kind,
+            "center": c.limits.center,
+            "sigma": c.limits.sigma,
+            "nsigma": nsigma,
+            "rules": rules,
+            "source": table.name,
+            "points": int(c.statistic.size),
+            "excluded": [i + 1 for i in c.excluded],
+            "saved": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         if timeweighted:
             doc |= {"lambda": lam, "L": ewma_l} if type == "ewma" else {"k": k, "h": h}
         _write(save_limits, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
@@ -384,10 +464,16 @@ def chart(
             _chart_report(c, found, title, settings, render.svg(render.draw_chart(c, title=title, nsigma=nsigma)), html)
     if json_out:
         doc = _chart_json(c, series.labels, found) | {
-            "type": type, "source": table.name, "target": c.limits.center, "target_from": center_from,
-            "process_sigma": c.limits.sigma, "sigma_from": sigma_from, "nsigma": nsigma, "rules": rules,
+            "type": type,
+            "source": table.name,
+            "target": c.limits.center,
+            "target_from": center_from,
+            "process_sigma": c.limits.sigma,
+            "sigma_from": sigma_from,
+            "nsigma": nsigma,
+            "rules": rules,
             "rule_violations": found,
-        }  # fmt: skip
+        }
         if timeweighted:
             doc |= {"lambda": lam, "L": ewma_l} if type == "ewma" else {"k": k, "h": h}
         _dump(doc)
@@ -397,10 +483,19 @@ def chart(
         t.add_column(col, justify="left" if col == "chart" else "right")
     for part in (c, c.companion):
         if part is not None:
-            t.add_row(part.kind, str(part.statistic.size), _g(part.center), _g(part.lcl), _g(part.ucl),
-                      f"{part.sigma:.4g}", str(len(part.out_of_control)))  # fmt: skip
+            t.add_row(
+                part.kind,
+                str(part.statistic.size),
+                _g(part.center),
+                _g(part.lcl),
+                _g(part.ucl),
+                f"{part.sigma:.4g}",
+                str(len(part.out_of_control)),
+            )
     console.print(t)
-    console.print(f"center line {c.limits.center:.6g} ({center_from}); σ {c.limits.sigma:.6g} ({sigma_from})", highlight=False)  # fmt: skip
+    console.print(
+        f"center line {c.limits.center:.6g} ({center_from}); σ {c.limits.sigma:.6g} ({sigma_from})", highlight=False
+    )
     if c.excluded:
         console.print(f"left out of the limits (phase I): {', '.join(str(i + 1) for i in c.excluded)}", highlight=False)
     if found:
@@ -409,8 +504,14 @@ def chart(
         for col in cols:
             v.add_column(col)
         for x in found[:50]:
-            v.add_row(x["chart"], str(x["point"]), *([x["subgroup"]] if series.labels else []), x["label"],
-                      x["description"], x["side"])  # fmt: skip
+            v.add_row(
+                x["chart"],
+                str(x["point"]),
+                *([x["subgroup"]] if series.labels else []),
+                x["label"],
+                x["description"],
+                x["side"],
+            )
         console.print(v)
         if len(found) > 50:
             console.print(f"… and {len(found) - 50} more; --json lists them all")
@@ -432,8 +533,16 @@ def _violations(c: Any, labels: list[str] | None, nsigma: float = 3.0) -> list[d
             continue
         for v in part.violations:
             t = test_of(v.rule, nsigma)
-            row = {"chart": part.kind, "point": v.index + 1, "rule": v.rule, "test": t["number"], "family": t["family"],
-                   "label": t["label"], "description": t["description"], "side": v.side}  # fmt: skip
+            row = {
+                "chart": part.kind,
+                "point": v.index + 1,
+                "rule": v.rule,
+                "test": t["number"],
+                "family": t["family"],
+                "label": t["label"],
+                "description": t["description"],
+                "side": v.side,
+            }
             if labels:
                 row["subgroup"] = labels[v.index]
             out.append(row)
@@ -460,12 +569,16 @@ def _chart_report(c: Any, found: list[dict], title: str, settings: dict, picture
     r.heading("Control chart")
     r.figure(picture, title)
     r.heading("Limits")
-    rows = [[p.kind, p.statistic.size, _g(p.center), _g(p.lcl), _g(p.ucl), f"{p.sigma:.4g}"] for p in (c, c.companion) if p]
+    rows = [
+        [p.kind, p.statistic.size, _g(p.center), _g(p.lcl), _g(p.ucl), f"{p.sigma:.4g}"] for p in (c, c.companion) if p
+    ]
     r.table(["Chart", "points", "center", "LCL", "UCL", "σ"], rows)
     r.heading("Rule violations")
     if found:
-        r.table(["Chart", "point", "test", "what it found", "side"],
-                [[v["chart"], v["point"], v["label"], v["description"], v["side"]] for v in found])  # fmt: skip
+        r.table(
+            ["Chart", "point", "test", "what it found", "side"],
+            [[v["chart"], v["point"], v["label"], v["description"], v["side"]] for v in found],
+        )
     else:
         r.text("In control: no point breaks a rule. 受控：无判异点。")
     _write(path, r.html().encode())
@@ -477,8 +590,12 @@ def _chart_report(c: Any, found: list[dict], title: str, settings: dict, picture
 @spc_app.command("capability")
 def capability(
     file: File = None,
-    lsl: Annotated[float | None, typer.Option(help="Lower specification limit (a dataset's declared one by default).")] = None,  # fmt: skip
-    usl: Annotated[float | None, typer.Option(help="Upper specification limit (a dataset's declared one by default).")] = None,  # fmt: skip
+    lsl: Annotated[
+        float | None, typer.Option(help="Lower specification limit (a dataset's declared one by default).")
+    ] = None,
+    usl: Annotated[
+        float | None, typer.Option(help="Upper specification limit (a dataset's declared one by default).")
+    ] = None,
     target: Annotated[float | None, typer.Option(help="Target (default: the middle of the limits).")] = None,
     sigma_method: Annotated[str | None, typer.Option(help="mrbar, pooled, rbar or sbar.")] = None,
     column: Annotated[str | None, typer.Option(help="Read individual values from this column.")] = None,
@@ -488,9 +605,15 @@ def capability(
     value: ValueCol = None,
     subgroup: SubgroupCol = None,
     time: TimeCol = None,
-    method: Annotated[str, typer.Option(help="normal; box-cox or percentile (ISO 22514-2) for data that are not normal.")] = "normal",  # fmt: skip
-    lam: Annotated[float | None, typer.Option("--lambda", help="Box-Cox: this λ instead of the maximum-likelihood one.")] = None,  # fmt: skip
-    distribution: Annotated[str, typer.Option(help="Percentile method: empirical, lognorm, weibull_min, gamma or norm.")] = "empirical",  # fmt: skip
+    method: Annotated[
+        str, typer.Option(help="normal; box-cox or percentile (ISO 22514-2) for data that are not normal.")
+    ] = "normal",
+    lam: Annotated[
+        float | None, typer.Option("--lambda", help="Box-Cox: this λ instead of the maximum-likelihood one.")
+    ] = None,
+    distribution: Annotated[
+        str, typer.Option(help="Percentile method: empirical, lognorm, weibull_min, gamma or norm.")
+    ] = "empirical",
     sixpack: Annotated[Path | None, typer.Option(help="Also draw the capability sixpack to this .png or .svg.")] = None,
     html: Html = None,
     json_out: Json = False,
@@ -521,20 +644,42 @@ def capability(
     res = quality.capability(data, lsl, usl, target, sigma_method=sigma_method)
     used = target if target is not None else (lsl + usl) / 2 if lsl is not None and usl is not None else None
     target_from = "given (--target)" if target is not None else "the middle of the limits" if used is not None else None
-    flat = np.concatenate([np.atleast_1d(np.asarray(r, dtype=float)) for r in data]) if grouped(data) else np.asarray(data, dtype=float)  # fmt: skip
+    flat = (
+        np.concatenate([np.atleast_1d(np.asarray(r, dtype=float)) for r in data])
+        if grouped(data)
+        else np.asarray(data, dtype=float)
+    )
     flat = flat[np.isfinite(flat)]
     other: dict[str, Any] | None = None
     if method == "box-cox":
         transformed, lam_used = quality.box_cox(flat, lsl, usl, target, lam=lam)
-        other = {"method": "box-cox", "lambda": lam_used, "lambda_from": "given (--lambda)" if lam is not None else "maximum likelihood",
-                 "transformed_lsl": transformed.lsl, "transformed_usl": transformed.usl, "capability": transformed.to_json()}  # fmt: skip
+        other = {
+            "method": "box-cox",
+            "lambda": lam_used,
+            "lambda_from": "given (--lambda)" if lam is not None else "maximum likelihood",
+            "transformed_lsl": transformed.lsl,
+            "transformed_usl": transformed.usl,
+            "capability": transformed.to_json(),
+        }
     elif method == "percentile":
-        other = {"method": "percentile", "distribution": distribution} | quality.percentile_capability(flat, lsl, usl, distribution=distribution)  # fmt: skip
+        other = {"method": "percentile", "distribution": distribution} | quality.percentile_capability(
+            flat, lsl, usl, distribution=distribution
+        )
     title = f"capability of {table.name}"
-    settings = {"source": table.name, "LSL": _g(lsl), "USL": _g(usl),
-                "target": f"{_g(used)} ({target_from})" if used is not None else "–",
-                "σ within": f"{res.sigma_within:.5g} ({res.sigma_method})", "method": method}  # fmt: skip
-    for name, v in (("characteristic", characteristic), ("values", value), ("subgroups", subgroup), ("time order", time)):
+    settings = {
+        "source": table.name,
+        "LSL": _g(lsl),
+        "USL": _g(usl),
+        "target": f"{_g(used)} ({target_from})" if used is not None else "–",
+        "σ within": f"{res.sigma_within:.5g} ({res.sigma_method})",
+        "method": method,
+    }
+    for name, v in (
+        ("characteristic", characteristic),
+        ("values", value),
+        ("subgroups", subgroup),
+        ("time order", time),
+    ):
         if v:
             settings[name] = v
     if sixpack is not None or html is not None:
@@ -555,14 +700,19 @@ def capability(
             doc["non_normal"] = other
         _dump(doc)
         return
-    t = Grid(title=f"capability of {table.name} (n = {res.n}, σ within {res.sigma_within:.4g} by {res.sigma_method}, "
-             f"overall {res.sigma_overall:.4g})")  # fmt: skip
+    t = Grid(
+        title=f"capability of {table.name} (n = {res.n}, σ within {res.sigma_within:.4g} by {res.sigma_method}, "
+        f"overall {res.sigma_overall:.4g})"
+    )
     for col in ("index", "value", "95 % interval"):
         t.add_column(col, justify="left" if col == "index" else "right")
     for name, v, ci in _index_rows(res):
         t.add_row(name, v, ci)
     console.print(t)
-    console.print(f"specification {_g(lsl)} … {_g(usl)}; target {_g(used)}" + (f" ({target_from})" if target_from else ""), highlight=False)  # fmt: skip
+    console.print(
+        f"specification {_g(lsl)} … {_g(usl)}; target {_g(used)}" + (f" ({target_from})" if target_from else ""),
+        highlight=False,
+    )
     if target is not None and used is not None and (lsl is None or usl is None):
         console.print("the target is not used: Cpm needs both specification limits")
     p = Grid(title="parts per million beyond the limits")
@@ -597,7 +747,9 @@ def _declared_limits(dataset: str, characteristic: str | None, home: Path | None
         ledger.close()
     spec = next((s for s in specs if s.get("name") == characteristic), None)
     if spec is None or (spec.get("lsl") is None and spec.get("usl") is None):
-        raise InvalidInput(f"dataset {dataset} declares no specification limits for {characteristic!r}", "give --lsl, --usl or both")  # fmt: skip
+        raise InvalidInput(
+            f"dataset {dataset} declares no specification limits for {characteristic!r}", "give --lsl, --usl or both"
+        )
     return spec.get("lsl"), spec.get("usl")
 
 
@@ -620,14 +772,24 @@ def _index_rows(res: Any) -> list[tuple[str, str, str]]:
 
 
 def _ppm_rows(res: Any) -> list[tuple[str, ...]]:
-    return [(side.replace("_", " "), *(f"{res.ppm[f'{k}_{side}']:.1f}" for k in ("observed", "expected_within", "expected_overall")))
-            for side in ("below_lsl", "above_usl", "total") if f"observed_{side}" in res.ppm]  # fmt: skip
+    return [
+        (
+            side.replace("_", " "),
+            *(f"{res.ppm[f'{k}_{side}']:.1f}" for k in ("observed", "expected_within", "expected_overall")),
+        )
+        for side in ("below_lsl", "above_usl", "total")
+        if f"observed_{side}" in res.ppm
+    ]
 
 
 def _normality_line(res: Any) -> str:
     test = res.normality
     pv = test["p_value"]
-    verdict = "[green]consistent with normal[/]" if pv >= 0.05 else "[yellow]not normal[/]: see --method box-cox or percentile"
+    verdict = (
+        "[green]consistent with normal[/]"
+        if pv >= 0.05
+        else "[yellow]not normal[/]: see --method box-cox or percentile"
+    )
     stat = f"A² = {test['a2']:.3f}" if test["test"] == "anderson-darling" else f"K² = {test['k2']:.3f}"
     name = "Anderson-Darling" if test["test"] == "anderson-darling" else "D'Agostino-Pearson"
     return f"{name} {stat}, p = {pv:.3g}: {verdict}"
@@ -636,15 +798,26 @@ def _normality_line(res: Any) -> str:
 def _non_normal_rows(other: dict[str, Any]) -> list[tuple[str, str]]:
     if other["method"] == "box-cox":
         cap = other["capability"]
-        rows = [("λ", f"{other['lambda']:.4g} ({other['lambda_from']})"),
-                ("transformed LSL", _g(other["transformed_lsl"])), ("transformed USL", _g(other["transformed_usl"]))]  # fmt: skip
+        rows = [
+            ("λ", f"{other['lambda']:.4g} ({other['lambda_from']})"),
+            ("transformed LSL", _g(other["transformed_lsl"])),
+            ("transformed USL", _g(other["transformed_usl"])),
+        ]
         return rows + [(n.capitalize(), f"{cap[n]:.3f}") for n in ("pp", "ppl", "ppu", "ppk") if cap.get(n) is not None]
-    rows = [("0.135 % point", _g(other["p0135"])), ("median", _g(other["p50"])), ("99.865 % point", _g(other["p99865"]))]
+    rows = [
+        ("0.135 % point", _g(other["p0135"])),
+        ("median", _g(other["p50"])),
+        ("99.865 % point", _g(other["p99865"])),
+    ]
     return rows + [(n.capitalize(), f"{other[n]:.3f}") for n in ("pp", "ppl", "ppu", "ppk") if other.get(n) is not None]
 
 
 def _non_normal_table(other: dict[str, Any]) -> Grid:
-    what = "Box-Cox transformation" if other["method"] == "box-cox" else f"percentile method (ISO 22514-2, {other['distribution']})"
+    what = (
+        "Box-Cox transformation"
+        if other["method"] == "box-cox"
+        else f"percentile method (ISO 22514-2, {other['distribution']})"
+    )
     t = Grid(title=f"capability by the {what}")
     t.add_column("")
     t.add_column("value", justify="right")
@@ -702,9 +875,14 @@ def sampling(
         if oc is not None:
             _save(render.draw_oc(plan), oc)
         if html is not None:
-            r = Report(title, {"lot size": lot_size, "AQL": f"{aql:g} %", "inspection level": level, "severity": severity})
+            r = Report(
+                title, {"lot size": lot_size, "AQL": f"{aql:g} %", "inspection level": level, "severity": severity}
+            )
             r.heading("Sampling plan")
-            r.table(["lot size", "code letter", "sample size", "accept if ≤", "reject if ≥"], [[lot_size, letter, plan.n, plan.ac, plan.re]])  # fmt: skip
+            r.table(
+                ["lot size", "code letter", "sample size", "accept if ≤", "reject if ≥"],
+                [[lot_size, letter, plan.n, plan.ac, plan.re]],
+            )
             r.heading("Operating characteristic")
             r.figure(render.svg(render.draw_oc(plan)), f"OC curve: n = {plan.n}, Ac = {plan.ac}")
             r.table(["lot % nonconforming", "P(accept)"], oc_rows)
@@ -735,10 +913,14 @@ def sampling(
 def pareto(
     file: File = None,
     column: Annotated[str | None, typer.Option(help="The column of defect categories (default: the first).")] = None,
-    count: Annotated[str | None, typer.Option(help="A column of counts, when each row stands for several defects.")] = None,  # fmt: skip
+    count: Annotated[
+        str | None, typer.Option(help="A column of counts, when each row stands for several defects.")
+    ] = None,
     dataset: DatasetOpt = None,
     home: HomeOpt = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also draw the Pareto chart to this .png or .svg.")] = None,  # fmt: skip
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Also draw the Pareto chart to this .png or .svg.")
+    ] = None,
     html: Html = None,
     json_out: Json = False,
 ) -> None:
@@ -749,7 +931,9 @@ def pareto(
     _html_path(html)
     table = _table(file, dataset, None, home)
     if column is None and table.header is None:
-        raise InvalidInput(f"{table.name} has no header row", "a Pareto chart reads a named column: add a header and --column NAME")  # fmt: skip
+        raise InvalidInput(
+            f"{table.name} has no header row", "a Pareto chart reads a named column: add a header and --column NAME"
+        )
     name = column or (table.header or [""])[0]
     categories = table.texts(name)
     weights = _list(table.numbers(count)) if count is not None else [1.0] * len(categories)
@@ -768,7 +952,10 @@ def pareto(
             r = Report(title, {"source": table.name, "categories": name, "counts": count or "one a row"})
             r.heading("Pareto chart")
             r.figure(render.svg(render.draw_pareto(rows, title=title)), title)
-            r.table(["Categories", "count", "%", "cumulative %"], [[x["category"], _g(x["count"]), f"{x['percent']:.1f}", f"{x['cumulative']:.1f}"] for x in rows])  # fmt: skip
+            r.table(
+                ["Categories", "count", "%", "cumulative %"],
+                [[x["category"], _g(x["count"]), f"{x['percent']:.1f}", f"{x['cumulative']:.1f}"] for x in rows],
+            )
             _write(html, r.html().encode())
     if json_out:
         _dump({"source": table.name, "column": name, "categories": rows})

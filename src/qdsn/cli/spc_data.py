@@ -64,7 +64,9 @@ class Table:
     def records(cls, name: str, records: list[dict[str, Any]]) -> Table:
         """A vault dataset's records as a table: one column per field any record has."""
         if not records:
-            raise InvalidInput(f"dataset {name} holds no records", f"ingest readings first: qdsn ingest csv FILE --dataset {name}")
+            raise InvalidInput(
+                f"dataset {name} holds no records", f"ingest readings first: qdsn ingest csv FILE --dataset {name}"
+            )
         header = list(dict.fromkeys(k for r in records for k in r))
         rows = [["" if r.get(k) is None else str(r.get(k)) for k in header] for r in records]
         return cls(f"dataset {name}", header, None, rows, "record")
@@ -92,7 +94,9 @@ class Table:
                 raise InvalidInput("no column named")
             return default
         if self.header is None or name not in self.header:
-            raise InvalidInput(f"{self.name} has no column {name!r}", f"its columns: {', '.join(self.header or ['(no header)'])}")
+            raise InvalidInput(
+                f"{self.name} has no column {name!r}", f"its columns: {', '.join(self.header or ['(no header)'])}"
+            )
         return self.header.index(name)
 
     def _fast(self, column: int | None = None) -> np.ndarray | None:
@@ -104,9 +108,16 @@ class Table:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")  # "input contained no data" and the like
-                x = np.loadtxt(self.path, delimiter=",", skiprows=1 if self.header else 0, usecols=column,
-                                  ndmin=1 if column is not None else 2, comments=None, dtype=float,
-                                  encoding="utf-8-sig")  # fmt: skip
+                x = np.loadtxt(
+                    self.path,
+                    delimiter=",",
+                    skiprows=1 if self.header else 0,
+                    usecols=column,
+                    ndmin=1 if column is not None else 2,
+                    comments=None,
+                    dtype=float,
+                    encoding="utf-8-sig",
+                )
         except (ValueError, UserWarning, UnicodeDecodeError):
             return None
         return x if np.isfinite(x).all() else None  # "nan", "inf": the reader that names the line refuses them
@@ -139,8 +150,11 @@ class Table:
         for n, r in enumerate(self.rows):
             row = [_number(c, self._line(n)) for c in r if c.strip()]
             if len(row) < least:
-                raise InvalidInput(f"{self._line(n)}: a subgroup of {len(row)} value{'s' * (len(row) != 1)}; each needs at least {least}",
-                                   "a file of single values takes --column NAME, or an individuals chart (-t imr)")  # fmt: skip
+                plural = "s" * (len(row) != 1)
+                raise InvalidInput(
+                    f"{self._line(n)}: a subgroup of {len(row)} value{plural}; each needs at least {least}",
+                    "a file of single values takes --column NAME, or an individuals chart (-t imr)",
+                )
             out.append(row)
         return out
 
@@ -169,8 +183,10 @@ def instants(table: Table, column: str) -> list[Any]:
             raise InvalidInput(f"{table._line(n)}: time {cell!r} is neither an ISO 8601 time nor a number") from None
     kinds = {type(v) is datetime and v.tzinfo is not None for v in out if isinstance(v, datetime)}
     if len(kinds) > 1 or (kinds and any(not isinstance(v, datetime) for v in out)):
-        raise InvalidInput(f"column {column!r} mixes times with and without an offset (or with numbers)",
-                           "give every time with its offset, e.g. 2026-03-01T08:00:00+08:00")  # fmt: skip
+        raise InvalidInput(
+            f"column {column!r} mixes times with and without an offset (or with numbers)",
+            "give every time with its offset, e.g. 2026-03-01T08:00:00+08:00",
+        )
     return out
 
 
@@ -192,5 +208,7 @@ def at_least(names: list[str], groups: list[list[float]], least: int) -> None:
     """Refuse a subgroup of fewer than `least` readings, by its name."""
     for name, g in zip(names, groups, strict=True):
         if len(g) < least:
-            raise InvalidInput(f"subgroup {name!r} has {len(g)} reading{'s' * (len(g) != 1)}; each needs at least {least}",
-                               "check the --subgroup column, or chart single readings (-t imr)")  # fmt: skip
+            raise InvalidInput(
+                f"subgroup {name!r} has {len(g)} reading{'s' * (len(g) != 1)}; each needs at least {least}",
+                "check the --subgroup column, or chart single readings (-t imr)",
+            )

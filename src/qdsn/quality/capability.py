@@ -21,9 +21,8 @@ import numpy as np
 from scipy import special
 
 from qdsn.errors import InvalidInput
+from qdsn.quality import charts, passes
 from qdsn.quality import constants as k
-from qdsn.quality import passes
-from qdsn.quality import charts
 from qdsn.quality.charts import Chart, _finite, _subgroups, _values
 
 SIGMA_METHODS = ("pooled", "rbar", "sbar", "mrbar")

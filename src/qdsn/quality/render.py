@@ -28,7 +28,9 @@ CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanY
 LABELS = 200  # test numbers written beside at most this many points; past that they hide the chart
 
 
-CJK_FILES = re.compile(r"(NotoSans(Mono)?CJK|NotoSansSC|SourceHanSans|wqy|DroidSansFallback|simhei|msyh|PingFang)", re.I)
+CJK_FILES = re.compile(
+    r"(NotoSans(Mono)?CJK|NotoSansSC|SourceHanSans|wqy|DroidSansFallback|simhei|msyh|PingFang)", re.I
+)
 _cjk: list[str | None] = []  # the answer, once looked for
 
 
@@ -296,7 +298,9 @@ def draw_pareto(rows: list[dict[str, Any]], *, title: str = "") -> Any:
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(rows) + 3), 5))
     names = [str(r["category"]) for r in rows]
     ax.bar(range(len(rows)), [r["count"] for r in rows], color="#9dc3e6", edgecolor="#1f4e79")
-    ax.set_xticks(range(len(rows)), names, rotation=30 if len(rows) > 6 else 0, ha="right" if len(rows) > 6 else "center")
+    ax.set_xticks(
+        range(len(rows)), names, rotation=30 if len(rows) > 6 else 0, ha="right" if len(rows) > 6 else "center"
+    )
     ax.set_ylabel(zh("count", "频数"))
     cum = ax.twinx()
     cum.plot(range(len(rows)), [r["cumulative"] for r in rows], "o-", color="#c00000", markersize=4)

@@ -19,12 +19,14 @@ ZH = {
     "Non-normal capability": "非正态过程能力", "Report": "报告",
 }  # fmt: skip
 
-STYLE = """body{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;max-width:1100px;margin:2em auto;
-color:#222;padding:0 1em}h1{font-size:1.5em}h2{font-size:1.15em;border-bottom:1px solid #ccc;padding-bottom:.2em;
-margin-top:1.6em}table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #bbb;padding:.25em .6em;
-text-align:right}th{background:#eef3f8}td:first-child,th:first-child{text-align:left}.zh{color:#555;
-font-weight:normal;margin-left:.4em}.meta{color:#555;font-size:.9em}figure{margin:.8em 0}svg{max-width:100%;
-height:auto}.bad{color:#b00000}"""
+STYLE = (
+    'body{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;max-width:1100px;'
+    "margin:2em auto;color:#222;padding:0 1em}h1{font-size:1.5em}h2{font-size:1.15em;"
+    "border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}table{border-collapse:collapse;"
+    "margin:.6em 0}td,th{border:1px solid #bbb;padding:.25em .6em;text-align:right}th{background:#eef3f8}"
+    "td:first-child,th:first-child{text-align:left}.zh{color:#555;font-weight:normal;margin-left:.4em}"
+    ".meta{color:#555;font-size:.9em}figure{margin:.8em 0}svg{max-width:100%;height:auto}.bad{color:#b00000}"
+)
 
 
 def bilingual(english: str) -> str:
