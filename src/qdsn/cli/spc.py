@@ -80,12 +80,21 @@ def _table(file: Path | None, dataset: str | None, characteristic: str | None, h
     return table
 
 
-def _vault_records(dataset: str, home: Path | None) -> list[dict[str, Any]]:
-    """A dataset's records, decrypted in this node's vault (as `qdsn dataset export` reads them)."""
+_homes: dict[Path, Any] = {}  # each node opened once a command: its passphrase is asked for once
+
+
+def _node(home: Path | None) -> Any:
     from qdsn.cli.common import open_node
 
-    node = open_node(home or default_home())
-    vault = node.vault()
+    path = home or default_home()
+    if path not in _homes:
+        _homes[path] = open_node(path)
+    return _homes[path]
+
+
+def _vault_records(dataset: str, home: Path | None) -> list[dict[str, Any]]:
+    """A dataset's records, decrypted in this node's vault (as `qdsn dataset export` reads them)."""
+    vault = _node(home).vault()
     try:
         if dataset not in vault.datasets():
             raise NotFound(
@@ -317,11 +326,8 @@ def chart(
             "--lambda and --L are for EWMA charts, --k and --h for CUSUM charts",
             f"drop them, or use --type {'ewma' if lam or ewma_l else 'cusum'}",
         )
-    if (
-        (type == "ewma"
-        and (k is not None or h is not None))
-        or (type == "cusum"
-        and (lam is not None or ewma_l is not None))
+    if (type == "ewma" and (k is not None or h is not None)) or (
+        type == "cusum" and (lam is not None or ewma_l is not None)
     ):
         raise InvalidInput("--lambda and --L are for EWMA charts, --k and --h for CUSUM charts")
     if type in ATTRIBUTES and sigma is not None:
@@ -738,9 +744,7 @@ def _only(table: Table) -> str | None:
 
 def _declared_limits(dataset: str, characteristic: str | None, home: Path | None) -> tuple[float | None, float | None]:
     """The specification limits the dataset's declaration on the ledger gives the characteristic."""
-    from qdsn.cli.common import open_node
-
-    ledger = open_node(home or default_home()).ledger()
+    ledger = _node(home).ledger()
     try:
         specs = ledger.declaration(dataset).get("characteristics", ())
     finally:

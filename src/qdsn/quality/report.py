@@ -17,6 +17,17 @@ ZH = {
     "Parts per million beyond the limits": "超出规格限的百万分率", "Normality": "正态性检验",
     "Indices": "能力指数", "Chart": "图", "In control": "受控", "Categories": "类别",
     "Non-normal capability": "非正态过程能力", "Report": "报告",
+    "point": "点", "points": "点数", "center": "中心线", "LCL": "下控制限", "UCL": "上控制限", "test": "判异准则",
+    "what it found": "说明", "side": "方向", "index": "指数", "value": "值", "95 % interval": "95 % 置信区间",
+    "observed": "实测", "expected (within)": "预期(组内)", "expected (overall)": "预期(整体)", "lot size": "批量",
+    "code letter": "样本量字码", "sample size": "样本量", "accept if ≤": "接收数", "reject if ≥": "拒收数",
+    "lot % nonconforming": "批不合格品百分数", "P(accept)": "接收概率", "count": "频数",
+    "cumulative %": "累计百分比", "source": "数据来源", "chart": "控制图类型", "rules": "判异准则",
+    "control limits": "控制限", "center line": "中心线", "characteristic": "质量特性", "values": "数值列",
+    "subgroups": "子组", "time order": "时间顺序", "excluded (phase I)": "剔除点(第一阶段)",
+    "limits from (phase II)": "控制限来源(第二阶段)", "target": "目标值", "σ within": "组内 σ", "method": "方法",
+    "AQL": "接收质量限", "inspection level": "检验水平", "severity": "检验严格度", "categories": "类别",
+    "counts": "计数", "LSL": "规格下限", "USL": "规格上限",
 }  # fmt: skip
 
 STYLE = (
@@ -69,7 +80,7 @@ class Report:
         except PackageNotFoundError:  # run from a source tree that was not installed
             qdsn = "unknown"
         when = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-        rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        rows = "".join(f"<tr><th>{bilingual(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                        for k, v in self.settings.items())  # fmt: skip
         return (
             '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
