@@ -377,6 +377,7 @@ def test_html_reports_are_self_contained(tmp_path, study):
     assert "输入与设置" in text and "Inputs and settings" in text  # Chinese beside the English
     if study == "chart":
         assert "控制图" in text and "excluded (phase I)" in text and "<td>4</td>" in text
+        assert "a point beyond 3σ · 1 个点落在 3σ 以外" in text
     if study == "capability":
         assert "过程能力" in text and "the middle of the limits" in text and "λ" in text
 

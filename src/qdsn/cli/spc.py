@@ -547,6 +547,7 @@ def _violations(c: Any, labels: list[str] | None, nsigma: float = 3.0) -> list[d
                 "family": t["family"],
                 "label": t["label"],
                 "description": t["description"],
+                "description_zh": t["description_zh"],
                 "side": v.side,
             }
             if labels:
@@ -583,7 +584,10 @@ def _chart_report(c: Any, found: list[dict], title: str, settings: dict, picture
     if found:
         r.table(
             ["Chart", "point", "test", "what it found", "side"],
-            [[v["chart"], v["point"], v["label"], v["description"], v["side"]] for v in found],
+            [
+                [v["chart"], v["point"], v["label"], f"{v['description']} · {v['description_zh']}", v["side"]]
+                for v in found
+            ],
         )
     else:
         r.text("In control: no point breaks a rule. 受控：无判异点。")
