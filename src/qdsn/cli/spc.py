@@ -20,7 +20,6 @@ from rich.table import Table as Grid
 from qdsn.cli.spc_data import Table, at_least, instants, order, stack
 from qdsn.errors import InvalidInput, NotFound
 from qdsn.node import default_home
-from qdsn.quality.charts import grouped
 
 console = Console(emoji=False)
 spc_app = typer.Typer(
@@ -53,6 +52,13 @@ TimeCol = Annotated[
     str | None, typer.Option("--time", help="Put the rows in the order of this column (ISO 8601 times or numbers).")
 ]
 Html = Annotated[Path | None, typer.Option("--html", help="Also write the study as a self-contained HTML report.")]
+
+
+def grouped(data: Any) -> bool:
+    """Whether data are subgroups rather than single values (`quality.charts.grouped`)."""
+    from qdsn.quality.charts import grouped as subgroups  # here: importing quality brings scipy
+
+    return subgroups(data)
 
 
 # ---- input ----------------------------------------------------------------------------------------
