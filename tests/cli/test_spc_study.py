@@ -299,6 +299,13 @@ def test_pictures_sixpack_oc_and_pareto(tmp_path):
     d = doc("sampling", "--lot-size", "1000", "--aql", "1.0", "--oc", oc)
     assert ET.parse(oc).getroot().tag.endswith("svg")
     assert [x["accept"] for x in d["oc"]] == pytest.approx([stats.binom.cdf(2, 80, x["p"]) for x in d["oc"]])
+    per_item = doc("sampling", "--lot-size", "1000", "--aql", "25", "--oc", oc)  # AQL > 10: per 100 items, Poisson
+    n, ac = per_item["n"], per_item["ac"]
+    assert [x["accept"] for x in per_item["oc"]] == pytest.approx(
+        [stats.poisson.cdf(ac, n * x["p"]) for x in per_item["oc"]]
+    )
+    assert per_item["oc"][-1]["p"] == 2.0  # 200 nonconformities per 100 items: no fraction to cap at 1
+    ET.parse(oc)
     cats = ["划伤", "scratch", "气泡", "划伤", "dent", "划伤", "scratch", "气泡", "划伤"]
     f = tmp_path / "defects.csv"
     f.write_text("defect\n" + "\n".join(cats) + "\n")

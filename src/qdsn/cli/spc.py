@@ -878,7 +878,9 @@ def sampling(
     _html_path(html)
     plan = quality.sampling_plan(lot_size, level, aql, severity)
     quality_levels = [aql / 100 * f for f in (0.5, 1, 2, 4, 8)]
-    accept = quality.oc_curve(plan, [min(q, 1.0) for q in quality_levels])
+    per_item = aql > 10  # ISO 2859-1: AQLs above 10 are nonconformities per 100 items (Poisson)
+    accept = quality.oc_curve(plan, [q if per_item else min(q, 1.0) for q in quality_levels], nonconformities=per_item)
+    quality_axis = "nonconformities per 100 items" if per_item else "lot % nonconforming"
     title = f"ISO 2859-1 single sampling, {severity} inspection, level {level}, AQL {aql:g}"
     letter = plan.code_letter + ("" if plan.plan_letter == plan.code_letter else f" → {plan.plan_letter}")
     oc_rows = [[f"{100 * q:.3g}", f"{a:.3f}"] for q, a in zip(quality_levels, accept, strict=True)]
@@ -899,7 +901,7 @@ def sampling(
             )
             r.heading("Operating characteristic")
             r.figure(render.svg(render.draw_oc(plan)), f"OC curve: n = {plan.n}, Ac = {plan.ac}")
-            r.table(["lot % nonconforming", "P(accept)"], oc_rows)
+            r.table([quality_axis, "P(accept)"], oc_rows)
             _write(html, r.html().encode())
     if json_out:
         doc = plan.__dict__ | {"oc": [{"p": q, "accept": a} for q, a in zip(quality_levels, accept, strict=True)]}
@@ -911,7 +913,7 @@ def sampling(
     t.add_row(str(lot_size), letter, str(plan.n), str(plan.ac), str(plan.re))
     console.print(t)
     o = Grid(title="operating characteristic")
-    o.add_column("lot % nonconforming", justify="right")
+    o.add_column(quality_axis, justify="right")
     o.add_column("P(accept)", justify="right")
     for row in oc_rows:
         o.add_row(*row)

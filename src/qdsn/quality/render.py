@@ -254,14 +254,16 @@ def _g(v: float | None) -> str:
 
 def draw_oc(plan: Any, *, title: str = "") -> Any:
     """The operating characteristic of a single sampling plan: P(accept) against the lot's
-    % nonconforming, with the AQL and the 95 % and 10 % acceptance points marked."""
+    % nonconforming (binomial) — or, for AQLs above 10, its nonconformities per 100 items (Poisson),
+    as ISO 2859-1 reads those AQLs — with the AQL and the 95 % and 10 % acceptance points marked."""
     from qdsn.quality.sampling import oc_curve
 
     plt = _pyplot()
     needs_cjk(title)
+    per_item = plan.aql > 10
     top = _fraction_where(plan, 0.01)
     p = np.linspace(0, top, 200)
-    pa = np.array(oc_curve(plan, p.tolist()))
+    pa = np.array(oc_curve(plan, p.tolist(), nonconformities=per_item))
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.plot(100 * p, pa, color="#1f4e79")
     ax.axvline(plan.aql, color="#2e7d32", linestyle=":")
@@ -270,9 +272,12 @@ def draw_oc(plan: Any, *, title: str = "") -> Any:
     for level in (0.95, 0.10):
         at = _fraction_where(plan, level)
         ax.plot([100 * at], [level], "o", color="#c00000", markersize=4)
-        ax.annotate(f"{100 * at:.3g} % → P(accept) {level:g}", (100 * at, level), fontsize=8,
+        ax.annotate(f"{100 * at:.3g}{'' if per_item else ' %'} → P(accept) {level:g}", (100 * at, level), fontsize=8,
                     textcoords="offset points", xytext=(6, 4))  # fmt: skip
-    ax.set_xlabel(zh("lot % nonconforming", "批不合格品百分数"))
+    if per_item:
+        ax.set_xlabel(zh("nonconformities per 100 items", "每百单位不合格数"))
+    else:
+        ax.set_xlabel(zh("lot % nonconforming", "批不合格品百分数"))
     ax.set_ylabel(zh("probability of acceptance", "接收概率"))
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
@@ -282,12 +287,15 @@ def draw_oc(plan: Any, *, title: str = "") -> Any:
 
 
 def _fraction_where(plan: Any, pa: float) -> float:
-    """The fraction nonconforming at which the plan accepts with probability `pa` (bisection: P(accept)
-    falls steadily as the fraction grows)."""
+    """The fraction nonconforming (or nonconformities per item) at which the plan accepts with
+    probability `pa` (bisection: P(accept) falls steadily as the fraction grows)."""
+    per_item = plan.aql > 10
     lo, hi = 0.0, 1.0
+    while per_item and plan.accept_probability(hi, nonconformities=True) > pa:
+        hi *= 2
     for _ in range(60):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if plan.accept_probability(mid) > pa else (lo, mid)
+        lo, hi = (mid, hi) if plan.accept_probability(mid, nonconformities=per_item) > pa else (lo, mid)
     return (lo + hi) / 2
 
 

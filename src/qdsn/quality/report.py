@@ -27,7 +27,7 @@ ZH = {
     "subgroups": "子组", "time order": "时间顺序", "excluded (phase I)": "剔除点(第一阶段)",
     "limits from (phase II)": "控制限来源(第二阶段)", "target": "目标值", "σ within": "组内 σ", "method": "方法",
     "AQL": "接收质量限", "inspection level": "检验水平", "severity": "检验严格度", "categories": "类别",
-    "counts": "计数", "LSL": "规格下限", "USL": "规格上限",
+    "counts": "计数", "nonconformities per 100 items": "每百单位不合格数", "LSL": "规格下限", "USL": "规格上限",
 }  # fmt: skip
 
 STYLE = (
