@@ -472,3 +472,15 @@ def test_no_traceback_reaches_the_user(tmp_path):
             env={"QDSN_PASSPHRASE": "x", "PATH": "/usr/bin:/bin"},
         )
         assert p.returncode != 0 and p.stderr.startswith("error:") and "Traceback" not in p.stderr, p.stderr
+
+
+def test_chinese_text_needs_a_cjk_font(monkeypatch, tmp_path):
+    from qdsn.quality import render
+
+    assert render.cjk_font() is not None  # scripts/test installs fonts-noto-cjk
+    f = tmp_path / "d.csv"
+    f.write_text("defect\n划伤\n气泡\n")
+    monkeypatch.setattr(render, "_cjk", [None])  # as on a machine without one
+    assert "apt-get install fonts-noto-cjk" in refused("pareto", f, "--out", tmp_path / "p.png")
+    assert not (tmp_path / "p.png").exists()
+    spc("pareto", f, "--json")  # the table needs no font
