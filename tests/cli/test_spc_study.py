@@ -205,6 +205,9 @@ def test_time_weighted_limits_are_frozen_with_their_parameters(tmp_path):
     assert again["lambda"] == 0.3 and again["target"] == first["target"] and again["ucl"] == first["ucl"]
     assert "holds the limits of an ewma chart" in refused("chart", "-t", "cusum", path, "--limits-from", limits)
     assert "drop --target" in refused("chart", "-t", "ewma", path, "--limits-from", limits, "--target", "3")
+    edited = json.loads(limits.read_text()) | {"lambda": "0.3"}
+    limits.write_text(json.dumps(edited))
+    assert "lambda must be a finite number" in refused("chart", "-t", "ewma", path, "--limits-from", limits)
 
 
 def test_capability_reports_the_target_used_and_non_normal_methods(tmp_path):

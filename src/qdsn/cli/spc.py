@@ -251,8 +251,12 @@ def _load_limits(path: Path, type: str) -> dict[str, Any]:
             f"{path} holds the limits of an {doc.get('type')} chart, not of this {type} chart",
             f"use --type {doc.get('type')}",
         )
-    for key in ("center", "sigma", "nsigma"):
+    if not isinstance(doc.get("kind"), str):
+        raise InvalidInput(f"{path}: the chart's kind is missing", "write the file again with --save-limits")
+    for key in ("center", "sigma", "nsigma", "lambda", "L", "k", "h"):
         v = doc.get(key)
+        if v is None and key not in ("center", "sigma", "nsigma"):
+            continue
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
             raise InvalidInput(f"{path}: {key} must be a finite number ≥ 0, got {v!r}")
     return doc
