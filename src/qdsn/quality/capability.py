@@ -21,8 +21,8 @@ import numpy as np
 from scipy import special
 
 from qdsn.errors import InvalidInput
+from qdsn.quality import charts, passes
 from qdsn.quality import constants as k
-from qdsn.quality import passes
 from qdsn.quality.charts import Chart, _finite, _subgroups, _values
 
 SIGMA_METHODS = ("pooled", "rbar", "sbar", "mrbar")
@@ -95,7 +95,7 @@ def capability(
         data = charted.statistic
     if not 0 < confidence < 1:
         raise InvalidInput(f"confidence must be between 0 and 1, got {confidence!r}")
-    grouped = np.ndim(data) == 2 or (np.ndim(data) == 1 and len(data) > 0 and hasattr(data[0], "__len__"))
+    grouped = charts.grouped(data)
     if grouped:
         sub, sizes = _subgroups(data, 2)
         x = np.ascontiguousarray(sub[~np.isnan(sub)])
@@ -359,7 +359,8 @@ def box_cox(
 ) -> tuple[Capability, float]:
     """Capability after a Box-Cox transformation (λ by maximum likelihood unless given) of the data
     and the limits alike; σ overall for both index families, as the transformed data have no
-    subgroups. Returns the capability on the transformed scale and λ."""
+    subgroups. Returns the capability on the transformed scale (of x divided by the data's geometric
+    mean) and λ."""
     x = _values(data, "data", 3)
     lsl, usl, target = _limits(lsl, usl, target)
     if (x <= 0).any() or (lsl is not None and lsl <= 0):
@@ -367,8 +368,12 @@ def box_cox(
     from scipy import stats  # imported here: scipy.stats costs ~1 s, and only Box-Cox needs it
 
     lam = float(stats.boxcox_normmax(x, method="mle")) if lam is None else float(lam)
-    t = lambda v: None if v is None else float(stats.boxcox(np.array([v]), lam)[0])  # noqa: E731
-    y = stats.boxcox(x, lam)
+    # on x / their geometric mean: (x^λ − 1)/λ of values far from 0 with a large |λ| (viscosities near
+    # 34, λ ≈ −11) rounds every value and limit to 1/|λ|; this affine change of the transformed scale
+    # leaves every index as it is and keeps the digits
+    scale = float(np.exp(np.log(x).mean()))
+    t = lambda v: None if v is None else float(stats.boxcox(np.array([v / scale]), lam)[0])  # noqa: E731
+    y = stats.boxcox(x / scale, lam)
     lo, hi = t(lsl), t(usl)
     if lo is not None and hi is not None and lo > hi:
         lo, hi = hi, lo

@@ -140,6 +140,14 @@ def _finite(x: Array, what: str, *sums: float) -> None:
         raise InvalidInput(f"{what} are too large: their sums overflow", "rescale them, e.g. into other units")
 
 
+def grouped(data: Any) -> bool:
+    """Whether data are subgroups (a 2-D array, or a list of lists, equal in length or not) rather
+    than single values; np.ndim cannot say for lists of unequal lengths, it raises."""
+    if isinstance(data, np.ndarray):
+        return data.ndim == 2
+    return isinstance(data, Sequence) and len(data) > 0 and hasattr(data[0], "__len__")
+
+
 def _subgroups(subgroups: Any, least_size: int) -> tuple[Array, Array]:
     """Subgroups as a k×n array padded with NaN, and their sizes."""
     if isinstance(subgroups, np.ndarray) and subgroups.ndim == 2 and subgroups.shape[1] >= least_size:
@@ -479,7 +487,7 @@ def _not_more(d: Array, n: Array) -> None:
 
 def _series(values: Any) -> tuple[Array, float | None]:
     """Individual values, or subgroup means with the within-subgroup σ̂ (pooled S̄/c4)."""
-    if np.ndim(values) == 2 or (np.ndim(values) == 1 and len(values) and hasattr(values[0], "__len__")):
+    if grouped(values):
         data, sizes = _subgroups(values, 2)
         if (sizes != sizes[0]).any():
             raise InvalidInput("EWMA and CUSUM charts of subgroup means need subgroups of one size")

@@ -53,6 +53,18 @@ class Rule:
             "outside": f"{self.length} points in a row beyond {self.zone:g}σ on either side",
         }[self.test]
 
+    def describe_zh(self) -> str:
+        """The same in Chinese, worded as GB/T 4091 words its tests."""
+        return {
+            "beyond": f"1 个点落在 {self.zone:g}σ 以外",
+            "same-side": f"连续 {self.length} 点落在中心线同一侧",
+            "trend": f"连续 {self.length} 点递增或递减",
+            "alternating": f"连续 {self.length} 点中相邻点交替上下",
+            "k-of-m": f"连续 {self.length} 点中有 {self.k} 点落在中心线同一侧 {self.zone:g}σ 以外",
+            "within": f"连续 {self.length} 点落在中心线两侧 {self.zone:g}σ 以内",
+            "outside": f"连续 {self.length} 点落在中心线两侧且无一在 {self.zone:g}σ 以内",
+        }[self.test]
+
 
 NELSON = {
     "nelson1": Rule("nelson1", "beyond", 1, zone=3),
@@ -71,6 +83,24 @@ WESTERN_ELECTRIC = {
     "we4": Rule("we4", "same-side", 8),
 }
 RULES = NELSON | WESTERN_ELECTRIC
+LIMITS = "limits"  # the name violations of a chart judged by its limits alone go by
+
+
+def test_of(name: str, nsigma: float = 3.0) -> dict[str, Any]:
+    """How a violated rule is shown to people: its family, its test number as Western Electric and
+    Nelson number them (1 = a point beyond the limits), a short label and what it looks for, on a
+    chart whose limits lie at ± nsigma σ (the zones scale with them)."""
+    if name == LIMITS:
+        return {"family": "limits", "number": 1, "label": "limits", "description": "a point beyond the control limits",
+                "description_zh": "点超出控制限"}  # fmt: skip
+    rule = RULES.get(name)
+    if rule is None:
+        raise InvalidInput(f"unknown run rule {name!r}")
+    family, number = ("nelson", name[6:]) if name.startswith("nelson") else ("western-electric", name[2:])
+    label = f"{'Nelson' if family == 'nelson' else 'WE'} {number}"
+    scaled = Rule(rule.name, rule.test, rule.length, rule.k, rule.zone * nsigma / 3)
+    return {"family": family, "number": int(number), "label": label, "description": scaled.describe(),
+            "description_zh": scaled.describe_zh()}  # fmt: skip
 
 
 def rules(names: Iterable[str] | str = "nelson", lengths: dict[str, int] | None = None) -> list[Rule]:
