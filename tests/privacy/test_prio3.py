@@ -90,7 +90,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("vdaf", "measurements", "want"), CASES, ids=[c[0].name for c in CASES])
-def test_honest_reports_are_counted(vdaf, measurements, want):
+def test_honest_reports_are_counted(vdaf, measurements, want, arithmetic):
     assert collect(vdaf, [report(vdaf, m) for m in measurements]) == (want, len(measurements), 0)
 
 
@@ -122,7 +122,7 @@ JR_CASES = [c for c in CASES if c[0].flp.JOINT_RAND_LEN]
 
 @pytest.mark.parametrize("what", sorted(TAMPER))
 @pytest.mark.parametrize(("vdaf", "measurements", "want"), CASES, ids=[c[0].name for c in CASES])
-def test_tampered_report_is_refused_and_not_counted(vdaf, measurements, want, what):
+def test_tampered_report_is_refused_and_not_counted(vdaf, measurements, want, what, arithmetic):
     bad = TAMPER[what](vdaf, *report(vdaf, measurements[0]))
     with pytest.raises(ReportRejected):
         verify(vdaf, *bad)
@@ -189,7 +189,7 @@ HONEST = {"Prio3Count": 1, "Prio3Sum": 7, "Prio3SumVec": [1, 2, 3], "Prio3Histog
 
 
 @pytest.mark.parametrize(("vdaf", "encoded"), FORGED, ids=[f"{v.name}-{i}" for i, (v, _) in enumerate(FORGED)])
-def test_out_of_range_measurement_forced_through_is_refused(vdaf, encoded):
+def test_out_of_range_measurement_forced_through_is_refused(vdaf, encoded, arithmetic):
     if encoded == [1] * 7:  # the control: the same forging path with a valid encoding is accepted
         assert collect(vdaf, [forged(vdaf, encoded)]) == (100, 1, 0)
         return
@@ -267,3 +267,28 @@ def test_field_ntt_round_trip_and_encoding(field):
     with pytest.raises(InvalidInput):
         field.decode_vec(b"\0" * (field.ENCODED_SIZE + 1))
     assert next_power_of_2(secrets.randbelow(1000) + 1) & 1 in (0, 1)
+
+
+def test_kernel_matches_python_on_random_input():
+    """The C kernel against the Python code it stands in for, on random inputs of every size used."""
+    from qdsn.privacy import field, flp
+
+    assert field.kernel is not None, "qdsn.privacy._field64 was not built: pip install -e . needs a C compiler"
+    mod = Field64.MODULUS
+    for n in (1, 2, 4, 16, 64, 256):
+        a = Field64.rand_vec(n) if n > 2 else [0, mod - 1][:n] or [mod - 1]
+        roots = Field64.nth_root_powers(len(a))
+        assert field.kernel.ntt(a, roots) == field._ntt(list(a), roots, mod)
+        x = Field64.rand_vec(1)[0]
+        polys = [Field64.rand_vec(len(a)) for _ in range(3)] + [[mod - 1] * len(a)]
+        with_c = flp.poly_eval_batched(Field64, polys, x)
+        field_kernel, field.kernel = field.kernel, None
+        try:
+            assert flp.poly_eval_batched(Field64, polys, x) == with_c
+        finally:
+            field.kernel = field_kernel
+        assert field.kernel.dot(polys[0], polys[3]) == sum(p * q for p, q in zip(polys[0], polys[3])) % mod
+    with pytest.raises(ValueError):
+        field.kernel.ntt([mod], [1])
+    with pytest.raises(ValueError):
+        field.kernel.ntt([1, 2, 3], [1, 1, 1])

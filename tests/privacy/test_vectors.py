@@ -25,7 +25,7 @@ def test_the_vectors_are_there():
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f.name for f in FILES])
-def test_published_vector(path):
+def test_published_vector(path, arithmetic):
     result = run_vector_file(path)
     assert result.ok, result.summary
     vec = json.loads(path.read_text())
@@ -34,7 +34,7 @@ def test_published_vector(path):
 
 
 @pytest.mark.parametrize("name", sorted(negative_vectors()))
-def test_failing_vector_is_refused_at_its_step(name):
+def test_failing_vector_is_refused_at_its_step(name, arithmetic):
     vec = negative_vectors()[name]
     assert "refused as expected" in run_vector(vec, name.split("_")[0])
     # the same vector claiming success at the failing step is a difference, named as such

@@ -16,7 +16,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from qdsn.privacy.field import Field, assert_power_of_2, next_power_of_2
+from qdsn.privacy import field as field_mod
+from qdsn.privacy.field import Field, Field64, assert_power_of_2, next_power_of_2
 
 # ---- polynomials in the Lagrange basis (§6.1.3.2) -----------------------------------------------------
 
@@ -26,17 +27,27 @@ def poly_eval_batched(field: type[Field], polys: list[list[int]], x: int) -> lis
     mod = field.MODULUS
     n = len(polys[0])
     nodes = field.nth_root_powers(n)
+    if field is Field64 and field_mod.kernel is not None:
+        return field_mod.kernel.eval_batched(polys, nodes, x, _eval_factor(field, n))
+    # k_i·node_i·Π_{j>i}(node_j − x) weighs p[i]: the draft's loop, with the weights shared by all polys
+    d = [(w - x) % mod for w in nodes]
+    weights = [0] * n
     k = 1
-    u = [p[0] for p in polys]
-    d = (nodes[0] - x) % mod
     for i in range(1, n):
-        k = k * d % mod
-        d = (nodes[i] - x) % mod
-        t = k * nodes[i] % mod
-        for j, p in enumerate(polys):
-            u[j] = (u[j] * d + t * p[i]) % mod
-    factor = (-1 if (n - 1) % 2 else 1) * field.inv(n) % mod
-    return [v * factor % mod for v in u]
+        k = k * d[i - 1] % mod
+        weights[i] = k * nodes[i] % mod
+    suffix = 1
+    for i in range(n - 1, 0, -1):
+        weights[i] = weights[i] * suffix % mod
+        suffix = suffix * d[i] % mod
+    weights[0] = suffix  # p[0]·Π_{j≥1}(node_j − x)
+    factor = _eval_factor(field, n)
+    return [sum(w * v for w, v in zip(weights, p)) % mod * factor % mod for p in polys]
+
+
+@cache
+def _eval_factor(field: type[Field], n: int) -> int:
+    return (-1 if (n - 1) % 2 else 1) * field.inv(n) % field.MODULUS
 
 
 def double_evaluations(field: type[Field], p: list[int]) -> list[int]:
@@ -78,6 +89,8 @@ def extend_values_to_power_of_2(field: type[Field], p: list[int], n: int) -> lis
     """`p` (evaluations at the first len(p) n-th roots) followed by its evaluations at the remaining roots."""
     assert_power_of_2(n)
     mod = field.MODULUS
+    if field is Field64 and field_mod.kernel is not None:
+        return p + [field_mod.kernel.dot(row, p) for row in _extension(field, len(p), n)]
     return p + [sum(c * v for c, v in zip(row, p)) % mod for row in _extension(field, len(p), n)]
 
 
@@ -141,13 +154,18 @@ class PolyEval(Gadget):
         self.n = next_power_of_2(gadget_poly_len(self.DEGREE, wire_poly_len(num_calls)))
 
     def eval(self, field: type[Field], inp: list[int]) -> int:
-        return poly_eval(field, [c % field.MODULUS for c in self.p], inp[0])
+        return poly_eval(field, self._coefficients(field), inp[0])
 
     def eval_poly(self, field: type[Field], inp_poly: list[list[int]]) -> list[int]:
         inp_len = len(inp_poly[0])
         inp_lag = field.ntt(field.inv_ntt(inp_poly[0], inp_len), self.n)
-        p_mon = [c % field.MODULUS for c in self.p]
+        p_mon = self._coefficients(field)
         return [poly_eval(field, p_mon, x) for x in inp_lag]
+
+    def _coefficients(self, field: type[Field]) -> list[int]:
+        if getattr(self, "_field", None) is not field:
+            self._field, self._mod_p = field, [c % field.MODULUS for c in self.p]
+        return self._mod_p
 
 
 class ParallelSum(Gadget):
