@@ -59,19 +59,18 @@ class Prio3:
         self.field: type[Field] = flp.field
         seed = self.xof.SEED_SIZE
         self.RAND_SIZE = seed * shares * (2 if flp.JOINT_RAND_LEN > 0 else 1)
-        self._dst_cache: dict[tuple[int, bytes], bytes] = {}
+        self._dst_cache: dict[bytes, list[bytes]] = {}  # ctx → tag per usage
 
     def __repr__(self) -> str:
         return f"{self.name}(shares={self.SHARES})"
 
     def domain_separation_tag(self, usage: int, ctx: bytes) -> bytes:
-        key = (usage, ctx)
-        dst = self._dst_cache.get(key)
-        if dst is None:
+        tags = self._dst_cache.get(ctx)
+        if tags is None:
             if len(self._dst_cache) > 64:
                 self._dst_cache.clear()
-            dst = self._dst_cache[key] = format_dst(0, self.ID, usage) + ctx
-        return dst
+            tags = self._dst_cache[ctx] = [format_dst(0, self.ID, u) + ctx for u in range(8)]
+        return tags[usage]
 
     # ---- sharding (client) -----------------------------------------------------------------------------
 

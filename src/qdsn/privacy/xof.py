@@ -37,7 +37,7 @@ class XofTurboShake128:
         size, mod = field.ENCODED_SIZE, field.MODULUS
         mask = next_power_of_2(mod) - 1
         vec = [x & mask for x in field.words(self._h.read(size * length))]
-        if any(x >= mod for x in vec):  # a rejected word is replaced by the next in the stream
+        if vec and max(vec) >= mod:  # a rejected word is replaced by the next in the stream
             vec = [x for x in vec if x < mod]
             while len(vec) < length:
                 x = int.from_bytes(self._h.read(size), "little") & mask
