@@ -52,8 +52,10 @@ def upload(vdaf: Prio3, measurement: Any) -> tuple[bytes, bytes, list[bytes]]:
     """The client: nonce, public share, and each input share sealed to its aggregator."""
     nonce = os.urandom(vdaf.NONCE_SIZE)
     public, shares = vdaf.shard(CTX, measurement, nonce, os.urandom(vdaf.RAND_SIZE))
-    sealed = [hpke.seal(RECIPIENTS[j], vdaf.encode_input_share(s), b"qdsn prio3 input share" + bytes([j]) + nonce)
-              for j, s in enumerate(shares)]  # fmt: skip
+    sealed = [
+        hpke.seal(RECIPIENTS[j], vdaf.encode_input_share(s), b"qdsn prio3 input share" + bytes([j]) + nonce)
+        for j, s in enumerate(shares)
+    ]
     return nonce, vdaf.encode_public_share(public), sealed
 
 
@@ -68,10 +70,12 @@ def aggregate(name: str, batch: list[Any]) -> tuple[list[bytes], int, int]:
         size += len(nonce) + len(public_bytes) + sum(map(len, sealed))
         states, verifier_shares = [], []
         for j in (0, 1):  # each aggregator on its own: open, decode, verify_init, send its verifier share
-            share = vdaf.decode_input_share(j, hpke.unseal(OPENERS[j], sealed[j], b"qdsn prio3 input share"
-                                                            + bytes([j]) + nonce))  # fmt: skip
-            state, vshare = vdaf.verify_init(VERIFY_KEY, CTX, j, None, nonce, vdaf.decode_public_share(public_bytes),
-                                             share)  # fmt: skip
+            share = vdaf.decode_input_share(
+                j, hpke.unseal(OPENERS[j], sealed[j], b"qdsn prio3 input share" + bytes([j]) + nonce)
+            )
+            state, vshare = vdaf.verify_init(
+                VERIFY_KEY, CTX, j, None, nonce, vdaf.decode_public_share(public_bytes), share
+            )
             states.append(state)
             verifier_shares.append(vdaf.decode_verifier_share(vdaf.encode_verifier_share(vshare)))
         message = vdaf.verifier_shares_to_message(CTX, None, verifier_shares)
@@ -91,13 +95,12 @@ def expected(name: str, batch: list[Any]) -> Any:
     if name.startswith("Prio3Histogram"):
         return [sum(1 for m in batch if m == b) for b in range(10)]
     if name.startswith("Prio3SumVec"):
-        return [sum(col) for col in zip(*batch)]
+        return [sum(col) for col in zip(*batch, strict=True)]
     return sum(batch)
 
 
 def paillier(values: list[int]) -> tuple[int, int]:
     """Each value encrypted, the ciphertexts added, the total decrypted: the total and the ciphertext bytes."""
-    from phe import paillier as phe_paillier
 
     public, private = KEYS
     total = public.encrypt(values[0])
@@ -162,19 +165,24 @@ def main() -> None:
         t = time.perf_counter()
         parts = list(pool.map(paillier_part, [values[i::cores] for i in range(cores)]))
         public, private = KEYS
-        total = sum((phe_paillier.EncryptedNumber(public, c) for c in parts[1:]),
-                    phe_paillier.EncryptedNumber(public, parts[0]))  # fmt: skip
+        total = sum(
+            (phe_paillier.EncryptedNumber(public, c) for c in parts[1:]), phe_paillier.EncryptedNumber(public, parts[0])
+        )
         assert private.decrypt(total) == sum(values)
         p_both = len(values) / (time.perf_counter() - t)
 
-    table = Table(title=f"Private sums, end to end: {args.n:,} reports per Prio3 variant, {len(values):,} Paillier values")
+    table = Table(
+        title=f"Private sums, end to end: {args.n:,} reports per Prio3 variant, {len(values):,} Paillier values"
+    )
     for col in ("scheme", "one core", "both cores", "ratio to Paillier (both / both)", "upload"):
         table.add_column(col, justify="left" if col == "scheme" else "right")
     for name, one_rate, both_rate, size_per in rows:
-        table.add_row(name, f"{one_rate:,.0f} /s", f"{both_rate:,.0f} /s", f"{both_rate / p_both:.1f}",
-                      f"{size_per:,.0f} B")  # fmt: skip
-    table.add_row("Paillier 2048 (phe + gmpy2), no validity proof", f"{p_one:,.0f} /s", f"{p_both:,.0f} /s", "1.0",
-                  f"{size:,} B")  # fmt: skip
+        table.add_row(
+            name, f"{one_rate:,.0f} /s", f"{both_rate:,.0f} /s", f"{both_rate / p_both:.1f}", f"{size_per:,.0f} B"
+        )
+    table.add_row(
+        "Paillier 2048 (phe + gmpy2), no validity proof", f"{p_one:,.0f} /s", f"{p_both:,.0f} /s", "1.0", f"{size:,} B"
+    )
     console.print(table)
     console.print(f"load average after: {os.getloadavg()[0]:.2f}")
 

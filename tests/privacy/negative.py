@@ -31,21 +31,29 @@ def _message_failure(vdaf: Prio3, public_share: Any, shares: list[Any]) -> dict[
     verifier_shares = [vdaf.verify_init(VERIFY_KEY, CTX, j, None, NONCE, public_share, shares[j])[1] for j in range(2)]
     return {
         **_params(vdaf),
-        "verify_key": VERIFY_KEY.hex(), "ctx": CTX.hex(), "agg_param": "",
+        "verify_key": VERIFY_KEY.hex(),
+        "ctx": CTX.hex(),
+        "agg_param": "",
         "operations": [
             {"operation": "verify_init", "aggregator_id": 0, "report_index": 0, "success": True},
             {"operation": "verify_init", "aggregator_id": 1, "report_index": 0, "success": True},
             {"operation": "verifier_shares_to_message", "round": 0, "report_index": 0, "success": False},
         ],
-        "reports": [{
-            "measurement": None, "rand": "", "nonce": NONCE.hex(),
-            "public_share": vdaf.encode_public_share(public_share).hex(),
-            "input_shares": [vdaf.encode_input_share(s).hex() for s in shares],
-            "verifier_shares": [[vdaf.encode_verifier_share(s).hex() for s in verifier_shares]],
-            "verifier_messages": [], "out_shares": [],
-        }],
-        "agg_shares": [], "agg_result": None,
-    }  # fmt: skip
+        "reports": [
+            {
+                "measurement": None,
+                "rand": "",
+                "nonce": NONCE.hex(),
+                "public_share": vdaf.encode_public_share(public_share).hex(),
+                "input_shares": [vdaf.encode_input_share(s).hex() for s in shares],
+                "verifier_shares": [[vdaf.encode_verifier_share(s).hex() for s in verifier_shares]],
+                "verifier_messages": [],
+                "out_shares": [],
+            }
+        ],
+        "agg_shares": [],
+        "agg_result": None,
+    }
 
 
 def negative_vectors() -> dict[str, dict[str, Any]]:
@@ -55,23 +63,30 @@ def negative_vectors() -> dict[str, dict[str, Any]]:
     public, (leader, helper) = count.shard(CTX, 1, NONCE, _rand(count.RAND_SIZE))
     meas, proof, blind = leader
     out["Prio3Count_bad_meas_share.json"] = _message_failure(
-        count, public, [([(meas[0] + 1) % Field64.MODULUS], proof, blind), helper])
+        count, public, [([(meas[0] + 1) % Field64.MODULUS], proof, blind), helper]
+    )
     out["Prio3Count_bad_wire_seed.json"] = _message_failure(
-        count, public, [(meas, [(proof[0] + 1) % Field64.MODULUS, *proof[1:]], blind), helper])
+        count, public, [(meas, [(proof[0] + 1) % Field64.MODULUS, *proof[1:]], blind), helper]
+    )
     out["Prio3Count_bad_gadget_poly.json"] = _message_failure(
-        count, public, [(meas, [*proof[:-1], (proof[-1] + 1) % Field64.MODULUS], blind), helper])
+        count, public, [(meas, [*proof[:-1], (proof[-1] + 1) % Field64.MODULUS], blind), helper]
+    )
     out["Prio3Count_bad_helper_seed.json"] = _message_failure(
-        count, public, [leader, (bytes([helper[0][0] ^ 1]) + helper[0][1:], helper[1])])
+        count, public, [leader, (bytes([helper[0][0] ^ 1]) + helper[0][1:], helper[1])]
+    )
 
     hist = Prio3Histogram(2, 5, 2)
     public, (leader, helper) = hist.shard(CTX, 3, NONCE, _rand(hist.RAND_SIZE))
     meas, proof, blind = leader
     out["Prio3Histogram_bad_leader_jr_blind.json"] = _message_failure(
-        hist, public, [(meas, proof, bytes([blind[0] ^ 1]) + blind[1:]), helper])
+        hist, public, [(meas, proof, bytes([blind[0] ^ 1]) + blind[1:]), helper]
+    )
     out["Prio3Histogram_bad_helper_jr_blind.json"] = _message_failure(
-        hist, public, [leader, (helper[0], bytes([helper[1][0] ^ 1]) + helper[1][1:])])
+        hist, public, [leader, (helper[0], bytes([helper[1][0] ^ 1]) + helper[1][1:])]
+    )
     out["Prio3Histogram_bad_public_share.json"] = _message_failure(
-        hist, [bytes([public[0][0] ^ 1]) + public[0][1:], public[1]], [leader, helper])
+        hist, [bytes([public[0][0] ^ 1]) + public[0][1:], public[1]], [leader, helper]
+    )
 
     _, verifier_share = hist.verify_init(VERIFY_KEY, CTX, 0, None, NONCE, public, leader)
     vec = _message_failure(hist, public, [leader, helper])

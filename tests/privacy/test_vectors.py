@@ -14,8 +14,16 @@ from tests.privacy.negative import negative_vectors
 
 VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "standards" / "vdaf" / "test_vec"
 FILES = sorted(VECTORS.glob("*.json")) if VECTORS.is_dir() else []
-VARIANTS = {"Prio3Count", "Prio3Sum", "Prio3SumVec", "Prio3Histogram", "Prio3MultihotCountVec",
-            "Prio3SumVecWithMultiproof", "Prio3HigherDegree", "XofTurboShake128"}  # fmt: skip
+VARIANTS = {
+    "Prio3Count",
+    "Prio3Sum",
+    "Prio3SumVec",
+    "Prio3Histogram",
+    "Prio3MultihotCountVec",
+    "Prio3SumVecWithMultiproof",
+    "Prio3HigherDegree",
+    "XofTurboShake128",
+}
 
 
 def test_the_vectors_are_there():
@@ -53,9 +61,12 @@ def _sum2() -> dict:
     [
         (lambda v: v["reports"][3].update(public_share="00"), "report 3, shard"),
         (lambda v: v["reports"][2]["input_shares"].__setitem__(1, "00" * 32), "report 2, shard, aggregator 1"),
-        (lambda v: v["reports"][1]["verifier_shares"][0].__setitem__(0, "00" * 16 + v["reports"][1]
-                                                                     ["verifier_shares"][0][0][32:]),
-         "report 1, verify_init, aggregator 0"),  # fmt: skip
+        (
+            lambda v: v["reports"][1]["verifier_shares"][0].__setitem__(
+                0, "00" * 16 + v["reports"][1]["verifier_shares"][0][0][32:]
+            ),
+            "report 1, verify_init, aggregator 0",
+        ),
         (lambda v: v["reports"][0]["out_shares"].__setitem__(1, "0100000000000000"), "report 0, verify_next"),
         (lambda v: v["agg_shares"].__setitem__(0, "0000000000000000"), "aggregate, aggregator 0"),
         (lambda v: v.update(agg_result=1520), "unshard: aggregate result differs"),
@@ -85,12 +96,19 @@ def test_vector_with_wrong_parameters_does_not_match():
 
 @pytest.mark.parametrize(
     "make",
-    [lambda: [], lambda: {"shares": 2},
-     lambda: {**_sum2(), "operations": [{"operation": "prepare", "success": True}]},
-     lambda: {**_sum2(), "operations": [{"operation": "shard", "report_index": 99, "success": True}]},
-     lambda: {**_sum2(), "operations": [{"operation": "verify_next", "report_index": 0, "aggregator_id": 0,
-                                         "round": 1, "success": True}]},
-     lambda: {**_sum2(), "verify_key": "zz"}],  # fmt: skip
+    [
+        lambda: [],
+        lambda: {"shares": 2},
+        lambda: {**_sum2(), "operations": [{"operation": "prepare", "success": True}]},
+        lambda: {**_sum2(), "operations": [{"operation": "shard", "report_index": 99, "success": True}]},
+        lambda: {
+            **_sum2(),
+            "operations": [
+                {"operation": "verify_next", "report_index": 0, "aggregator_id": 0, "round": 1, "success": True}
+            ],
+        },
+        lambda: {**_sum2(), "verify_key": "zz"},
+    ],
 )
 def test_not_a_vector(make):
     with pytest.raises(NotAVector):

@@ -98,7 +98,7 @@ class Field:
         a = list(p) + [0] * (n - len(p))
         if set_s:
             s_pows = _root_powers(cls, 2 * n)  # s**i = W_2n**i
-            a = [x * s % mod for x, s in zip(a, s_pows)]
+            a = [x * s % mod for x, s in zip(a, s_pows, strict=False)]
         return cls._transform(a, _root_powers(cls, n))
 
     @classmethod
@@ -147,7 +147,7 @@ class Field128(Field):
     @classmethod
     def words(cls, encoded: bytes) -> list[int]:
         halves = struct.unpack(f"<{len(encoded) // 8}Q", encoded)
-        return [lo | hi << 64 for lo, hi in zip(halves[0::2], halves[1::2])]
+        return [lo | hi << 64 for lo, hi in zip(halves[0::2], halves[1::2], strict=True)]
 
     @classmethod
     def encode_vec(cls, vec: list[int]) -> bytes:
@@ -206,10 +206,10 @@ def _ntt(a: list[int], roots: list[int], mod: int) -> list[int]:
 def vec_add(left: list[int], right: list[int], mod: int) -> list[int]:
     if len(left) != len(right):
         raise InvalidInput("mismatched vector sizes")
-    return [(x + y) % mod for x, y in zip(left, right)]
+    return [(x + y) % mod for x, y in zip(left, right, strict=True)]
 
 
 def vec_sub(left: list[int], right: list[int], mod: int) -> list[int]:
     if len(left) != len(right):
         raise InvalidInput("mismatched vector sizes")
-    return [(x - y) % mod for x, y in zip(left, right)]
+    return [(x - y) % mod for x, y in zip(left, right, strict=True)]

@@ -42,7 +42,7 @@ def poly_eval_batched(field: type[Field], polys: list[list[int]], x: int) -> lis
         suffix = suffix * d[i] % mod
     weights[0] = suffix  # p[0]·Π_{j≥1}(node_j − x)
     factor = _eval_factor(field, n)
-    return [sum(w * v for w, v in zip(weights, p)) % mod * factor % mod for p in polys]
+    return [sum(w * v for w, v in zip(weights, p, strict=True)) % mod * factor % mod for p in polys]
 
 
 @cache
@@ -91,7 +91,7 @@ def extend_values_to_power_of_2(field: type[Field], p: list[int], n: int) -> lis
     mod = field.MODULUS
     if field is Field64 and field_mod.kernel is not None:
         return p + [field_mod.kernel.dot(row, p) for row in _extension(field, len(p), n)]
-    return p + [sum(c * v for c, v in zip(row, p)) % mod for row in _extension(field, len(p), n)]
+    return p + [sum(c * v for c, v in zip(row, p, strict=True)) % mod for row in _extension(field, len(p), n)]
 
 
 def poly_eval(field: type[Field], p: list[int], x: int) -> int:
@@ -136,7 +136,7 @@ class Mul(Gadget):
     def eval_poly(self, field: type[Field], inp_poly: list[list[int]]) -> list[int]:
         mod = field.MODULUS
         p, q = double_evaluations(field, inp_poly[0]), double_evaluations(field, inp_poly[1])
-        return [a * b % mod for a, b in zip(p, q)]
+        return [a * b % mod for a, b in zip(p, q, strict=True)]
 
 
 class PolyEval(Gadget):
@@ -189,7 +189,7 @@ class ParallelSum(Gadget):
         out = [0] * length
         for i in range(self.count):
             current = self.subcircuit.eval_poly(field, inp_poly[i * a : (i + 1) * a])
-            out = [(x + y) % mod for x, y in zip(out, current)]
+            out = [(x + y) % mod for x, y in zip(out, current, strict=False)]
         return out
 
 
@@ -204,7 +204,7 @@ class ProveGadget(Gadget):
 
     def eval(self, field: type[Field], inp: list[int]) -> int:
         self.k += 1
-        for wire, v in zip(self.wires, inp):
+        for wire, v in zip(self.wires, inp, strict=True):
             wire[self.k] = v
         return self.inner.eval(field, inp)
 
@@ -227,7 +227,7 @@ class QueryGadget(Gadget):
 
     def eval(self, field: type[Field], inp: list[int]) -> int:
         self.k += 1
-        for wire, v in zip(self.wires, inp):
+        for wire, v in zip(self.wires, inp, strict=True):
             wire[self.k] = v
         return self.poly[self.k * self.step]
 
@@ -268,7 +268,7 @@ class Valid:
     def proof_len(self) -> int:
         return sum(
             g.ARITY + gadget_poly_len(g.DEGREE, wire_poly_len(calls))
-            for g, calls in zip(self.GADGETS, self.GADGET_CALLS)
+            for g, calls in zip(self.GADGETS, self.GADGET_CALLS, strict=True)
         )
 
     def verifier_len(self) -> int:
@@ -315,8 +315,7 @@ class Count(Valid):
         self.JOINT_RAND_LEN = 0
 
     def encode(self, measurement: int) -> list[int]:
-        return [_int(self.field, int(measurement) if isinstance(measurement, bool) else measurement,
-                     "a count", 0, 1)]  # fmt: skip
+        return [_int(self.field, int(measurement) if isinstance(measurement, bool) else measurement, "a count", 0, 1)]
 
     def eval(self, meas: list[int], joint_rand: list[int], num_shares: int, gadgets: list[Gadget]) -> list[int]:
         return [(gadgets[0].eval(self.field, [meas[0], meas[0]]) - meas[0]) % self.field.MODULUS]
@@ -357,8 +356,15 @@ class Sum(Valid):
         return output[0]
 
 
-def _range_check(field: type[Field], meas: list[int], joint_rand: list[int], num_shares: int,
-                 chunk_length: int, calls: int, gadget: Gadget) -> int:  # fmt: skip
+def _range_check(
+    field: type[Field],
+    meas: list[int],
+    joint_rand: list[int],
+    num_shares: int,
+    chunk_length: int,
+    calls: int,
+    gadget: Gadget,
+) -> int:
     """Σ_i ParallelSum over chunk i of (r_i^(j+1)·x)·(x − 1/num_shares): zero (w.h.p.) iff every x is 0 or 1."""
     mod = field.MODULUS
     shares_inv = field.inv(num_shares)
@@ -407,13 +413,16 @@ class SumVec(Valid):
         return out
 
     def eval(self, meas: list[int], joint_rand: list[int], num_shares: int, gadgets: list[Gadget]) -> list[int]:
-        return [_range_check(self.field, meas, joint_rand, num_shares, self.chunk_length, self.GADGET_CALLS[0],
-                             gadgets[0])]  # fmt: skip
+        return [
+            _range_check(self.field, meas, joint_rand, num_shares, self.chunk_length, self.GADGET_CALLS[0], gadgets[0])
+        ]
 
     def truncate(self, meas: list[int]) -> list[int]:
         b = self.bits
-        return [decode_range_checked_int(self.field, meas[i * b : (i + 1) * b], self.max_measurement)
-                for i in range(self.length)]  # fmt: skip
+        return [
+            decode_range_checked_int(self.field, meas[i * b : (i + 1) * b], self.max_measurement)
+            for i in range(self.length)
+        ]
 
     def decode(self, output: list[int], num_measurements: int) -> list[int]:
         return list(output)
@@ -442,8 +451,9 @@ class Histogram(Valid):
 
     def eval(self, meas: list[int], joint_rand: list[int], num_shares: int, gadgets: list[Gadget]) -> list[int]:
         mod = self.field.MODULUS
-        range_check = _range_check(self.field, meas, joint_rand, num_shares, self.chunk_length,
-                                   self.GADGET_CALLS[0], gadgets[0])  # fmt: skip
+        range_check = _range_check(
+            self.field, meas, joint_rand, num_shares, self.chunk_length, self.GADGET_CALLS[0], gadgets[0]
+        )
         sum_check = (sum(meas) - self.field.inv(num_shares)) % mod
         return [range_check, sum_check]
 
@@ -460,7 +470,7 @@ class MultihotCountVec(Valid):
     def __init__(self, field: type[Field], length: int, max_weight: int, chunk_length: int) -> None:
         if length < 1 or chunk_length < 1 or not 0 < max_weight <= length:
             raise ValueError("length and chunk_length must be positive and max_weight in [1, length]")
-        if field.MODULUS <= length:
+        if length >= field.MODULUS:
             raise ValueError("length is too large for the field")
         self.field = field
         self.bits_for_weight = max_weight.bit_length()
@@ -479,8 +489,10 @@ class MultihotCountVec(Valid):
 
         if not isinstance(measurement, list | tuple) or len(measurement) != self.length:
             raise InvalidInput(f"a multi-hot measurement must be a list of {self.length} booleans")
-        counts = [_int(self.field, int(x) if isinstance(x, bool) else x, f"entry {i}", 0, 1)
-                  for i, x in enumerate(measurement)]  # fmt: skip
+        counts = [
+            _int(self.field, int(x) if isinstance(x, bool) else x, f"entry {i}", 0, 1)
+            for i, x in enumerate(measurement)
+        ]
         weight = sum(counts)
         if weight > self.max_weight:
             raise InvalidInput(f"at most {self.max_weight} entries may be true, not {weight}")
@@ -488,8 +500,9 @@ class MultihotCountVec(Valid):
 
     def eval(self, meas: list[int], joint_rand: list[int], num_shares: int, gadgets: list[Gadget]) -> list[int]:
         mod = self.field.MODULUS
-        range_check = _range_check(self.field, meas, joint_rand, num_shares, self.chunk_length,
-                                   self.GADGET_CALLS[0], gadgets[0])  # fmt: skip
+        range_check = _range_check(
+            self.field, meas, joint_rand, num_shares, self.chunk_length, self.GADGET_CALLS[0], gadgets[0]
+        )
         weight = sum(meas[: self.length])
         reported = decode_range_checked_int(self.field, meas[self.length :], self.max_weight)
         return [range_check, (weight - reported) % mod]
@@ -554,24 +567,25 @@ class FlpBBCGGI19:
         """The proof: for each gadget its wire seeds, then its gadget polynomial."""
         valid, field = self.valid, self.field
         shims = []
-        for g, calls in zip(valid.GADGETS, valid.GADGET_CALLS):
+        for g, calls in zip(valid.GADGETS, valid.GADGET_CALLS, strict=True):
             seeds, prove_rand = prove_rand[: g.ARITY], prove_rand[g.ARITY :]
             shims.append(ProveGadget(field, seeds, g, calls))
         valid.eval(meas, joint_rand, 1, shims)
         proof: list[int] = []
-        for shim, calls in zip(shims, valid.GADGET_CALLS):
+        for shim, calls in zip(shims, valid.GADGET_CALLS, strict=True):
             p = wire_poly_len(calls)
             proof += [w[0] for w in shim.wires]
             proof += shim.inner.eval_poly(field, shim.wires)[: gadget_poly_len(shim.DEGREE, p)]
         return proof
 
-    def query(self, meas: list[int], proof: list[int], query_rand: list[int], joint_rand: list[int],
-              num_shares: int) -> list[int]:  # fmt: skip
+    def query(
+        self, meas: list[int], proof: list[int], query_rand: list[int], joint_rand: list[int], num_shares: int
+    ) -> list[int]:
         """The verifier (share): the reduced circuit output, then each gadget test's wire and gadget values."""
         valid, field = self.valid, self.field
         mod = field.MODULUS
         shims = []
-        for g, calls in zip(valid.GADGETS, valid.GADGET_CALLS):
+        for g, calls in zip(valid.GADGETS, valid.GADGET_CALLS, strict=True):
             p = wire_poly_len(calls)
             seeds, proof = proof[: g.ARITY], proof[g.ARITY :]
             poly, proof = proof[: gadget_poly_len(g.DEGREE, p)], proof[gadget_poly_len(g.DEGREE, p) :]
@@ -579,11 +593,11 @@ class FlpBBCGGI19:
         out = valid.eval(meas, joint_rand, num_shares, shims)
         if valid.EVAL_OUTPUT_LEN > 1:
             rand, query_rand = query_rand[: valid.EVAL_OUTPUT_LEN], query_rand[valid.EVAL_OUTPUT_LEN :]
-            v = sum(r * o for r, o in zip(rand, out)) % mod
+            v = sum(r * o for r, o in zip(rand, out, strict=True)) % mod
         else:
             [v] = out
         verifier = [v]
-        for shim, t in zip(shims, query_rand):
+        for shim, t in zip(shims, query_rand, strict=False):
             p = len(shim.wires[0])
             if pow(t, p, mod) == 1:
                 raise ValueError("test point is a root of unity")
