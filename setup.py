@@ -12,7 +12,7 @@ setup(
             extra_compile_args=["-O3", "-ffp-contract=off"],
             optional=True,
         ),
-        # Field64 arithmetic of Prio3's proofs; where it is not built, privacy/field.py and flp.py do it in Python
-        Extension("qdsn.privacy._field64", ["src/qdsn/privacy/_field64.c"], extra_compile_args=["-O3"], optional=True),
+        # the field arithmetic of Prio3's proofs; where it is not built, privacy/field.py and flp.py do it in Python
+        Extension("qdsn.privacy._fields", ["src/qdsn/privacy/_fields.c"], extra_compile_args=["-O3"], optional=True),
     ]
 )

@@ -298,10 +298,10 @@ def test_field_ntt_round_trip_and_encoding(field):
 
 
 def test_kernel_matches_python_on_random_input():
-    """The C kernel against the Python code it stands in for, on random inputs of every size used."""
+    """The C kernel against the Python code it stands in for, on random and edge inputs, both fields."""
     from qdsn.privacy import field, flp
 
-    assert field.kernel is not None, "qdsn.privacy._field64 was not built: pip install -e . needs a C compiler"
+    assert field.kernel is not None, "qdsn.privacy._fields was not built: pip install -e . needs a C compiler"
     mod = Field64.MODULUS
     for n in (1, 2, 4, 16, 64, 256):
         a = Field64.rand_vec(n) if n > 2 else [0, mod - 1][:n] or [mod - 1]
@@ -316,6 +316,25 @@ def test_kernel_matches_python_on_random_input():
         finally:
             field.kernel = field_kernel
         assert field.kernel.dot(polys[0], polys[3]) == sum(p * q for p, q in zip(polys[0], polys[3], strict=True)) % mod
+    p = Field128.MODULUS
+    edge = [0, 1, p - 1, p - 2, 2**64 - 1, 2**64, 2**127, 28 << 64, (28 << 64) - 1]
+    for a in edge + Field128.rand_vec(200):
+        for b in [*edge, *Field128.rand_vec(2)]:
+            assert field.kernel.mul128(a, b) == a * b % p
+    for n in (1, 2, 8, 32):
+        v, roots = Field128.rand_vec(n), Field128.nth_root_powers(n)
+        assert field.kernel.ntt128(v, roots) == field._ntt(list(v), roots, p)
+        polys = [Field128.rand_vec(n) for _ in range(3)]
+        x = Field128.rand_vec(1)[0]
+        with_c = flp.poly_eval_batched(Field128, polys, x)
+        field_kernel, field.kernel = field.kernel, None
+        try:
+            assert flp.poly_eval_batched(Field128, polys, x) == with_c
+        finally:
+            field.kernel = field_kernel
+        assert field.kernel.dot128(polys[0], polys[1]) == sum(a * b for a, b in zip(*polys[:2], strict=True)) % p
+    with pytest.raises(ValueError):
+        field.kernel.mul128(p, 1)
     with pytest.raises(ValueError):
         field.kernel.ntt([mod], [1])
     with pytest.raises(ValueError):

@@ -15,8 +15,8 @@ from typing import ClassVar
 
 from qdsn.errors import InvalidInput
 
-try:  # Field64's transforms in C (_field64.c), where setup.py could build it; the Python code does the same
-    from qdsn.privacy import _field64 as kernel
+try:  # the transforms in C (_fields.c), where setup.py could build it; the Python code does the same
+    from qdsn.privacy import _fields as kernel
 except ImportError:  # pragma: no cover - depends on the build
     kernel = None
 
@@ -82,6 +82,11 @@ class Field:
         return pow(x, cls.MODULUS - 2, cls.MODULUS)
 
     @classmethod
+    def inv_const(cls, x: int) -> int:
+        """inv(x) for the few small constants the circuits divide by (sizes, numbers of shares), cached."""
+        return _inv_const(cls, x)
+
+    @classmethod
     def nth_root(cls, n: int) -> int:
         """The principal n-th root of unity, gen**(GEN_ORDER // n)."""
         return pow(cls.GENERATOR, cls.GEN_ORDER // n, cls.MODULUS)
@@ -106,7 +111,7 @@ class Field:
         """Coefficients of the polynomial whose evaluations at the n powers of Wn are `v`."""
         mod = cls.MODULUS
         out = cls._transform(list(v), _inv_root_powers(cls, n))
-        n_inv = cls.inv(n)
+        n_inv = cls.inv_const(n)
         return [x * n_inv % mod for x in out]
 
 
@@ -145,6 +150,10 @@ class Field128(Field):
     GENERATOR = pow(7, 4611686018427387897, 2**66 * 4611686018427387897 + 1)
 
     @classmethod
+    def _transform(cls, a: list[int], roots: list[int]) -> list[int]:
+        return kernel.ntt128(a, roots) if kernel is not None else _ntt(a, roots, cls.MODULUS)
+
+    @classmethod
     def words(cls, encoded: bytes) -> list[int]:
         halves = struct.unpack(f"<{len(encoded) // 8}Q", encoded)
         return [lo | hi << 64 for lo, hi in zip(halves[0::2], halves[1::2], strict=True)]
@@ -162,6 +171,11 @@ class Field128(Field):
         if any(x >= cls.MODULUS for x in vec):
             raise InvalidInput("a field element is not below the field's modulus")
         return vec
+
+
+@cache
+def _inv_const(field: type[Field], x: int) -> int:
+    return field.inv(x)
 
 
 @cache

@@ -17,7 +17,7 @@ from functools import cache
 from typing import Any
 
 from qdsn.privacy import field as field_mod
-from qdsn.privacy.field import Field, Field64, assert_power_of_2, next_power_of_2
+from qdsn.privacy.field import Field, Field64, Field128, assert_power_of_2, next_power_of_2
 
 # ---- polynomials in the Lagrange basis (§6.1.3.2) -----------------------------------------------------
 
@@ -27,8 +27,9 @@ def poly_eval_batched(field: type[Field], polys: list[list[int]], x: int) -> lis
     mod = field.MODULUS
     n = len(polys[0])
     nodes = field.nth_root_powers(n)
-    if field is Field64 and field_mod.kernel is not None:
-        return field_mod.kernel.eval_batched(polys, nodes, x, _eval_factor(field, n))
+    ops = _kernel(field)
+    if ops is not None:
+        return ops[0](polys, nodes, x, _eval_factor(field, n))
     # k_i·node_i·Π_{j>i}(node_j − x) weighs p[i]: the draft's loop, with the weights shared by all polys
     d = [(w - x) % mod for w in nodes]
     weights = [0] * n
@@ -45,9 +46,21 @@ def poly_eval_batched(field: type[Field], polys: list[list[int]], x: int) -> lis
     return [sum(w * v for w, v in zip(weights, p, strict=True)) % mod * factor % mod for p in polys]
 
 
+def _kernel(field: type[Field]) -> tuple[Any, Any] | None:
+    """The C kernel's (eval_batched, dot) for `field`, or None to compute in Python."""
+    k = field_mod.kernel
+    if k is None:
+        return None
+    if field is Field64:
+        return k.eval_batched, k.dot
+    if field is Field128:
+        return k.eval_batched128, k.dot128
+    return None
+
+
 @cache
 def _eval_factor(field: type[Field], n: int) -> int:
-    return (-1 if (n - 1) % 2 else 1) * field.inv(n) % field.MODULUS
+    return (-1 if (n - 1) % 2 else 1) * field.inv_const(n) % field.MODULUS
 
 
 def double_evaluations(field: type[Field], p: list[int]) -> list[int]:
@@ -89,8 +102,9 @@ def extend_values_to_power_of_2(field: type[Field], p: list[int], n: int) -> lis
     """`p` (evaluations at the first len(p) n-th roots) followed by its evaluations at the remaining roots."""
     assert_power_of_2(n)
     mod = field.MODULUS
-    if field is Field64 and field_mod.kernel is not None:
-        return p + [field_mod.kernel.dot(row, p) for row in _extension(field, len(p), n)]
+    ops = _kernel(field)
+    if ops is not None:
+        return p + [ops[1](row, p) for row in _extension(field, len(p), n)]
     return p + [sum(c * v for c, v in zip(row, p, strict=True)) % mod for row in _extension(field, len(p), n)]
 
 
@@ -367,7 +381,7 @@ def _range_check(
 ) -> int:
     """Σ_i ParallelSum over chunk i of (r_i^(j+1)·x)·(x − 1/num_shares): zero (w.h.p.) iff every x is 0 or 1."""
     mod = field.MODULUS
-    shares_inv = field.inv(num_shares)
+    shares_inv = field.inv_const(num_shares)
     out = 0
     for i in range(calls):
         r = joint_rand[i]
@@ -454,7 +468,7 @@ class Histogram(Valid):
         range_check = _range_check(
             self.field, meas, joint_rand, num_shares, self.chunk_length, self.GADGET_CALLS[0], gadgets[0]
         )
-        sum_check = (sum(meas) - self.field.inv(num_shares)) % mod
+        sum_check = (sum(meas) - self.field.inv_const(num_shares)) % mod
         return [range_check, sum_check]
 
     def truncate(self, meas: list[int]) -> list[int]:
