@@ -101,7 +101,6 @@ def expected(name: str, batch: list[Any]) -> Any:
 
 def paillier(values: list[int]) -> tuple[int, int]:
     """Each value encrypted, the ciphertexts added, the total decrypted: the total and the ciphertext bytes."""
-
     public, private = KEYS
     total = public.encrypt(values[0])
     for v in values[1:]:
@@ -134,7 +133,7 @@ def main() -> None:
     cores = min(2, os.cpu_count() or 1)
     console = Console()
     hot = "C kernel" if field.kernel is not None else "Python"
-    console.print(f"load average before: {os.getloadavg()[0]:.2f} · Field64 arithmetic: {hot} · {cores} cores")
+    console.print(f"load average before: {os.getloadavg()[0]:.2f} · field arithmetic: {hot} · {cores} cores")
     rows = []
     with ProcessPoolExecutor(cores) as pool:
         list(pool.map(aggregate, ["Prio3Count"] * cores, [[1]] * cores))  # start the workers
@@ -174,14 +173,24 @@ def main() -> None:
     table = Table(
         title=f"Private sums, end to end: {args.n:,} reports per Prio3 variant, {len(values):,} Paillier values"
     )
-    for col in ("scheme", "one core", "both cores", "ratio to Paillier (both / both)", "upload"):
+    for col in ("scheme", "one core", "both cores", "× Paillier, one core", "× Paillier, both", "upload"):
         table.add_column(col, justify="left" if col == "scheme" else "right")
     for name, one_rate, both_rate, size_per in rows:
         table.add_row(
-            name, f"{one_rate:,.0f} /s", f"{both_rate:,.0f} /s", f"{both_rate / p_both:.1f}", f"{size_per:,.0f} B"
+            name,
+            f"{one_rate:,.0f} /s",
+            f"{both_rate:,.0f} /s",
+            f"{one_rate / p_one:.1f}",
+            f"{both_rate / p_both:.1f}",
+            f"{size_per:,.0f} B",
         )
     table.add_row(
-        "Paillier 2048 (phe + gmpy2), no validity proof", f"{p_one:,.0f} /s", f"{p_both:,.0f} /s", "1.0", f"{size:,} B"
+        "Paillier 2048 (phe + gmpy2), no validity proof",
+        f"{p_one:,.0f} /s",
+        f"{p_both:,.0f} /s",
+        "1.0",
+        "1.0",
+        f"{size:,} B",
     )
     console.print(table)
     console.print(f"load average after: {os.getloadavg()[0]:.2f}")
