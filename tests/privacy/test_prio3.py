@@ -339,3 +339,23 @@ def test_kernel_matches_python_on_random_input():
         field.kernel.ntt([mod], [1])
     with pytest.raises(ValueError):
         field.kernel.ntt([1, 2, 3], [1, 1, 1])
+
+
+def test_from_params_builds_each_variant_and_names_what_is_wrong():
+    from qdsn.privacy import from_params
+
+    assert from_params("Prio3Sum", {"max_measurement": 255}).flp.MEAS_LEN == 8
+    assert from_params("Prio3Histogram", {"length": 10, "chunk_length": 3}).SHARES == 2
+    multi = from_params("Prio3SumVecWithMultiproof", {"proofs": 3, "length": 2, "max_measurement": 15,
+                                                      "chunk_length": 3})  # fmt: skip
+    assert (multi.PROOFS, multi.field) == (3, Field64)
+    for name, params, said in [
+        ("Prio3Mean", {}, "unknown Prio3 variant"),
+        ("Prio3Sum", {}, "needs the parameter 'max_measurement'"),
+        ("Prio3Sum", {"max_measurement": "255"}, "must be integers"),
+        ("Prio3Sum", {"max_measurement": 0}, "cannot take these parameters"),
+        ("Prio3Histogram", {"length": 4, "chunk_length": 2, "shares": 1}, "cannot take these parameters"),
+        ("Prio3SumVecWithMultiproof", {"field": "Field32"}, "Field64 or Field128"),
+    ]:
+        with pytest.raises(InvalidInput, match=said):
+            from_params(name, params)

@@ -435,3 +435,43 @@ def Prio3SumVecWithMultiproof(
 def Prio3HigherDegree(shares: int = 2) -> Prio3:
     """The draft's test variant with a degree-3 gadget (measurements 0, 1 or 2; Field64)."""
     return Prio3(shares, flp_mod.FlpBBCGGI19(flp_mod.HigherDegree(Field64)), 1, TEST_ID, "Prio3HigherDegree")
+
+
+VARIANTS = {
+    "Prio3Count": (Prio3Count, ()),
+    "Prio3Sum": (Prio3Sum, ("max_measurement",)),
+    "Prio3SumVec": (Prio3SumVec, ("length", "max_measurement", "chunk_length")),
+    "Prio3Histogram": (Prio3Histogram, ("length", "chunk_length")),
+    "Prio3MultihotCountVec": (Prio3MultihotCountVec, ("length", "max_weight", "chunk_length")),
+    "Prio3HigherDegree": (Prio3HigherDegree, ()),
+}
+
+
+def from_params(name: str, params: dict[str, Any]) -> Prio3:
+    """The Prio3 variant `name` with the draft's parameter names (`shares` defaults to 2), e.g.
+    from_params("Prio3Sum", {"max_measurement": 255}); InvalidInput naming what is wrong otherwise.
+    Prio3SumVecWithMultiproof also takes `field` ("Field64" or "Field128", default Field64) and `proofs`."""
+    if name == "Prio3SumVecWithMultiproof":
+        field = {"Field64": Field64, "Field128": Field128}.get(params.get("field", "Field64"))
+        if field is None:
+            raise InvalidInput("field must be Field64 or Field128")
+        names: tuple[str, ...] = ("proofs", "length", "max_measurement", "chunk_length")
+        make: Any = lambda shares, *rest: Prio3SumVecWithMultiproof(shares, field, *rest)  # noqa: E731
+    elif name in VARIANTS:
+        make, names = VARIANTS[name]
+    else:
+        raise InvalidInput(
+            f"unknown Prio3 variant {name!r}", f"use one of {', '.join([*VARIANTS, 'Prio3SumVecWithMultiproof'])}"
+        )
+    values = [params.get("shares", 2)]
+    for key in names:
+        if key not in params:
+            raise InvalidInput(f"{name} needs the parameter {key!r}")
+        values.append(params[key])
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int)]
+    if bad:
+        raise InvalidInput(f"{name}'s parameters must be integers, not {bad[0]!r}")
+    try:
+        return make(*values)
+    except ValueError as e:
+        raise InvalidInput(f"{name} cannot take these parameters: {e}") from None

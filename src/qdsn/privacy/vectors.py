@@ -16,7 +16,7 @@ from typing import Any
 
 from qdsn.errors import InvalidInput, QDSNError
 from qdsn.privacy import prio3
-from qdsn.privacy.field import Field64, Field128
+from qdsn.privacy.field import Field128
 from qdsn.privacy.xof import XofTurboShake128
 
 VARIANTS = (
@@ -99,43 +99,15 @@ def infer_variant(vec: dict[str, Any]) -> str:
 
 def make_vdaf(variant: str, vec: dict[str, Any]) -> prio3.Prio3:
     """The Prio3 instance a vector's parameters describe."""
-
-    def param(name: str, default: Any = None) -> int:
-        value = vec.get(name, default)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise NotAVector(f"{variant} needs an integer {name!r}")
-        return value
-
+    params = dict(vec)
+    if variant == "Prio3SumVecWithMultiproof":  # the draft's generator: Field64, three proofs
+        params.setdefault("proofs", vec.get("num_proofs", 3))
+    if "shares" not in params:
+        raise NotAVector("it lacks 'shares'")
     try:
-        shares = param("shares")
-        if variant == "Prio3Count":
-            return prio3.Prio3Count(shares)
-        if variant == "Prio3Sum":
-            return prio3.Prio3Sum(shares, param("max_measurement"))
-        if variant == "Prio3SumVec":
-            return prio3.Prio3SumVec(shares, param("length"), param("max_measurement"), param("chunk_length"))
-        if variant == "Prio3Histogram":
-            return prio3.Prio3Histogram(shares, param("length"), param("chunk_length"))
-        if variant == "Prio3MultihotCountVec":
-            return prio3.Prio3MultihotCountVec(shares, param("length"), param("max_weight"), param("chunk_length"))
-        if variant == "Prio3SumVecWithMultiproof":
-            field = {"Field64": Field64, "Field128": Field128}.get(vec.get("field", "Field64"))
-            if field is None:
-                raise NotAVector("'field' must be Field64 or Field128")
-            # the draft's generator uses Field64 with three proofs; a vector may say otherwise
-            return prio3.Prio3SumVecWithMultiproof(
-                shares,
-                field,
-                param("proofs", vec.get("num_proofs", 3)),
-                param("length"),
-                param("max_measurement"),
-                param("chunk_length"),
-            )
-        if variant == "Prio3HigherDegree":
-            return prio3.Prio3HigherDegree(shares)
-    except ValueError as e:
+        return prio3.from_params(variant, params)
+    except InvalidInput as e:
         raise NotAVector(f"its parameters do not make a {variant}: {e}") from None
-    raise NotAVector(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
 
 
 def _hex(vec: dict[str, Any], key: str, where: str) -> bytes:
