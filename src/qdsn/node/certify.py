@@ -284,3 +284,28 @@ def _next_range(node: Node, number: str) -> tuple[str, int]:
     claims = attest.verify(run["attestation"], node.ledger)
     (i,) = claims["inputs"]
     return i["dataset"], i["first"] + i["count"]
+
+
+def register(node: Node) -> list[dict[str, Any]]:
+    """The certificates this node issued, oldest first: holder, status on the ledger, validity, status
+    entry, and the continuous-certification schedule (next run, interval, a job pending approval)."""
+    _tables(node.policies.engine)
+    with node.policies.engine.connect() as c:
+        kept = {r.id: r for r in c.execute(select(issued))}
+        planned = {r.id: r for r in c.execute(select(schedules))}
+    out = []
+    for cred in node.ledger.state.credentials.values():
+        if cred.issuer != node.did:
+            continue
+        holder = node.ledger.state.identities.get(cred.subject)
+        row = kept.get(cred.id)
+        claims = orjson.loads(b64url_decode(sdjwt.parse(row.sd_jwt).jwt.split(".")[1])) if row else {}
+        plan = planned.get(cred.id)
+        out.append({
+            "certificate": cred.id, "holder": cred.subject, "holder_name": holder.name if holder else None,
+            "status": cred.status, "scheme": claims.get("scheme"), "valid_until": claims.get("valid_until"),
+            "status_entry": f"{cred.status_list}#{cred.index}",
+            "next_run": datetime.fromtimestamp(plan.due, UTC).isoformat() if plan else None,
+            "every_seconds": plan.every if plan else None, "pending_job": plan.pending if plan else None,
+        })  # fmt: skip
+    return out
