@@ -164,9 +164,10 @@ def cert_present(
 
 
 def _cert_status(number: str, status: str, reason: str, home: Path, operator: str | None, ca: Path | None) -> None:
+    from qdsn.cli.certify import configured_operator
     from qdsn.node import certify
 
-    node = linked_node(home, operator, ca, local=True)
+    node = linked_node(home, *configured_operator(home, operator, ca), local=True)
     try:
         certify.set_status(node, number, status, reason)
     finally:

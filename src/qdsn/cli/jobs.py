@@ -171,9 +171,10 @@ def jobs_approve(
     operator_ca: OperatorCA = None,
 ) -> None:
     """Run a pending job in the sandbox now; its use is metered and its attestation recorded on the ledger."""
+    from qdsn.cli.certify import configured_operator
     from qdsn.node import jobs
 
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, *configured_operator(home, operator, operator_ca), local=True)
     node.isolation = isolation
     try:
         j = jobs.approve(node, job)
@@ -216,7 +217,7 @@ def _job_path(job: str) -> str:
 
     if not 0 < len(job) <= 200:
         raise InvalidInput(f"a job id is 1–200 characters, not {len(job)}")
-    return f"/jobs/{quote(job, safe='')}"
+    return f"/jobs/{quote(job, safe=':@')}"
 
 
 @jobs_app.command("request")
