@@ -18,7 +18,9 @@ OFFER = {
     "profile": "urn:qdsn:odrl:profile:v1", "assigner": "did:key:z6MkpTHR8VNsBxYAAWHut2Geadd9jSwuBV8xRoAnwWsdvktH",
     "target": "urn:qdsn:dataset:line-1", "permission": [{"action": "compute"}],
 }  # fmt: skip
+U = "urn:qdsn:agreement:u"
 ME = "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"
+OTHER = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"
 
 
 class Provider:
@@ -46,10 +48,10 @@ def test_an_honest_agreement_is_verified_and_returned():
     ("<html>", "no ContractNegotiation"),
     ({"dspace:state": 7}, "no ContractNegotiation"),
     (agreed(None), "lacks its providerPid or the agreement"),
-    (agreed(agreement(OFFER, ME, "urn:qdsn:agreement:u")) | {"dspace:providerPid": "../../ledger/transactions"}, "lacks its providerPid"),
-    (agreed(agreement(OFFER | {"permission": [{"action": "read"}]}, ME, "urn:qdsn:agreement:u")), "does not match offer"),
-    (agreed(agreement(OFFER | {"uid": "urn:qdsn:offer:other"}, ME, "urn:qdsn:agreement:u")), "is for offer urn:qdsn:offer:other"),
-    (agreed(agreement(OFFER, "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK", "urn:qdsn:agreement:u")), "not to this node"),
+    (agreed(agreement(OFFER, ME, U)) | {"dspace:providerPid": "../../ledger/transactions"}, "lacks its"),
+    (agreed(agreement(OFFER | {"permission": [{"action": "read"}]}, ME, U)), "does not match offer"),
+    (agreed(agreement(OFFER | {"uid": "urn:qdsn:offer:other"}, ME, U)), "is for offer urn:qdsn:offer:other"),
+    (agreed(agreement(OFFER, OTHER, U)), "not to this node"),
 ])  # fmt: skip
 def test_agreements_the_consumer_did_not_ask_for_are_refused(answer, says):
     p = Provider(answer)

@@ -31,6 +31,21 @@ trust_app = typer.Typer(help="The consortium's trust file, which offline verifie
                         no_args_is_help=True)  # fmt: skip
 
 
+ResultFile = Annotated[
+    Path | None, typer.Argument(help="A result file (qdsn jobs result --out); or use --job.", show_default=False)
+]
+AskedJob = Annotated[
+    str | None,
+    typer.Option(
+        help="A job this node asked for (qdsn jobs request): its result is fetched from the node that "
+        "ran it and verified here."
+    ),
+]
+AskedOf = Annotated[
+    str | None, typer.Option("--node", help="With --job: the node it was asked of, when two gave the same job id.")
+]
+
+
 @cert_app.command("issue")
 def cert_issue(
     number: Annotated[str, typer.Option(help="The certificate number.")],
@@ -40,12 +55,9 @@ def cert_issue(
     site: Annotated[str, typer.Option(help="The production site.")],
     status_list: Annotated[str, typer.Option(help="The URI of this node's status list for it.")],
     home: Home,
-    result: Annotated[Path | None, typer.Argument(help="A result file (qdsn jobs result --out); or use --job.",
-                                                  show_default=False)] = None,  # fmt: skip
-    job: Annotated[str | None, typer.Option(help="A job this node asked for (qdsn jobs request): its result is "
-                                                 "fetched from the node that ran it and verified here.")] = None,  # fmt: skip
-    node_url: Annotated[str | None, typer.Option("--node", help="With --job: the node it was asked of, when two "
-                                                                "nodes gave the same job id.")] = None,  # fmt: skip
+    result: ResultFile = None,
+    job: AskedJob = None,
+    node_url: AskedOf = None,
     ca: Annotated[Path | None, typer.Option("--ca", help="With --job: a CA certificate (PEM) for that node.")] = None,
     credit_code: Annotated[str | None, typer.Option(help="The enterprise's unified social credit code.")] = None,
     days: Annotated[int, typer.Option(help="Days of validity.")] = 365,
@@ -227,8 +239,9 @@ def cert_list(home: Home, as_json: Annotated[bool, typer.Option("--json", help="
         for r in issued:
             run = (r["next_run"][:19] + f" (every {r['every_seconds']} s)" if r["next_run"] else "-") + (
                 f", job {r['pending_job']} pending" if r["pending_job"] else "")  # fmt: skip
-            table.add_row(shown(r["certificate"]), shown(f"{r['holder_name'] or '?'} {r['holder']}"),
-                          _status(r["status"]), (r["valid_until"] or "?")[:19], run, shown(r["status_entry"]))  # fmt: skip
+            holder = shown(f"{r['holder_name'] or '?'} {r['holder']}")
+            until = (r["valid_until"] or "?")[:19]
+            table.add_row(shown(r["certificate"]), holder, _status(r["status"]), until, run, shown(r["status_entry"]))
         console.print(table)
     if held:
         table = Table("certificate", "issuer", "status", "status entry", title="certificates this node holds")

@@ -16,8 +16,18 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from qdsn.cli.common import Home, Operator, OperatorCA, console, err, linked_node, open_node, optional_path, \
-    peer_client, shown  # fmt: skip
+from qdsn.cli.common import (
+    Home,
+    Operator,
+    OperatorCA,
+    console,
+    err,
+    linked_node,
+    open_node,
+    optional_path,
+    peer_client,
+    shown,
+)
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, Unavailable
 
 Url = Annotated[str, typer.Argument(help="The other member's node API, e.g. https://acme:8421.")]
@@ -182,12 +192,17 @@ def _values(x: Any) -> list[str]:
     return [_operand(v) for v in x] if isinstance(x, list) else [_operand(x)]
 
 
+Purpose = Annotated[
+    str | None,
+    typer.Option(help="What the data is for, e.g. certification: picks the offer whose purpose constraint allows it."),
+]
+
+
 def negotiate_cmd(
     url: Url,
     dataset: Annotated[str, typer.Argument(help="The dataset, as the catalog names it.")],
     home: Home,
-    purpose: Annotated[str | None, typer.Option(help="What the data is for, e.g. certification: picks the "
-                                                     "offer whose purpose constraint allows it.")] = None,  # fmt: skip
+    purpose: Purpose = None,
     offer: Annotated[str | None, typer.Option(help="The offer's uid, when the dataset has several.")] = None,
     ca: CA = None,
     out: Annotated[Path | None, typer.Option(help="Also write the agreement (JSON) here.")] = None,

@@ -82,7 +82,7 @@ def check_attestation(node, result, nonce: str | None) -> dict:  # type: ignore[
 
 @attest_app.command("verify")
 def attest_verify(
-    file: Annotated[Path, typer.Argument(help="A result file (qdsn jobs result --out), or an attestation (compact JWS).")],
+    file: Annotated[Path, typer.Argument(help="A result file (qdsn jobs result --out), or an attestation (JWS).")],
     home: Home,
     nonce: Annotated[str | None, typer.Option(help="The nonce you sent with the job.")] = None,
     operator: Operator = None,
@@ -220,6 +220,20 @@ def _job_path(job: str) -> str:
     return f"/jobs/{quote(job, safe=':@')}"
 
 
+Records = Annotated[
+    str | None,
+    typer.Option(help="Which anchored records, FIRST:COUNT (default: all the catalog says are anchored)."),
+]
+Parameters = Annotated[str, typer.Option(help="The model's parameters (JSON), e.g. '{\"threshold\": 1.33}'.")]
+ResultOut = Annotated[
+    Path | None, typer.Option(help="Write the verified result here (what attest verify and cert issue read).")
+]
+KeptNonce = Annotated[
+    str | None,
+    typer.Option(help="The nonce the job was asked with (default: the one this node kept when it asked)."),
+]
+
+
 @jobs_app.command("request")
 def jobs_request(
     url: Url,
@@ -227,9 +241,8 @@ def jobs_request(
     dataset: Annotated[str, typer.Option(help="The dataset to run it on, as the owner's catalog names it.")],
     agreement: Annotated[str, typer.Option(help="The agreement it runs under (from qdsn negotiate).")],
     home: Home,
-    records: Annotated[str | None, typer.Option(help="Which anchored records, FIRST:COUNT (default: every "
-                                                     "record the catalog says is anchored).")] = None,  # fmt: skip
-    parameters: Annotated[str, typer.Option(help="The model's parameters (JSON), e.g. '{\"threshold\": 1.33}'.")] = "{}",
+    records: Records = None,
+    parameters: Parameters = "{}",
     purpose: Annotated[str, typer.Option(help="What the run is for.")] = "certification",
     ca: CA = None,
 ) -> None:
@@ -240,7 +253,7 @@ def jobs_request(
     import secrets
     from datetime import UTC, datetime
 
-    from qdsn.cli.certify import expect_object, dataset_id, datasets, reaching, records_range
+    from qdsn.cli.certify import dataset_id, datasets, expect_object, reaching, records_range
     from qdsn.cli.common import open_node, peer_client
     from qdsn.cli.model import _load
     from qdsn.node import requested
@@ -320,10 +333,8 @@ def jobs_result(
     url: Url,
     job: JobId,
     home: Home,
-    out: Annotated[Path | None, typer.Option(help="Write the verified result here (what qdsn attest verify and "
-                                                  "qdsn cert issue read).")] = None,  # fmt: skip
-    nonce: Annotated[str | None, typer.Option(help="The nonce the job was asked with (default: the one this "
-                                                   "node kept when it asked).")] = None,  # fmt: skip
+    out: ResultOut = None,
+    nonce: KeptNonce = None,
     ca: CA = None,
     operator: Operator = None,
     operator_ca: OperatorCA = None,

@@ -52,9 +52,8 @@ def model_publish(
 ) -> None:
     """Publish a certification model on the ledger (certification bodies only): id, version, code hash and
     manifest, so that manufacturers can approve jobs by its hash."""
-    from qdsn.compute.package import code_hash
-
     from qdsn.cli.certify import configured_operator
+    from qdsn.compute.package import code_hash
 
     blob, m = _load(source)
     node = linked_node(home, *configured_operator(home, operator, operator_ca), local=True)

@@ -61,8 +61,10 @@ def from_json(doc: Any, source: str = "the document") -> JobResult:
         state, job = doc.get("state"), doc.get("id")
         if state != "done" or not isinstance(doc.get("result"), dict):
             why = f": {doc['reason']}" if isinstance(doc.get("reason"), str) else ""
-            raise InvalidInput(f"{source} is job {str(job)[:80]}, which is {str(state)[:20]}{why[:300]}: it has no "
-                               "attested result", "wait until the owner approved it and it ran (qdsn jobs status)")
+            raise InvalidInput(
+                f"{source} is job {str(job)[:80]}, which is {str(state)[:20]}{why[:300]}: it has no attested result",
+                "wait until the owner approved it and it ran (qdsn jobs status)",
+            )
         inner = doc["result"]
         return _result(inner, source, job=job if isinstance(job, str) else None, nonce=_str(doc.get("nonce")))
     return _result(doc, source, job=_str(doc.get("job")), nonce=_str(doc.get("nonce")), node=_str(doc.get("node")))
@@ -75,7 +77,7 @@ def _str(x: Any) -> str | None:
 def _result(doc: dict[str, Any], source: str, **about: str | None) -> JobResult:
     att, output = doc.get("attestation"), doc.get("output")
     if not isinstance(att, str) or not _JWS.fullmatch(att.strip()):
-        raise InvalidInput(f"{source} holds no attestation (a compact JWS under \"attestation\")", GIVE)
+        raise InvalidInput(f'{source} holds no attestation (a compact JWS under "attestation")', GIVE)
     if output is not None and not isinstance(output, dict):
         raise InvalidInput(f"{source}: the output is not a JSON object", GIVE)
     return JobResult(att.strip(), output, **about)

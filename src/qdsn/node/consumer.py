@@ -79,8 +79,11 @@ def _receive(ledger: Ledger, key: SigningKey, me: str, delivery: dict[str, Any])
         try:
             anchor = tx.from_leaf(ledger.store.entry(txid=b["anchor"]).leaf)
         except NotFound:
-            raise NotFound(f"the batch at record {b['first']} names anchor {str(b['anchor'])[:16]}…, which this "
-                           "replica does not hold", "let this node follow the log, then fetch again") from None
+            raise NotFound(
+                f"the batch at record {b['first']} names anchor {str(b['anchor'])[:16]}…, which this "
+                "replica does not hold",
+                "let this node follow the log, then fetch again",
+            ) from None
         p = anchor.payload
         if anchor.type != "dataset.anchor" or anchor.submitter != provider or p["dataset"] != dataset:
             raise IntegrityError(f"entry {b['anchor'][:16]}… is not an anchor of {dataset} by its owner")
