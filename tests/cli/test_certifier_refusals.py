@@ -3,14 +3,17 @@
 cannot be reached — gets a message that says what it is and what to do, never a traceback."""
 
 import json
+import time
+from pathlib import Path
 
 import pytest
 
 from qdsn.compute.results import read, rows
 from qdsn.errors import InvalidInput, NotFound
-from qdsn.node import requested
+from qdsn.node import NodeHome, requested
+from qdsn.node.follow import log_key
 
-from .test_cli import qdsn
+from .test_cli import PASS, qdsn
 from .test_jobs_cli import lab
 
 MODEL = "import json, sys\nsys.stdin.read()\nprint(json.dumps({'pass': True}))\n"
@@ -32,9 +35,30 @@ def ran(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ran")
     maker, job = lab(tmp, MODEL)
     (pending,) = json.loads(qdsn("jobs", "list", "--json", home=maker).stdout)
+    cosign(tmp)  # a checkpoint from before the run
     qdsn("jobs", "approve", job, "--isolation", "process", home=maker)
     (done,) = json.loads(qdsn("jobs", "list", "--json", home=maker).stdout)
     return tmp / "cqc", done, pending
+
+
+def cosign(tmp: Path) -> None:
+    """The certifier cosigns the log as it stands (what its node's rounds do)."""
+    reg, cqc = (NodeHome.open(tmp / name, PASS["QDSN_PASSPHRASE"]) for name in ("reg", "cqc"))
+    ledger = reg.ledger()
+    ledger.witness(ledger.sign_checkpoint(reg.log_signer()), log_key(ledger), cqc.cosigner(), int(time.time()))
+    ledger.close()
+
+
+def test_a_run_not_yet_under_a_cosigned_checkpoint_is_not_certified_yet(ran, tmp_path):
+    cqc, done, _ = ran
+    (tmp_path / "job.json").write_text(json.dumps(done))  # the job as GET /jobs/ID gives it
+    issue = ["cert", "issue", str(tmp_path / "job.json"), "--number", "CQC-9", "--standard", "S", "--category", "c",
+             "--scope", "s", "--site", "h", "--status-list", "https://cqc.example/status-lists/9"]  # fmt: skip
+    refused(*issue, home=cqc, says=("not yet under a checkpoint this node cosigned", "witness round"))
+    cosign(cqc.parent)  # now it is; this test model is no certification scheme, which is said as plainly
+    refused(*issue, home=cqc, says="'tiny' is not a scheme that model runs are judged by")
+    assert "No certificates yet" in qdsn("cert", "list", home=cqc).stdout
+    assert json.loads(qdsn("cert", "list", "--json", home=cqc).stdout) == {"issued": [], "held": []}
 
 
 def test_the_raw_job_document_verifies_and_shows_its_results(ran, tmp_path):
@@ -120,3 +144,27 @@ def test_the_register_of_jobs_asked(tmp_path):
     with pytest.raises(InvalidInput, match="damaged"):
         requested.entries(tmp_path)
     assert not list((tmp_path / requested.FOLDER).glob(".new-*"))
+
+
+def test_choosing_an_offer_from_a_catalog_the_other_side_wrote():
+    from qdsn.cli.certify import choose, terms
+
+    purpose = [{"leftOperand": "purpose", "operator": "isAnyOf", "rightOperand": ["certification", "audit"]}]
+    cert = {"uid": "urn:o:cert", "permission": [{"action": "compute", "constraint": purpose}]}
+    market = {"uid": "urn:o:market", "permission": [{"action": "read", "constraint": [
+        {"leftOperand": "purpose", "operator": "eq", "rightOperand": "marketing"}]}]}  # fmt: skip
+    catalog = {"dcat:dataset": [
+        "junk", {"@id": "urn:qdsn:dataset:line-1", "odrl:hasPolicy": [cert, market, 7]},
+        {"@id": "urn:qdsn:dataset:line-2", "odrl:hasPolicy": "not a list"}]}  # fmt: skip
+    assert choose(catalog, "line-1", "certification", None) is cert
+    assert choose(catalog, "urn:qdsn:dataset:line-1", None, "urn:o:market") is market
+    with pytest.raises(InvalidInput, match="2 offers that fit: urn:o:cert, urn:o:market"):
+        choose(catalog, "line-1", None, None)
+    with pytest.raises(NotFound, match="has no offer for purpose 'resale'"):
+        choose(catalog, "line-1", "resale", None)
+    with pytest.raises(NotFound, match="has: line-1, line-2"):
+        choose(catalog, "line-9", None, None)
+    with pytest.raises(NotFound, match="its offers: none"):
+        choose(catalog, "line-2", None, None)
+    assert terms(cert) == "compute to anyone if purpose isAnyOf [certification, audit]"
+    assert terms({"permission": "x"}) == "(no permission)"

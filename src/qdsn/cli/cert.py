@@ -95,9 +95,6 @@ def cert_issue(
         claims = check_attestation(node, done, asked["nonce"] if asked else None)
         if asked is not None and claims.get("job") != asked["job"]:
             raise IntegrityError(f"the attestation is of job {str(claims.get('job'))[:80]}, not {asked['job']}")
-        lists = certify.status_lists(node)
-        if status_list not in lists.uris():
-            lists.create(status_list)
         subject = certify.Subject(number, standard, category, scope, site, credit_code, days)
         sd = certify.issue(node, {"output": done.output, "attestation": done.attestation}, subject, status_list,
                            note=node.trusted_checkpoint())  # fmt: skip

@@ -171,7 +171,7 @@ def choose(catalog: dict[str, Any], dataset: str, purpose: str | None, offer: st
     if len(found) == 1:
         return found[0]
     uids = ", ".join(str(o.get("uid")) for o in (found or candidates)) or "none"
-    what = f"offer {offer}" if offer else f"an offer for purpose {purpose!r}" if purpose else "an offer"
+    what = f"offer {offer}" if offer else f"offer for purpose {purpose!r}" if purpose else "offer"
     if not found:
         raise NotFound(f"dataset {dataset} has no {what} (its offers: {uids[:500]})", "name one with --offer UID")
     raise InvalidInput(f"dataset {dataset} has {len(found)} offers that fit: {uids[:500]}", "choose with --offer UID")
