@@ -168,3 +168,17 @@ def test_choosing_an_offer_from_a_catalog_the_other_side_wrote():
         choose(catalog, "line-2", None, None)
     assert terms(cert) == "compute to anyone if purpose isAnyOf [certification, audit]"
     assert terms({"permission": "x"}) == "(no permission)"
+
+
+def test_a_run_other_than_the_one_asked_for_is_named():
+    from qdsn.compute.attest import digest
+
+    entry = {"url": "http://a", "job": "j", "nonce": "n", "code_hash": "ab" * 32, "parameters": {"threshold": 1.33},
+             "dataset": "line-1", "first": 0, "count": 200}  # fmt: skip
+    honest = {"measurements": {"code_hash": "ab" * 32}, "params_hash": digest({"threshold": 1.33}),
+              "inputs": [{"dataset": "line-1", "first": 0, "count": 200, "batches": []}]}  # fmt: skip
+    assert requested.mismatches(entry, honest) == []
+    cherry = honest | {"inputs": [{"dataset": "line-1", "first": 50, "count": 100, "batches": []}]}
+    assert requested.mismatches(entry, cherry)[0].startswith("records:")
+    other = honest | {"measurements": {"code_hash": "cd" * 32}, "params_hash": digest({"threshold": 0.5})}
+    assert [w.split(":")[0] for w in requested.mismatches(entry, other)] == ["code", "parameters"]

@@ -95,6 +95,8 @@ def cert_issue(
         claims = check_attestation(node, done, asked["nonce"] if asked else None)
         if asked is not None and claims.get("job") != asked["job"]:
             raise IntegrityError(f"the attestation is of job {str(claims.get('job'))[:80]}, not {asked['job']}")
+        if asked is not None and (wrong := requested.mismatches(asked, claims)):
+            raise IntegrityError(f"the run is not the one asked for: {'; '.join(wrong)}")
         subject = certify.Subject(number, standard, category, scope, site, credit_code, days)
         sd = certify.issue(node, {"output": done.output, "attestation": done.attestation}, subject, status_list,
                            note=node.trusted_checkpoint())  # fmt: skip

@@ -222,7 +222,7 @@ def _job_path(job: str) -> str:
 
 Records = Annotated[
     str | None,
-    typer.Option(help="Which anchored records, FIRST:COUNT (default: all the catalog says are anchored)."),
+    typer.Option(help="Which anchored records, FIRST:COUNT (default: all this node's replica has anchored)."),
 ]
 Parameters = Annotated[str, typer.Option(help="The model's parameters (JSON), e.g. '{\"threshold\": 1.33}'.")]
 ResultOut = Annotated[
@@ -253,9 +253,10 @@ def jobs_request(
     import secrets
     from datetime import UTC, datetime
 
-    from qdsn.cli.certify import dataset_id, datasets, expect_object, reaching, records_range
+    from qdsn.cli.certify import expect_object, reaching, records_range
     from qdsn.cli.common import open_node, peer_client
     from qdsn.cli.model import _load
+    from qdsn.compute import package
     from qdsn.node import requested
 
     try:
@@ -269,14 +270,16 @@ def jobs_request(
     nonce = secrets.token_urlsafe(24)
     with reaching(url):
         client = peer_client(node_home, url, ca)
-        if records is None:
-            cat = expect_object(client.call("POST", "/catalog/request", {}), "a DCAT catalog")
-            d = next((x for x in datasets(cat) if dataset_id(x) == dataset.removeprefix("urn:qdsn:dataset:")), None)
-            count = d.get("qdsn:anchoredRecords") if d else None
-            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-                raise NotFound(f"the owner's catalog shows no anchored records of {dataset}",
-                               "name them with --records FIRST:COUNT")  # fmt: skip
-            first = 0
+        if records is None:  # what this node's own replica says is anchored, not what the owner claims
+            ledger = node_home.ledger()
+            try:
+                declared = ledger.state.datasets.get(dataset.removeprefix("urn:qdsn:dataset:"))
+            finally:
+                ledger.close()
+            first, count = 0, declared.anchored if declared else 0
+            if count < 1:
+                raise NotFound(f"this node's replica of the ledger holds no anchored records of {dataset}",
+                               "let this node follow the log (qdsn node start), or name them: --records FIRST:COUNT")
         else:
             first, count = records_range(records)
         job = client.call("POST", "/jobs", {
@@ -287,7 +290,7 @@ def jobs_request(
     if not isinstance(job.get("id"), str):
         raise QDSNError("the node took the job but answered no job id", "ask it: qdsn jobs status")
     requested.record(home, url, job["id"], nonce, agreement=agreement, model=f"{manifest.id}@{manifest.version}",
-                     dataset=dataset, first=first, count=count,
+                     code_hash=package.code_hash(blob), parameters=params, dataset=dataset, first=first, count=count,
                      requested=datetime.now(UTC).isoformat(timespec="seconds"))  # fmt: skip
     state = str(job.get("state"))
     console.print(Text("✓ ", style="green") + shown(f"job {job['id']} asked of {url}: {state}"))
@@ -345,9 +348,11 @@ def jobs_result(
     from qdsn.compute import results
     from qdsn.node import requested
 
+    asked = None
     if nonce is None:
         try:
-            nonce = requested.find(home, job, url)["nonce"]
+            asked = requested.find(home, job, url)
+            nonce = asked["nonce"]
         except NotFound:
             raise NotFound(f"this node did not ask {url} for job {job}, so it knows no nonce to check it against",
                            "give the nonce the job was asked with: --nonce N") from None  # fmt: skip
@@ -359,8 +364,11 @@ def jobs_result(
         c = check_attestation(node, result, nonce)
     finally:
         node.close()
-    if c.get("job") != job:
-        console.print(Text(f"✗ job: the attestation is of job {str(c.get('job'))[:80]}, not {job}", style="red"))
+    wrong = ([f"job: the attestation is of job {str(c.get('job'))[:80]}, not {job}"] if c.get("job") != job else []) + (
+        requested.mismatches(asked, c) if asked else [])  # fmt: skip
+    for why in wrong:
+        console.print(shown(f"✗ {why}"), style="red")
+    if wrong:
         raise typer.Exit(1)
     render_attestation(c, result.output)
     if out:

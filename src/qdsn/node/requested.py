@@ -80,3 +80,25 @@ def _load(path: Path) -> dict[str, Any]:
     if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("url", "job", "nonce")):
         raise InvalidInput(f"{path} is not a job record", "remove it and ask for the job again")
     return entry
+
+
+def mismatches(entry: dict[str, Any], claims: dict[str, Any]) -> list[str]:
+    """How a verified attestation's claims differ from the job as this node asked for it: another model or
+    code, other parameters, other records. The node that ran it chose everything else it signed, so a run
+    on a range of its choosing, or of another model, under this job's nonce is caught here."""
+    from qdsn.compute.attest import digest
+
+    wrong = []
+    m = claims.get("measurements") or {}
+    if "code_hash" in entry and m.get("code_hash") != entry["code_hash"]:
+        wrong.append(f"code: it ran code {str(m.get('code_hash'))[:16]}…, not the model sent "
+                     f"({entry['code_hash'][:16]}…)")  # fmt: skip
+    if "parameters" in entry and claims.get("params_hash") != digest(entry["parameters"]):
+        wrong.append("parameters: it ran with other parameters than those sent")
+    if "count" in entry:
+        asked = [(entry.get("dataset"), entry.get("first"), entry.get("count"))]
+        ran = [(i.get("dataset"), i.get("first"), i.get("count")) for i in claims.get("inputs") or []
+               if isinstance(i, dict)]  # fmt: skip
+        if ran != asked:
+            wrong.append(f"records: it read {ran}, not the records asked for {asked}")
+    return wrong
