@@ -168,6 +168,10 @@ def test_choosing_an_offer_from_a_catalog_the_other_side_wrote():
         choose(catalog, "line-2", None, None)
     assert terms(cert) == "compute to anyone if purpose isAnyOf [certification, audit]"
     assert terms({"permission": "x"}) == "(no permission)"
+    hashes = [{"leftOperand": "qdsn:modelHash", "operator": "isAnyOf", "rightOperand": ["ab" * 32, "cd" * 32]}]
+    named = terms({"permission": [{"action": "compute", "assignee": "did:x", "constraint": hashes}]},
+                  {"ab" * 32: "process-capability@1.0.2"})  # fmt: skip
+    assert named == f"compute to did:x if qdsn:modelHash isAnyOf [process-capability@1.0.2 ({'ab' * 6}…), {'cd' * 8}…]"
 
 
 def test_a_run_other_than_the_one_asked_for_is_named():

@@ -28,7 +28,7 @@ from qdsn.cli.common import (
     peer_client,
     shown,
 )
-from qdsn.errors import IntegrityError, InvalidInput, NotFound, Unavailable
+from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError, Unavailable
 
 Url = Annotated[str, typer.Argument(help="The other member's node API, e.g. https://acme:8421.")]
 CA = Annotated[Path | None, typer.Option("--ca", help="A CA certificate (PEM) to trust for URL.")]
@@ -103,26 +103,48 @@ def offers(d: dict[str, Any]) -> list[dict[str, Any]]:
     return [o for o in (found if isinstance(found, list) else []) if isinstance(o, dict)]
 
 
-def terms(offer: dict[str, Any]) -> str:
-    """An offer's permissions in one line: action, for whom, under which constraints."""
+def terms(offer: dict[str, Any], models: dict[str, str] | None = None) -> str:
+    """An offer's permissions in one line: action, for whom, under which constraints; a code hash is named by
+    the model published under it (`models`: hash → id@version), as this node's replica knows them."""
     parts = []
     rules = offer.get("permission")
     for p in rules if isinstance(rules, list) else []:
         if not isinstance(p, dict):
             continue
         cs = p.get("constraint")
-        said = [f"{c.get('leftOperand')} {c.get('operator')} {_operand(c.get('rightOperand'))}"
+        said = [f"{c.get('leftOperand')} {c.get('operator')} {_operand(c.get('rightOperand'), models or {})}"
                 for c in (cs if isinstance(cs, list) else []) if isinstance(c, dict)]  # fmt: skip
         who = f" to {p['assignee']}" if p.get("assignee") else " to anyone"
         parts.append(f"{p.get('action')}{who}" + (f" if {' and '.join(said)}" if said else ""))
     return "; ".join(parts) or "(no permission)"
 
 
-def _operand(x: Any) -> str:
+def _operand(x: Any, models: dict[str, str] | None = None) -> str:
     if isinstance(x, list):
-        return "[" + ", ".join(_operand(v) for v in x) + "]"
+        return "[" + ", ".join(_operand(v, models) for v in x) + "]"
     text = str(x.get("@value", x)) if isinstance(x, dict) else str(x)
+    if text in (models or {}):
+        return f"{(models or {})[text]} ({text[:12]}…)"
     return text[:16] + "…" if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else text
+
+
+def published_models(home: Path) -> dict[str, str]:
+    """Code hash → id@version of the models published on this node's replica (no passphrase needed); empty
+    when there is no node at `home`."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from qdsn.node import NodeHome
+
+    if not (home / "node.toml").exists():
+        return {}
+    try:
+        ledger = NodeHome.open(home, "").ledger()  # the keystore stays sealed: only the replica is read
+    except (QDSNError, OSError, SQLAlchemyError):
+        return {}  # names are a convenience; the hashes are shown either way
+    try:
+        return {m.hash: m.key for m in ledger.state.models.values()}
+    finally:
+        ledger.close()
 
 
 def catalog_cmd(
@@ -133,20 +155,21 @@ def catalog_cmd(
     as_json: AsJson = False,
 ) -> None:
     """A member's DCAT catalog: its datasets, how many records each has anchored, and the ODRL offers
-    you may see, with their terms (pre-approved models by code hash). Read-only: it never asks for a
+    you may see, with their terms — models pre-approved by code hash named as published. Read-only: it never asks for a
     passphrase; with QDSN_PASSPHRASE set it asks as this node, to see offers addressed to it."""
     doc, who = fetch_catalog(url, home, ca, anonymous)
     if as_json:
         print(json.dumps(doc, indent=2, ensure_ascii=False))
         return
     found = datasets(doc)
+    models = published_models(home)
     table = Table("dataset", "title", "kind", "anchored", "offer", "terms", title=shown(
         f"catalog of {doc.get('dspace:participantId', url)}"))  # fmt: skip
     for d in found:
         row = (dataset_id(d), str(d.get("dct:title", "")), str(d.get("qdsn:kind", "")),
                str(d.get("qdsn:anchoredRecords", "")))  # fmt: skip
         for i, o in enumerate(offers(d) or [{}]):
-            table.add_row(*map(shown, (*(row if i == 0 else ("",) * 4), str(o.get("uid", "-")), terms(o))))
+            table.add_row(*map(shown, (*(row if i == 0 else ("",) * 4), str(o.get("uid", "-")), terms(o, models))))
     console.print(table if found else shown(f"{url} offers no dataset{' to anyone' if who is None else ''}."))
     if who is None:
         err.print("asked anonymously: offers addressed to a particular member are not shown (set QDSN_PASSPHRASE "
@@ -226,7 +249,7 @@ def negotiate_cmd(
         return
     console.print(shown(f"✓ agreement {contract['uid']}"), style="green")
     console.print(shown(f"  offer   {chosen.get('uid')} of {dataset}"))
-    console.print(shown(f"  terms   {terms(contract)}"))
+    console.print(shown(f"  terms   {terms(contract, published_models(home))}"))
     console.print(shown(f"  use it: qdsn jobs request {url} --agreement {contract['uid']} --dataset {dataset} "
                         "--model MODEL"))  # fmt: skip
 
