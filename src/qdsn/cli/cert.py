@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from qdsn.cli.common import (
     Home,
@@ -17,8 +19,11 @@ from qdsn.cli.common import (
     err,
     linked_node,
     open_node,
+    peer_client,
+    shown,
 )
-from qdsn.errors import QDSNError
+from qdsn.crypto.encoding import b64url_decode
+from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
 
 cert_app = typer.Typer(help="Digital quality certificates (SD-JWT VC): issue, present, suspend, revoke.",
                        no_args_is_help=True)  # fmt: skip
@@ -26,11 +31,23 @@ trust_app = typer.Typer(help="The consortium's trust file, which offline verifie
                         no_args_is_help=True)  # fmt: skip
 
 
+ResultFile = Annotated[
+    Path | None, typer.Argument(help="A result file (qdsn jobs result --out); or use --job.", show_default=False)
+]
+AskedJob = Annotated[
+    str | None,
+    typer.Option(
+        help="A job this node asked for (qdsn jobs request): its result is fetched from the node that "
+        "ran it and verified here."
+    ),
+]
+AskedOf = Annotated[
+    str | None, typer.Option("--node", help="With --job: the node it was asked of, when two gave the same job id.")
+]
+
+
 @cert_app.command("issue")
 def cert_issue(
-    result: Annotated[
-        Path, typer.Argument(help="A job's result JSON (its output and attestation), e.g. from GET /jobs/ID.")
-    ],
     number: Annotated[str, typer.Option(help="The certificate number.")],
     standard: Annotated[list[str], typer.Option(help="A standard certified against (repeat for more).")],
     category: Annotated[str, typer.Option(help="The product category.")],
@@ -38,6 +55,10 @@ def cert_issue(
     site: Annotated[str, typer.Option(help="The production site.")],
     status_list: Annotated[str, typer.Option(help="The URI of this node's status list for it.")],
     home: Home,
+    result: ResultFile = None,
+    job: AskedJob = None,
+    node_url: AskedOf = None,
+    ca: Annotated[Path | None, typer.Option("--ca", help="With --job: a CA certificate (PEM) for that node.")] = None,
     credit_code: Annotated[str | None, typer.Option(help="The enterprise's unified social credit code.")] = None,
     days: Annotated[int, typer.Option(help="Days of validity.")] = 365,
     out: Annotated[Path | None, typer.Option(help="Write the SD-JWT here too.")] = None,
@@ -45,23 +66,85 @@ def cert_issue(
     operator_ca: OperatorCA = None,
 ) -> None:
     """Issue a certificate from a verified, passing attestation (certification bodies): the evidence under the
-    latest checkpoint this node cosigned, a random status entry, credential.issue on the ledger."""
-    from qdsn.node import certify
+    latest checkpoint this node cosigned, a random status entry, credential.issue on the ledger. The holder
+    fetches it with `qdsn cert fetch`."""
+    from qdsn.cli.certify import configured_operator, write_whole
+    from qdsn.cli.jobs import check_attestation, fetch_job, read_file
+    from qdsn.compute import results
+    from qdsn.node import certify, requested
 
-    doc = json.loads(result.read_text())
+    if (result is None) == (job is None):
+        raise typer.BadParameter("give the result file (qdsn jobs result --out FILE) or --job ID, one of them")
+    if days < 1:
+        raise typer.BadParameter("--days is 1 or more")
+    asked = requested.find(home, job, node_url) if job is not None else None
+    done = results.read(read_file(result), str(result)) if result is not None else None
+    operator, operator_ca = configured_operator(home, operator, operator_ca)
     node = linked_node(home, operator, operator_ca, local=True)
     try:
-        lists = certify.status_lists(node)
-        if status_list not in lists.uris():
-            lists.create(status_list)
+        if asked is not None:
+            where = f"job {asked['job']} at {asked['url']}"
+            done = results.from_json(fetch_job(home, asked["url"], asked["job"], ca, node.home), where)
+        assert done is not None
+        if done.output is None:
+            raise InvalidInput("a certificate rests on the attested output too, not the attestation alone",
+                               "give the result file qdsn jobs result --out wrote, or --job ID")  # fmt: skip
+        if asked is None and done.job and done.node:  # a result file of a job this node asked for
+            with contextlib.suppress(NotFound):
+                asked = requested.find(home, done.job, done.node)
+        claims = check_attestation(node, done, asked["nonce"] if asked else None)
+        if asked is not None and claims.get("job") != asked["job"]:
+            raise IntegrityError(f"the attestation is of job {str(claims.get('job'))[:80]}, not {asked['job']}")
+        if asked is not None and (wrong := requested.mismatches(asked, claims)):
+            raise IntegrityError(f"the run is not the one asked for: {'; '.join(wrong)}")
         subject = certify.Subject(number, standard, category, scope, site, credit_code, days)
-        result = doc.get("result", doc) if isinstance(doc, dict) else doc
-        sd = certify.issue(node, result, subject, status_list, note=node.trusted_checkpoint())
+        sd = certify.issue(node, {"output": done.output, "attestation": done.attestation}, subject, status_list,
+                           note=node.trusted_checkpoint())  # fmt: skip
+        holder = node.ledger.state.identities[claims["iss"]]
     finally:
         node.close()
     if out:
-        out.write_text(sd)
-    console.print(f"[green]✓[/] certificate {number} issued; credential.issue is on the ledger")
+        write_whole(out, sd + "\n")
+    console.print(f"[green]✓[/] certificate {number} issued to ", shown(holder.name), f" ({holder.did}); "
+                  "credential.issue is on the ledger", sep="", highlight=False)  # fmt: skip
+    console.print(f"  the holder fetches it: qdsn cert fetch URL-OF-THIS-NODE --out {number}.sd-jwt", highlight=False)
+
+
+@cert_app.command("fetch")
+def cert_fetch(
+    url: Annotated[str, typer.Argument(help="The certification body's node API, e.g. https://cqc:8422.")],
+    home: Home,
+    out: Annotated[Path, typer.Option(help="Write the certificate here; with several, a folder for them.")],
+    ca: Annotated[Path | None, typer.Option("--ca", help="A CA certificate (PEM) to trust for URL.")] = None,
+) -> None:
+    """The certificates the body at URL issued to this node (SD-JWTs, for `qdsn cert present`)."""
+    from qdsn.cli.certify import expect_object, reaching, write_whole
+    from qdsn.credentials import sdjwt
+
+    node_home = open_node(home)
+    with reaching(url):
+        got = expect_object(peer_client(node_home, url, ca).call("GET", "/credentials"), "a list of credentials")
+    creds = got.get("credentials")
+    if not isinstance(creds, list) or not all(isinstance(c, str) for c in creds):
+        raise IntegrityError(f"{url} answered no list of certificates")
+    if not creds:
+        raise NotFound(f"{url} has issued no certificate to this node ({node_home.did})")
+    numbers = []
+    for c in creds:
+        try:
+            claims = json.loads(b64url_decode(sdjwt.parse(c).jwt.split(".")[1]))
+        except (QDSNError, ValueError, IndexError) as e:
+            raise IntegrityError(f"{url} answered a certificate that is not an SD-JWT: {e}") from None
+        numbers.append(str(claims.get("certificate_number", "")) if isinstance(claims, dict) else "")
+    if len(creds) == 1:
+        write_whole(out, creds[0] + "\n")
+        console.print("[green]✓[/] certificate ", shown(numbers[0]), f" written to {out}", sep="", highlight=False)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for n, (c, number) in enumerate(zip(creds, numbers, strict=True)):
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in number).strip(".") or f"certificate-{n}"
+        write_whole(out / f"{safe}.sd-jwt", c + "\n")
+    console.print(f"[green]✓[/] {len(creds)} certificates written to {out}/", highlight=False)
 
 
 @cert_app.command("present")
@@ -92,9 +175,10 @@ def cert_present(
 
 
 def _cert_status(number: str, status: str, reason: str, home: Path, operator: str | None, ca: Path | None) -> None:
+    from qdsn.cli.certify import configured_operator
     from qdsn.node import certify
 
-    node = linked_node(home, operator, ca, local=True)
+    node = linked_node(home, *configured_operator(home, operator, ca), local=True)
     try:
         certify.set_status(node, number, status, reason)
     finally:
@@ -130,17 +214,46 @@ def cert_revoke(
 
 
 @cert_app.command("list")
-def cert_list(home: Home) -> None:
-    """The certificates on this node's replica of the ledger that it issued or holds, with their status."""
+def cert_list(home: Home, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The certificates on this node's replica of the ledger. A certification body sees its register of the
+    certificates it issued — holder, status, validity, the next continuous-certification run; a holder
+    sees the ones it holds."""
+    from qdsn.node import certify
+
     node = linked_node(home, None, None, local=True)
     try:
-        mine = [c for c in node.ledger.state.credentials.values() if node.did in (c.issuer, c.subject)]
-        table = Table("certificate", "status", "issuer", "holder", "status entry")
-        for c in mine:
-            table.add_row(c.id, c.status, c.issuer[:24] + "…", c.subject[:24] + "…", f"{c.status_list}#{c.index}")
+        issued = certify.register(node)
+        held = [c for c in node.ledger.state.credentials.values() if c.subject == node.did]
+        names = {c.issuer: (i.name if (i := node.ledger.state.identities.get(c.issuer)) else "") for c in held}
     finally:
         node.close()
-    console.print(table if mine else "No certificates yet.")
+    if as_json:
+        mine = [{"certificate": c.id, "issuer": c.issuer, "issuer_name": names[c.issuer], "status": c.status,
+                 "status_entry": f"{c.status_list}#{c.index}"} for c in held]  # fmt: skip
+        print(json.dumps({"issued": issued, "held": mine}, indent=2, ensure_ascii=False))
+        return
+    if issued:
+        table = Table("certificate", "holder", "status", "valid until", "next run", "status entry",
+                      title="certificates this node issued")  # fmt: skip
+        for r in issued:
+            run = (r["next_run"][:19] + f" (every {r['every_seconds']} s)" if r["next_run"] else "-") + (
+                f", job {r['pending_job']} pending" if r["pending_job"] else "")  # fmt: skip
+            holder = shown(f"{r['holder_name'] or '?'} {r['holder']}")
+            until = (r["valid_until"] or "?")[:19]
+            table.add_row(shown(r["certificate"]), holder, _status(r["status"]), until, run, shown(r["status_entry"]))
+        console.print(table)
+    if held:
+        table = Table("certificate", "issuer", "status", "status entry", title="certificates this node holds")
+        for c in held:
+            table.add_row(shown(c.id), shown(f"{names[c.issuer] or '?'} {c.issuer}"), _status(c.status),
+                          shown(f"{c.status_list}#{c.index}"))  # fmt: skip
+        console.print(table)
+    if not issued and not held:
+        console.print("No certificates yet.")
+
+
+def _status(status: str) -> Text:
+    return Text(status, style={"valid": "green", "suspended": "yellow"}.get(status, "red"))
 
 
 def verify_cmd(

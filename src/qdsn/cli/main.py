@@ -7,7 +7,22 @@ from typing import Annotated
 
 import typer
 
-from qdsn.cli import cert, dataset, did, ingest, jobs, ledger, model, policy, schema, service, spc, stats, vault
+from qdsn.cli import (
+    cert,
+    certify,
+    dataset,
+    did,
+    ingest,
+    jobs,
+    ledger,
+    model,
+    policy,
+    schema,
+    service,
+    spc,
+    stats,
+    vault,
+)
 from qdsn.cli.common import Home, console, err, passphrase
 from qdsn.errors import QDSNError
 from qdsn.node import NodeHome
@@ -91,3 +106,6 @@ app.command()(ingest.simulate)
 app.command("device")(ingest.device_register)
 app.command("verify")(cert.verify_cmd)
 app.command("bundle")(cert.bundle_cmd)
+for cmd, name in ((certify.catalog_cmd, "catalog"), (certify.negotiate_cmd, "negotiate"),
+                  (certify.transfer_cmd, "transfer"), (certify.fetch_cmd, "fetch")):  # fmt: skip
+    app.command(name)(cmd)

@@ -52,10 +52,11 @@ def model_publish(
 ) -> None:
     """Publish a certification model on the ledger (certification bodies only): id, version, code hash and
     manifest, so that manufacturers can approve jobs by its hash."""
+    from qdsn.cli.certify import configured_operator
     from qdsn.compute.package import code_hash
 
     blob, m = _load(source)
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, *configured_operator(home, operator, operator_ca), local=True)
     try:
         payload = {"model": m.id, "version": m.version, "hash": code_hash(blob), "manifest": m.model_dump(mode="json")}
         node.submit([node.home.sign("model.publish", payload)])

@@ -22,7 +22,7 @@ from typing import Any
 from qdsn.crypto import SigningKey, canonical_json
 from qdsn.crypto.encoding import b64url_encode
 from qdsn.crypto.jose import header, sign_jws, verify_jws
-from qdsn.errors import IntegrityError, InvalidInput, NotFound
+from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
 from qdsn.identity import multikey_from_public_key
 from qdsn.ledger import Ledger, tx
 
@@ -87,6 +87,17 @@ def verify(
     _, c = verify_jws(token, ident.key, typ=TYP)
     if c.get("iss") != did or c.get("eat_profile") != PROFILE:
         raise IntegrityError("profile: the attestation's issuer or profile is not QDSN's compute attestation")
+    try:
+        return _checked(c, did, ledger, output, nonce)
+    except QDSNError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # signed, but not in the profile's shape
+        raise IntegrityError(f"claims: the attestation's claims are not in the shape of {PROFILE} ({e!r})") from None
+
+
+def _checked(
+    c: dict[str, Any], did: str, ledger: Ledger, output: dict[str, Any] | None, nonce: str | None
+) -> dict[str, Any]:
     m = c["measurements"]
     model = ledger.state.models.get(m.get("model", ""))
     if model is None or model.hash != m.get("code_hash"):

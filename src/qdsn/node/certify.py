@@ -25,6 +25,7 @@ from qdsn.crypto.encoding import b64url_decode
 from qdsn.crypto.jose import public_jwk
 from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, Unavailable
 from qdsn.ledger import tx
+from qdsn.ledger.checkpoint import open_checkpoint
 from qdsn.node.follow import Operator, log_key
 from qdsn.node.node import Node
 
@@ -90,6 +91,11 @@ def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str
     if owner not in (None, node.did):
         raise Conflict(f"status list {status_list} belongs to {owner} on the ledger", "use a status list of your own")
     model = claims_a["measurements"]["model"].split("@")[0]
+    seq, (cp, _) = node.ledger.store.entry(txid=tx.txid(env.leaf())).seq, open_checkpoint(note, log_key(node.ledger))
+    if seq >= cp.size:
+        raise NotFound(f"the run's attestation (entry {seq}) is not yet under a checkpoint this node cosigned (the "
+                       f"latest covers {cp.size} entries)", "wait for this node's next witness round (qdsn node "
+                       "start runs them), then issue again")  # fmt: skip
     ev = certificate.evidence(node.ledger, [tx.txid(env.leaf())], note, log_key(node.ledger), [result["output"]])
     for item in ev["attestations"]:  # the checks every verifier makes, made before anything is allocated
         try:
@@ -98,6 +104,8 @@ def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str
         except IntegrityError as e:
             raise InvalidInput(f"the attested run cannot back this certificate: {e.what}") from None
     lists = status_lists(node)
+    if status_list not in lists.uris():  # made once the run is known to back a certificate
+        lists.create(status_list)
     index = lists.allocate(status_list, subject.number)
     now = datetime.now(UTC)
     until = now + timedelta(days=subject.valid_days)
@@ -284,3 +292,28 @@ def _next_range(node: Node, number: str) -> tuple[str, int]:
     claims = attest.verify(run["attestation"], node.ledger)
     (i,) = claims["inputs"]
     return i["dataset"], i["first"] + i["count"]
+
+
+def register(node: Node) -> list[dict[str, Any]]:
+    """The certificates this node issued, oldest first: holder, status on the ledger, validity, status
+    entry, and the continuous-certification schedule (next run, interval, a job pending approval)."""
+    _tables(node.policies.engine)
+    with node.policies.engine.connect() as c:
+        kept = {r.id: r for r in c.execute(select(issued))}
+        planned = {r.id: r for r in c.execute(select(schedules))}
+    out = []
+    for cred in node.ledger.state.credentials.values():
+        if cred.issuer != node.did:
+            continue
+        holder = node.ledger.state.identities.get(cred.subject)
+        row = kept.get(cred.id)
+        claims = orjson.loads(b64url_decode(sdjwt.parse(row.sd_jwt).jwt.split(".")[1])) if row else {}
+        plan = planned.get(cred.id)
+        out.append({
+            "certificate": cred.id, "holder": cred.subject, "holder_name": holder.name if holder else None,
+            "status": cred.status, "scheme": claims.get("scheme"), "valid_until": claims.get("valid_until"),
+            "status_entry": f"{cred.status_list}#{cred.index}",
+            "next_run": datetime.fromtimestamp(plan.due, UTC).isoformat() if plan else None,
+            "every_seconds": plan.every if plan else None, "pending_job": plan.pending if plan else None,
+        })  # fmt: skip
+    return out

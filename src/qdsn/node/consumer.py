@@ -5,31 +5,43 @@ replica of the ledger, so provenance does not rest on the provider's word."""
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from typing import Any
 
 import orjson
 
 from qdsn.crypto import SigningKey, hpke
-from qdsn.errors import IntegrityError, PermissionDenied
+from qdsn.errors import IntegrityError, NotFound, PermissionDenied, QDSNError
 from qdsn.ledger import Ledger, merkle, tx
 from qdsn.node.follow import Operator
 from qdsn.node.transfer import delivery_info
+from qdsn.policy.odrl import check_agreement
 from qdsn.policy.transfer import FORMAT
 
 
-def negotiate(provider: Operator, offer: dict[str, Any]) -> dict[str, Any]:
-    """Ask `provider` for `offer` as it is in its catalog and verify the agreement; returns the
-    agreement, or PermissionDenied with the provider's reason."""
+def negotiate(provider: Operator, offer: dict[str, Any], consumer: str | None = None) -> dict[str, Any]:
+    """Ask `provider` for `offer` as it is in its catalog and verify the agreement: it names that offer
+    by uid and hash, and (given) grants it to `consumer`. Returns the agreement, or PermissionDenied
+    with the provider's reason."""
     ask = {"@type": "ContractRequestMessage", "consumerPid": f"urn:uuid:{uuid.uuid4()}", "offer": offer}
     n: Any = provider.call("POST", "/negotiations/request", ask)
+    if not isinstance(n, dict) or not isinstance(n.get("dspace:state"), str):
+        raise IntegrityError("the provider answered the contract request with no ContractNegotiation")
     if n["dspace:state"] != "dspace:AGREED":
-        raise PermissionDenied(f"the provider ended the negotiation: {'; '.join(n.get('dspace:reason', []))}")
-    pid = n["dspace:providerPid"]
+        why = n.get("dspace:reason")
+        why = "; ".join(map(str, why)) if isinstance(why, list) else str(why or "no reason given")
+        raise PermissionDenied(f"the provider ended the negotiation: {why}")
+    pid, contract = n.get("dspace:providerPid"), n.get("dspace:agreement")
+    if not isinstance(pid, str) or not isinstance(contract, dict) or not re.fullmatch(r"[\w:.\-]{1,200}", pid):
+        raise IntegrityError("the provider's agreement message lacks its providerPid or the agreement")
+    check_agreement(contract, offer)  # the agreement names exactly the offer asked for, by uid and hash
+    if consumer is not None and contract.get("assignee") != consumer:
+        raise IntegrityError(f"the agreement is granted to {str(contract.get('assignee'))[:100]}, not to this node")
     provider.call(
         "POST", f"/negotiations/{pid}/agreement/verification", {"@type": "ContractAgreementVerificationMessage"}
     )
-    return n["dspace:agreement"]
+    return contract
 
 
 def transfer(provider: Operator, agreement: str, kind: str, **terms: Any) -> dict[str, Any]:
@@ -43,6 +55,15 @@ def transfer(provider: Operator, agreement: str, kind: str, **terms: Any) -> dic
 def receive(ledger: Ledger, key: SigningKey, me: str, delivery: dict[str, Any]) -> list[dict[str, Any]]:
     """The records of a sealed delivery to `me`, each proved against an anchored batch root on
     `ledger`; IntegrityError if anything does not open or add up."""
+    try:
+        return _receive(ledger, key, me, delivery)
+    except QDSNError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:  # the provider wrote all of it
+        raise IntegrityError(f"the sealed delivery is not in the form of one ({e!r})") from None
+
+
+def _receive(ledger: Ledger, key: SigningKey, me: str, delivery: dict[str, Any]) -> list[dict[str, Any]]:
     provider, pid, agreement = delivery["qdsn:provider"], delivery["dspace:providerPid"], delivery["dspace:agreementId"]
     sealed = base64.urlsafe_b64decode(delivery["qdsn:sealed"] + "=" * (-len(delivery["qdsn:sealed"]) % 4))
     body = orjson.loads(hpke.unseal(key, sealed, delivery_info(provider, me, pid, agreement)))
@@ -55,7 +76,14 @@ def receive(ledger: Ledger, key: SigningKey, me: str, delivery: dict[str, Any]) 
     records = body["records"]
     out, at = [], 0
     for b in body["batches"]:
-        anchor = tx.from_leaf(ledger.store.entry(txid=b["anchor"]).leaf)
+        try:
+            anchor = tx.from_leaf(ledger.store.entry(txid=b["anchor"]).leaf)
+        except NotFound:
+            raise NotFound(
+                f"the batch at record {b['first']} names anchor {str(b['anchor'])[:16]}…, which this "
+                "replica does not hold",
+                "let this node follow the log, then fetch again",
+            ) from None
         p = anchor.payload
         if anchor.type != "dataset.anchor" or anchor.submitter != provider or p["dataset"] != dataset:
             raise IntegrityError(f"entry {b['anchor'][:16]}… is not an anchor of {dataset} by its owner")
