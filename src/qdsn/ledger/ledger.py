@@ -403,6 +403,11 @@ class Ledger:
             raise InvalidInput(f"the log key is named {signer.name!r}; this log's origin is {self.origin!r}")
         size = self.size
         cp = Checkpoint(self.origin, size, self.root_at(size))
+        if (expected := self._signed_by(signer, size)).key.raw != signer.key.verify_key.raw:
+            # the log's key history moved on (a rotation is in the log): a checkpoint signed now with the
+            # retired key would verify nowhere, and would stop the next one from being signed
+            raise Conflict(f"the log key was rotated: this key is retired for checkpoints of size {size}",
+                           f"sign with the current log key {expected.text()}")  # fmt: skip
         stored = self.store.last_checkpoint()
         if stored:
             last, _ = open_checkpoint(stored[1], self._signed_by(signer, stored[0]))
