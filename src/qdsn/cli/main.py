@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from qdsn.cli import cert, dataset, did, ingest, jobs, ledger, model, policy, schema, service, spc, vault
+from qdsn.cli import cert, dataset, did, ingest, jobs, join, ledger, member, model, policy, schema, service, spc, vault
 from qdsn.cli.common import Home, console, err, passphrase
 from qdsn.errors import QDSNError
 from qdsn.node import NodeHome
@@ -31,7 +31,7 @@ def run() -> None:
 
 @app.command()
 def init(
-    role: Annotated[str, typer.Option(help="enterprise (a manufacturer), certifier or regulator.")],
+    role: Annotated[str, typer.Option(help="enterprise (or manufacturer), certifier or regulator.")],
     name: Annotated[str, typer.Option(help="The participant's display name.")],
     home: Home,
     origin: Annotated[
@@ -55,6 +55,9 @@ def init(
     console.print(f"  DID    {node.did}")
     if role == "regulator":
         console.print(f"  log    {node.origin} (entry 0: its own registration)")
+    elif origin is None and ledger is None:
+        console.print(f"[yellow]![/] this node names its own log {node.origin}: to follow a consortium's log, "
+                      "create the home with `qdsn join URL` instead")  # fmt: skip
 
 
 @app.command()
@@ -84,9 +87,11 @@ for sub, name in (
     (jobs.jobs_app, "jobs"),
     (cert.cert_app, "cert"),
     (cert.trust_app, "trust"),
+    (member.member_app, "member"),
 ):
     app.add_typer(sub, name=name)
 app.command()(ingest.simulate)
 app.command("device")(ingest.device_register)
 app.command("verify")(cert.verify_cmd)
+app.command("join")(join.join)
 app.command("bundle")(cert.bundle_cmd)

@@ -118,6 +118,13 @@ class Ledger:
         statements about the log of `size` entries."""
         return keys.key_at(self.key_history(did), size, did)
 
+    def registration(self, did: str) -> dict[str, Any]:
+        """The `identity.register` payload that admitted `did`: its role, name and organisation record."""
+        ident = self.state.identities.get(did)
+        if ident is None:
+            raise NotFound(f"{did} is not registered on this ledger", "see the members: qdsn member list")
+        return tx.from_leaf(self.store.entry(ident.registered).leaf).payload
+
     def did_document(self, did: str) -> dict[str, Any] | None:
         """The DID document of a participant as this log knows it (`keys.document`); None if unregistered."""
         spans = self.key_history(did)

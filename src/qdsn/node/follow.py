@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from qdsn.crypto.encoding import b64url_encode
 from qdsn.errors import IntegrityError, QDSNError
 from qdsn.ledger import Ledger, tx
-from qdsn.ledger.checkpoint import Checkpoint, NoteVerifier, open_checkpoint, parse_note
+from qdsn.ledger.checkpoint import Checkpoint, NoteVerifier, open_checkpoint, parse_note, parse_verifier
 from qdsn.ledger.ledger import SplitView
 from qdsn.node import seen, witness
 from qdsn.node.home import NodeHome
@@ -33,8 +33,14 @@ class Operator(Protocol):
 def log_key(ledger: Ledger, size: int | None = None) -> NoteVerifier:
     """The key the log's checkpoint of `size` entries (default: now) is signed with: the operator is the
     regulator that started the log in its first entry, named by the log's origin; the key it held at that
-    size comes from its key history on the ledger (`ledger.keys`)."""
-    return ledger.log_key(size)
+    size comes from its key history on the ledger (`ledger.keys`). A replica that pinned a log key when it
+    joined (`node.onboard`) refuses a log whose key history does not hold it."""
+    key = ledger.log_key(size)
+    pinned = ledger.store.get_meta("log_key")
+    if pinned and parse_verifier(pinned).key.raw not in [s.key for s in ledger.key_history(ledger.log_signer())]:
+        raise IntegrityError(f"this log is not the one this node joined: its key history does not hold the log key "
+                             f"{pinned} pinned then", "stop following this operator; ask the regulator")  # fmt: skip
+    return key
 
 
 def pull(ledger: Ledger, operator: Operator, until: int | None = None, meta: dict[str, str] | None = None) -> int:
