@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import ClassVar
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -121,7 +122,7 @@ def test_a_manufacturer_joins_is_admitted_and_cosigns(tmp_path):
     finally:
         stop(member)
         stop(operator)
-    (theirs, root), (ours, acme_root) = log_of(reg), log_of(acme)
+    (theirs, _), (ours, _) = log_of(reg), log_of(acme)
     assert [e.leaf() for e in ours] == [e.leaf() for e in theirs[: len(ours)]] and len(ours) >= before + 1
     assert qdsn("ledger", "verify", "--home", str(acme)).returncode == 0
 
@@ -129,8 +130,8 @@ def test_a_manufacturer_joins_is_admitted_and_cosigns(tmp_path):
 class Tampering(BaseHTTPRequestHandler):
     """An operator in the middle: answers as the real one does, except for what `change` rewrites."""
 
-    upstream = ""
-    change: dict = {}
+    upstream: ClassVar[str] = ""
+    change: ClassVar[dict] = {}
 
     def do_GET(self):
         body = httpx.get(self.upstream + self.path).content
@@ -154,7 +155,7 @@ def regulator(tmp_path):
 
 
 def test_join_refuses_an_operator_whose_answers_do_not_hold_together(tmp_path, regulator):
-    url, reg = regulator
+    url, _ = regulator
     real = httpx.get(url + "/.well-known/qdsn-trust.json").json()
 
     def other_key(body):  # a trust file made again around another key: it matches its own fingerprint
