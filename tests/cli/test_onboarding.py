@@ -11,8 +11,8 @@ import subprocess
 import sys
 import threading
 import time
-from typing import ClassVar
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import httpx
 import pytest
