@@ -295,8 +295,9 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
 
     @app.get("/.well-known/did.json", tags=["identity"])
     def did_json() -> dict[str, Any]:
-        """This node's DID document (public)."""
-        return did_document(node.did, node.home.key().verify_key.raw)
+        """This node's DID document (public): its keys as the ledger records them (`qdsn did show` prints the
+        same), or its own key before the regulator registered it."""
+        return node.ledger.did_document(node.did) or did_document(node.did, node.home.key().verify_key.raw)
 
     @app.get("/ledger/checkpoint", response_class=PlainTextResponse, tags=["ledger"])
     def checkpoint() -> str:

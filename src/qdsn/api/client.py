@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -38,11 +38,18 @@ class NodeClient:
     """Talks to the node at `base_url` as `did`; `verify` is False or an SSL context that trusts the
     node's certificate; `http` may be any httpx client (tests pass the app's)."""
 
-    def __init__(self, base_url: str, key: SigningKey, did: str, *, http: httpx.Client | None = None,
-                 verify: bool | ssl.SSLContext = True, timeout: float = 10.0) -> None:  # fmt: skip
+    def __init__(self, base_url: str, key: SigningKey | Callable[[], SigningKey], did: str, *,
+                 http: httpx.Client | None = None, verify: bool | ssl.SSLContext = True,
+                 timeout: float = 10.0) -> None:  # fmt: skip
         self.base_url = base_url.rstrip("/")
-        self.key, self.did = key, did
+        self._key, self.did = key, did
         self.http = http or httpx.Client(verify=verify, timeout=timeout)
+
+    @property
+    def key(self) -> SigningKey:
+        """The key requests are signed with: given, or (a function, e.g. `NodeHome.key`) this node's current
+        key, so that a running node goes on being heard after its key is rotated."""
+        return self._key() if callable(self._key) else self._key
 
     def request(self, method: str, path: str, payload: Any = None, *, signed: bool = True,
                 raw: bytes | None = None, headers: Sequence[tuple[str, str]] = ()) -> httpx.Response:  # fmt: skip

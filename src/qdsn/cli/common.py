@@ -87,7 +87,8 @@ def peer_client(home: NodeHome, url: str, ca: Path | None):  # type: ignore[no-u
 
     from qdsn.api.client import NodeClient
 
-    return NodeClient(url, home.key(), home.did, verify=ssl.create_default_context(cafile=str(ca)) if ca else True)
+    verify = ssl.create_default_context(cafile=str(ca)) if ca else True
+    return NodeClient(url, home.key, home.did, verify=verify)  # its current key at each request: rotations
 
 
 Operator = Annotated[

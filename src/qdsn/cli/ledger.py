@@ -20,6 +20,7 @@ from qdsn.cli.common import (
     progress_bar,
     render_verdict,
 )
+from qdsn.cli.member import registered
 from qdsn.errors import NotFound, QDSNError
 from qdsn.ledger import merkle, tx
 from qdsn.ledger.checkpoint import parse_verifier
@@ -34,10 +35,11 @@ def ledger_show(home: Home, last: Annotated[int, typer.Option(help="How many of 
     """List the newest entries of this node's ledger replica."""
     ledger = open_node(home).ledger()
     table = Table(title=f"{ledger.origin} — {ledger.size} entries, root {ledger.root().hex()[:16]}…")
-    for col in ("seq", "type", "submitter", "txid"):
+    for col in ("seq", "type", "submitter", "txid", "about"):
         table.add_column(col)
     for row in ledger.store.rows(max(0, ledger.size - last), ledger.size):
-        table.add_row(str(row.seq), row.type, row.submitter[:32] + "…", row.txid[:16] + "…")
+        about = registered(tx.from_leaf(row.leaf).payload) if row.type == "identity.register" else ""
+        table.add_row(str(row.seq), row.type, row.submitter[:32] + "…", row.txid[:16] + "…", about)
     console.print(table)
 
 
@@ -90,6 +92,7 @@ def ledger_prove(
 def ledger_checkpoint(home: Home) -> None:
     """Sign a C2SP checkpoint of the log as it is now and print the signed note."""
     from qdsn.node import seen
+    from qdsn.node.onboard import key_fingerprint
 
     node = open_node(home)
     ledger = node.ledger()
@@ -97,6 +100,8 @@ def ledger_checkpoint(home: Home) -> None:
     seen.remember(node.path, note, node.log_signer().verifier(), ledger.store)
     sys.stdout.write(note)
     console.print(f"[dim]log key: {node.log_signer().verifier().text()}[/]", highlight=False)
+    console.print(f"[dim]its fingerprint, for members who join: {key_fingerprint(node.log_signer().verifier())}[/]",
+                  highlight=False)  # fmt: skip
 
 
 def _peer_checkpoint(url: str, ca: str | None = None) -> str:

@@ -14,7 +14,9 @@ from qdsn.cli import (
     did,
     ingest,
     jobs,
+    join,
     ledger,
+    member,
     model,
     policy,
     schema,
@@ -46,7 +48,7 @@ def run() -> None:
 
 @app.command()
 def init(
-    role: Annotated[str, typer.Option(help="enterprise (a manufacturer), certifier or regulator.")],
+    role: Annotated[str, typer.Option(help="enterprise (or manufacturer), certifier or regulator.")],
     name: Annotated[str, typer.Option(help="The participant's display name.")],
     home: Home,
     origin: Annotated[
@@ -70,6 +72,9 @@ def init(
     console.print(f"  DID    {node.did}")
     if role == "regulator":
         console.print(f"  log    {node.origin} (entry 0: its own registration)")
+    elif origin is None and ledger is None:
+        console.print(f"[yellow]![/] this node names its own log {node.origin}: to follow a consortium's log, "
+                      "create the home with `qdsn join URL` instead")  # fmt: skip
 
 
 @app.command()
@@ -100,11 +105,13 @@ for sub, name in (
     (cert.cert_app, "cert"),
     (cert.trust_app, "trust"),
     (stats.stats_app, "stats"),
+    (member.member_app, "member"),
 ):
     app.add_typer(sub, name=name)
 app.command()(ingest.simulate)
 app.command("device")(ingest.device_register)
 app.command("verify")(cert.verify_cmd)
+app.command("join")(join.join)
 app.command("bundle")(cert.bundle_cmd)
 for cmd, name in ((certify.catalog_cmd, "catalog"), (certify.negotiate_cmd, "negotiate"),
                   (certify.transfer_cmd, "transfer"), (certify.fetch_cmd, "fetch")):  # fmt: skip

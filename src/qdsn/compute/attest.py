@@ -73,18 +73,24 @@ def claims_for(
 
 
 def verify(
-    token: str, ledger: Ledger, *, output: dict[str, Any] | None = None, nonce: str | None = None
+    token: str,
+    ledger: Ledger,
+    *,
+    output: dict[str, Any] | None = None,
+    nonce: str | None = None,
+    at: int | None = None,
 ) -> dict[str, Any]:
     """The claims of an attestation once every check holds; otherwise an error that names the check:
-    the signature by the issuing node's key on the ledger, the model published with that code hash,
-    every input batch anchored by its dataset's owner, the commitments and the binding, and — given —
-    the output and the nonce."""
+    the signature by the issuing node's key on the ledger (its key at entry `at`, the attestation's
+    `compute.attest`, when it is recorded: a later rotation leaves it verifiable), the model published with
+    that code hash, every input batch anchored by its dataset's owner, the commitments and the binding, and
+    — given — the output and the nonce."""
     kid = str(header(token).get("kid", ""))
     did = kid.split("#", 1)[0]
     ident = ledger.state.identities.get(did)
     if ident is None:
         raise NotFound(f"signature: the attesting node {did or '(no kid)'} is not registered on the ledger")
-    _, c = verify_jws(token, ident.key, typ=TYP)
+    _, c = verify_jws(token, ident.key if at is None else ledger.key_at(did, at), typ=TYP)
     if c.get("iss") != did or c.get("eat_profile") != PROFILE:
         raise IntegrityError("profile: the attestation's issuer or profile is not QDSN's compute attestation")
     try:

@@ -30,7 +30,12 @@ from qdsn.crypto.encoding import b64url_decode
 from qdsn.crypto.jose import PrivateKey
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
 from qdsn.ledger import Ledger, merkle, tx
-from qdsn.ledger.checkpoint import NoteVerifier, cosigners_verified, open_checkpoint
+from qdsn.ledger.checkpoint import Checkpoint, NoteVerifier, cosigners_verified, open_checkpoint, parse_note
+
+# The log's key and the members' cosigner keys, given as such or (with key history) as functions of the
+# checkpoint size they sign: a rotation must not unmake the evidence checkpoints signed before it.
+LogKey = NoteVerifier | Callable[[int], NoteVerifier]
+Cosigners = Sequence[NoteVerifier] | Callable[[int], Sequence[NoteVerifier]]
 
 VCT = "urn:qdsn:vct:quality-certificate:1"
 STATUS_NAMES = {0: "valid", 1: "revoked", 2: "suspended"}
@@ -101,11 +106,12 @@ def indicators(output: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def evidence(ledger: Ledger, attestations: Sequence[str], note: str, log_key: NoteVerifier,
+def evidence(ledger: Ledger, attestations: Sequence[str], note: str, log_key: LogKey,
              outputs: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
     """The evidence block: each `compute.attest` entry with its inclusion proof in the checkpoint `note`,
     and the attested output of each run (`outputs`, in the same order), which a verifier judges."""
-    cp, _ = open_checkpoint(note, log_key)
+    size = Checkpoint.parse(parse_note(note)[0]).size
+    cp, _ = open_checkpoint(note, log_key(size) if callable(log_key) else log_key)
     if not attestations:
         raise InvalidInput("a certificate rests on at least one attested run")
     if outputs is not None and len(outputs) != len(attestations):
@@ -141,7 +147,7 @@ def backs(item: dict[str, Any], claims: dict[str, Any], ledger: Ledger) -> dict[
     if entry.type != "compute.attest":
         raise IntegrityError(f"ledger entry {entry.seq} is a {entry.type}, not a compute.attest")
     env = tx.from_leaf(entry.leaf)
-    a = attest.verify(env.payload["attestation"], ledger)
+    a = attest.verify(env.payload["attestation"], ledger, at=entry.seq)
     subject = (claims.get("enterprise") or {}).get("did")
     if a["iss"] != subject or env.submitter != subject:
         raise IntegrityError(f"subject: the run was attested by {a['iss']}, not by the certificate's enterprise "
@@ -210,6 +216,20 @@ def recorded(claims: dict[str, Any], issuer_jwt: str, ledger: Ledger) -> str:
     return f"credential.issue at entry {rec.issued} records this certificate's hash, subject and status entry"
 
 
+def issuer_key(ledger: Ledger, iss: str, presentation: str) -> bytes:
+    """The key a certificate of `iss` must be signed with: the key `iss` held when the certificate's
+    `credential.issue` entered the log (so a later rotation leaves it valid), or — not recorded — its
+    current key. A certificate signed with a retired key after the rotation is thereby refused."""
+    try:
+        number = orjson.loads(b64url_decode(sdjwt.parse(presentation).jwt.split(".")[1])).get("certificate_number")
+    except (QDSNError, ValueError, TypeError, AttributeError, IndexError):
+        number = None  # unreadable: sdjwt.verify refuses it with its reason
+    rec = ledger.state.credentials.get(number) if isinstance(number, str) else None
+    if rec is not None and rec.issuer == iss:
+        return ledger.key_at(iss, rec.issued)
+    return ledger.state.identities[iss].key
+
+
 @dataclass(frozen=True)
 class Check:
     """One line of a verification report: passed or failed, or — `checked` false — a check this
@@ -225,11 +245,11 @@ def report(
     presentation: str,
     ledger: Ledger,
     *,
-    log_key: NoteVerifier,
+    log_key: LogKey,
     aud: str | None = None,
     nonce: str | None = None,
     status: Callable[[str], tuple[int, str]] | None = None,
-    cosigners: Sequence[NoteVerifier] = (),
+    cosigners: Cosigners = (),
     quorum: int = 0,
     now: datetime | None = None,
 ) -> list[Check]:
@@ -243,7 +263,7 @@ def report(
         ident = ledger.state.identities.get(iss)
         if ident is None or ident.role != "certifier":
             raise sdjwt.BadSignature(f"{iss} is not a certification body on the ledger")
-        return ident.key
+        return issuer_key(ledger, iss, presentation)
 
     try:
         v = sdjwt.verify(presentation, key_of, aud=aud, nonce=nonce, now=now, vct=VCT)
@@ -263,9 +283,9 @@ def report(
         return [Check("certificate", False, f"the certificate could not be checked: {why}")]
 
 
-def _report(v: sdjwt.Verified, c: dict[str, Any], presentation: str, ledger: Ledger, *, log_key: NoteVerifier,
+def _report(v: sdjwt.Verified, c: dict[str, Any], presentation: str, ledger: Ledger, *, log_key: LogKey,
             aud: str | None, nonce: str | None, status: Callable[[str], tuple[int, str]] | None,
-            cosigners: Sequence[NoteVerifier], quorum: int) -> list[Check]:  # fmt: skip
+            cosigners: Cosigners, quorum: int) -> list[Check]:  # fmt: skip
     out: list[Check] = []
     issuer = ledger.state.identities[v.issuer]
     out.append(Check("issuer", True, f"{issuer.name} ({v.issuer}), a certification body on the ledger"))
@@ -315,13 +335,16 @@ def _status(c: dict[str, Any], ledger: Ledger, fetch: Callable[[str], tuple[int,
     return Check("status", value == 0, f"{STATUS_NAMES.get(value, value)} (status list {ref['uri']}#{ref['idx']})")
 
 
-def _evidence(c: dict[str, Any], ledger: Ledger, log_key: NoteVerifier, cosigners: Sequence[NoteVerifier],
+def _evidence(c: dict[str, Any], ledger: Ledger, log_key: LogKey, cosigners: Cosigners,
               quorum: int) -> list[Check]:  # fmt: skip
     out = []
     ev = c.get("evidence", {})
     cp_doc = ev.get("checkpoint", {})
     try:
-        cp, _ = open_checkpoint(cp_doc["note"], log_key)
+        size = Checkpoint.parse(parse_note(cp_doc["note"])[0]).size  # names the keys; verified next
+        cp, _ = open_checkpoint(cp_doc["note"], log_key(size) if callable(log_key) else log_key)
+        if callable(cosigners):
+            cosigners = cosigners(size)
         if (cp.size, cp.root.hex()) != (cp_doc["size"], cp_doc["root"]):
             raise InvalidInput("the evidence's checkpoint fields do not match its note")
         if ledger.size >= cp.size and ledger.root_at(cp.size) != cp.root:
@@ -329,7 +352,7 @@ def _evidence(c: dict[str, Any], ledger: Ledger, log_key: NoteVerifier, cosigner
         names = cosigners_verified(cp_doc["note"], list(cosigners)) if cosigners else []
         if len(names) < quorum:
             raise InvalidInput(f"{len(names)} cosignatures, {quorum} required")
-        cosigned = f", cosigned by {len(names)} of {len(cosigners)} members" if cosigners else ""
+        cosigned = f", cosigned by {len(names)} of {len({v.name for v in cosigners})} members" if cosigners else ""
         out.append(Check("checkpoint", True, f"size {cp.size} signed by the log {cp.origin}{cosigned}"))
     except (QDSNError, KeyError) as e:
         return [*out, Check("checkpoint", False, str(e))]

@@ -4,6 +4,7 @@ each a real node with its own home, keystore and ledger replica, telling the sto
 from __future__ import annotations
 
 import base64
+import os
 import random
 import secrets
 import shutil
@@ -68,12 +69,25 @@ def follow(replica: Ledger, operator: Ledger) -> int:
 def run_demo(console: Console, *, manufacturers: int = 3, keep: Path | None = None) -> None:
     """Build the consortium in a temporary folder (or `keep`) and narrate each step."""
     root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="qdsn-demo-"))
-    passphrase = secrets.token_urlsafe(24)  # lives in memory only; the keystores are sealed with it
+    given = os.environ.get("QDSN_PASSPHRASE")
+    # Thrown away with a temporary consortium; a kept one is sealed under QDSN_PASSPHRASE, or under a new
+    # passphrase printed at the end, so that its nodes can be used afterwards.
+    passphrase = given or secrets.token_urlsafe(24)
     try:
         _run(console, root, passphrase, min(max(manufacturers, 1), len(MANUFACTURERS)))
     finally:
         if keep is None:
             shutil.rmtree(root, ignore_errors=True)
+    if keep is not None:
+        console.print(f"\n[bold]Kept[/] in {root}: the nodes regulator/, certifier/ and enterprise-N/.")
+        if given:
+            console.print("  Their keystores are sealed under your QDSN_PASSPHRASE.")
+        else:
+            console.print(f"  Their keystores are sealed under the passphrase [bold]{passphrase}[/]", soft_wrap=True)
+            console.print("  (keep it: it is shown only now).", highlight=False)
+        shown = "your passphrase" if given else passphrase
+        console.print(f"  Continue, e.g.: QDSN_PASSPHRASE='{shown}' qdsn ledger status --home {root / 'regulator'}",
+                      highlight=False, soft_wrap=True)  # fmt: skip
 
 
 def _run(console: Console, root: Path, passphrase: str, n: int) -> None:

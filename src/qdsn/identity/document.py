@@ -18,11 +18,14 @@ MULTIKEY_CONTEXT = "https://w3id.org/security/multikey/v1"
 JWK_CONTEXT = "https://w3id.org/security/jwk/v1"
 
 
-def did_document(did: str, public_key: bytes, *, key_agreement: bool | None = None) -> dict[str, Any]:
+def did_document(
+    did: str, public_key: bytes, *, key_agreement: bool | None = None, history: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The DID document of `did` controlled by the Ed25519 `public_key`.
 
     The key appears as Multikey (`#z6Mk…`) and as JsonWebKey (`#jwk`); both are listed for
-    authentication and assertion. did:key documents also carry the derived X25519 key.
+    authentication and assertion. did:key documents also carry the derived X25519 key. `history`
+    (the consortium ledger's record of the DID's keys, oldest first) is listed as `keyHistory`.
     """
     mk = multikey_from_public_key(public_key)
     frag = mk if did.startswith("did:key:") else "key-1"
@@ -50,6 +53,8 @@ def did_document(did: str, public_key: bytes, *, key_agreement: bool | None = No
         xmk = x25519_multikey(public_key)
         methods.append({"id": f"{did}#{xmk}", "type": "Multikey", "controller": did, "publicKeyMultibase": xmk})
         doc["keyAgreement"] = [f"{did}#{xmk}"]
+    if history is not None:
+        doc["keyHistory"] = history
     return doc
 
 

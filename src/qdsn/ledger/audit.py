@@ -38,6 +38,7 @@ from qdsn.ledger.integrity import (
     present,
     read_only_url,
 )
+from qdsn.ledger.keys import KeySpan, key_at
 from qdsn.ledger.state import State, TreeView
 from qdsn.ledger.store import Store, entries, meta, nodes
 from qdsn.ledger.store import metadata as ledger_tables
@@ -93,6 +94,7 @@ def _audit(
     state = State(origin=origin)
     frontier = merkle.Frontier()
     keys: set[tuple[str, bytes]] = set()  # every key a member held: a cosignature stays valid after a rotation
+    history: dict[str, list[tuple[int, bytes]]] = {}  # each participant's keys with the entry that put them in
     for start in range(0, store.size, CHUNK):
         try:
             rows = store.rows(start, min(start + CHUNK, store.size))
@@ -125,6 +127,7 @@ def _audit(
             if env.type in ("identity.register", "identity.rotate_key"):
                 did = env.payload["did"]
                 keys.add((did, state.identities[did].key))
+                history.setdefault(did, []).append((row.seq, state.identities[did].key))
             new.extend(frontier.append(merkle.leaf_hash(row.leaf)))
         ok = verify_batch([(verify_key(k), s, m) for _, k, s, m in checks])
         if not all(ok):
@@ -153,12 +156,22 @@ def _audit(
     signers: dict[str, list[NoteVerifier]] = {}
     for did, k in sorted(keys):
         signers.setdefault(did, []).append(NoteVerifier(did, VerifyKey(k), COSIGNATURE_V1))
+    genesis = tx.from_leaf(store.leaves(0, 1)[0]).submitter if store.size else ""
+    spans = [KeySpan(k, since, h[i + 1][0] if i + 1 < len(h) else None)
+             for h in [history.get(genesis, [])] for i, (since, k) in enumerate(h)]  # fmt: skip
+
+    def verifier_at(size: int) -> NoteVerifier:
+        """The given log key, followed through the log's key history when it is one of the log signer's keys."""
+        given = log_key or parse_verifier(key_text or "")
+        if given.key.raw in [s.key for s in spans]:
+            return NoteVerifier(given.name, VerifyKey(key_at(spans, max(size, 1), genesis)), given.alg)
+        return given
+
     prev = None
     for size, note in store.checkpoint_notes():
         if log_key is None and key_text is None:
             raise _Bad(None, "checkpoints are stored but the log key is unknown; pass it with --log-key")
-        verifier = log_key or parse_verifier(key_text or "")
-        cp = _checkpoint(note, verifier, signers, f"checkpoint of size {size}")
+        cp = _checkpoint(note, verifier_at(size), signers, f"checkpoint of size {size}")
         if cp.size != size or cp.size > frontier.size or store.root_at(cp.size) != cp.root:
             raise _Bad(None, f"checkpoint of size {cp.size} does not match the log")
         if prev is not None:
@@ -172,7 +185,7 @@ def _audit(
         size, root, note = seen
         if log_key is None and key_text is None:
             raise _Bad(None, "a witnessed checkpoint is stored but the log key is unknown; pass it with --log-key")
-        cp = _checkpoint(note, log_key or parse_verifier(key_text or ""), signers, "the witnessed checkpoint")
+        cp = _checkpoint(note, verifier_at(size), signers, "the witnessed checkpoint")
         if (cp.size, cp.root) != (size, root) or size > frontier.size or store.root_at(size) != root:
             raise _Bad(None, f"the witnessed checkpoint of size {size} does not match the log")
 

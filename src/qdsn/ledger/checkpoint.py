@@ -316,12 +316,15 @@ def open_checkpoint(note: str, log_key: str | NoteVerifier) -> tuple[Checkpoint,
 
 
 def cosigners_verified(note: str, cosigners: Sequence[str | NoteVerifier]) -> list[str]:
-    """Names of the cosigners in `cosigners` whose cosignature on `note` verifies."""
+    """Names of the cosigners in `cosigners` whose cosignature on `note` verifies, each once (a cosigner
+    may be given with several keys: those of its key history that may have signed it)."""
     text, sigs = parse_note(note)
-    names = []
+    names: list[str] = []
     for v in map(_as_verifier, cosigners):
         if v.alg != COSIGNATURE_V1:
             raise InvalidInput(f"{v.name} is not a cosignature (type 0x04) key")
+        if v.name in names:
+            continue
         for s in sigs:
             if (s.name, s.key_id) == (v.name, v.key_id):
                 try:

@@ -10,12 +10,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qdsn.crypto import BatchVerifier, verify_key
+from qdsn.crypto import BatchVerifier, VerifyKey, verify_key
 from qdsn.crypto.encoding import b64url_decode
 from qdsn.errors import BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, QDSNError
-from qdsn.ledger import merkle, tx
+from qdsn.ledger import keys, merkle, tx
 from qdsn.ledger.checkpoint import (
+    ED25519,
     Checkpoint,
+    Note,
     NoteSigner,
     NoteVerifier,
     add_signature,
@@ -74,6 +76,7 @@ class Ledger:
         self.origin = origin or stored or ""
         self.state = store.load_state(self.origin)
         self._lock = threading.Lock()
+        self._keys: dict[str, tuple[int, list[keys.KeySpan]]] = {}  # did -> (its `updated`, its key history)
 
     @classmethod
     def open(cls, url: str, origin: str | None = None) -> Ledger:
@@ -96,6 +99,52 @@ class Ledger:
         if ds is None:
             raise NotFound(f"dataset {dataset!r} is not declared on this ledger", "see the datasets: qdsn ledger show")
         return tx.from_leaf(self.store.entry(ds.declared).leaf).payload
+
+    # -- key history (see `ledger.keys`) --------------------------------------------------------------
+
+    def key_history(self, did: str) -> list[keys.KeySpan]:
+        """Every key `did` held on this log, oldest first; empty if it is not registered."""
+        ident = self.state.identities.get(did)
+        if ident is None:
+            return []
+        cached = self._keys.get(did)
+        if cached is None or cached[0] != ident.updated:
+            cached = (ident.updated, keys.history(self.store, ident))
+            self._keys[did] = cached
+        return cached[1]
+
+    def key_at(self, did: str, size: int) -> bytes:
+        """The key `did` held at log size `size`: the one that signed entry `size`, or checkpoints and
+        statements about the log of `size` entries."""
+        return keys.key_at(self.key_history(did), size, did)
+
+    def registration(self, did: str) -> dict[str, Any]:
+        """The `identity.register` payload that admitted `did`: its role, name and organisation record."""
+        ident = self.state.identities.get(did)
+        if ident is None:
+            raise NotFound(f"{did} is not registered on this ledger", "see the members: qdsn member list")
+        return tx.from_leaf(self.store.entry(ident.registered).leaf).payload
+
+    def did_document(self, did: str) -> dict[str, Any] | None:
+        """The DID document of a participant as this log knows it (`keys.document`); None if unregistered."""
+        spans = self.key_history(did)
+        return keys.document(did, spans) if spans else None
+
+    def log_signer(self) -> str:
+        """The DID that signs this log's checkpoints: the regulator that started it in entry 0."""
+        if self.size == 0:
+            raise NotFound("this replica holds no entries yet", "follow the log first")
+        return self.store.entry(0).submitter
+
+    def log_key(self, size: int | None = None) -> NoteVerifier:
+        """The key this log's checkpoint of `size` entries (default: now) is signed with."""
+        size = self.size if size is None else size
+        return NoteVerifier(self.origin, VerifyKey(self.key_at(self.log_signer(), max(size, 1))), ED25519)
+
+    def open_checkpoint(self, note: str) -> tuple[Checkpoint, Note]:
+        """Verify a checkpoint of this log under the log key of its own size (`log_key`)."""
+        size = Checkpoint.parse(parse_note(note)[0]).size
+        return open_checkpoint(note, self.log_key(size))
 
     # -- appending -------------------------------------------------------------------------------
 
@@ -361,9 +410,14 @@ class Ledger:
             raise InvalidInput(f"the log key is named {signer.name!r}; this log's origin is {self.origin!r}")
         size = self.size
         cp = Checkpoint(self.origin, size, self.root_at(size))
+        if (expected := self._signed_by(signer, size)).key.raw != signer.key.verify_key.raw:
+            # the log's key history moved on (a rotation is in the log): a checkpoint signed now with the
+            # retired key would verify nowhere, and would stop the next one from being signed
+            raise Conflict(f"the log key was rotated: this key is retired for checkpoints of size {size}",
+                           f"sign with the current log key {expected.text()}")  # fmt: skip
         stored = self.store.last_checkpoint()
         if stored:
-            last, _ = open_checkpoint(stored[1], signer.verifier())
+            last, _ = open_checkpoint(stored[1], self._signed_by(signer, stored[0]))
             if last.size > size:
                 raise IntegrityError(f"the log shrank from {last.size} to {size} entries since the last checkpoint")
             merkle.verify_consistency(last.size, size, last.root, cp.root, self.consistency_proof(last.size, size))
@@ -373,9 +427,16 @@ class Ledger:
             self.store.set_meta("log_key", signer.verifier().text())
         return note
 
+    def _signed_by(self, signer: NoteSigner, size: int) -> NoteVerifier:
+        """The key our checkpoint of `size` was signed with: the signer's key then, when the signer is the
+        log's (a rotation since leaves it verifiable), else the signer's own."""
+        if self.size and signer.key.verify_key.raw in [s.key for s in self.key_history(self.log_signer())]:
+            return self.log_key(size)
+        return signer.verifier()
+
     def add_cosignature(self, cosigned: str, cosigner: NoteVerifier) -> str:
         """Merge a witness's verified cosignature into our stored checkpoint of the same size."""
-        cp, opened = open_checkpoint(cosigned, self.log_verifier())
+        cp, opened = open_checkpoint(cosigned, self.log_verifier(Checkpoint.parse(parse_note(cosigned)[0]).size))
         if not cosigners_verified(cosigned, [cosigner]):
             raise NotFound(f"{cosigner.name} did not cosign this checkpoint")
         stored = dict(self.store.checkpoint_notes()).get(cp.size)
@@ -386,11 +447,16 @@ class Ledger:
         self.store.save_checkpoint(cp.size, merged)
         return merged
 
-    def log_verifier(self) -> NoteVerifier:
+    def log_verifier(self, size: int | None = None) -> NoteVerifier:
+        """The key of this log's checkpoints (of `size` entries): the key that signed its first checkpoint,
+        followed through its key history when that was the key of the regulator that started the log."""
         text = self.store.get_meta("log_key")
         if text is None:
             raise NotFound("this ledger has not recorded its log key", "sign a checkpoint first")
-        return parse_verifier(text)
+        first = parse_verifier(text)
+        if self.size and first.key.raw in [s.key for s in self.key_history(self.log_signer())]:
+            return self.log_key(size)
+        return first
 
     def witness(
         self,

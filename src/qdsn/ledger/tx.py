@@ -14,16 +14,27 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from qdsn.clock import Clock, format_time, parse_time, system_clock
 from qdsn.crypto import SigningKey, canonical_json, sha256
 from qdsn.crypto.canonical import is_plain, plain_json
 from qdsn.crypto.encoding import b64url_encode
 from qdsn.errors import InvalidInput, NotFound
+from qdsn.identity import organization
 
 ROLES = ("enterprise", "certifier", "regulator")
 Role = Literal["enterprise", "certifier", "regulator"]
+ROLE_WORDS = {"manufacturer": "enterprise"}  # the word people use for a role
+
+
+def role_named(word: str) -> str:
+    """The role a user's word names: a role, or `manufacturer` for enterprise."""
+    role = ROLE_WORDS.get(word, word)
+    if role not in ROLES:
+        raise InvalidInput(f"role {word!r} is not one of {', '.join(ROLES)} (or manufacturer, for enterprise)")
+    return role
+
 
 _NONCE = re.compile(r"^[0-9a-f]{32}$")
 _SIG = re.compile(r"^[A-Za-z0-9_-]{85}[AQgw]$")  # 64 bytes: the last character carries 2 zero bits
@@ -73,12 +84,41 @@ Hex32 = Field(pattern=r"^[0-9a-f]{64}$")
 
 @register("identity.register", ("regulator",))
 class IdentityRegister(Payload):
-    """Admit a participant: its DID, role, display name and Ed25519 key (Multikey)."""
+    """Admit a participant: its DID, role, display name and Ed25519 key (Multikey), and what the regulator
+    records of the organisation: unified social credit code, GB/T 2260 region, GB/T 4754 industry, address
+    (checked in form here, the same on every node; see `identity.organization`)."""
 
     did: str = Did
     role: Role
     name: str = Field(min_length=1, max_length=200)
     key: str = Multikey
+    credit_code: str | None = None
+    region: str | None = None
+    industry: str | None = None
+    address: str | None = Field(default=None, min_length=1, max_length=500)
+
+    @field_validator("credit_code")
+    @classmethod
+    def _credit_code(cls, v: str | None) -> str | None:
+        return v if v is None else _formed(organization.credit_code_form, v)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        return v if v is None else _formed(organization.region_form, v)
+
+    @field_validator("industry")
+    @classmethod
+    def _industry(cls, v: str | None) -> str | None:
+        return v if v is None else _formed(organization.industry_form, v)
+
+
+def _formed(check: Callable[[str], str], value: str) -> str:
+    """`check(value)`, its refusal as the ValueError pydantic reports."""
+    try:
+        return check(value)
+    except InvalidInput as e:
+        raise ValueError(e.what) from None
 
 
 @register("identity.rotate_key", self_only=True)

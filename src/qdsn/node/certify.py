@@ -25,8 +25,7 @@ from qdsn.crypto.encoding import b64url_decode
 from qdsn.crypto.jose import public_jwk
 from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, Unavailable
 from qdsn.ledger import tx
-from qdsn.ledger.checkpoint import open_checkpoint
-from qdsn.node.follow import Operator, log_key
+from qdsn.node.follow import Operator
 from qdsn.node.node import Node
 
 metadata = MetaData()
@@ -91,12 +90,12 @@ def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str
     if owner not in (None, node.did):
         raise Conflict(f"status list {status_list} belongs to {owner} on the ledger", "use a status list of your own")
     model = claims_a["measurements"]["model"].split("@")[0]
-    seq, (cp, _) = node.ledger.store.entry(txid=tx.txid(env.leaf())).seq, open_checkpoint(note, log_key(node.ledger))
+    seq, (cp, _) = node.ledger.store.entry(txid=tx.txid(env.leaf())).seq, node.ledger.open_checkpoint(note)
     if seq >= cp.size:
         raise NotFound(f"the run's attestation (entry {seq}) is not yet under a checkpoint this node cosigned (the "
                        f"latest covers {cp.size} entries)", "wait for this node's next witness round (qdsn node "
                        "start runs them), then issue again")  # fmt: skip
-    ev = certificate.evidence(node.ledger, [tx.txid(env.leaf())], note, log_key(node.ledger), [result["output"]])
+    ev = certificate.evidence(node.ledger, [tx.txid(env.leaf())], note, node.ledger.log_key, [result["output"]])
     for item in ev["attestations"]:  # the checks every verifier makes, made before anything is allocated
         try:
             claims = {"enterprise": {"did": holder.did}, "scheme": model}
@@ -288,8 +287,8 @@ def _next_range(node: Node, number: str) -> tuple[str, int]:
             latest = (p.get("attestations") or [p.get("attestation")])[-1] or latest
     if latest is None:
         raise NotFound(f"no attested run behind certificate {number}")
-    run = tx.from_leaf(node.ledger.store.entry(txid=latest).leaf).payload
-    claims = attest.verify(run["attestation"], node.ledger)
+    entry = node.ledger.store.entry(txid=latest)
+    claims = attest.verify(tx.from_leaf(entry.leaf).payload["attestation"], node.ledger, at=entry.seq)
     (i,) = claims["inputs"]
     return i["dataset"], i["first"] + i["count"]
 

@@ -11,11 +11,10 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from qdsn.crypto import VerifyKey
 from qdsn.crypto.encoding import b64url_encode
-from qdsn.errors import IntegrityError, NotFound, QDSNError
+from qdsn.errors import IntegrityError, QDSNError
 from qdsn.ledger import Ledger, tx
-from qdsn.ledger.checkpoint import ED25519, NoteVerifier, open_checkpoint
+from qdsn.ledger.checkpoint import Checkpoint, NoteVerifier, open_checkpoint, parse_note, parse_verifier
 from qdsn.ledger.ledger import SplitView
 from qdsn.node import seen, witness
 from qdsn.node.home import NodeHome
@@ -31,14 +30,17 @@ class Operator(Protocol):
     def submit(self, envelopes: Sequence[tx.Envelope]) -> list[dict[str, Any]]: ...
 
 
-def log_key(ledger: Ledger) -> NoteVerifier:
-    """The key the log's checkpoints are signed with: the operator is the regulator that started the
-    log in its first entry, named by the log's origin; its current key comes from the ledger."""
-    if ledger.size == 0:
-        raise NotFound("this replica holds no entries yet", "follow the log first")
-    genesis = tx.from_leaf(ledger.store.leaves(0, 1)[0])
-    ident = ledger.state.identities[genesis.submitter]
-    return NoteVerifier(ledger.origin, VerifyKey(ident.key), ED25519)
+def log_key(ledger: Ledger, size: int | None = None) -> NoteVerifier:
+    """The key the log's checkpoint of `size` entries (default: now) is signed with: the operator is the
+    regulator that started the log in its first entry, named by the log's origin; the key it held at that
+    size comes from its key history on the ledger (`ledger.keys`). A replica that pinned a log key when it
+    joined (`node.onboard`) refuses a log whose key history does not hold it."""
+    key = ledger.log_key(size)
+    pinned = ledger.store.get_meta("log_key")
+    if pinned and parse_verifier(pinned).key.raw not in [s.key for s in ledger.key_history(ledger.log_signer())]:
+        raise IntegrityError(f"this log is not the one this node joined: its key history does not hold the log key "
+                             f"{pinned} pinned then", "stop following this operator; ask the regulator")  # fmt: skip
+    return key
 
 
 def pull(ledger: Ledger, operator: Operator, until: int | None = None, meta: dict[str, str] | None = None) -> int:
@@ -62,12 +64,13 @@ def follow(home: NodeHome, ledger: Ledger, operator: Operator, *, now: int | Non
     to the operator and record it on the ledger. Returns (entries pulled, the cosigned note)."""
     pulled = pull(ledger, operator)
     note = str(operator.call("GET", "/ledger/checkpoint", signed=False))
-    key = log_key(ledger)
-    cp, _ = open_checkpoint(note, key)
-    if cp.size > ledger.size:  # the log grew between our pull and its checkpoint
-        pulled += pull(ledger, operator, until=cp.size)
-    if ledger.size < cp.size:
-        raise IntegrityError(f"the operator's checkpoint claims {cp.size} entries but served {ledger.size}")
+    size = Checkpoint.parse(parse_note(note)[0]).size  # read unverified: the entries it covers name its key
+    if size > ledger.size:  # the log grew between our pull and its checkpoint
+        pulled += pull(ledger, operator, until=size)
+    if ledger.size < size:
+        raise IntegrityError(f"the operator's checkpoint claims {size} entries but served {ledger.size}")
+    key = log_key(ledger, size)
+    open_checkpoint(note, key)
     ts = int(time.time()) if now is None else now
     try:
         cosigned = ledger.witness(note, key, home.cosigner(), ts)

@@ -66,8 +66,7 @@ class NodeHome:
     ) -> NodeHome:
         """Create a node: a fresh key, its did:key, `node.toml`; a regulator also starts the log.
         The ledger replica lives in the home folder (SQLite) unless `ledger_url` names a database."""
-        if role not in tx.ROLES:
-            raise InvalidInput(f"role {role!r} is not one of {', '.join(tx.ROLES)}")
+        role = tx.role_named(role)
         path = Path(path)
         if "://" in ledger_url and make_url(ledger_url).password:
             raise InvalidInput(

@@ -21,7 +21,7 @@ from qdsn.data import backup
 from qdsn.data.vault import Vault
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
 from qdsn.ledger import Ledger, tx
-from qdsn.ledger.checkpoint import Checkpoint, cosigners_verified, open_checkpoint, parse_note
+from qdsn.ledger.checkpoint import Checkpoint, cosigners_verified, parse_note
 from qdsn.ledger.ledger import Receipt
 from qdsn.ledger.ordering import etcd
 from qdsn.ledger.ordering.embedded import EmbeddedOrderer
@@ -218,7 +218,7 @@ class Node:
                 raise NotFound("this node has cosigned no checkpoint yet", "follow the log first (qdsn node start)")
             note = seen[2]
         cp = Checkpoint.parse(parse_note(note)[0])
-        have = cosigners_verified(note, witness.cosigners(self.ledger))
+        have = cosigners_verified(note, witness.cosigners(self.ledger, cp.size))
         if len(have) < self.quorum:
             raise NotFound(f"checkpoint {cp.size} carries {len(have)} cosignatures, {self.quorum} required",
                            "wait for the members' next witness round")  # fmt: skip
@@ -267,7 +267,7 @@ class Node:
         note = self.etcd.cluster.get("checkpoint")
         if note is None or self.ledger.size == 0:
             return None
-        cp, _ = open_checkpoint(note.decode(), log_key(self.ledger))
+        cp, _ = self.ledger.open_checkpoint(note.decode())
         mine = self.ledger.store.witnessed(self.ledger.origin)
         if cp.size > self.ledger.size or (mine is not None and mine[0] >= cp.size):
             return None
@@ -279,7 +279,7 @@ class Node:
         self.order([witness.cosign(self.home, self.ledger, cp.size, ts)])
         self.ledger.store.save_witnessed(self.ledger.origin, cp.size, self.ledger.root_at(cp.size), note.decode())
         if self.ledger.root_at(cp.size) == cp.root:  # kept outside the replica: a rollback of it is noticed
-            seen.remember(self.home.path, note.decode(), log_key(self.ledger), self.ledger.store)
+            seen.remember(self.home.path, note.decode(), log_key(self.ledger, cp.size), self.ledger.store)
         return cp.size
 
     def settled(self) -> bool:

@@ -20,8 +20,8 @@ from pathlib import Path
 from qdsn.clock import format_time, system_clock
 from qdsn.crypto import VerifyKey
 from qdsn.errors import QDSNError
-from qdsn.ledger import merkle, tx
-from qdsn.ledger.checkpoint import ED25519, Checkpoint, NoteVerifier, open_checkpoint, parse_verifier
+from qdsn.ledger import keys, merkle, tx
+from qdsn.ledger.checkpoint import ED25519, Checkpoint, NoteVerifier, open_checkpoint, parse_note, parse_verifier
 from qdsn.ledger.integrity import Damaged, Incomplete
 from qdsn.ledger.store import Store
 
@@ -126,7 +126,7 @@ def guard(home: Path | None, store: Store, log_key: NoteVerifier | None = None, 
     for note in peer_notes:
         if log_key is None:
             raise Incomplete("a peer's checkpoint cannot be checked: the log key is unknown", "pass --log-key")
-        cp, _ = open_checkpoint(note, log_key)
+        cp, _ = open_checkpoint(note, key_for(store, log_key, note))
         if cp.size > store.size:
             raise Incomplete(f"the replica is at size {store.size}, behind the peer's checkpoint of size {cp.size}: "
                              "it was rolled back or has not caught up", "follow the log (qdsn node start)")  # fmt: skip
@@ -137,4 +137,16 @@ def guard(home: Path | None, store: Store, log_key: NoteVerifier | None = None, 
     own = [store.last_checkpoint(), store.witnessed(log_key.name)]
     for note in [*(x[-1] for x in own if x is not None), *peer_notes]:
         with contextlib.suppress(QDSNError):  # a note under a key the log no longer uses is not newer news
-            remember(home, note, log_key, store)
+            remember(home, note, key_for(store, log_key, note), store)
+
+
+def key_for(store: Store, log_key: NoteVerifier, note: str) -> NoteVerifier:
+    """The key `note` must verify under: `log_key`, or — once the log rotated its key — the key of the
+    note's size in the replica's key history, when that history holds `log_key` (each rotation is signed
+    by the key before it, so the chain is anchored in the key the caller trusts)."""
+    genesis = store.identities().get(tx.from_leaf(store.leaves(0, 1)[0]).submitter) if store.size else None
+    spans = keys.history(store, genesis) if genesis is not None else []
+    if log_key.key.raw not in [s.key for s in spans]:
+        return log_key
+    size = Checkpoint.parse(parse_note(note)[0]).size
+    return NoteVerifier(log_key.name, VerifyKey(keys.key_at(spans, max(size, 1))), ED25519)

@@ -8,13 +8,14 @@ with keys of their own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from qdsn.crypto import canonical_json, sha256
+from qdsn.crypto import VerifyKey, canonical_json, sha256
 from qdsn.errors import InvalidInput
-from qdsn.ledger import Ledger
+from qdsn.ledger import Ledger, keys
 from qdsn.ledger.checkpoint import COSIGNATURE_V1, ED25519, NoteVerifier, parse_verifier
 from qdsn.node import witness
 from qdsn.node.follow import log_key
@@ -89,3 +90,29 @@ def load(doc: Any) -> Anchor:
     if not isinstance(quorum, int) or isinstance(quorum, bool) or not 1 <= quorum <= max(1, len(cosigners)):
         raise InvalidInput(f"the trust file's quorum {quorum!r} is not 1 to {len(cosigners)}", hint)
     return Anchor(str(origin), log, cosigners, quorum, str(regulator), fingerprint(doc))
+
+
+def chained(
+    anchor: Anchor, ledger: Ledger
+) -> tuple[Callable[[int], NoteVerifier], Callable[[int], list[NoteVerifier]]] | None:
+    """The log key and the members' cosigner keys of `ledger` at each checkpoint size, when its key history
+    holds the anchor's log key; None when it does not. Each rotation on the log is signed by the key before
+    it and carries the new key's proof, so a key history that holds a key the verifier trusts is anchored in
+    it, whether the trust file was exported before a rotation or after. A member whose key history does not
+    hold its trusted key keeps that key alone."""
+    if ledger.size == 0 or ledger.origin != anchor.origin:
+        return None
+    if anchor.log_key.key.raw not in [s.key for s in ledger.key_history(ledger.log_signer())]:
+        return None
+    spans = {v.name: ledger.key_history(v.name) for v in anchor.cosigners}
+
+    def cosigners(size: int) -> list[NoteVerifier]:
+        out: list[NoteVerifier] = []
+        for v in anchor.cosigners:
+            if v.key.raw in [s.key for s in spans[v.name]]:
+                out += [NoteVerifier(v.name, VerifyKey(k), COSIGNATURE_V1) for k in keys.since(spans[v.name], size)]
+            else:
+                out.append(v)
+        return out
+
+    return ledger.log_key, cosigners

@@ -19,16 +19,16 @@ import httpx
 import orjson
 
 from qdsn.credentials import certificate, sdjwt
-from qdsn.credentials.certificate import Check
+from qdsn.credentials.certificate import Check, Cosigners, LogKey
 from qdsn.credentials.status import MAX_LIST_BYTES, StatusLists, TokenCache, read_token
 from qdsn.crypto.encoding import b64url_decode
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError, Unavailable
 from qdsn.ledger import Ledger, tx
-from qdsn.ledger.checkpoint import NoteVerifier, cosigners_verified, open_checkpoint
+from qdsn.ledger.checkpoint import NoteVerifier, cosigners_verified
 from qdsn.node import witness
 from qdsn.node.follow import log_key
 from qdsn.node.node import Node
-from qdsn.node.trust import Anchor, majority
+from qdsn.node.trust import Anchor, chained, majority
 
 UNANCHORED = ("nothing ties this bundle to a known consortium: its log key and cosigners come from the bundle "
               "itself, and anyone can make those (没有信任锚：无法确认该证书属于已知联盟); get the consortium's "
@@ -141,17 +141,22 @@ def verify_online(node: Node, presentation: str, *, aud: str | None = None, nonc
         remote = _REMOTE if http is None else TokenCache(lambda u: fetch_token(u, http))
         return remote.read(uri, key)
 
-    key, cosigners = (trust.log_key, trust.cosigners) if trust else (log_key(ledger), members(node))
+    chain = chained(trust, ledger) if trust else None
+    key: LogKey
+    cosigners: Cosigners
+    if trust is None:
+        key, cosigners = ledger.log_key, lambda size: witness.cosigners(ledger, size)
+    else:
+        key, cosigners = chain or (trust.log_key, trust.cosigners)
     q = node.quorum if quorum is None else quorum
     checks = certificate.report(presentation, ledger, log_key=key, aud=aud, nonce=nonce, status=fetch,
                                 cosigners=cosigners, quorum=q)  # fmt: skip
     if trust is None:
         return checks
     ours = log_key(ledger)
-    same = (ledger.origin, ours.key.raw) == (trust.origin, trust.log_key.key.raw)
-    first = Check("consortium", same, f"this node's log {ledger.origin} is signed by {ours.text()}" + (
-        f", the trust file's log key ({trust.fingerprint[:19]}…)" if same
-        else f", not by the trust file's log key {trust.log_key.text()}"))  # fmt: skip
+    first = Check("consortium", chain is not None, f"this node's log {ledger.origin} is signed by {ours.text()}" + (
+        f", in the key history of the trust file's log key ({trust.fingerprint[:19]}…)" if chain is not None
+        else f", not by the trust file's log key {trust.log_key.text()} or a key rotated from it"))  # fmt: skip
     return [first, *checks]
 
 
@@ -176,7 +181,7 @@ def bundle(node: Node, presentation: str, *, http: httpx.Client | None = None) -
     except (KeyError, TypeError):
         raise InvalidInput("not a QDSN quality certificate: no evidence checkpoint or status list") from None
     note = witness.cosigned_note(node.ledger, node.trusted_checkpoint())
-    cp, _ = open_checkpoint(note, log_key(node.ledger))
+    cp, _ = node.ledger.open_checkpoint(note)
     rec = node.ledger.state.credentials.get(number)
     if rec is None or cp.size <= max(rec.issued, size - 1):
         raise NotFound(
@@ -200,11 +205,13 @@ def _anchored(doc: dict[str, Any], ledger: Ledger, trust: Anchor, quorum: int) -
         return Check("consortium", False, "the bundle carries no checkpoint covering its log: make it again with "
                      "qdsn bundle")  # fmt: skip
     theirs = log_key(ledger)
-    if ledger.origin != trust.origin or theirs.key.raw != trust.log_key.key.raw:
+    chain = chained(trust, ledger)
+    if chain is None:
         return Check("consortium", False, f"the bundle's log {ledger.origin} is signed by {theirs.text()}, not by the "
-                     f"consortium's log key {trust.log_key.text()} (trust file {trust.fingerprint[:19]}…)")  # fmt: skip
+                     f"consortium's log key {trust.log_key.text()} or a key rotated from it (trust file "
+                     f"{trust.fingerprint[:19]}…)")  # fmt: skip
     try:
-        cp, _ = open_checkpoint(str(doc.get("checkpoint")), trust.log_key)
+        cp, _ = ledger.open_checkpoint(str(doc.get("checkpoint")))
     except QDSNError as e:
         return Check("consortium", False, f"the bundle's checkpoint is not signed by the consortium's log key "
                      f"{trust.log_key.text()}: {e.what}")  # fmt: skip
@@ -212,7 +219,7 @@ def _anchored(doc: dict[str, Any], ledger: Ledger, trust: Anchor, quorum: int) -
         return Check("consortium", False, f"the bundle's log ({ledger.size} entries) is not the tree of its "
                      f"checkpoint (size {cp.size})")  # fmt: skip
     try:
-        names = cosigners_verified(str(doc["checkpoint"]), list(trust.cosigners))
+        names = cosigners_verified(str(doc["checkpoint"]), chain[1](cp.size))
     except QDSNError as e:
         return Check("consortium", False, e.what)
     if len(names) < quorum:
@@ -259,13 +266,14 @@ def verify_bundle(doc: dict[str, Any], *, aud: str | None = None, nonce: str | N
 
             if trust is None:
                 first = Check("consortium", False, UNANCHORED)
-                key, cosigners = log_key(ledger), witness.cosigners(ledger)
-                q = quorum or majority(len(cosigners))
+                key, cosigners = ledger.log_key, lambda size: witness.cosigners(ledger, size)
+                q = quorum or majority(len(witness.cosigners(ledger)))
             else:
                 # The quorum is asked of the checkpoint covering the whole log; the evidence's (older)
-                # checkpoint must then be signed by the log key and agree with that anchored log.
+                # checkpoint must then be signed by the log key of its size and agree with that anchored log.
                 first = _anchored(doc, ledger, trust, quorum or trust.quorum)
-                key, cosigners, q = trust.log_key, list(trust.cosigners), 0
+                key, cosigners = chained(trust, ledger) or (trust.log_key, list(trust.cosigners))
+                q = 0
             return [first, *certificate.report(presentation, ledger, log_key=key, aud=aud, nonce=nonce,
                                                status=fetch, cosigners=cosigners, quorum=q)]  # fmt: skip
         finally:

@@ -19,7 +19,7 @@ from typing import Any
 from qdsn.crypto import VerifyKey
 from qdsn.crypto.encoding import b64url_decode, b64url_encode
 from qdsn.errors import IntegrityError, QDSNError
-from qdsn.ledger import Ledger, tx
+from qdsn.ledger import Ledger, keys, tx
 from qdsn.ledger.checkpoint import (
     COSIGNATURE_V1,
     Checkpoint,
@@ -67,17 +67,22 @@ def alerts(home: NodeHome, ledger: Ledger, envs: Sequence[tx.Envelope], results:
     return out
 
 
-def cosigners(ledger: Ledger) -> list[NoteVerifier]:
-    """The members' cosigner keys as the ledger knows them; the regulator signs as the log itself."""
-    return [NoteVerifier(i.did, VerifyKey(i.key), COSIGNATURE_V1) for i in ledger.state.identities.values()
-            if i.role != "regulator"]  # fmt: skip
+def cosigners(ledger: Ledger, size: int | None = None) -> list[NoteVerifier]:
+    """The members' cosigner keys as the ledger knows them; the regulator signs as the log itself. With
+    `size`: every key a member held at that log size or since (`keys.since`), so that a cosignature of an
+    older checkpoint still counts after its member rotated its key, and a retired key cosigns nothing newer."""
+    members = [i for i in ledger.state.identities.values() if i.role != "regulator"]
+    if size is None:
+        return [NoteVerifier(i.did, VerifyKey(i.key), COSIGNATURE_V1) for i in members]
+    return [NoteVerifier(i.did, VerifyKey(k), COSIGNATURE_V1) for i in members
+            for k in keys.since(ledger.key_history(i.did), size)]  # fmt: skip
 
 
 def alert_on(home: NodeHome, ledger: Ledger, note: str, log_key: NoteVerifier, timestamp: int) -> tx.Envelope:
     """An `alert.raise` against a checkpoint signed by the log that contradicts this replica."""
     cp, opened = open_checkpoint(note, log_key)
     sig = next(s for s in opened.verified if (s.name, s.key_id) == (log_key.name, log_key.key_id))
-    signer = next(i.did for i in ledger.state.identities.values() if i.key == log_key.key.raw)
+    signer = ledger.log_signer()
     theirs = {"signer": signer, "root": cp.root.hex(), "signature": b64url_encode(sig.signature)}
     ours = claim(home, ledger, cp.size, timestamp)
     return home.sign("alert.raise", {"kind": "split-view", "origin": cp.origin, "size": cp.size,
@@ -115,7 +120,7 @@ def cosigned_note(ledger: Ledger, note: str) -> str:
         if c.root != cp.root or c.cosigner not in ledger.state.identities:
             continue
         p = tx.from_leaf(ledger.store.entry(c.seq).leaf).payload
-        kid = key_id(c.cosigner, COSIGNATURE_V1, ledger.state.identities[c.cosigner].key)
+        kid = key_id(c.cosigner, COSIGNATURE_V1, ledger.key_at(c.cosigner, c.seq))  # its key when recorded
         if (c.cosigner, kid) in have:
             continue
         sigs.append(NoteSignature(c.cosigner, kid, struct.pack(">Q", c.timestamp) + b64url_decode(p["signature"])))

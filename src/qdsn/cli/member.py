@@ -1,0 +1,136 @@
+"""`qdsn member`: the regulator admits organisations to the consortium, with what it records of them."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from qdsn.cli.common import Home, Operator, OperatorCA, console, linked_node, optional_path, shown
+from qdsn.errors import InvalidInput, PermissionDenied
+from qdsn.identity import organization
+from qdsn.ledger import Ledger, tx
+from qdsn.node import NodeHome
+
+member_app = typer.Typer(help="The consortium's members: admit one (regulator), list them.", no_args_is_help=True)
+
+ATTRIBUTES = ("credit_code", "region", "industry", "address")
+
+
+@member_app.command("add")
+def member_add(
+    did: Annotated[str, typer.Argument(help="The member's DID, as `qdsn join` printed it (did:key:z6Mk…).")],
+    role: Annotated[str, typer.Option(help="enterprise (or manufacturer), certifier or regulator.")],
+    name: Annotated[str, typer.Option(help="The display name, e.g. 杭州某某电缆有限公司.")],
+    home: Home,
+    credit_code: Annotated[
+        str | None, typer.Option(help="Unified social credit code (统一社会信用代码), 18 characters.")
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="GB/T 2260 administrative division code, e.g. 330106 (杭州市西湖区).")
+    ] = None,
+    industry: Annotated[str | None, typer.Option(help="GB/T 4754-2017 industry code, e.g. C3831.")] = None,
+    address: Annotated[str | None, typer.Option(help="The registered address.")] = None,
+    key: Annotated[str | None, typer.Option(help="The member's Ed25519 key (Multikey z6Mk…); for a did:web.")] = None,
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
+) -> None:
+    """Admit an organisation (regulator only): `identity.register` with its DID, role, name and key, and the
+    credit code, region, industry and address the regulator records, each checked before it is signed."""
+    payload = registration(did, tx.role_named(role), name, key, credit_code, region, industry, address)
+    node = linked_node(home, operator, optional_path(operator_ca), local=True)
+    try:
+        if node.home.role != "regulator":
+            raise PermissionDenied(f"this node is a {node.home.role}: only the regulator admits members",
+                                   "run it on the regulator's node (--home)")  # fmt: skip
+        env = node.home.sign("identity.register", payload)
+        node.submit([env])
+    finally:
+        node.close()
+    place = f", {organization.region(region).name}" if region else ""
+    console.print(f"[green]✓[/] admitted {payload['role']} ", shown(name), f"{place} ({did})", sep="")
+    console.print(f"  identity.register {tx.txid(env.leaf())}", highlight=False)
+
+
+def registration(did: str, role: str, name: str, key: str | None, credit_code: str | None, region: str | None,
+                 industry: str | None, address: str | None) -> dict[str, Any]:  # fmt: skip
+    """The `identity.register` payload, every field checked: a wrong check character, a region no longer in
+    use or a malformed DID is refused here with what to do, not by the ledger."""
+    if did.startswith("did:key:"):
+        derived = did.removeprefix("did:key:")
+        if key is not None and key != derived:
+            raise InvalidInput(f"--key {key} is not the key of {did}", "leave --key out for a did:key")
+        key = derived
+    elif key is None:
+        raise InvalidInput(f"{did} does not name its key", "give the member's key with --key z6Mk…")
+    if not name.strip():
+        raise InvalidInput("the display name is empty", "give --name, e.g. 杭州某某电缆有限公司")
+    if credit_code is not None:
+        credit_code = organization.credit_code_form(credit_code.strip().upper())
+    if region is not None:
+        organization.region(region.strip())  # in use today, not only well-formed
+        region = region.strip()
+    if industry is not None:
+        industry = organization.industry_form(industry.strip().upper())
+    fields = {"credit_code": credit_code, "region": region, "industry": industry, "address": address}
+    payload = {"did": did, "role": role, "name": name.strip(), "key": key} | {
+        k: v for k, v in fields.items() if v is not None
+    }
+    tx.check_payload("identity.register", payload)  # the DID and key forms, as every node checks them
+    return payload
+
+
+def registered(payload: dict[str, Any]) -> Text:
+    """One line of what an `identity.register` records: name, role, credit code, region, industry, address."""
+    out = shown(str(payload.get("name", "")))
+    out.append(f" ({payload.get('role')})")
+    for k in ATTRIBUTES:
+        if k in payload:
+            out.append(" · ")
+            out.append_text(shown(str(payload[k])))
+    return out
+
+
+def members(ledger: Ledger) -> list[dict[str, Any]]:
+    """Every participant on the ledger with what its registration records and its current key, in log order."""
+    out = []
+    for ident in sorted(ledger.state.identities.values(), key=lambda i: i.registered):
+        reg = ledger.registration(ident.did)
+        row = {"did": ident.did, "role": ident.role, "name": ident.name} | {k: reg[k] for k in ATTRIBUTES if k in reg}
+        if "region" in row:
+            try:
+                row["region_name"] = organization.region(row["region"]).name
+            except InvalidInput:
+                row["region_name"] = None  # recorded when in use; since retired from the list this node has
+        history = ledger.key_history(ident.did)
+        row |= {"registered": ident.registered, "key": ledger.did_document(ident.did)["verificationMethod"][0][
+            "publicKeyMultibase"], "rotations": len(history) - 1}  # fmt: skip
+        out.append(row)
+    return out
+
+
+@member_app.command("list")
+def member_list(
+    home: Home,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, with every field whole.")] = False,
+) -> None:
+    """The consortium's members on this node's replica, with their credit code, region, industry and address.
+    Needs no passphrase."""
+    ledger = NodeHome.open(home, "").ledger()  # read-only: the keystore stays sealed
+    try:
+        rows = members(ledger)
+    finally:
+        ledger.close()
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    table = Table(title=f"{len(rows)} members")
+    for col in ("name", "role", "credit code", "region", "industry", "DID"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        region = f"{r['region']} {r.get('region_name') or ''}".strip() if "region" in r else ""
+        table.add_row(shown(r["name"]), r["role"], r.get("credit_code", ""), region, r.get("industry", ""), r["did"])
+    console.print(table)
