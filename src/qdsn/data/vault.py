@@ -42,6 +42,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from qdsn.crypto import canonical_json, hkdf_sha256, new_key, offload, open_sealed, seal
 from qdsn.crypto.aead import NONCE_SIZE
+from qdsn.data.sequences import Stream, merge, numbered
 from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, QDSNError
 from qdsn.ledger import merkle
 from qdsn.ledger.store import insert_many, open_engine
@@ -110,6 +111,16 @@ vault_quarantine = Table(
     Column("topic", Text, nullable=False),
     Column("received", String(40), nullable=False),
     Column("reason", Text, nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+)
+
+# Which sequence numbers of each device's readings arrived (`qdsn.data.sequences`): one row per device
+# (and boot), named by a MAC like a message, its ranges and the device's name sealed with the dataset's key.
+vault_sequences = Table(
+    "vault_sequences",
+    metadata,
+    Column("dataset", String(128), primary_key=True),
+    Column("stream", String(128), primary_key=True),
     Column("sealed", LargeBinary, nullable=False),
 )
 
@@ -225,6 +236,10 @@ def _key_aad(dataset: str) -> bytes:
 
 def _quarantine_aad(dataset: str, message: str) -> bytes:
     return f"qdsn/vault/quarantine/{dataset}/{message}".encode()
+
+
+def _stream_aad(dataset: str, stream: str) -> bytes:
+    return f"qdsn/vault/sequences/{dataset}/{stream}".encode()
 
 
 def seal_records(
@@ -432,6 +447,7 @@ class Vault:
             first = c.execute(select(vault_datasets.c.next_seq).where(vault_datasets.c.id == dataset)).scalar_one()
             batch, rows = _sealed_batch(key, dataset, first, records, sigs)
             self._write(c, batch, rows, keys)
+            self._note_sequences(c, dataset, records)
         return batch
 
     def add_stream(
@@ -550,6 +566,18 @@ class Vault:
                 .where(and_(vault_datasets.c.id == dataset, vault_datasets.c.next_seq > first))
                 .values(next_seq=first)
             )
+        self._renumber(dataset)
+
+    def _renumber(self, dataset: str) -> None:
+        """Rebuild the device streams from the records the dataset holds (after some were discarded)."""
+        t = vault_sequences.c
+        with self.engine.connect() as c:
+            if c.execute(select(t.stream).where(t.dataset == dataset)).first() is None:
+                return
+        records = self.records(dataset)
+        with self.engine.begin() as c:
+            c.execute(delete(vault_sequences).where(t.dataset == dataset))
+            self._note_sequences(c, dataset, records)
 
     def anchor_batch(
         self,
@@ -612,6 +640,37 @@ class Vault:
                     ],
                 )  # fmt: skip
         return len(new)
+
+    def _note_sequences(self, c, dataset: str, records: Sequence[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+        """Add the sequence numbers that stored `records` carry to their devices' streams, in the
+        transaction `c` that stores them: a stream never claims a reading the vault does not hold."""
+        key, t = self._data_key(dataset), vault_sequences.c
+        for (device, boot), numbers in numbered(records).items():
+            name = self.message_key(dataset, b"stream\0" + orjson.dumps([device, boot]))
+            where = and_(t.dataset == dataset, t.stream == name)
+            row = c.execute(select(t.sealed).where(where)).first()
+            seen = [(lo, hi) for lo, hi in orjson.loads(open_sealed(key, row[0], _stream_aad(dataset, name)))["seen"]] if row else []  # fmt: skip
+            merged = merge(seen, numbers)
+            if merged == seen:
+                continue
+            doc = orjson.dumps({"device": device, "boot": boot, "seen": merged})
+            blob = seal(key, doc, _stream_aad(dataset, name))
+            if row:
+                c.execute(update(vault_sequences).where(where).values(sealed=blob))
+            else:
+                c.execute(insert(vault_sequences).values(dataset=dataset, stream=name, sealed=blob))
+
+    def streams(self, dataset: str) -> list[Stream]:
+        """Each device's numbered readings stored in `dataset`: what arrived, and the gaps."""
+        t = vault_sequences.c
+        with self.engine.connect() as c:
+            rows = c.execute(select(t.stream, t.sealed).where(t.dataset == dataset)).all()
+        key = self._data_key(dataset) if rows else b""
+        found = []
+        for name, blob in rows:
+            doc = orjson.loads(open_sealed(key, blob, _stream_aad(dataset, name)))
+            found.append(Stream(doc["device"], doc["boot"], [(lo, hi) for lo, hi in doc["seen"]]))
+        return sorted(found, key=lambda s: (s.device, s.boot or ""))
 
     def quarantined(self, dataset: str) -> list[dict[str, Any]]:
         """The messages set aside for a dataset, oldest first: topic, received, reason and payload."""
