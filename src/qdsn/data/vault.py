@@ -470,14 +470,18 @@ class Vault:
                 if writing is not None:
                     yield writing.result()
                 origin = (tag, next(upto)) if tag is not None and upto is not None else None
-                writing = writer.submit(self._commit, *sealed, origin)
+                writing = writer.submit(self._commit, *sealed, origin, records)
                 first += len(records)
             if writing is not None:
                 yield writing.result()
 
-    def _commit(self, batch: Batch, rows: list[tuple[int, bytes, bytes]], origin: tuple[str, int] | None) -> Batch:
+    def _commit(
+        self, batch: Batch, rows: list[tuple[int, bytes, bytes]], origin: tuple[str, int] | None,
+        records: Sequence[dict[str, Any]],
+    ) -> Batch:  # fmt: skip
         with self.engine.begin() as c:
             self._write(c, batch, rows, origin=origin)
+            self._note_sequences(c, batch.dataset, records)
         return batch
 
     @staticmethod
