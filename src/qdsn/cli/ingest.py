@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -21,6 +21,9 @@ from qdsn.cli.common import (
 from qdsn.cli.dataset import units_of
 from qdsn.errors import InvalidInput, Unavailable
 
+if TYPE_CHECKING:
+    from qdsn.data.ingest import Layout
+
 ingest_app = typer.Typer(help="Bring quality data into a dataset: validated, sealed, anchored.", no_args_is_help=True)
 
 
@@ -32,13 +35,15 @@ def _ingest(
     quarantine: Path | None,
     epcis: bool = False,
     encoding: str | None = None,
+    layout: Layout | None = None,
 ) -> None:
     from qdsn.data.ingest import ingest, ingest_epcis
 
     node = open_node(home)
     vault = node.vault()
     kind = vault.kind(dataset)
-    read = partial(ingest_epcis, units=units_of(node, dataset)) if epcis else ingest
+    units = units_of(node, dataset)
+    read = partial(ingest_epcis, units=units) if epcis else ingest
     with Progress(
         TextColumn(f"sealing {path.name}"),
         BarColumn(),
@@ -58,13 +63,15 @@ def _ingest(
             quarantine=quarantine,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             lookup=node.find_anchor,
-            **({} if epcis else {"encoding": encoding}),
+            characteristics=list(units),
+            **({} if epcis else {"encoding": encoding, "layout": layout or _layout(None, None, False)}),
         )
     table = Table(title=f"{path.name} → {dataset}")
-    for col in ("records", "accepted", "quarantined", "skipped", "batches", "last root"):
+    for col in ("records", "accepted", "already stored", "quarantined", "skipped", "batches", "last root"):
         table.add_column(col)
     last = summary.batches[-1][0].root.hex()[:16] + "…" if summary.batches else "-"
-    counts = (summary.rows, summary.accepted, summary.quarantined, len(summary.skipped), len(summary.batches))
+    counts = (summary.rows, summary.accepted, summary.already, summary.quarantined, len(summary.skipped),
+              len(summary.batches))  # fmt: skip
     table.add_row(*map(str, counts), last)
     console.print(table)
     for event, where, why in summary.skipped[:5]:
@@ -74,10 +81,33 @@ def _ingest(
     if summary.quarantined:
         console.print(f"[yellow]{summary.quarantined} bad rows written to {quarantine} with their reasons[/]")
     if summary.already:
-        console.print(f"{summary.already} records of this file were already stored (an earlier run); not stored again")
+        console.print(
+            f"{summary.already} records were already stored (an earlier run of the same records); skipped, not stored again"
+        )
 
 
 BatchSize = Annotated[int, typer.Option(help="Records per anchored batch.")]
+Tz = Annotated[
+    str | None, typer.Option(help="IANA zone of times written without an offset, e.g. Asia/Shanghai.")
+]
+Mapping = Annotated[
+    list[str] | None, typer.Option("--map", help="COLUMN=FIELD: read a column of another name as a field; repeatable.")
+]
+IgnoreExtra = Annotated[
+    bool, typer.Option(help="Leave out columns that are not fields of the dataset's records, instead of refusing the file.")
+]
+
+
+def _layout(mapping: list[str] | None, tz: str | None, ignore_extra: bool) -> Layout:
+    from qdsn.data.ingest import Layout
+
+    columns = {}
+    for item in mapping or ():
+        column, eq, name = item.partition("=")
+        if not eq or not column.strip() or not name.strip():
+            raise InvalidInput(f"--map {item!r} is not COLUMN=FIELD", "e.g. --map 测量值=value")
+        columns[column.strip()] = name.strip()
+    return Layout(columns, tz, ignore_extra)
 Quarantine = Annotated[
     Path | None, typer.Option(help="Keep good rows and append bad ones here (JSON Lines) with the reason.")
 ]
@@ -93,10 +123,14 @@ def ingest_csv(
     encoding: Annotated[
         str | None, typer.Option(help="The file's encoding, e.g. gb18030 (default: UTF-8, else detected).")
     ] = None,
+    tz: Tz = None,
+    mapping: Mapping = None,
+    ignore_extra: IgnoreExtra = False,
 ) -> None:
     """Validate every row, then seal the file in the vault and anchor each batch on the ledger.
-    Run again after an interruption, it stores what is missing and nothing twice."""
-    _ingest(file, dataset, home, batch_size, quarantine, encoding=encoding)
+    `,` or `;` between cells (decimal commas read), NA for an empty cell. Run again — after an
+    interruption, or on the same records re-saved or grown — it stores what is missing and nothing twice."""
+    _ingest(file, dataset, home, batch_size, quarantine, encoding=encoding, layout=_layout(mapping, tz, ignore_extra))
 
 
 @ingest_app.command("json")
@@ -106,9 +140,12 @@ def ingest_json(
     home: Home,
     batch_size: BatchSize = 10_000,
     quarantine: Quarantine = None,
+    tz: Tz = None,
+    mapping: Mapping = None,
+    ignore_extra: IgnoreExtra = False,
 ) -> None:
     """Validate every record, then seal the file in the vault and anchor each batch on the ledger."""
-    _ingest(file, dataset, home, batch_size, quarantine)
+    _ingest(file, dataset, home, batch_size, quarantine, layout=_layout(mapping, tz, ignore_extra))
 
 
 @ingest_app.command("epcis")

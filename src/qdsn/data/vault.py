@@ -91,8 +91,9 @@ vault_messages = Table(
     Column("message", String(128), primary_key=True),
     Column("seq", Integer, nullable=False),
 )
-# Where each batch came from: a MAC of the source file's digest and how many of its rows are stored
-# up to and including this batch, so the same file ingested again after a crash resumes, not repeats.
+# Where each batch came from: a MAC of the digest of its source's records up to and including this
+# batch, and how many that is, so the same records ingested again (after a crash, from the same file
+# re-saved, or from the file grown since) are skipped, not stored twice.
 vault_sources = Table(
     "vault_sources",
     metadata,
@@ -131,10 +132,11 @@ AnchorLookup = Callable[[str, int], "tuple[str, Batch] | None"]
 
 @dataclass(frozen=True)
 class Source:
-    """Where the records of a stream of batches come from: `digest` names the source (a file's SHA-256),
-    and each batch carries how many of the source's rows are stored once it is (`upto`)."""
+    """Where the records of a stream of batches come from: for each batch, a digest of the source's
+    records up to and including it (`prefixes`) and how many records that is (`upto`), so the same
+    records sent again — the same file, re-saved, or grown since — are known (see `sources`)."""
 
-    digest: bytes
+    prefixes: Sequence[bytes]
     upto: Sequence[int]
 
 
@@ -411,16 +413,19 @@ class Vault:
     def _source_tag(self, dataset: str, digest: bytes) -> str:
         return self.message_key(dataset, b"source\0" + digest)
 
-    def source_done(self, dataset: str, digest: bytes) -> int:
-        """How many rows of the source with this digest the dataset already holds (0: none)."""
+    def stored_prefix(self, dataset: str, prefix: Callable[[Sequence[int]], dict[int, bytes]]) -> int:
+        """How many of a source's first records the dataset already holds: the longest stored prefix
+        whose digest matches. `prefix(counts)` gives the source's digest of its first n records for
+        each n asked (one pass over the records)."""
         t = vault_sources.c
         with self.engine.connect() as c:
-            done = c.execute(
-                select(func.max(t.upto)).where(
-                    and_(t.dataset == dataset, t.source == self._source_tag(dataset, digest))
-                )
-            ).scalar()
-        return done or 0
+            rows = c.execute(select(t.source, t.upto).where(t.dataset == dataset)).all()
+        tags: dict[int, set[str]] = {}
+        for tag, upto in rows:
+            tags.setdefault(upto, set()).add(tag)
+        digests = prefix(sorted(tags))
+        held = [n for n, d in digests.items() if self._source_tag(dataset, d) in tags[n]]
+        return max(held, default=0)
 
     def add_batch(
         self,
@@ -459,8 +464,7 @@ class Vault:
         `source`, each batch records how far into it the dataset then reaches (see `source_done`)."""
         key = self._data_key(dataset)
         first = self._row(dataset).next_seq
-        tag = self._source_tag(dataset, source.digest) if source is not None else None
-        upto = iter(source.upto) if source is not None else None
+        origins = iter(zip(source.prefixes, source.upto, strict=True)) if source is not None else None
         with ThreadPoolExecutor(1, thread_name_prefix="vault-writer") as writer:
             writing: Future[Batch] | None = None
             for records in batches:
@@ -469,7 +473,11 @@ class Vault:
                 sealed = _sealed_batch(key, dataset, first, records, [None] * len(records))
                 if writing is not None:
                     yield writing.result()
-                origin = (tag, next(upto)) if tag is not None and upto is not None else None
+                if origins is not None:
+                    digest, upto = next(origins)
+                    origin: tuple[str, int] | None = (self._source_tag(dataset, digest), upto)
+                else:
+                    origin = None
                 writing = writer.submit(self._commit, *sealed, origin, records)
                 first += len(records)
             if writing is not None:
