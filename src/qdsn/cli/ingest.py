@@ -199,6 +199,7 @@ def ingest_mqtt(
         devices=registry,
         require_signatures=signed_only,
         lookup=node.find_anchor,
+        characteristics=list(units_of(node, dataset)),
     )
     stop = threading.Event()
     with console.status(f"listening on {broker} {topic}") as status:

@@ -274,12 +274,17 @@ _DECIMAL_COMMA = re.compile(r"^[+-]?\d*,\d+(?:[eE][+-]?\d+)?$")
 _SLASHED = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})(.*)$")  # 2026/3/1 8:00, as Excel on Chinese Windows writes it
 
 
-def _local_time(value: str, zone: ZoneInfo) -> str:
-    """`value` with the zone's offset, if it was written without one (and is a time at all)."""
+def _local_time(value: str, zone: ZoneInfo | None) -> str:
+    """`value` in ISO 8601 (from 2026/3/1 8:00 too), with the zone's offset if it was written without one."""
     if m := _SLASHED.match(value):
         y, mo, d, rest = m.groups()
-        rest = rest.strip()
-        value = f"{y}-{int(mo):02d}-{int(d):02d}" + (f"T{rest.zfill(5) if len(rest) <= 5 else rest.zfill(8)}" if rest else "")
+        clock = rest.strip()
+        if clock:
+            h, _, ms = clock.partition(":")
+            clock = "T" + h.zfill(2) + ":" + ms
+        value = f"{y}-{int(mo):02d}-{int(d):02d}{clock}"
+    if zone is None:
+        return value
     try:
         t = datetime.fromisoformat(value)
     except ValueError:
@@ -324,7 +329,7 @@ class _Shape:
             if isinstance(value, str):
                 if name in self.fractional and _DECIMAL_COMMA.match(value):
                     value = value.replace(",", ".")
-                elif name in self.times and self.zone is not None:
+                elif name in self.times:
                     value = _local_time(value, self.zone)
             out[name] = value
         return out

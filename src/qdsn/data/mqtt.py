@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -131,9 +131,11 @@ class MqttIngest:
         devices: Callable[[str], bytes | None] | None = None,
         require_signatures: bool = False,
         lookup: AnchorLookup | None = None,
+        characteristics: Collection[str] | None = None,
     ) -> None:
         self.host, self.port = parse_broker(broker)
         self.devices, self.require_signatures = devices, require_signatures
+        self.declared = set(characteristics) if characteristics else None  # readings of others are refused
         self.topic, self.vault, self.dataset, self.anchor, self.lookup = topic, vault, dataset, anchor, lookup
         # the most messages held unacknowledged: MQTT 5's Receive Maximum is at most 65,535
         self.batch_size, self.batch_seconds = max(1, min(batch_size, RECEIVE_MAXIMUM)), batch_seconds
@@ -240,6 +242,11 @@ class MqttIngest:
                     parsed = orjson.loads(payload)
                     record = Measurement.model_validate({k: v for k, v in parsed.items() if k not in ("id", "sig")})
                     data = record.model_dump(mode="json", exclude_none=True)
+                    if self.declared is not None and record.characteristic not in self.declared:
+                        raise InvalidInput(
+                            f"{record.characteristic!r} is not a characteristic the dataset declares "
+                            f"({', '.join(sorted(self.declared))})"
+                        )
                     sig = self._check_signature(parsed.get("sig"), data, checks, len(records))
                 except (orjson.JSONDecodeError, ValidationError, AttributeError, QDSNError) as e:
                     self._reject(refused, topic, payload, parsed, topic, e)
