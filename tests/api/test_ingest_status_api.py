@@ -28,7 +28,9 @@ def test_the_owner_sees_the_gaps_and_no_one_else_does(tmp_path):
         node.vault.add_batch("line-1", rows)
         node.vault.add_batch("line-2", [{**r, "device": "gw-2"} for r in rows[:3]])
         http = TestClient(create_app(node))
-        maker, rival = (NodeClient(str(http.base_url), homes[n].key(), homes[n].did, http=http) for n in ("maker", "rival"))
+        maker, rival = (
+            NodeClient(str(http.base_url), homes[n].key(), homes[n].did, http=http) for n in ("maker", "rival")
+        )
         status = maker.call("GET", "/status/ingest")
         assert status["missing"] == 6
         by_name = {d["dataset"]: d["devices"] for d in status["datasets"]}

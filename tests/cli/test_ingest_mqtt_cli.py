@@ -67,7 +67,9 @@ def test_two_simulator_runs_through_a_stock_broker_are_stored_whole(tmp_path):
         ingest.send_signal(signal.SIGINT)
         out = ingest.communicate(timeout=30)[0]
     assert ingest.returncode == 0, out
-    assert "3001 readings stored" in out and "gap" not in out and "never arrived" not in out, out  # (the probe: duplicates)
+    assert "3001 readings stored" in out and "gap" not in out and "never arrived" not in out, (
+        out
+    )  # (the probe: duplicates)
     gaps = qdsn("ingest", "gaps", "--dataset", "line-1", "--json", home=acme)
     report = json.loads(gaps.stdout)
     assert report["missing"] == 0 and len(report["devices"]) == 6  # three devices, two runs each
@@ -89,7 +91,14 @@ def test_gaps_are_listed_with_the_missing_numbers_and_fail_the_command(tmp_path)
     report = json.loads(qdsn("ingest", "gaps", "--dataset", "line-1", "--json", home=acme, ok=False).stdout)
     assert report["missing"] == 23
     [od1, od2] = report["devices"]
-    assert od1 == {"device": "od-1", "boot": None, "last": 40, "arrived": 17, "missing": 23, "gaps": [[11, 14], [21, 39]]}
+    assert od1 == {
+        "device": "od-1",
+        "boot": None,
+        "last": 40,
+        "arrived": 17,
+        "missing": 23,
+        "gaps": [[11, 14], [21, 39]],
+    }
     assert (od2["boot"], od2["missing"], od2["gaps"]) == ("r2", 0, [])
 
 

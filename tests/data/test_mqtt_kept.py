@@ -117,7 +117,9 @@ def test_database_files_are_private(tmp_path):
 def test_readings_of_a_characteristic_the_dataset_did_not_declare_are_set_aside(tmp_path):
     owner = setup_node(tmp_path)
     vault = vault_of(tmp_path, owner)
-    other = orjson.dumps({"id": "x-1", "characteristic": "outer diameter", "value": 3.6, "time": "2026-03-01T08:00:00Z"})
+    other = orjson.dumps(
+        {"id": "x-1", "characteristic": "outer diameter", "value": 3.6, "time": "2026-03-01T08:00:00Z"}
+    )
     with mosquitto() as broker:
         ingest = mqtt_ingest(broker, vault, characteristics=["conductor resistance"])
         with running(ingest):

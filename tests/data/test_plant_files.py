@@ -122,7 +122,9 @@ def test_a_characteristic_the_dataset_did_not_declare_is_refused(tmp_path, vault
     path = csv_file(tmp_path / "c.csv", [*rows(3), "outer diameter,3.6,2026-03-01T08:00:00Z,L1"])
     with pytest.raises(InvalidInput) as e:
         put(path, vault, characteristics=["conductor resistance"])
-    assert "row 5, field 'characteristic': 'outer diameter' is not a characteristic the dataset declares" in str(e.value)
+    assert "row 5, field 'characteristic': 'outer diameter' is not a characteristic the dataset declares" in str(
+        e.value
+    )
     summary = put(path, vault, characteristics=["conductor resistance"], quarantine=tmp_path / "q.jsonl")
     assert (summary.accepted, summary.quarantined) == (3, 1)
 

@@ -82,19 +82,19 @@ def _ingest(
         console.print(f"[yellow]{summary.quarantined} bad rows written to {quarantine} with their reasons[/]")
     if summary.already:
         console.print(
-            f"{summary.already} records were already stored (an earlier run of the same records); skipped, not stored again"
+            f"{summary.already} records were already stored (an earlier run of the same records); "
+            "skipped, not stored again"
         )
 
 
 BatchSize = Annotated[int, typer.Option(help="Records per anchored batch.")]
-Tz = Annotated[
-    str | None, typer.Option(help="IANA zone of times written without an offset, e.g. Asia/Shanghai.")
-]
+Tz = Annotated[str | None, typer.Option(help="IANA zone of times written without an offset, e.g. Asia/Shanghai.")]
 Mapping = Annotated[
     list[str] | None, typer.Option("--map", help="COLUMN=FIELD: read a column of another name as a field; repeatable.")
 ]
 IgnoreExtra = Annotated[
-    bool, typer.Option(help="Leave out columns that are not fields of the dataset's records, instead of refusing the file.")
+    bool,
+    typer.Option(help="Leave out columns that are not fields of the dataset's records, instead of refusing the file."),
 ]
 
 
@@ -108,6 +108,8 @@ def _layout(mapping: list[str] | None, tz: str | None, ignore_extra: bool) -> La
             raise InvalidInput(f"--map {item!r} is not COLUMN=FIELD", "e.g. --map 测量值=value")
         columns[column.strip()] = name.strip()
     return Layout(columns, tz, ignore_extra)
+
+
 Quarantine = Annotated[
     Path | None, typer.Option(help="Keep good rows and append bad ones here (JSON Lines) with the reason.")
 ]
@@ -266,7 +268,9 @@ def ingest_gaps(
     streams = open_node(home).vault().streams(dataset)
     lost = sum(s.missing for s in streams)
     if as_json:
-        console.print_json(orjson.dumps({"dataset": dataset, "missing": lost, "devices": [s.to_json() for s in streams]}).decode())
+        console.print_json(
+            orjson.dumps({"dataset": dataset, "missing": lost, "devices": [s.to_json() for s in streams]}).decode()
+        )
     else:
         from qdsn.data.sequences import describe
 
@@ -279,7 +283,7 @@ def ingest_gaps(
         elif lost:
             _print_gaps(streams, dataset)
         else:
-            console.print(f"[green]✓[/] no gaps: every numbered reading up to each device's last is stored")
+            console.print("[green]✓[/] no gaps: every numbered reading up to each device's last is stored")
     if lost:
         raise typer.Exit(1)
 
@@ -333,7 +337,6 @@ def simulate(
     from datetime import UTC, datetime
 
     from qdsn.data.model import Measurement
-
     from qdsn.data.mqtt import parse_broker
     from qdsn.data.simulate import Disturbance, readings
 
@@ -354,8 +357,10 @@ def simulate(
     try:
         Measurement.model_validate({k: v for k, v in first[1].items() if k != "id"})
     except ValueError as e:
-        raise InvalidInput(f"--plant or --run cannot name a device or run: {str(e).splitlines()[-1]}",
-                           "use letters, digits and . _ : - only") from None
+        raise InvalidInput(
+            f"--plant or --run cannot name a device or run: {str(e).splitlines()[-1]}",
+            "use letters, digits and . _ : - only",
+        ) from None
     gen = itertools.chain([first], gen)
     run_id = first[1]["boot"]
     total = lines * subgroups * subgroup_size * 3
@@ -373,7 +378,9 @@ def simulate(
             try:
                 client.connect(host, port)
             except OSError as e:
-                raise Unavailable(f"cannot reach the broker at {to}: {e.strerror or e}", "start it, or check --to") from None
+                raise Unavailable(
+                    f"cannot reach the broker at {to}: {e.strerror or e}", "start it, or check --to"
+                ) from None
             client.loop_start()
             for topic, record in gen:
                 client.publish(topic, orjson.dumps(record), qos=1).wait_for_publish(30)
@@ -386,7 +393,8 @@ def simulate(
                     f.write(orjson.dumps(record) + b"\n")
                     bar.advance(task)
     console.print(
-        f"[green]✓[/] {total} readings → {to} (run {run_id}: each of {lines * 3} devices numbered 1–{subgroups * subgroup_size})"
+        f"[green]✓[/] {total} readings → {to} "
+        f"(run {run_id}: each of {lines * 3} devices numbered 1–{subgroups * subgroup_size})"
     )
 
 

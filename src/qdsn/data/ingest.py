@@ -315,7 +315,8 @@ class _Shape:
                 f"{self.path}: {where}{'s' if many else ''} {', '.join(map(repr, extra))} "
                 f"{'are not fields' if many else 'is not a field'} of a {self.model.__name__} "
                 f"({', '.join(sorted(self.fields))}); nothing was written",
-                f"map a {where} to a field with --map {where.upper()}=FIELD, or leave such {where}s out with --ignore-extra",
+                f"map a {where} to a field with --map {where.upper()}=FIELD, "
+                f"or leave such {where}s out with --ignore-extra",
             )
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -391,7 +392,8 @@ def _check(
             bad.append((n, BadRow(i, loc, err["msg"], row, where, unit)))
             continue
         if declared is not None and record["characteristic"] not in declared:
-            why = f"{record['characteristic']!r} is not a characteristic the dataset declares ({', '.join(sorted(declared))})"
+            named = ", ".join(sorted(declared))
+            why = f"{record['characteristic']!r} is not a characteristic the dataset declares ({named})"
             bad.append((n, BadRow(i, "characteristic", why, row, where, unit)))
             continue
         good.append(record)

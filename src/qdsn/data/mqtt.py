@@ -8,9 +8,11 @@ the broker's flow control: it tells the broker how many unacknowledged messages 
 Maximum, the batch size) and commits a batch as soon as that many are held, so the broker never has to
 queue more than a batch's processing time of readings for it (a stock mosquitto drops a client's
 messages past 1,000 queued; a broker that still drops, or one restarted without persistence, leaves
-gaps in the devices' sequence numbers, and those are reported: see `qdsn.data.sequences`). A good reading is kept once its batch is
-committed and anchored; a refused one (not JSON, not a valid measurement, a signature that does not
-verify) once it is set aside in the vault's quarantine with the reason, its payload sealed.
+gaps in the devices' sequence numbers, and those are reported: see `qdsn.data.sequences`).
+
+A good reading is kept once its batch is committed and anchored; a refused one (not JSON, not a valid
+measurement, of a characteristic the dataset does not declare, a signature that does not verify) once
+it is set aside in the vault's quarantine with the reason, its payload sealed.
 
 A message is one JSON measurement, optionally with `"sig"`: the Ed25519 signature, by the device
 registered on the ledger under the reading's `device`, of the reading's canonical JSON (without `id`

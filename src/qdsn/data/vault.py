@@ -33,7 +33,6 @@ from sqlalchemy import (
     Text,
     and_,
     delete,
-    func,
     insert,
     select,
     update,
@@ -661,7 +660,8 @@ class Vault:
             name = self.message_key(dataset, b"stream\0" + orjson.dumps([device, boot]))
             where = and_(t.dataset == dataset, t.stream == name)
             row = c.execute(select(t.sealed).where(where)).first()
-            seen = [(lo, hi) for lo, hi in orjson.loads(open_sealed(key, row[0], _stream_aad(dataset, name)))["seen"]] if row else []  # fmt: skip
+            kept = orjson.loads(open_sealed(key, row[0], _stream_aad(dataset, name)))["seen"] if row else []
+            seen = [(lo, hi) for lo, hi in kept]
             merged = merge(seen, numbers)
             if merged == seen:
                 continue
