@@ -58,22 +58,24 @@ def test_two_simulator_runs_through_a_stock_broker_are_stored_whole(tmp_path):
             return stored(acme) == 1
 
         assert wait_for(subscribed), ingest.stdout.read() if ingest.poll() is not None else "no probe stored"
-        probe.loop_stop()
-        probe.disconnect()
         for _ in range(2):  # the same command twice: the second run is new readings, not duplicates
             assert "1500 readings" in qdsn("simulate", "--to", broker.url, "--subgroups", "100").stdout
         assert wait_for(lambda: stored(acme) >= 3001), stored(acme)
+        for n in (1, 4):  # a gauge whose readings 2 and 3 were lost on the way
+            lone = {**reading, "id": f"gw-9/{n}", "device": "gw-9", "seq": n}
+            probe.publish("plant/gw-9", orjson.dumps(lone), qos=1).wait_for_publish(10)
+        assert wait_for(lambda: stored(acme) >= 3003), stored(acme)
+        probe.loop_stop()
+        probe.disconnect()
         time.sleep(0.5)
         ingest.send_signal(signal.SIGINT)
         out = ingest.communicate(timeout=30)[0]
-    assert ingest.returncode == 0, out
-    assert "3001 readings stored" in out and "gap" not in out and "never arrived" not in out, (
-        out
-    )  # (the probe: duplicates)
-    gaps = qdsn("ingest", "gaps", "--dataset", "line-1", "--json", home=acme)
-    report = json.loads(gaps.stdout)
-    assert report["missing"] == 0 and len(report["devices"]) == 6  # three devices, two runs each
-    assert {d["last"] for d in report["devices"]} == {500}
+    assert "3003 readings stored" in out, out  # (and the probe's repeats dropped as duplicates)
+    assert ingest.returncode == 1 and "2 readings never arrived" in out and "gw-9: 2 missing of 1–4: 2–3" in out, out
+    report = json.loads(qdsn("ingest", "gaps", "--dataset", "line-1", "--json", home=acme, ok=False).stdout)
+    simulated = [d for d in report["devices"] if d["device"] != "gw-9"]
+    assert len(simulated) == 6 and {(d["last"], d["missing"]) for d in simulated} == {(500, 0)}  # 3 devices, 2 runs
+    assert report["missing"] == 2
 
 
 def test_gaps_are_listed_with_the_missing_numbers_and_fail_the_command(tmp_path):

@@ -230,13 +230,15 @@ def ingest_mqtt(
             "persistence?): readings it held then are gone; run it with QDSN's configuration "
             "(qdsn ingest broker-config)[/]"
         )
-    _print_gaps(streams, dataset)
     for reason in stats.rejections[-10:]:
         console.print(f"  [yellow]rejected[/] {reason}")
     if stats.rejected:
         console.print(
             f"[yellow]{stats.rejected} rejected readings are kept in the vault's quarantine with the reason[/]"
         )
+    _print_gaps(streams, dataset)
+    if lost:
+        raise typer.Exit(1)  # readings were lost on the way: never a success
 
 
 def _print_gaps(streams: list, dataset: str) -> None:  # type: ignore[type-arg]

@@ -133,7 +133,7 @@ AnchorLookup = Callable[[str, int], "tuple[str, Batch] | None"]
 class Source:
     """Where the records of a stream of batches come from: for each batch, a digest of the source's
     records up to and including it (`prefixes`) and how many records that is (`upto`), so the same
-    records sent again — the same file, re-saved, or grown since — are known (see `sources`)."""
+    records sent again — the same file, re-saved, or grown since — are known (`Vault.stored_prefix`)."""
 
     prefixes: Sequence[bytes]
     upto: Sequence[int]
@@ -460,7 +460,7 @@ class Vault:
         """`add_batch` for many batches in a row, each in its own transaction: batch k+1 is sealed while
         batch k is written. Yields each batch once it is committed; the next is written only after the
         caller asks for it (anchor the batch first), so at most one batch waits for its anchor. With a
-        `source`, each batch records how far into it the dataset then reaches (see `source_done`)."""
+        `source`, each batch records the digest of the source's records up to it (see `stored_prefix`)."""
         key = self._data_key(dataset)
         first = self._row(dataset).next_seq
         origins = iter(zip(source.prefixes, source.upto, strict=True)) if source is not None else None
