@@ -133,3 +133,26 @@ def test_readings_a_stock_broker_drops_while_the_ingestor_is_down_are_reported_a
     missing = {n for lo, hi in stream.gaps for n in range(lo, hi + 1)}
     assert missing == set(range(1, gw.sent + 1)) - set(stored) and stream.missing == len(missing)
     assert missing <= set(range(102, 3102))  # lost while the ingestor was down, nothing else
+
+
+def test_with_the_shipped_configuration_the_broker_keeps_all_while_the_ingestor_is_down_and_it_restarts(tmp_path):
+    owner = setup_node(tmp_path)
+    vault = vault_of(tmp_path, owner)
+    with mosquitto("qdsn") as broker:
+        worker = start_worker(broker, tmp_path, owner)
+        gw = Gateway(broker.port)
+        assert gw.probe(vault, 0)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        gw.send(3000)  # three times a stock broker's queue
+        gw.close()
+        broker.stop()  # and the broker restarts meanwhile: its queue is saved and read back
+        broker.start()
+        gw.connect()
+        worker = start_worker(broker, tmp_path, owner)
+        assert wait_for(lambda: vault._row("line-1").next_seq >= gw.sent, 60), vault._row("line-1").next_seq
+        (tmp_path / "stop").touch()
+        worker.wait(timeout=20)
+        gw.close()
+    assert seqs(vault) == list(range(1, gw.sent + 1))
+    assert [s.gaps for s in vault.streams("line-1")] == [[]]

@@ -4,11 +4,14 @@ sealed in the vault and anchored batch by batch.
 A message is acknowledged only after it is durably kept, on a persistent MQTT 5 session (clean start
 off, a session that does not expire), so a crash of this process loses nothing: the broker redelivers
 what was not acknowledged, and the vault drops messages it already stored. The ingestor stays within
-the broker's flow control: it tells the broker how many unacknowledged messages it takes (Receive
-Maximum, the batch size) and commits a batch as soon as that many are held, so the broker never has to
-queue more than a batch's processing time of readings for it (a stock mosquitto drops a client's
-messages past 1,000 queued; a broker that still drops, or one restarted without persistence, leaves
-gaps in the devices' sequence numbers, and those are reported: see `qdsn.data.sequences`).
+the broker's flow control without starving it: a stock mosquitto sends a client 20 unacknowledged
+messages, queues 1,000 more and drops the rest, so holding acknowledgements until a batch commits
+overflowed it. The ingestor asks for the most MQTT 5 allows (Receive Maximum 65,535): the broker hands
+readings over as they come, they wait here, unacknowledged, until their batch is committed (a batch
+commits as soon as it is full), and the broker's queue fills only when 65,535 readings are waiting. A
+broker that still drops (past its queue while the ingestor is down), or one restarted without
+persistence, leaves gaps in the devices' sequence numbers, and those are reported: see
+`qdsn.data.sequences`.
 
 A good reading is kept once its batch is committed and anchored; a refused one (not JSON, not a valid
 measurement, of a characteristic the dataset does not declare, a signature that does not verify) once
@@ -139,7 +142,7 @@ class MqttIngest:
         self.devices, self.require_signatures = devices, require_signatures
         self.declared = set(characteristics) if characteristics else None  # readings of others are refused
         self.topic, self.vault, self.dataset, self.anchor, self.lookup = topic, vault, dataset, anchor, lookup
-        # the most messages held unacknowledged: MQTT 5's Receive Maximum is at most 65,535
+        # a batch is at most what the broker may send unacknowledged
         self.batch_size, self.batch_seconds = max(1, min(batch_size, RECEIVE_MAXIMUM)), batch_seconds
         self.stats = Stats()
         self._pending: list[tuple[int, str, bytes]] = []  # (mid, topic, payload)
@@ -163,7 +166,7 @@ class MqttIngest:
     def _connect_properties(self) -> Properties:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = NEVER_EXPIRES  # a persistent session, as MQTT 3's clean_session=False
-        props.ReceiveMaximum = self.batch_size  # the broker sends at most a batch without acknowledgement
+        props.ReceiveMaximum = RECEIVE_MAXIMUM  # hand readings over as they come: they wait here, not queued there
         return props
 
     def _on_message(self, client, userdata, msg) -> None:  # type: ignore[no-untyped-def]
