@@ -75,7 +75,10 @@ def numbered(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str | None], 
     """(device, boot) -> the sequence numbers of the records that carry a device and a `seq`."""
     found: dict[tuple[str, str | None], list[int]] = {}
     for r in records:
-        device, seq = r.get("device"), r.get("seq")
+        seq = r.get("seq")
+        if seq is None:
+            continue  # most records of a file: one look-up each
+        device = r.get("device")
         if isinstance(device, str) and isinstance(seq, int) and not isinstance(seq, bool) and seq >= 1:
             boot = r.get("boot")
             found.setdefault((device, boot if isinstance(boot, str) else None), []).append(seq)
