@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from qdsn.ledger.ordering.local import EtcdCluster, free_port
 
@@ -71,18 +72,31 @@ def _mosquitto_bin() -> str:
 
 
 class Mosquitto:
-    """A real MQTT broker on a free loopback port, with persistent sessions saved to a temp folder."""
+    """A real MQTT broker on a free loopback port. `config`: "test" keeps sessions in a temp folder
+    without limits; "default" is a stock mosquitto (only the listener set: no persistence, 20 in
+    flight and 1,000 queued per client); "qdsn" is the configuration QDSN ships for its brokers."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: str = "test") -> None:
         self.dir = tempfile.mkdtemp(prefix="qdsn-mqtt-")
         self.port = free_port()
         self.conf = os.path.join(self.dir, "mosquitto.conf")
-        with open(self.conf, "w") as f:
-            f.write(
-                f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+        listener = f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+        if config == "test":
+            text = listener + (
                 f"persistence true\npersistence_location {self.dir}/\nautosave_interval 1\n"
                 "max_inflight_messages 0\nmax_queued_messages 0\n"
             )
+        elif config == "default":
+            text = listener
+        else:
+            shipped = (Path(__file__).parents[1] / "src/qdsn/data/mosquitto.conf").read_text()
+            text = listener + "\n".join(
+                f"persistence_location {self.dir}/" if line.startswith("persistence_location") else line
+                for line in shipped.splitlines()
+                if not line.startswith("listener")
+            )
+        with open(self.conf, "w") as f:
+            f.write(text + "\n")
         if os.geteuid() == 0:  # mosquitto drops root privileges to its own user
             with open(self.conf, "a") as f:
                 f.write("user root\n")
@@ -111,8 +125,8 @@ class Mosquitto:
 
 
 @contextmanager
-def mosquitto() -> Iterator[Mosquitto]:
-    broker = Mosquitto()
+def mosquitto(config: str = "test") -> Iterator[Mosquitto]:
+    broker = Mosquitto(config)
     broker.start()
     try:
         yield broker

@@ -112,3 +112,22 @@ def test_database_files_are_private(tmp_path):
         assert {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {f.name: "0o600" for f in files}
     finally:
         os.umask(old)
+
+
+def test_readings_of_a_characteristic_the_dataset_did_not_declare_are_set_aside(tmp_path):
+    owner = setup_node(tmp_path)
+    vault = vault_of(tmp_path, owner)
+    other = orjson.dumps(
+        {"id": "x-1", "characteristic": "outer diameter", "value": 3.6, "time": "2026-03-01T08:00:00Z"}
+    )
+    with mosquitto() as broker:
+        ingest = mqtt_ingest(broker, vault, characteristics=["conductor resistance"])
+        with running(ingest):
+            pub = publisher(broker.port)
+            for payload in (reading(1), other):
+                pub.publish("plant/hz/line/1", payload, qos=1).wait_for_publish(5)
+            assert wait_for(lambda: ingest.stats.received >= 2, 10)
+        pub.loop_stop()
+    assert (ingest.stats.stored, ingest.stats.rejected) == (1, 1)
+    [aside] = vault.quarantined("line-1")
+    assert "'outer diameter' is not a characteristic the dataset declares" in aside["reason"]

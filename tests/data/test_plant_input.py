@@ -3,7 +3,7 @@ undecodable byte, a huge field, a broken JSON Lines line — read, or refused na
 
 import pytest
 
-from qdsn.data.ingest import ingest, validate
+from qdsn.data.ingest import Layout, ingest, validate
 from qdsn.data.vault import Vault
 from qdsn.errors import InvalidInput
 
@@ -32,11 +32,14 @@ def test_gbk_csv_from_excel_is_read(tmp_path):
     assert bad == [] and [r["characteristic"] for r in good] == ["导体电阻"] * 3
 
 
-def test_gbk_header_in_chinese_names_the_columns_as_written(tmp_path):
+def test_gbk_header_in_chinese_names_the_columns_as_written_and_maps_them(tmp_path):
     path = tmp_path / "cn.csv"
-    path.write_bytes("特性,测量值,单位\n导体电阻,17.5,Ω/km\n".encode("gbk"))
-    good, bad = read(path)
-    assert good == [] and bad[0].row == 2 and "characteristic" in bad[0].field  # read, then validated
+    path.write_bytes("特性,测量值,时间,单位\n导体电阻,17.5,2026/3/1 8:00,Ω/km\n".encode("gbk"))
+    with pytest.raises(InvalidInput, match="columns '特性', '测量值', '时间', '单位' are not fields of a Measurement"):
+        read(path)
+    columns = {"特性": "characteristic", "测量值": "value", "时间": "time"}
+    good, bad = read(path, layout=Layout(columns, tz="Asia/Shanghai", ignore_extra=True))
+    assert bad == [] and good == [{"characteristic": "导体电阻", "value": 17.5, "time": "2026-03-01T08:00:00+08:00"}]
 
 
 def test_a_gb18030_only_character_and_a_utf8_bom(tmp_path):

@@ -540,6 +540,21 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         if who != node.did:
             raise PermissionDenied("only the data's owner approves or denies jobs on its node")
 
+    @app.get("/status/ingest", tags=["data"])
+    def ingest_status(who: Signer) -> dict[str, Any]:
+        """Readings that never arrived, per dataset and device: the gaps in the devices' sequence numbers
+        (owner only)."""
+        if who != node.did:
+            raise PermissionDenied("only the data's owner sees its ingestion status")
+        datasets = {}
+        for d in node.vault.datasets():
+            try:
+                datasets[d] = [s.to_json() for s in node.vault.streams(d)]
+            except NotFound:  # shredded: nothing of it can be read any more
+                continue
+        missing = sum(s["missing"] for streams in datasets.values() for s in streams)
+        return {"missing": missing, "datasets": [{"dataset": d, "devices": v} for d, v in datasets.items()]}
+
     @app.get("/.well-known/jwt-vc-issuer", tags=["credentials"])
     def vc_issuer(request: Request) -> dict[str, Any]:
         """SD-JWT VC issuer metadata for this node as an HTTPS issuer: its URL and the key its certificates

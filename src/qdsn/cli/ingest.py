@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -18,6 +19,10 @@ from qdsn.cli.common import (
     open_node,
 )
 from qdsn.cli.dataset import units_of
+from qdsn.errors import InvalidInput, Unavailable
+
+if TYPE_CHECKING:
+    from qdsn.data.ingest import Layout
 
 ingest_app = typer.Typer(help="Bring quality data into a dataset: validated, sealed, anchored.", no_args_is_help=True)
 
@@ -30,13 +35,15 @@ def _ingest(
     quarantine: Path | None,
     epcis: bool = False,
     encoding: str | None = None,
+    layout: Layout | None = None,
 ) -> None:
     from qdsn.data.ingest import ingest, ingest_epcis
 
     node = open_node(home)
     vault = node.vault()
     kind = vault.kind(dataset)
-    read = partial(ingest_epcis, units=units_of(node, dataset)) if epcis else ingest
+    units = units_of(node, dataset)
+    read = partial(ingest_epcis, units=units) if epcis else ingest
     with Progress(
         TextColumn(f"sealing {path.name}"),
         BarColumn(),
@@ -56,13 +63,15 @@ def _ingest(
             quarantine=quarantine,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             lookup=node.find_anchor,
-            **({} if epcis else {"encoding": encoding}),
+            characteristics=list(units),
+            **({} if epcis else {"encoding": encoding, "layout": layout or _layout(None, None, False)}),
         )
     table = Table(title=f"{path.name} → {dataset}")
-    for col in ("records", "accepted", "quarantined", "skipped", "batches", "last root"):
+    for col in ("records", "accepted", "already stored", "quarantined", "skipped", "batches", "last root"):
         table.add_column(col)
     last = summary.batches[-1][0].root.hex()[:16] + "…" if summary.batches else "-"
-    counts = (summary.rows, summary.accepted, summary.quarantined, len(summary.skipped), len(summary.batches))
+    counts = (summary.rows, summary.accepted, summary.already, summary.quarantined, len(summary.skipped),
+              len(summary.batches))  # fmt: skip
     table.add_row(*map(str, counts), last)
     console.print(table)
     for event, where, why in summary.skipped[:5]:
@@ -72,10 +81,35 @@ def _ingest(
     if summary.quarantined:
         console.print(f"[yellow]{summary.quarantined} bad rows written to {quarantine} with their reasons[/]")
     if summary.already:
-        console.print(f"{summary.already} records of this file were already stored (an earlier run); not stored again")
+        console.print(
+            f"{summary.already} records were already stored (an earlier run of the same records); "
+            "skipped, not stored again"
+        )
 
 
 BatchSize = Annotated[int, typer.Option(help="Records per anchored batch.")]
+Tz = Annotated[str | None, typer.Option(help="IANA zone of times written without an offset, e.g. Asia/Shanghai.")]
+Mapping = Annotated[
+    list[str] | None, typer.Option("--map", help="COLUMN=FIELD: read a column of another name as a field; repeatable.")
+]
+IgnoreExtra = Annotated[
+    bool,
+    typer.Option(help="Leave out columns that are not fields of the dataset's records, instead of refusing the file."),
+]
+
+
+def _layout(mapping: list[str] | None, tz: str | None, ignore_extra: bool) -> Layout:
+    from qdsn.data.ingest import Layout
+
+    columns = {}
+    for item in mapping or ():
+        column, eq, name = item.partition("=")
+        if not eq or not column.strip() or not name.strip():
+            raise InvalidInput(f"--map {item!r} is not COLUMN=FIELD", "e.g. --map 测量值=value")
+        columns[column.strip()] = name.strip()
+    return Layout(columns, tz, ignore_extra)
+
+
 Quarantine = Annotated[
     Path | None, typer.Option(help="Keep good rows and append bad ones here (JSON Lines) with the reason.")
 ]
@@ -91,10 +125,14 @@ def ingest_csv(
     encoding: Annotated[
         str | None, typer.Option(help="The file's encoding, e.g. gb18030 (default: UTF-8, else detected).")
     ] = None,
+    tz: Tz = None,
+    mapping: Mapping = None,
+    ignore_extra: IgnoreExtra = False,
 ) -> None:
     """Validate every row, then seal the file in the vault and anchor each batch on the ledger.
-    Run again after an interruption, it stores what is missing and nothing twice."""
-    _ingest(file, dataset, home, batch_size, quarantine, encoding=encoding)
+    `,` or `;` between cells (decimal commas read), NA for an empty cell. Run again — after an
+    interruption, or on the same records re-saved or grown — it stores what is missing and nothing twice."""
+    _ingest(file, dataset, home, batch_size, quarantine, encoding=encoding, layout=_layout(mapping, tz, ignore_extra))
 
 
 @ingest_app.command("json")
@@ -104,9 +142,12 @@ def ingest_json(
     home: Home,
     batch_size: BatchSize = 10_000,
     quarantine: Quarantine = None,
+    tz: Tz = None,
+    mapping: Mapping = None,
+    ignore_extra: IgnoreExtra = False,
 ) -> None:
     """Validate every record, then seal the file in the vault and anchor each batch on the ledger."""
-    _ingest(file, dataset, home, batch_size, quarantine)
+    _ingest(file, dataset, home, batch_size, quarantine, layout=_layout(mapping, tz, ignore_extra))
 
 
 @ingest_app.command("epcis")
@@ -139,8 +180,9 @@ def ingest_mqtt(
     client_id: Annotated[str | None, typer.Option(help="The MQTT client id (default qdsn-DATASET).")] = None,
     signed_only: Annotated[bool, typer.Option(help="Refuse readings not signed by their registered device.")] = False,
 ) -> None:
-    """Subscribe (QoS 1, persistent session) and seal and anchor readings until Ctrl-C. A message is
-    acknowledged only once its batch is committed and anchored, so nothing is lost or stored twice."""
+    """Subscribe (QoS 1, persistent MQTT 5 session) and seal and anchor readings until Ctrl-C. A message is
+    acknowledged only once its batch is committed and anchored, so nothing is lost or stored twice.
+    Gaps in the devices' sequence numbers (readings a broker dropped) are reported at the end."""
     import threading
 
     from qdsn.data.mqtt import MqttIngest, Registry, Stats
@@ -159,6 +201,7 @@ def ingest_mqtt(
         devices=registry,
         require_signatures=signed_only,
         lookup=node.find_anchor,
+        characteristics=list(units_of(node, dataset)),
     )
     stop = threading.Event()
     with console.status(f"listening on {broker} {topic}") as status:
@@ -174,16 +217,87 @@ def ingest_mqtt(
         except KeyboardInterrupt:
             stop.set()
             stats = ingest.stats
+    streams = node.vault().streams(dataset)
+    lost = sum(s.missing for s in streams)
+    mark = "[yellow]![/]" if lost or stats.sessions_lost else "[green]✓[/]"
     console.print(
-        f"[green]✓[/] {stats.stored} readings stored in {stats.batches} anchored batches; "
+        f"{mark} {stats.stored} readings stored in {stats.batches} anchored batches; "
         f"{stats.duplicates} duplicates dropped, {stats.rejected} rejected"
     )
+    if stats.sessions_lost:
+        console.print(
+            f"[yellow]the broker lost this ingestor's session {stats.sessions_lost} time(s) (restarted without "
+            "persistence?): readings it held then are gone; run it with QDSN's configuration "
+            "(qdsn ingest broker-config)[/]"
+        )
     for reason in stats.rejections[-10:]:
         console.print(f"  [yellow]rejected[/] {reason}")
     if stats.rejected:
         console.print(
             f"[yellow]{stats.rejected} rejected readings are kept in the vault's quarantine with the reason[/]"
         )
+    _print_gaps(streams, dataset)
+    if lost:
+        raise typer.Exit(1)  # readings were lost on the way: never a success
+
+
+def _print_gaps(streams: list, dataset: str) -> None:  # type: ignore[type-arg]
+    """Every device stream with missing sequence numbers, loudly."""
+    from qdsn.data.sequences import describe
+
+    gapped = [s for s in streams if s.gaps]
+    if not gapped:
+        return
+    lost = sum(s.missing for s in gapped)
+    console.print(f"[bold red]✗ {lost} readings never arrived[/] (gaps in their devices' sequence numbers):")
+    for s in gapped:
+        boot = f" (boot {s.boot})" if s.boot else ""
+        console.print(f"  [red]gap[/] {s.device}{boot}: {s.missing} missing of 1–{s.last}: {describe(s.gaps)}")
+    console.print(
+        f"[yellow]a broker dropped them, most often past its queue limit while this ingestor was down: give the "
+        f"broker QDSN's configuration (qdsn ingest broker-config); `qdsn ingest gaps --dataset {dataset}` lists them[/]"
+    )
+
+
+@ingest_app.command("gaps")
+def ingest_gaps(
+    dataset: Annotated[str, typer.Option(help="The dataset whose device sequence numbers to check.")],
+    home: Home,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Readings that never arrived: per device, the sequence numbers missing below the highest stored.
+    Exits 1 when any is missing."""
+    streams = open_node(home).vault().streams(dataset)
+    lost = sum(s.missing for s in streams)
+    if as_json:
+        console.print_json(
+            orjson.dumps({"dataset": dataset, "missing": lost, "devices": [s.to_json() for s in streams]}).decode()
+        )
+    else:
+        from qdsn.data.sequences import describe
+
+        table = Table("device", "boot", "last seq", "stored", "missing", "gaps", title=f"device sequences of {dataset}")
+        for s in streams:
+            table.add_row(s.device, s.boot or "-", str(s.last), str(s.arrived), str(s.missing), describe(s.gaps) or "-")
+        console.print(table)
+        if not streams:
+            console.print("[dim]no reading stored yet carries a device and a sequence number (seq)[/]")
+        elif lost:
+            _print_gaps(streams, dataset)
+        else:
+            console.print("[green]✓[/] no gaps: every numbered reading up to each device's last is stored")
+    if lost:
+        raise typer.Exit(1)
+
+
+BROKER_CONFIG = Path(__file__).resolve().parents[1] / "data" / "mosquitto.conf"
+
+
+@ingest_app.command("broker-config")
+def ingest_broker_config() -> None:
+    """Print the mosquitto configuration QDSN needs: persistent sessions and queues that do not drop
+    readings while an ingestor is down (a stock mosquitto keeps 1,000 per client and drops the rest)."""
+    typer.echo(BROKER_CONFIG.read_text(), nl=False)
 
 
 @ingest_app.command("quarantined")
@@ -214,11 +328,17 @@ def simulate(
     outlier: Annotated[list[int] | None, typer.Option(help="A subgroup with a 6σ outlier; repeatable.")] = None,
     plant: Annotated[str, typer.Option(help="Plant code in topics and ids.")] = "hz",
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same readings.")] = 0,
+    run: Annotated[
+        str | None, typer.Option(help="Name of this run, in the readings' ids and as their boot (default: a new one).")
+    ] = None,
 ) -> None:
     """Generate production-line readings (conductor resistance, insulation thickness, outer diameter)
-    with optional shift, drift, extra variance and outliers, and publish them (QoS 1) or write them."""
+    with optional shift, drift, extra variance and outliers, and publish them (QoS 1) or write them.
+    Each run's message ids are its own, and each device numbers its readings 1, 2, 3, … (seq)."""
+    import secrets
     from datetime import UTC, datetime
 
+    from qdsn.data.model import Measurement
     from qdsn.data.mqtt import parse_broker
     from qdsn.data.simulate import Disturbance, readings
 
@@ -230,7 +350,21 @@ def simulate(
         start=datetime(2026, 3, 1, tzinfo=UTC),
         seed=seed,
         disturbance=Disturbance(shift_at, shift, drift, spread_at, spread, tuple(outlier or ())),
+        run=run or datetime.now(UTC).strftime("%Y%m%dT%H%M%S-") + secrets.token_hex(3),
     )
+    first = next(gen, None)
+    if first is None:
+        console.print("[yellow]nothing to simulate: --lines, --subgroups and --subgroup-size must be at least 1[/]")
+        raise typer.Exit(1)
+    try:
+        Measurement.model_validate({k: v for k, v in first[1].items() if k != "id"})
+    except ValueError as e:
+        raise InvalidInput(
+            f"--plant or --run cannot name a device or run: {str(e).splitlines()[-1]}",
+            "use letters, digits and . _ : - only",
+        ) from None
+    gen = itertools.chain([first], gen)
+    run_id = first[1]["boot"]
     total = lines * subgroups * subgroup_size * 3
     with Progress(
         TextColumn("simulating"), BarColumn(), TextColumn("{task.completed}/{task.total}"), console=err, transient=True
@@ -243,7 +377,12 @@ def simulate(
             client = mqtt.Client(
                 mqtt.CallbackAPIVersion.VERSION2, client_id=f"qdsn-sim-{plant}", protocol=mqtt.MQTTv311
             )
-            client.connect(host, port)
+            try:
+                client.connect(host, port)
+            except OSError as e:
+                raise Unavailable(
+                    f"cannot reach the broker at {to}: {e.strerror or e}", "start it, or check --to"
+                ) from None
             client.loop_start()
             for topic, record in gen:
                 client.publish(topic, orjson.dumps(record), qos=1).wait_for_publish(30)
@@ -255,7 +394,10 @@ def simulate(
                 for _, record in gen:
                     f.write(orjson.dumps(record) + b"\n")
                     bar.advance(task)
-    console.print(f"[green]✓[/] {total} readings → {to}")
+    console.print(
+        f"[green]✓[/] {total} readings → {to} "
+        f"(run {run_id}: each of {lines * 3} devices numbered 1–{subgroups * subgroup_size})"
+    )
 
 
 def device_register(

@@ -25,7 +25,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
 from qdsn.clock import system_clock
-from qdsn.data.ingest import BadRow
+from qdsn.data.rows import BadRow
 from qdsn.errors import InvalidInput
 
 SCHEMA_DIR = Path(__file__).with_name("epcis_schema")

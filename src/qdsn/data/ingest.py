@@ -1,37 +1,49 @@
 """File ingestion: read rows, validate every one against the data model, then seal them in the vault
 batch by batch and anchor each batch on the ledger.
 
-A file is checked whole before anything is written. Bad rows refuse the file, naming file, row and
-field — or, with a quarantine file, the good rows go in and the bad ones are written aside with
-their reasons. A CSV file is read in its own encoding (UTF-8, or as detected: GBK/GB18030 from
-Excel on Chinese Windows); a row that cannot be decoded or parsed is a bad row like any other.
+A file is checked whole before anything is written. A file that does not fit at all — empty, a column
+the model does not have, a required one missing — is refused with one message naming it. Bad rows
+refuse the file, naming file, row and field — or, with a quarantine file, the good rows go in and the
+bad ones are written aside with their reasons. A CSV file is read as plants write it: in its own
+encoding (UTF-8 with or without a byte-order mark, or as detected: GBK/GB18030 from Excel on Chinese
+Windows), `,` or `;` between cells (decimal commas read in numbers), `NA` for an empty cell; its row
+numbers are the file's line numbers, blank lines skipped. Columns may be mapped to the model's fields
+(`Layout.columns`), and times written without an offset read in a named zone (`Layout.tz`). A
+measurement of a characteristic the dataset does not declare is a bad row.
 
-Ingestion resumes: each batch remembers which file (by content) it came from and how far into it,
-and batches a crash left between the vault and the ledger are settled first, so the same command
-run again after a crash finishes the job with every record stored once.
+Ingestion is idempotent: each batch remembers a digest of the records up to it, so the same records
+ingested again — the same file after a crash or twice, re-saved with other bytes, or grown since — are
+skipped and reported as already stored; batches a crash left between the vault and the ledger are
+settled first.
 """
 
 from __future__ import annotations
 
-import bisect
 import codecs
 import csv
 import hashlib
 import io
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+import types
+import typing
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from pydantic import ValidationError
 
+from qdsn.data import epcis
 from qdsn.data.model import MODELS, Record
+from qdsn.data.rows import BadRow, Row, Unreadable
 from qdsn.data.vault import AnchorLookup, Batch, Source, Vault
 from qdsn.errors import InvalidInput
+
+__all__ = ["KIND_MODELS", "BadRow", "Layout", "Row", "Summary", "Unreadable", "ingest", "ingest_epcis", "validate"]
 
 KIND_MODELS = {
     "measurements": "Measurement",
@@ -42,34 +54,25 @@ KIND_MODELS = {
 }
 
 
-@dataclass
-class BadRow:
-    """A row refused by validation, and why."""
-
-    row: int  # 1-based: the header of a CSV file is row 1; in an EPCIS document, the event's position
-    field: str
-    reason: str
-    data: dict[str, Any]
-    where: str = ""  # inside an EPCIS event, e.g. "sensorElementList[0].sensorReport[2]"
-    unit: str = "row"  # what `row` counts: "row", "line" of JSON Lines, or "event" in an EPCIS document
-
-    def place(self) -> str:
-        """Where the row is, in the words of its file type."""
-        return f"{self.unit} {self.row}, {self.where}" if self.where else f"{self.unit} {self.row}"
-
-
 @dataclass(frozen=True)
-class Unreadable:
-    """A row or line that could not be read at all (undecodable bytes, broken JSON, an oversize field):
-    it is refused, or quarantined, naming its field, like a row that does not validate."""
+class Layout:
+    """How a plant's file says what the model says: its column names mapped to fields (file column →
+    field), the IANA zone of times written without an offset, and whether columns the model does not
+    have are left out rather than refusing the file."""
 
-    field: str
-    reason: str
-    text: str = ""
-    unit: str = "row"
+    columns: Mapping[str, str] = field(default_factory=dict)
+    tz: str | None = None
+    ignore_extra: bool = False
 
-
-Row = tuple[int, str, Any]  # (row, line or event number; where inside it; its fields, or an Unreadable)
+    def zone(self) -> ZoneInfo | None:
+        if self.tz is None:
+            return None
+        try:
+            return ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidInput(
+                f"unknown time zone {self.tz!r}", "give an IANA zone name, e.g. Asia/Shanghai or Europe/Berlin"
+            ) from None
 
 
 @dataclass
@@ -81,7 +84,7 @@ class Summary:
     rows: int = 0
     accepted: int = 0
     quarantined: int = 0
-    already: int = 0  # records of this file that an earlier (interrupted) run had stored
+    already: int = 0  # records the dataset already held (an earlier run of the same records): not stored again
     # parts of an EPCIS document that are not records of this kind: (event, where, why)
     skipped: list[tuple[int, str, str]] = field(default_factory=list)
     batches: list[tuple[Batch, str]] = field(default_factory=list)  # (batch, anchoring txid)
@@ -142,28 +145,56 @@ def _undecodable(value: str) -> int | None:
     return None
 
 
-def _csv_rows(path: Path, data: bytes, encoding: str | None) -> Iterator[tuple[int, Any]]:
+def _delimiter(text: str) -> str:
+    """`,` or `;` (or a tab) between cells: whichever the header line holds most of, outside quotes."""
+    first = re.sub(r'"[^"]*"', "", text.lstrip("\r\n").split("\n", 1)[0])
+    counts = {d: first.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _csv_rows(
+    path: Path, data: bytes, encoding: str | None, on_header: Callable[[list[str]], None] | None = None
+) -> Iterator[tuple[int, Any]]:
     text, enc, clean = _decode(path, data, encoding)
+    text = text.removeprefix("\ufeff")  # a byte-order mark, even when the encoding was given as utf-8
     check = not clean or len(text) > FIELD_LIMIT  # only then can a field be undecodable or too long
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     try:
-        header = next(reader, None)
-        if header is None:
-            return
+        header = None
+        while header is None:
+            header = next(reader, None)
+            if header is None:
+                return
+            if not any(h.strip() for h in header):
+                header = None  # blank lines before the header
         for col, name in enumerate(header, start=1):
             if (b := _undecodable(name)) is not None:
                 raise InvalidInput(
-                    f"{path}: row 1 (the header), column {col}: byte 0x{b:02x} is not {enc}",
+                    f"{path}: the header, column {col}: byte 0x{b:02x} is not {enc}",
                     "give the file's encoding with --encoding",
                 )
         names = [h.strip() for h in header]
-        for i, row in enumerate(reader, start=2):
+        if on_header is not None:
+            on_header([n for n in names if n])
+        line = reader.line_num  # the file's line a row starts on: blank lines and quoted line breaks counted
+        for row in reader:
+            at, line = line + 1, reader.line_num
+            if not any(v.strip() for v in row):
+                continue  # a blank line, or one of empty cells (Excel leaves them at the end)
             if check and (bad := _bad_field(row, names, enc)) is not None:
-                yield i, bad
+                yield at, bad
                 continue
-            yield i, {k: v.strip() for k, v in zip(names, row, strict=False) if k and v.strip() != ""}
+            if len(row) > len(names) and any(v.strip() for v in row[len(names) :]):
+                yield at, Unreadable("*", f"the row has {len(row)} cells, the header names {len(names)}")
+                continue
+            yield at, {k: v.strip() for k, v in zip(names, row, strict=False) if k and v.strip() not in _EMPTY}
     except csv.Error as e:
-        raise InvalidInput(f"{path}: row {reader.line_num} is not CSV: {e}") from None
+        raise InvalidInput(f"{path}: line {reader.line_num} is not CSV: {e}") from None
+
+
+# What spreadsheets and R write in a cell that holds nothing.
+_EMPTY = frozenset(("", "NA", "N/A", "#N/A", "n/a", "na", "NULL", "null"))
 
 
 def _bad_field(row: list[str], names: list[str], enc: str) -> Unreadable | None:
@@ -195,9 +226,11 @@ def _jsonl_rows(data: bytes) -> Iterator[tuple[int, Any]]:
             yield i, Unreadable(*_json_error(e, text), text[:200], "line")
 
 
-def read_rows(path: Path, encoding: str | None = None) -> Iterator[tuple[int, Any]]:
-    """(row number, fields) of a CSV file (with a header) or a JSON array / JSON Lines file; a row
-    that cannot be read is an `Unreadable` in place of its fields."""
+def read_rows(
+    path: Path, encoding: str | None = None, on_header: Callable[[list[str]], None] | None = None
+) -> Iterator[tuple[int, Any]]:
+    """(row number, fields) of a CSV file (with a header, given to `on_header` first) or a JSON array /
+    JSON Lines file; a row that cannot be read is an `Unreadable` in place of its fields."""
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".jsonl", ".ndjson", ".json"):
         raise InvalidInput(f"{path}: unknown file type {suffix!r}", "use .csv, .json or .jsonl")
@@ -206,7 +239,7 @@ def read_rows(path: Path, encoding: str | None = None) -> Iterator[tuple[int, An
     except OSError as e:
         raise InvalidInput(f"{path}: cannot be read: {e.strerror or e}") from None
     if suffix == ".csv":
-        yield from _csv_rows(path, data, encoding)
+        yield from _csv_rows(path, data, encoding, on_header)
     elif suffix in (".jsonl", ".ndjson"):
         yield from _jsonl_rows(data)
     else:
@@ -222,9 +255,107 @@ def read_rows(path: Path, encoding: str | None = None) -> Iterator[tuple[int, An
         yield from enumerate(parsed, start=1)
 
 
-def file_rows(path: Path, encoding: str | None = None) -> Iterator[Row]:
-    """The rows of a CSV or JSON file, as `validate` takes them."""
-    return ((i, "", row) for i, row in read_rows(path, encoding))
+def _types(model: type[Record]) -> tuple[set[str], set[str], set[str]]:
+    """(every field, the fractional-number fields, the time fields) of a model."""
+
+    def kinds(annotation: Any) -> set[Any]:
+        args = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else ()
+        return set(args) if args else {annotation}
+
+    fields = model.model_fields
+    return (
+        set(fields),
+        {n for n, f in fields.items() if float in kinds(f.annotation)},
+        {n for n, f in fields.items() if datetime in kinds(f.annotation)},
+    )
+
+
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d*,\d+(?:[eE][+-]?\d+)?$")
+_SLASHED = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})(.*)$")  # 2026/3/1 8:00, as Excel on Chinese Windows writes it
+
+
+def _local_time(value: str, zone: ZoneInfo | None) -> str:
+    """`value` in ISO 8601 (from 2026/3/1 8:00 too), with the zone's offset if it was written without one."""
+    if m := _SLASHED.match(value):
+        y, mo, d, rest = m.groups()
+        clock = rest.strip()
+        if clock:
+            h, _, ms = clock.partition(":")
+            clock = "T" + h.zfill(2) + ":" + ms
+        value = f"{y}-{int(mo):02d}-{int(d):02d}{clock}"
+    if zone is None:
+        return value
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        return value  # not a time: the model says so
+    return t.replace(tzinfo=zone).isoformat() if t.tzinfo is None else value
+
+
+class _Shape:
+    """Rows as read, made into the model's fields: columns mapped, extra columns refused whole (or left
+    out), empty cells dropped, decimal commas read, times without an offset put in the zone given."""
+
+    def __init__(self, path: Path, model: type[Record], layout: Layout) -> None:
+        self.path, self.model, self.layout, self.zone = path, model, layout, layout.zone()
+        self.fields, self.fractional, self.times = _types(model)
+        for column, name in layout.columns.items():
+            if name not in self.fields:
+                raise InvalidInput(
+                    f"--map {column}={name}: a {model.__name__} has no field {name!r}",
+                    f"map to one of: {', '.join(sorted(self.fields))}",
+                )
+
+    def header(self, names: Iterable[str], where: str) -> None:
+        """Refuse a file whose columns (keys) the model does not have, in one message."""
+        extra = [n for n in dict.fromkeys(names) if self.layout.columns.get(n, n) not in self.fields]
+        if extra and not self.layout.ignore_extra:
+            many = len(extra) > 1
+            raise InvalidInput(
+                f"{self.path}: {where}{'s' if many else ''} {', '.join(map(repr, extra))} "
+                f"{'are not fields' if many else 'is not a field'} of a {self.model.__name__} "
+                f"({', '.join(sorted(self.fields))}); nothing was written",
+                f"map a {where} to a field with --map {where.upper()}=FIELD, "
+                f"or leave such {where}s out with --ignore-extra",
+            )
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, value in row.items():
+            name = self.layout.columns.get(key, key)
+            if name not in self.fields:
+                continue  # left out: the header check refused them unless asked to ignore them
+            if value is None:
+                continue
+            if isinstance(value, str):
+                if name in self.fractional and _DECIMAL_COMMA.match(value):
+                    value = value.replace(",", ".")
+                elif name in self.times:
+                    value = _local_time(value, self.zone)
+            out[name] = value
+        return out
+
+
+def file_rows(path: Path, kind: str, *, encoding: str | None = None, layout: Layout = Layout()) -> Iterator[Row]:
+    """The rows of a CSV or JSON file in the model's fields, as `validate` takes them; a file that has
+    no records, or columns the model does not have, is refused whole."""
+    shape = _Shape(path, MODELS[KIND_MODELS[kind]], layout)
+    count = 0
+    if _unit_of(path) == "row":  # CSV: the header says it all, once, before the first row
+        rows: Iterable[tuple[int, Any]] = read_rows(path, encoding, lambda names: shape.header(names, "column"))
+    else:
+        rows = list(read_rows(path, encoding))
+        keys: dict[str, int] = {}
+        for i, r in rows:
+            if isinstance(r, dict):
+                for k in r:
+                    keys.setdefault(k, i)
+        shape.header(keys, "key")
+    for i, row in rows:
+        count += 1
+        yield i, "", shape(row) if isinstance(row, dict) else row
+    if count == 0:
+        raise InvalidInput(f"{path}: the file holds no records; nothing was written", "check that it is the right file")
 
 
 def _unit_of(path: Path) -> str:
@@ -238,11 +369,13 @@ def _unit_of(path: Path) -> str:
 
 
 def _check(
-    rows: Iterable[Row], kind: str, now: datetime | None, unit: str
+    rows: Iterable[Row], kind: str, now: datetime | None, unit: str, characteristics: Collection[str] | None = None
 ) -> tuple[list[dict[str, Any]], list[int], list[tuple[int, BadRow]]]:
-    """(good records, the position of each in `rows`, (position, bad row) each)."""
+    """(good records, the position of each in `rows`, (position, bad row) each). With `characteristics`,
+    a measurement of any other is a bad row."""
     model: type[Record] = MODELS[KIND_MODELS[kind]]
     context = {"now": now} if now else None
+    declared = set(characteristics) if characteristics and kind == "measurements" else None
     good, at, bad = [], [], []
     for n, (i, where, row) in enumerate(rows):
         if isinstance(row, Unreadable):
@@ -252,12 +385,19 @@ def _check(
             bad.append((n, BadRow(i, "*", "a record must be an object", {"value": row}, where, unit)))
             continue
         try:
-            good.append(model.model_validate(row, context=context).model_dump(mode="json", exclude_none=True))
-            at.append(n)
+            record = model.model_validate(row, context=context).model_dump(mode="json", exclude_none=True)
         except ValidationError as e:
             err = e.errors()[0]
             loc = ".".join(str(p) for p in err["loc"]) or "*"
             bad.append((n, BadRow(i, loc, err["msg"], row, where, unit)))
+            continue
+        if declared is not None and record["characteristic"] not in declared:
+            named = ", ".join(sorted(declared))
+            why = f"{record['characteristic']!r} is not a characteristic the dataset declares ({named})"
+            bad.append((n, BadRow(i, "characteristic", why, row, where, unit)))
+            continue
+        good.append(record)
+        at.append(n)
     return good, at, bad
 
 
@@ -268,13 +408,29 @@ def validate(
     now: datetime | None = None,
     unit: str = "row",
     encoding: str | None = None,
+    layout: Layout = Layout(),
+    characteristics: Collection[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[BadRow]]:
     """Every row (of a file, or given) checked against the model of a dataset `kind`: (good records, bad rows)."""
     if isinstance(path_or_rows, Path):
         unit = _unit_of(path_or_rows)
-        path_or_rows = file_rows(path_or_rows, encoding)
-    good, _, bad = _check(path_or_rows, kind, now, unit)
+        path_or_rows = file_rows(path_or_rows, kind, encoding=encoding, layout=layout)
+    good, _, bad = _check(path_or_rows, kind, now, unit, characteristics)
     return good, [b for _, b in bad]
+
+
+def prefix_digests(records: Sequence[dict[str, Any]], counts: Iterable[int]) -> dict[int, bytes]:
+    """The SHA-256 of the first n records (their JSON, comma-ended) for each n of `counts` within them:
+    one pass, whatever the counts; what names records already stored, whatever file they came in."""
+    h, done, out = hashlib.sha256(), 0, {}
+    for n in sorted(set(counts)):
+        if n > len(records) or n <= 0:
+            continue
+        if n > done:
+            h.update(orjson.dumps(records[done:n])[1:-1] + b",")
+            done = n
+        out[n] = h.copy().digest()
+    return out
 
 
 def _digest(path: Path) -> bytes:
@@ -333,43 +489,44 @@ def ingest(
     refused: Iterable[BadRow] = (),
     lookup: AnchorLookup | None = None,
     encoding: str | None = None,
+    layout: Layout = Layout(),
+    characteristics: Collection[str] | None = None,
 ) -> Summary:
     """Validate `path` (or the `rows` read from it), then seal its records in `dataset` in batches, each
     anchored through `anchor(batch) -> txid` before the next is committed. `refused` are rows a reader
-    already found bad.
+    already found bad; `characteristics`, those the dataset declares (measurements of others are bad rows).
 
-    Resumable: batches an interrupted run left unanchored are settled with the ledger first (`lookup`
-    finds an anchor that reached it), and records of this file (by content) already stored are skipped,
-    so running the same command again after a crash stores every record exactly once."""
+    Idempotent: batches an interrupted run left unanchored are settled with the ledger first (`lookup`
+    finds an anchor that reached it), and the records the dataset already holds from an earlier run of
+    the same records (this file, or one with the same records first) are skipped and counted as `already`."""
     vault.settle(dataset, anchor, lookup)
     digest = _digest(path)
     if rows is None:
-        rows, unit = file_rows(path, encoding), unit or _unit_of(path)
-    good, at, bad = _check(rows, kind, now, unit or "row")
+        rows, unit = file_rows(path, kind, encoding=encoding, layout=layout), unit or _unit_of(path)
+    good, _, bad = _check(rows, kind, now, unit or "row", characteristics)
     bad = [(-1, b) for b in refused] + bad
     summary = Summary(str(path), dataset, rows=len(good) + len(bad))
     if bad and quarantine is None:
         shown = "; ".join(f"{b.place()}, field {b.field!r}: {b.reason}" for _, b in bad[:3])
         more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
-        raise InvalidInput(
-            f"{path}: {len(bad)} bad rows — {shown}{more}; nothing was written",
-            "fix the rows, or pass --quarantine FILE to keep the good ones and set the bad aside",
-        )
+        hint = "fix the rows, or pass --quarantine FILE to keep the good ones and set the bad aside"
+        if any("zone offset" in b.reason for _, b in bad):
+            hint = "give the zone the times were written in, e.g. --tz Asia/Shanghai; or " + hint
+        raise InvalidInput(f"{path}: {len(bad)} bad rows — {shown}{more}; nothing was written", hint)
     if bad and quarantine is not None:
         _set_aside(quarantine, path, digest, bad)
         summary.quarantined = len(bad)
-    done = vault.source_done(dataset, digest)
-    skip = bisect.bisect_left(at, done)
+    skip = vault.stored_prefix(dataset, lambda counts: prefix_digests(good, counts))
     summary.already = skip
-    good, at = good[skip:], at[skip:]
-    cuts = range(0, len(good), batch_size)
-    source = Source(digest, [at[min(i + batch_size, len(good)) - 1] + 1 for i in cuts])
+    cuts = range(skip, len(good), batch_size)
+    upto = [min(i + batch_size, len(good)) for i in cuts]
+    source = Source([d for _, d in sorted(prefix_digests(good, upto).items())], upto)
     for batch in vault.add_stream(dataset, (good[i : i + batch_size] for i in cuts), source):
         txid = vault.anchor_batch(batch, anchor, lookup)
         summary.batches.append((batch, txid))
         summary.accepted += batch.count
         if progress:
-            progress(summary.accepted, len(good))
+            progress(summary.accepted, len(good) - skip)
     return summary
 
 
@@ -385,8 +542,6 @@ def ingest_epcis(
 ) -> Summary:
     """`ingest` for the records of `kind` in an EPCIS 2.0 document (see `qdsn.data.epcis`); `units` are the
     dataset's declared characteristic units."""
-    from qdsn.data import epcis
-
     found = epcis.extract(epcis.load(path), kind, units)
     summary = ingest(
         path, vault, dataset, kind, anchor, rows=found.rows, unit="event", refused=found.refused, **options

@@ -230,6 +230,13 @@ class Measurement(Record):
     device: Id | None = None
     lot: Id | None = None
     subgroup: int | None = Field(default=None, ge=0)
+    seq: int | None = Field(
+        default=None,
+        ge=1,
+        lt=2**53,
+        description="the device's count of its readings, from 1: a missing number is a lost reading",
+    )
+    boot: Id | None = Field(default=None, description="names a device's count that starts again at 1 when it restarts")
 
 
 class Inspection(Record):

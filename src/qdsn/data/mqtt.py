@@ -1,11 +1,21 @@
 """MQTT ingestion (paho-mqtt, QoS 1): readings published by devices or gateways are validated,
 sealed in the vault and anchored batch by batch.
 
-A message is acknowledged only after it is durably kept, on a persistent session (clean_session=False),
-so a crash of this process or a broker restart loses nothing: the broker redelivers what was not
-acknowledged, and the vault drops messages it already stored. A good reading is kept once its batch is
-committed and anchored; a refused one (not JSON, not a valid measurement, a signature that does not
-verify) once it is set aside in the vault's quarantine with the reason, its payload sealed.
+A message is acknowledged only after it is durably kept, on a persistent MQTT 5 session (clean start
+off, a session that does not expire), so a crash of this process loses nothing: the broker redelivers
+what was not acknowledged, and the vault drops messages it already stored. The ingestor stays within
+the broker's flow control without starving it: a stock mosquitto sends a client 20 unacknowledged
+messages, queues 1,000 more and drops the rest, so holding acknowledgements until a batch commits
+overflowed it. The ingestor asks for the most MQTT 5 allows (Receive Maximum 65,535): the broker hands
+readings over as they come, they wait here, unacknowledged, until their batch is committed (a batch
+commits as soon as it is full), and the broker's queue fills only when 65,535 readings are waiting. A
+broker that still drops (past its queue while the ingestor is down), or one restarted without
+persistence, leaves gaps in the devices' sequence numbers, and those are reported: see
+`qdsn.data.sequences`.
+
+A good reading is kept once its batch is committed and anchored; a refused one (not JSON, not a valid
+measurement, of a characteristic the dataset does not declare, a signature that does not verify) once
+it is set aside in the vault's quarantine with the reason, its payload sealed.
 
 A message is one JSON measurement, optionally with `"sig"`: the Ed25519 signature, by the device
 registered on the ledger under the reading's `device`, of the reading's canonical JSON (without `id`
@@ -18,12 +28,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import orjson
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
 from qdsn.clock import format_time, system_clock
@@ -31,7 +43,7 @@ from qdsn.crypto import BatchVerifier, verify_key
 from qdsn.crypto.encoding import b64url_decode
 from qdsn.data.model import Measurement
 from qdsn.data.vault import AnchorLookup, Batch, Vault, reading_message
-from qdsn.errors import BadSignature, InvalidInput, NotFound, QDSNError
+from qdsn.errors import BadSignature, InvalidInput, NotFound, QDSNError, Unavailable
 from qdsn.identity.didkey import public_key_from_multikey
 from qdsn.ledger import tx
 
@@ -46,6 +58,11 @@ class Stats:
     rejected: int = 0
     batches: int = 0
     rejections: list[str] = field(default_factory=list)  # the latest few; all are in the vault's quarantine
+    sessions_lost: int = 0  # reconnections on which the broker no longer had this ingestor's session
+
+
+RECEIVE_MAXIMUM = 65_535
+NEVER_EXPIRES = 0xFFFFFFFF
 
 
 def parse_broker(url: str) -> tuple[str, int]:
@@ -119,27 +136,38 @@ class MqttIngest:
         devices: Callable[[str], bytes | None] | None = None,
         require_signatures: bool = False,
         lookup: AnchorLookup | None = None,
+        characteristics: Collection[str] | None = None,
     ) -> None:
         self.host, self.port = parse_broker(broker)
         self.devices, self.require_signatures = devices, require_signatures
+        self.declared = set(characteristics) if characteristics else None  # readings of others are refused
         self.topic, self.vault, self.dataset, self.anchor, self.lookup = topic, vault, dataset, anchor, lookup
-        self.batch_size, self.batch_seconds = batch_size, batch_seconds
+        # a batch is at most what the broker may send unacknowledged
+        self.batch_size, self.batch_seconds = max(1, min(batch_size, RECEIVE_MAXIMUM)), batch_seconds
         self.stats = Stats()
         self._pending: list[tuple[int, str, bytes]] = []  # (mid, topic, payload)
         self._lock = threading.Lock()
+        self._connected_before = False
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=False,
-            manual_ack=True,
-            protocol=mqtt.MQTTv311,
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, manual_ack=True, protocol=mqtt.MQTTv5
         )
         self._client.on_message = self._on_message
         self._client.on_connect = self._on_connect
         self._client.reconnect_delay_set(min_delay=0.2, max_delay=2)
 
     def _on_connect(self, client, userdata, flags, reason, properties) -> None:  # type: ignore[no-untyped-def]
+        if reason.is_failure:
+            return
+        if self._connected_before and not flags.session_present:
+            self.stats.sessions_lost += 1  # a broker restarted without persistence: what it held is gone
+        self._connected_before = True
         client.subscribe(self.topic, qos=1)
+
+    def _connect_properties(self) -> Properties:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = NEVER_EXPIRES  # a persistent session, as MQTT 3's clean_session=False
+        props.ReceiveMaximum = RECEIVE_MAXIMUM  # hand readings over as they come: they wait here, not queued there
+        return props
 
     def _on_message(self, client, userdata, msg) -> None:  # type: ignore[no-untyped-def]
         with self._lock:
@@ -148,7 +176,15 @@ class MqttIngest:
     def run(self, stop: threading.Event, progress: Callable[[Stats], None] | None = None) -> Stats:
         """Ingest until `stop` is set; settles batches a crash left between vault and ledger first."""
         self.vault.settle(self.dataset, self.anchor, self.lookup)
-        self._client.connect(self.host, self.port, keepalive=30)
+        try:
+            self._client.connect(
+                self.host, self.port, keepalive=30, clean_start=False, properties=self._connect_properties()
+            )
+        except OSError as e:
+            raise Unavailable(
+                f"cannot reach the MQTT broker at {self.host}:{self.port}: {e.strerror or e}",
+                "start the broker, or check --broker",
+            ) from None
         self._client.loop_start()
         oldest: float | None = None
         try:
@@ -211,6 +247,11 @@ class MqttIngest:
                     parsed = orjson.loads(payload)
                     record = Measurement.model_validate({k: v for k, v in parsed.items() if k not in ("id", "sig")})
                     data = record.model_dump(mode="json", exclude_none=True)
+                    if self.declared is not None and record.characteristic not in self.declared:
+                        raise InvalidInput(
+                            f"{record.characteristic!r} is not a characteristic the dataset declares "
+                            f"({', '.join(sorted(self.declared))})"
+                        )
                     sig = self._check_signature(parsed.get("sig"), data, checks, len(records))
                 except (orjson.JSONDecodeError, ValidationError, AttributeError, QDSNError) as e:
                     self._reject(refused, topic, payload, parsed, topic, e)

@@ -3,6 +3,10 @@
 Each line measures several characteristics in rational subgroups (n consecutive parts). The process
 is stable unless told otherwise: a mean shift from a subgroup on, a linear drift, extra variance
 from a subgroup on, and single outliers, each in units of the characteristic's σ.
+
+Each run is named (`run`): its readings' ids are unique to it, so a second run is not taken for
+redeliveries of the first, and each device numbers its readings of the run 1, 2, 3, … (`seq`, with the
+run as its `boot`), so a reading lost on the way shows as a gap.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ def readings(
     interval: timedelta = timedelta(seconds=20),
     disturbance: Disturbance = Disturbance(),
     seed: int = 0,
+    run: str = "sim",
 ) -> Iterator[tuple[str, dict]]:
     """(MQTT topic, measurement with an `id`) for every part, characteristic and line, in time order."""
     rng = random.Random(seed)
@@ -70,15 +75,18 @@ def readings(
                     sigma = spec.sigma * (d.spread if d.spread_at is not None and g >= d.spread_at else 1.0)
                     value = rng.gauss(mean, sigma) + (6 * spec.sigma if g in d.outliers and part == 0 else 0.0)
                     slug = spec.name.replace(" ", "-")
+                    n = g * subgroup_size + part
                     yield (
                         f"plant/{plant}/line/{line}/{slug}",
                         {
-                            "id": f"{plant}/{line}/{slug}/{g * subgroup_size + part}",
+                            "id": f"{plant}/{run}/{line}/{slug}/{n}",
                             "characteristic": spec.name,
                             "value": round(value, 4),
                             "time": t.isoformat(),
                             "device": f"{plant}-l{line}-{slug}",
                             "lot": f"{plant}-l{line}-{g // 20:04d}",
                             "subgroup": g,
+                            "seq": n + 1,
+                            "boot": run,
                         },
                     )

@@ -33,7 +33,6 @@ from sqlalchemy import (
     Text,
     and_,
     delete,
-    func,
     insert,
     select,
     update,
@@ -42,6 +41,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from qdsn.crypto import canonical_json, hkdf_sha256, new_key, offload, open_sealed, seal
 from qdsn.crypto.aead import NONCE_SIZE
+from qdsn.data.sequences import Stream, merge, numbered
 from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, QDSNError
 from qdsn.ledger import merkle
 from qdsn.ledger.store import insert_many, open_engine
@@ -90,8 +90,9 @@ vault_messages = Table(
     Column("message", String(128), primary_key=True),
     Column("seq", Integer, nullable=False),
 )
-# Where each batch came from: a MAC of the source file's digest and how many of its rows are stored
-# up to and including this batch, so the same file ingested again after a crash resumes, not repeats.
+# Where each batch came from: a MAC of the digest of its source's records up to and including this
+# batch, and how many that is, so the same records ingested again (after a crash, from the same file
+# re-saved, or from the file grown since) are skipped, not stored twice.
 vault_sources = Table(
     "vault_sources",
     metadata,
@@ -113,6 +114,16 @@ vault_quarantine = Table(
     Column("sealed", LargeBinary, nullable=False),
 )
 
+# Which sequence numbers of each device's readings arrived (`qdsn.data.sequences`): one row per device
+# (and boot), named by a MAC like a message, its ranges and the device's name sealed with the dataset's key.
+vault_sequences = Table(
+    "vault_sequences",
+    metadata,
+    Column("dataset", String(128), primary_key=True),
+    Column("stream", String(128), primary_key=True),
+    Column("sealed", LargeBinary, nullable=False),
+)
+
 KekSource = Callable[[str | None], tuple[str, bytes]]  # kek id (None: current) -> (kek id, 32-byte kek)
 # (dataset, first) -> (anchoring txid, the anchored batch) if the ledger holds an anchor of the dataset at `first`
 AnchorLookup = Callable[[str, int], "tuple[str, Batch] | None"]
@@ -120,10 +131,11 @@ AnchorLookup = Callable[[str, int], "tuple[str, Batch] | None"]
 
 @dataclass(frozen=True)
 class Source:
-    """Where the records of a stream of batches come from: `digest` names the source (a file's SHA-256),
-    and each batch carries how many of the source's rows are stored once it is (`upto`)."""
+    """Where the records of a stream of batches come from: for each batch, a digest of the source's
+    records up to and including it (`prefixes`) and how many records that is (`upto`), so the same
+    records sent again — the same file, re-saved, or grown since — are known (`Vault.stored_prefix`)."""
 
-    digest: bytes
+    prefixes: Sequence[bytes]
     upto: Sequence[int]
 
 
@@ -225,6 +237,10 @@ def _key_aad(dataset: str) -> bytes:
 
 def _quarantine_aad(dataset: str, message: str) -> bytes:
     return f"qdsn/vault/quarantine/{dataset}/{message}".encode()
+
+
+def _stream_aad(dataset: str, stream: str) -> bytes:
+    return f"qdsn/vault/sequences/{dataset}/{stream}".encode()
 
 
 def seal_records(
@@ -396,16 +412,19 @@ class Vault:
     def _source_tag(self, dataset: str, digest: bytes) -> str:
         return self.message_key(dataset, b"source\0" + digest)
 
-    def source_done(self, dataset: str, digest: bytes) -> int:
-        """How many rows of the source with this digest the dataset already holds (0: none)."""
+    def stored_prefix(self, dataset: str, prefix: Callable[[Sequence[int]], dict[int, bytes]]) -> int:
+        """How many of a source's first records the dataset already holds: the longest stored prefix
+        whose digest matches. `prefix(counts)` gives the source's digest of its first n records for
+        each n asked (one pass over the records)."""
         t = vault_sources.c
         with self.engine.connect() as c:
-            done = c.execute(
-                select(func.max(t.upto)).where(
-                    and_(t.dataset == dataset, t.source == self._source_tag(dataset, digest))
-                )
-            ).scalar()
-        return done or 0
+            rows = c.execute(select(t.source, t.upto).where(t.dataset == dataset)).all()
+        tags: dict[int, set[str]] = {}
+        for tag, upto in rows:
+            tags.setdefault(upto, set()).add(tag)
+        digests = prefix(sorted(tags))
+        held = [n for n, d in digests.items() if self._source_tag(dataset, d) in tags[n]]
+        return max(held, default=0)
 
     def add_batch(
         self,
@@ -432,6 +451,7 @@ class Vault:
             first = c.execute(select(vault_datasets.c.next_seq).where(vault_datasets.c.id == dataset)).scalar_one()
             batch, rows = _sealed_batch(key, dataset, first, records, sigs)
             self._write(c, batch, rows, keys)
+            self._note_sequences(c, dataset, records)
         return batch
 
     def add_stream(
@@ -440,11 +460,10 @@ class Vault:
         """`add_batch` for many batches in a row, each in its own transaction: batch k+1 is sealed while
         batch k is written. Yields each batch once it is committed; the next is written only after the
         caller asks for it (anchor the batch first), so at most one batch waits for its anchor. With a
-        `source`, each batch records how far into it the dataset then reaches (see `source_done`)."""
+        `source`, each batch records the digest of the source's records up to it (see `stored_prefix`)."""
         key = self._data_key(dataset)
         first = self._row(dataset).next_seq
-        tag = self._source_tag(dataset, source.digest) if source is not None else None
-        upto = iter(source.upto) if source is not None else None
+        origins = iter(zip(source.prefixes, source.upto, strict=True)) if source is not None else None
         with ThreadPoolExecutor(1, thread_name_prefix="vault-writer") as writer:
             writing: Future[Batch] | None = None
             for records in batches:
@@ -453,15 +472,23 @@ class Vault:
                 sealed = _sealed_batch(key, dataset, first, records, [None] * len(records))
                 if writing is not None:
                     yield writing.result()
-                origin = (tag, next(upto)) if tag is not None and upto is not None else None
-                writing = writer.submit(self._commit, *sealed, origin)
+                if origins is not None:
+                    digest, upto = next(origins)
+                    origin: tuple[str, int] | None = (self._source_tag(dataset, digest), upto)
+                else:
+                    origin = None
+                writing = writer.submit(self._commit, *sealed, origin, records)
                 first += len(records)
             if writing is not None:
                 yield writing.result()
 
-    def _commit(self, batch: Batch, rows: list[tuple[int, bytes, bytes]], origin: tuple[str, int] | None) -> Batch:
+    def _commit(
+        self, batch: Batch, rows: list[tuple[int, bytes, bytes]], origin: tuple[str, int] | None,
+        records: Sequence[dict[str, Any]],
+    ) -> Batch:  # fmt: skip
         with self.engine.begin() as c:
             self._write(c, batch, rows, origin=origin)
+            self._note_sequences(c, batch.dataset, records)
         return batch
 
     @staticmethod
@@ -550,6 +577,18 @@ class Vault:
                 .where(and_(vault_datasets.c.id == dataset, vault_datasets.c.next_seq > first))
                 .values(next_seq=first)
             )
+        self._renumber(dataset)
+
+    def _renumber(self, dataset: str) -> None:
+        """Rebuild the device streams from the records the dataset holds (after some were discarded)."""
+        t = vault_sequences.c
+        with self.engine.connect() as c:
+            if c.execute(select(t.stream).where(t.dataset == dataset)).first() is None:
+                return
+        records = self.records(dataset)
+        with self.engine.begin() as c:
+            c.execute(delete(vault_sequences).where(t.dataset == dataset))
+            self._note_sequences(c, dataset, records)
 
     def anchor_batch(
         self,
@@ -612,6 +651,38 @@ class Vault:
                     ],
                 )  # fmt: skip
         return len(new)
+
+    def _note_sequences(self, c, dataset: str, records: Sequence[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+        """Add the sequence numbers that stored `records` carry to their devices' streams, in the
+        transaction `c` that stores them: a stream never claims a reading the vault does not hold."""
+        key, t = self._data_key(dataset), vault_sequences.c
+        for (device, boot), numbers in numbered(records).items():
+            name = self.message_key(dataset, b"stream\0" + orjson.dumps([device, boot]))
+            where = and_(t.dataset == dataset, t.stream == name)
+            row = c.execute(select(t.sealed).where(where)).first()
+            kept = orjson.loads(open_sealed(key, row[0], _stream_aad(dataset, name)))["seen"] if row else []
+            seen = [(lo, hi) for lo, hi in kept]
+            merged = merge(seen, numbers)
+            if merged == seen:
+                continue
+            doc = orjson.dumps({"device": device, "boot": boot, "seen": merged})
+            blob = seal(key, doc, _stream_aad(dataset, name))
+            if row:
+                c.execute(update(vault_sequences).where(where).values(sealed=blob))
+            else:
+                c.execute(insert(vault_sequences).values(dataset=dataset, stream=name, sealed=blob))
+
+    def streams(self, dataset: str) -> list[Stream]:
+        """Each device's numbered readings stored in `dataset`: what arrived, and the gaps."""
+        t = vault_sequences.c
+        with self.engine.connect() as c:
+            rows = c.execute(select(t.stream, t.sealed).where(t.dataset == dataset)).all()
+        key = self._data_key(dataset) if rows else b""
+        found = []
+        for name, blob in rows:
+            doc = orjson.loads(open_sealed(key, blob, _stream_aad(dataset, name)))
+            found.append(Stream(doc["device"], doc["boot"], [(lo, hi) for lo, hi in doc["seen"]]))
+        return sorted(found, key=lambda s: (s.device, s.boot or ""))
 
     def quarantined(self, dataset: str) -> list[dict[str, Any]]:
         """The messages set aside for a dataset, oldest first: topic, received, reason and payload."""
