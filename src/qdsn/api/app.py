@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -210,7 +211,9 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         if task is not None:
             task.cancel()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from this node, not from a public CDN
+    # that a plant network cannot reach
+    app = FastAPIOffline(
         lifespan=lifespan,
         title=f"QDSN node {node.home.name}",
         version=__version__,
