@@ -15,10 +15,12 @@ from qdsn.cli.common import (
     OperatorCA,
     console,
     err,
+    id_column,
     linked_node,
     open_node,
+    party,
 )
-from qdsn.errors import QDSNError
+from qdsn.errors import NotFound, QDSNError
 
 cert_app = typer.Typer(help="Digital quality certificates (SD-JWT VC): issue, present, suspend, revoke.",
                        no_args_is_help=True)  # fmt: skip
@@ -130,17 +132,39 @@ def cert_revoke(
 
 
 @cert_app.command("list")
-def cert_list(home: Home) -> None:
-    """The certificates on this node's replica of the ledger that it issued or holds, with their status."""
-    node = linked_node(home, None, None, local=True)
+def cert_list(home: Home, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The certificates on this node's replica of the ledger that it issued or holds, with their status; a
+    regulator sees every certificate of the consortium."""
+    node_home = open_node(home)
+    ledger = node_home.ledger()
     try:
-        mine = [c for c in node.ledger.state.credentials.values() if node.did in (c.issuer, c.subject)]
-        table = Table("certificate", "status", "issuer", "holder", "status entry")
+        state = ledger.state
+        everyone = node_home.role == "regulator"
+        mine = [c for c in state.credentials.values() if everyone or node_home.did in (c.issuer, c.subject)]
+        if as_json:
+            print(json.dumps([{"certificate": c.id, "status": c.status, "issuer": c.issuer,
+                               "issuer_name": _name(state, c.issuer), "holder": c.subject,
+                               "holder_name": _name(state, c.subject), "status_list": c.status_list,
+                               "status_index": c.index, "issued_entry": c.issued, "updated_entry": c.updated}
+                              for c in mine], indent=2, ensure_ascii=False))  # fmt: skip
+            return
+        table = Table(title="the consortium's certificates" if everyone else None)
+        id_column(table, "certificate")
+        table.add_column("status")
+        table.add_column("issuer", overflow="fold")
+        table.add_column("holder", overflow="fold")
+        id_column(table, "status entry")
         for c in mine:
-            table.add_row(c.id, c.status, c.issuer[:24] + "…", c.subject[:24] + "…", f"{c.status_list}#{c.index}")
+            table.add_row(c.id, c.status, party(state, c.issuer), party(state, c.subject),
+                          f"{c.status_list}#{c.index}")  # fmt: skip
     finally:
-        node.close()
+        ledger.close()
     console.print(table if mine else "No certificates yet.")
+
+
+def _name(state, did: str) -> str | None:  # type: ignore[no-untyped-def]
+    ident = state.identities.get(did)
+    return ident.name if ident else None
 
 
 def verify_cmd(
@@ -273,19 +297,63 @@ def cert_schedule(
 
 
 @cert_app.command("show")
-def cert_show(sd_jwt: Annotated[Path, typer.Argument(help="A certificate (SD-JWT) as issued.")], home: Home) -> None:
-    """A certificate's claims, all of them, and its status on this node's replica of the ledger."""
+def cert_show(
+    sd_jwt: Annotated[str, typer.Argument(help="A certificate (SD-JWT file) as issued, or a certificate number.")],
+    home: Home,
+) -> None:
+    """A certificate's claims, all of them, and its status on this node's replica of the ledger. Given a
+    certificate number instead of a file: what the ledger records of it (issuer, holder, status)."""
     from qdsn.credentials import sdjwt
 
-    text = sd_jwt.read_text().strip()
+    path = Path(sd_jwt)
+    if not path.exists():
+        _cert_record(sd_jwt, home)
+        return
+    text = path.read_text().strip()
+    if not text:
+        raise QDSNError(f"{path} is empty", "give the certificate (SD-JWT) as it was issued")
     node = linked_node(home, None, None, local=True)
     try:
-        v = sdjwt.verify(text, lambda iss, h: node.ledger.state.identities[iss].key)
+        v = sdjwt.verify(text, lambda iss, h: _issuer_key(node.ledger.state, iss))
         c = node.ledger.state.credentials.get(v.claims.get("certificate_number", ""))
     finally:
         node.close()
     console.print_json(json.dumps({k: x for k, x in v.claims.items() if k != "evidence"}, ensure_ascii=False))
     console.print(f"status on the ledger: [bold]{c.status if c else 'not recorded'}[/]")
+
+
+def _issuer_key(state, iss: str) -> bytes:  # type: ignore[no-untyped-def]
+    ident = state.identities.get(iss)
+    if ident is None:
+        raise NotFound(f"the certificate's issuer {iss} is not a member of this consortium",
+                       "check that the certificate comes from this consortium, or follow the log first")  # fmt: skip
+    return ident.key
+
+
+def _cert_record(number: str, home: Path) -> None:
+    """What the ledger records of certificate `number`; a clear error when it is neither file nor number."""
+    if not (home / "node.toml").exists():
+        raise NotFound(f"no such file: {number}, and no node at {home} to look it up as a certificate number",
+                       "give the certificate's SD-JWT file, or --home of a node (its numbers: qdsn cert list)")  # fmt: skip
+    node_home = open_node(home)
+    ledger = node_home.ledger()
+    try:
+        c = ledger.state.credentials.get(number)
+        if c is None:
+            raise NotFound(f"{number} is neither a file nor a certificate on this node's ledger",
+                           "give the certificate's SD-JWT file, or a number from `qdsn cert list`")  # fmt: skip
+        table = Table(show_header=False, title=f"certificate {c.id} on the ledger")
+        table.add_column("", style="bold")
+        table.add_column("", overflow="fold")
+        for k, v in [("status", c.status), ("issuer", party(ledger.state, c.issuer)),
+                     ("holder", party(ledger.state, c.subject)), ("status entry", f"{c.status_list}#{c.index}"),
+                     ("issued at entry", str(c.issued)), ("last change at entry", str(c.updated)),
+                     ("hash", c.hash)]:  # fmt: skip
+            table.add_row(k, v)
+    finally:
+        ledger.close()
+    console.print(table)
+    console.print("[dim]its claims are in the SD-JWT file the issuer gave the holder: qdsn cert show FILE[/]")
 
 
 @cert_app.command("schema")

@@ -47,7 +47,13 @@ def attest_verify(
     output = None
     if text.startswith("{"):
         doc = json.loads(text)
+        doc = doc.get("result") or doc if isinstance(doc, dict) else doc  # a job's document holds its result
+        if not isinstance(doc, dict) or not isinstance(doc.get("attestation"), str):
+            raise QDSNError(f"{file} holds no attestation", "give a job's result (GET /jobs/ID), or the "
+                            "attestation itself (a compact JWS)")  # fmt: skip
         text, output = doc["attestation"], doc.get("output")
+    elif not text:
+        raise QDSNError(f"{file} is empty", "give a job's result (GET /jobs/ID), or the attestation (a compact JWS)")
     node = linked_node(home, operator, operator_ca, local=True)
     try:
         if node.link is not None:

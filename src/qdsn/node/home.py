@@ -101,7 +101,10 @@ class NodeHome:
         return {"did": self.did, "role": self.role, "name": self.name, "key": key}
 
     @classmethod
-    def open(cls, path: Path, passphrase: str, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> NodeHome:
+    def open(
+        cls, path: Path, passphrase: str | Callable[[], str], *, scrypt_n: int = DEFAULT_SCRYPT_N
+    ) -> NodeHome:
+        """An existing home; `passphrase` may be a function, asked only when a key is first needed."""
         cfg_path = Path(path) / "node.toml"
         if not cfg_path.exists():
             raise NotFound(f"no node at {path}", "create one with `qdsn init --role ROLE --name NAME --home DIR`")

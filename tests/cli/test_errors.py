@@ -1,0 +1,254 @@
+"""Every `qdsn` command, found by walking the command tree (a new command is covered as it is added), run
+with bad input: a missing file, an empty file, an unknown id, a missing home, a wrong passphrase. Each
+must end with a message that says what was wrong and what to do next, a non-zero exit, and no traceback;
+nothing may be created by a command that failed or only read."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import types
+import typing
+from pathlib import Path
+
+import pytest
+import typer
+
+from qdsn.cli import failures
+from qdsn.cli.main import app, run
+from qdsn.node import NodeHome
+
+FAST = 2**4
+PASSPHRASE = "right passphrase"
+# Commands that serve or publish until stopped, or make what they are given: no bad input to read.
+NOT_WALKED = {"init", "demo", "node start", "ingest mqtt", "simulate"}
+OUTPUTS = {"out", "qr", "keep", "folder"}  # paths a command writes, not reads
+URLS = {"operator", "maker", "to", "from_", "peer", "link", "public_url", "backup_to"}
+TAMPER_WORDS = ("altered", "tamper", "damaged", "corrupt")
+
+
+def commands() -> list[tuple[str, typer.core.TyperCommand]]:
+    """Every leaf command of `qdsn`, as its words and its click command."""
+    found = []
+
+    def walk(cmd, words):  # type: ignore[no-untyped-def]
+        if hasattr(cmd, "commands"):
+            for name, sub in cmd.commands.items():
+                walk(sub, [*words, name])
+        else:
+            found.append((" ".join(words), cmd))
+
+    walk(typer.main.get_command(app), [])
+    return sorted(found, key=lambda x: x[0])
+
+
+def _kind(param) -> str:  # type: ignore[no-untyped-def]
+    """path, url, bool, int, float or str, from the parameter's annotation."""
+    ann = param.type_descriptor.annotation
+    parts = set(typing.get_args(ann)) if isinstance(ann, types.UnionType) or typing.get_origin(ann) else {ann}
+    parts = {typing.get_args(p)[0] if typing.get_origin(p) is list else p for p in parts} - {type(None)}
+    if Path in parts:
+        return "home" if param.name == "home" else "output" if param.name in OUTPUTS else "path"
+    if param.name in URLS:
+        return "url"
+    return next((t.__name__ for t in (bool, int, float) if t in parts), "str")
+
+
+INPUT_OPTIONS = {"db", "trust", "source"}  # optional paths that are read whenever they are given
+
+
+def arguments(cmd, *, path: Path, home: Path, word: str, out: Path, optional: bool = True) -> list[str]:  # type: ignore[no-untyped-def]
+    """A command line for `cmd`: every input path is `path` (`optional`: the optional ones too), every
+    required id or name `word`, the home `home`."""
+    args: list[str] = []
+    for p in cmd.params:
+        kind = _kind(p)
+        value = {"path": str(path), "home": str(home), "output": str(out), "url": "http://127.0.0.1:9",
+                 "int": "1", "float": "1.0", "str": word}.get(kind)  # fmt: skip
+        given = kind == "home" or (kind == "path" and optional and p.name in INPUT_OPTIONS)
+        if kind == "bool" or not (p.required or given):
+            continue
+        if p.param_type_name == "argument":
+            args.append(value)
+        else:
+            args += [p.opts[0], value]
+    return args
+
+
+def takes(cmd, kind: str) -> bool:  # type: ignore[no-untyped-def]
+    """Whether `cmd` reads a parameter of `kind` it is given (a required one, or an input path)."""
+    return any(_kind(p) == kind and (p.required or kind == "home" or p.name in INPUT_OPTIONS) for p in cmd.params)
+
+
+WALKED = [(name, cmd) for name, cmd in commands() if name not in NOT_WALKED]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("errors") / "reg"
+    NodeHome.init(path, "regulator", "Test Bureau", PASSPHRASE, scrypt_n=FAST)
+    return path
+
+
+@pytest.fixture
+def fresh_home(tmp_path) -> Path:
+    """A home of its own, for a test that a command may have written to."""
+    path = tmp_path / "reg"
+    NodeHome.init(path, "regulator", "Test Bureau", PASSPHRASE, scrypt_n=FAST)
+    return path
+
+
+class Said:
+    """What a command printed, how it exited, and how each failure was explained."""
+
+    def __init__(self, code: int, out: str, errors: list[failures.Failure]) -> None:
+        self.code, self.out, self.errors = code, out, errors
+
+    def __repr__(self) -> str:
+        return f"exit {self.code}: {self.out}"
+
+
+def qdsn(monkeypatch, capsys, words: str, args: list[str], *, passphrase: str | None, home: Path) -> Said:  # type: ignore[no-untyped-def]
+    """Run `qdsn WORDS ARGS` in this process through the real entry point, with no terminal to prompt on."""
+    seen: list[failures.Failure] = []
+    explain = failures.explain
+    monkeypatch.setattr(failures, "explain", lambda e: seen.append(explain(e)) or seen[-1])
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    monkeypatch.setenv("QDSN_HOME", str(home))
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.delenv(failures.DEBUG_ENV, raising=False)
+    if passphrase is None:
+        monkeypatch.delenv("QDSN_PASSPHRASE", raising=False)
+    else:
+        monkeypatch.setenv("QDSN_PASSPHRASE", passphrase)
+    capsys.readouterr()
+    try:
+        run([*words.split(), *args])
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    got = capsys.readouterr()
+    return Said(code, got.out + got.err, seen)
+
+
+def refused(said: Said) -> None:
+    """A failure a person can act on: non-zero exit, a message with a next step, no traceback."""
+    assert said.code != 0, said
+    assert "Traceback" not in said.out, said
+    assert "unexpected error" not in said.out and said.code != 70, said
+    if said.code == 2 and "✗ incomplete" in said.out:  # a verdict: what is missing, and what to do
+        return
+    if said.code == 2:  # a usage error, which click words itself: what was wrong and where the help is
+        assert "Error" in said.out and "--help" in said.out, said
+        return
+    assert "error" in said.out.lower() or "✗" in said.out, said
+    for f in said.errors:
+        assert f.what and f.fix, said
+
+
+@pytest.mark.parametrize("name,cmd", [(n, c) for n, c in WALKED if takes(c, "path")], ids=lambda x: str(x))
+def test_a_missing_file_is_named(name, cmd, home, tmp_path, monkeypatch, capsys):
+    missing = tmp_path / "no-such-file.json"
+    said = qdsn(monkeypatch, capsys, name, arguments(cmd, path=missing, home=home, word="x1", out=tmp_path / "o"),
+                passphrase=PASSPHRASE, home=home)  # fmt: skip
+    refused(said)
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("name,cmd", [(n, c) for n, c in WALKED if takes(c, "path")], ids=lambda x: str(x))
+def test_an_empty_file_is_refused(name, cmd, home, tmp_path, monkeypatch, capsys):
+    empty = tmp_path / "empty.json"
+    empty.write_bytes(b"")
+    said = qdsn(monkeypatch, capsys, name, arguments(cmd, path=empty, home=home, word="x1", out=tmp_path / "o"),
+                passphrase=PASSPHRASE, home=home)  # fmt: skip
+    refused(said)
+
+
+@pytest.mark.parametrize("name,cmd", [(n, c) for n, c in WALKED if takes(c, "path")], ids=lambda x: str(x))
+def test_a_file_of_the_wrong_kind_is_refused(name, cmd, home, tmp_path, monkeypatch, capsys):
+    wrong = tmp_path / "wrong.json"
+    wrong.write_bytes(b"\xff\xfe not what was asked for, 1,2\n3\n")
+    said = qdsn(monkeypatch, capsys, name, arguments(cmd, path=wrong, home=home, word="x1", out=tmp_path / "o"),
+                passphrase=PASSPHRASE, home=home)  # fmt: skip
+    refused(said)
+
+
+@pytest.mark.parametrize("name,cmd", [(n, c) for n, c in WALKED if takes(c, "home")], ids=lambda x: str(x))
+def test_a_missing_home_is_named_and_not_created(name, cmd, tmp_path, monkeypatch, capsys):
+    nowhere = tmp_path / "no-such-home"
+    given = tmp_path / "given.json"
+    given.write_text("{}")
+    said = qdsn(monkeypatch, capsys, name, arguments(cmd, path=given, home=nowhere, word="x1", out=tmp_path / "o"),
+                passphrase=PASSPHRASE, home=nowhere)  # fmt: skip
+    refused(said)
+    assert not nowhere.exists(), f"{name} created {nowhere}"
+
+
+CREATES = {"dataset create"}  # its id is a new one by nature
+ID_COMMANDS = [(n, c) for n, c in WALKED if takes(c, "str") and takes(c, "home") and n not in CREATES]
+
+
+@pytest.mark.parametrize("name,cmd", ID_COMMANDS, ids=lambda x: str(x))
+def test_an_unknown_id_is_refused(name, cmd, fresh_home, tmp_path, monkeypatch, capsys):
+    home = fresh_home
+    given = tmp_path / "given.json"
+    given.write_text("{}")
+    said = qdsn(monkeypatch, capsys, name, arguments(cmd, path=given, home=home, word="CQC-404", out=tmp_path / "o"),
+                passphrase=PASSPHRASE, home=home)  # fmt: skip
+    refused(said)
+
+
+@pytest.mark.parametrize("name,cmd", [(n, c) for n, c in WALKED if takes(c, "home")], ids=lambda x: str(x))
+def test_a_wrong_passphrase_never_looks_like_tampering(name, cmd, fresh_home, tmp_path, monkeypatch, capsys):
+    home = fresh_home
+    given = tmp_path / "given.json"
+    given.write_text("{}")
+    said = qdsn(monkeypatch, capsys, name, arguments(cmd, path=given, home=home, word="x1", out=tmp_path / "o",
+                optional=False), passphrase="wrong passphrase", home=home)  # fmt: skip
+    if said.code != 0:
+        refused(said)
+    assert not any(w in said.out.lower() for w in TAMPER_WORDS), said
+
+
+def test_a_wrong_passphrase_is_said_to_be_one(home, monkeypatch, capsys):
+    for words, args in [("did rotate", []), ("ledger checkpoint", []),
+                        ("ledger append", ["identity.register", '{"did": "x"}'])]:  # fmt: skip
+        said = qdsn(monkeypatch, capsys, words, [*args, "--home", str(home)], passphrase="wrong", home=home)
+        refused(said)
+        assert "wrong passphrase" in said.out, said
+
+
+@pytest.mark.parametrize("words", ["ledger show", "did show", "ledger status", "ledger prove --index 0",
+                                   "cert list", "jobs list", "usage report", "dataset list", "trust export"])  # fmt: skip
+def test_reading_public_parts_asks_for_no_passphrase(words, home, monkeypatch, capsys):
+    said = qdsn(monkeypatch, capsys, words, ["--home", str(home)], passphrase=None, home=home)
+    assert said.code == 0, said
+    assert "passphrase" not in said.out.lower(), said
+
+
+def test_an_unforeseen_error_is_one_line_and_a_crash_file(home, monkeypatch, capsys):
+    from qdsn.cli import did
+
+    def broken(*_a, **_k):  # a fault inside QDSN, not in the input
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(did, "did_document", broken)
+    said = qdsn(monkeypatch, capsys, "did show", ["--home", str(home)], passphrase=PASSPHRASE, home=home)
+    assert said.code == 70 and "Traceback" not in said.out and "unexpected error" in said.out, said
+    crash = Path(said.out.split("the details are in ")[1].split(";")[0])
+    assert crash.parent == home / "log" and "ZeroDivisionError" in crash.read_text()
+    monkeypatch.setenv(failures.DEBUG_ENV, "1")
+    with pytest.raises(ZeroDivisionError):
+        run(["did", "show", "--home", str(home)])
+
+
+def test_the_installed_command_prints_one_line(tmp_path):
+    """As a person sees it: a real process, its stderr, its exit code."""
+    env = {**os.environ, "QDSN_HOME": str(tmp_path / "none"), "COLUMNS": "80"}
+    proc = subprocess.run([sys.executable, "-m", "qdsn", "cert", "show", "CQC-1"], capture_output=True, text=True,
+                          env=env, timeout=60)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "CQC-1" in proc.stderr and "qdsn cert list" in proc.stderr
