@@ -252,3 +252,16 @@ def test_the_installed_command_prints_one_line(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "CQC-1" in proc.stderr and "qdsn cert list" in proc.stderr
+
+
+def test_subgroups_of_unequal_sizes_are_read_not_a_crash(tmp_path, home, monkeypatch, capsys):
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("1,2,3\n4,5\n6,7,8,9\n")
+    said = qdsn(monkeypatch, capsys, "spc capability", [str(ragged), "--lsl", "0", "--usl", "10", "--json"],
+                passphrase=PASSPHRASE, home=home)  # fmt: skip
+    assert said.code == 0 and '"n":9' in said.out.replace(" ", ""), said
+    ragged.write_text("1,2,3\n4\n6,7,8\n")  # a subgroup of one has no spread within
+    said = qdsn(monkeypatch, capsys, "spc capability", [str(ragged), "--lsl", "0", "--usl", "10"],
+                passphrase=PASSPHRASE, home=home)  # fmt: skip
+    refused(said)
+    assert "subgroup" in said.out

@@ -591,6 +591,25 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         checks = verification.verify_online(node, presentation, aud=aud, nonce=nonce, quorum=quorum)
         return {"ok": all(c.ok for c in checks), "checks": [c.__dict__ for c in checks]}
 
+    @app.post("/bundle", tags=["credentials"], openapi_extra=_body(("presentation",), presentation=_STR))
+    def bundle_presentation(body: Message) -> dict[str, Any]:
+        """A presentation bundled with the log under the latest cosigned checkpoint and the issuer's status
+        list: what a verifier without a node checks against the consortium's trust file (`qdsn verify
+        --trust FILE --node URL`), trusting nothing this node says. Public, for presentations of
+        certificates on this log signed by their issuer (the log is what `qdsn bundle` hands a buyer)."""
+        from qdsn.credentials import sdjwt
+        from qdsn.credentials.reasons import Code, Reason
+
+        presentation = body.get("presentation")
+        if not isinstance(presentation, str):
+            raise InvalidInput('the body is {"presentation": "<SD-JWT>~…"}')
+        try:
+            sdjwt.verify(presentation, lambda iss, _h: node.ledger.state.identities[iss].key)
+        except Reason as e:  # only a certificate its issuer signed opens the log; other faults are the report's
+            if e.code is Code.SIGNATURE:
+                raise PermissionDenied(f"not a certificate of this consortium: {e.what}") from None
+        return verification.bundle(node, presentation)
+
     @app.get("/usage", tags=["metering"])
     def usage_report(
         who: Signer,

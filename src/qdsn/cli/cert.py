@@ -182,16 +182,25 @@ def verify_cmd(
     ] = None,
     operator: Operator = None,
     operator_ca: OperatorCA = None,
+    node_url: Annotated[
+        str | None,
+        typer.Option("--node", help="Without a node of your own: a member's API to fetch the log from, e.g. "
+                     "https://cqc:8420; what it sends is checked against --trust."),
+    ] = None,
+    ca: Annotated[Path | None, typer.Option(help="A CA certificate (PEM) to trust for --node.")] = None,
 ) -> None:
     """Verify a certificate as a buyer would: issuer, signature, disclosures, key binding, status, and the
     evidence chain — attestation, published model, anchored inputs, cosigned checkpoint. Exit 1 if any fails.
     Given a bundle (`qdsn bundle`), it needs no node and no network: the bundled log is replayed and
     checked entry by entry first, and anchored in the consortium keys of --trust FILE (without it, nothing
-    ties the bundle to a known consortium and the verification fails)."""
+    ties the bundle to a known consortium and the verification fails). Without a node, --node URL fetches
+    that bundle from any member, and it is checked against --trust FILE just the same."""
     from qdsn.node import trust as anchors
     from qdsn.node.verification import verify_bundle, verify_online
 
     text = presentation.read_text().strip()
+    if not text:
+        raise QDSNError(f"{presentation} is empty", "give the presentation the holder sent (SD-JWT ~ … ~ KB-JWT)")
     anchor = None
     if trust is not None:
         try:
@@ -204,7 +213,17 @@ def verify_cmd(
         except ValueError as e:
             raise QDSNError(f"{presentation} is not a bundle (JSON): {e}") from None
         checks = verify_bundle(doc, aud=aud, nonce=nonce, quorum=quorum, trust=anchor)
+    elif node_url is not None:
+        if anchor is None:
+            raise QDSNError("what a node sends is checked against the consortium's trust file, and none was given",
+                            "add --trust FILE (from `qdsn trust export`, compared by fingerprint with a member)")  # fmt: skip
+        doc = _fetch_bundle(node_url, ca, text)
+        checks = verify_bundle(doc, aud=aud, nonce=nonce, quorum=quorum, trust=anchor)
     else:
+        if not (home / "node.toml").exists():
+            raise NotFound(f"no node at {home} to verify against",
+                           "without a node, fetch the log from a member and check it against the consortium's trust "
+                           "file: qdsn verify FILE --trust trust.json --node https://MEMBER:8420")  # fmt: skip
         node = linked_node(home, operator, operator_ca, local=True)
         try:
             checks = verify_online(node, text, aud=aud, nonce=nonce, quorum=quorum, trust=anchor)
@@ -216,6 +235,29 @@ def verify_cmd(
     console.print(table)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
+
+
+def _fetch_bundle(url: str, ca: Path | None, presentation: str) -> dict:
+    """The bundle of `presentation` from the node at `url` (POST /bundle): nothing in it is trusted
+    before `verify_bundle` has checked it against the trust file."""
+    import ssl
+
+    import httpx
+
+    try:
+        r = httpx.post(url.rstrip("/") + "/bundle", json={"presentation": presentation}, timeout=60,
+                       verify=ssl.create_default_context(cafile=str(ca)) if ca else True)  # fmt: skip
+    except httpx.HTTPError as e:
+        raise QDSNError(f"the node at {url} did not answer ({e})", "check the URL, or ask the holder for a bundle "
+                        "(qdsn bundle) and verify that offline") from None  # fmt: skip
+    try:
+        doc = r.json()
+    except ValueError:
+        doc = None
+    if r.status_code != 200 or not isinstance(doc, dict):
+        why = doc.get("detail") if isinstance(doc, dict) and doc.get("detail") else f"HTTP {r.status_code}"
+        raise QDSNError(f"the node at {url} gave no bundle: {why}", "check the URL and the presentation")
+    return doc
 
 
 def bundle_cmd(
