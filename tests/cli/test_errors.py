@@ -265,3 +265,54 @@ def test_subgroups_of_unequal_sizes_are_read_not_a_crash(tmp_path, home, monkeyp
                 passphrase=PASSPHRASE, home=home)  # fmt: skip
     refused(said)
     assert "subgroup" in said.out
+
+
+LISTINGS = [(n, c) for n, c in commands() if n.split()[-1] in ("list", "report", "quarantined") or n == "ledger show"]
+
+
+@pytest.mark.parametrize("name,cmd", LISTINGS, ids=lambda x: str(x))
+def test_every_listing_prints_json(name, cmd):
+    assert any("--json" in p.opts for p in cmd.params), f"qdsn {name} has no --json"
+
+
+def test_listings_name_participants_and_show_ids_whole(tmp_path, monkeypatch, capsys):
+    """A member's dataset and a regulator's view of it: names beside whole DIDs, --json with every id,
+    one entry's payload, entries of one type."""
+    import json
+
+    reg, acme = tmp_path / "reg", tmp_path / "acme"
+    regulator = NodeHome.init(reg, "regulator", "Market Bureau", PASSPHRASE, scrypt_n=FAST)
+    maker = NodeHome.init(acme, "enterprise", "Zhejiang Cable", PASSPHRASE, scrypt_n=FAST,
+                          ledger_url=str(reg / "ledger.db"))  # fmt: skip
+    regulator.submit("identity.register", maker.registration())
+
+    def run_(home, words, *args):  # type: ignore[no-untyped-def]
+        said = qdsn(monkeypatch, capsys, words, [*args, "--home", str(home)], passphrase=PASSPHRASE, home=home)
+        assert said.code == 0, said
+        return said.out
+
+    run_(acme, "dataset create", "line-1-resistance", "--title", "Line 1 conductor resistance")
+    table = run_(reg, "dataset list")
+    assert "line-1-resistance" in table and "Zhejiang Cable" in table and maker.did in table.replace("\n", "")
+    listed = json.loads(run_(reg, "dataset list", "--json"))
+    assert listed == [{"dataset": "line-1-resistance", "owner": maker.did, "owner_name": "Zhejiang Cable",
+                       "kind": "measurements", "title": "Line 1 conductor resistance", "records": 0, "batches": 0,
+                       "shredded": False, "declared_entry": 2}]  # fmt: skip
+    assert json.loads(run_(acme, "dataset list", "--mine", "--json"))[0]["owner"] == maker.did
+    assert json.loads(run_(reg, "dataset list", "--mine", "--json")) == []
+
+    declared = json.loads(run_(reg, "ledger show", "--type", "dataset.declare", "--json"))
+    assert [e["seq"] for e in declared] == [2] and declared[0]["submitter_name"] == "Zhejiang Cable"
+    assert declared[0]["payload"]["dataset"] == "line-1-resistance" and len(declared[0]["txid"]) == 64
+    shown = run_(reg, "ledger show")
+    assert declared[0]["txid"] in shown.replace("\n", "").replace(" ", "").replace("│", "")
+    assert "…" not in shown
+    for ref in ("2", declared[0]["txid"]):
+        assert json.loads(run_(reg, "ledger entry", ref)) == declared[0]
+    for bad in ("99", "not-an-entry", "f" * 64):
+        said = qdsn(monkeypatch, capsys, "ledger entry", [bad, "--home", str(reg)], passphrase=PASSPHRASE, home=reg)
+        refused(said)
+    said = qdsn(monkeypatch, capsys, "ledger show", ["--type", "no.such", "--home", str(reg)], passphrase=None,
+                home=reg)  # fmt: skip
+    refused(said)
+    assert "dataset.declare" in said.out

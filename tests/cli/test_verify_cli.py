@@ -107,6 +107,13 @@ def test_a_buyer_without_a_node_verifies_as_the_readme_says(tmp_path):
 
         untrusted = as_buyer(*buyer, "--node", url[0])  # no trust file: the node's word is not enough
         assert untrusted.returncode == 1 and "--trust FILE" in untrusted.stderr
+
+        # The regulator's register is the consortium's: the certificate it did not issue nor hold, by name.
+        listed = json.loads(qdsn("cert", "list", "--json", "--home", str(tmp_path / "real" / "reg"), ok=True).stdout)
+        assert [(c["certificate"], c["issuer_name"], c["holder_name"]) for c in listed] == [
+            ("CQC-2026-0001", "CQC", "Maker")]  # fmt: skip
+        record = qdsn("cert", "show", "CQC-2026-0001", "--home", str(tmp_path / "real" / "reg"), ok=True).stdout
+        assert "valid" in record and "Maker" in record
     finally:
         for s in servers:
             s.should_exit = True
