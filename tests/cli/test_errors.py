@@ -316,3 +316,13 @@ def test_listings_name_participants_and_show_ids_whole(tmp_path, monkeypatch, ca
                 home=reg)  # fmt: skip
     refused(said)
     assert "dataset.declare" in said.out
+
+
+def test_a_member_joining_a_mistyped_log_is_refused_and_nothing_is_made(tmp_path, monkeypatch, capsys):
+    typo = tmp_path / "reg" / "ledgr.db"
+    acme = tmp_path / "acme"
+    said = qdsn(monkeypatch, capsys, "init", ["--role", "enterprise", "--name", "Acme", "--ledger", str(typo),
+                "--home", str(acme)], passphrase=PASSPHRASE, home=acme)  # fmt: skip
+    refused(said)
+    assert "ledgr.db does not exist" in said.out
+    assert not typo.exists() and not acme.exists()
