@@ -184,8 +184,11 @@ def verify_cmd(
     operator_ca: OperatorCA = None,
     node_url: Annotated[
         str | None,
-        typer.Option("--node", help="Without a node of your own: a member's API to fetch the log from, e.g. "
-                     "https://cqc:8420; what it sends is checked against --trust."),
+        typer.Option(
+            "--node",
+            help="Without a node of your own: a member's API to fetch the log from, e.g. "
+            "https://cqc:8420; what it sends is checked against --trust.",
+        ),
     ] = None,
     ca: Annotated[Path | None, typer.Option(help="A CA certificate (PEM) to trust for --node.")] = None,
 ) -> None:
@@ -215,8 +218,8 @@ def verify_cmd(
         checks = verify_bundle(doc, aud=aud, nonce=nonce, quorum=quorum, trust=anchor)
     elif node_url is not None:
         if anchor is None:
-            raise QDSNError("what a node sends is checked against the consortium's trust file, and none was given",
-                            "add --trust FILE (from `qdsn trust export`, compared by fingerprint with a member)")  # fmt: skip
+            raise QDSNError("what a node sends is checked against the consortium's trust file; none was given",
+                            "add --trust FILE (qdsn trust export; check its fingerprint with a member)")  # fmt: skip
         doc = _fetch_bundle(node_url, ca, text)
         checks = verify_bundle(doc, aud=aud, nonce=nonce, quorum=quorum, trust=anchor)
     else:
@@ -376,7 +379,7 @@ def _cert_record(number: str, home: Path) -> None:
     """What the ledger records of certificate `number`; a clear error when it is neither file nor number."""
     if not (home / "node.toml").exists():
         raise NotFound(f"no such file: {number}, and no node at {home} to look it up as a certificate number",
-                       "give the certificate's SD-JWT file, or --home of a node (its numbers: qdsn cert list)")  # fmt: skip
+                       "give the certificate's SD-JWT file, or --home of a node (numbers: qdsn cert list)")  # fmt: skip
     node_home = open_node(home)
     ledger = node_home.ledger()
     try:

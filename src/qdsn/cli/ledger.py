@@ -77,7 +77,9 @@ def ledger_entry(
                             "give a number from 0, or a 64-hex txid as `qdsn ledger show` lists them")  # fmt: skip
         doc = _entry_json(ledger, row)
     except NotFound as e:
-        raise NotFound(e.what, f"the replica holds entries 0 to {ledger.size - 1}; see them with qdsn ledger show")
+        raise NotFound(
+            e.what, f"the replica holds entries 0 to {ledger.size - 1}; see them with qdsn ledger show"
+        ) from None
     finally:
         ledger.close()
     print(json.dumps(doc, indent=2, ensure_ascii=False))

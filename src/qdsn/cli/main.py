@@ -29,7 +29,7 @@ def run(args: list[str] | None = None) -> None:
 
     try:
         app(args)  # click reports usage errors itself; every other failure comes out here
-    except Exception as e:  # noqa: BLE001 - the one place where every failure is turned into words
+    except Exception as e:  # the one place where every failure is turned into words
         failure = explain(e)
         if not failure.unforeseen:
             err.print(Text.assemble(("error:", "bold red"), f" {failure.what}. {failure.fix}"), soft_wrap=True)

@@ -141,8 +141,10 @@ class Keystore:
         d = self._read(path)
         kdf = d["kdf"]
         secret = self._secret(b64url_decode(kdf["salt"]), int(kdf["n"]))
-        wrong = WrongPassphrase(f"wrong passphrase: it does not open the keystore in {self.folder}",
-                                "type it again, or set QDSN_PASSPHRASE to the passphrase this node was created with")
+        wrong = WrongPassphrase(
+            f"wrong passphrase: it does not open the keystore in {self.folder}",
+            "type it again, or set QDSN_PASSPHRASE to the passphrase this node was created with",
+        )
         if "check" in d and not hmac.compare_digest(str(d["check"]), _check(secret)):
             raise wrong
         try:
@@ -150,8 +152,10 @@ class Keystore:
         except IntegrityError:
             if "check" not in d:  # written before the check value: a wrong passphrase is by far the likelier
                 raise wrong from None
-            raise IntegrityError(f"keystore file {path} was altered: the passphrase is right but the key does not "
-                                 "open", "restore the file from a backup") from None
+            raise IntegrityError(
+                f"keystore file {path} was altered: the passphrase is right but the key does not open",
+                "restore the file from a backup",
+            ) from None
         key = SigningKey.from_seed(seed)
         if multikey_from_public_key(key.verify_key.raw) != kid:
             raise IntegrityError(f"{path} holds a key that is not {kid}")

@@ -81,7 +81,7 @@ class NodeHome:
         if ledger_url and role != "regulator" and not present(ledger_url, ledger_tables):
             # a member joins a log that exists; opening a mistyped one would create an empty log of its own
             raise NotFound(absent_reason(ledger_url, "the ledger database"),
-                           "give the log's database as the regulator created it (qdsn init --role regulator)")  # fmt: skip
+                           "give the log's database, made by qdsn init --role regulator")  # fmt: skip
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = SigningKey.generate()
         did = did_key_from_public_key(key.verify_key.raw)
@@ -107,9 +107,7 @@ class NodeHome:
         return {"did": self.did, "role": self.role, "name": self.name, "key": key}
 
     @classmethod
-    def open(
-        cls, path: Path, passphrase: str | Callable[[], str], *, scrypt_n: int = DEFAULT_SCRYPT_N
-    ) -> NodeHome:
+    def open(cls, path: Path, passphrase: str | Callable[[], str], *, scrypt_n: int = DEFAULT_SCRYPT_N) -> NodeHome:
         """An existing home; `passphrase` may be a function, asked only when a key is first needed."""
         cfg_path = Path(path) / "node.toml"
         if not cfg_path.exists():

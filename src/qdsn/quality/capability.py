@@ -96,10 +96,8 @@ def capability(
     if not 0 < confidence < 1:
         raise InvalidInput(f"confidence must be between 0 and 1, got {confidence!r}")
     # Subgroups of unequal sizes are a ragged list, which np.ndim refuses: look at the first item instead.
-    if isinstance(data, list | tuple):
-        grouped = len(data) > 0 and hasattr(data[0], "__len__")
-    else:
-        grouped = np.ndim(data) == 2
+    ragged = isinstance(data, list | tuple)
+    grouped = len(data) > 0 and hasattr(data[0], "__len__") if ragged else np.ndim(data) == 2
     if grouped:
         sub, sizes = _subgroups(data, 2)
         x = np.ascontiguousarray(sub[~np.isnan(sub)])
