@@ -329,3 +329,15 @@ def test_a_member_joining_a_mistyped_log_is_refused_and_nothing_is_made(tmp_path
     refused(said)
     assert "ledgr.db does not exist" in said.out
     assert not typo.exists() and not acme.exists()
+
+
+def test_attest_verify_says_what_a_job_document_lacks(tmp_path, home, monkeypatch, capsys):
+    pending = tmp_path / "job.json"
+    pending.write_text('{"id": "job-1", "state": "pending", "result": null}')
+    said = qdsn(monkeypatch, capsys, "attest verify", [str(pending), "--home", str(home)], passphrase=None, home=home)
+    refused(said)
+    assert "no result yet: it is pending" in said.out
+    pending.write_text('{"result": {"output": {"cpk": 1.5}}}')
+    said = qdsn(monkeypatch, capsys, "attest verify", [str(pending), "--home", str(home)], passphrase=None, home=home)
+    refused(said)
+    assert "holds no attestation" in said.out

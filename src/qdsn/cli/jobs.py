@@ -47,6 +47,9 @@ def attest_verify(
     output = None
     if text.startswith("{"):
         doc = json.loads(text)
+        if isinstance(doc, dict) and "state" in doc and not doc.get("result"):
+            raise QDSNError(f"job {doc.get('id')} has no result yet: it is {doc['state']}",
+                            "fetch its document again once it is done (GET /jobs/ID)")  # fmt: skip
         doc = doc.get("result") or doc if isinstance(doc, dict) else doc  # a job's document holds its result
         if not isinstance(doc, dict) or not isinstance(doc.get("attestation"), str):
             raise QDSNError(f"{file} holds no attestation", "give a job's result (GET /jobs/ID), or the "
