@@ -124,3 +124,16 @@ def test_api_docs_load_everything_from_the_node(network, page):
     for url in assets:
         got = http.get(url)
         assert got.status_code == 200 and len(got.content) > 1000, url
+
+
+def test_bundle_is_refused_for_anything_but_a_signed_certificate_of_this_log(network):
+    """POST /bundle is public: what a stranger sends is refused as a problem, never a 500, and opens no log."""
+    from qdsn.credentials import sdjwt
+
+    _, maker, http = network
+    forged = sdjwt.issue({"iss": maker.did, "vct": "x", "certificate_number": "CQC-1"}, SigningKey.generate())
+    for body in ({}, {"presentation": 3}, {"presentation": "~"}, {"presentation": "a.b.c~"},
+                 {"presentation": forged}):  # fmt: skip
+        r = http.post("/bundle", json=body)
+        assert 400 <= r.status_code < 500 and r.headers["content-type"].startswith("application/problem+json"), body
+        assert "log" not in r.json()

@@ -605,8 +605,9 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
             raise InvalidInput('the body is {"presentation": "<SD-JWT>~…"}')
         try:
             sdjwt.verify(presentation, lambda iss, _h: node.ledger.state.identities[iss].key)
-        except Reason as e:  # only a certificate its issuer signed opens the log; other faults are the report's
-            if e.code is Code.SIGNATURE:
+        except Reason as e:  # only a certificate its issuer signed opens the log; later faults are the report's
+            if e.code in (Code.FORMAT, Code.ENCODING, Code.HEADER, Code.CRIT, Code.TYP, Code.SIGNATURE, Code.CLAIMS,
+                          Code.VCT, Code.SD_ALG):  # fmt: skip
                 raise PermissionDenied(f"not a certificate of this consortium: {e.what}") from None
         return verification.bundle(node, presentation)
 
