@@ -38,6 +38,10 @@ class PermissionDenied(QDSNError, PermissionError):
     """An actor asking for something its role or the owner's policy does not allow."""
 
 
+class WrongPassphrase(PermissionDenied):
+    """A passphrase that does not open the keystore: the user's typing, not tampering."""
+
+
 class Unavailable(QDSNError):
     """A service this node depends on (the ordering cluster) cannot answer now; the same request may
     succeed later. `retry_after`: seconds worth waiting before asking again."""

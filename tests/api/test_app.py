@@ -103,3 +103,37 @@ def test_openapi_is_served(network):
     _, _, http = network
     paths = http.get("/openapi.json").json()["paths"]
     assert {"/.well-known/did.json", "/ledger/checkpoint", "/ledger/entries", "/ledger/transactions"} <= set(paths)
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_api_docs_load_everything_from_the_node(network, page):
+    """A plant network reaches no public CDN: the docs pages name no other host, and every script,
+    style sheet and icon they name is served by the node itself."""
+    import re
+    from urllib.parse import urlsplit
+
+    _, _, http = network
+    r = http.get(page)
+    assert r.status_code == 200
+    refs = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']+)["\']', r.text) + re.findall(r"url:\s*'([^']+)'", r.text)
+    refs += re.findall(r"https?://[^\s\"'<>)]+", r.text)
+    assert refs, r.text
+    assert not [u for u in refs if urlsplit(u).netloc], f"{page} names another host: {refs}"
+    assets = [u for u in refs if u.endswith((".js", ".css", ".png"))]
+    assert len(assets) >= 2
+    for url in assets:
+        got = http.get(url)
+        assert got.status_code == 200 and len(got.content) > 1000, url
+
+
+def test_bundle_is_refused_for_anything_but_a_signed_certificate_of_this_log(network):
+    """POST /bundle is public: what a stranger sends is refused as a problem, never a 500, and opens no log."""
+    from qdsn.credentials import sdjwt
+
+    _, maker, http = network
+    forged = sdjwt.issue({"iss": maker.did, "vct": "x", "certificate_number": "CQC-1"}, SigningKey.generate())
+    for body in ({}, {"presentation": 3}, {"presentation": "~"}, {"presentation": "a.b.c~"},
+                 {"presentation": forged}):  # fmt: skip
+        r = http.post("/bundle", json=body)
+        assert 400 <= r.status_code < 500 and r.headers["content-type"].startswith("application/problem+json"), body
+        assert "log" not in r.json()

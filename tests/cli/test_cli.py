@@ -232,3 +232,9 @@ def test_a_manufacturer_publishes_a_usage_policy(tmp_path):
     )
     bad = qdsn("usage", "report", "--since", "yesterday", home=acme, ok=False)
     assert bad.returncode == 2 and "RFC 3339" in bad.stderr
+    # A regulator's report holds the agreements it is a party to, like an invoice; --all, the consortium's.
+    assert json.loads(qdsn("usage", "report", "--json", home=reg).stdout)["meters"] == []
+    assert json.loads(qdsn("usage", "report", "--json", "--all", home=reg).stdout)["meters"][0]["uses"] == 2
+    everyone = qdsn("usage", "report", "--all", home=reg).stdout
+    assert "Acme" in everyone and did in everyone  # named, the DID whole
+    assert "only a regulator" in qdsn("usage", "report", "--all", home=acme, ok=False).stderr

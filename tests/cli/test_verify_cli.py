@@ -58,3 +58,64 @@ def test_a_buyer_verifies_bundles_against_the_consortium_trust_file(tmp_path):
 
     qr = qdsn("trust", "export", "--home", str(tmp_path / "real" / "cqc"), "--qr", ok=True)
     assert "█" in qr.stdout or "▀" in qr.stdout
+
+
+def test_a_buyer_without_a_node_verifies_as_the_readme_says(tmp_path):
+    """`qdsn verify shown.txt --trust trust.json --node URL`, with no home at all: the log comes from a
+    member's node, and is trusted only as far as the consortium's trust file anchors it."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from qdsn.api.app import create_app
+
+    real, forged = build(tmp_path / "real"), build(tmp_path / "forged")
+    servers = []
+    try:
+        shown = real.present(real.issue(), aud="did:web:buyer", nonce="n-7")
+        for c in (real, forged):
+            server = uvicorn.Server(uvicorn.Config(create_app(c.lab), host="127.0.0.1", port=0, log_level="error"))
+            threading.Thread(target=server.run, daemon=True).start()
+            while not server.started:
+                time.sleep(0.01)
+            servers.append(server)
+        (tmp_path / "shown.txt").write_text(shown)
+        qdsn("trust", "export", "--home", str(tmp_path / "real" / "cqc"), "--out", str(tmp_path / "trust.json"),
+             ok=True)  # fmt: skip
+        url = [f"http://127.0.0.1:{s.servers[0].sockets[0].getsockname()[1]}" for s in servers]
+        nowhere = {"QDSN_HOME": str(tmp_path / "no-node")}
+        buyer = ("verify", str(tmp_path / "shown.txt"), "--aud", "did:web:buyer", "--nonce", "n-7")
+
+        def as_buyer(*args):
+            env = {**os.environ, **nowhere, "COLUMNS": "4000"}
+            return subprocess.run([sys.executable, "-m", "qdsn", *args], capture_output=True, text=True, env=env,
+                                  timeout=120)  # fmt: skip
+
+        bare = as_buyer(*buyer)  # the README's line, without a node: told what to do instead
+        assert bare.returncode == 1 and "Traceback" not in bare.stderr
+        assert "no node at" in bare.stderr and "--trust" in bare.stderr and "--node" in bare.stderr
+
+        good = as_buyer(*buyer, "--trust", str(tmp_path / "trust.json"), "--node", url[0])
+        assert good.returncode == 0, good.stdout + good.stderr
+        assert "✗" not in good.stdout and "consortium" in good.stdout
+        assert not (tmp_path / "no-node").exists()
+
+        # A node of another consortium under the same origin cannot vouch for the presentation.
+        other = as_buyer(*buyer, "--trust", str(tmp_path / "trust.json"), "--node", url[1])
+        assert other.returncode == 1 and "Traceback" not in other.stdout + other.stderr
+
+        untrusted = as_buyer(*buyer, "--node", url[0])  # no trust file: the node's word is not enough
+        assert untrusted.returncode == 1 and "--trust FILE" in untrusted.stderr
+
+        # The regulator's register is the consortium's: the certificate it did not issue nor hold, by name.
+        listed = json.loads(qdsn("cert", "list", "--json", "--home", str(tmp_path / "real" / "reg"), ok=True).stdout)
+        assert [(c["certificate"], c["issuer_name"], c["holder_name"]) for c in listed["consortium"]] == [
+            ("CQC-2026-0001", "CQC", "Maker")]  # fmt: skip
+        record = qdsn("cert", "show", "CQC-2026-0001", "--home", str(tmp_path / "real" / "reg"), ok=True).stdout
+        assert "valid" in record and "Maker" in record
+    finally:
+        for s in servers:
+            s.should_exit = True
+        real.close()
+        forged.close()

@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -210,7 +211,9 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         if task is not None:
             task.cancel()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from this node, not from a public CDN
+    # that a plant network cannot reach
+    app = FastAPIOffline(
         lifespan=lifespan,
         title=f"QDSN node {node.home.name}",
         version=__version__,
@@ -603,6 +606,26 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
                                'give "aud" and "nonce" as non-empty strings, or neither (RFC 9901 §7.3)')  # fmt: skip
         checks = verification.verify_online(node, presentation, aud=aud, nonce=nonce, quorum=quorum)
         return {"ok": all(c.ok for c in checks), "checks": [c.__dict__ for c in checks]}
+
+    @app.post("/bundle", tags=["credentials"], openapi_extra=_body(("presentation",), presentation=_STR))
+    def bundle_presentation(body: Message) -> dict[str, Any]:
+        """A presentation bundled with the log under the latest cosigned checkpoint and the issuer's status
+        list: what a verifier without a node checks against the consortium's trust file (`qdsn verify
+        --trust FILE --node URL`), trusting nothing this node says. Public, for presentations of
+        certificates on this log signed by their issuer (the log is what `qdsn bundle` hands a buyer)."""
+        from qdsn.credentials import sdjwt
+        from qdsn.credentials.reasons import Code, Reason
+
+        presentation = body.get("presentation")
+        if not isinstance(presentation, str):
+            raise InvalidInput('the body is {"presentation": "<SD-JWT>~…"}')
+        try:
+            sdjwt.verify(presentation, lambda iss, _h: node.ledger.state.identities[iss].key)
+        except Reason as e:  # only a certificate its issuer signed opens the log; later faults are the report's
+            if e.code in (Code.FORMAT, Code.ENCODING, Code.HEADER, Code.CRIT, Code.TYP, Code.SIGNATURE, Code.CLAIMS,
+                          Code.VCT, Code.SD_ALG):  # fmt: skip
+                raise PermissionDenied(f"not a certificate of this consortium: {e.what}") from None
+        return verification.bundle(node, presentation)
 
     @app.get("/usage", tags=["metering"])
     def usage_report(

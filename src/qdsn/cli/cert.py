@@ -17,8 +17,10 @@ from qdsn.cli.common import (
     OperatorCA,
     console,
     err,
+    id_column,
     linked_node,
     open_node,
+    party,
     peer_client,
     shown,
 )
@@ -217,7 +219,7 @@ def cert_revoke(
 def cert_list(home: Home, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """The certificates on this node's replica of the ledger. A certification body sees its register of the
     certificates it issued — holder, status, validity, the next continuous-certification run; a holder
-    sees the ones it holds."""
+    sees the ones it holds; a regulator sees every certificate of the consortium."""
     from qdsn.node import certify
 
     node = linked_node(home, None, None, local=True)
@@ -225,12 +227,21 @@ def cert_list(home: Home, as_json: Annotated[bool, typer.Option("--json", help="
         issued = certify.register(node)
         held = [c for c in node.ledger.state.credentials.values() if c.subject == node.did]
         names = {c.issuer: (i.name if (i := node.ledger.state.identities.get(c.issuer)) else "") for c in held}
+        state = node.ledger.state
+        everyone = list(state.credentials.values()) if node.home.role == "regulator" else []
+        consortium = [
+            {"certificate": c.id, "status": c.status, "issuer": c.issuer, "issuer_name": _name(state, c.issuer),
+             "holder": c.subject, "holder_name": _name(state, c.subject), "status_entry": f"{c.status_list}#{c.index}"}
+            for c in everyone
+        ]  # fmt: skip
+        parties = {c.id: (party(state, c.issuer), party(state, c.subject)) for c in everyone}
     finally:
         node.close()
     if as_json:
         mine = [{"certificate": c.id, "issuer": c.issuer, "issuer_name": names[c.issuer], "status": c.status,
                  "status_entry": f"{c.status_list}#{c.index}"} for c in held]  # fmt: skip
-        print(json.dumps({"issued": issued, "held": mine}, indent=2, ensure_ascii=False))
+        doc = {"issued": issued, "held": mine} | ({"consortium": consortium} if everyone else {})
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
         return
     if issued:
         table = Table("certificate", "holder", "status", "valid until", "next run", "status entry",
@@ -248,12 +259,27 @@ def cert_list(home: Home, as_json: Annotated[bool, typer.Option("--json", help="
             table.add_row(shown(c.id), shown(f"{names[c.issuer] or '?'} {c.issuer}"), _status(c.status),
                           shown(f"{c.status_list}#{c.index}"))  # fmt: skip
         console.print(table)
-    if not issued and not held:
+    if everyone:
+        table = Table(title="the consortium's certificates")
+        id_column(table, "certificate")
+        table.add_column("status")
+        table.add_column("issuer", overflow="fold")
+        table.add_column("holder", overflow="fold")
+        id_column(table, "status entry")
+        for r in consortium:
+            table.add_row(r["certificate"], _status(r["status"]), *parties[r["certificate"]], r["status_entry"])
+        console.print(table)
+    if not issued and not held and not everyone:
         console.print("No certificates yet.")
 
 
 def _status(status: str) -> Text:
     return Text(status, style={"valid": "green", "suspended": "yellow"}.get(status, "red"))
+
+
+def _name(state, did: str) -> str | None:  # type: ignore[no-untyped-def]
+    ident = state.identities.get(did)
+    return ident.name if ident else None
 
 
 def verify_cmd(
@@ -271,16 +297,28 @@ def verify_cmd(
     ] = None,
     operator: Operator = None,
     operator_ca: OperatorCA = None,
+    node_url: Annotated[
+        str | None,
+        typer.Option(
+            "--node",
+            help="Without a node of your own: a member's API to fetch the log from, e.g. "
+            "https://cqc:8420; what it sends is checked against --trust.",
+        ),
+    ] = None,
+    ca: Annotated[Path | None, typer.Option(help="A CA certificate (PEM) to trust for --node.")] = None,
 ) -> None:
     """Verify a certificate as a buyer would: issuer, signature, disclosures, key binding, status, and the
     evidence chain — attestation, published model, anchored inputs, cosigned checkpoint. Exit 1 if any fails.
     Given a bundle (`qdsn bundle`), it needs no node and no network: the bundled log is replayed and
     checked entry by entry first, and anchored in the consortium keys of --trust FILE (without it, nothing
-    ties the bundle to a known consortium and the verification fails)."""
+    ties the bundle to a known consortium and the verification fails). Without a node, --node URL fetches
+    that bundle from any member, and it is checked against --trust FILE just the same."""
     from qdsn.node import trust as anchors
     from qdsn.node.verification import verify_bundle, verify_online
 
     text = presentation.read_text().strip()
+    if not text:
+        raise QDSNError(f"{presentation} is empty", "give the presentation the holder sent (SD-JWT ~ … ~ KB-JWT)")
     anchor = None
     if trust is not None:
         try:
@@ -293,7 +331,17 @@ def verify_cmd(
         except ValueError as e:
             raise QDSNError(f"{presentation} is not a bundle (JSON): {e}") from None
         checks = verify_bundle(doc, aud=aud, nonce=nonce, quorum=quorum, trust=anchor)
+    elif node_url is not None:
+        if anchor is None:
+            raise QDSNError("what a node sends is checked against the consortium's trust file; none was given",
+                            "add --trust FILE (qdsn trust export; check its fingerprint with a member)")  # fmt: skip
+        doc = _fetch_bundle(node_url, ca, text)
+        checks = verify_bundle(doc, aud=aud, nonce=nonce, quorum=quorum, trust=anchor)
     else:
+        if not (home / "node.toml").exists():
+            raise NotFound(f"no node at {home} to verify against",
+                           "without a node, fetch the log from a member and check it against the consortium's trust "
+                           "file: qdsn verify FILE --trust trust.json --node https://MEMBER:8420")  # fmt: skip
         node = linked_node(home, operator, operator_ca, local=True)
         try:
             checks = verify_online(node, text, aud=aud, nonce=nonce, quorum=quorum, trust=anchor)
@@ -305,6 +353,29 @@ def verify_cmd(
     console.print(table)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
+
+
+def _fetch_bundle(url: str, ca: Path | None, presentation: str) -> dict:
+    """The bundle of `presentation` from the node at `url` (POST /bundle): nothing in it is trusted
+    before `verify_bundle` has checked it against the trust file."""
+    import ssl
+
+    import httpx
+
+    try:
+        r = httpx.post(url.rstrip("/") + "/bundle", json={"presentation": presentation}, timeout=60,
+                       verify=ssl.create_default_context(cafile=str(ca)) if ca else True)  # fmt: skip
+    except httpx.HTTPError as e:
+        raise QDSNError(f"the node at {url} did not answer ({e})", "check the URL, or ask the holder for a bundle "
+                        "(qdsn bundle) and verify that offline") from None  # fmt: skip
+    try:
+        doc = r.json()
+    except ValueError:
+        doc = None
+    if r.status_code != 200 or not isinstance(doc, dict):
+        why = doc.get("detail") if isinstance(doc, dict) and doc.get("detail") else f"HTTP {r.status_code}"
+        raise QDSNError(f"the node at {url} gave no bundle: {why}", "check the URL and the presentation")
+    return doc
 
 
 def bundle_cmd(
@@ -386,19 +457,63 @@ def cert_schedule(
 
 
 @cert_app.command("show")
-def cert_show(sd_jwt: Annotated[Path, typer.Argument(help="A certificate (SD-JWT) as issued.")], home: Home) -> None:
-    """A certificate's claims, all of them, and its status on this node's replica of the ledger."""
+def cert_show(
+    sd_jwt: Annotated[str, typer.Argument(help="A certificate (SD-JWT file) as issued, or a certificate number.")],
+    home: Home,
+) -> None:
+    """A certificate's claims, all of them, and its status on this node's replica of the ledger. Given a
+    certificate number instead of a file: what the ledger records of it (issuer, holder, status)."""
     from qdsn.credentials import sdjwt
 
-    text = sd_jwt.read_text().strip()
+    path = Path(sd_jwt)
+    if not path.exists():
+        _cert_record(sd_jwt, home)
+        return
+    text = path.read_text().strip()
+    if not text:
+        raise QDSNError(f"{path} is empty", "give the certificate (SD-JWT) as it was issued")
     node = linked_node(home, None, None, local=True)
     try:
-        v = sdjwt.verify(text, lambda iss, h: node.ledger.state.identities[iss].key)
+        v = sdjwt.verify(text, lambda iss, h: _issuer_key(node.ledger.state, iss))
         c = node.ledger.state.credentials.get(v.claims.get("certificate_number", ""))
     finally:
         node.close()
     console.print_json(json.dumps({k: x for k, x in v.claims.items() if k != "evidence"}, ensure_ascii=False))
     console.print(f"status on the ledger: [bold]{c.status if c else 'not recorded'}[/]")
+
+
+def _issuer_key(state, iss: str) -> bytes:  # type: ignore[no-untyped-def]
+    ident = state.identities.get(iss)
+    if ident is None:
+        raise NotFound(f"the certificate's issuer {iss} is not a member of this consortium",
+                       "check that the certificate comes from this consortium, or follow the log first")  # fmt: skip
+    return ident.key
+
+
+def _cert_record(number: str, home: Path) -> None:
+    """What the ledger records of certificate `number`; a clear error when it is neither file nor number."""
+    if not (home / "node.toml").exists():
+        raise NotFound(f"no such file: {number}, and no node at {home} to look it up as a certificate number",
+                       "give the certificate's SD-JWT file, or --home of a node (numbers: qdsn cert list)")  # fmt: skip
+    node_home = open_node(home)
+    ledger = node_home.ledger()
+    try:
+        c = ledger.state.credentials.get(number)
+        if c is None:
+            raise NotFound(f"{number} is neither a file nor a certificate on this node's ledger",
+                           "give the certificate's SD-JWT file, or a number from `qdsn cert list`")  # fmt: skip
+        table = Table(show_header=False, title=f"certificate {c.id} on the ledger")
+        table.add_column("", style="bold")
+        table.add_column("", overflow="fold")
+        for k, v in [("status", c.status), ("issuer", party(ledger.state, c.issuer)),
+                     ("holder", party(ledger.state, c.subject)), ("status entry", f"{c.status_list}#{c.index}"),
+                     ("issued at entry", str(c.issued)), ("last change at entry", str(c.updated)),
+                     ("hash", c.hash)]:  # fmt: skip
+            table.add_row(k, v)
+    finally:
+        ledger.close()
+    console.print(table)
+    console.print("[dim]its claims are in the SD-JWT file the issuer gave the holder: qdsn cert show FILE[/]")
 
 
 @cert_app.command("schema")

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from qdsn.errors import QDSNError
 from qdsn.ledger.integrity import Outcome, Verdict
 from qdsn.node import NodeHome, default_home
 
@@ -32,11 +33,17 @@ def passphrase(confirm: bool = False) -> str:
     value = os.environ.get("QDSN_PASSPHRASE")
     if value:
         return value
-    return typer.prompt("Keystore passphrase", hide_input=True, confirmation_prompt=confirm)
+    try:
+        return typer.prompt("Keystore passphrase", hide_input=True, confirmation_prompt=confirm)
+    except typer.Abort:  # end of input: no terminal to ask on, or Ctrl-D
+        raise QDSNError("this command needs the keystore passphrase, and none was given",
+                        "type it when asked, or set QDSN_PASSPHRASE") from None  # fmt: skip
 
 
 def open_node(home: Path) -> NodeHome:
-    return NodeHome.open(home, passphrase())
+    """The node at `home`; the passphrase is asked only when a command first needs a private key, so
+    reading the public parts (the ledger, the DID, the catalog) asks for none."""
+    return NodeHome.open(home, passphrase)
 
 
 VERDICT_CODES = "Exit codes: 0 verified; 1 damaged (the place is named); 2 incomplete (what is missing is named)."
@@ -111,3 +118,31 @@ def shown(text: str) -> Text:
     for part, escaped in review.segments(text):
         out.append(part, style="bold white on red" if escaped else None)
     return out
+
+
+def replica(node: NodeHome):  # type: ignore[no-untyped-def]
+    """The node's ledger replica, for reading: an error, not a new empty database, when it is missing."""
+    from qdsn.errors import NotFound
+    from qdsn.ledger.integrity import absent_reason, present
+    from qdsn.ledger.store import metadata
+
+    url = node.ledger_location()
+    if not present(url, metadata):
+        raise NotFound(absent_reason(url, "the ledger replica"),
+                       "restore it (qdsn ledger import) or let the node follow the log (qdsn node start)")  # fmt: skip
+    return node.ledger()
+
+
+def party(state, did: str) -> Text:  # type: ignore[no-untyped-def]
+    """A participant for a table: its registered name, with its DID whole below (never cut: it is
+    what a user copies into the next command)."""
+    ident = state.identities.get(did)
+    out = Text(ident.name if ident else "(not registered)", style=None if ident else "dim")
+    out.append("\n" + did, style="dim")
+    return out
+
+
+def id_column(table, *names: str) -> None:  # type: ignore[no-untyped-def]
+    """Columns of ids a user copies: folded onto more lines when narrow, never cut with an ellipsis."""
+    for name in names:
+        table.add_column(name, overflow="fold")

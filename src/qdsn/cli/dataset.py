@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import orjson
 import typer
+from rich.table import Table
 
 from qdsn.cli.common import (
     Home,
     console,
+    id_column,
     open_node,
+    party,
+    replica,
 )
 from qdsn.errors import QDSNError
 from qdsn.node import NodeHome
@@ -60,6 +65,39 @@ def dataset_create(
     vault.create(dataset, kind)
     node.submit("dataset.declare", {"dataset": dataset, "title": title, "kind": kind, "characteristics": specs})
     console.print(f"[green]✓[/] dataset {dataset} ({kind}) created and declared on the ledger")
+
+
+@dataset_app.command("list")
+def dataset_list(
+    home: Home,
+    mine: Annotated[bool, typer.Option("--mine", help="Only this node's own datasets.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The datasets declared on this node's replica of the ledger: id, owner, kind, title, records anchored
+    (their data stays in each owner's vault)."""
+    node = open_node(home)
+    ledger = replica(node)
+    try:
+        state = ledger.state
+        found = sorted((d for d in state.datasets.values() if not mine or d.owner == node.did),
+                       key=lambda d: (d.owner, d.id))  # fmt: skip
+        if as_json:
+            print(json.dumps([{"dataset": d.id, "owner": d.owner, "owner_name": getattr(
+                state.identities.get(d.owner), "name", None), "kind": d.kind, "title": d.title,
+                "records": d.anchored, "batches": d.batches, "shredded": d.shredded, "declared_entry": d.declared}
+                for d in found], indent=2, ensure_ascii=False))  # fmt: skip
+            return
+        table = Table()
+        id_column(table, "dataset")
+        table.add_column("owner", overflow="fold")
+        for col in ("kind", "title", "records"):
+            table.add_column(col, justify="right" if col == "records" else "left")
+        for d in found:
+            records = "shredded" if d.shredded else f"{d.anchored:,} in {d.batches} batches"
+            table.add_row(d.id, party(state, d.owner), d.kind, d.title, records)
+    finally:
+        ledger.close()
+    console.print(table if found else "No datasets declared yet: qdsn dataset create")
 
 
 @dataset_app.command("export")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -305,9 +306,14 @@ def ingest_quarantined(
     dataset: Annotated[str, typer.Option(help="The dataset whose refused readings to list.")],
     home: Home,
     limit: Annotated[int, typer.Option(help="Show the latest N.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, payloads whole.")] = False,
 ) -> None:
     """List the readings `qdsn ingest mqtt` refused and set aside in the vault: when, topic, why, payload."""
     kept = open_node(home).vault().quarantined(dataset)
+    if as_json:
+        print(json.dumps([k | {"payload": k["payload"].decode("utf-8", "replace")} for k in kept[-limit:]],
+                         indent=2, ensure_ascii=False))  # fmt: skip
+        return
     table = Table("received", "topic", "reason", "payload", title=f"{len(kept)} readings set aside for {dataset}")
     for k in kept[-limit:]:
         payload = k["payload"].decode("utf-8", "replace")

@@ -113,15 +113,19 @@ def jobs_list(home: Home, as_json: Annotated[bool, typer.Option("--json", help="
     node = linked_node(home, None, None, local=True)
     try:
         found = jobs.visible(node, node.did)
+        names = {d: i.name for d, i in node.ledger.state.identities.items()}
     finally:
         node.close()
     if as_json:
         print(json.dumps([j.to_json() for j in found], indent=2, ensure_ascii=False))
         return
     table = Table("job", "state", "model", "requester", "records", "purpose", "created")
+    for col in (table.columns[0], table.columns[3]):
+        col.overflow = "fold"  # ids are shown whole, to be copied into the next command
     for j in found:
         records = str(sum(r["count"] for r in j.ranges))
-        row = (j.id, j.state, j.model, j.requester[:24] + "…", records, j.purpose or "-", j.created[:19])
+        who = f"{names.get(j.requester, '(not registered)')}\n{j.requester}"
+        row = (j.id, j.state, j.model, who, records, j.purpose or "-", j.created[:19])
         table.add_row(*map(shown, row))
     console.print(table if found else "No jobs yet.")
 
@@ -278,8 +282,10 @@ def jobs_request(
                 ledger.close()
             first, count = 0, declared.anchored if declared else 0
             if count < 1:
-                raise NotFound(f"this node's replica of the ledger holds no anchored records of {dataset}",
-                               "let this node follow the log (qdsn node start), or name them: --records FIRST:COUNT")
+                raise NotFound(
+                    f"this node's replica of the ledger holds no anchored records of {dataset}",
+                    "let this node follow the log (qdsn node start), or name them: --records FIRST:COUNT",
+                )
         else:
             first, count = records_range(records)
         job = client.call("POST", "/jobs", {

@@ -16,9 +16,12 @@ from qdsn.cli.common import (
     Home,
     console,
     err,
+    id_column,
     open_node,
+    party,
     progress_bar,
     render_verdict,
+    replica,
 )
 from qdsn.cli.member import registered
 from qdsn.errors import NotFound, QDSNError
@@ -31,16 +34,66 @@ ledger_app = typer.Typer(help="The consortium ledger: entries, proofs, checkpoin
 
 
 @ledger_app.command("show")
-def ledger_show(home: Home, last: Annotated[int, typer.Option(help="How many of the newest entries.")] = 20) -> None:
-    """List the newest entries of this node's ledger replica."""
-    ledger = open_node(home).ledger()
-    table = Table(title=f"{ledger.origin} — {ledger.size} entries, root {ledger.root().hex()[:16]}…")
-    for col in ("seq", "type", "submitter", "txid", "about"):
-        table.add_column(col)
-    for row in ledger.store.rows(max(0, ledger.size - last), ledger.size):
-        about = registered(tx.from_leaf(row.leaf).payload) if row.type == "identity.register" else ""
-        table.add_row(str(row.seq), row.type, row.submitter[:32] + "…", row.txid[:16] + "…", about)
+def ledger_show(
+    home: Home,
+    last: Annotated[int, typer.Option(help="How many of the newest entries.")] = 20,
+    type: Annotated[str | None, typer.Option("--type", help="Only entries of this transaction type.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, payloads included.")] = False,
+) -> None:
+    """List the newest entries of this node's ledger replica (one in full: qdsn ledger entry N)."""
+    if type is not None and type not in tx.REGISTRY:
+        raise QDSNError(f"no transaction type {type!r}", f"use one of: {', '.join(sorted(tx.REGISTRY))}")
+    ledger = replica(open_node(home))
+    try:
+        rows = ledger.store.rows_of_type(type)[-last:] if type else ledger.store.rows(max(0, ledger.size - last),
+                                                                                          ledger.size)  # fmt: skip
+        if as_json:
+            print(json.dumps([_entry_json(ledger, row) for row in rows], indent=2, ensure_ascii=False))
+            return
+        title = f"{ledger.origin} — {ledger.size} entries, root {ledger.root().hex()}"
+        table = Table("seq", "type", title=title + (f"; the last {len(rows)} of type {type}" if type else ""))
+        table.add_column("submitter", overflow="fold")
+        id_column(table, "txid")
+        table.add_column("about")
+        for row in rows:
+            about = registered(tx.from_leaf(row.leaf).payload) if row.type == "identity.register" else ""
+            table.add_row(str(row.seq), row.type, party(ledger.state, row.submitter), row.txid, about)
+    finally:
+        ledger.close()
     console.print(table)
+
+
+@ledger_app.command("entry")
+def ledger_entry(
+    entry: Annotated[str, typer.Argument(help="The entry's position (from 0) or its transaction id.")],
+    home: Home,
+) -> None:
+    """One entry of this node's ledger replica in full, as JSON: position, id, submitter and the payload."""
+    ledger = replica(open_node(home))
+    try:
+        if entry.isdigit():
+            row = ledger.store.entry(seq=int(entry))
+        elif len(entry) == 64 and all(c in "0123456789abcdef" for c in entry.lower()):
+            row = ledger.store.entry(txid=entry.lower())
+        else:
+            raise QDSNError(f"{entry!r} is neither an entry's position nor a transaction id",
+                            "give a number from 0, or a 64-hex txid as `qdsn ledger show` lists them")  # fmt: skip
+        doc = _entry_json(ledger, row)
+    except NotFound as e:
+        raise NotFound(
+            e.what, f"the replica holds entries 0 to {ledger.size - 1}; see them with qdsn ledger show"
+        ) from None
+    finally:
+        ledger.close()
+    print(json.dumps(doc, indent=2, ensure_ascii=False))
+
+
+def _entry_json(ledger, row) -> dict:  # type: ignore[no-untyped-def]
+    env = tx.from_leaf(row.leaf)
+    ident = ledger.state.identities.get(row.submitter)
+    return {"seq": row.seq, "txid": row.txid, "type": row.type, "submitter": row.submitter,
+            "submitter_name": ident.name if ident else None, "created": env.created, "nonce": env.nonce,
+            "payload": env.payload}  # fmt: skip
 
 
 @ledger_app.command("append")
@@ -67,7 +120,7 @@ def ledger_prove(
     size: Annotated[int | None, typer.Option(help="The tree size to prove against (default: now).")] = None,
 ) -> None:
     """Print and check an inclusion proof (--index) or a consistency proof (--old-size)."""
-    ledger = open_node(home).ledger()
+    ledger = replica(open_node(home))
     size = ledger.size if size is None else size
     if index is not None:
         proof = ledger.inclusion_proof(index, size)
@@ -95,7 +148,7 @@ def ledger_checkpoint(home: Home) -> None:
     from qdsn.node.onboard import key_fingerprint
 
     node = open_node(home)
-    ledger = node.ledger()
+    ledger = replica(node)
     note = ledger.sign_checkpoint(node.log_signer())
     seen.remember(node.path, note, node.log_signer().verifier(), ledger.store)
     sys.stdout.write(note)
@@ -164,7 +217,7 @@ def ledger_export(
     """Write a self-verifying backup of this node's replica: every entry, its root and signed checkpoints."""
     from qdsn.ledger import backup
 
-    ledger = NodeHome.open(home, passphrase="").ledger()
+    ledger = replica(NodeHome.open(home, passphrase=""))
     with progress_bar("exporting") as bar:
         task = bar.add_task("export", total=ledger.size)
         n = backup.export(ledger, out, progress=lambda k: bar.update(task, completed=k))
@@ -208,7 +261,7 @@ def ledger_status(
 
     node_home = open_node(home)
     quorum = quorum if quorum is not None else int(node_home.service().get("quorum", 1))
-    ledger = node_home.ledger()
+    ledger = replica(node_home)
     size, position = ledger.mark(POSITION)
     table = Table(show_header=False, title=f"{ledger.origin}")
     table.add_row("entries", str(size))

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from qdsn.cli import (
     cert,
@@ -26,8 +27,7 @@ from qdsn.cli import (
     vault,
 )
 from qdsn.cli.common import Home, console, err, passphrase
-from qdsn.errors import QDSNError
-from qdsn.node import NodeHome
+from qdsn.node import NodeHome, default_home
 
 app = typer.Typer(
     help="QDSN, the Quality Data Service Network: quality data usable but not visible.\n\n"
@@ -37,13 +37,42 @@ app = typer.Typer(
 )
 
 
-def run() -> None:
-    """Entry point that turns QDSN errors into one clear line and exit code 1."""
+def run(args: list[str] | None = None) -> None:
+    """Entry point: a failure comes out as one line saying what was wrong and what to do next, with a
+    non-zero exit; never as a traceback (an unforeseen one is written to a crash file, or shown with --debug)."""
+    import os
+
+    from qdsn.cli.failures import DEBUG_ENV, crash_file, explain
+
     try:
-        app()  # click reports usage errors itself; our own errors come out here
-    except QDSNError as e:
-        err.print(f"[bold red]error:[/] {e}")
-        raise SystemExit(1) from None
+        app(args)  # click reports usage errors itself; every other failure comes out here
+    except Exception as e:  # the one place where every failure is turned into words
+        failure = explain(e)
+        if not failure.unforeseen:
+            err.print(Text.assemble(("error:", "bold red"), f" {failure.what}. {failure.fix}"), soft_wrap=True)
+            raise SystemExit(1) from None
+        if os.environ.get(DEBUG_ENV):
+            raise
+        try:
+            where = f"the details are in {crash_file(e, default_home())}"
+        except OSError:
+            where = f"run again with --debug (or {DEBUG_ENV}=1) to see the details"
+        err.print(Text.assemble(("error:", "bold red"), f" an unexpected error in QDSN ({failure.what}); {where}; "
+                                "please report it with that file"), soft_wrap=True)  # fmt: skip
+        raise SystemExit(70) from None  # EX_SOFTWARE: a fault in QDSN, not in the input
+
+
+@app.callback()
+def options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")] = False,
+) -> None:
+    """QDSN, the Quality Data Service Network: quality data usable but not visible."""
+    import os
+
+    from qdsn.cli.failures import DEBUG_ENV
+
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
 
 
 @app.command()

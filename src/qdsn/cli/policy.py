@@ -16,6 +16,7 @@ from qdsn.cli.common import (
     console,
     linked_node,
 )
+from qdsn.errors import QDSNError
 
 policy_app = typer.Typer(help="Usage policies (ODRL 2.2) on this node's datasets.", no_args_is_help=True)
 usage_app = typer.Typer(help="Metering: what was used under which agreement, and what it costs.", no_args_is_help=True)
@@ -62,10 +63,14 @@ def usage_report(
     ] = False,
     operator: Operator = None,
     operator_ca: OperatorCA = None,
+    everyone: Annotated[
+        bool, typer.Option("--all", help="A regulator: every agreement of the consortium, not only its own.")
+    ] = False,
 ) -> None:
     """Meters per agreement — uses, denials, records touched, compute seconds, charges — read off this
     node's replica of the ledger (brought up to date from --operator first), and the invoice its
-    price duties make. Owner and consumer see the same figures."""
+    price duties make. Owner and consumer see the same figures; each sees the agreements it is a party
+    to (a regulator sees the whole consortium's with --all)."""
     from qdsn.clock import parse_time
     from qdsn.node.follow import pull
     from qdsn.policy.meter import invoice, usage
@@ -78,7 +83,11 @@ def usage_report(
     try:
         if node.link is not None:
             pull(node.ledger, node.link)
-        ms = usage(node.ledger, node.did, agreement=agreement, since=start)
+        if everyone and node.home.role != "regulator":
+            raise QDSNError("only a regulator sees every agreement of the consortium",
+                            "leave --all out to see the agreements this node is a party to")  # fmt: skip
+        ms = usage(node.ledger, node.did, agreement=agreement, since=start, party_only=not everyone)
+        names = {d: i.name for d, i in node.ledger.state.identities.items()}
     finally:
         node.close()
     bill = invoice(ms)
@@ -90,16 +99,23 @@ def usage_report(
         return
     table = Table("agreement", "dataset", "consumer", "uses", "denied", "records", "compute s", "charges",
                   title="Usage, from the ledger")  # fmt: skip
+    table.columns[2].overflow = "fold"
     for m in ms:
         charges = ", ".join(f"{v:g} {c}" for c, v in sorted(m.charges.items())) or "-"
-        table.add_row(m.agreement or "(negotiation)", m.dataset, m.requester[:24] + "…", str(m.uses), str(m.denied),
+        table.add_row(m.agreement or "(negotiation)", m.dataset, _who(names, m.requester), str(m.uses), str(m.denied),
                       f"{m.records:,}", f"{m.compute_seconds:.1f}", charges)  # fmt: skip
     console.print(table)
     if bill["lines"]:
         lines = Table("agreement", "dataset", "consumer", "uses", "amount", title="Invoice")
+        lines.columns[2].overflow = "fold"
         for line in bill["lines"]:
-            lines.add_row(line["agreement"], line["dataset"], line["consumer"][:24] + "…", str(line["uses"]),
+            lines.add_row(line["agreement"], line["dataset"], _who(names, line["consumer"]), str(line["uses"]),
                           f"{line['amount']:,.2f} {line['currency']}")  # fmt: skip
         console.print(lines)
     for currency, total in sorted(bill["totals"].items()):
         console.print(f"  [bold]due: {total:,.2f} {currency}[/]")
+
+
+def _who(names: dict[str, str], did: str) -> str:
+    """A participant's name with its whole DID, which a user may copy into the next command."""
+    return f"{names.get(did, '(not registered)')}\n{did}"

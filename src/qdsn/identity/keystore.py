@@ -6,7 +6,9 @@ written atomically (temp file, fsync, rename) so a crash leaves the old or the n
 
 from __future__ import annotations
 
+import hmac
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from qdsn.crypto import SigningKey, open_sealed, seal
 from qdsn.crypto.encoding import b64url_decode, b64url_encode
-from qdsn.errors import IntegrityError, InvalidInput, NotFound
+from qdsn.errors import IntegrityError, InvalidInput, NotFound, WrongPassphrase
 from qdsn.identity.didkey import multikey_from_public_key
 
 FORMAT = "qdsn-keystore/1"
@@ -37,6 +39,12 @@ def _derive(passphrase: str, salt: bytes, n: int) -> bytes:
     return Scrypt(salt=salt, length=32, n=n, r=8, p=1).derive(passphrase.encode("utf-8"))
 
 
+def _check(secret: bytes) -> str:
+    """A value that tells a wrong passphrase from an altered file: AES-GCM alone fails alike for both.
+    It reveals no more than the sealed key's own tag does (either confirms a guess after scrypt)."""
+    return b64url_encode(hmac.digest(secret, b"qdsn-keystore/passphrase-check/v1", "sha256"))
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -56,7 +64,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
 class Keystore:
     """A folder of passphrase-sealed Ed25519 keys, one of them current."""
 
-    def __init__(self, folder: Path | str, passphrase: str, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> None:
+    def __init__(
+        self, folder: Path | str, passphrase: str | Callable[[], str], *, scrypt_n: int = DEFAULT_SCRYPT_N
+    ) -> None:
+        """`passphrase` may be a function, asked only when a key is first sealed or unsealed: reading
+        the public parts of a home needs no passphrase."""
         self.folder = Path(folder)
         self._passphrase = passphrase
         self._n = scrypt_n
@@ -64,6 +76,11 @@ class Keystore:
 
     def __repr__(self) -> str:
         return f"Keystore({str(self.folder)!r})"
+
+    def _secret(self, salt: bytes, n: int) -> bytes:
+        if callable(self._passphrase):
+            self._passphrase = self._passphrase()
+        return _derive(self._passphrase, salt, n)
 
     def _path(self, kid: str) -> Path:
         return self.folder / f"{kid}.json"
@@ -82,7 +99,8 @@ class Keystore:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         kid = multikey_from_public_key(key.verify_key.raw)
         salt = os.urandom(16)
-        sealed = seal(_derive(self._passphrase, salt, self._n), key.seed(), aad=(FORMAT + kid).encode())
+        secret = self._secret(salt, self._n)
+        sealed = seal(secret, key.seed(), aad=(FORMAT + kid).encode())
         doc = {
             "format": FORMAT,
             "kid": kid,
@@ -91,6 +109,7 @@ class Keystore:
             "kdf": {"name": "scrypt", "salt": b64url_encode(salt), "n": self._n, "r": 8, "p": 1},
             "cipher": "A256GCM",
             "sealed": b64url_encode(sealed),
+            "check": _check(secret),
         }
         if current:
             for info in self.list():
@@ -113,7 +132,7 @@ class Keystore:
         return sorted(infos, key=lambda i: (i.created, i.kid))
 
     def load(self, kid: str) -> SigningKey:
-        """Unseal the key `kid`; a wrong passphrase raises IntegrityError."""
+        """Unseal the key `kid`; a wrong passphrase raises WrongPassphrase, an altered file IntegrityError."""
         if kid in self._cache:
             return self._cache[kid]
         path = self._path(kid)
@@ -121,8 +140,22 @@ class Keystore:
             raise NotFound(f"no key {kid} in {self.folder}")
         d = self._read(path)
         kdf = d["kdf"]
-        secret = _derive(self._passphrase, b64url_decode(kdf["salt"]), int(kdf["n"]))
-        seed = open_sealed(secret, b64url_decode(d["sealed"]), aad=(FORMAT + kid).encode())
+        secret = self._secret(b64url_decode(kdf["salt"]), int(kdf["n"]))
+        wrong = WrongPassphrase(
+            f"wrong passphrase: it does not open the keystore in {self.folder}",
+            "type it again, or set QDSN_PASSPHRASE to the passphrase this node was created with",
+        )
+        if "check" in d and not hmac.compare_digest(str(d["check"]), _check(secret)):
+            raise wrong
+        try:
+            seed = open_sealed(secret, b64url_decode(d["sealed"]), aad=(FORMAT + kid).encode())
+        except IntegrityError:
+            if "check" not in d:  # written before the check value: a wrong passphrase is by far the likelier
+                raise wrong from None
+            raise IntegrityError(
+                f"keystore file {path} was altered: the passphrase is right but the key does not open",
+                "restore the file from a backup",
+            ) from None
         key = SigningKey.from_seed(seed)
         if multikey_from_public_key(key.verify_key.raw) != kid:
             raise IntegrityError(f"{path} holds a key that is not {kid}")

@@ -27,7 +27,9 @@ from qdsn.identity import Keystore, did_key_from_public_key, multikey_from_publi
 from qdsn.identity.keystore import DEFAULT_SCRYPT_N
 from qdsn.ledger import Ledger, tx
 from qdsn.ledger.checkpoint import COSIGNATURE_V1, ED25519, NoteSigner
+from qdsn.ledger.integrity import absent_reason, present
 from qdsn.ledger.ordering.embedded import EmbeddedOrderer
+from qdsn.ledger.store import metadata as ledger_tables
 
 
 def default_home() -> Path:
@@ -75,6 +77,10 @@ class NodeHome:
             )
         if (path / "node.toml").exists():
             raise Conflict(f"{path} already holds a node", "choose another --home or remove it first")
+        if ledger_url and role != "regulator" and not present(ledger_url, ledger_tables):
+            # a member joins a log that exists; opening a mistyped one would create an empty log of its own
+            raise NotFound(absent_reason(ledger_url, "the ledger database"),
+                           "give the log's database, made by qdsn init --role regulator")  # fmt: skip
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = SigningKey.generate()
         did = did_key_from_public_key(key.verify_key.raw)
@@ -100,7 +106,8 @@ class NodeHome:
         return {"did": self.did, "role": self.role, "name": self.name, "key": key}
 
     @classmethod
-    def open(cls, path: Path, passphrase: str, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> NodeHome:
+    def open(cls, path: Path, passphrase: str | Callable[[], str], *, scrypt_n: int = DEFAULT_SCRYPT_N) -> NodeHome:
+        """An existing home; `passphrase` may be a function, asked only when a key is first needed."""
         cfg_path = Path(path) / "node.toml"
         if not cfg_path.exists():
             raise NotFound(f"no node at {path}", "create one with `qdsn init --role ROLE --name NAME --home DIR`")

@@ -59,12 +59,13 @@ def meters(log: Iterable[tx.Envelope], *, agreement: str | None = None, since: d
     return list(out.values())
 
 
-def usage(ledger: Ledger, who: str, *, agreement: str | None = None, since: datetime | None = None) -> list[Meter]:
+def usage(ledger: Ledger, who: str, *, agreement: str | None = None, since: datetime | None = None,
+          party_only: bool = False) -> list[Meter]:  # fmt: skip
     """The meters `who` may see on `ledger`: those of its own datasets and of its own requests (a
-    regulator sees all)."""
+    regulator sees all, unless `party_only`: then only those it is a party to, as on an invoice)."""
     log = (tx.from_leaf(r.leaf) for r in ledger.store.rows_of_type("access.decision"))
     ident = ledger.state.identities.get(who)
-    everything = ident is not None and ident.role == "regulator"
+    everything = ident is not None and ident.role == "regulator" and not party_only
     return [
         m for m in meters(log, agreement=agreement, since=since)
         if everything or m.requester == who or ledger.state.datasets[m.dataset].owner == who
