@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from qdsn.cli.common import console, err
+from qdsn.errors import NotFound
 
 stats_app = typer.Typer(
     help="Private statistics: Prio3 reports secret-shared between two aggregators, each checked by a "
@@ -31,6 +32,10 @@ def vector_cmd(
     Exit codes: 0 every file matches; 1 a difference (the first is named); 2 a file that is not a test vector."""
     from qdsn.privacy.vectors import run_vector_file
 
+    for path in files:
+        if not path.is_file():
+            raise NotFound(f"{path}: no such file", "give the path of a test vector, e.g. "
+                           "../shared/standards/vdaf/test_vec/Prio3Sum_0.json")  # fmt: skip
     code = 0
     for path in files:
         result = run_vector_file(path, vdaf)
