@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from qdsn.cli import cert, dataset, did, ingest, jobs, ledger, model, policy, schema, service, spc, vault
+from qdsn.cli import cert, dataset, did, ingest, jobs, ledger, model, policy, schema, service, spc, stats, vault
 from qdsn.cli.common import Home, console, err, passphrase
 from qdsn.errors import QDSNError
 from qdsn.node import NodeHome
@@ -84,6 +84,7 @@ for sub, name in (
     (jobs.jobs_app, "jobs"),
     (cert.cert_app, "cert"),
     (cert.trust_app, "trust"),
+    (stats.stats_app, "stats"),
 ):
     app.add_typer(sub, name=name)
 app.command()(ingest.simulate)

@@ -1,0 +1,53 @@
+"""XofTurboShake128 (draft-irtf-cfrg-vdaf-20 §6.2.1): the XOF Prio3 derives every share, seed and random
+value from. TurboSHAKE128 (RFC 9861) itself is pycryptodome's."""
+
+from __future__ import annotations
+
+from Crypto.Hash import TurboSHAKE128
+
+from qdsn.errors import InvalidInput
+from qdsn.privacy.field import Field, next_power_of_2
+
+VERSION = 18  # draft-irtf-cfrg-vdaf's VERSION constant, part of every domain separation tag
+
+
+def format_dst(algo_class: int, algo: int, usage: int) -> bytes:
+    """The domain separation tag: version, algorithm class, algorithm id, usage (§6.2.3)."""
+    return bytes([VERSION, algo_class]) + algo.to_bytes(4, "big") + usage.to_bytes(2, "big")
+
+
+class XofTurboShake128:
+    """TurboSHAKE128 with domain byte 1 over len(dst) ‖ dst ‖ len(seed) ‖ seed ‖ binder, read as a stream."""
+
+    SEED_SIZE = 32
+
+    def __init__(self, seed: bytes, dst: bytes, binder: bytes) -> None:
+        if len(seed) > 255:
+            raise InvalidInput("an XOF seed is at most 255 bytes")
+        if len(dst) > 65535:
+            raise InvalidInput("a domain separation tag is at most 65535 bytes")
+        self._h = TurboSHAKE128.new(domain=1)
+        self._h.update(len(dst).to_bytes(2, "little") + dst + bytes([len(seed)]) + seed + binder)
+
+    def next(self, length: int) -> bytes:
+        return self._h.read(length)
+
+    def next_vec(self, field: type[Field], length: int) -> list[int]:
+        """The next `length` field elements, by rejection sampling of ENCODED_SIZE-byte words."""
+        size, mod = field.ENCODED_SIZE, field.MODULUS
+        mask = next_power_of_2(mod) - 1
+        raw = self._h.read(size * length)
+        vec = [x for i in range(0, len(raw), size) if (x := int.from_bytes(raw[i : i + size], "little") & mask) < mod]
+        while len(vec) < length:  # a rejected word is replaced by the next in the stream
+            x = int.from_bytes(self._h.read(size), "little") & mask
+            if x < mod:
+                vec.append(x)
+        return vec
+
+    @classmethod
+    def derive_seed(cls, seed: bytes, dst: bytes, binder: bytes) -> bytes:
+        return cls(seed, dst, binder).next(cls.SEED_SIZE)
+
+    @classmethod
+    def expand_into_vec(cls, field: type[Field], seed: bytes, dst: bytes, binder: bytes, length: int) -> list[int]:
+        return cls(seed, dst, binder).next_vec(field, length)
