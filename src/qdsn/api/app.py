@@ -613,7 +613,8 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         import ssl
 
         ca = node.home.service().get("operator_ca")
-        return NodeClient(url, node.home.key(), node.did, verify=ssl.create_default_context(cafile=str(ca)) if ca else True)
+        trust = ssl.create_default_context(cafile=str(ca)) if ca else True
+        return NodeClient(url, node.home.key(), node.did, verify=trust)
 
     task_body = _body(("task", "period"), task=_STR, period={"type": "integer", "minimum": 0})
 
@@ -649,7 +650,8 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
     def stats_tasks() -> dict[str, Any]:
         """The aggregation tasks on this node's replica, with the budget spent and the periods released (public)."""
         node.catch_up()
-        return {"tasks": [{**t.spec, "spent": t.spent, "released": sorted(t.batches)} for t in tasks(node.ledger.state)]}
+        listed = tasks(node.ledger.state)
+        return {"tasks": [{**t.spec, "spent": t.spent, "released": sorted(t.batches)} for t in listed]}
 
     @app.get("/stats/tasks/{task_id}/periods/{period}", tags=["statistics"])
     def stats_batch(task_id: str, period: int) -> dict[str, Any]:

@@ -424,7 +424,8 @@ def _batch(state: State, env: tx.Envelope, p: tx.AggregateBatch, seq: int, tree:
         raise InvalidInput(f"each collection of task {p.task} spends epsilon {spec['epsilon']}, not {p.epsilon}")
     if t.spent + p.epsilon > spec["budget"] * (1 + 1e-12):
         raise PermissionDenied(f"task {p.task} has spent epsilon {t.spent:g} of its budget {spec['budget']:g}; "
-                               f"another {p.epsilon:g} would exceed it", "no more collections of this task")  # fmt: skip
+                               f"another {p.epsilon:g} would exceed it",
+                               "no more collections of this task")  # fmt: skip
     state.tasks[p.task] = replace(t, spent=t.spent + p.epsilon, batches={**t.batches, p.period: (p.count, p.root, seq)})
     state.dirty_tasks.add(p.task)
 

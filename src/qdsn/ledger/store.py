@@ -336,7 +336,8 @@ class Store:
             devs = {r.id: Device(*r) for r in c.execute(select(devices))}
             mods = {r.key: Model(*r) for r in c.execute(select(models))}
             creds = {r.id: Credential(*r) for r in c.execute(select(credentials))}
-            tasks = {r.id: AggregateTask.from_json(r.id, orjson.loads(r.doc)) for r in c.execute(select(aggregate_tasks))}
+            rows = c.execute(select(aggregate_tasks))
+            tasks = {r.id: AggregateTask.from_json(r.id, orjson.loads(r.doc)) for r in rows}
         return State(self.identities(), origin, self.datasets(), devs, mods, creds, tasks)
 
     def identities(self) -> dict[str, Identity]:

@@ -275,7 +275,7 @@ class CredentialStatusChange(Payload):
 VDAF_PARAMS: dict[str, tuple[str, ...]] = {
     "Prio3Count": (),
     "Prio3Sum": ("max_measurement",),
-    "Prio3SumVec": ("length", "bits", "chunk_length"),
+    "Prio3SumVec": ("length", "max_measurement", "chunk_length"),
     "Prio3Histogram": ("length", "chunk_length"),
     "Prio3MultihotCountVec": ("length", "max_weight", "chunk_length"),
 }
@@ -311,8 +311,9 @@ class AggregateTaskSpec(Payload):
         wanted = VDAF_PARAMS[self.vdaf]
         if set(self.params) != set(wanted):
             names = ", ".join(wanted) or "none"
-            raise ValueError(f"{self.vdaf} takes the parameters {names}, not {', '.join(sorted(self.params)) or 'none'}")
-        low = {"max_measurement": 1, "length": 1, "bits": 1, "chunk_length": 1, "max_weight": 1}
+            given = ", ".join(sorted(self.params)) or "none"
+            raise ValueError(f"{self.vdaf} takes the parameters {names}, not {given}")
+        low = {"max_measurement": 1, "length": 1, "chunk_length": 1, "max_weight": 1}
         for name, value in self.params.items():
             if not low[name] <= value < 2**32:
                 raise ValueError(f"parameter {name} must be at least {low[name]} and below 2^32")

@@ -31,17 +31,18 @@ from qdsn.crypto.encoding import b64url_decode, b64url_encode
 from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError
 from qdsn.identity.didkey import x25519_from_ed25519
 from qdsn.ledger import merkle
-from qdsn.privacy import budget, report, wire
+from qdsn.privacy import budget, report
 from qdsn.privacy.store import StatsStore
 from qdsn.privacy.task import HELPER, LEADER, Task, vdaf_of
 
 log = logging.getLogger(__name__)
-_locks: dict[tuple[str, str], threading.Lock] = {}
+_locks: dict[tuple[str, str, str], threading.Lock] = {}
 
 
-def _lock(task: str, reporter: str) -> threading.Lock:
-    """One upload at a time per reporter and task, so two at once cannot both pass the period check."""
-    return _locks.setdefault((task, reporter), threading.Lock())
+def _lock(node: Any, task: str, reporter: str) -> threading.Lock:
+    """One report at a time per aggregator, task and reporter (the store's keys refuse a second one
+    across processes; this keeps a node's own threads from racing to it)."""
+    return _locks.setdefault((node.did, task, reporter), threading.Lock())
 
 
 def task_of(node: Any, task_id: str) -> Task:
@@ -96,7 +97,9 @@ def _check_parts(vdaf: Any, public: Any, peer_share: tuple[Any, Any], peer: int)
         raise ValueError("joint randomness check failed")
 
 
-def upload(node: Any, store: StatsStore, who: str, body: Any, peer: Any, *, clock: Clock = system_clock) -> dict[str, Any]:
+def upload(
+    node: Any, store: StatsStore, who: str, body: Any, peer: Any, *, clock: Clock = system_clock
+) -> dict[str, Any]:
     """The leader takes a report: verified with the helper (`peer`, a client of its API) and kept, or
     refused with the reason."""
     rep = report.check_form(body)
@@ -106,7 +109,7 @@ def upload(node: Any, store: StatsStore, who: str, body: Any, peer: Any, *, cloc
     if task.leader != node.did:
         raise PermissionDenied(f"this node is not the leader of task {task.id}", f"upload to {task.leader_url}")
     vdaf = vdaf_of(task)
-    with _lock(task.id, who):
+    with _lock(node, task.id, who):
         _admit(node, store, task, rep, clock)
         try:
             public, share = report.open_share(task, vdaf, rep, LEADER, node.home.key())
@@ -116,22 +119,22 @@ def upload(node: Any, store: StatsStore, who: str, body: Any, peer: Any, *, cloc
             raise _refused(store, task, rep, f"its share does not open or verify: {e}") from None
         try:
             answer = peer.call("POST", "/stats/helper/verify", {
-                "report": rep, "verifier_share": b64url_encode(wire.encode_verifier_share(vdaf, mine))})  # fmt: skip
+                "report": rep, "verifier_share": b64url_encode(vdaf.encode_verifier_share(mine))})  # fmt: skip
         except IntegrityError as e:
             raise _refused(store, task, rep, f"the helper refused it: {e.what}") from None
         except QDSNError as e:  # the helper could not answer: the report may be sent again
             store.settle(task.id, rep["id"], f"not verified: {e.what}")
             raise
         try:
-            theirs = wire.decode_verifier_share(vdaf, b64url_decode(str(answer["verifier_share"])))
+            theirs = vdaf.decode_verifier_share(b64url_decode(str(answer["verifier_share"])))
             message = vdaf.verifier_shares_to_message(task.ctx, None, [mine, theirs])
-            if wire.encode_verifier_message(vdaf, message) != b64url_decode(str(answer["message"])):
+            if vdaf.encode_verifier_message(message) != b64url_decode(str(answer["message"])):
                 raise ValueError("the helper's verifier message is not the leader's")
             _check_parts(vdaf, public, theirs, HELPER)
             out = vdaf.verify_next(task.ctx, state, message)
         except (QDSNError, ValueError, KeyError, TypeError) as e:
             raise _refused(store, task, rep, f"verification failed: {e}") from None
-        store.accept(task.id, rep["period"], who, rep["id"], wire.encode_vec(vdaf, out))
+        store.accept(task.id, rep["period"], who, rep["id"], vdaf.encode_out_share(out))
     return {"task": task.id, "id": rep["id"], "period": rep["period"], "accepted": True}
 
 
@@ -144,21 +147,21 @@ def helper_verify(node: Any, store: StatsStore, who: str, body: Any, *, clock: C
     if task.helper != node.did or task.leader != who:
         raise PermissionDenied(f"only the leader of task {task.id} asks this node to verify its reports")
     vdaf = vdaf_of(task)
-    with _lock(task.id, rep["reporter"]):
+    with _lock(node, task.id, rep["reporter"]):
         _admit(node, store, task, rep, clock)
         try:
             public, share = report.open_share(task, vdaf, rep, HELPER, node.home.key())
             state, mine = vdaf.verify_init(verify_key(node, task, vdaf), task.ctx, HELPER, None, report.nonce(rep),
                                            public, share)  # fmt: skip
-            theirs = wire.decode_verifier_share(vdaf, b64url_decode(body["verifier_share"]))
+            theirs = vdaf.decode_verifier_share(b64url_decode(body["verifier_share"]))
             message = vdaf.verifier_shares_to_message(task.ctx, None, [theirs, mine])
             _check_parts(vdaf, public, theirs, LEADER)
             out = vdaf.verify_next(task.ctx, state, message)
         except (QDSNError, ValueError, AssertionError, TypeError) as e:
             raise _refused(store, task, rep, f"verification failed: {getattr(e, 'what', e)}") from None
-        store.accept(task.id, rep["period"], rep["reporter"], rep["id"], wire.encode_vec(vdaf, out))
-    return {"verifier_share": b64url_encode(wire.encode_verifier_share(vdaf, mine)),
-            "message": b64url_encode(wire.encode_verifier_message(vdaf, message))}  # fmt: skip
+        store.accept(task.id, rep["period"], rep["reporter"], rep["id"], vdaf.encode_out_share(out))
+    return {"verifier_share": b64url_encode(vdaf.encode_verifier_share(mine)),
+            "message": b64url_encode(vdaf.encode_verifier_message(message))}  # fmt: skip
 
 
 def leaves(batch: list[Any]) -> list[bytes]:
@@ -167,12 +170,11 @@ def leaves(batch: list[Any]) -> list[bytes]:
 
 def _share(node: Any, task: Task, vdaf: Any, outs: list[bytes], period: int, root: str, agg_id: int) -> str:
     """This aggregator's aggregate share of a batch, noised, sealed to the collector."""
-    field = vdaf.flp.field
     agg = vdaf.agg_init(None)
     for o in outs:
-        agg = vdaf.agg_update(None, agg, wire.decode_output(vdaf, o, "output share"))
-    noisy = budget.add_noise(field, agg, budget.noise(task))
-    sealed = hpke.seal(x25519_from_ed25519(_key(node, task.collector)), wire.encode_vec(vdaf, noisy),
+        agg = vdaf.agg_update(None, agg, vdaf.decode_agg_share(o))
+    noisy = budget.add_noise(vdaf.field.MODULUS, agg, budget.noise(task))
+    sealed = hpke.seal(x25519_from_ed25519(_key(node, task.collector)), vdaf.encode_agg_share(noisy),
                        aggregate_info(task, period, root, agg_id))  # fmt: skip
     return b64url_encode(sealed)
 

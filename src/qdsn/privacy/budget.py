@@ -36,10 +36,10 @@ def noise(task: Task) -> list[int]:
     return list(mechanism(n, task.sensitivity(), task.epsilon)([0] * n))
 
 
-def add_noise(field: Any, agg_share: list[Any], noise: list[int]) -> list[Any]:
+def add_noise(modulus: int, agg_share: list[int], noise: list[int]) -> list[int]:
     """The aggregate share with integer noise added in the field (negative noise wraps mod p; the
     collector reads results above p/2 as negative)."""
-    return [x + field(v % field.MODULUS) for x, v in zip(agg_share, noise, strict=True)]
+    return [(x + v) % modulus for x, v in zip(agg_share, noise, strict=True)]
 
 
 def check_budget(task: Task) -> None:
@@ -50,6 +50,6 @@ def check_budget(task: Task) -> None:
                                "no more collections of this task: create a new task with a new budget")  # fmt: skip
 
 
-def signed(field: Any, value: int) -> int:
-    """A field element's integer read as signed: noise may take a small total below zero."""
-    return value - field.MODULUS if value > field.MODULUS // 2 else value
+def signed(modulus: int, value: int) -> int:
+    """A field element read as a signed integer: noise may take a small total below zero."""
+    return value - modulus if value > modulus // 2 else value

@@ -9,7 +9,7 @@ from typing import Any
 from qdsn.crypto import hpke
 from qdsn.crypto.encoding import b64url_decode
 from qdsn.errors import IntegrityError, PermissionDenied
-from qdsn.privacy import budget, wire
+from qdsn.privacy import budget
 from qdsn.privacy.aggregator import aggregate_info, task_of
 from qdsn.privacy.task import HELPER, LEADER, vdaf_of
 
@@ -53,9 +53,7 @@ def collect(node: Any, task_id: str, period: int, leader: Any) -> Figure:
         except (KeyError, ValueError):
             raise IntegrityError(f"the leader's answer has no {name}") from None
         plain = hpke.unseal(node.home.key(), sealed, aggregate_info(task, period, root, agg_id))
-        shares.append(wire.decode_output(vdaf, plain))
-    field = vdaf.flp.field
-    merged = vdaf.merge(None, shares)
-    values = [budget.signed(field, x.int()) for x in merged]
+        shares.append(vdaf.decode_agg_share(plain))
+    values = [budget.signed(vdaf.field.MODULUS, x) for x in vdaf.merge(None, shares)]
     result: int | list[int] = values[0] if task.vdaf in ("Prio3Count", "Prio3Sum") else values
     return Figure(task_id, period, task.vdaf, result, count, root, task.epsilon, task.spent, task.budget)

@@ -13,14 +13,14 @@ not take the leader's word for it."""
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any
 
 from qdsn.crypto import SigningKey, VerifyKey, canonical_json, hpke, sha256
 from qdsn.crypto.encoding import b64url_decode, b64url_encode
-from qdsn.errors import BadSignature, IntegrityError, InvalidInput
+from qdsn.errors import BadSignature, InvalidInput
 from qdsn.identity.didkey import x25519_from_ed25519
-from qdsn.privacy import wire
 from qdsn.privacy.task import HELPER, LEADER, Task
 
 FIELDS = ("helper_share", "id", "leader_share", "period", "public_share", "reporter", "signature", "task")
@@ -44,23 +44,23 @@ def leaf(report_id: str, reporter: str) -> bytes:
     return canonical_json({"id": report_id, "reporter": reporter})
 
 
-def shard(vdaf: Any, task: Task, measurement: Any, nonce: bytes, *, encoded: list[int] | None = None) -> tuple[Any, Any]:
+def shard(
+    vdaf: Any, task: Task, measurement: Any, nonce: bytes, *, encoded: list[int] | None = None
+) -> tuple[Any, Any]:
     """(public share, input shares) of a measurement. `encoded` shards a raw encoded vector instead,
     skipping the VDAF's own encoding and its range check, as a dishonest client would: the
     aggregators' validity proof is what must refuse it."""
     rand = os.urandom(vdaf.RAND_SIZE)
-    if encoded is None:
-        try:
-            return vdaf.shard(task.ctx, measurement, nonce, rand)
-        except (ValueError, TypeError) as e:
-            raise InvalidInput(f"task {task.id} ({task.vdaf} {task.params}) cannot take {measurement!r}: {e}",
-                               "give a measurement within the task's range") from None  # fmt: skip
-    field = vdaf.flp.field
-    meas = [field(v % field.MODULUS) for v in encoded]
-    seeds = [rand[i : i + vdaf.xof.SEED_SIZE] for i in range(0, vdaf.RAND_SIZE, vdaf.xof.SEED_SIZE)]
-    if vdaf.flp.JOINT_RAND_LEN > 0:
-        return vdaf.shard_with_joint_rand(task.ctx, meas, nonce, seeds)
-    return vdaf.shard_without_joint_rand(task.ctx, meas, seeds)
+    if encoded is not None:  # the same VDAF with an encoding that passes any vector through
+        vdaf, flp = copy.copy(vdaf), copy.copy(vdaf.flp)
+        flp.encode = lambda m: [v % vdaf.field.MODULUS for v in m]
+        vdaf.flp, measurement = flp, encoded
+    try:
+        return vdaf.shard(task.ctx, measurement, nonce, rand)
+    except (ValueError, TypeError) as e:
+        what = getattr(e, "what", e)
+        raise InvalidInput(f"task {task.id} ({task.vdaf} {task.params}) cannot take {measurement!r}: {what}",
+                           "give a measurement within the task's range") from None  # fmt: skip
 
 
 def make(task: Task, vdaf: Any, measurement: Any, key: SigningKey, did: str, period: int,
@@ -72,9 +72,9 @@ def make(task: Task, vdaf: Any, measurement: Any, key: SigningKey, did: str, per
     nonce = os.urandom(16)
     public, inputs = shard(vdaf, task, measurement, nonce, encoded=encoded)
     report: dict[str, Any] = {"task": task.id, "id": nonce.hex(), "period": period, "reporter": did,
-                              "public_share": b64url_encode(wire.encode_public_share(vdaf, public))}  # fmt: skip
+                              "public_share": b64url_encode(vdaf.encode_public_share(public))}  # fmt: skip
     for agg_id, name, ed in ((LEADER, "leader_share", leader_key), (HELPER, "helper_share", helper_key)):
-        plain = wire.encode_input_share(vdaf, inputs[agg_id])
+        plain = vdaf.encode_input_share(inputs[agg_id])
         report[name] = b64url_encode(hpke.seal(x25519_from_ed25519(ed), plain, share_info(task, report, agg_id)))
     report["signature"] = b64url_encode(key.sign(signing_input(report)))
     return report
@@ -122,11 +122,8 @@ def open_share(task: Task, vdaf: Any, report: dict[str, Any], agg_id: int, key: 
     except ValueError:
         raise InvalidInput(f"report field {name!r} or 'public_share' is not base64url") from None
     plain = hpke.unseal(key, sealed, share_info(task, report, agg_id))
-    return wire.decode_public_share(vdaf, public), wire.decode_input_share(vdaf, agg_id, plain)
+    return vdaf.decode_public_share(public), vdaf.decode_input_share(agg_id, plain)
 
 
 def nonce(report: dict[str, Any]) -> bytes:
     return bytes.fromhex(report["id"])
-
-
-__all__ = ["IntegrityError", "check_form", "check_signature", "leaf", "make", "open_share", "share_info"]

@@ -90,9 +90,9 @@ class Task:
             if all(have.get(k) == v for k, v in self.attributes.items()):
                 return
         asked = " and ".join(f"{k}={v}" for k, v in self.attributes.items())
-        raise PermissionDenied(f"{did} is not an eligible reporter of task {self.id}"
-                               + (f" (it names {len(self.reporters)} members{', and members with ' + asked if asked else ''})"),
-                               "only the members the task names report to it")  # fmt: skip
+        also = f", and members with {asked}" if asked else ""
+        raise PermissionDenied(f"{did} is not an eligible reporter of task {self.id} (it names {len(self.reporters)} "
+                               f"members{also})", "only the members the task names report to it")  # fmt: skip
 
     def sensitivity(self) -> int:
         """How far one reporter's measurement can move the aggregate, in L1 (adding or removing one
@@ -103,7 +103,7 @@ class Task:
         if self.vdaf == "Prio3Sum":
             return p["max_measurement"]
         if self.vdaf == "Prio3SumVec":
-            return p["length"] * ((1 << p["bits"]) - 1)
+            return p["length"] * p["max_measurement"]
         return p["max_weight"]  # Prio3MultihotCountVec
 
     def output_length(self) -> int:
@@ -113,14 +113,17 @@ class Task:
     def check_measurement(self, measurement: Any) -> None:
         """InvalidInput unless `measurement` has the type the task's VDAF measures. Its range is not
         checked here: the aggregators' validity proof does that, and refuses what is outside."""
-        ok = {
-            "Prio3Count": lambda m: isinstance(m, int) and not isinstance(m, bool),
-            "Prio3Sum": lambda m: isinstance(m, int) and not isinstance(m, bool),
-            "Prio3Histogram": lambda m: isinstance(m, int) and not isinstance(m, bool),
-            "Prio3SumVec": lambda m: isinstance(m, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in m),
-            "Prio3MultihotCountVec": lambda m: isinstance(m, list) and all(isinstance(x, bool) for x in m),
-        }[self.vdaf]  # fmt: skip
-        if not ok(measurement):
+
+        def whole(m: Any) -> bool:
+            return isinstance(m, int) and not isinstance(m, bool)
+
+        if self.vdaf == "Prio3SumVec":
+            ok = isinstance(measurement, list) and all(whole(x) for x in measurement)
+        elif self.vdaf == "Prio3MultihotCountVec":
+            ok = isinstance(measurement, list) and all(isinstance(x, bool) for x in measurement)
+        else:
+            ok = whole(measurement)
+        if not ok:
             shape = {"Prio3SumVec": "a list of whole numbers", "Prio3MultihotCountVec": "a list of true/false"}
             raise InvalidInput(f"task {self.id} ({self.vdaf}) measures {shape.get(self.vdaf, 'a whole number')}, "
                                f"not {measurement!r}")  # fmt: skip
@@ -133,6 +136,6 @@ def tasks(state: State) -> list[Task]:
 
 def vdaf_of(task: Task) -> Any:
     """The Prio3 instance of a task: two aggregators, its measurement type and parameters."""
-    from qdsn.privacy import prio3  # the VDAF itself; imported when a task is run, not when read
+    from qdsn.privacy import prio3
 
     return getattr(prio3, task.vdaf)(2, **task.params)
