@@ -11,7 +11,7 @@ from qdsn.crypto.encoding import b64url_decode
 from qdsn.errors import IntegrityError, PermissionDenied
 from qdsn.privacy import budget
 from qdsn.privacy.aggregator import aggregate_info, task_of
-from qdsn.privacy.task import HELPER, LEADER, vdaf_of
+from qdsn.privacy.task import HELPER, LEADER, Task, vdaf_of
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,10 @@ def collect(node: Any, task_id: str, period: int, leader: Any) -> Figure:
         raise PermissionDenied(f"this node is not the collector of task {task_id} ({task.collector} is)")
     got = leader.call("POST", "/stats/collect", {"task": task_id, "period": period})
     node.catch_up()
-    task = task_of(node, task_id)
+    # The leader put the batch on the log after this replica was opened; when this node operates the
+    # log, its own server appended it, so read the state as committed rather than as first loaded.
+    state = node.ledger.store.load_state(node.ledger.origin) if node.link is None else node.ledger.state
+    task = Task.from_state(state, task_id)
     if period not in task.batches:
         raise IntegrityError(f"the leader answered, but no aggregate.batch for period {period} is on the ledger")
     count, root, _ = task.batches[period]

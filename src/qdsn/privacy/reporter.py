@@ -12,7 +12,7 @@ from qdsn.ledger import merkle
 from qdsn.privacy import report
 from qdsn.privacy.aggregator import task_of
 from qdsn.privacy.store import StatsStore
-from qdsn.privacy.task import vdaf_of
+from qdsn.privacy.task import Task, vdaf_of
 
 
 def send(node: Any, store: StatsStore, task_id: str, measurement: Any, leader: Any, *,
@@ -53,10 +53,9 @@ class Inclusion:
 def check_leaves(node: Any, task_id: str, period: int, listed: dict[str, Any]) -> tuple[list[bytes], str]:
     """The leaves the leader lists for a released batch, checked against the root and count on this
     node's own replica of the ledger: (leaves, root)."""
-    task = task_of(node, task_id)
-    if period not in task.batches:
-        node.catch_up()
-        task = task_of(node, task_id)
+    node.catch_up()
+    state = node.ledger.store.load_state(node.ledger.origin) if node.link is None else node.ledger.state
+    task = Task.from_state(state, task_id)
     if period not in task.batches:
         raise NotFound(f"period {period} of task {task_id} has no aggregate.batch on the ledger")
     count, root, _ = task.batches[period]
