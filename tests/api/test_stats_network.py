@@ -7,13 +7,11 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
 
 import pytest
 
 from qdsn.api.client import NodeClient
-from qdsn.clock import format_time
-from qdsn.errors import Conflict, IntegrityError, PermissionDenied
+from qdsn.errors import Conflict, IntegrityError
 from qdsn.node import Node, NodeHome
 from qdsn.privacy import aggregator, report, reporter
 from qdsn.privacy.task import Task, vdaf_of
@@ -68,8 +66,8 @@ def test_a_regional_figure_across_nodes(region, tmp_path):
 
     # a certification body may not create a task
     refused = qdsn("stats", "task", "create", "mine", "--title", "x", "--vdaf", "count", "--leader", cqc.did,
-                   "--leader-url", url["cqc"], "--helper-url", url["reg"], "--helper", reg.did, f"--reporter={makers[0].did}",
-                   "--operator", url["reg"], home=cqc.path, ok=False)  # fmt: skip
+                   "--leader-url", url["cqc"], "--helper-url", url["reg"], "--helper", reg.did,
+                   f"--reporter={makers[0].did}", "--operator", url["reg"], home=cqc.path, ok=False)  # fmt: skip
     assert refused.returncode == 1 and "may not submit aggregate.task" in refused.stderr
 
     values = [40, 7, 120]
