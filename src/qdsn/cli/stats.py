@@ -35,10 +35,10 @@ def vector_cmd(
     for path in files:
         result = run_vector_file(path, vdaf)
         if result.ok:
-            console.print(f"[green]✓[/] {path}: {result.summary}", highlight=False)
+            console.print(f"[green]✓[/] {path}: {result.summary}", highlight=False, soft_wrap=True)
         else:
             code = max(code, 1 if result.readable else 2)
-            err.print(f"[bold red]✗[/] {path}: {result.summary}", highlight=False)
+            err.print(f"[bold red]✗[/] {path}: {result.summary}", highlight=False, soft_wrap=True)
     if code:
         raise typer.Exit(code)
 

@@ -12,6 +12,7 @@ from qdsn.privacy.prio3 import (
     Prio3SumVec,
     Prio3SumVecWithMultiproof,
     ReportRejected,
+    from_params,
 )
 from qdsn.privacy.xof import XofTurboShake128
 
@@ -28,4 +29,5 @@ __all__ = [
     "Prio3SumVecWithMultiproof",
     "ReportRejected",
     "XofTurboShake128",
+    "from_params",
 ]

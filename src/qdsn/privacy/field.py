@@ -15,6 +15,11 @@ from typing import ClassVar
 
 from qdsn.errors import InvalidInput
 
+try:  # the transforms in C (_fields.c), where setup.py could build it; the Python code does the same
+    from qdsn.privacy import _fields as kernel
+except ImportError:  # pragma: no cover - depends on the build
+    kernel = None
+
 
 def next_power_of_2(x: int) -> int:
     """The smallest power of two ≥ x (1 for x ≤ 1)."""
@@ -63,8 +68,23 @@ class Field:
         return vec
 
     @classmethod
+    def _transform(cls, a: list[int], roots: list[int]) -> list[int]:
+        return _ntt(a, roots, cls.MODULUS)
+
+    @classmethod
+    def words(cls, encoded: bytes) -> list[int]:
+        """The little-endian ENCODED_SIZE-byte words of `encoded` as ints, unchecked."""
+        size = cls.ENCODED_SIZE
+        return [int.from_bytes(encoded[i : i + size], "little") for i in range(0, len(encoded), size)]
+
+    @classmethod
     def inv(cls, x: int) -> int:
         return pow(x, cls.MODULUS - 2, cls.MODULUS)
+
+    @classmethod
+    def inv_const(cls, x: int) -> int:
+        """inv(x) for the few small constants the circuits divide by (sizes, numbers of shares), cached."""
+        return _inv_const(cls, x)
 
     @classmethod
     def nth_root(cls, n: int) -> int:
@@ -83,15 +103,15 @@ class Field:
         a = list(p) + [0] * (n - len(p))
         if set_s:
             s_pows = _root_powers(cls, 2 * n)  # s**i = W_2n**i
-            a = [x * s % mod for x, s in zip(a, s_pows)]
-        return _ntt(a, _root_powers(cls, n), mod)
+            a = [x * s % mod for x, s in zip(a, s_pows, strict=False)]
+        return cls._transform(a, _root_powers(cls, n))
 
     @classmethod
     def inv_ntt(cls, v: list[int], n: int) -> list[int]:
         """Coefficients of the polynomial whose evaluations at the n powers of Wn are `v`."""
         mod = cls.MODULUS
-        out = _ntt(list(v), _inv_root_powers(cls, n), mod)
-        n_inv = cls.inv(n)
+        out = cls._transform(list(v), _inv_root_powers(cls, n))
+        n_inv = cls.inv_const(n)
         return [x * n_inv % mod for x in out]
 
 
@@ -106,10 +126,18 @@ class Field64(Field):
         return struct.pack(f"<{len(vec)}Q", *vec)
 
     @classmethod
+    def _transform(cls, a: list[int], roots: list[int]) -> list[int]:
+        return kernel.ntt(a, roots) if kernel is not None else _ntt(a, roots, cls.MODULUS)
+
+    @classmethod
+    def words(cls, encoded: bytes) -> list[int]:
+        return list(struct.unpack(f"<{len(encoded) // 8}Q", encoded))
+
+    @classmethod
     def decode_vec(cls, encoded: bytes) -> list[int]:
         if len(encoded) % 8:
             raise InvalidInput(f"{len(encoded)} bytes is not a whole number of 8-byte field elements")
-        vec = list(struct.unpack(f"<{len(encoded) // 8}Q", encoded))
+        vec = cls.words(encoded)
         if any(x >= cls.MODULUS for x in vec):
             raise InvalidInput("a field element is not below the field's modulus")
         return vec
@@ -120,6 +148,34 @@ class Field128(Field):
     ENCODED_SIZE = 16
     GEN_ORDER = 2**66
     GENERATOR = pow(7, 4611686018427387897, 2**66 * 4611686018427387897 + 1)
+
+    @classmethod
+    def _transform(cls, a: list[int], roots: list[int]) -> list[int]:
+        return kernel.ntt128(a, roots) if kernel is not None else _ntt(a, roots, cls.MODULUS)
+
+    @classmethod
+    def words(cls, encoded: bytes) -> list[int]:
+        halves = struct.unpack(f"<{len(encoded) // 8}Q", encoded)
+        return [lo | hi << 64 for lo, hi in zip(halves[0::2], halves[1::2], strict=True)]
+
+    @classmethod
+    def encode_vec(cls, vec: list[int]) -> bytes:
+        m = 0xFFFFFFFFFFFFFFFF
+        return struct.pack(f"<{2 * len(vec)}Q", *[h for x in vec for h in (x & m, x >> 64)])
+
+    @classmethod
+    def decode_vec(cls, encoded: bytes) -> list[int]:
+        if len(encoded) % 16:
+            raise InvalidInput(f"{len(encoded)} bytes is not a whole number of 16-byte field elements")
+        vec = cls.words(encoded)
+        if any(x >= cls.MODULUS for x in vec):
+            raise InvalidInput("a field element is not below the field's modulus")
+        return vec
+
+
+@cache
+def _inv_const(field: type[Field], x: int) -> int:
+    return field.inv(x)
 
 
 @cache
@@ -164,10 +220,10 @@ def _ntt(a: list[int], roots: list[int], mod: int) -> list[int]:
 def vec_add(left: list[int], right: list[int], mod: int) -> list[int]:
     if len(left) != len(right):
         raise InvalidInput("mismatched vector sizes")
-    return [(x + y) % mod for x, y in zip(left, right)]
+    return [(x + y) % mod for x, y in zip(left, right, strict=True)]
 
 
 def vec_sub(left: list[int], right: list[int], mod: int) -> list[int]:
     if len(left) != len(right):
         raise InvalidInput("mismatched vector sizes")
-    return [(x - y) % mod for x, y in zip(left, right)]
+    return [(x - y) % mod for x, y in zip(left, right, strict=True)]

@@ -16,7 +16,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from qdsn.privacy.field import Field, assert_power_of_2, next_power_of_2
+from qdsn.privacy import field as field_mod
+from qdsn.privacy.field import Field, Field64, Field128, assert_power_of_2, next_power_of_2
 
 # ---- polynomials in the Lagrange basis (§6.1.3.2) -----------------------------------------------------
 
@@ -26,17 +27,40 @@ def poly_eval_batched(field: type[Field], polys: list[list[int]], x: int) -> lis
     mod = field.MODULUS
     n = len(polys[0])
     nodes = field.nth_root_powers(n)
+    ops = _kernel(field)
+    if ops is not None:
+        return ops[0](polys, nodes, x, _eval_factor(field, n))
+    # k_i·node_i·Π_{j>i}(node_j − x) weighs p[i]: the draft's loop, with the weights shared by all polys
+    d = [(w - x) % mod for w in nodes]
+    weights = [0] * n
     k = 1
-    u = [p[0] for p in polys]
-    d = (nodes[0] - x) % mod
     for i in range(1, n):
-        k = k * d % mod
-        d = (nodes[i] - x) % mod
-        t = k * nodes[i] % mod
-        for j, p in enumerate(polys):
-            u[j] = (u[j] * d + t * p[i]) % mod
-    factor = (-1 if (n - 1) % 2 else 1) * field.inv(n) % mod
-    return [v * factor % mod for v in u]
+        k = k * d[i - 1] % mod
+        weights[i] = k * nodes[i] % mod
+    suffix = 1
+    for i in range(n - 1, 0, -1):
+        weights[i] = weights[i] * suffix % mod
+        suffix = suffix * d[i] % mod
+    weights[0] = suffix  # p[0]·Π_{j≥1}(node_j − x)
+    factor = _eval_factor(field, n)
+    return [sum(w * v for w, v in zip(weights, p, strict=True)) % mod * factor % mod for p in polys]
+
+
+def _kernel(field: type[Field]) -> tuple[Any, Any] | None:
+    """The C kernel's (eval_batched, dot) for `field`, or None to compute in Python."""
+    k = field_mod.kernel
+    if k is None:
+        return None
+    if field is Field64:
+        return k.eval_batched, k.dot
+    if field is Field128:
+        return k.eval_batched128, k.dot128
+    return None
+
+
+@cache
+def _eval_factor(field: type[Field], n: int) -> int:
+    return (-1 if (n - 1) % 2 else 1) * field.inv_const(n) % field.MODULUS
 
 
 def double_evaluations(field: type[Field], p: list[int]) -> list[int]:
@@ -78,7 +102,10 @@ def extend_values_to_power_of_2(field: type[Field], p: list[int], n: int) -> lis
     """`p` (evaluations at the first len(p) n-th roots) followed by its evaluations at the remaining roots."""
     assert_power_of_2(n)
     mod = field.MODULUS
-    return p + [sum(c * v for c, v in zip(row, p)) % mod for row in _extension(field, len(p), n)]
+    ops = _kernel(field)
+    if ops is not None:
+        return p + [ops[1](row, p) for row in _extension(field, len(p), n)]
+    return p + [sum(c * v for c, v in zip(row, p, strict=True)) % mod for row in _extension(field, len(p), n)]
 
 
 def poly_eval(field: type[Field], p: list[int], x: int) -> int:
@@ -123,7 +150,7 @@ class Mul(Gadget):
     def eval_poly(self, field: type[Field], inp_poly: list[list[int]]) -> list[int]:
         mod = field.MODULUS
         p, q = double_evaluations(field, inp_poly[0]), double_evaluations(field, inp_poly[1])
-        return [a * b % mod for a, b in zip(p, q)]
+        return [a * b % mod for a, b in zip(p, q, strict=True)]
 
 
 class PolyEval(Gadget):
@@ -141,13 +168,18 @@ class PolyEval(Gadget):
         self.n = next_power_of_2(gadget_poly_len(self.DEGREE, wire_poly_len(num_calls)))
 
     def eval(self, field: type[Field], inp: list[int]) -> int:
-        return poly_eval(field, [c % field.MODULUS for c in self.p], inp[0])
+        return poly_eval(field, self._coefficients(field), inp[0])
 
     def eval_poly(self, field: type[Field], inp_poly: list[list[int]]) -> list[int]:
         inp_len = len(inp_poly[0])
         inp_lag = field.ntt(field.inv_ntt(inp_poly[0], inp_len), self.n)
-        p_mon = [c % field.MODULUS for c in self.p]
+        p_mon = self._coefficients(field)
         return [poly_eval(field, p_mon, x) for x in inp_lag]
+
+    def _coefficients(self, field: type[Field]) -> list[int]:
+        if getattr(self, "_field", None) is not field:
+            self._field, self._mod_p = field, [c % field.MODULUS for c in self.p]
+        return self._mod_p
 
 
 class ParallelSum(Gadget):
@@ -171,7 +203,7 @@ class ParallelSum(Gadget):
         out = [0] * length
         for i in range(self.count):
             current = self.subcircuit.eval_poly(field, inp_poly[i * a : (i + 1) * a])
-            out = [(x + y) % mod for x, y in zip(out, current)]
+            out = [(x + y) % mod for x, y in zip(out, current, strict=False)]
         return out
 
 
@@ -186,7 +218,7 @@ class ProveGadget(Gadget):
 
     def eval(self, field: type[Field], inp: list[int]) -> int:
         self.k += 1
-        for wire, v in zip(self.wires, inp):
+        for wire, v in zip(self.wires, inp, strict=True):
             wire[self.k] = v
         return self.inner.eval(field, inp)
 
@@ -209,7 +241,7 @@ class QueryGadget(Gadget):
 
     def eval(self, field: type[Field], inp: list[int]) -> int:
         self.k += 1
-        for wire, v in zip(self.wires, inp):
+        for wire, v in zip(self.wires, inp, strict=True):
             wire[self.k] = v
         return self.poly[self.k * self.step]
 
@@ -250,7 +282,7 @@ class Valid:
     def proof_len(self) -> int:
         return sum(
             g.ARITY + gadget_poly_len(g.DEGREE, wire_poly_len(calls))
-            for g, calls in zip(self.GADGETS, self.GADGET_CALLS)
+            for g, calls in zip(self.GADGETS, self.GADGET_CALLS, strict=True)
         )
 
     def verifier_len(self) -> int:
@@ -297,8 +329,7 @@ class Count(Valid):
         self.JOINT_RAND_LEN = 0
 
     def encode(self, measurement: int) -> list[int]:
-        return [_int(self.field, int(measurement) if isinstance(measurement, bool) else measurement,
-                     "a count", 0, 1)]  # fmt: skip
+        return [_int(self.field, int(measurement) if isinstance(measurement, bool) else measurement, "a count", 0, 1)]
 
     def eval(self, meas: list[int], joint_rand: list[int], num_shares: int, gadgets: list[Gadget]) -> list[int]:
         return [(gadgets[0].eval(self.field, [meas[0], meas[0]]) - meas[0]) % self.field.MODULUS]
@@ -339,11 +370,18 @@ class Sum(Valid):
         return output[0]
 
 
-def _range_check(field: type[Field], meas: list[int], joint_rand: list[int], num_shares: int,
-                 chunk_length: int, calls: int, gadget: Gadget) -> int:  # fmt: skip
+def _range_check(
+    field: type[Field],
+    meas: list[int],
+    joint_rand: list[int],
+    num_shares: int,
+    chunk_length: int,
+    calls: int,
+    gadget: Gadget,
+) -> int:
     """Σ_i ParallelSum over chunk i of (r_i^(j+1)·x)·(x − 1/num_shares): zero (w.h.p.) iff every x is 0 or 1."""
     mod = field.MODULUS
-    shares_inv = field.inv(num_shares)
+    shares_inv = field.inv_const(num_shares)
     out = 0
     for i in range(calls):
         r = joint_rand[i]
@@ -389,13 +427,16 @@ class SumVec(Valid):
         return out
 
     def eval(self, meas: list[int], joint_rand: list[int], num_shares: int, gadgets: list[Gadget]) -> list[int]:
-        return [_range_check(self.field, meas, joint_rand, num_shares, self.chunk_length, self.GADGET_CALLS[0],
-                             gadgets[0])]  # fmt: skip
+        return [
+            _range_check(self.field, meas, joint_rand, num_shares, self.chunk_length, self.GADGET_CALLS[0], gadgets[0])
+        ]
 
     def truncate(self, meas: list[int]) -> list[int]:
         b = self.bits
-        return [decode_range_checked_int(self.field, meas[i * b : (i + 1) * b], self.max_measurement)
-                for i in range(self.length)]  # fmt: skip
+        return [
+            decode_range_checked_int(self.field, meas[i * b : (i + 1) * b], self.max_measurement)
+            for i in range(self.length)
+        ]
 
     def decode(self, output: list[int], num_measurements: int) -> list[int]:
         return list(output)
@@ -424,9 +465,10 @@ class Histogram(Valid):
 
     def eval(self, meas: list[int], joint_rand: list[int], num_shares: int, gadgets: list[Gadget]) -> list[int]:
         mod = self.field.MODULUS
-        range_check = _range_check(self.field, meas, joint_rand, num_shares, self.chunk_length,
-                                   self.GADGET_CALLS[0], gadgets[0])  # fmt: skip
-        sum_check = (sum(meas) - self.field.inv(num_shares)) % mod
+        range_check = _range_check(
+            self.field, meas, joint_rand, num_shares, self.chunk_length, self.GADGET_CALLS[0], gadgets[0]
+        )
+        sum_check = (sum(meas) - self.field.inv_const(num_shares)) % mod
         return [range_check, sum_check]
 
     def truncate(self, meas: list[int]) -> list[int]:
@@ -442,7 +484,7 @@ class MultihotCountVec(Valid):
     def __init__(self, field: type[Field], length: int, max_weight: int, chunk_length: int) -> None:
         if length < 1 or chunk_length < 1 or not 0 < max_weight <= length:
             raise ValueError("length and chunk_length must be positive and max_weight in [1, length]")
-        if field.MODULUS <= length:
+        if length >= field.MODULUS:
             raise ValueError("length is too large for the field")
         self.field = field
         self.bits_for_weight = max_weight.bit_length()
@@ -461,8 +503,10 @@ class MultihotCountVec(Valid):
 
         if not isinstance(measurement, list | tuple) or len(measurement) != self.length:
             raise InvalidInput(f"a multi-hot measurement must be a list of {self.length} booleans")
-        counts = [_int(self.field, int(x) if isinstance(x, bool) else x, f"entry {i}", 0, 1)
-                  for i, x in enumerate(measurement)]  # fmt: skip
+        counts = [
+            _int(self.field, int(x) if isinstance(x, bool) else x, f"entry {i}", 0, 1)
+            for i, x in enumerate(measurement)
+        ]
         weight = sum(counts)
         if weight > self.max_weight:
             raise InvalidInput(f"at most {self.max_weight} entries may be true, not {weight}")
@@ -470,8 +514,9 @@ class MultihotCountVec(Valid):
 
     def eval(self, meas: list[int], joint_rand: list[int], num_shares: int, gadgets: list[Gadget]) -> list[int]:
         mod = self.field.MODULUS
-        range_check = _range_check(self.field, meas, joint_rand, num_shares, self.chunk_length,
-                                   self.GADGET_CALLS[0], gadgets[0])  # fmt: skip
+        range_check = _range_check(
+            self.field, meas, joint_rand, num_shares, self.chunk_length, self.GADGET_CALLS[0], gadgets[0]
+        )
         weight = sum(meas[: self.length])
         reported = decode_range_checked_int(self.field, meas[self.length :], self.max_weight)
         return [range_check, (weight - reported) % mod]
@@ -536,24 +581,25 @@ class FlpBBCGGI19:
         """The proof: for each gadget its wire seeds, then its gadget polynomial."""
         valid, field = self.valid, self.field
         shims = []
-        for g, calls in zip(valid.GADGETS, valid.GADGET_CALLS):
+        for g, calls in zip(valid.GADGETS, valid.GADGET_CALLS, strict=True):
             seeds, prove_rand = prove_rand[: g.ARITY], prove_rand[g.ARITY :]
             shims.append(ProveGadget(field, seeds, g, calls))
         valid.eval(meas, joint_rand, 1, shims)
         proof: list[int] = []
-        for shim, calls in zip(shims, valid.GADGET_CALLS):
+        for shim, calls in zip(shims, valid.GADGET_CALLS, strict=True):
             p = wire_poly_len(calls)
             proof += [w[0] for w in shim.wires]
             proof += shim.inner.eval_poly(field, shim.wires)[: gadget_poly_len(shim.DEGREE, p)]
         return proof
 
-    def query(self, meas: list[int], proof: list[int], query_rand: list[int], joint_rand: list[int],
-              num_shares: int) -> list[int]:  # fmt: skip
+    def query(
+        self, meas: list[int], proof: list[int], query_rand: list[int], joint_rand: list[int], num_shares: int
+    ) -> list[int]:
         """The verifier (share): the reduced circuit output, then each gadget test's wire and gadget values."""
         valid, field = self.valid, self.field
         mod = field.MODULUS
         shims = []
-        for g, calls in zip(valid.GADGETS, valid.GADGET_CALLS):
+        for g, calls in zip(valid.GADGETS, valid.GADGET_CALLS, strict=True):
             p = wire_poly_len(calls)
             seeds, proof = proof[: g.ARITY], proof[g.ARITY :]
             poly, proof = proof[: gadget_poly_len(g.DEGREE, p)], proof[gadget_poly_len(g.DEGREE, p) :]
@@ -561,11 +607,11 @@ class FlpBBCGGI19:
         out = valid.eval(meas, joint_rand, num_shares, shims)
         if valid.EVAL_OUTPUT_LEN > 1:
             rand, query_rand = query_rand[: valid.EVAL_OUTPUT_LEN], query_rand[valid.EVAL_OUTPUT_LEN :]
-            v = sum(r * o for r, o in zip(rand, out)) % mod
+            v = sum(r * o for r, o in zip(rand, out, strict=True)) % mod
         else:
             [v] = out
         verifier = [v]
-        for shim, t in zip(shims, query_rand):
+        for shim, t in zip(shims, query_rand, strict=False):
             p = len(shim.wires[0])
             if pow(t, p, mod) == 1:
                 raise ValueError("test point is a root of unity")

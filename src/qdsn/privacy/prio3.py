@@ -59,24 +59,24 @@ class Prio3:
         self.field: type[Field] = flp.field
         seed = self.xof.SEED_SIZE
         self.RAND_SIZE = seed * shares * (2 if flp.JOINT_RAND_LEN > 0 else 1)
-        self._dst_cache: dict[tuple[int, bytes], bytes] = {}
+        self._dst_cache: dict[bytes, list[bytes]] = {}  # ctx → tag per usage
 
     def __repr__(self) -> str:
         return f"{self.name}(shares={self.SHARES})"
 
     def domain_separation_tag(self, usage: int, ctx: bytes) -> bytes:
-        key = (usage, ctx)
-        dst = self._dst_cache.get(key)
-        if dst is None:
+        tags = self._dst_cache.get(ctx)
+        if tags is None:
             if len(self._dst_cache) > 64:
                 self._dst_cache.clear()
-            dst = self._dst_cache[key] = format_dst(0, self.ID, usage) + ctx
-        return dst
+            tags = self._dst_cache[ctx] = [format_dst(0, self.ID, u) + ctx for u in range(8)]
+        return tags[usage]
 
     # ---- sharding (client) -----------------------------------------------------------------------------
 
-    def shard(self, ctx: bytes, measurement: Any, nonce: bytes, rand: bytes) -> tuple[list[bytes] | None,
-                                                                                         list[InputShare]]:  # fmt: skip
+    def shard(
+        self, ctx: bytes, measurement: Any, nonce: bytes, rand: bytes
+    ) -> tuple[list[bytes] | None, list[InputShare]]:
         """The public share and one input share per aggregator. InvalidInput for a measurement out of range."""
         if len(nonce) != self.NONCE_SIZE:
             raise InvalidInput(f"a nonce is {self.NONCE_SIZE} bytes")
@@ -130,8 +130,16 @@ class Prio3:
 
     # ---- verification (aggregators) --------------------------------------------------------------------
 
-    def verify_init(self, verify_key: bytes, ctx: bytes, agg_id: int, agg_param: None, nonce: bytes,
-                    public_share: list[bytes] | None, input_share: InputShare) -> tuple[VerifyState, VerifierShare]:  # fmt: skip
+    def verify_init(
+        self,
+        verify_key: bytes,
+        ctx: bytes,
+        agg_id: int,
+        agg_param: None,
+        nonce: bytes,
+        public_share: list[bytes] | None,
+        input_share: InputShare,
+    ) -> tuple[VerifyState, VerifierShare]:
         """This aggregator's verification state and its verifier share for the report."""
         if len(verify_key) != self.VERIFY_KEY_SIZE:
             raise InvalidInput(f"a verification key is {self.VERIFY_KEY_SIZE} bytes")
@@ -157,15 +165,20 @@ class Prio3:
         q, m, plen = flp.QUERY_RAND_LEN, flp.JOINT_RAND_LEN, flp.PROOF_LEN
         for i in range(self.PROOFS):
             try:
-                verifiers += flp.query(meas_share, proofs_share[i * plen : (i + 1) * plen],
-                                       query_rands[i * q : (i + 1) * q], joint_rands[i * m : (i + 1) * m],
-                                       self.SHARES)  # fmt: skip
+                verifiers += flp.query(
+                    meas_share,
+                    proofs_share[i * plen : (i + 1) * plen],
+                    query_rands[i * q : (i + 1) * q],
+                    joint_rands[i * m : (i + 1) * m],
+                    self.SHARES,
+                )
             except ValueError as e:  # the query point hit a root of unity: refuse rather than leak
                 raise ReportRejected(f"the report cannot be verified: {e}") from None
         return (out_share, corrected_seed), (verifiers, part)
 
-    def verifier_shares_to_message(self, ctx: bytes, agg_param: None,
-                                   verifier_shares: list[VerifierShare]) -> bytes | None:  # fmt: skip
+    def verifier_shares_to_message(
+        self, ctx: bytes, agg_param: None, verifier_shares: list[VerifierShare]
+    ) -> bytes | None:
         """The verifier message (the joint randomness seed, or None); ReportRejected if a proof fails."""
         flp, mod = self.flp, self.field.MODULUS
         if len(verifier_shares) != self.SHARES:
@@ -176,23 +189,26 @@ class Prio3:
         for share, part in verifier_shares:
             if len(share) != length:
                 raise InvalidInput("a verifier share has the wrong length")
-            verifiers = [(a + b) % mod for a, b in zip(verifiers, share)]
+            verifiers = [(a + b) % mod for a, b in zip(verifiers, share, strict=True)]
             if flp.JOINT_RAND_LEN > 0:
                 if part is None:
                     raise InvalidInput("a verifier share lacks its joint randomness part")
                 parts.append(part)
         for i in range(self.PROOFS):
             if not flp.decide(verifiers[i * flp.VERIFIER_LEN : (i + 1) * flp.VERIFIER_LEN]):
-                raise ReportRejected("the report's validity proof does not verify: the measurement is out of "
-                                     "range or a share was altered")  # fmt: skip
+                raise ReportRejected(
+                    "the report's validity proof does not verify: the measurement is out of "
+                    "range or a share was altered"
+                )
         return self.joint_rand_seed(ctx, parts) if flp.JOINT_RAND_LEN > 0 else None
 
     def verify_next(self, ctx: bytes, verify_state: VerifyState, verifier_message: bytes | None) -> list[int]:
         """The output share, if the joint randomness the aggregators agreed on is the one this one used."""
         out_share, corrected_seed = verify_state
         if verifier_message != corrected_seed:
-            raise ReportRejected("the joint randomness check failed: the client's joint randomness parts do "
-                                 "not match its shares")  # fmt: skip
+            raise ReportRejected(
+                "the joint randomness check failed: the client's joint randomness parts do not match its shares"
+            )
         return out_share
 
     def is_valid(self, agg_param: None, previous_agg_params: list[None]) -> bool:
@@ -221,15 +237,22 @@ class Prio3:
     # ---- auxiliary functions (§7.2.5) ------------------------------------------------------------------
 
     def helper_meas_share(self, ctx: bytes, agg_id: int, share: bytes) -> list[int]:
-        return self.xof.expand_into_vec(self.field, share, self.domain_separation_tag(USAGE_MEAS_SHARE, ctx),
-                                        bytes([agg_id]), self.flp.MEAS_LEN)  # fmt: skip
+        return self.xof.expand_into_vec(
+            self.field, share, self.domain_separation_tag(USAGE_MEAS_SHARE, ctx), bytes([agg_id]), self.flp.MEAS_LEN
+        )
 
     def helper_proofs_share(self, ctx: bytes, agg_id: int, share: bytes) -> list[int]:
-        return self.xof.expand_into_vec(self.field, share, self.domain_separation_tag(USAGE_PROOF_SHARE, ctx),
-                                        bytes([self.PROOFS, agg_id]), self.flp.PROOF_LEN * self.PROOFS)  # fmt: skip
+        return self.xof.expand_into_vec(
+            self.field,
+            share,
+            self.domain_separation_tag(USAGE_PROOF_SHARE, ctx),
+            bytes([self.PROOFS, agg_id]),
+            self.flp.PROOF_LEN * self.PROOFS,
+        )
 
-    def expand_input_share(self, ctx: bytes, agg_id: int,
-                           input_share: InputShare) -> tuple[list[int], list[int], bytes | None]:  # fmt: skip
+    def expand_input_share(
+        self, ctx: bytes, agg_id: int, input_share: InputShare
+    ) -> tuple[list[int], list[int], bytes | None]:
         if agg_id > 0:
             if len(input_share) != 2:
                 raise InvalidInput("a helper's input share is (seed, blind)")
@@ -240,27 +263,45 @@ class Prio3:
         return input_share  # type: ignore[return-value]
 
     def prove_rands(self, ctx: bytes, prove_seed: bytes) -> list[int]:
-        return self.xof.expand_into_vec(self.field, prove_seed,
-                                        self.domain_separation_tag(USAGE_PROVE_RANDOMNESS, ctx),
-                                        bytes([self.PROOFS]), self.flp.PROVE_RAND_LEN * self.PROOFS)  # fmt: skip
+        return self.xof.expand_into_vec(
+            self.field,
+            prove_seed,
+            self.domain_separation_tag(USAGE_PROVE_RANDOMNESS, ctx),
+            bytes([self.PROOFS]),
+            self.flp.PROVE_RAND_LEN * self.PROOFS,
+        )
 
     def query_rands(self, verify_key: bytes, ctx: bytes, nonce: bytes) -> list[int]:
-        return self.xof.expand_into_vec(self.field, verify_key,
-                                        self.domain_separation_tag(USAGE_QUERY_RANDOMNESS, ctx),
-                                        bytes([self.PROOFS]) + nonce, self.flp.QUERY_RAND_LEN * self.PROOFS)  # fmt: skip
+        return self.xof.expand_into_vec(
+            self.field,
+            verify_key,
+            self.domain_separation_tag(USAGE_QUERY_RANDOMNESS, ctx),
+            bytes([self.PROOFS]) + nonce,
+            self.flp.QUERY_RAND_LEN * self.PROOFS,
+        )
 
     def joint_rand_part(self, ctx: bytes, agg_id: int, blind: bytes, meas_share: list[int], nonce: bytes) -> bytes:
-        return self.xof.derive_seed(blind, self.domain_separation_tag(USAGE_JOINT_RAND_PART, ctx),
-                                    bytes([agg_id]) + nonce + self.field.encode_vec(meas_share))  # fmt: skip
+        return self.xof.derive_seed(
+            blind,
+            self.domain_separation_tag(USAGE_JOINT_RAND_PART, ctx),
+            bytes([agg_id]) + nonce + self.field.encode_vec(meas_share),
+        )
 
     def joint_rand_seed(self, ctx: bytes, joint_rand_parts: list[bytes]) -> bytes:
-        return self.xof.derive_seed(bytes(self.xof.SEED_SIZE), self.domain_separation_tag(USAGE_JOINT_RAND_SEED, ctx),
-                                    b"".join(joint_rand_parts))  # fmt: skip
+        return self.xof.derive_seed(
+            bytes(self.xof.SEED_SIZE),
+            self.domain_separation_tag(USAGE_JOINT_RAND_SEED, ctx),
+            b"".join(joint_rand_parts),
+        )
 
     def joint_rands(self, ctx: bytes, joint_rand_seed: bytes) -> list[int]:
-        return self.xof.expand_into_vec(self.field, joint_rand_seed,
-                                        self.domain_separation_tag(USAGE_JOINT_RANDOMNESS, ctx),
-                                        bytes([self.PROOFS]), self.flp.JOINT_RAND_LEN * self.PROOFS)  # fmt: skip
+        return self.xof.expand_into_vec(
+            self.field,
+            joint_rand_seed,
+            self.domain_separation_tag(USAGE_JOINT_RANDOMNESS, ctx),
+            bytes([self.PROOFS]),
+            self.flp.JOINT_RAND_LEN * self.PROOFS,
+        )
 
     # ---- message encodings (§7.2.6) --------------------------------------------------------------------
 
@@ -299,8 +340,11 @@ class Prio3:
             raise InvalidInput(f"aggregator {agg_id}'s input share for {self.name} is {want} bytes, not {len(encoded)}")
         blind = encoded[want - blind_len :] if blind_len else None
         if agg_id == 0:
-            return (self.field.decode_vec(encoded[:meas_len]),
-                    self.field.decode_vec(encoded[meas_len : want - blind_len]), blind)  # fmt: skip
+            return (
+                self.field.decode_vec(encoded[:meas_len]),
+                self.field.decode_vec(encoded[meas_len : want - blind_len]),
+                blind,
+            )
         return encoded[:size], blind
 
     def encode_verifier_share(self, verifier_share: VerifierShare) -> bytes:
@@ -338,13 +382,13 @@ class Prio3:
 def _add(a: list[int], b: list[int], mod: int) -> list[int]:
     if len(a) != len(b):
         raise InvalidInput("mismatched vector sizes")
-    return [(x + y) % mod for x, y in zip(a, b)]
+    return [(x + y) % mod for x, y in zip(a, b, strict=True)]
 
 
 def _sub(a: list[int], b: list[int], mod: int) -> list[int]:
     if len(a) != len(b):
         raise InvalidInput("mismatched vector sizes")
-    return [(x - y) % mod for x, y in zip(a, b)]
+    return [(x - y) % mod for x, y in zip(a, b, strict=True)]
 
 
 # ---- the variants (§7.4) -------------------------------------------------------------------------------
@@ -352,41 +396,82 @@ def _sub(a: list[int], b: list[int], mod: int) -> list[int]:
 TEST_ID = 0xFFFFFFFF  # private-use code point of the draft's test-only variants
 
 
-def Prio3Count(shares: int = 2) -> Prio3:  # noqa: N802 - the draft's names
+def Prio3Count(shares: int = 2) -> Prio3:
     """Counts of 0/1 measurements (Field64)."""
     return Prio3(shares, flp_mod.FlpBBCGGI19(flp_mod.Count(Field64)), 1, 0x00000001, "Prio3Count")
 
 
-def Prio3Sum(shares: int, max_measurement: int) -> Prio3:  # noqa: N802
+def Prio3Sum(shares: int, max_measurement: int) -> Prio3:
     """Sums of integers in [0, max_measurement] (Field64)."""
     return Prio3(shares, flp_mod.FlpBBCGGI19(flp_mod.Sum(Field64, max_measurement)), 1, 0x00000002, "Prio3Sum")
 
 
-def Prio3SumVec(shares: int, length: int, max_measurement: int, chunk_length: int) -> Prio3:  # noqa: N802
+def Prio3SumVec(shares: int, length: int, max_measurement: int, chunk_length: int) -> Prio3:
     """Element-wise sums of vectors of integers in [0, max_measurement] (Field128)."""
     valid = flp_mod.SumVec(Field128, length, max_measurement, chunk_length)
     return Prio3(shares, flp_mod.FlpBBCGGI19(valid), 1, 0x00000003, "Prio3SumVec")
 
 
-def Prio3Histogram(shares: int, length: int, chunk_length: int) -> Prio3:  # noqa: N802
+def Prio3Histogram(shares: int, length: int, chunk_length: int) -> Prio3:
     """Counts per bucket of bucket indices in [0, length) (Field128)."""
     valid = flp_mod.Histogram(Field128, length, chunk_length)
     return Prio3(shares, flp_mod.FlpBBCGGI19(valid), 1, 0x00000004, "Prio3Histogram")
 
 
-def Prio3MultihotCountVec(shares: int, length: int, max_weight: int, chunk_length: int) -> Prio3:  # noqa: N802
+def Prio3MultihotCountVec(shares: int, length: int, max_weight: int, chunk_length: int) -> Prio3:
     """Counts per entry of boolean vectors with at most max_weight true entries (Field128)."""
     valid = flp_mod.MultihotCountVec(Field128, length, max_weight, chunk_length)
     return Prio3(shares, flp_mod.FlpBBCGGI19(valid), 1, 0x00000005, "Prio3MultihotCountVec")
 
 
-def Prio3SumVecWithMultiproof(shares: int, field: type[Field], num_proofs: int, length: int, max_measurement: int,
-                              chunk_length: int) -> Prio3:  # noqa: N802  # fmt: skip
+def Prio3SumVecWithMultiproof(
+    shares: int, field: type[Field], num_proofs: int, length: int, max_measurement: int, chunk_length: int
+) -> Prio3:
     """Prio3SumVec over another field with several proofs (the draft's experimental variant)."""
     valid = flp_mod.SumVec(field, length, max_measurement, chunk_length)
     return Prio3(shares, flp_mod.FlpBBCGGI19(valid), num_proofs, TEST_ID, "Prio3SumVecWithMultiproof")
 
 
-def Prio3HigherDegree(shares: int = 2) -> Prio3:  # noqa: N802
+def Prio3HigherDegree(shares: int = 2) -> Prio3:
     """The draft's test variant with a degree-3 gadget (measurements 0, 1 or 2; Field64)."""
     return Prio3(shares, flp_mod.FlpBBCGGI19(flp_mod.HigherDegree(Field64)), 1, TEST_ID, "Prio3HigherDegree")
+
+
+VARIANTS = {
+    "Prio3Count": (Prio3Count, ()),
+    "Prio3Sum": (Prio3Sum, ("max_measurement",)),
+    "Prio3SumVec": (Prio3SumVec, ("length", "max_measurement", "chunk_length")),
+    "Prio3Histogram": (Prio3Histogram, ("length", "chunk_length")),
+    "Prio3MultihotCountVec": (Prio3MultihotCountVec, ("length", "max_weight", "chunk_length")),
+    "Prio3HigherDegree": (Prio3HigherDegree, ()),
+}
+
+
+def from_params(name: str, params: dict[str, Any]) -> Prio3:
+    """The Prio3 variant `name` with the draft's parameter names (`shares` defaults to 2), e.g.
+    from_params("Prio3Sum", {"max_measurement": 255}); InvalidInput naming what is wrong otherwise.
+    Prio3SumVecWithMultiproof also takes `field` ("Field64" or "Field128", default Field64) and `proofs`."""
+    if name == "Prio3SumVecWithMultiproof":
+        field = {"Field64": Field64, "Field128": Field128}.get(params.get("field", "Field64"))
+        if field is None:
+            raise InvalidInput("field must be Field64 or Field128")
+        names: tuple[str, ...] = ("proofs", "length", "max_measurement", "chunk_length")
+        make: Any = lambda shares, *rest: Prio3SumVecWithMultiproof(shares, field, *rest)  # noqa: E731
+    elif name in VARIANTS:
+        make, names = VARIANTS[name]
+    else:
+        raise InvalidInput(
+            f"unknown Prio3 variant {name!r}", f"use one of {', '.join([*VARIANTS, 'Prio3SumVecWithMultiproof'])}"
+        )
+    values = [params.get("shares", 2)]
+    for key in names:
+        if key not in params:
+            raise InvalidInput(f"{name} needs the parameter {key!r}")
+        values.append(params[key])
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int)]
+    if bad:
+        raise InvalidInput(f"{name}'s parameters must be integers, not {bad[0]!r}")
+    try:
+        return make(*values)
+    except ValueError as e:
+        raise InvalidInput(f"{name} cannot take these parameters: {e}") from None

@@ -16,11 +16,18 @@ from typing import Any
 
 from qdsn.errors import InvalidInput, QDSNError
 from qdsn.privacy import prio3
-from qdsn.privacy.field import Field64, Field128
+from qdsn.privacy.field import Field128
 from qdsn.privacy.xof import XofTurboShake128
 
-VARIANTS = ("Prio3Count", "Prio3Sum", "Prio3SumVec", "Prio3Histogram", "Prio3MultihotCountVec",
-            "Prio3SumVecWithMultiproof", "Prio3HigherDegree")  # fmt: skip
+VARIANTS = (
+    "Prio3Count",
+    "Prio3Sum",
+    "Prio3SumVec",
+    "Prio3Histogram",
+    "Prio3MultihotCountVec",
+    "Prio3SumVecWithMultiproof",
+    "Prio3HigherDegree",
+)
 OPERATIONS = ("shard", "verify_init", "verifier_shares_to_message", "verify_next", "aggregate", "unshard")
 
 
@@ -92,37 +99,15 @@ def infer_variant(vec: dict[str, Any]) -> str:
 
 def make_vdaf(variant: str, vec: dict[str, Any]) -> prio3.Prio3:
     """The Prio3 instance a vector's parameters describe."""
-
-    def param(name: str, default: Any = None) -> int:
-        value = vec.get(name, default)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise NotAVector(f"{variant} needs an integer {name!r}")
-        return value
-
+    params = dict(vec)
+    if variant == "Prio3SumVecWithMultiproof":  # the draft's generator: Field64, three proofs
+        params.setdefault("proofs", vec.get("num_proofs", 3))
+    if "shares" not in params:
+        raise NotAVector("it lacks 'shares'")
     try:
-        shares = param("shares")
-        if variant == "Prio3Count":
-            return prio3.Prio3Count(shares)
-        if variant == "Prio3Sum":
-            return prio3.Prio3Sum(shares, param("max_measurement"))
-        if variant == "Prio3SumVec":
-            return prio3.Prio3SumVec(shares, param("length"), param("max_measurement"), param("chunk_length"))
-        if variant == "Prio3Histogram":
-            return prio3.Prio3Histogram(shares, param("length"), param("chunk_length"))
-        if variant == "Prio3MultihotCountVec":
-            return prio3.Prio3MultihotCountVec(shares, param("length"), param("max_weight"), param("chunk_length"))
-        if variant == "Prio3SumVecWithMultiproof":
-            field = {"Field64": Field64, "Field128": Field128}.get(vec.get("field", "Field64"))
-            if field is None:
-                raise NotAVector("'field' must be Field64 or Field128")
-            # the draft's generator uses Field64 with three proofs; a vector may say otherwise
-            return prio3.Prio3SumVecWithMultiproof(shares, field, param("proofs", vec.get("num_proofs", 3)),
-                                                   param("length"), param("max_measurement"), param("chunk_length"))  # fmt: skip
-        if variant == "Prio3HigherDegree":
-            return prio3.Prio3HigherDegree(shares)
-    except ValueError as e:
+        return prio3.from_params(variant, params)
+    except InvalidInput as e:
         raise NotAVector(f"its parameters do not make a {variant}: {e}") from None
-    raise NotAVector(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
 
 
 def _hex(vec: dict[str, Any], key: str, where: str) -> bytes:
@@ -153,9 +138,12 @@ def _unhex(value: Any, what: str) -> bytes:
 def _compare(where: str, what: str, expected: bytes, got: bytes) -> None:
     if expected == got:
         return
-    offset = next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b), min(len(expected), len(got)))
-    raise Mismatch(f"{where}: {what} differs at byte {offset} (expected {len(expected)} bytes, got {len(got)})\n"
-                   f"  expected {_window(expected, offset)}\n  got      {_window(got, offset)}")  # fmt: skip
+    pairs = enumerate(zip(expected, got, strict=False))
+    offset = next((i for i, (a, b) in pairs if a != b), min(len(expected), len(got)))
+    raise Mismatch(
+        f"{where}: {what} differs at byte {offset} (expected {len(expected)} bytes, got {len(got)})\n"
+        f"  expected {_window(expected, offset)}\n  got      {_window(got, offset)}"
+    )
 
 
 def _window(data: bytes, offset: int, width: int = 48) -> str:
@@ -251,8 +239,12 @@ class _Run:
         public_share, input_shares = self.vdaf.shard(self.ctx, report.get("measurement"), nonce, rand)
         if not op["success"]:
             return
-        _compare(where, "public share", _hex(report, "public_share", f"report {i}"),
-                 self.vdaf.encode_public_share(public_share))  # fmt: skip
+        _compare(
+            where,
+            "public share",
+            _hex(report, "public_share", f"report {i}"),
+            self.vdaf.encode_public_share(public_share),
+        )
         for j, share in enumerate(input_shares):
             want = _unhex(_at(report.get("input_shares"), j, f"report {i}'s input share {j}"), "an input share")
             _compare(f"{where}, aggregator {j}", "input share", want, self.vdaf.encode_input_share(share))
@@ -264,8 +256,9 @@ class _Run:
         encoded = _unhex(_at(report.get("input_shares"), j, f"report {i}'s input share {j}"), "an input share")
         public_share = self.vdaf.decode_public_share(_hex(report, "public_share", f"report {i}"))
         input_share = self.vdaf.decode_input_share(j, encoded)
-        state, verifier_share = self.vdaf.verify_init(self.verify_key, self.ctx, j, None, nonce, public_share,
-                                                      input_share)  # fmt: skip
+        state, verifier_share = self.vdaf.verify_init(
+            self.verify_key, self.ctx, j, None, nonce, public_share, input_share
+        )
         self.states[i, j] = state
         if op["success"]:
             round0 = _at(report.get("verifier_shares"), 0, f"report {i}'s verifier shares of round 0")
@@ -281,8 +274,9 @@ class _Run:
         shares = [self.vdaf.decode_verifier_share(_unhex(s, "a verifier share")) for s in encoded]
         message = self.vdaf.verifier_shares_to_message(self.ctx, None, shares)
         if op["success"]:
-            want = _unhex(_at(report.get("verifier_messages"), r, f"report {i}'s verifier message {r}"),
-                          "a verifier message")  # fmt: skip
+            want = _unhex(
+                _at(report.get("verifier_messages"), r, f"report {i}'s verifier message {r}"), "a verifier message"
+            )
             _compare(where, "verifier message", want, self.vdaf.encode_verifier_message(message))
 
     def _verify_next(self, op: dict[str, Any], where: str) -> None:
@@ -319,5 +313,6 @@ class _Run:
         counted = len({i for (i, _) in self.out_shares})
         result = self.vdaf.unshard(None, shares, counted)
         if op["success"] and result != self.vec.get("agg_result"):
-            raise Mismatch(f"{where}: aggregate result differs\n  expected {self.vec.get('agg_result')!r}\n"
-                           f"  got      {result!r}")  # fmt: skip
+            raise Mismatch(
+                f"{where}: aggregate result differs\n  expected {self.vec.get('agg_result')!r}\n  got      {result!r}"
+            )

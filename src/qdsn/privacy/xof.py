@@ -36,12 +36,13 @@ class XofTurboShake128:
         """The next `length` field elements, by rejection sampling of ENCODED_SIZE-byte words."""
         size, mod = field.ENCODED_SIZE, field.MODULUS
         mask = next_power_of_2(mod) - 1
-        raw = self._h.read(size * length)
-        vec = [x for i in range(0, len(raw), size) if (x := int.from_bytes(raw[i : i + size], "little") & mask) < mod]
-        while len(vec) < length:  # a rejected word is replaced by the next in the stream
-            x = int.from_bytes(self._h.read(size), "little") & mask
-            if x < mod:
-                vec.append(x)
+        vec = [x & mask for x in field.words(self._h.read(size * length))]
+        if vec and max(vec) >= mod:  # a rejected word is replaced by the next in the stream
+            vec = [x for x in vec if x < mod]
+            while len(vec) < length:
+                x = int.from_bytes(self._h.read(size), "little") & mask
+                if x < mod:
+                    vec.append(x)
         return vec
 
     @classmethod
