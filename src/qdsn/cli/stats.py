@@ -101,6 +101,9 @@ def task_create(
         params[p] = given[p]
     if "length" in params:
         params["chunk_length"] = _chunk(params["length"] * (max_measurement or 1).bit_length())
+    from qdsn.privacy.prio3 import from_params
+
+    from_params(name, params)  # parameters Prio3 refuses are refused here, before anything is signed
     node = linked_node(home, operator, operator_ca, local=True)
     try:
         spec = {"task": task, "title": title, "vdaf": name, "params": params, "leader": leader,

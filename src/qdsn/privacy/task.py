@@ -136,6 +136,6 @@ def tasks(state: State) -> list[Task]:
 
 def vdaf_of(task: Task) -> Any:
     """The Prio3 instance of a task: two aggregators, its measurement type and parameters."""
-    from qdsn.privacy import prio3
+    from qdsn.privacy.prio3 import from_params
 
-    return getattr(prio3, task.vdaf)(2, **task.params)
+    return from_params(task.vdaf, task.params)
