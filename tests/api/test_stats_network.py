@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from qdsn.api.client import NodeClient
@@ -106,6 +107,9 @@ def test_a_regional_figure_across_nodes(region, tmp_path):
     with pytest.raises(Conflict, match="replay"):  # the very same upload again
         leader.call("POST", "/stats/reports", rep)
     values.append(1)
+
+    (listed,) = httpx.get(url["cqc"] + "/stats/tasks").json()["tasks"]  # public: the tasks and what they spent
+    assert listed["task"] == "units" and listed["spent"] == 0 and listed["released"] == []
 
     # below the minimum batch: nothing was reported for period 1
     low = qdsn("stats", "collect", "units", "--period", "1", home=reg.path, ok=False)

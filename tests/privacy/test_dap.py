@@ -246,3 +246,20 @@ def test_indicators_from_the_reporters_own_data():
     rows = [{"sample_size": 500, "defects": 1}, {"sample_size": 500, "defects": 0}]
     assert indicators.units(rows) == [1000, 1] and indicators.ppm_bucket(rows) == 5  # 1000 ppm
     assert indicators.certificates(["valid", "valid", "invalid"]) == [2, 0, 1]
+
+
+def test_a_helper_that_does_not_answer_counts_nothing_and_a_new_report_goes_through(world):
+    import httpx
+
+    from qdsn.errors import Unavailable
+
+    class Down:
+        def call(self, *a, **k):
+            raise httpx.ConnectError("connection refused")
+
+    world.task()
+    rep = make(world, world.makers[0], 5)
+    with pytest.raises(Unavailable, match="did not answer"):
+        aggregator.upload(world.cqc, world.store(world.cqc), world.makers[0].did, rep, Down(), clock=world.clock)
+    assert world.store(world.cqc).batch("t1", 0) == []
+    assert send(world, world.makers[0], 5)["accepted"]  # a new report (a new id) once the helper is back

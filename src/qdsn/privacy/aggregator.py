@@ -25,10 +25,12 @@ import logging
 import threading
 from typing import Any
 
+import httpx
+
 from qdsn.clock import Clock, system_clock
 from qdsn.crypto import hkdf_sha256, hpke
 from qdsn.crypto.encoding import b64url_decode, b64url_encode
-from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError
+from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError, Unavailable
 from qdsn.identity.didkey import x25519_from_ed25519
 from qdsn.ledger import merkle
 from qdsn.privacy import budget, report
@@ -122,9 +124,13 @@ def upload(
                 "report": rep, "verifier_share": b64url_encode(vdaf.encode_verifier_share(mine))})  # fmt: skip
         except IntegrityError as e:
             raise _refused(store, task, rep, f"the helper refused it: {e.what}") from None
-        except QDSNError as e:  # the helper could not answer: the report may be sent again
+        except QDSNError as e:  # the helper could not answer: a new report may be sent
             store.settle(task.id, rep["id"], f"not verified: {e.what}")
             raise
+        except httpx.TransportError as e:
+            store.settle(task.id, rep["id"], "not verified: the helper did not answer")
+            raise Unavailable(f"the task's helper at {task.helper_url} did not answer: {e}",
+                              "send a new report in a moment") from None  # fmt: skip
         try:
             theirs = vdaf.decode_verifier_share(b64url_decode(str(answer["verifier_share"])))
             message = vdaf.verifier_shares_to_message(task.ctx, None, [mine, theirs])
@@ -218,8 +224,13 @@ def collect(node: Any, store: StatsStore, who: str, body: Any, peer: Any) -> dic
         done = store.released(task.id, period)
     assert done is not None
     root, count, mine = done
-    theirs = peer.call("POST", "/stats/helper/aggregate", {"task": task.id, "period": period,
-                                                           "reports": [a.id for a in batch]})  # fmt: skip
+    try:
+        theirs = peer.call("POST", "/stats/helper/aggregate", {"task": task.id, "period": period,
+                                                               "reports": [a.id for a in batch]})  # fmt: skip
+    except httpx.TransportError as e:  # the batch is on the ledger and this share kept: asking again is safe
+        raise Unavailable(
+            f"the task's helper at {task.helper_url} did not answer: {e}", "collect again in a moment"
+        ) from None
     return {"task": task.id, "period": period, "count": count, "root": root, "epsilon": task.epsilon,
             "leader_share": mine, "helper_share": theirs["share"]}  # fmt: skip
 
