@@ -5,7 +5,8 @@ from datetime import timedelta
 
 import pytest
 
-from qdsn.errors import Conflict, IntegrityError, InvalidInput, PermissionDenied
+from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied
+from qdsn.ledger.audit import audit
 from qdsn.privacy import aggregator, budget, collect, indicators, report, reporter
 from qdsn.privacy.store import StatsStore
 from qdsn.privacy.task import Task, vdaf_of
@@ -213,6 +214,8 @@ def test_ledger_rules_for_tasks_and_batches(world, tmp_path):
     # the fold is persisted and replays to the same state
     stored = world.reg.ledger.store.load_state(world.reg.ledger.origin)
     assert stored.tasks["t1"].spent == 1.0 and stored.digest() == world.reg.ledger.state.digest()
+    report_ = audit(world.reg.ledger.store)  # `qdsn ledger verify` replays every entry and compares
+    assert report_.ok, report_.reason
 
 
 def test_inclusion_proof_and_the_leaves_against_the_ledger(world):
@@ -263,3 +266,25 @@ def test_a_helper_that_does_not_answer_counts_nothing_and_a_new_report_goes_thro
         aggregator.upload(world.cqc, world.store(world.cqc), world.makers[0].did, rep, Down(), clock=world.clock)
     assert world.store(world.cqc).batch("t1", 0) == []
     assert send(world, world.makers[0], 5)["accepted"]  # a new report (a new id) once the helper is back
+
+
+def test_indicators_are_read_from_the_makers_own_anchored_data_and_the_ledger(world):
+    from qdsn.cli.stats import _indicator
+
+    maker = world.makers[0]
+    maker.submit([maker.home.sign("dataset.declare", {"dataset": "insp-1", "title": "Incoming inspection",
+                                                      "kind": "inspections"})])  # fmt: skip
+    maker.vault.create("insp-1", "inspections")
+    rows = [{"id": f"i{i}", "lot": f"L{i}", "time": "2026-01-02T08:00:00Z", "sampling_plan": "ISO 2859-1 II",
+             "sample_size": 200, "defects": d, "decision": "accept", "inspector": "Wang"}
+            for i, d in enumerate([0, 1, 3])]  # fmt: skip
+    batch = maker.vault.add_batch("insp-1", rows)
+    maker.vault.mark_anchored(batch, maker.order([maker.home.sign("dataset.anchor", batch.anchor_payload())])[0].txid)
+    maker.vault.add_batch("insp-1", [dict(rows[0], id="late", defects=200)])  # sealed, never anchored: not counted
+    assert _indicator(maker, "units", None) == [600, 4]
+    assert _indicator(maker, "ppm", None) == 6  # 6,666 ppm: the bucket [5,000, 10,000)
+    assert _indicator(maker, "certificates", None) == [0, 0, 0]
+    with pytest.raises(NotFound, match="no attested process-capability run"):
+        _indicator(maker, "cpk", None)
+    world.task(vdaf="Prio3SumVec", params={"length": 2, "max_measurement": 100_000, "chunk_length": 6})
+    assert send(world, maker, _indicator(maker, "units", None))["accepted"]

@@ -608,13 +608,18 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
 
     stats = aggregator.open_store(node.home)
 
+    peers: dict[str, NodeClient] = {}
+
     def peer(url: str) -> NodeClient:
-        """A signed-request client to another aggregator, trusting the CA of `[service] operator_ca` if set."""
+        """A signed-request client to another aggregator (one per URL, its connections reused), trusting
+        the CA of `[service] operator_ca` if set."""
         import ssl
 
-        ca = node.home.service().get("operator_ca")
-        trust = ssl.create_default_context(cafile=str(ca)) if ca else True
-        return NodeClient(url, node.home.key(), node.did, verify=trust)
+        if url not in peers:
+            ca = node.home.service().get("operator_ca")
+            trust = ssl.create_default_context(cafile=str(ca)) if ca else True
+            peers[url] = NodeClient(url, node.home.key(), node.did, verify=trust)
+        return peers[url]
 
     task_body = _body(("task", "period"), task=_STR, period={"type": "integer", "minimum": 0})
 
