@@ -50,8 +50,9 @@ def region(tmp_path):
     url = {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}
     # the regulator creates the task before its node serves: m0–m3 may report, m4 may not
     eligible = [f"--reporter={m.did}" for m in makers[:4]]
+    # (the leader by default: the ledger's one certification body)
     qdsn("stats", "task", "create", "units", "--title", "Units nonconforming", "--vdaf", "sum", "--max", "255",
-         "--leader", cqc.did, "--leader-url", url["cqc"], "--helper-url", url["reg"], *eligible,
+         "--leader-url", url["cqc"], "--helper-url", url["reg"], *eligible,
          "--min-batch", "3", "--epsilon", "50", "--budget", "50", "--period", "3600", home=reg.path)  # fmt: skip
     procs = [start(reg, ports["reg"])]
     procs.append(start(cqc, ports["cqc"], url["reg"]))
@@ -110,6 +111,7 @@ def test_a_regional_figure_across_nodes(region, tmp_path):
 
     (listed,) = httpx.get(url["cqc"] + "/stats/tasks").json()["tasks"]  # public: the tasks and what they spent
     assert listed["task"] == "units" and listed["spent"] == 0 and listed["released"] == []
+    assert listed["leader"] == cqc.did and listed["helper"] == reg.did and listed["collector"] == reg.did
 
     # below the minimum batch: nothing was reported for period 1
     low = qdsn("stats", "collect", "units", "--period", "1", home=reg.path, ok=False)

@@ -61,10 +61,11 @@ def task_create(
     task: Annotated[str, typer.Argument(help="The task's id, e.g. zj-cable-units-2026.")],
     title: Annotated[str, typer.Option(help="What the figure is, for people.")],
     vdaf: Annotated[str, typer.Option(help="count, sum, sumvec, histogram or multihot.")],
-    leader: Annotated[str, typer.Option(help="The leader aggregator's DID (by default: the certification body's).")],
     leader_url: Annotated[str, typer.Option(help="The leader's API, e.g. https://cqc:8420.")],
     helper_url: Annotated[str, typer.Option(help="The helper's API (by default the helper is this node).")],
     home: Home,
+    leader: Annotated[str | None, typer.Option(
+        help="The leader's DID (default: the certification body, when the ledger has one).")] = None,
     helper: Annotated[str | None, typer.Option(help="The helper's DID (default: this node).")] = None,
     collector: Annotated[str | None, typer.Option(help="The collector's DID (default: this node).")] = None,
     max_measurement: Annotated[int | None, typer.Option("--max", help="sum, sumvec: the largest value.")] = None,
@@ -106,6 +107,13 @@ def task_create(
     from_params(name, params)  # parameters Prio3 refuses are refused here, before anything is signed
     node = linked_node(home, operator, operator_ca, local=True)
     try:
+        if leader is None:
+            node.catch_up()
+            bodies = [i.did for i in node.ledger.state.identities.values() if i.role == "certifier"]
+            if len(bodies) != 1:
+                raise InvalidInput(f"the ledger has {len(bodies)} certification bodies",
+                                   "name the leader with --leader")  # fmt: skip
+            leader = bodies[0]
         spec = {"task": task, "title": title, "vdaf": name, "params": params, "leader": leader,
                 "leader_url": leader_url.rstrip("/"), "helper": helper or node.did,
                 "helper_url": helper_url.rstrip("/"),
