@@ -288,3 +288,18 @@ def test_indicators_are_read_from_the_makers_own_anchored_data_and_the_ledger(wo
         _indicator(maker, "cpk", None)
     world.task(vdaf="Prio3SumVec", params={"length": 2, "max_measurement": 100_000, "chunk_length": 6})
     assert send(world, maker, _indicator(maker, "units", None))["accepted"]
+
+
+@pytest.mark.parametrize("bad", [
+    None, [], {"task": "t1"}, "report",
+    {"task": "t1", "id": "zz", "period": 0, "reporter": "x", "public_share": "", "leader_share": "",
+     "helper_share": "", "signature": ""},
+    {"task": "t1", "id": "0" * 32, "period": -1, "reporter": "x", "public_share": "", "leader_share": "",
+     "helper_share": "", "signature": ""},
+    {"task": "t1", "id": "0" * 32, "period": True, "reporter": "x", "public_share": "", "leader_share": "",
+     "helper_share": "", "signature": "", "extra": 1},
+])  # fmt: skip
+def test_a_malformed_report_is_refused_with_what_is_wrong(world, bad):
+    world.task()
+    with pytest.raises(InvalidInput, match=r"report|JSON object"):
+        world.upload(world.makers[0], bad)

@@ -93,8 +93,8 @@ def check_form(report: Any) -> dict[str, Any]:
             raise InvalidInput(f"report field {f!r} must be a {want.__name__}")
     if len(report["id"]) != 32 or any(c not in "0123456789abcdef" for c in report["id"]):
         raise InvalidInput("report id must be 16 random bytes as 32 lowercase hex digits")
-    if report["period"] < 0:
-        raise InvalidInput("report period must be 0 or more")
+    if not 0 <= report["period"] < 2**40:
+        raise InvalidInput("report period must be a whole number from 0 (the task's first period)")
     for f in ("public_share", "leader_share", "helper_share", "signature"):
         if len(report[f]) > MAX_SHARE * 4 // 3 + 4:
             raise InvalidInput(f"report field {f!r} is too large")

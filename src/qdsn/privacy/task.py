@@ -43,6 +43,8 @@ class Task:
     @classmethod
     def from_state(cls, state: State, task_id: str) -> Task:
         """The task `task_id` on this replica, or NotFound."""
+        if not isinstance(task_id, str) or not 0 < len(task_id) <= 128:
+            raise InvalidInput("a task id is a string of 1 to 128 characters")
         t = state.tasks.get(task_id)
         if t is None:
             raise NotFound(f"no aggregation task {task_id!r} on the ledger",
