@@ -123,6 +123,9 @@ def test_a_regional_figure_across_nodes(region, tmp_path):
     # the same period again: the figure already released, never a fresh draw of noise to average away
     assert json.loads(qdsn("stats", "collect", "units", "--period", "0", "--json", home=reg.path).stdout) == got
 
+    listing = " ".join(qdsn("stats", "show", "--operator", url["reg"], home=makers[2].path).stdout.split())
+    assert "units: Units nonconforming — Prio3Sum" in listing and "epsilon 50 of 50 spent" in listing
+    assert "released periods [0]" in listing
     # anyone checks which reporters the figure rests on; a reporter proves its report was counted
     shown = qdsn("stats", "show", "units", "--period", "0", "--operator", url["reg"], home=makers[1].path).stdout
     assert "4 reports" in shown and all(m.did in shown for m in makers[:4]) and makers[4].did not in shown
