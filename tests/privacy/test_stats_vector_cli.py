@@ -58,3 +58,16 @@ def test_not_a_vector(tmp_path):
         assert "not a test vector" in r.output and "Traceback" not in r.output
     r = runner.invoke(app, ["stats", "vector", str(tmp_path / "missing.json")])
     assert r.exit_code == 2 and "cannot read it" in r.output
+
+
+def test_vectors_of_the_drafts_other_algorithms_are_not_claimed(tmp_path):
+    """Poplar1 and XofFixedKeyAes128 vectors are said to be unsupported, never run as something else."""
+    xof = json.loads((VECTORS / "XofTurboShake128.json").read_text())
+    (tmp_path / "XofFixedKeyAes128.json").write_text(json.dumps(xof))
+    (tmp_path / "Poplar1_0.json").write_text(json.dumps({"bits": 4, "shares": 2}))
+    (tmp_path / "other.json").write_text(json.dumps({**json.loads((VECTORS / "Prio3Count_0.json").read_text()),
+                                                     "bits": 4}))  # fmt: skip
+    for name in ("XofFixedKeyAes128.json", "Poplar1_0.json", "other.json"):
+        r = runner.invoke(app, ["stats", "vector", str(tmp_path / name)])
+        assert r.exit_code == 2, r.output
+        assert "not supported" in r.output or "only Prio3" in r.output
