@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from qdsn.clock import parse_time
@@ -64,7 +65,7 @@ class Task:
         """The VDAF context string of this task: reports of one task never verify under another."""
         return CTX + self.id.encode()
 
-    @property
+    @cached_property
     def config_hash(self) -> bytes:
         """SHA-256 of the task's canonical specification, bound into every sealed input share (DAP's
         TaskConfiguration in InputShareAad)."""
