@@ -111,6 +111,9 @@ def test_demo_tells_the_story():
     assert "root ✓ matches" in flat and "dataset names in the file: 0" in flat
     assert "tries to open it: ✓ refused" in flat and "records readable ✓" in flat
     assert "last year, 1,051,200 readings: I-MR with all eight Nelson rules" in flat
+    assert "forges an out-of-range report: ✓ refused by both aggregators" in flat and "validity proof" in flat
+    assert "nonconforming units from 3 makers" in flat and "none of them a maker's value" in flat
+    assert "proves its report is leaf" in flat
 
 
 def test_schema_export(tmp_path):

@@ -49,6 +49,8 @@ from qdsn.node.follow import keep_up
 from qdsn.node.keeper import MAX_BACKUP
 from qdsn.node.node import Node
 from qdsn.policy.meter import invoice, usage
+from qdsn.privacy import aggregator, report
+from qdsn.privacy.task import tasks
 
 logger = logging.getLogger("qdsn.api")
 MAX_BODY = 1 << 20  # a batch of transactions; larger requests are refused before they are read
@@ -642,5 +644,63 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         node.catch_up()
         ms = usage(node.ledger, who, agreement=agreement, since=start)
         return {"meters": [m.to_json() for m in ms], "invoice": invoice(ms)}
+
+    stats = aggregator.open_store(node.home)
+
+    peers: dict[str, NodeClient] = {}
+
+    def peer(url: str) -> NodeClient:
+        """A signed-request client to another aggregator (one per URL, its connections reused), trusting
+        the CA of `[service] operator_ca` if set."""
+        import ssl
+
+        if url not in peers:
+            ca = node.home.service().get("operator_ca")
+            trust = ssl.create_default_context(cafile=str(ca)) if ca else True
+            peers[url] = NodeClient(url, node.home.key(), node.did, verify=trust)
+        return peers[url]
+
+    task_body = _body(("task", "period"), task=_STR, period={"type": "integer", "minimum": 0})
+
+    @app.post("/stats/reports", tags=["statistics"], status_code=201, openapi_extra=_body(report.FIELDS))
+    def stats_report(who: Signer, body: Message) -> dict[str, Any]:
+        """A reporter uploads its report of a task to the task's leader (this node): verified with the
+        helper and kept, or refused (422) with the reason; one per reporter and period (409)."""
+        task = aggregator.task_of(node, str(body.get("task", "")))
+        return aggregator.upload(node, stats, who, body, peer(task.helper_url))
+
+    @app.post("/stats/helper/verify", tags=["statistics"], openapi_extra=_body(("report", "verifier_share"),
+              report={"type": "object"}, verifier_share=_STR))  # fmt: skip
+    def stats_helper_verify(who: Signer, body: Message) -> dict[str, Any]:
+        """The task's leader asks this helper to verify a report with it: this helper's verifier share
+        and the verifier message, or 422 when the report fails (leader only)."""
+        return aggregator.helper_verify(node, stats, who, body)
+
+    @app.post("/stats/collect", tags=["statistics"], openapi_extra=task_body)
+    def stats_collect(who: Signer, body: Message) -> dict[str, Any]:
+        """The collector asks for a period's aggregate: recorded on the ledger, both aggregators' noised
+        shares sealed to it; refused below the minimum batch or past the privacy budget (collector only)."""
+        task = aggregator.task_of(node, str(body.get("task", "")))
+        return aggregator.collect(node, stats, who, body, peer(task.helper_url))
+
+    @app.post("/stats/helper/aggregate", tags=["statistics"], openapi_extra=_body(("task", "period", "reports"),
+              task=_STR, period={"type": "integer"}, reports={"type": "array", "items": _STR}))  # fmt: skip
+    def stats_helper_aggregate(who: Signer, body: Message) -> dict[str, Any]:
+        """The leader asks this helper for its sealed, noised aggregate share of a batch recorded on the
+        ledger (leader only)."""
+        return aggregator.helper_aggregate(node, stats, who, body)
+
+    @app.get("/stats/tasks", tags=["statistics"])
+    def stats_tasks() -> dict[str, Any]:
+        """The aggregation tasks on this node's replica, with the budget spent and the periods released (public)."""
+        node.catch_up()
+        listed = tasks(node.ledger.state)
+        return {"tasks": [{**t.spec, "spent": t.spent, "released": sorted(t.batches)} for t in listed]}
+
+    @app.get("/stats/tasks/{task_id}/periods/{period}", tags=["statistics"])
+    def stats_batch(task_id: str, period: int) -> dict[str, Any]:
+        """Which reports (id, reporter) a released figure rests on, to check against the root on the
+        ledger (public; the leader's)."""
+        return aggregator.batch_leaves(node, stats, task_id, period)
 
     return app

@@ -46,3 +46,14 @@ def unseal(key: SigningKey | X25519PrivateKey, sealed: bytes, info: bytes) -> by
         raise IntegrityError(
             "the sealed message does not open: it was sealed to another key or context, or altered"
         ) from None
+
+
+def agree(key: SigningKey, peer: bytes) -> bytes:
+    """The X25519 shared secret of this Ed25519 key's agreement key and a peer's raw X25519 public key:
+    two participants derive the same secret from the keys the ledger holds, without a message."""
+    if len(peer) != 32:
+        raise InvalidInput("an X25519 public key is 32 bytes")
+    secret = agreement_key(key).exchange(X25519PublicKey.from_public_bytes(peer))
+    if secret == bytes(32):  # a low-order point: no secret at all
+        raise IntegrityError("the peer's X25519 key is a low-order point")
+    return secret

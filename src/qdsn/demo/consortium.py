@@ -176,7 +176,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
 
     _quality_data(console, maker, certifier, orderer, log)
     _usage_policy(console, maker, certifier, orderer, log)
-    _network(console, regulator, certifier, maker, log, replicas)
+    _network(console, regulator, certifier, maker, log, replicas, makers)
 
     console.print(
         "\n[bold]11. Checkpoints and witnesses.[/] The regulator signs a C2SP checkpoint; every "
@@ -262,7 +262,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
             f"{len(log.store.cosignatures())} recorded cosignatures · "
             f"{sum(d.anchored for d in log.state.datasets.values())} anchored quality records · "
             f"{time.perf_counter() - t0:.1f} s\n"
-            "Next in QDSN: regional statistics without seeing any one maker, and the region's quality graph.",
+            "Next in QDSN: the region's quality graph.",
             title="[bold green]consortium verified",
             border_style="green",
         )
@@ -430,6 +430,7 @@ def _network(
     maker: NodeHome,
     log: Ledger,
     replicas: dict[str, Ledger],
+    makers: Sequence[NodeHome] = (),
 ) -> None:
     console.print(
         "\n[bold]7. The network.[/] Each node now serves its API on loopback; every request between nodes is "
@@ -498,12 +499,79 @@ def _network(
         )
         ask, contract, result = _model_to_data(console, certifier, maker, lab, plant, to_plant)
         _certificate(console, certifier, maker, lab, lab_url, plant, reg_url, ask, contract, result)
+        others = [Node(m, operator=False, link=NodeClient(reg_url, m.key(), m.did), ledger=replicas[m.did])
+                  for m in makers if m.did != maker.did]  # fmt: skip
+        try:
+            if others:
+                _regional_figure(console, operator, certifier.did, lab_url, reg_url, [plant, *others])
+        finally:
+            for o in others:
+                o.close()
     finally:
         for server, thread in servers:
             server.should_exit = True
             thread.join(timeout=10)
         for node in (operator, lab, plant):
             node.close()
+
+
+def _regional_figure(console: Console, regulator: Node, leader: str, lab_url: str, reg_url: str,
+                     reporters: list[Node]) -> None:  # fmt: skip
+    """The regulator publishes a regional figure no one of whose makers' values it (or any aggregator) sees."""
+    from qdsn.clock import format_time
+    from qdsn.privacy import aggregator, collect, reporter
+    from qdsn.privacy.task import vdaf_of
+
+    console.print(
+        "\n[bold]10b. Regional statistics (可用不可见).[/] The regulator puts a task on the ledger: each maker's "
+        "nonconforming units this month, summed with Prio3 (draft-irtf-cfrg-vdaf). The certification centre leads "
+        "and the regulator helps: each gets one secret share of every report and a validity proof, never a value."
+    )
+    task = "region-nonconforming-units"
+    spec = {"task": task, "title": "Nonconforming units this month, the region's cable and valve makers",
+            "vdaf": "Prio3Sum", "params": {"max_measurement": 400}, "leader": leader, "leader_url": lab_url,
+            "helper": regulator.did, "helper_url": reg_url, "collector": regulator.did,
+            "reporters": [r.did for r in reporters], "attributes": {},
+            "start": format_time(datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)),
+            "period": 30 * 86400, "min_batch": len(reporters), "epsilon": 4.0, "budget": 12.0}  # fmt: skip
+    regulator.submit([regulator.home.sign("aggregate.task", spec)])
+    dishonest = reporters[0]
+    t = aggregator.task_of(dishonest, task)
+    forged = [5000] + [0] * (vdaf_of(t).flp.MEAS_LEN - 1)  # a "bit" of 5000: a value far beyond 400
+    store = aggregator.open_store(dishonest.home)
+    try:
+        reporter.send(dishonest, store, task, None, NodeClient(lab_url, dishonest.home.key(), dishonest.did),
+                      encoded=forged)  # fmt: skip
+        console.print("  [red]an out-of-range report was accepted?![/]")
+    except QDSNError as e:
+        console.print(f"  {dishonest.home.name} forges an out-of-range report: [green]✓ refused[/] by both "
+                      f"aggregators [dim]({e.what.split(': ', 2)[-1]})[/]")  # fmt: skip
+    finally:
+        store.close()
+    values = [random.randint(20, 400) for _ in reporters]
+    for node, value in zip(reporters, values, strict=True):
+        store = aggregator.open_store(node.home)
+        got = reporter.send(node, store, task, value, NodeClient(lab_url, node.home.key(), node.did))
+        store.close()
+        console.print(f"  {node.home.name} reports {value} (known only to itself): report {got['id'][:12]}… "
+                      "verified by both aggregators ✓")  # fmt: skip
+    fig = collect.collect(regulator, task, 0, NodeClient(lab_url, regulator.home.key(), regulator.did))
+    console.print(f"  the regulator collects: [bold]{fig.result}[/] nonconforming units from {fig.count} makers "
+                  f"(true total {sum(values)}; discrete Laplace noise from each aggregator through OpenDP, "
+                  f"epsilon {fig.epsilon:g}, {fig.spent:g} of {fig.budget:g} spent on the ledger)")  # fmt: skip
+    helper_store = aggregator.open_store(regulator.home)
+    shares = helper_store.batch(task, 0)
+    helper_store.close()
+    v = vdaf_of(t)
+    held = [v.decode_agg_share(a.out_share)[0] for a in shares]
+    shown = ", ".join(f"{h:,}" for h in held[:3])
+    console.print(f"  what the regulator's node (the helper) holds of each maker: {shown} — random field elements, "
+                  f"none of them a maker's value {sorted(values)} ✓")  # fmt: skip
+    store = aggregator.open_store(reporters[1].home)
+    inc = reporter.prove(reporters[1], store, task, 0, NodeClient(lab_url, reporters[1].home.key(), reporters[1].did))
+    store.close()
+    console.print(f"  aggregate.batch on the ledger: {fig.count} reports under root {fig.root[:16]}…; "
+                  f"{reporters[1].home.name} proves its report is leaf {inc.index} with {len(inc.proof)} hashes ✓")
 
 
 def _model_to_data(

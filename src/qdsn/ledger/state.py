@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from qdsn.clock import parse_time
 from qdsn.crypto import canonical_json, sha256, verify_key
 from qdsn.crypto.encoding import b64url_decode
 from qdsn.errors import BadSignature, Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied
@@ -83,6 +84,27 @@ class Credential:
 
 
 @dataclass(frozen=True, slots=True)
+class AggregateTask:
+    """A private-aggregation task as the ledger knows it: its specification (the `aggregate.task`
+    payload), the privacy budget spent so far, and the periods released: period → (count, root, seq)."""
+
+    id: str
+    spec: dict[str, Any]
+    spent: float
+    batches: dict[int, tuple[int, str, int]]
+    created: int  # seq of aggregate.task
+
+    def to_json(self) -> dict[str, Any]:
+        return {"spec": self.spec, "spent": self.spent, "created": self.created,
+                "batches": [[p, c, r, s] for p, (c, r, s) in sorted(self.batches.items())]}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, id: str, doc: dict[str, Any]) -> AggregateTask:
+        batches = {int(p): (int(c), str(r), int(s)) for p, c, r, s in doc["batches"]}
+        return cls(id, doc["spec"], float(doc["spent"]), batches, int(doc["created"]))
+
+
+@dataclass(frozen=True, slots=True)
 class Cosignature:
     """A witness cosignature recorded on the ledger."""
 
@@ -114,6 +136,7 @@ class State:
         devices: dict[str, Device] | None = None,
         models: dict[str, Model] | None = None,
         credentials: dict[str, Credential] | None = None,
+        tasks: dict[str, AggregateTask] | None = None,
     ) -> None:
         self.identities: dict[str, Identity] = dict(identities or {})
         self.datasets: dict[str, Dataset] = dict(datasets or {})
@@ -123,6 +146,8 @@ class State:
         self.dirty_models: set[str] = set()
         self.credentials: dict[str, Credential] = dict(credentials or {})
         self.dirty_credentials: set[str] = set()
+        self.tasks: dict[str, AggregateTask] = dict(tasks or {})
+        self.dirty_tasks: set[str] = set()
         self.origin = origin
         self.dirty: set[str] = set()
         self.dirty_datasets: set[str] = set()
@@ -130,7 +155,8 @@ class State:
 
     def fork(self) -> State:
         """A copy to stage a batch on; the original stays as it was if the batch fails."""
-        return State(self.identities, self.origin, self.datasets, self.devices, self.models, self.credentials)
+        return State(self.identities, self.origin, self.datasets, self.devices, self.models, self.credentials,
+                     self.tasks)  # fmt: skip
 
     def clean(self) -> None:
         """Forget what changed, once it is persisted."""
@@ -139,6 +165,7 @@ class State:
         self.dirty_devices.clear()
         self.dirty_models.clear()
         self.dirty_credentials.clear()
+        self.dirty_tasks.clear()
         self.new_cosignatures.clear()
 
     def authorize(self, env: tx.Envelope) -> bytes:
@@ -192,6 +219,8 @@ class State:
                 [c.id, c.issuer, c.subject, c.hash, c.status_list, c.index, c.status, c.issued, c.updated]
                 for _, c in sorted(self.credentials.items())
             ]
+        if self.tasks:
+            doc["tasks"] = [[t.id, t.to_json()] for _, t in sorted(self.tasks.items())]
         return sha256(canonical_json(doc))
 
 
@@ -359,7 +388,51 @@ def _status(state: State, env: tx.Envelope, p: tx.CredentialStatusChange, seq: i
     state.dirty_credentials.add(p.credential)
 
 
+def _task(state: State, env: tx.Envelope, p: tx.AggregateTaskSpec, seq: int, tree: TreeView) -> None:
+    if p.task in state.tasks:
+        raise Conflict(f"aggregation task {p.task!r} already exists", "give each task its own id")
+    for role, did in (("leader", p.leader), ("helper", p.helper), ("collector", p.collector)):
+        if did not in state.identities:
+            raise NotFound(f"the task's {role} {did} is not registered on the ledger", "register it first")
+    for did in p.reporters:
+        who = state.identities.get(did)
+        if who is None or who.role != "enterprise":
+            raise InvalidInput(f"reporter {did} is not a registered enterprise", "name registered manufacturers only")
+    try:
+        parse_time(p.start)
+    except ValueError as e:
+        raise InvalidInput(f"aggregate.task start: {e}") from None
+    state.tasks[p.task] = AggregateTask(p.task, p.model_dump(mode="json"), 0.0, {}, seq)
+    state.dirty_tasks.add(p.task)
+
+
+def _batch(state: State, env: tx.Envelope, p: tx.AggregateBatch, seq: int, tree: TreeView) -> None:
+    t = state.tasks.get(p.task)
+    if t is None:
+        raise NotFound(f"no aggregation task {p.task!r} on the ledger")
+    spec = t.spec
+    if env.submitter != spec["leader"]:
+        raise PermissionDenied(f"only the task's leader {spec['leader']} releases its batches")
+    if p.collector != spec["collector"]:
+        raise PermissionDenied(f"the task's collector is {spec['collector']}, not {p.collector}")
+    if p.period in t.batches:
+        raise Conflict(f"period {p.period} of task {p.task} was already collected", "collect each period once")
+    if p.count < spec["min_batch"]:
+        raise PermissionDenied(f"a batch of {p.count} reports is below the task's minimum of {spec['min_batch']}",
+                               "wait for more reports before collecting")  # fmt: skip
+    if p.epsilon != spec["epsilon"]:
+        raise InvalidInput(f"each collection of task {p.task} spends epsilon {spec['epsilon']}, not {p.epsilon}")
+    if t.spent + p.epsilon > spec["budget"] * (1 + 1e-12):
+        raise PermissionDenied(f"task {p.task} has spent epsilon {t.spent:g} of its budget {spec['budget']:g}; "
+                               f"another {p.epsilon:g} would exceed it",
+                               "no more collections of this task")  # fmt: skip
+    state.tasks[p.task] = replace(t, spent=t.spent + p.epsilon, batches={**t.batches, p.period: (p.count, p.root, seq)})
+    state.dirty_tasks.add(p.task)
+
+
 _APPLY: dict[str, Callable[..., None]] = {
+    "aggregate.task": _task,
+    "aggregate.batch": _batch,
     "model.publish": _model,
     "credential.issue": _issue,
     "credential.status": _status,

@@ -17,6 +17,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import sqlalchemy.exc
 from sqlalchemy import (
     BigInteger,
@@ -38,9 +39,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError
 
+from qdsn.crypto import canonical_json
 from qdsn.errors import Conflict, IntegrityError, NotFound
 from qdsn.ledger.merkle import Frontier, NodeId, fold, subtree_ids
-from qdsn.ledger.state import Cosignature, Credential, Dataset, Device, Identity, Model, State
+from qdsn.ledger.state import AggregateTask, Cosignature, Credential, Dataset, Device, Identity, Model, State
 
 log = logging.getLogger(__name__)
 metadata = MetaData()
@@ -116,6 +118,12 @@ credentials = Table(
     Column("status", String(16), nullable=False),
     Column("issued", BigInteger, nullable=False),
     Column("updated", BigInteger, nullable=False),
+)
+aggregate_tasks = Table(
+    "aggregate_tasks",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("doc", Text, nullable=False),  # canonical JSON of `state.AggregateTask.to_json()`
 )
 cosignatures = Table(
     "cosignatures",
@@ -328,7 +336,9 @@ class Store:
             devs = {r.id: Device(*r) for r in c.execute(select(devices))}
             mods = {r.key: Model(*r) for r in c.execute(select(models))}
             creds = {r.id: Credential(*r) for r in c.execute(select(credentials))}
-        return State(self.identities(), origin, self.datasets(), devs, mods, creds)
+            rows = c.execute(select(aggregate_tasks))
+            tasks = {r.id: AggregateTask.from_json(r.id, orjson.loads(r.doc)) for r in rows}
+        return State(self.identities(), origin, self.datasets(), devs, mods, creds, tasks)
 
     def identities(self) -> dict[str, Identity]:
         with self.engine.connect() as c:
@@ -463,6 +473,9 @@ class Store:
                 for x in (state.credentials[k] for k in state.dirty_credentials)
             ]
             insert_many(c, credentials, rows, upsert="id")
+        if state.dirty_tasks:
+            rows = [(k, canonical_json(state.tasks[k].to_json()).decode()) for k in state.dirty_tasks]
+            insert_many(c, aggregate_tasks, rows, upsert="id")
         if state.new_cosignatures:
             rows = [(s.seq, s.origin, s.size, s.root, s.cosigner, s.timestamp) for s in state.new_cosignatures]
             insert_many(c, cosignatures, rows)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from qdsn.clock import Clock, format_time, parse_time, system_clock
 from qdsn.crypto import SigningKey, canonical_json, sha256
@@ -310,6 +310,75 @@ class CredentialStatusChange(Payload):
     status: CredentialStatus
     reason: str = Field(min_length=1, max_length=1000)
     attestation: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
+VDAF_PARAMS: dict[str, tuple[str, ...]] = {
+    "Prio3Count": (),
+    "Prio3Sum": ("max_measurement",),
+    "Prio3SumVec": ("length", "max_measurement", "chunk_length"),
+    "Prio3Histogram": ("length", "chunk_length"),
+    "Prio3MultihotCountVec": ("length", "max_weight", "chunk_length"),
+}
+TaskId = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
+
+
+@register("aggregate.task", ("regulator",))
+class AggregateTaskSpec(Payload):
+    """A private-aggregation task (DAP-shaped): what each reporter measures (a Prio3 VDAF and its
+    parameters), who aggregates (leader, helper, with their API URLs) and collects, who may report (a
+    list of DIDs and/or members' attributes), the period, the minimum batch, and the privacy budget:
+    each collection spends `epsilon` of `budget` (discrete Laplace noise from each aggregator)."""
+
+    task: str = TaskId
+    title: str = Field(min_length=1, max_length=200)
+    vdaf: Literal["Prio3Count", "Prio3Sum", "Prio3SumVec", "Prio3Histogram", "Prio3MultihotCountVec"]
+    params: dict[str, int] = Field(default_factory=dict, max_length=4)
+    leader: str = Did
+    leader_url: str = Field(pattern=r"^https?://[^/\s]+$", max_length=300)
+    helper: str = Did
+    helper_url: str = Field(pattern=r"^https?://[^/\s]+$", max_length=300)
+    collector: str = Did
+    reporters: list[str] = Field(default_factory=list, max_length=10_000)
+    attributes: dict[str, str] = Field(default_factory=dict, max_length=8)
+    start: str = Field(min_length=20, max_length=40)
+    period: int = Field(ge=60, lt=2**40)
+    min_batch: int = Field(ge=2, le=1_000_000)
+    epsilon: float = Field(gt=0, le=100)
+    budget: float = Field(gt=0, le=10_000)
+
+    @model_validator(mode="after")
+    def _parameters(self) -> AggregateTaskSpec:
+        wanted = VDAF_PARAMS[self.vdaf]
+        if set(self.params) != set(wanted):
+            names = ", ".join(wanted) or "none"
+            given = ", ".join(sorted(self.params)) or "none"
+            raise ValueError(f"{self.vdaf} takes the parameters {names}, not {given}")
+        low = {"max_measurement": 1, "length": 1, "chunk_length": 1, "max_weight": 1}
+        for name, value in self.params.items():
+            if not low[name] <= value < 2**32:
+                raise ValueError(f"parameter {name} must be at least {low[name]} and below 2^32")
+        if self.vdaf == "Prio3MultihotCountVec" and self.params["max_weight"] > self.params["length"]:
+            raise ValueError("max_weight cannot exceed length")
+        if self.epsilon > self.budget:
+            raise ValueError("epsilon (spent by each collection) cannot exceed the budget")
+        if self.leader == self.helper:
+            raise ValueError("the leader and the helper must be two different participants")
+        if not self.reporters and not self.attributes:
+            raise ValueError("name the eligible reporters: a list of DIDs, member attributes, or both")
+        return self
+
+
+@register("aggregate.batch")
+class AggregateBatch(Payload):
+    """The task's leader releases one period's aggregate to the collector: how many reports it rests
+    on, the RFC 9162 root over their leaves ({report id, reporter}), and the privacy budget it spends."""
+
+    task: str = TaskId
+    period: int = Field(ge=0, lt=2**40)
+    count: int = Field(ge=1, le=10_000_000)
+    root: str = Hex32
+    epsilon: float = Field(gt=0, le=100)
+    collector: str = Did
 
 
 def rotation_message(did: str, previous_key: str, new_key: str) -> bytes:
