@@ -366,10 +366,13 @@ def test_kernel_turboshake_matches_pycryptodome():
     class Small(Field64):  # a modulus far below 2**64, so that most words are rejected and redrawn
         MODULUS = 2**40 + 15
 
-    with_c = stream() + [XofTurboShake128(b"s", b"d", b"").next_vec(Small, 50)]
+    def expanded() -> list[object]:
+        return [XofTurboShake128.expand_into_vec(f, b"s", b"d", b"b", 50) for f in (Field64, Field128, Small)]
+
+    with_c = stream() + expanded() + [XofTurboShake128(b"s", b"d", b"").next_vec(Small, 50)]
     field_kernel, field.kernel = field.kernel, None
     try:
-        assert stream() + [XofTurboShake128(b"s", b"d", b"").next_vec(Small, 50)] == with_c
+        assert stream() + expanded() + [XofTurboShake128(b"s", b"d", b"").next_vec(Small, 50)] == with_c
     finally:
         field.kernel = field_kernel
     assert all(x < Small.MODULUS for x in with_c[-1])

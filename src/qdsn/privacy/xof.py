@@ -5,6 +5,8 @@ pycryptodome's; the tests run both."""
 
 from __future__ import annotations
 
+from functools import cache
+
 from Crypto.Hash import TurboSHAKE128
 
 from qdsn.errors import InvalidInput
@@ -46,7 +48,7 @@ class XofTurboShake128:
     def next_vec(self, field: type[Field], length: int) -> list[int]:
         """The next `length` field elements, by rejection sampling of ENCODED_SIZE-byte words."""
         size, mod = field.ENCODED_SIZE, field.MODULUS
-        mask = next_power_of_2(mod) - 1
+        mask = _mask(field)
         vec = field.words(self.next(size * length))
         if mask.bit_length() < 8 * size:  # not for Field64 and Field128, whose words fill their encoding
             vec = [x & mask for x in vec]
@@ -64,4 +66,18 @@ class XofTurboShake128:
 
     @classmethod
     def expand_into_vec(cls, field: type[Field], seed: bytes, dst: bytes, binder: bytes, length: int) -> list[int]:
-        return cls(seed, dst, binder).next_vec(field, length)
+        kernel = field_mod.kernel
+        if kernel is None or len(seed) > 255 or len(dst) > 65535:  # the stream, or the constructor's error
+            return cls(seed, dst, binder).next_vec(field, length)
+        # one squeeze without the stream object: a report expands seven vectors
+        message = len(dst).to_bytes(2, "little") + dst + bytes([len(seed)]) + seed + binder
+        vec = field.words(kernel.turboshake128(message, 1, field.ENCODED_SIZE * length))
+        if vec and (max(vec) >= field.MODULUS or _mask(field).bit_length() < 8 * field.ENCODED_SIZE):
+            return cls(seed, dst, binder).next_vec(field, length)  # a word to mask or reject: the general path
+        return vec
+
+
+@cache
+def _mask(field: type[Field]) -> int:
+    """The bits of a word that rejection sampling keeps."""
+    return next_power_of_2(field.MODULUS) - 1
