@@ -1,5 +1,6 @@
 /* Field64 and Field128 arithmetic for Prio3's FLP (privacy/flp.py, privacy/field.py): the number
- * theoretic transform, Lagrange-basis evaluation and inner products, on lists of Python ints.
+ * theoretic transform, Lagrange-basis evaluation and inner products, on lists of Python ints; and
+ * TurboSHAKE128, the XOF of xof.py.
  *
  * Written by hand because in Python each product of two field elements is a big-integer
  * multiplication and division (a few hundred nanoseconds), and a Prio3 report spends most of its
