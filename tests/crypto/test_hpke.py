@@ -60,3 +60,32 @@ def test_sealed_to_a_did_key_opens_with_its_signing_key_only():
         hpke.unseal(alice, bytes(flipped), b"qdsn test")
     with pytest.raises(IntegrityError, match="too short"):
         hpke.unseal(alice, sealed[:40], b"qdsn test")
+
+
+def test_key_objects_are_built_once_per_key(monkeypatch):
+    """Sealing many messages to one recipient, or opening many with one signing key, builds its X25519
+    key object once: each build costs about an X25519 multiplication (the private side derives its
+    public key), as much as the sealing's own work."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+    built = []
+
+    class Counting:
+        @staticmethod
+        def from_public_bytes(data: bytes):
+            built.append("public")
+            return X25519PublicKey.from_public_bytes(data)
+
+        @staticmethod
+        def from_private_bytes(data: bytes):
+            built.append("private")
+            return X25519PrivateKey.from_private_bytes(data)
+
+    monkeypatch.setattr(hpke, "X25519PublicKey", Counting)
+    monkeypatch.setattr(hpke, "X25519PrivateKey", Counting)
+    key = SigningKey.from_seed(bytes([42]) * 32)
+    recipient = hpke.agreement_key(key).public_key().public_bytes_raw()
+    for i in range(5):
+        info = b"report" + bytes([i])
+        assert hpke.unseal(key, hpke.seal(recipient, b"share", info), info) == b"share"
+    assert built.count("public") <= 1 and built.count("private") <= 1, built

@@ -341,6 +341,43 @@ def test_kernel_matches_python_on_random_input():
         field.kernel.ntt([1, 2, 3], [1, 1, 1])
 
 
+def test_kernel_turboshake_matches_pycryptodome():
+    """The C TurboSHAKE128 against pycryptodome's across the 168-byte rate boundaries, and the XOF's
+    stream (several reads, rejection sampling) the same with either."""
+    from Crypto.Hash import TurboSHAKE128
+
+    from qdsn.privacy import field
+    from qdsn.privacy.xof import XofTurboShake128
+
+    assert field.kernel is not None, "qdsn.privacy._fields was not built: pip install -e . needs a C compiler"
+    for size in (0, 1, 166, 167, 168, 169, 335, 336, 337, 1000):
+        message = os.urandom(size)
+        for domain in (1, 0x1F, 0x7F):
+            for length in (1, 32, 167, 168, 169, 500):
+                want = TurboSHAKE128.new(domain=domain).update(message).read(length)
+                assert field.kernel.turboshake128(message, domain, length) == want
+    with pytest.raises(ValueError):
+        field.kernel.turboshake128(b"", 0, 1)
+
+    def stream() -> list[object]:
+        xof = XofTurboShake128(b"seed", b"dst", b"binder")
+        return [xof.next(5), xof.next_vec(Field64, 3), xof.next(200), xof.next_vec(Field128, 40), xof.next(0)]
+
+    class Small(Field64):  # a modulus far below 2**64, so that most words are rejected and redrawn
+        MODULUS = 2**40 + 15
+
+    def expanded() -> list[object]:
+        return [XofTurboShake128.expand_into_vec(f, b"s", b"d", b"b", 50) for f in (Field64, Field128, Small)]
+
+    with_c = stream() + expanded() + [XofTurboShake128(b"s", b"d", b"").next_vec(Small, 50)]
+    field_kernel, field.kernel = field.kernel, None
+    try:
+        assert stream() + expanded() + [XofTurboShake128(b"s", b"d", b"").next_vec(Small, 50)] == with_c
+    finally:
+        field.kernel = field_kernel
+    assert all(x < Small.MODULUS for x in with_c[-1])
+
+
 def test_from_params_builds_each_variant_and_names_what_is_wrong():
     from qdsn.privacy import from_params
 

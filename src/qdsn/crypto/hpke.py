@@ -10,6 +10,7 @@ ledger holds. HPKE itself is `cryptography`'s.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
@@ -25,19 +26,32 @@ ENC_LENGTH = 32  # the encapsulated key that opens each sealed message
 
 def agreement_key(key: SigningKey) -> X25519PrivateKey:
     """The X25519 private key that belongs to an Ed25519 signing key (X25519 clamps it)."""
-    return X25519PrivateKey.from_private_bytes(hashlib.sha512(key.seed()).digest()[:32])
+    return _agreement_key(key.seed())
 
 
 def seal(recipient: bytes, plaintext: bytes, info: bytes) -> bytes:
     """`plaintext` sealed to the raw X25519 public key `recipient`, bound to `info`: enc ‖ ciphertext."""
     if len(recipient) != 32:
         raise InvalidInput("an X25519 public key is 32 bytes")
-    return _SUITE.encrypt(plaintext, X25519PublicKey.from_public_bytes(recipient), info=info)
+    return _SUITE.encrypt(plaintext, _public_key(recipient), info=info)
+
+
+@lru_cache(maxsize=64)
+def _agreement_key(seed: bytes) -> X25519PrivateKey:
+    """agreement_key for an aggregator that opens many messages: building the key object derives its
+    public key, an X25519 multiplication as dear as the opening itself."""
+    return X25519PrivateKey.from_private_bytes(hashlib.sha512(seed).digest()[:32])
+
+
+@lru_cache(maxsize=1024)
+def _public_key(recipient: bytes) -> X25519PublicKey:
+    """The key object of a recipient, built once: a client seals every report to the same few keys."""
+    return X25519PublicKey.from_public_bytes(recipient)
 
 
 def unseal(key: SigningKey | X25519PrivateKey, sealed: bytes, info: bytes) -> bytes:
     """The plaintext of a message sealed to `key` with the same `info`, or IntegrityError."""
-    private = agreement_key(key) if isinstance(key, SigningKey) else key
+    private = _agreement_key(key.seed()) if isinstance(key, SigningKey) else key
     if len(sealed) < ENC_LENGTH + 16:
         raise IntegrityError("the sealed message is too short to be one")
     try:

@@ -1,5 +1,6 @@
 /* Field64 and Field128 arithmetic for Prio3's FLP (privacy/flp.py, privacy/field.py): the number
- * theoretic transform, Lagrange-basis evaluation and inner products, on lists of Python ints.
+ * theoretic transform, Lagrange-basis evaluation and inner products, on lists of Python ints; and
+ * TurboSHAKE128, the XOF of xof.py.
  *
  * Written by hand because in Python each product of two field elements is a big-integer
  * multiplication and division (a few hundred nanoseconds), and a Prio3 report spends most of its
@@ -10,6 +11,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 #define P 0xFFFFFFFF00000001ULL /* 2^64 - 2^32 + 1 */
 
@@ -397,6 +399,80 @@ static PyObject *mul128_py(PyObject *self, PyObject *args) {
     return out;
 }
 
+
+/* ---- TurboSHAKE128 (RFC 9861): Keccak-p[1600, 12 rounds], rate 168 bytes ----------------------------
+ * Prio3 derives every share and random vector with a fresh XOF over a few dozen bytes (xof.py); through
+ * pycryptodome's cffi binding each costs tens of microseconds of call overhead, several times the
+ * permutation itself. xof.py falls back to pycryptodome where this is not built; the tests compare them. */
+
+static const uint64_t RC[12] = {
+    0x000000008000808BULL, 0x800000000000008BULL, 0x8000000000008089ULL, 0x8000000000008003ULL,
+    0x8000000000008002ULL, 0x8000000000000080ULL, 0x000000000000800AULL, 0x800000008000000AULL,
+    0x8000000080008081ULL, 0x8000000000008080ULL, 0x0000000080000001ULL, 0x8000000080008008ULL,
+};
+static const int RHO[25] = {0, 1, 62, 28, 27, 36, 44, 6, 55, 20, 3, 10, 43, 25, 39, 41, 45, 15, 21, 8, 18, 2, 61, 56, 14};
+
+static inline uint64_t rotl(uint64_t x, int n) { return n ? (x << n) | (x >> (64 - n)) : x; }
+
+static void keccak_p12(uint64_t a[25]) {
+    uint64_t b[25], c[5], d[5];
+    for (int round = 0; round < 12; round++) {
+        for (int x = 0; x < 5; x++) c[x] = a[x] ^ a[x + 5] ^ a[x + 10] ^ a[x + 15] ^ a[x + 20];
+        for (int x = 0; x < 5; x++) d[x] = c[(x + 4) % 5] ^ rotl(c[(x + 1) % 5], 1);
+        for (int i = 0; i < 25; i++) a[i] ^= d[i % 5];
+        /* rho and pi: lane (x, y) moves to (y, 2x + 3y) */
+        for (int x = 0; x < 5; x++)
+            for (int y = 0; y < 5; y++) b[y + 5 * ((2 * x + 3 * y) % 5)] = rotl(a[x + 5 * y], RHO[x + 5 * y]);
+        for (int y = 0; y < 25; y += 5)
+            for (int x = 0; x < 5; x++) a[y + x] = b[y + x] ^ (~b[y + (x + 1) % 5] & b[y + (x + 2) % 5]);
+        a[0] ^= RC[round];
+    }
+}
+
+static inline void xor_block(uint64_t a[25], const unsigned char *in, Py_ssize_t len) {
+    unsigned char *s = (unsigned char *)a; /* lanes are little-endian on the x86-64 and arm64 this builds on */
+    for (Py_ssize_t i = 0; i < len; i++) s[i] ^= in[i];
+}
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the lanes are read as little-endian words"
+#endif
+
+#define RATE 168
+
+/* turboshake128(message, domain, length): the first `length` bytes of TurboSHAKE128(message, domain). */
+static PyObject *turboshake128(PyObject *self, PyObject *args) {
+    Py_buffer msg;
+    int domain;
+    Py_ssize_t length;
+    if (!PyArg_ParseTuple(args, "y*in", &msg, &domain, &length)) return NULL;
+    if (domain < 1 || domain > 0x7F || length < 0) {
+        PyBuffer_Release(&msg);
+        PyErr_SetString(PyExc_ValueError, "turboshake128: domain must be in [1, 127] and length non-negative");
+        return NULL;
+    }
+    uint64_t a[25] = {0};
+    const unsigned char *in = msg.buf;
+    Py_ssize_t left = msg.len;
+    for (; left >= RATE; left -= RATE, in += RATE) {
+        xor_block(a, in, RATE);
+        keccak_p12(a);
+    }
+    xor_block(a, in, left);
+    ((unsigned char *)a)[left] ^= (unsigned char)domain;
+    ((unsigned char *)a)[RATE - 1] ^= 0x80;
+    PyBuffer_Release(&msg);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, length);
+    if (!out) return NULL;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    for (Py_ssize_t done = 0; done < length; done += RATE) {
+        keccak_p12(a);
+        Py_ssize_t n = length - done < RATE ? length - done : RATE;
+        memcpy(o + done, a, n);
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"ntt", ntt, METH_VARARGS, "Evaluations of a polynomial at the powers of a root of unity (Field64)."},
     {"eval_batched", eval_batched, METH_VARARGS, "Lagrange-basis polynomials evaluated at one point (Field64)."},
@@ -404,6 +480,7 @@ static PyMethodDef methods[] = {
     {"ntt128", ntt128, METH_VARARGS, "ntt for Field128."},
     {"eval_batched128", eval_batched128, METH_VARARGS, "eval_batched for Field128."},
     {"dot128", dot128, METH_VARARGS, "dot for Field128."},
+    {"turboshake128", turboshake128, METH_VARARGS, "The first `length` bytes of TurboSHAKE128(message, domain)."},
     {"mul128", mul128_py, METH_VARARGS, "One Field128 product (for the tests)."},
     {NULL, NULL, 0, NULL},
 };

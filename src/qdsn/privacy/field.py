@@ -63,7 +63,7 @@ class Field:
         if len(encoded) % size:
             raise InvalidInput(f"{len(encoded)} bytes is not a whole number of {size}-byte field elements")
         vec = [int.from_bytes(encoded[i : i + size], "little") for i in range(0, len(encoded), size)]
-        if any(x >= cls.MODULUS for x in vec):
+        if vec and max(vec) >= cls.MODULUS:
             raise InvalidInput("a field element is not below the field's modulus")
         return vec
 
@@ -138,7 +138,7 @@ class Field64(Field):
         if len(encoded) % 8:
             raise InvalidInput(f"{len(encoded)} bytes is not a whole number of 8-byte field elements")
         vec = cls.words(encoded)
-        if any(x >= cls.MODULUS for x in vec):
+        if vec and max(vec) >= cls.MODULUS:
             raise InvalidInput("a field element is not below the field's modulus")
         return vec
 
@@ -168,7 +168,7 @@ class Field128(Field):
         if len(encoded) % 16:
             raise InvalidInput(f"{len(encoded)} bytes is not a whole number of 16-byte field elements")
         vec = cls.words(encoded)
-        if any(x >= cls.MODULUS for x in vec):
+        if vec and max(vec) >= cls.MODULUS:
             raise InvalidInput("a field element is not below the field's modulus")
         return vec
 

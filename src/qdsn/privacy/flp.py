@@ -173,8 +173,11 @@ class PolyEval(Gadget):
     def eval_poly(self, field: type[Field], inp_poly: list[list[int]]) -> list[int]:
         inp_len = len(inp_poly[0])
         inp_lag = field.ntt(field.inv_ntt(inp_poly[0], inp_len), self.n)
-        p_mon = self._coefficients(field)
-        return [poly_eval(field, p_mon, x) for x in inp_lag]
+        p_mon, mod = self._coefficients(field), field.MODULUS
+        out = [p_mon[-1]] * len(inp_lag)
+        for c in reversed(p_mon[:-1]):  # Horner's rule over all the points at once
+            out = [(o * x + c) % mod for o, x in zip(out, inp_lag, strict=True)]
+        return out
 
     def _coefficients(self, field: type[Field]) -> list[int]:
         if getattr(self, "_field", None) is not field:
