@@ -41,7 +41,7 @@ class NodeClient:
     def __init__(self, base_url: str, key: SigningKey | Callable[[], SigningKey], did: str, *,
                  http: httpx.Client | None = None, verify: bool | ssl.SSLContext = True,
                  timeout: float = 10.0) -> None:  # fmt: skip
-        self.base_url = base_url.rstrip("/")
+        self.base_url = node_url(base_url)
         self._key, self.did = key, did
         self.http = http or httpx.Client(verify=verify, timeout=timeout)
 
@@ -139,3 +139,11 @@ class NodeClient:
 
     def close(self) -> None:
         self.http.close()
+
+
+def node_url(url: str) -> str:
+    """`url` as a node's base URL (http or https, a host, no query), or InvalidInput that says so."""
+    parts = httpx.URL(url) if "://" in url else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.host or parts.query or parts.fragment:
+        raise InvalidInput(f"{url!r} is not a node's URL", "give it as https://HOST:PORT, e.g. https://acme:8421")
+    return url.rstrip("/")

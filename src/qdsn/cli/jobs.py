@@ -19,6 +19,7 @@ from qdsn.cli.common import (
     shown,
 )
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
+from qdsn.node import NodeHome
 
 attest_app = typer.Typer(
     help="Attestations of model runs: what ran, on what data, to what result.", no_args_is_help=True
@@ -390,6 +391,7 @@ def jobs_requested(home: Home, as_json: Annotated[bool, typer.Option("--json", h
     """The jobs this node asked of other members' nodes, oldest first."""
     from qdsn.node import requested
 
+    NodeHome.open(home, "")  # NotFound, with how to make one, when there is no node at `home`
     found = requested.entries(home)
     if as_json:
         print(json.dumps([{k: v for k, v in e.items() if k != "nonce"} for e in found], indent=2, ensure_ascii=False))

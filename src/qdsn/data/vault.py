@@ -674,6 +674,7 @@ class Vault:
 
     def streams(self, dataset: str) -> list[Stream]:
         """Each device's numbered readings stored in `dataset`: what arrived, and the gaps."""
+        self._row(dataset)  # NotFound for a dataset the vault does not hold
         t = vault_sequences.c
         with self.engine.connect() as c:
             rows = c.execute(select(t.stream, t.sealed).where(t.dataset == dataset)).all()
