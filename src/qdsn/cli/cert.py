@@ -16,6 +16,7 @@ from qdsn.cli.common import (
     console,
     err,
     linked_node,
+    logged,
     open_node,
 )
 from qdsn.errors import QDSNError
@@ -49,7 +50,7 @@ def cert_issue(
     from qdsn.node import certify
 
     doc = json.loads(result.read_text())
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, operator, operator_ca)
     try:
         lists = certify.status_lists(node)
         if status_list not in lists.uris():
@@ -61,7 +62,7 @@ def cert_issue(
         node.close()
     if out:
         out.write_text(sd)
-    console.print(f"[green]✓[/] certificate {number} issued; credential.issue is on the ledger")
+    console.print(f"[green]✓[/] certificate {number} issued; credential.issue is on the ledger ({logged(node.receipts)})")
 
 
 @cert_app.command("present")
@@ -94,12 +95,12 @@ def cert_present(
 def _cert_status(number: str, status: str, reason: str, home: Path, operator: str | None, ca: Path | None) -> None:
     from qdsn.node import certify
 
-    node = linked_node(home, operator, ca, local=True)
+    node = linked_node(home, operator, ca)
     try:
         certify.set_status(node, number, status, reason)
     finally:
         node.close()
-    console.print(f"[green]✓[/] {number} is now {status}; credential.status is on the ledger")
+    console.print(f"[green]✓[/] {number} is now {status}; credential.status is on the ledger ({logged(node.receipts)})")
 
 
 Reason = Annotated[str, typer.Option(help="Why; it is recorded on the ledger.")]
@@ -132,7 +133,7 @@ def cert_revoke(
 @cert_app.command("list")
 def cert_list(home: Home) -> None:
     """The certificates on this node's replica of the ledger that it issued or holds, with their status."""
-    node = linked_node(home, None, None, local=True)
+    node = linked_node(home, None, None, writes=False)
     try:
         mine = [c for c in node.ledger.state.credentials.values() if node.did in (c.issuer, c.subject)]
         table = Table("certificate", "status", "issuer", "holder", "status entry")
@@ -181,7 +182,7 @@ def verify_cmd(
             raise QDSNError(f"{presentation} is not a bundle (JSON): {e}") from None
         checks = verify_bundle(doc, aud=aud, nonce=nonce, quorum=quorum, trust=anchor)
     else:
-        node = linked_node(home, operator, operator_ca, local=True)
+        node = linked_node(home, operator, operator_ca, writes=False)
         try:
             checks = verify_online(node, text, aud=aud, nonce=nonce, quorum=quorum, trust=anchor)
         finally:
@@ -204,7 +205,7 @@ def bundle_cmd(
     """Bundle a presentation with the log and the issuer's status list, for `qdsn verify` anywhere, offline."""
     from qdsn.node.verification import bundle
 
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, operator, operator_ca, writes=False)
     try:
         doc = bundle(node, presentation.read_text().strip())
     finally:
@@ -225,7 +226,7 @@ def trust_export(
     cosigner keys, the quorum. A buyer gets it once and compares its fingerprint with another member's."""
     from qdsn.node import trust as anchors
 
-    node = linked_node(home, None, None, local=True)
+    node = linked_node(home, None, None, writes=False)
     try:
         node.catch_up()
         doc = anchors.export(node.ledger, quorum)
@@ -264,7 +265,7 @@ def cert_schedule(
     from qdsn.node import certify
 
     blob, _ = _load(Path(model))
-    node = linked_node(home, None, None, local=True)
+    node = linked_node(home, None, None, writes=False)
     try:
         certify.schedule(node, number, maker, agreement, blob, json.loads(parameters), every)
     finally:
@@ -278,7 +279,7 @@ def cert_show(sd_jwt: Annotated[Path, typer.Argument(help="A certificate (SD-JWT
     from qdsn.credentials import sdjwt
 
     text = sd_jwt.read_text().strip()
-    node = linked_node(home, None, None, local=True)
+    node = linked_node(home, None, None, writes=False)
     try:
         v = sdjwt.verify(text, lambda iss, h: node.ledger.state.identities[iss].key)
         c = node.ledger.state.credentials.get(v.claims.get("certificate_number", ""))

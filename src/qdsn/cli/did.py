@@ -8,7 +8,11 @@ import typer
 
 from qdsn.cli.common import (
     Home,
+    Operator,
+    OperatorCA,
     console,
+    linked_node,
+    logged,
     open_node,
 )
 from qdsn.identity import did_document, public_key_from_did_key, resolve
@@ -30,7 +34,11 @@ def did_resolve(did: str) -> None:
 
 
 @did_app.command("rotate")
-def did_rotate(home: Home) -> None:
+def did_rotate(home: Home, operator: Operator = None, operator_ca: OperatorCA = None) -> None:
     """Replace this node's signing key and record the change on the ledger (identity.rotate_key)."""
-    node = open_node(home)
-    console.print(f"[green]✓[/] new key {node.rotate_key()} recorded for {node.did}")
+    node = linked_node(home, operator, operator_ca)
+    try:
+        key = node.home.rotate_key(lambda env: node.submit([env]))
+    finally:
+        node.close()
+    console.print(f"[green]✓[/] new key {key} recorded for {node.did} ({logged(node.receipts)})")

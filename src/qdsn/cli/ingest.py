@@ -15,6 +15,8 @@ from qdsn.cli.common import (
     Home,
     console,
     err,
+    linked_node,
+    logged,
     open_node,
 )
 from qdsn.cli.dataset import units_of
@@ -31,12 +33,19 @@ def _ingest(
     epcis: bool = False,
     encoding: str | None = None,
 ) -> None:
+    node = linked_node(home, None, None)
+    try:
+        _ingest_into(node, path, dataset, batch_size, quarantine, epcis, encoding)
+    finally:
+        node.close()
+
+
+def _ingest_into(node, path, dataset, batch_size, quarantine, epcis, encoding) -> None:  # type: ignore[no-untyped-def]
     from qdsn.data.ingest import ingest, ingest_epcis
 
-    node = open_node(home)
-    vault = node.vault()
+    vault = node.vault
     kind = vault.kind(dataset)
-    read = partial(ingest_epcis, units=units_of(node, dataset)) if epcis else ingest
+    read = partial(ingest_epcis, units=units_of(node.home, dataset)) if epcis else ingest
     with Progress(
         TextColumn(f"sealing {path.name}"),
         BarColumn(),
@@ -58,7 +67,7 @@ def _ingest(
             lookup=node.find_anchor,
             **({} if epcis else {"encoding": encoding}),
         )
-    table = Table(title=f"{path.name} → {dataset}")
+    table = Table(title=f"{path.name} → {dataset}, anchored as {logged(node.receipts)} of the log")
     for col in ("records", "accepted", "quarantined", "skipped", "batches", "last root"):
         table.add_column(col)
     last = summary.batches[-1][0].root.hex()[:16] + "…" if summary.batches else "-"
@@ -145,12 +154,12 @@ def ingest_mqtt(
 
     from qdsn.data.mqtt import MqttIngest, Registry, Stats
 
-    node = open_node(home)
-    registry = Registry.of_ledger(node.ledger().store.rows_of_type)  # followed as devices register
+    node = linked_node(home, None, None)
+    registry = Registry.of_ledger(node.ledger.store.rows_of_type)  # followed as devices register
     ingest = MqttIngest(
         broker,
         topic,
-        node.vault(),
+        node.vault,
         dataset,
         node.anchor,
         client_id=client_id or f"qdsn-{dataset}",
@@ -174,6 +183,8 @@ def ingest_mqtt(
         except KeyboardInterrupt:
             stop.set()
             stats = ingest.stats
+        finally:
+            node.close()
     console.print(
         f"[green]✓[/] {stats.stored} readings stored in {stats.batches} anchored batches; "
         f"{stats.duplicates} duplicates dropped, {stats.rejected} rejected"
@@ -265,5 +276,10 @@ def device_register(
     kind: Annotated[str, typer.Option(help="sensor, gateway, gauge or tester.")] = "sensor",
 ) -> None:
     """Register a device of this manufacturer and the key it signs readings with (device.register)."""
-    open_node(home).submit("device.register", {"device": device, "kind": kind, "key": key})
-    console.print(f"[green]✓[/] device {device} registered; readings it signs can be checked by anyone")
+    node = linked_node(home, None, None)
+    try:
+        receipts = node.submit([node.home.sign("device.register", {"device": device, "kind": kind, "key": key})])
+    finally:
+        node.close()
+    console.print(f"[green]✓[/] device {device} registered ({logged(receipts)}); readings it signs can be checked "
+                  "by anyone")  # fmt: skip

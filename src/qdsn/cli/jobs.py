@@ -16,6 +16,7 @@ from qdsn.cli.common import (
     OperatorCA,
     console,
     linked_node,
+    logged,
     shown,
 )
 from qdsn.errors import QDSNError
@@ -41,17 +42,15 @@ def attest_verify(
     model published with that code hash, every input batch anchored by its owner, the commitments and binding,
     and — in a result file — that the output shown is the one attested."""
     from qdsn.compute import attest
-    from qdsn.node.follow import pull
 
     text = file.read_text().strip()
     output = None
     if text.startswith("{"):
         doc = json.loads(text)
         text, output = doc["attestation"], doc.get("output")
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, operator, operator_ca, writes=False)
     try:
-        if node.link is not None:
-            pull(node.ledger, node.link)
+        node.catch_up()
         try:
             c = attest.verify(text, node.ledger, output=output, nonce=nonce)
         except QDSNError as e:
@@ -79,7 +78,7 @@ def jobs_list(home: Home, as_json: Annotated[bool, typer.Option("--json", help="
     """The jobs asked of this node, newest last, with their state."""
     from qdsn.node import jobs
 
-    node = linked_node(home, None, None, local=True)
+    node = linked_node(home, None, None, writes=False)
     try:
         found = jobs.visible(node, node.did)
     finally:
@@ -100,7 +99,7 @@ def jobs_show(job: Annotated[str, typer.Argument(help="The job's id.")], home: H
     """A job's request, its model's manifest and every source file — what the owner reads before approving."""
     from qdsn.node import jobs
 
-    node = linked_node(home, None, None, local=True)
+    node = linked_node(home, None, None, writes=False)
     try:
         j = next((x for x in jobs.visible(node, node.did) if x.id == job), None)
         if j is None:
@@ -142,7 +141,7 @@ def jobs_approve(
     """Run a pending job in the sandbox now; its use is metered and its attestation recorded on the ledger."""
     from qdsn.node import jobs
 
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, operator, operator_ca)
     node.isolation = isolation
     try:
         j = jobs.approve(node, job)
@@ -150,6 +149,8 @@ def jobs_approve(
         node.close()
     color = "green" if j.state == "done" else "red"
     console.print(Text(j.state, style=color) + shown(f" {j.id}" + (f": {j.reason}" if j.reason else "")))
+    if node.receipts:
+        console.print(f"on the ledger: {logged(node.receipts)}", highlight=False)
     if j.result and j.result.get("output") is not None:
         console.print(shown(json.dumps(j.result["output"], indent=2, ensure_ascii=False)), soft_wrap=True)
     if j.result and j.result.get("log"):  # what the model wrote beside its output: the owner's alone
@@ -165,7 +166,7 @@ def jobs_deny(job: Annotated[str, typer.Argument(help="The job's id.")], reason:
     """Refuse a pending job, saying why."""
     from qdsn.node import jobs
 
-    node = linked_node(home, None, None, local=True)
+    node = linked_node(home, None, None)
     try:
         j = jobs.deny(node, job, reason)
     finally:

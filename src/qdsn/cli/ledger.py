@@ -14,8 +14,12 @@ from rich.table import Table
 from qdsn.cli.common import (
     VERDICT_CODES,
     Home,
+    Operator,
+    OperatorCA,
     console,
     err,
+    linked_node,
+    logged,
     open_node,
     progress_bar,
     render_verdict,
@@ -46,15 +50,23 @@ def ledger_append(
     type: Annotated[str, typer.Argument(help=f"One of: {', '.join(sorted(tx.REGISTRY))}.")],
     payload: Annotated[str, typer.Argument(help="The payload as JSON, or @FILE.")],
     home: Home,
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
 ) -> None:
-    """Sign a transaction with this node's key and append it to its ledger."""
+    """Sign a transaction with this node's key and put it on the consortium's log."""
     raw = Path(payload[1:]).read_bytes() if payload.startswith("@") else payload.encode()
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise QDSNError(f"payload is not JSON: {e}", "pass a JSON object or @file.json") from None
-    env = open_node(home).submit(type, obj)
-    console.print(f"[green]✓[/] appended {type} as {tx.txid(env.leaf())}")
+    if not isinstance(obj, dict):
+        raise QDSNError("the payload is not a JSON object", "pass a JSON object or @file.json")
+    node = linked_node(home, operator, operator_ca)
+    try:
+        receipts = node.submit([node.home.sign(type, obj)])
+    finally:
+        node.close()
+    console.print(f"[green]✓[/] appended {type} as {receipts[0].txid} ({logged(receipts)})")
 
 
 @ledger_app.command("prove")

@@ -15,6 +15,7 @@ from qdsn.cli.common import (
     OperatorCA,
     console,
     linked_node,
+    logged,
 )
 
 policy_app = typer.Typer(help="Usage policies (ODRL 2.2) on this node's datasets.", no_args_is_help=True)
@@ -36,12 +37,13 @@ def policy_publish(
         doc = json.loads(offer.read_text())
     except (OSError, ValueError) as e:
         raise typer.BadParameter(f"{offer}: {e}") from None
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, operator, operator_ca)
     try:
         digest = publish(node, dataset, doc)
     finally:
         node.close()
-    console.print(f"[green]✓[/] {doc.get('uid')} offered for {dataset}; its hash {digest[:16]}… is on the ledger")
+    console.print(f"[green]✓[/] {doc.get('uid')} offered for {dataset}; its hash {digest[:16]}… is on the ledger "
+                  f"({logged(node.receipts)})")  # fmt: skip
 
 
 @policy_app.command("profile")
@@ -67,17 +69,15 @@ def usage_report(
     node's replica of the ledger (brought up to date from --operator first), and the invoice its
     price duties make. Owner and consumer see the same figures."""
     from qdsn.clock import parse_time
-    from qdsn.node.follow import pull
     from qdsn.policy.meter import invoice, usage
 
     try:
         start = parse_time(since) if since else None
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, operator, operator_ca, writes=False)
     try:
-        if node.link is not None:
-            pull(node.ledger, node.link)
+        node.catch_up()
         ms = usage(node.ledger, node.did, agreement=agreement, since=start)
     finally:
         node.close()
