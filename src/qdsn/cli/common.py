@@ -81,7 +81,11 @@ def linked_node(home: Path, operator: str | None, operator_ca: Path | None, *, w
     node_home = open_node(home)
     cfg = node_home.service()
     doing = "qdsn node start" if serving else "qdsn " + " ".join(a for a in sys.argv[1:3] if not a.startswith("-"))
-    got = HomeLock.take(node_home.path, doing, wait=10.0 if serving else 60.0)
+    got = HomeLock.take(node_home.path, doing, wait=10.0 if serving else 60.0 if writes else 0.0)
+    if not isinstance(got, HomeLock) and not got.is_node and not writes and not serving:
+        err.print(f"[dim]… {got.what} (pid {got.pid}) is writing {home}: the replica is read as it stands[/]",
+                  highlight=False)  # fmt: skip
+        return Node(node_home, operator=False)  # reads only: follows nothing, writes nothing
     if not isinstance(got, HomeLock):
         if got.is_node and not serving:
             from qdsn.api.admin import AdminClient
