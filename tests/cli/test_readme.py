@@ -82,7 +82,7 @@ def test_the_readme_as_written(tmp_path):
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     device = SigningKey.generate()
     inputs(tmp_path, multikey_from_public_key(device.verify_key.raw))
-    env = os.environ | {"COLUMNS": "200"}
+    env = os.environ | {"COLUMNS": "200", "HOME": str(tmp_path)}  # a default home (~/.qdsn) stays in the test
     env.pop("QDSN_HOME", None)
     printed: list[str] = []  # what the commands printed, in order: placeholders are filled from it
     background: list[tuple[str, subprocess.Popen]] = []
@@ -164,6 +164,7 @@ def fill(arg: str, args: list[str], printed: list[str], broker, hosts, cwd: Path
         joined = [d for d in did if d != did_of(cwd / "reg")]
         assert joined, f"no member's DID printed before {arg!r}"
         arg = arg.replace("did:key:z6Mk…", joined[-1]).replace("z6Mk…", joined[-1].removeprefix("did:key:"))
+        assert "…" not in arg, f"the README's placeholder in {arg!r} has no value here: say in fill() what fills it"
     if arg.endswith(".pem") and not (cwd / arg).exists():  # a node's TLS certificate and key, from the test CA
         pair = ca.issue_cert("127.0.0.1", "localhost")
         name = arg.removesuffix(".pem").removesuffix("-key")

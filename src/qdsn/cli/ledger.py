@@ -188,15 +188,23 @@ def ledger_import(
     from qdsn.ledger import backup
     from qdsn.node.follow import log_key
 
+    from qdsn.node.lock import HomeLock
+
     node_home = NodeHome.open(home, passphrase="")
     target = node_home.ledger_location()
     if "://" in target:
         raise QDSNError("a replica in a database server is restored by replaying from a peer",
                         "import into a home with a SQLite replica, or follow the log")  # fmt: skip
-    with progress_bar("replaying") as bar:
-        task = bar.add_task("import", total=None)
-        ledger = backup.restore(source, target, log_key, progress=lambda k: bar.update(task, completed=k),
-                                origin=node_home.origin)  # fmt: skip
+    lock = HomeLock.take(node_home.path, "qdsn ledger import")
+    if not isinstance(lock, HomeLock):  # the replica is replaced whole: nobody may be writing it
+        raise QDSNError(f"{lock.what} (pid {lock.pid}) is using {home}", "stop it first, then import")
+    try:
+        with progress_bar("replaying") as bar:
+            task = bar.add_task("import", total=None)
+            ledger = backup.restore(source, target, log_key, progress=lambda k: bar.update(task, completed=k),
+                                    origin=node_home.origin)  # fmt: skip
+    finally:
+        lock.release()
     notes = ledger.store.checkpoint_notes()
     console.print(f"[green]✓ restored[/] {ledger.size} entries, every one validated; root "
                   f"{ledger.root().hex()[:16]}… matches; {len(notes)} checkpoints consistent")  # fmt: skip
