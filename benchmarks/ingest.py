@@ -25,6 +25,7 @@ from qdsn.data.ingest import prefix_digests
 from qdsn.data.vault import Batch, Source, Vault
 from qdsn.identity import did_key_from_public_key, multikey_from_public_key
 from qdsn.ledger import Ledger, tx
+from qdsn.ledger.ordering.embedded import EmbeddedOrderer
 from qdsn.node.home import find_anchor
 
 console = Console()
@@ -70,8 +71,10 @@ def bench_vault(records: list[dict], batch: int, folder: Path) -> float:
     vault.create("warm-up", "measurements")
     vault.add_batch("warm-up", records[:batch])
 
+    orderer = EmbeddedOrderer(ledger)  # the operator's one write path, as `qdsn ingest` on its home takes it
+
     def anchor(b: Batch) -> str:
-        return ledger.append([tx.sign_tx("dataset.anchor", b.anchor_payload(), owner, did)])[0].txid  # type: ignore[union-attr]
+        return orderer.submit([tx.sign_tx("dataset.anchor", b.anchor_payload(), owner, did)])[0].txid  # type: ignore[union-attr]
 
     def lookup(dataset: str, first: int) -> tuple[str, Batch] | None:
         return find_anchor(ledger, did, dataset, first)

@@ -19,6 +19,7 @@ from qdsn.cli.common import (
     err,
     id_column,
     linked_node,
+    logged,
     open_node,
     party,
     peer_client,
@@ -70,7 +71,7 @@ def cert_issue(
     """Issue a certificate from a verified, passing attestation (certification bodies): the evidence under the
     latest checkpoint this node cosigned, a random status entry, credential.issue on the ledger. The holder
     fetches it with `qdsn cert fetch`."""
-    from qdsn.cli.certify import configured_operator, write_whole
+    from qdsn.cli.certify import write_whole
     from qdsn.cli.jobs import check_attestation, fetch_job, read_file
     from qdsn.compute import results
     from qdsn.node import certify, requested
@@ -81,8 +82,7 @@ def cert_issue(
         raise typer.BadParameter("--days is 1 or more")
     asked = requested.find(home, job, node_url) if job is not None else None
     done = results.read(read_file(result), str(result)) if result is not None else None
-    operator, operator_ca = configured_operator(home, operator, operator_ca)
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, operator, operator_ca)
     try:
         if asked is not None:
             where = f"job {asked['job']} at {asked['url']}"
@@ -108,7 +108,7 @@ def cert_issue(
     if out:
         write_whole(out, sd + "\n")
     console.print(f"[green]✓[/] certificate {number} issued to ", shown(holder.name), f" ({holder.did}); "
-                  "credential.issue is on the ledger", sep="", highlight=False)  # fmt: skip
+                  f"credential.issue is on the ledger ({logged(node.receipts)})", sep="", highlight=False)  # fmt: skip
     console.print(f"  the holder fetches it: qdsn cert fetch URL-OF-THIS-NODE --out {number}.sd-jwt", highlight=False)
 
 
@@ -177,15 +177,14 @@ def cert_present(
 
 
 def _cert_status(number: str, status: str, reason: str, home: Path, operator: str | None, ca: Path | None) -> None:
-    from qdsn.cli.certify import configured_operator
     from qdsn.node import certify
 
-    node = linked_node(home, *configured_operator(home, operator, ca), local=True)
+    node = linked_node(home, operator, ca)
     try:
         certify.set_status(node, number, status, reason)
     finally:
         node.close()
-    console.print(f"[green]✓[/] {number} is now {status}; credential.status is on the ledger")
+    console.print(f"[green]✓[/] {number} is now {status}; credential.status is on the ledger ({logged(node.receipts)})")
 
 
 Reason = Annotated[str, typer.Option(help="Why; it is recorded on the ledger.")]
@@ -222,7 +221,7 @@ def cert_list(home: Home, as_json: Annotated[bool, typer.Option("--json", help="
     sees the ones it holds; a regulator sees every certificate of the consortium."""
     from qdsn.node import certify
 
-    node = linked_node(home, None, None, local=True)
+    node = linked_node(home, None, None, writes=False)
     try:
         issued = certify.register(node)
         held = [c for c in node.ledger.state.credentials.values() if c.subject == node.did]
@@ -342,7 +341,7 @@ def verify_cmd(
             raise NotFound(f"no node at {home} to verify against",
                            "without a node, fetch the log from a member and check it against the consortium's trust "
                            "file: qdsn verify FILE --trust trust.json --node https://MEMBER:8420")  # fmt: skip
-        node = linked_node(home, operator, operator_ca, local=True)
+        node = linked_node(home, operator, operator_ca, writes=False)
         try:
             checks = verify_online(node, text, aud=aud, nonce=nonce, quorum=quorum, trust=anchor)
         finally:
@@ -388,7 +387,7 @@ def bundle_cmd(
     """Bundle a presentation with the log and the issuer's status list, for `qdsn verify` anywhere, offline."""
     from qdsn.node.verification import bundle
 
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, operator, operator_ca, writes=False)
     try:
         doc = bundle(node, presentation.read_text().strip())
     finally:
@@ -409,7 +408,7 @@ def trust_export(
     cosigner keys, the quorum. A buyer gets it once and compares its fingerprint with another member's."""
     from qdsn.node import trust as anchors
 
-    node = linked_node(home, None, None, local=True)
+    node = linked_node(home, None, None, writes=False)
     try:
         node.catch_up()
         doc = anchors.export(node.ledger, quorum)
@@ -448,7 +447,7 @@ def cert_schedule(
     from qdsn.node import certify
 
     blob, _ = _load(Path(model))
-    node = linked_node(home, None, None, local=True)
+    node = linked_node(home, None, None, writes=False)
     try:
         certify.schedule(node, number, maker, agreement, blob, json.loads(parameters), every)
     finally:
@@ -472,7 +471,7 @@ def cert_show(
     text = path.read_text().strip()
     if not text:
         raise QDSNError(f"{path} is empty", "give the certificate (SD-JWT) as it was issued")
-    node = linked_node(home, None, None, local=True)
+    node = linked_node(home, None, None, writes=False)
     try:
         v = sdjwt.verify(text, lambda iss, h: _issuer_key(node.ledger.state, iss))
         c = node.ledger.state.credentials.get(v.claims.get("certificate_number", ""))

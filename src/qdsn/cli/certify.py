@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,7 +23,6 @@ from qdsn.cli.common import (
     err,
     linked_node,
     open_node,
-    optional_path,
     peer_client,
     shown,
 )
@@ -45,20 +43,6 @@ def reaching(url: str) -> Iterator[None]:
     except httpx.HTTPError as e:
         raise Unavailable(f"cannot reach {url}: {e or type(e).__name__}",
                           "check the URL and that the node runs there (qdsn node start)") from None  # fmt: skip
-
-
-def configured_operator(home: Path, operator: str | None, ca: Path | None) -> tuple[str | None, Path | None]:
-    """The log operator writes go to: the one given, else the one in node.toml's [service] table (a member
-    node's own replica is written only by following the log)."""
-    if operator:
-        return operator, ca
-    try:
-        cfg = tomllib.loads((home / "node.toml").read_text()).get("service", {})
-    except (OSError, ValueError):
-        return None, ca
-    if not isinstance(cfg, dict) or not cfg.get("operator"):
-        return None, ca
-    return str(cfg["operator"]), ca or optional_path(cfg.get("operator_ca"))
 
 
 def expect_object(x: Any, what: str) -> dict[str, Any]:
@@ -316,7 +300,7 @@ def fetch_cmd(
 
     from qdsn.node.consumer import receive
 
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, operator, operator_ca, writes=False)
     try:
         with reaching(url):
             client = peer_client(node.home, url, ca)

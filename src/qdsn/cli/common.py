@@ -66,26 +66,90 @@ def progress_bar(what: str) -> Progress:
                     console=err, transient=True)  # fmt: skip
 
 
-def linked_node(home: Path, operator: str | None, operator_ca: Path | None, *, local: bool | None = None,
-          ordering: str | None = None, quorum: int | None = None, retain: int | None = None):  # type: ignore[no-untyped-def]  # fmt: skip
-    """This node, linked to the log operator at `operator` when it is not the operator itself (with etcd
-    ordering: to a peer to catch up from); `local`: without an operator, write to the log replica in
-    the home folder (one machine). Ordering, quorum and retain fall back to QDSN_ORDERING, QDSN_QUORUM,
-    QDSN_RETAIN and node.toml's [service] table."""
-    import os
+def linked_node(home: Path, operator: str | None, operator_ca: Path | None, *, writes: bool = True,
+                serving: bool = False, ordering: str | None = None, quorum: int | None = None,
+                retain: int | None = None):  # type: ignore[no-untyped-def]  # fmt: skip
+    """This node for one command, on the one write path: when a node runs on this home, every
+    transaction goes through it (its admin socket) and this process only reads the replica; otherwise
+    the command holds the home's lock and puts its transactions on the consortium's log itself — through
+    the operator at `operator` (or node.toml's), through etcd (`ordering`), or, only where this home's
+    database is the log, by appending to it. `serving`: for `qdsn node start`, which holds the lock
+    while it runs and is refused while another process holds it. `writes`: the command puts
+    transactions on the log, so a member that knows no way to the log is refused before it starts.
+    Ordering, quorum and retain fall back to QDSN_ORDERING, QDSN_QUORUM, QDSN_RETAIN and node.toml's
+    [service] table; operator and its CA to node.toml's."""
+    import sys
 
+    from qdsn.errors import Conflict, NotFound
     from qdsn.node import Node
+    from qdsn.node.lock import HomeLock
     from qdsn.node.node import RETAIN
 
     node_home = open_node(home)
     cfg = node_home.service()
-    ordering = ordering or os.environ.get("QDSN_ORDERING") or cfg.get("ordering")
-    quorum = quorum if quorum is not None else int(os.environ.get("QDSN_QUORUM") or cfg.get("quorum", 1))
-    retain = retain if retain is not None else int(os.environ.get("QDSN_RETAIN") or cfg.get("retain", RETAIN))
-    link = peer_client(node_home, operator, operator_ca) if operator else None
-    return Node(
-        node_home, operator=False if operator else local, link=link, ordering=ordering, quorum=quorum, retain=retain
-    )
+    doing = "qdsn node start" if serving else "qdsn " + " ".join(a for a in sys.argv[1:3] if not a.startswith("-"))
+    got = HomeLock.take(node_home.path, doing, wait=10.0 if serving else 60.0 if writes else 0.0)
+    if not isinstance(got, HomeLock) and not got.is_node and not writes and not serving:
+        err.print(f"[dim]… {got.what} (pid {got.pid}) is writing {home}: the replica is read as it stands[/]",
+                  highlight=False)  # fmt: skip
+        return Node(node_home, operator=False)  # reads only: follows nothing, writes nothing
+    if not isinstance(got, HomeLock):
+        if got.is_node and not serving:
+            from qdsn.api.admin import AdminClient
+
+            err.print(f"[dim]… the node is running on {home} (pid {got.pid}{', ' + got.url if got.url else ''}); "
+                      "the command is sent through it[/]", highlight=False)  # fmt: skip
+            return Node(node_home, relay=AdminClient(str(got.socket), got.url))
+        if got.is_node:
+            raise Conflict(f"a node is already running on {home} (pid {got.pid}{', at ' + got.url if got.url else ''})",
+                           "stop it first; commands given meanwhile are sent through it")  # fmt: skip
+        raise Conflict(f"{got.what} (pid {got.pid}) is writing {home}",
+                       "wait for it to finish, then try again")  # fmt: skip
+    try:
+        ordering = ordering or os.environ.get("QDSN_ORDERING") or cfg.get("ordering")
+        quorum = quorum if quorum is not None else int(os.environ.get("QDSN_QUORUM") or cfg.get("quorum", 1))
+        retain = retain if retain is not None else int(os.environ.get("QDSN_RETAIN") or cfg.get("retain", RETAIN))
+        operator = operator or cfg.get("operator")
+        operator_ca = operator_ca or optional_path(cfg.get("operator_ca"))
+        link = peer_client(node_home, str(operator), operator_ca) if operator else None
+        operates = False if operator or ordering else operates_log(node_home)
+        if writes and not (operates or link or ordering):
+            raise NotFound(f"{home} is a member of the log {node_home.origin} and knows no way to it: its replica "
+                           "is written only by following the log",
+                           "give --operator URL (the log operator's API), or set operator = URL in the service table "
+                           "of node.toml; or start the node and run the command again")  # fmt: skip
+        return Node(node_home, operator=operates, link=link, ordering=ordering, quorum=quorum, retain=retain,
+                    lock=got)  # fmt: skip
+    except BaseException:
+        got.release()
+        raise
+
+
+def operates_log(home: NodeHome) -> bool:
+    """Whether this home's database is the consortium's log itself (it was started here by an embedded
+    orderer, or this node registered itself first in it), rather than a member's replica of it;
+    QDSN_OPERATOR=1|0 says so instead."""
+    from qdsn.ledger import tx
+    from qdsn.ledger.ordering.embedded import is_the_log
+
+    env = os.environ.get("QDSN_OPERATOR")
+    if env in ("0", "1"):
+        return env == "1"
+    ledger = home.ledger()
+    try:
+        if ledger.size == 0:
+            return home.role == "regulator"
+        return is_the_log(ledger) or tx.from_leaf(ledger.store.leaves(0, 1)[0]).submitter == home.did
+    finally:
+        ledger.close()
+
+
+def logged(receipts: list) -> str:  # type: ignore[type-arg]
+    """Where transactions landed in the log, for a success message: "entry 12", "entries 12–15"."""
+    seqs = sorted(r.seq for r in receipts)
+    if not seqs:
+        return "no new entry"
+    return f"entry {seqs[0]}" if len(seqs) == 1 else f"entries {seqs[0]}–{seqs[-1]}"
 
 
 def peer_client(home: NodeHome, url: str, ca: Path | None):  # type: ignore[no-untyped-def]

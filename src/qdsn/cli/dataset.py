@@ -12,8 +12,12 @@ from rich.table import Table
 
 from qdsn.cli.common import (
     Home,
+    Operator,
+    OperatorCA,
     console,
     id_column,
+    linked_node,
+    logged,
     open_node,
     party,
     replica,
@@ -38,6 +42,8 @@ def dataset_create(
         list[str] | None,
         typer.Option(help="NAME:UNIT:LSL:USL[:critical], repeatable; leave a limit empty if there is none."),
     ] = None,
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
 ) -> None:
     """Create a dataset in this node's vault (a fresh data key) and declare it on the ledger (never its data)."""
     from qdsn.data.ingest import KIND_MODELS
@@ -60,11 +66,14 @@ def dataset_create(
             why = "; ".join(err["msg"] for err in e.errors()) if hasattr(e, "errors") else str(e)
             raise QDSNError(f"characteristic {text!r}: {why}", "write it as NAME:UNIT:LSL:USL[:critical]") from None
         specs.append(spec.model_dump(exclude_none=True))
-    node = open_node(home)
-    vault = node.vault()
-    vault.create(dataset, kind)
-    node.submit("dataset.declare", {"dataset": dataset, "title": title, "kind": kind, "characteristics": specs})
-    console.print(f"[green]✓[/] dataset {dataset} ({kind}) created and declared on the ledger")
+    node = linked_node(home, operator, operator_ca)
+    try:
+        node.vault.create(dataset, kind)
+        declare = {"dataset": dataset, "title": title, "kind": kind, "characteristics": specs}
+        receipts = node.submit([node.home.sign("dataset.declare", declare)])
+    finally:
+        node.close()
+    console.print(f"[green]✓[/] dataset {dataset} ({kind}) created and declared on the ledger ({logged(receipts)})")
 
 
 @dataset_app.command("list")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from qdsn.cli.common import Home, Operator, OperatorCA, console, linked_node, optional_path
+from qdsn.cli.common import Home, Operator, OperatorCA, console, linked_node, logged
 from qdsn.identity import did_document, public_key_from_did_key, resolve
 from qdsn.node import NodeHome
 
@@ -46,9 +46,9 @@ def ledger_document(home: Path, did: str) -> dict:
 def did_rotate(home: Home, operator: Operator = None, operator_ca: OperatorCA = None) -> None:
     """Replace this node's signing key and record the change on the consortium's ledger (identity.rotate_key).
     Everything signed with the old key stays verifiable under the ledger's key history."""
-    node = linked_node(home, operator, optional_path(operator_ca), local=True)
+    node = linked_node(home, operator, operator_ca)
     try:
         new = node.home.rotate_key(lambda env: node.submit([env]))
     finally:
         node.close()
-    console.print(f"[green]✓[/] new key {new} recorded for {node.did}")
+    console.print(f"[green]✓[/] new key {new} recorded for {node.did} ({logged(node.receipts)})")

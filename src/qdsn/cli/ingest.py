@@ -17,6 +17,8 @@ from qdsn.cli.common import (
     Home,
     console,
     err,
+    linked_node,
+    logged,
     open_node,
 )
 from qdsn.cli.dataset import units_of
@@ -38,10 +40,17 @@ def _ingest(
     encoding: str | None = None,
     layout: Layout | None = None,
 ) -> None:
+    node = linked_node(home, None, None)
+    try:
+        _ingest_into(node, path, dataset, batch_size, quarantine, epcis, encoding, layout)
+    finally:
+        node.close()
+
+
+def _ingest_into(node, path, dataset, batch_size, quarantine, epcis, encoding, layout) -> None:  # type: ignore[no-untyped-def]
     from qdsn.data.ingest import ingest, ingest_epcis
 
-    node = open_node(home)
-    vault = node.vault()
+    vault = node.vault
     kind = vault.kind(dataset)
     units = units_of(node, dataset)
     read = partial(ingest_epcis, units=units) if epcis else ingest
@@ -188,12 +197,12 @@ def ingest_mqtt(
 
     from qdsn.data.mqtt import MqttIngest, Registry, Stats
 
-    node = open_node(home)
-    registry = Registry.of_ledger(node.ledger().store.rows_of_type)  # followed as devices register
+    node = linked_node(home, None, None)
+    registry = Registry.of_ledger(node.ledger.store.rows_of_type)  # followed as devices register
     ingest = MqttIngest(
         broker,
         topic,
-        node.vault(),
+        node.vault,
         dataset,
         node.anchor,
         client_id=client_id or f"qdsn-{dataset}",
@@ -413,5 +422,10 @@ def device_register(
     kind: Annotated[str, typer.Option(help="sensor, gateway, gauge or tester.")] = "sensor",
 ) -> None:
     """Register a device of this manufacturer and the key it signs readings with (device.register)."""
-    open_node(home).submit("device.register", {"device": device, "kind": kind, "key": key})
-    console.print(f"[green]✓[/] device {device} registered; readings it signs can be checked by anyone")
+    node = linked_node(home, None, None)
+    try:
+        receipts = node.submit([node.home.sign("device.register", {"device": device, "kind": kind, "key": key})])
+    finally:
+        node.close()
+    console.print(f"[green]✓[/] device {device} registered ({logged(receipts)}); readings it signs can be checked "
+                  "by anyone")  # fmt: skip

@@ -16,6 +16,7 @@ from qdsn.cli.common import (
     OperatorCA,
     console,
     linked_node,
+    logged,
     shown,
 )
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
@@ -95,7 +96,7 @@ def attest_verify(
     from qdsn.compute import results
 
     result = results.read(read_file(file), str(file))
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, operator, operator_ca, writes=False)
     try:
         c = check_attestation(node, result, nonce)
     finally:
@@ -111,7 +112,7 @@ def jobs_list(home: Home, as_json: Annotated[bool, typer.Option("--json", help="
     """The jobs asked of this node, newest last, with their state."""
     from qdsn.node import jobs
 
-    node = linked_node(home, None, None, local=True)
+    node = linked_node(home, None, None, writes=False)
     try:
         found = jobs.visible(node, node.did)
         names = {d: i.name for d, i in node.ledger.state.identities.items()}
@@ -136,7 +137,7 @@ def jobs_show(job: Annotated[str, typer.Argument(help="The job's id.")], home: H
     """A job's request, its model's manifest and every source file — what the owner reads before approving."""
     from qdsn.node import jobs
 
-    node = linked_node(home, None, None, local=True)
+    node = linked_node(home, None, None, writes=False)
     try:
         j = next((x for x in jobs.visible(node, node.did) if x.id == job), None)
         if j is None:
@@ -176,10 +177,9 @@ def jobs_approve(
     operator_ca: OperatorCA = None,
 ) -> None:
     """Run a pending job in the sandbox now; its use is metered and its attestation recorded on the ledger."""
-    from qdsn.cli.certify import configured_operator
     from qdsn.node import jobs
 
-    node = linked_node(home, *configured_operator(home, operator, operator_ca), local=True)
+    node = linked_node(home, operator, operator_ca)
     node.isolation = isolation
     try:
         j = jobs.approve(node, job)
@@ -187,6 +187,8 @@ def jobs_approve(
         node.close()
     color = "green" if j.state == "done" else "red"
     console.print(Text(j.state, style=color) + shown(f" {j.id}" + (f": {j.reason}" if j.reason else "")))
+    if node.receipts:
+        console.print(f"on the ledger: {logged(node.receipts)}", highlight=False)
     if j.result and j.result.get("output") is not None:
         console.print(shown(json.dumps(j.result["output"], indent=2, ensure_ascii=False)), soft_wrap=True)
     if j.result and j.result.get("log"):  # what the model wrote beside its output: the owner's alone
@@ -202,7 +204,7 @@ def jobs_deny(job: Annotated[str, typer.Argument(help="The job's id.")], reason:
     """Refuse a pending job, saying why."""
     from qdsn.node import jobs
 
-    node = linked_node(home, None, None, local=True)
+    node = linked_node(home, None, None)
     try:
         j = jobs.deny(node, job, reason)
     finally:
@@ -363,7 +365,7 @@ def jobs_result(
         except NotFound:
             raise NotFound(f"this node did not ask {url} for job {job}, so it knows no nonce to check it against",
                            "give the nonce the job was asked with: --nonce N") from None  # fmt: skip
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, operator, operator_ca, writes=False)
     try:
         result = results.from_json(fetch_job(home, url, job, ca, node.home), f"job {job} at {url}")
         if result.output is None:

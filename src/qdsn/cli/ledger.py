@@ -14,9 +14,13 @@ from rich.table import Table
 from qdsn.cli.common import (
     VERDICT_CODES,
     Home,
+    Operator,
+    OperatorCA,
     console,
     err,
     id_column,
+    linked_node,
+    logged,
     open_node,
     party,
     progress_bar,
@@ -101,15 +105,23 @@ def ledger_append(
     type: Annotated[str, typer.Argument(help=f"One of: {', '.join(sorted(tx.REGISTRY))}.")],
     payload: Annotated[str, typer.Argument(help="The payload as JSON, or @FILE.")],
     home: Home,
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
 ) -> None:
-    """Sign a transaction with this node's key and append it to its ledger."""
+    """Sign a transaction with this node's key and put it on the consortium's log."""
     raw = Path(payload[1:]).read_bytes() if payload.startswith("@") else payload.encode()
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise QDSNError(f"payload is not JSON: {e}", "pass a JSON object or @file.json") from None
-    env = open_node(home).submit(type, obj)
-    console.print(f"[green]✓[/] appended {type} as {tx.txid(env.leaf())}")
+    if not isinstance(obj, dict):
+        raise QDSNError("the payload is not a JSON object", "pass a JSON object or @file.json")
+    node = linked_node(home, operator, operator_ca)
+    try:
+        receipts = node.submit([node.home.sign(type, obj)])
+    finally:
+        node.close()
+    console.print(f"[green]✓[/] appended {type} as {receipts[0].txid} ({logged(receipts)})")
 
 
 @ledger_app.command("prove")
@@ -233,16 +245,23 @@ def ledger_import(
     root and every checkpoint are checked, and the replica appears only when all of it holds."""
     from qdsn.ledger import backup
     from qdsn.node.follow import log_key
+    from qdsn.node.lock import HomeLock
 
     node_home = NodeHome.open(home, passphrase="")
     target = node_home.ledger_location()
     if "://" in target:
         raise QDSNError("a replica in a database server is restored by replaying from a peer",
                         "import into a home with a SQLite replica, or follow the log")  # fmt: skip
-    with progress_bar("replaying") as bar:
-        task = bar.add_task("import", total=None)
-        ledger = backup.restore(source, target, log_key, progress=lambda k: bar.update(task, completed=k),
-                                origin=node_home.origin)  # fmt: skip
+    lock = HomeLock.take(node_home.path, "qdsn ledger import")
+    if not isinstance(lock, HomeLock):  # the replica is replaced whole: nobody may be writing it
+        raise QDSNError(f"{lock.what} (pid {lock.pid}) is using {home}", "stop it first, then import")
+    try:
+        with progress_bar("replaying") as bar:
+            task = bar.add_task("import", total=None)
+            ledger = backup.restore(source, target, log_key, progress=lambda k: bar.update(task, completed=k),
+                                    origin=node_home.origin)  # fmt: skip
+    finally:
+        lock.release()
     notes = ledger.store.checkpoint_notes()
     console.print(f"[green]✓ restored[/] {ledger.size} entries, every one validated; root "
                   f"{ledger.root().hex()[:16]}… matches; {len(notes)} checkpoints consistent")  # fmt: skip

@@ -41,7 +41,7 @@ def member_add(
     """Admit an organisation (regulator only): `identity.register` with its DID, role, name and key, and the
     credit code, region, industry and address the regulator records, each checked before it is signed."""
     payload = registration(did, tx.role_named(role), name, key, credit_code, region, industry, address)
-    node = linked_node(home, operator, optional_path(operator_ca), local=True)
+    node = linked_node(home, operator, optional_path(operator_ca))
     try:
         if node.home.role != "regulator":
             raise PermissionDenied(f"this node is a {node.home.role}: only the regulator admits members",

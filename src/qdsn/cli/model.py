@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from qdsn.cli.common import Home, Operator, OperatorCA, console, linked_node
+from qdsn.cli.common import Home, Operator, OperatorCA, console, linked_node, logged
 from qdsn.compute import package
 
 model_app = typer.Typer(
@@ -52,14 +52,13 @@ def model_publish(
 ) -> None:
     """Publish a certification model on the ledger (certification bodies only): id, version, code hash and
     manifest, so that manufacturers can approve jobs by its hash."""
-    from qdsn.cli.certify import configured_operator
     from qdsn.compute.package import code_hash
 
     blob, m = _load(source)
-    node = linked_node(home, *configured_operator(home, operator, operator_ca), local=True)
+    node = linked_node(home, operator, operator_ca)
     try:
         payload = {"model": m.id, "version": m.version, "hash": code_hash(blob), "manifest": m.model_dump(mode="json")}
-        node.submit([node.home.sign("model.publish", payload)])
+        receipts = node.submit([node.home.sign("model.publish", payload)])
     finally:
         node.close()
-    console.print(f"[green]✓[/] {m.id} {m.version} published, code hash {payload['hash'][:16]}…")
+    console.print(f"[green]✓[/] {m.id} {m.version} published ({logged(receipts)}), code hash {payload['hash'][:16]}…")

@@ -15,6 +15,7 @@ from qdsn.cli.common import (
     OperatorCA,
     console,
     linked_node,
+    logged,
 )
 from qdsn.errors import QDSNError
 
@@ -37,12 +38,13 @@ def policy_publish(
         doc = json.loads(offer.read_text())
     except (OSError, ValueError) as e:
         raise typer.BadParameter(f"{offer}: {e}") from None
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, operator, operator_ca)
     try:
         digest = publish(node, dataset, doc)
     finally:
         node.close()
-    console.print(f"[green]✓[/] {doc.get('uid')} offered for {dataset}; its hash {digest[:16]}… is on the ledger")
+    console.print(f"[green]✓[/] {doc.get('uid')} offered for {dataset}; its hash {digest[:16]}… is on the ledger "
+                  f"({logged(node.receipts)})")  # fmt: skip
 
 
 @policy_app.command("profile")
@@ -72,17 +74,15 @@ def usage_report(
     price duties make. Owner and consumer see the same figures; each sees the agreements it is a party
     to (a regulator sees the whole consortium's with --all)."""
     from qdsn.clock import parse_time
-    from qdsn.node.follow import pull
     from qdsn.policy.meter import invoice, usage
 
     try:
         start = parse_time(since) if since else None
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, operator, operator_ca, writes=False)
     try:
-        if node.link is not None:
-            pull(node.ledger, node.link)
+        node.catch_up()
         if everyone and node.home.role != "regulator":
             raise QDSNError("only a regulator sees every agreement of the consortium",
                             "leave --all out to see the agreements this node is a party to")  # fmt: skip

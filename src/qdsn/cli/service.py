@@ -133,7 +133,8 @@ def node_start(
         raise typer.BadParameter("--quorum is 1 or more")
     if retain is not None and retain < 1:
         raise typer.BadParameter("--retain is 1 or more")
-    node = linked_node(home, operator, operator_ca, ordering=ordering, quorum=quorum, retain=retain)
+    node = linked_node(home, operator, operator_ca, writes=False, serving=True, ordering=ordering, quorum=quorum,
+                       retain=retain)  # fmt: skip
     node.isolation = isolation
     node.public_url = public_url
     if backup_to := backup_to or cfg.get("backup_to"):
@@ -151,6 +152,14 @@ def node_start(
     else:
         role = f"follows the log at {operator or '(no operator given)'}"
     at = f", public URL {public_url}" if public_url and public_url != f"{scheme}://{host}:{port}" else ""
+    # The commands of this home write through the running node from now on (see api/admin.py).
+    from qdsn.api.admin import serve as serve_admin
+    from qdsn.node.lock import socket_path
+
+    admin_at = socket_path(node.home.path)
+    admin, admin_server = serve_admin(node, admin_at)
+    assert node.lock is not None
+    node.lock.say("qdsn node start", socket=str(admin_at), url=public_url or f"{scheme}://{host}:{port}")
     console.print(f"[green]✓[/] {node.home.name} ({node.did[:24]}…, {role}) on {scheme}://{host}:{port}{at}")
     try:
         uvicorn.run(
@@ -159,4 +168,7 @@ def node_start(
             timeout_graceful_shutdown=3, limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=5,
         )  # fmt: skip
     finally:
+        admin_server.should_exit = True
+        admin.join(5)
+        admin_at.unlink(missing_ok=True)
         node.close()

@@ -111,7 +111,7 @@ def task_create(
     from qdsn.privacy.prio3 import from_params
 
     from_params(name, params)  # parameters Prio3 refuses are refused here, before anything is signed
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, operator, operator_ca)
     try:
         if leader is None:
             node.catch_up()
@@ -154,7 +154,8 @@ def stats_report(
 
     if (value is None) == (indicator is None):
         raise InvalidInput("give the measurement with --value, or --indicator to compute it from this node's data")
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, operator, operator_ca, writes=False)
+    node.catch_up()  # decisions on the log as it stands
     store = aggregator.open_store(node.home)
     try:
         if value is not None:
@@ -212,7 +213,8 @@ def stats_collect(
 
     from qdsn.privacy import aggregator, collect
 
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, operator, operator_ca, writes=False)
+    node.catch_up()  # decisions on the log as it stands
     try:
         t = aggregator.task_of(node, task)
         fig = collect.collect(node, task, period, peer_client(node.home, t.leader_url, ca))
@@ -243,7 +245,7 @@ def stats_show(
     from qdsn.privacy import aggregator, reporter
     from qdsn.privacy.task import tasks
 
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, operator, operator_ca, writes=False)
     try:
         node.catch_up()
         if task is not None and period is not None:
@@ -288,7 +290,8 @@ def stats_proof(
 
     from qdsn.privacy import aggregator, reporter
 
-    node = linked_node(home, operator, operator_ca, local=True)
+    node = linked_node(home, operator, operator_ca, writes=False)
+    node.catch_up()  # decisions on the log as it stands
     store = aggregator.open_store(node.home)
     try:
         t = aggregator.task_of(node, task)

@@ -11,7 +11,11 @@ from rich.table import Table
 from qdsn.cli.common import (
     VERDICT_CODES,
     Home,
+    Operator,
+    OperatorCA,
     console,
+    linked_node,
+    logged,
     open_node,
     peer_client,
     render_verdict,
@@ -132,9 +136,14 @@ def vault_restore(
 
 
 @vault_app.command("shred")
-def vault_shred(dataset: Annotated[str, typer.Argument(help="The dataset whose key to destroy.")], home: Home) -> None:
+def vault_shred(dataset: Annotated[str, typer.Argument(help="The dataset whose key to destroy.")], home: Home,
+                operator: Operator = None, operator_ca: OperatorCA = None) -> None:  # fmt: skip
     """Destroy a dataset's key (crypto-shredding) and record it on the ledger. This cannot be undone."""
-    node = open_node(home)
-    node.vault().shred(dataset)
-    node.submit("dataset.shred", {"dataset": dataset})
-    console.print(f"[green]✓[/] {dataset}: key destroyed, records unreadable, shredding on the ledger")
+    node = linked_node(home, operator, operator_ca)
+    try:
+        node.vault.shred(dataset)
+        receipts = node.submit([node.home.sign("dataset.shred", {"dataset": dataset})])
+    finally:
+        node.close()
+    console.print(f"[green]✓[/] {dataset}: key destroyed, records unreadable, shredding on the ledger "
+                  f"({logged(receipts)})")  # fmt: skip

@@ -44,7 +44,7 @@ from qdsn.ledger.store import Store, entries, meta, nodes
 from qdsn.ledger.store import metadata as ledger_tables
 
 CHUNK = 2000
-META_KEYS = {"origin", "log_key", "ordering.position"}
+META_KEYS = {"origin", "log_key", "ordering.position", "ordering.embedded"}
 
 
 @dataclass

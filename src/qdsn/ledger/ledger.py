@@ -78,6 +78,13 @@ class Ledger:
         self._lock = threading.Lock()
         self._keys: dict[str, tuple[int, list[keys.KeySpan]]] = {}  # did -> (its `updated`, its key history)
 
+    def refresh(self) -> None:
+        """See what another process appended to this replica since it was opened (only ever read
+        here: the process that holds the home's lock is the one that writes)."""
+        with self._lock:
+            if self.store.reload():
+                self.state = self.store.load_state(self.origin)
+
     @classmethod
     def open(cls, url: str, origin: str | None = None) -> Ledger:
         """Open (or create) the ledger stored at `url`."""

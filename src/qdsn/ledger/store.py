@@ -247,6 +247,18 @@ class Store:
         self.size = 0 if last is None else last + 1
         self.frontier = Frontier(self.size, self.nodes(subtree_ids(0, self.size)))
 
+    def reload(self) -> bool:
+        """Read the log's size and edge again after another process appended (a running node, for
+        a command that sent its transactions through it); returns whether it grew."""
+        with self.engine.connect() as c:
+            last = c.execute(select(func.max(entries.c.seq))).scalar()
+        size = 0 if last is None else last + 1
+        if size == self.size:
+            return False
+        self.frontier = Frontier(size, self.nodes(subtree_ids(0, size)))
+        self.size = size
+        return True
+
     def _reader(self):  # type: ignore[no-untyped-def]
         conn = getattr(self._local, "conn", None)
         if conn is None:

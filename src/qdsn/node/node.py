@@ -14,11 +14,12 @@ import os
 import threading
 import time
 from functools import cached_property
+from typing import Any, Protocol
 
 from qdsn.api.nonces import NonceStore
 from qdsn.clock import format_time, system_clock
 from qdsn.data import backup
-from qdsn.data.vault import Vault
+from qdsn.data.vault import Batch, Vault
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
 from qdsn.ledger import Ledger, tx
 from qdsn.ledger.checkpoint import Checkpoint, cosigners_verified, parse_note
@@ -27,13 +28,22 @@ from qdsn.ledger.ordering import etcd
 from qdsn.ledger.ordering.embedded import EmbeddedOrderer
 from qdsn.node import seen, witness
 from qdsn.node.follow import Operator, log_key, pull
-from qdsn.node.home import NodeHome
+from qdsn.node.home import NodeHome, find_anchor
 from qdsn.node.keeper import Keeper
+from qdsn.node.lock import HomeLock
 from qdsn.policy.store import PolicyStore
 
 log = logging.getLogger(__name__)
 
 RETAIN = 1_000_000  # etcd positions kept: ~0.5 GB of a default 2 GB etcd quota at typical entry sizes
+
+
+class Relay(Protocol):
+    """A node of the same home that runs and writes its replica (`api.admin.AdminClient`)."""
+
+    def submit(self, envelopes: list[tx.Envelope]) -> list[dict[str, Any]]: ...
+
+    def catch_up(self) -> int: ...
 
 
 class Node:
@@ -44,7 +54,9 @@ class Node:
     through an etcd cluster; `quorum`: cosignatures a checkpoint needs before this node trusts it;
     `retain`: how many of the newest positions the log signer keeps in etcd (older batches are pruned);
     `public_url`: the URL peers reach its API at, which signed requests must be addressed to (default:
-    the address it serves on)."""
+    the address it serves on); `relay`: the node running on this home, through which this one (a
+    command) puts its transactions on the log and follows it, never writing the replica itself;
+    `lock`: the home's lock this node holds, released on `close`."""
 
     def __init__(
         self,
@@ -58,6 +70,8 @@ class Node:
         quorum: int = 1,
         retain: int = RETAIN,
         public_url: str | None = None,
+        relay: Relay | None = None,
+        lock: HomeLock | None = None,
     ) -> None:
         if isolation not in ("bwrap", "process"):
             raise InvalidInput(f"isolation is bwrap or process, not {isolation!r}")
@@ -72,9 +86,13 @@ class Node:
             env = os.environ.get("QDSN_OPERATOR")
             operator = env == "1" if env in ("0", "1") else home.role == "regulator"
         self.quorum, self.retain = quorum, retain
+        self.relay, self.lock = relay, lock
+        self.receipts: list[Receipt] = []  # of this node's transactions put on the log, in order
         self.etcd: etcd.Follower | None = None
         self.orderer: EmbeddedOrderer | etcd.EtcdOrderer | None = None
-        if ordering:
+        if relay is not None:
+            pass  # the running node orders and follows; this one reads the replica it writes
+        elif ordering:
             cluster = etcd.Cluster.from_url(ordering, self.ledger.origin)
             self.etcd = etcd.Follower(self.ledger, cluster, on_applied=self._applied)
             self.orderer = etcd.EtcdOrderer(self.ledger, cluster, self.etcd)
@@ -130,7 +148,7 @@ class Node:
         """The current public key of a participant, as the ledger knows it (after catching up with
         the log when the DID is new to this replica)."""
         ident = self.ledger.state.identities.get(did)
-        if ident is None and self.link is not None:
+        if ident is None and (self.link is not None or self.relay is not None):
             self.catch_up()
             ident = self.ledger.state.identities.get(did)
         return ident.key if ident else None
@@ -143,6 +161,11 @@ class Node:
     def catch_up(self, until: int | None = None) -> int:
         """Pull the log's new entries into this replica, validating each (nothing to do on the embedded
         operator's own node); returns how many. Decisions are made on the log as it stands."""
+        if self.relay is not None:
+            before = self.ledger.size
+            self.relay.catch_up()
+            self.ledger.refresh()
+            return self.ledger.size - before
         if self.etcd is not None:
             before = self.ledger.size
             self.etcd.wait_for(int(self.etcd.cluster.get("seq") or 0))
@@ -181,17 +204,50 @@ class Node:
             raise bad
         return out
 
-    def submit(self, envelopes: list[tx.Envelope]) -> None:
-        """Put this node's transactions on the log: ordered here if it operates the log, else sent to
-        the operator and pulled back, so that this replica holds its own decisions before it decides
-        again (a count limit is counted on the ledger)."""
-        if self.orderer is not None:
-            self.order(envelopes)
-            return
-        if self.link is None:
-            raise NotFound("this node knows no log operator", "start it with --operator URL")
-        got = self.link.submit(envelopes)  # sent again with its idempotency key while the operator cannot answer
-        self.catch_up(until=max(r["seq"] for r in got) + 1)
+    def submit(self, envelopes: list[tx.Envelope]) -> list[Receipt]:
+        """Put this node's transactions on the log and return where they landed, once this replica holds
+        them (so that it holds its own decisions before it decides again: a count limit is counted on
+        the ledger): ordered here if it operates the log, else sent to the operator (or through the
+        node running on this home) and followed back."""
+        if self.relay is not None:
+            got = self.relay.submit(envelopes)
+            self.ledger.refresh()
+            out = self._receipts(envelopes, got)
+        elif self.orderer is not None:
+            out = [r for r in self.order(envelopes) if isinstance(r, Receipt)]
+        elif self.link is None:
+            raise NotFound("this node is a member of the log and knows no operator to send its transactions to",
+                           "give --operator URL, or set operator = URL in the service table of node.toml")  # fmt: skip
+        else:
+            got = self.link.submit(envelopes)  # sent again with its idempotency key while the operator cannot answer
+            self.catch_up(until=max(r["seq"] for r in got) + 1)
+            out = self._receipts(envelopes, got)
+        self.receipts.extend(out)
+        return out
+
+    def _receipts(self, envelopes: list[tx.Envelope], got: list[dict[str, Any]]) -> list[Receipt]:
+        """The log's receipts for `envelopes`, checked against this replica, which has followed the log
+        past them: each transaction must be at the place the log named."""
+        out = []
+        for env, r in zip(envelopes, got, strict=True):
+            seq, txid = int(r["seq"]), tx.txid(env.leaf())
+            if seq >= self.ledger.size or self.ledger.store.entry(seq).txid != txid:
+                raise IntegrityError(f"the log says {env.type} {txid[:16]}… is entry {seq}, but this replica "
+                                     f"of {self.ledger.size} entries does not hold it there",
+                                     "run qdsn ledger verify, and compare with the operator's checkpoint")  # fmt: skip
+            out.append(Receipt(seq, txid, b""))
+        return out
+
+    def anchor(self, batch: Batch) -> str:
+        """Commit a vault batch on the log with `dataset.anchor`; returns the transaction id."""
+        (receipt,) = self.submit([self.home.sign("dataset.anchor", batch.anchor_payload())])
+        return receipt.txid
+
+    def find_anchor(self, dataset: str, first: int) -> tuple[str, Batch] | None:
+        """This node's `dataset.anchor` of `dataset` at record `first` in the log, if one landed there
+        (after following the log: an anchor of a command that crashed may be there and not yet here)."""
+        self.catch_up()
+        return find_anchor(self.ledger, self.did, dataset, first)
 
     def checkpoint(self) -> str:
         """The log's current checkpoint as a signed note: signed here by the log operator, or (etcd
@@ -325,3 +381,5 @@ class Node:
         self.policies.close()
         if self._owns_ledger:
             self.ledger.close()
+        if self.lock is not None:
+            self.lock.release()

@@ -8,6 +8,14 @@ from qdsn.errors import Conflict, QDSNError
 from qdsn.ledger.ledger import Ledger, Receipt
 from qdsn.ledger.tx import Envelope
 
+STARTED = "ordering.embedded"  # meta of a database that is the log itself, started by an embedded orderer
+
+
+def is_the_log(ledger: Ledger) -> bool:
+    """Whether this database is the log an embedded orderer started, not a replica that follows one
+    (whose entries only ever come from the log)."""
+    return ledger.store.get_meta(STARTED) is not None
+
 
 class EmbeddedOrderer:
     """Orders by appending straight to the operator's replica; a bad batch is refused whole, and a
@@ -20,7 +28,7 @@ class EmbeddedOrderer:
         if (done := self.ledger.recorded(envelopes)) is not None:
             return list(done)
         try:
-            return self.ledger.append(envelopes)
+            return self.ledger.append(envelopes, meta={STARTED: "1"} if self.ledger.size == 0 else None)
         except Conflict:
             if (done := self.ledger.recorded(envelopes)) is not None:  # the same batch, sent twice at once
                 return list(done)
