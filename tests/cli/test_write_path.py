@@ -110,7 +110,8 @@ def test_member_commands_land_in_the_operators_log(tmp_path):
         blob, _ = package.load(package.builtin("process-capability"))
         job = to_acme.call("POST", "/jobs", {
             "agreementId": agreement["uid"], "archive": base64.b64encode(blob).decode(), "nonce": "write-path-1",
-            "datasets": [{"dataset": "line-1", "first": 0, "count": 120}], "parameters": {"threshold": 1.0}})  # fmt: skip
+            "datasets": [{"dataset": "line-1", "first": 0, "count": 120}],
+            "parameters": {"threshold": 1.0}})  # fmt: skip
         approved = qdsn("jobs", "approve", job["id"], home=acme.path).stdout
         assert "done" in approved and "on the ledger: entries" in approved  # the use decided, the run attested
         (tmp_path / "result.json").write_text(json.dumps(to_acme.call("GET", f"/jobs/{job['id']}")["result"]))
