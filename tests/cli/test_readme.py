@@ -22,6 +22,7 @@ from qdsn.crypto import SigningKey
 from qdsn.identity import multikey_from_public_key
 from qdsn.ledger import Ledger, tx
 from qdsn.ledger.audit import audit
+from qdsn.node import NodeHome
 from qdsn.node.follow import log_key
 
 from ..services import free_port, mosquitto
@@ -103,9 +104,13 @@ def test_the_readme_as_written(tmp_path):
                     continue
                 if args[1] == "simulate":
                     time.sleep(2)  # the ingester has subscribed
-                done = subprocess.run([sys.executable, "-m", "qdsn", *args[1:]], cwd=tmp_path, env=env,
+                # `join` asks the person to confirm the log key's fingerprint, which the regulator gave them
+                said = "y\n" if args[1] == "join" else None
+                done = subprocess.run([sys.executable, "-m", "qdsn", *args[1:]], cwd=tmp_path, env=env, input=said,
                                       capture_output=True, text=True, timeout=300)  # fmt: skip
                 assert done.returncode == 0, f"{line}\n{done.stderr}{done.stdout}"
+                if args[1] == "join":  # the fingerprint shown is the one the regulator's own node prints
+                    assert fingerprint(tmp_path / "reg") in done.stdout, done.stdout
                 assert "Traceback" not in done.stderr, line
                 printed.append(done.stdout + done.stderr)
             for line, proc in background:  # the readings are in; stop the ingester as Ctrl-C would
@@ -137,6 +142,13 @@ def test_the_readme_as_written(tmp_path):
     assert {"dataset.declare", "dataset.anchor", "device.register", "policy.set"} <= kinds  # the member's commands
     for r in replicas.values():
         r.close()
+
+
+def fingerprint(home: Path) -> str:
+    """The log key's fingerprint as the regulator reads it from its own home (`qdsn ledger checkpoint`)."""
+    from qdsn.node.onboard import key_fingerprint
+
+    return key_fingerprint(NodeHome.open(home, PASSPHRASE).log_signer().verifier())
 
 
 def fill(arg: str, args: list[str], printed: list[str], broker, hosts, cwd: Path, ca) -> str:  # type: ignore[no-untyped-def]

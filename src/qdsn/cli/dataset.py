@@ -23,6 +23,7 @@ from qdsn.cli.common import (
     replica,
 )
 from qdsn.errors import QDSNError
+from qdsn.ledger import Ledger
 from qdsn.node import NodeHome
 
 dataset_app = typer.Typer(
@@ -126,7 +127,7 @@ def dataset_export(
     vault = node.vault()
     records = vault.records(dataset)
     if format == "epcis":
-        doc = epcis.export(records, vault.kind(dataset), dataset, units=units_of(node, dataset), sender=node.did)
+        doc = epcis.export(records, vault.kind(dataset), dataset, units=_units(node, dataset), sender=node.did)
         out.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
         shown = f"{len(doc['epcisBody']['eventList'])} EPCIS events"
     elif format == "jsonl":
@@ -137,10 +138,14 @@ def dataset_export(
     console.print(f"[green]✓[/] {len(records)} records of {dataset} written to {out} as {shown}")
 
 
-def units_of(node: NodeHome, dataset: str) -> dict[str, str]:
+def units_of(ledger: Ledger, dataset: str) -> dict[str, str]:
     """The unit of each characteristic the dataset declared on the ledger."""
+    return {c["name"]: c["unit"] for c in ledger.declaration(dataset).get("characteristics", ())}
+
+
+def _units(node: NodeHome, dataset: str) -> dict[str, str]:
     ledger = node.ledger()
     try:
-        return {c["name"]: c["unit"] for c in ledger.declaration(dataset).get("characteristics", ())}
+        return units_of(ledger, dataset)
     finally:
         ledger.close()

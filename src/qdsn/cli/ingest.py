@@ -52,7 +52,7 @@ def _ingest_into(node, path, dataset, batch_size, quarantine, epcis, encoding, l
 
     vault = node.vault
     kind = vault.kind(dataset)
-    units = units_of(node, dataset)
+    units = units_of(node.ledger, dataset)
     read = partial(ingest_epcis, units=units) if epcis else ingest
     with Progress(
         TextColumn(f"sealing {path.name}"),
@@ -76,7 +76,7 @@ def _ingest_into(node, path, dataset, batch_size, quarantine, epcis, encoding, l
             characteristics=list(units),
             **({} if epcis else {"encoding": encoding, "layout": layout or _layout(None, None, False)}),
         )
-    table = Table(title=f"{path.name} → {dataset}")
+    table = Table(title=f"{path.name} → {dataset}, anchored as {logged(node.receipts)} of the log")
     for col in ("records", "accepted", "already stored", "quarantined", "skipped", "batches", "last root"):
         table.add_column(col)
     last = summary.batches[-1][0].root.hex()[:16] + "…" if summary.batches else "-"
@@ -211,7 +211,7 @@ def ingest_mqtt(
         devices=registry,
         require_signatures=signed_only,
         lookup=node.find_anchor,
-        characteristics=list(units_of(node, dataset)),
+        characteristics=list(units_of(node.ledger, dataset)),
     )
     stop = threading.Event()
     with console.status(f"listening on {broker} {topic}") as status:
@@ -227,7 +227,7 @@ def ingest_mqtt(
         except KeyboardInterrupt:
             stop.set()
             stats = ingest.stats
-    streams = node.vault().streams(dataset)
+    streams = node.vault.streams(dataset)
     lost = sum(s.missing for s in streams)
     mark = "[yellow]![/]" if lost or stats.sessions_lost else "[green]✓[/]"
     console.print(
