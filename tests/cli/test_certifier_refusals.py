@@ -38,6 +38,7 @@ def ran(tmp_path_factory):
     cosign(tmp)  # a checkpoint from before the run
     qdsn("jobs", "approve", job, "--isolation", "process", home=maker)
     (done,) = json.loads(qdsn("jobs", "list", "--json", home=maker).stdout)
+    requested.record(tmp / "cqc", "http://acme.example", job, "cli-nonce-1", dataset="line-1", first=0, count=1)
     return tmp / "cqc", done, pending
 
 
@@ -59,6 +60,33 @@ def test_a_run_not_yet_under_a_cosigned_checkpoint_is_not_certified_yet(ran, tmp
     refused(*issue, home=cqc, says="'tiny' is not a scheme that model runs are judged by")
     assert "No certificates yet" in qdsn("cert", "list", home=cqc).stdout
     assert json.loads(qdsn("cert", "list", "--json", home=cqc).stdout) == {"issued": [], "held": []}
+
+
+def test_a_replayed_run_certifies_nothing_whatever_its_file_says(ran, tmp_path):
+    cqc, done, _ = ran
+    issue = ["--number", "CQC-7", "--standard", "S", "--category", "c", "--scope", "s", "--site", "h",
+             "--status-list", "https://cqc.example/status-lists/7"]  # fmt: skip
+    bare = {"output": done["result"]["output"], "attestation": done["result"]["attestation"]}
+    (tmp_path / "bare.json").write_text(json.dumps(bare))  # a result file that names no job, node or nonce
+    other = tmp_path / "other"  # a certifier that never asked for this run is handed it
+    other.mkdir()
+    requested.record(other, "http://acme.example", done["id"], "its-own-fresh-nonce")
+    (other / requested.FOLDER).rename(cqc.parent / "asked-anew")
+    (cqc / requested.FOLDER).rename(cqc.parent / "asked-before")
+    (cqc.parent / "asked-anew").rename(cqc / requested.FOLDER)  # the same job id asked again, with a new nonce
+    try:
+        says = ("answers no job this node asked for", "qdsn jobs request")
+        refused("cert", "issue", str(tmp_path / "bare.json"), *issue, home=cqc, says=says)
+        lying = bare | {"job": done["id"], "node": "http://acme.example", "nonce": "its-own-fresh-nonce"}
+        (tmp_path / "lying.json").write_text(json.dumps(lying))
+        refused("cert", "issue", str(tmp_path / "lying.json"), *issue, home=cqc, says=says)
+        shown = qdsn("attest", "verify", str(tmp_path / "bare.json"), home=cqc).stdout
+        assert "not checked for freshness" in " ".join(shown.split())
+    finally:
+        (cqc / requested.FOLDER).rename(cqc.parent / "asked-anew")
+        (cqc.parent / "asked-before").rename(cqc / requested.FOLDER)
+    fresh = qdsn("attest", "verify", str(tmp_path / "bare.json"), home=cqc).stdout
+    assert "which this node asked of http://acme.example" in " ".join(fresh.split())
 
 
 def test_the_raw_job_document_verifies_and_shows_its_results(ran, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Annotated
@@ -89,10 +88,9 @@ def cert_issue(
         if done.output is None:
             raise InvalidInput("a certificate rests on the attested output too, not the attestation alone",
                                "give the result file qdsn jobs result --out wrote, or --job ID")  # fmt: skip
-        if asked is None and done.job and done.node:  # a result file of a job this node asked for
-            with contextlib.suppress(NotFound):
-                asked = requested.find(home, done.job, done.node)
         claims = check_attestation(node, done, asked["nonce"] if asked else None)
+        if asked is None:  # a result file: the run it attests must answer a request of this node's, by its nonce
+            asked = requested.answered(home, claims)
         if asked is not None and claims.get("job") != asked["job"]:
             raise IntegrityError(f"the attestation is of job {str(claims.get('job'))[:80]}, not {asked['job']}")
         if asked is not None and (wrong := requested.mismatches(asked, claims)):

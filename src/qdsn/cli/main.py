@@ -23,7 +23,7 @@ from qdsn.cli import (
     stats,
     vault,
 )
-from qdsn.cli.common import Home, console, err, passphrase
+from qdsn.cli.common import Home, console, err, passphrase, shown
 from qdsn.errors import QDSNError
 from qdsn.node import NodeHome
 
@@ -40,7 +40,7 @@ def run() -> None:
     try:
         app()  # click reports usage errors itself; our own errors come out here
     except QDSNError as e:
-        err.print(f"[bold red]error:[/] {e}")
+        err.print("[bold red]error:[/] ", shown(str(e)), sep="")  # its text may be another node's words
         raise SystemExit(1) from None
 
 

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from qdsn.errors import InvalidInput, NotFound
+from qdsn.errors import IntegrityError, InvalidInput, NotFound
 
 FOLDER = "requested-jobs"
 
@@ -60,6 +60,20 @@ def find(home: Path, job: str, url: str | None = None) -> dict[str, Any]:
     if len(found) > 1:
         raise InvalidInput(f"job id {job!r} was given by {len(found)} nodes",
                            "name the node: --node " + " or --node ".join(e["url"] for e in found))  # fmt: skip
+    return found[0]
+
+
+def answered(home: Path, claims: dict[str, Any]) -> dict[str, Any]:
+    """The job this node asked for that a verified attestation answers, found by what the attesting node
+    signed (its job id and nonce), never by what a result file says of itself; IntegrityError when it
+    answers none (an old run replayed, or a job another member asked for)."""
+    found = [e for e in entries(home) if (e["job"], e["nonce"]) == (claims.get("job"), claims.get("eat_nonce"))]
+    if len(found) != 1:
+        raise IntegrityError(
+            f"the attestation answers no job this node asked for (job {str(claims.get('job'))[:80]}): it may be "
+            "an old run replayed, or a run another member asked for",
+            "ask for a run yourself (qdsn jobs request) and certify its result (qdsn cert issue --job ID)",
+        )
     return found[0]
 
 
