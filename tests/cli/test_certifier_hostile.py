@@ -1,0 +1,81 @@
+"""What another member's node answers a certification body (or a manufacturer) is that organisation's
+word: a node that lies is played here by a plain HTTP server on loopback answering whatever it likes,
+and what it answers is never shown as terminal control, never believed about itself, and never written
+before it is checked against this node's replica of the ledger."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from qdsn.credentials import certificate, sdjwt
+from qdsn.crypto import SigningKey
+from qdsn.identity import did_key_from_public_key
+from qdsn.node import NodeHome
+
+from .test_cli import PASS, qdsn
+
+
+@pytest.fixture
+def liar():
+    """A node that answers every path with what `answers[path]` holds: (status, JSON body)."""
+    answers: dict[str, tuple[int, object]] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            status, body = answers.get(self.path.split("?")[0], (404, {"detail": "nothing here"}))
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            kind = "application/problem+json" if status >= 400 else "application/json"
+            self.send_header("content-type", kind)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", answers
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def me(tmp_path):
+    return NodeHome.init(tmp_path / "me", "enterprise", "Acme", PASS["QDSN_PASSPHRASE"], scrypt_n=2**4)
+
+
+ESC = "\x1b]0;owned\x07\x1b[2J\u202e"
+
+
+def test_what_the_other_node_says_never_acts_on_the_terminal(liar, me):
+    url, answers = liar
+    answers["/jobs/job-1"] = (200, {"id": "job-1", "state": "done" + ESC, "reason": ESC, "model": ESC})
+    answers["/jobs/job-2"] = (404, {"detail": "[bold]no job[/bold] " + ESC, "fix": ESC})
+    for job in ("job-1", "job-2"):
+        proc = qdsn("jobs", "status", url, job, home=me.path, ok=False)
+        out = proc.stdout + proc.stderr
+        assert "\x1b" not in out and "\u202e" not in out and "\x07" not in out, repr(out)
+        assert "\\x1b" in out and "Traceback" not in out, out
+    assert "[bold]no job[/bold]" in proc.stderr and proc.returncode == 1, proc.stderr
+
+
+def test_a_certificate_not_issued_on_the_ledger_is_not_written(liar, me, tmp_path):
+    url, answers = liar
+    forger = SigningKey.generate()  # a did:key certifies itself: no member of the consortium stands behind it
+    iss = did_key_from_public_key(forger.verify_key.raw)
+    claims = {"iss": iss, "vct": certificate.VCT, "certificate_number": "CQC-1", "enterprise": {"did": me.did}}
+    forged = sdjwt.issue(claims, forger, kid=f"{iss}#0")
+    answers["/credentials"] = (200, {"credentials": [forged]})
+    out = tmp_path / "cert.sd-jwt"
+    proc = qdsn("cert", "fetch", url, "--out", str(out), home=me.path, ok=False)
+    said = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == 1 and "Traceback" not in said, said
+    assert "no member on this node's replica" in said and "checks out as issued to this node" in said, said
+    assert not out.exists()
