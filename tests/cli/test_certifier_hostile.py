@@ -79,3 +79,40 @@ def test_a_certificate_not_issued_on_the_ledger_is_not_written(liar, me, tmp_pat
     assert proc.returncode == 1 and "Traceback" not in said, said
     assert "no member on this node's replica" in said and "checks out as issued to this node" in said, said
     assert not out.exists()
+
+
+def test_an_agreement_whose_terms_are_not_the_offers_is_refused(liar, me):
+    from qdsn.api.client import NodeClient
+    from qdsn.errors import IntegrityError
+    from qdsn.node.consumer import negotiate
+    from qdsn.policy.odrl import agreement
+
+    url, answers = liar
+    maker = did_key_from_public_key(SigningKey.generate().verify_key.raw)
+    offer = {"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "uid": "urn:o:1",
+             "profile": "urn:qdsn:odrl:profile:v1", "assigner": maker, "target": "urn:qdsn:dataset:line-1",
+             "permission": [{"action": "compute", "constraint": [
+                 {"leftOperand": "purpose", "operator": "eq", "rightOperand": "certification"}]}]}  # fmt: skip
+    honest = agreement(offer, me.did, "urn:qdsn:agreement:1")
+    client = NodeClient(url, me.key(), me.did)
+    for changed in ({"target": "urn:qdsn:dataset:golden-line"}, {"permission": [{"action": "compute"}]},
+                    {"assigner": did_key_from_public_key(SigningKey.generate().verify_key.raw)}):  # fmt: skip
+        answers["/negotiations/request"] = (200, {"dspace:state": "dspace:AGREED", "dspace:providerPid": "p-1",
+                                                  "dspace:agreement": honest | changed})  # fmt: skip
+        with pytest.raises(IntegrityError, match="terms are not those of the offer"):
+            negotiate(client, offer, me.did)
+    answers["/negotiations/request"] = (200, {"dspace:state": "dspace:AGREED", "dspace:providerPid": "p-1",
+                                              "dspace:agreement": honest})  # fmt: skip
+    answers["/negotiations/p-1/agreement/verification"] = (200, {})
+    assert negotiate(client, offer, me.did) == honest
+
+
+def test_an_offer_is_negotiated_only_for_data_the_ledger_says_is_its_makers(liar, me):
+    url, answers = liar
+    offer = {"uid": "urn:o:1", "target": "urn:qdsn:dataset:line-1", "assigner": me.did,
+             "permission": [{"action": "compute"}]}  # fmt: skip
+    answers["/catalog/request"] = (200, {"dcat:dataset": [{"@id": "urn:qdsn:dataset:line-1",
+                                                          "odrl:hasPolicy": [offer]}]})  # fmt: skip
+    proc = qdsn("negotiate", url, "line-1", home=me.path, ok=False)
+    said = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == 1 and "holds no dataset line-1" in said and "Traceback" not in said, said

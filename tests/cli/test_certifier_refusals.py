@@ -178,16 +178,20 @@ def test_choosing_an_offer_from_a_catalog_the_other_side_wrote():
     from qdsn.cli.certify import choose, terms
 
     purpose = [{"leftOperand": "purpose", "operator": "isAnyOf", "rightOperand": ["certification", "audit"]}]
-    cert = {"uid": "urn:o:cert", "permission": [{"action": "compute", "constraint": purpose}]}
-    market = {"uid": "urn:o:market", "permission": [{"action": "read", "constraint": [
+    line = "urn:qdsn:dataset:line-1"
+    cert = {"uid": "urn:o:cert", "target": line, "permission": [{"action": "compute", "constraint": purpose}]}
+    market = {"uid": "urn:o:market", "target": line, "permission": [{"action": "read", "constraint": [
         {"leftOperand": "purpose", "operator": "eq", "rightOperand": "marketing"}]}]}  # fmt: skip
+    elsewhere = cert | {"uid": "urn:o:elsewhere", "target": "urn:qdsn:dataset:golden-line"}
     catalog = {"dcat:dataset": [
-        "junk", {"@id": "urn:qdsn:dataset:line-1", "odrl:hasPolicy": [cert, market, 7]},
+        "junk", {"@id": line, "odrl:hasPolicy": [cert, market, 7, elsewhere]},
         {"@id": "urn:qdsn:dataset:line-2", "odrl:hasPolicy": "not a list"}]}  # fmt: skip
     assert choose(catalog, "line-1", "certification", None) is cert
     assert choose(catalog, "urn:qdsn:dataset:line-1", None, "urn:o:market") is market
     with pytest.raises(InvalidInput, match="2 offers that fit: urn:o:cert, urn:o:market"):
         choose(catalog, "line-1", None, None)
+    with pytest.raises(NotFound, match="has no offer urn:o:elsewhere"):  # listed under line-1, an offer of another
+        choose(catalog, "line-1", None, "urn:o:elsewhere")
     with pytest.raises(NotFound, match="has no offer for purpose 'resale'"):
         choose(catalog, "line-1", "resale", None)
     with pytest.raises(NotFound, match="has: line-1, line-2"):

@@ -99,8 +99,11 @@ def dataset_id(d: dict[str, Any]) -> str:
 
 
 def offers(d: dict[str, Any]) -> list[dict[str, Any]]:
+    """The dataset's offers that are offers of it: one listed under a dataset but targeting another is
+    the catalog's word against itself, and is not shown or negotiated."""
     found = d.get("odrl:hasPolicy", [])
-    return [o for o in (found if isinstance(found, list) else []) if isinstance(o, dict)]
+    return [o for o in (found if isinstance(found, list) else []) if isinstance(o, dict)
+            and o.get("target") == d.get("@id")]  # fmt: skip
 
 
 def terms(offer: dict[str, Any], models: dict[str, str] | None = None) -> str:
@@ -241,6 +244,10 @@ def negotiate_cmd(
         client = peer_client(node_home, url, ca)
         doc = expect_object(client.call("POST", "/catalog/request", {}), "a DCAT catalog")
         chosen = choose(doc, dataset, purpose, offer)
+        owner = dataset_owner(node_home, dataset)
+        if chosen.get("assigner") != owner:  # the ledger, not the catalog, says whose data it is
+            raise IntegrityError(f"offer {str(chosen.get('uid'))[:100]} is made by {str(chosen.get('assigner'))[:100]}"
+                                 f", but {dataset} is declared on the ledger by {owner}")  # fmt: skip
         contract = negotiate(client, chosen, node_home.did)
     if out:
         write_whole(out, json.dumps(contract, indent=2, ensure_ascii=False) + "\n")
@@ -252,6 +259,19 @@ def negotiate_cmd(
     console.print(shown(f"  terms   {terms(contract, published_models(home))}"))
     console.print(shown(f"  use it: qdsn jobs request {url} --agreement {contract['uid']} --dataset {dataset} "
                         "--model MODEL"))  # fmt: skip
+
+
+def dataset_owner(node_home: Any, dataset: str) -> str:
+    """Who declared `dataset` on this node's replica of the ledger; NotFound when it holds no such dataset."""
+    ledger = node_home.ledger()
+    try:
+        declared = ledger.state.datasets.get(dataset.removeprefix("urn:qdsn:dataset:"))
+    finally:
+        ledger.close()
+    if declared is None:
+        raise NotFound(f"this node's replica of the ledger holds no dataset {dataset}",
+                       "let this node follow the log (qdsn node start), then negotiate again")  # fmt: skip
+    return str(declared.owner)
 
 
 def write_whole(path: Path, text: str) -> None:

@@ -16,7 +16,7 @@ from qdsn.errors import IntegrityError, NotFound, PermissionDenied, QDSNError
 from qdsn.ledger import Ledger, merkle, tx
 from qdsn.node.follow import Operator
 from qdsn.node.transfer import delivery_info
-from qdsn.policy.odrl import check_agreement
+from qdsn.policy.odrl import agreement, check_agreement
 from qdsn.policy.transfer import FORMAT
 
 
@@ -38,6 +38,9 @@ def negotiate(provider: Operator, offer: dict[str, Any], consumer: str | None = 
     check_agreement(contract, offer)  # the agreement names exactly the offer asked for, by uid and hash
     if consumer is not None and contract.get("assignee") != consumer:
         raise IntegrityError(f"the agreement is granted to {str(contract.get('assignee'))[:100]}, not to this node")
+    if contract != agreement(offer, str(contract["assignee"]), str(contract["uid"])):  # its terms, target, assigner
+        raise IntegrityError("the agreement's terms are not those of the offer it names: the provider changed them",
+                             "negotiate again; if it persists, the provider's node is not to be trusted")  # fmt: skip
     provider.call(
         "POST", f"/negotiations/{pid}/agreement/verification", {"@type": "ContractAgreementVerificationMessage"}
     )
