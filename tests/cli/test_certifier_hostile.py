@@ -14,6 +14,7 @@ from qdsn.crypto import SigningKey
 from qdsn.identity import did_key_from_public_key
 from qdsn.node import NodeHome
 
+from ..api.test_transfer_api import market  # noqa: F401 (a fixture)
 from .test_cli import PASS, qdsn
 
 
@@ -116,3 +117,29 @@ def test_an_offer_is_negotiated_only_for_data_the_ledger_says_is_its_makers(liar
     proc = qdsn("negotiate", url, "line-1", home=me.path, ok=False)
     said = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode == 1 and "holds no dataset line-1" in said and "Traceback" not in said, said
+
+
+def test_a_delivery_of_other_records_than_the_transfer_asked_is_refused(market):
+    from qdsn.cli.certify import delivered_otherwise
+    from qdsn.errors import IntegrityError
+    from qdsn.node.consumer import negotiate, receive, transfer
+
+    node, clients, homes = market
+    cqc = clients["cqc"]
+    other = negotiate(cqc, node.policies.offer("urn:qdsn:offer:line-2:read")[1])["uid"]
+    t = transfer(cqc, other, "sealed-delivery", purpose="certification", records={"first": 0, "count": 3})
+    d = cqc.call("POST", f"/transfers/{t['dspace:providerPid']}/data")  # line-2's records, handed for line-1's
+    with pytest.raises(IntegrityError, match="records of line-2, not of line-1"):
+        receive(node.ledger, homes["cqc"].key(), homes["cqc"].did, d, "line-1")
+    got = receive(node.ledger, homes["cqc"].key(), homes["cqc"].did, d, "line-2")
+    asked = {"key": t["dspace:providerPid"], "agreement": other, "first": 0, "count": 3}
+    assert delivered_otherwise(asked, d, got) == []
+    assert "not 0–4" in delivered_otherwise(asked | {"count": 5}, d, got)[0]
+    assert "of transfer" in delivered_otherwise(asked | {"key": "urn:uuid:another"}, d, got)[0]
+
+
+def test_fetch_takes_only_a_transfer_this_node_started(liar, me, tmp_path):
+    url, _ = liar
+    proc = qdsn("fetch", url, "urn:uuid:never", "--out", str(tmp_path / "r.jsonl"), home=me.path, ok=False)
+    said = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == 1 and "started no transfer" in said and not (tmp_path / "r.jsonl").exists(), said

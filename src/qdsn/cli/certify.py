@@ -237,6 +237,7 @@ def negotiate_cmd(
     """Negotiate a contract for an offer of another member's catalog (Dataspace Protocol): the offer as
     published, an agreement that names it by uid and hash, verified and finalized. Prints the agreement's
     id for `qdsn jobs request` and `qdsn transfer`."""
+    from qdsn.node import requested
     from qdsn.node.consumer import negotiate
 
     node_home = open_node(home)
@@ -249,6 +250,7 @@ def negotiate_cmd(
             raise IntegrityError(f"offer {str(chosen.get('uid'))[:100]} is made by {str(chosen.get('assigner'))[:100]}"
                                  f", but {dataset} is declared on the ledger by {owner}")  # fmt: skip
         contract = negotiate(client, chosen, node_home.did)
+    requested.keep(home, requested.AGREEMENTS, url, contract["uid"], {"dataset": dataset_id({"@id": contract["target"]})})
     if out:
         write_whole(out, json.dumps(contract, indent=2, ensure_ascii=False) + "\n")
     if as_json:
@@ -306,6 +308,7 @@ def transfer_cmd(
 ) -> None:
     """Start a sealed-delivery transfer under an agreement: decided by the owner's policy and recorded on
     the ledger. Prints the transfer's id for `qdsn fetch`."""
+    from qdsn.node import requested
     from qdsn.node.consumer import transfer
 
     first, count = records_range(records)
@@ -316,8 +319,24 @@ def transfer_cmd(
     pid = t.get("dspace:providerPid")
     if not isinstance(pid, str) or t.get("dspace:state") != "dspace:STARTED":
         raise IntegrityError(f"the node did not start the transfer (state {str(t.get('dspace:state'))[:40]})")
+    agreed = requested.kept(home, requested.AGREEMENTS, url, agreement) or {}
+    requested.keep(home, requested.TRANSFERS, url, pid, {"agreement": agreement, "dataset": agreed.get("dataset"),
+                                                         "first": first, "count": count})  # fmt: skip
     console.print(shown(f"✓ transfer {pid} started: records {first}–{first + count - 1}"), style="green")
     console.print(shown(f"  fetch them: qdsn fetch {url} {pid} --out records.jsonl"))
+
+
+def delivered_otherwise(asked: dict[str, Any], delivery: dict[str, Any], got: list[dict[str, Any]]) -> list[str]:
+    """How an opened delivery differs from the transfer as this node started it: another transfer or
+    agreement, other records than those asked for (`receive` holds it to the agreement's dataset)."""
+    wrong = []
+    if (delivery["dspace:providerPid"], delivery["dspace:agreementId"]) != (asked["key"], asked["agreement"]):
+        wrong.append(f"it is of transfer {str(delivery['dspace:providerPid'])[:80]} under agreement "
+                     f"{str(delivery['dspace:agreementId'])[:80]}, not {asked['key']} under {asked['agreement']}")  # fmt: skip
+    if [r["seq"] for r in got] != list(range(asked["first"], asked["first"] + asked["count"])):
+        span = f"{got[0]['seq']}–{got[-1]['seq']}" if got else "none"
+        wrong.append(f"it holds records {span}, not {asked['first']}–{asked['first'] + asked['count'] - 1}")
+    return wrong
 
 
 def fetch_cmd(
@@ -334,17 +353,26 @@ def fetch_cmd(
     only then are the records written."""
     from urllib.parse import quote
 
+    from qdsn.node import requested
     from qdsn.node.consumer import receive
 
+    asked = requested.kept(home, requested.TRANSFERS, url, transfer)
+    if asked is None:
+        raise NotFound(f"this node started no transfer {transfer!r} at {url}",
+                       "start one: qdsn transfer URL --agreement ID --records FIRST:COUNT")  # fmt: skip
     node = linked_node(home, operator, operator_ca, local=True)
     try:
         with reaching(url):
             client = peer_client(node.home, url, ca)
             delivery = expect_object(client.call("POST", f"/transfers/{quote(transfer, safe=':')}/data"), "a delivery")
         node.catch_up()
-        got = receive(node.ledger, node.home.key(), node.did, delivery)
+        got = receive(node.ledger, node.home.key(), node.did, delivery, asked.get("dataset"))
     finally:
         node.close()
+    wrong = delivered_otherwise(asked, delivery, got)
+    if wrong:
+        raise IntegrityError(f"the delivery is not the transfer this node asked for: {'; '.join(wrong)}",
+                             "nothing was written; fetch again, or ask the data owner")  # fmt: skip
     write_whole(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in got))
     seqs = [r["seq"] for r in got]
     span = f"records {seqs[0]}–{seqs[-1]}" if seqs else "no records"
