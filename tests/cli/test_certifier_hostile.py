@@ -143,3 +143,44 @@ def test_fetch_takes_only_a_transfer_this_node_started(liar, me, tmp_path):
     proc = qdsn("fetch", url, "urn:uuid:never", "--out", str(tmp_path / "r.jsonl"), home=me.path, ok=False)
     said = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode == 1 and "started no transfer" in said and not (tmp_path / "r.jsonl").exists(), said
+
+
+def test_an_answer_too_large_to_hold_is_not_read(liar, me):
+    import gzip
+
+    from qdsn.api.client import NodeClient
+    from qdsn.errors import IntegrityError
+
+    url, answers = liar
+    answers["/catalog"] = (200, {"dcat:dataset": ["x" * 5000]})
+    client = NodeClient(url, me.key(), me.did, max_answer=4096)
+    with pytest.raises(IntegrityError, match="answered more than 4,096 bytes to GET /catalog"):
+        client.call("GET", "/catalog")
+    assert NodeClient(url, me.key(), me.did).call("GET", "/catalog")["dcat:dataset"] == ["x" * 5000]
+    bomb = gzip.compress(b"[" + b"0," * 10_000 + b"0]")  # small on the wire, large once decoded
+    assert len(bomb) < 4096
+    import http.server
+    import threading
+
+    class Bomb(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-encoding", "gzip")
+            self.send_header("content-length", str(len(bomb)))
+            self.end_headers()
+            self.wfile.write(bomb)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Bomb)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        there = f"http://127.0.0.1:{server.server_port}"
+        with pytest.raises(IntegrityError, match="answered more than"):
+            NodeClient(there, me.key(), me.did, max_answer=4096).call("GET", "/x")
+        assert len(NodeClient(there, me.key(), me.did).call("GET", "/x")) == 10_001  # decoded once, whole
+    finally:
+        server.shutdown()
+        server.server_close()
