@@ -102,6 +102,11 @@ def test_an_agreement_whose_terms_are_not_the_offers_is_refused(liar, me):
                                                   "dspace:agreement": honest | changed})  # fmt: skip
         with pytest.raises(IntegrityError, match="terms are not those of the offer"):
             negotiate(client, offer, me.did)
+    nobody = {k: v for k, v in honest.items() if k != "assignee"}
+    answers["/negotiations/request"] = (200, {"dspace:state": "dspace:AGREED", "dspace:providerPid": "p-1",
+                                              "dspace:agreement": nobody})  # fmt: skip
+    with pytest.raises(IntegrityError, match="terms are not those of the offer"):
+        negotiate(client, offer)  # granted to nobody: not the offer's terms granted to anyone
     answers["/negotiations/request"] = (200, {"dspace:state": "dspace:AGREED", "dspace:providerPid": "p-1",
                                               "dspace:agreement": honest})  # fmt: skip
     answers["/negotiations/p-1/agreement/verification"] = (200, {})

@@ -38,7 +38,8 @@ def negotiate(provider: Operator, offer: dict[str, Any], consumer: str | None = 
     check_agreement(contract, offer)  # the agreement names exactly the offer asked for, by uid and hash
     if consumer is not None and contract.get("assignee") != consumer:
         raise IntegrityError(f"the agreement is granted to {str(contract.get('assignee'))[:100]}, not to this node")
-    if contract != agreement(offer, str(contract["assignee"]), str(contract["uid"])):  # its terms, target, assigner
+    if not isinstance(contract.get("assignee"), str) or contract != agreement(
+            offer, contract["assignee"], str(contract.get("uid"))):  # its terms, target and assigner too  # fmt: skip
         raise IntegrityError("the agreement's terms are not those of the offer it names: the provider changed them",
                              "negotiate again; if it persists, the provider's node is not to be trusted")  # fmt: skip
     provider.call(
