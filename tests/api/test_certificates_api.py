@@ -76,6 +76,23 @@ def test_issue_present_verify_and_follow_the_process(lab):  # noqa: F811
     assert certify.run_due(lab_node, lambda url: c["cqc"], now=int(time.time()) + 7200) == [
         ("CQC-2026-0007", "suspended")]  # due, but nothing new was anchored: no job  # fmt: skip
 
+    class Replaying:  # the holder's node answers the next round with an old passing run, or another job's
+        def __init__(self, answer):
+            self.answer = answer
+
+        def call(self, method, path, payload=None, **kw):
+            return self.answer(payload)
+
+    batch = node.vault.add_batch("line-1", rows)
+    node.vault.mark_anchored(batch, node.order([node.home.sign("dataset.anchor", batch.anchor_payload())])[0].txid)
+    later = int(time.time()) + 3 * 3600
+    for answer in (lambda p, again=again: {"id": "urn:uuid:replayed", "state": "done", "result": again},
+                   lambda p: c["cqc"].call("POST", "/jobs", p | {"parameters": {"threshold": 1.0}})):  # fmt: skip
+        assert certify.run_due(lab_node, lambda url: Replaying(answer), now=later) == [
+            ("CQC-2026-0007", "suspended")]  # fmt: skip
+        later += 7200
+    assert lab_node.ledger.state.credentials["CQC-2026-0007"].status == "suspended"
+
 
 def test_any_member_serves_the_consortium_trust_file(tmp_path):
     from qdsn.node import trust

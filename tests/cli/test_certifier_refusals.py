@@ -38,6 +38,7 @@ def ran(tmp_path_factory):
     cosign(tmp)  # a checkpoint from before the run
     qdsn("jobs", "approve", job, "--isolation", "process", home=maker)
     (done,) = json.loads(qdsn("jobs", "list", "--json", home=maker).stdout)
+    requested.record(tmp / "cqc", "http://acme.example", job, "cli-nonce-1", dataset="line-1", first=0, count=1)
     return tmp / "cqc", done, pending
 
 
@@ -59,6 +60,33 @@ def test_a_run_not_yet_under_a_cosigned_checkpoint_is_not_certified_yet(ran, tmp
     refused(*issue, home=cqc, says="'tiny' is not a scheme that model runs are judged by")
     assert "No certificates yet" in qdsn("cert", "list", home=cqc).stdout
     assert json.loads(qdsn("cert", "list", "--json", home=cqc).stdout) == {"issued": [], "held": []}
+
+
+def test_a_replayed_run_certifies_nothing_whatever_its_file_says(ran, tmp_path):
+    cqc, done, _ = ran
+    issue = ["--number", "CQC-7", "--standard", "S", "--category", "c", "--scope", "s", "--site", "h",
+             "--status-list", "https://cqc.example/status-lists/7"]  # fmt: skip
+    bare = {"output": done["result"]["output"], "attestation": done["result"]["attestation"]}
+    (tmp_path / "bare.json").write_text(json.dumps(bare))  # a result file that names no job, node or nonce
+    other = tmp_path / "other"  # a certifier that never asked for this run is handed it
+    other.mkdir()
+    requested.record(other, "http://acme.example", done["id"], "its-own-fresh-nonce")
+    (other / requested.FOLDER).rename(cqc.parent / "asked-anew")
+    (cqc / requested.FOLDER).rename(cqc.parent / "asked-before")
+    (cqc.parent / "asked-anew").rename(cqc / requested.FOLDER)  # the same job id asked again, with a new nonce
+    try:
+        says = ("answers no job this node asked for", "qdsn jobs request")
+        refused("cert", "issue", str(tmp_path / "bare.json"), *issue, home=cqc, says=says)
+        lying = bare | {"job": done["id"], "node": "http://acme.example", "nonce": "its-own-fresh-nonce"}
+        (tmp_path / "lying.json").write_text(json.dumps(lying))
+        refused("cert", "issue", str(tmp_path / "lying.json"), *issue, home=cqc, says=says)
+        shown = qdsn("attest", "verify", str(tmp_path / "bare.json"), home=cqc).stdout
+        assert "not checked for freshness" in " ".join(shown.split())
+    finally:
+        (cqc / requested.FOLDER).rename(cqc.parent / "asked-anew")
+        (cqc.parent / "asked-before").rename(cqc / requested.FOLDER)
+    fresh = qdsn("attest", "verify", str(tmp_path / "bare.json"), home=cqc).stdout
+    assert "which this node asked of http://acme.example" in " ".join(fresh.split())
 
 
 def test_the_raw_job_document_verifies_and_shows_its_results(ran, tmp_path):
@@ -150,16 +178,20 @@ def test_choosing_an_offer_from_a_catalog_the_other_side_wrote():
     from qdsn.cli.certify import choose, terms
 
     purpose = [{"leftOperand": "purpose", "operator": "isAnyOf", "rightOperand": ["certification", "audit"]}]
-    cert = {"uid": "urn:o:cert", "permission": [{"action": "compute", "constraint": purpose}]}
-    market = {"uid": "urn:o:market", "permission": [{"action": "read", "constraint": [
+    line = "urn:qdsn:dataset:line-1"
+    cert = {"uid": "urn:o:cert", "target": line, "permission": [{"action": "compute", "constraint": purpose}]}
+    market = {"uid": "urn:o:market", "target": line, "permission": [{"action": "read", "constraint": [
         {"leftOperand": "purpose", "operator": "eq", "rightOperand": "marketing"}]}]}  # fmt: skip
+    elsewhere = cert | {"uid": "urn:o:elsewhere", "target": "urn:qdsn:dataset:golden-line"}
     catalog = {"dcat:dataset": [
-        "junk", {"@id": "urn:qdsn:dataset:line-1", "odrl:hasPolicy": [cert, market, 7]},
+        "junk", {"@id": line, "odrl:hasPolicy": [cert, market, 7, elsewhere]},
         {"@id": "urn:qdsn:dataset:line-2", "odrl:hasPolicy": "not a list"}]}  # fmt: skip
     assert choose(catalog, "line-1", "certification", None) is cert
     assert choose(catalog, "urn:qdsn:dataset:line-1", None, "urn:o:market") is market
     with pytest.raises(InvalidInput, match="2 offers that fit: urn:o:cert, urn:o:market"):
         choose(catalog, "line-1", None, None)
+    with pytest.raises(NotFound, match="has no offer urn:o:elsewhere"):  # listed under line-1, an offer of another
+        choose(catalog, "line-1", None, "urn:o:elsewhere")
     with pytest.raises(NotFound, match="has no offer for purpose 'resale'"):
         choose(catalog, "line-1", "resale", None)
     with pytest.raises(NotFound, match="has: line-1, line-2"):

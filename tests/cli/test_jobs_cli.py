@@ -5,7 +5,7 @@ import json
 import time
 
 from qdsn.compute import package
-from qdsn.node import Node, NodeHome
+from qdsn.node import Node, NodeHome, requested
 from qdsn.node import jobs as node_jobs
 from qdsn.node.follow import log_key
 from qdsn.node.provider import publish, request, verify_agreement
@@ -62,6 +62,7 @@ def test_the_owner_reads_approves_and_anyone_verifies(tmp_path):
     ledger.witness(ledger.sign_checkpoint(reg.log_signer()), log_key(ledger), cqc.cosigner(), int(time.time()))
     ledger.close()
     listed["result"]["output"]["pass"] = True  # undo the forgery above
+    requested.record(cqc.path, "http://acme.example", job.id, "cli-nonce-1")  # as `qdsn jobs request` keeps it
     (tmp_path / "result.json").write_text(json.dumps(listed["result"]))
     sd, pres = tmp_path / "cert.sd-jwt", tmp_path / "shown.txt"
     issue = ["cert", "issue", str(tmp_path / "result.json"), "--number", "CQC-1", "--standard", "GB/T 5023",

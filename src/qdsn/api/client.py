@@ -32,6 +32,7 @@ _BY_STATUS: dict[int, type[QDSNError]] = {
     503: Unavailable,
 }  # fmt: skip
 MAX_WAIT = 10  # seconds between two tries of a submission, whatever Retry-After says
+MAX_ANSWER = 256 * 2**20  # bytes (decoded) of one answer read into memory: the other node chooses its size
 
 
 class NodeClient:
@@ -40,9 +41,9 @@ class NodeClient:
 
     def __init__(self, base_url: str, key: SigningKey | Callable[[], SigningKey], did: str, *,
                  http: httpx.Client | None = None, verify: bool | ssl.SSLContext = True,
-                 timeout: float = 10.0) -> None:  # fmt: skip
+                 timeout: float = 10.0, max_answer: int = MAX_ANSWER) -> None:  # fmt: skip
         self.base_url = node_url(base_url)
-        self._key, self.did = key, did
+        self._key, self.did, self.max_answer = key, did, max_answer
         self.http = http or httpx.Client(verify=verify, timeout=timeout)
 
     @property
@@ -64,7 +65,16 @@ class NodeClient:
             headers = [("content-type", "application/json")] if payload is not None else []
         if signed:
             headers = sign(method, url, headers, body, self.key, self.did)
-        return self.http.request(method, url, content=body, headers=[*headers, *extra])
+        with self.http.stream(method, url, content=body, headers=[*headers, *extra]) as r:
+            got = bytearray()
+            for chunk in r.iter_bytes():  # decoded: a compressed answer is held to the same bound
+                got += chunk
+                if len(got) > self.max_answer:
+                    raise IntegrityError(f"{self.base_url} answered more than {self.max_answer:,} bytes"
+                                         f" to {method} {path}: not read further",
+                                         "ask for less, or ask its operator")  # fmt: skip
+        kept = [(k, v) for k, v in r.headers.multi_items() if k not in ("content-encoding", "content-length")]
+        return httpx.Response(r.status_code, headers=kept, content=bytes(got), request=r.request)
 
     def call(self, method: str, path: str, payload: Any = None, *, signed: bool = True,
              raw: bytes | None = None) -> Any:  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Annotated
@@ -25,7 +24,6 @@ from qdsn.cli.common import (
     peer_client,
     shown,
 )
-from qdsn.crypto.encoding import b64url_decode
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
 
 cert_app = typer.Typer(help="Digital quality certificates (SD-JWT VC): issue, present, suspend, revoke.",
@@ -91,10 +89,9 @@ def cert_issue(
         if done.output is None:
             raise InvalidInput("a certificate rests on the attested output too, not the attestation alone",
                                "give the result file qdsn jobs result --out wrote, or --job ID")  # fmt: skip
-        if asked is None and done.job and done.node:  # a result file of a job this node asked for
-            with contextlib.suppress(NotFound):
-                asked = requested.find(home, done.job, done.node)
         claims = check_attestation(node, done, asked["nonce"] if asked else None)
+        if asked is None:  # a result file: the run it attests must answer a request of this node's, by its nonce
+            asked = requested.answered(home, claims)
         if asked is not None and claims.get("job") != asked["job"]:
             raise IntegrityError(f"the attestation is of job {str(claims.get('job'))[:80]}, not {asked['job']}")
         if asked is not None and (wrong := requested.mismatches(asked, claims)):
@@ -119,34 +116,64 @@ def cert_fetch(
     out: Annotated[Path, typer.Option(help="Write the certificate here; with several, a folder for them.")],
     ca: Annotated[Path | None, typer.Option("--ca", help="A CA certificate (PEM) to trust for URL.")] = None,
 ) -> None:
-    """The certificates the body at URL issued to this node (SD-JWTs, for `qdsn cert present`)."""
-    from qdsn.cli.certify import expect_object, reaching, write_whole
-    from qdsn.credentials import sdjwt
+    """The certificates the body at URL issued to this node (SD-JWTs, for `qdsn cert present`), each
+    checked before it is written: signed by its issuer's key on this node's replica, recorded by that
+    issuer's credential.issue, and issued to this node."""
+    from qdsn.cli.certify import configured_operator, expect_object, reaching, write_whole
 
-    node_home = open_node(home)
-    with reaching(url):
-        got = expect_object(peer_client(node_home, url, ca).call("GET", "/credentials"), "a list of credentials")
-    creds = got.get("credentials")
-    if not isinstance(creds, list) or not all(isinstance(c, str) for c in creds):
-        raise IntegrityError(f"{url} answered no list of certificates")
-    if not creds:
-        raise NotFound(f"{url} has issued no certificate to this node ({node_home.did})")
-    numbers = []
-    for c in creds:
-        try:
-            claims = json.loads(b64url_decode(sdjwt.parse(c).jwt.split(".")[1]))
-        except (QDSNError, ValueError, IndexError) as e:
-            raise IntegrityError(f"{url} answered a certificate that is not an SD-JWT: {e}") from None
-        numbers.append(str(claims.get("certificate_number", "")) if isinstance(claims, dict) else "")
-    if len(creds) == 1:
-        write_whole(out, creds[0] + "\n")
-        console.print("[green]✓[/] certificate ", shown(numbers[0]), f" written to {out}", sep="", highlight=False)
+    node = linked_node(home, *configured_operator(home, None, None), local=True)
+    try:
+        with reaching(url):
+            got = expect_object(peer_client(node.home, url, ca).call("GET", "/credentials"), "a list of credentials")
+        creds = got.get("credentials")
+        if not isinstance(creds, list) or not all(isinstance(c, str) for c in creds):
+            raise IntegrityError(f"{url} answered no list of certificates")
+        if not creds:
+            raise NotFound(f"{url} has issued no certificate to this node ({node.did})")
+        node.catch_up()
+        kept: dict[str, str] = {}
+        for c in creds:
+            try:
+                kept.setdefault(held(node.ledger, c, node.did), c)
+            except QDSNError as e:
+                err.print(shown(f"✗ a certificate {url} answered is refused: {e}"), style="red")
+    finally:
+        node.close()
+    if not kept:
+        raise IntegrityError(f"{url} answered no certificate that checks out as issued to this node",
+                             "ask the certification body; let this node follow the log (qdsn node start)")  # fmt: skip
+    if len(kept) == 1 and len(creds) == 1:
+        ((number, c),) = kept.items()
+        write_whole(out, c + "\n")
+        console.print("[green]✓[/] certificate ", shown(number), f" written to {out}", sep="", highlight=False)
         return
     out.mkdir(parents=True, exist_ok=True)
-    for n, (c, number) in enumerate(zip(creds, numbers, strict=True)):
+    for n, (number, c) in enumerate(kept.items()):
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in number).strip(".") or f"certificate-{n}"
         write_whole(out / f"{safe}.sd-jwt", c + "\n")
-    console.print(f"[green]✓[/] {len(creds)} certificates written to {out}/", highlight=False)
+    console.print(f"[green]✓[/] {len(kept)} certificates written to {out}/", highlight=False)
+    if len(kept) < len(creds):
+        raise typer.Exit(1)
+
+
+def held(ledger, sd_jwt: str, me: str) -> str:  # type: ignore[no-untyped-def]
+    """The number of a certificate handed to `me`, once it holds: signed by the key its issuer has on
+    `ledger` (never a key the certificate names itself), recorded by that issuer's credential.issue,
+    and issued to `me`; otherwise the QDSNError that says which of these fails."""
+    from qdsn.credentials import certificate, sdjwt
+
+    def member_key(iss: str, _header: dict) -> object:  # type: ignore[type-arg]
+        ident = ledger.state.identities.get(iss)
+        if ident is None:
+            raise NotFound(f"its issuer {iss[:80]} is no member on this node's replica of the ledger")
+        return ident.key
+
+    v = sdjwt.verify(sd_jwt, member_key, vct=certificate.VCT)
+    certificate.recorded(v.claims, sdjwt.parse(sd_jwt).jwt, ledger)
+    holder = (v.claims.get("enterprise") or {}).get("did")
+    if holder != me:
+        raise IntegrityError(f"it is issued to {str(holder)[:80]}, not to this node")
+    return str(v.claims["certificate_number"])
 
 
 @cert_app.command("present")

@@ -83,8 +83,11 @@ def dataset_id(d: dict[str, Any]) -> str:
 
 
 def offers(d: dict[str, Any]) -> list[dict[str, Any]]:
+    """The dataset's offers that are offers of it: one listed under a dataset but targeting another is
+    the catalog's word against itself, and is not shown or negotiated."""
     found = d.get("odrl:hasPolicy", [])
-    return [o for o in (found if isinstance(found, list) else []) if isinstance(o, dict)]
+    return [o for o in (found if isinstance(found, list) else []) if isinstance(o, dict)
+            and o.get("target") == d.get("@id")]  # fmt: skip
 
 
 def terms(offer: dict[str, Any], models: dict[str, str] | None = None) -> str:
@@ -218,6 +221,7 @@ def negotiate_cmd(
     """Negotiate a contract for an offer of another member's catalog (Dataspace Protocol): the offer as
     published, an agreement that names it by uid and hash, verified and finalized. Prints the agreement's
     id for `qdsn jobs request` and `qdsn transfer`."""
+    from qdsn.node import requested
     from qdsn.node.consumer import negotiate
 
     node_home = open_node(home)
@@ -225,7 +229,13 @@ def negotiate_cmd(
         client = peer_client(node_home, url, ca)
         doc = expect_object(client.call("POST", "/catalog/request", {}), "a DCAT catalog")
         chosen = choose(doc, dataset, purpose, offer)
+        owner = dataset_owner(node_home, dataset)
+        if chosen.get("assigner") != owner:  # the ledger, not the catalog, says whose data it is
+            raise IntegrityError(f"offer {str(chosen.get('uid'))[:100]} is made by {str(chosen.get('assigner'))[:100]}"
+                                 f", but {dataset} is declared on the ledger by {owner}")  # fmt: skip
         contract = negotiate(client, chosen, node_home.did)
+    kept = {"dataset": dataset_id({"@id": contract["target"]})}
+    requested.keep(home, requested.AGREEMENTS, url, contract["uid"], kept)
     if out:
         write_whole(out, json.dumps(contract, indent=2, ensure_ascii=False) + "\n")
     if as_json:
@@ -236,6 +246,19 @@ def negotiate_cmd(
     console.print(shown(f"  terms   {terms(contract, published_models(home))}"))
     console.print(shown(f"  use it: qdsn jobs request {url} --agreement {contract['uid']} --dataset {dataset} "
                         "--model MODEL"))  # fmt: skip
+
+
+def dataset_owner(node_home: Any, dataset: str) -> str:
+    """Who declared `dataset` on this node's replica of the ledger; NotFound when it holds no such dataset."""
+    ledger = node_home.ledger()
+    try:
+        declared = ledger.state.datasets.get(dataset.removeprefix("urn:qdsn:dataset:"))
+    finally:
+        ledger.close()
+    if declared is None:
+        raise NotFound(f"this node's replica of the ledger holds no dataset {dataset}",
+                       "let this node follow the log (qdsn node start), then negotiate again")  # fmt: skip
+    return str(declared.owner)
 
 
 def write_whole(path: Path, text: str) -> None:
@@ -270,6 +293,7 @@ def transfer_cmd(
 ) -> None:
     """Start a sealed-delivery transfer under an agreement: decided by the owner's policy and recorded on
     the ledger. Prints the transfer's id for `qdsn fetch`."""
+    from qdsn.node import requested
     from qdsn.node.consumer import transfer
 
     first, count = records_range(records)
@@ -280,8 +304,25 @@ def transfer_cmd(
     pid = t.get("dspace:providerPid")
     if not isinstance(pid, str) or t.get("dspace:state") != "dspace:STARTED":
         raise IntegrityError(f"the node did not start the transfer (state {str(t.get('dspace:state'))[:40]})")
+    agreed = requested.kept(home, requested.AGREEMENTS, url, agreement) or {}
+    requested.keep(home, requested.TRANSFERS, url, pid, {"agreement": agreement, "dataset": agreed.get("dataset"),
+                                                         "first": first, "count": count})  # fmt: skip
     console.print(shown(f"✓ transfer {pid} started: records {first}–{first + count - 1}"), style="green")
     console.print(shown(f"  fetch them: qdsn fetch {url} {pid} --out records.jsonl"))
+
+
+def delivered_otherwise(asked: dict[str, Any], delivery: dict[str, Any], got: list[dict[str, Any]]) -> list[str]:
+    """How an opened delivery differs from the transfer as this node started it: another transfer or
+    agreement, other records than those asked for (`receive` holds it to the agreement's dataset)."""
+    wrong = []
+    if (delivery["dspace:providerPid"], delivery["dspace:agreementId"]) != (asked["key"], asked["agreement"]):
+        wrong.append(f"it is of transfer {str(delivery['dspace:providerPid'])[:80]} under agreement "
+                     f"{str(delivery['dspace:agreementId'])[:80]}, "
+                     f"not {asked['key']} under {asked['agreement']}")  # fmt: skip
+    if [r["seq"] for r in got] != list(range(asked["first"], asked["first"] + asked["count"])):
+        span = f"{got[0]['seq']}–{got[-1]['seq']}" if got else "none"
+        wrong.append(f"it holds records {span}, not {asked['first']}–{asked['first'] + asked['count'] - 1}")
+    return wrong
 
 
 def fetch_cmd(
@@ -298,17 +339,26 @@ def fetch_cmd(
     only then are the records written."""
     from urllib.parse import quote
 
+    from qdsn.node import requested
     from qdsn.node.consumer import receive
 
+    asked = requested.kept(home, requested.TRANSFERS, url, transfer)
+    if asked is None:
+        raise NotFound(f"this node started no transfer {transfer!r} at {url}",
+                       "start one: qdsn transfer URL --agreement ID --records FIRST:COUNT")  # fmt: skip
     node = linked_node(home, operator, operator_ca, writes=False)
     try:
         with reaching(url):
             client = peer_client(node.home, url, ca)
             delivery = expect_object(client.call("POST", f"/transfers/{quote(transfer, safe=':')}/data"), "a delivery")
         node.catch_up()
-        got = receive(node.ledger, node.home.key(), node.did, delivery)
+        got = receive(node.ledger, node.home.key(), node.did, delivery, asked.get("dataset"))
     finally:
         node.close()
+    wrong = delivered_otherwise(asked, delivery, got)
+    if wrong:
+        raise IntegrityError(f"the delivery is not the transfer this node asked for: {'; '.join(wrong)}",
+                             "nothing was written; fetch again, or ask the data owner")  # fmt: skip
     write_whole(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in got))
     seqs = [r["seq"] for r in got]
     span = f"records {seqs[0]}–{seqs[-1]}" if seqs else "no records"

@@ -76,9 +76,9 @@ def check_attestation(node, result, nonce: str | None) -> dict:  # type: ignore[
     try:
         return attest.verify(result.attestation, node.ledger, output=result.output, nonce=nonce)
     except QDSNError as e:
-        console.print(Text(f"✗ {e.what}", style="red"))
+        console.print(shown(f"✗ {e.what}"), style="red")  # it names what the other node signed
         if e.fix:
-            console.print(Text(f"  {e.fix}"))
+            console.print(shown(f"  {e.fix}"))
         raise typer.Exit(1) from None
 
 
@@ -102,6 +102,14 @@ def attest_verify(
     finally:
         node.close()
     render_attestation(c, result.output)
+    if nonce is None:  # what a result file says of its own nonce proves nothing: the register of requests does
+        from qdsn.node import requested
+
+        try:
+            e = requested.answered(home, c)
+            console.print(shown(f"✓ it answers job {e['job']}, which this node asked of {e['url']}"), style="green")
+        except QDSNError as e:
+            console.print(shown(f"! not checked for freshness: {e.what}"), style="yellow")
 
 
 Isolation = Annotated[str, typer.Option(help="How models run: bwrap (the sandbox), or process (weaker; see the docs).")]
@@ -330,7 +338,8 @@ def jobs_status(url: Url, job: JobId, home: Home, ca: CA = None,
         return
     state = str(doc.get("state"))
     color = {"done": "green", "pending": "yellow"}.get(state, "red")
-    console.print(Text(state, style=color) + shown(f" {job}" + (f": {doc['reason']}" if doc.get("reason") else "")))
+    why = f": {doc['reason']}" if doc.get("reason") else ""
+    console.print(Text.assemble(shown(state), style=color) + shown(f" {job}{why}"))
     ranges = doc.get("ranges") if isinstance(doc.get("ranges"), list) else []
     for k, v in [("model", doc.get("model")), ("records", "; ".join(
             f"{r.get('dataset')} [{r.get('first')}, +{r.get('count')})" for r in ranges if isinstance(r, dict))),

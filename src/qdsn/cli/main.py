@@ -26,7 +26,7 @@ from qdsn.cli import (
     stats,
     vault,
 )
-from qdsn.cli.common import Home, console, err, passphrase
+from qdsn.cli.common import Home, console, err, passphrase, shown
 from qdsn.node import NodeHome, default_home
 
 app = typer.Typer(
@@ -49,7 +49,8 @@ def run(args: list[str] | None = None) -> None:
     except Exception as e:  # the one place where every failure is turned into words
         failure = explain(e)
         if not failure.unforeseen:
-            err.print(Text.assemble(("error:", "bold red"), f" {failure.what}. {failure.fix}"), soft_wrap=True)
+            said = shown(f"{failure.what}. {failure.fix}")  # its text may be another node's words
+            err.print(Text.assemble(("error:", "bold red"), " ", said), soft_wrap=True)
             raise SystemExit(1) from None
         if os.environ.get(DEBUG_ENV):
             raise

@@ -6,6 +6,7 @@ failing attested run suspending the certificate and a passing one reinstating it
 from __future__ import annotations
 
 import base64
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -17,14 +18,15 @@ from typing import Any
 import orjson
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select
 
-from qdsn.compute import attest
+from qdsn.compute import attest, package
 from qdsn.credentials import certificate, schemes, sdjwt
 from qdsn.credentials.status import INVALID, SUSPENDED, VALID, StatusLists
 from qdsn.crypto import sha256
 from qdsn.crypto.encoding import b64url_decode
 from qdsn.crypto.jose import public_jwk
-from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, Unavailable
+from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, QDSNError, Unavailable
 from qdsn.ledger import tx
+from qdsn.node import requested
 from qdsn.node.follow import Operator
 from qdsn.node.node import Node
 
@@ -44,6 +46,8 @@ CODES = {"valid": VALID, "invalid": INVALID, "suspended": SUSPENDED}
 def _tables(engine: Any) -> None:
     """Create this module's tables once per database, not on every call (run_due is in every round)."""
     metadata.create_all(engine)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -162,14 +166,22 @@ def held_by(node: Node, holder: str) -> list[str]:
         return [r.sd_jwt for r in c.execute(select(issued.c.sd_jwt).where(issued.c.holder == holder))]
 
 
-def recheck(node: Node, number: str, result: dict[str, Any]) -> str:
+def recheck(node: Node, number: str, result: dict[str, Any], asked: dict[str, Any] | None = None) -> str:
     """Continuous certification: judge a new attested run of the certificate's model by its scheme's
     criteria. A failing run suspends a valid certificate; a passing run reinstates a suspended one;
     either way the `compute.attest` that caused it is named on the ledger. A run of another model
-    judges nothing. Returns the status afterwards."""
+    judges nothing. `asked`, the job this node's round asked for (`requested`), binds the run to it: its
+    nonce, job, code, parameters and records. Returns the status afterwards."""
     _check_result(result)
     node.catch_up()
-    claims_a = attest.verify(result["attestation"], node.ledger, output=result["output"])
+    claims_a = attest.verify(result["attestation"], node.ledger, output=result["output"],
+                             nonce=asked["nonce"] if asked else None)  # fmt: skip
+    if asked is not None:
+        wrong = requested.mismatches(asked, claims_a)
+        if claims_a.get("job") != asked["job"]:
+            wrong.append(f"job: it is of job {str(claims_a.get('job'))[:80]}")
+        if wrong:
+            raise IntegrityError(f"the run is not the one this node asked for: {'; '.join(wrong)}")
     c = node.ledger.state.credentials.get(number)
     if c is None or c.issuer != node.did:
         raise NotFound(f"this node issued no certificate {number!r}")
@@ -242,23 +254,31 @@ def rerun(node: Node, number: str, maker: Operator, agreement: str, archive: byt
     anchored since the last attested run (the normal job flow) and judge the result with `recheck`.
     Returns (status, the job still pending the owner's approval, if any)."""
     node.catch_up()
+    kept = f"certificate:{number}"  # the register of requests keeps each round's job and nonce under it
     if pending is not None:
+        asked = requested.find(node.home.path, pending, kept)
         job = maker.call("GET", f"/jobs/{pending}")
     else:
         dataset, first = _next_range(node, number)
         anchored = node.ledger.state.datasets[dataset].anchored
         if anchored <= first:
             return node.ledger.state.credentials[number].status, None  # nothing new to judge
+        nonce, span = secrets.token_urlsafe(16), {"dataset": dataset, "first": first, "count": anchored - first}
         job = maker.call("POST", "/jobs", {
             "agreementId": agreement, "archive": base64.b64encode(archive).decode(), "parameters": parameters,
-            "nonce": secrets.token_urlsafe(16), "purpose": "certification",
-            "datasets": [{"dataset": dataset, "first": first, "count": anchored - first}],
+            "nonce": nonce, "purpose": "certification", "datasets": [span],
         })  # fmt: skip
+        if not isinstance(job, dict) or not isinstance(job.get("id"), str):
+            raise IntegrityError("the holder's node answered the job with no job id")
+        asked = requested.record(node.home.path, kept, job["id"], nonce, code_hash=package.code_hash(archive),
+                                 parameters=parameters, **span)  # fmt: skip
+    if not isinstance(job, dict) or job.get("id") != asked["job"]:
+        raise IntegrityError(f"the holder's node answered another job than {asked['job']}")
     if job["state"] == "pending":  # type: ignore[index]
         return node.ledger.state.credentials[number].status, job["id"]  # type: ignore[index]
     if job["state"] != "done":  # type: ignore[index]
         return node.ledger.state.credentials[number].status, None
-    return recheck(node, number, job["result"]), None  # type: ignore[index]
+    return recheck(node, number, job["result"], asked), None  # type: ignore[index]
 
 
 def run_due(node: Node, links: Callable[[str], Operator], now: int | None = None) -> list[tuple[str, str]]:
@@ -269,8 +289,12 @@ def run_due(node: Node, links: Callable[[str], Operator], now: int | None = None
         due = c.execute(select(schedules).where(schedules.c.due <= t)).all()
     out = []
     for r in due:
-        status, pending = rerun(node, r.id, links(r.maker), r.agreement, base64.b64decode(r.archive),
-                                orjson.loads(r.parameters), r.pending)  # fmt: skip
+        try:
+            status, pending = rerun(node, r.id, links(r.maker), r.agreement, base64.b64decode(r.archive),
+                                    orjson.loads(r.parameters), r.pending)  # fmt: skip
+        except QDSNError as e:  # the holder's answer judges nothing; the next round asks again
+            log.warning("continuous certification of %s: %s", r.id, e)
+            status, pending = node.ledger.state.credentials[r.id].status, None
         with node.policies.engine.begin() as c:
             c.execute(schedules.update().where(schedules.c.id == r.id).values(due=t + r.every, pending=pending))
         out.append((r.id, status))

@@ -16,7 +16,7 @@ from qdsn.errors import IntegrityError, NotFound, PermissionDenied, QDSNError
 from qdsn.ledger import Ledger, merkle, tx
 from qdsn.node.follow import Operator
 from qdsn.node.transfer import delivery_info
-from qdsn.policy.odrl import check_agreement
+from qdsn.policy.odrl import agreement, check_agreement
 from qdsn.policy.transfer import FORMAT
 
 
@@ -38,6 +38,10 @@ def negotiate(provider: Operator, offer: dict[str, Any], consumer: str | None = 
     check_agreement(contract, offer)  # the agreement names exactly the offer asked for, by uid and hash
     if consumer is not None and contract.get("assignee") != consumer:
         raise IntegrityError(f"the agreement is granted to {str(contract.get('assignee'))[:100]}, not to this node")
+    if not isinstance(contract.get("assignee"), str) or contract != agreement(
+            offer, contract["assignee"], str(contract.get("uid"))):  # its terms, target and assigner too  # fmt: skip
+        raise IntegrityError("the agreement's terms are not those of the offer it names: the provider changed them",
+                             "negotiate again; if it persists, the provider's node is not to be trusted")  # fmt: skip
     provider.call(
         "POST", f"/negotiations/{pid}/agreement/verification", {"@type": "ContractAgreementVerificationMessage"}
     )
@@ -52,24 +56,30 @@ def transfer(provider: Operator, agreement: str, kind: str, **terms: Any) -> dic
     return provider.call("POST", "/transfers/request", msg)  # type: ignore[return-value]
 
 
-def receive(ledger: Ledger, key: SigningKey, me: str, delivery: dict[str, Any]) -> list[dict[str, Any]]:
-    """The records of a sealed delivery to `me`, each proved against an anchored batch root on
-    `ledger`; IntegrityError if anything does not open or add up."""
+def receive(
+    ledger: Ledger, key: SigningKey, me: str, delivery: dict[str, Any], dataset: str | None = None
+) -> list[dict[str, Any]]:
+    """The records of a sealed delivery to `me` (of `dataset`, given), each proved against an anchored batch
+    root on `ledger`; IntegrityError if anything does not open or add up."""
     try:
-        return _receive(ledger, key, me, delivery)
+        return _receive(ledger, key, me, delivery, dataset)
     except QDSNError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:  # the provider wrote all of it
         raise IntegrityError(f"the sealed delivery is not in the form of one ({e!r})") from None
 
 
-def _receive(ledger: Ledger, key: SigningKey, me: str, delivery: dict[str, Any]) -> list[dict[str, Any]]:
+def _receive(
+    ledger: Ledger, key: SigningKey, me: str, delivery: dict[str, Any], expected: str | None
+) -> list[dict[str, Any]]:
     provider, pid, agreement = delivery["qdsn:provider"], delivery["dspace:providerPid"], delivery["dspace:agreementId"]
     sealed = base64.urlsafe_b64decode(delivery["qdsn:sealed"] + "=" * (-len(delivery["qdsn:sealed"]) % 4))
     body = orjson.loads(hpke.unseal(key, sealed, delivery_info(provider, me, pid, agreement)))
     if (body["transfer"], body["agreement"]) != (pid, agreement):
         raise IntegrityError("the sealed delivery names another transfer or agreement than its envelope")
     dataset = body["dataset"]
+    if expected is not None and dataset != expected:
+        raise IntegrityError(f"the delivery holds records of {str(dataset)[:80]}, not of {expected}, which was agreed")
     owner = ledger.state.datasets.get(dataset)
     if owner is None or owner.owner != provider:
         raise IntegrityError(f"dataset {dataset!r} is not declared on the ledger by {provider}")

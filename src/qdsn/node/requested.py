@@ -16,14 +16,47 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from qdsn.errors import InvalidInput, NotFound
+from qdsn.errors import IntegrityError, InvalidInput, NotFound
 
 FOLDER = "requested-jobs"
 
 
-def _path(home: Path, url: str, job: str) -> Path:
+AGREEMENTS = "agreements"  # the agreements this node negotiated, by the provider's URL and the agreement's uid
+TRANSFERS = "requested-transfers"  # the transfers it started, by URL and the provider's transfer id
+
+
+def _path(home: Path, url: str, job: str, folder: str = FOLDER) -> Path:
     name = hashlib.sha256(f"{url.rstrip('/')}\n{job}".encode()).hexdigest()[:32]
-    return home / FOLDER / f"{name}.json"
+    return home / folder / f"{name}.json"
+
+
+def keep(home: Path, folder: str, url: str, key: str, entry: dict[str, Any]) -> None:
+    """Keep `entry` under `folder` for the thing `key` that the node at `url` named, written whole."""
+    (home / folder).mkdir(mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=home / folder, prefix=".new-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"url": url.rstrip("/"), "key": key} | entry, f, ensure_ascii=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, _path(home, url, key, folder))
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def kept(home: Path, folder: str, url: str, key: str) -> dict[str, Any] | None:
+    """What `keep` kept for `key` at `url`, or None."""
+    path = _path(home, url, key, folder)
+    try:
+        entry = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise InvalidInput(f"{path} is damaged: {e}", "remove it and ask again") from None
+    if not isinstance(entry, dict) or entry.get("key") != key:
+        raise InvalidInput(f"{path} is not a record of {key}", "remove it and ask again")
+    return entry
 
 
 def record(home: Path, url: str, job: str, nonce: str, **about: Any) -> dict[str, Any]:
@@ -60,6 +93,20 @@ def find(home: Path, job: str, url: str | None = None) -> dict[str, Any]:
     if len(found) > 1:
         raise InvalidInput(f"job id {job!r} was given by {len(found)} nodes",
                            "name the node: --node " + " or --node ".join(e["url"] for e in found))  # fmt: skip
+    return found[0]
+
+
+def answered(home: Path, claims: dict[str, Any]) -> dict[str, Any]:
+    """The job this node asked for that a verified attestation answers, found by what the attesting node
+    signed (its job id and nonce), never by what a result file says of itself; IntegrityError when it
+    answers none (an old run replayed, or a job another member asked for)."""
+    found = [e for e in entries(home) if (e["job"], e["nonce"]) == (claims.get("job"), claims.get("eat_nonce"))]
+    if len(found) != 1:
+        raise IntegrityError(
+            f"the attestation answers no job this node asked for (job {str(claims.get('job'))[:80]}): it may be "
+            "an old run replayed, or a run another member asked for",
+            "ask for a run yourself (qdsn jobs request) and certify its result (qdsn cert issue --job ID)",
+        )
     return found[0]
 
 
