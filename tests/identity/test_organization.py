@@ -113,7 +113,9 @@ def test_the_organisation_codes_own_check_character_is_checked(code):
     for c in "0123456789X":
         if c != code[16]:
             forged = _with_check(code[:16] + c)
-            with pytest.raises(InvalidInput, match=f"organisation code {code[8:16]}-{c} .* GB 11714 gives '{code[16]}'"):
+            with pytest.raises(
+                InvalidInput, match=f"organisation code {code[8:16]}-{c} .* GB 11714 gives '{code[16]}'"
+            ):
                 organization.credit_code_form(forged)
 
 
