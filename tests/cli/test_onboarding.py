@@ -229,3 +229,50 @@ def test_a_kept_demo_consortium_can_be_used_afterwards(tmp_path):
     assert note.startswith("qdsn.local/consortium\n")
     assert qdsn("ledger", "verify", "--home", str(kept / "regulator"), passphrase=phrase).returncode == 0
     assert "cosigned by" in qdsn("ledger", "status", "--home", str(kept / "enterprise-0"), passphrase=phrase).stdout
+
+
+def test_nothing_the_operator_sends_can_hide_or_imitate_the_fingerprint(tmp_path, regulator):
+    """An impostor shows the fingerprint of the real regulator's key (public) and conceals its own with
+    terminal control sequences or markup in the fields of its trust file: they are escaped, or refused."""
+    from qdsn.crypto import VerifyKey
+    from qdsn.ledger.checkpoint import COSIGNATURE_V1, NoteVerifier
+    from qdsn.node.trust import fingerprint
+
+    url, _ = regulator
+    real = httpx.get(url + "/.well-known/qdsn-trust.json").json()
+    conceal = "\x1b[8m"
+    fake = f"{real['regulator']}\n  fingerprint [bold]0000 1111 2222 3333 4444 5555 6666 7777[/]{conceal}"
+    witness = NoteVerifier("did:key:z6Mkwitness", VerifyKey(SigningKey.generate().verify_key.raw), COSIGNATURE_V1)
+
+    def trust_file(**changes):
+        def change(body):
+            doc = json.loads(body) | changes
+            return json.dumps(doc | {"fingerprint": fingerprint(doc)}).encode()
+
+        return change
+
+    cases = [  # (what the proxy rewrites, whether the join is refused for it)
+        ({"/.well-known/qdsn-trust.json": trust_file(regulator=fake),
+          "/.well-known/did.json": lambda b: json.dumps(json.loads(b) | {"id": fake}).encode()}, True),
+        ({"/.well-known/qdsn-trust.json": trust_file(cosigners=[
+            {"did": f"did:key:z6Mkwitness{conceal}", "name": f"Acme{conceal}", "role": f"[bold]regulator[/]{conceal}",
+             "key": witness.text()}])}, False),
+    ]  # fmt: skip
+    for change, refused in cases:
+        handler = type("H", (Tampering,), {"upstream": url, "change": change})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            home = tmp_path / "acme"
+            p = qdsn("join", f"http://127.0.0.1:{server.server_port}", "--role", "enterprise", "--name", "Acme",
+                     "--home", str(home), stdin="n\n", ok=False)  # fmt: skip
+            assert "\x1b" not in p.stdout + p.stderr and "Traceback" not in p.stderr, p.stdout
+            assert p.returncode == 1 and not home.exists()
+            if refused:
+                assert "is not a DID" in p.stderr, p.stderr
+            else:
+                assert "[bold]regulator[/]" in p.stdout and "not joined" in p.stderr, p.stdout + p.stderr
+                assert p.stdout.count("fingerprint") == 1
+        finally:
+            server.shutdown()
+            server.server_close()

@@ -90,3 +90,47 @@ def test_the_ledger_refuses_a_registration_whose_codes_are_malformed():
                               ("address", "", "at least 1 character")):  # fmt: skip
         with pytest.raises(InvalidInput, match=why):
             tx.check_payload("identity.register", ok | {field: value})
+
+
+def _with_check(first17: str) -> str:
+    from stdnum.cn import uscc
+
+    return first17 + uscc.calc_check_digit(first17)
+
+
+@pytest.mark.parametrize("code", REAL)
+def test_a_mistyped_character_anywhere_in_the_18_is_refused(code):
+    for i in range(18):
+        for c in "0123456789ABCDEFGHJKLMNPQRTUWXY":
+            if c != code[i]:
+                with pytest.raises(InvalidInput):
+                    organization.credit_code_form(code[:i] + c + code[i + 1 :])
+
+
+@pytest.mark.parametrize("code", REAL)
+def test_the_organisation_codes_own_check_character_is_checked(code):
+    # a made-up code whose last character was computed over wrong positions 9-17 (GB 11714 check broken)
+    for c in "0123456789X":
+        if c != code[16]:
+            forged = _with_check(code[:16] + c)
+            with pytest.raises(
+                InvalidInput, match=f"organisation code {code[8:16]}-{c} .* GB 11714 gives '{code[16]}'"
+            ):
+                organization.credit_code_form(forged)
+
+
+@pytest.mark.parametrize("first17,why", [
+    ("0" + "1330100716105852", "registration authority"),  # no authority 0
+    ("90" + "330100716105852", "organisation type"),  # no type 0
+    ("9133A100716105852", "positions 3-8"),  # the region of registration is six digits
+])  # fmt: skip
+def test_authority_type_and_region_positions_are_checked_and_named(first17, why):
+    with pytest.raises(InvalidInput, match=why):
+        organization.credit_code_form(_with_check(first17))
+
+
+def test_authorities_beyond_the_digits_are_accepted():
+    # Y (其他), A and N register organisations too; their codes are right in every position
+    for first in "YAN":
+        code = _with_check(first + "1110000600037341")
+        assert organization.credit_code_form(code) == code

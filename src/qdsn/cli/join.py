@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from qdsn.cli.common import Home, console, err, passphrase, shown
 from qdsn.errors import InvalidInput
@@ -36,13 +37,16 @@ def join(
         raise InvalidInput(f"{home} already holds a node", "choose another --home")
     c = onboard.fetch(url, ca)
     onboard.pin(c, log_key)
-    table = Table(title=f"consortium {c.origin}: {len(c.members)} members besides the regulator")
+    # every word of it is the operator's: shown escaped, never as markup or terminal control, so that
+    # nothing it sends can restyle, hide or imitate the fingerprint line the person checks
+    table = Table(title=Text.assemble("consortium ", shown(c.origin),
+                                      f": {len(c.members)} members besides the regulator"))  # fmt: skip
     for col in ("name", "role", "DID"):
         table.add_column(col, overflow="fold")
     for m in c.members:
-        table.add_row(shown(str(m.get("name", ""))), str(m.get("role", "")), str(m.get("did", "")))
+        table.add_row(*(shown(str(m.get(k, ""))) for k in ("name", "role", "did")))
     console.print(table)
-    console.print(f"  regulator   {c.regulator}", highlight=False)
+    console.print("  regulator   ", shown(c.regulator), sep="", highlight=False)
     console.print(f"  checkpoint  size {c.size}, signed by the log key", highlight=False)
     console.print(f"  log key     {c.log_key.text()}", highlight=False, soft_wrap=True)
     console.print(f"  fingerprint [bold]{onboard.key_fingerprint(c.log_key)}[/]", highlight=False)

@@ -11,7 +11,8 @@ change (districts are merged, renamed, abolished): the regulator's command does 
 The division list is python-stdnum's `cn/loc` table (compiled by its maintainers from the 中华人民共和国
 行政区划代码 lists; every province, prefecture and county with the years it was in use), so provinces,
 prefectures and counties all validate, and a code no longer in use is refused with the year it ended.
-The check character is python-stdnum's `stdnum.cn.uscc`.
+The check character is python-stdnum's `stdnum.cn.uscc`; the organisation code's own check character
+(positions 9-17, GB 11714) is computed here.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from functools import cache
 
 from stdnum import numdb
 from stdnum.cn import uscc
-from stdnum.exceptions import ValidationError
 
 from qdsn.errors import InvalidInput
 
 _USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+# GB 32100-2015 table 1 and the authorities added since: 1-9 (机构编制, 外交, 司法行政, 文化, 民政, 旅游, 宗教,
+# 工会, 工商), A (中央军委改革和编制办公室), N (农业), Y (其他)
+_AUTHORITIES = "123456789ANY"
 
 # GB/T 4754-2017: each section (门类) letter and the two-digit divisions (大类) it holds
 SECTIONS = {"A": (1, 5), "B": (6, 12), "C": (13, 43), "D": (44, 46), "E": (47, 50), "F": (51, 52),
@@ -36,21 +39,36 @@ SECTIONS = {"A": (1, 5), "B": (6, 12), "C": (13, 43), "D": (44, 46), "E": (47, 5
 
 
 def credit_code_form(value: str) -> str:
-    """A unified social credit code whose characters and GB 32100-2015 check character are right."""
+    """A unified social credit code right in all 18 positions (GB 32100-2015): the registration authority
+    and organisation type, the six-digit region of registration, the organisation code with its own GB 11714
+    check character, and the check character over all of them."""
     if len(value) != 18 or any(c not in _USCC_CHARS for c in value):
         raise InvalidInput(
             f"unified social credit code {value!r} is not 18 characters of 0-9 and A-Y without I, O, S, V, Z",
             "copy the 18 characters from the business licence (营业执照), e.g. 91330100716105852F",
         )
-    try:
-        uscc.validate(value)
-    except ValidationError:
-        raise InvalidInput(
-            f"unified social credit code {value}: the check character is {value[17]!r}, but the first 17 "
-            f"characters give {uscc.calc_check_digit(value[:17])!r}",
-            "a character was mistyped: check the code against the business licence (营业执照)",
-        ) from None
+    hint = "a character was mistyped: check the code against the business licence (营业执照)"
+    if value[0] not in _AUTHORITIES or value[1] not in "123456789":
+        raise InvalidInput(f"unified social credit code {value}: {value[:2]!r} is not a registration authority "
+                           "(1-9, A, N or Y) followed by an organisation type (1-9)", hint)  # fmt: skip
+    if not value[2:8].isdigit():
+        raise InvalidInput(f"unified social credit code {value}: positions 3-8 ({value[2:8]}) are not the "
+                           "six-digit GB/T 2260 code of the region where it was registered", hint)  # fmt: skip
+    if value[16] != _organization_check(value[8:16]):
+        raise InvalidInput(f"unified social credit code {value}: the organisation code {value[8:16]}-{value[16]} "
+                           f"(positions 9-17) has check character {value[16]!r}, but GB 11714 gives "
+                           f"{_organization_check(value[8:16])!r}", hint)  # fmt: skip
+    if value[17] != uscc.calc_check_digit(value[:17]):
+        raise InvalidInput(f"unified social credit code {value}: the check character is {value[17]!r}, but the "
+                           f"first 17 characters give {uscc.calc_check_digit(value[:17])!r}", hint)  # fmt: skip
     return value
+
+
+def _organization_check(body: str) -> str:
+    """The GB 11714-1997 check character of an organisation code's eight characters (letters count 10-35).
+    Written here because python-stdnum checks only a credit code's last character, not this one."""
+    c = 11 - sum(int(ch, 36) * w for ch, w in zip(body, (3, 7, 9, 10, 5, 8, 4, 2), strict=True)) % 11
+    return "X" if c == 10 else "0" if c == 11 else str(c)
 
 
 def region_form(value: str) -> str:

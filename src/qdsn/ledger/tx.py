@@ -28,6 +28,11 @@ Role = Literal["enterprise", "certifier", "regulator"]
 ROLE_WORDS = {"manufacturer": "enterprise"}  # the word people use for a role
 
 
+def is_did(value: object) -> bool:
+    """Whether `value` is a DID of the methods QDSN uses (did:key, did:web)."""
+    return isinstance(value, str) and len(value) <= 512 and _DID.fullmatch(value) is not None
+
+
 def role_named(word: str) -> str:
     """The role a user's word names: a role, or `manufacturer` for enterprise."""
     role = ROLE_WORDS.get(word, word)

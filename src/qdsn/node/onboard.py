@@ -24,6 +24,7 @@ import httpx
 from qdsn.crypto import sha256
 from qdsn.errors import IntegrityError, InvalidInput, QDSNError, Unavailable
 from qdsn.identity import ed25519_keys
+from qdsn.ledger import tx
 from qdsn.ledger.checkpoint import NoteVerifier, open_checkpoint, parse_verifier
 from qdsn.node import seen, trust
 from qdsn.node.home import NodeHome
@@ -101,6 +102,9 @@ def fetch(url: str, ca: Path | None = None, *, http: httpx.Client | None = None)
         keys = ed25519_keys(did_doc)
     except QDSNError as e:
         raise IntegrityError(f"the operator's DID document is not usable: {e.what}") from None
+    if not tx.is_did(anchor.regulator):  # it is shown to the person joining beside the fingerprint
+        raise IntegrityError(f"the trust file's regulator {anchor.regulator!r} is not a DID",
+                             "do not join through this node; ask the regulator")  # fmt: skip
     if did_doc.get("id") != anchor.regulator or anchor.log_key.key.raw not in keys:
         raise IntegrityError(f"the node at {url} is {did_doc.get('id')}, whose DID document does not list the log "
                              f"key of the regulator {anchor.regulator}", "give the log operator's URL")  # fmt: skip
