@@ -86,9 +86,9 @@ def test_issue_present_verify_and_follow_the_process(lab):  # noqa: F811
     batch = node.vault.add_batch("line-1", rows)
     node.vault.mark_anchored(batch, node.order([node.home.sign("dataset.anchor", batch.anchor_payload())])[0].txid)
     later = int(time.time()) + 3 * 3600
-    for answer in (lambda p, again=again: {"id": "urn:uuid:replayed", "state": "done", "result": again},
+    for answer in (lambda p: {"id": "urn:uuid:replayed", "state": "done", "result": again},
                    lambda p: c["cqc"].call("POST", "/jobs", p | {"parameters": {"threshold": 1.0}})):  # fmt: skip
-        assert certify.run_due(lab_node, lambda url: Replaying(answer), now=later) == [
+        assert certify.run_due(lab_node, lambda url, answer=answer: Replaying(answer), now=later) == [
             ("CQC-2026-0007", "suspended")]  # fmt: skip
         later += 7200
     assert lab_node.ledger.state.credentials["CQC-2026-0007"].status == "suspended"
