@@ -570,8 +570,10 @@ def _regional_figure(console: Console, regulator: Node, leader: str, lab_url: st
     store = aggregator.open_store(reporters[1].home)
     inc = reporter.prove(reporters[1], store, task, 0, NodeClient(lab_url, reporters[1].home.key(), reporters[1].did))
     store.close()
-    console.print(f"  aggregate.batch on the ledger: {fig.count} reports under root {fig.root[:16]}…; "
-                  f"{reporters[1].home.name} proves its report is leaf {inc.index} with {len(inc.proof)} hashes ✓")
+    console.print(
+        f"  aggregate.batch on the ledger: {fig.count} reports under root {fig.root[:16]}…; "
+        f"{reporters[1].home.name} proves its report is leaf {inc.index} with {len(inc.proof)} hashes ✓"
+    )
 
 
 def _model_to_data(

@@ -47,6 +47,7 @@ def _tables(engine: Any) -> None:
     """Create this module's tables once per database, not on every call (run_due is in every round)."""
     metadata.create_all(engine)
 
+
 log = logging.getLogger(__name__)
 
 
