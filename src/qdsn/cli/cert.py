@@ -119,9 +119,9 @@ def cert_fetch(
     """The certificates the body at URL issued to this node (SD-JWTs, for `qdsn cert present`), each
     checked before it is written: signed by its issuer's key on this node's replica, recorded by that
     issuer's credential.issue, and issued to this node."""
-    from qdsn.cli.certify import configured_operator, expect_object, reaching, write_whole
+    from qdsn.cli.certify import expect_object, reaching, write_whole
 
-    node = linked_node(home, *configured_operator(home, None, None), local=True)
+    node = linked_node(home, None, None, writes=False)
     try:
         with reaching(url):
             got = expect_object(peer_client(node.home, url, ca).call("GET", "/credentials"), "a list of credentials")

@@ -556,9 +556,12 @@ def _regional_figure(console: Console, regulator: Node, leader: str, lab_url: st
         console.print(f"  {node.home.name} reports {value} (known only to itself): report {got['id'][:12]}… "
                       "verified by both aggregators ✓")  # fmt: skip
     fig = collect.collect(regulator, task, 0, NodeClient(lab_url, regulator.home.key(), regulator.did))
+    scale = t.sensitivity() / fig.epsilon
     console.print(f"  the regulator collects: [bold]{fig.result}[/] nonconforming units from {fig.count} makers "
-                  f"(true total {sum(values)}; discrete Laplace noise from each aggregator through OpenDP, "
-                  f"epsilon {fig.epsilon:g}, {fig.spent:g} of {fig.budget:g} spent on the ledger)")  # fmt: skip
+                  f"(true total {sum(values)}; discrete Laplace noise of scale {scale:g} from each aggregator "
+                  f"through OpenDP, epsilon {fig.epsilon:g}, {fig.spent:g} of {fig.budget:g} spent on the ledger). "
+                  f"With three makers the noise is of the size of one maker's value — that is what hides each; "
+                  f"over a region's hundreds of makers it is a few per cent of the total.")  # fmt: skip
     helper_store = aggregator.open_store(regulator.home)
     shares = helper_store.batch(task, 0)
     helper_store.close()
