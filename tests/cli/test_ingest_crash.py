@@ -13,6 +13,8 @@ import sys
 import time
 from multiprocessing import get_context
 
+import pytest
+
 from qdsn.ledger import Ledger
 
 from .test_cli import PASS, manufacturer, qdsn
@@ -58,6 +60,7 @@ def finish(acme, path):
     assert proc.exitcode == 0, (acme.parent / "runs.log").read_text()[-3000:]
 
 
+@pytest.mark.timeout(900)  # fifty SIGKILLs and resumptions, each a process start
 def test_ingest_killed_at_random_moments_resumes_with_every_record_once(tmp_path):
     reg, acme = manufacturer(tmp_path)
     rng = random.Random(int.from_bytes(os.urandom(4)))

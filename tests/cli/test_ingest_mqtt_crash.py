@@ -54,6 +54,7 @@ def wait_for(predicate, seconds=60):
     return False
 
 
+@pytest.mark.timeout(900)  # fifty SIGKILLs and resumptions, each a process start
 def test_mqtt_ingest_killed_at_random_moments_keeps_every_acknowledged_reading_once(tmp_path):
     _, acme = manufacturer(tmp_path)
     rng = random.Random(int.from_bytes(os.urandom(4)))

@@ -16,7 +16,7 @@ from qdsn.api.client import NodeClient
 from qdsn.compute import package
 from qdsn.ledger import Ledger
 from qdsn.ledger.audit import audit
-from qdsn.node import NodeHome
+from qdsn.node import NodeHome, requested
 from qdsn.node.consumer import negotiate
 from qdsn.node.follow import log_key
 
@@ -112,6 +112,7 @@ def test_member_commands_land_in_the_operators_log(tmp_path):
             "agreementId": agreement["uid"], "archive": base64.b64encode(blob).decode(), "nonce": "write-path-1",
             "datasets": [{"dataset": "line-1", "first": 0, "count": 120}],
             "parameters": {"threshold": 1.0}})  # fmt: skip
+        requested.record(cqc.path, urls["acme"], job["id"], "write-path-1")  # as `qdsn jobs request` keeps it
         approved = qdsn("jobs", "approve", job["id"], home=acme.path).stdout
         assert "done" in approved and "on the ledger: entries" in approved  # the use decided, the run attested
         (tmp_path / "result.json").write_text(json.dumps(to_acme.call("GET", f"/jobs/{job['id']}")["result"]))
