@@ -11,6 +11,8 @@ import threading
 import time
 from multiprocessing import get_context
 
+import pytest
+
 import orjson
 import paho.mqtt.client as mqtt
 
