@@ -11,10 +11,9 @@ import threading
 import time
 from multiprocessing import get_context
 
-import pytest
-
 import orjson
 import paho.mqtt.client as mqtt
+import pytest
 
 from ..services import mosquitto
 from .test_cli import PASS, qdsn
