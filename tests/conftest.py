@@ -1,6 +1,11 @@
+import os
+
 import pytest
 
 from .services import etcd_cluster, postgres
+
+# Tables are read by the tests: wide enough that an id is never folded, whichever worker prints them.
+os.environ["COLUMNS"] = "250"
 
 
 @pytest.fixture(scope="session")

@@ -83,7 +83,7 @@ def test_the_vault_file_truncated_or_deleted(acme, how):
         v.write_bytes(b"")
     else:
         v.unlink()
-    out = verify_vault(acme, 2)
+    out = " ".join(verify_vault(acme, 2).split())  # as read, whatever width the message was wrapped to
     assert "5600 anchored records" in out and "line-1: 5000" in out and "line-2: 600" in out
     assert v.exists() == (how == "truncated") and (not v.exists() or v.stat().st_size == 0)  # never created
 
