@@ -241,3 +241,11 @@ def test_a_refused_issue_leaves_no_status_entry_taken(tmp_path):
             assert conn.execute(select(func.count()).select_from(entries)).scalar_one() == 1
     finally:
         c.close()
+
+
+def test_one_run_backs_one_certificate(c):
+    result, _ = c.run(job="job-once")
+    c.issue("CQC-ONCE-1", result=result)
+    with pytest.raises(Conflict, match="the run of job job-once already backs certificate CQC-ONCE-1"):
+        c.issue("CQC-ONCE-2", result=result)
+    assert "CQC-ONCE-2" not in c.lab.ledger.state.credentials

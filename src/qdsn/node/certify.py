@@ -90,6 +90,7 @@ def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str
     if not result["output"].get("pass"):
         raise InvalidInput("the attested run did not pass: there is nothing to certify")
     env = attestation_entry(node, claims_a["job"], claims_a["iss"], result["attestation"])
+    _unused(node, tx.txid(env.leaf()), claims_a["job"])
     holder = node.ledger.state.identities[claims_a["iss"]]
     owner = next((c.issuer for c in node.ledger.state.credentials.values() if c.status_list == status_list), None)
     if owner not in (None, node.did):
@@ -142,6 +143,15 @@ def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str
     with node.policies.engine.begin() as c:
         c.execute(insert(issued).values(id=subject.number, holder=holder.did, status_list=status_list, sd_jwt=sd))
     return sd
+
+
+def _unused(node: Node, attestation: str, job: str) -> None:
+    """Refuse a run that already backs one of this issuer's certificates: one run, one certificate."""
+    for row in node.ledger.store.rows_of_type("credential.issue"):
+        p = tx.from_leaf(row.leaf).payload
+        if row.submitter == node.did and attestation in p["attestations"]:
+            raise Conflict(f"the run of job {job} already backs certificate {p['credential']} (entry {row.seq})",
+                           f"see it with `qdsn cert show {p['credential']}`; a new certificate needs a new run")
 
 
 def set_status(node: Node, number: str, status: str, reason: str, *, attestation: str | None = None) -> None:
