@@ -67,6 +67,18 @@ def test_what_the_other_node_says_never_acts_on_the_terminal(liar, me):
     assert "[bold]no job[/bold]" in proc.stderr and proc.returncode == 1, proc.stderr
 
 
+def test_json_from_the_other_node_keeps_its_value_but_never_acts_on_the_terminal(liar, me):
+    url, answers = liar
+    title = "线缆 " + ESC + "\x9b31m\U000e0041\u2066"
+    catalog = {"dspace:participantId": "did:web:liar.example", "dcat:dataset": [{"@id": "urn:qdsn:dataset:line-1",
+                                                                              "dct:title": title}]}  # fmt: skip
+    answers["/catalog"] = (200, catalog)
+    proc = qdsn("catalog", url, "--json", "--anonymous", home=me.path)
+    assert json.loads(proc.stdout) == catalog
+    assert "线缆" in proc.stdout and not any(ch in proc.stdout for ch in "\x1b\x07\u202e\x9b\U000e0041\u2066")
+    assert "\\u009b" in proc.stdout and "\\udb40\\udc41" in proc.stdout, proc.stdout
+
+
 def test_a_certificate_not_issued_on_the_ledger_is_not_written(liar, me, tmp_path):
     url, answers = liar
     forger = SigningKey.generate()  # a did:key certifies itself: no member of the consortium stands behind it

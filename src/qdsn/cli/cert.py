@@ -22,6 +22,7 @@ from qdsn.cli.common import (
     open_node,
     party,
     peer_client,
+    print_json,
     shown,
 )
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
@@ -267,7 +268,7 @@ def cert_list(home: Home, as_json: Annotated[bool, typer.Option("--json", help="
         mine = [{"certificate": c.id, "issuer": c.issuer, "issuer_name": names[c.issuer], "status": c.status,
                  "status_entry": f"{c.status_list}#{c.index}"} for c in held]  # fmt: skip
         doc = {"issued": issued, "held": mine} | ({"consortium": consortium} if everyone else {})
-        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        print_json(doc)
         return
     if issued:
         table = Table("certificate", "holder", "status", "valid until", "next run", "status entry",
@@ -504,7 +505,7 @@ def cert_show(
         c = node.ledger.state.credentials.get(v.claims.get("certificate_number", ""))
     finally:
         node.close()
-    console.print_json(json.dumps({k: x for k, x in v.claims.items() if k != "evidence"}, ensure_ascii=False))
+    print_json({k: x for k, x in v.claims.items() if k != "evidence"})
     console.print(f"status on the ledger: [bold]{c.status if c else 'not recorded'}[/]")
 
 
@@ -547,4 +548,4 @@ def cert_schema() -> None:
     """Print the quality certificate's JSON Schema: its claims, and which are selectively disclosable."""
     from qdsn.credentials.certificate import schema
 
-    print(json.dumps(schema(), indent=2, ensure_ascii=False))
+    print_json(schema())

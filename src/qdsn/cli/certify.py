@@ -24,6 +24,7 @@ from qdsn.cli.common import (
     linked_node,
     open_node,
     peer_client,
+    print_json,
     shown,
 )
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError, Unavailable
@@ -146,7 +147,7 @@ def catalog_cmd(
     passphrase; with QDSN_PASSPHRASE set it asks as this node, to see offers addressed to it."""
     doc, who = fetch_catalog(url, home, ca, anonymous)
     if as_json:
-        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        print_json(doc)
         return
     found = datasets(doc)
     models = published_models(home)
@@ -239,7 +240,7 @@ def negotiate_cmd(
     if out:
         write_whole(out, json.dumps(contract, indent=2, ensure_ascii=False) + "\n")
     if as_json:
-        print(json.dumps(contract, indent=2, ensure_ascii=False))
+        print_json(contract)
         return
     console.print(shown(f"✓ agreement {contract['uid']}"), style="green")
     console.print(shown(f"  offer   {chosen.get('uid')} of {dataset}"))

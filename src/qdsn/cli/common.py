@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -182,6 +183,29 @@ def shown(text: str) -> Text:
     for part, escaped in review.segments(text):
         out.append(part, style="bold white on red" if escaped else None)
     return out
+
+
+def print_json(doc: Any, indent: int | None = 2) -> None:
+    """Print `doc` as JSON with names in their own script, but every character `shown` would escape
+    written as a JSON `\\u` escape: the same value once parsed, and another party's text in it cannot act
+    on the terminal that reads it."""
+    from qdsn.compute import review
+
+    def escaped(line: str) -> str:
+        if line.isprintable():
+            return line
+        out = []
+        for ch in line:
+            if not review.hidden(ch):
+                out.append(ch)
+            elif ord(ch) > 0xFFFF:  # JSON writes an astral character as its UTF-16 surrogate pair
+                high, low = divmod(ord(ch) - 0x10000, 0x400)
+                out.append(f"\\u{0xD800 + high:04x}\\u{0xDC00 + low:04x}")
+            else:
+                out.append(f"\\u{ord(ch):04x}")
+        return "".join(out)
+
+    print("\n".join(escaped(line) for line in json.dumps(doc, indent=indent, ensure_ascii=False).split("\n")))
 
 
 def replica(node: NodeHome):  # type: ignore[no-untyped-def]

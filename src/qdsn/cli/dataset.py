@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +19,7 @@ from qdsn.cli.common import (
     logged,
     open_node,
     party,
+    print_json,
     replica,
 )
 from qdsn.errors import QDSNError
@@ -92,10 +92,10 @@ def dataset_list(
         found = sorted((d for d in state.datasets.values() if not mine or d.owner == node.did),
                        key=lambda d: (d.owner, d.id))  # fmt: skip
         if as_json:
-            print(json.dumps([{"dataset": d.id, "owner": d.owner, "owner_name": getattr(
+            print_json([{"dataset": d.id, "owner": d.owner, "owner_name": getattr(
                 state.identities.get(d.owner), "name", None), "kind": d.kind, "title": d.title,
                 "records": d.anchored, "batches": d.batches, "shredded": d.shredded, "declared_entry": d.declared}
-                for d in found], indent=2, ensure_ascii=False))  # fmt: skip
+                for d in found])  # fmt: skip
             return
         table = Table()
         id_column(table, "dataset")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -20,6 +19,7 @@ from qdsn.cli.common import (
     linked_node,
     logged,
     open_node,
+    print_json,
 )
 from qdsn.cli.dataset import units_of
 from qdsn.errors import InvalidInput, Unavailable
@@ -280,9 +280,7 @@ def ingest_gaps(
     streams = open_node(home).vault().streams(dataset)
     lost = sum(s.missing for s in streams)
     if as_json:
-        console.print_json(
-            orjson.dumps({"dataset": dataset, "missing": lost, "devices": [s.to_json() for s in streams]}).decode()
-        )
+        print_json({"dataset": dataset, "missing": lost, "devices": [s.to_json() for s in streams]})
     else:
         from qdsn.data.sequences import describe
 
@@ -320,8 +318,7 @@ def ingest_quarantined(
     """List the readings `qdsn ingest mqtt` refused and set aside in the vault: when, topic, why, payload."""
     kept = open_node(home).vault().quarantined(dataset)
     if as_json:
-        print(json.dumps([k | {"payload": k["payload"].decode("utf-8", "replace")} for k in kept[-limit:]],
-                         indent=2, ensure_ascii=False))  # fmt: skip
+        print_json([k | {"payload": k["payload"].decode("utf-8", "replace")} for k in kept[-limit:]])
         return
     table = Table("received", "topic", "reason", "payload", title=f"{len(kept)} readings set aside for {dataset}")
     for k in kept[-limit:]:

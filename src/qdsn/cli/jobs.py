@@ -17,6 +17,7 @@ from qdsn.cli.common import (
     console,
     linked_node,
     logged,
+    print_json,
     shown,
 )
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
@@ -127,7 +128,7 @@ def jobs_list(home: Home, as_json: Annotated[bool, typer.Option("--json", help="
     finally:
         node.close()
     if as_json:
-        print(json.dumps([j.to_json() for j in found], indent=2, ensure_ascii=False))
+        print_json([j.to_json() for j in found])
         return
     table = Table("job", "state", "model", "requester", "records", "purpose", "created")
     for col in (table.columns[0], table.columns[3]):
@@ -333,8 +334,7 @@ def jobs_status(url: Url, job: JobId, home: Home, ca: CA = None,
     """A job asked of another member's node: pending, done, denied (with why) or failed (with why)."""
     doc = fetch_job(home, url, job, ca)
     if as_json:
-        print(json.dumps({k: v for k, v in doc.items() if k != "result"} | {"has_result": bool(doc.get("result"))},
-                         indent=2, ensure_ascii=False))  # fmt: skip
+        print_json({k: v for k, v in doc.items() if k != "result"} | {"has_result": bool(doc.get("result"))})
         return
     state = str(doc.get("state"))
     color = {"done": "green", "pending": "yellow"}.get(state, "red")
@@ -405,7 +405,7 @@ def jobs_requested(home: Home, as_json: Annotated[bool, typer.Option("--json", h
     NodeHome.open(home, "")  # NotFound, with how to make one, when there is no node at `home`
     found = requested.entries(home)
     if as_json:
-        print(json.dumps([{k: v for k, v in e.items() if k != "nonce"} for e in found], indent=2, ensure_ascii=False))
+        print_json([{k: v for k, v in e.items() if k != "nonce"} for e in found])
         return
     table = Table("job", "node", "model", "dataset", "records", "agreement", "asked")
     for e in found:

@@ -23,6 +23,7 @@ from qdsn.cli.common import (
     logged,
     open_node,
     party,
+    print_json,
     progress_bar,
     render_verdict,
     replica,
@@ -52,7 +53,7 @@ def ledger_show(
         rows = ledger.store.rows_of_type(type)[-last:] if type else ledger.store.rows(max(0, ledger.size - last),
                                                                                           ledger.size)  # fmt: skip
         if as_json:
-            print(json.dumps([_entry_json(ledger, row) for row in rows], indent=2, ensure_ascii=False))
+            print_json([_entry_json(ledger, row) for row in rows])
             return
         title = f"{ledger.origin} — {ledger.size} entries, root {ledger.root().hex()}"
         table = Table("seq", "type", title=title + (f"; the last {len(rows)} of type {type}" if type else ""))
@@ -89,7 +90,7 @@ def ledger_entry(
         ) from None
     finally:
         ledger.close()
-    print(json.dumps(doc, indent=2, ensure_ascii=False))
+    print_json(doc)
 
 
 def _entry_json(ledger, row) -> dict:  # type: ignore[no-untyped-def]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from qdsn.cli.common import Home, Operator, OperatorCA, console, linked_node, optional_path, shown
+from qdsn.cli.common import Home, Operator, OperatorCA, console, linked_node, optional_path, print_json, shown
 from qdsn.errors import InvalidInput, PermissionDenied
 from qdsn.identity import organization
 from qdsn.ledger import Ledger, tx
@@ -125,7 +124,7 @@ def member_list(
     finally:
         ledger.close()
     if as_json:
-        print(json.dumps(rows, ensure_ascii=False, indent=1))
+        print_json(rows, indent=1)
         return
     table = Table(title=f"{len(rows)} members")
     for col in ("name", "role", "credit code", "region", "industry", "DID"):

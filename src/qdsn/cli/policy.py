@@ -16,6 +16,7 @@ from qdsn.cli.common import (
     console,
     linked_node,
     logged,
+    print_json,
 )
 from qdsn.errors import QDSNError
 
@@ -52,7 +53,7 @@ def policy_profile() -> None:
     """Print QDSN's ODRL 2.2 profile (JSON Schema): what a usage policy may say."""
     from qdsn.policy import profile_schema
 
-    print(json.dumps(profile_schema(), indent=2, ensure_ascii=False))
+    print_json(profile_schema())
 
 
 @usage_app.command("report")
@@ -92,7 +93,7 @@ def usage_report(
         node.close()
     bill = invoice(ms)
     if as_json:
-        print(json.dumps({"meters": [m.to_json() for m in ms], "invoice": bill}, indent=2, ensure_ascii=False))
+        print_json({"meters": [m.to_json() for m in ms], "invoice": bill})
         return
     if not ms:
         console.print("No access decisions involve this node yet.")
