@@ -13,7 +13,6 @@ from qdsn.identity import multikey_from_public_key
 from qdsn.ledger import Ledger, merkle, tx
 from qdsn.ledger.checkpoint import COSIGNATURE_V1, Checkpoint, NoteSigner, cosigned_message, sign_note
 from qdsn.ledger.ledger import Receipt
-from qdsn.ledger.state import State
 from qdsn.ledger.store import cosignatures
 
 from .conftest import ORIGIN, member
@@ -128,6 +127,25 @@ def test_key_rotation(ledger, regulator):
     assert ledger.state.identities[e.did].key == newer.verify_key.raw
 
 
+def test_a_rotated_out_key_never_comes_back(ledger, regulator, store_url):
+    e, f = member(), member()
+    ledger.append([regulator.sign("identity.register", m.register_payload()) for m in (e, f)])
+    first, second = e.key, member().key
+    ledger.append([e.sign("identity.rotate_key", rotate_payload(e, second))])
+    now = replace(e, key=second)
+    with pytest.raises(Conflict, match=f"new_key was retired by {e.did}"):  # back to the first key, even by its owner
+        ledger.append([now.sign("identity.rotate_key", rotate_payload(now, first))])
+    with pytest.raises(Conflict, match="new_key is the key of a registered participant"):
+        ledger.append([now.sign("identity.rotate_key", rotate_payload(now, f.key))])
+    assert ledger.state.identities[e.did].key == second.verify_key.raw
+    before = snapshot(ledger)
+    reopened = Ledger.open(store_url, origin=ORIGIN)  # the retired key is remembered across a restart
+    assert snapshot(reopened) == before and first.verify_key.raw in reopened.state.retired
+    with pytest.raises(Conflict, match="retired"):
+        reopened.append([now.sign("identity.rotate_key", rotate_payload(now, first))])
+    reopened.close()
+
+
 def test_rotation_needs_the_new_keys_proof(ledger, regulator):
     e = member()
     ledger.append([regulator.sign("identity.register", e.register_payload())])
@@ -155,7 +173,8 @@ def test_replaying_the_log_reproduces_root_and_state(ledger, regulator, tmp_path
         replica.append([tx.from_leaf(leaf) for leaf in leaves[i : i + 7]])
     assert replica.root() == ledger.root()
     assert replica.state.digest() == ledger.state.digest()
-    assert State(replica.store.identities()).digest() == ledger.state.digest()
+    assert replica.store.load_state(ORIGIN).digest() == ledger.state.digest()
+    assert len(ledger.state.retired) == 10
     assert replica.store.identities() == ledger.store.identities()
 
 

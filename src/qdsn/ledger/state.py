@@ -137,6 +137,7 @@ class State:
         models: dict[str, Model] | None = None,
         credentials: dict[str, Credential] | None = None,
         tasks: dict[str, AggregateTask] | None = None,
+        retired: dict[bytes, str] | None = None,
     ) -> None:
         self.identities: dict[str, Identity] = dict(identities or {})
         self.datasets: dict[str, Dataset] = dict(datasets or {})
@@ -148,6 +149,8 @@ class State:
         self.dirty_credentials: set[str] = set()
         self.tasks: dict[str, AggregateTask] = dict(tasks or {})
         self.dirty_tasks: set[str] = set()
+        self.retired: dict[bytes, str] = dict(retired or {})  # every key rotated out, with its DID
+        self.new_retired: list[tuple[bytes, str, int]] = []
         self.origin = origin
         self.dirty: set[str] = set()
         self.dirty_datasets: set[str] = set()
@@ -156,7 +159,7 @@ class State:
     def fork(self) -> State:
         """A copy to stage a batch on; the original stays as it was if the batch fails."""
         return State(self.identities, self.origin, self.datasets, self.devices, self.models, self.credentials,
-                     self.tasks)  # fmt: skip
+                     self.tasks, self.retired)  # fmt: skip
 
     def clean(self) -> None:
         """Forget what changed, once it is persisted."""
@@ -166,6 +169,7 @@ class State:
         self.dirty_models.clear()
         self.dirty_credentials.clear()
         self.dirty_tasks.clear()
+        self.new_retired.clear()
         self.new_cosignatures.clear()
 
     def authorize(self, env: tx.Envelope) -> bytes:
@@ -221,6 +225,8 @@ class State:
             ]
         if self.tasks:
             doc["tasks"] = [[t.id, t.to_json()] for _, t in sorted(self.tasks.items())]
+        if self.retired:
+            doc["retired"] = sorted([multikey_from_public_key(k), d] for k, d in self.retired.items())
         return sha256(canonical_json(doc))
 
 
@@ -230,6 +236,9 @@ def _register(state: State, env: tx.Envelope, p: tx.IdentityRegister, seq: int, 
     if p.did.startswith("did:key:") and p.did != "did:key:" + p.key:
         raise InvalidInput(f"key {p.key} is not the key of {p.did}")
     key = public_key_from_multikey(p.key)
+    if key in state.retired:
+        raise Conflict(f"key {p.key} was retired by {state.retired[key]}: a key rotated out never speaks again",
+                       "register the participant with a key of its own")  # fmt: skip
     state.identities[p.did] = Identity(p.did, p.role, p.name, key, seq, seq)
     state.dirty.add(p.did)
 
@@ -241,10 +250,17 @@ def _rotate(state: State, env: tx.Envelope, p: tx.IdentityRotateKey, seq: int, t
     if p.new_key == p.previous_key:
         raise InvalidInput("new_key equals the current key")
     new = public_key_from_multikey(p.new_key)
+    if new in state.retired:
+        raise Conflict(f"new_key was retired by {state.retired[new]}: a key rotated out never speaks again",
+                       "generate a new key (qdsn did rotate does)")  # fmt: skip
+    if any(i.key == new for i in state.identities.values()):
+        raise Conflict("new_key is the key of a registered participant", "generate a new key (qdsn did rotate does)")
     if not verify_key(new).is_valid(b64url_decode(p.proof), tx.rotation_message(p.did, p.previous_key, p.new_key)):
         raise BadSignature("identity.rotate_key: proof is not the new key's signature", "sign with the new key")
     state.identities[p.did] = replace(who, key=new, updated=seq)
     state.dirty.add(p.did)
+    state.retired[who.key] = p.did
+    state.new_retired.append((who.key, p.did, seq))
 
 
 def _cosign(state: State, env: tx.Envelope, p: tx.CheckpointCosign, seq: int, tree: TreeView) -> None:

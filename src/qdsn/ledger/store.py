@@ -125,6 +125,13 @@ aggregate_tasks = Table(
     Column("id", String(128), primary_key=True),
     Column("doc", Text, nullable=False),  # canonical JSON of `state.AggregateTask.to_json()`
 )
+retired_keys = Table(
+    "retired_keys",
+    metadata,
+    Column("key", LargeBinary(32), primary_key=True),
+    Column("did", String(512), nullable=False),
+    Column("seq", BigInteger, nullable=False),  # the identity.rotate_key that retired it
+)
 cosignatures = Table(
     "cosignatures",
     metadata,
@@ -350,7 +357,8 @@ class Store:
             creds = {r.id: Credential(*r) for r in c.execute(select(credentials))}
             rows = c.execute(select(aggregate_tasks))
             tasks = {r.id: AggregateTask.from_json(r.id, orjson.loads(r.doc)) for r in rows}
-        return State(self.identities(), origin, self.datasets(), devs, mods, creds, tasks)
+            retired = {r.key: r.did for r in c.execute(select(retired_keys))}
+        return State(self.identities(), origin, self.datasets(), devs, mods, creds, tasks, retired)
 
     def identities(self) -> dict[str, Identity]:
         with self.engine.connect() as c:
@@ -488,6 +496,8 @@ class Store:
         if state.dirty_tasks:
             rows = [(k, canonical_json(state.tasks[k].to_json()).decode()) for k in state.dirty_tasks]
             insert_many(c, aggregate_tasks, rows, upsert="id")
+        if state.new_retired:
+            insert_many(c, retired_keys, state.new_retired)
         if state.new_cosignatures:
             rows = [(s.seq, s.origin, s.size, s.root, s.cosigner, s.timestamp) for s in state.new_cosignatures]
             insert_many(c, cosignatures, rows)
