@@ -29,3 +29,11 @@ def test_aud_and_nonce_come_together(http, asked):
     r = http.post("/verify", json={"presentation": "x~"} | asked)
     assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json")
     assert "aud" in r.json()["detail"] and "nonce" in r.json()["detail"]
+
+
+def test_strangers_cannot_take_the_nodes_cores(http):
+    codes = [http.post(path, json={"presentation": "x~"}).status_code for path in ("/verify", "/bundle") * 12]
+    assert 429 in codes and codes[:10].count(429) == 0, codes  # a burst of ten, then two a second
+    refused = http.post("/verify", json={"presentation": "x~"})
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert "too many verifications from this address" in refused.json()["detail"]

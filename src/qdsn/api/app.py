@@ -24,7 +24,7 @@ from starlette.types import Message as ASGIMessage
 from qdsn import __version__
 from qdsn.api.client import NodeClient
 from qdsn.api.problems import MEDIA_TYPE, from_error, problem
-from qdsn.api.signatures import Resolver, check, inspect
+from qdsn.api.signatures import Resolver, Throttle, check, inspect
 from qdsn.clock import parse_time
 from qdsn.compute import package
 from qdsn.crypto import VerifyKey
@@ -224,6 +224,14 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
     )
     nonces = node.nonces
     keys = Resolver(_known(node), node.key_of)
+    # Verifying a presentation or bundling the log for one is real work that anyone may ask for: bounded
+    # per client address and overall, so that strangers cannot take the node's cores from its members.
+    public_work = Throttle(per_client=(10, 2), overall=(40, 20))
+
+    def public(request: Request) -> None:
+        public_work.take(request.client.host if request.client else "", "verifications from this address")
+
+    Public = Depends(public)
 
     @app.exception_handler(QDSNError)
     async def _qdsn(_: Request, e: QDSNError) -> JSONResponse:
@@ -591,7 +599,7 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
 
     asked = _body(("presentation",), presentation=_STR, aud=_STR, nonce=_STR, quorum={"type": "integer", "minimum": 0})
 
-    @app.post("/verify", tags=["credentials"], openapi_extra=asked)
+    @app.post("/verify", tags=["credentials"], openapi_extra=asked, dependencies=[Public])
     def verify_presentation(body: Message) -> dict[str, Any]:
         """Verify a certificate presentation as a buyer would, against this node's replica of the ledger:
         issuer, signature, disclosures, key binding, status and the evidence chain, each line with its
@@ -609,7 +617,8 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         checks = verification.verify_online(node, presentation, aud=aud, nonce=nonce, quorum=quorum)
         return {"ok": all(c.ok for c in checks), "checks": [c.__dict__ for c in checks]}
 
-    @app.post("/bundle", tags=["credentials"], openapi_extra=_body(("presentation",), presentation=_STR))
+    @app.post("/bundle", tags=["credentials"], openapi_extra=_body(("presentation",), presentation=_STR),
+              dependencies=[Public])
     def bundle_presentation(body: Message) -> dict[str, Any]:
         """A presentation bundled with the log under the latest cosigned checkpoint and the issuer's status
         list: what a verifier without a node checks against the consortium's trust file (`qdsn verify

@@ -256,6 +256,30 @@ class _Bucket:
         return (1 - self.tokens) / self.rate
 
 
+class Throttle:
+    """Work a stranger may ask of this node: at most `per_client` = (burst, per second) requests from one
+    client address and `overall` from all, the busiest addresses remembered up to MAX_TRACKED."""
+
+    def __init__(self, per_client: tuple[float, float], overall: tuple[float, float], *,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self.per_client, self.clock = per_client, clock
+        self._all = _Bucket(*overall, clock())
+        self._clients: OrderedDict[str, _Bucket] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, client: str, what: str) -> None:
+        """Count one request of `client`, or raise RateLimited saying what was asked too often."""
+        with self._lock:
+            now = self.clock()
+            bucket = self._clients.pop(client, None) or _Bucket(*self.per_client, now)
+            self._clients[client] = bucket  # most recent last; the oldest are forgotten first
+            while len(self._clients) > MAX_TRACKED:
+                self._clients.popitem(last=False)
+            wait = bucket.take(now) or self._all.take(now)
+        if wait:
+            raise RateLimited(f"too many {what}", retry_after=wait)
+
+
 class Resolver:
     """A signer's key as the ledger has it, without letting strangers make this node look up keys at
     will: `known` reads this replica only; `lookup` may catch up with the log operator, so it runs only
@@ -266,9 +290,8 @@ class Resolver:
                  per_client: tuple[float, float] = (3, 0.5), overall: tuple[float, float] = (10, 2),
                  forget: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.known, self.lookup, self.clock = known, lookup, clock
-        self.per_client, self.forget = per_client, forget
-        self._all = _Bucket(*overall, clock())
-        self._clients: OrderedDict[str, _Bucket] = OrderedDict()
+        self.forget = forget
+        self._throttle = Throttle(per_client, overall, clock=clock)
         self._unknown: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -280,13 +303,7 @@ class Resolver:
             now = self.clock()
             if self._unknown.get(keyid, -1.0) > now:
                 return None
-            bucket = self._clients.pop(client, None) or _Bucket(*self.per_client, now)
-            self._clients[client] = bucket  # most recent last; the oldest are forgotten first
-            while len(self._clients) > MAX_TRACKED:
-                self._clients.popitem(last=False)
-            wait = bucket.take(now) or self._all.take(now)
-            if wait:
-                raise RateLimited("too many requests signed by keys this node does not know", retry_after=wait)
+        self._throttle.take(client, "requests signed by keys this node does not know")
         key = self.lookup(keyid)
         if key is None:
             with self._lock:
