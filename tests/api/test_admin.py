@@ -18,8 +18,14 @@ def test_the_socket_relays_only_the_nodes_own_transactions(tmp_path):
     node = Node(reg, operator=True)
     try:
         client = TestClient(create_admin_app(node))
-        forged = client.post("/ledger/transactions", json={"transactions": [
-            other.sign("dataset.declare", {"dataset": "d", "title": "D", "kind": "measurements"}).to_json()]})
+        forged = client.post(
+            "/ledger/transactions",
+            json={
+                "transactions": [
+                    other.sign("dataset.declare", {"dataset": "d", "title": "D", "kind": "measurements"}).to_json()
+                ]
+            },
+        )
         assert forged.status_code == 403 and "only its own transactions" in forged.json()["detail"]
         assert client.post("/ledger/transactions", json={"transactions": []}).status_code == 400
         assert client.post("/ledger/transactions", json={"transactions": [{"type": "x"}]}).status_code == 400

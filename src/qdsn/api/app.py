@@ -617,8 +617,12 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         checks = verification.verify_online(node, presentation, aud=aud, nonce=nonce, quorum=quorum)
         return {"ok": all(c.ok for c in checks), "checks": [c.__dict__ for c in checks]}
 
-    @app.post("/bundle", tags=["credentials"], openapi_extra=_body(("presentation",), presentation=_STR),
-              dependencies=[Public])
+    @app.post(
+        "/bundle",
+        tags=["credentials"],
+        openapi_extra=_body(("presentation",), presentation=_STR),
+        dependencies=[Public],
+    )
     def bundle_presentation(body: Message) -> dict[str, Any]:
         """A presentation bundled with the log under the latest cosigned checkpoint and the issuer's status
         list: what a verifier without a node checks against the consortium's trust file (`qdsn verify
