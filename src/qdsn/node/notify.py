@@ -1,0 +1,314 @@
+"""A node's side of quality notifications (CX-0125): raising one (CREATED on the ledger, the content
+kept here), sending it (SENT on the ledger, then the content sealed with HPKE to the recipient's did:key
+X25519 key and posted over the signed API), receiving it (the recipient's node checks it against the
+ledger, stores it, and only then records RECEIVED), answering and listing; and raising one where the
+evidence already exists (a certificate suspended by continuous certification, a split view of the log).
+
+What the other side controls when it delivers: the signed request (bound to this node and used once,
+by `api.signatures`), the notification id it names and every byte sealed in it. A delivery is taken
+only for a notification the ledger says is SENT from its signer to this node, whose sealed content
+opens under this node's key in that notification's context and hashes to what the ledger holds.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any, Protocol
+
+import orjson
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select, update
+
+from qdsn.clock import system_clock
+from qdsn.crypto import hpke
+from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError
+from qdsn.identity.didkey import x25519_from_ed25519
+from qdsn.ledger import tx
+from qdsn.node.node import Node
+from qdsn.supervision import notifications as qn
+
+log = logging.getLogger(__name__)
+metadata = MetaData()
+kept = Table(  # the content of every notification this node sent or received, and where to deliver it
+    "notifications",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("doc", Text, nullable=False),  # the canonical content
+    Column("url", String(500), nullable=True),  # the recipient's API, for a notification this node sends
+    Column("tries", Integer, nullable=False, default=0),
+    Column("due", Integer, nullable=False, default=0),  # unix time of the next delivery attempt
+)
+MAX_SEALED = 2 * qn.MAX_CONTENT  # base64url characters of a sealed notification
+_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+MOVE_WORDS = {"ack": "ACKNOWLEDGED", "accept": "ACCEPTED", "decline": "DECLINED", "close": "CLOSED",
+              "cancel": "CANCELED"}  # fmt: skip
+
+
+class Peer(Protocol):
+    """Another node's API (`api.client.NodeClient`)."""
+
+    def call(self, method: str, path: str, payload: Any = None) -> Any: ...
+
+
+@cache
+def _tables(engine: Any) -> None:
+    metadata.create_all(engine)
+
+
+def _keep(node: Node, n: qn.Notification, url: str | None = None) -> None:
+    _tables(node.policies.engine)
+    doc = n.canonical().decode()
+    with node.policies.engine.begin() as c:
+        row = c.execute(select(kept.c.doc).where(kept.c.id == n.id)).first()
+        if row is None:
+            c.execute(insert(kept).values(id=n.id, doc=doc, url=url, tries=0, due=0))
+        elif row.doc != doc:
+            raise Conflict(f"this node keeps another content under notification {n.id}")
+        elif url is not None:
+            c.execute(update(kept).where(kept.c.id == n.id).values(url=url))
+
+
+def content(node: Node, id: str) -> qn.Notification | None:
+    """The content of a notification this node sent or received, if it keeps it."""
+    _tables(node.policies.engine)
+    with node.policies.engine.connect() as c:
+        row = c.execute(select(kept.c.doc).where(kept.c.id == id)).first()
+    return qn.parse(orjson.loads(row.doc)) if row else None
+
+
+def _notice(node: Node, id: str) -> qn.Folded:
+    """A notification of this node's as the ledger has it; somebody else's does not exist for it."""
+    if not isinstance(id, str) or not _ID.match(id):
+        raise InvalidInput(f"a notification id is 1 to 128 letters, digits and ._:- ; not {str(id)[:80]!r}")
+    rows = node.ledger.store.rows_of_type("notification.transition")
+    got = qn.fold(rows).get(id)
+    if got is None or got.side_of(node.did) is None:
+        raise NotFound(f"no notification {id!r} of this node on the ledger", "qdsn notify list shows this node's")
+    return got
+
+
+def raise_(node: Node, recipient: str, classification: str, severity: str, description: str, *,
+           target_date: str | None = None, related: str | None = None,
+           affected: dict[str, list[str]] | None = None, url: str | None = None,
+           now: datetime | None = None) -> qn.Notification:  # fmt: skip
+    """Raise a notification to `recipient`: its content checked and kept here, CREATED on the ledger.
+    `url`: the recipient's API, where `send` or the node's rounds deliver it."""
+    node.catch_up()
+    if recipient not in node.ledger.state.identities:
+        raise NotFound(f"the recipient {recipient} is not registered on the ledger", "name a member (qdsn member list)")
+    if related is not None and related not in node.ledger.state.notices:
+        raise NotFound(f"the related notification {related!r} is not on the ledger")
+    n = qn.new(node.did, recipient, classification, severity, description, target_date=target_date, related=related,
+               affected=affected, now=now or system_clock())  # fmt: skip
+    _keep(node, n, url)
+    node.submit([node.home.sign("notification.transition", n.transition("CREATED"))])
+    return n
+
+
+def info(n: qn.Folded | qn.Notification) -> bytes:
+    """The HPKE context of one notification's content: it opens only as that notification, between
+    those two parties, with that content hash."""
+    digest = n.content if isinstance(n, qn.Folded) else n.digest()
+    return "\n".join(("qdsn/notification/v1", n.sender, n.recipient, n.id, digest)).encode()
+
+
+def send(node: Node, id: str, peer: Peer) -> dict[str, Any]:
+    """Deliver a notification this node raised: SENT on the ledger (when it was CREATED), then its
+    content sealed to the recipient and posted to the recipient's node, which answers once it has stored
+    it and recorded RECEIVED. Sending again after a lost answer delivers the same content again."""
+    node.catch_up()
+    n = _notice(node, id)
+    if n.sender != node.did:
+        raise PermissionDenied(f"only its sender sends notification {id}")
+    if n.state not in ("CREATED", "SENT"):
+        raise Conflict(f"notification {id} is {n.state}: it was delivered already" if n.state != "CANCELED"
+                       else f"notification {id} was canceled")  # fmt: skip
+    body = content(node, id)
+    if body is None or body.digest() != n.content:
+        raise NotFound(f"this node keeps no content of notification {id}")
+    key = node.key_of(n.recipient)
+    if key is None:
+        raise NotFound(f"the recipient {n.recipient} is not registered on the ledger")
+    if n.state == "CREATED":
+        node.submit([node.home.sign("notification.transition", body.transition("SENT"))])
+    sealed = hpke.seal(x25519_from_ed25519(key), body.canonical(), info(body))
+    got = peer.call("POST", "/notifications/inbox", {
+        "notification": id, "suite": hpke.SUITE, "sealed": base64.urlsafe_b64encode(sealed).decode().rstrip("=")})
+    if not isinstance(got, dict) or got.get("notification") != id:
+        raise IntegrityError(f"the recipient's node answered the delivery of {id} with something else")
+    node.catch_up()
+    return {"notification": id, "state": node.ledger.state.notices[id].state}
+
+
+def receive(node: Node, sender: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A notification delivered to this node by `sender` (the request's signer): checked against the
+    ledger, opened, stored, and then RECEIVED recorded. A delivery of one already stored is answered
+    with its state (the sender lost the first answer)."""
+    id, sealed = body.get("notification"), body.get("sealed")
+    if not isinstance(id, str) or not _ID.match(id):
+        raise InvalidInput('the body is {"notification": ID, "sealed": base64url} with an id of 1 to 128 of '
+                           "A-Z a-z 0-9 . _ : -")  # fmt: skip
+    if not isinstance(sealed, str) or not 0 < len(sealed) <= MAX_SEALED:
+        raise InvalidInput(f"sealed is the notification's HPKE ciphertext, base64url, at most {MAX_SEALED} characters")
+    n = node.ledger.state.notices.get(id)
+    if n is None:
+        node.catch_up()
+        n = node.ledger.state.notices.get(id)
+    if n is None:
+        raise NotFound(f"notification {id} is not on the ledger", "record it (CREATED, SENT) before delivering it")
+    if n.recipient != node.did:
+        raise PermissionDenied(f"notification {id} is addressed to {n.recipient}, not to this node")
+    if n.sender != sender:
+        raise PermissionDenied(f"notification {id} was raised by {n.sender}; {sender} cannot deliver it")
+    if n.state == "CREATED":
+        node.catch_up()
+        n = node.ledger.state.notices[id]
+    if n.state == "CREATED":
+        raise Conflict(f"notification {id} is not SENT on the ledger yet", "record SENT, then deliver it")
+    try:
+        raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidInput("sealed is not base64url") from None
+    folded = qn.Folded(id, n.sender, n.recipient, n.classification, n.severity, n.content, n.state)
+    plain = hpke.unseal(node.home.key(), raw, info(folded))
+    try:
+        doc = orjson.loads(plain)
+    except orjson.JSONDecodeError:
+        raise IntegrityError("the sealed notification is not JSON") from None
+    got = qn.parse(doc)
+    if got.digest() != n.content:
+        raise IntegrityError(f"the content delivered does not hash to the one notification {id} has on the ledger")
+    if (got.id, got.sender, got.recipient, got.classification, got.severity) != (
+            id, n.sender, n.recipient, n.classification, n.severity):  # fmt: skip
+        raise IntegrityError(f"the content delivered names another notification than {id} on the ledger")
+    _keep(node, got)
+    if n.state == "SENT":
+        node.submit([node.home.sign("notification.transition", got.transition("RECEIVED"))])
+    return {"notification": id, "state": node.ledger.state.notices[id].state}
+
+
+def answer(node: Node, id: str, state: str, reason: str | None = None) -> qn.Folded:
+    """Move a notification of this node's to `state` (ACKNOWLEDGED, ACCEPTED, DECLINED by its recipient;
+    CLOSED, CANCELED by its sender), with a reason where it declines or closes."""
+    if state not in MOVE_WORDS.values():
+        raise InvalidInput(f"a notification is answered with {', '.join(MOVE_WORDS.values())}, not {str(state)[:40]!r}",
+                           "SENT and RECEIVED are recorded by delivering it (qdsn notify send)")  # fmt: skip
+    if reason is not None and (not reason.strip() or len(reason) > 1000 or qn._UNSAFE.search(reason)):
+        raise InvalidInput("a reason is 1 to 1000 characters without control or invisible characters")
+    node.catch_up()
+    n = _notice(node, id)
+    side = n.side_of(node.did)
+    assert side is not None
+    qn.move(n.state, state, side, reason)  # refused here with the same words the ledger would use
+    if side == "recipient" and content(node, id) is None:
+        raise NotFound(f"this node has not received the content of notification {id}",
+                       "ask its sender to send it again (qdsn notify send)")  # fmt: skip
+    p = {"notification": id, "state": state, "classification": n.classification, "severity": n.severity,
+         "sender": n.sender, "recipient": n.recipient, "content": n.content} | ({"reason": reason} if reason else {})
+    node.submit([node.home.sign("notification.transition", p)])
+    return _notice(node, id)
+
+
+def listing(node: Node) -> dict[str, Any]:
+    """This node's notifications (sent and received) with their content where it keeps it and the
+    parties' names; for the regulator, counts of all the others as well."""
+    folded = qn.fold(node.ledger.store.rows_of_type("notification.transition"))
+    mine = [n for n in folded.values() if n.side_of(node.did)]
+    out: dict[str, Any] = {"notifications": [view(node, n) for n in mine]}
+    if node.home.role == "regulator":
+        out["others"] = qn.counts(n for n in folded.values() if not n.side_of(node.did))
+    return out
+
+
+def show(node: Node, id: str) -> dict[str, Any]:
+    """One notification of this node's, with its content and history."""
+    return view(node, _notice(node, id))
+
+
+def view(node: Node, n: qn.Folded) -> dict[str, Any]:
+    names = node.ledger.state.identities
+    body = content(node, n.id)
+    side = n.side_of(node.did)
+    return n.to_json() | {
+        "side": side, "sender_name": names[n.sender].name if n.sender in names else None,
+        "recipient_name": names[n.recipient].name if n.recipient in names else None,
+        "moves": qn.moves(n.state, side) if side else [],
+        "body": body.model_dump(mode="json") if body is not None and body.digest() == n.content else None,
+    }  # fmt: skip
+
+
+def deliver_due(node: Node, links: Callable[[str], Peer], now: int | None = None) -> list[str]:
+    """Deliver the notifications this node raised that are not yet received and whose recipient's API it
+    knows (the node's rounds call this); a failed delivery is tried again later, waiting longer each time.
+    Returns the ids delivered."""
+    _tables(node.policies.engine)
+    t = int(time.time()) if now is None else now
+    with node.policies.engine.connect() as c:
+        rows = c.execute(select(kept).where(kept.c.url.is_not(None), kept.c.due <= t)).all()
+    done = []
+    for r in rows:
+        n = node.ledger.state.notices.get(r.id)
+        if n is None or n.sender != node.did or n.state not in ("CREATED", "SENT"):
+            with node.policies.engine.begin() as c:
+                c.execute(update(kept).where(kept.c.id == r.id).values(url=None))
+            continue
+        try:
+            send(node, r.id, links(r.url))
+            done.append(r.id)
+            wait, tries = 0, 0
+        except QDSNError as e:
+            log.warning("delivering notification %s to %s: %s", r.id, r.url, e)
+            tries = r.tries + 1
+            wait = min(2**tries, 3600)
+        with node.policies.engine.begin() as c:
+            c.execute(update(kept).where(kept.c.id == r.id).values(tries=tries, due=t + wait))
+    return done
+
+
+# -- raised where the evidence already exists ------------------------------------------------------------
+
+
+def on_suspension(node: Node, number: str, reason: str, cause: str, inputs: list[dict[str, Any]],
+                  shortfalls: list[str], *, url: str | None = None) -> qn.Notification:  # fmt: skip
+    """A certificate this node suspended by continuous certification: an investigation to its holder,
+    naming the certificate, the attested run that failed and the records it read. It goes to the data's
+    owner only, whose own data it describes, so no policy's consent is needed; nothing of the data is in
+    it but what the attested output (which the agreement let this node see) says fell short."""
+    c = node.ledger.state.credentials[number]
+    figures = "; ".join(shortfalls) or "the run did not pass"
+    text = (f"Certificate {number} was suspended by continuous certification: {reason}. "
+            f"Attested run (compute.attest {cause}): {figures}. Investigate the cause, correct it, and answer; "
+            "the certificate is reinstated by the next passing run.")  # fmt: skip
+    affected = {"certificates": [number], "datasets": sorted({str(i["dataset"]) for i in inputs}),
+                "batches": [f"{i['dataset']}#{i['first']}+{i['count']}" for i in inputs][: qn.MAX_ITEMS]}  # fmt: skip
+    now = system_clock()
+    return raise_(node, c.subject, "investigation", "MAJOR", text[:8000], affected=affected, url=url,
+                  target_date=(now + timedelta(days=30)).strftime("%Y-%m-%d"), now=now)  # fmt: skip
+
+
+def on_split_view(node: Node, alert: tx.Envelope, *, url: str | None = None) -> qn.Notification | None:
+    """A split view this node recorded (`alert.raise`): an alert to the participant whose signed claim
+    contradicts this replica, naming the alert's transaction, where the evidence stays. Its content is
+    what the ledger already shows everybody, so no policy's consent is needed."""
+    p = alert.payload
+    other = next((c["signer"] for c in p["claims"] if c["signer"] != node.did), None)
+    if other is None or other not in node.ledger.state.identities:
+        return None
+    txid = tx.txid(alert.leaf())
+    text = (f"Split view of the log {p['origin']} at size {p['size']}: your signed claim of root "
+            f"{next(c['root'] for c in p['claims'] if c['signer'] == other)} contradicts this node's replica. "
+            f"The evidence is alert.raise {txid} on the ledger. Check your replica (qdsn ledger verify) and answer.")
+    return raise_(node, other, "alert", "CRITICAL", text, url=url)
+
+
+def record_move(word: str) -> str:
+    """The state a command's word moves to (ack → ACKNOWLEDGED, …)."""
+    if word not in MOVE_WORDS:
+        raise InvalidInput(f"{word!r} is not a move; one of {', '.join(MOVE_WORDS)}")
+    return MOVE_WORDS[word]
