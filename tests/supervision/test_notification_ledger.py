@@ -17,7 +17,8 @@ from .test_notifications import ALLOWED, STATES
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 # The shortest path of moves (state, side) to each state.
 PATHS = {
-    "CREATED": [], "SENT": ["SENT"], "RECEIVED": ["SENT", "RECEIVED"], "ACKNOWLEDGED": ["SENT", "RECEIVED", "ACKNOWLEDGED"],
+    "CREATED": [], "SENT": ["SENT"], "RECEIVED": ["SENT", "RECEIVED"],
+    "ACKNOWLEDGED": ["SENT", "RECEIVED", "ACKNOWLEDGED"],
     "ACCEPTED": ["SENT", "ACKNOWLEDGED", "ACCEPTED"], "DECLINED": ["SENT", "ACKNOWLEDGED", "DECLINED"],
     "CLOSED": ["SENT", "CLOSED"], "CANCELED": ["CANCELED"],
 }  # fmt: skip
@@ -50,7 +51,7 @@ def moved(led, sender, recipient, n, path):
 
 
 def test_every_move_from_every_state_by_every_party_on_the_ledger(parties):
-    led, reg, maker, lab, other = parties
+    led, _, maker, lab, other = parties
     for start in STATES:
         for new in STATES:
             for who, name in ((lab, "sender"), (maker, "recipient"), (other, "third")):
@@ -71,7 +72,7 @@ def test_every_move_from_every_state_by_every_party_on_the_ledger(parties):
 
 
 def test_the_first_move_is_created_by_the_sender_to_a_registered_participant(parties):
-    led, reg, maker, lab, other = parties
+    led, _, maker, lab, _ = parties
     n = qn.new(lab.did, maker.did, "alert", "CRITICAL", "x", now=NOW)
     with pytest.raises(Conflict, match="does not exist yet"):
         led.append([lab.sign("notification.transition", n.transition("SENT"))])
@@ -90,7 +91,7 @@ def test_the_first_move_is_created_by_the_sender_to_a_registered_participant(par
 
 
 def test_what_a_notification_is_cannot_change(parties):
-    led, reg, maker, lab, other = parties
+    led, _, maker, lab, other = parties
     n = qn.new(lab.did, maker.did, "alert", "MINOR", "x", now=NOW)
     led.append([lab.sign("notification.transition", n.transition("CREATED"))])
     for change in ({"severity": "CRITICAL"}, {"classification": "investigation"}, {"content": "0" * 64},
@@ -101,7 +102,7 @@ def test_what_a_notification_is_cannot_change(parties):
 
 
 def test_a_decline_or_close_without_a_reason_is_refused_on_the_ledger(parties):
-    led, reg, maker, lab, other = parties
+    led, reg, maker, _, _ = parties
     n = qn.new(reg.did, maker.did, "investigation", "LIFE-THREATENING", "x", now=NOW)
     moved(led, reg, maker, n, ["SENT", "ACKNOWLEDGED"])
     with pytest.raises(InvalidInput, match="needs a reason"):
@@ -112,7 +113,7 @@ def test_a_decline_or_close_without_a_reason_is_refused_on_the_ledger(parties):
 
 
 def test_notices_survive_a_reopen_and_a_replay(parties, url, tmp_path):
-    led, reg, maker, lab, other = parties
+    led, _, maker, lab, _ = parties
     n = qn.new(maker.did, lab.did, "alert", "MAJOR", "x", now=NOW)
     moved(led, maker, lab, n, ["SENT", "RECEIVED"])
     digest = led.state.digest()

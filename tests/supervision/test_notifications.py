@@ -19,12 +19,13 @@ ALLOWED = {
 }  # fmt: skip
 STATES = ["CREATED", "SENT", "RECEIVED", "ACKNOWLEDGED", "ACCEPTED", "DECLINED", "CLOSED", "CANCELED"]
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-A, B = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK", "did:key:z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG"
+A = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"
+B = "did:key:z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG"
 
 
 def test_the_states_are_the_issues():
     assert list(qn.STATES) == STATES
-    assert qn.FINAL == {"CLOSED", "CANCELED"}
+    assert {"CLOSED", "CANCELED"} == qn.FINAL
 
 
 @pytest.mark.parametrize("current", [None, *STATES])
@@ -44,8 +45,17 @@ def test_every_move_by_every_side(current, new, side):
             qn.move(current, new, side, "because")
 
 
-@pytest.mark.parametrize("new,current", [("DECLINED", "ACKNOWLEDGED"), ("CLOSED", "SENT"), ("CLOSED", "RECEIVED"),
-                                         ("CLOSED", "ACKNOWLEDGED"), ("CLOSED", "ACCEPTED"), ("CLOSED", "DECLINED")])
+@pytest.mark.parametrize(
+    "new,current",
+    [
+        ("DECLINED", "ACKNOWLEDGED"),
+        ("CLOSED", "SENT"),
+        ("CLOSED", "RECEIVED"),
+        ("CLOSED", "ACKNOWLEDGED"),
+        ("CLOSED", "ACCEPTED"),
+        ("CLOSED", "DECLINED"),
+    ],
+)
 def test_declining_and_closing_need_a_reason(new, current):
     side = ALLOWED[(current, new)]
     for reason in (None, "", "   "):
@@ -58,8 +68,14 @@ def test_declining_and_closing_need_a_reason(new, current):
 def note(**kw):
     args = {"sender": A, "recipient": B, "classification": "investigation", "severity": "MAJOR",
             "description": "Cpk of bore diameter fell below 1.0\non line 2", "now": NOW} | kw  # fmt: skip
-    return qn.new(args.pop("sender"), args.pop("recipient"), args.pop("classification"), args.pop("severity"),
-                  args.pop("description"), **args)
+    return qn.new(
+        args.pop("sender"),
+        args.pop("recipient"),
+        args.pop("classification"),
+        args.pop("severity"),
+        args.pop("description"),
+        **args,
+    )
 
 
 def test_content_is_canonical_and_hashed():
@@ -116,9 +132,18 @@ def test_fold_follows_the_moves_and_leaves_out_refused_ones():
     ]
     got = qn.fold(envs)[n.id]
     assert (got.sender, got.recipient, got.classification, got.severity, got.state) == (
-        a, b, "investigation", "MAJOR", "CLOSED")
+        a,
+        b,
+        "investigation",
+        "MAJOR",
+        "CLOSED",
+    )
     assert [(s, q, r) for s, _, q, r in got.history] == [
-        ("CREATED", 0, None), ("SENT", 1, None), ("RECEIVED", 4, None), ("CLOSED", 5, "fixed")]
+        ("CREATED", 0, None),
+        ("SENT", 1, None),
+        ("RECEIVED", 4, None),
+        ("CLOSED", 5, "fixed"),
+    ]
     assert qn.fold([(7, e) for e in envs[:2]])[n.id].history[-1][2] == 7
     assert qn.counts([got]) == {"state": {"CLOSED": 1}, "classification": {"investigation": 1},
                                 "severity": {"MAJOR": 1}}  # fmt: skip

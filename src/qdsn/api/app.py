@@ -599,7 +599,7 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         return notify.send(node, nid, peer(url))
 
     @app.post("/notifications/{nid}/transitions", tags=["notifications"], openapi_extra=_body(
-        ("state",), state={"enum": ["ACKNOWLEDGED", "ACCEPTED", "DECLINED", "CLOSED", "CANCELED"]}, reason=_STR))
+        ("state",), state={"enum": ["ACKNOWLEDGED", "ACCEPTED", "DECLINED", "CLOSED", "CANCELED"]}, reason=_STR))  # fmt: skip
     def notification_move(nid: str, who: Signer, body: Message) -> dict[str, Any]:
         """Acknowledge, accept or decline (recipient), close or cancel (sender) one of this node's
         notifications; declining and closing need a reason (owner only)."""

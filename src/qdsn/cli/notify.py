@@ -19,8 +19,8 @@ notify_app = typer.Typer(help="Quality notifications (质量通知): alerts and 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Items = Annotated[list[str] | None, typer.Option(show_default=False)]
 Ca = Annotated[Path | None, typer.Option("--ca", help="A CA certificate (PEM) to trust for the recipient's API.")]
-STATE_WORDS = {"CREATED": "已创建", "SENT": "已发送", "RECEIVED": "已接收", "ACKNOWLEDGED": "已确认", "ACCEPTED": "已接受",
-               "DECLINED": "已拒绝", "CLOSED": "已关闭", "CANCELED": "已取消"}  # fmt: skip
+STATE_WORDS = {"CREATED": "已创建", "SENT": "已发送", "RECEIVED": "已接收", "ACKNOWLEDGED": "已确认",
+               "ACCEPTED": "已接受", "DECLINED": "已拒绝", "CLOSED": "已关闭", "CANCELED": "已取消"}  # fmt: skip
 SEVERITY_STYLE = {"MINOR": "", "MAJOR": "yellow", "CRITICAL": "red", "LIFE-THREATENING": "bold red"}
 
 
@@ -40,8 +40,9 @@ def _recipient(state: Any, who: str) -> str:
 @notify_app.command("raise")
 def notify_raise(
     to: Annotated[str, typer.Option("--to", help="The recipient: a member's DID or registered name.")],
-    classification: Annotated[str, typer.Option(help="alert (downstream of a problem) or investigation "
-                                                "(upstream, to its source).")],
+    classification: Annotated[
+        str, typer.Option(help="alert (downstream of a problem) or investigation (upstream, to its source).")
+    ],
     severity: Annotated[str, typer.Option(help="MINOR, MAJOR, CRITICAL or LIFE-THREATENING.")],
     description: Annotated[str, typer.Option(help="What is wrong; sealed to the recipient, never on the ledger.")],
     home: Home,

@@ -386,9 +386,7 @@ class AggregateBatch(Payload):
     collector: str = Did
 
 
-NotificationState = Literal[
-    "CREATED", "SENT", "RECEIVED", "ACKNOWLEDGED", "ACCEPTED", "DECLINED", "CLOSED", "CANCELED"
-]
+NotificationState = Literal["CREATED", "SENT", "RECEIVED", "ACKNOWLEDGED", "ACCEPTED", "DECLINED", "CLOSED", "CANCELED"]
 Side = Literal["sender", "recipient"]
 # The quality notification's state machine (Catena-X CX-0125, as Trace-X implements it): from each
 # state, the states it may move to and the side that makes each move. It lives here, beside the
@@ -406,6 +404,7 @@ NOTIFICATION_MOVES: dict[str | None, dict[str, Side]] = {
     "CANCELED": {},
 }
 NOTIFICATION_REASONED = frozenset({"DECLINED", "CLOSED"})  # a move to these says why
+_UNREADABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 NotificationId = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
 
 
@@ -443,6 +442,14 @@ class NotificationTransition(Payload):
     content: str = Hex32
     reason: str | None = Field(default=None, min_length=1, max_length=1000)
     related: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
+
+    @field_validator("reason")
+    @classmethod
+    def _readable(cls, v: str | None) -> str | None:
+        # every member reads the reason: nothing in it may hide or reorder what a terminal shows
+        if v is not None and _UNREADABLE.search(v):
+            raise ValueError("the reason holds a control or invisible character")
+        return v
 
 
 def rotation_message(did: str, previous_key: str, new_key: str) -> bytes:

@@ -22,12 +22,13 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Protocol
 
+import httpx
 import orjson
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select, update
 
 from qdsn.clock import system_clock
 from qdsn.crypto import hpke
-from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError
+from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError, Unavailable
 from qdsn.identity.didkey import x25519_from_ed25519
 from qdsn.ledger import tx
 from qdsn.node.node import Node
@@ -138,8 +139,15 @@ def send(node: Node, id: str, peer: Peer) -> dict[str, Any]:
     if n.state == "CREATED":
         node.submit([node.home.sign("notification.transition", body.transition("SENT"))])
     sealed = hpke.seal(x25519_from_ed25519(key), body.canonical(), info(body))
-    got = peer.call("POST", "/notifications/inbox", {
-        "notification": id, "suite": hpke.SUITE, "sealed": base64.urlsafe_b64encode(sealed).decode().rstrip("=")})
+    try:
+        got = peer.call(
+            "POST",
+            "/notifications/inbox",
+            {"notification": id, "suite": hpke.SUITE, "sealed": base64.urlsafe_b64encode(sealed).decode().rstrip("=")},
+        )
+    except httpx.HTTPError as e:
+        raise Unavailable(f"the recipient's node did not answer the delivery of {id}: {e}",
+                          "it stays SENT; send it again when that node is up (qdsn notify send)") from None  # fmt: skip
     if not isinstance(got, dict) or got.get("notification") != id:
         raise IntegrityError(f"the recipient's node answered the delivery of {id} with something else")
     node.catch_up()
@@ -199,8 +207,10 @@ def answer(node: Node, id: str, state: str, reason: str | None = None) -> qn.Fol
     if state not in MOVE_WORDS.values():
         raise InvalidInput(f"a notification is answered with {', '.join(MOVE_WORDS.values())}, not {str(state)[:40]!r}",
                            "SENT and RECEIVED are recorded by delivering it (qdsn notify send)")  # fmt: skip
-    if reason is not None and (not reason.strip() or len(reason) > 1000 or qn._UNSAFE.search(reason)):
-        raise InvalidInput("a reason is 1 to 1000 characters without control or invisible characters")
+    if reason is not None:
+        tx.check_payload("notification.transition", {  # the reason's form, before anything is asked of the log
+            "notification": "x", "state": state, "classification": "alert", "severity": "MINOR",
+            "sender": node.did, "recipient": node.did, "content": "0" * 64, "reason": reason})  # fmt: skip
     node.catch_up()
     n = _notice(node, id)
     side = n.side_of(node.did)
@@ -209,8 +219,15 @@ def answer(node: Node, id: str, state: str, reason: str | None = None) -> qn.Fol
     if side == "recipient" and content(node, id) is None:
         raise NotFound(f"this node has not received the content of notification {id}",
                        "ask its sender to send it again (qdsn notify send)")  # fmt: skip
-    p = {"notification": id, "state": state, "classification": n.classification, "severity": n.severity,
-         "sender": n.sender, "recipient": n.recipient, "content": n.content} | ({"reason": reason} if reason else {})
+    p = {
+        "notification": id,
+        "state": state,
+        "classification": n.classification,
+        "severity": n.severity,
+        "sender": n.sender,
+        "recipient": n.recipient,
+        "content": n.content,
+    } | ({"reason": reason} if reason else {})
     node.submit([node.home.sign("notification.transition", p)])
     return _notice(node, id)
 
@@ -301,9 +318,11 @@ def on_split_view(node: Node, alert: tx.Envelope, *, url: str | None = None) -> 
     if other is None or other not in node.ledger.state.identities:
         return None
     txid = tx.txid(alert.leaf())
-    text = (f"Split view of the log {p['origin']} at size {p['size']}: your signed claim of root "
-            f"{next(c['root'] for c in p['claims'] if c['signer'] == other)} contradicts this node's replica. "
-            f"The evidence is alert.raise {txid} on the ledger. Check your replica (qdsn ledger verify) and answer.")
+    text = (
+        f"Split view of the log {p['origin']} at size {p['size']}: your signed claim of root "
+        f"{next(c['root'] for c in p['claims'] if c['signer'] == other)} contradicts this node's replica. "
+        f"The evidence is alert.raise {txid} on the ledger. Check your replica (qdsn ledger verify) and answer."
+    )
     return raise_(node, other, "alert", "CRITICAL", text, url=url)
 
 

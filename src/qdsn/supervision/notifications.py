@@ -133,9 +133,8 @@ def parse(doc: Any) -> Notification:
     """A notification from its JSON form (another node's word: checked whole, bounded)."""
     if not isinstance(doc, dict):
         raise InvalidInput("a notification is a JSON object")
-    if sender := doc.get("sender"):
-        if sender == doc.get("recipient"):
-            raise InvalidInput("a notification's sender and recipient must be two participants")
+    if doc.get("sender") and doc.get("sender") == doc.get("recipient"):
+        raise InvalidInput("a notification's sender and recipient must be two participants")
     try:
         n = Notification.model_validate(doc)
     except ValidationError as e:
@@ -210,7 +209,7 @@ def fold(envelopes: Iterable[Any]) -> dict[str, Folded]:
             if n is not None and (p["sender"], p["recipient"], p["content"]) != (n.sender, n.recipient, n.content):
                 continue
             notification_move(n.state if n else None, p["state"], side, p.get("reason"))
-        except Exception:  # noqa: BLE001 - a refused move is no move
+        except Exception:
             continue
         if n is None:
             n = out[p["notification"]] = Folded(p["notification"], p["sender"], p["recipient"], p["classification"],
