@@ -1,0 +1,65 @@
+"""A certificate suspended by continuous certification raises a quality notification to its holder,
+which is delivered to the holder's node, answered there and closed by the certification body."""
+
+import time
+
+from qdsn.node import Node, NodeHome, certify, notify
+from qdsn.node.consumer import negotiate
+from qdsn.node.follow import log_key
+
+from .test_jobs_api import ask, lab  # noqa: F401 — the fixture: a plant, a published model, offers
+
+
+def test_a_suspension_raises_an_investigation_the_maker_answers(lab):  # noqa: F811
+    node, c, blob = lab
+    a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:pc")[1])["uid"]
+    passed = ask(c["cqc"], a, blob)["result"]
+    homes = {h: NodeHome.open(node.home.path.parent / h, "pw", scrypt_n=2**4) for h in ("reg", "cqc")}
+    note = node.ledger.sign_checkpoint(homes["reg"].log_signer())
+    note = node.ledger.witness(note, log_key(node.ledger), homes["cqc"].cosigner(), int(time.time()))
+    lab_node = Node(homes["cqc"], operator=True, ledger=node.ledger)
+    uri = "http://testserver/status-lists/1"
+    certify.status_lists(lab_node).create(uri)
+    subject = certify.Subject("CQC-2026-0009", ["GB/T 5023.3-2008"], "PVC-insulated cable", "BV 2.5 mm²",
+                              "Hangzhou plant 1")  # fmt: skip
+    certify.issue(lab_node, passed, subject, uri, note=note)
+    assert node.ledger.state.notices == {}
+
+    failed = ask(c["cqc"], a, blob, parameters={"threshold": 5.0})["result"]
+    assert certify.recheck(lab_node, "CQC-2026-0009", failed) == "suspended"
+    (n,) = node.ledger.state.notices.values()
+    assert (n.sender, n.recipient, n.classification, n.severity, n.state) == (
+        lab_node.did, node.did, "investigation", "MAJOR", "CREATED")  # fmt: skip
+    body = notify.content(lab_node, n.id)
+    assert body.affected.certificates == ["CQC-2026-0009"] and body.affected.batches == ["line-1#0+200"]
+    assert "suspended by continuous certification" in body.description and "Cpk" in body.description
+    assert notify.content(node, n.id) is None  # not delivered yet
+
+    assert notify.send(lab_node, n.id, c["cqc"])["state"] == "RECEIVED"
+    assert notify.content(node, n.id) == body  # stored at the maker's node before RECEIVED was recorded
+    for state in ("ACKNOWLEDGED", "ACCEPTED"):
+        assert c["maker"].call("POST", f"/notifications/{n.id}/transitions", {"state": state})["state"] == state
+    notify.answer(lab_node, n.id, "CLOSED", "corrective action seen in the next passing run")
+    assert [h["state"] for h in notify.show(node, n.id)["history"]] == [
+        "CREATED", "SENT", "RECEIVED", "ACKNOWLEDGED", "ACCEPTED", "CLOSED"]  # fmt: skip
+
+    a2 = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
+    job = ask(c["cqc"], a2, blob)
+    again = c["maker"].call("POST", f"/jobs/{job['id']}/approval", {})["result"]
+    assert certify.recheck(lab_node, "CQC-2026-0009", again) == "valid"
+    assert len(node.ledger.state.notices) == 1  # a reinstatement raises nothing
+
+    # On a schedule, the round knows the holder's API: the notification is delivered by the next round.
+    rows = [{"characteristic": "resistance", "value": 17.5 + (i % 7) / 100, "time": f"2026-03-02T09:00:{i:02d}Z"}
+            for i in range(50)]  # fmt: skip
+    batch = node.vault.add_batch("line-1", rows)
+    node.vault.mark_anchored(batch, node.order([node.home.sign("dataset.anchor", batch.anchor_payload())])[0].txid)
+    a3 = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:pc")[1])["uid"]
+    certify.schedule(lab_node, "CQC-2026-0009", "http://maker", a3, blob, {"threshold": 20.0}, every=3600)
+    assert certify.run_due(lab_node, lambda url: c["cqc"]) == [("CQC-2026-0009", "suspended")]
+    (second,) = [x for x in node.ledger.state.notices.values() if x.state == "CREATED"]
+    assert notify.content(lab_node, second.id).affected.batches == ["line-1#200+50"]
+    asked = []
+    assert notify.deliver_due(lab_node, lambda url: asked.append(url) or c["cqc"]) == [second.id]
+    assert asked == ["http://maker"] and node.ledger.state.notices[second.id].state == "RECEIVED"
+    assert notify.deliver_due(lab_node, lambda url: c["cqc"]) == []  # delivered: not again
