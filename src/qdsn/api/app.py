@@ -166,6 +166,7 @@ async def _monitor(node: Node, every: float) -> None:
             if node.backup_to is not None:  # the real-time backup: sealed, to a keeper, when the vault changed
                 await run_in_threadpool(node.back_up, node.backup_to)
             await run_in_threadpool(certify.run_due, node, lambda url: NodeClient(url, node.home.key(), node.did))
+            await run_in_threadpool(notify.on_split_views, node)  # evidence this node recorded: tell the other side
             await run_in_threadpool(notify.deliver_due, node, lambda url: NodeClient(url, node.home.key(), node.did))
         except QDSNError as e:  # the node keeps serving; the next round tries again
             logger.warning("a monitor round failed: %s", e)
@@ -598,8 +599,10 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
             raise InvalidInput('the body is {"url": "<the recipient\'s API>"}')
         return notify.send(node, nid, peer(url))
 
-    @app.post("/notifications/{nid}/transitions", tags=["notifications"], openapi_extra=_body(
-        ("state",), state={"enum": ["ACKNOWLEDGED", "ACCEPTED", "DECLINED", "CLOSED", "CANCELED"]}, reason=_STR))  # fmt: skip
+    answers = {"enum": ["ACKNOWLEDGED", "ACCEPTED", "DECLINED", "CLOSED", "CANCELED"]}
+
+    @app.post("/notifications/{nid}/transitions", tags=["notifications"],
+              openapi_extra=_body(("state",), state=answers, reason=_STR))  # fmt: skip
     def notification_move(nid: str, who: Signer, body: Message) -> dict[str, Any]:
         """Acknowledge, accept or decline (recipient), close or cancel (sender) one of this node's
         notifications; declining and closing need a reason (owner only)."""

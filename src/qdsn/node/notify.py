@@ -45,8 +45,15 @@ kept = Table(  # the content of every notification this node sent or received, a
     Column("tries", Integer, nullable=False, default=0),
     Column("due", Integer, nullable=False, default=0),  # unix time of the next delivery attempt
 )
+evidence = Table(  # the ledger entry each automatically raised notification rests on: raised once per entry
+    "notification_evidence",
+    metadata,
+    Column("txid", String(64), primary_key=True),
+    Column("id", String(128), nullable=False),
+)
 MAX_SEALED = 2 * qn.MAX_CONTENT  # base64url characters of a sealed notification
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_scanned: dict[str, int] = {}  # per home: the log size up to which its split views were raised
 MOVE_WORDS = {"ack": "ACKNOWLEDGED", "accept": "ACCEPTED", "decline": "DECLINED", "close": "CLOSED",
               "cancel": "CANCELED"}  # fmt: skip
 
@@ -291,39 +298,104 @@ def deliver_due(node: Node, links: Callable[[str], Peer], now: int | None = None
 # -- raised where the evidence already exists ------------------------------------------------------------
 
 
+def _raised_for(node: Node, txid: str) -> str | None:
+    """The notification already raised on the evidence of ledger entry `txid`, if any."""
+    _tables(node.policies.engine)
+    with node.policies.engine.connect() as c:
+        return c.execute(select(evidence.c.id).where(evidence.c.txid == txid)).scalar()
+
+
+def _raise_on(node: Node, txid: str, recipient: str, *args: Any, **kw: Any) -> qn.Notification | None:
+    """`raise_`, once per piece of evidence (the ledger entry `txid`)."""
+    if _raised_for(node, txid) is not None:
+        return None
+    n = raise_(node, recipient, *args, **kw)
+    with node.policies.engine.begin() as c:
+        c.execute(insert(evidence).values(txid=txid, id=n.id))
+    return n
+
+
+def _ranges(inputs: list[dict[str, Any]]) -> dict[str, list[str]]:
+    return {"datasets": sorted({str(i["dataset"]) for i in inputs})[: qn.MAX_ITEMS],
+            "batches": [f"{i['dataset']}#{i['first']}+{i['count']}" for i in inputs][: qn.MAX_ITEMS]}  # fmt: skip
+
+
+def _due(days: int) -> tuple[datetime, str]:
+    now = system_clock()
+    return now, (now + timedelta(days=days)).strftime("%Y-%m-%d")
+
+
 def on_suspension(node: Node, number: str, reason: str, cause: str, inputs: list[dict[str, Any]],
-                  shortfalls: list[str], *, url: str | None = None) -> qn.Notification:  # fmt: skip
+                  shortfalls: list[str], *, url: str | None = None) -> qn.Notification | None:  # fmt: skip
     """A certificate this node suspended by continuous certification: an investigation to its holder,
-    naming the certificate, the attested run that failed and the records it read. It goes to the data's
-    owner only, whose own data it describes, so no policy's consent is needed; nothing of the data is in
-    it but what the attested output (which the agreement let this node see) says fell short."""
+    naming the certificate, the attested run that failed (`cause`, its `compute.attest`) and the records
+    it read. It goes to the data's owner only, whose own data it describes, so no policy's consent is
+    needed; of the data it carries only what the attested output (which the agreement let this node
+    see) says fell short."""
     c = node.ledger.state.credentials[number]
     figures = "; ".join(shortfalls) or "the run did not pass"
     text = (f"Certificate {number} was suspended by continuous certification: {reason}. "
             f"Attested run (compute.attest {cause}): {figures}. Investigate the cause, correct it, and answer; "
             "the certificate is reinstated by the next passing run.")  # fmt: skip
-    affected = {"certificates": [number], "datasets": sorted({str(i["dataset"]) for i in inputs}),
-                "batches": [f"{i['dataset']}#{i['first']}+{i['count']}" for i in inputs][: qn.MAX_ITEMS]}  # fmt: skip
-    now = system_clock()
-    return raise_(node, c.subject, "investigation", "MAJOR", text[:8000], affected=affected, url=url,
-                  target_date=(now + timedelta(days=30)).strftime("%Y-%m-%d"), now=now)  # fmt: skip
+    now, target = _due(30)
+    return _raise_on(node, cause, c.subject, "investigation", "MAJOR", text[:8000], url=url, now=now,
+                     affected={"certificates": [number], **_ranges(inputs)}, target_date=target)  # fmt: skip
 
 
-def on_split_view(node: Node, alert: tx.Envelope, *, url: str | None = None) -> qn.Notification | None:
-    """A split view this node recorded (`alert.raise`): an alert to the participant whose signed claim
-    contradicts this replica, naming the alert's transaction, where the evidence stays. Its content is
-    what the ledger already shows everybody, so no policy's consent is needed."""
-    p = alert.payload
-    other = next((c["signer"] for c in p["claims"] if c["signer"] != node.did), None)
-    if other is None or other not in node.ledger.state.identities:
+def on_run(node: Node, claims: dict[str, Any], output: dict[str, Any], attestation: str, *,
+           url: str | None = None) -> qn.Notification | None:  # fmt: skip
+    """An attested SPC run (spc-stability) out of control, as this node received it: an investigation to
+    the data's owner, whose node attested it, naming the rules broken per characteristic; MAJOR when a
+    point lies beyond the control limits (Nelson 1 / WE 1), else MINOR. Raised once per run, and not
+    when a suspension already raised one on it. Nothing else is raised: a run in control, another model."""
+    if str(claims.get("measurements", {}).get("model", "")).split("@")[0] != "spc-stability":
         return None
-    txid = tx.txid(alert.leaf())
-    text = (
-        f"Split view of the log {p['origin']} at size {p['size']}: your signed claim of root "
-        f"{next(c['root'] for c in p['claims'] if c['signer'] == other)} contradicts this node's replica. "
-        f"The evidence is alert.raise {txid} on the ledger. Check your replica (qdsn ledger verify) and answer."
-    )
-    return raise_(node, other, "alert", "CRITICAL", text, url=url)
+    if output.get("pass") is not False:
+        return None
+    entry = next((r for r in node.ledger.store.rows_of_type("compute.attest")
+                  if r.submitter == claims.get("iss") and tx.from_leaf(r.leaf).payload["attestation"] == attestation),
+                 None)  # fmt: skip
+    if entry is None:
+        raise NotFound("the run's compute.attest is not on this node's replica", "catch up with the log and retry")
+    broken, beyond = [], False
+    for ch in output.get("characteristics", [])[:50]:
+        counts = {k: v for k, v in (ch.get("violations") or {}).items() if v}
+        beyond = beyond or bool(counts.get("nelson1") or counts.get("we1"))
+        if counts:
+            broken.append(f"{ch.get('name')}: " + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
+    text = (f"An attested SPC run is out of control (compute.attest {entry.txid}, job {claims.get('job')}): "
+            f"{'; '.join(broken) or 'the run did not pass'}. Investigate the special cause and answer.")  # fmt: skip
+    now, target = _due(14)
+    return _raise_on(node, entry.txid, str(claims["iss"]), "investigation", "MAJOR" if beyond else "MINOR",
+                     text[:8000], affected=_ranges(claims.get("inputs", [])), url=url, now=now,
+                     target_date=target)  # fmt: skip
+
+
+def on_split_views(node: Node, url_of: Callable[[str], str | None] = lambda did: None) -> list[qn.Notification]:
+    """Each split view this node put on the ledger (`alert.raise`, whose evidence stays there): an alert
+    to the participant whose signed claim contradicts this replica, naming the alert's entry, once. Its
+    content is what the ledger shows every member already, so no policy's consent is needed. `url_of`
+    gives a participant's API where this node knows it (the log operator's)."""
+    out = []
+    start = _scanned.get(str(node.home.path), 0)  # the log is scanned once per process, then from where it stood
+    size = node.ledger.size
+    for row in node.ledger.store.rows_of_type("alert.raise", start):
+        if row.seq >= size:
+            break
+        if row.submitter != node.did:
+            continue
+        p = tx.from_leaf(row.leaf).payload
+        other = next((c for c in p["claims"] if c["signer"] != node.did), None)
+        if other is None or other["signer"] not in node.ledger.state.identities:
+            continue
+        text = (f"Split view of the log {p['origin']} at size {p['size']}: your signed claim of root {other['root']} "
+                f"contradicts this node's replica. The evidence is alert.raise {row.txid} (entry {row.seq}) on the "
+                "ledger. Check your replica (qdsn ledger verify) and answer.")  # fmt: skip
+        n = _raise_on(node, row.txid, other["signer"], "alert", "CRITICAL", text, url=url_of(other["signer"]))
+        if n is not None:
+            out.append(n)
+    _scanned[str(node.home.path)] = size
+    return out
 
 
 def record_move(word: str) -> str:
