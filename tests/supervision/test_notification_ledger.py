@@ -126,3 +126,24 @@ def test_notices_survive_a_reopen_and_a_replay(parties, url, tmp_path):
     replay.append([tx.from_leaf(leaf) for leaf in led.store.leaves(0, led.size)])
     assert replay.state.digest() == digest
     replay.close()
+
+
+def test_a_notice_altered_in_the_store_is_named_by_the_audit(tmp_path):
+    import sqlite3
+
+    from qdsn.ledger.audit import verify_ledger
+    from qdsn.ledger.integrity import Outcome
+
+    reg, maker, lab = member("regulator", "SAMR"), member("enterprise", "Maker"), member("certifier", "Lab")
+    db = str(tmp_path / "ledger.db")
+    led = Ledger.open(db, origin=ORIGIN)
+    led.append([reg.sign("identity.register", reg.register_payload())])
+    led.append([reg.sign("identity.register", m.register_payload()) for m in (maker, lab)])
+    n = qn.new(lab.did, maker.did, "alert", "MAJOR", "x", now=NOW)
+    moved(led, lab, maker, n, ["SENT", "RECEIVED"])
+    led.close()
+    assert verify_ledger(db, origin=ORIGIN).ok
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE notices SET state = 'CLOSED'")
+    v = verify_ledger(db, origin=ORIGIN)
+    assert v.outcome is Outcome.DAMAGED and f"notification {n.id}" in v.message, v
