@@ -568,10 +568,15 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         fields = {k: body.get(k) for k in ("recipient", "classification", "severity", "description")}
         if not all(isinstance(v, str) for v in fields.values()):
             raise InvalidInput("recipient, classification, severity and description are strings")
+        if not all(isinstance(body.get(k), (str, type(None))) for k in ("target_date", "related", "url")):
+            raise InvalidInput("target_date (YYYY-MM-DD), related (a notification id) and url are strings")
+        if not isinstance(body.get("affected"), (dict, type(None))):
+            raise InvalidInput('affected is {"datasets": […], "batches": […], "serials": […], "products": […], '
+                               '"certificates": […]}')  # fmt: skip
         url = body.get("url")
         n = notify.raise_(node, **fields, target_date=body.get("target_date"), related=body.get("related"),
-                          affected=body.get("affected"), url=url if isinstance(url, str) else None)  # fmt: skip
-        if isinstance(url, str):
+                          affected=body.get("affected"), url=url)  # fmt: skip
+        if url is not None:
             notify.send(node, n.id, peer(url))
         return notify.show(node, n.id)
 

@@ -107,13 +107,13 @@ def raise_(node: Node, recipient: str, classification: str, severity: str, descr
            now: datetime | None = None) -> qn.Notification:  # fmt: skip
     """Raise a notification to `recipient`: its content checked and kept here, CREATED on the ledger.
     `url`: the recipient's API, where `send` or the node's rounds deliver it."""
+    n = qn.new(node.did, recipient, classification, severity, description, target_date=target_date, related=related,
+               affected=affected, now=now or system_clock())  # fmt: skip
     node.catch_up()
     if recipient not in node.ledger.state.identities:
         raise NotFound(f"the recipient {recipient} is not registered on the ledger", "name a member (qdsn member list)")
     if related is not None and related not in node.ledger.state.notices:
         raise NotFound(f"the related notification {related!r} is not on the ledger")
-    n = qn.new(node.did, recipient, classification, severity, description, target_date=target_date, related=related,
-               affected=affected, now=now or system_clock())  # fmt: skip
     _keep(node, n, url)
     node.submit([node.home.sign("notification.transition", n.transition("CREATED"))])
     return n
