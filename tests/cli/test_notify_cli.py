@@ -153,6 +153,13 @@ def test_what_a_sender_controls_at_the_inbox_is_refused(consortium):
     assert r.status_code == 413
     assert own.call("GET", f"/notifications/{nid}")["state"] == "SENT"  # none of these was taken
 
+    draft = own.call("POST", "/notifications", {"recipient": maker.did, "classification": "alert",
+                                                "severity": "MINOR", "description": "draft"})  # fmt: skip
+    own.call("POST", f"/notifications/{draft['id']}/transitions", {"state": "CANCELED"})
+    r = post(lab, url["maker"], url["maker"], {"notification": draft["id"],
+                                               "sealed": sealed_for(maker, qn.parse(draft["body"]))})  # fmt: skip
+    assert r.status_code == 409 and "canceled" in r.json()["detail"]
+
     # The real delivery, then its replay: refused now and after the maker's node restarted.
     data = json.dumps(good).encode()
     headers = sign("POST", f"{url['maker']}/notifications/inbox", [("content-type", "application/json")], data,

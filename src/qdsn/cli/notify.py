@@ -70,11 +70,11 @@ def notify_raise(
         node.catch_up()
         recipient = _recipient(node.ledger.state, to)
         n = notify.raise_(node, recipient, classification, severity, description, target_date=target_date,
-                          related=related, affected=affected, url=send)  # fmt: skip
+                          related=related, affected=affected)  # fmt: skip
         console.print(f"[green]✓[/] notification {n.id} raised to ", party(node.ledger.state, recipient),
                       f"\n  CREATED on the ledger ({logged(node.receipts)})", highlight=False)  # fmt: skip
         if send:
-            got = notify.send(node, n.id, peer_client(node.home, send, ca))
+            got = notify.send(node, n.id, peer_client(node.home, send, ca))  # failing, it stays for qdsn notify send
             console.print(f"[green]✓[/] sent: the recipient's node stored it and recorded {got['state']}")
         else:
             console.print(f"  send it with: qdsn notify send {n.id} --url <the recipient's API>", highlight=False)

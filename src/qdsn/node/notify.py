@@ -144,7 +144,7 @@ def send(node: Node, id: str, peer: Peer) -> dict[str, Any]:
     if key is None:
         raise NotFound(f"the recipient {n.recipient} is not registered on the ledger")
     if n.state == "CREATED":
-        node.submit([node.home.sign("notification.transition", body.transition("SENT"))])
+        _record(node, id, body.transition("SENT"), done=("SENT",))
     sealed = hpke.seal(x25519_from_ed25519(key), body.canonical(), info(body))
     try:
         got = peer.call(
@@ -159,6 +159,17 @@ def send(node: Node, id: str, peer: Peer) -> dict[str, Any]:
         raise IntegrityError(f"the recipient's node answered the delivery of {id} with something else")
     node.catch_up()
     return {"notification": id, "state": node.ledger.state.notices[id].state}
+
+
+def _record(node: Node, id: str, payload: dict[str, Any], done: tuple[str, ...]) -> None:
+    """Record a move that two rounds of this node may make at once (a delivery sent by a command while
+    the node's round sends it too): refused because the other made it first, it is made."""
+    try:
+        node.submit([node.home.sign("notification.transition", payload)])
+    except Conflict:
+        node.catch_up()
+        if node.ledger.state.notices[id].state not in done:
+            raise
 
 
 def receive(node: Node, sender: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -186,6 +197,8 @@ def receive(node: Node, sender: str, body: dict[str, Any]) -> dict[str, Any]:
         n = node.ledger.state.notices[id]
     if n.state == "CREATED":
         raise Conflict(f"notification {id} is not SENT on the ledger yet", "record SENT, then deliver it")
+    if n.state == "CANCELED":
+        raise Conflict(f"notification {id} was canceled before it was sent: there is nothing to deliver")
     try:
         raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
     except (binascii.Error, ValueError):
@@ -204,7 +217,7 @@ def receive(node: Node, sender: str, body: dict[str, Any]) -> dict[str, Any]:
         raise IntegrityError(f"the content delivered names another notification than {id} on the ledger")
     _keep(node, got)
     if n.state == "SENT":
-        node.submit([node.home.sign("notification.transition", got.transition("RECEIVED"))])
+        _record(node, id, got.transition("RECEIVED"), done=("RECEIVED", "ACKNOWLEDGED", "ACCEPTED", "DECLINED"))
     return {"notification": id, "state": node.ledger.state.notices[id].state}
 
 
