@@ -3,13 +3,17 @@ which is delivered to the holder's node, answered there and closed by the certif
 
 import time
 
+import pytest
+
 from qdsn.compute import attest, package
 from qdsn.crypto.encoding import b64url_encode
+from qdsn.errors import Conflict
 from qdsn.ledger import tx
 from qdsn.ledger.checkpoint import Checkpoint, cosigned_message
 from qdsn.node import Node, NodeHome, certify, notify
 from qdsn.node.consumer import negotiate
 from qdsn.node.follow import log_key
+from qdsn.supervision import notifications as qn
 
 from .test_jobs_api import ask, lab  # noqa: F401 — the fixture: a plant, a published model, offers
 
@@ -119,3 +123,11 @@ def test_a_split_view_this_node_recorded_alerts_the_other_side_once(lab):  # noq
     notify._scanned.clear()  # as after a restart: the whole log is read again, and nothing raised twice
     assert notify.on_split_views(lab_node) == []
     assert len(node.ledger.state.notices) == 1
+    # Two rounds sending it at once: the second finds SENT recorded by the first and goes on delivering.
+    body = notify.content(lab_node, n.id)
+    lab_node.submit([cqc.sign("notification.transition", body.transition("SENT"))])
+    notify._record(lab_node, n.id, body.transition("SENT"), done=("SENT",))
+    with pytest.raises(Conflict, match="cannot move to SENT"):
+        notify._record(lab_node, n.id, body.transition("SENT"), done=())
+    assert [h[0] for h in qn.fold(node.ledger.store.rows_of_type("notification.transition"))[n.id].history] == [
+        "CREATED", "SENT"]  # fmt: skip
