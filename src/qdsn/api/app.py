@@ -44,13 +44,14 @@ from qdsn.ledger import tx
 from qdsn.ledger.checkpoint import COSIGNATURE_V1, NoteVerifier
 from qdsn.ledger.ledger import batch_key
 from qdsn.ledger.ordering.etcd import POSITION
-from qdsn.node import certify, jobs, provider, transfer, trust, verification
+from qdsn.node import certify, jobs, notify, provider, transfer, trust, verification
 from qdsn.node.follow import keep_up
 from qdsn.node.keeper import MAX_BACKUP
 from qdsn.node.node import Node
 from qdsn.policy.meter import invoice, usage
 from qdsn.privacy import aggregator, report
 from qdsn.privacy.task import tasks
+from qdsn.supervision import notifications as qn
 
 logger = logging.getLogger("qdsn.api")
 MAX_BODY = 1 << 20  # a batch of transactions; larger requests are refused before they are read
@@ -165,6 +166,8 @@ async def _monitor(node: Node, every: float) -> None:
             if node.backup_to is not None:  # the real-time backup: sealed, to a keeper, when the vault changed
                 await run_in_threadpool(node.back_up, node.backup_to)
             await run_in_threadpool(certify.run_due, node, lambda url: NodeClient(url, node.home.key(), node.did))
+            await run_in_threadpool(notify.on_split_views, node)  # evidence this node recorded: tell the other side
+            await run_in_threadpool(notify.deliver_due, node, lambda url: NodeClient(url, node.home.key(), node.did))
         except QDSNError as e:  # the node keeps serving; the next round tries again
             logger.warning("a monitor round failed: %s", e)
         except Exception:
@@ -552,6 +555,80 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
     def _owner_only(who: str) -> None:
         if who != node.did:
             raise PermissionDenied("only the data's owner approves or denies jobs on its node")
+
+    @app.post("/notifications/inbox", tags=["notifications"], status_code=201, openapi_extra=_body(
+        ("notification", "sealed"), notification=_STR, sealed=_STR, suite=_STR))  # fmt: skip
+    def notification_inbox(who: Signer, body: Message) -> dict[str, Any]:
+        """A quality notification delivered by its sender: its content sealed (HPKE) to this node, for a
+        notification the ledger says is SENT from the signer to this node; stored, then RECEIVED recorded."""
+        return notify.receive(node, who, body)
+
+    raised = _body(("recipient", "classification", "severity", "description"), recipient=_STR,
+                   classification={"enum": list(qn.CLASSIFICATIONS)}, severity={"enum": list(qn.SEVERITIES)},
+                   description=_STR, target_date=_STR, related=_STR, url=_STR,
+                   affected={"type": "object", "additionalProperties": {"type": "array", "items": _STR}})  # fmt: skip
+
+    @app.post("/notifications", tags=["notifications"], status_code=201, openapi_extra=raised)
+    def notification_raise(who: Signer, body: Message) -> dict[str, Any]:
+        """Raise a quality notification (this node's owner only): CREATED on the ledger, and sent at once
+        when `url`, the recipient's API, is given."""
+        _self_only(who)
+        fields = {k: body.get(k) for k in ("recipient", "classification", "severity", "description")}
+        if not all(isinstance(v, str) for v in fields.values()):
+            raise InvalidInput("recipient, classification, severity and description are strings")
+        if not all(isinstance(body.get(k), (str, type(None))) for k in ("target_date", "related", "url")):
+            raise InvalidInput("target_date (YYYY-MM-DD), related (a notification id) and url are strings")
+        if not isinstance(body.get("affected"), (dict, type(None))):
+            raise InvalidInput('affected is {"datasets": […], "batches": […], "serials": […], "products": […], '
+                               '"certificates": […]}')  # fmt: skip
+        url = body.get("url")
+        n = notify.raise_(node, **fields, target_date=body.get("target_date"), related=body.get("related"),
+                          affected=body.get("affected"), url=url)  # fmt: skip
+        if url is not None:
+            notify.send(node, n.id, peer(url))
+        return notify.show(node, n.id)
+
+    @app.get("/notifications", tags=["notifications"])
+    def notification_list(who: Signer) -> dict[str, Any]:
+        """This node's quality notifications, sent and received; the regulator also gets counts of the
+        others (this node's owner only)."""
+        _self_only(who)
+        node.catch_up()
+        return notify.listing(node)
+
+    @app.get("/notifications/{nid}", tags=["notifications"])
+    def notification_get(nid: str, who: Signer) -> dict[str, Any]:
+        """One of this node's notifications, with its content and history (this node's owner only)."""
+        _self_only(who)
+        node.catch_up()
+        return notify.show(node, nid)
+
+    @app.post("/notifications/{nid}/delivery", tags=["notifications"], openapi_extra=_body(("url",), url=_STR))
+    def notification_send(nid: str, who: Signer, body: Message) -> dict[str, Any]:
+        """Send (again) a notification this node raised to the recipient's API at `url` (owner only)."""
+        _self_only(who)
+        url = body.get("url")
+        if not isinstance(url, str):
+            raise InvalidInput('the body is {"url": "<the recipient\'s API>"}')
+        return notify.send(node, nid, peer(url))
+
+    answers = {"enum": ["ACKNOWLEDGED", "ACCEPTED", "DECLINED", "CLOSED", "CANCELED"]}
+
+    @app.post("/notifications/{nid}/transitions", tags=["notifications"],
+              openapi_extra=_body(("state",), state=answers, reason=_STR))  # fmt: skip
+    def notification_move(nid: str, who: Signer, body: Message) -> dict[str, Any]:
+        """Acknowledge, accept or decline (recipient), close or cancel (sender) one of this node's
+        notifications; declining and closing need a reason (owner only)."""
+        _self_only(who)
+        state, reason = body.get("state"), body.get("reason")
+        if not isinstance(state, str) or not (reason is None or isinstance(reason, str)):
+            raise InvalidInput('the body is {"state": "ACKNOWLEDGED|ACCEPTED|DECLINED|CLOSED|CANCELED", "reason": "…"}')
+        notify.answer(node, nid, state, reason)
+        return notify.show(node, nid)
+
+    def _self_only(who: str) -> None:
+        if who != node.did:
+            raise PermissionDenied("only this node's own organisation handles its notifications here")
 
     @app.get("/status/ingest", tags=["data"])
     def ingest_status(who: Signer) -> dict[str, Any]:

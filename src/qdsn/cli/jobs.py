@@ -350,6 +350,31 @@ def jobs_status(url: Url, job: JobId, home: Home, ca: CA = None,
 
 
 @jobs_app.command("result")
+def _notify_run(home: Path, url: str, claims: dict, output: dict, attestation: str, ca: Path | None,
+                operator: str | None, operator_ca: Path | None) -> None:  # fmt: skip
+    """An attested SPC run out of control raises a quality notification to the data's owner and sends it
+    to its node (`notify.on_run`); any other result raises nothing and writes nothing."""
+    from qdsn.cli.common import err, peer_client
+    from qdsn.node import notify
+
+    if not (str(claims.get("measurements", {}).get("model", "")).startswith("spc-stability@")
+            and output.get("pass") is False):  # fmt: skip
+        return
+    node = linked_node(home, operator, operator_ca)
+    try:
+        n = notify.on_run(node, claims, output, attestation, url=url)
+        if n is None:
+            return
+        console.print(f"[yellow]![/] out of control: notification {n.id} raised to the data's owner", highlight=False)
+        try:
+            notify.send(node, n.id, peer_client(node.home, url, ca))
+            console.print("[green]✓[/] sent; the owner's node stored it (RECEIVED)")
+        except QDSNError as e:
+            err.print(shown(f"… not delivered yet: {e}; qdsn notify send {n.id} --url {url}"))
+    finally:
+        node.close()
+
+
 def jobs_result(
     url: Url,
     job: JobId,
@@ -389,6 +414,7 @@ def jobs_result(
     if wrong:
         raise typer.Exit(1)
     render_attestation(c, result.output)
+    _notify_run(home, url, c, result.output, result.attestation, ca, operator, operator_ca)
     if out:
         from qdsn.cli.certify import write_whole
 

@@ -19,6 +19,7 @@ from qdsn.cli import (
     ledger,
     member,
     model,
+    notify,
     policy,
     schema,
     service,
@@ -136,6 +137,7 @@ for sub, name in (
     (cert.trust_app, "trust"),
     (stats.stats_app, "stats"),
     (member.member_app, "member"),
+    (notify.notify_app, "notify"),
 ):
     app.add_typer(sub, name=name)
 app.command()(ingest.simulate)

@@ -499,6 +499,7 @@ def _network(
         )
         ask, contract, result = _model_to_data(console, certifier, maker, lab, plant, to_plant)
         _certificate(console, certifier, maker, lab, lab_url, plant, reg_url, ask, contract, result)
+        _quality_notification(console, lab, plant, plant_url, operator)
         others = [Node(m, operator=False, link=NodeClient(reg_url, m.key(), m.did), ledger=replicas[m.did])
                   for m in makers if m.did != maker.did]  # fmt: skip
         try:
@@ -734,6 +735,38 @@ def _certificate(
             f"(credential.status names the attestation); a buyer now sees: "
             f"{'[green]✓[/]' if seen['ok'] else '[red]✗[/]'} {seen['detail'].split(' (')[0]}"
         )
+
+
+def _quality_notification(console: Console, lab: Node, plant: Node, plant_url: str, regulator: Node) -> None:
+    """The suspension raised a quality notification (CX-0125) to the maker: delivered sealed, answered, closed."""
+    from qdsn.node import notify
+
+    console.rule("[bold]Supervision · a quality notification (质量通知)")
+    console.print(
+        "  The suspension raised an investigation from the certification centre to the manufacturer: CREATED on "
+        "the ledger with its content's hash; the content (what fell short, the certificate, the batches) is kept "
+        "at the centre and travels only sealed (HPKE) to the manufacturer's node."
+    )
+    lab.catch_up()
+    n = next(x for x in lab.ledger.state.notices.values() if x.sender == lab.did and x.state == "CREATED")
+    notify.send(lab, n.id, NodeClient(plant_url, lab.home.key(), lab.did))
+    plant.catch_up()
+    body = notify.content(plant, n.id)
+    assert body is not None
+    console.print(f"  {n.classification} {n.id} · {n.severity}: the manufacturer's node stored it, then recorded "
+                  f"RECEIVED; it reads: [italic]{body.description[:110]}…[/]")  # fmt: skip
+    notify.answer(plant, n.id, "ACKNOWLEDGED")
+    notify.answer(plant, n.id, "ACCEPTED", "worn wire-drawing die found on line 1; replaced")
+    lab.catch_up()
+    notify.answer(lab, n.id, "CLOSED", "the next attested run passed; certificate reinstated")
+    table = Table("state", "by", "entry", "reason", title=f"notification {n.id} on the ledger — 通知的每一步")
+    for h in notify.show(lab, n.id)["history"]:
+        side = "certification centre" if h["state"] in ("CREATED", "SENT", "CLOSED") else "manufacturer"
+        table.add_row(h["state"], side, str(h["seq"]), h["reason"] or "")
+    console.print(table)
+    regulator.catch_up()
+    others = notify.listing(regulator)["others"]
+    console.print(f"  the regulator, party to none of it, sees the counts: {others['state']} — and no content")
 
 
 def _serve(node: Node, servers: list[tuple[uvicorn.Server, threading.Thread]]) -> str:

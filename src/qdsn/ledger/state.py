@@ -105,6 +105,22 @@ class AggregateTask:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """A quality notification as the ledger knows it: who sent it to whom, what it is, the hash of its
+    sealed content, its state, and where it was created and last moved."""
+
+    id: str
+    sender: str
+    recipient: str
+    classification: str
+    severity: str
+    content: str
+    state: str
+    created: int  # seq of its CREATED transition
+    updated: int
+
+
+@dataclass(frozen=True, slots=True)
 class Cosignature:
     """A witness cosignature recorded on the ledger."""
 
@@ -138,6 +154,7 @@ class State:
         credentials: dict[str, Credential] | None = None,
         tasks: dict[str, AggregateTask] | None = None,
         retired: dict[bytes, str] | None = None,
+        notices: dict[str, Notice] | None = None,
     ) -> None:
         self.identities: dict[str, Identity] = dict(identities or {})
         self.datasets: dict[str, Dataset] = dict(datasets or {})
@@ -151,6 +168,8 @@ class State:
         self.dirty_tasks: set[str] = set()
         self.retired: dict[bytes, str] = dict(retired or {})  # every key rotated out, with its DID
         self.new_retired: list[tuple[bytes, str, int]] = []
+        self.notices: dict[str, Notice] = dict(notices or {})
+        self.dirty_notices: set[str] = set()
         self.origin = origin
         self.dirty: set[str] = set()
         self.dirty_datasets: set[str] = set()
@@ -159,7 +178,7 @@ class State:
     def fork(self) -> State:
         """A copy to stage a batch on; the original stays as it was if the batch fails."""
         return State(self.identities, self.origin, self.datasets, self.devices, self.models, self.credentials,
-                     self.tasks, self.retired)  # fmt: skip
+                     self.tasks, retired=self.retired, notices=self.notices)  # fmt: skip
 
     def clean(self) -> None:
         """Forget what changed, once it is persisted."""
@@ -170,6 +189,7 @@ class State:
         self.dirty_credentials.clear()
         self.dirty_tasks.clear()
         self.new_retired.clear()
+        self.dirty_notices.clear()
         self.new_cosignatures.clear()
 
     def authorize(self, env: tx.Envelope) -> bytes:
@@ -227,6 +247,9 @@ class State:
             doc["tasks"] = [[t.id, t.to_json()] for _, t in sorted(self.tasks.items())]
         if self.retired:
             doc["retired"] = sorted([multikey_from_public_key(k), d] for k, d in self.retired.items())
+        if self.notices:
+            doc["notices"] = [[n.id, n.sender, n.recipient, n.classification, n.severity, n.content, n.state,
+                               n.created, n.updated] for _, n in sorted(self.notices.items())]  # fmt: skip
         return sha256(canonical_json(doc))
 
 
@@ -446,7 +469,34 @@ def _batch(state: State, env: tx.Envelope, p: tx.AggregateBatch, seq: int, tree:
     state.dirty_tasks.add(p.task)
 
 
+def _notification(state: State, env: tx.Envelope, p: tx.NotificationTransition, seq: int, tree: TreeView) -> None:
+    n = state.notices.get(p.notification)
+    if env.submitter not in (p.sender, p.recipient):
+        raise PermissionDenied(f"only the sender or the recipient of notification {p.notification} moves it")
+    if n is None:
+        if p.sender == p.recipient:
+            raise InvalidInput("a notification's sender and recipient must be two participants")
+        if p.recipient not in state.identities:
+            raise NotFound(f"the notification's recipient {p.recipient} is not registered on the ledger")
+        if p.related is not None and p.related not in state.notices:
+            raise NotFound(f"the related notification {p.related!r} is not on the ledger")
+    else:
+        fixed = {"sender": n.sender, "recipient": n.recipient, "classification": n.classification,
+                 "severity": n.severity, "content": n.content}  # fmt: skip
+        changed = [k for k, v in fixed.items() if getattr(p, k) != v]
+        if changed:
+            raise InvalidInput(f"notification {p.notification}: {', '.join(changed)} cannot change after it was "
+                               "created", "name them as created; raise a new notification for new content")  # fmt: skip
+    side = "sender" if env.submitter == p.sender else "recipient"
+    tx.notification_move(n.state if n else None, p.state, side, p.reason)
+    if n is None:
+        n = Notice(p.notification, p.sender, p.recipient, p.classification, p.severity, p.content, p.state, seq, seq)
+    state.notices[p.notification] = replace(n, state=p.state, updated=seq)
+    state.dirty_notices.add(p.notification)
+
+
 _APPLY: dict[str, Callable[..., None]] = {
+    "notification.transition": _notification,
     "aggregate.task": _task,
     "aggregate.batch": _batch,
     "model.publish": _model,

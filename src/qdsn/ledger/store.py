@@ -42,7 +42,7 @@ from sqlalchemy.exc import DatabaseError
 from qdsn.crypto import canonical_json
 from qdsn.errors import Conflict, IntegrityError, NotFound
 from qdsn.ledger.merkle import Frontier, NodeId, fold, subtree_ids
-from qdsn.ledger.state import AggregateTask, Cosignature, Credential, Dataset, Device, Identity, Model, State
+from qdsn.ledger.state import AggregateTask, Cosignature, Credential, Dataset, Device, Identity, Model, Notice, State
 
 log = logging.getLogger(__name__)
 metadata = MetaData()
@@ -131,6 +131,19 @@ retired_keys = Table(
     Column("key", LargeBinary(32), primary_key=True),
     Column("did", String(512), nullable=False),
     Column("seq", BigInteger, nullable=False),  # the identity.rotate_key that retired it
+)
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("sender", String(512), nullable=False),
+    Column("recipient", String(512), nullable=False),
+    Column("classification", String(16), nullable=False),
+    Column("severity", String(20), nullable=False),
+    Column("content", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("updated", BigInteger, nullable=False),
 )
 cosignatures = Table(
     "cosignatures",
@@ -358,7 +371,9 @@ class Store:
             rows = c.execute(select(aggregate_tasks))
             tasks = {r.id: AggregateTask.from_json(r.id, orjson.loads(r.doc)) for r in rows}
             retired = {r.key: r.did for r in c.execute(select(retired_keys))}
-        return State(self.identities(), origin, self.datasets(), devs, mods, creds, tasks, retired)
+            notes = {r.id: Notice(*r) for r in c.execute(select(notices))}
+        return State(self.identities(), origin, self.datasets(), devs, mods, creds, tasks, retired=retired,
+                     notices=notes)  # fmt: skip
 
     def identities(self) -> dict[str, Identity]:
         with self.engine.connect() as c:
@@ -498,6 +513,12 @@ class Store:
             insert_many(c, aggregate_tasks, rows, upsert="id")
         if state.new_retired:
             insert_many(c, retired_keys, state.new_retired)
+        if state.dirty_notices:
+            rows = [
+                (n.id, n.sender, n.recipient, n.classification, n.severity, n.content, n.state, n.created, n.updated)
+                for n in (state.notices[k] for k in state.dirty_notices)
+            ]
+            insert_many(c, notices, rows, upsert="id")
         if state.new_cosignatures:
             rows = [(s.seq, s.origin, s.size, s.root, s.cosigner, s.timestamp) for s in state.new_cosignatures]
             insert_many(c, cosignatures, rows)

@@ -20,7 +20,7 @@ from qdsn.clock import Clock, format_time, parse_time, system_clock
 from qdsn.crypto import SigningKey, canonical_json, sha256
 from qdsn.crypto.canonical import is_plain, plain_json
 from qdsn.crypto.encoding import b64url_encode
-from qdsn.errors import InvalidInput, NotFound
+from qdsn.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from qdsn.identity import organization
 
 ROLES = ("enterprise", "certifier", "regulator")
@@ -384,6 +384,72 @@ class AggregateBatch(Payload):
     root: str = Hex32
     epsilon: float = Field(gt=0, le=100)
     collector: str = Did
+
+
+NotificationState = Literal["CREATED", "SENT", "RECEIVED", "ACKNOWLEDGED", "ACCEPTED", "DECLINED", "CLOSED", "CANCELED"]
+Side = Literal["sender", "recipient"]
+# The quality notification's state machine (Catena-X CX-0125, as Trace-X implements it): from each
+# state, the states it may move to and the side that makes each move. It lives here, beside the
+# transaction it rules, because every replica enforces it when it folds the log (so the log never
+# holds an illegal move); `qdsn.supervision.notifications` builds on it.
+NOTIFICATION_MOVES: dict[str | None, dict[str, Side]] = {
+    None: {"CREATED": "sender"},
+    "CREATED": {"SENT": "sender", "CANCELED": "sender"},
+    "SENT": {"RECEIVED": "recipient", "ACKNOWLEDGED": "recipient", "CLOSED": "sender"},
+    "RECEIVED": {"ACKNOWLEDGED": "recipient", "CLOSED": "sender"},
+    "ACKNOWLEDGED": {"ACCEPTED": "recipient", "DECLINED": "recipient", "CLOSED": "sender"},
+    "ACCEPTED": {"CLOSED": "sender"},
+    "DECLINED": {"CLOSED": "sender"},
+    "CLOSED": {},
+    "CANCELED": {},
+}
+NOTIFICATION_REASONED = frozenset({"DECLINED", "CLOSED"})  # a move to these says why
+_UNREADABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+NotificationId = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
+
+
+def notification_move(current: str | None, new: str, side: str, reason: str | None) -> None:
+    """Refuse a move of a quality notification that its state machine does not allow to `side`
+    (sender or recipient), or a decline or close without a reason; returns None when allowed."""
+    moves = NOTIFICATION_MOVES.get(current)
+    if moves is None:
+        raise InvalidInput(f"{current!r} is not a notification state")
+    if new not in moves:
+        if not moves:
+            raise Conflict(f"the notification is {current}, which is final", "raise a new notification instead")
+        where = f"is {current}" if current else "does not exist yet"
+        raise Conflict(f"the notification {where}: it cannot move to {new}; it may move to "
+                       f"{', '.join(f'{s} ({who})' for s, who in moves.items())}")  # fmt: skip
+    if moves[new] != side:
+        raise PermissionDenied(f"only the {moves[new]} moves a notification to {new}, not the {side}")
+    if new in NOTIFICATION_REASONED and not (reason and reason.strip()):
+        raise InvalidInput(f"a notification moved to {new} needs a reason", "say why")
+
+
+@register("notification.transition")
+class NotificationTransition(Payload):
+    """A quality notification (CX-0125) changed state, made by the side the state machine allows:
+    its id, the new state, what it is (classification, severity, sender, recipient) and the SHA-256 of
+    its canonical content, which travels sealed between the two nodes and never comes here. A decline
+    or close says why; `related` names an earlier notification. Neither side can later deny a step."""
+
+    notification: str = NotificationId
+    state: NotificationState
+    classification: Literal["alert", "investigation"]
+    severity: Literal["MINOR", "MAJOR", "CRITICAL", "LIFE-THREATENING"]
+    sender: str = Did
+    recipient: str = Did
+    content: str = Hex32
+    reason: str | None = Field(default=None, min_length=1, max_length=1000)
+    related: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
+
+    @field_validator("reason")
+    @classmethod
+    def _readable(cls, v: str | None) -> str | None:
+        # every member reads the reason: nothing in it may hide or reorder what a terminal shows
+        if v is not None and _UNREADABLE.search(v):
+            raise ValueError("the reason holds a control or invisible character")
+        return v
 
 
 def rotation_message(did: str, previous_key: str, new_key: str) -> bytes:

@@ -26,7 +26,7 @@ from qdsn.crypto.encoding import b64url_decode
 from qdsn.crypto.jose import public_jwk
 from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, QDSNError, Unavailable
 from qdsn.ledger import tx
-from qdsn.node import requested
+from qdsn.node import notify, requested
 from qdsn.node.follow import Operator
 from qdsn.node.node import Node
 
@@ -177,9 +177,11 @@ def held_by(node: Node, holder: str) -> list[str]:
         return [r.sd_jwt for r in c.execute(select(issued.c.sd_jwt).where(issued.c.holder == holder))]
 
 
-def recheck(node: Node, number: str, result: dict[str, Any], asked: dict[str, Any] | None = None) -> str:
+def recheck(node: Node, number: str, result: dict[str, Any], asked: dict[str, Any] | None = None, *,
+            url: str | None = None) -> str:  # fmt: skip
     """Continuous certification: judge a new attested run of the certificate's model by its scheme's
-    criteria. A failing run suspends a valid certificate; a passing run reinstates a suspended one;
+    criteria. A failing run suspends a valid certificate and raises a quality notification to its holder
+    (delivered to `url`, the holder's API, when known); a passing run reinstates a suspended one;
     either way the `compute.attest` that caused it is named on the ledger. A run of another model
     judges nothing. `asked`, the job this node's round asked for (`requested`), binds the run to it: its
     nonce, job, code, parameters and records. Returns the status afterwards."""
@@ -204,9 +206,12 @@ def recheck(node: Node, number: str, result: dict[str, Any], asked: dict[str, An
         raise InvalidInput(f"the run is of model {model!r}; certificate {number} of scheme {scheme!r} is judged by "
                            f"{schemes.model_of(scheme)!r} runs")  # fmt: skip
     cause = tx.txid(attestation_entry(node, claims_a["job"], claims_a["iss"], result["attestation"]).leaf())
-    passed = not schemes.shortfalls(scheme, result["output"])  # a laxer threshold's "pass" does not reinstate
+    short = schemes.shortfalls(scheme, result["output"])
+    passed = not short  # a laxer threshold's "pass" does not reinstate
     if not passed and c.status == "valid":
-        set_status(node, number, "suspended", f"a new attested run failed (job {claims_a['job']})", attestation=cause)
+        why = f"a new attested run failed (job {claims_a['job']})"
+        set_status(node, number, "suspended", why, attestation=cause)
+        notify.on_suspension(node, number, why, cause, claims_a["inputs"], short, url=url)
         return "suspended"
     if passed and c.status == "suspended":
         set_status(node, number, "valid", f"a new attested run passed (job {claims_a['job']})", attestation=cause)
@@ -260,7 +265,7 @@ def schedule(node: Node, number: str, maker: str, agreement: str, archive: bytes
 
 
 def rerun(node: Node, number: str, maker: Operator, agreement: str, archive: bytes, parameters: dict[str, Any],
-          pending: str | None = None) -> tuple[str, str | None]:  # fmt: skip
+          pending: str | None = None, url: str | None = None) -> tuple[str, str | None]:  # fmt: skip
     """One round of continuous certification: ask the holder's node to run the model on the records
     anchored since the last attested run (the normal job flow) and judge the result with `recheck`.
     Returns (status, the job still pending the owner's approval, if any)."""
@@ -289,7 +294,7 @@ def rerun(node: Node, number: str, maker: Operator, agreement: str, archive: byt
         return node.ledger.state.credentials[number].status, job["id"]  # type: ignore[index]
     if job["state"] != "done":  # type: ignore[index]
         return node.ledger.state.credentials[number].status, None
-    return recheck(node, number, job["result"], asked), None  # type: ignore[index]
+    return recheck(node, number, job["result"], asked, url=url), None  # type: ignore[index]
 
 
 def run_due(node: Node, links: Callable[[str], Operator], now: int | None = None) -> list[tuple[str, str]]:
@@ -302,7 +307,7 @@ def run_due(node: Node, links: Callable[[str], Operator], now: int | None = None
     for r in due:
         try:
             status, pending = rerun(node, r.id, links(r.maker), r.agreement, base64.b64decode(r.archive),
-                                    orjson.loads(r.parameters), r.pending)  # fmt: skip
+                                    orjson.loads(r.parameters), r.pending, r.maker)  # fmt: skip
         except QDSNError as e:  # the holder's answer judges nothing; the next round asks again
             log.warning("continuous certification of %s: %s", r.id, e)
             status, pending = node.ledger.state.credentials[r.id].status, None
