@@ -13,6 +13,7 @@ from qdsn.cli import (
     certify,
     dataset,
     did,
+    indicators,
     ingest,
     jobs,
     join,
@@ -24,6 +25,7 @@ from qdsn.cli import (
     service,
     spc,
     stats,
+    supervise,
     vault,
 )
 from qdsn.cli.common import Home, console, err, passphrase, shown
@@ -136,6 +138,8 @@ for sub, name in (
     (cert.trust_app, "trust"),
     (stats.stats_app, "stats"),
     (member.member_app, "member"),
+    (supervise.supervise_app, "supervise"),
+    (indicators.indicators_app, "indicators"),
 ):
     app.add_typer(sub, name=name)
 app.command()(ingest.simulate)

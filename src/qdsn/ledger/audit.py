@@ -231,6 +231,7 @@ def _first_difference(folded: State, stored: State) -> str:
         ("device", folded.devices, stored.devices),
         ("model", folded.models, stored.models),
         ("credential", folded.credentials, stored.credentials),
+        ("regulator's standing of", folded.standings, stored.standings),
     ):
         for key in sorted(set(a) | set(b)):
             if a.get(key) != b.get(key):

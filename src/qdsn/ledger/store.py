@@ -42,7 +42,17 @@ from sqlalchemy.exc import DatabaseError
 from qdsn.crypto import canonical_json
 from qdsn.errors import Conflict, IntegrityError, NotFound
 from qdsn.ledger.merkle import Frontier, NodeId, fold, subtree_ids
-from qdsn.ledger.state import AggregateTask, Cosignature, Credential, Dataset, Device, Identity, Model, State
+from qdsn.ledger.state import (
+    AggregateTask,
+    Cosignature,
+    Credential,
+    Dataset,
+    Device,
+    Identity,
+    Model,
+    Standing,
+    State,
+)
 
 log = logging.getLogger(__name__)
 metadata = MetaData()
@@ -124,6 +134,12 @@ aggregate_tasks = Table(
     metadata,
     Column("id", String(128), primary_key=True),
     Column("doc", Text, nullable=False),  # canonical JSON of `state.AggregateTask.to_json()`
+)
+standings = Table(
+    "standings",
+    metadata,
+    Column("id", String(600), primary_key=True),  # `state.standing_key`: scope and subject
+    Column("doc", Text, nullable=False),  # canonical JSON of `state.Standing.to_json()`
 )
 cosignatures = Table(
     "cosignatures",
@@ -350,7 +366,8 @@ class Store:
             creds = {r.id: Credential(*r) for r in c.execute(select(credentials))}
             rows = c.execute(select(aggregate_tasks))
             tasks = {r.id: AggregateTask.from_json(r.id, orjson.loads(r.doc)) for r in rows}
-        return State(self.identities(), origin, self.datasets(), devs, mods, creds, tasks)
+            held = {r.id: Standing.from_json(orjson.loads(r.doc)) for r in c.execute(select(standings))}
+        return State(self.identities(), origin, self.datasets(), devs, mods, creds, tasks, held)
 
     def identities(self) -> dict[str, Identity]:
         with self.engine.connect() as c:
@@ -488,6 +505,9 @@ class Store:
         if state.dirty_tasks:
             rows = [(k, canonical_json(state.tasks[k].to_json()).decode()) for k in state.dirty_tasks]
             insert_many(c, aggregate_tasks, rows, upsert="id")
+        if state.dirty_standings:
+            rows = [(k, canonical_json(state.standings[k].to_json()).decode()) for k in state.dirty_standings]
+            insert_many(c, standings, rows, upsert="id")
         if state.new_cosignatures:
             rows = [(s.seq, s.origin, s.size, s.root, s.cosigner, s.timestamp) for s in state.new_cosignatures]
             insert_many(c, cosignatures, rows)

@@ -128,6 +128,10 @@ def request(node: Node, requester: str, message: dict[str, Any]) -> Job:
     published = node.ledger.state.models.get(f"{m.id}@{m.version}")
     if published is None or published.hash != code_hash:
         refuse(node, a, ask, "transfer", f"model {m.id} {m.version} with this code hash is not published on the ledger")
+    held = node.ledger.state.suspension("model", code_hash)
+    if held is not None:
+        refuse(node, a, ask, "transfer", f"model {m.id} {m.version} is suspended by the regulator (regulator.action "
+               f"at entry {held.since}: {held.reason})")  # fmt: skip
     package.check_parameters(m, parameters)  # refused now rather than failed once the owner approves
     with node.deciding:
         d = decide(a.policy, ask, point="transfer")
