@@ -300,11 +300,11 @@ def assess(f: Facts, now: datetime) -> Assessment:
                "no attested Cpk shown and no valid process-capability or stability certificate")  # fmt: skip
     c = [
         Criterion("检验级", "declared", "quality characteristics declared with their limits 已声明质量特性",
-                  with_specs > 0, f"{with_specs} datasets declare characteristics"),
+                  with_specs > 0, f"{with_specs} declared dataset{'' if with_specs == 1 else 's'} with characteristics"),
         Criterion("检验级", "recorded", "quality records anchored on the ledger 检验数据上链",
-                  bool(v["anchored"]), f"share anchored {_pct(v['anchored'])}"),
+                  bool(v["anchored"]), f"share anchored {percent(v['anchored'])}"),
         Criterion("保证级", "all_anchored", "every declared dataset anchored 全部数据集存证", at_least("anchored", 1.0),
-                  f"share anchored {_pct(v['anchored'])}"),
+                  f"share anchored {percent(v['anchored'])}"),
         Criterion("保证级", "certified", "a valid certificate 持有有效认证", cert["valid"] > 0,
                   f"{cert['valid']} valid, {cert['suspended']} suspended"),
         Criterion("保证级", "inspections", "no failed sampling inspection within a year 一年内无抽查不合格",
@@ -312,11 +312,11 @@ def assess(f: Facts, now: datetime) -> Assessment:
         Criterion("保证级", "standing", "not suspended by the regulator 未被监管暂停", f.suspended is None,
                   f"suspended: {f.suspended}" if f.suspended else "no suspension in force"),
         Criterion("预防级", "coverage", "≥ 80 % of characteristics under attested runs 特性覆盖率≥80%",
-                  at_least("coverage", 0.8), f"coverage {_pct(v['coverage'])}"),
+                  at_least("coverage", 0.8), f"coverage {percent(v['coverage'])}"),
         Criterion("预防级", "fresh", f"every live dataset anchored within {FRESH_DAYS} days 数据及时",
-                  at_least("fresh", 1.0), f"fresh {_pct(v['fresh'])}"),
+                  at_least("fresh", 1.0), f"fresh {percent(v['fresh'])}"),
         Criterion("预防级", "continuous", "every valid certificate re-checked by continuous certification 连续认证",
-                  at_least("continuous", 1.0), f"coverage {_pct(v['continuous'])}"),
+                  at_least("continuous", 1.0), f"coverage {percent(v['continuous'])}"),
         Criterion("预防级", "capable", "process capable: Cpk ≥ 1.33 on every characteristic 过程能力充足", cpk_ok,
                   cpk_how),
         Criterion("卓越级", "cpk", "Cpk ≥ 1.67 on every characteristic 过程能力卓越", at_least("cpk_min", 1.67),
@@ -324,7 +324,7 @@ def assess(f: Facts, now: datetime) -> Assessment:
         Criterion("卓越级", "ppm", "nonconforming ≤ 100 ppm 不合格品率≤100ppm", at_most("ppm", 100),
                   "from attested outputs only" if v["ppm"] is None else f"{v['ppm']:g} ppm"),
         Criterion("卓越级", "signed", "≥ 90 % of readings device-signed 设备签名≥90%", at_least("signed", 0.9),
-                  f"signed {_pct(v['signed'])}"),
+                  f"signed {percent(v['signed'])}"),
         Criterion("卓越级", "responsive", "notifications answered within 48 h (median), none waiting 通报及时响应",
                   waiting == 0 and (median is None or median <= 48),
                   f"median {'—' if median is None else f'{median:.1f} h'}, {waiting} waiting"),
@@ -341,7 +341,8 @@ def assess(f: Facts, now: datetime) -> Assessment:
     return Assessment(f.did, f.name, level, ind, c)
 
 
-def _pct(x: Any) -> str:
+def percent(x: Any) -> str:
+    """A share as a person reads it: 97 %, or — when not known."""
     return "—" if x is None else f"{100 * x:.0f} %"
 
 
