@@ -151,3 +151,39 @@ def test_read_from_a_ledger(tmp_path):
             ind.enterprise(ledger, c.cqc.did, now)
     finally:
         c.close()
+
+
+def test_the_commands_show_indicators_level_and_why(tmp_path, monkeypatch, capsys):
+    import json
+
+    from ..credentials.consortium import build
+    from .test_supervise_cli import here
+
+    c = build(tmp_path / "real")
+    maker, reg = str(tmp_path / "real" / "maker"), str(tmp_path / "real" / "reg")
+    try:
+        c.issue("CQC-2026-0001")
+        code, said = here(monkeypatch, capsys, "indicators", "enterprise", c.maker.did, "--home", reg)
+        assert code == 0 and "capability level 质量管理能力等级: 保证级 (assurance)" in said
+        assert "特性覆盖率" in said and "characteristics covered by attested runs" in said and "✗" in said
+        code, said = here(monkeypatch, capsys, "indicators", "enterprise", c.maker.did, "--json", "--home", maker)
+        doc = json.loads(said)
+        assert doc["level"] == "保证级" and doc["level_en"] == "assurance"
+        assert {x["key"]: x["met"] for x in doc["criteria"]}["continuous"] is False
+        code, said = here(monkeypatch, capsys, "indicators", "enterprise", c.cqc.did, "--home", reg)
+        assert code == 1 and "is a certifier" in said
+
+        (tmp_path / "fig.json").write_text(json.dumps({"task": "zj-cpk", "period": 0, "vdaf": "Prio3Count",
+                                                       "result": 7, "count": 9, "epsilon": 1.0, "root": "ab"}))
+        (tmp_path / "bad.json").write_text(json.dumps({"task": "zj-cpk"}))
+        code, said = here(monkeypatch, capsys, "indicators", "region", "330000", "--figure", str(tmp_path / "fig.json"),
+                          "--json", "--home", reg)  # fmt: skip
+        doc = json.loads(said)
+        assert doc["summary"]["enterprises"] == 0 and doc["private_figures"][0]["result"] == 7  # no region recorded
+        code, said = here(monkeypatch, capsys, "indicators", "region", "33", "--figure", str(tmp_path / "bad.json"),
+                          "--home", reg)  # fmt: skip
+        assert code == 1 and "not a released figure" in said
+        code, said = here(monkeypatch, capsys, "indicators", "region", "zj", "--home", reg)
+        assert code == 1 and "GB/T 2260" in said
+    finally:
+        c.close()
