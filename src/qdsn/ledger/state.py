@@ -118,10 +118,6 @@ class Standing:
     notification: str | None = None
     withdrawn: tuple[str, ...] = ()
 
-    @property
-    def key(self) -> str:
-        return standing_key(self.scope, self.subject)
-
     def to_json(self) -> dict[str, Any]:
         return {"scope": self.scope, "subject": self.subject, "suspended": self.suspended, "reason": self.reason,
                 "since": self.since, "notification": self.notification, "withdrawn": list(self.withdrawn)}  # fmt: skip

@@ -407,7 +407,7 @@ class RegulatorAction(Payload):
             if not re.fullmatch(r"[0-9a-f]{64}", self.subject):
                 raise ValueError("a model is named by its code hash: 64 lowercase hex digits")
         elif not is_did(self.subject):
-            raise ValueError(f"a {self.scope} is named by its DID (did:key or did:web)")
+            raise ValueError(f"the {self.scope} is named by its DID (did:key or did:web)")
         if self.credentials is not None:
             if self.scope != "issuer":
                 raise ValueError("only an issuer's certificates can be named in credentials")
