@@ -44,7 +44,8 @@ def test_issue_present_verify_and_follow_the_process(lab):  # noqa: F811
                                         "quorum": 1}).json()  # fmt: skip
     assert report["ok"], report
     assert [x["name"] for x in report["checks"]] == ["issuer", "signature", "disclosures", "key binding", "status",
-                                                     "record", "checkpoint", "attestation", "criteria"]  # fmt: skip
+                                                     "record", "authority", "checkpoint", "attestation",
+                                                     "criteria"]  # fmt: skip
     assert report["checks"][-1]["checked"] is False  # the run's output stayed hidden: "not shown", not a pass
     assert "site" not in report["checks"][2]["detail"] and "indicators" in report["checks"][2]["detail"]
 

@@ -116,6 +116,8 @@ def test_demo_tells_the_story():
     assert "forges an out-of-range report: ✓ refused by both aggregators" in flat and "validity proof" in flat
     assert "nonconforming units from 3 makers" in flat and "none of them a maker's value" in flat
     assert "proves its report is leaf" in flat
+    assert "its node tries to issue CQC-2026-0002: ✓ refused" in flat and "a buyer now sees: ✗ issued while" in flat
+    assert "recorded before the suspension: ✓ stands" in flat and "capability level 质量管理能力等级:" in flat
 
 
 def test_schema_export(tmp_path):

@@ -66,7 +66,7 @@ def test_issue_present_verify_suspend(plant, tmp_path):  # noqa: F811
     checks = certificate.report(shown, ledger, log_key=key, aud="did:web:buyer.example", nonce="b-1", status=fetch,
                                 cosigners=[cqc.cosigner().verifier()], quorum=1)  # fmt: skip
     assert [c.name for c in checks] == ["issuer", "signature", "disclosures", "key binding", "status", "record",
-                                        "checkpoint", "attestation", "criteria"]  # fmt: skip
+                                        "authority", "checkpoint", "attestation", "criteria"]  # fmt: skip
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
     assert not checks[-1].checked and "did not show" in checks[-1].detail  # the run's output stayed hidden
     assert checks[2].detail.startswith("2 shown: indicators, cpk;") and "site" not in checks[2].detail

@@ -735,6 +735,69 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         ms = usage(node.ledger, who, agreement=agreement, since=start)
         return {"meters": [m.to_json() for m in ms], "invoice": invoice(ms)}
 
+    # -- supervision: regulator actions and evaluation indicators -----------------------------------------
+
+    act_body = _body(("action", "scope", "subject", "reason"), action={"enum": ["suspend", "reinstate"]},
+                     scope={"enum": ["member", "issuer", "model"]}, subject=_STR, reason=_STR, notification=_STR,
+                     credentials={"type": "array", "items": _STR})  # fmt: skip
+
+    @app.post("/supervision/actions", tags=["supervision"], status_code=201, openapi_extra=act_body)
+    def supervision_act(who: Signer, body: Message) -> dict[str, Any]:
+        """The regulator suspends or reinstates a member, an issuer's authority or a model: `regulator.action`
+        on the ledger, enforced by every node (this regulator's own node only)."""
+        from qdsn.supervision import actions
+
+        if who != node.did:
+            raise PermissionDenied("only this node's own regulator acts through its API",
+                                   "sign the request with the regulator node's key")  # fmt: skip
+        credentials = body.get("credentials") or []
+        if not isinstance(credentials, list) or not all(isinstance(x, str) for x in credentials):
+            raise InvalidInput("credentials is a list of certificate numbers")
+        fields = [body.get(k) for k in ("action", "scope", "subject", "reason", "notification")]
+        if not all(isinstance(x, str) for x in fields[:3]) or any(x is not None and not isinstance(x, str)
+                                                                   for x in fields[3:]):  # fmt: skip
+            raise InvalidInput('the body is {"action", "scope", "subject", "reason", "notification"?, "credentials"?}, '
+                               "each a string")  # fmt: skip
+        env, receipt = actions.act(node, *fields, credentials)  # type: ignore[arg-type]
+        return {"txid": tx.txid(env.leaf()), "seq": getattr(receipt, "seq", None), "payload": env.payload}
+
+    @app.get("/supervision/actions", tags=["supervision"])
+    def supervision_actions(subject: Annotated[str | None, Query(max_length=512)] = None) -> dict[str, Any]:
+        """The regulator's actions on this node's replica and the suspensions in force: what every verifier
+        reads (public, as the certificates they bear on are)."""
+        from qdsn.supervision import actions
+
+        node.catch_up()
+        return {"actions": [a.to_json() for a in actions.history(node.ledger, subject)],
+                "in_force": [s.to_json() for s in actions.in_force(node.ledger.state)]}  # fmt: skip
+
+    @app.get("/indicators/enterprises/{did}", tags=["supervision"])
+    def indicators_enterprise(did: str, who: Signer) -> dict[str, Any]:
+        """An enterprise's evaluation indicators and capability level with the criteria met and missed, from
+        this node's replica (participants only; on the enterprise's own node, for itself, its attested outputs
+        count too)."""
+        from qdsn.clock import system_clock
+        from qdsn.supervision import indicators
+
+        node.catch_up()
+        outputs = {}
+        if did == node.did and who == node.did:
+            done = [j.result for j in jobs.visible(node, node.did) if j.state == "done" and j.result]
+            outputs = indicators.verified_outputs(node.ledger, done)
+        return indicators.enterprise(node.ledger, did, system_clock(), outputs).to_json()
+
+    @app.get("/indicators/regions/{code}", tags=["supervision"])
+    def indicators_region(code: str, who: Signer) -> dict[str, Any]:
+        """A region's indicators (GB/T 2260 code): its enterprises' levels and each indicator's median, from
+        this node's replica (participants only)."""
+        from qdsn.clock import system_clock
+        from qdsn.supervision import indicators
+
+        node.catch_up()
+        inside, summary = indicators.region(node.ledger, code, system_clock())
+        return {"region": code, "summary": summary,
+                "enterprises": [{"did": a.did, "name": a.name, "level": a.level} for a in inside]}  # fmt: skip
+
     stats = aggregator.open_store(node.home)
 
     peers: dict[str, NodeClient] = {}

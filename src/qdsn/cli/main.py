@@ -13,6 +13,7 @@ from qdsn.cli import (
     certify,
     dataset,
     did,
+    indicators,
     ingest,
     jobs,
     join,
@@ -25,6 +26,7 @@ from qdsn.cli import (
     service,
     spc,
     stats,
+    supervise,
     vault,
 )
 from qdsn.cli.common import Home, console, err, passphrase, shown
@@ -138,6 +140,8 @@ for sub, name in (
     (stats.stats_app, "stats"),
     (member.member_app, "member"),
     (notify.notify_app, "notify"),
+    (supervise.supervise_app, "supervise"),
+    (indicators.indicators_app, "indicators"),
 ):
     app.add_typer(sub, name=name)
 app.command()(ingest.simulate)

@@ -87,6 +87,10 @@ def execute(
     if published is None or published.hash != code_hash:
         raise PermissionDenied(f"model {m.id} {m.version} with code hash {code_hash[:16]}… is not published",
                                "run only models a certification body has published on the ledger")  # fmt: skip
+    held = owner.ledger.state.suspension("model", code_hash)
+    if held is not None:
+        raise PermissionDenied(f"model {m.id} {m.version} is suspended by the regulator (regulator.action at entry "
+                               f"{held.since}: {held.reason})", "it runs again once the regulator reinstates it")  # fmt: skip
     package.check_parameters(m, parameters)
     datasets, inputs = [], []
     for r in ranges:

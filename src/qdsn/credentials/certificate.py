@@ -31,6 +31,7 @@ from qdsn.crypto.jose import PrivateKey
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError
 from qdsn.ledger import Ledger, merkle, tx
 from qdsn.ledger.checkpoint import Checkpoint, NoteVerifier, cosigners_verified, open_checkpoint, parse_note
+from qdsn.ledger.state import standing_key
 
 # The log's key and the members' cosigner keys, given as such or (with key history) as functions of the
 # checkpoint size they sign: a rotation must not unmake the evidence checkpoints signed before it.
@@ -299,8 +300,33 @@ def _report(v: sdjwt.Verified, c: dict[str, Any], presentation: str, ledger: Led
         out.append(Check("record", True, recorded(c, sdjwt.parse(presentation).jwt, ledger)))
     except QDSNError as e:
         out.append(Check("record", False, e.what))
+    out.append(authority(c, ledger))
     out += _evidence(c, ledger, log_key, cosigners, quorum)
     return out
+
+
+def authority(claims: dict[str, Any], ledger: Ledger) -> Check:
+    """Whether the regulator lets the certificate stand, read from the ledger, never from the certificate:
+    one issued (recorded, or not at all) while its issuer's membership or authority to issue is suspended is
+    refused, and so is one withdrawn by name; one recorded before a suspension stands."""
+    iss, number = str(claims.get("iss")), str(claims.get("certificate_number"))
+    rec = ledger.state.credentials.get(number)
+    at = rec.issued if rec is not None and rec.issuer == iss else None
+    for scope, what in (("member", "membership"), ("issuer", "authority to issue")):
+        held = ledger.state.suspension(scope, iss)
+        if held is not None and (at is None or at > held.since):
+            return Check("authority", False, f"issued while its issuer's {what} is suspended by the regulator "
+                         f"(regulator.action at entry {held.since}: {held.reason[:300]}); certificates issued "
+                         f"meanwhile are refused (监管已暂停该认证机构的发证资格)")  # fmt: skip
+    standing = ledger.state.standings.get(standing_key("issuer", iss))
+    if standing is not None and number in standing.withdrawn:
+        return Check("authority", False, f"withdrawn by the regulator with its issuer's suspension (reason: "
+                     f"{standing.reason[:300]}); refused until a regulator.action restores it (监管已撤回)")  # fmt: skip
+    held = ledger.state.suspension("issuer", iss) or ledger.state.suspension("member", iss)
+    if held is not None:
+        return Check("authority", True, f"its issuer is suspended by the regulator since entry {held.since}; this "
+                     f"certificate was recorded at entry {at}, before that, and stands")  # fmt: skip
+    return Check("authority", True, "the regulator has not suspended its issuer or withdrawn it")
 
 
 def _binding(v: sdjwt.Verified, presentation: str, aud: str | None, nonce: str | None) -> Check:

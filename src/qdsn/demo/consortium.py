@@ -500,6 +500,7 @@ def _network(
         ask, contract, result = _model_to_data(console, certifier, maker, lab, plant, to_plant)
         _certificate(console, certifier, maker, lab, lab_url, plant, reg_url, ask, contract, result)
         _quality_notification(console, lab, plant, plant_url, operator)
+        _regulator_actions(console, operator, certifier, maker, lab, lab_url, plant, reg_url, result)
         others = [Node(m, operator=False, link=NodeClient(reg_url, m.key(), m.did), ledger=replicas[m.did])
                   for m in makers if m.did != maker.did]  # fmt: skip
         try:
@@ -767,6 +768,63 @@ def _quality_notification(console: Console, lab: Node, plant: Node, plant_url: s
     regulator.catch_up()
     others = notify.listing(regulator)["others"]
     console.print(f"  the regulator, party to none of it, sees the counts: {others['state']} — and no content")
+def _regulator_actions(console: Console, regulator: Node, certifier: NodeHome, maker: NodeHome, lab: Node,
+                       lab_url: str, plant: Node, reg_url: str, result: dict) -> None:  # fmt: skip
+    """The regulator suspends the certification centre's authority to issue and reinstates it; a certificate it
+    signs meanwhile is refused by a buyer, the earlier one stands; the maker's capability level, and why."""
+    from qdsn.credentials import certificate
+    from qdsn.crypto.jose import public_jwk
+    from qdsn.supervision import actions, indicators
+
+    console.rule("[bold]Supervision: the regulator acts (监管措施), and a maker's capability level (质量管理能力等级)")
+    reason = "sampling inspection found certificates issued without witnessed tests 抽查发现未见证检验即发证"
+    env, receipt = actions.act(regulator, "suspend", "issuer", certifier.did, reason, "urn:uuid:demo-notification-1")
+    console.print(f"  the regulator suspends the authority to issue of {certifier.name}: regulator.action at entry "
+                  f"{receipt.seq}, on every replica")  # fmt: skip
+    lab.catch_up()
+    subject = certify.Subject("CQC-2026-0002", ["GB/T 5023.3-2008"], "PVC-insulated cable", "BV 2.5 mm²",
+                              "Hangzhou plant 1")  # fmt: skip
+    try:
+        certify.issue(lab, result, subject, f"{lab_url}/status-lists/1", note=lab.trusted_checkpoint())
+        console.print("  [red]the suspended certification centre issued a certificate?![/]")
+    except QDSNError as e:
+        console.print(f"  its node tries to issue CQC-2026-0002: [green]✓ refused[/] [dim]({e.what[:110]}…)[/]")
+    (sd,) = NodeClient(lab_url, maker.key(), maker.did).call("GET", "/credentials")["credentials"]
+    issued = sdjwt.verify(sd, lambda iss, h: certifier.key().verify_key.raw).claims
+    claims = {k: v for k, v in issued.items() if k not in ("vct", "cnf", "_sd_alg")}
+    rogue = certificate.issue(claims | {"certificate_number": "CQC-2026-0003", "iat": int(time.time())},
+                              certifier.key(), public_jwk(maker.key().verify_key.raw), kid=certifier.did)  # fmt: skip
+    buyer, to_reg = "did:web:buyer.example", NodeClient(reg_url, maker.key(), maker.did)
+
+    def authority(sd_jwt: str) -> dict:
+        nonce = secrets.token_urlsafe(12)
+        shown = sdjwt.present(sd_jwt, ["indicators"], maker.key(), aud=buyer, nonce=nonce)
+        got = to_reg.call("POST", "/verify", {"presentation": shown, "aud": buyer, "nonce": nonce, "quorum": 1},
+                          signed=False)  # fmt: skip
+        return next(c for c in got["checks"] if c["name"] == "authority")
+
+    late, early = authority(rogue), authority(sd)
+    console.print(f"  it signs CQC-2026-0003 with its own key anyway; a buyer now sees: "
+                  f"{'[green]✓[/]' if late['ok'] else '[red]✗[/]'} {late['detail'][:96]}…")  # fmt: skip
+    console.print(f"  CQC-2026-0001, recorded before the suspension: {'[green]✓[/]' if early['ok'] else '[red]✗[/]'} "
+                  f"stands (the verifier reads the ledger, never the certificate's own claims)")  # fmt: skip
+    _, receipt = actions.act(regulator, "reinstate", "issuer", certifier.did, "corrective actions verified 整改完成")
+    console.print(f"  corrective actions verified: the authority is reinstated (entry {receipt.seq}); the certificate "
+                  f"signed meanwhile stays refused: it was never recorded")  # fmt: skip
+
+    plant.catch_up()
+    done = [j.result for j in jobs.visible(plant, plant.did) if j.state == "done" and j.result]
+    a = indicators.enterprise(plant.ledger, maker.did, datetime.now(UTC), indicators.verified_outputs(plant.ledger,
+                                                                                                      done))  # fmt: skip
+    shown_ = {i.key: i for i in a.indicators}
+    console.print(f"  {maker.name} on its own node: coverage {indicators.percent(shown_['coverage'].value)}, lowest "
+                  f"attested Cpk {shown_['cpk_min'].value or 0:.2f}, {shown_['valid'].value} valid certificate, "
+                  f"continuous certification {indicators.percent(shown_['continuous'].value)}")  # fmt: skip
+    level = f"{a.level} ({indicators.LEVEL_NAMES[a.level]})" if a.level else "below 检验级"
+    console.print(f"  capability level 质量管理能力等级: [bold]{level}[/]")
+    for c in a.criteria:
+        mark = "[green]✓[/]" if c.met else "[red]✗[/]" if c.met is False else "[yellow]?[/]"
+        console.print(f"    {mark} {c.level} {c.text}: [dim]{c.detail}[/]", highlight=False)
 
 
 def _serve(node: Node, servers: list[tuple[uvicorn.Server, threading.Thread]]) -> str:

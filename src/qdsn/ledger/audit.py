@@ -232,6 +232,7 @@ def _first_difference(folded: State, stored: State) -> str:
         ("model", folded.models, stored.models),
         ("credential", folded.credentials, stored.credentials),
         ("notification", folded.notices, stored.notices),
+        ("regulator's standing of", folded.standings, stored.standings),
     ):
         for key in sorted(set(a) | set(b)):
             if a.get(key) != b.get(key):

@@ -118,6 +118,39 @@ class Notice:
     state: str
     created: int  # seq of its CREATED transition
     updated: int
+class Standing:
+    """What the regulator's actions (`regulator.action`) say of one member, issuer or model now: whether it
+    is suspended, since which entry (the last action on it), why, the notification it answers, and — for an
+    issuer — the certificates withdrawn with it (refused by every verifier until restored)."""
+
+    scope: str  # member, issuer or model
+    subject: str  # a DID, or a model's code hash
+    suspended: bool
+    reason: str
+    since: int  # seq of the regulator.action that set `suspended`
+    notification: str | None = None
+    withdrawn: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"scope": self.scope, "subject": self.subject, "suspended": self.suspended, "reason": self.reason,
+                "since": self.since, "notification": self.notification, "withdrawn": list(self.withdrawn)}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Standing:
+        return cls(str(doc["scope"]), str(doc["subject"]), bool(doc["suspended"]), str(doc["reason"]),
+                   int(doc["since"]), doc.get("notification"), tuple(doc.get("withdrawn", ())))  # fmt: skip
+
+
+def standing_key(scope: str, subject: str) -> str:
+    """The key of a standing in `State.standings`: scope and subject."""
+    return f"{scope} {subject}"
+
+
+# What a suspended member may still put on the log: answering quality notifications, keeping its key and
+# the log honest (rotation, cosignatures, split-view alerts), destroying its data's key, recording refusals
+# and suspending or revoking certificates it issued. Reading needs no transaction and is never refused.
+WHILE_SUSPENDED = frozenset({"notification.transition", "identity.rotate_key", "checkpoint.cosign", "alert.raise",
+                             "dataset.shred", "access.decision", "credential.status"})  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +188,7 @@ class State:
         tasks: dict[str, AggregateTask] | None = None,
         retired: dict[bytes, str] | None = None,
         notices: dict[str, Notice] | None = None,
+        standings: dict[str, Standing] | None = None,
     ) -> None:
         self.identities: dict[str, Identity] = dict(identities or {})
         self.datasets: dict[str, Dataset] = dict(datasets or {})
@@ -170,6 +204,8 @@ class State:
         self.new_retired: list[tuple[bytes, str, int]] = []
         self.notices: dict[str, Notice] = dict(notices or {})
         self.dirty_notices: set[str] = set()
+        self.standings: dict[str, Standing] = dict(standings or {})
+        self.dirty_standings: set[str] = set()
         self.origin = origin
         self.dirty: set[str] = set()
         self.dirty_datasets: set[str] = set()
@@ -178,7 +214,7 @@ class State:
     def fork(self) -> State:
         """A copy to stage a batch on; the original stays as it was if the batch fails."""
         return State(self.identities, self.origin, self.datasets, self.devices, self.models, self.credentials,
-                     self.tasks, retired=self.retired, notices=self.notices)  # fmt: skip
+                     self.tasks, retired=self.retired, notices=self.notices, standings=self.standings)  # fmt: skip
 
     def clean(self) -> None:
         """Forget what changed, once it is persisted."""
@@ -190,6 +226,7 @@ class State:
         self.dirty_tasks.clear()
         self.new_retired.clear()
         self.dirty_notices.clear()
+        self.dirty_standings.clear()
         self.new_cosignatures.clear()
 
     def authorize(self, env: tx.Envelope) -> bytes:
@@ -219,7 +256,41 @@ class State:
 
     def apply(self, env: tx.Envelope, payload: tx.Payload, seq: int, tree: TreeView) -> None:
         """Check `env` against the state and fold it in, or raise without changing anything."""
+        if self.standings:
+            self._unsuspended(env)
         _APPLY[env.type](self, env, payload, seq, tree)
+
+    def suspension(self, scope: str, subject: str) -> Standing | None:
+        """The regulator's suspension of a member, issuer or model in force now, if any."""
+        s = self.standings.get(standing_key(scope, subject))
+        return s if s is not None and s.suspended else None
+
+    def _unsuspended(self, env: tx.Envelope) -> None:
+        """Refuse what a regulator's suspension forbids: a suspended member's transactions (but those of
+        WHILE_SUSPENDED), a suspended issuer's certificates, attestations of a suspended model."""
+        p, t = env.payload, env.type
+        gives = (t == "access.decision" and p.get("allowed") is True) or (
+            t == "credential.status" and p.get("status") == "valid")  # fmt: skip
+        member = self.suspension("member", env.submitter)
+        if member is not None and (t not in WHILE_SUSPENDED or gives):
+            raise PermissionDenied(
+                f"{env.submitter} is suspended by the regulator (regulator.action at entry {member.since}: "
+                f"{member.reason}); it may not submit {t}" + (" granting anything" if gives else ""),
+                "it may still answer quality notifications, rotate its key, cosign, record refusals and suspend or "
+                "revoke its certificates; the regulator reinstates it with `qdsn supervise reinstate`")  # fmt: skip
+        issuer = self.suspension("issuer", env.submitter)
+        if issuer is not None and (t == "credential.issue" or (t == "credential.status" and gives)):
+            raise PermissionDenied(
+                f"the authority of {env.submitter} to issue certificates is suspended by the regulator "
+                f"(regulator.action at entry {issuer.since}: {issuer.reason})",
+                "no certificate can be issued or reinstated until the regulator reinstates the authority")  # fmt: skip
+        if t == "compute.attest":
+            model = self.suspension("model", str(p.get("code_hash")))
+            if model is not None:
+                raise PermissionDenied(
+                    f"model {p.get('model')} (code hash {str(p.get('code_hash'))[:16]}…) is suspended by the "
+                    f"regulator (regulator.action at entry {model.since}: {model.reason})",
+                    "its runs are not attested until the regulator reinstates it")  # fmt: skip
 
     def digest(self) -> bytes:
         """A hash of the whole state, equal on every node that folded the same log."""
@@ -250,6 +321,8 @@ class State:
         if self.notices:
             doc["notices"] = [[n.id, n.sender, n.recipient, n.classification, n.severity, n.content, n.state,
                                n.created, n.updated] for _, n in sorted(self.notices.items())]  # fmt: skip
+        if self.standings:
+            doc["standings"] = [s.to_json() for _, s in sorted(self.standings.items())]
         return sha256(canonical_json(doc))
 
 
@@ -495,8 +568,56 @@ def _notification(state: State, env: tx.Envelope, p: tx.NotificationTransition, 
     state.dirty_notices.add(p.notification)
 
 
+def _action(state: State, env: tx.Envelope, p: tx.RegulatorAction, seq: int, tree: TreeView) -> None:
+    if p.scope == "model":
+        if not any(m.hash == p.subject for m in state.models.values()):
+            raise NotFound(f"no model with code hash {p.subject[:16]}… is published on the ledger",
+                           "name a published model by its code hash")  # fmt: skip
+    else:
+        who = state.identities.get(p.subject)
+        if who is None:
+            raise NotFound(f"{p.subject} is not registered on the ledger",
+                           "name a member by its DID (qdsn member list)")  # fmt: skip
+        if who.role == "regulator":
+            raise PermissionDenied(f"{p.subject} is a regulator, and a regulator.action does not suspend a regulator")
+        if p.scope == "issuer" and who.role != "certifier":
+            raise InvalidInput(f"{p.subject} is a {who.role}, not a certification body: it has no authority to issue",
+                               "suspend it as a member (scope member)")  # fmt: skip
+    named = list(p.credentials or ())
+    for number in named:
+        c = state.credentials.get(number)
+        if c is None:
+            raise NotFound(f"no certificate {number!r} on the ledger")
+        if c.issuer != p.subject:
+            raise InvalidInput(f"certificate {number!r} was issued by {c.issuer}, not by {p.subject}")
+    key = standing_key(p.scope, p.subject)
+    now = state.standings.get(key)
+    withdrawn = now.withdrawn if now is not None else ()
+    suspended = now is not None and now.suspended
+    if p.action == "suspend":
+        again = [n for n in named if n in withdrawn]
+        if again:
+            raise Conflict(f"certificate {again[0]!r} is already withdrawn")
+        if suspended and not named:
+            raise Conflict(f"{p.scope} {p.subject} is already suspended (regulator.action at entry {now.since})",
+                           "reinstate it first, or name the certificates to withdraw with it")  # fmt: skip
+        since = now.since if suspended and now is not None else seq
+        new = Standing(p.scope, p.subject, True, p.reason, since, p.notification, (*withdrawn, *named))
+    else:
+        kept = [n for n in named if n not in withdrawn]
+        if kept:
+            raise Conflict(f"certificate {kept[0]!r} is not withdrawn: there is nothing to restore")
+        if not suspended and not named:
+            raise Conflict(f"{p.scope} {p.subject} is not suspended: there is nothing to reinstate")
+        new = Standing(p.scope, p.subject, False, p.reason, seq, p.notification,
+                       tuple(n for n in withdrawn if n not in named))  # fmt: skip
+    state.standings[key] = new
+    state.dirty_standings.add(key)
+
+
 _APPLY: dict[str, Callable[..., None]] = {
     "notification.transition": _notification,
+    "regulator.action": _action,
     "aggregate.task": _task,
     "aggregate.batch": _batch,
     "model.publish": _model,

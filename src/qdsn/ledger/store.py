@@ -42,7 +42,18 @@ from sqlalchemy.exc import DatabaseError
 from qdsn.crypto import canonical_json
 from qdsn.errors import Conflict, IntegrityError, NotFound
 from qdsn.ledger.merkle import Frontier, NodeId, fold, subtree_ids
-from qdsn.ledger.state import AggregateTask, Cosignature, Credential, Dataset, Device, Identity, Model, Notice, State
+from qdsn.ledger.state import (
+    AggregateTask,
+    Cosignature,
+    Credential,
+    Dataset,
+    Device,
+    Identity,
+    Model,
+    Notice,
+    Standing,
+    State,
+)
 
 log = logging.getLogger(__name__)
 metadata = MetaData()
@@ -144,6 +155,12 @@ notices = Table(
     Column("state", String(16), nullable=False),
     Column("created", BigInteger, nullable=False),
     Column("updated", BigInteger, nullable=False),
+)
+standings = Table(
+    "standings",
+    metadata,
+    Column("id", String(600), primary_key=True),  # `state.standing_key`: scope and subject
+    Column("doc", Text, nullable=False),  # canonical JSON of `state.Standing.to_json()`
 )
 cosignatures = Table(
     "cosignatures",
@@ -372,8 +389,9 @@ class Store:
             tasks = {r.id: AggregateTask.from_json(r.id, orjson.loads(r.doc)) for r in rows}
             retired = {r.key: r.did for r in c.execute(select(retired_keys))}
             notes = {r.id: Notice(*r) for r in c.execute(select(notices))}
+            held = {r.id: Standing.from_json(orjson.loads(r.doc)) for r in c.execute(select(standings))}
         return State(self.identities(), origin, self.datasets(), devs, mods, creds, tasks, retired=retired,
-                     notices=notes)  # fmt: skip
+                     notices=notes, standings=held)  # fmt: skip
 
     def identities(self) -> dict[str, Identity]:
         with self.engine.connect() as c:
@@ -519,6 +537,9 @@ class Store:
                 for n in (state.notices[k] for k in state.dirty_notices)
             ]
             insert_many(c, notices, rows, upsert="id")
+        if state.dirty_standings:
+            rows = [(k, canonical_json(state.standings[k].to_json()).decode()) for k in state.dirty_standings]
+            insert_many(c, standings, rows, upsert="id")
         if state.new_cosignatures:
             rows = [(s.seq, s.origin, s.size, s.root, s.cosigner, s.timestamp) for s in state.new_cosignatures]
             insert_many(c, cosignatures, rows)

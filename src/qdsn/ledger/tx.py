@@ -450,6 +450,35 @@ class NotificationTransition(Payload):
         if v is not None and _UNREADABLE.search(v):
             raise ValueError("the reason holds a control or invisible character")
         return v
+@register("regulator.action", ("regulator",))
+class RegulatorAction(Payload):
+    """The regulator suspends or reinstates a member (its transactions are refused but for answering and
+    housekeeping), a certification body's authority to issue (its new certificates are refused), or a
+    model by code hash (jobs and attestations of it are refused); with the reason, the quality notification
+    it answers, and — for an issuer — certificates issued before that are withdrawn (suspend) or restored
+    (reinstate) with it. Every node enforces it; see `supervision.actions`."""
+
+    action: Literal["suspend", "reinstate"]
+    scope: Literal["member", "issuer", "model"]
+    subject: str = Field(min_length=1, max_length=512)
+    reason: str = Field(min_length=1, max_length=1000, pattern=r"\S")
+    notification: str | None = Field(default=None, min_length=1, max_length=200)
+    credentials: list[str] | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _subject(self) -> RegulatorAction:
+        if self.scope == "model":
+            if not re.fullmatch(r"[0-9a-f]{64}", self.subject):
+                raise ValueError("a model is named by its code hash: 64 lowercase hex digits")
+        elif not is_did(self.subject):
+            raise ValueError(f"the {self.scope} is named by its DID (did:key or did:web)")
+        if self.credentials is not None:
+            if self.scope != "issuer":
+                raise ValueError("only an issuer's certificates can be named in credentials")
+            if len(set(self.credentials)) != len(self.credentials) or not all(
+                    0 < len(c) <= 200 for c in self.credentials):  # fmt: skip
+                raise ValueError("credentials are distinct certificate numbers of 1–200 characters")
+        return self
 
 
 def rotation_message(did: str, previous_key: str, new_key: str) -> bytes:

@@ -24,7 +24,7 @@ from qdsn.credentials.status import INVALID, SUSPENDED, VALID, StatusLists
 from qdsn.crypto import sha256
 from qdsn.crypto.encoding import b64url_decode
 from qdsn.crypto.jose import public_jwk
-from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, QDSNError, Unavailable
+from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError, Unavailable
 from qdsn.ledger import tx
 from qdsn.node import notify, requested
 from qdsn.node.follow import Operator
@@ -86,6 +86,13 @@ def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str
     `credential.issue` recorded. Returns the SD-JWT for the holder."""
     _check_result(result)
     node.catch_up()
+    for scope in ("member", "issuer"):  # refused before a status entry is taken; the ledger refuses it too
+        held = node.ledger.state.suspension(scope, node.did)
+        if held is not None:
+            raise PermissionDenied(f"this node's {'membership' if scope == 'member' else 'authority to issue'} is "
+                                   f"suspended by the regulator (regulator.action at entry {held.since}: "
+                                   f"{held.reason})", "no certificate can be issued until the regulator reinstates "
+                                   "it")  # fmt: skip
     claims_a = attest.verify(result["attestation"], node.ledger, output=result["output"])
     if not result["output"].get("pass"):
         raise InvalidInput("the attested run did not pass: there is nothing to certify")
@@ -187,6 +194,13 @@ def recheck(node: Node, number: str, result: dict[str, Any], asked: dict[str, An
     nonce, job, code, parameters and records. Returns the status afterwards."""
     _check_result(result)
     node.catch_up()
+    for scope in ("member", "issuer"):  # refused before a status entry is taken; the ledger refuses it too
+        held = node.ledger.state.suspension(scope, node.did)
+        if held is not None:
+            raise PermissionDenied(f"this node's {'membership' if scope == 'member' else 'authority to issue'} is "
+                                   f"suspended by the regulator (regulator.action at entry {held.since}: "
+                                   f"{held.reason})", "no certificate can be issued until the regulator reinstates "
+                                   "it")  # fmt: skip
     claims_a = attest.verify(result["attestation"], node.ledger, output=result["output"],
                              nonce=asked["nonce"] if asked else None)  # fmt: skip
     if asked is not None:

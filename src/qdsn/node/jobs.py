@@ -128,6 +128,14 @@ def request(node: Node, requester: str, message: dict[str, Any]) -> Job:
     published = node.ledger.state.models.get(f"{m.id}@{m.version}")
     if published is None or published.hash != code_hash:
         refuse(node, a, ask, "transfer", f"model {m.id} {m.version} with this code hash is not published on the ledger")
+    held = node.ledger.state.suspension("model", code_hash)
+    if held is not None:
+        refuse(node, a, ask, "transfer", f"model {m.id} {m.version} is suspended by the regulator (regulator.action "
+               f"at entry {held.since}: {held.reason})")  # fmt: skip
+    held = node.ledger.state.suspension("member", requester)
+    if held is not None:
+        refuse(node, a, ask, "transfer", f"the requester {requester} is suspended by the regulator (regulator.action "
+               f"at entry {held.since}: {held.reason})")  # fmt: skip
     package.check_parameters(m, parameters)  # refused now rather than failed once the owner approves
     with node.deciding:
         d = decide(a.policy, ask, point="transfer")
@@ -152,6 +160,10 @@ def approve(node: Node, job_id: str) -> Job:
     if job.state != "pending":
         raise Conflict(f"job {job_id} is {job.state}", "only a pending job can be approved")
     a = node.policies.agreement(job.agreement)
+    held = node.ledger.state.suspension("member", job.requester)
+    if held is not None:  # suspended since it asked: its job does not run (a suspended model fails in the run)
+        return store.end(job, "denied", f"the requester is suspended by the regulator (regulator.action at entry "
+                                        f"{held.since}: {held.reason})")  # fmt: skip
     claimed = None
     try:
         with node.deciding:

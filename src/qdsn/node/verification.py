@@ -183,7 +183,12 @@ def bundle(node: Node, presentation: str, *, http: httpx.Client | None = None) -
     note = witness.cosigned_note(node.ledger, node.trusted_checkpoint())
     cp, _ = node.ledger.open_checkpoint(note)
     rec = node.ledger.state.credentials.get(number)
-    if rec is None or cp.size <= max(rec.issued, size - 1):
+    # A certificate signed while its issuer is suspended is never recorded: its bundle carries the log that
+    # shows the suspension, so the verifier sees why it is refused rather than being told to wait.
+    iss = str(claims.get("iss"))
+    held = node.ledger.state.suspension("issuer", iss) or node.ledger.state.suspension("member", iss)
+    at = rec.issued if rec is not None else held.since if held is not None else None
+    if at is None or cp.size <= max(at, size - 1):
         raise NotFound(
             f"the latest checkpoint this node trusts (size {cp.size}) does not cover certificate "
             f"{number}'s credential.issue yet",
