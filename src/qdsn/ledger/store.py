@@ -42,7 +42,17 @@ from sqlalchemy.exc import DatabaseError
 from qdsn.crypto import canonical_json
 from qdsn.errors import Conflict, IntegrityError, NotFound
 from qdsn.ledger.merkle import Frontier, NodeId, fold, subtree_ids
-from qdsn.ledger.state import AggregateTask, Cosignature, Credential, Dataset, Device, Identity, Model, State
+from qdsn.ledger.state import (
+    AggregateTask,
+    Cosignature,
+    Credential,
+    Dataset,
+    Device,
+    Identity,
+    InspectionPlan,
+    Model,
+    State,
+)
 
 log = logging.getLogger(__name__)
 metadata = MetaData()
@@ -124,6 +134,12 @@ aggregate_tasks = Table(
     metadata,
     Column("id", String(128), primary_key=True),
     Column("doc", Text, nullable=False),  # canonical JSON of `state.AggregateTask.to_json()`
+)
+inspection_plans = Table(
+    "inspection_plans",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("doc", Text, nullable=False),  # canonical JSON of `state.InspectionPlan.to_json()`
 )
 cosignatures = Table(
     "cosignatures",
@@ -350,7 +366,8 @@ class Store:
             creds = {r.id: Credential(*r) for r in c.execute(select(credentials))}
             rows = c.execute(select(aggregate_tasks))
             tasks = {r.id: AggregateTask.from_json(r.id, orjson.loads(r.doc)) for r in rows}
-        return State(self.identities(), origin, self.datasets(), devs, mods, creds, tasks)
+            plans = {r.id: InspectionPlan.from_json(r.id, orjson.loads(r.doc)) for r in c.execute(select(inspection_plans))}
+        return State(self.identities(), origin, self.datasets(), devs, mods, creds, tasks, plans)
 
     def identities(self) -> dict[str, Identity]:
         with self.engine.connect() as c:
@@ -488,6 +505,9 @@ class Store:
         if state.dirty_tasks:
             rows = [(k, canonical_json(state.tasks[k].to_json()).decode()) for k in state.dirty_tasks]
             insert_many(c, aggregate_tasks, rows, upsert="id")
+        if state.dirty_plans:
+            rows = [(k, canonical_json(state.plans[k].to_json()).decode()) for k in state.dirty_plans]
+            insert_many(c, inspection_plans, rows, upsert="id")
         if state.new_cosignatures:
             rows = [(s.seq, s.origin, s.size, s.root, s.cosigner, s.timestamp) for s in state.new_cosignatures]
             insert_many(c, cosignatures, rows)

@@ -1,0 +1,1 @@
+"""Market supervision: quality notifications, regulator actions, risk classes, inspection plans, indicators."""
