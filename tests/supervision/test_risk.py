@@ -1,0 +1,102 @@
+"""Risk classes: each from ledger evidence, explained factor by factor, the factors adding up to the score."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from datetime import date
+
+import pytest
+
+from qdsn.errors import InvalidInput
+from qdsn.supervision import risk
+from qdsn.supervision.risk import Evidence
+
+from .world import world
+
+AS_OF = date(2026, 3, 31)
+STATES = ("SENT", "RECEIVED", "ACKNOWLEDGED", "ACCEPTED", "DECLINED", "CLOSED", "CANCELED")
+
+
+def _random_evidence(rng: random.Random, i: int) -> Evidence:
+    certs = rng.randint(0, 4)
+    notices = tuple((rng.choice(list(risk.SEVERITY)), tuple(sorted(rng.sample(STATES, rng.randint(1, 3)))))
+                    for _ in range(rng.randint(0, 3)))  # fmt: skip
+    n = rng.randint(0, 6)
+    return Evidence(f"did:key:z6Mk{i}", certificates=certs, suspensions=rng.randint(0, 3) if certs else 0,
+                    revocations=rng.randint(0, 1) if certs else 0, runs=rng.randint(0, 9),
+                    runs_failed=rng.randint(0, 3), runs_passed=rng.randint(0, 5), notices=notices, inspections=n,
+                    inspections_failed=rng.randint(0, n),
+                    last_anchor=rng.choice([None, date(2025, rng.randint(1, 12), 1), AS_OF]))  # fmt: skip
+
+
+def test_explanations_sum_to_the_score_and_the_class_follows_it():
+    rng = random.Random(21)
+    for i in range(2000):
+        a = risk.assess(_random_evidence(rng, i), AS_OF)
+        assert sum(f.contribution for f in a.factors) == pytest.approx(a.score, abs=1e-9)
+        assert {f.name for f in a.factors} == set(risk.WEIGHTS)
+        for f in a.factors:
+            assert 0 <= f.value <= 1 and f.contribution == round(f.weight * f.value * 100, 2)
+            assert f.why and f.why_zh
+        assert 0 <= a.score <= 100 and a.risk_class == risk.classify(a.score)
+        lines = risk.explain(a)
+        assert lines[0].startswith(f"class {a.risk_class}") and len(lines) == 1 + len(risk.WEIGHTS)
+    assert sum(risk.WEIGHTS.values()) == pytest.approx(1.0)
+
+
+def test_evidence_moves_the_class_the_way_it_should():
+    clean = Evidence("a", certificates=3, runs=6, runs_passed=6, inspections=4, last_anchor=AS_OF)
+    unknown = Evidence("b")
+    bad = Evidence("c", certificates=1, suspensions=1, revocations=1, runs_failed=2, inspections=2,
+                   inspections_failed=2, notices=(("CRITICAL", ("DECLINED", "RECEIVED", "SENT")),))  # fmt: skip
+    classes = [risk.assess(e, AS_OF).risk_class for e in (clean, unknown, bad)]
+    assert classes == ["A", "B", "D"]
+    # Each factor alone raises the score.
+    base = risk.assess(clean, AS_OF).score
+    for worse in (dict(inspections_failed=2), dict(suspensions=2), dict(runs_failed=3),
+                  dict(notices=(("MAJOR", ("SENT",)),)), dict(last_anchor=date(2025, 6, 1))):  # fmt: skip
+        assert risk.assess(dataclasses.replace(clean, **worse), AS_OF).score > base
+
+
+def test_handling_a_notification_weighs_less_than_ignoring_it():
+    def score(states):
+        return risk.assess(Evidence("a", notices=(("MAJOR", states),)), AS_OF).score
+
+    assert score(("CANCELED", "SENT")) < score(("ACCEPTED", "ACKNOWLEDGED")) < score(("ACKNOWLEDGED",)) \
+        < score(("DECLINED",)) == score(("RECEIVED", "SENT"))  # fmt: skip
+
+
+def test_evidence_read_from_the_ledger(tmp_path):
+    w = world(tmp_path, firms=3)
+    good, bad, idle = w.firms
+    w.append(good, "dataset.declare", {"dataset": "g1", "title": "line 1", "kind": "measurements"})
+    w.append(good, "dataset.anchor", {"dataset": "g1", "first": 0, "count": 10, "root": "11" * 32}, at="2026-03-30T08:00:00")
+    w.append(bad, "dataset.declare", {"dataset": "b1", "title": "line 1", "kind": "measurements"})
+    w.append(bad, "dataset.anchor", {"dataset": "b1", "first": 0, "count": 10, "root": "11" * 32}, at="2025-06-01T08:00:00")
+    cert = {"vct": "urn:qdsn:vct:quality-certificate:1", "hash": "22" * 32, "status_list": "https://cqc/list/1"}
+    w.append(w.certifier, "credential.issue", cert | {"credential": "C1", "subject": good.did, "index": 1,
+                                                      "attestations": ["33" * 32]})  # fmt: skip
+    w.append(w.certifier, "credential.issue", cert | {"credential": "C2", "subject": bad.did, "index": 2})
+    w.append(w.certifier, "credential.status", {"credential": "C2", "status": "suspended", "reason": "Cpk 0.8",
+                                                "attestation": "44" * 32})  # fmt: skip
+    w.result(bad, False)
+    w.result(bad, False, day="2026-06-01")  # after as_of: not yet known
+    w.result(good, True)
+    ev = risk.evidence(w.ledger, AS_OF)
+    assert ev[good.did].certificates == 1 and ev[good.did].runs_passed == 1 and ev[good.did].last_anchor == AS_OF.replace(day=30)
+    assert ev[bad.did].suspensions == 1 and ev[bad.did].runs_failed == 1 and ev[bad.did].inspections == 1
+    assert ev[bad.did].inspections_failed == 1 and ev[idle.did].last_anchor is None
+    assert ev[idle.did].notices == ()  # no notification.transition on this log: the factor reads nothing
+    classes = {d: a.risk_class for d, a in risk.assess_all(ev, AS_OF).items()}
+    assert classes[good.did] == "A" and classes[bad.did] in "CD" and classes[idle.did] == "B"
+    # Evidence before a point of the log: the suspension and results were not there yet.
+    early = risk.evidence(w.ledger, AS_OF, upto=w.ledger.state.credentials["C2"].issued + 1)
+    assert early[bad.did].suspensions == 0 and early[bad.did].inspections == 0
+    assert set(risk.evidence(w.ledger, AS_OF, scope={"region": "33"})) == {good.did, idle.did}
+
+
+def test_as_of_refuses_what_is_not_a_date():
+    assert risk.as_of_date(None, AS_OF) == AS_OF
+    with pytest.raises(InvalidInput, match="YYYY-MM-DD"):
+        risk.as_of_date("31/03/2026", AS_OF)
