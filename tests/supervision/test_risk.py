@@ -71,9 +71,10 @@ def test_evidence_read_from_the_ledger(tmp_path):
     w = world(tmp_path, firms=3)
     good, bad, idle = w.firms
     w.append(good, "dataset.declare", {"dataset": "g1", "title": "line 1", "kind": "measurements"})
-    w.append(good, "dataset.anchor", {"dataset": "g1", "first": 0, "count": 10, "root": "11" * 32}, at="2026-03-30T08:00:00")
+    batch = {"first": 0, "count": 10, "root": "11" * 32}
+    w.append(good, "dataset.anchor", batch | {"dataset": "g1"}, at="2026-03-30T08:00:00")
     w.append(bad, "dataset.declare", {"dataset": "b1", "title": "line 1", "kind": "measurements"})
-    w.append(bad, "dataset.anchor", {"dataset": "b1", "first": 0, "count": 10, "root": "11" * 32}, at="2025-06-01T08:00:00")
+    w.append(bad, "dataset.anchor", batch | {"dataset": "b1"}, at="2025-06-01T08:00:00")
     cert = {"vct": "urn:qdsn:vct:quality-certificate:1", "hash": "22" * 32, "status_list": "https://cqc/list/1"}
     w.append(w.certifier, "credential.issue", cert | {"credential": "C1", "subject": good.did, "index": 1,
                                                       "attestations": ["33" * 32]})  # fmt: skip
@@ -84,7 +85,8 @@ def test_evidence_read_from_the_ledger(tmp_path):
     w.result(bad, False, day="2026-06-01")  # after as_of: not yet known
     w.result(good, True)
     ev = risk.evidence(w.ledger, AS_OF)
-    assert ev[good.did].certificates == 1 and ev[good.did].runs_passed == 1 and ev[good.did].last_anchor == AS_OF.replace(day=30)
+    assert ev[good.did].certificates == 1 and ev[good.did].runs_passed == 1
+    assert ev[good.did].last_anchor == AS_OF.replace(day=30)
     assert ev[bad.did].suspensions == 1 and ev[bad.did].runs_failed == 1 and ev[bad.did].inspections == 1
     assert ev[bad.did].inspections_failed == 1 and ev[idle.did].last_anchor is None
     assert ev[idle.did].notices == ()  # no notification.transition on this log: the factor reads nothing

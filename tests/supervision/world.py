@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from qdsn.ledger import Ledger, tx
+from qdsn.ledger import Ledger
 
 from ..ledger.conftest import ORIGIN, Member, member
 
@@ -24,7 +24,8 @@ class World:
         return self.ledger.append([env])[0].seq
 
     def result(self, firm: Member, passed: bool, day: str = "2026-03-01", plan: str | None = None) -> int:
-        p = {"enterprise": firm.did, "product": "电线电缆", "standard": "GB/T 5023.3-2008", "passed": passed, "date": day}
+        p = {"enterprise": firm.did, "product": "电线电缆", "standard": "GB/T 5023.3-2008", "passed": passed,
+             "date": day}  # fmt: skip
         return self.append(self.regulator, "inspection.result", p | ({"plan": plan} if plan else {}))
 
 

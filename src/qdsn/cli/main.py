@@ -24,6 +24,7 @@ from qdsn.cli import (
     service,
     spc,
     stats,
+    supervise,
     vault,
 )
 from qdsn.cli.common import Home, console, err, passphrase, shown
@@ -136,6 +137,7 @@ for sub, name in (
     (cert.trust_app, "trust"),
     (stats.stats_app, "stats"),
     (member.member_app, "member"),
+    (supervise.supervise_app, "supervise"),
 ):
     app.add_typer(sub, name=name)
 app.command()(ingest.simulate)

@@ -366,7 +366,8 @@ class Store:
             creds = {r.id: Credential(*r) for r in c.execute(select(credentials))}
             rows = c.execute(select(aggregate_tasks))
             tasks = {r.id: AggregateTask.from_json(r.id, orjson.loads(r.doc)) for r in rows}
-            plans = {r.id: InspectionPlan.from_json(r.id, orjson.loads(r.doc)) for r in c.execute(select(inspection_plans))}
+            rows = c.execute(select(inspection_plans))
+            plans = {r.id: InspectionPlan.from_json(r.id, orjson.loads(r.doc)) for r in rows}
         return State(self.identities(), origin, self.datasets(), devs, mods, creds, tasks, plans)
 
     def identities(self) -> dict[str, Identity]:

@@ -174,26 +174,33 @@ def recompute(ledger: Any, plan: str, seed: str) -> tuple[Draw, list[list[str]]]
 
 def draw_payload(ledger: Any, plan: str, seed: str) -> dict[str, Any]:
     """The `inspection.draw` payload revealing `seed`: checked against the commitment before it is signed."""
+    return reveal(ledger, plan, seed)[0]
+
+
+def reveal(ledger: Any, plan: str, seed: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The `inspection.draw` payload revealing `seed`, and the class of every enterprise of the population."""
     p = ledger.state.plans.get(plan)
     if p is not None and p.drawn is not None:
         raise Conflict(f"plan {plan} was drawn at entry {p.drawn}; a plan is drawn once",
                        "commit a new plan for another draw")  # fmt: skip
-    got, _ = recompute(ledger, plan, seed)
-    return {"plan": plan, "seed": seed, "selection": list(got.selection), "inspectors": [list(t) for t in got.teams]}
+    got, pop = recompute(ledger, plan, seed)
+    payload = {"plan": plan, "seed": seed, "selection": list(got.selection),
+               "inspectors": [list(t) for t in got.teams]}  # fmt: skip
+    return payload, dict(map(tuple, pop))  # type: ignore[arg-type]
 
 
 def verify(ledger: Any, plan: str) -> Verdict:
     """Re-run a plan's draw from its revealed seed: verified, damaged (the first difference named), or
     incomplete (not yet drawn; a risk model this node does not compute)."""
+    if plan not in ledger.state.plans:  # asking about nothing is a mistake of the question, not damage
+        raise NotFound(f"no inspection plan {plan!r} on this ledger", "see the plans: qdsn supervise plan list")
     return judge(lambda: _verify(ledger, plan), f"plan {plan}")
 
 
 def _verify(ledger: Any, plan: str) -> Verdict:
     from qdsn.ledger import tx
 
-    p = ledger.state.plans.get(plan)
-    if p is None:
-        raise NotFound(f"no inspection plan {plan!r} on this ledger", "see the plans: qdsn supervise plan list")
+    p = ledger.state.plans[plan]
     if p.drawn is None:
         raise Incomplete(f"plan {plan} was committed at entry {p.planned} and is not drawn yet")
     revealed = tx.from_leaf(ledger.store.entry(p.drawn).leaf).payload
@@ -208,9 +215,13 @@ def _verify(ledger: Any, plan: str) -> Verdict:
         raise Damaged(f"draw of plan {plan} (entry {p.drawn})",
                       f"the inspectors of selection {at + 1} are not the ones the seed draws")  # fmt: skip
     basis = planned(ledger, plan)[0]["basis"]
-    return Verdict(Outcome.VERIFIED, f"plan {plan}: the seed matches its commitment (entry {p.planned}), the "
-                   f"population of {len(pop)} is the ledger's before entry {basis}, and the draw at entry {p.drawn} "
-                   f"is the one the seed gives ({len(got.selection)} enterprises)", checked=len(got.selection))
+    return Verdict(
+        Outcome.VERIFIED,
+        f"plan {plan}: the seed matches its commitment (entry {p.planned}), the "
+        f"population of {len(pop)} is the ledger's before entry {basis}, and the draw at entry {p.drawn} "
+        f"is the one the seed gives ({len(got.selection)} enterprises)",
+        checked=len(got.selection),
+    )
 
 
 def plans(ledger: Any) -> list[dict[str, Any]]:
@@ -289,12 +300,13 @@ def create_plan(node: Any, plan: str, title: str, *, as_of: date, count: int, sc
     return payload, node.submit([node.home.sign("inspection.plan", payload)])
 
 
-def draw_plan(node: Any, plan: str) -> tuple[dict[str, Any], list[Any]]:
-    """Reveal a committed plan's seed with its draw (`inspection.draw`). Returns the payload and receipts."""
+def draw_plan(node: Any, plan: str) -> tuple[dict[str, Any], dict[str, str], list[Any]]:
+    """Reveal a committed plan's seed with its draw (`inspection.draw`). Returns the payload, the class of
+    each enterprise of the population, and the receipts."""
     _regulator(node)
     spec, _ = planned(node.ledger, plan)
-    payload = draw_payload(node.ledger, plan, seeds_of(node).seed(spec["commitment"]))
-    return payload, node.submit([node.home.sign("inspection.draw", payload)])
+    payload, classes = reveal(node.ledger, plan, seeds_of(node).seed(spec["commitment"]))
+    return payload, classes, node.submit([node.home.sign("inspection.draw", payload)])
 
 
 def parse_weights(text: str) -> dict[str, int]:
@@ -308,5 +320,6 @@ def parse_weights(text: str) -> dict[str, int]:
                                "e.g. --weights A=1,B=2,C=4,D=8")  # fmt: skip
         out[cls] = int(value)
     if sorted(out) != sorted(DEFAULT_WEIGHTS):
-        raise InvalidInput(f"--weights {text!r} does not weigh every class A, B, C, D", "e.g. --weights A=1,B=2,C=4,D=8")
+        raise InvalidInput(f"--weights {text!r} does not weigh every class A, B, C, D",
+                           "e.g. --weights A=1,B=2,C=4,D=8")  # fmt: skip
     return out

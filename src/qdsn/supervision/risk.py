@@ -299,4 +299,3 @@ def evidence(ledger: Any, as_of: date, upto: int | None = None,
             last_anchor=last.get(did), **c[did],
         )  # fmt: skip
     return out
-
