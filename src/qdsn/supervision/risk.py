@@ -5,8 +5,10 @@ points, and the score is the sum of the contributions, so every class can be exp
 enterprise line by line. The weights (see docs/architecture.md, "Risk-based inspection"):
 
 - sampling inspections 0.30 — the direct measure of what an inspection looks for. SAMR's national
-  supervision sampling found 3,476 of 28,265 batches nonconforming in 2023 (12.3 %), so a firm
-  without results is put at that base rate; its own results move it (a Beta prior of 4 inspections).
+  supervision sampling found 3,476 of 28,265 batches nonconforming in 2023 (12.3 %), and product
+  categories differ far more than firms of one category do (from under 1 % to over 80 %), so a firm
+  is first put at its industry's rate on the ledger (GB/T 4754 division, shrunk to the national rate
+  with a prior of 20 inspections), and its own results move it from there (a prior of 4).
 - certificates 0.20 — suspensions and revocations of the firm's certificates (a certified process
   that lapses is a process out of control); no certificate is "unknown", half the scale.
 - attested capability 0.20 — attested model runs that suspended a certificate (failed) against runs a
@@ -31,7 +33,8 @@ from qdsn.errors import InvalidInput
 
 MODEL = "qdsn-risk/1"
 BASE_RATE = 0.123  # SAMR, 2023 national supervision sampling: 3,476 of 28,265 batches nonconforming
-PRIOR = 4.0  # the base rate counts as this many inspections
+PRIOR = 4.0  # the industry's rate counts as this many of the firm's own inspections
+INDUSTRY_PRIOR = 20.0  # the national rate counts as this many of an industry's inspections
 WEIGHTS: dict[str, float] = {
     "inspections": 0.30,
     "certificates": 0.20,
@@ -68,6 +71,13 @@ class Evidence:
     inspections: int = 0
     inspections_failed: int = 0
     last_anchor: date | None = None
+    industry: str | None = None  # GB/T 4754 division, e.g. C38
+    industry_rate: float | None = None  # its pooled nonconformity (`industry_rate`)
+
+
+def industry_rate(inspections: int, failed: int) -> float:
+    """An industry's nonconformity from the results on the ledger, shrunk to the national base rate."""
+    return (failed + INDUSTRY_PRIOR * BASE_RATE) / (inspections + INDUSTRY_PRIOR)
 
 
 @dataclass(frozen=True)
@@ -129,12 +139,14 @@ def assess(ev: Evidence, as_of: date) -> Assessment:
 
 def _inspections(ev: Evidence) -> tuple[float, str, str]:
     n, bad = ev.inspections, ev.inspections_failed
-    rate = (bad + PRIOR * BASE_RATE) / (n + PRIOR)
-    if not n:
-        return min(1.0, 2 * rate), (f"no sampling inspection recorded: the national base rate "
-                                    f"{BASE_RATE:.1%}"), f"无抽查记录：按全国基准不合格率 {BASE_RATE:.1%}"  # fmt: skip
-    return (min(1.0, 2 * rate), f"{bad} of {n} inspections failed: estimated nonconformity {rate:.1%}",
-            f"{n} 次抽查中 {bad} 次不合格：估计不合格率 {rate:.1%}")  # fmt: skip
+    prior = BASE_RATE if ev.industry_rate is None else ev.industry_rate
+    rate = (bad + PRIOR * prior) / (n + PRIOR)
+    if ev.industry_rate is None:
+        start, start_zh = f"the national rate {BASE_RATE:.1%}", f"全国基准不合格率 {BASE_RATE:.1%}"
+    else:
+        start, start_zh = f"industry {ev.industry} at {prior:.1%}", f"行业 {ev.industry} 不合格率 {prior:.1%}"
+    return (min(1.0, 2 * rate), f"{bad} of {n} inspections failed, from {start}: estimated nonconformity {rate:.1%}",
+            f"{n} 次抽查中 {bad} 次不合格，起点为{start_zh}：估计不合格率 {rate:.1%}")  # fmt: skip
 
 
 def _certificates(ev: Evidence) -> tuple[float, str, str]:
@@ -280,9 +292,16 @@ def evidence(ledger: Any, as_of: date, upto: int | None = None,
             sev, states = notices[who].get(p["notification"], (str(p.get("severity")), set()))
             states.add(str(p.get("state")))
             notices[who][p["notification"]] = (sev, states)
+    division = {d: _division(p.get("industry")) for d, p in enterprises(ledger, upto).items()}
+    by_industry: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for row in _rows(ledger, "inspection.result", upto):
         p = tx.from_leaf(row.leaf).payload
-        if p["enterprise"] in c and date.fromisoformat(p["date"]) <= as_of:
+        if date.fromisoformat(p["date"]) > as_of:
+            continue
+        if division.get(p["enterprise"]):
+            by_industry[division[p["enterprise"]]][0] += 1
+            by_industry[division[p["enterprise"]]][1] += not p["passed"]
+        if p["enterprise"] in c:
             c[p["enterprise"]]["inspections"] += 1
             c[p["enterprise"]]["inspections_failed"] += not p["passed"]
     for row in _rows(ledger, "dataset.anchor", upto):
@@ -296,6 +315,12 @@ def evidence(ledger: Any, as_of: date, upto: int | None = None,
         out[did] = Evidence(
             did, runs_failed=len(judged_failed), runs_passed=len(passed[did] - judged_failed),
             notices=tuple((sev, tuple(sorted(states))) for _, (sev, states) in sorted(notices[did].items())),
-            last_anchor=last.get(did), **c[did],
+            last_anchor=last.get(did), industry=division[did],
+            industry_rate=industry_rate(*by_industry[division[did]]) if division[did] else None, **c[did],
         )  # fmt: skip
     return out
+
+
+def _division(industry: object) -> str | None:
+    """The GB/T 4754 division of an industry code (section letter and two digits: C3831 → C38)."""
+    return industry[:3] if isinstance(industry, str) and len(industry) >= 3 else None
