@@ -66,8 +66,8 @@ def evidence(h: dict[str, np.ndarray], rng: np.random.Generator) -> list[risk.Ev
     past = rng.poisson(0.8, n)  # past 双随机 inspections: uniform, so unrelated to risk
     failed = rng.binomial(past, h["p"])
     k = len(INDUSTRIES)  # each industry's rate pooled over its firms' results, as the ledger reader pools them
-    pooled = [risk.industry_rate(int(a), int(b)) for a, b in zip(np.bincount(h["industry"], past, k),
-                                                                   np.bincount(h["industry"], failed, k), strict=True)]  # fmt: skip
+    seen, bad = np.bincount(h["industry"], past, k), np.bincount(h["industry"], failed, k)
+    pooled = [risk.industry_rate(int(a), int(b)) for a, b in zip(seen, bad, strict=True)]
     for i in range(n):
         size = SIZES[h["size"][i]][0]
         on = rng.random() < ON_NETWORK[size]
@@ -138,19 +138,29 @@ def main() -> None:
     drawn_s = time.perf_counter() - t
     weighted = label[[index[d] for d in drawn.selection]].mean()
     console.print(f"inspecting {k:,} enterprises (10 %):")
+    line = "  {:<46}{}"
     console.print(
-        f"  baseline, uniform random (双随机 default), mean of 200 draws: {uniform.mean():.1%} "
-        f"(5th–95th percentile {np.percentile(uniform, 5):.1%}–{np.percentile(uniform, 95):.1%})"
+        line.format(
+            "baseline, uniform random (双随机 default):",
+            f"{uniform.mean():.1%}, mean of 200 draws (5th–95th "
+            f"percentile {np.percentile(uniform, 5):.1%}–{np.percentile(uniform, 95):.1%})",
+        )
     )
     console.print(
-        f"  top decile by risk score:                    {top:.1%} = {top / uniform.mean():.2f}× the baseline, "
-        f"{top / base:.2f}× the base rate"
+        line.format(
+            "top decile by risk score:",
+            f"{top:.1%} = {top / uniform.mean():.2f}× the baseline, {top / base:.2f}× the base rate",
+        )
     )
     console.print(
-        f"  drawn weighted by class (A=1,B=2,C=4,D=8):   {weighted:.1%} = {weighted / uniform.mean():.2f}× "
-        f"the baseline (still random: every firm can be drawn)"
+        line.format(
+            "drawn weighted by class (A=1,B=2,C=4,D=8):",
+            f"{weighted:.1%} = {weighted / uniform.mean():.2f}× the baseline (still random: every firm can be drawn)",
+        )
     )
-    console.print(f"  ceiling, the top decile by the hidden chance:  {oracle:.1%} = {oracle / base:.2f}× the base rate")
+    console.print(
+        line.format("ceiling, top decile by the hidden chance:", f"{oracle:.1%} = {oracle / base:.2f}× the base rate")
+    )
     console.print(
         f"  assessing {args.n:,} enterprises: {spent * 1000:.0f} ms; the weighted draw: {drawn_s * 1000:.0f} ms"
     )
