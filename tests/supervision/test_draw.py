@@ -15,6 +15,7 @@ from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, Permis
 from qdsn.ledger.integrity import Outcome
 from qdsn.supervision import draw
 
+from ..ledger.conftest import store_url  # noqa: F401  (a fixture: SQLite and PostgreSQL)
 from .world import world
 
 AS_OF = date(2026, 3, 31)
@@ -164,20 +165,40 @@ def test_verify_names_a_population_the_ledger_does_not_give(tmp_path):
     assert verdict.outcome is Outcome.DAMAGED and "committed population" in verdict.message
 
 
-def test_plans_survive_a_reopen_and_a_replay(tmp_path):
+def test_plans_survive_a_reopen_and_a_replay(tmp_path, store_url):
+    """On SQLite and PostgreSQL: the plan and its draw are state, so a reopened replica still refuses a
+    second draw, and a replay from zero folds to the same state."""
     from qdsn.ledger import Ledger
-    from qdsn.ledger.audit import verify_ledger
+    from qdsn.ledger.audit import audit
 
+    w = world(tmp_path, url=store_url)
+    seed = draw.new_seed()
+    _planned(w, seed)
+    revealed = draw.draw_payload(w.ledger, "2026-Q1", seed)
+    w.append(w.regulator, "inspection.draw", revealed)
+    w.ledger.close()
+    again = Ledger.open(store_url)
+    try:
+        assert again.state.plans["2026-Q1"].selection == tuple(revealed["selection"])
+        assert draw.verify(again, "2026-Q1").ok
+        with pytest.raises(Conflict, match="drawn once"):
+            again.append([w.regulator.sign("inspection.draw", revealed)])
+        report = audit(again.store)
+        assert report.ok, report.reason
+    finally:
+        again.close()
+
+
+def test_verify_names_inspectors_the_seed_does_not_send(tmp_path):
     w = world(tmp_path)
     seed = draw.new_seed()
     _planned(w, seed)
-    w.append(w.regulator, "inspection.draw", draw.draw_payload(w.ledger, "2026-Q1", seed))
-    w.ledger.close()
-    again = Ledger.open(str(tmp_path / "ledger.db"))
-    assert again.state.plans["2026-Q1"].drawn is not None
-    assert draw.verify(again, "2026-Q1").ok
-    assert verify_ledger(str(tmp_path / "ledger.db"), allow_empty=True).ok
-    again.close()
+    revealed = draw.draw_payload(w.ledger, "2026-Q1", seed)
+    teams = [list(t) for t in revealed["inspectors"]]
+    teams[1] = sorted({"E01", "E02", "E03"} - set(teams[1]) | {teams[1][0]})
+    w.append(w.regulator, "inspection.draw", revealed | {"inspectors": teams})
+    verdict = draw.verify(w.ledger, "2026-Q1")
+    assert verdict.outcome is Outcome.DAMAGED and "inspectors of selection 2" in verdict.message, verdict
 
 
 def test_seeds_are_kept_per_commitment_and_checked(tmp_path):
