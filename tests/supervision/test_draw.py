@@ -15,7 +15,6 @@ from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, Permis
 from qdsn.ledger.integrity import Outcome
 from qdsn.supervision import draw
 
-from ..ledger.conftest import store_url  # noqa: F401  (a fixture: SQLite and PostgreSQL)
 from .world import world
 
 AS_OF = date(2026, 3, 31)
