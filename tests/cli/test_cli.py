@@ -114,6 +114,8 @@ def test_demo_tells_the_story():
     assert "forges an out-of-range report: ✓ refused by both aggregators" in flat and "validity proof" in flat
     assert "nonconforming units from 3 makers" in flat and "none of them a maker's value" in flat
     assert "proves its report is leaf" in flat
+    assert "Risk-based inspection" in flat and "✓ refused a reveal of another seed" in flat
+    assert "✓ a member re-runs the draw on its own replica" in flat and "re-draws of the same plan" in flat
 
 
 def test_schema_export(tmp_path):

@@ -296,7 +296,7 @@ def _inspection_plan(console: Console, regulator: NodeHome, log: Ledger, orderer
     results = []
     for i, k in enumerate(firms):
         prone = i % 6 == 0  # one firm in six keeps failing
-        for _ in range(rng.choice([0, 1, 1, 2, 3] if prone else [0, 1, 1, 2])):
+        for _ in range(rng.choice([1, 2, 3] if prone else [0, 1, 2, 2, 3])):
             day = today - timedelta(days=rng.randint(30, 700))
             results.append(regulator.sign("inspection.result", {
                 "enterprise": did_key(k), "product": "聚氯乙烯绝缘电缆 BV 2.5mm²", "standard": "GB/T 5023.3-2008",
