@@ -77,10 +77,13 @@ def evidence(h: dict[str, np.ndarray], rng: np.random.Generator) -> list[risk.Ev
         judged = certs > 0  # continuous certification judges the runs of certified firms
         suspensions = min(fails, 3) if judged else 0
         notices = []
-        for _ in range(rng.poisson(0.35 * h["p"][i] / BASE)):
-            sev = rng.choice(list(risk.SEVERITY), p=[0.4, 0.35, 0.2, 0.05])
+        real, spurious = rng.poisson(0.35 * h["p"][i] / BASE), rng.poisson(0.1)  # a problem downstream, or not
+        for k in range(real + spurious):
+            sev = str(rng.choice(list(risk.SEVERITY), p=[0.4, 0.35, 0.2, 0.05]))
+            by = str(rng.choice(["enterprise", "certifier", "regulator"], p=[0.7, 0.2, 0.1]))
             r = rng.random() + 0.3 * h["culture"][i]
-            notices.append((str(sev), STATES["good" if r < 0.6 else "declined" if r < 0.8 else "silent"]))
+            answer = ("declined" if k >= real else "good") if r < 0.7 else "declined" if r < 0.85 else "silent"
+            notices.append(risk.Notice(sev, STATES[answer], f"sender-{rng.integers(1000)}", by))
         stale = rng.exponential(120 if h["culture"][i] > 0.3 else 15)
         out.append(risk.Evidence(
             f"did:key:z6Mk{i:044d}", certificates=certs, suspensions=suspensions,

@@ -10,7 +10,7 @@ import pytest
 
 from qdsn.errors import InvalidInput
 from qdsn.supervision import risk
-from qdsn.supervision.risk import Evidence
+from qdsn.supervision.risk import Evidence, Notice
 
 from .world import world
 
@@ -20,8 +20,9 @@ STATES = ("SENT", "RECEIVED", "ACKNOWLEDGED", "ACCEPTED", "DECLINED", "CLOSED", 
 
 def _random_evidence(rng: random.Random, i: int) -> Evidence:
     certs = rng.randint(0, 4)
-    notices = tuple((rng.choice(list(risk.SEVERITY)), tuple(sorted(rng.sample(STATES, rng.randint(1, 3)))))
-                    for _ in range(rng.randint(0, 3)))  # fmt: skip
+    notices = tuple(Notice(rng.choice(list(risk.SEVERITY)), tuple(sorted(rng.sample(STATES, rng.randint(1, 3)))),
+                           f"did:key:z6Mk{rng.randint(0, 2)}", rng.choice(["enterprise", "certifier", "regulator"]),
+                           rng.random() < 0.2) for _ in range(rng.randint(0, 3)))  # fmt: skip
     n = rng.randint(0, 6)
     return Evidence(f"did:key:z6Mk{i}", certificates=certs, suspensions=rng.randint(0, 3) if certs else 0,
                     revocations=rng.randint(0, 1) if certs else 0, runs=rng.randint(0, 9),
@@ -48,23 +49,35 @@ def test_explanations_sum_to_the_score_and_the_class_follows_it():
 def test_evidence_moves_the_class_the_way_it_should():
     clean = Evidence("a", certificates=3, runs=6, runs_passed=6, inspections=4, last_anchor=AS_OF)
     unknown = Evidence("b")
+    unanswered = Notice("CRITICAL", ("RECEIVED", "SENT"), "r", "regulator")
     bad = Evidence("c", certificates=1, suspensions=1, revocations=1, runs_failed=2, inspections=2,
-                   inspections_failed=2, notices=(("CRITICAL", ("DECLINED", "RECEIVED", "SENT")),))  # fmt: skip
+                   inspections_failed=2, notices=(unanswered,))  # fmt: skip
     classes = [risk.assess(e, AS_OF).risk_class for e in (clean, unknown, bad)]
     assert classes == ["A", "B", "D"]
     # Each factor alone raises the score.
     base = risk.assess(clean, AS_OF).score
     for worse in (dict(inspections_failed=2), dict(suspensions=2), dict(runs_failed=3),
-                  dict(notices=(("MAJOR", ("SENT",)),)), dict(last_anchor=date(2025, 6, 1))):  # fmt: skip
+                  dict(notices=(Notice("MAJOR", ("SENT",)),)), dict(last_anchor=date(2025, 6, 1))):  # fmt: skip
         assert risk.assess(dataclasses.replace(clean, **worse), AS_OF).score > base
 
 
-def test_handling_a_notification_weighs_less_than_ignoring_it():
-    def score(states):
-        return risk.assess(Evidence("a", notices=(("MAJOR", states),)), AS_OF).score
+def test_notifications_weigh_by_outcome_and_no_competitor_can_class_a_firm():
+    def score(*notices: Notice) -> float:
+        return risk.assess(Evidence("a", notices=notices), AS_OF).score
 
-    assert score(("CANCELED", "SENT")) < score(("ACCEPTED", "ACKNOWLEDGED")) < score(("ACKNOWLEDGED",)) \
-        < score(("DECLINED",)) == score(("RECEIVED", "SENT"))  # fmt: skip
+    def by_regulator(states: tuple[str, ...]) -> Notice:
+        return Notice("MAJOR", states, "reg", "regulator")
+
+    assert score(by_regulator(("CREATED",))) == score(by_regulator(("CANCELED", "SENT"))) == score()
+    assert score(by_regulator(("DECLINED", "RECEIVED"))) < score(by_regulator(("ACKNOWLEDGED",))) \
+        < score(by_regulator(("ACCEPTED", "ACKNOWLEDGED"))) == score(by_regulator(("RECEIVED", "SENT")))  # fmt: skip
+    assert score(Notice("MAJOR", ("SENT",), "me", own=True)) < score(by_regulator(("SENT",)))  # disclosing pays
+    # One competitor filing ten life-threatening notifications adds at most half the factor: 10 points.
+    spam = [Notice("LIFE-THREATENING", ("SENT",), "did:key:rival", "enterprise") for _ in range(10)]
+    assert score(*spam) - score() == pytest.approx(risk.WEIGHTS["notifications"] * risk.ENTERPRISE_CAP * 100)
+    unknown = [Notice("LIFE-THREATENING", ("SENT",), "did:key:nobody", "") for _ in range(10)]
+    assert score(*unknown) == score(*spam)
+    assert score(*spam, by_regulator(("SENT",))) > score(*spam)
 
 
 def test_evidence_read_from_the_ledger(tmp_path):
@@ -102,3 +115,59 @@ def test_as_of_refuses_what_is_not_a_date():
     assert risk.as_of_date(None, AS_OF) == AS_OF
     with pytest.raises(InvalidInput, match="YYYY-MM-DD"):
         risk.as_of_date("31/03/2026", AS_OF)
+
+
+@pytest.fixture
+def notifications():
+    """`notification.transition` as the contract between the branches defines its payload. Where this tree
+    does not define the type yet, a stand-in that takes any such payload and folds nothing is registered for
+    the test; where it does, the real type (and its state machine) is used."""
+    from pydantic import ConfigDict
+
+    from qdsn.ledger import state, tx
+
+    if "notification.transition" in tx.REGISTRY:
+        yield
+        return
+
+    class Transition(tx.Payload):
+        model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    tx.REGISTRY["notification.transition"] = tx.TxType("notification.transition", Transition, frozenset(tx.ROLES))
+    state._APPLY["notification.transition"] = lambda *_: None
+    try:
+        yield
+    finally:
+        del tx.REGISTRY["notification.transition"], state._APPLY["notification.transition"]
+
+
+def test_notifications_read_from_the_ledger(tmp_path, notifications):
+    w = world(tmp_path, firms=3)
+    a, b, rival = w.firms
+
+    def move(who, nid, state, classification, sender, recipient, severity="MAJOR", **extra):
+        payload = {"notification": nid, "state": state, "classification": classification, "severity": severity,
+                   "sender": sender.did, "recipient": recipient.did, "content": "ab" * 32, **extra}  # fmt: skip
+        w.append(who, "notification.transition", payload)
+
+    # The certifier asks A about a suspected defect (an investigation); A receives it and declines, saying why.
+    move(w.certifier, "N1", "CREATED", "investigation", w.certifier, a)
+    move(w.certifier, "N1", "SENT", "investigation", w.certifier, a)
+    move(a, "N1", "RECEIVED", "investigation", w.certifier, a)
+    move(a, "N1", "DECLINED", "investigation", w.certifier, a, reason="the batch was not ours")
+    # B alerts its customer A to a problem of its own products (an alert is about the sender).
+    move(b, "N2", "CREATED", "alert", b, a, "CRITICAL")
+    move(b, "N2", "SENT", "alert", b, a, "CRITICAL")
+    # A rival files five life-threatening investigations against A and never follows up.
+    for i in range(5):
+        move(rival, f"R{i}", "CREATED", "investigation", rival, a, "LIFE-THREATENING")
+        move(rival, f"R{i}", "SENT", "investigation", rival, a, "LIFE-THREATENING")
+    ev = risk.evidence(w.ledger, AS_OF)
+    got = {n.sender: n for n in ev[a.did].notices}
+    assert got[w.certifier.did] == Notice("MAJOR", ("CREATED", "DECLINED", "RECEIVED", "SENT"), w.certifier.did,
+                                          "certifier")  # fmt: skip
+    assert len(ev[a.did].notices) == 6 and ev[b.did].notices == (Notice("CRITICAL", ("CREATED", "SENT"), b.did,
+                                                                         "enterprise", own=True),)  # fmt: skip
+    factor = {f.name: f for f in risk.assess(ev[a.did], AS_OF).factors}["notifications"]
+    assert factor.value == pytest.approx(0.5 * 0.5 + risk.ENTERPRISE_CAP)  # declined MAJOR, the rival capped
+    assert "6 notifications received (5 unanswered), 0 own alerts" in factor.why

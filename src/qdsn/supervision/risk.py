@@ -13,8 +13,9 @@ enterprise line by line. The weights (see docs/architecture.md, "Risk-based insp
   that lapses is a process out of control); no certificate is "unknown", half the scale.
 - attested capability 0.20 — attested model runs that suspended a certificate (failed) against runs a
   certificate was issued or reinstated on (passed), smoothed; no attested run is "unknown".
-- quality notifications 0.20 — notifications the firm received, by severity, weighted by how it
-  handled them (accepted, acknowledged, declined or left unanswered).
+- quality notifications 0.20 — the notifications about the firm's products (investigations it received,
+  alerts it raised itself), by severity and by how it handled them; any one enterprise's notifications
+  about it count for at most half the factor, so a competitor cannot class a firm by filing them.
 - data freshness 0.10 — days since the firm's last anchored batch: a firm whose data stopped
   flowing is one the network no longer sees.
 
@@ -57,6 +58,19 @@ CLASS_NAMES = {"A": "低风险", "B": "一般风险", "C": "较高风险", "D": 
 
 
 @dataclass(frozen=True)
+class Notice:
+    """A quality notification about an enterprise's products: an investigation it received (CX-0125:
+    sent upstream to the suspected supplier) or an alert it raised itself (sent downstream about its own
+    problem); its severity, the states it reached, and who sent it (`by`: the sender's role)."""
+
+    severity: str
+    states: tuple[str, ...]
+    sender: str = ""
+    by: str = "enterprise"
+    own: bool = False  # an alert the enterprise raised itself
+
+
+@dataclass(frozen=True)
 class Evidence:
     """What the ledger shows of one enterprise up to a point of the log."""
 
@@ -67,7 +81,7 @@ class Evidence:
     runs: int = 0  # compute.attest entries
     runs_failed: int = 0  # attested runs that suspended a certificate
     runs_passed: int = 0  # attested runs a certificate was issued or reinstated on
-    notices: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (severity, states reached) of each received
+    notices: tuple[Notice, ...] = ()  # the notifications about its products
     inspections: int = 0
     inspections_failed: int = 0
     last_anchor: date | None = None
@@ -167,26 +181,42 @@ def _capability(ev: Evidence) -> tuple[float, str, str]:
             f"经证明的运行：{ev.runs_failed} 次未通过，{ev.runs_passed} 次通过")  # fmt: skip
 
 
-def _handling(states: tuple[str, ...]) -> float:
-    """How much a received notification weighs by what the firm did with it."""
-    if "CANCELED" in states:
-        return 0.0
+def _handling(n: Notice) -> float:
+    """How much a notification weighs by what became of it."""
+    states = set(n.states)
+    if "CANCELED" in states or states <= {"CREATED"}:
+        return 0.0  # withdrawn, or never sent
+    if n.own:
+        return 0.5  # the firm disclosed its own problem: counted, but less, so that disclosing pays
     if "ACCEPTED" in states:
-        return 0.5  # the problem owned
+        return 1.0  # the problem confirmed by the firm itself
     if "DECLINED" in states:
-        return 1.0
+        return 0.5  # disputed: half the weight
     if "ACKNOWLEDGED" in states:
-        return 0.75
+        return 0.75  # being handled
     return 1.0  # left unanswered, or closed without an answer
 
 
+ENTERPRISE_CAP = 0.5  # the most one enterprise's notifications about another can add to the factor
+
+
 def _notifications(ev: Evidence) -> tuple[float, str, str]:
-    if not ev.notices:
-        return 0.0, "no quality notification received", "未收到质量通报"
-    total = sum(SEVERITY.get(sev, 1.0) * _handling(states) for sev, states in ev.notices)
-    open_ = sum(1 for _, states in ev.notices if not {"ACCEPTED", "DECLINED", "ACKNOWLEDGED", "CANCELED"} & set(states))
-    return (min(1.0, total), f"{len(ev.notices)} notifications received, {open_} unanswered",
-            f"收到 {len(ev.notices)} 条质量通报，{open_} 条未答复")  # fmt: skip
+    counted = [n for n in ev.notices if _handling(n) > 0]
+    if not counted:
+        return 0.0, "no quality notification about its products", "无涉及其产品的质量通报"
+    by_sender: dict[str, float] = defaultdict(float)
+    total = 0.0
+    for n in counted:
+        weight = SEVERITY.get(n.severity, 1.0) * _handling(n)
+        if n.by not in ("regulator", "certifier") and not n.own:  # another enterprise, or a sender unknown
+            by_sender[n.sender] += weight
+        else:
+            total += weight
+    total += sum(min(ENTERPRISE_CAP, w) for w in by_sender.values())
+    own = sum(n.own for n in counted)
+    open_ = sum(1 for n in counted if not n.own and not {"ACCEPTED", "DECLINED", "ACKNOWLEDGED"} & set(n.states))
+    return (min(1.0, total), f"{len(counted) - own} notifications received ({open_} unanswered), {own} own alerts",
+            f"收到 {len(counted) - own} 条质量通报（{open_} 条未答复），自行发出警报 {own} 条")  # fmt: skip
 
 
 def _freshness(ev: Evidence, as_of: date) -> tuple[float, str, str]:
@@ -260,7 +290,8 @@ def evidence(ledger: Any, as_of: date, upto: int | None = None,
 
     firms = enterprises(ledger, upto, scope)
     c: dict[str, dict[str, Any]] = {d: defaultdict(int) for d in firms}
-    notices: dict[str, dict[str, tuple[str, set[str]]]] = {d: {} for d in firms}
+    notices: dict[str, dict[str, dict[str, Any]]] = {d: {} for d in firms}
+    roles = {d: i.role for d, i in ledger.state.identities.items()}
     last: dict[str, date] = {}
     subject_of: dict[str, str] = {}
     passed: dict[str, set[str]] = defaultdict(set)
@@ -287,11 +318,12 @@ def evidence(ledger: Any, as_of: date, upto: int | None = None,
             c[row.submitter]["runs"] += 1
     for row in _rows(ledger, "notification.transition", upto):
         p = tx.from_leaf(row.leaf).payload
-        who = p.get("recipient")
+        own = p.get("classification") == "alert"  # an alert is about the sender's products
+        who = p.get("sender") if own else p.get("recipient")
         if who in notices and isinstance(p.get("notification"), str):
-            sev, states = notices[who].get(p["notification"], (str(p.get("severity")), set()))
-            states.add(str(p.get("state")))
-            notices[who][p["notification"]] = (sev, states)
+            n = notices[who].setdefault(p["notification"], {"severity": str(p.get("severity")), "states": set(),
+                                                            "sender": str(p.get("sender")), "own": own})  # fmt: skip
+            n["states"].add(str(p.get("state")))
     division = {d: _division(p.get("industry")) for d, p in enterprises(ledger, upto).items()}
     by_industry: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for row in _rows(ledger, "inspection.result", upto):
@@ -314,7 +346,8 @@ def evidence(ledger: Any, as_of: date, upto: int | None = None,
         judged_failed = failed[did]
         out[did] = Evidence(
             did, runs_failed=len(judged_failed), runs_passed=len(passed[did] - judged_failed),
-            notices=tuple((sev, tuple(sorted(states))) for _, (sev, states) in sorted(notices[did].items())),
+            notices=tuple(Notice(n["severity"], tuple(sorted(n["states"])), n["sender"], roles.get(n["sender"], ""),
+                                 n["own"]) for _, n in sorted(notices[did].items())),
             last_anchor=last.get(did), industry=division[did],
             industry_rate=industry_rate(*by_industry[division[did]]) if division[did] else None, **c[did],
         )  # fmt: skip
