@@ -15,6 +15,7 @@ from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, Permis
 from qdsn.ledger.integrity import Outcome
 from qdsn.supervision import draw
 
+from ..ledger.conftest import member
 from .world import world
 
 AS_OF = date(2026, 3, 31)
@@ -105,6 +106,10 @@ def test_every_replica_refuses_a_wrong_reveal_a_draw_before_its_plan_and_a_secon
         w.append(w.regulator, "inspection.draw", {"plan": "2026-Q1", "seed": seed, "selection": [w.firms[0].did]})
     _planned(w, seed)
     revealed = draw.draw_payload(w.ledger, "2026-Q1", seed)
+    other = member("regulator", "Another bureau")
+    w.append(w.regulator, "identity.register", other.register_payload())
+    with pytest.raises(PermissionDenied, match="only it reveals the seed"):
+        w.append(other, "inspection.draw", revealed)
     with pytest.raises(IntegrityError, match="does not match the commitment"):
         w.append(w.regulator, "inspection.draw", revealed | {"seed": "00" * 32})
     with pytest.raises(IntegrityError, match="does not match the commitment"):

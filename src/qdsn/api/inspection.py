@@ -68,12 +68,19 @@ def add_routes(app: FastAPI, node: Any, signer: Any, message: Any) -> None:
         node.catch_up()
         return {"plans": draw.plans(node.ledger)}
 
+    verified: dict[str, dict[str, Any]] = {}  # a drawn plan's verdict never changes: computed once per plan
+
     @app.get("/supervision/plans/{plan}/verification", tags=["supervision"])
     def supervision_verify(plan: str) -> dict[str, Any]:
         """Re-run a plan's draw from its revealed seed on this node's replica (public)."""
+        if plan in verified:
+            return verified[plan]
         node.catch_up()
         v = draw.verify(node.ledger, plan)
-        return {"plan": plan, "outcome": Outcome(v.outcome).name.lower(), "message": v.message, "where": v.where}
+        out = {"plan": plan, "outcome": Outcome(v.outcome).name.lower(), "message": v.message, "where": v.where}
+        if node.ledger.state.plans[plan].drawn is not None and v.outcome is not Outcome.INCOMPLETE:
+            verified[plan] = out
+        return out
 
     plan_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
         "type": "object", "required": ["plan", "title", "count"], "properties": {
