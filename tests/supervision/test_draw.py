@@ -69,6 +69,16 @@ def test_draw_refuses_what_cannot_be_drawn():
         draw.draw("xyz", TXID, _pop(4), draw.DEFAULT_WEIGHTS, 1)
     with pytest.raises(InvalidInput, match="only 1 are named"):
         draw.draw("11" * 32, TXID, _pop(4), draw.DEFAULT_WEIGHTS, 1, ["i1"], 2)
+    with pytest.raises(InvalidInput, match="64 lowercase hex"):
+        draw.draw("11" * 32, "not a txid", _pop(4), draw.DEFAULT_WEIGHTS, 1)
+    with pytest.raises(InvalidInput, match="at least one"):
+        draw.draw("11" * 32, TXID, _pop(4), draw.DEFAULT_WEIGHTS, 0)
+    with pytest.raises(InvalidInput, match="integer ≥ 0"):  # a negative weight would put its class first
+        draw.draw("11" * 32, TXID, _pop(4), {"A": -1, "B": 2, "C": 4, "D": 8}, 1)
+    with pytest.raises(InvalidInput, match="twice"):
+        draw.draw("11" * 32, TXID, _pop(4) + _pop(1), draw.DEFAULT_WEIGHTS, 1)
+    with pytest.raises(InvalidInput, match="no weight"):
+        draw.draw("11" * 32, TXID, [["did:key:z6Mkx", "E"]], draw.DEFAULT_WEIGHTS, 1)
     for bad in ("A=1,B=2,C=4", "A=1,B=2,C=4,D=-1", "A=1,A=2,C=4,D=8", "A=1,B=2,C=4,D=x", "A=1,B=2,C=4,D=1001"):
         with pytest.raises(InvalidInput, match="--weights"):
             draw.parse_weights(bad)

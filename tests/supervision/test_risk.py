@@ -111,6 +111,14 @@ def test_evidence_read_from_the_ledger(tmp_path):
     assert set(risk.evidence(w.ledger, AS_OF, scope={"region": "33"})) == {good.did, idle.did}
 
 
+def test_evidence_that_cannot_be_is_refused():
+    for bad, said in ((dict(inspections=1, inspections_failed=2), "2 failed of 1"), (dict(suspensions=-1), "count"),
+                      (dict(runs=1.5), "count"), (dict(industry_rate=1.5), "share"),
+                      (dict(notices=(Notice("SEVERE", ("SENT",)),)), "severity 'SEVERE'")):  # fmt: skip
+        with pytest.raises(InvalidInput, match=said):
+            Evidence("did:key:z6Mkx", **bad)
+
+
 def test_as_of_refuses_what_is_not_a_date():
     assert risk.as_of_date(None, AS_OF) == AS_OF
     with pytest.raises(InvalidInput, match="YYYY-MM-DD"):

@@ -86,6 +86,14 @@ def draw(seed: str, plan_txid: str, pop: Sequence[Sequence[str]], weights: Mappi
          inspectors: Sequence[str] = (), per_inspection: int = 0) -> Draw:  # fmt: skip
     """Draw `count` enterprises of `pop` weighted by class, and `per_inspection` inspectors for each
     (the algorithm is in the module's docstring). Pure: the same inputs give the same draw anywhere."""
+    if not isinstance(plan_txid, str) or len(plan_txid) != 64 or plan_txid.strip("0123456789abcdef"):
+        raise InvalidInput("the plan's transaction id is 64 lowercase hex digits")
+    if not isinstance(count, int) or count < 1:
+        raise InvalidInput(f"draw at least one enterprise, not {count!r}")
+    if any(not isinstance(w, int) or isinstance(w, bool) or w < 0 for w in weights.values()):
+        raise InvalidInput("a class weight is an integer ≥ 0", "e.g. A=1, B=2, C=4, D=8")
+    if len({did for did, _ in pop}) != len(pop):
+        raise InvalidInput("the population names an enterprise twice")
     material = sha256(DOMAIN + _seed_bytes(seed) + bytes.fromhex(plan_txid))
     keys = []
     for did, cls in pop:

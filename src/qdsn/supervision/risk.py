@@ -88,6 +88,24 @@ class Evidence:
     industry: str | None = None  # GB/T 4754 division, e.g. C38
     industry_rate: float | None = None  # its pooled nonconformity (`industry_rate`)
 
+    def __post_init__(self) -> None:
+        counts = ("certificates", "suspensions", "revocations", "runs", "runs_failed", "runs_passed", "inspections",
+                  "inspections_failed")  # fmt: skip
+        for name in counts:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InvalidInput(f"evidence of {self.enterprise}: {name} must be a count (an integer ≥ 0), "
+                                   f"not {value!r}")  # fmt: skip
+        if self.inspections_failed > self.inspections:
+            raise InvalidInput(f"evidence of {self.enterprise}: {self.inspections_failed} failed of "
+                               f"{self.inspections} inspections")  # fmt: skip
+        if self.industry_rate is not None and not 0 <= self.industry_rate <= 1:
+            raise InvalidInput(f"evidence of {self.enterprise}: an industry rate is a share from 0 to 1")
+        for n in self.notices:
+            if n.severity not in SEVERITY:
+                raise InvalidInput(f"evidence of {self.enterprise}: severity {n.severity!r} is not one of "
+                                   f"{', '.join(SEVERITY)}")  # fmt: skip
+
 
 def industry_rate(inspections: int, failed: int) -> float:
     """An industry's nonconformity from the results on the ledger, shrunk to the national base rate."""
@@ -207,7 +225,7 @@ def _notifications(ev: Evidence) -> tuple[float, str, str]:
     by_sender: dict[str, float] = defaultdict(float)
     total = 0.0
     for n in counted:
-        weight = SEVERITY.get(n.severity, 1.0) * _handling(n)
+        weight = SEVERITY[n.severity] * _handling(n)
         if n.by not in ("regulator", "certifier") and not n.own:  # another enterprise, or a sender unknown
             by_sender[n.sender] += weight
         else:
@@ -320,7 +338,7 @@ def evidence(ledger: Any, as_of: date, upto: int | None = None,
         p = tx.from_leaf(row.leaf).payload
         own = p.get("classification") == "alert"  # an alert is about the sender's products
         who = p.get("sender") if own else p.get("recipient")
-        if who in notices and isinstance(p.get("notification"), str):
+        if who in notices and isinstance(p.get("notification"), str) and p.get("severity") in SEVERITY:
             n = notices[who].setdefault(p["notification"], {"severity": str(p.get("severity")), "states": set(),
                                                             "sender": str(p.get("sender")), "own": own})  # fmt: skip
             n["states"].add(str(p.get("state")))
