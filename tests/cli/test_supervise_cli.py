@@ -61,3 +61,32 @@ def test_the_regulator_plans_draws_and_a_member_verifies(tmp_path, monkeypatch, 
     refused(run_(acme, "supervise plan verify", "no-such-plan", ok=False))
     refused(run_(reg, "supervise inspect", firms[0].did, "--product", "x", "--standard", "y", "--passed",
                  "--date", "2026-03-01", "--plan", "no-such-plan", ok=False))  # fmt: skip
+
+
+def test_a_draw_the_seed_does_not_give_is_named_by_verify(tmp_path, monkeypatch, capsys):
+    """A regulator that reveals its real seed with a selection of its own choosing (a raw `ledger append`) gets
+    past every replica's fold, which cannot recompute classes, but not past `plan verify` on a member's node."""
+    from qdsn.supervision import draw
+
+    reg = tmp_path / "reg"
+    regulator = NodeHome.init(reg, "regulator", "Market Bureau", PASSPHRASE, scrypt_n=FAST)
+    firms = [member("enterprise", f"Firm {i}") for i in range(5)]
+    for f in firms:
+        regulator.submit("identity.register", f.register_payload())
+
+    def run_(*words, ok=True):  # type: ignore[no-untyped-def]
+        said = qdsn(monkeypatch, capsys, words[0], [*words[1:], "--home", str(reg)], passphrase=PASSPHRASE, home=reg)
+        if ok:
+            assert said.code == 0, said
+        return said
+
+    run_("supervise plan create", "p", "--title", "t", "--count", "2")
+    (kept,) = (reg / "inspection-seeds").glob("*.json")
+    seed = json.loads(kept.read_text())["seed"]
+    ledger = regulator.ledger()
+    honest = draw.draw_payload(ledger, "p", seed)
+    ledger.close()
+    chosen = [f.did for f in firms if f.did not in honest["selection"]][:2]
+    run_("ledger append", "inspection.draw", json.dumps({"plan": "p", "seed": seed, "selection": chosen}))
+    said = run_("supervise plan verify", "p", ok=False)
+    assert said.code == 1 and "selection 1 is" in said.out and "the seed draws" in said.out, said
