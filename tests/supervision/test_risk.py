@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 
 from qdsn.errors import InvalidInput
-from qdsn.supervision import risk
+from qdsn.supervision import evidence, risk
 from qdsn.supervision.risk import Evidence, Notice
 
 from .world import world
@@ -97,7 +97,7 @@ def test_evidence_read_from_the_ledger(tmp_path):
     w.result(bad, False)
     w.result(bad, False, day="2026-06-01")  # after as_of: not yet known
     w.result(good, True)
-    ev = risk.evidence(w.ledger, AS_OF)
+    ev = evidence.read(w.ledger, AS_OF)
     assert ev[good.did].certificates == 1 and ev[good.did].runs_passed == 1
     assert ev[good.did].last_anchor == AS_OF.replace(day=30)
     assert ev[bad.did].suspensions == 1 and ev[bad.did].runs_failed == 1 and ev[bad.did].inspections == 1
@@ -106,9 +106,9 @@ def test_evidence_read_from_the_ledger(tmp_path):
     classes = {d: a.risk_class for d, a in risk.assess_all(ev, AS_OF).items()}
     assert classes[good.did] == "A" and classes[bad.did] in "CD" and classes[idle.did] == "B"
     # Evidence before a point of the log: the suspension and results were not there yet.
-    early = risk.evidence(w.ledger, AS_OF, upto=w.ledger.state.credentials["C2"].issued + 1)
+    early = evidence.read(w.ledger, AS_OF, upto=w.ledger.state.credentials["C2"].issued + 1)
     assert early[bad.did].suspensions == 0 and early[bad.did].inspections == 0
-    assert set(risk.evidence(w.ledger, AS_OF, scope={"region": "33"})) == {good.did, idle.did}
+    assert set(evidence.read(w.ledger, AS_OF, scope={"region": "33"})) == {good.did, idle.did}
 
 
 def test_evidence_that_cannot_be_is_refused():
@@ -170,7 +170,7 @@ def test_notifications_read_from_the_ledger(tmp_path, notifications):
     for i in range(5):
         move(rival, f"R{i}", "CREATED", "investigation", rival, a, "LIFE-THREATENING")
         move(rival, f"R{i}", "SENT", "investigation", rival, a, "LIFE-THREATENING")
-    ev = risk.evidence(w.ledger, AS_OF)
+    ev = evidence.read(w.ledger, AS_OF)
     got = {n.sender: n for n in ev[a.did].notices}
     assert got[w.certifier.did] == Notice("MAJOR", ("CREATED", "DECLINED", "RECEIVED", "SENT"), w.certifier.did,
                                           "certifier")  # fmt: skip

@@ -27,7 +27,7 @@ def add_routes(app: FastAPI, node: Any, signer: Any, message: Any) -> None:
     its JSON body)."""
     from qdsn.clock import system_clock
     from qdsn.ledger.integrity import Outcome
-    from qdsn.supervision import draw, inspections, risk
+    from qdsn.supervision import draw, evidence, inspections, risk
 
     def role(who: str) -> str:
         ident = node.ledger.state.identities.get(who)
@@ -54,7 +54,7 @@ def add_routes(app: FastAPI, node: Any, signer: Any, message: Any) -> None:
         node.catch_up()
         wanted = visible(who, enterprise)
         day = risk.as_of_date(as_of, system_clock().date())
-        ev = risk.evidence(node.ledger, day)
+        ev = evidence.read(node.ledger, day)
         if wanted is not None:
             if wanted not in ev:
                 raise NotFound(f"{wanted} is not a registered enterprise")

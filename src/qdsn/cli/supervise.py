@@ -76,12 +76,12 @@ def risk_cmd(
     """Risk classes A–D (A low … D high risk) of the enterprises on this node's replica, with each factor's
     contribution in points; needs no passphrase."""
     from qdsn.errors import NotFound
-    from qdsn.supervision import risk
+    from qdsn.supervision import evidence, risk
 
     day = risk.as_of_date(as_of, _today())
     ledger = replica(open_node(home))
     try:
-        assessed = risk.assess_all(risk.evidence(ledger, day, scope=_scope(region, industry)), day)
+        assessed = risk.assess_all(evidence.read(ledger, day, scope=_scope(region, industry)), day)
         state = ledger.state
     finally:
         ledger.close()

@@ -274,7 +274,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
 def _inspection_plan(console: Console, regulator: NodeHome, log: Ledger, orderer: EmbeddedOrderer,
                      replica: Ledger) -> None:  # fmt: skip
     """The regulator's 双随机 plan: risk classes from the ledger, a committed seed, the draw, anyone's check."""
-    from qdsn.supervision import draw, risk
+    from qdsn.supervision import draw, evidence, risk
 
     console.rule("[bold]Risk-based inspection (双随机, 一公开)")
     console.print("  The district's other manufacturers are registered too (no nodes of their own), with the "
@@ -302,7 +302,7 @@ def _inspection_plan(console: Console, regulator: NodeHome, log: Ledger, orderer
                 "enterprise": did_key(k), "product": "聚氯乙烯绝缘电缆 BV 2.5mm²", "standard": "GB/T 5023.3-2008",
                 "passed": rng.random() > (0.7 if prone else 0.08), "date": day.isoformat()}))  # fmt: skip
     orderer.submit(results)
-    assessed = risk.assess_all(risk.evidence(log, today), today)
+    assessed = risk.assess_all(evidence.read(log, today), today)
     counts = {c: sum(a.risk_class == c for a in assessed.values()) for c in "ABCD"}
     console.print(f"  {len(assessed)} enterprises, {len(results)} results on the ledger: classes "
                   + ", ".join(f"{c} {n}" for c, n in counts.items()))  # fmt: skip

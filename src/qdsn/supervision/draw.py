@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from qdsn.crypto import canonical_json, sha256
-from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied
+from qdsn.ledger import tx
 from qdsn.ledger.integrity import Damaged, Incomplete, Outcome, Verdict, judge
-from qdsn.supervision import risk
+from qdsn.supervision import evidence, risk
 
 DOMAIN = b"qdsn/inspection-draw/v1"
 DEFAULT_WEIGHTS = {"A": 1, "B": 2, "C": 4, "D": 8}  # each class twice as likely to be drawn as the one below
@@ -120,15 +121,13 @@ def draw(seed: str, plan_txid: str, pop: Sequence[Sequence[str]], weights: Mappi
 
 def classes_at(ledger: Any, basis: int, as_of: date, scope: Mapping[str, str]) -> dict[str, risk.Assessment]:
     """Each enterprise of the scope, registered before entry `basis`, assessed on the evidence before it."""
-    return risk.assess_all(risk.evidence(ledger, as_of, upto=basis, scope=scope), as_of)
+    return risk.assess_all(evidence.read(ledger, as_of, upto=basis, scope=scope), as_of)
 
 
 def plan_payload(ledger: Any, plan: str, title: str, seed: str, *, as_of: date, count: int,
                  scope: Mapping[str, str] | None = None, weights: Mapping[str, int] | None = None,
                  inspectors: Sequence[str] = (), per_inspection: int = 0) -> dict[str, Any]:  # fmt: skip
     """The `inspection.plan` payload for the ledger as it stands: its population assessed now, committed."""
-    from qdsn.ledger import tx
-
     if plan in ledger.state.plans:
         raise Conflict(f"inspection plan {plan!r} already exists", "give the new plan its own id")
     scope = {k: v for k, v in (scope or {}).items() if v}
@@ -152,8 +151,6 @@ def plan_payload(ledger: Any, plan: str, title: str, seed: str, *, as_of: date, 
 
 def planned(ledger: Any, plan: str) -> tuple[dict[str, Any], str]:
     """A plan's `inspection.plan` payload and transaction id, from the ledger."""
-    from qdsn.ledger import tx
-
     p = ledger.state.plans.get(plan)
     if p is None:
         raise NotFound(f"no inspection plan {plan!r} on this ledger", "see the plans: qdsn supervise plan list")
@@ -206,8 +203,6 @@ def verify(ledger: Any, plan: str) -> Verdict:
 
 
 def _verify(ledger: Any, plan: str) -> Verdict:
-    from qdsn.ledger import tx
-
     p = ledger.state.plans[plan]
     if p.drawn is None:
         raise Incomplete(f"plan {plan} was committed at entry {p.planned} and is not drawn yet")
@@ -234,8 +229,6 @@ def _verify(ledger: Any, plan: str) -> Verdict:
 
 def plans(ledger: Any) -> list[dict[str, Any]]:
     """Every plan on the ledger, with its draw when drawn, in log order."""
-    from qdsn.ledger import tx
-
     out = []
     for p in sorted(ledger.state.plans.values(), key=lambda p: p.planned):
         spec = tx.from_leaf(ledger.store.entry(p.planned).leaf).payload
@@ -283,8 +276,6 @@ class Seeds:
 
 
 def _regulator(node: Any) -> None:
-    from qdsn.errors import PermissionDenied
-
     if node.home.role != "regulator":
         raise PermissionDenied(f"this node is a {node.home.role}: only the regulator plans and draws inspections",
                                "run it on the regulator's node (--home)")  # fmt: skip

@@ -6,15 +6,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from qdsn.errors import InvalidInput, NotFound
+from qdsn.errors import InvalidInput, NotFound, PermissionDenied
+from qdsn.ledger import tx
 
 
 def result_payload(ledger: Any, enterprise: str, product: str, standard: str, passed: bool, day: str,
                    plan: str | None = None) -> dict[str, Any]:  # fmt: skip
     """The `inspection.result` payload, checked against the ledger before it is signed, as every
     replica will check it."""
-    from qdsn.ledger import tx
-
     try:
         date.fromisoformat(day)
     except ValueError:
@@ -44,8 +43,6 @@ def result_payload(ledger: Any, enterprise: str, product: str, standard: str, pa
 
 def results(ledger: Any, enterprise: str | None = None) -> list[dict[str, Any]]:
     """Recorded results, oldest first; of one enterprise when named."""
-    from qdsn.ledger import tx
-
     out = []
     for row in ledger.store.rows_of_type("inspection.result"):
         p = tx.from_leaf(row.leaf).payload
@@ -57,8 +54,6 @@ def results(ledger: Any, enterprise: str | None = None) -> list[dict[str, Any]]:
 def record(node: Any, enterprise: str, product: str, standard: str, passed: bool, day: str,
            plan: str | None = None) -> tuple[dict[str, Any], list[Any]]:  # fmt: skip
     """Record a result from the regulator's node (`inspection.result`). Returns the payload and receipts."""
-    from qdsn.errors import PermissionDenied
-
     if node.home.role != "regulator":
         raise PermissionDenied(f"this node is a {node.home.role}: only the regulator records inspection results",
                                "run it on the regulator's node (--home)")  # fmt: skip
