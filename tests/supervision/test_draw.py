@@ -124,6 +124,8 @@ def test_every_replica_refuses_a_wrong_reveal_a_draw_before_its_plan_and_a_secon
         w.append(w.regulator, "inspection.draw", revealed | {"seed": "00" * 32})
     with pytest.raises(IntegrityError, match="does not match the commitment"):
         draw.draw_payload(w.ledger, "2026-Q1", "00" * 32)
+    with pytest.raises(InvalidInput, match="by their DIDs"):
+        w.append(w.regulator, "inspection.draw", revealed | {"selection": ["Firm 0", "Firm 1", "Firm 2"]})
     with pytest.raises(InvalidInput, match="draws 3 distinct"):
         w.append(w.regulator, "inspection.draw", revealed | {"selection": revealed["selection"][:2]})
     with pytest.raises(InvalidInput, match="of its own inspectors"):

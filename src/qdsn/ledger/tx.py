@@ -460,6 +460,13 @@ class InspectionDraw(Payload):
     selection: list[str] = Field(min_length=1, max_length=1000)
     inspectors: list[list[str]] = Field(default_factory=list, max_length=1000)
 
+    @field_validator("selection")
+    @classmethod
+    def _dids(cls, v: list[str]) -> list[str]:
+        if not all(is_did(d) for d in v):
+            raise ValueError("the selection lists enterprises by their DIDs")
+        return v
+
 
 @register("inspection.result", ("regulator",))
 class InspectionResult(Payload):
