@@ -118,6 +118,8 @@ def test_demo_tells_the_story():
     assert "proves its report is leaf" in flat
     assert "its node tries to issue CQC-2026-0002: ✓ refused" in flat and "a buyer now sees: ✗ issued while" in flat
     assert "recorded before the suspension: ✓ stands" in flat and "capability level 质量管理能力等级:" in flat
+    assert "Risk-based inspection" in flat and "✓ refused a reveal of another seed" in flat
+    assert "✓ a member re-runs the draw on its own replica" in flat and "re-draws of the same plan" in flat
 
 
 def test_schema_export(tmp_path):

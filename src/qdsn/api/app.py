@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
 
 from qdsn import __version__
+from qdsn.api import inspection
 from qdsn.api.client import NodeClient
 from qdsn.api.problems import MEDIA_TYPE, from_error, problem
 from qdsn.api.signatures import Resolver, Throttle, check, inspect
@@ -856,4 +857,5 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         ledger (public; the leader's)."""
         return aggregator.batch_leaves(node, stats, task_id, period)
 
+    inspection.add_routes(app, node, Signer, Message)  # risk classes, inspection plans and results
     return app

@@ -36,7 +36,7 @@ from qdsn.data.model import Measurement
 from qdsn.data.vault import Vault, vault_chunks, verify_record_proof
 from qdsn.demo.ordering import backups, etcd_ordering
 from qdsn.errors import QDSNError
-from qdsn.identity import multikey_from_public_key
+from qdsn.identity import did_key_from_public_key, multikey_from_public_key
 from qdsn.ledger import Ledger, merkle, tx
 from qdsn.ledger.audit import audit
 from qdsn.ledger.checkpoint import Checkpoint, NoteSigner, cosigners_verified, open_checkpoint, sign_note
@@ -237,6 +237,8 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     except QDSNError as e:
         console.print(f"  [green]✓ refused[/] by the buyer's trust file: [dim]{e.what}[/]")
 
+    _inspection_plan(console, regulator, log, orderer, replicas[members[0].did])
+
     console.print("\n[bold]15. Audit.[/] Every replica re-verifies its whole store from zero.")
     table = Table("node", "entries", "root", "state", "ckpts", "result")
     for node, ledger in [(regulator, log), *((m, replicas[m.did]) for m in members)]:
@@ -267,6 +269,86 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
             border_style="green",
         )
     )
+
+
+def _inspection_plan(console: Console, regulator: NodeHome, log: Ledger, orderer: EmbeddedOrderer,
+                     replica: Ledger) -> None:  # fmt: skip
+    """The regulator's 双随机 plan: risk classes from the ledger, a committed seed, the draw, anyone's check."""
+    from qdsn.supervision import draw, evidence, risk
+
+    console.rule("[bold]Risk-based inspection (双随机, 一公开)")
+    console.print("  The district's other manufacturers are registered too (no nodes of their own), with the "
+                  "sampling-inspection results of the last two years; a risk class A–D follows for each from the "
+                  "ledger's evidence, every factor's contribution shown.")  # fmt: skip
+    rng = random.Random(21)
+    today = datetime.now(UTC).date()
+
+    def did_key(k: SigningKey) -> str:
+        return did_key_from_public_key(k.verify_key.raw)
+
+    firms = [SigningKey.generate() for _ in range(36)]
+    orderer.submit([
+        regulator.sign("identity.register", {
+            "did": did_key(k), "role": "enterprise", "name": f"西湖区企业 {i + 1:02d}", "region": "330106",
+            "key": multikey_from_public_key(k.verify_key.raw), "industry": rng.choice(["C3831", "C3872", "C2110"])})
+        for i, k in enumerate(firms)
+    ])  # fmt: skip
+    results = []
+    for i, k in enumerate(firms):
+        prone = i % 6 == 0  # one firm in six keeps failing
+        for _ in range(rng.choice([1, 2, 3] if prone else [0, 1, 2, 2, 3])):
+            day = today - timedelta(days=rng.randint(30, 700))
+            results.append(regulator.sign("inspection.result", {
+                "enterprise": did_key(k), "product": "聚氯乙烯绝缘电缆 BV 2.5mm²", "standard": "GB/T 5023.3-2008",
+                "passed": rng.random() > (0.7 if prone else 0.08), "date": day.isoformat()}))  # fmt: skip
+    orderer.submit(results)
+    assessed = risk.assess_all(evidence.read(log, today), today)
+    counts = {c: sum(a.risk_class == c for a in assessed.values()) for c in "ABCD"}
+    console.print(f"  {len(assessed)} enterprises, {len(results)} results on the ledger: classes "
+                  + ", ".join(f"{c} {n}" for c, n in counts.items()))  # fmt: skip
+    worst = max(assessed.values(), key=lambda a: a.score)
+    console.print(f"  the riskiest, {log.state.identities[worst.enterprise].name}, explained:")
+    for line in risk.explain(worst):
+        console.print(f"  [dim]{line}[/]", highlight=False)
+
+    seed = draw.new_seed()
+    plan = draw.plan_payload(log, "XH-2026-01", "电线电缆 西湖区 2026 年第一批", seed, as_of=today, count=6,
+                             inspectors=[f"执法 {i:02d}" for i in range(1, 9)], per_inspection=2)  # fmt: skip
+    (committed,) = orderer.submit([regulator.sign("inspection.plan", plan)])
+    console.print(f"  plan XH-2026-01 committed (entry {committed.seq}): SHA-256 of its secret seed "
+                  f"{plan['commitment'][:24]}…, the population of {plan['population']} with its hash, weights "
+                  f"A=1 B=2 C=4 D=8, 6 to draw, 2 of 8 inspectors each")  # fmt: skip
+    try:
+        orderer.submit([regulator.sign("inspection.draw", draw.draw_payload(log, "XH-2026-01", seed)
+                                       | {"seed": draw.new_seed()})])  # fmt: skip
+        console.print("  [red]a reveal of another seed was accepted?![/]")
+    except QDSNError as e:
+        console.print(f"  [green]✓ refused[/] a reveal of another seed: [dim]{e.what}[/]")
+    revealed, classes = draw.reveal(log, "XH-2026-01", seed)
+    (drawn,) = orderer.submit([regulator.sign("inspection.draw", revealed)])
+    table = Table("#", "enterprise", "class", "inspectors", title=f"drawn (entry {drawn.seq}), seed {seed[:16]}…")
+    for i, did in enumerate(revealed["selection"]):
+        table.add_row(str(i + 1), log.state.identities[did].name, classes[did], ", ".join(revealed["inspectors"][i]))
+    console.print(table)
+    follow(replica, log)
+    verdict = draw.verify(replica, "XH-2026-01")
+    console.print(f"  {'[green]✓' if verdict.ok else '[red]✗'}[/] a member re-runs the draw on its own replica: "
+                  f"{verdict.message}", highlight=False)  # fmt: skip
+    pop = [[d, a.risk_class] for d, a in sorted(assessed.items())]
+    tally = dict.fromkeys((d for d, _ in pop), 0)
+    runs = 2000
+    for _ in range(runs):  # the same plan drawn with fresh seeds: how often each class is chosen
+        for did in draw.draw(draw.new_seed(), committed.txid, pop, plan["weights"], plan["count"]).selection:
+            tally[did] += 1
+    rates = Table("class", "firms", "drawn per plan", "uniform 双随机", title=f"{runs} re-draws of the same plan")
+    for c in "ABCD":
+        members_ = [d for d, k in pop if k == c]
+        if members_:
+            rate = sum(tally[d] for d in members_) / runs / len(members_)
+            rates.add_row(c, str(len(members_)), f"{rate:.0%}", f"{plan['count'] / len(pop):.0%}")
+    console.print(rates)
+    console.print("  the riskiest firms are drawn more often, and every firm can be: the draw stays random, its "
+                  "seed fixed before and published after (一公开).")  # fmt: skip
 
 
 def _quality_data(

@@ -151,6 +151,29 @@ def standing_key(scope: str, subject: str) -> str:
 # and suspending or revoking certificates it issued. Reading needs no transaction and is never refused.
 WHILE_SUSPENDED = frozenset({"notification.transition", "identity.rotate_key", "checkpoint.cosign", "alert.raise",
                              "dataset.shred", "access.decision", "credential.status"})  # fmt: skip
+class InspectionPlan:
+    """A sampling-inspection plan as the ledger knows it: who planned it, its commitment, how many it
+    draws from how many, its inspectors; and once drawn, the draw's entry and selection."""
+
+    id: str
+    planner: str
+    commitment: str
+    count: int
+    inspectors: tuple[str, ...]
+    per_inspection: int
+    planned: int  # seq of inspection.plan
+    drawn: int | None = None  # seq of inspection.draw
+    selection: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"planner": self.planner, "commitment": self.commitment, "count": self.count,
+                "inspectors": list(self.inspectors), "per_inspection": self.per_inspection,
+                "planned": self.planned, "drawn": self.drawn, "selection": list(self.selection)}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, id: str, d: dict[str, Any]) -> InspectionPlan:
+        return cls(id, str(d["planner"]), str(d["commitment"]), int(d["count"]), tuple(d["inspectors"]),
+                   int(d["per_inspection"]), int(d["planned"]), d["drawn"], tuple(d["selection"]))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +212,7 @@ class State:
         retired: dict[bytes, str] | None = None,
         notices: dict[str, Notice] | None = None,
         standings: dict[str, Standing] | None = None,
+        plans: dict[str, InspectionPlan] | None = None,
     ) -> None:
         self.identities: dict[str, Identity] = dict(identities or {})
         self.datasets: dict[str, Dataset] = dict(datasets or {})
@@ -206,6 +230,8 @@ class State:
         self.dirty_notices: set[str] = set()
         self.standings: dict[str, Standing] = dict(standings or {})
         self.dirty_standings: set[str] = set()
+        self.plans: dict[str, InspectionPlan] = dict(plans or {})
+        self.dirty_plans: set[str] = set()
         self.origin = origin
         self.dirty: set[str] = set()
         self.dirty_datasets: set[str] = set()
@@ -214,7 +240,8 @@ class State:
     def fork(self) -> State:
         """A copy to stage a batch on; the original stays as it was if the batch fails."""
         return State(self.identities, self.origin, self.datasets, self.devices, self.models, self.credentials,
-                     self.tasks, retired=self.retired, notices=self.notices, standings=self.standings)  # fmt: skip
+                     self.tasks, retired=self.retired, notices=self.notices, standings=self.standings,
+                     plans=self.plans)  # fmt: skip
 
     def clean(self) -> None:
         """Forget what changed, once it is persisted."""
@@ -227,6 +254,7 @@ class State:
         self.new_retired.clear()
         self.dirty_notices.clear()
         self.dirty_standings.clear()
+        self.dirty_plans.clear()
         self.new_cosignatures.clear()
 
     def authorize(self, env: tx.Envelope) -> bytes:
@@ -323,6 +351,8 @@ class State:
                                n.created, n.updated] for _, n in sorted(self.notices.items())]  # fmt: skip
         if self.standings:
             doc["standings"] = [s.to_json() for _, s in sorted(self.standings.items())]
+        if self.plans:
+            doc["plans"] = [[p.id, p.to_json()] for _, p in sorted(self.plans.items())]
         return sha256(canonical_json(doc))
 
 
@@ -615,9 +645,65 @@ def _action(state: State, env: tx.Envelope, p: tx.RegulatorAction, seq: int, tre
     state.dirty_standings.add(key)
 
 
+def _plan(state: State, env: tx.Envelope, p: tx.InspectionPlan, seq: int, tree: TreeView) -> None:
+    if p.plan in state.plans:
+        raise Conflict(f"inspection plan {p.plan!r} already exists", "give each plan its own id")
+    if p.basis > seq:
+        raise InvalidInput(f"the plan's population is taken at entry {p.basis}, after the plan itself ({seq})",
+                           "take the population from the log as it stands before the plan")  # fmt: skip
+    state.plans[p.plan] = InspectionPlan(p.plan, env.submitter, p.commitment, p.count, tuple(p.inspectors),
+                                         p.per_inspection, seq)  # fmt: skip
+    state.dirty_plans.add(p.plan)
+
+
+def _draw(state: State, env: tx.Envelope, p: tx.InspectionDraw, seq: int, tree: TreeView) -> None:
+    plan = state.plans.get(p.plan)
+    if plan is None:
+        raise NotFound(f"no inspection plan {p.plan!r} on the ledger",
+                       "commit the plan (inspection.plan) before its draw")  # fmt: skip
+    if plan.planner != env.submitter:
+        raise PermissionDenied(f"plan {p.plan} was committed by {plan.planner}; only it reveals the seed")
+    if plan.drawn is not None:
+        raise Conflict(f"plan {p.plan} was drawn at entry {plan.drawn}; a plan is drawn once",
+                       "commit a new plan for another draw")  # fmt: skip
+    if sha256(bytes.fromhex(p.seed)).hex() != plan.commitment:
+        raise IntegrityError(f"the revealed seed does not match the commitment of plan {p.plan}",
+                             "reveal the seed whose SHA-256 the plan committed to")  # fmt: skip
+    if len(p.selection) != plan.count or len(set(p.selection)) != plan.count:
+        raise InvalidInput(f"plan {p.plan} draws {plan.count} distinct enterprises, not {len(p.selection)}")
+    if plan.inspectors:
+        ok = len(p.inspectors) == plan.count and all(
+            len(team) == plan.per_inspection and len(set(team)) == len(team) and set(team) <= set(plan.inspectors)
+            for team in p.inspectors
+        )
+        if not ok:
+            raise InvalidInput(f"plan {p.plan} assigns {plan.per_inspection} of its own inspectors to each selected "
+                               "enterprise")  # fmt: skip
+    elif p.inspectors:
+        raise InvalidInput(f"plan {p.plan} names no inspectors to assign")
+    state.plans[p.plan] = replace(plan, drawn=seq, selection=tuple(p.selection))
+    state.dirty_plans.add(p.plan)
+
+
+def _inspected(state: State, env: tx.Envelope, p: tx.InspectionResult, seq: int, tree: TreeView) -> None:
+    who = state.identities.get(p.enterprise)
+    if who is None or who.role != "enterprise":
+        raise NotFound(f"{p.enterprise} is not a registered enterprise", "record results of registered manufacturers")
+    if p.plan is not None:
+        plan = state.plans.get(p.plan)
+        if plan is None or plan.drawn is None:
+            raise NotFound(f"no drawn inspection plan {p.plan!r} on the ledger", "draw the plan first, or leave it out")
+        if p.enterprise not in plan.selection:
+            raise InvalidInput(f"{p.enterprise} was not selected by the draw of plan {p.plan}",
+                               "record it without --plan if it was inspected otherwise")  # fmt: skip
+
+
 _APPLY: dict[str, Callable[..., None]] = {
     "notification.transition": _notification,
     "regulator.action": _action,
+    "inspection.plan": _plan,
+    "inspection.draw": _draw,
+    "inspection.result": _inspected,
     "aggregate.task": _task,
     "aggregate.batch": _batch,
     "model.publish": _model,

@@ -49,6 +49,7 @@ from qdsn.ledger.state import (
     Dataset,
     Device,
     Identity,
+    InspectionPlan,
     Model,
     Notice,
     Standing,
@@ -161,6 +162,12 @@ standings = Table(
     metadata,
     Column("id", String(600), primary_key=True),  # `state.standing_key`: scope and subject
     Column("doc", Text, nullable=False),  # canonical JSON of `state.Standing.to_json()`
+)
+inspection_plans = Table(
+    "inspection_plans",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("doc", Text, nullable=False),  # canonical JSON of `state.InspectionPlan.to_json()`
 )
 cosignatures = Table(
     "cosignatures",
@@ -390,8 +397,10 @@ class Store:
             retired = {r.key: r.did for r in c.execute(select(retired_keys))}
             notes = {r.id: Notice(*r) for r in c.execute(select(notices))}
             held = {r.id: Standing.from_json(orjson.loads(r.doc)) for r in c.execute(select(standings))}
+            rows = c.execute(select(inspection_plans))
+            plans = {r.id: InspectionPlan.from_json(r.id, orjson.loads(r.doc)) for r in rows}
         return State(self.identities(), origin, self.datasets(), devs, mods, creds, tasks, retired=retired,
-                     notices=notes, standings=held)  # fmt: skip
+                     notices=notes, standings=held, plans=plans)  # fmt: skip
 
     def identities(self) -> dict[str, Identity]:
         with self.engine.connect() as c:
@@ -540,6 +549,9 @@ class Store:
         if state.dirty_standings:
             rows = [(k, canonical_json(state.standings[k].to_json()).decode()) for k in state.dirty_standings]
             insert_many(c, standings, rows, upsert="id")
+        if state.dirty_plans:
+            rows = [(k, canonical_json(state.plans[k].to_json()).decode()) for k in state.dirty_plans]
+            insert_many(c, inspection_plans, rows, upsert="id")
         if state.new_cosignatures:
             rows = [(s.seq, s.origin, s.size, s.root, s.cosigner, s.timestamp) for s in state.new_cosignatures]
             insert_many(c, cosignatures, rows)

@@ -481,6 +481,106 @@ class RegulatorAction(Payload):
         return self
 
 
+PlanId = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
+Date = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+RISK_CLASSES = ("A", "B", "C", "D")  # A lowest risk … D highest, as in SAMR's 企业信用风险分类
+
+
+def _date(value: str) -> str:
+    """A calendar date, YYYY-MM-DD."""
+    from datetime import date
+
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a calendar date (YYYY-MM-DD)") from None
+    return value
+
+
+@register("inspection.plan", ("regulator",))
+class InspectionPlan(Payload):
+    """A sampling-inspection plan (双随机): the SHA-256 commitment to a secret seed, made before the draw,
+    and everything the draw depends on — the population (enterprises registered before entry `basis`,
+    within `scope`, each with its risk class under `model` as of `as_of`; its size and the SHA-256 of
+    its canonical list), the weight of each class, how many to draw, and the inspectors (ids) with how
+    many go to each inspection."""
+
+    plan: str = PlanId
+    title: str = Field(min_length=1, max_length=200)
+    commitment: str = Hex32
+    model: str = Field(pattern=r"^qdsn-risk/\d+$")
+    basis: int = Field(ge=1, lt=2**53)
+    as_of: str = Date
+    scope: dict[str, str] = Field(default_factory=dict, max_length=2)
+    population: int = Field(ge=1, le=10_000_000)
+    population_hash: str = Hex32
+    weights: dict[str, int]
+    count: int = Field(ge=1, le=1000)
+    inspectors: list[str] = Field(default_factory=list, max_length=500)
+    per_inspection: int = Field(default=0, ge=0, le=10)
+
+    @field_validator("as_of")
+    @classmethod
+    def _day(cls, v: str) -> str:
+        return _date(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> InspectionPlan:
+        if sorted(self.weights) != list(RISK_CLASSES):
+            raise ValueError("weights must give each risk class A, B, C, D its weight")
+        if any(not 0 <= w <= 1000 for w in self.weights.values()):
+            raise ValueError("a class weight is an integer from 0 to 1000")
+        if set(self.scope) - {"region", "industry"}:
+            raise ValueError("scope may only name a region (GB/T 2260 prefix) and an industry (GB/T 4754 prefix)")
+        if self.count > self.population:
+            raise ValueError(f"cannot draw {self.count} of a population of {self.population}")
+        ids = self.inspectors
+        if len(set(ids)) != len(ids) or any(not 1 <= len(i) <= 64 for i in ids):
+            raise ValueError("inspectors are distinct ids of 1 to 64 characters")
+        if self.per_inspection > len(ids):
+            raise ValueError(f"{self.per_inspection} inspectors per inspection, but only {len(ids)} are named")
+        if ids and not self.per_inspection:
+            raise ValueError("name how many inspectors go to each inspection (per_inspection)")
+        return self
+
+
+@register("inspection.draw", ("regulator",))
+class InspectionDraw(Payload):
+    """The draw of a committed plan: the revealed seed (its SHA-256 is the plan's commitment), the
+    enterprises selected and the inspectors assigned to each, in draw order. Anyone recomputes them
+    from the seed and the plan (`qdsn supervise plan verify`)."""
+
+    plan: str = PlanId
+    seed: str = Hex32
+    selection: list[str] = Field(min_length=1, max_length=1000)
+    inspectors: list[list[str]] = Field(default_factory=list, max_length=1000)
+
+    @field_validator("selection")
+    @classmethod
+    def _dids(cls, v: list[str]) -> list[str]:
+        if not all(is_did(d) for d in v):
+            raise ValueError("the selection lists enterprises by their DIDs")
+        return v
+
+
+@register("inspection.result", ("regulator",))
+class InspectionResult(Payload):
+    """A sampling-inspection result the regulator recorded: which enterprise's product, tested to which
+    standard, on which date, passed or failed — under a drawn plan, when it came from one."""
+
+    plan: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
+    enterprise: str = Did
+    product: str = Field(min_length=1, max_length=200)
+    standard: str = Field(min_length=1, max_length=100)
+    passed: bool
+    date: str = Date
+
+    @field_validator("date")
+    @classmethod
+    def _day(cls, v: str) -> str:
+        return _date(v)
+
+
 def rotation_message(did: str, previous_key: str, new_key: str) -> bytes:
     """What a new key signs to prove possession in `identity.rotate_key`."""
     return canonical_json({"did": did, "previous_key": previous_key, "new_key": new_key})
