@@ -32,7 +32,7 @@ SEVERITIES = ("MINOR", "MAJOR", "CRITICAL", "LIFE-THREATENING")
 CHUNK = 50_000  # entries read from the store at a time
 
 
-@dataclass
+@dataclass(slots=True)
 class Org:
     """A participant as the graph knows it."""
 
@@ -45,7 +45,7 @@ class Org:
     suspended: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Certificate:
     """A certificate on the ledger and its current status."""
 
@@ -56,8 +56,12 @@ class Certificate:
     status: str
     seq: int
 
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "issuer": self.issuer, "subject": self.subject, "vct": self.vct,
+                "status": self.status, "seq": self.seq}  # fmt: skip
 
-@dataclass
+
+@dataclass(slots=True)
 class Notification:
     """A quality notification's parties and latest state (from its `notification.transition` entries)."""
 
@@ -74,7 +78,7 @@ class Notification:
         return self.state not in FINAL_STATES
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Inspection:
     """A sampling-inspection result (`inspection.result`)."""
 
@@ -86,7 +90,7 @@ class Inspection:
     seq: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Relation:
     """A supply relation: the products named on it, who declared it, and where it was read from."""
 
@@ -119,7 +123,7 @@ class RegionGraph:
     """The graph of one replica (and the shared documents folded into it)."""
 
     def __init__(self) -> None:
-        self.graph: rx.PyDiGraph = rx.PyDiGraph(multigraph=False)
+        self._graph: rx.PyDiGraph = rx.PyDiGraph(multigraph=False)
         self.size = 0  # entries of the log folded so far
         self.orgs: dict[str, Org] = {}
         self.certificates: dict[str, Certificate] = {}
@@ -130,30 +134,73 @@ class RegionGraph:
         self.relations: dict[tuple[str, str], Relation] = {}
         self.documents: set[str] = set()  # shared documents folded, by digest
         self._nodes: dict[tuple[str, str], int] = {}
+        self._keys: list[tuple[str, str]] = []  # node index → (kind, key)
+        self._edges: dict[tuple[int, int], str] = {}
+        self._pending: list[tuple[int, int, str]] = []  # edges not yet in `graph`
 
     # -- building ------------------------------------------------------------------------------
 
+    # Nodes and edges are numbered here and handed to rustworkx in bulk when a query needs the graph: one
+    # `add_edges_from` of the edges folded since, instead of a call (and a duplicate check) per edge.
     def _node(self, kind: str, key: str) -> int:
         at = self._nodes.get((kind, key))
         if at is None:
-            at = self._nodes[(kind, key)] = self.graph.add_node((kind, key))
+            at = self._nodes[(kind, key)] = len(self._keys)
+            self._keys.append((kind, key))
         return at
 
     def _edge(self, a: tuple[str, str], b: tuple[str, str], what: str) -> None:
-        self.graph.add_edge(self._node(*a), self._node(*b), what)
+        nodes = self._nodes
+        x = nodes.get(a)
+        if x is None:
+            x = nodes[a] = len(self._keys)
+            self._keys.append(a)
+        y = nodes.get(b)
+        if y is None:
+            y = nodes[b] = len(self._keys)
+            self._keys.append(b)
+        if (x, y) not in self._edges:
+            self._edges[(x, y)] = what
+            self._pending.append((x, y, what))
+
+    @property
+    def graph(self) -> rx.PyDiGraph:
+        """The rustworkx graph of everything folded so far; node payloads are (kind, key)."""
+        g = self._graph
+        if g.num_nodes() < len(self._keys):
+            g.add_nodes_from(self._keys[g.num_nodes() :])
+        if self._pending:
+            g.add_edges_from(self._pending)
+            self._pending = []
+        return g
 
     def update(self, store: Any) -> int:
         """Fold the entries `store` (a `ledger.store.Store`) holds beyond those already folded; returns how
-        many were read."""
+        many were read. Only the types the graph reads are fetched."""
         start = self.size
-        while self.size < store.size:
-            for row in store.rows(self.size, min(store.size, self.size + CHUNK)):
-                self.fold(row.seq, row.type, row.submitter, orjson.loads(row.leaf)["payload"])
+        types = list(_FOLDS)
+        m = "?" if store.engine.dialect.paramstyle == "qmark" else "%s"
+        sql = (f"SELECT seq, type, submitter, leaf FROM entries WHERE seq >= {m} AND seq < {m} "
+               f"AND type IN ({', '.join([m] * len(types))}) ORDER BY seq")  # fmt: skip
+        folds = _FOLDS
+        loads = orjson.loads
+        end = store.size
+        conn = store.engine.raw_connection()  # plain driver rows: SQLAlchemy's row objects cost more than the fold
+        try:
+            cur = conn.cursor()
+            while self.size < end:
+                upto = min(end, self.size + CHUNK)
+                cur.execute(sql, (self.size, upto, *types))
+                for seq, type_, submitter, leaf in cur.fetchall():
+                    folds[type_](self, seq, submitter, loads(leaf)["payload"])
+                self.size = upto
+        finally:
+            conn.close()
         return self.size - start
 
     def fold(self, seq: int, type: str, submitter: str, payload: Mapping[str, Any]) -> None:
         """Fold one entry of the log (already validated by the replica) at position `seq`."""
-        if seq != self.size:
+        if seq < self.size:
             raise InvalidInput(f"entry {seq} folded out of order: the graph holds {self.size} entries",
                                "fold the log from where the graph stands")  # fmt: skip
         fold = _FOLDS.get(type)
@@ -231,13 +278,13 @@ class RegionGraph:
 
     def _impact(self, source: str, kind: str, reached: Iterable[int]) -> Impact:
         by: dict[str, list[str]] = defaultdict(list)
-        graph = self.graph
+        keys = self._keys
         for i in reached:
-            k, key = graph[i]
+            k, key = keys[i]
             by[k].append(key)
         enterprises = [self._org_row(d) for d in sorted(by["org"]) if d != source]
         products = [dict(zip(("maker", "product"), p.split(" ", 1), strict=True)) for p in sorted(by["product"])]
-        certs = [asdict(self.certificates[c]) for c in sorted(by["certificate"])]
+        certs = [self.certificates[c].to_json() for c in sorted(by["certificate"])]
         return Impact(source, kind, enterprises, products, sorted(by["batch"]), certs, sorted(by["dataset"]))
 
     def _org_row(self, did: str) -> dict[str, Any]:
@@ -369,8 +416,8 @@ class RegionGraph:
 
     def summary(self) -> dict[str, int]:
         """How much the graph holds."""
-        kinds = Counter(k for k, _ in self._nodes)
-        return {"entries": self.size, "nodes": self.graph.num_nodes(), "edges": self.graph.num_edges(),
+        kinds = Counter(k for k, _ in self._keys)
+        return {"entries": self.size, "nodes": len(self._keys), "edges": len(self._edges),
                 "enterprises": sum(o.role == "enterprise" for o in self.orgs.values()),
                 "products": kinds["product"], "datasets": kinds["dataset"], "certificates": kinds["certificate"],
                 "models": kinds["model"], "batches": kinds["batch"], "relations": len(self.relations),
@@ -379,7 +426,7 @@ class RegionGraph:
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the graph holds, in a canonical order: two graphs of the same log compare equal."""
-        edges = sorted((self.graph[a], self.graph[b], w) for a, b, w in self.graph.weighted_edge_list())
+        edges = sorted((self._keys[a], self._keys[b], w) for (a, b), w in self._edges.items())
         return {
             "size": self.size,
             "orgs": sorted(asdict(o).items() for o in self.orgs.values()),
