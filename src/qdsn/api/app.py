@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
 
 from qdsn import __version__
+from qdsn.api import graph as graph_routes
 from qdsn.api.client import NodeClient
 from qdsn.api.problems import MEDIA_TYPE, from_error, problem
 from qdsn.api.signatures import Resolver, check, inspect
@@ -644,6 +645,8 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         node.catch_up()
         ms = usage(node.ledger, who, agreement=agreement, since=start)
         return {"meters": [m.to_json() for m in ms], "invoice": invoice(ms)}
+
+    graph_routes.add_routes(app, node, Signer)
 
     stats = aggregator.open_store(node.home)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ import orjson
 import rustworkx as rx
 
 from qdsn.errors import InvalidInput, NotFound
-from qdsn.graph import divisions, shared, svgmap
+from qdsn.graph import divisions, documents, shared, svgmap
 from qdsn.ledger.tx import is_did
 
 FINAL_STATES = ("CLOSED", "CANCELED")
@@ -567,3 +568,15 @@ def draw_map(g: RegionGraph, indicator: str = "coverage", province: str | None =
     codes = [c for c in codes if c != province]  # an enterprise registered at the province itself has no tile
     name = divisions.name(province)
     return svgmap.tile_map(svgmap.inner_tiles(codes), values, f"区域质量图谱 · {name} · {title_of}", share), level, values
+
+
+def of_replica(store: Any, home: Path | None = None, graph: RegionGraph | None = None) -> RegionGraph:
+    """`graph` (or a new one) brought up to the replica `store`, with the documents shared with the node at
+    `home` folded in (each once)."""
+    g = graph or RegionGraph()
+    g.update(store)
+    if home is not None:
+        for name, sharer, doc in documents.shared(home):
+            if name not in g.documents:
+                g.add_shared(doc, sharer, name)
+    return g
