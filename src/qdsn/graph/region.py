@@ -550,7 +550,7 @@ def draw_map(g: RegionGraph, indicator: str = "coverage", province: str | None =
     title_of = f"{INDICATOR_NAMES[indicator]} ({indicator})"
     if boundaries is not None:
         level = divisions.level_of(next(iter(boundaries.regions)))
-        values = g.indicator(indicator, level)
+        values = {c: v for c, v in g.indicator(indicator, level).items() if c in boundaries.regions}
         return svgmap.boundary_map(boundaries, values, f"区域质量图谱 · {title_of}", share), level, values
     if province is None:
         provinces = {o.region[:2] for o in g.enterprises() if o.region}
