@@ -2,8 +2,6 @@
 graph holds what members shared with it). The graph is kept in memory and brought up to the replica before
 each answer by folding only the entries appended since (`RegionGraph.update`)."""
 
-from __future__ import annotations
-
 import threading
 from typing import Annotated, Any
 
@@ -14,11 +12,12 @@ from qdsn.errors import PermissionDenied
 from qdsn.graph.region import RegionGraph, draw_map, of_replica
 from qdsn.node.node import Node
 
-Code = Query(default=None, pattern=r"^\d{6}$", description="a GB/T 2260 division, e.g. 330000")
+Code = Query(pattern=r"^\d{6}$", description="a GB/T 2260 division, e.g. 330000")
 
 
 def add_routes(app: FastAPI, node: Node, signer: Any) -> None:
-    """Add `/graph/*` to `app`; `signer` is the app's dependency giving the requester's DID."""
+    """Add `/graph/*` to `app`; `signer` is the app's `Annotated` dependency giving the requester's DID (this
+    module keeps its annotations evaluated, so FastAPI sees it as a dependency, not a query field)."""
     kept = RegionGraph()
     lock = threading.Lock()
 
