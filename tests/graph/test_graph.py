@@ -5,7 +5,9 @@ import pytest
 
 from qdsn.errors import InvalidInput, NotFound, PermissionDenied
 from qdsn.graph.region import RegionGraph, draw_map, of_replica
+from qdsn.ledger import Ledger, tx
 
+from ..services import fresh_database
 from .conftest import build, populate
 
 
@@ -170,3 +172,13 @@ def shipment(supplier: str, customer: str, *classes: str, kind="ObjectEvent") ->
              "destinationList": [{"type": "owning_party", "destination": customer}]}
     return {"@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"], "type": "EPCISDocument",
             "schemaVersion": "2.0", "creationDate": "2026-11-02T08:00:00Z", "epcisBody": {"eventList": [event]}}
+
+
+def test_a_postgresql_replica_gives_the_same_graph(region, postgres_url):
+    pg = Ledger.open(fresh_database(postgres_url, "graph_pg"), origin=region.ledger.origin)
+    try:
+        # the same log, entry for entry, validated again by a replica in PostgreSQL
+        pg.append([tx.from_leaf(leaf) for leaf in region.ledger.store.leaves(0, region.ledger.size)])
+        assert graph_of(region).snapshot() == of_replica(pg.store).snapshot()
+    finally:
+        pg.close()
