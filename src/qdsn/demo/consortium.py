@@ -318,7 +318,8 @@ def _quality_graph(console: Console, root: Path, regulator: NodeHome, log: Ledge
     svg, level, _ = draw_map(g, "coverage")
     path = root / "regional-quality-map.svg"
     path.write_text(svg, encoding="utf-8")
-    console.print(f"  [green]✓[/] map of certification coverage by {level} (tile grid, no boundaries): {path}",
+    console.print(f"  [green]✓[/] map of certification coverage by {level} (tile grid, no boundaries; kept with "
+                  f"`qdsn demo --keep DIR`): {path}",
                   highlight=False)  # fmt: skip
 
 
