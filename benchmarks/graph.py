@@ -77,18 +77,29 @@ def region_entries(seed: int) -> list[tuple[str, str, dict]]:
         out.append(("supply.relation", did(s), {"supplier": did(s), "customer": did(c), "product": f"P{s}-{p}"}))
     for i in range(CERTIFICATES):
         holder = int(rng.integers(n))
-        out.append(("credential.issue", certifier, {"credential": f"CQC-{i:06d}", "vct": "urn:qdsn:vct:quality",
-                                                    "subject": did(holder), "hash": "ab" * 32,
-                                                    "status_list": "https://cqc.example/status/1", "index": i}))  # fmt: skip
+        cert = {
+            "credential": f"CQC-{i:06d}",
+            "vct": "urn:qdsn:vct:quality",
+            "subject": did(holder),
+            "hash": "ab" * 32,
+            "status_list": "https://cqc.example/status/1",
+            "index": i,
+        }
+        out.append(("credential.issue", certifier, cert))
     for i in rng.choice(CERTIFICATES, CERTIFICATES // 20, replace=False):
         out.append(("credential.status", certifier, {"credential": f"CQC-{int(i):06d}", "status": "suspended",
                                                      "reason": "continuous certification"}))  # fmt: skip
     for s in range(n):  # every product inspected or named on a relation: 100,000 products in all
         for p in range(PRODUCTS_EACH):
             if (s, p) not in named:
-                out.append(("inspection.result", regulator, {"enterprise": did(s), "product": f"P{s}-{p}",
-                                                             "standard": "GB/T 5023", "passed": bool(rng.random() > .13),
-                                                             "date": "2026-11-02"}))  # fmt: skip
+                result = {
+                    "enterprise": did(s),
+                    "product": f"P{s}-{p}",
+                    "standard": "GB/T 5023",
+                    "passed": bool(rng.random() > 0.13),
+                    "date": "2026-11-02",
+                }
+                out.append(("inspection.result", regulator, result))
     return out
 
 
@@ -115,10 +126,11 @@ def main() -> None:
     rows = region_entries(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         store = write_replica(os.path.join(tmp, "ledger.db"), rows)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         g = RegionGraph()
         g.update(store)
-        build = time.perf_counter() - t
+        assert g.graph.num_nodes() == len(g._keys)  # handed to rustworkx, as the first query would
+        build, build_cpu = time.perf_counter() - t, time.process_time() - cpu
         store.close()
     s = g.summary()
 
@@ -159,16 +171,26 @@ def main() -> None:
     table.add_column("rustworkx (QDSN)", justify="right")
     table.add_column("networkx, same run", justify="right")
     table.add_column("ratio", justify="right")
-    table.add_row("build from the replica (read, parse, fold)", f"{build:.2f} s", "", "")
-    table.add_row("graph of the same edges alone", f"{rx_build * 1000:.0f} ms", f"{nx_build * 1000:.0f} ms",
-                  f"{nx_build / rx_build:.1f}×")
+    table.add_row("build from the replica (read, parse, fold)", f"{build:.2f} s ({build_cpu:.2f} s CPU)", "", "")
+    table.add_row(
+        "graph of the same edges alone",
+        f"{rx_build * 1000:.0f} ms",
+        f"{nx_build * 1000:.0f} ms",
+        f"{nx_build / rx_build:.1f}×",
+    )
     for q, label in ((0.5, "p50"), (0.9, "p90"), (0.99, "p99")):
-        table.add_row(f"recall impact {label}", f"{ms(ours, q):.2f} ms", f"{ms(theirs, q):.2f} ms",
-                      f"{ms(theirs, q) / ms(ours, q):.1f}×")
+        table.add_row(
+            f"recall impact {label}",
+            f"{ms(ours, q):.2f} ms",
+            f"{ms(theirs, q):.2f} ms",
+            f"{ms(theirs, q) / ms(ours, q):.1f}×",
+        )
     Console().print(table)
-    print(f"{args.queries} recalls from random suppliers; downstream enterprises: median "
-          f"{statistics.median(reach):.0f}, max {max(reach)}. Targets: build < 2 s "
-          f"({'met' if build < 2 else 'NOT met'}), recall p50 ≤ 5 ms ({'met' if ms(ours, .5) <= 5 else 'NOT met'}).")
+    print(
+        f"{args.queries} recalls from random suppliers; downstream enterprises: median "
+        f"{statistics.median(reach):.0f}, max {max(reach)}. Targets: build < 2 s "
+        f"({'met' if build < 2 else 'NOT met'}), recall p50 ≤ 5 ms ({'met' if ms(ours, 0.5) <= 5 else 'NOT met'})."
+    )
 
 
 if __name__ == "__main__":

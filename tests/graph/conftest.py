@@ -35,13 +35,30 @@ class Region:
         self.ledger.append([self.firms[by].sign("supply.relation", payload)])
 
     def issue(self, number: str, holder: str, index: int) -> None:
-        self.ledger.append([self.certifier.sign("credential.issue", {
-            "credential": number, "vct": "https://qdsn.example/cert/cable", "subject": self.did(holder),
-            "hash": "ab" * 32, "status_list": "https://certifier.example/status/1", "index": index})])
+        self.ledger.append(
+            [
+                self.certifier.sign(
+                    "credential.issue",
+                    {
+                        "credential": number,
+                        "vct": "https://qdsn.example/cert/cable",
+                        "subject": self.did(holder),
+                        "hash": "ab" * 32,
+                        "status_list": "https://certifier.example/status/1",
+                        "index": index,
+                    },
+                )
+            ]
+        )
 
     def status(self, number: str, status: str) -> None:
-        self.ledger.append([self.certifier.sign("credential.status", {
-            "credential": number, "status": status, "reason": "continuous certification"})])
+        self.ledger.append(
+            [
+                self.certifier.sign(
+                    "credential.status", {"credential": number, "status": status, "reason": "continuous certification"}
+                )
+            ]
+        )
 
 
 def build(path) -> Region:
@@ -54,8 +71,9 @@ def build(path) -> Region:
     for name, (code, industry) in REGIONS.items():
         firm = member("enterprise", f"{name} 电缆有限公司")
         region.firms[name] = firm
-        regs.append(regulator.sign("identity.register", firm.register_payload() | {"region": code,
-                                                                                    "industry": industry}))
+        regs.append(
+            regulator.sign("identity.register", firm.register_payload() | {"region": code, "industry": industry})
+        )
     led.append(regs)
     return region
 
@@ -73,8 +91,9 @@ def populate(r: Region) -> None:
     r.issue("CERT-D", "D", 4)
     r.status("CERT-C", "suspended")
     r.status("CERT-A", "invalid")
-    r.ledger.append([r.firms["A"].sign("dataset.declare", {"dataset": "a-line-1", "title": "Line 1",
-                                                           "kind": "measurements"})])
+    r.ledger.append(
+        [r.firms["A"].sign("dataset.declare", {"dataset": "a-line-1", "title": "Line 1", "kind": "measurements"})]
+    )
 
 
 @pytest.fixture

@@ -28,9 +28,14 @@ def test_recall_of_a_supplier_is_everything_downstream(region):
     assert names(impact.enterprises) == ["A", "C", "D", "E"]
     assert sorted(c["id"] for c in impact.certificates) == ["CERT-A", "CERT-B", "CERT-C", "CERT-D"]
     assert {c["id"]: c["status"] for c in impact.certificates} == {
-        "CERT-A": "invalid", "CERT-B": "valid", "CERT-C": "suspended", "CERT-D": "valid"}
+        "CERT-A": "invalid",
+        "CERT-B": "valid",
+        "CERT-C": "suspended",
+        "CERT-D": "valid",
+    }
     assert sorted((p["maker"], p["product"]) for p in impact.products) == sorted(
-        [(region.did("A"), "cable"), (region.did("B"), "cable")])
+        [(region.did("A"), "cable"), (region.did("B"), "cable")]
+    )
     assert impact.datasets == ["a-line-1"]
     # E is downstream of D only: its recall reaches nothing but itself's own holdings (none)
     e = g.recall(region.did("D"))
@@ -41,7 +46,7 @@ def test_recall_of_a_supplier_is_everything_downstream(region):
 def test_recall_through_a_long_cycle_ends(tmp_path):
     r = build(tmp_path / "ring.db")
     ring = ["A", "B", "C", "D", "E"]
-    for a, b in zip(ring, ring[1:] + ring[:1]):
+    for a, b in zip(ring, ring[1:] + ring[:1], strict=True):
         r.supply(a, a, b)
     g = graph_of(r)
     for start in ring:
@@ -52,8 +57,16 @@ def test_recall_through_a_long_cycle_ends(tmp_path):
 def test_coverage_per_region_and_industry(region):
     g = graph_of(region)
     by_province = {row["key"]: row for row in g.coverage("region", "province")}
-    assert by_province["330000"] | {} == {"key": "330000", "name": "浙江省", "enterprises": 3, "certified": 1,
-                                          "share": 0.3333, "valid": 1, "suspended": 1, "invalid": 1}
+    assert by_province["330000"] | {} == {
+        "key": "330000",
+        "name": "浙江省",
+        "enterprises": 3,
+        "certified": 1,
+        "share": 0.3333,
+        "valid": 1,
+        "suspended": 1,
+        "invalid": 1,
+    }
     assert (by_province["320000"]["certified"], by_province["320000"]["share"]) == (1, 1.0)
     assert (by_province["110000"]["enterprises"], by_province["110000"]["share"]) == (1, 0.0)
     prefectures = {row["key"]: row["enterprises"] for row in g.coverage("region", "prefecture", "330000")}
@@ -83,14 +96,38 @@ def test_open_notifications_and_inspections_are_read_by_type(region):
     g = graph_of(region)
     a, c = region.did("A"), region.did("C")
     base = {"classification": "alert", "content": "00" * 32}
-    g.fold(g.size, "notification.transition", a, base | {"notification": "n1", "state": "SENT", "sender": a,
-                                                          "recipient": c, "severity": "MAJOR"})
-    g.fold(g.size, "notification.transition", a, base | {"notification": "n2", "state": "SENT", "sender": a,
-                                                          "recipient": c, "severity": "CRITICAL"})
-    g.fold(g.size, "notification.transition", c, base | {"notification": "n2", "state": "CLOSED", "sender": a,
-                                                          "recipient": c, "severity": "CRITICAL", "reason": "fixed"})
-    g.fold(g.size, "inspection.result", region.regulator.did, {"enterprise": c, "product": "wire", "standard":
-                                                                  "GB/T 5023", "passed": False, "date": "2026-11-02"})
+    g.fold(
+        g.size,
+        "notification.transition",
+        a,
+        base | {"notification": "n1", "state": "SENT", "sender": a, "recipient": c, "severity": "MAJOR"},
+    )
+    g.fold(
+        g.size,
+        "notification.transition",
+        a,
+        base | {"notification": "n2", "state": "SENT", "sender": a, "recipient": c, "severity": "CRITICAL"},
+    )
+    g.fold(
+        g.size,
+        "notification.transition",
+        c,
+        base
+        | {
+            "notification": "n2",
+            "state": "CLOSED",
+            "sender": a,
+            "recipient": c,
+            "severity": "CRITICAL",
+            "reason": "fixed",
+        },
+    )
+    g.fold(
+        g.size,
+        "inspection.result",
+        region.regulator.did,
+        {"enterprise": c, "product": "wire", "standard": "GB/T 5023", "passed": False, "date": "2026-11-02"},
+    )
     rows = g.open_notifications()
     assert sorted((r["name"][0], r["open"], r["severity"]) for r in rows) == [("A", 1, "MAJOR"), ("C", 1, "MAJOR")]
     of_a = next(r for r in rows if r["did"] == a)
@@ -165,13 +202,24 @@ def test_of_replica_folds_each_shared_document_once(region, tmp_path):
 
 
 def shipment(supplier: str, customer: str, *classes: str, kind="ObjectEvent") -> dict:
-    event = {"type": kind, "eventTime": "2026-11-02T08:00:00Z", "eventTimeZoneOffset": "+08:00", "action": "OBSERVE",
-             "bizStep": "shipping", "epcList": [],
-             "quantityList": [{"epcClass": c, "quantity": 100, "uom": "MTR"} for c in classes],
-             "sourceList": [{"type": "owning_party", "source": supplier}],
-             "destinationList": [{"type": "owning_party", "destination": customer}]}
-    return {"@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"], "type": "EPCISDocument",
-            "schemaVersion": "2.0", "creationDate": "2026-11-02T08:00:00Z", "epcisBody": {"eventList": [event]}}
+    event = {
+        "type": kind,
+        "eventTime": "2026-11-02T08:00:00Z",
+        "eventTimeZoneOffset": "+08:00",
+        "action": "OBSERVE",
+        "bizStep": "shipping",
+        "epcList": [],
+        "quantityList": [{"epcClass": c, "quantity": 100, "uom": "MTR"} for c in classes],
+        "sourceList": [{"type": "owning_party", "source": supplier}],
+        "destinationList": [{"type": "owning_party", "destination": customer}],
+    }
+    return {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2026-11-02T08:00:00Z",
+        "epcisBody": {"eventList": [event]},
+    }
 
 
 def test_a_postgresql_replica_gives_the_same_graph(region, postgres_url):

@@ -27,20 +27,28 @@ def test_the_regulator_asks_its_graph(tmp_path):
         key = SigningKey.generate()
         did = did_key_from_public_key(key.verify_key.raw)
         keys[name] = (key, did)
-        reg.submit("identity.register", registration(did, "enterprise", f"{name}电缆有限公司", None, None, region,
-                                                     "C3831", None))
+        reg.submit(
+            "identity.register",
+            registration(did, "enterprise", f"{name}电缆有限公司", None, None, region, "C3831", None),
+        )
     led = Ledger.open(str(home / "ledger.db"))
     (ka, a), (kb, b), (_, c) = keys["甲"], keys["乙"], keys["丙"]
-    led.append([tx.sign_tx("supply.relation", {"supplier": a, "customer": b, "product": "铜杆"}, ka, a),
-                tx.sign_tx("supply.relation", {"supplier": b, "customer": c}, kb, b)])
+    led.append(
+        [
+            tx.sign_tx("supply.relation", {"supplier": a, "customer": b, "product": "铜杆"}, ka, a),
+            tx.sign_tx("supply.relation", {"supplier": b, "customer": c}, kb, b),
+        ]
+    )
     led.close()
 
     shown = qdsn("graph", "recall", a, home=home).stdout
     assert "2 downstream enterprises 下游企业" in shown and "丙电缆有限公司" in shown and "320505 虎丘区" in shown
 
     coverage = json.loads(qdsn("graph", "coverage", "--json", home=home).stdout)
-    assert [(r["key"], r["name"], r["enterprises"]) for r in coverage] == [("320000", "江苏省", 1),
-                                                                           ("330000", "浙江省", 2)]
+    assert [(r["key"], r["name"], r["enterprises"]) for r in coverage] == [
+        ("320000", "江苏省", 1),
+        ("330000", "浙江省", 2),
+    ]
 
     out = tmp_path / "map.svg"
     printed = qdsn("graph", "map", "--indicator", "enterprises", "--out", str(out), home=home).stdout
@@ -57,7 +65,8 @@ def test_the_regulator_asks_its_graph(tmp_path):
     assert unknown.returncode == 1 and "not a participant" in unknown.stderr and "Traceback" not in unknown.stderr
     region = qdsn("graph", "coverage", "--region", "999999", home=home, ok=False)
     assert region.returncode == 1 and "GB/T 2260" in region.stderr
-    stranger = qdsn("graph", "build", "--epcis", str(epcis), "--shared-by", "did:web:nobody.example", home=home,
-                    ok=False)
+    stranger = qdsn(
+        "graph", "build", "--epcis", str(epcis), "--shared-by", "did:web:nobody.example", home=home, ok=False
+    )
     assert stranger.returncode == 1 and "not a participant" in stranger.stderr
     assert len(list((home / "graph" / "shared").glob("*.json"))) == 1  # nothing kept for the refused one

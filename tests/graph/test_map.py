@@ -22,8 +22,12 @@ def tiles(svg: str) -> dict[str, dict]:
     for g in root.iter(f"{SVG}g"):
         rect = g.find(f"{SVG}rect")
         texts = [t.text for t in g.findall(f"{SVG}text")]
-        out[g.get("data-code")] = {"x": int(rect.get("x")), "y": int(rect.get("y")), "fill": rect.get("fill"),
-                                   "texts": texts}
+        out[g.get("data-code")] = {
+            "x": int(rect.get("x")),
+            "y": int(rect.get("y")),
+            "fill": rect.get("fill"),
+            "texts": texts,
+        }
     return out
 
 
@@ -39,7 +43,10 @@ def test_province_tiles_sit_on_the_grid_coloured_by_class(region):
     assert t["330000"]["texts"] == ["浙江", "33.3%"]
     # five equal classes between 0 and 1: 0.333 in the second, 1.0 in the last, 0 in the first
     assert (t["110000"]["fill"], t["330000"]["fill"], t["320000"]["fill"]) == (
-        svgmap.PALETTE[0], svgmap.PALETTE[1], svgmap.PALETTE[4])
+        svgmap.PALETTE[0],
+        svgmap.PALETTE[1],
+        svgmap.PALETTE[4],
+    )
     assert t["440000"]["fill"] == svgmap.NO_DATA and t["440000"]["texts"] == ["广东", "无数据"]
     positions = {(v["x"], v["y"]) for v in t.values()}
     assert len(positions) == 34
@@ -66,12 +73,25 @@ def test_inner_tiles_fill_a_near_square_grid():
 
 def boundary_doc(**extra) -> dict:
     ring = [[120.0, 30.0], [120.5, 30.0], [120.5, 30.5], [120.0, 30.5], [120.0, 30.0]]
-    return {"type": "FeatureCollection", "审图号": "GS(2024)0650号", "features": [
-        {"type": "Feature", "properties": {"adcode": 330100, "name": '<script>alert("x")</script>&杭州'},
-         "geometry": {"type": "Polygon", "coordinates": [ring]}},
-        {"type": "Feature", "properties": {"adcode": "330200", "name": "宁波市"},
-         "geometry": {"type": "MultiPolygon", "coordinates": [[[[121.0, 29.5], [121.5, 29.5], [121.5, 30.0],
-                                                                   [121.0, 29.5]]]]}}]} | extra
+    return {
+        "type": "FeatureCollection",
+        "审图号": "GS(2024)0650号",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"adcode": 330100, "name": '<script>alert("x")</script>&杭州'},
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+            },
+            {
+                "type": "Feature",
+                "properties": {"adcode": "330200", "name": "宁波市"},
+                "geometry": {
+                    "type": "MultiPolygon",
+                    "coordinates": [[[[121.0, 29.5], [121.5, 29.5], [121.5, 30.0], [121.0, 29.5]]]],
+                },
+            },
+        ],
+    } | extra
 
 
 def test_boundaries_are_drawn_with_the_approval_number_and_escaped_names(region, tmp_path):
@@ -92,11 +112,14 @@ def test_boundaries_are_drawn_with_the_approval_number_and_escaped_names(region,
     assert paths["330100"].get("fill") == svgmap.PALETTE[4] and paths["330200"].get("fill") == svgmap.PALETTE[0]
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"审图号": None}, "no map approval number"),
-    ({"审图号": "2024-0650"}, "not a map approval number"),
-    ({"type": "Feature"}, "not a valid GeoJSON FeatureCollection"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"审图号": None}, "no map approval number"),
+        ({"审图号": "2024-0650"}, "not a map approval number"),
+        ({"type": "Feature"}, "not a valid GeoJSON FeatureCollection"),
+    ],
+)
 def test_a_boundary_file_without_a_proper_approval_number_or_shape_is_refused(change, message):
     doc = {k: v for k, v in boundary_doc(**change).items() if v is not None}
     with pytest.raises(InvalidInput, match=message):

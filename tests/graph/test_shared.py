@@ -14,11 +14,20 @@ OUT = "urn:epc:class:lgtin:4012345.077889.W7"
 
 
 def transformation(inputs, outputs) -> dict:
-    event = {"type": "TransformationEvent", "eventTime": "2026-11-03T08:00:00Z", "eventTimeZoneOffset": "+08:00",
-             "inputQuantityList": [{"epcClass": c, "quantity": 10, "uom": "MTR"} for c in inputs],
-             "outputQuantityList": [{"epcClass": c, "quantity": 10, "uom": "MTR"} for c in outputs]}
-    return {"@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"], "type": "EPCISDocument",
-            "schemaVersion": "2.0", "creationDate": "2026-11-03T08:00:00Z", "epcisBody": {"eventList": [event]}}
+    event = {
+        "type": "TransformationEvent",
+        "eventTime": "2026-11-03T08:00:00Z",
+        "eventTimeZoneOffset": "+08:00",
+        "inputQuantityList": [{"epcClass": c, "quantity": 10, "uom": "MTR"} for c in inputs],
+        "outputQuantityList": [{"epcClass": c, "quantity": 10, "uom": "MTR"} for c in outputs],
+    }
+    return {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2026-11-03T08:00:00Z",
+        "epcisBody": {"eventList": [event]},
+    }
 
 
 def test_products_of_gs1_identifiers():

@@ -45,8 +45,7 @@ def _place(code: str | None) -> str:
 def build(
     home: Home,
     epcis: Annotated[Path | None, typer.Option(help="An EPCIS 2.0 JSON document a member shared, to add.")] = None,
-    shared_by: Annotated[str | None, typer.Option(help="The DID of the member that shared it (one of its "
-                                                       "events' parties).")] = None,  # fmt: skip
+    shared_by: Annotated[str | None, typer.Option(help="The DID of the member that shared it.")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Build the graph from the replica (and add a member's shared EPCIS document): what it holds. 构建图谱。"""
@@ -85,8 +84,7 @@ def build(
 
 @graph_app.command("recall")
 def recall(
-    source: Annotated[str, typer.Argument(help="A supplier's DID, or a batch (EPC or EPC class) from shared "
-                                                "EPCIS events.")],  # fmt: skip
+    source: Annotated[str, typer.Argument(help="A supplier's DID, or a batch (EPC) from shared EPCIS events.")],
     home: Home,
     as_json: AsJson = False,
 ) -> None:

@@ -301,12 +301,16 @@ def _quality_graph(console: Console, root: Path, regulator: NodeHome, log: Ledge
     doc = {"@context": [epcis.CONTEXT], "type": "EPCISDocument", "schemaVersion": "2.0",
            "creationDate": "2026-11-02T08:00:00Z", "epcisBody": {"eventList": [shipped]}}  # fmt: skip
     documents.save(regulator.path, doc, supplier.did)
-    console.print(f"  {supplier.name} and {maker.name} declare their supply relations on the ledger "
-                  f"(supply.relation); {supplier.name} shares the EPCIS shipping event of batch {batch}.")
+    console.print(
+        f"  {supplier.name} and {maker.name} declare their supply relations on the ledger "
+        f"(supply.relation); {supplier.name} shares the EPCIS shipping event of batch {batch}."
+    )
     g = of_replica(log.store, regulator.path)
     s = g.summary()
-    console.print(f"  the regulator's graph folds {s['entries']} entries: {s['enterprises']} enterprises, "
-                  f"{s['certificates']} certificates, {s['relations']} supply relations, {s['batches']} batch")
+    console.print(
+        f"  the regulator's graph folds {s['entries']} entries: {s['enterprises']} enterprises, "
+        f"{s['certificates']} certificates, {s['relations']} supply relations, {s['batches']} batch"
+    )
     impact = g.recall(batch)
     table = Table("downstream maker 下游企业", "region 地区", "certificates 证书 (status)",
                   title=f"recall of {supplier.name}'s batch: {len(impact.enterprises)} makers")  # fmt: skip

@@ -57,5 +57,6 @@ def shared(home: Path) -> Iterator[tuple[str, str, Any]]:
                                  ) from None  # fmt: skip
         if digest(doc) != path.stem:
             raise IntegrityError(f"{path} was changed after it was kept: its content is not its name's",
-                                 "remove it and import the member's file again with `qdsn graph build --epcis`")  # fmt: skip
+                                 "remove it and import the member's file again with `qdsn graph build --epcis`"
+                                 )  # fmt: skip
         yield path.stem, str(sharer), doc

@@ -134,7 +134,7 @@ def _document(width: float, height: float, title: str, body: list[str]) -> str:
     head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
             f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="Noto Sans CJK SC, Source Han Sans SC, '
             f'Microsoft YaHei, sans-serif" lang="zh-CN">')  # fmt: skip
-    parts = [head, f"<title>{_text(title)}</title>", f'<rect width="100%" height="100%" fill="#ffffff"/>',
+    parts = [head, f"<title>{_text(title)}</title>", '<rect width="100%" height="100%" fill="#ffffff"/>',
              f'<text x="{MARGIN}" y="{MARGIN + 18}" font-size="18" font-weight="bold">{_text(title)}</text>',
              *body, "</svg>"]  # fmt: skip
     return "\n".join(parts) + "\n"
@@ -166,8 +166,8 @@ def tile_map(tiles: list[Tile], values: Mapping[str, float], title: str, share: 
                     f'fill="{ink}">{_text(figure)}</text></g>')  # fmt: skip
     low = min(shown_values.values()) if shown_values else 0.0
     body += _legend(MARGIN, height - FOOTER + 16, bounds, low, share)
-    body.append(f'<text x="{MARGIN}" y="{height - 12}" font-size="10" fill="#666">'
-                "示意图：等大方块网格，不表示行政区域界线 (tile-grid cartogram; no boundaries shown)</text>")  # fmt: skip
+    note = "示意图：等大方块网格，不表示行政区域界线 (tile-grid cartogram; no boundaries shown)"
+    body.append(f'<text x="{MARGIN}" y="{height - 12}" font-size="10" fill="#666">{note}</text>')
     return _document(width, height, title, body)
 
 
@@ -205,8 +205,10 @@ def boundaries(doc: Any, where: str = "the GeoJSON") -> Boundaries:
     except ValidationError as e:
         err = e.errors()[0]
         at = ".".join(str(p) for p in err["loc"])
-        raise InvalidInput(f"{where} is not a valid GeoJSON FeatureCollection: at {at}: {err['msg']}",
-                           "fix the file (RFC 7946): Polygon or MultiPolygon features, closed rings") from None
+        raise InvalidInput(
+            f"{where} is not a valid GeoJSON FeatureCollection: at {at}: {err['msg']}",
+            "fix the file (RFC 7946): Polygon or MultiPolygon features, closed rings",
+        ) from None
     regions: dict[str, list[list[tuple[float, float]]]] = {}
     names: dict[str, str] = {}
     positions = 0
