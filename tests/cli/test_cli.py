@@ -114,6 +114,7 @@ def test_demo_tells_the_story():
     assert "forges an out-of-range report: ✓ refused by both aggregators" in flat and "validity proof" in flat
     assert "nonconforming units from 3 makers" in flat and "none of them a maker's value" in flat
     assert "proves its report is leaf" in flat
+    assert "recall of Jiangsu Valve Co.'s batch: 2 makers" in flat and "regional-quality-map.svg" in flat
 
 
 def test_schema_export(tmp_path):

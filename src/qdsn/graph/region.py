@@ -18,7 +18,7 @@ from __future__ import annotations
 import gc
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,13 +92,16 @@ class Inspection:
     seq: int
 
 
-@dataclass(slots=True)
 class Relation:
-    """A supply relation: the products named on it, who declared it, and where it was read from."""
+    """A supply relation: the products named on it, who declared it, and where it was read from ("ledger",
+    "epcis"). A plain class: one is made per relation folded, and a dataclass's factories cost twice as much."""
 
-    products: set[str] = field(default_factory=set)
-    declared_by: set[str] = field(default_factory=set)
-    sources: set[str] = field(default_factory=set)  # "ledger", "epcis"
+    __slots__ = ("declared_by", "products", "sources")
+
+    def __init__(self, by: str, source: str) -> None:
+        self.products: set[str] = set()
+        self.declared_by = {by}
+        self.sources = {source}
 
     def confirmed(self, supplier: str, customer: str) -> bool:
         """Both parties said so (each by a declaration or a shared event)."""
@@ -249,10 +252,11 @@ class RegionGraph:
     def _relation(self, supplier: str, customer: str, by: str, source: str, product: str | None) -> None:
         rel = self.relations.get((supplier, customer))
         if rel is None:
-            rel = self.relations[(supplier, customer)] = Relation()
+            self.relations[(supplier, customer)] = Relation(by, source)
             self._edge(("org", supplier), ("org", customer), "supplies")
-        rel.declared_by.add(by)
-        rel.sources.add(source)
+        else:
+            rel.declared_by.add(by)
+            rel.sources.add(source)
         if product is not None:
             self._relation_product(supplier, customer, product)
 
