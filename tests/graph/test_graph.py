@@ -92,46 +92,28 @@ def test_supplier_concentration(region):
     assert g.suppliers(region="320000")["relations"] == 1  # B → D: the customer is in Jiangsu
 
 
+def transition(g: RegionGraph, by: str, **payload) -> None:
+    """A `notification.transition` entry as its contract shapes it, folded at the graph's next position."""
+    g.fold(g.size, "notification.transition", by, {"classification": "alert", "content": "00" * 32} | payload)
+
+
 def test_open_notifications_and_inspections_are_read_by_type(region):
     g = graph_of(region)
-    a, c = region.did("A"), region.did("C")
-    base = {"classification": "alert", "content": "00" * 32}
-    g.fold(
-        g.size,
-        "notification.transition",
-        a,
-        base | {"notification": "n1", "state": "SENT", "sender": a, "recipient": c, "severity": "MAJOR"},
-    )
-    g.fold(
-        g.size,
-        "notification.transition",
-        a,
-        base | {"notification": "n2", "state": "SENT", "sender": a, "recipient": c, "severity": "CRITICAL"},
-    )
-    g.fold(
-        g.size,
-        "notification.transition",
-        c,
-        base
-        | {
-            "notification": "n2",
-            "state": "CLOSED",
-            "sender": a,
-            "recipient": c,
-            "severity": "CRITICAL",
-            "reason": "fixed",
-        },
-    )
-    g.fold(
-        g.size,
-        "inspection.result",
-        region.regulator.did,
-        {"enterprise": c, "product": "wire", "standard": "GB/T 5023", "passed": False, "date": "2026-11-02"},
-    )
+    a, c, k = region.did("A"), region.did("C"), region.certifier.did
+    transition(g, a, notification="n1", state="SENT", sender=a, recipient=c, severity="MAJOR")
+    transition(g, a, notification="n2", state="SENT", sender=a, recipient=c, severity="CRITICAL")
+    transition(g, c, notification="n2", state="CLOSED", sender=a, recipient=c, severity="CRITICAL", reason="fixed")
+    transition(g, c, notification="n3", state="SENT", sender=c, recipient=k, severity="CRITICAL",
+               classification="investigation")  # fmt: skip
+    result = {"enterprise": c, "product": "wire", "standard": "GB/T 5023", "passed": False, "date": "2026-11-02"}
+    g.fold(g.size, "inspection.result", region.regulator.did, result)
     rows = g.open_notifications()
-    assert sorted((r["name"][0], r["open"], r["severity"]) for r in rows) == [("A", 1, "MAJOR"), ("C", 1, "MAJOR")]
-    of_a = next(r for r in rows if r["did"] == a)
-    assert of_a["notifications"] == [{"id": "n1", "state": "SENT", "severity": "MAJOR", "as": "sender"}]
+    # the most severe first: C has an open CRITICAL investigation; n2 is closed and counts for no one
+    assert [(r["name"][0], r["open"], r["alert"], r["investigation"], r["severity"]) for r in rows] == [
+        ("C", 2, 1, 1, "CRITICAL"),
+        ("A", 1, 1, 0, "MAJOR"),
+    ]
+    assert rows[1]["notifications"] == [{"id": "n1", "state": "SENT", "severity": "MAJOR", "as": "sender"}]
     assert g.open_notifications("320000") == []
     assert g.indicator("failed", "province") == {"330000": 1.0}
     assert g.indicator("open", "prefecture", "330000") == {"330100": 2}

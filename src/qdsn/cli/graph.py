@@ -19,6 +19,7 @@ from qdsn.node import NodeHome
 
 graph_app = typer.Typer(help="The regional quality graph (区域质量图谱): recall, coverage, notifications, suppliers, "
                              "map.", no_args_is_help=True)  # fmt: skip
+MAX_SHARED = 64 * 2**20  # a member's file, read whole before it is checked
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON, with every field whole.")]
 Region = Annotated[str | None, typer.Option(help="Only this GB/T 2260 division, e.g. 330000 or 330100.")]
 
@@ -55,6 +56,8 @@ def build(
     added: dict[str, Any] | None = None
     if epcis is not None and shared_by is not None:
         g.org(shared_by)  # a DID of this log before anything is kept
+        if epcis.stat().st_size > MAX_SHARED:
+            raise InvalidInput(f"{epcis} is over {MAX_SHARED // 2**20} MiB", "ask the member for its events in parts")
         try:
             doc = orjson.loads(epcis.read_bytes())
         except orjson.JSONDecodeError as e:
