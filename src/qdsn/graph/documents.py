@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +41,15 @@ def save(home: Path, doc: Any, sharer: str) -> str:
     return name
 
 
-def shared(home: Path) -> Iterator[tuple[str, str, Any]]:
-    """(digest, sharer, document) of every document kept, in name order; a file altered since it was
-    written (its name no longer its digest) is an integrity error naming it."""
+def shared(home: Path, known: Container[str] = ()) -> Iterator[tuple[str, str, Any]]:
+    """(digest, sharer, document) of every document kept but those named in `known`, in name order; a file
+    altered since it was written (its name no longer its digest) is an integrity error naming it."""
     folder = home / FOLDER
     if not folder.is_dir():
         return
     for path in sorted(folder.glob("*.json")):
+        if path.stem in known:
+            continue
         try:
             kept = orjson.loads(path.read_bytes())
             sharer, doc = kept["shared_by"], kept["document"]

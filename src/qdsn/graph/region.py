@@ -596,7 +596,6 @@ def of_replica(store: Any, home: Path | None = None, graph: RegionGraph | None =
     g = graph or RegionGraph()
     g.update(store)
     if home is not None:
-        for name, sharer, doc in documents.shared(home):
-            if name not in g.documents:
-                g.add_shared(doc, sharer, name)
+        for name, sharer, doc in documents.shared(home, g.documents):
+            g.add_shared(doc, sharer, name)
     return g
