@@ -3,7 +3,8 @@ rebuild; cycles; what a bad question is told."""
 
 import pytest
 
-from qdsn.errors import InvalidInput, NotFound, PermissionDenied
+from qdsn.errors import IntegrityError, InvalidInput, NotFound, PermissionDenied
+from qdsn.graph import documents
 from qdsn.graph.region import RegionGraph, draw_map, of_replica
 from qdsn.ledger import Ledger, tx
 
@@ -174,13 +175,17 @@ def test_supply_relation_rules_on_the_ledger(region):
 
 
 def test_of_replica_folds_each_shared_document_once(region, tmp_path):
-    from qdsn.graph import documents
-
     doc = shipment(region.did("A"), region.did("B"), "urn:epc:class:lgtin:4012345.011111.L1")
-    documents.save(tmp_path, doc, region.did("A"))
+    name = documents.save(tmp_path, doc, region.did("A"))
+    kept = tmp_path / "graph" / "shared" / f"{name}.json"
+    assert kept.stat().st_mode & 0o777 == 0o600
     g = of_replica(region.ledger.store, tmp_path)
     assert g.summary()["shared_documents"] == 1 and g.summary()["batches"] == 1
     assert of_replica(region.ledger.store, tmp_path, g).snapshot() == g.snapshot()
+    # a kept document changed afterwards (another batch put in) is refused, naming the file
+    kept.write_text(kept.read_text().replace("L1", "L2"))
+    with pytest.raises(IntegrityError, match=name):
+        of_replica(region.ledger.store, tmp_path)
 
 
 def shipment(supplier: str, customer: str, *classes: str, kind="ObjectEvent") -> dict:
