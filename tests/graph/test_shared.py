@@ -79,5 +79,7 @@ def test_what_a_shared_document_cannot_give(region):
     assert reading.shipments == [] and "DID" in reading.skipped[0][1]
     stranger = "did:key:z6MkpTHR8VNsBxYAAWHut2Geadd9jSwuBV8xRoAnwWsdvktH"
     reading = g.add_shared(shipment(a, stranger, LOT), a, "s")
-    assert reading.shipments and "not a member" in reading.skipped[-1][1]
+    assert reading.shipments and "not an enterprise member" in reading.skipped[-1][1]
     assert (a, stranger) not in g.relations
+    to_certifier = g.add_shared(shipment(a, region.certifier.did, LOT), a, "k")
+    assert "not an enterprise member" in to_certifier.skipped[-1][1] and (a, region.certifier.did) not in g.relations

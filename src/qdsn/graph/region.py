@@ -229,9 +229,9 @@ class RegionGraph:
             return reading
         self.documents.add(digest)
         for s in reading.shipments:
-            unknown = [d for d in (s.supplier, s.customer) if d not in self.orgs]
+            unknown = [d for d in (s.supplier, s.customer) if d not in self.orgs or self.orgs[d].role != "enterprise"]
             if unknown:
-                reading.skipped.append((s.event, f"{unknown[0]} is not a member of this log"))
+                reading.skipped.append((s.event, f"{unknown[0]} is not an enterprise member of this log"))
                 continue
             self._relation(s.supplier, s.customer, sharer, "epcis", None)
             for b in s.batches:
