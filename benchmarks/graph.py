@@ -170,7 +170,7 @@ def main() -> None:
     table.add_column("measure")
     table.add_column("rustworkx (QDSN)", justify="right")
     table.add_column("networkx, same run", justify="right")
-    table.add_column("ratio", justify="right")
+    table.add_column("networkx ÷ QDSN", justify="right")
     table.add_row("build from the replica (read, parse, fold)", f"{build:.2f} s ({build_cpu:.2f} s CPU)", "", "")
     table.add_row(
         "graph of the same edges alone",
