@@ -91,6 +91,9 @@ def populate(r: Region) -> None:
     r.issue("CERT-D", "D", 4)
     r.status("CERT-C", "suspended")
     r.status("CERT-A", "invalid")
+    manifest = {"id": "cpk-check", "version": "1.0.0"}
+    r.ledger.append([r.certifier.sign("model.publish", {"model": "cpk-check", "version": "1.0.0", "hash": "cd" * 32,
+                                                        "manifest": manifest})])  # fmt: skip
     r.ledger.append(
         [r.firms["A"].sign("dataset.declare", {"dataset": "a-line-1", "title": "Line 1", "kind": "measurements"})]
     )

@@ -44,6 +44,16 @@ def test_recall_of_a_supplier_is_everything_downstream(region):
     assert g.recall(region.did("E")).enterprises == []
 
 
+def test_what_the_graph_holds(region):
+    g = graph_of(region)
+    assert g.summary() == {"entries": region.ledger.size, "nodes": 7 + 2 + 1 + 4 + 1, "edges": 5 + 2 + 1 + 4 + 1,
+                           "enterprises": 5, "products": 2, "datasets": 1, "certificates": 4, "models": 1,
+                           "batches": 0, "relations": 5, "notifications": 0, "inspections": 0,
+                           "shared_documents": 0}  # fmt: skip
+    assert g.models == {"cpk-check@1.0.0": region.certifier.did}
+    assert g.recall(region.certifier.did).enterprises == []  # a certifier supplies no one
+
+
 def test_recall_through_a_long_cycle_ends(tmp_path):
     r = build(tmp_path / "ring.db")
     ring = ["A", "B", "C", "D", "E"]

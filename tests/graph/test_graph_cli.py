@@ -70,3 +70,34 @@ def test_the_regulator_asks_its_graph(tmp_path):
     )
     assert stranger.returncode == 1 and "not a participant" in stranger.stderr
     assert len(list((home / "graph" / "shared").glob("*.json"))) == 1  # nothing kept for the refused one
+
+
+def test_every_table_reads_in_both_languages(tmp_path):
+    from typer.testing import CliRunner
+
+    from qdsn.cli.main import app
+
+    home = tmp_path / "reg"
+    reg = NodeHome.init(home, "regulator", "某市市场监督管理局", PASS["QDSN_PASSPHRASE"], scrypt_n=2**4)
+    keys = {}
+    for name, region in FIRMS.items():
+        key = SigningKey.generate()
+        keys[name] = (key, did_key_from_public_key(key.verify_key.raw))
+        reg.submit("identity.register", registration(keys[name][1], "enterprise", f"{name}[bold]公司", None, None,
+                                                     region, "C3831", None))  # fmt: skip
+    (ka, a), (_, b) = keys["甲"], keys["乙"]
+    led = Ledger.open(str(home / "ledger.db"))
+    led.append([tx.sign_tx("supply.relation", {"supplier": a, "customer": b}, ka, a)])
+    led.close()
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(app, ["graph", *args, "--home", str(home)], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "enterprises" in run("build") and "relations" in run("build")
+    out = run("suppliers")
+    assert "HHI 10000" in out and "主要供应商" in out and "甲[bold]公司" in out  # a name is never markup
+    assert "认证覆盖" in run("coverage", "--by", "industry") and "C38" in run("coverage", "--by", "industry")
+    assert "0 enterprises with open notifications 未结通报企业" in run("open")
+    assert "330000 浙江省" in run("coverage")
