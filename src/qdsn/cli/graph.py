@@ -186,8 +186,8 @@ def suppliers(
 
 @graph_app.command("map")
 def map_cmd(
+    out: Annotated[Path, typer.Option(help="Where to write the SVG, e.g. map.svg.")],
     home: Home,
-    out: Annotated[Path, typer.Option(help="Where to write the SVG.")] = Path("qdsn-map.svg"),
     indicator: Annotated[str, typer.Option(help=f"One of {', '.join(INDICATORS)}.")] = "coverage",
     province: Annotated[str | None, typer.Option(help="Draw this province's prefectures (e.g. 330000).")] = None,
     geojson: Annotated[Path | None, typer.Option(help="Boundary GeoJSON with its 审图号, instead of tiles.")] = None,
