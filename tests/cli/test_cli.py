@@ -120,6 +120,7 @@ def test_demo_tells_the_story():
     assert "recorded before the suspension: ✓ stands" in flat and "capability level 质量管理能力等级:" in flat
     assert "Risk-based inspection" in flat and "✓ refused a reveal of another seed" in flat
     assert "✓ a member re-runs the draw on its own replica" in flat and "re-draws of the same plan" in flat
+    assert "recall of Jiangsu Valve Co.'s batch: 2 makers" in flat and "regional-quality-map.svg" in flat
 
 
 def test_schema_export(tmp_path):

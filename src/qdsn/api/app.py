@@ -23,6 +23,7 @@ from starlette.types import Message as ASGIMessage
 
 from qdsn import __version__
 from qdsn.api import inspection
+from qdsn.api import graph as graph_routes
 from qdsn.api.client import NodeClient
 from qdsn.api.problems import MEDIA_TYPE, from_error, problem
 from qdsn.api.signatures import Resolver, Throttle, check, inspect
@@ -798,6 +799,7 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         inside, summary = indicators.region(node.ledger, code, system_clock())
         return {"region": code, "summary": summary,
                 "enterprises": [{"did": a.did, "name": a.name, "level": a.level} for a in inside]}  # fmt: skip
+    graph_routes.add_routes(app, node, Signer)
 
     stats = aggregator.open_store(node.home)
 

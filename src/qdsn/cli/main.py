@@ -14,6 +14,7 @@ from qdsn.cli import (
     dataset,
     did,
     indicators,
+    graph,
     ingest,
     jobs,
     join,
@@ -142,6 +143,7 @@ for sub, name in (
     (notify.notify_app, "notify"),
     (supervise.supervise_app, "supervise"),
     (indicators.indicators_app, "indicators"),
+    (graph.graph_app, "graph"),
 ):
     app.add_typer(sub, name=name)
 app.command()(ingest.simulate)

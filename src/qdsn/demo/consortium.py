@@ -37,6 +37,8 @@ from qdsn.data.vault import Vault, vault_chunks, verify_record_proof
 from qdsn.demo.ordering import backups, etcd_ordering
 from qdsn.errors import QDSNError
 from qdsn.identity import did_key_from_public_key, multikey_from_public_key
+from qdsn.graph import divisions, documents
+from qdsn.graph.region import draw_map, of_replica
 from qdsn.ledger import Ledger, merkle, tx
 from qdsn.ledger.audit import audit
 from qdsn.ledger.checkpoint import Checkpoint, NoteSigner, cosigners_verified, open_checkpoint, sign_note
@@ -56,6 +58,10 @@ MANUFACTURERS = [
     "Shandong Tire Group",
     "Hubei Steel Pipe Co.",
 ]
+# what the regulator records of each (GB/T 2260 region, GB/T 4754 industry), for the regional graph
+PLACES = dict(zip(MANUFACTURERS, ({"region": "330106", "industry": "C3831"}, {"region": "320505", "industry": "C3443"},
+                                  {"region": "440606", "industry": "C3851"}, {"region": "370211", "industry": "C2911"},
+                                  {"region": "420115", "industry": "C3130"}), strict=True))  # fmt: skip
 
 
 def follow(replica: Ledger, operator: Ledger) -> int:
@@ -126,7 +132,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     )
     log = regulator.ledger()
     orderer = EmbeddedOrderer(log)
-    orderer.submit([regulator.sign("identity.register", m.registration()) for m in members])
+    orderer.submit([regulator.sign("identity.register", m.registration() | PLACES.get(m.name, {})) for m in members])
     replicas = {m.did: m.ledger() for m in members}
     for m in members:
         follow(replicas[m.did], log)
@@ -177,6 +183,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
     _quality_data(console, maker, certifier, orderer, log)
     _usage_policy(console, maker, certifier, orderer, log)
     _network(console, regulator, certifier, maker, log, replicas, makers)
+    _quality_graph(console, root, regulator, log, orderer, makers)
 
     console.print(
         "\n[bold]11. Checkpoints and witnesses.[/] The regulator signs a C2SP checkpoint; every "
@@ -349,6 +356,55 @@ def _inspection_plan(console: Console, regulator: NodeHome, log: Ledger, orderer
     console.print(rates)
     console.print("  the riskiest firms are drawn more often, and every firm can be: the draw stays random, its "
                   "seed fixed before and published after (一公开).")  # fmt: skip
+def _quality_graph(console: Console, root: Path, regulator: NodeHome, log: Ledger, orderer: EmbeddedOrderer,
+                   makers: Sequence[NodeHome]) -> None:  # fmt: skip
+    """The regulator's regional graph answers a recall: a supplier's batch, to the makers and certificates
+    downstream; and draws the region's map."""
+    console.rule("[bold]The regional quality graph (区域质量图谱)")
+    if len(makers) < 2:
+        console.print("  (needs two manufacturers: run the demo with --manufacturers 2 or more)")
+        return
+    supplier, maker, *others = makers
+    supplier, maker = maker, supplier  # the certified cable works buys from the valve maker
+    log.refresh()
+    relations = [supplier.sign("supply.relation", {"supplier": supplier.did, "customer": maker.did,
+                                                   "product": "copper rod"})]  # fmt: skip
+    relations += [maker.sign("supply.relation", {"supplier": maker.did, "customer": o.did, "product": "cable"})
+                  for o in others]  # fmt: skip
+    orderer.submit(relations)
+    batch = "urn:epc:class:lgtin:6901234.000123.L2026-11"
+    shipped = {"type": "ObjectEvent", "eventTime": "2026-11-02T08:00:00Z", "eventTimeZoneOffset": "+08:00",
+               "action": "OBSERVE", "bizStep": "shipping", "epcList": [],
+               "quantityList": [{"epcClass": batch, "quantity": 500, "uom": "KGM"}],
+               "sourceList": [{"type": "owning_party", "source": supplier.did}],
+               "destinationList": [{"type": "owning_party", "destination": maker.did}]}  # fmt: skip
+    doc = {"@context": [epcis.CONTEXT], "type": "EPCISDocument", "schemaVersion": "2.0",
+           "creationDate": "2026-11-02T08:00:00Z", "epcisBody": {"eventList": [shipped]}}  # fmt: skip
+    documents.save(regulator.path, doc, supplier.did)
+    console.print(
+        f"  {supplier.name} and {maker.name} declare their supply relations on the ledger "
+        f"(supply.relation); {supplier.name} shares the EPCIS shipping event of batch {batch}."
+    )
+    g = of_replica(log.store, regulator.path)
+    s = g.summary()
+    console.print(
+        f"  the regulator's graph folds {s['entries']} entries: {s['enterprises']} enterprises, "
+        f"{s['certificates']} certificates, {s['relations']} supply relations, {s['batches']} batch"
+    )
+    impact = g.recall(batch)
+    table = Table("downstream maker 下游企业", "region 地区", "certificates 证书 (status)",
+                  title=f"recall of {supplier.name}'s batch: {len(impact.enterprises)} makers")  # fmt: skip
+    for e in impact.enterprises:
+        held = [f"{c['id']} ({c['status']})" for c in impact.certificates if c["subject"] == e["did"]]
+        place = f"{e['region']} {divisions.name(e['region'])}" if e["region"] else ""
+        table.add_row(e["name"], place, ", ".join(held) or "none")
+    console.print(table)
+    svg, level, _ = draw_map(g, "coverage")
+    path = root / "regional-quality-map.svg"
+    path.write_text(svg, encoding="utf-8")
+    console.print(f"  [green]✓[/] map of certification coverage by {level} (tile grid, no boundaries; kept with "
+                  f"`qdsn demo --keep DIR`): {path}",
+                  highlight=False)  # fmt: skip
 
 
 def _quality_data(

@@ -696,6 +696,15 @@ def _inspected(state: State, env: tx.Envelope, p: tx.InspectionResult, seq: int,
         if p.enterprise not in plan.selection:
             raise InvalidInput(f"{p.enterprise} was not selected by the draw of plan {p.plan}",
                                "record it without --plan if it was inspected otherwise")  # fmt: skip
+def _supply(state: State, env: tx.Envelope, p: tx.SupplyRelation, seq: int, tree: TreeView) -> None:
+    if env.submitter not in (p.supplier, p.customer):
+        raise PermissionDenied("a supply relation is declared by one of its two parties, the supplier or the customer")
+    if p.supplier == p.customer:
+        raise InvalidInput("a supply relation needs two different enterprises", "name the other party")
+    for side, did in (("supplier", p.supplier), ("customer", p.customer)):
+        who = state.identities.get(did)
+        if who is None or who.role != "enterprise":
+            raise NotFound(f"the {side} {did} is not a registered enterprise", "ask the regulator to admit it first")
 
 
 _APPLY: dict[str, Callable[..., None]] = {
@@ -720,4 +729,5 @@ _APPLY: dict[str, Callable[..., None]] = {
     "identity.rotate_key": _rotate,
     "checkpoint.cosign": _cosign,
     "alert.raise": _alert,
+    "supply.relation": _supply,
 }

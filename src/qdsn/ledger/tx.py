@@ -579,6 +579,15 @@ class InspectionResult(Payload):
     @classmethod
     def _day(cls, v: str) -> str:
         return _date(v)
+@register("supply.relation", ("enterprise",))
+class SupplyRelation(Payload):
+    """An enterprise declares that `supplier` supplies `customer` (with `product`, when named); the submitter
+    must be one of the two. One side's word is enough to record it — a recall must not wait for the party at
+    fault — and the regional graph marks a relation both sides declared as confirmed."""
+
+    supplier: str = Did
+    customer: str = Did
+    product: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 def rotation_message(did: str, previous_key: str, new_key: str) -> bytes:
