@@ -92,6 +92,8 @@ class World:
         cert.private_key_and_cert_chain_pem.write_to_path(str(tmp / "node.pem"))
         self.ca = ssl.create_default_context()
         ca.configure_trust(self.ca)
+        self.ca_pem = tmp / "ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_pem))
         app = create_app(self.node)
         self.server, port = serve(app, ssl_certfile=str(tmp / "node.pem"), ssl_keyfile=str(tmp / "node.pem"))
         self.base = f"https://127.0.0.1:{port}"

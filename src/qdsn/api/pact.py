@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import orjson
 from fastapi import APIRouter, Request
@@ -158,3 +158,69 @@ def _count(q: Any, name: str, default: int, *, zero: bool = False) -> int:
     return int(v)
 
 
+
+
+# -- the data recipient's side -----------------------------------------------------------------------
+
+
+def fetch(base: str, client_id: str, secret: str, criteria: list[tuple[str, str]], *, verify: Any = True,
+          pf_id: str | None = None, limit: int = 100, max_pages: int = 1000) -> list[dict[str, Any]]:  # fmt: skip
+    """A recipient's fetch from a PACT host at `base`: a token by client credentials (HTTP Basic), then
+    GetFootprint `pf_id` or ListFootprints with `criteria`, following next links. Every footprint is
+    checked against the spec's schema; an https base URL only, and links only to the same host."""
+    import httpx
+
+    from qdsn.data.pact import validate_footprint
+    from qdsn.errors import IntegrityError, PermissionDenied, Unavailable
+
+    u = urlsplit(base)
+    if u.scheme != "https" or not u.hostname:
+        raise InvalidInput(f"{base[:200]!r} is not an https URL", "PACT hosts are reached over HTTPS only")
+    root = f"https://{u.netloc}{u.path.rstrip('/')}"
+
+    def failed(r: httpx.Response, what: str) -> QDSNError:
+        try:
+            body = r.json()
+            said = str(body.get("message") or body.get("error_description") or body.get("error"))[:300]
+        except ValueError:
+            said = r.text[:200]
+        kind = {401: PermissionDenied, 403: PermissionDenied, 404: NotFound}.get(r.status_code, InvalidInput)
+        if r.status_code >= 500:
+            kind = Unavailable
+        return kind(f"{what}: the host answered {r.status_code}: {said!r}")
+
+    with httpx.Client(verify=verify, timeout=30, follow_redirects=False) as http:
+        r = http.post(f"{root}/auth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+        if r.status_code != 200:
+            raise failed(r, "the token request was refused")
+        token = r.json().get("access_token")
+        if not isinstance(token, str):
+            raise IntegrityError("the host's token answer holds no access_token")
+        auth = {"authorization": f"Bearer {token}"}
+        if pf_id is not None:
+            r = http.get(f"{root}/3/footprints/{pf_id}", headers=auth)
+            if r.status_code != 200:
+                raise failed(r, f"footprint {pf_id}")
+            pfs = [r.json().get("data")]
+        else:
+            pfs, url = [], f"{root}/3/footprints?{urlencode([*criteria, ('limit', str(limit))])}"
+            for _ in range(max_pages):
+                r = http.get(url, headers=auth)
+                if r.status_code != 200:
+                    raise failed(r, "listing footprints")
+                data = r.json().get("data")
+                if not isinstance(data, list):
+                    raise IntegrityError("the host's listing holds no data array")
+                pfs += data
+                nxt = r.links.get("next", {}).get("url")
+                if not nxt:
+                    break
+                if urlsplit(nxt).scheme != "https" or urlsplit(nxt).netloc != u.netloc:
+                    raise IntegrityError(f"the host's next link leads elsewhere: {nxt[:200]!r}")
+                url = nxt
+    for i, pf in enumerate(pfs):
+        try:
+            validate_footprint(pf, lifecycle=False)
+        except InvalidInput as e:
+            raise IntegrityError(f"footprint {i} the host sent is not valid PACT v3: {e.what}") from None
+    return pfs

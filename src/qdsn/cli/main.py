@@ -13,6 +13,7 @@ from qdsn.cli import (
     certify,
     dataset,
     did,
+    footprint,
     ingest,
     jobs,
     join,
@@ -136,6 +137,7 @@ for sub, name in (
     (cert.trust_app, "trust"),
     (stats.stats_app, "stats"),
     (member.member_app, "member"),
+    (footprint.footprint_app, "footprint"),
 ):
     app.add_typer(sub, name=name)
 app.command()(ingest.simulate)

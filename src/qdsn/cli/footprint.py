@@ -1,0 +1,254 @@
+"""`qdsn footprint`: PACT v3 product carbon footprints — the owner's (add, list, show, compute,
+client) and a buyer's (credentials, fetch)."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from qdsn.cli.certify import reaching
+from qdsn.cli.common import Home, Operator, OperatorCA, console, id_column, linked_node, open_node, peer_client, shown
+from qdsn.errors import InvalidInput, NotFound
+
+footprint_app = typer.Typer(
+    help="PACT v3 product carbon footprints: kept, computed, served to agreed recipients, fetched.",
+    no_args_is_help=True,
+)
+Dataset = Annotated[str, typer.Option(help="The footprints dataset (kind footprints) of this node.")]
+CA = Annotated[Path | None, typer.Option(help="A CA certificate (PEM) to trust for the host's HTTPS.")]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InvalidInput(f"{path} is not JSON: {e.msg} (line {e.lineno})", "give a PACT v3 ProductFootprint") from None
+
+
+def _footprints_in(doc: Any, path: Path) -> list[Any]:
+    """A ProductFootprint, a list of them, or a ListFootprints answer ({"data": [...]})."""
+    if isinstance(doc, dict) and isinstance(doc.get("data"), list):
+        return doc["data"]
+    if isinstance(doc, dict) and isinstance(doc.get("data"), dict):
+        return [doc["data"]]
+    if isinstance(doc, list):
+        return doc
+    if isinstance(doc, dict) and "pcf" in doc:
+        return [doc]
+    raise InvalidInput(f"{path} holds no ProductFootprint", 'give one ({"id": …, "pcf": {…}}), a list, or {"data": […]}')
+
+
+@footprint_app.command("add")
+def add(
+    file: Annotated[Path, typer.Argument(help="A PACT v3 ProductFootprint (JSON), a list of them or {data: [...]}.")],
+    home: Home,
+    dataset: Dataset = "footprints",
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
+) -> None:
+    """Check footprints against the PACT v3 schema, then seal them in the vault and anchor them."""
+    from qdsn.node import pact
+
+    pfs = _footprints_in(_read_json(file), file)
+    node = linked_node(home, operator, operator_ca)
+    try:
+        added = pact.add_footprints(node, dataset, pfs)
+    finally:
+        node.close()
+    console.print(f"[green]✓[/] {len(added)} footprint(s) added to {dataset} and anchored: {', '.join(added)}")
+
+
+def _owned(home: Path, dataset: str | None) -> list[tuple[str, dict[str, Any]]]:
+    from qdsn.node import Node, pact
+
+    node = Node(open_node(home), operator=False)
+    try:
+        sets = pact.footprint_datasets(node)
+        if dataset is not None and dataset not in sets:
+            raise NotFound(f"{dataset} is not a footprints dataset of this node",
+                           f"use one of: {', '.join(sets) or 'none yet (qdsn footprint add)'}")  # fmt: skip
+        return [(d, pf) for d in sets if dataset in (None, d) for pf in pact.stored(node, d)]
+    finally:
+        node.close()
+
+
+@footprint_app.command("list")
+def list_(
+    home: Home,
+    dataset: Annotated[str | None, typer.Option(help="Only this footprints dataset.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="PACT JSON ({data: [...]}).")] = False,
+) -> None:
+    """This node's footprints: id, product, footprint per declared unit, status."""
+    rows = _owned(home, dataset)
+    if as_json:
+        console.print_json(orjson.dumps({"data": [pf for _, pf in rows]}).decode())
+        return
+    table = Table("dataset", "id", "product", "kg CO2e", "per", "status", "reference period")
+    id_column(table, "id")
+    for d, pf in rows:
+        pcf = pf["pcf"]
+        table.add_row(d, pf["id"], shown(", ".join(pf["productIds"])), pcf["pcfExcludingBiogenicUptake"],
+                      f"{pcf['declaredUnitAmount']} {pcf['declaredUnitOfMeasurement']}", pf["status"],
+                      f"{pcf['referencePeriodStart'][:10]} – {pcf['referencePeriodEnd'][:10]}")  # fmt: skip
+    console.print(table)
+
+
+@footprint_app.command("show")
+def show(pf_id: Annotated[str, typer.Argument(help="The footprint's id (a UUID).")], home: Home) -> None:
+    """One of this node's footprints, as PACT JSON."""
+    for _, pf in _owned(home, None):
+        if pf["id"].lower() == pf_id.lower():
+            console.print_json(orjson.dumps(pf).decode())
+            return
+    raise NotFound(f"this node has no footprint {pf_id!r}", "list them with qdsn footprint list")
+
+
+@footprint_app.command("tables")
+def tables() -> None:
+    """The emission factor tables QDSN ships, with who published their figures."""
+    from qdsn.footprint import calc
+
+    for name in calc.builtin_tables():
+        t = calc.load_table(name)
+        console.print(f"[bold]{name}[/] {t['version']} — {t['title']}", highlight=False)
+        for s in t["sources"]:
+            console.print(f"  source: {s['name']} ({s.get('published', '')})", highlight=False)
+
+
+@footprint_app.command("compute")
+def compute(
+    dataset: Annotated[str, typer.Argument(help="The activity dataset (kind activity) of this node.")],
+    product: Annotated[str, typer.Option(help="The product, as its activity records name it.")],
+    home: Home,
+    table: Annotated[str, typer.Option(help="An emission factor table: a shipped name or a JSON file.")] = "cn-mee-nbs-2022",
+    pact_out: Annotated[Path | None, typer.Option("--pact", help="Write a PACT v3 ProductFootprint here.")] = None,
+    company_name: Annotated[str | None, typer.Option(help="For --pact: the company's name.")] = None,
+    company_id: Annotated[str | None, typer.Option(help="For --pact: the company's URN, e.g. urn:uscc:91…")] = None,
+    description: Annotated[str | None, typer.Option(help="For --pact: the product's description.")] = None,
+    mass: Annotated[str | None, typer.Option(help="For --pact: kg of product per declared unit.")] = None,
+) -> None:
+    """The product's footprint from this node's anchored activity data (for the owner's own view; a
+    certifier asks for the attested run of the product-footprint model instead)."""
+    from qdsn.footprint import calc, pactdoc
+    from qdsn.node import Node
+
+    factors = calc.load_table(table)
+    node = Node(open_node(home), operator=False)
+    try:
+        ds = node.ledger.state.datasets.get(dataset)
+        if ds is None or ds.owner != node.did or ds.kind != "activity":
+            raise NotFound(f"{dataset} is not an activity dataset of this node", "create one with --kind activity")
+        records = node.vault.records(dataset, 0, ds.anchored)
+    finally:
+        node.close()
+    fp = calc.compute(records, factors, product)
+    console.print(f"[bold]{escape(product)}[/]: {fp.pcf} kg CO2e per {fp.declared_unit} "
+                  f"({fp.emissions} kg CO2e over {fp.output} {fp.declared_unit}, {fp.records} records; "
+                  f"table {fp.table['id']} {fp.table['version']})", highlight=False)  # fmt: skip
+    for cat, kg in fp.by_category.items():
+        console.print(f"  {cat}: {kg} kg CO2e", highlight=False)
+    if pact_out is not None:
+        if not (company_name and company_id and description):
+            raise InvalidInput("--pact needs --company-name, --company-id and --description")
+        period = [r for r in records if r.get("product") == product]
+        doc = pactdoc.product_footprint(fp, factors, company_name=company_name, company_id=company_id,
+                                        description=description, start=min(r["start"] for r in period),
+                                        end=max(r["end"] for r in period), mass=mass)  # fmt: skip
+        pact_out.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        console.print(f"[green]✓[/] PACT v3 ProductFootprint {doc['id']} written to {pact_out}")
+
+
+@footprint_app.command("client")
+def client(
+    agreement: Annotated[str, typer.Option(help="A finalized agreement for one of this node's footprints datasets.")],
+    home: Home,
+    purpose: Annotated[str | None, typer.Option(help="The purpose its uses are decided for.")] = None,
+    events: Annotated[str | None, typer.Option(help="The recipient's https events URL, for answers.")] = None,
+) -> None:
+    """PACT client credentials for the consumer of an agreement (the secret is shown once)."""
+    from qdsn.node import Node, pact
+
+    node = Node(open_node(home), operator=False)
+    try:
+        creds = pact.add_client(node, agreement=agreement, purpose=purpose, events_url=events)
+    finally:
+        node.close()
+    console.print_json(orjson.dumps(creds).decode())
+
+
+def _kept(home: Path, host: str) -> Path:
+    from urllib.parse import urlsplit
+
+    return home / "pact-credentials" / f"{urlsplit(host).netloc.replace(':', '_') or 'host'}.json"
+
+
+@footprint_app.command("credentials")
+def credentials(
+    maker: Annotated[str, typer.Argument(help="The footprint owner's node, e.g. https://maker:8420.")],
+    agreement: Annotated[str, typer.Option(help="This node's agreement for the owner's footprints.")],
+    home: Home,
+    purpose: Annotated[str | None, typer.Option(help="The purpose, as the agreement's policy asks.")] = None,
+    ca: CA = None,
+) -> None:
+    """Ask the owner's node (a signed request) for PACT client credentials under an agreement; they are
+    kept in this home (mode 0600) for `qdsn footprint fetch`."""
+    node_home = open_node(home)
+    c = peer_client(node_home, maker, ca)
+    try:
+        with reaching(maker):
+            creds = c.call("POST", "/pact/clients", {"agreement": agreement} | ({"purpose": purpose} if purpose else {}))
+    finally:
+        c.close()
+    if not isinstance(creds, dict) or not all(isinstance(creds.get(k), str) for k in ("client_id", "client_secret")):
+        raise InvalidInput("the owner's node answered with no client credentials")
+    path = _kept(node_home.path, maker)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(orjson.dumps({"host": maker, "client_id": creds["client_id"], "client_secret": creds["client_secret"]}))
+    console.print(f"[green]✓[/] credentials {creds['client_id']} kept in {path}")
+
+
+@footprint_app.command("fetch")
+def fetch(
+    maker: Annotated[str, typer.Argument(help="The PACT host, e.g. https://maker:8420.")],
+    home: Home,
+    product_id: Annotated[list[str] | None, typer.Option(help="Only footprints of these product ids (URNs).")] = None,
+    geography: Annotated[list[str] | None, typer.Option(help="Only these geographies.")] = None,
+    status: Annotated[str | None, typer.Option(help="Active or Deprecated.")] = None,
+    pf_id: Annotated[str | None, typer.Option("--id", help="One footprint by its id.")] = None,
+    source: Annotated[Path | None, typer.Option(help="Client credentials (JSON) if not those kept in the home.")] = None,
+    ca: CA = None,
+    out: Annotated[Path | None, typer.Option(help="Write the footprints here ({data: [...]}).")] = None,
+) -> None:
+    """A buyer fetches footprints from a PACT host with its client credentials (OAuth 2.0)."""
+    from qdsn.api.pact import fetch as pact_fetch
+
+    path = source or _kept(open_node(home).path, maker)
+    if not path.is_file():
+        raise NotFound(f"no client credentials at {path}", "ask for them: qdsn footprint credentials URL --agreement")
+    creds = _read_json(path)
+    if not isinstance(creds, dict) or not all(isinstance(creds.get(k), str) for k in ("client_id", "client_secret")):
+        raise InvalidInput(f"{path} holds no client_id and client_secret")
+    criteria = [("productId", p) for p in product_id or []] + [("geography", g) for g in geography or []]
+    criteria += [("status", status)] if status else []
+    verify: Any = ssl.create_default_context(cafile=str(ca)) if ca else True
+    with reaching(maker):
+        pfs = pact_fetch(maker, creds["client_id"], creds["client_secret"], criteria, verify=verify, pf_id=pf_id)
+    if out is not None:
+        out.write_bytes(orjson.dumps({"data": pfs}, option=orjson.OPT_INDENT_2))
+    for pf in pfs:  # the host's words: shown escaped
+        line = Text(f"{pf['id']}  ") + shown(", ".join(pf["productIds"]))
+        line += Text(f"  {pf['pcf']['pcfExcludingBiogenicUptake']} kg CO2e / {pf['pcf']['declaredUnitAmount']} "
+                     f"{pf['pcf']['declaredUnitOfMeasurement']}  {pf['status']}")  # fmt: skip
+        console.print(line, highlight=False)
+    console.print(f"[green]✓[/] {len(pfs)} footprint(s), each checked against the PACT v3 schema")
