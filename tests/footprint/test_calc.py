@@ -83,12 +83,12 @@ def test_the_model_computes_it_in_the_sandbox_and_the_scheme_judges_it():
     jsonschema.validate(out, m.outputs)
     assert set(out) <= set(m.exports)
     assert out["pass"] is True and out["pcf"] == "0.988448" and out["table"] == calc.compute(RECORDS, TABLE, P).table
-    assert schemes.shortfalls("low-carbon-product", out) == []
+    assert schemes.shortfalls("product-footprint", out) == []
     strict = orjson.loads(run_model({"product": P, "table": TABLE, "threshold": "0.9"}, RECORDS)[0].stdout)
     assert strict["pass"] is False
-    assert schemes.shortfalls("low-carbon-product", strict) == [
+    assert schemes.shortfalls("product-footprint", strict) == [
         "the run did not pass", "footprint 0.988448 exceeds the threshold 0.9"]  # fmt: skip
     lax = out | {"threshold": "5", "pcf": "4.5"}  # a claimed pass is judged again by the scheme
-    assert schemes.shortfalls("low-carbon-product", lax | {"table": {}}) == ["the run names no emission factor table"]
+    assert schemes.shortfalls("product-footprint", lax | {"table": {}}) == ["the run names no emission factor table"]
     failed, _ = run_model({"product": P, "table": TABLE, "threshold": "1"}, RECORDS[:1])
     assert not failed.ok  # no output: the run fails rather than certify nothing

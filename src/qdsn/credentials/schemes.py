@@ -80,7 +80,7 @@ SCHEMES: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "defect-rate": ("defect-rate", _defects),
     "sampling-compliance": ("sampling-compliance", _sampling),
     "data-integrity": ("data-integrity", _integrity),
-    "low-carbon-product": ("product-footprint", _low_carbon),
+    "product-footprint": ("product-footprint", _low_carbon),  # a low-carbon product certificate
 }
 
 
