@@ -13,7 +13,9 @@ from qdsn.data import pact
 from qdsn.errors import PermissionDenied
 from qdsn.node import pact as host
 
-from .conftest import EVENTS_URL
+from .conftest import EVENTS_URL, EXAMPLE
+
+EXAMPLE_PCF = EXAMPLE["pcf"]
 
 ERROR_CODES = {"BadRequest": 400, "AccessDenied": 403, "NotFound": 404, "TokenExpired": 401, "NotImplemented": 400}
 
@@ -362,3 +364,17 @@ def test_events_a_response_is_taken_only_for_a_request_this_host_sent(world):
     assert "was sent to you" in error(post(world, spoof, token=other), "BadRequest")
     bad = event("RequestFulfilledEvent", {"requestEventId": sent["id"], "pfs": [pf | {"pcf": {}}]})
     assert error(post(world, bad, token=world.token(inbound)), "BadRequest")
+
+
+def test_a_footprint_id_is_stored_once_across_datasets_and_its_predecessors_must_exist(world):
+    from qdsn.errors import Conflict, InvalidInput
+
+    from .conftest import footprint
+
+    with pytest.raises(Conflict, match="already stored"):
+        host.add_footprints(world.node, "pcf-other", [world.pfs[0] | {"id": world.pfs[0]["id"].upper()}])
+    with pytest.raises(InvalidInput, match="precedingPfIds .* are not footprints of this node"):
+        host.add_footprints(world.node, "pcf", [footprint("urn:gtin:1", preceding=["00000000-0000-4000-8000-000000000001"])])
+    with pytest.raises(InvalidInput, match="footprint 0: not a PACT v3 ProductFootprint: pcf.declaredUnitAmount"):
+        host.add_footprints(world.node, "pcf", [footprint("urn:gtin:1") | {"pcf": EXAMPLE_PCF | {"declaredUnitAmount": 2}}])
+    assert "pcf-other" not in world.node.ledger.state.datasets  # nothing was declared for what was refused

@@ -811,8 +811,9 @@ def _low_carbon(
     seen = NodeClient(reg_url, maker.key(), maker.did).call(
         "POST", "/verify", {"presentation": shown, "aud": buyer, "nonce": nonce, "quorum": 1}, signed=False)
     ok = seen["ok"]
-    names = [orjson.loads(b64url_decode(d))[1] for d in sdjwt.parse(shown).disclosures]
-    hidden = len(sdjwt.parse(sd).disclosures) - len(names)
+    shown_all = [orjson.loads(b64url_decode(d))[1] for d in sdjwt.parse(shown).disclosures]
+    hidden = len(sdjwt.parse(sd).disclosures) - len(shown_all)
+    names = [f"indicators.{n}" for n in shown_all if n != "indicators"]
     console.print(
         f"  certificate {number} (SD-JWT VC, scheme product-footprint): the manufacturer discloses only "
         f"{' and '.join(names)} — a buyer verifies it {'[green]✓[/]' if ok else '[red]✗[/]'} down to the anchored "

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from qdsn.crypto import sha256
 from qdsn.data import pact
@@ -227,13 +228,13 @@ def add_footprints(node: Node, dataset: str, pfs: Sequence[Any]) -> list[str]:
     if known is not None and (known.owner != node.did or known.kind != KIND):
         raise Conflict(f"{dataset} is a {known.kind} dataset" + ("" if known.owner == node.did else " of another member"),
                        "choose another dataset name for footprints")  # fmt: skip
-    ids = {pf["id"] for pd in footprint_datasets(node) for pf in node.vault.records(pd)} if known else set()
+    ids = {pf["id"].lower() for pd in footprint_datasets(node) for pf in node.vault.records(pd)}
     new = [pf["id"] for pf in pfs]
-    if len(set(new)) != len(new) or ids & set(new):
+    if len({i.lower() for i in new}) != len(new) or ids & {i.lower() for i in new}:
         raise Conflict("a footprint id is given twice or already stored",
                        "a changed footprint is a new one: give it a new id and the old one in precedingPfIds")  # fmt: skip
     for pf in pfs:
-        missing = set(pf.get("precedingPfIds", ())) - ids - set(new)
+        missing = {i for i in pf.get("precedingPfIds", ()) if i.lower() not in ids | {n.lower() for n in new}}
         if missing:
             raise InvalidInput(f"footprint {pf['id']}: precedingPfIds {sorted(missing)} are not footprints of this node")
     if known is None:
@@ -245,9 +246,13 @@ def add_footprints(node: Node, dataset: str, pfs: Sequence[Any]) -> list[str]:
     return new
 
 
-def _values(params: Any, name: str) -> list[str]:
+def _values(params: Any, name: str) -> list[Any]:
     got = params.getlist(name) if hasattr(params, "getlist") else params.get(name)
-    return [got] if isinstance(got, str) else list(got or [])
+    if got is None or isinstance(got, list):
+        return got or []
+    if isinstance(got, str):
+        return [got]
+    raise Refused("BadRequest", f"{name} must be a string or a list of strings")
 
 
 def criteria(params: Any) -> dict[str, Any]:
@@ -383,6 +388,10 @@ def receive_event(node: Node, client: Client, event: Any) -> str:
         kind = pact.validate_event(event)
     except InvalidInput as e:
         raise Refused("BadRequest", e.what, e.fix) from None
+    key = sha256(f"{event['source']}\n{event['id']}".encode()).hex()
+    with node.policies.engine.connect() as conn:
+        if conn.execute(select(events.c.key).where(events.c.key == key)).first():
+            raise Refused("BadRequest", f"event {str(event['id'])[:80]!r} from this source was received already")
     if kind == "RequestCreatedEvent":
         c = criteria(event["data"])
         listed(node, client, c)  # refused here, synchronously, if the agreement covers no footprints
@@ -396,12 +405,12 @@ def receive_event(node: Node, client: Client, event: Any) -> str:
             raise Refused("BadRequest", f"no request {str(event['data']['requestEventId'])[:80]!r} was sent to you")
         for pf in event["data"].get("pfs", ()):
             pact.validate_footprint(pf, lifecycle=False)
-    key = sha256(f"{event['source']}\n{event['id']}".encode()).hex()
-    with node.policies.engine.begin() as conn:
-        if conn.execute(select(events.c.key).where(events.c.key == key)).first():
-            raise Refused("BadRequest", f"event {str(event['id'])[:80]!r} from this source was received already")
-        conn.execute(insert(events).values(key=key, client=client.id, type=kind, received=int(clock()),
-                                           body=orjson.dumps(event).decode(), state="received"))  # fmt: skip
+    try:
+        with node.policies.engine.begin() as conn:  # the key is the primary key: of two at once, one is taken
+            conn.execute(insert(events).values(key=key, client=client.id, type=kind, received=int(clock()),
+                                               body=orjson.dumps(event).decode(), state="received"))  # fmt: skip
+    except IntegrityError:
+        raise Refused("BadRequest", f"event {str(event['id'])[:80]!r} from this source was received already") from None
     return kind
 
 
