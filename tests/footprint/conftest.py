@@ -67,8 +67,8 @@ class World:
     def __init__(self, tmp):
         reg = NodeHome.init(tmp / "reg", "regulator", "SAMR", "pw", scrypt_n=FAST)
         shared = str(tmp / "reg" / "ledger.db")
-        self.homes = {n: NodeHome.init(tmp / n, r, n, "pw", ledger_url=shared, scrypt_n=FAST)
-                      for n, r in (("maker", "enterprise"), ("buyer", "enterprise"), ("rival", "enterprise"))}  # fmt: skip
+        self.homes = {n: NodeHome.init(tmp / n, "enterprise", n, "pw", ledger_url=shared, scrypt_n=FAST)
+                      for n in ("maker", "buyer", "rival")}  # fmt: skip
         for h in self.homes.values():
             reg.submit("identity.register", h.registration())
         self.maker = self.homes["maker"]

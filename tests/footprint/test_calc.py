@@ -49,9 +49,11 @@ def test_footprint_per_declared_unit_exactly():
 
 @pytest.mark.parametrize(("records", "said"), [
     ([rec("energy", "electricity.grid", "1", "kWh")], "no output of product"),
-    ([rec("energy", "solar.thermal", "1", "kWh"), rec("output", P, "1", "piece")], "has no factor for energy 'solar.thermal'"),
+    ([rec("energy", "solar.thermal", "1", "kWh"), rec("output", P, "1", "piece")],
+     "has no factor for energy 'solar.thermal'"),
     ([rec("energy", "natural-gas", "1", "t·km"), rec("output", P, "1", "piece")], "cannot be converted to MJ"),
-    ([rec("energy", "natural-gas", "1e3", "MJ"), rec("output", P, "1", "piece")], "record 0.amount: '1e3' is not a non-negative decimal"),
+    ([rec("energy", "natural-gas", "1e3", "MJ"), rec("output", P, "1", "piece")],
+     "record 0.amount: '1e3' is not a non-negative decimal"),
     ([rec("output", P, "1", "piece"), rec("output", P, "1", "kilogram")], "declare a product's output in one unit"),
     ([rec("output", "urn:gtin:other", "1", "piece") | {"product": "x"}], "no activity records of product"),
 ])  # fmt: skip

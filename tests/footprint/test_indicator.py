@@ -29,8 +29,9 @@ def test_footprints_by_category_in_grams():
 
 
 def test_a_regions_totals_through_prio3_sumvec():
-    makers = [[footprint("urn:gtin:1", pcf="1.2")], [footprint("urn:gtin:2", pcf="0.8"),
-              footprint("urn:gtin:3", classification=MOTOR, pcf="15")], [footprint("urn:gtin:4", pcf="1.0")]]  # fmt: skip
+    makers = [[footprint("urn:gtin:1", pcf="1.2")],
+              [footprint("urn:gtin:2", pcf="0.8"), footprint("urn:gtin:3", classification=MOTOR, pcf="15")],
+              [footprint("urn:gtin:4", pcf="1.0")]]  # fmt: skip
     vdaf = Prio3SumVec(2, 4, 100_000, 2)  # [g CO2e cable, n cable, g CO2e motor, n motor], each ≤ 100 kg
     measured = [indicators.footprints(pfs, [CABLE, MOTOR], NOW) for pfs in makers]
     total, accepted, refused = collect(vdaf, [report(vdaf, m) for m in measured])

@@ -54,8 +54,9 @@ def test_auth_must_be_offered_under_auth_token(world):
 
 
 def test_auth_client_secret_in_the_body_is_accepted(world):
-    r = world.http.post(world.base + "/auth/token", data={"grant_type": "client_credentials",
-                        "client_id": world.creds["client_id"], "client_secret": world.creds["client_secret"]})  # fmt: skip
+    form = {"grant_type": "client_credentials", "client_id": world.creds["client_id"],
+            "client_secret": world.creds["client_secret"]}  # fmt: skip
+    r = world.http.post(world.base + "/auth/token", data=form)
     assert r.status_code == 200
 
 
@@ -89,7 +90,8 @@ def test_host_must_authenticate_any_client_prior_to_the_actions(world):
 def test_host_must_return_401_for_an_invalid_token(world):
     r = world.get("/3/footprints", token="not-a-token-this-host-issued")
     assert r.status_code == 401 and "not one this host issued" in r.json()["message"]
-    r = world.http.get(world.base + "/3/footprints", headers={"authorization": "Basic " + base64.b64encode(b"a:b").decode()})
+    basic = {"authorization": "Basic " + base64.b64encode(b"a:b").decode()}
+    r = world.http.get(world.base + "/3/footprints", headers=basic)
     assert r.status_code == 401
 
 
@@ -119,7 +121,7 @@ def test_host_must_offer_all_actions_under_one_base_url_with_3(world):
 
 def test_a_token_is_good_only_for_its_own_agreement(world):
     rival = world.agree("rival", "urn:qdsn:offer:pcf")
-    with pytest.raises(PermissionDenied, match="was made with .*, not "):  # the buyer cannot take the rival's
+    with pytest.raises(PermissionDenied, match=r"was made with .*, not "):  # the buyer cannot take the rival's
         world.credentials("buyer", rival)
     theirs = world.credentials("rival", rival)
     assert world.http.post(world.base + "/auth/token", data={"grant_type": "client_credentials"},
@@ -300,7 +302,8 @@ def test_events_must_accept_a_valid_event_with_200(world):
 
 
 def test_events_must_return_4xx_for_an_invalid_event(world):
-    assert "data.productId[0]" in error(post(world, event("RequestCreatedEvent", {"productId": ["gtin"]})), "BadRequest")
+    bad = event("RequestCreatedEvent", {"productId": ["gtin"]})
+    assert "data.productId[0]" in error(post(world, bad), "BadRequest")
     assert "not a PACT v3 event type" in error(post(world, event("Unknown", {})), "BadRequest")
     assert error(post(world, {"type": "x"}), "BadRequest")
     assert "cloudevents" in error(post(world, event("RequestCreatedEvent", {}), media="application/json"), "BadRequest")
@@ -373,8 +376,10 @@ def test_a_footprint_id_is_stored_once_across_datasets_and_its_predecessors_must
 
     with pytest.raises(Conflict, match="already stored"):
         host.add_footprints(world.node, "pcf-other", [world.pfs[0] | {"id": world.pfs[0]["id"].upper()}])
-    with pytest.raises(InvalidInput, match="precedingPfIds .* are not footprints of this node"):
-        host.add_footprints(world.node, "pcf", [footprint("urn:gtin:1", preceding=["00000000-0000-4000-8000-000000000001"])])
-    with pytest.raises(InvalidInput, match="footprint 0: not a PACT v3 ProductFootprint: pcf.declaredUnitAmount"):
-        host.add_footprints(world.node, "pcf", [footprint("urn:gtin:1") | {"pcf": EXAMPLE_PCF | {"declaredUnitAmount": 2}}])
+    with pytest.raises(InvalidInput, match=r"precedingPfIds .* are not footprints of this node"):
+        orphan = footprint("urn:gtin:1", preceding=["00000000-0000-4000-8000-000000000001"])
+        host.add_footprints(world.node, "pcf", [orphan])
+    with pytest.raises(InvalidInput, match=r"footprint 0: not a PACT v3 ProductFootprint: pcf\.declaredUnitAmount"):
+        numeric = footprint("urn:gtin:1") | {"pcf": EXAMPLE_PCF | {"declaredUnitAmount": 2}}
+        host.add_footprints(world.node, "pcf", [numeric])
     assert "pcf-other" not in world.node.ledger.state.datasets  # nothing was declared for what was refused

@@ -306,7 +306,8 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
     def pact_client(who: Signer, body: Message) -> dict[str, Any]:
         """PACT client credentials for the consumer of a footprints agreement, asked for by it."""
         agreement = body.get("agreement")
-        if not isinstance(agreement, str) or not all(isinstance(body.get(k), str | None) for k in ("purpose", "events")):
+        extra = ("purpose", "events")
+        if not isinstance(agreement, str) or not all(isinstance(body.get(k), str | None) for k in extra):
             raise InvalidInput('the body is {"agreement": UID, "purpose"?: str, "events"?: https URL}')
         return pact.add_client(node, agreement=agreement, counterpart=who, purpose=body.get("purpose"),
                                events_url=body.get("events"))  # fmt: skip

@@ -31,7 +31,8 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise InvalidInput(f"{path} is not JSON: {e.msg} (line {e.lineno})", "give a PACT v3 ProductFootprint") from None
+        raise InvalidInput(f"{path} is not JSON: {e.msg} (line {e.lineno})",
+                           "give a PACT v3 ProductFootprint") from None  # fmt: skip
 
 
 def _footprints_in(doc: Any, path: Path) -> list[Any]:
@@ -44,7 +45,8 @@ def _footprints_in(doc: Any, path: Path) -> list[Any]:
         return doc
     if isinstance(doc, dict) and "pcf" in doc:
         return [doc]
-    raise InvalidInput(f"{path} holds no ProductFootprint", 'give one ({"id": …, "pcf": {…}}), a list, or {"data": […]}')
+    raise InvalidInput(f"{path} holds no ProductFootprint",
+                       'give one ({"id": …, "pcf": {…}}), a list, or {"data": […]}')  # fmt: skip
 
 
 @footprint_app.command("add")
@@ -129,7 +131,9 @@ def compute(
     dataset: Annotated[str, typer.Argument(help="The activity dataset (kind activity) of this node.")],
     product: Annotated[str, typer.Option(help="The product, as its activity records name it.")],
     home: Home,
-    table: Annotated[str, typer.Option(help="An emission factor table: a shipped name or a JSON file.")] = "cn-mee-nbs-2022",
+    table: Annotated[str, typer.Option(help="An emission factor table: a shipped name or a JSON file.")] = (
+        "cn-mee-nbs-2022"
+    ),
     pact_out: Annotated[Path | None, typer.Option("--pact", help="Write a PACT v3 ProductFootprint here.")] = None,
     company_name: Annotated[str | None, typer.Option(help="For --pact: the company's name.")] = None,
     company_id: Annotated[str | None, typer.Option(help="For --pact: the company's URN, e.g. urn:uscc:91…")] = None,
@@ -205,7 +209,8 @@ def credentials(
     c = peer_client(node_home, maker, ca)
     try:
         with reaching(maker):
-            creds = c.call("POST", "/pact/clients", {"agreement": agreement} | ({"purpose": purpose} if purpose else {}))
+            body = {"agreement": agreement} | ({"purpose": purpose} if purpose else {})
+            creds = c.call("POST", "/pact/clients", body)
     finally:
         c.close()
     if not isinstance(creds, dict) or not all(isinstance(creds.get(k), str) for k in ("client_id", "client_secret")):
@@ -226,7 +231,9 @@ def fetch(
     geography: Annotated[list[str] | None, typer.Option(help="Only these geographies.")] = None,
     status: Annotated[str | None, typer.Option(help="Active or Deprecated.")] = None,
     pf_id: Annotated[str | None, typer.Option("--id", help="One footprint by its id.")] = None,
-    source: Annotated[Path | None, typer.Option(help="Client credentials (JSON) if not those kept in the home.")] = None,
+    source: Annotated[Path | None, typer.Option(help="Client credentials (JSON), if not those kept in the home.")] = (
+        None
+    ),
     ca: CA = None,
     out: Annotated[Path | None, typer.Option(help="Write the footprints here ({data: [...]}).")] = None,
 ) -> None:

@@ -275,7 +275,8 @@ class Activity(Record):
         else:
             allowed = ACTIVITY_UNITS[self.category]
         if self.unit not in allowed:
-            raise ValueError(f"unit {self.unit[:40]!r} is not one for {self.category}; use one of: {', '.join(allowed)}")
+            raise ValueError(f"unit {self.unit[:40]!r} is not one for {self.category}; "
+                             f"use one of: {', '.join(allowed)}")  # fmt: skip
         if self.end <= self.start:
             raise ValueError("end must come after start")
         return self

@@ -53,7 +53,7 @@ EVENT_TYPES = {
 def openapi() -> dict[str, Any]:
     """The PACT v3 OpenAPI document, as published."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(SPEC.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - a safe loader
+    return yaml.load(SPEC.read_text(encoding="utf-8"), Loader=loader)
 
 
 def schema(name: str) -> dict[str, Any]:
@@ -184,7 +184,8 @@ def validate_footprint(pf: Any, *, lifecycle: bool = True) -> dict[str, Any]:
                            "a footprint is valid from the end of its reference period on")  # fmt: skip
     if end > _plus_years(ref_end, 3):
         raise InvalidInput(f"validityPeriodEnd {pf['validityPeriodEnd']} lies more than three years after "
-                           "pcf.referencePeriodEnd", "end the validity period at most three years after it")  # fmt: skip
+                           "pcf.referencePeriodEnd",
+                           "end the validity period at most three years after it")  # fmt: skip
     if end <= start:
         raise InvalidInput("validityPeriodEnd must come after validityPeriodStart")
     return pf

@@ -764,7 +764,8 @@ def _low_carbon(
     rows = [r | {"product": product, "start": "2026-01-01T00:00:00+08:00", "end": "2026-02-01T00:00:00+08:00"}
             for r in month]  # fmt: skip
     plant.vault.create(dataset, "activity")
-    plant.submit([maker.sign("dataset.declare", {"dataset": dataset, "title": "Cable line energy", "kind": "activity"})])
+    declare = {"dataset": dataset, "title": "Cable line energy", "kind": "activity"}
+    plant.submit([maker.sign("dataset.declare", declare)])
     batch = plant.vault.add_batch(dataset, rows)
     plant.vault.mark_anchored(batch, plant.anchor(batch))
     blob, m = package.load(package.builtin("product-footprint"))
@@ -772,7 +773,8 @@ def _low_carbon(
     lab.submit([certifier.sign("model.publish", {"model": m.id, "version": m.version, "hash": code,
                                                  "manifest": m.model_dump(mode="json")})])  # fmt: skip
     offer = {"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "profile": "urn:qdsn:odrl:profile:v1",
-             "uid": f"urn:qdsn:offer:{dataset}:footprint", "assigner": maker.did, "target": f"urn:qdsn:dataset:{dataset}",
+             "uid": f"urn:qdsn:offer:{dataset}:footprint", "assigner": maker.did,
+             "target": f"urn:qdsn:dataset:{dataset}",
              "permission": [{"action": "compute", "assignee": certifier.did, "constraint": [
                  {"leftOperand": "purpose", "operator": "eq", "rightOperand": "certification"},
                  {"leftOperand": "qdsn:modelHash", "operator": "isAnyOf", "rightOperand": [code]}]}]}  # fmt: skip

@@ -166,8 +166,9 @@ def compute(records: list[dict[str, Any]], table: dict[str, Any], product: str) 
             raise InvalidInput(f"no output of product {product!r} among its records",
                                'add a record with category "output": how many declared units were made')  # fmt: skip
         pcf = (total / output).quantize(PLACES)
-    return Footprint(product, unit, _plain(pcf), _plain(total.quantize(PLACES)), _plain(output),
-                     {k: _plain(v.quantize(PLACES)) for k, v in sorted(by_cat.items())}, n, table_id(table))  # fmt: skip
+    parts = {k: _plain(v.quantize(PLACES)) for k, v in sorted(by_cat.items())}
+    return Footprint(product, unit, _plain(pcf), _plain(total.quantize(PLACES)), _plain(output), parts, n,
+                     table_id(table))  # fmt: skip
 
 
 def _plain(d: Decimal) -> str:

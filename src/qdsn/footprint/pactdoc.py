@@ -29,7 +29,8 @@ def product_footprint(fp: Footprint, table: dict[str, Any], *, company_name: str
         "comment": f"Computed by QDSN from {fp.records} anchored activity records with emission factor table "
                    f"{fp.table['id']} {fp.table['version']} (sha256 {fp.table['sha256']}).",
         "pcf": {
-            "declaredUnitOfMeasurement": fp.declared_unit, "declaredUnitAmount": "1", "productMassPerDeclaredUnit": mass,
+            "declaredUnitOfMeasurement": fp.declared_unit, "declaredUnitAmount": "1",
+            "productMassPerDeclaredUnit": mass,
             "referencePeriodStart": start, "referencePeriodEnd": end,
             "pcfExcludingBiogenicUptake": fp.pcf, "pcfIncludingBiogenicUptake": fp.pcf, "fossilGhgEmissions": fp.pcf,
             "fossilCarbonContent": fossil_carbon, "ipccCharacterizationFactors": ["AR6"],

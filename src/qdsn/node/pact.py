@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -87,7 +87,7 @@ def _tables(engine: Any) -> None:
 class Refused(QDSNError):
     """A PACT action refused with one of the spec's error codes (and its HTTP status)."""
 
-    STATUS = {"BadRequest": 400, "AccessDenied": 403, "NotFound": 404, "TokenExpired": 401,
+    STATUS: ClassVar[dict[str, int]] = {"BadRequest": 400, "AccessDenied": 403, "NotFound": 404, "TokenExpired": 401,
               "NotImplemented": 400, "InternalError": 500, "Unauthorized": 401}  # fmt: skip
 
     def __init__(self, code: str, what: str, fix: str | None = None) -> None:
@@ -124,7 +124,8 @@ def add_client(node: Node, *, agreement: str | None = None, counterpart: str | N
     if agreement is not None:
         a = node.policies.agreement(agreement)
         if a.dataset not in footprint_datasets(node):
-            raise InvalidInput(f"agreement {agreement} covers {a.dataset}, which is not a footprints dataset of this node")
+            raise InvalidInput(f"agreement {agreement} covers {a.dataset}, which is not a footprints dataset "
+                               "of this node")  # fmt: skip
         if a.ended:
             raise PermissionDenied(f"agreement {agreement} has ended: {a.ended}")
         if counterpart not in (None, a.consumer):
@@ -226,17 +227,18 @@ def add_footprints(node: Node, dataset: str, pfs: Sequence[Any]) -> list[str]:
             raise InvalidInput(f"footprint {i}: {e.what}", e.fix) from None
     known = node.ledger.state.datasets.get(dataset)
     if known is not None and (known.owner != node.did or known.kind != KIND):
-        raise Conflict(f"{dataset} is a {known.kind} dataset" + ("" if known.owner == node.did else " of another member"),
-                       "choose another dataset name for footprints")  # fmt: skip
+        whose = "" if known.owner == node.did else " of another member"
+        raise Conflict(f"{dataset} is a {known.kind} dataset{whose}", "choose another dataset name for footprints")
     ids = {pf["id"].lower() for pd in footprint_datasets(node) for pf in node.vault.records(pd)}
     new = [pf["id"] for pf in pfs]
     if len({i.lower() for i in new}) != len(new) or ids & {i.lower() for i in new}:
-        raise Conflict("a footprint id is given twice or already stored",
-                       "a changed footprint is a new one: give it a new id and the old one in precedingPfIds")  # fmt: skip
+        raise Conflict("a footprint id is given twice or already stored", "a changed footprint is a new one: "
+                       "give it a new id and the old one in precedingPfIds")  # fmt: skip
     for pf in pfs:
         missing = {i for i in pf.get("precedingPfIds", ()) if i.lower() not in ids | {n.lower() for n in new}}
         if missing:
-            raise InvalidInput(f"footprint {pf['id']}: precedingPfIds {sorted(missing)} are not footprints of this node")
+            raise InvalidInput(f"footprint {pf['id']}: precedingPfIds {sorted(missing)} are not footprints "
+                               "of this node")  # fmt: skip
     if known is None:
         node.vault.create(dataset, KIND)
         node.submit([node.home.sign("dataset.declare", {"dataset": dataset, "title": "PACT v3 product footprints",
@@ -461,8 +463,9 @@ def answer(node: Node, key: str, base_url: str) -> tuple[str, dict[str, Any]]:
         event = common | {"type": "org.wbcsd.pact.ProductFootprint.RequestFulfilledEvent.3",
                           "data": {"requestEventId": request["id"], "pfs": found}}  # fmt: skip
     else:
-        event = common | {"type": "org.wbcsd.pact.ProductFootprint.RequestRejectedEvent.3", "data": {
-            "requestEventId": request["id"], "error": {"code": "NotFound", "message": "no footprint meets the criteria"}}}  # fmt: skip
+        error = {"code": "NotFound", "message": "no footprint meets the criteria"}
+        event = common | {"type": "org.wbcsd.pact.ProductFootprint.RequestRejectedEvent.3",
+                          "data": {"requestEventId": request["id"], "error": error}}  # fmt: skip
     pact.validate_event(event)
     with node.policies.engine.begin() as c:
         c.execute(update(events).where(events.c.key == key).values(state="fulfilled" if found else "rejected"))
