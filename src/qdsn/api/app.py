@@ -302,15 +302,15 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
     app.include_router(pact_api.router(node))  # PACT v3 product footprints, over bearer tokens
 
     @app.post("/pact/clients", tags=["pact"], status_code=201, openapi_extra=_body(
-        ("agreement",), agreement=_STR, purpose=_STR, events=_STR))  # fmt: skip
+        agreement=_STR, purpose=_STR, events=_STR))  # fmt: skip
     def pact_client(who: Signer, body: Message) -> dict[str, Any]:
-        """PACT client credentials for the consumer of a footprints agreement, asked for by it."""
-        agreement = body.get("agreement")
-        extra = ("purpose", "events")
-        if not isinstance(agreement, str) or not all(isinstance(body.get(k), str | None) for k in extra):
-            raise InvalidInput('the body is {"agreement": UID, "purpose"?: str, "events"?: https URL}')
-        return pact.add_client(node, agreement=agreement, counterpart=who, purpose=body.get("purpose"),
-                               events_url=body.get("events"))  # fmt: skip
+        """PACT client credentials for the signer: under a footprints agreement it holds (to read and
+        request footprints), or with none (to send this node the events a data owner sends)."""
+        if not all(isinstance(body.get(k), str | None) for k in ("agreement", "purpose", "events")):
+            raise InvalidInput('the body is {"agreement"?: UID, "purpose"?: str, "events"?: https URL}')
+        creds = pact.add_client(node, agreement=body.get("agreement"), counterpart=who, purpose=body.get("purpose"),
+                                events_url=body.get("events"))  # fmt: skip
+        return creds | {"owner": node.did}
 
     @app.get("/.well-known/did.json", tags=["identity"])
     def did_json() -> dict[str, Any]:

@@ -224,3 +224,32 @@ def fetch(base: str, client_id: str, secret: str, criteria: list[tuple[str, str]
         except InvalidInput as e:
             raise IntegrityError(f"footprint {i} the host sent is not valid PACT v3: {e.what}") from None
     return pfs
+
+
+def send_event(events_url: str, event: dict[str, Any], client_id: str, secret: str, *, verify: Any = True) -> None:
+    """Send a CloudEvent to a PACT host's events endpoint (https only), with an access token from that
+    host's token endpoint: the one its OpenID configuration names on the same origin, else /auth/token."""
+    import httpx
+
+    from qdsn.data.pact import validate_event
+    from qdsn.errors import PermissionDenied, Unavailable
+
+    validate_event(event)
+    u = urlsplit(events_url)
+    if u.scheme != "https" or not u.hostname:
+        raise InvalidInput(f"{events_url[:200]!r} is not an https URL", "PACT hosts are reached over HTTPS only")
+    origin = f"https://{u.netloc}"
+    with httpx.Client(verify=verify, timeout=30, follow_redirects=False) as http:
+        token_url = f"{origin}/auth/token"
+        conf = http.get(f"{origin}/.well-known/openid-configuration")
+        named = conf.json().get("token_endpoint") if conf.status_code == 200 else None
+        if isinstance(named, str) and urlsplit(named).scheme == "https" and urlsplit(named).netloc == u.netloc:
+            token_url = named
+        r = http.post(token_url, data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+        if r.status_code != 200 or not isinstance(r.json().get("access_token"), str):
+            raise PermissionDenied(f"{origin} refused the token request ({r.status_code}): {r.text[:200]!r}")
+        r = http.post(events_url, content=orjson.dumps(event), headers={
+            "authorization": f"Bearer {r.json()['access_token']}", "content-type": f"{MEDIA}; charset=UTF-8"})
+        if r.status_code != 200:
+            kind = Unavailable if r.status_code >= 500 else InvalidInput
+            raise kind(f"{events_url} did not accept the event ({r.status_code}): {r.text[:300]!r}")

@@ -473,6 +473,18 @@ def answer(node: Node, key: str, base_url: str) -> tuple[str, dict[str, Any]]:
     return client.events, event
 
 
+def request_event(criteria: dict[str, Any], own_events_url: str, comment: str | None = None) -> dict[str, Any]:
+    """A RequestCreatedEvent asking a data owner for the footprints `criteria` select (the spec's
+    filter names), its answers to come to `own_events_url`."""
+    _https(own_events_url, "the events URL")
+    at = datetime.fromtimestamp(clock(), UTC).isoformat().replace("+00:00", "Z")
+    data = criteria | ({"comment": comment} if comment else {})
+    event = {"type": "org.wbcsd.pact.ProductFootprint.RequestCreatedEvent.3", "specversion": "1.0",
+             "id": str(uuid.uuid4()), "source": "//" + _source(own_events_url), "time": at, "data": data}  # fmt: skip
+    pact.validate_event(event)
+    return event
+
+
 def note_sent(node: Node, counterpart: str, event: dict[str, Any]) -> None:
     """Remember a request this node sent to `counterpart`, so its answer is taken from it alone."""
     _tables(node.policies.engine)
