@@ -68,3 +68,24 @@ def test_events_are_sent_over_https_only(world):
         send_event(world.plain + "/3/events", asked, world.creds["client_id"], world.creds["client_secret"])
     with pytest.raises(InvalidInput, match="not an https URL"):
         host.request_event({}, "http://buyer.example/3/events")
+
+
+def test_the_exchange_from_the_command_line(world, buyer_host, tmp_path):
+    from .test_cli import qdsn
+
+    _, buyer_url = buyer_host
+    buyer, ca = world.homes["buyer"].path, str(world.ca_pem)
+    events = buyer_url + "/3/events"
+    creds = world.credentials("buyer", world.agreement, events=events)
+    (tmp_path / "creds.json").write_text(__import__("json").dumps(creds))
+    out = qdsn("footprint", "request", world.base, "--events", events, "--product-id", "urn:gtin:3000",
+               "--source", str(tmp_path / "creds.json"), "--ca", ca, home=buyer).stdout  # fmt: skip
+    assert "accepted by" in out
+    pending = qdsn("footprint", "requests", home=world.maker.path).stdout
+    mine = {"productId": ["urn:gtin:3000"]}
+    key = next(p["key"] for p in host.pending_requests(world.node) if p["event"]["data"] == mine)
+    assert key in pending
+    said = qdsn("footprint", "answer", key, "--public-url", world.base, "--ca", ca, home=world.maker.path).stdout
+    assert "answered with 1 footprint(s)" in said
+    got = qdsn("footprint", "received", "--json", home=buyer).stdout
+    assert world.pfs[3]["id"] in got

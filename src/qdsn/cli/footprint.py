@@ -219,7 +219,8 @@ def credentials(
     path.parent.mkdir(mode=0o700, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
-        f.write(orjson.dumps({"host": maker, "client_id": creds["client_id"], "client_secret": creds["client_secret"]}))
+        f.write(orjson.dumps({"host": maker, "client_id": creds["client_id"], "client_secret": creds["client_secret"],
+                              "owner": creds.get("owner")}))
     console.print(f"[green]✓[/] credentials {creds['client_id']} kept in {path}")
 
 
@@ -240,12 +241,7 @@ def fetch(
     """A buyer fetches footprints from a PACT host with its client credentials (OAuth 2.0)."""
     from qdsn.api.pact import fetch as pact_fetch
 
-    path = source or _kept(open_node(home).path, maker)
-    if not path.is_file():
-        raise NotFound(f"no client credentials at {path}", "ask for them: qdsn footprint credentials URL --agreement")
-    creds = _read_json(path)
-    if not isinstance(creds, dict) or not all(isinstance(creds.get(k), str) for k in ("client_id", "client_secret")):
-        raise InvalidInput(f"{path} holds no client_id and client_secret")
+    creds = _credentials(home, maker, source)
     criteria = [("productId", p) for p in product_id or []] + [("geography", g) for g in geography or []]
     criteria += [("status", status)] if status else []
     verify: Any = ssl.create_default_context(cafile=str(ca)) if ca else True
@@ -259,3 +255,121 @@ def fetch(
                      f"{pf['pcf']['declaredUnitOfMeasurement']}  {pf['status']}")  # fmt: skip
         console.print(line, highlight=False)
     console.print(f"[green]✓[/] {len(pfs)} footprint(s), each checked against the PACT v3 schema")
+
+
+def _credentials(home: Path, maker: str, source: Path | None) -> dict[str, Any]:
+    path = source or _kept(open_node(home).path, maker)
+    if not path.is_file():
+        raise NotFound(f"no client credentials at {path}", "ask for them: qdsn footprint credentials URL --agreement")
+    creds = _read_json(path)
+    if not isinstance(creds, dict) or not all(isinstance(creds.get(k), str) for k in ("client_id", "client_secret")):
+        raise InvalidInput(f"{path} holds no client_id and client_secret")
+    return creds
+
+
+@footprint_app.command("request")
+def request(
+    maker: Annotated[str, typer.Argument(help="The owner's PACT host, e.g. https://maker:8420.")],
+    events: Annotated[str, typer.Option(help="This node's https events URL, where the answer is to come.")],
+    home: Home,
+    product_id: Annotated[list[str] | None, typer.Option(help="Footprints of these product ids (URNs).")] = None,
+    geography: Annotated[list[str] | None, typer.Option(help="Footprints of these geographies.")] = None,
+    comment: Annotated[str | None, typer.Option(help="A note to the owner.")] = None,
+    source: Annotated[Path | None, typer.Option(help="Client credentials (JSON), if not those kept in the home.")] = (
+        None
+    ),
+    ca: CA = None,
+) -> None:
+    """Ask the owner asynchronously (a PACT RequestCreatedEvent); its answer comes to this node's events URL
+    and is taken only from that owner (see `qdsn footprint received`)."""
+    from qdsn.api.pact import send_event
+    from qdsn.node import Node, pact
+
+    creds = _credentials(home, maker, source)
+    owner = creds.get("owner")
+    if not isinstance(owner, str):
+        raise InvalidInput("the credentials do not name the owner's DID",
+                           "ask for them again: qdsn footprint credentials")  # fmt: skip
+    criteria: dict[str, Any] = {k: v for k, v in (("productId", product_id), ("geography", geography)) if v}
+    event = pact.request_event(criteria, events, comment)
+    node = Node(open_node(home), operator=False)
+    try:
+        pact.note_sent(node, owner, event)
+    finally:
+        node.close()
+    verify: Any = ssl.create_default_context(cafile=str(ca)) if ca else True
+    with reaching(maker):
+        send_event(maker.rstrip("/") + "/3/events", event, creds["client_id"], creds["client_secret"], verify=verify)
+    console.print(f"[green]✓[/] request {event['id']} accepted by {escape(maker)}; "
+                  f"the answer comes to {escape(events)}")  # fmt: skip
+
+
+@footprint_app.command("requests")
+def requests(home: Home) -> None:
+    """Request events this node received and has not answered."""
+    from qdsn.node import Node, pact
+
+    node = Node(open_node(home), operator=False)
+    try:
+        pending = pact.pending_requests(node)
+    finally:
+        node.close()
+    table = Table("key", "event", "criteria")
+    id_column(table, "key")
+    for p in pending:
+        table.add_row(p["key"], shown(str(p["event"]["id"])), shown(orjson.dumps(p["event"]["data"]).decode()))
+    console.print(table)
+
+
+@footprint_app.command("answer")
+def answer(
+    key: Annotated[str, typer.Argument(help="The request's key (qdsn footprint requests).")],
+    public_url: Annotated[str, typer.Option(help="This node's https URL, named as the answer's source.")],
+    home: Home,
+    ca: CA = None,
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
+) -> None:
+    """Answer a request: the footprints its criteria select (as a listing would give them), or a rejection
+    when none, sent to the events URL registered with the recipient's credentials."""
+    from urllib.parse import urlsplit
+
+    from qdsn.api.pact import send_event
+    from qdsn.node import pact
+
+    node = linked_node(home, operator, operator_ca)  # the answer is a use of the agreement: recorded
+    try:
+        to, event = pact.answer(node, key, public_url)
+    finally:
+        node.close()
+    there = f"https://{urlsplit(to).netloc}"
+    c = peer_client(open_node(home), there, ca)
+    try:
+        with reaching(there):
+            inbound = c.call("POST", "/pact/clients", {})
+            verify: Any = ssl.create_default_context(cafile=str(ca)) if ca else True
+            send_event(to, event, inbound["client_id"], inbound["client_secret"], verify=verify)
+    finally:
+        c.close()
+    what = f"{len(event['data']['pfs'])} footprint(s)" if "pfs" in event["data"] else "a rejection (none matched)"
+    console.print(f"[green]✓[/] answered with {what} at {escape(to)}")
+
+
+@footprint_app.command("received")
+def received(home: Home, as_json: Annotated[bool, typer.Option("--json", help="The events, as JSON.")] = False) -> None:
+    """Events this node received: answers to its requests (with their footprints) and publications."""
+    from qdsn.node import Node, pact
+
+    node = Node(open_node(home), operator=False)
+    try:
+        got = pact.received(node)
+    finally:
+        node.close()
+    if as_json:
+        console.print_json(orjson.dumps(got).decode())
+        return
+    for e in got:
+        pfs = e["data"].get("pfs")
+        line = Text(f"{e['type'].rsplit('.', 2)[-2]}  ") + shown(str(e["id"]))
+        line += Text(f"  {len(pfs)} footprint(s)" if isinstance(pfs, list) else "")
+        console.print(line, highlight=False)
