@@ -89,3 +89,21 @@ def test_the_exchange_from_the_command_line(world, buyer_host, tmp_path):
     assert "answered with 1 footprint(s)" in said
     got = qdsn("footprint", "received", "--json", home=buyer).stdout
     assert world.pfs[3]["id"] in got
+
+
+def test_published_events_go_to_the_recipients_whose_agreement_covers_the_footprints(world, buyer_host):
+    from qdsn.errors import NotFound
+
+    node, buyer_url = buyer_host
+    events = buyer_url + "/3/events"
+    world.credentials("buyer", world.agreement, events=events)
+    sends = host.published(world.node, [world.pfs[1]["id"], world.secret_pf["id"]], world.base)
+    mine = [e for to, e in sends if to == events]
+    assert [e["data"]["pfIds"] for e in mine] == [[world.pfs[1]["id"]]]  # not the one outside its agreement
+    maker = NodeClient(buyer_url, world.maker.key(), world.maker.did, verify=world.ca)
+    inbound = maker.call("POST", "/pact/clients", {})
+    maker.close()
+    send_event(events, mine[0], inbound["client_id"], inbound["client_secret"], verify=world.ca)
+    assert host.received(node, "PublishedEvent")[-1]["data"]["pfIds"] == [world.pfs[1]["id"]]
+    with pytest.raises(NotFound):
+        host.published(world.node, ["00000000-0000-4000-8000-000000000009"], world.base)

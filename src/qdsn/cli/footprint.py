@@ -373,3 +373,37 @@ def received(home: Home, as_json: Annotated[bool, typer.Option("--json", help="T
         line = Text(f"{e['type'].rsplit('.', 2)[-2]}  ") + shown(str(e["id"]))
         line += Text(f"  {len(pfs)} footprint(s)" if isinstance(pfs, list) else "")
         console.print(line, highlight=False)
+
+
+@footprint_app.command("notify")
+def notify(
+    pf_id: Annotated[list[str], typer.Argument(help="The footprints added or changed (ids).")],
+    public_url: Annotated[str, typer.Option(help="This node's https URL, named as the events' source.")],
+    home: Home,
+    ca: CA = None,
+) -> None:
+    """Tell every recipient whose agreement covers these footprints that they were published (a PACT
+    PublishedEvent to the events URL registered with its credentials)."""
+    from urllib.parse import urlsplit
+
+    from qdsn.api.pact import send_event
+    from qdsn.node import Node, pact
+
+    node = Node(open_node(home), operator=False)
+    try:
+        sends = pact.published(node, pf_id, public_url)
+    finally:
+        node.close()
+    verify: Any = ssl.create_default_context(cafile=str(ca)) if ca else True
+    for to, event in sends:
+        there = f"https://{urlsplit(to).netloc}"
+        c = peer_client(open_node(home), there, ca)
+        try:
+            with reaching(there):
+                inbound = c.call("POST", "/pact/clients", {})
+                send_event(to, event, inbound["client_id"], inbound["client_secret"], verify=verify)
+        finally:
+            c.close()
+        console.print(f"[green]✓[/] {len(event['data']['pfIds'])} footprint(s) announced at {escape(to)}")
+    if not sends:
+        console.print("no recipient with an events URL holds an agreement covering these footprints")

@@ -485,6 +485,39 @@ def request_event(criteria: dict[str, Any], own_events_url: str, comment: str | 
     return event
 
 
+def published(node: Node, pf_ids: Sequence[str], base_url: str) -> list[tuple[str, dict[str, Any]]]:
+    """PublishedEvents for footprints just added: one per recipient whose credentials carry an events URL
+    and whose agreement covers the dataset holding them (so each may then fetch every id it is told of),
+    with the ids it may fetch. Returns (events URL, event) pairs; an id this node does not hold is refused."""
+    _tables(node.policies.engine)
+    where = {pf["id"].lower(): d for d in footprint_datasets(node) for pf in stored(node, d)}
+    unknown = [i for i in pf_ids if i.lower() not in where]
+    if unknown or not pf_ids:
+        raise NotFound(f"no footprint {unknown[0] if unknown else '(none given)'!r} at this node")
+    with node.policies.engine.connect() as c:
+        rows = c.execute(select(clients).where(clients.c.events.is_not(None), clients.c.agreement.is_not(None))).all()
+    out, at = [], datetime.fromtimestamp(clock(), UTC).isoformat().replace("+00:00", "Z")
+    for url in sorted({r.events for r in rows}):
+        datasets = set()
+        for r in rows:
+            if r.events != url:
+                continue
+            try:
+                a = node.policies.agreement(r.agreement)
+            except NotFound:
+                continue
+            if not a.ended:
+                datasets.add(a.dataset)
+        ids = [i for i in pf_ids if where[i.lower()] in datasets]
+        if ids:
+            event = {"type": "org.wbcsd.pact.ProductFootprint.PublishedEvent.3", "specversion": "1.0",
+                     "id": str(uuid.uuid4()), "source": "//" + _source(base_url.rstrip("/") + "/3/events"),
+                     "time": at, "data": {"pfIds": ids}}  # fmt: skip
+            pact.validate_event(event)
+            out.append((url, event))
+    return out
+
+
 def note_sent(node: Node, counterpart: str, event: dict[str, Any]) -> None:
     """Remember a request this node sent to `counterpart`, so its answer is taken from it alone."""
     _tables(node.policies.engine)
