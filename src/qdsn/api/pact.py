@@ -29,7 +29,10 @@ def _error(code: str, message: str, status: int, headers: dict[str, str] | None 
 def _refused(e: pact.Refused) -> JSONResponse:
     message = f"{e.what}. {e.fix}" if e.fix else e.what
     challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if e.status == 401 else None
-    return _error(e.code, message, e.status, challenge)
+    # a missing or unknown token: 401 as index.md says, with a code of the spec's Error enum (it has none
+    # for it; "in all other cases" rest-api.md names BadRequest)
+    code = "BadRequest" if e.code == "Unauthorized" else e.code
+    return _error(code, message, e.status, challenge)
 
 
 def _failed(e: QDSNError) -> JSONResponse:

@@ -42,6 +42,7 @@ from qdsn.node.transfer import refuse, uses
 from qdsn.policy import Request, decide
 
 TOKEN_SECONDS = 3600
+EXPIRED_KEPT = 86400  # an expired token is still told apart from a wrong one (TokenExpired) this long
 MAX_LIMIT = 1000  # footprints per page at most, whatever `limit` asks
 DEFAULT_LIMIT = 100
 FILTERS = ("productId", "companyId", "geography", "classification", "validOn", "validAfter", "validBefore", "status")
@@ -174,7 +175,7 @@ def issue_token(node: Node, client_id: str, secret: str, grant_type: str | None)
     token = secrets.token_urlsafe(32)
     now = int(clock())
     with node.policies.engine.begin() as c:
-        c.execute(tokens.delete().where(tokens.c.expires < now))
+        c.execute(tokens.delete().where(tokens.c.expires < now - EXPIRED_KEPT))
         c.execute(insert(tokens).values(digest=_digest(token), client=row.id, expires=now + TOKEN_SECONDS))
     return {"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_SECONDS}
 
