@@ -77,6 +77,10 @@ def test_auth_grant_type_must_be_client_credentials(world):
                         headers={"content-type": "application/json"},
                         auth=(world.creds["client_id"], world.creds["client_secret"]))  # fmt: skip
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+    twice = "grant_type=client_credentials&grant_type=client_credentials"
+    r = world.http.post(world.base + "/auth/token", content=twice.encode(), auth=(world.creds["client_id"], "x"),
+                        headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
 
 
 def test_host_must_authenticate_any_client_prior_to_the_actions(world):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
 import orjson
 from fastapi import APIRouter, Request
@@ -84,9 +84,12 @@ def router(node: Node) -> APIRouter:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
             return _oauth("invalid_request", "the token request is application/x-www-form-urlencoded (RFC 6749 §4.4.2)")
         try:
-            form = dict(parse_qsl((await request.body()).decode("ascii"), keep_blank_values=True, strict_parsing=False))
+            pairs = parse_qsl((await request.body()).decode("ascii"), keep_blank_values=True)
         except (UnicodeDecodeError, ValueError):
             return _oauth("invalid_request", "the body is not a form")
+        form = dict(pairs)
+        if len(form) != len(pairs):  # RFC 6749 §3.2: a parameter is sent at most once
+            return _oauth("invalid_request", "a parameter is given more than once")
         client_id, secret = form.get("client_id"), form.get("client_secret")
         basic = request.headers.get("authorization", "")
         if basic[:6].lower() == "basic ":
@@ -94,9 +97,9 @@ def router(node: Node) -> APIRouter:
                 user, _, password = base64.b64decode(basic[6:].strip(), validate=True).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 return _oauth("invalid_client", "the Basic credentials do not decode", 401)
-            if client_id not in (None, unquote(user)):
+            if client_id not in (None, unquote_plus(user)):
                 return _oauth("invalid_request", "two different client ids were sent")
-            client_id, secret = unquote(user), unquote(password)
+            client_id, secret = unquote_plus(user), unquote_plus(password)  # form-encoded first (§2.3.1)
         if not client_id or secret is None:
             return _oauth("invalid_client", "no client credentials: send them with HTTP Basic (RFC 6749 §2.3.1)", 401)
         try:
