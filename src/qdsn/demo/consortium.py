@@ -49,6 +49,7 @@ from qdsn.node.provider import publish
 from qdsn.policy import Request, agreement, decide, negotiation, offer_hash
 from qdsn.policy.meter import meters
 
+GREEN = ("activity", "footprints")  # dataset kinds of the low-carbon step, counted apart from quality records
 BUILTIN_MODELS = ("process-capability", "spc-stability", "defect-rate", "sampling-compliance", "data-integrity")
 MANUFACTURERS = [
     "Zhejiang Cable Works",
@@ -261,7 +262,9 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
         Panel.fit(
             f"{len(members) + 1} nodes · {log.size} ledger entries · {len(log.store.checkpoint_notes())} checkpoints · "
             f"{len(log.store.cosignatures())} recorded cosignatures · "
-            f"{sum(d.anchored for d in log.state.datasets.values())} anchored quality records · "
+            f"{sum(d.anchored for d in log.state.datasets.values() if d.kind not in GREEN)} anchored quality "
+            f"records · {sum(d.anchored for d in log.state.datasets.values() if d.kind in GREEN)} of activity data "
+            "and footprints · "
             f"{time.perf_counter() - t0:.1f} s\n"
             "Next in QDSN: the region's quality graph.",
             title="[bold green]consortium verified",
