@@ -115,6 +115,9 @@ def test_demo_tells_the_story():
     assert "last year, 1,051,200 readings: I-MR with all eight Nelson rules" in flat
     assert "forges an out-of-range report: ✓ refused by both aggregators" in flat and "validity proof" in flat
     assert "nonconforming units from 3 makers" in flat and "none of them a maker's value" in flat
+    assert "Green and low-carbon" in flat and "kg CO2e per kilogram" in flat and "≤ 0.60: pass" in flat
+    assert "discloses only indicators.pcf and indicators.declared_unit — a buyer verifies it ✓" in flat
+    assert "> 0.60 → certificate suspended" in flat and "the January footprint as PACT v3" in flat
     assert "proves its report is leaf" in flat
     assert "its node tries to issue CQC-2026-0002: ✓ refused" in flat and "a buyer now sees: ✗ issued while" in flat
     assert "recorded before the suspension: ✓ stands" in flat and "capability level 质量管理能力等级:" in flat

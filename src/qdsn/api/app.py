@@ -24,6 +24,7 @@ from starlette.types import Message as ASGIMessage
 from qdsn import __version__
 from qdsn.api import inspection
 from qdsn.api import graph as graph_routes
+from qdsn.api import pact as pact_api
 from qdsn.api.client import NodeClient
 from qdsn.api.problems import MEDIA_TYPE, from_error, problem
 from qdsn.api.signatures import Resolver, Throttle, check, inspect
@@ -47,6 +48,7 @@ from qdsn.ledger.checkpoint import COSIGNATURE_V1, NoteVerifier
 from qdsn.ledger.ledger import batch_key
 from qdsn.ledger.ordering.etcd import POSITION
 from qdsn.node import certify, jobs, notify, provider, transfer, trust, verification
+from qdsn.node import certify, jobs, pact, provider, transfer, trust, verification
 from qdsn.node.follow import keep_up
 from qdsn.node.keeper import MAX_BACKUP
 from qdsn.node.node import Node
@@ -310,6 +312,19 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         return doc
 
     Message = Annotated[dict[str, Any], Depends(message)]
+
+    app.include_router(pact_api.router(node))  # PACT v3 product footprints, over bearer tokens
+
+    @app.post("/pact/clients", tags=["pact"], status_code=201, openapi_extra=_body(
+        agreement=_STR, purpose=_STR, events=_STR))  # fmt: skip
+    def pact_client(who: Signer, body: Message) -> dict[str, Any]:
+        """PACT client credentials for the signer: under a footprints agreement it holds (to read and
+        request footprints), or with none (to send this node the events a data owner sends)."""
+        if not all(isinstance(body.get(k), str | None) for k in ("agreement", "purpose", "events")):
+            raise InvalidInput('the body is {"agreement"?: UID, "purpose"?: str, "events"?: https URL}')
+        creds = pact.add_client(node, agreement=body.get("agreement"), counterpart=who, purpose=body.get("purpose"),
+                                events_url=body.get("events"))  # fmt: skip
+        return creds | {"owner": node.did}
 
     @app.get("/.well-known/did.json", tags=["identity"])
     def did_json() -> dict[str, Any]:

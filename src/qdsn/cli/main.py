@@ -15,6 +15,7 @@ from qdsn.cli import (
     did,
     indicators,
     graph,
+    footprint,
     ingest,
     jobs,
     join,
@@ -144,6 +145,7 @@ for sub, name in (
     (supervise.supervise_app, "supervise"),
     (indicators.indicators_app, "indicators"),
     (graph.graph_app, "graph"),
+    (footprint.footprint_app, "footprint"),
 ):
     app.add_typer(sub, name=name)
 app.command()(ingest.simulate)

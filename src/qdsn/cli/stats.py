@@ -139,8 +139,11 @@ def stats_report(
     task: Annotated[str, typer.Argument(help="The task to report to.")],
     home: Home,
     value: Annotated[str | None, typer.Option(help="The measurement: a number, or a JSON list.")] = None,
-    indicator: Annotated[str | None, typer.Option(help="Compute it here: cpk, ppm, units or certificates.")] = None,
+    indicator: Annotated[str | None, typer.Option(help="Compute it here: cpk, ppm, units, certificates or "
+                                                  "footprints.")] = None,
     characteristic: Annotated[str | None, typer.Option(help="cpk: only this characteristic.")] = None,
+    category: Annotated[list[str] | None, typer.Option(help="footprints: the task's product categories, in "
+                                                       "order (repeat).")] = None,
     ca: LeaderCA = None,
     operator: Operator = None,
     operator_ca: OperatorCA = None,
@@ -164,7 +167,7 @@ def stats_report(
             except ValueError:
                 raise InvalidInput(f"--value {value!r} is neither a number nor a JSON list") from None
         else:
-            measurement = _indicator(node, str(indicator), characteristic)
+            measurement = _indicator(node, str(indicator), characteristic, category or [])
         t = aggregator.task_of(node, task)
         leader = peer_client(node.home, t.leader_url, ca)
         got = reporter.send(node, store, task, measurement, leader)
@@ -174,7 +177,7 @@ def stats_report(
     console.print(f"[green]✓[/] report {got['id']} accepted for period {got['period']} of task {task}", highlight=False)
 
 
-def _indicator(node, name: str, characteristic: str | None):  # type: ignore[no-untyped-def]
+def _indicator(node, name: str, characteristic: str | None, categories: list[str]):  # type: ignore[no-untyped-def]
     """An indicator's measurement from this node's attested runs, anchored inspections and the ledger."""
     from qdsn.errors import NotFound
     from qdsn.node import jobs
@@ -191,6 +194,13 @@ def _indicator(node, name: str, characteristic: str | None):  # type: ignore[no-
             if ds.owner == node.did and ds.kind == "inspections" and ds.anchored and not ds.shredded:
                 rows += node.vault.records(ds.id, 0, ds.anchored)
         return indicators.ppm_bucket(rows) if name == "ppm" else indicators.units(rows)
+    if name == "footprints":
+        from datetime import UTC, datetime
+
+        from qdsn.node import pact
+
+        pfs = [pf for d in pact.footprint_datasets(node) for pf in pact.stored(node, d)]
+        return indicators.footprints(pfs, categories, datetime.now(UTC))
     if name == "certificates":
         return indicators.certificates(c.status for c in node.ledger.state.credentials.values()
                                        if c.subject == node.did)  # fmt: skip

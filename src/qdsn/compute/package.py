@@ -34,7 +34,7 @@ BLOCK = 512
 # the largest canonical archive: each file's header and last partial block, the end, the last record
 MAX_ARCHIVE = MAX_PACKAGE + MAX_FILES * 2 * BLOCK + 2 * BLOCK + tarfile.RECORDSIZE
 MAX_ARCHIVE_BASE64 = -(-MAX_ARCHIVE // 3) * 4
-KINDS = ("measurements", "inspections", "compliance")
+KINDS = ("measurements", "inspections", "compliance", "activity")
 _SKIP = re.compile(r"(^|/)(__pycache__|\.[^/]*)(/|$)|\.py[co]$")
 
 

@@ -59,6 +59,20 @@ def _integrity(out: dict[str, Any]) -> list[str]:
     return []
 
 
+def _low_carbon(out: dict[str, Any]) -> list[str]:
+    """A low-carbon product: its attested footprint at or below the threshold it was judged against,
+    from a named and hashed emission factor table."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        pcf, limit = Decimal(str(out.get("pcf"))), Decimal(str(out.get("threshold")))
+    except InvalidOperation:
+        return [f"footprint {str(out.get('pcf'))[:40]} or threshold {str(out.get('threshold'))[:40]} is not a decimal"]
+    table = out.get("table")
+    bad = [] if isinstance(table, dict) and table.get("sha256") else ["the run names no emission factor table"]
+    return bad + ([f"footprint {pcf} exceeds the threshold {limit}"] if not pcf.is_finite() or pcf > limit else [])
+
+
 # scheme → (the model it is judged by, what its output must show besides "pass": true)
 SCHEMES: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "process-capability": ("process-capability", _capability),
@@ -66,6 +80,7 @@ SCHEMES: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "defect-rate": ("defect-rate", _defects),
     "sampling-compliance": ("sampling-compliance", _sampling),
     "data-integrity": ("data-integrity", _integrity),
+    "product-footprint": ("product-footprint", _low_carbon),  # a low-carbon product certificate
 }
 
 

@@ -51,6 +51,7 @@ KIND_MODELS = {
     "nonconformances": "NonConformance",
     "corrective_actions": "CorrectiveAction",
     "compliance": "ComplianceRecord",
+    "activity": "Activity",
 }
 
 

@@ -239,6 +239,49 @@ class Measurement(Record):
     boot: Id | None = Field(default=None, description="names a device's count that starts again at 1 when it restarts")
 
 
+# The units activity data behind a product footprint may be in, per category; `output` is in the
+# declared units PACT v3 allows (data/pact.py), so a footprint per declared unit follows from them.
+ACTIVITY_UNITS = {
+    "energy": ("kWh", "MWh", "MJ", "GJ"),
+    "material": ("kg", "t"),
+    "transport": ("t·km",),
+}
+_DECIMAL = re.compile(r"^\d{1,15}(\.\d{1,12})?$")  # a non-negative PACT decimal string, of a sane size
+
+
+class Activity(Record):
+    """Activity data behind a product's carbon footprint, over a period: energy by source (grid
+    electricity of a region, natural gas, ...), materials, transport, and the product output they made.
+    The amount is a decimal string, as PACT writes numbers, so sums are exact."""
+
+    product: Id
+    category: Literal["energy", "material", "transport", "output"]
+    source: Id = Field(description="what was used: electricity.grid, natural-gas, steel, road.truck; "
+                                   "for output, the product itself")  # fmt: skip
+    amount: str = Field(max_length=32, description="a non-negative decimal string, e.g. \"1250.5\"")
+    unit: str = Field(max_length=32)
+    start: Happened
+    end: Happened
+    region: Region | None = Field(default=None, description="GB/T 2260 code, for a grid's emission factor")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Activity:
+        if not _DECIMAL.match(self.amount):
+            raise ValueError(f"amount {self.amount[:40]!r} is not a non-negative decimal string like \"1250.5\"")
+        if self.category == "output":
+            from qdsn.data.pact import units  # the declared units of the spec's own schema
+
+            allowed: tuple[str, ...] = tuple(units())
+        else:
+            allowed = ACTIVITY_UNITS[self.category]
+        if self.unit not in allowed:
+            raise ValueError(f"unit {self.unit[:40]!r} is not one for {self.category}; "
+                             f"use one of: {', '.join(allowed)}")  # fmt: skip
+        if self.end <= self.start:
+            raise ValueError("end must come after start")
+        return self
+
+
 class Inspection(Record):
     """An acceptance inspection of a lot under a sampling plan, and its decision."""
 
@@ -317,6 +360,7 @@ MODELS: dict[str, type[Record]] = {
         Lot,
         Characteristic,
         Measurement,
+        Activity,
         Inspection,
         NonConformance,
         CorrectiveAction,

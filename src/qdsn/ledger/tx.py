@@ -195,7 +195,8 @@ class DatasetDeclare(Payload):
 
     dataset: str = DatasetId
     title: str = Field(min_length=1, max_length=200)
-    kind: Literal["measurements", "inspections", "nonconformances", "corrective_actions", "compliance"]
+    kind: Literal["measurements", "inspections", "nonconformances", "corrective_actions", "compliance", "activity",
+                  "footprints"]
     characteristics: list[CharacteristicSpec] = Field(default_factory=list)
 
 

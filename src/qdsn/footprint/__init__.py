@@ -1,0 +1,1 @@
+"""Product carbon footprints from activity data and versioned emission factor tables (pure)."""
