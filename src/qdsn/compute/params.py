@@ -83,7 +83,8 @@ def load_arrays(data: bytes, expected: str) -> dict[str, np.ndarray]:
 
 
 def dump_estimator(estimator: Any) -> bytes:
-    """A scikit-learn estimator in skops' format."""
+    """A scikit-learn estimator in skops' format (its hash names this file, not the estimator: skops
+    names members by object identity, so two dumps of one forest differ in bytes)."""
     import skops.io
 
     return bytes(skops.io.dumps(estimator))
