@@ -114,6 +114,10 @@ def test_demo_tells_the_story():
     assert "forges an out-of-range report: ✓ refused by both aggregators" in flat and "validity proof" in flat
     assert "nonconforming units from 3 makers" in flat and "none of them a maker's value" in flat
     assert "proves its report is leaf" in flat
+    assert "A T² model trained across makers" in flat and "from 3 makers: UCL" in flat
+    assert "a signal no single-variable chart gives ✓" in flat
+    gap = float(flat.split("from the model of the pooled rows ")[1].split()[0])
+    assert gap < 1e-9
 
 
 def test_schema_export(tmp_path):

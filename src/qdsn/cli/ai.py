@@ -3,10 +3,8 @@ T² fitted across makers through the private statistics (task, report, collect).
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -111,28 +109,6 @@ def train(
     console.print(f"  sha256 {doc['sha256']}", highlight=False)
 
 
-def load_model(path: Path, sha256: str) -> tuple[str, Any]:
-    """(method, model) of a parameters file whose SHA-256 is `sha256`; the hash is checked first."""
-    from qdsn.compute import params
-    from qdsn.quality import learn
-    from qdsn.quality import multivariate as mv
-
-    if not path.is_file():
-        raise NotFound(f"no such file: {path}", "give the parameters file `qdsn ai train` wrote")
-    data = path.read_bytes()
-    try:
-        members = zipfile.ZipFile(io.BytesIO(data)).namelist()
-    except zipfile.BadZipFile:
-        members = []
-    if "schema.json" in members:
-        return "isolation-forest", params.load_estimator(data, sha256)
-    arrays = params.load_arrays(data, sha256)
-    kind = str(arrays.get("kind", ""))
-    if kind == "ridge":
-        return "predictive", (learn.Predictive.from_arrays(arrays), [str(n) for n in arrays.get("names", [])])
-    return kind, mv.T2Model.from_arrays(arrays)
-
-
 @ai_app.command("score")
 def score(
     csv: Annotated[Path, typer.Argument(help="A CSV file of new rows, with the model's columns.")],
@@ -145,21 +121,16 @@ def score(
     robust distance (χ² limit), the forest's anomaly score (limit 0.5), or the predictive model's residual in
     units of its cross-validated error. Rows above the limit are listed, numbered from 1."""
     import numpy as np
-    from scipy import stats
 
-    from qdsn.quality import learn, render
+    from qdsn.compute import monitor
+    from qdsn.quality import render
 
-    method, m = load_model(model, sha256)
-    if method == "predictive":
-        pred, names = m
-        cols, x = _table(csv, ",".join(names))
-        scores, limit, label = pred.residual_score(x[:, 1:], x[:, 0]), float(stats.norm.ppf(1 - 0.0027 / 2)), "|r|/σ"
-    elif method == "isolation-forest":
-        cols, x = _table(csv, None)
-        scores, limit, label = learn.anomaly_score(m, x), float(-m.offset_), "anomaly score"
-    else:
-        cols, x = _table(csv, ",".join(m.names) if m.names else None)
-        scores, limit, label = m.score(x), m.ucl, "T²"
+    if not model.is_file():
+        raise NotFound(f"no such file: {model}", "give the parameters file `qdsn ai train` wrote")
+    saved = monitor.open_model(model.read_bytes(), sha256)
+    method = saved.method
+    cols, x = _table(csv, ",".join(saved.names) if saved.names else None)
+    scores, limit, label = monitor.score(saved, x)
     above = [int(i) + 1 for i in np.flatnonzero(scores > limit)]
     if chart is not None:
         render.save(render.draw_t2(scores, limit, label=label), chart)
