@@ -210,8 +210,8 @@ def task_create(
                   f"{len(reporter)} makers, at least {min_batch}", highlight=False)  # fmt: skip
 
 
-@ai_app.command("report")
-def report(
+@ai_app.command("send")
+def send(
     task: Annotated[str, typer.Argument(help="The T² task to report to.")],
     csv: Annotated[Path, typer.Argument(help="This maker's rows: a CSV file with the task's columns.")],
     home: Home,
