@@ -26,7 +26,8 @@ def rows(m: int, seed: int = 0, shift_last: int = 0) -> np.ndarray:
 
 
 def records(x: np.ndarray) -> list[dict]:
-    return [{"characteristic": n, "value": float(v), "time": f"2026-03-01T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z"}
+    return [{"characteristic": n, "value": float(v),
+             "time": f"2026-03-01T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z"}
             for i, row in enumerate(x) for n, v in zip(NAMES, row, strict=True)]  # fmt: skip
 
 
@@ -81,3 +82,41 @@ def test_too_few_rows_or_a_constant_characteristic_fail_with_the_reason():
     out = run({"method": "mcd"}, x)
     assert not out["pass"] and "tension do(es) not vary" in out["reason"]
     assert "reason" in run({"method": "predictive"}, x)
+
+
+def test_the_attestation_names_the_trained_parameters(tmp_path):
+    """Run through `execute` on anchored readings: the attestation's measurements carry the SHA-256 of the
+    parameters file the output holds, and it verifies against the ledger."""
+    from qdsn.compute import attest
+    from qdsn.compute.job import Range, execute
+    from qdsn.node import Node, NodeHome
+    from qdsn.node.jobs import owner
+
+    from .test_job import FAST, publish
+
+    reg = NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", scrypt_n=FAST)
+    shared = str(tmp_path / "reg" / "ledger.db")
+    cqc = NodeHome.init(tmp_path / "cqc", "certifier", "CQC", "pw", ledger_url=shared, scrypt_n=FAST)
+    maker = NodeHome.init(tmp_path / "maker", "enterprise", "Maker", "pw", ledger_url=shared, scrypt_n=FAST)
+    for h in (cqc, maker):
+        reg.submit("identity.register", h.registration())
+    node = Node(maker, operator=True)
+    try:
+        node.submit([maker.sign("dataset.declare", {"dataset": "line-1", "title": "Line 1", "kind": "measurements",
+                                                    "characteristics": SPEC})])  # fmt: skip
+        node.vault.create("line-1", "measurements")
+        batch = node.vault.add_batch("line-1", records(rows(120)))
+        node.vault.mark_anchored(batch, node.order([maker.sign("dataset.anchor", batch.anchor_payload())])[0].txid)
+        blob, m = package.load(package.builtin("multivariate-monitoring"))
+        publish(node, cqc, blob, m)
+        r = execute(owner(node), blob, {"method": "t2", "characteristics": NAMES}, [Range("line-1", 0, 360)], "n-1",
+                    job="job-1")  # fmt: skip
+        assert r.status == "ok", r
+        claims = attest.verify(r.attestation, node.ledger, output=r.output, nonce="n-1")
+        trained = claims["measurements"]["trained"]
+        assert trained == {"sha256": r.output["parameters_sha256"], "format": "npz"}
+        data = base64.b64decode(r.output["parameters"])
+        assert params.digest(data) == trained["sha256"]
+        assert mv.T2Model.from_arrays(params.load_arrays(data, trained["sha256"])).n == 120
+    finally:
+        node.close()

@@ -105,9 +105,11 @@ def test_sums_survive_digits_summed_in_a_field():
 
 @pytest.mark.parametrize(("x", "message"), [
     (np.ones((4, 3)), "4 rows are too few for 3 variables"),
-    (np.array([[1.0, 2.0], [np.nan, 1.0], [3.0, 1.0], [2.0, 2.0]]), r"missing or non-finite values \(first at row 2, variable 1"),
+    (np.array([[1.0, 2.0], [np.nan, 1.0], [3.0, 1.0], [2.0, 2.0]]),
+     r"missing or non-finite values \(first at row 2, variable 1"),
     (np.column_stack([np.arange(10.0), np.full(10, 5.0)]), "variable 2 do"),
-    (np.column_stack([np.arange(10.0), np.arange(10.0) ** 2, np.arange(10.0) + np.arange(10.0) ** 2]), "linearly dependent"),
+    (np.column_stack([np.arange(10.0), np.arange(10.0) ** 2, np.arange(10.0) + np.arange(10.0) ** 2]),
+     "linearly dependent"),
 ])  # fmt: skip
 def test_bad_input_is_named(x, message):
     for fit in (mv.fit_t2, mv.phase1, mv.fit_mcd):

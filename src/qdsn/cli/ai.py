@@ -52,8 +52,8 @@ def _write(path: Path, data: bytes) -> None:
 def _summary(method: str, names: list[str], model: Any, blob: bytes, x: Any) -> dict[str, Any]:
     from qdsn.compute import params
 
-    doc: dict[str, Any] = {"method": method, "variables": names, "rows": int(x.shape[0]),
-                           "sha256": params.digest(blob), "format": "skops" if method == "isolation-forest" else "npz"}  # fmt: skip
+    doc: dict[str, Any] = {"method": method, "variables": names, "rows": int(x.shape[0]), "sha256": params.digest(blob),
+                           "format": "skops" if method == "isolation-forest" else "npz"}  # fmt: skip
     if method in ("t2", "mcd"):
         doc |= {"ucl": model.ucl, "ucl_phase1": model.ucl_phase1, "alpha": model.alpha, "excluded": len(model.excluded)}
     elif method == "predictive":
@@ -196,7 +196,8 @@ def task_create(
             node.catch_up()
             bodies = [i.did for i in node.ledger.state.identities.values() if i.role == "certifier"]
             if len(bodies) != 1:
-                raise InvalidInput(f"the ledger has {len(bodies)} certification bodies", "name the leader with --leader")
+                raise InvalidInput(f"the ledger has {len(bodies)} certification bodies",
+                                   "name the leader with --leader")  # fmt: skip
             leader = bodies[0]
         spec = {"task": task, "title": title, "vdaf": "Prio3SumVec", "params": federated.task_params(enc),
                 "leader": leader, "leader_url": leader_url.rstrip("/"), "helper": node.did,
@@ -265,7 +266,8 @@ def collect_cmd(
     blob = params.dump_arrays(model.arrays())
     _write(out, blob)
     doc = {"task": task, "period": period, "makers": fig.count, "rows": model.n, "variables": list(model.names),
-           "ucl": model.ucl, "ucl_phase1": model.ucl_phase1, "sha256": params.digest(blob), "file": str(out)}  # fmt: skip
+           "ucl": model.ucl, "ucl_phase1": model.ucl_phase1, "sha256": params.digest(blob),
+           "file": str(out)}  # fmt: skip
     if as_json:
         console.print_json(json.dumps(doc))
         return

@@ -82,4 +82,5 @@ def answer(body: Any) -> dict[str, Any]:
     if not np.isfinite(scores).all():
         raise InvalidInput("the rows hold values too large to score")
     return {"method": saved.method, "statistic": label, "limit": limit, "variables": list(saved.names),
-            "scores": [float(s) for s in scores], "signals": [int(i) + 1 for i in np.flatnonzero(scores > limit)]}  # fmt: skip
+            "scores": [float(s) for s in scores],
+            "signals": [int(i) + 1 for i in np.flatnonzero(scores > limit)]}  # fmt: skip

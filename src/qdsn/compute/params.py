@@ -62,7 +62,8 @@ def _check(data: bytes, expected: str, what: str) -> None:
     got = digest(data)
     if got != expected.lower():
         raise IntegrityError(f"the {what} has SHA-256 {got}, not the {expected} it should have",
-                             "use the parameters file the attestation names; this one was changed or is another")  # fmt: skip
+                             "use the parameters file the attestation names; this one was changed or is "
+                             "another")  # fmt: skip
 
 
 def load_arrays(data: bytes, expected: str) -> dict[str, np.ndarray]:

@@ -629,9 +629,9 @@ def _federated_t2(console: Console, regulator: Node, leader: str, lab_url: str, 
                   f"rows {gap:.1e} ✓ — parameters {params.digest(blob)[:16]}… (.npz, no pickle)")  # fmt: skip
     # the diameter 2σ up: with the tension that goes with it, usual; with the usual tension, a signal
     score = model.score(np.array([[2.04, 236.0, 204.0], [2.04, 200.0, 200.0]]))
+    verdict = "> UCL: a signal no single-variable chart gives ✓" if score[1] > model.ucl else "≤ UCL ?!"
     console.print(f"  phase II at a maker: diameter 2σ up with its tension 2σ up scores T² {score[0]:.1f} ≤ UCL ✓; "
-                  f"the same diameter at the usual tension scores {score[1]:.1f} "
-                  f"{'> UCL: a signal no single-variable chart gives ✓' if score[1] > model.ucl else '≤ UCL ?!'}")  # fmt: skip
+                  f"the same diameter at the usual tension scores {score[1]:.1f} {verdict}")  # fmt: skip
 
 
 def _model_to_data(

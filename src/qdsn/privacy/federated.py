@@ -20,7 +20,8 @@ from qdsn.privacy.task import Task
 from qdsn.quality import multivariate as mv
 
 
-def encoding(names: list[str], low: list[float], high: list[float], *, bits: int = 16, rows: int = 2**32) -> dict[str, Any]:
+def encoding(names: list[str], low: list[float], high: list[float], *, bits: int = 16,
+             rows: int = 2**32) -> dict[str, Any]:  # fmt: skip
     """A task's `encoding` for these variables and bounds, with enough digits for `rows` rows per reporter."""
     mv.FixedPoint(tuple(low), tuple(high), bits)  # refuses bad bounds with the reason
     biggest = rows * (2**bits - 1) ** 2  # Σq² of one reporter
@@ -51,7 +52,7 @@ def measurement(task: Task, rows: Any) -> list[int]:
 
 def sums(task: Task, result: list[int]) -> mv.Sums:
     """The pooled sums a collected figure holds."""
-    grid, names, limbs = grid_of(task)
+    _, names, limbs = grid_of(task)
     return mv.Sums.from_vector(mv.from_limbs(list(result), limbs), len(names))
 
 

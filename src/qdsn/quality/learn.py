@@ -89,5 +89,5 @@ def fit_predictive(x: Any, y: Any, *, folds: int = 5, seed: int = 0) -> Predicti
     cv = cross_validate(RidgeCV(alphas=grid), a, t, cv=KFold(folds, shuffle=True, random_state=seed),
                         scoring=("neg_root_mean_squared_error", "r2"))  # fmt: skip
     ridge = RidgeCV(alphas=grid).fit(a, t)
-    return Predictive(np.asarray(ridge.coef_, float), float(ridge.intercept_), float(ridge.alpha_),
-                      float(-cv["test_neg_root_mean_squared_error"].mean()), float(cv["test_r2"].mean()), folds)  # fmt: skip
+    rmse, r2 = float(-cv["test_neg_root_mean_squared_error"].mean()), float(cv["test_r2"].mean())
+    return Predictive(np.asarray(ridge.coef_, float), float(ridge.intercept_), float(ridge.alpha_), rmse, r2, folds)

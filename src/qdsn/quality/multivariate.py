@@ -240,7 +240,8 @@ class FixedPoint:
             raise InvalidInput("give one low and one high bound per variable")
         if not 1 <= self.bits <= 24:
             raise InvalidInput(f"bits must be 1 to 24, not {self.bits}")
-        if not all(math.isfinite(lo) and math.isfinite(hi) and hi > lo for lo, hi in zip(self.low, self.high)):
+        bounds = zip(self.low, self.high, strict=True)
+        if not all(math.isfinite(lo) and math.isfinite(hi) and hi > lo for lo, hi in bounds):
             raise InvalidInput("each variable's high bound must be finite and above its low bound")
 
     @property
@@ -257,7 +258,8 @@ class FixedPoint:
         if out.any():
             r, c = (int(i) for i in np.argwhere(out)[0])
             raise InvalidInput(f"value {a[r, c]} (row {r + 1}, variable {c + 1}) is outside the agreed range "
-                               f"[{self.low[c]}, {self.high[c]}]", "agree on wider bounds, or fix the reading")  # fmt: skip
+                               f"[{self.low[c]}, {self.high[c]}]",
+                               "agree on wider bounds, or fix the reading")  # fmt: skip
         return q.astype(np.int64)
 
     def dequantise(self, q: Any) -> np.ndarray:
@@ -292,8 +294,8 @@ class Sums:
     def __add__(self, other: Sums) -> Sums:
         if len(self.sq) != len(other.sq):
             raise InvalidInput("sums of different numbers of variables do not add")
-        return Sums(self.n + other.n, tuple(a + b for a, b in zip(self.sq, other.sq)),
-                    tuple(a + b for a, b in zip(self.sqq, other.sqq)))  # fmt: skip
+        return Sums(self.n + other.n, tuple(a + b for a, b in zip(self.sq, other.sq, strict=True)),
+                    tuple(a + b for a, b in zip(self.sqq, other.sqq, strict=True)))  # fmt: skip
 
     @property
     def p(self) -> int:
