@@ -81,8 +81,20 @@ def main() -> None:
     base = rows[0]
     t = Table(title=f"{args.rows:,} rows × {args.vars} variables, {bad.sum()} shifted by {args.shift}σ on 3 "
                     f"variables (seed {args.seed}); baseline T²")  # fmt: skip
-    cols = ("model", "ROC-AUC", "× T²", "PR-AUC", "× T²", "fit s", "× T²", "fit CPU s", "score µs/row", "× T²",
-            "CPU µs/row", "targets")
+    cols = (
+        "model",
+        "ROC-AUC",
+        "× T²",
+        "PR-AUC",
+        "× T²",
+        "fit s",
+        "× T²",
+        "fit CPU s",
+        "score µs/row",
+        "× T²",
+        "CPU µs/row",
+        "targets",
+    )
     for col in cols:
         t.add_column(col, justify="left" if col in ("model", "targets") else "right")
     for name, roc, pr, fit_s, per_row, fit_cpu, cpu_row in rows:

@@ -285,7 +285,7 @@ class Sums:
         if q.size and int(q.max()) >= 2**24:
             raise InvalidInput("quantised values must be below 2^24")
         if q.shape[0] > 2**14:  # sum blockwise so no int64 product sum can overflow
-            parts = [cls.of(q[i:i + 2**14]) for i in range(0, q.shape[0], 2**14)]
+            parts = [cls.of(q[i : i + 2**14]) for i in range(0, q.shape[0], 2**14)]
             return sum(parts[1:], parts[0])
         g = q.T @ q
         iu = np.triu_indices(q.shape[1])
@@ -309,7 +309,7 @@ class Sums:
     def from_vector(cls, v: list[int], p: int) -> Sums:
         if len(v) != length(p) or any(x < 0 for x in v):
             raise InvalidInput(f"a sums vector of {p} variables has {length(p)} non-negative entries, not {len(v)}")
-        return cls(v[0], tuple(v[1:1 + p]), tuple(v[1 + p:]))
+        return cls(v[0], tuple(v[1 : 1 + p]), tuple(v[1 + p :]))
 
     def model(self, grid: FixedPoint, *, alpha: float = ALPHA, names: tuple[str, ...] = ()) -> T2Model:
         """The T² model of the pooled rows, dequantised: the mean low + Σq/(n·scale) and the covariance
@@ -349,4 +349,4 @@ def from_limbs(v: list[int], limbs: int, bits: int = 32) -> list[int]:
     """The integers whose digit sums `v` holds (digits may exceed 2^bits after summing)."""
     if len(v) % limbs:
         raise InvalidInput(f"{len(v)} digits do not split into groups of {limbs}")
-    return [sum(d << (bits * k) for k, d in enumerate(v[i:i + limbs])) for i in range(0, len(v), limbs)]
+    return [sum(d << (bits * k) for k, d in enumerate(v[i : i + limbs])) for i in range(0, len(v), limbs)]

@@ -76,8 +76,14 @@ def main() -> None:
         return
     signals = int((scores > limit).sum())
     rate = signals / len(scores)
-    doc.update(alpha=p.get("alpha", mv.ALPHA), ucl=limit, signals=signals, signal_rate=rate,
-               parameters_format=form, parameters_sha256=params.digest(blob))
+    doc.update(
+        alpha=p.get("alpha", mv.ALPHA),
+        ucl=limit,
+        signals=signals,
+        signal_rate=rate,
+        parameters_format=form,
+        parameters_sha256=params.digest(blob),
+    )
     if len(blob) * 4 // 3 + 4 <= 262144:
         doc["parameters"] = base64.b64encode(blob).decode()
     doc["pass"] = rate <= p.get("max_signal_rate", 0.01)
