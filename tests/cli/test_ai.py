@@ -38,6 +38,9 @@ def test_train_then_score_with_the_chart(files):
                           "--json", cwd=files).stdout)  # fmt: skip
     assert set(range(1, 11)) <= set(got["signals"]) and got["limit"] == pytest.approx(doc["ucl"])
     assert (files / "t2.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+    qdsn("score", "new.csv", "--model", "t2.npz", "--sha256", doc["sha256"], "--chart", "t2.html", cwd=files)
+    page = (files / "t2.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "rows above the limit" in page
 
 
 @pytest.mark.parametrize(("method", "suffix", "extra"), [("mcd", "npz", []), ("isolation-forest", "skops", []),

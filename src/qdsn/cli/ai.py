@@ -114,7 +114,9 @@ def score(
     csv: Annotated[Path, typer.Argument(help="A CSV file of new rows, with the model's columns.")],
     model: Annotated[Path, typer.Option(help="The parameters file `qdsn ai train` wrote.")],
     sha256: Annotated[str, typer.Option(help="Its SHA-256, as training or an attestation names it.")],
-    chart: Annotated[Path | None, typer.Option(help="Draw the chart (.png or .svg) with its limit.")] = None,
+    chart: Annotated[
+        Path | None, typer.Option(help="Draw the chart with its limit: .png, .svg, or .html (a report page).")
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Score new rows against a saved model (phase II): T² and its limit from the F distribution, the MCD's
@@ -132,7 +134,15 @@ def score(
     cols, x = _table(csv, ",".join(saved.names) if saved.names else None)
     scores, limit, label = monitor.score(saved, x)
     above = [int(i) + 1 for i in np.flatnonzero(scores > limit)]
-    if chart is not None:
+    if chart is not None and chart.suffix.lower() == ".html":
+        from qdsn.quality.report import Report
+
+        page = Report(f"{label} chart — {csv.name}", {"model": f"{model} ({method})", "sha256": sha256,
+                                                      "rows": len(scores), "limit": f"{limit:.6g}"})  # fmt: skip
+        page.figure(render.svg(render.draw_t2(scores, limit, label=label)), f"{label} of each row and its limit")
+        page.table(["row", label], [[i, f"{scores[i - 1]:.6g}"] for i in above], caption="rows above the limit")
+        _write(chart, page.html().encode())
+    elif chart is not None:
         render.save(render.draw_t2(scores, limit, label=label), chart)
     doc = {"method": method, "rows": len(scores), "limit": limit, "signals": above,
            "scores": [round(float(s), 6) for s in scores]}  # fmt: skip
