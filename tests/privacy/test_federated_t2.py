@@ -5,7 +5,7 @@ fitted centrally on the same quantised rows."""
 import numpy as np
 import pytest
 
-from qdsn.errors import InvalidInput
+from qdsn.errors import IntegrityError, InvalidInput
 from qdsn.ledger.tx import AggregateTaskSpec
 from qdsn.privacy import federated
 from qdsn.privacy.task import Task, vdaf_of
@@ -105,3 +105,15 @@ def test_a_task_without_the_new_fields_keeps_its_form():
             "reporters": ["did:key:z6Mk3"], "attributes": {}, "start": "2026-01-01T00:00:00Z", "period": 3600,
             "min_batch": 2, "epsilon": 1.0, "budget": 2.0}  # fmt: skip
     assert AggregateTaskSpec.model_validate(spec).model_dump(mode="json") == spec
+
+
+def test_statistics_no_rows_could_give_are_caught_at_the_collector(world):
+    """A maker's vector passes Prio3's range proof digit by digit, yet claims Σx² of a value far off the
+    grid for zero rows: the pooled sums are then those of no data, and the model is refused, not skewed."""
+    task = t2_task(world)
+    for maker, seed in zip(world.makers[:2], (1, 2), strict=True):
+        send(world, maker, federated.measurement(task, rows(seed, 200, 0.0)))
+    forged = mv.Sums(0, (0, 0, 0), (2**60, 0, 0, 0, 0, 0))
+    send(world, world.makers[2], mv.to_limbs(forged.vector(), 2))
+    with pytest.raises(IntegrityError, match="the sums of variable 1 are not those of any 400 rows on the grid"):
+        federated.model(task, figure(world).result)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from qdsn.errors import InvalidInput
+from qdsn.errors import IntegrityError, InvalidInput
 
 ALPHA = 0.0027  # the false-alarm rate of a Shewhart chart's three-sigma limits
 MCD_ROWS = 500  # FAST-MCD runs on at most this many rows (see fit_mcd)
@@ -311,11 +311,27 @@ class Sums:
             raise InvalidInput(f"a sums vector of {p} variables has {length(p)} non-negative entries, not {len(v)}")
         return cls(v[0], tuple(v[1 : 1 + p]), tuple(v[1 + p :]))
 
+    def check(self, grid: FixedPoint) -> None:
+        """IntegrityError unless these could be the sums of n rows on the grid: each Σq within [0, n·top],
+        each Σq² within [(Σq)²/n, n·top²] (top = 2^bits − 1). Sums arrive from parties who may lie; this
+        catches a vector no rows could give, not a consistent lie."""
+        n, top = self.n, 2**grid.bits - 1
+        if len(self.sq) != len(grid.low) or len(self.sqq) != self.p * (self.p + 1) // 2:
+            raise InvalidInput(f"sums of {self.p} variables do not fit a grid of {len(grid.low)}")
+        k = 0
+        for i in range(self.p):
+            diag = self.sqq[k]
+            if not (0 <= self.sq[i] <= n * top and self.sq[i] ** 2 <= n * diag and 0 <= diag <= n * top * top):
+                raise IntegrityError(f"the sums of variable {i + 1} are not those of any {n} rows on the grid",
+                                     "a party sent statistics that no data gives; find it and collect again")  # fmt: skip
+            k += self.p - i
+
     def model(self, grid: FixedPoint, *, alpha: float = ALPHA, names: tuple[str, ...] = ()) -> T2Model:
         """The T² model of the pooled rows, dequantised: the mean low + Σq/(n·scale) and the covariance
         (nΣqqᵀ − ΣqΣqᵀ) / (n(n − 1)·scaleᵢscaleⱼ), its numerator exact in integers."""
         p, n = self.p, self.n
         _enough(n, p)
+        self.check(grid)
         full = [[0] * p for _ in range(p)]
         k = 0
         for i in range(p):
