@@ -322,8 +322,10 @@ class Sums:
         for i in range(self.p):
             diag = self.sqq[k]
             if not (0 <= self.sq[i] <= n * top and self.sq[i] ** 2 <= n * diag and 0 <= diag <= n * top * top):
-                raise IntegrityError(f"the sums of variable {i + 1} are not those of any {n} rows on the grid",
-                                     "a party sent statistics that no data gives; find it and collect again")  # fmt: skip
+                raise IntegrityError(
+                    f"the sums of variable {i + 1} are not those of any {n} rows on the grid",
+                    "a party sent statistics that no data gives; find it and collect again",
+                )
             k += self.p - i
 
     def model(self, grid: FixedPoint, *, alpha: float = ALPHA, names: tuple[str, ...] = ()) -> T2Model:
