@@ -28,8 +28,9 @@ class Saved:
 
 def open_model(data: bytes, sha256: str) -> Saved:
     """The model in a parameters file whose SHA-256 is `sha256` (IntegrityError when it is not)."""
+    params.check(data, sha256, "parameters file")  # before its format is even looked at
     try:
-        members = zipfile.ZipFile(io.BytesIO(data)).namelist() if len(data) <= params.MAX_BYTES else []
+        members = zipfile.ZipFile(io.BytesIO(data)).namelist()
     except zipfile.BadZipFile:
         members = []
     if "schema.json" in members:

@@ -56,7 +56,8 @@ def dump_arrays(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def _check(data: bytes, expected: str, what: str) -> None:
+def check(data: bytes, expected: str, what: str) -> None:
+    """InvalidInput past the size bound; IntegrityError unless `data` has the SHA-256 `expected`."""
     if len(data) > MAX_BYTES:
         raise InvalidInput(f"the {what} is {len(data)} bytes, above the {MAX_BYTES}-byte bound")
     got = digest(data)
@@ -69,7 +70,7 @@ def _check(data: bytes, expected: str, what: str) -> None:
 def load_arrays(data: bytes, expected: str) -> dict[str, np.ndarray]:
     """The arrays of an .npz whose SHA-256 is `expected`; IntegrityError when it is not, InvalidInput
     when the file is not plain arrays (a pickled object inside is refused, never loaded)."""
-    _check(data, expected, "parameters file")
+    check(data, expected, "parameters file")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             if sum(i.file_size for i in z.infolist()) > MAX_BYTES:
@@ -95,7 +96,7 @@ def load_estimator(data: bytes, expected: str) -> Any:
     """The estimator of a skops file whose SHA-256 is `expected`, when it names only `TRUSTED` types."""
     import skops.io
 
-    _check(data, expected, "model file")
+    check(data, expected, "model file")
     try:
         untrusted = [t for t in skops.io.get_untrusted_types(data=data) if t not in TRUSTED]
     except Exception as e:  # skops raises whatever its zip and JSON readers raise on a bad file
