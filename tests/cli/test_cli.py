@@ -124,6 +124,10 @@ def test_demo_tells_the_story():
     assert "Risk-based inspection" in flat and "✓ refused a reveal of another seed" in flat
     assert "✓ a member re-runs the draw on its own replica" in flat and "re-draws of the same plan" in flat
     assert "recall of Jiangsu Valve Co.'s batch: 2 makers" in flat and "regional-quality-map.svg" in flat
+    assert "A T² model trained across makers" in flat and "from 3 makers: UCL" in flat
+    assert "a signal no single-variable chart gives ✓" in flat
+    gap = float(flat.split("from the model of the pooled rows ")[1].split()[0])
+    assert gap < 1e-9
 
 
 def test_schema_export(tmp_path):

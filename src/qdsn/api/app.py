@@ -861,6 +861,16 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         ledger (leader only)."""
         return aggregator.helper_aggregate(node, stats, who, body)
 
+    @app.post("/ai/score", tags=["ai"], openapi_extra=_body(("model", "sha256", "rows"), model=_STR, sha256=_STR,
+              rows={"type": "array", "items": {"type": "array", "items": {"type": "number"}}}))  # fmt: skip
+    def ai_score(who: Signer, body: Message) -> dict[str, Any]:
+        """Score rows against a saved quality model (T², MCD, forest or predictive): its parameters file in
+        base64, opened only when its SHA-256 is the one given; each row's statistic, the limit and the rows
+        above it (participants)."""
+        from qdsn.compute import monitor
+
+        return monitor.answer(body)
+
     @app.get("/stats/tasks", tags=["statistics"])
     def stats_tasks() -> dict[str, Any]:
         """The aggregation tasks on this node's replica, with the budget spent and the periods released (public)."""

@@ -9,6 +9,7 @@ import typer
 from rich.text import Text
 
 from qdsn.cli import (
+    ai,
     cert,
     certify,
     dataset,
@@ -140,6 +141,7 @@ for sub, name in (
     (cert.cert_app, "cert"),
     (cert.trust_app, "trust"),
     (stats.stats_app, "stats"),
+    (ai.ai_app, "ai"),
     (member.member_app, "member"),
     (notify.notify_app, "notify"),
     (supervise.supervise_app, "supervise"),

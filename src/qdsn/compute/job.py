@@ -130,6 +130,11 @@ def execute(
     measurements = {"model": f"{m.id}@{m.version}", "code_hash": code_hash, "runner": f"qdsn/{__version__}",
                     "isolation": run.isolation, "unenforced": list(run.unenforced),
                     "config_hash": attest.digest(config)}  # fmt: skip
+    trained = output.get("parameters_sha256")
+    if isinstance(trained, str) and len(trained) == 64 and all(ch in "0123456789abcdef" for ch in trained):
+        # the fitted parameters a model exported are named in the attestation itself (already exported,
+        # so this adds nothing the manifest did not let leave)
+        measurements["trained"] = {"sha256": trained, "format": str(output.get("parameters_format", ""))[:16]}
     claims = attest.claims_for(owner.did, nonce, measurements, inputs, parameters, output, start,
                                format_time(system_clock()), job, int(system_clock().timestamp()), dropped)  # fmt: skip
     token = attest.attest(owner.key, owner.did, claims)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 from qdsn.clock import Clock, format_time, parse_time, system_clock
 from qdsn.crypto import SigningKey, canonical_json, sha256
@@ -328,6 +328,19 @@ VDAF_PARAMS: dict[str, tuple[str, ...]] = {
 TaskId = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
 
 
+class T2Encoding(Payload):
+    """What a task's Prio3SumVec vector means when it carries Hotelling T²'s sufficient statistics
+    (`privacy/federated.py`): the variables, the grid each reporter quantises onto and the base-2^32
+    digits each integer sum is split into."""
+
+    kind: Literal["t2-sums"]
+    names: list[str] = Field(min_length=1, max_length=64)
+    low: list[float] = Field(min_length=1, max_length=64)
+    high: list[float] = Field(min_length=1, max_length=64)
+    bits: int = Field(ge=1, le=24)
+    limbs: int = Field(ge=1, le=4)
+
+
 @register("aggregate.task", ("regulator",))
 class AggregateTaskSpec(Payload):
     """A private-aggregation task (DAP-shaped): what each reporter measures (a Prio3 VDAF and its
@@ -351,6 +364,19 @@ class AggregateTaskSpec(Payload):
     min_batch: int = Field(ge=2, le=1_000_000)
     epsilon: float = Field(gt=0, le=100)
     budget: float = Field(gt=0, le=10_000)
+    # "none": the aggregators add no noise — for a figure every reporter is owed in full (a model they
+    # fit together); its privacy is then Prio3's alone, and epsilon/budget only bound the collections.
+    noise: Literal["none"] | None = None
+    encoding: T2Encoding | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: Any) -> dict[str, Any]:
+        """A task without the optional fields serializes as it did before they existed (its hash unchanged)."""
+        doc: dict[str, Any] = handler(self)
+        for name in ("noise", "encoding"):
+            if doc.get(name) is None:
+                doc.pop(name, None)
+        return doc
 
     @model_validator(mode="after")
     def _parameters(self) -> AggregateTaskSpec:
@@ -371,6 +397,15 @@ class AggregateTaskSpec(Payload):
             raise ValueError("the leader and the helper must be two different participants")
         if not self.reporters and not self.attributes:
             raise ValueError("name the eligible reporters: a list of DIDs, member attributes, or both")
+        if self.encoding is not None:
+            e, p = self.encoding, len(self.encoding.names)
+            if len(e.low) != p or len(e.high) != p or not all(lo < hi for lo, hi in zip(e.low, e.high, strict=True)):
+                raise ValueError("the encoding gives one low and one high bound per variable, low below high")
+            size = (1 + p + p * (p + 1) // 2) * e.limbs
+            if self.vdaf != "Prio3SumVec" or self.params.get("length") != size \
+                    or self.params.get("max_measurement") != 2**32 - 1:  # fmt: skip
+                raise ValueError(f"T² sums of {p} variables in {e.limbs} digits are Prio3SumVec of length {size} "
+                                 "and max_measurement 4294967295")  # fmt: skip
         return self
 
 

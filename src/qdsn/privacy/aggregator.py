@@ -179,7 +179,7 @@ def _share(node: Any, task: Task, vdaf: Any, outs: list[bytes], period: int, roo
     agg = vdaf.agg_init(None)
     for o in outs:
         agg = vdaf.agg_update(None, agg, vdaf.decode_agg_share(o))
-    noisy = budget.add_noise(vdaf.field.MODULUS, agg, budget.noise(task))
+    noisy = agg if task.spec.get("noise") == "none" else budget.add_noise(vdaf.field.MODULUS, agg, budget.noise(task))
     sealed = hpke.seal(x25519_from_ed25519(_key(node, task.collector)), vdaf.encode_agg_share(noisy),
                        aggregate_info(task, period, root, agg_id))  # fmt: skip
     return b64url_encode(sealed)

@@ -318,3 +318,33 @@ def draw_pareto(rows: list[dict[str, Any]], *, title: str = "") -> Any:
     ax.set_title(title or "Pareto chart")
     fig.tight_layout()
     return fig
+
+
+# ---- multivariate (Hotelling T²) ----------------------------------------------------------------
+
+
+def draw_t2(scores: Any, ucl: float, *, title: str = "", excluded: Any = (), label: str = "T²") -> Any:
+    """A T² chart: each row's statistic, its upper control limit, the rows above it marked in red and
+    the rows phase I left out of the estimates crossed in grey."""
+    plt = _pyplot()
+    needs_cjk(title)
+    y = np.asarray(scores, dtype=float)
+    x = np.arange(1, y.size + 1)
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    many = y.size > 2000
+    style = {"marker": None, "linewidth": 0.4} if many else {"marker": "o", "markersize": 3, "linewidth": 1}
+    ax.plot(x, y, color="#1f4e79", **style)
+    _line(ax, x, ucl, "--", "UCL")
+    above = np.flatnonzero(y > ucl)
+    if above.size:
+        ax.plot(above + 1, y[above], "o", color="#c00000", markersize=1 if many else 6, label="out of control")
+    gone = np.asarray(excluded, dtype=int)
+    gone = gone[gone < y.size]
+    if gone.size:
+        ax.plot(gone + 1, y[gone], "x", color="#808080", markersize=7)
+    ax.set_ylabel(label)
+    ax.set_xlabel(zh("row", "行"))
+    ax.set_title(title or zh(f"Hotelling {label} chart", "多元控制图"))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

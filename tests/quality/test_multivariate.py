@@ -1,0 +1,158 @@
+"""Hotelling's T², its MCD variant, the learned models and the exact sufficient statistics."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from qdsn.errors import InvalidInput
+from qdsn.quality import learn
+from qdsn.quality import multivariate as mv
+
+
+def process(m: int, p: int = 3, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(p, p))
+    return rng.multivariate_normal(np.arange(p, dtype=float), a @ a.T + np.eye(p), size=m)
+
+
+@pytest.mark.parametrize(("m", "p", "alpha"), [(20, 2, 0.05), (50, 3, 0.0027), (200, 10, 0.01), (25, 22, 0.05)])
+def test_limits_agree_with_the_f_distribution_computed_independently(m, p, alpha):
+    """Phase I's beta quantile and phase II's F quantile, each checked through the other distribution
+    (if B ~ Beta(a, b) then (b/a)·B/(1 − B) ~ F(2a, 2b))."""
+    f1 = stats.f.ppf(1 - alpha, p, m - p - 1)
+    r = p / (m - p - 1)
+    assert mv.ucl_phase1(m, p, alpha) == pytest.approx((m - 1) ** 2 / m * r * f1 / (1 + r * f1), rel=1e-10)
+    b = stats.beta.ppf(1 - alpha, p / 2, (m - p) / 2)
+    f2 = (m - p) / p * b / (1 - b)
+    assert mv.ucl_phase2(m, p, alpha) == pytest.approx(p * (m + 1) * (m - 1) / (m * (m - p)) * f2, rel=1e-10)
+
+
+def test_phase2_limit_from_a_printed_f_table():
+    """F(0.95; 2, 28) = 3.34 in the printed F tables, so for m = 30 rows of p = 2 variables at α = 0.05
+    the phase II limit is 2·31·29 / (30·28) · 3.34 ≈ 7.15."""
+    assert mv.ucl_phase2(30, 2, 0.05) == pytest.approx(2 * 31 * 29 / (30 * 28) * 3.34, abs=0.01)
+
+
+def test_false_alarm_rates_are_nominal_in_both_phases():
+    """Simulated in-control processes: the share of points above each limit is α (within sampling error)."""
+    rng = np.random.default_rng(7)
+    m, p, alpha, reps = 30, 3, 0.05, 3000
+    above1 = above2 = 0
+    for _ in range(reps):
+        x = rng.normal(size=(m + 1, p))
+        model = mv.fit_t2(x[:m], alpha=alpha)
+        above1 += int((model.score(x[:m]) > model.ucl_phase1).sum())
+        above2 += int(model.score(x[m:])[0] > model.ucl)
+    assert above1 / (reps * m) == pytest.approx(alpha, abs=0.004)
+    assert above2 / reps == pytest.approx(alpha, abs=0.012)
+
+
+def test_score_is_the_mahalanobis_distance():
+    x = process(100)
+    model = mv.fit_t2(x)
+    inv = np.linalg.inv(np.cov(x, rowvar=False))
+    d = x - x.mean(axis=0)
+    assert np.allclose(model.score(x), np.einsum("ij,jk,ik->i", d, inv, d), rtol=1e-10)
+
+
+def test_phase1_drops_the_shifted_rows_and_reestimates():
+    x = process(300, seed=1)
+    x[[10, 50, 90]] += np.array([8.0, -8.0, 8.0])
+    model = mv.phase1(x)
+    assert {10, 50, 90} <= set(model.excluded)
+    assert model.n == 300 - len(model.excluded)
+    kept = np.delete(x, model.excluded, axis=0)
+    assert np.allclose(model.mean, kept.mean(axis=0)) and np.allclose(model.cov, np.cov(kept, rowvar=False))
+    assert (model.score(kept) <= mv.ucl_phase1(model.n, 3)).all()
+
+
+def test_mcd_is_not_masked_by_a_cluster_of_outliers():
+    """10 % of rows shifted together inflate the classical covariance; the MCD keeps the in-control
+    scatter and flags them."""
+    x = process(2000, seed=2)
+    clean_cov = np.cov(x, rowvar=False)
+    x[:200] += np.array([4.0, 4.0, -4.0])
+    robust, plain = mv.fit_mcd(x), mv.fit_t2(x)
+    assert np.abs(robust.cov - clean_cov).max() < 0.25 * np.abs(plain.cov - clean_cov).max()
+    assert (robust.score(x[:200]) > robust.ucl).mean() > 0.9
+    assert (robust.score(x[200:]) > robust.ucl).mean() < 0.02
+    assert len(set(range(200)) & set(robust.excluded)) > 190
+
+
+def test_federated_sums_give_the_pooled_model_exactly():
+    x = process(3000, p=4, seed=3)
+    grid = mv.FixedPoint(tuple(x.min(axis=0) - 1), tuple(x.max(axis=0) + 1), bits=16)
+    parts = [mv.Sums.of(grid.quantise(x[i::3])) for i in range(3)]
+    total = parts[0] + parts[1] + parts[2]
+    assert total == mv.Sums.of(grid.quantise(x))
+    pooled = mv.fit_t2(grid.dequantise(grid.quantise(x)))
+    model = total.model(grid)
+    assert np.abs(model.mean - pooled.mean).max() < 1e-9 and np.abs(model.cov - pooled.cov).max() < 1e-9
+    # the quantisation itself moves the model by about one grid step
+    assert np.abs(model.mean - x.mean(axis=0)).max() < 2 / grid.scale.min()
+
+
+def test_sums_survive_digits_summed_in_a_field():
+    grid = mv.FixedPoint((0.0,) * 2, (1.0,) * 2, bits=16)
+    parts = [mv.Sums.of(grid.quantise(np.random.default_rng(i).random((500, 2)))) for i in range(3)]
+    digits = [mv.to_limbs(s.vector(), 2) for s in parts]
+    assert all(0 <= d < 2**32 for ds in digits for d in ds)
+    summed = [sum(col) for col in zip(*digits, strict=True)]
+    assert mv.Sums.from_vector(mv.from_limbs(summed, 2), 2) == parts[0] + parts[1] + parts[2]
+    with pytest.raises(InvalidInput, match="does not fit 1 digits"):
+        mv.to_limbs([2**40], 1)
+
+
+@pytest.mark.parametrize(("x", "message"), [
+    (np.ones((4, 3)), "4 rows are too few for 3 variables"),
+    (np.array([[1.0, 2.0], [np.nan, 1.0], [3.0, 1.0], [2.0, 2.0]]),
+     r"missing or non-finite values \(first at row 2, variable 1"),
+    (np.column_stack([np.arange(10.0), np.full(10, 5.0)]), "variable 2 do"),
+    (np.column_stack([np.arange(10.0), np.arange(10.0) ** 2, np.arange(10.0) + np.arange(10.0) ** 2]),
+     "linearly dependent"),
+])  # fmt: skip
+def test_bad_input_is_named(x, message):
+    for fit in (mv.fit_t2, mv.phase1, mv.fit_mcd):
+        with pytest.raises(InvalidInput, match=message):
+            fit(x)
+
+
+def test_bad_grid_and_scoring_input_are_named():
+    grid = mv.FixedPoint((0.0,), (1.0,))
+    with pytest.raises(InvalidInput, match=r"value 1.5 \(row 2, variable 1\) is outside the agreed range"):
+        grid.quantise([[0.5], [1.5]])
+    with pytest.raises(InvalidInput, match="high bound"):
+        mv.FixedPoint((1.0,), (1.0,))
+    with pytest.raises(InvalidInput, match="the model has 3 variables, the data 2"):
+        mv.fit_t2(process(50)).score(np.ones((2, 2)))
+
+
+def test_arrays_round_trip():
+    model = mv.phase1(process(80), names=("a", "b", "c"))
+    back = mv.T2Model.from_arrays(model.arrays())
+    assert back.names == ("a", "b", "c") and back.ucl == model.ucl
+    assert np.array_equal(back.score(process(5, seed=9)), model.score(process(5, seed=9)))
+    with pytest.raises(InvalidInput, match="not a T² model"):
+        mv.T2Model.from_arrays({k: v for k, v in model.arrays().items() if k != "cov"})
+
+
+def test_predictive_model_reports_its_held_out_error():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(400, 5))
+    y = x @ np.array([1.0, -2.0, 0.5, 0.0, 3.0]) + 10 + rng.normal(scale=0.3, size=400)
+    model = learn.fit_predictive(x, y)
+    assert model.cv_rmse == pytest.approx(0.3, rel=0.15) and model.cv_r2 > 0.98
+    assert np.allclose(model.coef, [1.0, -2.0, 0.5, 0.0, 3.0], atol=0.05)
+    back = learn.Predictive.from_arrays(model.arrays())
+    assert np.array_equal(back.predict(x), model.predict(x))
+    with pytest.raises(InvalidInput, match="does not vary"):
+        learn.fit_predictive(x, np.ones(400))
+    with pytest.raises(InvalidInput, match="too few"):
+        learn.fit_predictive(x[:6], y[:6])
+
+
+def test_isolation_forest_ranks_shifted_rows_first():
+    x = process(1000, seed=5)
+    x[:10] += 6.0
+    scores = learn.anomaly_score(learn.fit_isolation_forest(x), x)
+    assert set(np.argsort(scores)[-10:]) == set(range(10))
