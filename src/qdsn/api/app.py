@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
 
 from qdsn import __version__
+from qdsn.api import explorer
 from qdsn.api.client import NodeClient
 from qdsn.api.problems import MEDIA_TYPE, from_error, problem
 from qdsn.api.signatures import Resolver, check, inspect
@@ -281,6 +282,7 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         return await run_in_threadpool(check, request.method, url, headers, body, signed, key, nonces)
 
     Signer = Annotated[str, Depends(signer)]
+    app.include_router(explorer.router(node, Signer))
 
     async def maybe_signer(request: Request) -> str | None:
         """The signer's DID when the request is signed; None for an anonymous one."""
