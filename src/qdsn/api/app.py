@@ -52,6 +52,7 @@ from qdsn.node.node import Node
 from qdsn.policy.meter import invoice, usage
 from qdsn.privacy import aggregator, report
 from qdsn.privacy.task import tasks
+from qdsn.web import MAX_UPLOAD, UPLOAD_PATH, mount
 
 logger = logging.getLogger("qdsn.api")
 MAX_BODY = 1 << 20  # a batch of transactions; larger requests are refused before they are read
@@ -80,6 +81,8 @@ def _limit_of(request: Request) -> int:
     """The largest body a request may carry: a sealed vault backup, a job request, or a batch of transactions."""
     if request.method == "POST" and request.url.path == "/jobs":
         return MAX_JOB_BODY
+    if request.method == "POST" and request.url.path == UPLOAD_PATH:  # a staff member's file for the vault
+        return MAX_UPLOAD
     return MAX_BACKUP if request.method == "PUT" and request.url.path.startswith("/backups/") else MAX_BODY
 
 
@@ -705,4 +708,5 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         ledger (public; the leader's)."""
         return aggregator.batch_leaves(node, stats, task_id, period)
 
+    mount(app, node)  # the web console, under /console/
     return app

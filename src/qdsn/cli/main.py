@@ -23,6 +23,7 @@ from qdsn.cli import (
     schema,
     service,
     spc,
+    staff,
     stats,
     vault,
 )
@@ -136,6 +137,7 @@ for sub, name in (
     (cert.trust_app, "trust"),
     (stats.stats_app, "stats"),
     (member.member_app, "member"),
+    (staff.staff_app, "staff"),
 ):
     app.add_typer(sub, name=name)
 app.command()(ingest.simulate)
