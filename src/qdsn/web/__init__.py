@@ -20,6 +20,7 @@ from qdsn.web.staff import StaffStore
 # and `NAV` (its NavItems, the overview first). Only the node's own role's pages are served.
 ROLE_PAGES = {
     "enterprise": "qdsn.web.manufacturer",
+    "regulator": "qdsn.web.regulator",
 }
 STATIC = Path(__file__).parent / "static"
 UPLOAD_PATH = "/console/enterprise/upload"  # the one console form that takes a large file
