@@ -21,6 +21,7 @@ from qdsn.web.staff import StaffStore
 ROLE_PAGES = {
     "enterprise": "qdsn.web.manufacturer",
     "regulator": "qdsn.web.regulator",
+    "certifier": "qdsn.web.certifier",
 }
 STATIC = Path(__file__).parent / "static"
 UPLOAD_PATH = "/console/enterprise/upload"  # the one console form that takes a large file
