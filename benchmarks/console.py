@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import statistics
 import tempfile
 import threading
@@ -39,19 +40,24 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
+import uvicorn
 from rich.console import Console
 from rich.table import Table
 from stdnum.cn import uscc
 
+from qdsn.api.app import create_app
+from qdsn.api.client import NodeClient
 from qdsn.crypto import SigningKey, sha256
 from qdsn.crypto.canonical import plain_json
 from qdsn.crypto.encoding import b64url_encode
 from qdsn.identity import did_key_from_public_key, multikey_from_public_key, organization
-from qdsn.ledger import Ledger, merkle, tx
+from qdsn.ledger import merkle, tx
 from qdsn.ledger.checkpoint import Checkpoint, NoteSigner, cosigned_message, sign_note
 from qdsn.ledger.state import Cosignature, Dataset
 from qdsn.ledger.store import Row
-from qdsn.node import NodeHome
+from qdsn.node import Node, NodeHome
+from qdsn.web.staff import StaffStore
 
 console = Console()
 INDUSTRIES = ["C3831", "C3832", "C3811", "C2710", "C3360", "C3670", "C3982", "C1810", "C2651", "C3420"]
@@ -96,7 +102,6 @@ class Signer:
 def build(home: NodeHome, n_members: int, n_entries: int) -> None:
     """The regulator's replica in `home`, grown to `n_members` enterprises and `n_entries` entries."""
     rng = random.Random(22)
-    reg = Signer(home.key(), home.did)
     ledger = home.ledger()
     t0 = time.perf_counter()
     counties = zhejiang_counties()
@@ -161,8 +166,8 @@ def build(home: NodeHome, n_members: int, n_entries: int) -> None:
                 seq = add(m.sign("dataset.anchor", payload, created))
                 anchored[k] += 256
                 d = state.datasets[ds]
-                state.datasets[ds] = Dataset(ds, d.owner, d.title, d.kind, anchored[k], d.batches + 1, False, d.declared,
-                                             seq)  # fmt: skip
+                state.datasets[ds] = Dataset(ds, d.owner, d.title, d.kind, anchored[k], d.batches + 1, False,
+                                             d.declared, seq)  # fmt: skip
             state.dirty_datasets.add(ds)
             i += 1
             if frontier.size % CHECKPOINT_EVERY == 0:
@@ -180,6 +185,80 @@ def build(home: NodeHome, n_members: int, n_entries: int) -> None:
         flush()
     console.print(f"  {store.size:,} entries in the log after {time.perf_counter() - t1:.1f} s more")
     ledger.close()
+
+
+def serve(node: Node) -> tuple[uvicorn.Server, str]:
+    config = uvicorn.Config(create_app(node), host="127.0.0.1", port=0, log_level="error")
+    server = uvicorn.Server(config)
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.01)
+    return server, f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+
+
+def timed(n: int, get) -> list[float]:  # type: ignore[no-untyped-def]
+    """Milliseconds of `n` requests, after one warm-up; each must answer 200."""
+    get()
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        r = get()
+        out.append((time.perf_counter() - t) * 1000)
+        assert r.status_code == 200, r.text[:500]
+    return out
+
+
+def p(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def measure(home: NodeHome, n: int) -> None:
+    """Each page beside the JSON API answering the same data, in the same run, on the same server."""
+    node = Node(home, operator=True)
+    staff = StaffStore(home.path)
+    if "officer" not in {a["name"] for a in staff.list()}:
+        staff.add("officer", "viewer", PASSWORD)
+    server, base = serve(node)
+    browser = httpx.Client(base_url=base, timeout=60, follow_redirects=True)
+    token = re.search(r'name="csrf" value="([^"]+)"', browser.get("/console/login").text)[1]
+    signed_in = browser.post("/console/login", data={"name": "officer", "password": PASSWORD, "csrf": token})
+    assert signed_in.status_code == 200 and "/console/regulator/overview" in str(signed_in.url), signed_in.text[:300]
+    api = NodeClient(base, home.key(), home.did, http=httpx.Client(base_url=base, timeout=60))
+    region = zhejiang_counties()[0][:4] + "00"  # a prefecture
+    older = api.call("GET", f"/members?region={region}&limit=50")["older"] or node.ledger.size
+    cosigns = api.call("GET", "/explorer/entries?type=checkpoint.cosign&limit=50")["older"]
+    deeper = api.call("GET", f"/explorer/entries?type=checkpoint.cosign&limit=50&before={cosigns}")["older"] if (
+        cosigns is not None) else None
+    deeper = deeper if deeper is not None else node.ledger.size  # a small log: its first page
+    overview_json = ["/explorer/entries?limit=10", "/explorer/checkpoints?limit=1", "/explorer/witnesses?limit=200",
+                     "/members/regions"]  # fmt: skip
+    pages = [
+        ("overview", "/console/regulator/overview", overview_json),
+        ("member registry, newest page", "/console/regulator/members", ["/members"]),
+        (f"registry, one prefecture ({region})", f"/console/regulator/members?region={region}",
+         [f"/members?region={region}"]),
+        ("registry, that prefecture's next page", f"/console/regulator/members?region={region}&before={older}",
+         [f"/members?region={region}&before={older}"]),
+        ("ledger explorer, newest page", "/console/regulator/ledger", ["/explorer/entries"]),
+        ("ledger, one type, third page", f"/console/regulator/ledger?type=checkpoint.cosign&before={deeper}",
+         [f"/explorer/entries?type=checkpoint.cosign&before={deeper}"]),
+    ]  # fmt: skip
+    table = Table(title=f"regulator's console, {node.ledger.size:,} entries, "
+                        f"{len(node.ledger.state.identities):,} members; {n} requests each (ms)")  # fmt: skip
+    for col in ("page", "page p50", "page p95", "JSON p50", "JSON p95", "ratio p50"):
+        table.add_column(col, justify="left" if col == "page" else "right")
+    worst = 0.0
+    for name, path, json_paths in pages:
+        page = timed(n, lambda path=path: browser.get(path))
+        plain = timed(n, lambda paths=json_paths: [api.request("GET", x) for x in paths][-1])
+        worst = max(worst, p(page, 95))
+        table.add_row(name, f"{p(page, 50):.1f}", f"{p(page, 95):.1f}", f"{p(plain, 50):.1f}", f"{p(plain, 95):.1f}",
+                      f"{p(page, 50) / p(plain, 50):.2f}")  # fmt: skip
+    console.print(table)
+    console.print("JSON: signed requests (RFC 9421) as a member's node sends them; the overview's JSON is its four "
+                  "requests in a row. Targets: page p50 ≤ 300 ms, p95 ≤ 1000 ms.")  # fmt: skip
+    server.should_exit = True
+    node.close()
 
 
 def prepared(folder: Path, n_members: int, n_entries: int) -> NodeHome:

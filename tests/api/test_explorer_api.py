@@ -26,7 +26,7 @@ def network(tmp_path):
 
 
 def test_participants_page_through_the_registry_and_the_log(network):
-    node, maker, http = network
+    _, maker, http = network
     c = NodeClient(str(http.base_url), maker.key(), maker.did, http=http)
     got = c.call("GET", "/members?region=330000&industry=C38")
     assert [m["did"] for m in got["items"]] == [maker.did] and got["total"] == 1

@@ -5,7 +5,6 @@ the explorer's pages, and another party's text shown escaped."""
 import re
 
 import pytest
-from fastapi.testclient import TestClient
 
 from qdsn.api.app import create_app
 from qdsn.crypto import SigningKey
@@ -81,8 +80,9 @@ def test_a_wrong_form_is_said_back_and_nothing_is_written(regulator):
 def test_the_explorer_pages_and_escaped_text(regulator):
     node, app = regulator
     hostile = "Evil\u202eCorp <script>alert(1)</script>"
-    node.submit([node.home.sign("identity.register", {"did": (d := new_did()), "role": "enterprise",
-                                                      "name": hostile, "key": d.removeprefix("did:key:")})])  # fmt: skip
+    d = new_did()
+    payload = {"did": d, "role": "enterprise", "name": hostile, "key": d.removeprefix("did:key:")}
+    node.submit([node.home.sign("identity.register", payload)])
     c = signed_in(app, "viewer")
     for path in ("/console/regulator/overview", "/console/regulator/ledger", "/console/regulator/members",
                  f"/console/regulator/members/{d}", "/console/regulator/ledger/entries/1",

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy import func, select, text
 
-from qdsn.errors import InvalidInput, NotFound
+from qdsn.errors import InvalidInput
 from qdsn.ledger import tx
 from qdsn.ledger.checkpoint import Checkpoint, parse_note
 from qdsn.ledger.store import Store, checkpoints, cosignatures, entries

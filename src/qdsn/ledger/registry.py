@@ -8,6 +8,7 @@ section letter, division, group or class. Pages are keyset-paginated on the regi
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -62,6 +63,7 @@ def _row(r) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return out
 
 
+@cache  # a few thousand divisions at most; a page of members names the same ones again and again
 def region_name(code: str) -> str | None:
     """A division's names from the province down, or None for a code retired since it was recorded."""
     try:

@@ -159,7 +159,8 @@ def _agreements(node: Node) -> list[dict[str, Any]]:
 
 
 @router.post("/negotiate")
-def negotiate_offer(request: Request, staff: Engineer, url: Url, offer: Annotated[str, Form(max_length=256)]) -> Response:
+def negotiate_offer(request: Request, staff: Engineer, url: Url,
+                    offer: Annotated[str, Form(max_length=256)]) -> Response:
     """Negotiate an offer of a member's catalog, as `qdsn negotiate` does: the offer as published, made by the
     member the ledger says declared the dataset, the agreement verified and kept in the home."""
     console = console_of(request)
@@ -173,8 +174,9 @@ def negotiate_offer(request: Request, staff: Engineer, url: Url, offer: Annotate
     node.catch_up()
     declared = node.ledger.state.datasets.get(dataset)
     if declared is None or declared.owner != chosen.get("assigner"):
+        owner = declared.owner if declared else "nobody"
         raise IntegrityError(f"offer {offer[:100]} is made by {str(chosen.get('assigner'))[:100]}, but the ledger "
-                             f"says {dataset[:100]} was declared by {declared.owner if declared else 'nobody'}")  # fmt: skip
+                             f"says {dataset[:100]} was declared by {owner}")
     try:
         contract = negotiate(_peer(node, url), chosen, node.did)
     except httpx.HTTPError as e:
@@ -188,7 +190,8 @@ def negotiate_offer(request: Request, staff: Engineer, url: Url, offer: Annotate
 
 @router.get("/jobs")
 def jobs_page(request: Request, staff: Viewer, agreement: Annotated[str, Query(max_length=256)] = "",
-              url: Annotated[str, Query(max_length=300)] = "", dataset: Annotated[str, Query(max_length=128)] = "") -> Response:  # fmt: skip
+              url: Annotated[str, Query(max_length=300)] = "",
+              dataset: Annotated[str, Query(max_length=128)] = "") -> Response:  # fmt: skip
     node = _node(request)
     asked = requested.entries(node.home.path)[::-1]
     return render(request, "certifier/jobs.html", asked=asked, models=_models(node), agreements=_agreements(node),
@@ -229,8 +232,8 @@ def request_job(request: Request, staff: Engineer, url: Url, model: Annotated[st
     }), "a job")  # fmt: skip
     if not isinstance(job.get("id"), str):
         raise IntegrityError("the node took the job but answered no job id")
-    requested.record(node.home.path, url, job["id"], nonce, agreement=agreement, model=f"{manifest.id}@{manifest.version}",
-                     code_hash=package.code_hash(blob), parameters=params, dataset=dataset, first=0,
+    requested.record(node.home.path, url, job["id"], nonce, agreement=agreement,
+                     model=f"{manifest.id}@{manifest.version}", code_hash=package.code_hash(blob), parameters=params, dataset=dataset, first=0,
                      count=declared.anchored, requested=datetime.now(UTC).isoformat(timespec="seconds"))  # fmt: skip
     console.staff.record(staff, "job.request", job["id"], url=url, model=model, dataset=dataset, agreement=agreement)
     return RedirectResponse(f"{PREFIX}/jobs/{quote(job['id'], safe='')}?url={quote(url)}", status_code=303)
@@ -272,7 +275,8 @@ def job_page(request: Request, staff: Viewer, job: str, url: Annotated[str, Quer
 @router.post("/certificates")
 def issue(request: Request, staff: Approver, url: Url, job: Annotated[str, Form(max_length=200)],
           number: Annotated[str, Form(min_length=1, max_length=200)], standards: Annotated[str, Form(max_length=500)],
-          category: Annotated[str, Form(min_length=1, max_length=200)], scope: Annotated[str, Form(min_length=1, max_length=500)],
+          category: Annotated[str, Form(min_length=1, max_length=200)],
+          scope: Annotated[str, Form(min_length=1, max_length=500)],
           site: Annotated[str, Form(min_length=1, max_length=200)], status_list: Annotated[str, Form(max_length=500)],
           days: Annotated[int, Form(ge=1, le=3650)] = 365) -> Response:  # fmt: skip
     """Issue a certificate from a passing result of a job this node asked for, as `qdsn cert issue --job` does."""
