@@ -233,8 +233,9 @@ def request_job(request: Request, staff: Engineer, url: Url, model: Annotated[st
     if not isinstance(job.get("id"), str):
         raise IntegrityError("the node took the job but answered no job id")
     requested.record(node.home.path, url, job["id"], nonce, agreement=agreement,
-                     model=f"{manifest.id}@{manifest.version}", code_hash=package.code_hash(blob), parameters=params, dataset=dataset, first=0,
-                     count=declared.anchored, requested=datetime.now(UTC).isoformat(timespec="seconds"))  # fmt: skip
+                     model=f"{manifest.id}@{manifest.version}", code_hash=package.code_hash(blob),
+                     parameters=params, dataset=dataset, first=0, count=declared.anchored,
+                     requested=datetime.now(UTC).isoformat(timespec="seconds"))
     console.staff.record(staff, "job.request", job["id"], url=url, model=model, dataset=dataset, agreement=agreement)
     return RedirectResponse(f"{PREFIX}/jobs/{quote(job['id'], safe='')}?url={quote(url)}", status_code=303)
 
