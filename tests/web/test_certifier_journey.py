@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from urllib.parse import unquote
 
 from qdsn.api.client import NodeClient
 from qdsn.compute import package
@@ -79,7 +80,7 @@ def test_the_certifier_asks_for_a_job_and_issues_the_certificate_from_its_result
         assert "/console/certifier/jobs" in j.page.url
         j.submit("#ask button", "job-asked")
         assert "/console/certifier/jobs/" in j.page.url and j.page.inner_text("#state") == "pending"
-        job = j.page.url.split("/console/certifier/jobs/")[1].split("?")[0]
+        job = unquote(j.page.url.split("/console/certifier/jobs/")[1].split("?")[0])
 
         approve(acme, job)
         wait_for_cosign(url["reg"], cqc, "compute.attest")  # issued only under a checkpoint it cosigned
