@@ -42,6 +42,7 @@ NAV = [
     NavItem(f"{PREFIX}/certificates", N_("Certificate register")),
     NavItem(f"{PREFIX}/models", N_("Models")),
 ]
+VERDICTS = [N_("pass"), N_("fail")]  # shown from an attested result, listed for the catalog
 Viewer = Annotated[Staff, Depends(require("viewer"))]
 Engineer = Annotated[Staff, Depends(require("engineer"))]
 Approver = Annotated[Staff, Depends(require("approver"))]

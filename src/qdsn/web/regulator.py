@@ -34,6 +34,7 @@ NAV = [
     NavItem(f"{PREFIX}/certificates", N_("Certificates")),
     NavItem(f"{PREFIX}/statistics", N_("Regional statistics")),
 ]
+LEVELS = [N_("province"), N_("prefecture"), N_("county")]  # shown from data, listed for the catalog
 Viewer = Annotated[Staff, Depends(require("viewer"))]
 Approver = Annotated[Staff, Depends(require("approver"))]
 Cursor = Annotated[int | None, Query(ge=0, lt=2**53)]
