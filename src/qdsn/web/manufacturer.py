@@ -300,7 +300,8 @@ async def upload(request: Request, staff: Engineer) -> Response:
                              characteristics=list(units), layout=layout)  # fmt: skip
             entries = [node.ledger.store.entry(txid=txid).seq for _, txid in summary.batches]
             console.staff.record(staff, "dataset.upload", dataset, outcome="stored", file=shown_name,
-                                 accepted=summary.accepted, already=summary.already, entries=sorted(entries))  # fmt: skip
+                                 accepted=summary.accepted, already=summary.already,
+                                 entries=sorted(entries))  # fmt: skip
             return {"file": shown_name, "written": True, "accepted": summary.accepted, "already": summary.already,
                     "batches": len(summary.batches), "entries": sorted(entries)}  # fmt: skip
         finally:
