@@ -9,6 +9,8 @@ import json
 import re
 import time
 
+import httpx
+
 from qdsn.api.client import NodeClient
 from qdsn.node import Node, NodeHome
 from qdsn.node.provider import publish
@@ -140,6 +142,10 @@ def test_the_manufacturer_certifies_and_a_buyer_verifies_in_the_browser(tmp_path
         with j.page.expect_download() as got:
             j.page.click("#download")
         assert got.value.path().read_text().strip() == shown
+        assert j.page.locator("#qr svg").count() == 1  # too large for a code itself: the code carries its link
+        link = j.page.get_attribute("#qr-link a", "href")
+        assert link.startswith(url["acme"] + "/console/enterprise/presentations/")
+        assert httpx.get(link).text.strip() == shown  # anyone holding the code reads what the holder chose to show
 
         buyer = journey(url["reg"])
         buyer.goto("/console/verify")

@@ -94,7 +94,7 @@ def test_a_bad_file_writes_nothing_and_names_its_rows(maker):
 
 
 def test_the_chart_labels_the_run_rule_tests_and_zooms(maker):
-    node, c, _ = maker
+    _, c, _ = maker
     values = [17.5 + (0.02 if i % 2 else -0.02) for i in range(100)] + [17.9] + [17.56] * 12  # beyond; a run
     wait(c, upload(c, csv([round(v, 3) for v in values])).headers["location"])
     page = c.get("/console/enterprise/datasets/line-1?window=0").text
@@ -106,15 +106,17 @@ def test_the_chart_labels_the_run_rule_tests_and_zooms(maker):
 
 
 def test_another_partys_text_is_shown_escaped(maker):
-    _, c, app = maker
+    app = maker[2]
     from qdsn.web.manufacturer import _lines
 
     console = app.state.console
     job = Job("urn:uuid:1", "did:key:z6Mk\u202eevil", "urn:a", "m@1", "0" * 64, [], {}, "cert\u200bification",
               "n", "pending", "2026-03-01T00:00:00Z")
-    files = [{"path": "model.py", "lines": _lines("x = 1\nif ok:\u202e # hidden\n"), "findings": ["line 2, column 6"]}]
+    source = _lines("x = 1\nif ok:\u202e # hidden\n")
+    files = [{"path": "model.py", "lines": source, "findings": ["line 2, column 6"]}]
     html = console.env.get_template("enterprise/job.html").render(
-        _=lambda s: s, job=job, files=files, requester="Evil\u2066Corp", staff=Staff("a", "viewer", "s"), nav=[], csrf="t", here="/",
+        _=lambda s: s, job=job, files=files, requester="Evil\u2066Corp", staff=Staff("a", "viewer", "s"), nav=[],
+        csrf="t", here="/",
         lang="en", locales={}, node_name="n", node_role="enterprise", node_did="d", version="0")  # fmt: skip
     assert "\u202e" not in html and "\u200b" not in html and "\u2066" not in html
     assert '<mark class="escaped">\\u202e</mark>' in html and "cert\\u200bification" in html

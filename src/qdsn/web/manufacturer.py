@@ -3,6 +3,7 @@ the jobs inbox, agreements with their meters and invoices, and the certificates 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -440,7 +441,7 @@ def present_page(request: Request, key: str, staff: Engineer) -> Response:
     node = _node(request)
     _, claims = _certificate(node, key)
     return render(request, "enterprise/present.html", key=key, number=claims.get("certificate_number"),
-                  paths=certificate.disclosable(claims), shown=None, qr=None)  # fmt: skip
+                  paths=certificate.disclosable(claims), shown=None, qr=None, link=None)  # fmt: skip
 
 
 @router.post("/certificates/{key}/present")
@@ -460,14 +461,17 @@ async def present(request: Request, key: str, staff: Engineer) -> Response:
     aud, nonce = str(form.get("aud") or "").strip() or None, str(form.get("nonce") or "").strip() or None
     holder = node.home.key() if aud and nonce else None
     shown = sdjwt.present(text, chosen, holder, aud=aud, nonce=nonce)
+    link = None
     try:
         qr = segno.make(shown, error="l", micro=False).svg_inline(scale=2, omitsize=True)
-    except segno.DataOverflowError:
-        qr = None
+    except segno.DataOverflowError:  # a presentation is kilobytes: the QR code carries where it is published
+        base = (node.public_url or str(request.base_url)).rstrip("/")
+        link = f"{base}{PREFIX}/presentations/{publish_presentation(node, shown)}"
+        qr = segno.make(link, error="m", micro=False).svg_inline(scale=4, omitsize=True)
     console.staff.record(staff, "certificate.present", str(claims.get("certificate_number")), disclosed=chosen,
                          aud=aud, bound=holder is not None)  # fmt: skip
     return render(request, "enterprise/present.html", key=key, number=claims.get("certificate_number"), paths=chosen,
-                  shown=shown, qr=qr)  # fmt: skip
+                  shown=shown, qr=qr, link=link)  # fmt: skip
 
 
 @router.post("/certificates/download")
@@ -477,3 +481,32 @@ async def present_download(request: Request, staff: Engineer) -> Response:
     shown = str(form.get("presentation") or "")
     return Response(shown + "\n", media_type="text/plain; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="presentation.txt"'})  # fmt: skip
+
+
+# -- presentations published for a QR code ----------------------------------------------------------
+
+PUBLISHED = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+def publish_presentation(node: Node, shown: str) -> str:
+    """Keep a presentation in the home (`presented/`, 0600) under a random name, which only its QR code
+    and whoever it is handed to know; returns the name."""
+    import secrets
+
+    folder = node.home.path / "presented"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    name = secrets.token_urlsafe(16)
+    path = folder / f"{name}.txt"
+    path.write_text(shown + "\n")
+    path.chmod(0o600)
+    return name
+
+
+@router.get("/presentations/{name}")
+def presentation_published(request: Request, name: str) -> Response:
+    """A presentation the holder published for its QR code (public: what the holder chose to show)."""
+    path = _node(request).home.path / "presented" / f"{name}.txt"
+    if not PUBLISHED.fullmatch(name) or not path.exists():
+        raise NotFound("no such presentation here", "ask the holder for the presentation or its QR code again")
+    return Response(path.read_text(), media_type="text/plain; charset=utf-8")
+
