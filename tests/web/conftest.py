@@ -42,12 +42,12 @@ class Journey:
     """A browser tab on one node's console: every request to another origin is aborted and remembered,
     and every page it shows is saved as a screenshot (`goto`, `submit` and `snap`)."""
 
-    def __init__(self, browser, base: str, folder: Path, lang: str = "en") -> None:
+    def __init__(self, browser, base: str, folder: Path, lang: str = "en", shots: list | None = None) -> None:
         self.base = base.rstrip("/")
         self.origins = {self._origin(self.base)}
         self.left: list[str] = []  # requests refused for leaving the node
         self.folder = folder
-        self.shots: list[Path] = []
+        self.shots: list[Path] = [] if shots is None else shots  # shared by a test's journeys: one numbering
         self.visited: list[str] = []
         self.snapped: list[str] = []
         self.context = browser.new_context(locale=lang, extra_http_headers={"Accept-Language": lang},
@@ -107,9 +107,10 @@ def journey(browser, request) -> Iterator:
     for old in folder.glob("*.png"):
         old.unlink()
     made: list[Journey] = []
+    shots: list[Path] = []
 
     def make(base: str, lang: str = "en") -> Journey:
-        j = Journey(browser, base, folder, lang)
+        j = Journey(browser, base, folder, lang, shots)
         made.append(j)
         return j
 
@@ -123,16 +124,37 @@ def journey(browser, request) -> Iterator:
         assert not unsaved, f"pages shown without a screenshot: {unsaved}"
 
 
-def start_node(home: Path, port: int, passphrase: str, *, operator: str | None = None) -> subprocess.Popen:
-    """`qdsn node start` on `home` in a process of its own, once it answers on `port`."""
-    from ..api.conftest import answering
-
+def spawn(home: Path, port: int, passphrase: str, *, operator: str | None = None) -> subprocess.Popen:
+    """`qdsn node start` on `home` in a process of its own (`answering` waits for it)."""
     with (home / "node.toml").open("a") as f:
         f.write(f"\n[service]\nport = {port}\nmonitor = 0.3\n" + (f'operator = "{operator}"\n' if operator else ""))
     env = os.environ | {"QDSN_PASSPHRASE": passphrase, "QDSN_HOME": str(home)}
-    proc = subprocess.Popen([sys.executable, "-m", "qdsn", "node", "start"], env=env, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "qdsn", "node", "start"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)  # fmt: skip
-    return answering(proc, home.name, port)
+
+
+def answering(proc: subprocess.Popen, name: str, port: int, within: float = 120) -> subprocess.Popen:
+    """`proc` once its node answers on `port`; the test fails with its output if it stops or does not
+    answer `within` seconds (a loaded 2-core machine starts a node slowly)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/.well-known/did.json", timeout=2)
+            return proc
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"{name} did not start: {proc.stdout.read().decode()}")
+            time.sleep(0.2)
+
+
+def start_node(home: Path, port: int, passphrase: str, *, operator: str | None = None) -> subprocess.Popen:
+    """`qdsn node start` on `home` in a process of its own, once it answers on `port`."""
+    return answering(spawn(home, port, passphrase, operator=operator), home.name, port)
 
 
 def stop(procs: list[subprocess.Popen]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 from typing import Annotated
@@ -55,13 +56,16 @@ def staff_add(name: str, role: Role, home: Home) -> None:
 
 
 @staff_app.command("list")
-def staff_list(home: Home) -> None:
+def staff_list(home: Home, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """The staff accounts and their roles."""
     store = _store(home)
     try:
         rows = store.list()
     finally:
         store.close()
+    if as_json:
+        print(json.dumps({"staff": rows}, indent=2))
+        return
     if not rows:
         console.print("No staff account yet: qdsn staff add NAME --role approver")
         return
@@ -71,8 +75,11 @@ def staff_list(home: Home) -> None:
     console.print(table)
 
 
+NewRole = Annotated[str | None, typer.Option(help="A new role too.")]
+
+
 @staff_app.command("passwd")
-def staff_passwd(name: str, home: Home, role: Annotated[str | None, typer.Option(help="A new role too.")] = None) -> None:
+def staff_passwd(name: str, home: Home, role: NewRole = None) -> None:
     """Set a new password (and role); the account's open sessions end."""
     store = _store(home)
     try:

@@ -17,8 +17,16 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from qdsn import __version__
 from qdsn.compute import review
-from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError, RateLimited
-from qdsn.errors import Unavailable
+from qdsn.errors import (
+    Conflict,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    QDSNError,
+    RateLimited,
+    Unavailable,
+)
 from qdsn.node.node import Node
 from qdsn.web import i18n
 from qdsn.web.auth import csrf_token, current, remember
@@ -88,9 +96,11 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     return response
 
 
-# Nothing on a console page comes from elsewhere, and no other site may frame it.
+# Nothing on a console page comes from elsewhere, and no other site may frame it. Inline styles are
+# allowed because the node's own SVG charts (matplotlib) carry theirs; scripts only from the node.
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",

@@ -38,7 +38,8 @@ def login_page(request: Request, next: str | None = None) -> Response:
 
 @router.post("/login", dependencies=[Depends(anonymous_form)])
 async def login(request: Request, name: Annotated[str, Form(max_length=64)],
-                password: Annotated[str, Form(max_length=1024)], next: Annotated[str, Form()] = "") -> Response:  # fmt: skip
+                password: Annotated[str, Form(max_length=1024)],
+                next: Annotated[str, Form()] = "") -> Response:  # fmt: skip
     console = console_of(request)
     address = request.client.host if request.client else "-"
     try:
@@ -131,7 +132,8 @@ async def verify(request: Request, presentation: Annotated[str, Form(max_length=
         return _verify_error(request, f"{e.what}. {e.fix}" if e.fix else e.what, text, aud, nonce)
     ok = all(c.ok for c in checks)
     return render(request, "verify.html", status=200, report={"ok": ok, "checks": checks}, error=None,
-                  fingerprint=doc["fingerprint"], origin=doc["origin"], presentation=text, aud=aud, nonce=nonce)  # fmt: skip
+                  fingerprint=doc["fingerprint"], origin=doc["origin"], presentation=text, aud=aud,
+                  nonce=nonce)  # fmt: skip
 
 
 def _verify_error(request: Request, error: str, text: str, aud: str, nonce: str) -> Response:

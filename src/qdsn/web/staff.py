@@ -18,8 +18,21 @@ from typing import Any
 import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine, delete, event, insert
-from sqlalchemy import select, update
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    update,
+)
 
 from qdsn.errors import Conflict, InvalidInput, NotFound, RateLimited
 
@@ -90,7 +103,8 @@ class Staff:
 
 def role_named(role: str) -> str:
     if role not in ROLES:
-        raise InvalidInput(f"a staff role is one of {', '.join(ROLES)}, not {role!r}")
+        raise InvalidInput(f"a staff role is one of {', '.join(ROLES)}, not {role[:40]!r}",
+                           "viewer reads, engineer also uploads and presents, approver also approves jobs")
     return role
 
 
@@ -103,7 +117,7 @@ def _name(name: str) -> str:
 
 def _password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"a staff password has at least {MIN_PASSWORD} characters")
+        raise InvalidInput(f"a staff password has at least {MIN_PASSWORD} characters", "choose a longer one")
     return password
 
 

@@ -61,7 +61,8 @@ class Tasks:
                 import logging
 
                 logging.getLogger(__name__).exception("console task %s failed", what)
-                task.error, task.state = f"an unexpected error in QDSN ({type(e).__name__}); see the node's log", "failed"
+                task.error = f"an unexpected error in QDSN ({type(e).__name__}); see the node's log"
+                task.state = "failed"
             finally:
                 task.ended = time.time()
 

@@ -2,7 +2,7 @@
 here so that `pybabel extract -k N_` finds them for the catalogs."""
 
 
-def N_(message: str) -> str:  # noqa: N802  (gettext's name for "mark, do not translate yet")
+def N_(message: str) -> str:
     return message
 
 
