@@ -41,6 +41,8 @@ def ledger_db(tmp_path):
         ("UPDATE meta SET value = 'qdsn.local/other' WHERE key = 'origin'", "qdsn.local/other"),
         ("UPDATE entries SET type = 1 WHERE seq = 2", "entry 2"),
         ("UPDATE datasets SET kind = 'measurementz'", "dataset line-1"),
+        ("UPDATE members SET region = '110101' WHERE seq = 1", "member registry's record of entry 1"),
+        ("DELETE FROM members WHERE seq = 1", "member registry's record of entry 1"),
     ],
 )
 def test_altered_content_the_fold_does_not_rebuild_is_named(ledger_db, change, named):

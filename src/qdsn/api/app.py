@@ -25,6 +25,7 @@ from qdsn import __version__
 from qdsn.api import inspection
 from qdsn.api import graph as graph_routes
 from qdsn.api import pact as pact_api
+from qdsn.api import explorer
 from qdsn.api.client import NodeClient
 from qdsn.api.problems import MEDIA_TYPE, from_error, problem
 from qdsn.api.signatures import Resolver, Throttle, check, inspect
@@ -56,6 +57,7 @@ from qdsn.policy.meter import invoice, usage
 from qdsn.privacy import aggregator, report
 from qdsn.privacy.task import tasks
 from qdsn.supervision import notifications as qn
+from qdsn.web import MAX_UPLOAD, UPLOAD_PATH, mount
 
 logger = logging.getLogger("qdsn.api")
 MAX_BODY = 1 << 20  # a batch of transactions; larger requests are refused before they are read
@@ -84,6 +86,8 @@ def _limit_of(request: Request) -> int:
     """The largest body a request may carry: a sealed vault backup, a job request, or a batch of transactions."""
     if request.method == "POST" and request.url.path == "/jobs":
         return MAX_JOB_BODY
+    if request.method == "POST" and request.url.path == UPLOAD_PATH:  # a staff member's file for the vault
+        return MAX_UPLOAD
     return MAX_BACKUP if request.method == "PUT" and request.url.path.startswith("/backups/") else MAX_BODY
 
 
@@ -296,6 +300,7 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         return await run_in_threadpool(check, request.method, url, headers, body, signed, key, nonces)
 
     Signer = Annotated[str, Depends(signer)]
+    app.include_router(explorer.router(node, Signer))
 
     async def maybe_signer(request: Request) -> str | None:
         """The signer's DID when the request is signed; None for an anonymous one."""
@@ -885,4 +890,5 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         return aggregator.batch_leaves(node, stats, task_id, period)
 
     inspection.add_routes(app, node, Signer, Message)  # risk classes, inspection plans and results
+    mount(app, node)  # the web console, under /console/
     return app

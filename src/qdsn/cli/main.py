@@ -28,6 +28,7 @@ from qdsn.cli import (
     schema,
     service,
     spc,
+    staff,
     stats,
     supervise,
     vault,
@@ -148,6 +149,7 @@ for sub, name in (
     (indicators.indicators_app, "indicators"),
     (graph.graph_app, "graph"),
     (footprint.footprint_app, "footprint"),
+    (staff.staff_app, "staff"),
 ):
     app.add_typer(sub, name=name)
 app.command()(ingest.simulate)

@@ -11,7 +11,7 @@ from rich.text import Text
 from qdsn.cli.common import Home, Operator, OperatorCA, console, linked_node, optional_path, print_json, shown
 from qdsn.errors import InvalidInput, PermissionDenied
 from qdsn.identity import organization
-from qdsn.ledger import Ledger, tx
+from qdsn.ledger import Ledger, registry, tx
 from qdsn.node import NodeHome
 
 member_app = typer.Typer(help="The consortium's members: admit one (regulator), list them.", no_args_is_help=True)
@@ -56,30 +56,8 @@ def member_add(
 
 def registration(did: str, role: str, name: str, key: str | None, credit_code: str | None, region: str | None,
                  industry: str | None, address: str | None) -> dict[str, Any]:  # fmt: skip
-    """The `identity.register` payload, every field checked: a wrong check character, a region no longer in
-    use or a malformed DID is refused here with what to do, not by the ledger."""
-    if did.startswith("did:key:"):
-        derived = did.removeprefix("did:key:")
-        if key is not None and key != derived:
-            raise InvalidInput(f"--key {key} is not the key of {did}", "leave --key out for a did:key")
-        key = derived
-    elif key is None:
-        raise InvalidInput(f"{did} does not name its key", "give the member's key with --key z6Mk…")
-    if not name.strip():
-        raise InvalidInput("the display name is empty", "give --name, e.g. 杭州某某电缆有限公司")
-    if credit_code is not None:
-        credit_code = organization.credit_code_form(credit_code.strip().upper())
-    if region is not None:
-        organization.region(region.strip())  # in use today, not only well-formed
-        region = region.strip()
-    if industry is not None:
-        industry = organization.industry_form(industry.strip().upper())
-    fields = {"credit_code": credit_code, "region": region, "industry": industry, "address": address}
-    payload = {"did": did, "role": role, "name": name.strip(), "key": key} | {
-        k: v for k, v in fields.items() if v is not None
-    }
-    tx.check_payload("identity.register", payload)  # the DID and key forms, as every node checks them
-    return payload
+    """The `identity.register` payload, every field checked (the console's form checks the same)."""
+    return registry.registration(did, role, name, key, credit_code, region, industry, address)
 
 
 def registered(payload: dict[str, Any]) -> Text:

@@ -40,7 +40,7 @@ from qdsn.ledger.integrity import (
 )
 from qdsn.ledger.keys import KeySpan, key_at
 from qdsn.ledger.state import State, TreeView
-from qdsn.ledger.store import Store, entries, meta, nodes
+from qdsn.ledger.store import Store, entries, member_row, members, meta, nodes
 from qdsn.ledger.store import metadata as ledger_tables
 
 CHUNK = 2000
@@ -214,6 +214,12 @@ def _check_extras(store: Store, size: int, origin: str) -> None:
         names = set(c.execute(select(meta.c.key)).scalars())
     if names - META_KEYS:
         raise _Bad(None, f"the store's metadata holds unknown keys {sorted(names - META_KEYS)}")
+    registered = {r.seq: member_row(r.seq, r.leaf) for r in store.rows_of_type("identity.register")}
+    with store.engine.connect() as c:
+        stored = {tuple(r)[1]: tuple(r) for r in c.execute(select(members))}
+    for seq in sorted(set(registered) | set(stored)):
+        if registered.get(seq) != stored.get(seq):
+            raise _Bad(None, f"the member registry's record of entry {seq} is not what that entry registered")
     if size and not origin:
         raise _Bad(None, "the store does not record the log's origin")
     position = store.get_meta("ordering.position")

@@ -23,6 +23,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -185,6 +186,27 @@ checkpoints = Table(
     Column("size", BigInteger, primary_key=True, autoincrement=False),
     Column("note", Text, nullable=False),
 )
+# What the console and its JSON API page through: each page is one index range, whatever the log holds.
+Index("ix_entries_type_seq", entries.c.type, entries.c.seq)
+Index("ix_entries_submitter_seq", entries.c.submitter, entries.c.seq)
+Index("ix_cosignatures_cosigner_size", cosignatures.c.cosigner, cosignatures.c.size)
+Index("ix_cosignatures_size", cosignatures.c.size)
+# What each `identity.register` records of an organisation, written with its entry, so the member registry
+# is searched by region and industry without reading leaves (`ledger.registry`).
+members = Table(
+    "members",
+    metadata,
+    Column("did", String(512), primary_key=True),
+    Column("seq", BigInteger, nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("credit_code", String(18)),
+    Column("region", String(6)),
+    Column("industry", String(5)),
+    Column("address", Text),
+    Index("ix_members_region_seq", "region", "seq"),
+    Index("ix_members_industry_seq", "industry", "seq"),
+)
 witnessed = Table(
     "witnessed",
     metadata,
@@ -209,6 +231,12 @@ def insert_many(conn, table: Table, rows: list[tuple], upsert: str | None = None
         sets = ", ".join(f"{n} = excluded.{n}" for n in names if n != upsert)
         sql += f" ON CONFLICT ({upsert}) DO UPDATE SET {sets}"
     conn.exec_driver_sql(sql, rows)
+
+
+def member_row(seq: int, leaf: bytes) -> tuple:
+    """The `members` row of an `identity.register` leaf (already validated by the fold)."""
+    p = orjson.loads(leaf)["payload"]
+    return (p["did"], seq, p["role"], p["name"], *(p.get(k) for k in ("credit_code", "region", "industry", "address")))
 
 
 def node_key(level: int, index: int) -> int:
@@ -284,12 +312,32 @@ class Store:
             metadata.create_all(self.engine)
             with self.engine.connect() as c:
                 last = c.execute(select(func.max(entries.c.seq))).scalar()
+            if "mode=ro" not in url:  # a verifier's read-only look changes nothing, and reports what is off
+                self._add_indexes(last)
         except DatabaseError as e:
             raise IntegrityError(
                 f"ledger database {url} is unreadable: {e.orig}", "restore it from a backup or `qdsn ledger import`"
             ) from e
         self.size = 0 if last is None else last + 1
         self.frontier = Frontier(self.size, self.nodes(subtree_ids(0, self.size)))
+
+    def _add_indexes(self, last: int | None) -> None:
+        """Indexes and the member registry added after a replica was made are built once, on first open
+        (create_all makes the indexes only of tables it creates)."""
+        if last is None:
+            return
+        with self.engine.connect() as c:
+            built = {ix["name"] for t in ("entries", "cosignatures") for ix in sqlalchemy.inspect(c).get_indexes(t)}
+        for ix in (*entries.indexes, *cosignatures.indexes):
+            if ix.name not in built:
+                ix.create(self.engine)
+        with self.engine.begin() as c:
+            n = c.execute(select(func.count()).select_from(members)).scalar_one()
+            if n != c.execute(select(func.count()).select_from(identities)).scalar_one():
+                q = select(entries.c.seq, entries.c.leaf).where(entries.c.type == "identity.register")
+                rows = [member_row(seq, leaf) for seq, leaf in c.execute(q)]
+                c.execute(members.delete())
+                insert_many(c, members, rows)
 
     def reload(self) -> bool:
         """Read the log's size and edge again after another process appended (a running node, for
@@ -500,6 +548,9 @@ class Store:
                 except sqlalchemy.exc.IntegrityError as e:
                     raise DuplicateEntry(f"a transaction or nonce of this batch is already in the log: {e.orig}") from e
                 insert_many(c, nodes, [(node_key(lv, ix), h) for lv, ix, h in new_nodes])
+                admitted = [member_row(r.seq, r.leaf) for r in rows if r.type == "identity.register"]
+                if admitted:
+                    insert_many(c, members, admitted)
             if state is not None:
                 self._write_state(c, state)
             for key, value in (meta_values or {}).items():

@@ -1,0 +1,50 @@
+"""The web console: server-rendered pages (Jinja2, zh-CN and English) for the staff of the organisation
+that runs the node, and a public verify page, served by the node's own FastAPI app beside `api/` and
+calling the same node services with the same checks. See docs/architecture.md, "Web console"."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from qdsn.node.node import Node
+from qdsn.web.auth import Refused, login_url, secret_of
+from qdsn.web.pages import Console, render
+from qdsn.web.staff import StaffStore
+
+# The pages of each node role: a module under web/ with `router` (an APIRouter under /console/<role>/)
+# and `NAV` (its NavItems, the overview first). Only the node's own role's pages are served.
+ROLE_PAGES = {
+    "enterprise": "qdsn.web.manufacturer",
+    "regulator": "qdsn.web.regulator",
+    "certifier": "qdsn.web.certifier",
+}
+STATIC = Path(__file__).parent / "static"
+UPLOAD_PATH = "/console/enterprise/upload"  # the one console form that takes a large file
+MAX_UPLOAD = 512 << 20
+
+
+def mount(app: FastAPI, node: Node) -> None:
+    """Serve the console of `node` under /console/ on `app` (the node's API app)."""
+    from qdsn.web import public
+
+    module = ROLE_PAGES.get(node.home.role)
+    app.state.console = Console(node, StaffStore(node.home.path), secret_of(node.home.path), module)
+    app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
+    app.include_router(public.router)
+    if module is not None:
+        app.include_router(importlib.import_module(module).router)
+
+    @app.exception_handler(Refused)
+    async def _refused(request: Request, e: Refused) -> Response:
+        if e.login and request.method in ("GET", "HEAD"):
+            return RedirectResponse(login_url(request.url.path), status_code=303)
+        return render(request, "error.html", status=e.status, message=e.what, login=e.login)
+
+    @app.get("/console", include_in_schema=False)
+    def _console() -> HTMLResponse:
+        return RedirectResponse("/console/", status_code=307)  # type: ignore[return-value]

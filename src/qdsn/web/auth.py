@@ -1,0 +1,146 @@
+"""Who is asking: the session cookie, the CSRF token every form carries, and `require(role)`.
+
+CSRF: every form and every script request carries a token that is an HMAC, under a secret of this
+node, of what binds the visitor — the session's token digest when signed in, else a random
+pre-session cookie. A synchronizer token needs per-session storage that the session row already is,
+and the signed double-submit form of it (OWASP's recommended variant) also covers the anonymous forms
+(login, verify, language): a cookie planted by a neighbouring host cannot forge the token without the
+secret. Written here because it is a dozen lines on top of the session store; the maintained
+middleware libraries implement plain double-submit only or tie into sessions of their own."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request
+from starlette.responses import Response
+
+from qdsn.web.staff import ROLES, Staff, StaffStore
+
+SESSION_COOKIE = "qdsn_session"
+ANON_COOKIE = "qdsn_visitor"
+CSRF_FIELD = "csrf"
+CSRF_HEADER = "x-csrf-token"
+
+
+class Refused(Exception):
+    """A console request refused: `status` 401 (no session; a page asks to log in), 403 (role or CSRF),
+    or another, with what was wrong said to the person."""
+
+    def __init__(self, status: int, what: str, *, login: bool = False) -> None:
+        super().__init__(what)
+        self.status, self.what, self.login = status, what, login
+
+
+def secret_of(home: Path) -> bytes:
+    """This node's console secret (`console.secret` in its home, 32 random bytes, 0600), made on first use."""
+    path = Path(home) / "console.secret"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        value = secrets.token_bytes(32)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:  # another process made it first
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as f:
+            f.write(value)
+            f.flush()
+            os.fsync(f.fileno())
+        return value
+
+
+def secure(request: Request) -> bool:
+    """Whether the console is served over TLS here: its cookies are then Secure."""
+    return request.url.scheme == "https"
+
+
+def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int | None = None) -> None:
+    response.set_cookie(name, value, max_age=max_age, path="/", httponly=True, samesite="strict",
+                        secure=secure(request))  # fmt: skip
+
+
+def visitor(request: Request) -> str:
+    """The random pre-session value of an anonymous visitor (made now if it has none; `remember` sets it)."""
+    value = request.cookies.get(ANON_COOKIE, "")
+    if len(value) != 43:
+        value = request.state.__dict__.setdefault("new_visitor", secrets.token_urlsafe(32))
+    return value
+
+
+def csrf_token(secret: bytes, request: Request, staff: Staff | None) -> str:
+    """The token this visitor's forms carry."""
+    binding = f"session:{staff.session}" if staff else f"visitor:{visitor(request)}"
+    return hmac.new(secret, binding.encode(), hashlib.sha256).hexdigest()
+
+
+def remember(request: Request, response: Response) -> None:
+    """Set the anonymous visitor's cookie if this request made one up."""
+    if new := request.state.__dict__.get("new_visitor"):
+        set_cookie(response, request, ANON_COOKIE, new)
+
+
+async def check_csrf(secret: bytes, request: Request, staff: Staff | None) -> None:
+    """Refuse (403) a state-changing request without this visitor's token, in the form or the header."""
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None:
+        form = await request.form()
+        sent = form.get(CSRF_FIELD)
+    expected = csrf_token(secret, request, staff)
+    if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise Refused(403, "the form's security token is missing or out of date; reload the page and send it again")
+
+
+def current(store: StaffStore, request: Request) -> Staff | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    return store.session(token) if token and len(token) < 128 else None
+
+
+def require(role: str) -> Callable[[Request], Awaitable[Staff]]:
+    """A dependency: the signed-in staff member whose role covers `role`; refused without a session (401,
+    a page then offers the login), with a lesser role (403), and for a state-changing request without its
+    CSRF token (403)."""
+    if role not in ROLES:
+        raise ValueError(role)
+
+    async def dependency(request: Request) -> Staff:
+        console: Any = request.app.state.console
+        staff = current(console.staff, request)
+        if staff is None:
+            raise Refused(401, "sign in to see this page", login=True)
+        if not staff.may(role):
+            raise Refused(403, f"this needs the {role} role; {staff.name} is {staff.role}")
+        if request.method not in ("GET", "HEAD"):
+            await check_csrf(console.secret, request, staff)
+        request.state.staff = staff
+        return staff
+
+    dependency.role = role  # type: ignore[attr-defined]  # read by the tests that walk every console route
+    return dependency
+
+
+async def anonymous_form(request: Request) -> None:
+    """A dependency for the forms anyone may send (login, verify, language): the CSRF token is still required."""
+    console: Any = request.app.state.console
+    await check_csrf(console.secret, request, current(console.staff, request))
+
+
+anonymous_form.role = None  # type: ignore[attr-defined]  # anyone may send it, with its CSRF token
+
+
+def login_url(path: str) -> str:
+    return "/console/login?next=" + quote(path, safe="/")
+
+
+def local_path(target: str | None, default: str = "/console/") -> str:
+    """`target` if it is a path on this console (never another site: no open redirect), else `default`."""
+    if target and target.startswith("/console/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default

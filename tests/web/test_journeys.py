@@ -1,0 +1,165 @@
+"""The manufacturer's and the buyer's journeys in a real browser, on a consortium of separate node
+processes (the regulator operating the log, the manufacturer, the certification body): the
+manufacturer uploads readings, sees their chart and approves a certification job; the certification
+body issues the certificate from its result (at its command line); the manufacturer keeps it and
+presents it; a buyer verifies the presentation on the regulator's public page. Each journey is timed,
+saves a screenshot of every page and lets no request leave the node it is on."""
+
+import json
+import re
+import time
+
+import httpx
+
+from qdsn.api.client import NodeClient
+from qdsn.node import Node, NodeHome
+from qdsn.node.provider import publish
+from qdsn.web.staff import StaffStore
+
+from ..api.conftest import FAST
+from ..cli.test_certifier_cli import offer, run, wait_for_cosign
+from ..services import free_port
+from .conftest import add_staff, answering, sign_in, spawn, start_node, stop
+
+PW = "certifier passphrase"  # the passphrase test_certifier_cli's `run` gives every command
+SPEC = {"name": "resistance", "unit": "Ω/km", "lsl": 17.0, "usl": 18.1, "critical": True}
+
+
+def readings(n: int, bad: bool = False) -> str:
+    rows = ["characteristic,value,time"]
+    for i in range(n):
+        value = round(17.5 + ((i * 7) % 11 - 5) / 100, 3)
+        rows.append(f"resistance,{'abc' if bad and i in (3, 8) else value},2026-03-01T08:{i // 60:02d}:{i % 60:02d}Z")
+    return "\n".join(rows) + "\n"
+
+
+def test_the_manufacturer_certifies_and_a_buyer_verifies_in_the_browser(tmp_path, journey):
+    reg = NodeHome.init(tmp_path / "reg", "regulator", "Provincial Bureau", PW, scrypt_n=FAST)
+    acme = NodeHome.init(tmp_path / "acme", "enterprise", "Acme Cable", PW, origin=reg.origin, scrypt_n=FAST)
+    cqc = NodeHome.init(tmp_path / "cqc", "certifier", "CQC", PW, origin=reg.origin, scrypt_n=FAST)
+    for m in (acme, cqc):
+        reg.submit("identity.register", m.registration())
+    url = {n: f"http://127.0.0.1:{free_port()}" for n in ("reg", "acme", "cqc")}
+    port = {n: int(u.rsplit(":", 1)[1]) for n, u in url.items()}
+    procs = [start_node(reg.path, port["reg"], PW)]
+    try:
+        node = Node(acme, link=NodeClient(url["reg"], acme.key(), acme.did))  # the dataset, declared and offered
+        node.submit([acme.sign("dataset.declare", {"dataset": "line-1", "title": "Line 1", "kind": "measurements",
+                                                   "characteristics": [SPEC]})])  # fmt: skip
+        node.vault.create("line-1", "measurements")
+        publish(node, "line-1", offer(acme, cqc))
+        node.close()
+        run(["qdsn", "model", "publish", "process-capability", "--home", str(cqc.path),
+             "--operator", url["reg"]], tmp_path)  # fmt: skip
+        add_staff(acme.path, "wang.fang", "approver", "quality first, always")
+        add_staff(acme.path, "zhao.lei", "viewer", "reading only, always")
+        procs += [spawn(acme.path, port["acme"], PW, operator=url["reg"]),
+                  spawn(cqc.path, port["cqc"], PW, operator=url["reg"])]  # fmt: skip
+        answering(procs[1], "acme", port["acme"])
+        answering(procs[2], "cqc", port["cqc"])
+        (tmp_path / "bad.csv").write_text(readings(50, bad=True))
+        (tmp_path / "line-1.csv").write_text(readings(200))
+
+        # -- the manufacturer: upload (a bad file refused with its rows, then a good one), the chart --
+        began = time.monotonic()  # the manufacturer's time in the browser, without the certifier's commands
+        j = journey(url["acme"])
+        sign_in(j, "wang.fang", "quality first, always")
+        j.goto("/console/enterprise/upload")
+        j.page.set_input_files("input[name=file]", str(tmp_path / "bad.csv"))
+        j.submit("#upload button", "upload-bad")
+        j.page.wait_for_selector("#outcome")
+        j.snap("upload-bad-rows")
+        assert "2 bad rows: nothing was written" in j.page.inner_text("#outcome")
+        bad = j.page.inner_text("#bad-rows")
+        assert "row 5" in bad and "row 10" in bad and "value" in bad
+        j.goto("/console/enterprise/upload")
+        j.page.set_input_files("input[name=file]", str(tmp_path / "line-1.csv"))
+        j.submit("#upload button", "upload-good")
+        j.page.wait_for_selector("#outcome", timeout=30_000)
+        j.snap("upload-stored")
+        assert "200 records stored and anchored" in j.page.inner_text("#outcome")
+        j.goto("/console/enterprise/overview")
+        assert "200" in j.page.inner_text("#datasets") and "line-1" in j.page.inner_text("#anchors")
+        j.goto("/console/enterprise/datasets/line-1")
+        assert j.page.locator("#chart svg").count() == 1 and j.page.locator("#sixpack svg").count() == 1
+        assert "Limits come from all 200 points" in j.page.inner_text("#window")
+        j.page.select_option("select[name=window]", "50")
+        j.submit("#window button", "chart-zoomed")
+        assert "Points 151–200 of 200" in j.page.inner_text("#shown") and "Cpk" in j.page.inner_text("#capability")
+        j.page.fill("input[name=start]", "20")
+        j.submit("#window button", "chart-from-20")
+        assert "Points 20–69 of 200" in j.page.inner_text("#shown")
+
+        manufacturer = time.monotonic() - began
+        # -- the certification body asks for a job (its command line) -----------------------------
+        said = run(["qdsn", "negotiate", url["acme"], "line-1", "--purpose", "certification", "--home",
+                    str(cqc.path)], tmp_path).stdout  # fmt: skip
+        agreement = re.search(r"agreement (urn:qdsn:agreement:\S+)", said)[1]
+        said = run(["qdsn", "jobs", "request", url["acme"], "--model", "process-capability", "--dataset", "line-1",
+                    "--agreement", agreement, "--parameters", '{"threshold": 1.33}', "--home", str(cqc.path)],
+                   tmp_path).stdout  # fmt: skip
+        job = re.search(r"job (\S+) asked of", said)[1]
+
+        # -- a viewer reads the job but cannot approve it; the approver does ---------------------
+        v = journey(url["acme"])
+        sign_in(v, "zhao.lei", "reading only, always")
+        v.goto(f"/console/enterprise/jobs/{job}")
+        assert v.page.locator("#approve").count() == 0 and "Only an approver" in v.page.inner_text("main")
+        began = time.monotonic()
+        j.goto("/console/enterprise/jobs")
+        assert job in j.page.inner_text("#jobs")
+        j.goto(f"/console/enterprise/jobs/{job}")
+        assert "def main" in j.page.inner_text("main") and "manifest.json" in j.page.inner_text("main")
+        j.submit("#approve", "job-approved")
+        assert j.page.inner_text("#state").startswith("done"), j.page.inner_text("#state")
+        manufacturer += time.monotonic() - began
+        (line,) = StaffStore(acme.path).trail(action="job.approve")  # the audit log names who approved
+        assert line["staff"] == "wang.fang" and line["role"] == "approver" and line["subject"] == job
+        assert line["detail"]["outcome"] == "done" and isinstance(line["detail"]["entry"], int)
+
+        # -- the certification body issues the certificate (its command line) --------------------
+        wait_for_cosign(url["reg"], cqc, "compute.attest")
+        run(["qdsn", "cert", "issue", "--job", job, "--number", "CQC-1", "--standard", "GB/T 5023", "--category",
+             "cable", "--scope", "BV 2.5", "--site", "Hangzhou", "--status-list", f"{url['cqc']}/status-lists/1",
+             "--home", str(cqc.path)], tmp_path)  # fmt: skip
+        wait_for_cosign(url["reg"], cqc, "credential.issue")
+        run(["qdsn", "cert", "fetch", url["cqc"], "--out", "cert.sd-jwt", "--home", str(acme.path)], tmp_path)
+        issued = tmp_path / "cert.sd-jwt"
+
+        # -- the manufacturer keeps and presents it; a buyer verifies it on the public page -----
+        began = time.monotonic()
+        j.goto("/console/enterprise/certificates")
+        j.page.set_input_files("#keep input[name=file]", str(issued))
+        j.submit("#keep button", "certificate-kept")
+        assert "CQC-1" in j.page.inner_text("#certificates") and "valid" in j.page.inner_text("#certificates")
+        with j.page.expect_navigation():
+            j.page.click("#certificates a")
+        j.snap("present")
+        j.page.check("input[value='indicators']")
+        j.submit("#present button", "presented")
+        shown = j.page.input_value("#presentation")
+        assert shown.count("~") >= 2
+        with j.page.expect_download() as got:
+            j.page.click("#download")
+        assert got.value.path().read_text().strip() == shown
+        assert j.page.locator("#qr svg").count() == 1  # too large for a code itself: the code carries its link
+        link = j.page.get_attribute("#qr-link a", "href")
+        assert link.startswith(url["acme"] + "/console/enterprise/presentations/")
+        assert httpx.get(link).text.strip() == shown  # anyone holding the code reads what the holder chose to show
+
+        buyer = journey(url["reg"])
+        buyer.goto("/console/verify")
+        buyer.page.fill("textarea[name=presentation]", shown)
+        buyer.submit("form[action='/console/verify'] button", "verified")
+        report = buyer.page.inner_text("#report")
+        assert "The certificate verifies" in report and "✗" not in report, report
+        assert "consortium" in report and "attestation" in report and "status" in report
+        buyer.page.fill("textarea[name=presentation]", shown.replace("~", "~x", 1))  # one disclosure altered
+        buyer.submit("form[action='/console/verify'] button", "altered")
+        assert "does NOT verify" in buyer.page.inner_text("main")
+        presenting = time.monotonic() - began
+        assert manufacturer < 60 and presenting < 60, (manufacturer, presenting)
+        (tmp_path / "timing.json").write_text(json.dumps({"manufacturer": manufacturer, "buyer": presenting}))
+        print(f"manufacturer journey {manufacturer:.1f} s, presenting and verifying {presenting:.1f} s")
+    finally:
+        stop(procs)
