@@ -54,6 +54,7 @@ class Journey:
                                            viewport={"width": 1280, "height": 900})  # fmt: skip
         self.context.route("**/*", self._route)
         self.page = self.context.new_page()
+        self.page.set_default_timeout(90_000)  # a chart page drawn on a loaded 2-core machine; journeys are timed
         self.page.on("framenavigated", lambda f: f == self.page.main_frame and self.visited.append(f.url))
 
     @staticmethod

@@ -122,3 +122,18 @@ def test_another_partys_text_is_shown_escaped(maker):
     assert '<mark class="escaped">\\u202e</mark>' in html and "cert\\u200bification" in html
     assert "if ok:" in html and "# hidden" in html and "\nif ok:" in html  # lines kept as lines
     assert replace(job, state="done").state == "done"
+
+
+def test_the_overview_shows_each_devices_last_reading(maker):
+    from qdsn.crypto import SigningKey
+    from qdsn.identity import multikey_from_public_key
+
+    node, c, _ = maker
+    key = multikey_from_public_key(SigningKey.generate().verify_key.raw)
+    node.submit([node.home.sign("device.register", {"device": "gauge-7", "kind": "gauge", "key": key})])
+    text = csv([17.51, 17.52, 17.53]).replace("characteristic,value,time", "characteristic,value,time,device")
+    text = "\n".join(line + ",gauge-7" if i else line for i, line in enumerate(text.splitlines())) + "\n"
+    got, _ = wait(c, upload(c, text).headers["location"])
+    assert got["outcome"]["written"] is True, got
+    devices = re.search(r'<table id="devices">(.*?)</table>', c.get("/console/enterprise/overview").text, re.S)[1]
+    assert "gauge-7" in devices and "resistance = 17.53" in devices
