@@ -227,8 +227,11 @@ def measure(home: NodeHome, n: int) -> None:
     region = zhejiang_counties()[0][:4] + "00"  # a prefecture
     older = api.call("GET", f"/members?region={region}&limit=50")["older"] or node.ledger.size
     cosigns = api.call("GET", "/explorer/entries?type=checkpoint.cosign&limit=50")["older"]
-    deeper = api.call("GET", f"/explorer/entries?type=checkpoint.cosign&limit=50&before={cosigns}")["older"] if (
-        cosigns is not None) else None
+    deeper = (
+        api.call("GET", f"/explorer/entries?type=checkpoint.cosign&limit=50&before={cosigns}")["older"]
+        if (cosigns is not None)
+        else None
+    )
     deeper = deeper if deeper is not None else node.ledger.size  # a small log: its first page
     overview_json = ["/explorer/entries?limit=10", "/explorer/checkpoints?limit=1", "/explorer/witnesses?limit=200",
                      "/members/regions"]  # fmt: skip
@@ -258,8 +261,10 @@ def measure(home: NodeHome, n: int) -> None:
         table.add_row(name, f"{p(page, 50):.1f}", f"{p(page, 95):.1f}", f"{p(plain, 50):.1f}", f"{p(plain, 95):.1f}",
                       f"{p(page, 50) / p(plain, 50):.2f}")  # fmt: skip
     console.print(table)
-    console.print(f"The overview's first request in this process, which counts the log's entries by type: "
-                  f"{first:,.0f} ms (later ones count only the entries appended since).")
+    console.print(
+        f"The overview's first request in this process, which counts the log's entries by type: "
+        f"{first:,.0f} ms (later ones count only the entries appended since)."
+    )
     console.print("JSON: signed requests (RFC 9421) as a member's node sends them; the overview's JSON is its four "
                   "requests in a row. Targets: page p50 ≤ 300 ms, p95 ≤ 1000 ms.")  # fmt: skip
     server.should_exit = True

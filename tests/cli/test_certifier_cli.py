@@ -185,8 +185,12 @@ def test_a_certification_body_certifies_a_manufacturer_following_the_readme(tmp_
         assert "suspended" in run(["qdsn", "cert", "list", "--home", "./cqc"], tmp_path).stdout
         left = [a[1:3] for a in steps]  # trust files, offline bundles and verifying without a node are tested in
         # test_jobs_cli and test_verify_cli
-        assert left == [["trust", "export"], ["verify", "shown.txt"], ["bundle", "shown.txt"],
-                        ["verify", "bundle.json"]], left
+        assert left == [
+            ["trust", "export"],
+            ["verify", "shown.txt"],
+            ["bundle", "shown.txt"],
+            ["verify", "bundle.json"],
+        ], left
     finally:
         for p in procs:
             p.terminate()

@@ -105,7 +105,10 @@ def test_demo_tells_the_story():
     assert "job pending" in flat and "no reading left the plant" in flat and "output and nonce ✓" in flat
     assert flat.count("✓ verified") >= 8  # two pre-approved runs attested, six replicas audited
     assert "a buyer now sees: ✗ suspended" in flat and "a buyer now sees: ✓ valid" in flat
-    assert "a quality notification (质量通知)" in flat and "the manufacturer's node stored it, then recorded RECEIVED" in flat
+    assert (
+        "a quality notification (质量通知)" in flat
+        and "the manufacturer's node stored it, then recorded RECEIVED" in flat
+    )
     assert "suspended by continuous certification" in flat and "sees the counts: {'CLOSED': 1}" in flat
     # etcd is installed where the tests run: the consortium survives losing its etcd leader
     assert "the leader, is killed" in flat and "a new leader is elected" in flat

@@ -270,8 +270,11 @@ def test_subgroups_of_unequal_sizes_are_read_not_a_crash(tmp_path, home, monkeyp
     assert "subgroup" in said.out
 
 
-LISTINGS = [(n, c) for n, c in commands()
-            if (n.split()[-1] in ("list", "report", "quarantined") and n != "stats report") or n == "ledger show"]
+LISTINGS = [
+    (n, c)
+    for n, c in commands()
+    if (n.split()[-1] in ("list", "report", "quarantined") and n != "stats report") or n == "ledger show"
+]
 
 
 @pytest.mark.parametrize("name,cmd", LISTINGS, ids=lambda x: str(x))

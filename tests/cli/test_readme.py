@@ -35,7 +35,7 @@ PASSPHRASE = "readme passphrase"
 def commands() -> list[str]:
     """The shell commands of the section "Using a node", up to its certification models, in order."""
     text = README.read_text()
-    section = text[text.index("## Using a node"):]
+    section = text[text.index("## Using a node") :]
     section = section[: section.index("\n## ", 1)]
     out: list[str] = []
     for block in re.findall(r"```sh\n(.*?)```", section, re.S):
@@ -47,8 +47,9 @@ def commands() -> list[str]:
 
 def inputs(cwd: Path, device_key: str) -> None:
     """The files a manufacturer brings: readings in CSV (UTF-8 and GB18030), EPCIS events, an offer, SPC data."""
-    rows = [f"conductor resistance,{17.6 + (i % 9) / 50:.2f},2026-03-01T08:{i // 60:02d}:{i % 60:02d}Z"
-            for i in range(120)]
+    rows = [
+        f"conductor resistance,{17.6 + (i % 9) / 50:.2f},2026-03-01T08:{i // 60:02d}:{i % 60:02d}Z" for i in range(120)
+    ]
     (cwd / "readings.csv").write_text("characteristic,value,time\n" + "\n".join(rows) + "\n")
     gbk = [f"conductor resistance,{17.7 + (i % 5) / 40:.2f},2026-03-02T09:{i:02d}:00Z" for i in range(40)]
     (cwd / "导出.csv").write_bytes(("characteristic,value,time\n" + "\n".join(gbk) + "\n").encode("gb18030"))

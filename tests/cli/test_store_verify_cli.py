@@ -42,9 +42,12 @@ def test_a_whole_vault_verifies(acme):
 
 def test_the_last_batch_deleted_with_its_rows_and_next_seq(acme):
     v = acme.path / "vault.db"
-    sql(v, "DELETE FROM vault_chunks WHERE dataset = 'line-1' AND first >= 4500",
+    sql(
+        v,
+        "DELETE FROM vault_chunks WHERE dataset = 'line-1' AND first >= 4500",
         "DELETE FROM vault_batches WHERE dataset = 'line-1' AND first = 4500",
-        "UPDATE vault_datasets SET next_seq = 4500 WHERE id = 'line-1'")
+        "UPDATE vault_datasets SET next_seq = 4500 WHERE id = 'line-1'",
+    )
     out = verify_vault(acme, 2)
     assert "line-1" in out and "500 records anchored on the ledger are missing" in out and "4500–4999" in out
 
@@ -55,8 +58,12 @@ def test_only_the_batch_record_deleted(acme):
 
 
 def test_a_whole_dataset_removed(acme):
-    sql(acme.path / "vault.db", "DELETE FROM vault_chunks WHERE dataset = 'line-2'",
-        "DELETE FROM vault_batches WHERE dataset = 'line-2'", "DELETE FROM vault_datasets WHERE id = 'line-2'")
+    sql(
+        acme.path / "vault.db",
+        "DELETE FROM vault_chunks WHERE dataset = 'line-2'",
+        "DELETE FROM vault_batches WHERE dataset = 'line-2'",
+        "DELETE FROM vault_datasets WHERE id = 'line-2'",
+    )
     out = verify_vault(acme, 2)
     assert "'line-2' is declared on the ledger (600 anchored records" in out
 
@@ -92,8 +99,11 @@ def test_next_seq_raised_or_kind_altered(acme):
     v = acme.path / "vault.db"
     sql(v, "UPDATE vault_datasets SET next_seq = 5100 WHERE id = 'line-1'")
     assert "next record is 5100, but its batches end at 5000" in verify_vault(acme, 1)
-    sql(v, "UPDATE vault_datasets SET next_seq = 5000 WHERE id = 'line-1'",
-        "UPDATE vault_datasets SET kind = 'measurementz' WHERE id = 'line-2'")
+    sql(
+        v,
+        "UPDATE vault_datasets SET next_seq = 5000 WHERE id = 'line-1'",
+        "UPDATE vault_datasets SET kind = 'measurementz' WHERE id = 'line-2'",
+    )
     assert "kind 'measurementz' is not the kind 'measurements' declared" in verify_vault(acme, 1)
 
 

@@ -88,7 +88,8 @@ def test_member_commands_land_in_the_operators_log(tmp_path):
         assert "declared on the ledger (entry 3)" in made
         assert ("dataset.declare", acme.did) in types(reg.path)  # in the operator's log, not only in acme's replica
         rows = "characteristic,value,time\n" + "".join(
-            f"resistance,{17.5 + (i % 7) / 100:.2f},2026-03-01T08:{i // 60:02d}:{i % 60:02d}Z\n" for i in range(120))
+            f"resistance,{17.5 + (i % 7) / 100:.2f},2026-03-01T08:{i // 60:02d}:{i % 60:02d}Z\n" for i in range(120)
+        )
         (tmp_path / "r.csv").write_text(rows)
         assert "anchored as entry 4" in qdsn("ingest", "csv", str(tmp_path / "r.csv"), "--dataset", "line-1",
                                              home=acme.path).stdout  # fmt: skip
@@ -125,8 +126,10 @@ def test_member_commands_land_in_the_operators_log(tmp_path):
             assert time.monotonic() < deadline, issued.stderr
             time.sleep(1)
         assert "credential.issue is on the ledger (entry" in issued.stdout
-        assert "credential.status is on the ledger (entry" in qdsn(
-            "cert", "suspend", "CQC-1", "--reason", "audit finding", home=cqc.path).stdout
+        assert (
+            "credential.status is on the ledger (entry"
+            in qdsn("cert", "suspend", "CQC-1", "--reason", "audit finding", home=cqc.path).stdout
+        )
 
         # --operator named while the node runs: the command still goes through the node, which goes on
         aside = qdsn("dataset", "create", "line-2", "--title", "Line 2", "--operator", urls["reg"], home=acme.path)
@@ -204,8 +207,11 @@ def test_a_member_that_knows_no_way_to_the_log_writes_nothing(tmp_path):
     assert "knows no way to it" in said(refused.stderr) and "--operator URL" in said(refused.stderr)
     assert types(acme.path) == []  # nothing in its replica
     assert not (acme.path / "vault.db").exists()  # refused before the vault was touched
-    for cmd in (["device", "gauge-1", "--key", "z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"],
-                ["did", "rotate"], ["vault", "shred", "line-1"]):
+    for cmd in (
+        ["device", "gauge-1", "--key", "z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"],
+        ["did", "rotate"],
+        ["vault", "shred", "line-1"],
+    ):
         out = qdsn(*cmd, home=acme.path, ok=False)
         assert out.returncode == 1 and "knows no way to it" in said(out.stderr), cmd
     assert types(acme.path) == []

@@ -26,8 +26,18 @@ EXAMPLE = json.loads((Path(__file__).parent / "example-footprint.json").read_tex
 EVENTS_URL = "https://buyer.example/3/events"
 
 
-def footprint(product, *, company="urn:company:example:maker", country="CN", classification="urn:pact:cpc:46340",
-              start="2025-01-01T00:00:00Z", end="2025-12-31T00:00:00Z", valid=None, preceding=None, pcf="1.25"):
+def footprint(
+    product,
+    *,
+    company="urn:company:example:maker",
+    country="CN",
+    classification="urn:pact:cpc:46340",
+    start="2025-01-01T00:00:00Z",
+    end="2025-12-31T00:00:00Z",
+    valid=None,
+    preceding=None,
+    pcf="1.25",
+):
     pf = copy.deepcopy(EXAMPLE)
     pf.update(id=str(uuid.uuid4()), productIds=[product], companyIds=[company], productClassifications=[classification])
     pf["pcf"].update(referencePeriodStart=start, referencePeriodEnd=end, pcfExcludingBiogenicUptake=pcf)
@@ -78,8 +88,12 @@ class World:
             old,
             footprint("urn:gtin:1000", preceding=[old["id"]], pcf="1.9"),  # old is now Deprecated
             footprint("urn:gtin:2000", country="DE", classification="urn:pact:cpc:46210"),
-            footprint("urn:gtin:3000", company="urn:company:example:sister", start="2022-01-01T00:00:00Z",
-                      end="2022-12-31T00:00:00Z"),  # valid until the end of 2025
+            footprint(
+                "urn:gtin:3000",
+                company="urn:company:example:sister",
+                start="2022-01-01T00:00:00Z",
+                end="2022-12-31T00:00:00Z",
+            ),  # valid until the end of 2025
             footprint("urn:gtin:4000", valid=("2026-01-01T00:00:00Z", "2026-06-30T00:00:00Z")),
         ] + [footprint(f"urn:gtin:9{i:03d}") for i in range(7)]
         host.add_footprints(self.node, "pcf", self.pfs)

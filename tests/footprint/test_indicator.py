@@ -17,9 +17,13 @@ NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
 def test_footprints_by_category_in_grams():
     old = footprint("urn:gtin:1", pcf="9.9") | {"status": "Deprecated"}
-    pfs = [footprint("urn:gtin:1", pcf="1.2345"), footprint("urn:gtin:2", pcf="0.5"), old,
-           footprint("urn:gtin:3", classification=MOTOR, pcf="12"),
-           footprint("urn:gtin:4", pcf="3", start="2021-01-01T00:00:00Z", end="2021-12-31T00:00:00Z")]  # expired
+    pfs = [
+        footprint("urn:gtin:1", pcf="1.2345"),
+        footprint("urn:gtin:2", pcf="0.5"),
+        old,
+        footprint("urn:gtin:3", classification=MOTOR, pcf="12"),
+        footprint("urn:gtin:4", pcf="3", start="2021-01-01T00:00:00Z", end="2021-12-31T00:00:00Z"),
+    ]  # expired
     assert indicators.footprints(pfs, [CABLE, MOTOR], NOW) == [1734, 2, 12000, 1]  # 1234.5 → 1234 + 500
     assert indicators.footprints(pfs, [MOTOR.upper()], NOW) == [12000, 1]
     with pytest.raises(NotFound, match="no active footprint per kilogram"):

@@ -50,7 +50,7 @@ def forge(c, issued, number):
 def test_only_the_regulator_acts_and_bad_actions_are_refused_with_why(c):
     bad = c.cqc.sign("regulator.action", {"action": "suspend", "scope": "member", "subject": c.maker.did,
                                           "reason": "x"})  # fmt: skip
-    with pytest.raises(PermissionDenied, match="role certifier may not submit regulator.action"):
+    with pytest.raises(PermissionDenied, match=r"role certifier may not submit regulator.action"):
         c.plant.order([bad])
     with pytest.raises(NotFound, match="not registered"):
         act(c, action="suspend", scope="member", subject="did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK")
@@ -92,7 +92,7 @@ def test_a_suspended_issuers_new_certificates_are_refused_and_earlier_ones_stand
     # the ledger refuses the record whoever builds it
     record = {"credential": "CQC-2026-0002", "vct": certificate.VCT, "subject": c.maker.did, "hash": "0" * 64,
               "status_list": "https://cqc.example/status-lists/1", "index": 77}  # fmt: skip
-    with pytest.raises(PermissionDenied, match="authority of .* to issue certificates is suspended"):
+    with pytest.raises(PermissionDenied, match=r"authority of .* to issue certificates is suspended"):
         c.plant.order([c.cqc.sign("credential.issue", record)])
 
     # a certificate it signs anyway is refused by every verifier, from the ledger, not from its own claims
@@ -139,7 +139,7 @@ def test_named_certificates_are_withdrawn_and_restored_by_name(c):
 def test_a_suspended_member_may_only_answer_and_keep_house(c):
     act(c, action="suspend", scope="member", subject=c.maker.did)
     decl = {"dataset": "line-2", "title": "Line 2", "kind": "measurements"}
-    with pytest.raises(PermissionDenied, match="suspended by the regulator .* may not submit dataset.declare"):
+    with pytest.raises(PermissionDenied, match=r"suspended by the regulator .* may not submit dataset.declare"):
         c.plant.order([c.maker.sign("dataset.declare", decl)])
     granted = {"dataset": "line-1", "requester": c.cqc.did, "action": "use", "point": "use", "allowed": True,
                "rule": "r", "reason": "ok"}  # fmt: skip
@@ -155,7 +155,7 @@ def test_a_suspended_member_may_only_answer_and_keep_house(c):
 
 
 def test_a_suspended_model_is_refused_by_jobs_and_by_the_ledger(c):
-    (name, model), = c.plant.ledger.state.models.items()
+    ((name, model),) = c.plant.ledger.state.models.items()
     code = model.hash
     good = c.run(job="job-1")
     act(c, action="suspend", scope="model", subject=code, reason="model defect 模型缺陷")

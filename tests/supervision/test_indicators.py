@@ -173,8 +173,19 @@ def test_the_commands_show_indicators_level_and_why(tmp_path, monkeypatch, capsy
         code, said = here(monkeypatch, capsys, "indicators", "enterprise", c.cqc.did, "--home", reg)
         assert code == 1 and "is a certifier" in said
 
-        (tmp_path / "fig.json").write_text(json.dumps({"task": "zj-cpk", "period": 0, "vdaf": "Prio3Count",
-                                                       "result": 7, "count": 9, "epsilon": 1.0, "root": "ab"}))
+        (tmp_path / "fig.json").write_text(
+            json.dumps(
+                {
+                    "task": "zj-cpk",
+                    "period": 0,
+                    "vdaf": "Prio3Count",
+                    "result": 7,
+                    "count": 9,
+                    "epsilon": 1.0,
+                    "root": "ab",
+                }
+            )
+        )
         (tmp_path / "bad.json").write_text(json.dumps({"task": "zj-cpk"}))
         code, said = here(monkeypatch, capsys, "indicators", "region", "330000", "--figure", str(tmp_path / "fig.json"),
                           "--json", "--home", reg)  # fmt: skip

@@ -105,7 +105,8 @@ def test_the_certifier_asks_for_a_job_and_issues_the_certificate_from_its_result
         status = [tx.from_leaf(r.leaf) for r in ledger.store.rows_of_type("credential.status")]
         ledger.close()
         assert [(e.submitter, e.payload["credential"], e.payload["subject"]) for e in issued] == [
-            (cqc.did, "CQC-1", acme.did)]
+            (cqc.did, "CQC-1", acme.did)
+        ]
         assert [(e.payload["status"], e.payload["reason"]) for e in status] == [("suspended", "audit finding")]
         trail = [(t["staff"], t["action"]) for t in StaffStore(cqc.path).trail()]
         for action in ("negotiate", "job.request", "certificate.issue", "certificate.suspend"):

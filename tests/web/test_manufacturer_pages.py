@@ -44,7 +44,8 @@ def csrf(c):
 
 def csv(values):
     return "characteristic,value,time\n" + "".join(
-        f"resistance,{v},2026-03-01T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z\n" for i, v in enumerate(values))
+        f"resistance,{v},2026-03-01T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z\n" for i, v in enumerate(values)
+    )
 
 
 def upload(c, text, name="line-1.csv"):
@@ -110,8 +111,19 @@ def test_another_partys_text_is_shown_escaped(maker):
     from qdsn.web.manufacturer import _lines
 
     console = app.state.console
-    job = Job("urn:uuid:1", "did:key:z6Mk\u202eevil", "urn:a", "m@1", "0" * 64, [], {}, "cert\u200bification",
-              "n", "pending", "2026-03-01T00:00:00Z")
+    job = Job(
+        "urn:uuid:1",
+        "did:key:z6Mk\u202eevil",
+        "urn:a",
+        "m@1",
+        "0" * 64,
+        [],
+        {},
+        "cert\u200bification",
+        "n",
+        "pending",
+        "2026-03-01T00:00:00Z",
+    )
     source = _lines("x = 1\nif ok:\u202e # hidden\n")
     files = [{"path": "model.py", "lines": source, "findings": ["line 2, column 6"]}]
     html = console.env.get_template("enterprise/job.html").render(

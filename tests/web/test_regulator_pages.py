@@ -45,8 +45,16 @@ def test_an_approver_admits_a_member_and_the_registry_finds_it(regulator):
     page = c.get("/console/regulator/members")
     assert page.status_code == 200 and "Admit a member" in page.text
     did = new_did()
-    form = {"did": did, "role": "enterprise", "name": "杭州某某电缆有限公司", "credit_code": "91330100716105852F",
-            "region": "330106", "industry": "c3831", "address": "杭州市西湖区某路 1 号", "csrf": csrf(page.text)}
+    form = {
+        "did": did,
+        "role": "enterprise",
+        "name": "杭州某某电缆有限公司",
+        "credit_code": "91330100716105852F",
+        "region": "330106",
+        "industry": "c3831",
+        "address": "杭州市西湖区某路 1 号",
+        "csrf": csrf(page.text),
+    }
     r = c.post("/console/regulator/members", data=form, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith(f"/console/regulator/members/{did}")
     reg = tx.from_leaf(node.ledger.store.rows_of_type("identity.register")[-1].leaf)
@@ -66,8 +74,14 @@ def test_a_wrong_form_is_said_back_and_nothing_is_written(regulator):
     c = signed_in(app, "approver")
     size = node.ledger.size
     token = csrf(c.get("/console/regulator/members").text)
-    bad = {"did": new_did(), "role": "enterprise", "name": "Acme", "credit_code": "91330100716105852X",
-           "region": "330106", "csrf": token}
+    bad = {
+        "did": new_did(),
+        "role": "enterprise",
+        "name": "Acme",
+        "credit_code": "91330100716105852X",
+        "region": "330106",
+        "csrf": token,
+    }
     r = c.post("/console/regulator/members", data=bad)
     assert r.status_code == 400 and "check character" in r.text and 'value="Acme"' in r.text
     r = c.post("/console/regulator/members", data=bad | {"credit_code": "", "region": "110103"})

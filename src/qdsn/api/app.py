@@ -22,10 +22,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
 
 from qdsn import __version__
-from qdsn.api import inspection
+from qdsn.api import explorer, inspection
 from qdsn.api import graph as graph_routes
 from qdsn.api import pact as pact_api
-from qdsn.api import explorer
 from qdsn.api.client import NodeClient
 from qdsn.api.problems import MEDIA_TYPE, from_error, problem
 from qdsn.api.signatures import Resolver, Throttle, check, inspect
@@ -48,8 +47,7 @@ from qdsn.ledger import tx
 from qdsn.ledger.checkpoint import COSIGNATURE_V1, NoteVerifier
 from qdsn.ledger.ledger import batch_key
 from qdsn.ledger.ordering.etcd import POSITION
-from qdsn.node import certify, jobs, notify, provider, transfer, trust, verification
-from qdsn.node import certify, jobs, pact, provider, transfer, trust, verification
+from qdsn.node import certify, jobs, notify, pact, provider, transfer, trust, verification
 from qdsn.node.follow import keep_up
 from qdsn.node.keeper import MAX_BACKUP
 from qdsn.node.node import Node
@@ -819,6 +817,7 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         inside, summary = indicators.region(node.ledger, code, system_clock())
         return {"region": code, "summary": summary,
                 "enterprises": [{"did": a.did, "name": a.name, "level": a.level} for a in inside]}  # fmt: skip
+
     graph_routes.add_routes(app, node, Signer)
 
     stats = aggregator.open_store(node.home)

@@ -164,8 +164,6 @@ def _count(q: Any, name: str, default: int, *, zero: bool = False) -> int:
     return int(v)
 
 
-
-
 # -- the data recipient's side -----------------------------------------------------------------------
 
 
@@ -254,8 +252,11 @@ def send_event(events_url: str, event: dict[str, Any], client_id: str, secret: s
         r = http.post(token_url, data={"grant_type": "client_credentials"}, auth=(client_id, secret))
         if r.status_code != 200 or not isinstance(r.json().get("access_token"), str):
             raise PermissionDenied(f"{origin} refused the token request ({r.status_code}): {r.text[:200]!r}")
-        r = http.post(events_url, content=orjson.dumps(event), headers={
-            "authorization": f"Bearer {r.json()['access_token']}", "content-type": f"{MEDIA}; charset=UTF-8"})
+        r = http.post(
+            events_url,
+            content=orjson.dumps(event),
+            headers={"authorization": f"Bearer {r.json()['access_token']}", "content-type": f"{MEDIA}; charset=UTF-8"},
+        )
         if r.status_code != 200:
             kind = Unavailable if r.status_code >= 500 else InvalidInput
             raise kind(f"{events_url} did not accept the event ({r.status_code}): {r.text[:300]!r}")

@@ -219,8 +219,16 @@ def credentials(
     path.parent.mkdir(mode=0o700, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
-        f.write(orjson.dumps({"host": maker, "client_id": creds["client_id"], "client_secret": creds["client_secret"],
-                              "owner": creds.get("owner")}))
+        f.write(
+            orjson.dumps(
+                {
+                    "host": maker,
+                    "client_id": creds["client_id"],
+                    "client_secret": creds["client_secret"],
+                    "owner": creds.get("owner"),
+                }
+            )
+        )
     console.print(f"[green]✓[/] credentials {creds['client_id']} kept in {path}")
 
 

@@ -83,12 +83,17 @@ def indicators_enterprise(
 
 @indicators_app.command("region")
 def indicators_region(
-    code: Annotated[str, typer.Argument(help="A GB/T 2260 region: 33 or 330000 (province), 3301 (prefecture), "
-                                             "330106 (county).")],  # fmt: skip
+    code: Annotated[
+        str, typer.Argument(help="A GB/T 2260 region: 33 or 330000 (province), 3301 (prefecture), 330106 (county).")
+    ],
     home: Home,
-    figure: Annotated[list[Path] | None, typer.Option(
-        help="A released private-statistics figure (the JSON of qdsn stats collect --json) to show beside: the "
-        "region's process figures; repeat for more.")] = None,  # fmt: skip
+    figure: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A released private-statistics figure (the JSON of qdsn stats collect --json) to show beside: the "
+            "region's process figures; repeat for more."
+        ),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """A region's indicators: its enterprises' levels counted and each indicator's median from the ledger, and
@@ -122,8 +127,11 @@ def indicators_region(
               f"{summary['certificates']['suspended']}", str(summary["enterprises"]))  # fmt: skip
     console.print(m)
     for f in figures:
-        console.print(f"private statistics 隐私统计: task {f['task']} period {f['period']} ({f['vdaf']}): {f['result']} "
-                      f"over {f['count']} reports, noised with ε {f['epsilon']:g}", highlight=False)  # fmt: skip
+        console.print(
+            f"private statistics 隐私统计: task {f['task']} period {f['period']} ({f['vdaf']}): "
+            f"{f['result']} over {f['count']} reports, noised with ε {f['epsilon']:g}",
+            highlight=False,
+        )
     if not figures:
         console.print("[dim]process figures (Cpk, ppm) of a region come from the private statistics: qdsn stats "
                       "collect TASK --json > fig.json, then --figure fig.json[/]")  # fmt: skip

@@ -139,11 +139,13 @@ def stats_report(
     task: Annotated[str, typer.Argument(help="The task to report to.")],
     home: Home,
     value: Annotated[str | None, typer.Option(help="The measurement: a number, or a JSON list.")] = None,
-    indicator: Annotated[str | None, typer.Option(help="Compute it here: cpk, ppm, units, certificates or "
-                                                  "footprints.")] = None,
+    indicator: Annotated[
+        str | None, typer.Option(help="Compute it here: cpk, ppm, units, certificates or footprints.")
+    ] = None,
     characteristic: Annotated[str | None, typer.Option(help="cpk: only this characteristic.")] = None,
-    category: Annotated[list[str] | None, typer.Option(help="footprints: the task's product categories, in "
-                                                       "order (repeat).")] = None,
+    category: Annotated[
+        list[str] | None, typer.Option(help="footprints: the task's product categories, in order (repeat).")
+    ] = None,
     ca: LeaderCA = None,
     operator: Operator = None,
     operator_ca: OperatorCA = None,

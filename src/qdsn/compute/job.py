@@ -89,8 +89,11 @@ def execute(
                                "run only models a certification body has published on the ledger")  # fmt: skip
     held = owner.ledger.state.suspension("model", code_hash)
     if held is not None:
-        raise PermissionDenied(f"model {m.id} {m.version} is suspended by the regulator (regulator.action at entry "
-                               f"{held.since}: {held.reason})", "it runs again once the regulator reinstates it")  # fmt: skip
+        raise PermissionDenied(
+            f"model {m.id} {m.version} is suspended by the regulator (regulator.action at "
+            f"entry {held.since}: {held.reason})",
+            "it runs again once the regulator reinstates it",
+        )
     package.check_parameters(m, parameters)
     datasets, inputs = [], []
     for r in ranges:

@@ -320,8 +320,12 @@ def authority(claims: dict[str, Any], ledger: Ledger) -> Check:
                          f"meanwhile are refused (监管已暂停该认证机构的发证资格)")  # fmt: skip
     standing = ledger.state.standings.get(standing_key("issuer", iss))
     if standing is not None and number in standing.withdrawn:
-        return Check("authority", False, f"withdrawn by the regulator with its issuer's suspension (reason: "
-                     f"{standing.reason[:300]}); refused until a regulator.action restores it (监管已撤回)")  # fmt: skip
+        return Check(
+            "authority",
+            False,
+            "withdrawn by the regulator with its issuer's suspension (reason: "
+            f"{standing.reason[:300]}); refused until a regulator.action restores it (监管已撤回)",
+        )
     held = ledger.state.suspension("issuer", iss) or ledger.state.suspension("member", iss)
     if held is not None:
         return Check("authority", True, f"its issuer is suspended by the regulator since entry {held.since}; this "

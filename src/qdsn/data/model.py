@@ -258,7 +258,7 @@ class Activity(Record):
     category: Literal["energy", "material", "transport", "output"]
     source: Id = Field(description="what was used: electricity.grid, natural-gas, steel, road.truck; "
                                    "for output, the product itself")  # fmt: skip
-    amount: str = Field(max_length=32, description="a non-negative decimal string, e.g. \"1250.5\"")
+    amount: str = Field(max_length=32, description='a non-negative decimal string, e.g. "1250.5"')
     unit: str = Field(max_length=32)
     start: Happened
     end: Happened
@@ -267,7 +267,7 @@ class Activity(Record):
     @model_validator(mode="after")
     def _consistent(self) -> Activity:
         if not _DECIMAL.match(self.amount):
-            raise ValueError(f"amount {self.amount[:40]!r} is not a non-negative decimal string like \"1250.5\"")
+            raise ValueError(f'amount {self.amount[:40]!r} is not a non-negative decimal string like "1250.5"')
         if self.category == "output":
             from qdsn.data.pact import units  # the declared units of the spec's own schema
 

@@ -119,9 +119,9 @@ def _said(e: ValidationError) -> str:
     """One schema error in words a person filling in a footprint can act on."""
     value = e.instance
     if e.validator == "type" and e.validator_value == "string" and isinstance(value, int | float):
-        return f"{shown(value)} is a JSON number: PACT writes numbers as decimal strings, e.g. \"{shown(value)}\""
+        return f'{shown(value)} is a JSON number: PACT writes numbers as decimal strings, e.g. "{shown(value)}"'
     if e.validator in ("format", "pattern") and isinstance(value, str) and e.schema.get("format") == "decimal":
-        return f"{shown(value)} is not a decimal string (digits, an optional sign and fraction, no exponent: \"0.384\")"
+        return f'{shown(value)} is not a decimal string (digits, an optional sign and fraction, no exponent: "0.384")'
     if e.validator == "enum" and isinstance(value, str) and list(e.absolute_path)[-1:] == ["declaredUnitOfMeasurement"]:
         return f"{shown(value)} is not a unit PACT allows; use one of: {', '.join(e.validator_value)}"
     if e.validator == "required":
@@ -136,8 +136,10 @@ def check(doc: Any, name: str, *, prefix: str = "") -> None:
     try:
         errors = list(itertools.islice(_validator(name).iter_errors(doc), MAX_ERRORS))
     except Exception as e:  # the published schema has a few nodes that are not schemas ("$ref" as a property)
-        raise InvalidInput(f"not a PACT v3 {name}: a field could not be checked ({type(e).__name__})",
-                           "send only the fields the PACT v3 schema defines") from None
+        raise InvalidInput(
+            f"not a PACT v3 {name}: a field could not be checked ({type(e).__name__})",
+            "send only the fields the PACT v3 schema defines",
+        ) from None
     if errors:
         errors.sort(key=lambda e: [str(p) for p in e.absolute_path])
         said = dict.fromkeys(f"{_where(e, prefix)}: {_said(e)}" for e in errors)  # one line each, in order

@@ -37,9 +37,9 @@ from qdsn.data.model import Measurement
 from qdsn.data.vault import Vault, vault_chunks, verify_record_proof
 from qdsn.demo.ordering import backups, etcd_ordering
 from qdsn.errors import QDSNError
-from qdsn.identity import did_key_from_public_key, multikey_from_public_key
 from qdsn.graph import divisions, documents
 from qdsn.graph.region import draw_map, of_replica
+from qdsn.identity import did_key_from_public_key, multikey_from_public_key
 from qdsn.ledger import Ledger, merkle, tx
 from qdsn.ledger.audit import audit
 from qdsn.ledger.checkpoint import Checkpoint, NoteSigner, cosigners_verified, open_checkpoint, sign_note
@@ -360,6 +360,8 @@ def _inspection_plan(console: Console, regulator: NodeHome, log: Ledger, orderer
     console.print(rates)
     console.print("  the riskiest firms are drawn more often, and every firm can be: the draw stays random, its "
                   "seed fixed before and published after (一公开).")  # fmt: skip
+
+
 def _quality_graph(console: Console, root: Path, regulator: NodeHome, log: Ledger, orderer: EmbeddedOrderer,
                    makers: Sequence[NodeHome]) -> None:  # fmt: skip
     """The regulator's regional graph answers a recall: a supplier's batch, to the makers and certificates
@@ -966,6 +968,8 @@ def _quality_notification(console: Console, lab: Node, plant: Node, plant_url: s
     regulator.catch_up()
     others = notify.listing(regulator)["others"]
     console.print(f"  the regulator, party to none of it, sees the counts: {others['state']} — and no content")
+
+
 def _regulator_actions(console: Console, regulator: Node, certifier: NodeHome, maker: NodeHome, lab: Node,
                        lab_url: str, plant: Node, reg_url: str, result: dict) -> None:  # fmt: skip
     """The regulator suspends the certification centre's authority to issue and reinstates it; a certificate it
@@ -976,7 +980,7 @@ def _regulator_actions(console: Console, regulator: Node, certifier: NodeHome, m
 
     console.rule("[bold]Supervision: the regulator acts (监管措施), and a maker's capability level (质量管理能力等级)")
     reason = "sampling inspection found certificates issued without witnessed tests 抽查发现未见证检验即发证"
-    env, receipt = actions.act(regulator, "suspend", "issuer", certifier.did, reason, "urn:uuid:demo-notification-1")
+    _env, receipt = actions.act(regulator, "suspend", "issuer", certifier.did, reason, "urn:uuid:demo-notification-1")
     console.print(f"  the regulator suspends the authority to issue of {certifier.name}: regulator.action at entry "
                   f"{receipt.seq}, on every replica")  # fmt: skip
     lab.catch_up()
@@ -1023,6 +1027,8 @@ def _regulator_actions(console: Console, regulator: Node, certifier: NodeHome, m
     for c in a.criteria:
         mark = "[green]✓[/]" if c.met else "[red]✗[/]" if c.met is False else "[yellow]?[/]"
         console.print(f"    {mark} {c.level} {c.text}: [dim]{c.detail}[/]", highlight=False)
+
+
 def _low_carbon(
     console: Console, certifier: NodeHome, maker: NodeHome, lab: Node, lab_url: str, plant: Node,
     to_plant: NodeClient, reg_url: str,
@@ -1096,7 +1102,8 @@ def _low_carbon(
     buyer, nonce = "did:web:buyer.example", secrets.token_urlsafe(12)
     shown = sdjwt.present(sd, ["indicators.pcf", "indicators.declared_unit"], maker.key(), aud=buyer, nonce=nonce)
     seen = NodeClient(reg_url, maker.key(), maker.did).call(
-        "POST", "/verify", {"presentation": shown, "aud": buyer, "nonce": nonce, "quorum": 1}, signed=False)
+        "POST", "/verify", {"presentation": shown, "aud": buyer, "nonce": nonce, "quorum": 1}, signed=False
+    )
     ok = seen["ok"]
     shown_all = [orjson.loads(b64url_decode(d))[1] for d in sdjwt.parse(shown).disclosures]
     hidden = len(sdjwt.parse(sd).disclosures) - len(shown_all)

@@ -118,6 +118,8 @@ class Notice:
     state: str
     created: int  # seq of its CREATED transition
     updated: int
+
+
 class Standing:
     """What the regulator's actions (`regulator.action`) say of one member, issuer or model now: whether it
     is suspended, since which entry (the last action on it), why, the notification it answers, and — for an
@@ -151,6 +153,8 @@ def standing_key(scope: str, subject: str) -> str:
 # and suspending or revoking certificates it issued. Reading needs no transaction and is never refused.
 WHILE_SUSPENDED = frozenset({"notification.transition", "identity.rotate_key", "checkpoint.cosign", "alert.raise",
                              "dataset.shred", "access.decision", "credential.status"})  # fmt: skip
+
+
 class InspectionPlan:
     """A sampling-inspection plan as the ledger knows it: who planned it, its commitment, how many it
     draws from how many, its inspectors; and once drawn, the draw's entry and selection."""
@@ -696,6 +700,8 @@ def _inspected(state: State, env: tx.Envelope, p: tx.InspectionResult, seq: int,
         if p.enterprise not in plan.selection:
             raise InvalidInput(f"{p.enterprise} was not selected by the draw of plan {p.plan}",
                                "record it without --plan if it was inspected otherwise")  # fmt: skip
+
+
 def _supply(state: State, env: tx.Envelope, p: tx.SupplyRelation, seq: int, tree: TreeView) -> None:
     if env.submitter not in (p.supplier, p.customer):
         raise PermissionDenied("a supply relation is declared by one of its two parties, the supplier or the customer")

@@ -195,8 +195,9 @@ class DatasetDeclare(Payload):
 
     dataset: str = DatasetId
     title: str = Field(min_length=1, max_length=200)
-    kind: Literal["measurements", "inspections", "nonconformances", "corrective_actions", "compliance", "activity",
-                  "footprints"]
+    kind: Literal[
+        "measurements", "inspections", "nonconformances", "corrective_actions", "compliance", "activity", "footprints"
+    ]
     characteristics: list[CharacteristicSpec] = Field(default_factory=list)
 
 
@@ -486,6 +487,8 @@ class NotificationTransition(Payload):
         if v is not None and _UNREADABLE.search(v):
             raise ValueError("the reason holds a control or invisible character")
         return v
+
+
 @register("regulator.action", ("regulator",))
 class RegulatorAction(Payload):
     """The regulator suspends or reinstates a member (its transactions are refused but for answering and
@@ -615,6 +618,8 @@ class InspectionResult(Payload):
     @classmethod
     def _day(cls, v: str) -> str:
         return _date(v)
+
+
 @register("supply.relation", ("enterprise",))
 class SupplyRelation(Payload):
     """An enterprise declares that `supplier` supplies `customer` (with `product`, when named); the submitter

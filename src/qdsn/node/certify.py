@@ -157,8 +157,10 @@ def _unused(node: Node, attestation: str, job: str) -> None:
     for row in node.ledger.store.rows_of_type("credential.issue"):
         p = tx.from_leaf(row.leaf).payload
         if row.submitter == node.did and attestation in p["attestations"]:
-            raise Conflict(f"the run of job {job} already backs certificate {p['credential']} (entry {row.seq})",
-                           f"see it with `qdsn cert show {p['credential']}`; a new certificate needs a new run")
+            raise Conflict(
+                f"the run of job {job} already backs certificate {p['credential']} (entry {row.seq})",
+                f"see it with `qdsn cert show {p['credential']}`; a new certificate needs a new run",
+            )
 
 
 def set_status(node: Node, number: str, status: str, reason: str, *, attestation: str | None = None) -> None:

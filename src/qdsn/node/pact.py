@@ -355,7 +355,7 @@ def listed(node: Node, client: Client, c: dict[str, Any]) -> list[dict[str, Any]
 def list_page(node: Node, client: Client, c: dict[str, Any], offset: int, limit: int) -> tuple[list[dict], bool]:
     """One page of ListFootprints, decided and recorded as a use: (footprints, whether more follow)."""
     found = listed(node, client, c)
-    page = found[offset:offset + limit]
+    page = found[offset : offset + limit]
     _use(node, client, len(page), "listing footprints")
     return page, offset + limit < len(found)
 

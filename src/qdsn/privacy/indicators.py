@@ -26,8 +26,13 @@ from qdsn.errors import InvalidInput, NotFound
 
 CPK_TARGET = 1.33
 PPM_EDGES = (10, 50, 100, 500, 1_000, 5_000, 10_000, 50_000, 100_000)  # bucket i: ppm in [edge[i-1], edge[i])
-INDICATORS = {"cpk": "Prio3Count", "ppm": "Prio3Histogram", "units": "Prio3SumVec", "certificates": "Prio3SumVec",
-              "footprints": "Prio3SumVec"}
+INDICATORS = {
+    "cpk": "Prio3Count",
+    "ppm": "Prio3Histogram",
+    "units": "Prio3SumVec",
+    "certificates": "Prio3SumVec",
+    "footprints": "Prio3SumVec",
+}
 
 
 def cpk_capable(runs: Iterable[dict[str, Any]], characteristic: str | None = None) -> int:

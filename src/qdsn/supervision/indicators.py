@@ -126,7 +126,7 @@ class Assessment:
 
     def to_json(self) -> dict[str, Any]:
         return {"did": self.did, "name": self.name, "level": self.level,
-                "level_en": LEVEL_NAMES.get(self.level or "", None),
+                "level_en": LEVEL_NAMES.get(self.level or ""),
                 "indicators": [i.to_json() for i in self.indicators],
                 "criteria": [c.to_json() for c in self.criteria]}  # fmt: skip
 
@@ -244,30 +244,96 @@ def indicators(f: Facts, now: datetime) -> list[Indicator]:
     hits, failed, inspected = hit_rate(f.inspections)
     unknown = "not shown: the attested output is the maker's (the ledger holds its hash)"
     return [
-        Indicator("data", "coverage", "characteristics covered by attested runs", "特性覆盖率", share,
-                  f"{covered} of {total} declared characteristics"),
-        Indicator("data", "freshness_days", "days since the last anchor", "数据时效（天）",
-                  None if newest is None else round(newest, 1), "newest dataset.anchor, by its recorded time"),
-        Indicator("data", "fresh", f"datasets anchored within {FRESH_DAYS} days", "数据及时率", fresh,
-                  f"of {len(live)} live datasets"),
+        Indicator(
+            "data",
+            "coverage",
+            "characteristics covered by attested runs",
+            "特性覆盖率",
+            share,
+            f"{covered} of {total} declared characteristics",
+        ),
+        Indicator(
+            "data",
+            "freshness_days",
+            "days since the last anchor",
+            "数据时效（天）",
+            None if newest is None else round(newest, 1),
+            "newest dataset.anchor, by its recorded time",
+        ),
+        Indicator(
+            "data",
+            "fresh",
+            f"datasets anchored within {FRESH_DAYS} days",
+            "数据及时率",
+            fresh,
+            f"of {len(live)} live datasets",
+        ),
         Indicator("data", "anchored", "datasets anchored", "上链存证率", anchored, f"of {len(f.declared)} declared"),
-        Indicator("data", "signed", "readings signed by a registered device", "设备签名率", signed,
-                  "newest attested data-integrity run" if signed is not None else unknown),
-        Indicator("process", "cpk_min", "lowest attested Cpk", "最低过程能力指数", min(cp.values()) if cp else None,
-                  ", ".join(f"{k} {v:.2f}" for k, v in sorted(cp.items())) or unknown),
-        Indicator("process", "cpk_median", "median attested Cpk", "过程能力指数中位数",
-                  statistics.median(cp.values()) if cp else None, f"over {len(cp)} characteristics"),
-        Indicator("process", "ppm", "nonconforming ppm (attested)", "不合格品率（ppm）", defects,
-                  "newest attested defect-rate run" if defects is not None else unknown),
+        Indicator(
+            "data",
+            "signed",
+            "readings signed by a registered device",
+            "设备签名率",
+            signed,
+            "newest attested data-integrity run" if signed is not None else unknown,
+        ),
+        Indicator(
+            "process",
+            "cpk_min",
+            "lowest attested Cpk",
+            "最低过程能力指数",
+            min(cp.values()) if cp else None,
+            ", ".join(f"{k} {v:.2f}" for k, v in sorted(cp.items())) or unknown,
+        ),
+        Indicator(
+            "process",
+            "cpk_median",
+            "median attested Cpk",
+            "过程能力指数中位数",
+            statistics.median(cp.values()) if cp else None,
+            f"over {len(cp)} characteristics",
+        ),
+        Indicator(
+            "process",
+            "ppm",
+            "nonconforming ppm (attested)",
+            "不合格品率（ppm）",
+            defects,
+            "newest attested defect-rate run" if defects is not None else unknown,
+        ),
         Indicator("certification", "valid", "valid certificates", "有效证书", cert["valid"], "on the ledger"),
-        Indicator("certification", "suspended", "suspended certificates", "暂停证书", cert["suspended"],
-                  f"{cert['invalid']} revoked; {cert['suspended_in_year']} suspended within a year"),
-        Indicator("certification", "continuous", "valid certificates re-checked since issue", "连续认证覆盖率",
-                  cert["continuous"], "an attested run of the certificate's model after its credential.issue"),
-        Indicator("supervision", "response_hours", "median notification response (hours)", "通报响应时间（小时）",
-                  None if median is None else round(median, 1), f"{answered} answered, {waiting} awaiting an answer"),
-        Indicator("supervision", "hit_rate", "sampling inspections failed", "抽查不合格率", hits,
-                  f"{failed} of {inspected} results"),
+        Indicator(
+            "certification",
+            "suspended",
+            "suspended certificates",
+            "暂停证书",
+            cert["suspended"],
+            f"{cert['invalid']} revoked; {cert['suspended_in_year']} suspended within a year",
+        ),
+        Indicator(
+            "certification",
+            "continuous",
+            "valid certificates re-checked since issue",
+            "连续认证覆盖率",
+            cert["continuous"],
+            "an attested run of the certificate's model after its credential.issue",
+        ),
+        Indicator(
+            "supervision",
+            "response_hours",
+            "median notification response (hours)",
+            "通报响应时间（小时）",
+            None if median is None else round(median, 1),
+            f"{answered} answered, {waiting} awaiting an answer",
+        ),
+        Indicator(
+            "supervision",
+            "hit_rate",
+            "sampling inspections failed",
+            "抽查不合格率",
+            hits,
+            f"{failed} of {inspected} results",
+        ),
     ]
 
 
@@ -282,8 +348,9 @@ def assess(f: Facts, now: datetime) -> Assessment:
     v = {i.key: i.value for i in ind}
     cert = certification(f.certificates, f.runs, now)
     cp = cpks(f.runs)
-    capable_cert = [c.id for c in f.certificates
-                    if c.status == "valid" and {"process-capability", "spc-stability"} & set(c.models)]
+    capable_cert = [
+        c.id for c in f.certificates if c.status == "valid" and {"process-capability", "spc-stability"} & set(c.models)
+    ]
     _, failed_year, _ = hit_rate(f.inspections, now - YEAR)
     median, _, waiting = response_hours(f.notifications, now)
 
@@ -299,38 +366,107 @@ def assess(f: Facts, now: datetime) -> Assessment:
                f"valid certificate {capable_cert[0]} judged the process capable" if capable_cert else
                "no attested Cpk shown and no valid process-capability or stability certificate")  # fmt: skip
     c = [
-        Criterion("检验级", "declared", "quality characteristics declared with their limits 已声明质量特性",
-                  with_specs > 0, f"{with_specs} declared dataset{'' if with_specs == 1 else 's'} with characteristics"),
-        Criterion("检验级", "recorded", "quality records anchored on the ledger 检验数据上链",
-                  bool(v["anchored"]), f"share anchored {percent(v['anchored'])}"),
-        Criterion("保证级", "all_anchored", "every declared dataset anchored 全部数据集存证", at_least("anchored", 1.0),
-                  f"share anchored {percent(v['anchored'])}"),
-        Criterion("保证级", "certified", "a valid certificate 持有有效认证", cert["valid"] > 0,
-                  f"{cert['valid']} valid, {cert['suspended']} suspended"),
-        Criterion("保证级", "inspections", "no failed sampling inspection within a year 一年内无抽查不合格",
-                  failed_year == 0, f"{failed_year} failed within a year"),
-        Criterion("保证级", "standing", "not suspended by the regulator 未被监管暂停", f.suspended is None,
-                  f"suspended: {f.suspended}" if f.suspended else "no suspension in force"),
-        Criterion("预防级", "coverage", "≥ 80 % of characteristics under attested runs 特性覆盖率≥80%",
-                  at_least("coverage", 0.8), f"coverage {percent(v['coverage'])}"),
-        Criterion("预防级", "fresh", f"every live dataset anchored within {FRESH_DAYS} days 数据及时",
-                  at_least("fresh", 1.0), f"fresh {percent(v['fresh'])}"),
-        Criterion("预防级", "continuous", "every valid certificate re-checked by continuous certification 连续认证",
-                  at_least("continuous", 1.0), f"coverage {percent(v['continuous'])}"),
-        Criterion("预防级", "capable", "process capable: Cpk ≥ 1.33 on every characteristic 过程能力充足", cpk_ok,
-                  cpk_how),
-        Criterion("卓越级", "cpk", "Cpk ≥ 1.67 on every characteristic 过程能力卓越", at_least("cpk_min", 1.67),
-                  "from attested outputs only" if v["cpk_min"] is None else f"lowest {v['cpk_min']:.2f}"),
-        Criterion("卓越级", "ppm", "nonconforming ≤ 100 ppm 不合格品率≤100ppm", at_most("ppm", 100),
-                  "from attested outputs only" if v["ppm"] is None else f"{v['ppm']:g} ppm"),
-        Criterion("卓越级", "signed", "≥ 90 % of readings device-signed 设备签名≥90%", at_least("signed", 0.9),
-                  f"signed {percent(v['signed'])}"),
-        Criterion("卓越级", "responsive", "notifications answered within 48 h (median), none waiting 通报及时响应",
-                  waiting == 0 and (median is None or median <= 48),
-                  f"median {'—' if median is None else f'{median:.1f} h'}, {waiting} waiting"),
-        Criterion("卓越级", "no_suspension", "no certificate suspended within a year 一年内无证书暂停",
-                  cert["suspended_in_year"] == 0 and cert["suspended"] == 0,
-                  f"{cert['suspended_in_year']} suspended within a year"),
+        Criterion(
+            "检验级",
+            "declared",
+            "quality characteristics declared with their limits 已声明质量特性",
+            with_specs > 0,
+            f"{with_specs} declared dataset{'' if with_specs == 1 else 's'} with characteristics",
+        ),
+        Criterion(
+            "检验级",
+            "recorded",
+            "quality records anchored on the ledger 检验数据上链",
+            bool(v["anchored"]),
+            f"share anchored {percent(v['anchored'])}",
+        ),
+        Criterion(
+            "保证级",
+            "all_anchored",
+            "every declared dataset anchored 全部数据集存证",
+            at_least("anchored", 1.0),
+            f"share anchored {percent(v['anchored'])}",
+        ),
+        Criterion(
+            "保证级",
+            "certified",
+            "a valid certificate 持有有效认证",
+            cert["valid"] > 0,
+            f"{cert['valid']} valid, {cert['suspended']} suspended",
+        ),
+        Criterion(
+            "保证级",
+            "inspections",
+            "no failed sampling inspection within a year 一年内无抽查不合格",
+            failed_year == 0,
+            f"{failed_year} failed within a year",
+        ),
+        Criterion(
+            "保证级",
+            "standing",
+            "not suspended by the regulator 未被监管暂停",
+            f.suspended is None,
+            f"suspended: {f.suspended}" if f.suspended else "no suspension in force",
+        ),
+        Criterion(
+            "预防级",
+            "coverage",
+            "≥ 80 % of characteristics under attested runs 特性覆盖率≥80%",
+            at_least("coverage", 0.8),
+            f"coverage {percent(v['coverage'])}",
+        ),
+        Criterion(
+            "预防级",
+            "fresh",
+            f"every live dataset anchored within {FRESH_DAYS} days 数据及时",
+            at_least("fresh", 1.0),
+            f"fresh {percent(v['fresh'])}",
+        ),
+        Criterion(
+            "预防级",
+            "continuous",
+            "every valid certificate re-checked by continuous certification 连续认证",
+            at_least("continuous", 1.0),
+            f"coverage {percent(v['continuous'])}",
+        ),
+        Criterion(
+            "预防级", "capable", "process capable: Cpk ≥ 1.33 on every characteristic 过程能力充足", cpk_ok, cpk_how
+        ),
+        Criterion(
+            "卓越级",
+            "cpk",
+            "Cpk ≥ 1.67 on every characteristic 过程能力卓越",
+            at_least("cpk_min", 1.67),
+            "from attested outputs only" if v["cpk_min"] is None else f"lowest {v['cpk_min']:.2f}",
+        ),
+        Criterion(
+            "卓越级",
+            "ppm",
+            "nonconforming ≤ 100 ppm 不合格品率≤100ppm",
+            at_most("ppm", 100),
+            "from attested outputs only" if v["ppm"] is None else f"{v['ppm']:g} ppm",
+        ),
+        Criterion(
+            "卓越级",
+            "signed",
+            "≥ 90 % of readings device-signed 设备签名≥90%",
+            at_least("signed", 0.9),
+            f"signed {percent(v['signed'])}",
+        ),
+        Criterion(
+            "卓越级",
+            "responsive",
+            "notifications answered within 48 h (median), none waiting 通报及时响应",
+            waiting == 0 and (median is None or median <= 48),
+            f"median {'—' if median is None else f'{median:.1f} h'}, {waiting} waiting",
+        ),
+        Criterion(
+            "卓越级",
+            "no_suspension",
+            "no certificate suspended within a year 一年内无证书暂停",
+            cert["suspended_in_year"] == 0 and cert["suspended"] == 0,
+            f"{cert['suspended_in_year']} suspended within a year",
+        ),
     ]
     level = None
     for name in LEVELS:

@@ -160,8 +160,9 @@ def _agreements(node: Node) -> list[dict[str, Any]]:
 
 
 @router.post("/negotiate")
-def negotiate_offer(request: Request, staff: Engineer, url: Url,
-                    offer: Annotated[str, Form(max_length=256)]) -> Response:
+def negotiate_offer(
+    request: Request, staff: Engineer, url: Url, offer: Annotated[str, Form(max_length=256)]
+) -> Response:
     """Negotiate an offer of a member's catalog, as `qdsn negotiate` does: the offer as published, made by the
     member the ledger says declared the dataset, the agreement verified and kept in the home."""
     console = console_of(request)
@@ -176,8 +177,10 @@ def negotiate_offer(request: Request, staff: Engineer, url: Url,
     declared = node.ledger.state.datasets.get(dataset)
     if declared is None or declared.owner != chosen.get("assigner"):
         owner = declared.owner if declared else "nobody"
-        raise IntegrityError(f"offer {offer[:100]} is made by {str(chosen.get('assigner'))[:100]}, but the ledger "
-                             f"says {dataset[:100]} was declared by {owner}")
+        raise IntegrityError(
+            f"offer {offer[:100]} is made by {str(chosen.get('assigner'))[:100]}, but the ledger "
+            f"says {dataset[:100]} was declared by {owner}"
+        )
     try:
         contract = negotiate(_peer(node, url), chosen, node.did)
     except httpx.HTTPError as e:
@@ -233,10 +236,20 @@ def request_job(request: Request, staff: Engineer, url: Url, model: Annotated[st
     }), "a job")  # fmt: skip
     if not isinstance(job.get("id"), str):
         raise IntegrityError("the node took the job but answered no job id")
-    requested.record(node.home.path, url, job["id"], nonce, agreement=agreement,
-                     model=f"{manifest.id}@{manifest.version}", code_hash=package.code_hash(blob),
-                     parameters=params, dataset=dataset, first=0, count=declared.anchored,
-                     requested=datetime.now(UTC).isoformat(timespec="seconds"))
+    requested.record(
+        node.home.path,
+        url,
+        job["id"],
+        nonce,
+        agreement=agreement,
+        model=f"{manifest.id}@{manifest.version}",
+        code_hash=package.code_hash(blob),
+        parameters=params,
+        dataset=dataset,
+        first=0,
+        count=declared.anchored,
+        requested=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
     console.staff.record(staff, "job.request", job["id"], url=url, model=model, dataset=dataset, agreement=agreement)
     return RedirectResponse(f"{PREFIX}/jobs/{quote(job['id'], safe='')}?url={quote(url)}", status_code=303)
 
@@ -326,4 +339,3 @@ def change_status(request: Request, staff: Approver, number: str, status: Annota
 @router.get("/models")
 def models(request: Request, staff: Viewer) -> Response:
     return render(request, "certifier/models.html", models=_models(_node(request)))
-

@@ -521,7 +521,6 @@ def presentation_published(request: Request, name: str) -> Response:
     return Response(path.read_text(), media_type="text/plain; charset=utf-8")
 
 
-
 # -- the audit log ----------------------------------------------------------------------------------
 
 

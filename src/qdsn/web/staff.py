@@ -103,8 +103,10 @@ class Staff:
 
 def role_named(role: str) -> str:
     if role not in ROLES:
-        raise InvalidInput(f"a staff role is one of {', '.join(ROLES)}, not {role[:40]!r}",
-                           "viewer reads, engineer also uploads and presents, approver also approves jobs")
+        raise InvalidInput(
+            f"a staff role is one of {', '.join(ROLES)}, not {role[:40]!r}",
+            "viewer reads, engineer also uploads and presents, approver also approves jobs",
+        )
     return role
 
 
