@@ -275,7 +275,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
             f"records · {sum(d.anchored for d in log.state.datasets.values() if d.kind in GREEN)} of activity data "
             "and footprints · "
             f"{time.perf_counter() - t0:.1f} s\n"
-            "Next in QDSN: the region's quality graph.",
+            "Each node also serves its staff a web console at /console/ (README: \"The web console\").",
             title="[bold green]consortium verified",
             border_style="green",
         )
