@@ -162,6 +162,7 @@ def test_notifications_read_from_the_ledger(tmp_path, notifications):
     move(w.certifier, "N1", "CREATED", "investigation", w.certifier, a)
     move(w.certifier, "N1", "SENT", "investigation", w.certifier, a)
     move(a, "N1", "RECEIVED", "investigation", w.certifier, a)
+    move(a, "N1", "ACKNOWLEDGED", "investigation", w.certifier, a)
     move(a, "N1", "DECLINED", "investigation", w.certifier, a, reason="the batch was not ours")
     # B alerts its customer A to a problem of its own products (an alert is about the sender).
     move(b, "N2", "CREATED", "alert", b, a, "CRITICAL")
@@ -172,7 +173,7 @@ def test_notifications_read_from_the_ledger(tmp_path, notifications):
         move(rival, f"R{i}", "SENT", "investigation", rival, a, "LIFE-THREATENING")
     ev = evidence.read(w.ledger, AS_OF)
     got = {n.sender: n for n in ev[a.did].notices}
-    assert got[w.certifier.did] == Notice("MAJOR", ("CREATED", "DECLINED", "RECEIVED", "SENT"), w.certifier.did,
+    assert got[w.certifier.did] == Notice("MAJOR", ("ACKNOWLEDGED", "CREATED", "DECLINED", "RECEIVED", "SENT"), w.certifier.did,
                                           "certifier")  # fmt: skip
     assert len(ev[a.did].notices) == 6 and ev[b.did].notices == (Notice("CRITICAL", ("CREATED", "SENT"), b.did,
                                                                          "enterprise", own=True),)  # fmt: skip

@@ -349,7 +349,6 @@ def jobs_status(url: Url, job: JobId, home: Home, ca: CA = None,
         console.print(shown(f"  fetch and verify it: qdsn jobs result {url} {job} --out result.json"))
 
 
-@jobs_app.command("result")
 def _notify_run(home: Path, url: str, claims: dict, output: dict, attestation: str, ca: Path | None,
                 operator: str | None, operator_ca: Path | None) -> None:  # fmt: skip
     """An attested SPC run out of control raises a quality notification to the data's owner and sends it
@@ -375,6 +374,7 @@ def _notify_run(home: Path, url: str, claims: dict, output: dict, attestation: s
         node.close()
 
 
+@jobs_app.command("result")
 def jobs_result(
     url: Url,
     job: JobId,

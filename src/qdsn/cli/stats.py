@@ -179,7 +179,7 @@ def stats_report(
     console.print(f"[green]✓[/] report {got['id']} accepted for period {got['period']} of task {task}", highlight=False)
 
 
-def _indicator(node, name: str, characteristic: str | None, categories: list[str]):  # type: ignore[no-untyped-def]
+def _indicator(node, name: str, characteristic: str | None, categories: list[str] | None = None):  # type: ignore[no-untyped-def]
     """An indicator's measurement from this node's attested runs, anchored inspections and the ledger."""
     from qdsn.errors import NotFound
     from qdsn.node import jobs
@@ -202,7 +202,7 @@ def _indicator(node, name: str, characteristic: str | None, categories: list[str
         from qdsn.node import pact
 
         pfs = [pf for d in pact.footprint_datasets(node) for pf in pact.stored(node, d)]
-        return indicators.footprints(pfs, categories, datetime.now(UTC))
+        return indicators.footprints(pfs, categories or [], datetime.now(UTC))
     if name == "certificates":
         return indicators.certificates(c.status for c in node.ledger.state.credentials.values()
                                        if c.subject == node.did)  # fmt: skip

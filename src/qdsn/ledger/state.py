@@ -120,6 +120,7 @@ class Notice:
     updated: int
 
 
+@dataclass(frozen=True, slots=True)
 class Standing:
     """What the regulator's actions (`regulator.action`) say of one member, issuer or model now: whether it
     is suspended, since which entry (the last action on it), why, the notification it answers, and — for an
@@ -155,6 +156,7 @@ WHILE_SUSPENDED = frozenset({"notification.transition", "identity.rotate_key", "
                              "dataset.shred", "access.decision", "credential.status"})  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
 class InspectionPlan:
     """A sampling-inspection plan as the ledger knows it: who planned it, its commitment, how many it
     draws from how many, its inspectors; and once drawn, the draw's entry and selection."""
