@@ -1100,19 +1100,23 @@ def _low_carbon(
     held = NodeClient(lab_url, maker.key(), maker.did).call("GET", "/credentials")["credentials"]
     sd = next(c for c in held if b64url_decode(sdjwt.parse(c).jwt.split(".")[1]).count(number.encode()))
     buyer, nonce = "did:web:buyer.example", secrets.token_urlsafe(12)
-    shown = sdjwt.present(sd, ["indicators.pcf", "indicators.declared_unit"], maker.key(), aud=buyer, nonce=nonce)
+    asked = ["indicators.pcf", "indicators.declared_unit"]
+    shown = sdjwt.present(sd, asked, maker.key(), aud=buyer, nonce=nonce)
     seen = NodeClient(reg_url, maker.key(), maker.did).call(
         "POST", "/verify", {"presentation": shown, "aud": buyer, "nonce": nonce, "quorum": 1}, signed=False
     )
     ok = seen["ok"]
     shown_all = [orjson.loads(b64url_decode(d))[1] for d in sdjwt.parse(shown).disclosures]
     hidden = len(sdjwt.parse(sd).disclosures) - len(shown_all)
-    names = [f"indicators.{n}" for n in shown_all if n != "indicators"]
+    names = [n for n in asked if n.split(".")[1] in shown_all]  # in the order asked: disclosures are shuffled
     console.print(
         f"  certificate {number} (SD-JWT VC, scheme product-footprint): the manufacturer discloses only "
         f"{' and '.join(names)} — a buyer verifies it {'[green]✓[/]' if ok else '[red]✗[/]'} down to the anchored "
         f"activity data; {hidden} other claims (total emissions, output, the table, the site) stay hidden"
     )
+    for c in seen["checks"]:
+        if not c["ok"]:
+            console.print(f"  [red]✗ {c['name']}[/]: {c['detail']}", highlight=False)
     more = [r | {"start": "2026-02-01T00:00:00+08:00", "end": "2026-03-01T00:00:00+08:00"} for r in rows]
     more[0] = more[0] | {"amount": "71800"}  # a month on a coal-heavy grid mix: more electricity per kg
     batch = plant.vault.add_batch(dataset, more)
