@@ -3,7 +3,6 @@ certification coverage, open notifications, supplier concentration — and its m
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from qdsn.cli.common import Home, console, replica, shown
+from qdsn.cli.common import Home, console, print_json, replica, shown
 from qdsn.errors import InvalidInput
 from qdsn.graph import divisions, documents, svgmap
 from qdsn.graph.region import INDICATORS, RegionGraph, draw_map, of_replica
@@ -35,7 +34,7 @@ def _graph(home: Path) -> RegionGraph:
 
 
 def _print_json(doc: Any) -> None:
-    print(json.dumps(doc, ensure_ascii=False, indent=1))
+    print_json(doc, indent=1)
 
 
 def _place(code: str | None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +9,18 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from qdsn.cli.common import Home, Operator, OperatorCA, console, linked_node, logged, party, peer_client, shown
+from qdsn.cli.common import (
+    Home,
+    Operator,
+    OperatorCA,
+    console,
+    linked_node,
+    logged,
+    party,
+    peer_client,
+    print_json,
+    shown,
+)
 from qdsn.errors import InvalidInput
 
 notify_app = typer.Typer(help="Quality notifications (质量通知): alerts and investigations between members, "
@@ -172,7 +182,7 @@ def notify_list(home: Home, as_json: Json = False) -> None:
         doc = notify.listing(node)
         state = node.ledger.state
         if as_json:
-            print(json.dumps(doc, indent=2, ensure_ascii=False))
+            print_json(doc, indent=2)
             return
         if doc["notifications"]:
             table = Table(title="quality notifications 质量通知")
@@ -210,7 +220,7 @@ def notify_show(notification: str, home: Home, as_json: Json = False) -> None:
         n = notify.show(node, notification)
         state = node.ledger.state
         if as_json:
-            print(json.dumps(n, indent=2, ensure_ascii=False))
+            print_json(n, indent=2)
             return
         console.print(Text(f"quality notification 质量通知 {n['id']}", style="bold"))
         console.print(Text(f"{n['classification']} · {n['severity']} · "), _state(n["state"]), highlight=False)

@@ -21,6 +21,7 @@ from qdsn.cli.common import (
     open_node,
     optional_path,
     party,
+    print_json,
     render_verdict,
     replica,
     shown,
@@ -98,7 +99,7 @@ def risk_cmd(
     rows = sorted(assessed.values(), key=lambda a: (-a.score, a.enterprise))
     if as_json:
         out = [a.to_json() | {"name": state.identities[a.enterprise].name} for a in rows]
-        print(json.dumps(out[0] if explain else out, ensure_ascii=False, indent=1))
+        print_json(out[0] if explain else out, indent=1)
         return
     if explain:
         a = rows[0]
@@ -232,7 +233,7 @@ def plan_list(home: Home, as_json: AsJson = False) -> None:
     finally:
         ledger.close()
     if as_json:
-        print(json.dumps(rows, ensure_ascii=False, indent=1))
+        print_json(rows, indent=1)
         return
     table = Table(title=f"{len(rows)} inspection plans (抽查计划)")
     for col in ("plan", "title", "entry", "population", "draws", "weights", "drawn 抽取"):
@@ -292,7 +293,7 @@ def inspections_list(
     finally:
         ledger.close()
     if as_json:
-        print(json.dumps(rows, ensure_ascii=False, indent=1))
+        print_json(rows, indent=1)
         return
     table = Table(title=f"{len(rows)} sampling-inspection results (监督抽查结果)")
     for col in ("entry", "date", "enterprise 企业", "product 产品", "standard 标准", "result 结果", "plan"):
