@@ -173,8 +173,8 @@ def test_notifications_read_from_the_ledger(tmp_path, notifications):
         move(rival, f"R{i}", "SENT", "investigation", rival, a, "LIFE-THREATENING")
     ev = evidence.read(w.ledger, AS_OF)
     got = {n.sender: n for n in ev[a.did].notices}
-    assert got[w.certifier.did] == Notice("MAJOR", ("ACKNOWLEDGED", "CREATED", "DECLINED", "RECEIVED", "SENT"), w.certifier.did,
-                                          "certifier")  # fmt: skip
+    moves = ("ACKNOWLEDGED", "CREATED", "DECLINED", "RECEIVED", "SENT")
+    assert got[w.certifier.did] == Notice("MAJOR", moves, w.certifier.did, "certifier")
     assert len(ev[a.did].notices) == 6 and ev[b.did].notices == (Notice("CRITICAL", ("CREATED", "SENT"), b.did,
                                                                          "enterprise", own=True),)  # fmt: skip
     factor = {f.name: f for f in risk.assess(ev[a.did], AS_OF).factors}["notifications"]

@@ -41,11 +41,13 @@ def test_the_regulator_acts_through_its_own_node_and_everyone_reads(network):
                       ({"action": "reinstate", "scope": "member", "subject": maker.did, "reason": "x"}, Conflict),
                       ({"action": "suspend", "scope": "member", "subject": maker.did, "reason": "x",
                         "credentials": "C-1"}, InvalidInput),
-                      ({"action": "suspend", "scope": "model", "subject": "ab" * 32, "reason": "x"}, NotFound)):  # fmt: skip
+                      ({"action": "suspend", "scope": "model", "subject": "ab" * 32, "reason": "x"},
+                       NotFound)):  # fmt: skip
         with pytest.raises(why):
             reg.call("POST", "/supervision/actions", body)
-    got = reg.call("POST", "/supervision/actions", {"action": "suspend", "scope": "member", "subject": maker.did,
-                                                    "reason": "未按期整改", "notification": "urn:uuid:n-2"})  # fmt: skip
+    suspend = {"action": "suspend", "scope": "member", "subject": maker.did, "reason": "未按期整改",
+               "notification": "urn:uuid:n-2"}  # fmt: skip
+    got = reg.call("POST", "/supervision/actions", suspend)
     assert got["seq"] == 3 and got["payload"]["reason"] == "未按期整改"
     public = http.get("/supervision/actions").json()
     assert [(a["action"], a["subject"]) for a in public["actions"]] == [("suspend", maker.did)]

@@ -275,7 +275,7 @@ def _run(console: Console, root: Path, passphrase: str, n: int) -> None:
             f"records · {sum(d.anchored for d in log.state.datasets.values() if d.kind in GREEN)} of activity data "
             "and footprints · "
             f"{time.perf_counter() - t0:.1f} s\n"
-            "Each node also serves its staff a web console at /console/ (README: \"The web console\").",
+            'Each node also serves its staff a web console at /console/ (README: "The web console").',
             title="[bold green]consortium verified",
             border_style="green",
         )
@@ -1016,8 +1016,8 @@ def _regulator_actions(console: Console, regulator: Node, certifier: NodeHome, m
 
     plant.catch_up()
     done = [j.result for j in jobs.visible(plant, plant.did) if j.state == "done" and j.result]
-    a = indicators.enterprise(plant.ledger, maker.did, datetime.now(UTC), indicators.verified_outputs(plant.ledger,
-                                                                                                      done))  # fmt: skip
+    outputs = indicators.verified_outputs(plant.ledger, done)
+    a = indicators.enterprise(plant.ledger, maker.did, datetime.now(UTC), outputs)
     shown_ = {i.key: i for i in a.indicators}
     console.print(f"  {maker.name} on its own node: coverage {indicators.percent(shown_['coverage'].value)}, lowest "
                   f"attested Cpk {shown_['cpk_min'].value or 0:.2f}, {shown_['valid'].value} valid certificate, "
