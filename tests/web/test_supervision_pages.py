@@ -8,8 +8,9 @@ import re
 import pytest
 
 from qdsn.api.app import create_app
+from qdsn.clock import system_clock
 from qdsn.node import Node, NodeHome, notify
-from qdsn.supervision import actions, draw, evidence, risk
+from qdsn.supervision import actions, draw, evidence, inspections, risk
 from qdsn.web import supervision
 from qdsn.web.staff import StaffStore
 
@@ -36,7 +37,7 @@ def world(tmp_path):
     reg = NodeHome.init(tmp_path / "samr", "regulator", "浙江省市场监督管理局", PW, scrypt_n=FAST)
     makers = [NodeHome.init(tmp_path / f"m{i}", "enterprise", f"宁波某某电器 {i}", PW, origin=reg.origin,
                             scrypt_n=FAST) for i in range(3)]  # fmt: skip
-    for i, m in enumerate(makers):
+    for m in makers:
         reg.submit("identity.register", m.registration() | {"region": "330203", "industry": "C3831"})
     node = Node(reg, operator=True)
     maker = Node(makers[0], operator=True, ledger=node.ledger)
@@ -112,7 +113,7 @@ def test_the_regulator_sees_its_notifications_and_moves_one_as_the_state_machine
 
 
 def test_an_approver_suspends_and_reinstates_with_a_reason(world):
-    node, maker, makers, app = world
+    node, maker, _, app = world
     c = signed_in(app, "approver")
     page = c.get(f"{R}/actions")
     assert page.status_code == 200 and "Nothing is suspended now." in page.text and 'id="act"' in page.text
@@ -151,3 +152,106 @@ def test_an_approver_suspends_and_reinstates_with_a_reason(world):
     v = signed_in(app, "viewer")
     assert 'id="act"' not in v.get(f"{R}/actions").text
     assert v.post(f"{R}/actions", data=form | {"csrf": csrf(v.get(f"{R}/actions").text)}).status_code == 403
+
+
+def test_the_risk_classes_are_the_commands_ordered_by_risk_and_paged(world, monkeypatch):
+    node, _, makers, app = world
+    c = signed_in(app, "viewer")
+    before = c.get(f"{R}/risk").text
+    inspections.record(node, makers[2].did, "电缆 BV 2.5", "GB/T 5023.3-2008", False, "2026-01-05")
+    r = c.get(f"{R}/risk")  # the ledger grew: classed again, not the page kept from before
+    assert r.status_code == 200 and r.text != before
+    day = system_clock().date()  # as the page takes today
+    found = risk.assess_all(evidence.read(node.ledger, day), day)  # what `qdsn supervise risk` computes
+    want = sorted(found.values(), key=lambda a: (-a.score, a.enterprise))
+    assert len(want) == 3 and want[0].enterprise == makers[2].did  # its failed inspection puts it first
+    table = r.text.split('id="risk"')[1].split("</table>")[0]
+    rows = re.findall(r'<span class="did">(did:key:[^<]*)</span>', table)
+    assert [w.enterprise[:28] for w in want] == [x.rstrip("…")[:28] for x in rows]
+    for f in want[0].factors:  # each factor's contribution, as `qdsn supervise risk` prints it
+        assert f"{f.contribution:.2f}" in r.text
+    assert f"<strong>{want[0].risk_class}</strong>" in r.text and "Enterprises: <strong>3</strong>" in r.text
+
+    monkeypatch.setattr(supervision, "PAGE", 2)  # pages of two: the second page holds the third enterprise
+    first = c.get(f"{R}/risk", params={"region": "3302"}).text
+    assert first.split('id="risk"')[1].split("</table>")[0].count('class="did"') == 2 and "start=2" in first
+    second = c.get(f"{R}/risk", params={"region": "3302", "start": 2}).text
+    assert second.split('id="risk"')[1].split("</table>")[0].count('class="did"') == 1 and "start=0" in second
+    assert "No enterprise in this scope." in c.get(f"{R}/risk", params={"region": "11"}).text
+    for bad in ({"region": "zj"}, {"industry": "38"}, {"as_of": "2026-02-30"}, {"class": "E"}, {"start": -1}):
+        r = c.get(f"{R}/risk", params=bad)
+        assert r.status_code == 400 and "Traceback" not in r.text, bad
+
+
+def test_a_plan_is_committed_drawn_verified_and_given_a_result(world):
+    node, _, makers, app = world
+    c = signed_in(app, "approver")
+    page = c.get(f"{R}/plans")
+    assert page.status_code == 200 and "No inspection plan yet." in page.text
+    token = csrf(page.text)
+    form = {"plan": "2026-Q1-wire", "title": "电线电缆 2026 年第一季度", "count": "2", "region": "3302",
+            "inspectors": "zj-001\nzj-002\nzj-003", "per_inspection": "2", "csrf": token}  # fmt: skip
+    r = c.post(f"{R}/plans", data=form, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"{R}/plans/2026-Q1-wire"
+    p = node.ledger.state.plans["2026-Q1-wire"]
+    assert p.drawn is None and (node.home.path / "inspection-seeds" / f"{p.commitment}.json").exists()
+    shown = c.get(r.headers["location"]).text
+    assert "Not drawn yet." in shown and p.commitment in shown and 'id="draw"' in shown
+
+    size = node.ledger.size
+    for bad, says in ((form, "already exists"), (form | {"plan": "p2", "count": "9"}, "cannot draw 9"),
+                      (form | {"plan": "p2", "weights": "A=1"}, "weigh"),
+                      (form | {"plan": "p2", "count": "x"}, "count"),
+                      (form | {"plan": "p2", "region": "11"}, "no enterprise"),
+                      (form | {"plan": "a b"}, "plan")):  # fmt: skip
+        r = c.post(f"{R}/plans", data=bad)
+        assert 400 <= r.status_code < 500 and says in r.text, (bad, r.status_code, r.text[-500:])
+    assert node.ledger.size == size
+
+    r = c.post(f"{R}/plans/2026-Q1-wire/draw", data={"csrf": token}, follow_redirects=False)
+    assert r.status_code == 303
+    drawn = node.ledger.state.plans["2026-Q1-wire"]
+    shown = c.get(r.headers["location"]).text
+    assert "Verification: verified" in shown and "is the one the seed gives (2 enterprises)" in shown
+    for did in drawn.selection:
+        assert did in shown
+    assert draw.verify(node.ledger, "2026-Q1-wire").ok
+    again = c.post(f"{R}/plans/2026-Q1-wire/draw", data={"csrf": token})
+    assert again.status_code == 409 and "drawn once" in again.text
+    assert c.post(f"{R}/plans/nothing/draw", data={"csrf": token}).status_code == 404
+    assert c.get(f"{R}/plans/nothing").status_code == 404
+
+    chosen = drawn.selection[0]
+    result = {"enterprise": chosen, "product": "聚氯乙烯绝缘电缆 BV 2.5mm²", "standard": "GB/T 5023.3-2008",
+              "result": "fail", "day": "2026-03-31", "plan": "2026-Q1-wire", "csrf": token}  # fmt: skip
+    unchosen = next(m.did for m in makers if m.did not in drawn.selection)
+    for bad, says in ((result | {"day": "2026-13-01"}, "not a date"),
+                      (result | {"enterprise": unchosen}, "not selected"),
+                      (result | {"result": "maybe"}, "pass or fail"), (result | {"product": " "}, "must not be empty"),
+                      (result | {"enterprise": node.did}, "not a registered enterprise")):  # fmt: skip
+        r = c.post(f"{R}/inspections", data=bad)
+        assert r.status_code in (400, 404) and says in r.text, (bad, r.text[-500:])
+    r = c.post(f"{R}/inspections", data=result, follow_redirects=False)
+    assert r.status_code == 303
+    shown = c.get(r.headers["location"]).text
+    assert "聚氯乙烯绝缘电缆" in shown and 'class="invalid">fail' in shown
+    assert [t["action"] for t in StaffStore(node.home.path).trail()][:3] == [
+        "inspection.result", "inspection.draw", "inspection.plan"]  # fmt: skip
+    v = signed_in(app, "viewer")
+    listed = v.get(f"{R}/plans").text
+    assert "2026-Q1-wire" in listed and 'id="create"' not in listed
+    assert 'id="record"' not in v.get(f"{R}/plans/2026-Q1-wire").text
+
+
+def test_the_manufacturers_overview_shows_its_notifications_and_indicator_level(world):
+    node, maker, _, app = world
+    id = notify.raise_(node, maker.did, "investigation", "CRITICAL", "抽查不合格，请说明原因").id
+    StaffStore(maker.home.path).add("eng", "engineer", STAFF_PW)
+    app = create_app(maker)
+    c = signed_in(app, "eng")
+    page = c.get("/console/enterprise/overview")
+    assert page.status_code == 200
+    table = page.text.split('id="notifications"')[1].split("</table>")[0]
+    assert id in table and "CRITICAL" in table and "CREATED" in table and "浙江省市场监督管理局" in table
+    level = page.text.split('id="level"')[1].split("</p>")[0]
+    assert "below the inspection level" in level  # nothing on the ledger yet lifts it to 检验级

@@ -133,7 +133,8 @@ def regulator_actions(request: Request, staff: Viewer, subject: Word = None) -> 
 @router.post("/actions")
 def take_action(request: Request, staff: Approver, action: Annotated[str, Form(max_length=16)],
                 scope: Annotated[str, Form(max_length=16)], subject: Short, reason: Text = "",
-                notification: Annotated[str, Form(max_length=128)] = "", credentials: Text = "") -> Response:  # fmt: skip
+                notification: Annotated[str, Form(max_length=128)] = "",
+                credentials: Text = "") -> Response:  # fmt: skip
     """Suspend or reinstate: the same `actions.act` as `qdsn supervise suspend|reinstate`, refused by the
     ledger's fold as it refuses it there (an unknown member, one already suspended, …)."""
     console = console_of(request)
