@@ -178,6 +178,10 @@ def test_the_risk_classes_are_the_commands_ordered_by_risk_and_paged(world, monk
     second = c.get(f"{R}/risk", params={"region": "3302", "start": 2}).text
     assert second.split('id="risk"')[1].split("</table>")[0].count('class="did"') == 1 and "start=0" in second
     assert "No enterprise in this scope." in c.get(f"{R}/risk", params={"region": "11"}).text
+    top = want[0].risk_class
+    only = c.get(f"{R}/risk", params={"class": top}).text
+    assert f"Enterprises: <strong>{sum(a.risk_class == top for a in want)}</strong>" in only
+    assert makers[2].did[:28] in only and f"<strong>{top}</strong> {risk.CLASS_NAMES[top]}: " in only
     for bad in ({"region": "zj"}, {"industry": "38"}, {"as_of": "2026-02-30"}, {"class": "E"}, {"start": -1}):
         r = c.get(f"{R}/risk", params=bad)
         assert r.status_code == 400 and "Traceback" not in r.text, bad

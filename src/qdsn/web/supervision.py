@@ -46,7 +46,7 @@ Text = Annotated[str, Form(max_length=2000)]
 PAGE = 50  # enterprises per page of the risk classes
 # The risk classes of one replica at one log size, day and scope, sorted by risk: computed once (the same
 # reading of the log as `qdsn supervise risk`) and then paged, so a page costs what it shows.
-_classes: dict[tuple[int, int, date, tuple], list[risk.Assessment]] = {}
+_classes: dict[tuple[int, int, date, tuple], dict[str, list[risk.Assessment]]] = {}
 _classes_lock = threading.Lock()
 
 
@@ -150,16 +150,17 @@ def take_action(request: Request, staff: Approver, action: Annotated[str, Form(m
 # -- risk classes -------------------------------------------------------------------------------------
 
 
-def assessed(node: Node, day: date, scope: dict[str, str]) -> list[risk.Assessment]:
-    """The enterprises' risk assessments as `qdsn supervise risk` makes them, highest risk first; kept for
-    the log size they were computed at."""
+def assessed(node: Node, day: date, scope: dict[str, str]) -> dict[str, list[risk.Assessment]]:
+    """The enterprises' risk assessments as `qdsn supervise risk` makes them, highest risk first: all of them
+    ("") and those of each class A–D; kept for the log size they were computed at."""
     store = node.ledger.store
     key = (id(store), store.size, day, tuple(sorted(scope.items())))
     with _classes_lock:
         got = _classes.get(key)
         if got is None:
             found = risk.assess_all(evidence.read(node.ledger, day, scope=scope), day)
-            got = sorted(found.values(), key=lambda a: (-a.score, a.enterprise))
+            ranked = sorted(found.values(), key=lambda a: (-a.score, a.enterprise))
+            got = {"": ranked} | {c: [a for a in ranked if a.risk_class == c] for c in "ABCD"}
             for old in [k for k in _classes if k[0] == id(store)]:
                 del _classes[old]  # an older size of this replica: never shown again
             _classes[key] = got
@@ -175,19 +176,18 @@ def risk_classes(request: Request, staff: Viewer, region: Word = None, industry:
     node.catch_up()
     day = risk.as_of_date(_blank(as_of), system_clock().date())
     scope = _scope(region, industry)
+    cls = _blank(cls)
     if cls and cls not in "ABCD":
         raise InvalidInput(f"class {cls!r} is not one of A, B, C, D")
-    rows = assessed(node, day, scope)
-    counts = {c: sum(a.risk_class == c for a in rows) for c in "ABCD"} if start == 0 else None
-    if cls:
-        rows = [a for a in rows if a.risk_class == cls]
+    ranked = assessed(node, day, scope)
+    rows = ranked[cls or ""]
     shown = rows[start : start + PAGE]
     filters = {k: v for k, v in (("region", _blank(region)), ("industry", _blank(industry)), ("as_of", _blank(as_of)),
-                                 ("class", cls or None)) if v}  # fmt: skip
+                                 ("class", cls)) if v}  # fmt: skip
     return render(request, "regulator/risk.html", rows=shown, total=len(rows), start=start, size=PAGE, day=day,
-                  counts=counts, filters=filters, names=_names(node, {a.enterprise for a in shown}),
-                  weights=risk.WEIGHTS, factor_names=risk.FACTOR_NAMES, class_names=risk.CLASS_NAMES,
-                  model=risk.MODEL)  # fmt: skip
+                  counts={c: len(ranked[c]) for c in "ABCD"}, filters=filters,
+                  names=_names(node, {a.enterprise for a in shown}), weights=risk.WEIGHTS,
+                  factor_names=risk.FACTOR_NAMES, class_names=risk.CLASS_NAMES, model=risk.MODEL)  # fmt: skip
 
 
 # -- inspection plans and results ---------------------------------------------------------------------
