@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from qdsn.errors import NotFound, QDSNError
 from qdsn.ledger import tx
-from qdsn.node import jobs
+from qdsn.node import jobs, notify
 from qdsn.node.node import Node
 from qdsn.web.auth import require
 from qdsn.web.pages import ConsoleRoute, NavItem, console_of, render
@@ -88,9 +88,22 @@ def overview(request: Request, staff: Viewer) -> Response:
     node = _node(request)
     node.catch_up()
     open_jobs = [j for j in jobs.visible(node, node.did) if j.state in ("pending", "approved")]
+    notices = sorted(notify.listing(node)["notifications"], key=lambda n: -n["history"][-1]["seq"])[:20]
     return render(request, "enterprise/overview.html", datasets=datasets(node), anchors=last_anchors(node),
-                  devices=devices(node), jobs=open_jobs, certificates=held(node),
-                  names={d: i.name for d, i in node.ledger.state.identities.items()})  # fmt: skip
+                  devices=devices(node), jobs=open_jobs, certificates=held(node), notices=notices,
+                  level=level(node), names={d: i.name for d, i in node.ledger.state.identities.items()})  # fmt: skip
+
+
+def level(node: Node) -> Any:
+    """This enterprise's indicators and MIIT capability level, as `qdsn indicators enterprise` gives them on its
+    own node (its attested outputs verified); None while it is not registered on the ledger."""
+    from qdsn.clock import system_clock
+    from qdsn.supervision import indicators
+
+    if node.did not in node.ledger.state.identities:
+        return None
+    done = [j.result for j in jobs.visible(node, node.did) if j.state == "done" and j.result]
+    return indicators.enterprise(node.ledger, node.did, system_clock(), indicators.verified_outputs(node.ledger, done))
 
 
 # -- datasets and their charts ----------------------------------------------------------------------
