@@ -43,6 +43,7 @@ GROUPS = {"data": N_("data"), "process": N_("process"), "certification": N_("cer
 MEASURES = {"count": N_("count (how many reporters say yes)"), "sum": N_("sum of whole numbers"),
             "sumvec": N_("vector of sums"), "histogram": N_("histogram"), "multihot": N_("multi-choice counts"),
             "footprints": N_("product footprints per category (mean g CO2e per declared unit)")}  # fmt: skip
+LEVEL_WORDS = [N_("inspection"), N_("assurance"), N_("prevention"), N_("excellence")]  # LEVEL_NAMES, for the catalog
 Viewer = Annotated[Staff, Depends(require("viewer"))]
 Approver = Annotated[Staff, Depends(require("approver"))]
 Word = Annotated[str | None, Query(max_length=200)]
