@@ -37,6 +37,7 @@ NAV = [
 ]
 BOUNDARIES = Path("graph") / "boundaries.geojson"  # the operator's boundary file, with its 审图号, if it has one
 PAGE = 50  # rows of a list shown at a time
+COLLECT_SECONDS = 120.0  # how long a collection waits for the leader's answer
 ASSESSED_SECONDS = 60  # a region's assessments are reused this long while the ledger does not grow
 GROUPS = {"data": N_("data"), "process": N_("process"), "certification": N_("certification"),
           "supervision": N_("supervision")}  # fmt: skip
@@ -117,9 +118,14 @@ def graph_page(request: Request, staff: Viewer, indicator: Word = "coverage", pr
     province = _region(province)
     b = boundaries(node)
     svg, level, values = draw_map(g, indicator, province, b)
+    from qdsn.privacy import figures
+
+    latest = figures.kept(node.home.path)[-5:]  # the regional figures released to this node, beside the map
+    titles = {t: s.spec["title"] for t, s in node.ledger.state.tasks.items()}
     return render(request, "regulator/graph.html", svg=svg, level=level, values=values, indicator=indicator,
                   indicators=INDICATORS, indicator_names=INDICATOR_NAMES, province=province or "",
-                  approval=b.approval if b else None, summary=g.summary(), place=_place)  # fmt: skip
+                  approval=b.approval if b else None, summary=g.summary(), place=_place, latest=latest,
+                  titles=titles)  # fmt: skip
 
 
 @router.get("/graph/recall")
@@ -366,7 +372,9 @@ def collect_figure(request: Request, staff: Approver, task: Annotated[str, Form(
 
         job.total, job.done = 2, 0
         ca = node.home.service().get("operator_ca")
-        leader = NodeClient(t.leader_url, node.home.key(), node.did,
+        # The leader records the batch on the log and asks the helper before it answers: on a loaded
+        # machine that outlasts a page's request, which is why this runs as a task, with room to finish.
+        leader = NodeClient(t.leader_url, node.home.key(), node.did, timeout=COLLECT_SECONDS,
                             verify=ssl.create_default_context(cafile=str(ca)) if ca else True)  # fmt: skip
         try:
             job.done = 1
