@@ -11,12 +11,12 @@ from urllib.parse import quote
 import pytest
 
 from qdsn.api.app import create_app
+from qdsn.clock import system_clock
 from qdsn.graph.region import of_replica
 from qdsn.node import Node, NodeHome
 from qdsn.privacy import figures
 from qdsn.privacy.collect import Figure
 from qdsn.supervision import indicators
-from qdsn.clock import system_clock
 from qdsn.web import region as regional
 from qdsn.web.staff import StaffStore
 
@@ -65,7 +65,7 @@ def world(tmp_path):
 
 
 def test_the_map_is_the_nodes_own_svg_with_the_graph_figures(world):
-    node, app, firms = world
+    node, app, _ = world
     c = signed_in(app, "viewer")
     page = c.get("/console/regulator/graph")
     assert page.status_code == 200, page.text[:500]
@@ -191,7 +191,7 @@ def test_indicators_of_a_region_and_each_enterprise_paged(world, monkeypatch):
 
 
 def test_an_approver_creates_a_task_and_bad_forms_are_said_back(world):
-    node, app, firms = world
+    node, app, _ = world
     c = signed_in(app, "approver")
     page = c.get("/console/regulator/statistics")
     token = re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
@@ -217,7 +217,7 @@ def test_an_approver_creates_a_task_and_bad_forms_are_said_back(world):
                          ({"measure": "count", "task": "t2", "epsilon": "9", "budget": "2"}, "epsilon"),
                          ({"measure": "count", "task": "t2", "min_batch": "two"}, "not a number"),
                          ({"measure": "count", "task": "t2", "region": "", "reporters": "someone"}, "not a DID"),
-                         ({"measure": "footprints", "task": "t2", "categories": " "}, "product categories")):  # fmt: skip
+                         ({"measure": "footprints", "task": "t2", "categories": " "}, "categories")):  # fmt: skip
         r = c.post("/console/regulator/statistics/tasks", data=form | change)
         assert r.status_code in (400, 404) and said in r.text and "Traceback" not in r.text, (change, r.text[:400])
     assert node.ledger.size == size  # nothing written by a refused form

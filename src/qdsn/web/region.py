@@ -134,7 +134,9 @@ def recall_page(request: Request, staff: Viewer, source: Word = None, offset: Of
     `qdsn graph recall`."""
     source = _blank(source)
     if source is None:
-        raise InvalidInput("give a supplier's DID or a batch (EPC) to recall", "e.g. did:key:z6Mk… or urn:epc:id:sgtin:…")
+        raise InvalidInput(
+            "give a supplier's DID or a batch (EPC) to recall", "e.g. did:key:z6Mk… or urn:epc:id:sgtin:…"
+        )
     impact = region_graph(_node(request)).recall(source)
     return render(request, "regulator/graph_recall.html", impact=impact, page=_slice(impact.enterprises, offset),
                   place=_place)  # fmt: skip
@@ -227,7 +229,9 @@ def enterprise_page(request: Request, staff: Viewer, did: Word = None) -> Respon
 
     did = _blank(did)
     if did is None or not is_did(did):
-        raise InvalidInput(f"{(did or '')[:80]!r} is not a DID", "give an enterprise's DID (did:key:z6Mk… or did:web:…)")
+        raise InvalidInput(
+            f"{(did or '')[:80]!r} is not a DID", "give an enterprise's DID (did:key:z6Mk… or did:web:…)"
+        )
     a = indicators.enterprise(_node(request).ledger, did, system_clock())
     return render(request, "regulator/indicators_enterprise.html", a=a, groups=GROUPS,
                   level_names=indicators.LEVEL_NAMES, figure=_figure)  # fmt: skip
@@ -276,9 +280,10 @@ def figures_context(node: Node) -> dict[str, Any]:
         values = f.result if isinstance(f.result, list) else [f.result]
         cats = named.get(f.task)
         if cats and len(values) == 2 * len(cats):
+            means = figures.per_category(values, cats)
             row["rows"] = [(r["category"], f"{r['mean']:,g} g CO2e" if r["mean"] is not None else "—",
-                            f"{r['count']} · {r['total']:,} g") for r in figures.per_category(values, cats)]  # fmt: skip
-            means = [r["mean"] or 0 for r in figures.per_category(values, cats)]
+                            f"{r['count']} · {r['total']:,} g") for r in means]  # fmt: skip
+            means = [r["mean"] or 0 for r in means]
             row["chart"] = bar_chart(cats, means, f"{f.task} · g CO2e")
         elif len(values) > 1:
             if f.vdaf == "Prio3Histogram" and len(values) == len(PPM_EDGES) + 1:
@@ -380,8 +385,10 @@ def collect_figure(request: Request, staff: Approver, task: Annotated[str, Form(
             job.done = 1
             fig = collect.collect(node, t.id, period, leader)
         except httpx.TransportError as e:
-            raise Unavailable(f"the task's leader at {t.leader_url} did not answer ({type(e).__name__})",
-                              "collect again once it is reachable: nothing was released") from None
+            raise Unavailable(
+                f"the task's leader at {t.leader_url} did not answer ({type(e).__name__})",
+                "collect again once it is reachable: nothing was released",
+            ) from None
         finally:
             leader.close()
         figures.keep(node.home.path, fig)

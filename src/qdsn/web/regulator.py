@@ -20,9 +20,9 @@ from qdsn.ledger import explorer, registry, tx
 from qdsn.ledger.store import Store
 from qdsn.node.node import Node
 from qdsn.privacy.task import tasks
+from qdsn.web import region as regional
 from qdsn.web.auth import require
 from qdsn.web.pages import ConsoleRoute, NavItem, console_of, render
-from qdsn.web import region as regional
 from qdsn.web.staff import Staff
 from qdsn.web.words import N_
 
