@@ -39,6 +39,7 @@ BOUNDARIES = Path("graph") / "boundaries.geojson"  # the operator's boundary fil
 PAGE = 50  # rows of a list shown at a time
 COLLECT_SECONDS = 120.0  # how long a collection waits for the leader's answer
 ASSESSED_SECONDS = 60  # a region's assessments are reused this long while the ledger does not grow
+ASSESSED_KEPT = 16  # regions whose assessments are kept at once
 GROUPS = {"data": N_("data"), "process": N_("process"), "certification": N_("certification"),
           "supervision": N_("supervision")}  # fmt: skip
 MEASURES = {"count": N_("count (how many reporters say yes)"), "sum": N_("sum of whole numbers"),
@@ -184,7 +185,11 @@ def assessed(node: Node, code: str) -> tuple[list[Any], dict[str, Any]]:
     size, now = node.ledger.size, time.monotonic()
     kept = _assessed.get(key)
     if kept is None or kept[0] != size or now - kept[1] > ASSESSED_SECONDS:
-        kept = _assessed[key] = (size, now, indicators.region(node.ledger, code, system_clock()))
+        kept = (size, now, indicators.region(node.ledger, code, system_clock()))
+        _assessed.pop(key, None)
+        while len(_assessed) >= ASSESSED_KEPT:  # the oldest region asked for makes room
+            del _assessed[next(iter(_assessed))]
+        _assessed[key] = kept
     return kept[2]  # type: ignore[no-any-return]
 
 
