@@ -12,6 +12,7 @@ import pytest
 
 from qdsn.api.app import create_app
 from qdsn.clock import system_clock
+from qdsn.errors import IntegrityError
 from qdsn.graph.region import of_replica
 from qdsn.node import Node, NodeHome
 from qdsn.privacy import figures
@@ -261,3 +262,20 @@ def test_a_collection_runs_as_a_task_and_an_unreachable_leader_is_said(world):
         assert r.status_code == status and said in r.text, r.text[:300]
     other = signed_in(app, "li.hua")  # another staff member cannot see this one's collection
     assert other.get(where).status_code == 404 and "no such collection" in other.get(where).text
+
+
+def test_a_footprints_figure_with_a_noised_empty_category_and_hostile_labels(tmp_path):
+    # noise can leave a category's count at zero or below: there is then no mean to give, not a division by it
+    rows = figures.per_category([3000, 3, 40, -1, 7, 0], ["cable", "motor", "lamp"])
+    assert [r["mean"] for r in rows] == [1000.0, None, None]
+    svg = regional.bar_chart(["<script>x</script>", "a&b"], [5, -3], "t <b>")
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "a&amp;b" in svg and "t &lt;b&gt;" in svg
+    assert 'width="0.0"' in svg  # a negative (noised) value draws no bar, its number is still written
+    # kept whole: a period collected again replaces its copy, never a second row
+    f = Figure("t", 0, "Prio3Count", 7, 3, "ab" * 32, 1.0, 1.0, 2.0)
+    figures.keep(tmp_path, f)
+    figures.keep(tmp_path, f)
+    assert figures.kept(tmp_path) == [f] and not list((tmp_path / "stats").glob("*.tmp"))
+    (tmp_path / figures.FILE).write_text("{not json")
+    with pytest.raises(IntegrityError, match="not the file this node writes"):
+        figures.kept(tmp_path)

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from qdsn.errors import IntegrityError
 from qdsn.privacy.collect import Figure
 
 FILE = Path("stats") / "figures.json"
@@ -22,7 +23,12 @@ def _read(home: Path) -> dict[str, Any]:
         doc = json.loads((home / FILE).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {"figures": [], "categories": {}}
-    return doc if isinstance(doc, dict) else {"figures": [], "categories": {}}
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict) or not isinstance(doc.get("figures", []), list):
+        raise IntegrityError(f"{home / FILE} is not the file this node writes",
+                             "move it aside and collect again: a released period gives the same figure")  # fmt: skip
+    return doc
 
 
 def _write(home: Path, doc: dict[str, Any]) -> None:
