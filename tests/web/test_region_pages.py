@@ -279,3 +279,23 @@ def test_a_footprints_figure_with_a_noised_empty_category_and_hostile_labels(tmp
     (tmp_path / figures.FILE).write_text("{not json")
     with pytest.raises(IntegrityError, match="not the file this node writes"):
         figures.kept(tmp_path)
+
+
+def test_the_regional_pages_in_chinese(world):
+    node, app, firms = world
+    figures.name_categories(node.home.path, "fp", ["urn:pact:cable"])
+    figures.keep(node.home.path, Figure("fp", 0, "Prio3SumVec", [3000, 3], 3, "cd" * 32, 1.0, 1.0, 2.0))
+    c = signed_in(app, "approver")
+    zh = {"Accept-Language": "zh-CN"}
+    for path, params, said in (
+        ("/console/regulator/graph", {}, "区域质量图谱"),
+        ("/console/regulator/graph/recall", {"source": firms["A"].did}, "下游共 2 家企业"),
+        ("/console/regulator/graph/coverage", {}, "认证覆盖率"),
+        ("/console/regulator/graph/open", {}, "存在未结通报的企业"),
+        ("/console/regulator/graph/suppliers", {}, "集中程度相当于"),
+        ("/console/regulator/indicators", {"region": "33"}, "区域指标"),
+        ("/console/regulator/indicators/enterprise", {"did": firms["B"].did}, "判定条件"),
+        ("/console/regulator/statistics", {}, "已收集的统计结果"),
+    ):  # fmt: skip
+        r = c.get(path, params=params, headers=zh)
+        assert r.status_code == 200 and said in r.text, (path, r.text[:300])
