@@ -11,6 +11,8 @@ from __future__ import annotations
 import html
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -64,12 +66,14 @@ def _blank(value: str | None) -> str | None:
     return value.strip() if value and value.strip() else None
 
 
-def region_graph(node: Node) -> RegionGraph:
-    """This node's regional graph, brought up to its replica and the documents shared with it."""
+@contextmanager
+def region_graph(node: Node) -> Iterator[RegionGraph]:
+    """This node's regional graph, brought up to its replica and the documents shared with it, held for
+    one page's queries: another request brings it up to date only once they are done."""
     store = node.ledger.store
     with _graphs_lock:
         _graphs[id(store)] = of_replica(store, node.home.path, _graphs.get(id(store)))
-        return _graphs[id(store)]
+        yield _graphs[id(store)]
 
 
 def boundaries(node: Node) -> svgmap.Boundaries | None:
@@ -114,18 +118,19 @@ def _place(code: str | None) -> str:
 def graph_page(request: Request, staff: Viewer, indicator: Word = "coverage", province: Word = None) -> Response:
     """The map of an indicator (the node's own SVG, inline) and the forms of the graph's queries."""
     node = _node(request)
-    g = region_graph(node)
     indicator = _blank(indicator) or "coverage"
     province = _region(province)
     b = boundaries(node)
-    svg, level, values = draw_map(g, indicator, province, b)
+    with region_graph(node) as g:
+        svg, level, values = draw_map(g, indicator, province, b)
+        summary = g.summary()
     from qdsn.privacy import figures
 
     latest = figures.kept(node.home.path)[-5:]  # the regional figures released to this node, beside the map
     titles = {t: s.spec["title"] for t, s in node.ledger.state.tasks.items()}
     return render(request, "regulator/graph.html", svg=svg, level=level, values=values, indicator=indicator,
                   indicators=INDICATORS, indicator_names=INDICATOR_NAMES, province=province or "",
-                  approval=b.approval if b else None, summary=g.summary(), place=_place, latest=latest,
+                  approval=b.approval if b else None, summary=summary, place=_place, latest=latest,
                   titles=titles)  # fmt: skip
 
 
@@ -138,7 +143,8 @@ def recall_page(request: Request, staff: Viewer, source: Word = None, offset: Of
         raise InvalidInput(
             "give a supplier's DID or a batch (EPC) to recall", "e.g. did:key:z6Mk… or urn:epc:id:sgtin:…"
         )
-    impact = region_graph(_node(request)).recall(source)
+    with region_graph(_node(request)) as g:
+        impact = g.recall(source)
     return render(request, "regulator/graph_recall.html", impact=impact, page=_slice(impact.enterprises, offset),
                   place=_place)  # fmt: skip
 
@@ -148,7 +154,8 @@ def coverage_page(request: Request, staff: Viewer, by: Word = "region", level: W
                   region: Word = None) -> Response:  # fmt: skip
     """Certification coverage per region or industry (`qdsn graph coverage`)."""
     by, level, region = _blank(by) or "region", _blank(level) or "province", _region(region)
-    rows = region_graph(_node(request)).coverage(by, level, region)
+    with region_graph(_node(request)) as g:
+        rows = g.coverage(by, level, region)
     return render(request, "regulator/graph_coverage.html", rows=rows, by=by, level=level, region=region or "")
 
 
@@ -156,7 +163,8 @@ def coverage_page(request: Request, staff: Viewer, by: Word = "region", level: W
 def open_page(request: Request, staff: Viewer, region: Word = None, offset: Offset = 0) -> Response:
     """Enterprises with open quality notifications (`qdsn graph open`)."""
     region = _region(region)
-    rows = region_graph(_node(request)).open_notifications(region)
+    with region_graph(_node(request)) as g:
+        rows = g.open_notifications(region)
     return render(request, "regulator/graph_open.html", page=_slice(rows, offset), region=region or "",
                   place=_place)  # fmt: skip
 
@@ -166,9 +174,9 @@ def suppliers_page(request: Request, staff: Viewer, product: Word = None, region
                    confirmed: bool = False, top: Annotated[int, Query(ge=0, le=1000)] = 10) -> Response:  # fmt: skip
     """Supplier concentration: HHI, top suppliers, single-sourced customers (`qdsn graph suppliers`)."""
     product, region = _blank(product), _region(region)
-    g = region_graph(_node(request))
-    doc = g.suppliers(product, region, confirmed, top)
-    single = [g.orgs[c] for c in doc["single_sourced"][:PAGE] if c in g.orgs]
+    with region_graph(_node(request)) as g:
+        doc = g.suppliers(product, region, confirmed, top)
+        single = [g.orgs[c] for c in doc["single_sourced"][:PAGE] if c in g.orgs]
     return render(request, "regulator/graph_suppliers.html", doc=doc, single=single, product=product or "",
                   region=region or "", confirmed=confirmed, top=top, place=_place)  # fmt: skip
 
