@@ -14,7 +14,7 @@ import pytest
 from qdsn.api.client import NodeClient
 from qdsn.errors import Conflict, IntegrityError
 from qdsn.node import Node, NodeHome
-from qdsn.privacy import aggregator, report, reporter
+from qdsn.privacy import aggregator, figures, report, reporter
 from qdsn.privacy.task import Task, vdaf_of
 
 from ..services import free_port
@@ -122,6 +122,7 @@ def test_a_regional_figure_across_nodes(region, tmp_path):
 
     # the same period again: the figure already released, never a fresh draw of noise to average away
     assert json.loads(qdsn("stats", "collect", "units", "--period", "0", "--json", home=reg.path).stdout) == got
+    assert [f.to_json() for f in figures.kept(reg.path)] == [got]  # kept for the console's statistics page
 
     listing = " ".join(qdsn("stats", "show", "--operator", url["reg"], home=makers[2].path).stdout.split())
     assert "units: Units nonconforming — Prio3Sum" in listing and "epsilon 50 of 50 spent" in listing

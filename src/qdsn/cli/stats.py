@@ -10,6 +10,7 @@ import typer
 
 from qdsn.cli.common import Home, Operator, OperatorCA, console, err, linked_node, peer_client
 from qdsn.errors import NotFound
+from qdsn.privacy.task import VDAF_NAMES, _chunk  # noqa: F401 (their home was here)
 
 stats_app = typer.Typer(
     help="Private statistics: Prio3 reports secret-shared between two aggregators, each checked by a "
@@ -50,15 +51,8 @@ def vector_cmd(
 
 task_app = typer.Typer(help="Aggregation tasks on the ledger (the regulator creates them).", no_args_is_help=True)
 stats_app.add_typer(task_app, name="task")
-VDAF_NAMES = {"count": "Prio3Count", "sum": "Prio3Sum", "sumvec": "Prio3SumVec", "histogram": "Prio3Histogram",
-              "multihot": "Prio3MultihotCountVec"}  # fmt: skip
 LeaderCA = Annotated[Path | None, typer.Option("--ca", help="A CA certificate (PEM) to trust for the leader's URL.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _chunk(length: int) -> int:
-    """The chunk length the draft recommends for a measurement of `length` field elements: about its root."""
-    return max(1, round(length**0.5))
 
 
 @task_app.command("create")
@@ -93,44 +87,23 @@ def task_create(
     from datetime import UTC, datetime
 
     from qdsn.clock import format_time
-    from qdsn.errors import InvalidInput
+    from qdsn.privacy.task import default_leader, new_spec
 
-    name = VDAF_NAMES.get(vdaf.lower())
-    if name is None:
-        raise InvalidInput(f"--vdaf is one of {', '.join(VDAF_NAMES)}, not {vdaf!r}")
-    given = {"max_measurement": max_measurement, "length": length, "max_weight": max_weight}
-    wanted = {"Prio3Count": (), "Prio3Sum": ("max_measurement",), "Prio3SumVec": ("length", "max_measurement"),
-              "Prio3Histogram": ("length",), "Prio3MultihotCountVec": ("length", "max_weight")}[name]  # fmt: skip
-    params = {}
-    for p in wanted:
-        if given[p] is None:
-            raise InvalidInput(f"{vdaf} needs --{p.replace('_measurement', '').replace('_', '-')}")
-        params[p] = given[p]
-    if "length" in params:
-        params["chunk_length"] = _chunk(params["length"] * (max_measurement or 1).bit_length())
-    from qdsn.privacy.prio3 import from_params
-
-    from_params(name, params)  # parameters Prio3 refuses are refused here, before anything is signed
     node = linked_node(home, operator, operator_ca)
     try:
         if leader is None:
             node.catch_up()
-            bodies = [i.did for i in node.ledger.state.identities.values() if i.role == "certifier"]
-            if len(bodies) != 1:
-                raise InvalidInput(f"the ledger has {len(bodies)} certification bodies",
-                                   "name the leader with --leader")  # fmt: skip
-            leader = bodies[0]
-        spec = {"task": task, "title": title, "vdaf": name, "params": params, "leader": leader,
-                "leader_url": leader_url.rstrip("/"), "helper": helper or node.did,
-                "helper_url": helper_url.rstrip("/"),
-                "collector": collector or node.did, "reporters": reporter or [],
-                "attributes": {k: v for k, v in (("region", region), ("industry", industry)) if v},
-                "start": start or format_time(datetime.now(UTC).replace(microsecond=0)), "period": period,
-                "min_batch": min_batch, "epsilon": epsilon, "budget": budget}  # fmt: skip
+            leader = default_leader(node.ledger.state)
+        spec = new_spec(task, title, vdaf, leader=leader, leader_url=leader_url, helper=helper or node.did,
+                        helper_url=helper_url, collector=collector or node.did,
+                        start=start or format_time(datetime.now(UTC).replace(microsecond=0)),
+                        max_measurement=max_measurement, length=length, max_weight=max_weight,
+                        reporters=reporter, region=region, industry=industry, period=period, min_batch=min_batch,
+                        epsilon=epsilon, budget=budget)  # fmt: skip
         node.submit([node.home.sign("aggregate.task", spec)])
     finally:
         node.close()
-    console.print(f"[green]✓[/] task {task} on the ledger: {name} {params}, min batch {min_batch}, "
+    console.print(f"[green]✓[/] task {task} on the ledger: {spec['vdaf']} {spec['params']}, min batch {min_batch}, "
                   f"epsilon {epsilon:g} per collection of {budget:g}", highlight=False)  # fmt: skip
 
 
@@ -223,13 +196,14 @@ def stats_collect(
     privacy budget; the batch is recorded on the ledger before anything is released."""
     import json
 
-    from qdsn.privacy import aggregator, collect
+    from qdsn.privacy import aggregator, collect, figures
 
     node = linked_node(home, operator, operator_ca, writes=False)
     node.catch_up()  # decisions on the log as it stands
     try:
         t = aggregator.task_of(node, task)
         fig = collect.collect(node, task, period, peer_client(node.home, t.leader_url, ca))
+        figures.keep(node.home.path, fig)
     finally:
         node.close()
     if as_json:

@@ -145,3 +145,57 @@ def vdaf_of(task: Task) -> Any:
     from qdsn.privacy.prio3 import from_params
 
     return from_params(task.vdaf, task.params)
+
+
+VDAF_NAMES = {"count": "Prio3Count", "sum": "Prio3Sum", "sumvec": "Prio3SumVec", "histogram": "Prio3Histogram",
+              "multihot": "Prio3MultihotCountVec"}  # fmt: skip
+FOOTPRINT_MAX = 100_000  # grams CO2e per declared unit one footprint may add to a category's total
+
+
+def _chunk(length: int) -> int:
+    """The chunk length the draft recommends for a measurement of `length` field elements: about its root."""
+    return max(1, round(length**0.5))
+
+
+def default_leader(state: State) -> str:
+    """The leader when none is named: the ledger's one certification body."""
+    bodies = [i.did for i in state.identities.values() if i.role == "certifier"]
+    if len(bodies) != 1:
+        raise InvalidInput(f"the ledger has {len(bodies)} certification bodies", "name the leader")
+    return bodies[0]
+
+
+def new_spec(task: str, title: str, vdaf: str, *, leader: str, leader_url: str, helper: str, helper_url: str,
+             collector: str, start: str, max_measurement: int | None = None, length: int | None = None,
+             max_weight: int | None = None, reporters: list[str] | None = None, region: str | None = None,
+             industry: str | None = None, period: int = 30 * 86400, min_batch: int = 5, epsilon: float = 1.0,
+             budget: float = 4.0) -> dict[str, Any]:  # fmt: skip
+    """The `aggregate.task` payload of a new task, checked whole (by Prio3 and the transaction's schema)
+    before anything is signed: `vdaf` is count, sum, sumvec, histogram or multihot."""
+    from qdsn.ledger import tx
+    from qdsn.privacy.prio3 import from_params
+
+    name = VDAF_NAMES.get(vdaf.lower())
+    if name is None:
+        raise InvalidInput(f"the VDAF is one of {', '.join(VDAF_NAMES)}, not {vdaf!r}")
+    given = {"max_measurement": max_measurement, "length": length, "max_weight": max_weight}
+    wanted = {"Prio3Count": (), "Prio3Sum": ("max_measurement",), "Prio3SumVec": ("length", "max_measurement"),
+              "Prio3Histogram": ("length",), "Prio3MultihotCountVec": ("length", "max_weight")}[name]  # fmt: skip
+    params: dict[str, int] = {}
+    for p in wanted:
+        if given[p] is None:
+            what = {"max_measurement": "max (the largest value)", "length": "length (of the vector)",
+                    "max_weight": "max-weight (most entries that may be true)"}[p]  # fmt: skip
+            raise InvalidInput(f"a {vdaf} task needs its {what}")
+        params[p] = int(given[p])  # type: ignore[arg-type]
+    if "length" in params:
+        params["chunk_length"] = _chunk(params["length"] * (max_measurement or 1).bit_length())
+    from_params(name, params)  # parameters Prio3 refuses are refused here, before anything is signed
+    spec = {"task": task, "title": title, "vdaf": name, "params": params, "leader": leader,
+            "leader_url": leader_url.rstrip("/"), "helper": helper, "helper_url": helper_url.rstrip("/"),
+            "collector": collector, "reporters": reporters or [],
+            "attributes": {k: v for k, v in (("region", region), ("industry", industry)) if v},
+            "start": start, "period": period, "min_batch": min_batch, "epsilon": epsilon,
+            "budget": budget}  # fmt: skip
+    tx.check_payload("aggregate.task", spec)
+    return spec

@@ -20,6 +20,7 @@ from qdsn.ledger import explorer, registry, tx
 from qdsn.ledger.store import Store
 from qdsn.node.node import Node
 from qdsn.privacy.task import tasks
+from qdsn.web import region as regional
 from qdsn.web import supervision
 from qdsn.web.auth import require
 from qdsn.web.pages import ConsoleRoute, NavItem, console_of, render
@@ -35,7 +36,7 @@ NAV = [
     NavItem(f"{PREFIX}/certificates", N_("Certificates")),
     NavItem(f"{PREFIX}/statistics", N_("Regional statistics")),
 ]
-NAV += supervision.NAV
+NAV += supervision.NAV + regional.NAV
 LEVELS = [N_("province"), N_("prefecture"), N_("county")]  # shown from data, listed for the catalog
 Viewer = Annotated[Staff, Depends(require("viewer"))]
 Approver = Annotated[Staff, Depends(require("approver"))]
@@ -199,7 +200,9 @@ def statistics(request: Request, staff: Viewer, level: Annotated[str, Query(max_
     listed = tasks(node.ledger.state)
     regions = registry.by_region(node.ledger.store, level)
     names = _names(node, {t.leader for t in listed} | {t.helper for t in listed})
-    return render(request, "regulator/statistics.html", tasks=listed, regions=regions, level=level, names=names)
+    return render(request, "regulator/statistics.html", tasks=listed, regions=regions, level=level, names=names,
+                  created=request.query_params.get("created"), **regional.figures_context(node))  # fmt: skip
 
 
-router.routes.extend(supervision.router.routes)  # same prefix: included as they are (include_router would prefix again)
+# Same prefix: included as they are (include_router would prefix again).
+router.routes.extend(supervision.router.routes + regional.router.routes)
