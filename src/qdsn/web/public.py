@@ -125,6 +125,10 @@ async def verify(request: Request, presentation: Annotated[str, Form(max_length=
         return _verify_error(request, _said(e), text, aud, nonce, status=_status(e), wait=e)
     if not text:
         return _verify_error(request, "paste a presentation (SD-JWT ~ … ~), or choose its file", text, aud, nonce)
+    if (source or link) and not qr.carries_presentation(text):
+        where = f"what {link} gives" if link else "the QR code"
+        return _verify_error(request, f"{where} is not a presentation (an SD-JWT: <JWT>~<disclosure>~…) nor the link "
+                             f"to one; it reads: {text[:120]}", text, aud, nonce, source=source, link=link)  # fmt: skip
     doc = _trust_file(request)
     anchor = trust.load(doc)
     node = console_of(request).node

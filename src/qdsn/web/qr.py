@@ -38,6 +38,9 @@ PUBLISHED_LINK = re.compile(
     r"/console/enterprise/presentations/[A-Za-z0-9_-]{22}"
 )
 
+# The start of an SD-JWT presentation: the issuer's JWT (three base64url parts), then "~"
+PRESENTATION = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*~")
+
 _decoding = threading.BoundedSemaphore(DECODING)
 
 
@@ -114,6 +117,13 @@ def published_link(text: str) -> bool:
     """Whether `text` is a link to a presentation a holder's node published (what the present page's
     QR code carries when the presentation does not fit in one)."""
     return PUBLISHED_LINK.fullmatch(text) is not None
+
+
+def carries_presentation(text: str) -> bool:
+    """Whether `text` has the form of a presentation (an SD-JWT) or of a bundle (JSON), to be verified;
+    what a QR code or a link carries otherwise is said to be something else, not reported as a failed
+    certificate."""
+    return text.startswith("{") or PRESENTATION.match(text) is not None
 
 
 def fetch_published(link: str, ca: str | None = None) -> str:
