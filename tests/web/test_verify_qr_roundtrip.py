@@ -23,7 +23,6 @@ import uvicorn
 from PIL import Image
 
 from qdsn.api.app import create_app
-from qdsn.credentials import sdjwt
 from qdsn.crypto.encoding import b64url_decode, b64url_encode
 from qdsn.web.manufacturer import publish_presentation
 from qdsn.web.staff import StaffStore
