@@ -130,8 +130,11 @@ class ConsoleRoute(APIRoute):
             try:
                 return await handler(request)
             except QDSNError as e:
-                return render(request, "error.html", status=_status_of(e), message=f"{e.what}. {e.fix}" if e.fix
+                page = render(request, "error.html", status=_status_of(e), message=f"{e.what}. {e.fix}" if e.fix
                               else e.what, login=False)  # fmt: skip
+                if isinstance(e, RateLimited | Unavailable):
+                    page.headers["Retry-After"] = str(e.retry_after)
+                return page
             except RequestValidationError as e:
                 first = e.errors()[0]
                 where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "form"

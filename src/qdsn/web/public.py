@@ -96,7 +96,18 @@ def verify_page(request: Request) -> Response:
                   origin=doc["origin"], presentation="", aud="", nonce="", source=None, link=None)  # fmt: skip
 
 
-@router.post("/verify", dependencies=[Depends(anonymous_form)])
+def verification_budget(request: Request) -> None:
+    """Count one verification of this client before its form is read (a refused one is never read), on
+    the same budget as the API's POST /verify and /bundle: the two doors do not add up."""
+    request.app.state.public_work.take(_client(request), "verifications from this address")
+
+
+def frame_budget(request: Request) -> None:
+    """Count one camera frame of this client before it is read, on a budget of the frames' own."""
+    console_of(request).frames.take(_client(request), "camera frames from this address")
+
+
+@router.post("/verify", dependencies=[Depends(verification_budget), Depends(anonymous_form)])
 async def verify(request: Request, presentation: Annotated[str, Form(max_length=MAX_PRESENTATION)] = "",
                  file: UploadFile | None = None, picture: UploadFile | None = None,
                  aud: Annotated[str, Form(max_length=512)] = "",
@@ -106,7 +117,6 @@ async def verify(request: Request, presentation: Annotated[str, Form(max_length=
     node serves, never in what they say; a link to a published presentation is followed first."""
     text, source, link = presentation.strip(), None, None
     try:
-        _public_work(request)
         if picture is not None and picture.filename:  # a picture wins: the text area may hold an earlier one
             data = await picture.read(qr.MAX_PICTURE + 1)
             text, source = await run_in_threadpool(qr.read_picture, data), "picture"
@@ -155,12 +165,12 @@ async def verify(request: Request, presentation: Annotated[str, Form(max_length=
                   nonce=nonce, source=source, link=link)  # fmt: skip
 
 
-@router.post("/verify/scan", dependencies=[Depends(anonymous_form)])
+@router.post("/verify/scan", dependencies=[Depends(frame_budget), Depends(anonymous_form)])
 async def scan(request: Request, picture: UploadFile | None = None) -> Response:
     """The text of the QR code in a camera frame, for the page's script, which then sends it to be
-    verified as if pasted: {"text": …}, or {"error": …, "none": whether no code was seen} with 422, or 429."""
+    verified as if pasted: {"text": …}, or {"error": …, "none": whether no code was seen} with 422 (429
+    when the decoder is busy; a page with Retry-After when the client sent too many)."""
     try:
-        console_of(request).frames.take(_client(request), "camera frames from this address")
         if picture is None or not picture.filename:
             raise InvalidInput("send the camera frame as the form's picture")
         text = await run_in_threadpool(qr.read_picture, await picture.read(qr.MAX_PICTURE + 1))
@@ -174,11 +184,6 @@ async def scan(request: Request, picture: UploadFile | None = None) -> Response:
 
 def _client(request: Request) -> str:
     return request.client.host if request.client else ""
-
-
-def _public_work(request: Request) -> None:
-    """Count one verification of this client: the same budget as the API's POST /verify and /bundle."""
-    request.app.state.public_work.take(_client(request), "verifications from this address")
 
 
 def _published(request: Request, text: str, source: str | None) -> str:
