@@ -95,6 +95,7 @@ def test_what_is_not_a_picture_of_bounded_size_is_refused_before_decoding(data, 
     assert said in str(e.value)
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's warning, then our refusal
 def test_a_large_jpeg_is_refused_from_its_header():
     big = saved(Image.new("L", (12000, 9000), 255), "JPEG", quality=20)  # 108 MP, a small file
     with pytest.raises(InvalidInput, match="12000 × 9000 pixels"):
