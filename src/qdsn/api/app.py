@@ -55,7 +55,7 @@ from qdsn.policy.meter import invoice, usage
 from qdsn.privacy import aggregator, report
 from qdsn.privacy.task import tasks
 from qdsn.supervision import notifications as qn
-from qdsn.web import MAX_UPLOAD, UPLOAD_PATH, mount
+from qdsn.web import MAX_PICTURE_FORM, MAX_UPLOAD, PICTURE_PATHS, UPLOAD_PATH, mount
 
 logger = logging.getLogger("qdsn.api")
 MAX_BODY = 1 << 20  # a batch of transactions; larger requests are refused before they are read
@@ -86,6 +86,8 @@ def _limit_of(request: Request) -> int:
         return MAX_JOB_BODY
     if request.method == "POST" and request.url.path == UPLOAD_PATH:  # a staff member's file for the vault
         return MAX_UPLOAD
+    if request.method == "POST" and request.url.path in PICTURE_PATHS:  # anyone's photo of a QR code
+        return MAX_PICTURE_FORM
     return MAX_BACKUP if request.method == "PUT" and request.url.path.startswith("/backups/") else MAX_BODY
 
 
@@ -236,6 +238,7 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
     # Verifying a presentation or bundling the log for one is real work that anyone may ask for: bounded
     # per client address and overall, so that strangers cannot take the node's cores from its members.
     public_work = Throttle(per_client=(10, 2), overall=(40, 20))
+    app.state.public_work = public_work  # the console's verify page takes from the same budget (web/public.py)
 
     def public(request: Request) -> None:
         public_work.take(request.client.host if request.client else "", "verifications from this address")

@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from qdsn.node.node import Node
 from qdsn.web.auth import Refused, login_url, secret_of
 from qdsn.web.pages import Console, render
+from qdsn.web.qr import MAX_PICTURE
 from qdsn.web.staff import StaffStore
 
 # The pages of each node role: a module under web/ with `router` (an APIRouter under /console/<role>/)
@@ -26,6 +27,8 @@ ROLE_PAGES = {
 STATIC = Path(__file__).parent / "static"
 UPLOAD_PATH = "/console/enterprise/upload"  # the one console form that takes a large file
 MAX_UPLOAD = 512 << 20
+PICTURE_PATHS = ("/console/verify", "/console/verify/scan")  # the public forms that take a photo of a QR code
+MAX_PICTURE_FORM = MAX_PICTURE + (640 << 10)  # the photo, a pasted presentation, the other fields
 
 
 def mount(app: FastAPI, node: Node) -> None:

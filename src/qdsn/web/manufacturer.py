@@ -486,15 +486,17 @@ async def present(request: Request, key: str, staff: Engineer) -> Response:
     shown = sdjwt.present(text, chosen, holder, aud=aud, nonce=nonce)
     link = None
     try:
-        qr = segno.make(shown, error="l", micro=False).svg_inline(scale=2, omitsize=True)
+        code = segno.make(shown, error="l", micro=False)
     except segno.DataOverflowError:  # a presentation is kilobytes: the QR code carries where it is published
         base = (node.public_url or str(request.base_url)).rstrip("/")
         link = f"{base}{PREFIX}/presentations/{publish_presentation(node, shown)}"
-        qr = segno.make(link, error="m", micro=False).svg_inline(scale=4, omitsize=True)
+        code = segno.make(link, error="m", micro=False)
+    qr = code.svg_inline(scale=2 if link is None else 4, omitsize=True)
+    qr_png = code.png_data_uri(scale=8)  # to print on a label or send: the verify page reads it back
     console.staff.record(staff, "certificate.present", str(claims.get("certificate_number")), disclosed=chosen,
                          aud=aud, bound=holder is not None)  # fmt: skip
     return render(request, "enterprise/present.html", key=key, number=claims.get("certificate_number"), paths=chosen,
-                  shown=shown, qr=qr, link=link)  # fmt: skip
+                  shown=shown, qr=qr, qr_png=qr_png, link=link)  # fmt: skip
 
 
 @router.post("/certificates/download")

@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from qdsn import __version__
+from qdsn.api.signatures import Throttle
 from qdsn.compute import review
 from qdsn.errors import (
     Conflict,
@@ -55,6 +56,8 @@ class Console:
     role_module: str | None  # the module of the pages of the node's role, e.g. qdsn.web.manufacturer
     env: Environment = field(init=False)
     tasks: Tasks = field(default_factory=Tasks)
+    # camera frames the verify page's script sends to have their QR code read: a few a second per visitor
+    frames: Throttle = field(default_factory=lambda: Throttle(per_client=(10, 3), overall=(60, 30)))
 
     def __post_init__(self) -> None:
         self.env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
@@ -127,8 +130,11 @@ class ConsoleRoute(APIRoute):
             try:
                 return await handler(request)
             except QDSNError as e:
-                return render(request, "error.html", status=_status_of(e), message=f"{e.what}. {e.fix}" if e.fix
+                page = render(request, "error.html", status=_status_of(e), message=f"{e.what}. {e.fix}" if e.fix
                               else e.what, login=False)  # fmt: skip
+                if isinstance(e, RateLimited | Unavailable):
+                    page.headers["Retry-After"] = str(e.retry_after)
+                return page
             except RequestValidationError as e:
                 first = e.errors()[0]
                 where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "form"

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from qdsn.errors import InvalidInput, QDSNError, RateLimited
+from qdsn.errors import InvalidInput, QDSNError, RateLimited, Unavailable
 from qdsn.node import trust
 from qdsn.node.verification import verify_bundle, verify_online
-from qdsn.web import i18n
+from qdsn.web import i18n, qr
 from qdsn.web.auth import SESSION_COOKIE, anonymous_form, current, local_path, require, set_cookie
 from qdsn.web.pages import SECURITY_HEADERS, ConsoleRoute, console_of, render
 from qdsn.web.staff import Staff
@@ -93,28 +93,52 @@ def _trust_file(request: Request) -> dict[str, Any]:
 def verify_page(request: Request) -> Response:
     doc = _trust_file(request)
     return render(request, "verify.html", report=None, error=None, fingerprint=doc["fingerprint"],
-                  origin=doc["origin"], presentation="", aud="", nonce="")  # fmt: skip
+                  origin=doc["origin"], presentation="", aud="", nonce="", source=None, link=None)  # fmt: skip
 
 
-@router.post("/verify", dependencies=[Depends(anonymous_form)])
+def verification_budget(request: Request) -> None:
+    """Count one verification of this client before its form is read (a refused one is never read), on
+    the same budget as the API's POST /verify and /bundle: the two doors do not add up."""
+    request.app.state.public_work.take(_client(request), "verifications from this address")
+
+
+def frame_budget(request: Request) -> None:
+    """Count one camera frame of this client before it is read, on a budget of the frames' own."""
+    console_of(request).frames.take(_client(request), "camera frames from this address")
+
+
+@router.post("/verify", dependencies=[Depends(verification_budget), Depends(anonymous_form)])
 async def verify(request: Request, presentation: Annotated[str, Form(max_length=MAX_PRESENTATION)] = "",
-                 file: UploadFile | None = None, aud: Annotated[str, Form(max_length=512)] = "",
+                 file: UploadFile | None = None, picture: UploadFile | None = None,
+                 aud: Annotated[str, Form(max_length=512)] = "",
                  nonce: Annotated[str, Form(max_length=512)] = "") -> Response:  # fmt: skip
-    """Verify what was pasted or uploaded: a presentation against this node's replica, or a bundle
-    replayed on its own; both anchored in the trust file this node serves, never in what they say."""
-    text = presentation.strip()
-    if file is not None and file.filename:
-        data = await file.read(MAX_PRESENTATION + 1)
-        if len(data) > MAX_PRESENTATION:
-            return _verify_error(request, f"the file is larger than {MAX_PRESENTATION // 1024} KiB: not a "
-                                 "presentation or bundle", text, aud, nonce)  # fmt: skip
-        try:
-            text = data.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            return _verify_error(request, "the file is not text (UTF-8): give the presentation file the holder sent",
-                                 text, aud, nonce)  # fmt: skip
+    """Verify what was pasted or uploaded, or what the QR code in a picture carries: a presentation
+    against this node's replica, or a bundle replayed on its own, both anchored in the trust file this
+    node serves, never in what they say; a link to a published presentation is followed first."""
+    text, source, link = presentation.strip(), None, None
+    try:
+        if picture is not None and picture.filename:  # a picture wins: the text area may hold an earlier one
+            data = await picture.read(qr.MAX_PICTURE + 1)
+            text, source = await run_in_threadpool(qr.read_picture, data), "picture"
+        elif file is not None and file.filename:
+            data = await file.read(MAX_PRESENTATION + 1)
+            if len(data) > MAX_PRESENTATION:
+                raise InvalidInput(f"the file is larger than {MAX_PRESENTATION // 1024} KiB: not a presentation or "
+                                   "bundle")  # fmt: skip
+            try:
+                text = data.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                raise InvalidInput("the file is not text (UTF-8): give the presentation file the holder sent") from None
+        if text.startswith(("http://", "https://")):
+            link, text = text, await run_in_threadpool(_published, request, text, source)
+    except QDSNError as e:
+        return _verify_error(request, _said(e), text, aud, nonce, status=_status(e), wait=e)
     if not text:
         return _verify_error(request, "paste a presentation (SD-JWT ~ … ~), or choose its file", text, aud, nonce)
+    if (source or link) and not qr.carries_presentation(text):
+        where = f"what {link} gives" if link else "the QR code"
+        return _verify_error(request, f"{where} is not a presentation (an SD-JWT: <JWT>~<disclosure>~…) nor the link "
+                             f"to one; it reads: {text[:120]}", text, aud, nonce, source=source, link=link)  # fmt: skip
     doc = _trust_file(request)
     anchor = trust.load(doc)
     node = console_of(request).node
@@ -129,14 +153,65 @@ async def verify(request: Request, presentation: Annotated[str, Form(max_length=
             checks = await run_in_threadpool(verify_online, node, text, aud=aud or None, nonce=nonce or None,
                                              trust=anchor)  # fmt: skip
     except QDSNError as e:
-        return _verify_error(request, f"{e.what}. {e.fix}" if e.fix else e.what, text, aud, nonce)
+        said = _said(e)
+        if link:
+            said = f"what {link} gives is not a presentation: {said}"
+        elif source:
+            said = f"the QR code does not carry a presentation: {said}"
+        return _verify_error(request, said, text, aud, nonce, source=source, link=link)
     ok = all(c.ok for c in checks)
     return render(request, "verify.html", status=200, report={"ok": ok, "checks": checks}, error=None,
                   fingerprint=doc["fingerprint"], origin=doc["origin"], presentation=text, aud=aud,
-                  nonce=nonce)  # fmt: skip
+                  nonce=nonce, source=source, link=link)  # fmt: skip
 
 
-def _verify_error(request: Request, error: str, text: str, aud: str, nonce: str) -> Response:
+@router.post("/verify/scan", dependencies=[Depends(frame_budget), Depends(anonymous_form)])
+async def scan(request: Request, picture: UploadFile | None = None) -> Response:
+    """The text of the QR code in a camera frame, for the page's script, which then sends it to be
+    verified as if pasted: {"text": …}, or {"error": …, "none": whether no code was seen} with 422 (429
+    when the decoder is busy; a page with Retry-After when the client sent too many)."""
+    try:
+        if picture is None or not picture.filename:
+            raise InvalidInput("send the camera frame as the form's picture")
+        text = await run_in_threadpool(qr.read_picture, await picture.read(qr.MAX_PICTURE + 1))
+    except QDSNError as e:
+        status = 429 if isinstance(e, RateLimited) else 422
+        headers = SECURITY_HEADERS | ({"Retry-After": str(e.retry_after)} if isinstance(e, RateLimited) else {})
+        return JSONResponse({"error": _said(e), "none": isinstance(e, qr.NoQRCode)}, status_code=status,
+                            headers=headers)  # fmt: skip
+    return JSONResponse({"text": text}, headers=SECURITY_HEADERS)
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _published(request: Request, text: str, source: str | None) -> str:
+    """The presentation at the link `text` (pasted, or carried by a QR code), fetched from the holder's node."""
+    if not qr.published_link(text):
+        where = "the QR code carries" if source else "this is"
+        raise InvalidInput(f"{where} a link, not a presentation: {text[:200]}",
+                           "only the link where a QDSN node publishes a presentation (…/console/enterprise/"
+                           "presentations/…) is followed; ask the holder for the certificate's QR code")  # fmt: skip
+    ca = console_of(request).node.home.service().get("operator_ca")
+    return qr.fetch_published(text, str(ca) if ca else None)
+
+
+def _said(e: QDSNError) -> str:
+    return f"{e.what}. {e.fix}" if e.fix else e.what
+
+
+def _status(e: QDSNError) -> int:
+    return 429 if isinstance(e, RateLimited) else 503 if isinstance(e, Unavailable) else 400
+
+
+def _verify_error(request: Request, error: str, text: str, aud: str, nonce: str, *, status: int = 400,
+                  wait: QDSNError | None = None, source: str | None = None,
+                  link: str | None = None) -> Response:  # fmt: skip
     doc = _trust_file(request)
-    return render(request, "verify.html", status=400, report=None, error=error, fingerprint=doc["fingerprint"],
-                  origin=doc["origin"], presentation=text[:MAX_PRESENTATION], aud=aud, nonce=nonce)  # fmt: skip
+    response = render(request, "verify.html", status=status, report=None, error=error, fingerprint=doc["fingerprint"],
+                      origin=doc["origin"], presentation=text[:MAX_PRESENTATION], aud=aud, nonce=nonce,
+                      source=source, link=link)  # fmt: skip
+    if isinstance(wait, RateLimited | Unavailable):
+        response.headers["Retry-After"] = str(wait.retry_after)
+    return response
