@@ -24,7 +24,7 @@ from fastapi.responses import RedirectResponse, Response
 from qdsn.api.app import origin
 from qdsn.api.client import NodeClient
 from qdsn.compute import attest, package, results
-from qdsn.errors import IntegrityError, InvalidInput, NotFound, Unavailable
+from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError, Unavailable
 from qdsn.node import certify, requested
 from qdsn.node.consumer import negotiate
 from qdsn.node.node import Node
@@ -316,8 +316,27 @@ def issue(request: Request, staff: Approver, url: Url, job: Annotated[str, Form(
 @router.get("/certificates")
 def register(request: Request, staff: Viewer) -> Response:
     node = _node(request)
-    return render(request, "certifier/certificates.html", register=certify.register(node),
-                  issued=request.query_params.get("issued"), changed=request.query_params.get("changed"))  # fmt: skip
+    return render(request, "certifier/certificates.html", register=[r | {"claim": footprint_claim(node, r)}
+                  for r in certify.register(node)], issued=request.query_params.get("issued"),
+                  changed=request.query_params.get("changed"))  # fmt: skip
+
+
+def footprint_claim(node: Node, row: dict[str, Any]) -> str | None:
+    """A low-carbon certificate's footprint claim (kg CO2e per declared unit, its threshold), read from the
+    issuer's own copy with every disclosure applied; None for other schemes."""
+    from qdsn.credentials import certificate, sdjwt
+
+    if row.get("scheme") != "product-footprint":
+        return None
+    for sd in certify.held_by(node, row["holder"]):
+        try:
+            claims = sdjwt.verify(sd, lambda iss, _h: node.ledger.state.identities[iss].key, vct=certificate.VCT).claims
+        except (QDSNError, KeyError):  # no longer verifiable here (a key rotated): the register still lists it
+            continue
+        if claims.get("certificate_number") == row["certificate"]:
+            i = claims.get("indicators") or {}
+            return f"{i.get('pcf')} kg CO2e / {i.get('declared_unit')} ≤ {i.get('threshold')} ({i.get('product')})"
+    return None
 
 
 @router.post("/certificates/{number}/status")
