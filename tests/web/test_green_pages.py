@@ -65,13 +65,14 @@ def maker(tmp_path):
                                                "characteristics": chars}),
                  home.sign("dataset.declare", {"dataset": "line-1", "title": "Line 1", "kind": "measurements",
                                                "characteristics": chars[:1]}),
-                 home.sign("dataset.declare", {"dataset": "acts", "title": "Cable line energy", "kind": "activity"})])  # fmt: skip
+                 home.sign("dataset.declare", {"dataset": "acts", "title": "Energy", "kind": "activity"})])  # fmt: skip
     for d, kind in (("line-2", "measurements"), ("line-1", "measurements"), ("acts", "activity")):
         node.vault.create(d, kind)
     x = readings(np.random.default_rng(23))
-    anchor(node, "line-2", [{"characteristic": n, "value": round(float(v), 4), "time": f"2026-03-01T08:{i // 60:02d}:"
-                             f"{i % 60:02d}Z"} for i, row in enumerate(x) for n, v in zip(VARIABLES, row, strict=True)])  # fmt: skip
-    anchor(node, "line-1", [{"characteristic": "diameter", "value": 2.0 + i % 7 / 100, "time": f"2026-03-01T08:00:{i:02d}Z"}
+    at = [f"2026-03-01T08:{i // 60:02d}:{i % 60:02d}Z" for i in range(len(x))]
+    anchor(node, "line-2", [{"characteristic": n, "value": round(float(v), 4), "time": at[i]}
+                            for i, row in enumerate(x) for n, v in zip(VARIABLES, row, strict=True)])  # fmt: skip
+    anchor(node, "line-1", [{"characteristic": "diameter", "value": 2.0 + i % 7 / 100, "time": at[i]}
                             for i in range(30)])  # fmt: skip
     records = [r | {"product": PRODUCT} | JANUARY for r in ACTIVITY]
     anchor(node, "acts", records)
@@ -185,8 +186,8 @@ def test_the_compute_form_gives_what_the_library_computes(maker):
         assert r.status_code == status and said in r.text and "Traceback" not in r.text, why
     viewer = client(app, "view")
     assert 'id="compute"' not in viewer.get("/console/enterprise/footprints").text
-    r = viewer.post("/console/enterprise/footprints/compute", data={"csrf": csrf(viewer), "dataset": "acts",
-                                                                     "product": PRODUCT, "table": "cn-mee-nbs-2022"})  # fmt: skip
+    data = {"csrf": csrf(viewer), "dataset": "acts", "product": PRODUCT, "table": "cn-mee-nbs-2022"}
+    r = viewer.post("/console/enterprise/footprints/compute", data=data)
     assert r.status_code == 403
 
 
@@ -302,3 +303,56 @@ def test_both_pages_in_the_browser(maker, journey):
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+# -- the low-carbon certificate behind a footprint --------------------------------------------------
+
+
+def test_a_low_carbon_certificate_backs_the_footprint_and_shows_in_the_register(tmp_path):
+    """A certificate issued from the attested run of the product-footprint model: kept by the maker, it
+    backs the footprint of its product; the certification body's register names its footprint claim."""
+    from qdsn.compute import package
+    from qdsn.compute.job import Range, execute
+    from qdsn.node.jobs import owner, record
+
+    from ..credentials.consortium import build
+
+    c = build(tmp_path)
+    try:
+        blob, m = package.load(package.builtin("product-footprint"))
+        c.plant.order([c.cqc.sign("model.publish", {"model": m.id, "version": m.version,
+                                                    "hash": package.code_hash(blob),
+                                                    "manifest": m.model_dump(mode="json")})])  # fmt: skip
+        c.plant.submit([c.maker.sign("dataset.declare", {"dataset": "acts", "title": "Energy", "kind": "activity"})])
+        c.plant.vault.create("acts", "activity")
+        records = [r | {"product": PRODUCT} | JANUARY for r in ACTIVITY]
+        anchor(c.plant, "acts", records)
+        run = execute(owner(c.plant), blob, {"product": PRODUCT, "table": TABLE, "threshold": "0.60"},
+                      [Range("acts", 0, 3)], "nonce-lc", job="job-lc")  # fmt: skip
+        assert run.attestation and run.output["pass"], run
+        record(c.plant, run)
+        sd = c.issue("CQC-LC-2026-0001", {"output": run.output, "attestation": run.attestation})
+        pf = footprint_of(records)
+        other = footprint_of(records) | {"productIds": ["urn:gtin:6900000000001"]}
+        pact.add_footprints(c.plant, "fps", [pf, other])
+        StaffStore(c.maker.path).add("eng", "engineer", PW)
+        maker = client(create_app(c.plant))
+        assert "No low-carbon certificate" in maker.get(f"/console/enterprise/footprints/{pf['id']}").text
+        r = maker.post("/console/enterprise/certificates/keep", data={"csrf": csrf(maker), "certificate": sd},
+                       follow_redirects=False)  # fmt: skip
+        assert r.status_code == 303, r.text
+        listing = maker.get("/console/enterprise/footprints").text
+        rows = {i: row for row in listing.split("<tr>") for i in (pf["id"], other["id"]) if i in row}
+        assert "CQC-LC-2026-0001" in rows[pf["id"]] and "CQC-LC-2026-0001" not in rows[other["id"]]
+        detail = maker.get(f"/console/enterprise/footprints/{pf['id']}").text
+        certificates = detail[
+            detail.index('id="certificates"') : detail.index("</table>", detail.index('id="certificates"'))
+        ]
+        assert "CQC-LC-2026-0001" in certificates and "CQC" in certificates and ">valid<" in certificates
+        assert f"{run.output['pcf']} kg CO2e / kilogram" in certificates and "0.60" in certificates
+        StaffStore(c.cqc.path).add("clerk", "viewer", PW)
+        register = client(create_app(c.lab), "clerk").get("/console/certifier/certificates").text
+        assert "product-footprint" in register
+        assert f"{run.output['pcf']} kg CO2e / kilogram ≤ 0.60 ({PRODUCT})" in register
+    finally:
+        c.close()
