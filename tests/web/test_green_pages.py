@@ -66,7 +66,11 @@ def maker(tmp_path):
                  home.sign("dataset.declare", {"dataset": "line-1", "title": "Line 1", "kind": "measurements",
                                                "characteristics": chars[:1]}),
                  home.sign("dataset.declare", {"dataset": "acts", "title": "Energy", "kind": "activity"})])  # fmt: skip
-    for d, kind in (("line-2", "measurements"), ("line-1", "measurements"), ("acts", "activity")):
+    pair = [{"name": "speed", "unit": "m/min"}, {"name": "load", "unit": "kN"}]
+    node.submit([home.sign("dataset.declare", {"dataset": d, "title": d, "kind": "measurements",
+                                               "characteristics": pair}) for d in ("flat", "empty")])  # fmt: skip
+    for d, kind in (("line-2", "measurements"), ("line-1", "measurements"), ("acts", "activity"),
+                    ("flat", "measurements"), ("empty", "measurements")):  # fmt: skip
         node.vault.create(d, kind)
     x = readings(np.random.default_rng(23))
     at = [f"2026-03-01T08:{i // 60:02d}:{i % 60:02d}Z" for i in range(len(x))]
@@ -74,6 +78,8 @@ def maker(tmp_path):
                             for i, row in enumerate(x) for n, v in zip(VARIABLES, row, strict=True)])  # fmt: skip
     anchor(node, "line-1", [{"characteristic": "diameter", "value": 2.0 + i % 7 / 100, "time": at[i]}
                             for i in range(30)])  # fmt: skip
+    anchor(node, "flat", [{"characteristic": c, "value": 3.0 if c == "load" else 100 + i % 5, "time": at[i]}
+                          for i in range(20) for c in ("speed", "load")])  # fmt: skip
     records = [r | {"product": PRODUCT} | JANUARY for r in ACTIVITY]
     anchor(node, "acts", records)
     StaffStore(home.path).add("eng", "engineer", PW)
@@ -251,6 +257,9 @@ def test_a_long_series_is_windowed_and_mcd_is_selectable(maker):
     ("dataset=line-2&window=x", 400, "window"),
     ("dataset=acts", 400, "not measurements"),
     ("dataset=nope", 404, "no dataset"),
+    ("dataset=flat", 400, "the covariance is singular: load do(es) not vary"),
+    ("dataset=empty", 400, "only 0 rows have a reading of every chosen characteristic"),
+    ("dataset=flat&method=mcd", 400, "the covariance is singular"),
 ])  # fmt: skip
 def test_bad_chart_requests_get_a_clear_page(maker, query, status, said):
     _, app, _ = maker

@@ -7,6 +7,7 @@ from the same functions the CLI and the certification models call (`footprint.ca
 
 from __future__ import annotations
 
+import bisect
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -31,6 +32,7 @@ Viewer = Annotated[Staff, Depends(require("viewer"))]
 Engineer = Annotated[Staff, Depends(require("engineer"))]
 PAGE = 50  # footprints listed per page
 MAX_ACTIVITY = 100_000  # the newest activity records searched for a footprint's data
+SHOWN = 500  # activity records listed on a footprint's page at most (all of them are recomputed)
 ORDER = ("energy", "material", "transport", "output")  # how a footprint's activity data is listed
 WORDS = [N_("energy"), N_("material"), N_("transport"), N_("output"), N_("Active"), N_("Deprecated")]
 
@@ -50,15 +52,19 @@ def _time(value: Any) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def anchor_of(node: Node, dataset: str, index: int) -> dict[str, Any] | None:
-    """The `dataset.anchor` entry of this node's that anchored record `index` of `dataset`: where, its root."""
+def anchors(node: Node, dataset: str) -> list[dict[str, Any]]:
+    """This node's `dataset.anchor` entries of `dataset`, in record order: where each is, its records, its root."""
+    out = []
     for row in node.ledger.store.rows_of_type("dataset.anchor"):
-        if row.submitter != node.did:
-            continue
-        p = tx.from_leaf(row.leaf).payload
-        if p["dataset"] == dataset and p["first"] <= index < p["first"] + p["count"]:
-            return {"seq": row.seq, "first": p["first"], "count": p["count"], "root": p["root"]}
-    return None
+        if row.submitter == node.did and (p := tx.from_leaf(row.leaf).payload)["dataset"] == dataset:
+            out.append({"seq": row.seq, "first": p["first"], "count": p["count"], "root": p["root"]})
+    return sorted(out, key=lambda a: a["first"])
+
+
+def anchor_of(index: int, entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The entry among `anchors(...)` that anchored record `index`, if one did."""
+    at = bisect.bisect_right([a["first"] for a in entries], index) - 1
+    return entries[at] if at >= 0 and index < entries[at]["first"] + entries[at]["count"] else None
 
 
 def footprints(node: Node) -> list[dict[str, Any]]:
@@ -118,11 +124,11 @@ def activity_of(node: Node, pf: dict[str, Any]) -> list[dict[str, Any]]:
     for d, ds in node.ledger.state.datasets.items():
         if ds.owner != node.did or ds.kind != "activity" or ds.shredded or not ds.anchored:
             continue
-        first = max(0, ds.anchored - MAX_ACTIVITY)
+        first, entries = max(0, ds.anchored - MAX_ACTIVITY), anchors(node, d)
         for i, r in enumerate(node.vault.records(d, first, ds.anchored), start=first):
             a, b = _time(r.get("start")), _time(r.get("end"))
             if str(r.get("product", "")).lower() in ids and a and b and start and end and start <= a and b <= end:
-                out.append({"dataset": d, "index": i, "record": r, "anchor": anchor_of(node, d, i)})
+                out.append({"dataset": d, "index": i, "record": r, "anchor": anchor_of(i, entries)})
     out.sort(key=lambda x: (ORDER.index(x["record"]["category"]) if x["record"].get("category") in ORDER else 9,
                             str(x["record"].get("start"))))  # fmt: skip
     return out
@@ -186,7 +192,8 @@ def footprint_page(request: Request, pf_id: str, staff: Viewer) -> Response:
         except InvalidInput as e:
             again = {"error": e.what}
     return render(request, "enterprise/footprint.html", f=found, pf=pf, pcf=pf["pcf"], geography=geography(pf["pcf"]),
-                  anchor=anchor_of(node, found["dataset"], found["index"]), rows=rows, table=table, named=named,
+                  anchor=anchor_of(found["index"], anchors(node, found["dataset"])), rows=rows[:SHOWN],
+                  count=len(rows), table=table, named=named,
                   table_id=calc.table_id(table) if table else None, again=again,
                   certificates=backing(pf, low_carbon(node)))  # fmt: skip
 
