@@ -233,6 +233,9 @@ METHODS = {"t2": N_("Hotelling T² (phase I, then phase II)"), "mcd": N_("robust
 LISTED = 1000  # a window's points listed in a table beneath the chart at most
 SIGNALS = 200  # signals listed with their contributing variables at most
 TOP = 3  # contributing variables named per signal
+# Fits by node, dataset, variables, method, phase I window asked and records anchored: reading and fitting
+# the newest 200,000 records takes seconds, and moving the chart's window does not change them.
+_FITS: dict[tuple[str, str, tuple[str, ...], str, str, int], tuple[list[str], int, dict[str, Any]]] = {}
 
 
 def multivariate_datasets(node: Node) -> list[dict[str, Any]]:
@@ -316,16 +319,20 @@ def multivariate_page(
                            "its I-MR chart is on the dataset page")  # fmt: skip
     if method not in METHODS:
         raise InvalidInput(f"method is t2 or mcd, not {method[:20]!r}")
-    first = max(0, ds.anchored - MAX_POINTS)
-    records = node.vault.records(dataset, first, ds.anchored) if ds.anchored else []
-    from qdsn.quality import multivariate as mv
-
-    times, x = mv.rows_at_times(records, chosen)
-    rows = len(times)
     if phase1.strip() and not phase1.strip().isdigit():
         raise InvalidInput(f"phase I window: {phase1[:12]!r} is not a number of rows")
-    size = int(phase1) if phase1.strip() else max(len(chosen) + 2, rows // 2)
-    fit = t2_view(x, chosen, method, size)
+    key = (node.did, dataset, tuple(chosen), method, phase1.strip(), ds.anchored)  # the same rows: the same fit
+    if key not in _FITS:
+        from qdsn.quality import multivariate as mv
+
+        first = max(0, ds.anchored - MAX_POINTS)
+        times, x = mv.rows_at_times(node.vault.records(dataset, first, ds.anchored) if ds.anchored else [], chosen)
+        size = int(phase1) if phase1.strip() else max(len(chosen) + 2, len(times) // 2)
+        _FITS[key] = (times, size, t2_view(x, chosen, method, size))
+        while len(_FITS) > 8:
+            _FITS.pop(next(iter(_FITS)))
+    times, size, fit = _FITS[key]
+    rows = len(times)
     window = window if window in WINDOWS else 200
     n = rows if window == 0 else min(window, rows)
     at = int(start) if start.strip().isdigit() else None  # the row to start at, from 1; none: the newest
