@@ -316,27 +316,31 @@ def issue(request: Request, staff: Approver, url: Url, job: Annotated[str, Form(
 @router.get("/certificates")
 def register(request: Request, staff: Viewer) -> Response:
     node = _node(request)
-    return render(request, "certifier/certificates.html", register=[r | {"claim": footprint_claim(node, r)}
-                  for r in certify.register(node)], issued=request.query_params.get("issued"),
+    rows = certify.register(node)
+    claims = footprint_claims(node, {r["holder"] for r in rows if r.get("scheme") == "product-footprint"})
+    return render(request, "certifier/certificates.html", register=[r | {"claim": claims.get(r["certificate"])}
+                  for r in rows], issued=request.query_params.get("issued"),
                   changed=request.query_params.get("changed"))  # fmt: skip
 
 
-def footprint_claim(node: Node, row: dict[str, Any]) -> str | None:
-    """A low-carbon certificate's footprint claim (kg CO2e per declared unit, its threshold), read from the
-    issuer's own copy with every disclosure applied; None for other schemes."""
+def footprint_claims(node: Node, holders: set[str]) -> dict[str, str]:
+    """The footprint claim (kg CO2e per declared unit ≤ threshold, the product) of each low-carbon
+    certificate this node issued to `holders`, by number, read from its own copy with every disclosure."""
     from qdsn.credentials import certificate, sdjwt
 
-    if row.get("scheme") != "product-footprint":
-        return None
-    for sd in certify.held_by(node, row["holder"]):
-        try:
-            claims = sdjwt.verify(sd, lambda iss, _h: node.ledger.state.identities[iss].key, vct=certificate.VCT).claims
-        except (QDSNError, KeyError):  # no longer verifiable here (a key rotated): the register still lists it
-            continue
-        if claims.get("certificate_number") == row["certificate"]:
-            i = claims.get("indicators") or {}
-            return f"{i.get('pcf')} kg CO2e / {i.get('declared_unit')} ≤ {i.get('threshold')} ({i.get('product')})"
-    return None
+    out = {}
+    for holder in sorted(holders):
+        for sd in certify.held_by(node, holder):
+            try:
+                claims = sdjwt.verify(sd, lambda iss, _h: node.ledger.state.identities[iss].key,
+                                      vct=certificate.VCT).claims  # fmt: skip
+            except (QDSNError, KeyError):  # no longer verifiable here (a key rotated): the register still lists it
+                continue
+            if claims.get("scheme") == "product-footprint":
+                i = claims.get("indicators") or {}
+                out[str(claims.get("certificate_number"))] = (f"{i.get('pcf')} kg CO2e / {i.get('declared_unit')} ≤ "
+                                                              f"{i.get('threshold')} ({i.get('product')})")  # fmt: skip
+    return out
 
 
 @router.post("/certificates/{number}/status")
