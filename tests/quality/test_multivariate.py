@@ -156,3 +156,45 @@ def test_isolation_forest_ranks_shifted_rows_first():
     x[:10] += 6.0
     scores = learn.anomaly_score(learn.fit_isolation_forest(x), x)
     assert set(np.argsort(scores)[-10:]) == set(range(10))
+
+
+def test_contributions_say_how_far_t2_falls_when_a_variable_is_put_right():
+    rng = np.random.default_rng(5)
+    mix = np.array([[1.0, 0, 0, 0], [0.9, 0.4, 0, 0], [0.5, 0.5, 0.7, 0], [0, 0, 0, 1.0]])
+    x = rng.normal(size=(400, 4)) @ mix.T
+    model = mv.phase1(x)
+    bad = x[:5].copy()
+    bad[:, 2] += 4.0  # one variable leaves its relation to the correlated others
+    parts = mv.contributions(model, bad)
+    inverse = np.linalg.inv(model.cov)
+    for row, part in zip(bad, parts, strict=True):
+        assert int(np.argmax(part)) == 2
+        for j in range(4):
+            fixed = row.copy()
+            fixed[j] -= (inverse @ (row - model.mean))[j] / inverse[j, j]
+            assert model.score(row[None])[0] - model.score(fixed[None])[0] == pytest.approx(part[j], abs=1e-9)
+    with pytest.raises(InvalidInput, match="4 variables, the data 3"):
+        mv.contributions(model, bad[:, :3])
+
+
+def test_rows_are_the_times_every_variable_was_read():
+    records = [
+        {"characteristic": "a", "value": 1.0, "time": "t2"}, {"characteristic": "b", "value": 2, "time": "t2"},
+        {"characteristic": "a", "value": 3.0, "time": "t1"}, {"characteristic": "b", "value": 4.0, "time": "t1"},
+        {"characteristic": "a", "value": 5.0, "time": "t3"},  # b not read at t3
+        {"characteristic": "b", "value": True, "time": "t4"}, {"characteristic": "a", "value": 6.0, "time": "t4"},
+        {"characteristic": "c", "value": 7.0, "time": "t1"},
+    ]  # fmt: skip
+    times, x = mv.rows_at_times(records, ["a", "b"])
+    assert times == ["t1", "t2"] and x.tolist() == [[3.0, 4.0], [1.0, 2.0]]
+    assert mv.rows_at_times([], ["a", "b"])[1].shape == (0, 2)
+
+
+def test_the_chart_judges_each_phase_against_its_own_limit():
+    from qdsn.quality import render
+
+    scores = np.array([5.0, 9.0, 5.0, 9.0, 12.0])
+    fig = render.draw_t2(scores, 10.0, first=11, ucl_phase1=8.0, phase1=12)  # rows 11–15; phase I up to row 12
+    marked = [line for line in fig.axes[0].lines if line.get_label() == "out of control"]
+    assert marked[0].get_xdata().tolist() == [12, 15]  # 9 > 8 in phase I; 9 ≤ 10 and 12 > 10 in phase II
+    assert {t.get_text() for t in fig.axes[0].texts} == {"phase I UCL 8", "UCL 10"}

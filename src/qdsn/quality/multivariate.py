@@ -223,6 +223,32 @@ def fit_mcd(x: Any, *, alpha: float = ALPHA, names: tuple[str, ...] = (), seed: 
     return _model("mcd", kept.mean(axis=0), cov, m, alpha, names, excluded)
 
 
+def contributions(model: T2Model, x: Any) -> np.ndarray:
+    """Each variable's reconstruction-based contribution to each row's T², rows × variables: how much T²
+    falls when that variable alone is replaced by the value the others make most likely,
+    (Σ⁻¹(x − μ))ⱼ² / (Σ⁻¹)ⱼⱼ (Alcala and Qin 2009). Unlike a share of T², it names the variable of a
+    single-variable fault even among correlated ones, so the largest is where to look first."""
+    a = _rows(x)
+    if a.shape[1] != model.p:
+        raise InvalidInput(f"the model has {model.p} variables, the data {a.shape[1]}")
+    inverse = model.whitener @ model.whitener.T  # Σ⁻¹ = WWᵀ
+    m = (a - model.mean) @ inverse
+    return np.asarray(m**2 / np.diag(inverse))
+
+
+def rows_at_times(records: Any, names: list[str]) -> tuple[list[str], np.ndarray]:
+    """(times, rows × `names`) of measurement records: one row per time stamp at which every named
+    characteristic was read (the same rows the multivariate-monitoring model reads), in time order."""
+    at: dict[str, dict[str, float]] = {}
+    for r in records:
+        v = r.get("value")
+        if r.get("characteristic") in names and isinstance(v, int | float) and not isinstance(v, bool):
+            at.setdefault(str(r.get("time", "")), {})[r["characteristic"]] = float(v)
+    kept = [(t, v) for t, v in sorted(at.items()) if len(v) == len(names)]
+    x = np.array([[v[n] for n in names] for _, v in kept], dtype=float).reshape(len(kept), len(names))
+    return [t for t, _ in kept], x
+
+
 # --- federation: exact sufficient statistics -------------------------------------------------------
 
 

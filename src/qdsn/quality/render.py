@@ -323,25 +323,39 @@ def draw_pareto(rows: list[dict[str, Any]], *, title: str = "") -> Any:
 # ---- multivariate (Hotelling T²) ----------------------------------------------------------------
 
 
-def draw_t2(scores: Any, ucl: float, *, title: str = "", excluded: Any = (), label: str = "T²") -> Any:
+def draw_t2(scores: Any, ucl: float, *, title: str = "", excluded: Any = (), label: str = "T²", first: int = 1,
+            ucl_phase1: float | None = None, phase1: int = 0) -> Any:  # fmt: skip
     """A T² chart: each row's statistic, its upper control limit, the rows above it marked in red and
-    the rows phase I left out of the estimates crossed in grey."""
+    the rows phase I left out of the estimates crossed in grey. `first` numbers the first row shown (a
+    window of a longer series; `excluded` counts from row 1); with `ucl_phase1`, rows up to `phase1`
+    are judged against that limit and the rest against `ucl`, each limit drawn over its own rows."""
     plt = _pyplot()
     needs_cjk(title)
     y = np.asarray(scores, dtype=float)
-    x = np.arange(1, y.size + 1)
+    x = np.arange(first, first + y.size)
     fig, ax = plt.subplots(figsize=(10, 3.6))
     many = y.size > 2000
     style = {"marker": None, "linewidth": 0.4} if many else {"marker": "o", "markersize": 3, "linewidth": 1}
     ax.plot(x, y, color="#1f4e79", **style)
-    _line(ax, x, ucl, "--", "UCL")
-    above = np.flatnonzero(y > ucl)
+    limit = np.full(y.size, float(ucl))
+    if ucl_phase1 is None:
+        _line(ax, x, ucl, "--", "UCL")
+    else:
+        limit[x <= phase1] = ucl_phase1
+        for part, value, name in ((x <= phase1, ucl_phase1, "phase I UCL"), (x > phase1, ucl, "UCL")):
+            if part.any():
+                ax.hlines(value, x[part][0] - 0.5, x[part][-1] + 0.5, colors="#c00000", linestyles="--", linewidth=1)
+                ax.annotate(f"{name} {value:.4g}", (x[part][-1], value), fontsize=8, color="#c00000", ha="right",
+                            va="bottom")  # fmt: skip
+        if x[0] <= phase1 < x[-1]:
+            ax.axvline(phase1 + 0.5, color="#808080", linestyle=":", linewidth=1)
+    above = np.flatnonzero(y > limit)
     if above.size:
-        ax.plot(above + 1, y[above], "o", color="#c00000", markersize=1 if many else 6, label="out of control")
-    gone = np.asarray(excluded, dtype=int)
-    gone = gone[gone < y.size]
+        ax.plot(x[above], y[above], "o", color="#c00000", markersize=1 if many else 6, label="out of control")
+    gone = np.asarray(excluded, dtype=int) - (first - 1)
+    gone = gone[(gone >= 0) & (gone < y.size)]
     if gone.size:
-        ax.plot(gone + 1, y[gone], "x", color="#808080", markersize=7)
+        ax.plot(x[gone], y[gone], "x", color="#808080", markersize=7)
     ax.set_ylabel(label)
     ax.set_xlabel(zh("row", "行"))
     ax.set_title(title or zh(f"Hotelling {label} chart", "多元控制图"))

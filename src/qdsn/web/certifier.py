@@ -24,7 +24,7 @@ from fastapi.responses import RedirectResponse, Response
 from qdsn.api.app import origin
 from qdsn.api.client import NodeClient
 from qdsn.compute import attest, package, results
-from qdsn.errors import IntegrityError, InvalidInput, NotFound, Unavailable
+from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError, Unavailable
 from qdsn.node import certify, requested
 from qdsn.node.consumer import negotiate
 from qdsn.node.node import Node
@@ -316,8 +316,31 @@ def issue(request: Request, staff: Approver, url: Url, job: Annotated[str, Form(
 @router.get("/certificates")
 def register(request: Request, staff: Viewer) -> Response:
     node = _node(request)
-    return render(request, "certifier/certificates.html", register=certify.register(node),
-                  issued=request.query_params.get("issued"), changed=request.query_params.get("changed"))  # fmt: skip
+    rows = certify.register(node)
+    claims = footprint_claims(node, {r["holder"] for r in rows if r.get("scheme") == "product-footprint"})
+    return render(request, "certifier/certificates.html", register=[r | {"claim": claims.get(r["certificate"])}
+                  for r in rows], issued=request.query_params.get("issued"),
+                  changed=request.query_params.get("changed"))  # fmt: skip
+
+
+def footprint_claims(node: Node, holders: set[str]) -> dict[str, str]:
+    """The footprint claim (kg CO2e per declared unit ≤ threshold, the product) of each low-carbon
+    certificate this node issued to `holders`, by number, read from its own copy with every disclosure."""
+    from qdsn.credentials import certificate, sdjwt
+
+    out = {}
+    for holder in sorted(holders):
+        for sd in certify.held_by(node, holder):
+            try:
+                claims = sdjwt.verify(sd, lambda iss, _h: node.ledger.state.identities[iss].key,
+                                      vct=certificate.VCT).claims  # fmt: skip
+            except (QDSNError, KeyError):  # no longer verifiable here (a key rotated): the register still lists it
+                continue
+            if claims.get("scheme") == "product-footprint":
+                i = claims.get("indicators") or {}
+                out[str(claims.get("certificate_number"))] = (f"{i.get('pcf')} kg CO2e / {i.get('declared_unit')} ≤ "
+                                                              f"{i.get('threshold')} ({i.get('product')})")  # fmt: skip
+    return out
 
 
 @router.post("/certificates/{number}/status")

@@ -13,6 +13,7 @@ from qdsn.errors import NotFound, QDSNError
 from qdsn.ledger import tx
 from qdsn.node import jobs, notify
 from qdsn.node.node import Node
+from qdsn.web import green
 from qdsn.web.auth import require
 from qdsn.web.pages import ConsoleRoute, NavItem, console_of, render
 from qdsn.web.staff import Staff
@@ -548,3 +549,7 @@ def audit_page(request: Request, staff: Approver) -> Response:
     for line in lines:
         line["when"] = datetime.fromtimestamp(line["at"], UTC).isoformat(timespec="seconds")
     return render(request, "audit.html", lines=lines)
+
+
+router.routes.extend(green.router.routes)  # same prefix: included as they are (include_router would prefix again)
+NAV += green.NAV
