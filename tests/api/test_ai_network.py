@@ -1,7 +1,8 @@
 """Hotelling's T² across makers as the organisations run it: the regulator (log operator, helper,
 collector) and the certification body (leader) each run `qdsn node start`; the regulator creates the
 task with `qdsn ai task`, three makers send their rows' statistics with `qdsn ai send` from their own
-homes, and the regulator collects with `qdsn ai collect` — killed (SIGKILL) at several moments first.
+homes, and the regulator collects with `qdsn ai collect` — killed (SIGKILL) first while it starts, then
+together with the leader's node once the batch is on the ledger.
 The collected model is the centralised T² of the union of the three makers' rows (on the task's grid)
 within 1e-9, each report counted once. Refused at that boundary, the aggregate unchanged: a second send
 in the period, a send to no such task, a member the task does not name, rows off the grid, and a forged
@@ -56,10 +57,10 @@ def consortium(tmp_path):
         reg.submit("identity.register", h.registration())
     ports = {"reg": free_port(), "cqc": free_port()}
     url = {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}
-    procs = [start(reg, ports["reg"])]
-    procs.append(start(cqc, ports["cqc"], url["reg"]))
-    yield reg, cqc, makers, url
-    for p in procs:
+    procs = {"reg": start(reg, ports["reg"])}
+    procs["cqc"] = start(cqc, ports["cqc"], url["reg"])
+    yield reg, cqc, makers, url, ports, procs
+    for p in procs.values():
         p.terminate()
         p.wait(timeout=10)
 
@@ -70,7 +71,7 @@ def released(url: str) -> list[int]:
 
 
 def test_t2_across_three_makers_as_they_run_it(consortium, tmp_path):
-    reg, _, makers, url = consortium
+    reg, cqc, makers, url, ports, procs = consortium
     # the regulator creates the task while its node runs (the command goes through it); m0–m2 may report
     qdsn("ai", "task", "cable-t2", "--columns", ",".join(NAMES), "--low", ",".join(map(str, LOW)),
          "--high", ",".join(map(str, HIGH)), "--leader-url", url["cqc"], "--helper-url", url["reg"],
@@ -127,8 +128,8 @@ def test_t2_across_three_makers_as_they_run_it(consortium, tmp_path):
     env = {**os.environ, "QDSN_PASSPHRASE": "pw", "QDSN_HOME": str(reg.path), "COLUMNS": "200"}
     collect = [sys.executable, "-m", "qdsn", "ai", "collect", "cable-t2", "--period", "0",
                "--out", str(tmp_path / "t2.npz"), "--json"]  # fmt: skip
-    # killed while it starts, then the moment the leader has put the batch on the ledger (the aggregate
-    # shares asked for, unsealed, the model written — or not yet)
+    # killed while it starts, then — with the leader's node — the moment the leader has put the batch on
+    # the ledger (the aggregate shares kept, asked for, unsealed, the model written — or not yet)
     proc = subprocess.Popen(collect, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     proc.kill()
@@ -138,8 +139,11 @@ def test_t2_across_three_makers_as_they_run_it(consortium, tmp_path):
     while released(url["cqc"]) != [0] and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     proc.kill()
+    procs["cqc"].kill()  # and the leader with it, its share perhaps not yet kept
     assert proc.wait() == -signal.SIGKILL, "the collect ended before the batch was on the ledger"
+    assert procs["cqc"].wait() == -signal.SIGKILL
     assert not (tmp_path / "t2.npz").exists()
+    procs["cqc"] = start(cqc, ports["cqc"], url["reg"])
     got = json.loads(qdsn("ai", "collect", "cable-t2", "--period", "0", "--out", str(tmp_path / "t2.npz"), "--json",
                           home=reg.path).stdout)  # fmt: skip
     assert released(url["cqc"]) == [0]
