@@ -296,3 +296,45 @@ def test_a_malformed_report_is_refused_with_what_is_wrong(world, bad):
     world.task()
     with pytest.raises(InvalidInput, match=r"report|JSON object"):
         world.upload(world.makers[0], bad)
+
+
+def test_a_report_verified_while_its_period_is_collected_is_counted_or_refused(tmp_path):
+    """The leader chooses a batch and puts it on the ledger while another maker's upload is being verified:
+    that report ends up in the batch or is refused — never told "accepted" and left out (and, after a
+    crash between the two steps, kept beside a batch it is not in, so the collect could not run again)."""
+    import threading
+
+    w = World(tmp_path, makers=4)
+    try:
+        w.task(noise="none")
+        for m, v in zip(w.makers[:3], (40, 7, 120), strict=True):
+            send(w, m, v)
+        late: dict = {}
+        threads = []
+
+        def upload():
+            try:
+                late["answer"] = send(w, w.makers[3], 5)
+            except Conflict as e:
+                late["refused"] = e.what
+
+        submit = w.cqc.submit
+
+        def batch_then_submit(envs):  # the fourth maker's upload arrives while the batch is on its way
+            threads.append(threading.Thread(target=upload))
+            threads[0].start()
+            threads[0].join(1.0)  # done, or waiting for the batch to be chosen
+            return submit(envs)
+
+        w.cqc.submit = batch_then_submit
+        fig = figure(w)
+        w.cqc.submit = submit
+        threads[0].join(30)
+        if "answer" in late:
+            assert fig.count == 4 and fig.result == 172
+        else:
+            assert fig.count == 3 and fig.result == 167
+            assert "was collected while the report was verified" in late["refused"]
+        assert len(w.store(w.cqc).batch("t1", 0)) == fig.count  # what the leader keeps is the batch on the ledger
+    finally:
+        w.close()

@@ -14,7 +14,10 @@ minimum, only within its privacy budget. The leader records `aggregate.batch` (c
 root of the accepted reports' leaves, ε) on the ledger — every replica refuses it past the budget —
 then asks the helper for its aggregate share; the helper checks the batch on its own replica and
 that every report named is one it accepted. Each aggregator adds its noise and seals its share to
-the collector, so neither the leader nor anyone between sees the other's share or the result.
+the collector, so neither the leader nor anyone between sees the other's share or the result. A report
+whose verification ends while its period's batch is being chosen waits for it and is then refused, so
+the reports the leader keeps for a period are exactly the batch on the ledger (and a collect cut short
+by a crash runs again on the same batch).
 
 The VDAF verification key is derived by both aggregators from an X25519 agreement of their ledger
 keys and the task's configuration: it is never sent, and no reporter can know it."""
@@ -39,12 +42,21 @@ from qdsn.privacy.task import HELPER, LEADER, Task, vdaf_of
 
 log = logging.getLogger(__name__)
 _locks: dict[tuple[str, str, str], threading.Lock] = {}
+_batching: dict[tuple[str, str], threading.Lock] = {}
 
 
 def _lock(node: Any, task: str, reporter: str) -> threading.Lock:
     """One report at a time per aggregator, task and reporter (the store's keys refuse a second one
     across processes; this keeps a node's own threads from racing to it)."""
     return _locks.setdefault((node.did, task, reporter), threading.Lock())
+
+
+def _batch_lock(node: Any, task: str) -> threading.Lock:
+    """A leader's choice of a batch and its uploads' last step, one at a time per task: a report accepted
+    while the batch is chosen and put on the ledger would be kept beside a batch that does not name it —
+    told it was accepted yet never counted, and after a crash there the kept reports would no longer be
+    the batch on the ledger, so the collect could not be run again."""
+    return _batching.setdefault((node.did, task), threading.Lock())
 
 
 def task_of(node: Any, task_id: str) -> Task:
@@ -140,7 +152,12 @@ def upload(
             out = vdaf.verify_next(task.ctx, state, message)
         except (QDSNError, ValueError, KeyError, TypeError) as e:
             raise _refused(store, task, rep, f"verification failed: {e}") from None
-        store.accept(task.id, rep["period"], who, rep["id"], vdaf.encode_out_share(out))
+        with _batch_lock(node, task.id):
+            if rep["period"] in Task.from_state(node.ledger.state, task.id).batches:
+                store.settle(task.id, rep["id"], "refused: its period was collected while it was verified")
+                raise Conflict(f"period {rep['period']} of task {task.id} was collected while the report was "
+                               "verified", "report again in the next period")  # fmt: skip
+            store.accept(task.id, rep["period"], who, rep["id"], vdaf.encode_out_share(out))
     return {"task": task.id, "id": rep["id"], "period": rep["period"], "accepted": True}
 
 
@@ -200,28 +217,29 @@ def collect(node: Any, store: StatsStore, who: str, body: Any, peer: Any) -> dic
         raise PermissionDenied(f"this node is not the leader of task {task.id}", f"collect from {task.leader_url}")
     if who != task.collector:
         raise PermissionDenied(f"only the task's collector {task.collector} collects task {task.id}")
-    batch = store.batch(task.id, period)
-    done = store.released(task.id, period)
-    if done is None:
-        if len(batch) < task.min_batch:
-            raise PermissionDenied(f"period {period} of task {task.id} has {len(batch)} accepted reports; "
-                                   f"the task releases only batches of at least {task.min_batch}",
-                                   "wait for more reports")  # fmt: skip
-        if period not in task.batches:
-            budget.check_budget(task)
-            root = merkle.root_hash(leaves(batch)).hex()
-            env = node.home.sign("aggregate.batch", {"task": task.id, "period": period, "count": len(batch),
-                                                     "root": root, "epsilon": task.epsilon,
-                                                     "collector": task.collector})  # fmt: skip
-            node.submit([env])
-            task = task_of(node, task.id)
-        count, root, _ = task.batches[period]
-        if count != len(batch) or root != merkle.root_hash(leaves(batch)).hex():
-            raise IntegrityError(f"the batch on the ledger for period {period} is not the reports kept here")
-        vdaf = vdaf_of(task)
-        mine = store.release(task.id, period, root, count, _share(node, task, vdaf, [a.out_share for a in batch],
-                                                                   period, root, LEADER))  # fmt: skip
+    with _batch_lock(node, task.id):
+        batch = store.batch(task.id, period)
         done = store.released(task.id, period)
+        if done is None:
+            if len(batch) < task.min_batch:
+                raise PermissionDenied(f"period {period} of task {task.id} has {len(batch)} accepted reports; "
+                                       f"the task releases only batches of at least {task.min_batch}",
+                                       "wait for more reports")  # fmt: skip
+            if period not in task.batches:
+                budget.check_budget(task)
+                root = merkle.root_hash(leaves(batch)).hex()
+                env = node.home.sign("aggregate.batch", {"task": task.id, "period": period, "count": len(batch),
+                                                         "root": root, "epsilon": task.epsilon,
+                                                         "collector": task.collector})  # fmt: skip
+                node.submit([env])
+                task = task_of(node, task.id)
+            count, root, _ = task.batches[period]
+            if count != len(batch) or root != merkle.root_hash(leaves(batch)).hex():
+                raise IntegrityError(f"the batch on the ledger for period {period} is not the reports kept here")
+            vdaf = vdaf_of(task)
+            mine = store.release(task.id, period, root, count, _share(node, task, vdaf, [a.out_share for a in batch],
+                                                                       period, root, LEADER))  # fmt: skip
+            done = store.released(task.id, period)
     assert done is not None
     root, count, mine = done
     try:
