@@ -20,6 +20,7 @@ def buyer_host(world, tmp_path_factory):
     node = Node(world.homes["buyer"], operator=False)
     pem = str(world.ca_pem.parent / "node.pem")
     server, port = serve(create_app(node), ssl_certfile=pem, ssl_keyfile=pem)
+    world.reg.submit("identity.endpoint", {"did": world.homes["buyer"].did, "url": f"https://127.0.0.1:{port}"})
     yield node, f"https://127.0.0.1:{port}"
     server.should_exit = True
     node.close()
