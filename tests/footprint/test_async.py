@@ -120,7 +120,7 @@ def test_publications_are_taken_only_from_an_owner_with_an_agreement(world, buye
     spam = {"type": "org.wbcsd.pact.ProductFootprint.PublishedEvent.3", "specversion": "1.0", "id": "spam-1",
             "source": "//rival.example/3/events", "time": "2026-01-01T00:00:00Z",
             "data": {"pfIds": [world.pfs[1]["id"]]}}  # fmt: skip
-    with pytest.raises(InvalidInput, match="403.*shows no agreement"):
+    with pytest.raises(InvalidInput, match=r"403.*shows no agreement"):
         send_event(buyer_url + "/3/events", spam, inbound["client_id"], inbound["client_secret"], verify=world.ca)
 
 

@@ -33,9 +33,9 @@ def decisions_of(world, agreement):
 def test_an_events_url_away_from_the_recipients_recorded_node_is_refused(world):
     for elsewhere in ("https://attacker.example/3/events", "https://buyer.example.attacker.example/3/events",
                       "https://buyer.example:8443/3/events", "https://10.0.0.1/3/events"):  # fmt: skip
-        with pytest.raises(PermissionDenied, match="is not at https://buyer.example"):
+        with pytest.raises(PermissionDenied, match=r"is not at https://buyer\.example"):
             world.credentials("buyer", world.agreement, events=elsewhere)
-        with pytest.raises(PermissionDenied, match="is not at https://buyer.example"):
+        with pytest.raises(PermissionDenied, match=r"is not at https://buyer\.example"):
             host.add_client(world.node, agreement=world.agreement, events_url=elsewhere)
     with pytest.raises(InvalidInput, match="not an https URL"):
         host.add_client(world.node, agreement=world.agreement, events_url="https://buyer.example/../admin")
@@ -56,7 +56,7 @@ def test_an_answer_goes_nowhere_once_the_ledger_moves_the_recipients_node(world)
     world.node.submit([world.reg.sign("identity.endpoint", moved)])
     try:
         assert host.node_url(world.node, world.homes["buyer"].did) == "https://moved.buyer.example"
-        with pytest.raises(PermissionDenied, match="not at https://moved.buyer.example"):
+        with pytest.raises(PermissionDenied, match=r"not at https://moved\.buyer\.example"):
             host.answering(world.node, key, world.base)
         assert len(world.decisions()) == before  # nothing used, nothing sent: the request still waits
         assert key in [p["key"] for p in host.pending_requests(world.node)]
