@@ -5,17 +5,18 @@ How PACT maps onto QDSN: footprints are the records of the owner's vault dataset
 `footprints` (validated against the spec's schema before they are sealed and anchored). A recipient
 negotiates an agreement for such a dataset as for any other; the owner's node then issues it PACT
 client credentials bound to that agreement (`add_client`, or the recipient's signed `POST
-/pact/clients`). Every ListFootprints, GetFootprint and request event is a use of the agreement:
+/pact/clients`). Every ListFootprints, GetFootprint and answered request is a use of the agreement:
 decided by its policy (count, time, purpose, role), recorded as an `access.decision` and metered —
-a denial is recorded too, and answered with the spec's AccessDenied. A client bound to no agreement
-(`counterpart` only) may post the events a data owner sends its recipients (fulfilled, rejected,
-published) and read nothing.
+a denial is recorded too (repeats collapsed into one entry with their count), and answered with the
+spec's AccessDenied. A client bound to no agreement (`counterpart` only) may post the events a data
+owner sends its recipients (fulfilled, rejected, published) and read nothing.
 
 What the other side controls: the client id and secret it sends, the bearer token, every query
 parameter, the Host header (echoed only into its own pagination link), the event body and the
 `source` it names. Secrets and tokens are 256-bit random strings kept as SHA-256 digests; a token is
 good at this node only, for its client's agreement only, and for `TOKEN_SECONDS`; an event's source
-must be the events URL registered with the client before anything is sent there.
+must be the events URL registered with the client, and that URL must lie at the recipient's node as
+the ledger records it (`identity.endpoint`), before anything is sent there.
 """
 
 from __future__ import annotations
