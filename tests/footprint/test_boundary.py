@@ -61,6 +61,9 @@ def test_an_answer_goes_nowhere_once_the_ledger_moves_the_recipients_node(world)
         assert len(world.decisions()) == before  # nothing used, nothing sent: the request still waits
         assert key in [p["key"] for p in host.pending_requests(world.node)]
         assert all(o.events != EVENTS_URL for o in host.announcing(world.node, [world.pfs[2]["id"]], world.base))
+        late = event("RequestCreatedEvent", {"productId": ["urn:gtin:2000"]})  # could not be answered: refused
+        refused = post(world, late, token=world.token(creds))
+        assert "not at https://moved.buyer.example" in error(refused, "AccessDenied")
     finally:
         back = {"did": world.homes["buyer"].did, "url": "https://buyer.example"}
         world.node.submit([world.reg.sign("identity.endpoint", back)])

@@ -616,6 +616,10 @@ def receive_event(node: Node, client: Client, event: Any) -> str:
         if client.events is None or event["source"].removeprefix("//") != _source(client.events):
             raise Refused("BadRequest", f"source {str(event['source'])[:200]!r} is not the events URL registered for "
                           "these credentials", "register it when the credentials are issued (events URL)")  # fmt: skip
+        try:  # an answer could go nowhere: refused now rather than accepted and never answered
+            _at_node(node, client.counterpart, client.events)
+        except PermissionDenied as e:
+            raise Refused("AccessDenied", e.what, e.fix) from None
         why = _would_allow(node, client)
         if why is not None:  # refused at once, the spec's 4xx; the denial recorded like any other
             a = _agreed(node, client)
