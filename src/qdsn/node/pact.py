@@ -577,16 +577,27 @@ def _would_allow(node: Node, client: Client) -> str | None:
 def _related(node: Node, owner: str) -> bool:
     """Whether the ledger shows `owner` agreed to give this node footprints: an allowed decision of its
     node, at negotiation or use, about a footprints dataset of its own, with this node as the requester."""
-    q = select(entries.c.leaf).where(entries.c.type == "access.decision", entries.c.submitter == owner)
+    key = (str(node.ledger.store.engine.url), node.did, owner)
+    upto, found = _relations.get(key, (0, False))
+    if found:
+        return True
+    q = select(entries.c.seq, entries.c.leaf).where(entries.c.type == "access.decision",
+                                                    entries.c.submitter == owner, entries.c.seq >= upto)  # fmt: skip
     datasets = node.ledger.state.datasets
     with node.ledger.store.engine.connect() as c:
-        for r in c.execute(q):
+        for r in c.execute(q.order_by(entries.c.seq)):  # only what was appended since the last look
             p = orjson.loads(r.leaf)["payload"]
             ds = datasets.get(p["dataset"])
+            upto = r.seq + 1
             if (p["allowed"] and p["requester"] == node.did and p["point"] in ("negotiation", "use")
                     and ds is not None and ds.owner == owner and ds.kind == KIND):  # fmt: skip
-                return True
-    return False
+                found = True
+                break
+    _relations[key] = (upto, found)
+    return found
+
+
+_relations: dict[tuple[str, str, str], tuple[int, bool]] = {}  # how far the log was read for `_related`, and what
 
 
 def receive_event(node: Node, client: Client, event: Any) -> str:
