@@ -81,6 +81,8 @@ class World:
                       for n in ("maker", "buyer", "rival")}  # fmt: skip
         for h in self.homes.values():
             reg.submit("identity.register", h.registration())
+        self.reg = reg
+        reg.submit("identity.endpoint", {"did": self.homes["buyer"].did, "url": "https://buyer.example"})
         self.maker = self.homes["maker"]
         self.node = Node(self.maker, operator=True)
         old = footprint("urn:gtin:1000", pcf="2.5")
@@ -121,8 +123,9 @@ class World:
     def agree(self, who, offer_uid):
         return negotiate(self.peers[who], self.node.policies.offer(offer_uid)[1])["uid"]
 
-    def credentials(self, who, agreement, purpose="supply-chain", events=EVENTS_URL):
-        body = {"agreement": agreement, "purpose": purpose, "events": events}
+    def credentials(self, who, agreement, purpose="supply-chain", events=None):
+        events = events or (EVENTS_URL if who == "buyer" else None)  # at the node the ledger records for it
+        body = {"agreement": agreement, "purpose": purpose} | ({"events": events} if events else {})
         return self.peers[who].call("POST", "/pact/clients", body)
 
     def token(self, creds=None):

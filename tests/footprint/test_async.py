@@ -20,6 +20,9 @@ def buyer_host(world, tmp_path_factory):
     node = Node(world.homes["buyer"], operator=False)
     pem = str(world.ca_pem.parent / "node.pem")
     server, port = serve(create_app(node), ssl_certfile=pem, ssl_keyfile=pem)
+    # the regulator records where the buyer's node serves (the maker's node orders the log here)
+    at = {"did": world.homes["buyer"].did, "url": f"https://127.0.0.1:{port}"}
+    world.node.submit([world.reg.sign("identity.endpoint", at)])
     yield node, f"https://127.0.0.1:{port}"
     server.should_exit = True
     node.close()
@@ -107,3 +110,37 @@ def test_published_events_go_to_the_recipients_whose_agreement_covers_the_footpr
     assert host.received(node, "PublishedEvent")[-1]["data"]["pfIds"] == [world.pfs[1]["id"]]
     with pytest.raises(NotFound):
         host.published(world.node, ["00000000-0000-4000-8000-000000000009"], world.base)
+
+
+def test_publications_are_taken_only_from_an_owner_with_an_agreement(world, buyer_host):
+    _, buyer_url = buyer_host
+    rival = NodeClient(buyer_url, world.homes["rival"].key(), world.homes["rival"].did, verify=world.ca)
+    inbound = rival.call("POST", "/pact/clients", {})
+    rival.close()
+    spam = {"type": "org.wbcsd.pact.ProductFootprint.PublishedEvent.3", "specversion": "1.0", "id": "spam-1",
+            "source": "//rival.example/3/events", "time": "2026-01-01T00:00:00Z",
+            "data": {"pfIds": [world.pfs[1]["id"]]}}  # fmt: skip
+    with pytest.raises(InvalidInput, match=r"403.*shows no agreement"):
+        send_event(buyer_url + "/3/events", spam, inbound["client_id"], inbound["client_secret"], verify=world.ca)
+
+
+def test_the_owner_reuses_its_credentials_at_the_recipients_node(world, buyer_host):
+    from .test_cli import qdsn
+
+    node, buyer_url = buyer_host
+    world.credentials("buyer", world.agreement, events=buyer_url + "/3/events")
+
+    def makers():
+        return [c for c in host.list_clients(node) if c["counterpart"] == world.maker.did]
+
+    import shutil
+
+    shutil.rmtree(world.maker.path / "pact-inbound", ignore_errors=True)  # none kept yet
+    before = len(makers())
+    for _ in range(2):
+        out = qdsn("footprint", "notify", world.pfs[1]["id"], "--public-url", world.base, "--ca", str(world.ca_pem),
+                   home=world.maker.path).stdout  # fmt: skip
+        assert "announced at" in out
+    assert len(makers()) == before + 1  # asked for once, then reused
+    got = host.received(node, "PublishedEvent")
+    assert [e["data"]["pfIds"] for e in got[-2:]] == [[world.pfs[1]["id"]]] * 2

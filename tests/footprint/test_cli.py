@@ -88,3 +88,22 @@ def test_a_buyer_gets_credentials_and_fetches_over_https(world, tmp_path):
     assert plain.returncode == 1 and "not an https URL" in plain.stderr
     denied = qdsn("footprint", "fetch", world.base, "--id", world.secret_pf["id"], "--ca", ca, home=buyer, ok=False)
     assert denied.returncode == 1 and "outside agreement" in denied.stderr
+
+
+def test_the_regulator_records_where_a_members_node_serves(maker, tmp_path):
+    from qdsn.node import Node
+    from qdsn.node import pact as host
+
+    reg = tmp_path / "reg"
+    did = NodeHome.open(maker, PW).did
+    out = qdsn("member", "endpoint", did, "https://maker.example:8420/", home=reg).stdout
+    assert "serves at https://maker.example:8420" in out
+    node = Node(NodeHome.open(maker, PW), operator=False)
+    try:
+        assert host.node_url(node, did) == "https://maker.example:8420"
+    finally:
+        node.close()
+    bad = qdsn("member", "endpoint", did, "http://maker.example", home=reg, ok=False)
+    assert bad.returncode == 1 and "url" in bad.stderr and "Traceback" not in bad.stderr
+    member = qdsn("member", "endpoint", did, "https://elsewhere.example", home=maker, ok=False)
+    assert member.returncode == 1 and "only the regulator" in member.stderr

@@ -176,6 +176,7 @@ async def _monitor(node: Node, every: float) -> None:
             await run_in_threadpool(certify.run_due, node, lambda url: NodeClient(url, node.home.key(), node.did))
             await run_in_threadpool(notify.on_split_views, node)  # evidence this node recorded: tell the other side
             await run_in_threadpool(notify.deliver_due, node, lambda url: NodeClient(url, node.home.key(), node.did))
+            await run_in_threadpool(pact.flush_denials, node)  # repeated PACT denials, counted, go on the ledger
         except QDSNError as e:  # the node keeps serving; the next round tries again
             logger.warning("a monitor round failed: %s", e)
         except Exception:
@@ -319,13 +320,16 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
 
     Message = Annotated[dict[str, Any], Depends(message)]
 
-    app.include_router(pact_api.router(node))  # PACT v3 product footprints, over bearer tokens
+    app.include_router(pact_api.router(node, own=own_origin))  # PACT v3 product footprints, over bearer tokens
 
     @app.post("/pact/clients", tags=["pact"], status_code=201, openapi_extra=_body(
         agreement=_STR, purpose=_STR, events=_STR))  # fmt: skip
-    def pact_client(who: Signer, body: Message) -> dict[str, Any]:
+    def pact_client(who: Signer, body: Message, request: Request) -> dict[str, Any]:
         """PACT client credentials for the signer: under a footprints agreement it holds (to read and
-        request footprints), or with none (to send this node the events a data owner sends)."""
+        request footprints), or with none (to send this node the events a data owner sends). HTTPS only:
+        the answer holds the client secret."""
+        if pact_api.plain_http(request):
+            raise InvalidInput(f"{pact_api.PLAIN}: no client secret is sent in clear", pact_api.PLAIN_FIX)
         if not all(isinstance(body.get(k), str | None) for k in ("agreement", "purpose", "events")):
             raise InvalidInput('the body is {"agreement"?: UID, "purpose"?: str, "events"?: https URL}')
         creds = pact.add_client(node, agreement=body.get("agreement"), counterpart=who, purpose=body.get("purpose"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
@@ -15,11 +16,16 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from qdsn.errors import InvalidInput, NotFound, PermissionDenied, QDSNError
+from qdsn.api.signatures import Throttle
+from qdsn.errors import InvalidInput, NotFound, PermissionDenied, QDSNError, RateLimited
 from qdsn.node import pact
 from qdsn.node.node import Node
 
 MEDIA = "application/cloudevents+json"
+# Requests one organisation may make (burst, per second), whatever credentials it uses, and all together:
+# checked before a use is decided, so a recipient cannot make this node sign ledger entries at will.
+PER_COUNTERPART = (100.0, 20.0)
+OVERALL = (400.0, 100.0)
 
 
 def _error(code: str, message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -39,6 +45,8 @@ def _failed(e: QDSNError) -> JSONResponse:
     """Any other refusal of ours in the spec's error format."""
     if isinstance(e, pact.Refused):
         return _refused(e)
+    if isinstance(e, RateLimited):  # the spec has no code for it: 429 as RFC 6585, BadRequest "in all other cases"
+        return _error("BadRequest", f"{e.what}. {e.fix}", 429, {"Retry-After": str(e.retry_after)})
     for cls, code in ((PermissionDenied, "AccessDenied"), (NotFound, "NotFound"), (InvalidInput, "BadRequest")):
         if isinstance(e, cls):
             return _error(code, f"{e.what}. {e.fix}" if e.fix else e.what, pact.Refused.STATUS[code])
@@ -52,7 +60,8 @@ def _oauth(error: str, description: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": error, "error_description": description}, status_code=status, headers=headers)
 
 
-def _plain_http(request: Request) -> bool:
+def plain_http(request: Request) -> bool:
+    """Whether `request` came over plain HTTP (every PACT action, and issuing credentials, is refused so)."""
     return request.url.scheme != "https"
 
 
@@ -60,26 +69,41 @@ PLAIN = "PACT actions are served over HTTPS only; this request came over plain H
 PLAIN_FIX = "call the host's https:// URL (a node serves HTTPS with --tls-cert and --tls-key)"
 
 
-def router(node: Node) -> APIRouter:
-    """The PACT routes of `node`."""
+def router(node: Node, *, own: Callable[[Request], tuple[str, str]] | None = None,
+           throttle: Throttle | None = None) -> APIRouter:  # fmt: skip
+    """The PACT routes of `node`. `own` gives (scheme, authority) of this node as it knows itself (its
+    public URL, else the address it serves on): the OpenID issuer is that, never the request's Host.
+    `throttle` bounds the requests of each organisation (default PER_COUNTERPART and OVERALL)."""
     r = APIRouter(tags=["pact"])
+    limits = throttle or Throttle(PER_COUNTERPART, OVERALL)
 
     def client_of(request: Request) -> pact.Client:
-        if _plain_http(request):
+        if plain_http(request):
             raise pact.Refused("BadRequest", PLAIN, PLAIN_FIX)
-        return pact.bearer(node, request.headers.get("authorization"))
+        client = pact.bearer(node, request.headers.get("authorization"))
+        limits.take(client.counterpart, "PACT requests from your organisation")
+        return client
 
     @r.get("/.well-known/openid-configuration")
     def openid_configuration(request: Request) -> Any:
-        if _plain_http(request):
-            return _error("BadRequest", f"{PLAIN}. {PLAIN_FIX}", 400)
-        base = f"https://{request.headers.get('host', '')}"
-        return {"issuer": base, "token_endpoint": f"{base}/auth/token", "grant_types_supported": ["client_credentials"],
-                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"]}  # fmt: skip
+        # The issuer and token endpoint are this node's own URL: taken from the Host header, one request
+        # could make a shared cache hand every recipient a token endpoint of the sender's choosing.
+        if plain_http(request):
+            return _error("BadRequest", f"{PLAIN}. {PLAIN_FIX}", 400, {"Cache-Control": "no-store"})
+        scheme, authority = own(request) if own is not None else ("", "")
+        if scheme != "https":
+            return _error("InternalError", "this node does not know its public https URL, so it names no issuer. "
+                          "Its operator sets public_url in node.toml's [service] (or --public-url)", 500,
+                          {"Cache-Control": "no-store"})  # fmt: skip
+        base = f"https://{authority}"
+        config = {"issuer": base, "token_endpoint": f"{base}/auth/token",
+                  "grant_types_supported": ["client_credentials"],
+                  "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"]}  # fmt: skip
+        return JSONResponse(config, headers={"Cache-Control": "public, max-age=300"})
 
     @r.post("/auth/token")
     async def token(request: Request) -> Any:
-        if _plain_http(request):
+        if plain_http(request):
             return _oauth("invalid_request", f"{PLAIN}: the client secret was sent in clear, replace it")
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
             return _oauth("invalid_request", "the token request is application/x-www-form-urlencoded (RFC 6749 §4.4.2)")
@@ -102,6 +126,14 @@ def router(node: Node) -> APIRouter:
             client_id, secret = unquote_plus(user), unquote_plus(password)  # form-encoded first (§2.3.1)
         if not client_id or secret is None:
             return _oauth("invalid_client", "no client credentials: send them with HTTP Basic (RFC 6749 §2.3.1)", 401)
+        try:  # each token is a row: a client asks for them at the pace of its other requests
+            limits.take(f"token {client_id[:64]}", "token requests for this client")
+        except RateLimited as e:
+            return JSONResponse(
+                {"error": "invalid_request", "error_description": f"{e.what}. {e.fix}"},
+                status_code=429,
+                headers={"Retry-After": str(e.retry_after), "Cache-Control": "no-store"},
+            )
         try:
             answer = pact.issue_token(node, client_id, secret, form.get("grant_type"))
         except pact.OAuthError as e:

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from qdsn.cli.certify import reaching
 from qdsn.cli.common import Home, Operator, OperatorCA, console, id_column, linked_node, open_node, peer_client, shown
+from qdsn.crypto import sha256
 from qdsn.errors import InvalidInput, NotFound
 
 footprint_app = typer.Typer(
@@ -329,6 +330,40 @@ def requests(home: Home) -> None:
     console.print(table)
 
 
+def _send(home: Path, out: Any, ca: Path | None) -> None:
+    """Send `out` (a `pact.Outbound`) with credentials for its recipient's node, kept in this home and reused;
+    new ones are asked for (a signed request to the node the ledger records) only when there are none or
+    they no longer work."""
+    from qdsn.api.pact import send_event
+    from qdsn.errors import PermissionDenied
+
+    node_home = open_node(home)
+    path = node_home.path / "pact-inbound" / (sha256(out.node.encode()).hex()[:32] + ".json")
+    verify: Any = ssl.create_default_context(cafile=str(ca)) if ca else True
+    kept = _read_json(path) if path.is_file() else None
+    with reaching(out.node):
+        if isinstance(kept, dict) and kept.get("node") == out.node:
+            try:
+                send_event(out.events, out.event, kept["client_id"], kept["client_secret"], verify=verify)
+                return
+            except PermissionDenied:  # revoked or replaced there: ask again
+                pass
+        c = peer_client(node_home, out.node, ca)
+        try:
+            inbound = c.call("POST", "/pact/clients", {})
+        finally:
+            c.close()
+        if not isinstance(inbound, dict) or not all(isinstance(inbound.get(k), str)
+                                                    for k in ("client_id", "client_secret")):  # fmt: skip
+            raise InvalidInput(f"{out.node} answered with no client credentials")
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(orjson.dumps({"node": out.node, "client_id": inbound["client_id"],
+                                  "client_secret": inbound["client_secret"]}))  # fmt: skip
+        send_event(out.events, out.event, inbound["client_id"], inbound["client_secret"], verify=verify)
+
+
 @footprint_app.command("answer")
 def answer(
     key: Annotated[str, typer.Argument(help="The request's key (qdsn footprint requests).")],
@@ -338,29 +373,20 @@ def answer(
     operator: Operator = None,
     operator_ca: OperatorCA = None,
 ) -> None:
-    """Answer a request: the footprints its criteria select (as a listing would give them), or a rejection
-    when none, sent to the events URL registered with the recipient's credentials."""
-    from urllib.parse import urlsplit
-
-    from qdsn.api.pact import send_event
+    """Answer a request (its use decided and recorded now): the footprints its criteria select (as a listing
+    would give them), or a rejection, sent to the events URL registered with the recipient's credentials,
+    which must lie at the node the ledger records for the recipient."""
     from qdsn.node import pact
 
     node = linked_node(home, operator, operator_ca)  # the answer is a use of the agreement: recorded
     try:
-        to, event = pact.answer(node, key, public_url)
+        out = pact.answering(node, key, public_url)
     finally:
         node.close()
-    there = f"https://{urlsplit(to).netloc}"
-    c = peer_client(open_node(home), there, ca)
-    try:
-        with reaching(there):
-            inbound = c.call("POST", "/pact/clients", {})
-            verify: Any = ssl.create_default_context(cafile=str(ca)) if ca else True
-            send_event(to, event, inbound["client_id"], inbound["client_secret"], verify=verify)
-    finally:
-        c.close()
-    what = f"{len(event['data']['pfs'])} footprint(s)" if "pfs" in event["data"] else "a rejection (none matched)"
-    console.print(f"[green]✓[/] answered with {what} at {escape(to)}")
+    _send(home, out, ca)
+    data = out.event["data"]
+    what = f"{len(data['pfs'])} footprint(s)" if "pfs" in data else f"a rejection ({data['error']['code']})"
+    console.print(f"[green]✓[/] answered with {what} at {escape(out.events)}")
 
 
 @footprint_app.command("received")
@@ -391,27 +417,59 @@ def notify(
     ca: CA = None,
 ) -> None:
     """Tell every recipient whose agreement covers these footprints that they were published (a PACT
-    PublishedEvent to the events URL registered with its credentials)."""
-    from urllib.parse import urlsplit
-
-    from qdsn.api.pact import send_event
+    PublishedEvent to the events URL registered with its credentials, at the node the ledger records)."""
     from qdsn.node import Node, pact
 
     node = Node(open_node(home), operator=False)
     try:
-        sends = pact.published(node, pf_id, public_url)
+        sends = pact.announcing(node, pf_id, public_url)
     finally:
         node.close()
-    verify: Any = ssl.create_default_context(cafile=str(ca)) if ca else True
-    for to, event in sends:
-        there = f"https://{urlsplit(to).netloc}"
-        c = peer_client(open_node(home), there, ca)
-        try:
-            with reaching(there):
-                inbound = c.call("POST", "/pact/clients", {})
-                send_event(to, event, inbound["client_id"], inbound["client_secret"], verify=verify)
-        finally:
-            c.close()
-        console.print(f"[green]✓[/] {len(event['data']['pfIds'])} footprint(s) announced at {escape(to)}")
+    for out in sends:
+        _send(home, out, ca)
+        console.print(f"[green]✓[/] {len(out.event['data']['pfIds'])} footprint(s) announced at {escape(out.events)}")
     if not sends:
         console.print("no recipient with an events URL holds an agreement covering these footprints")
+
+
+clients_app = typer.Typer(help="The PACT client credentials this node issued: list, revoke.", no_args_is_help=True)
+footprint_app.add_typer(clients_app, name="clients")
+
+
+@clients_app.command("list")
+def clients_list(home: Home, as_json: Annotated[bool, typer.Option("--json", help="As JSON.")] = False) -> None:
+    """Every PACT client this node issued: to whom, under which agreement, and when and why one was revoked."""
+    from qdsn.cli.common import print_json
+    from qdsn.node import Node, pact
+
+    node = Node(open_node(home), operator=False)
+    try:
+        rows = pact.list_clients(node)
+    finally:
+        node.close()
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("client", "counterpart", "agreement", "events", "revoked")
+    id_column(table, "client")
+    for r in rows:
+        table.add_row(r["client_id"], r["counterpart"], r["agreement"] or "(events only)", shown(r["events"] or ""),
+                      shown(r["revoked_reason"] or "") if r["revoked"] else "")  # fmt: skip
+    console.print(table)
+
+
+@clients_app.command("revoke")
+def clients_revoke(
+    client_id: Annotated[str, typer.Argument(help="The client id (qdsn footprint clients list).")],
+    reason: Annotated[str, typer.Option(help="Why: kept with the client.")],
+    home: Home,
+) -> None:
+    """Revoke PACT client credentials: their tokens stop working at once, and no new one is issued."""
+    from qdsn.node import Node, pact
+
+    node = Node(open_node(home), operator=False)
+    try:
+        pact.revoke_client(node, client_id, reason)
+    finally:
+        node.close()
+    console.print(f"[green]✓[/] client {escape(client_id)} revoked: ", shown(reason.strip()), sep="")

@@ -54,6 +54,31 @@ def member_add(
     console.print(f"  identity.register {tx.txid(env.leaf())}", highlight=False)
 
 
+@member_app.command("endpoint")
+def member_endpoint(
+    did: Annotated[str, typer.Argument(help="The member's DID.")],
+    url: Annotated[str, typer.Argument(help="Where its node serves its API, e.g. https://maker.example:8420.")],
+    home: Home,
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
+) -> None:
+    """Record where a member's node serves its API (regulator only): `identity.endpoint`. Other nodes send
+    to it there and nowhere else (PACT answers and publications)."""
+    payload = {"did": did.strip(), "url": url.strip().rstrip("/")}
+    tx.check_payload("identity.endpoint", payload)
+    node = linked_node(home, operator, optional_path(operator_ca))
+    try:
+        if node.home.role != "regulator":
+            raise PermissionDenied(f"this node is a {node.home.role}: only the regulator records members' nodes",
+                                   "run it on the regulator's node (--home)")  # fmt: skip
+        env = node.home.sign("identity.endpoint", payload)
+        node.submit([env])
+    finally:
+        node.close()
+    console.print(f"[green]✓[/] {payload['did']} serves at ", shown(payload["url"]), sep="")
+    console.print(f"  identity.endpoint {tx.txid(env.leaf())}", highlight=False)
+
+
 def registration(did: str, role: str, name: str, key: str | None, credit_code: str | None, region: str | None,
                  industry: str | None, address: str | None) -> dict[str, Any]:  # fmt: skip
     """The `identity.register` payload, every field checked (the console's form checks the same)."""

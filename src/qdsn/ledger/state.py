@@ -375,6 +375,11 @@ def _register(state: State, env: tx.Envelope, p: tx.IdentityRegister, seq: int, 
     state.dirty.add(p.did)
 
 
+def _endpoint(state: State, env: tx.Envelope, p: tx.IdentityEndpoint, seq: int, tree: TreeView) -> None:
+    if p.did not in state.identities:  # read off the log where needed (`node.pact.node_url`), not kept here
+        raise NotFound(f"{p.did} is not a participant on this ledger", "register it first (identity.register)")
+
+
 def _rotate(state: State, env: tx.Envelope, p: tx.IdentityRotateKey, seq: int, tree: TreeView) -> None:
     who = state.identities[p.did]
     if multikey_from_public_key(who.key) != p.previous_key:
@@ -735,6 +740,7 @@ _APPLY: dict[str, Callable[..., None]] = {
     "dataset.shred": _shred,
     "identity.register": _register,
     "identity.rotate_key": _rotate,
+    "identity.endpoint": _endpoint,
     "checkpoint.cosign": _cosign,
     "alert.raise": _alert,
     "supply.relation": _supply,

@@ -137,6 +137,24 @@ class IdentityRotateKey(Payload):
     proof: str = Field(pattern=r"^[A-Za-z0-9_-]{86}$")
 
 
+@register("identity.endpoint", ("regulator",))
+class IdentityEndpoint(Payload):
+    """The regulator records where a participant's node serves its API (an https URL, scheme://host[:port]
+    and an optional path): the one place other nodes send to on its behalf (PACT answers and
+    publications), so no participant can point another's node at a host of its choosing. The latest
+    entry for a DID is in force."""
+
+    did: str = Did
+    url: str = Field(pattern=r"^https://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~\-/]*)?$", max_length=500)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if "/../" in v + "/" or "/./" in v + "/" or "//" in v.removeprefix("https://"):
+            raise ValueError("the node URL's path has empty, . or .. segments")
+        return v
+
+
 @register("checkpoint.cosign")
 class CheckpointCosign(Payload):
     """A witness's tlog-cosignature of the log's checkpoint (origin, size, root) at `timestamp`,
@@ -261,6 +279,13 @@ class AccessDecision(Payload):
     compute_seconds: float = Field(default=0.0, ge=0, lt=1e9)
     price: float = Field(default=0.0, ge=0, lt=1e12)
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    count: int = Field(default=1, ge=1, lt=2**53)  # denials alike this entry stands for (repeats collapsed)
+
+    @model_validator(mode="after")
+    def _one_if_allowed(self) -> AccessDecision:
+        if self.allowed and self.count != 1:
+            raise ValueError("an allowed decision is recorded one by one (count 1)")
+        return self
 
 
 @register("model.publish", ("certifier",))

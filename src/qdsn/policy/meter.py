@@ -48,7 +48,7 @@ def meters(log: Iterable[tx.Envelope], *, agreement: str | None = None, since: d
         m.first = m.first or env.created
         m.last = env.created
         if not p["allowed"]:
-            m.denied += 1
+            m.denied += p.get("count", 1)  # repeated denials are recorded once with their count
         elif p["point"] == "use":
             m.uses += 1
             m.records += p.get("records", 0)
