@@ -168,3 +168,28 @@ def test_control_characters_cannot_break_the_document():
     svg = svgmap.tile_map([svgmap.Tile("330100", "a\x00b\x1b<c>", 0, 0)], {"330100": 1.0}, "t\x07")
     root = ET.fromstring(svg)
     assert any(t.text == "a\ufffdb\ufffd<c>" for t in root.iter(f"{SVG}text"))
+
+
+def legend(svg: str) -> list[str]:
+    root = ET.fromstring(svg)
+    return [
+        t.text for t in root.findall(f"{SVG}text") if t.text and ("–" in t.text or "%" in t.text or "无数据" in t.text)
+    ]
+
+
+@pytest.mark.parametrize(
+    "values, shown",
+    [
+        ({"330000": 0.0, "320000": 0.0}, ["0.0%", "无数据 (no data)"]),  # one value everywhere: one class
+        ({}, ["无数据 (no data)"]),  # nothing to class
+        (
+            {"330000": 0.0, "320000": 0.5},
+            ["0.0%–10.0%", "10.0%–20.0%", "20.0%–30.0%", "30.0%–40.0%", "40.0%–50.0%", "无数据 (no data)"],
+        ),
+    ],
+)
+def test_the_legend_names_only_the_classes_the_values_span(values, shown):
+    svg = svgmap.tile_map(svgmap.province_tiles(), values, "coverage", share=True)
+    assert legend(svg) == shown
+    fills = {c: v["fill"] for c, v in tiles(svg).items()}
+    assert all(fills[c] == svgmap.PALETTE[0] for c, v in values.items() if v == 0.0)

@@ -99,9 +99,10 @@ def inner_tiles(codes: list[str]) -> list[Tile]:
 
 
 def _classes(values: Mapping[str, float]) -> list[float]:
-    """Upper bounds of five equal-interval classes between the smallest and largest value."""
+    """Upper bounds of five equal-interval classes between the smallest and largest value (all the same
+    bound when every region has one value: one class, the legend's first)."""
     low, high = min(values.values()), max(values.values())
-    step = (high - low) / len(PALETTE) or 1.0
+    step = (high - low) / len(PALETTE)
     return [low + step * (i + 1) for i in range(len(PALETTE))]
 
 
@@ -121,12 +122,14 @@ def _shown(value: float, share: bool) -> str:
 def _legend(x: float, y: float, bounds: list[float], low: float, share: bool) -> list[str]:
     out = []
     edges = [low, *bounds]
-    for i, colour in enumerate(PALETTE):
+    # No value: no class; one value everywhere: one class, named by that value.
+    classes = 0 if not bounds else len(PALETTE) if bounds[-1] > low else 1
+    for i, colour in enumerate(PALETTE[:classes]):
         out.append(f'<rect x="{x + i * 96:.0f}" y="{y:.0f}" width="18" height="14" fill="{colour}" stroke="#999"/>')
-        label = f"{_shown(edges[i], share)}–{_shown(edges[i + 1], share)}"
+        label = f"{_shown(edges[i], share)}–{_shown(edges[i + 1], share)}" if classes > 1 else _shown(low, share)
         out.append(f'<text x="{x + i * 96 + 22:.0f}" y="{y + 12:.0f}" font-size="11">{_text(label)}</text>')
-    out.append(f'<rect x="{x + 5 * 96:.0f}" y="{y:.0f}" width="18" height="14" fill="{NO_DATA}" stroke="#999"/>')
-    out.append(f'<text x="{x + 5 * 96 + 22:.0f}" y="{y + 12:.0f}" font-size="11">无数据 (no data)</text>')
+    out.append(f'<rect x="{x + classes * 96:.0f}" y="{y:.0f}" width="18" height="14" fill="{NO_DATA}" stroke="#999"/>')
+    out.append(f'<text x="{x + classes * 96 + 22:.0f}" y="{y + 12:.0f}" font-size="11">无数据 (no data)</text>')
     return out
 
 
@@ -165,7 +168,7 @@ def tile_map(tiles: list[Tile], values: Mapping[str, float], title: str, share: 
                     f'<text x="{x + TILE / 2:.0f}" y="{y + TILE / 2 + 14:.0f}" text-anchor="middle" font-size="11" '
                     f'fill="{ink}">{_text(figure)}</text></g>')  # fmt: skip
     low = min(shown_values.values()) if shown_values else 0.0
-    body += _legend(MARGIN, height - FOOTER + 16, bounds, low, share)
+    body += _legend(MARGIN, height - FOOTER + 16, bounds if shown_values else [], low, share)
     note = "示意图：等大方块网格，不表示行政区域界线 (tile-grid cartogram; no boundaries shown)"
     body.append(f'<text x="{MARGIN}" y="{height - 12}" font-size="10" fill="#666">{note}</text>')
     return _document(width, height, title, body)
@@ -267,7 +270,7 @@ def boundary_map(b: Boundaries, values: Mapping[str, float], title: str, share: 
                     f'stroke-width="0.8" fill-rule="evenodd"><title>{_text(name)} {_text(code)}: {_text(figure)}'
                     "</title></path>")  # fmt: skip
     low = min(shown_values.values()) if shown_values else 0.0
-    body += _legend(MARGIN, height - FOOTER, bounds, low, share)
+    body += _legend(MARGIN, height - FOOTER, bounds if shown_values else [], low, share)
     body.append(f'<text class="approval" x="{width - MARGIN:.0f}" y="{height - 12:.0f}" text-anchor="end" '
                 f'font-size="12">审图号：{_text(b.approval)}</text>')  # fmt: skip
     return _document(width, height, title, body)
