@@ -41,10 +41,13 @@ def mount(app: FastAPI, node: Node) -> None:
         app.include_router(importlib.import_module(module).router)
 
     @app.middleware("http")
-    async def _hsts(request: Request, call_next: Any) -> Response:
+    async def _transport(request: Request, call_next: Any) -> Response:
         response: Response = await call_next(request)
         if request.url.scheme == "https":  # the node serves TLS: browsers keep to it (the console's cookies are Secure)
             response.headers.setdefault("Strict-Transport-Security", HSTS)
+        path = request.url.path
+        if path.startswith("/console") and not path.startswith("/console/static/"):
+            response.headers["Cache-Control"] = "no-store"  # every console answer: none is kept by a shared browser
         return response
 
     @app.exception_handler(Refused)

@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from fastapi import Request
 from starlette.responses import Response
@@ -186,7 +186,16 @@ def login_url(path: str) -> str:
 
 
 def local_path(target: str | None, default: str = "/console/") -> str:
-    """`target` if it is a path on this console (never another site: no open redirect), else `default`."""
-    if target and target.startswith("/console/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    """`target` if it is a path on this console (never another site: no open redirect), else `default`:
+    no scheme or host, no backslash, no empty or dot segment, no control character or space — also once
+    percent-decoded, since a browser or a proxy may decode it before resolving."""
+    if not target or len(target) > 2000:
+        return default
+    for form in (target, unquote(target)):
+        parts = urlsplit(form)
+        segments = parts.path.split("/")[1:]
+        if (parts.scheme or parts.netloc or not form.startswith("/console/") or "\\" in form
+                or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in form)
+                or any(s in ("", ".", "..") for s in segments[:-1]) or segments[-1] in (".", "..")):  # fmt: skip
+            return default
+    return target

@@ -490,7 +490,8 @@ async def present_download(request: Request, staff: Engineer) -> Response:
     form = await request.form()
     shown = str(form.get("presentation") or "")
     return Response(shown + "\n", media_type="text/plain; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="presentation.txt"'})  # fmt: skip
+                    headers={"Content-Disposition": 'attachment; filename="presentation.txt"',
+                             "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})  # fmt: skip
 
 
 # -- presentations published for a QR code ----------------------------------------------------------
