@@ -106,6 +106,7 @@ def test_the_certifier_asks_for_a_job_and_issues_the_certificate_from_its_result
         assert browsing < 60, f"the certifier's journey took {browsing:.1f} s in the browser"
 
         ledger = reg.ledger()  # the regulator's replica: the same transactions the CLI writes
+        issued_at = [r.seq for r in ledger.store.rows_of_type("credential.issue")]
         issued = [tx.from_leaf(r.leaf) for r in ledger.store.rows_of_type("credential.issue")]
         status = [tx.from_leaf(r.leaf) for r in ledger.store.rows_of_type("credential.status")]
         ledger.close()
@@ -116,6 +117,8 @@ def test_the_certifier_asks_for_a_job_and_issues_the_certificate_from_its_result
         trail = [(t["staff"], t["action"]) for t in StaffStore(cqc.path).trail()]
         for action in ("negotiate", "job.request", "certificate.issue", "certificate.suspend"):
             assert ("wang.fang", action) in trail, trail
+        (line,) = StaffStore(cqc.path).trail(action="certificate.issue")  # where its own issue landed
+        assert [line["detail"]["entry"]] == issued_at and line["subject"] == "CQC-1"
     finally:
         stop(procs)
     print(f"certifier journey: {browsing:.1f} s in the browser, {time.monotonic() - started:.1f} s in all")

@@ -15,6 +15,8 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ from sqlalchemy import (
     update,
 )
 
-from qdsn.errors import Conflict, InvalidInput, NotFound, RateLimited
+from qdsn.errors import Conflict, InvalidInput, NotFound, QDSNError, RateLimited
 
 ROLES = ("viewer", "engineer", "approver")  # each may do what the ones before it may
 SESSION_SECONDS = 8 * 3600  # a session ends after a working day, idle or not
@@ -281,6 +283,16 @@ class StaffStore:
         with self.engine.begin() as c:
             c.execute(insert(audit).values(at=self.clock(), staff=name, role=role, action=action, subject=subject,
                                            detail=orjson.dumps(detail, default=str).decode()))  # fmt: skip
+
+    @contextmanager
+    def attempt(self, staff: Staff | str, action: str, subject: str, **detail: Any) -> Iterator[None]:
+        """Around an action: if it fails, its audit line says so (outcome "refused", and why), then it is raised."""
+        try:
+            yield
+        except Exception as e:
+            why = f"{e.what}. {e.fix}" if isinstance(e, QDSNError) and e.fix else getattr(e, "what", type(e).__name__)
+            self.record(staff, action, subject, **detail, outcome="refused", why=str(why)[:500])
+            raise
 
     def trail(self, limit: int = 100, *, action: str | None = None) -> list[dict[str, Any]]:
         """The newest lines of the audit log, newest first."""
