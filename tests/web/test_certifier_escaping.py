@@ -54,3 +54,24 @@ def test_a_members_catalog_and_name_are_shown_as_text(served, tmp_path):
     assert "\x1b" not in html and "\u202e" not in html  # written as their escapes
     assert "\\x1b" in html or "\\u001b" in html or "U+001B" in html.upper()
     cqc.close()
+
+
+def test_a_members_name_in_the_register_is_shown_as_text(tmp_path):
+    reg = NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", scrypt_n=FAST)
+    shared = str(tmp_path / "reg" / "ledger.db")
+    cqc = NodeHome.init(tmp_path / "cqc", "certifier", "CQC", "pw", ledger_url=shared, scrypt_n=FAST)
+    evil = NodeHome.init(tmp_path / "evil", "enterprise", "Evil", "pw", ledger_url=shared, scrypt_n=FAST)
+    reg.submit("identity.register", cqc.registration())
+    reg.submit("identity.register", evil.registration() | {"name": "<script>alert(3)</script>\u202eCorp"})
+    node = Node(cqc, operator=True)
+    node.submit([cqc.sign("credential.issue", {
+        "credential": "CQC-<i>7</i>", "vct": "urn:qdsn:vct:quality-certificate", "subject": evil.did,
+        "hash": "ab" * 32, "status_list": "https://cqc.example/status-lists/1", "index": 7})])  # fmt: skip
+    StaffStore(cqc.path).add("wang.fang", "viewer", PW)
+    c = TestClient(create_app(node))
+    token = re.search(r'name="csrf" value="([^"]+)"', c.get("/console/login").text)[1]
+    assert c.post("/console/login", data={"name": "wang.fang", "password": PW, "csrf": token}).status_code == 200
+    html = c.get("/console/certifier/certificates").text
+    assert "&lt;script&gt;alert(3)&lt;/script&gt;" in html and "<script>alert(3)" not in html
+    assert "&lt;i&gt;7&lt;/i&gt;" in html and "<i>7</i>" not in html and "\u202e" not in html
+    node.close()
