@@ -286,3 +286,61 @@ def test_a_request_is_authorized_before_anything_is_checked_against_its_schemas(
     with pytest.raises(InvalidInput, match="the parameters do not fit process-capability's schema at threshold"):
         ask(c["cqc"], a, blob, parameters={"threshold": "a" * 40})
     assert c["maker"].call("GET", "/jobs")["jobs"] == []
+
+
+def test_other_decisions_do_not_wait_for_a_run(lab, monkeypatch):
+    """The node decides one use at a time, but a model's run is not part of the decision: while it runs,
+    another decision (a transfer, another job) takes the lock at once."""
+    from qdsn.node import jobs as node_jobs
+
+    node, c, blob = lab
+    a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
+    job = ask(c["cqc"], a, blob)
+    free, run = [], node_jobs.execute
+
+    def watched(*args, **kw):
+        free.append(node.deciding.acquire(blocking=False))
+        if free[-1]:
+            node.deciding.release()
+        return run(*args, **kw)
+
+    monkeypatch.setattr(node_jobs, "execute", watched)
+    done = node_jobs.approve(node, job["id"])
+    assert free == [True] and done.state == "done"
+    (m,) = c["cqc"].call("GET", f"/usage?agreement={a}")["meters"]
+    assert m["uses"] == 1 and m["compute_seconds"] > 0  # metered once, with its run's seconds
+    steps = []
+    again = ask(c["cqc"], a, blob)
+    assert node_jobs.approve(node, again["id"], progress=steps.append).state == "done"
+    assert steps == ["deciding", "running", "recording"]
+
+
+def test_runs_that_overlap_never_exceed_the_agreements_count(lab, monkeypatch):
+    """Three approvals at once under an agreement of at most two uses: two run, one is denied — a claimed
+    run counts as a use before its use is on the ledger."""
+    import threading
+    import time
+
+    from qdsn.node import jobs as node_jobs
+
+    node, c, blob = lab
+    a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
+    asked = [ask(c["cqc"], a, blob)["id"] for _ in range(3)]
+    run = node_jobs.execute
+
+    def slow(*args, **kw):
+        time.sleep(0.5)  # the runs overlap
+        return run(*args, **kw)
+
+    monkeypatch.setattr(node_jobs, "execute", slow)
+    ended = {}
+    threads = [threading.Thread(target=lambda j=j: ended.update({j: node_jobs.approve(node, j)})) for j in asked]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    states = sorted(j.state for j in ended.values())
+    assert states == ["denied", "done", "done"], [(j.state, j.reason) for j in ended.values()]
+    assert "count must be lteq 2, was 3" in next(j.reason for j in ended.values() if j.state == "denied")
+    (m,) = c["cqc"].call("GET", f"/usage?agreement={a}")["meters"]
+    assert m["uses"] == 2

@@ -12,7 +12,7 @@ from qdsn.api.app import create_app
 from qdsn.node import Node, NodeHome
 from qdsn.web import ROLE_PAGES
 from qdsn.web.auth import SESSION_COOKIE
-from qdsn.web.staff import ACCOUNT_LIMIT, ROLES, StaffStore
+from qdsn.web.staff import PAIR_LIMIT, ROLES, StaffStore
 
 from ..api.conftest import FAST
 
@@ -138,7 +138,7 @@ def test_passwords_are_argon2_hashes_and_the_store_is_private(console):
 def test_failed_logins_are_limited_across_restarts(console, tmp_path):
     app, home = console
     c = TestClient(app)
-    for _ in range(ACCOUNT_LIMIT):
+    for _ in range(PAIR_LIMIT):
         r = c.post("/console/login", data={"name": "approver", "password": "not it at all", "csrf": csrf_of(c)})
         assert r.status_code == 401
     fresh = TestClient(create_app(Node(home, operator=False)))  # another process's view: the same file

@@ -26,6 +26,7 @@ from qdsn.crypto.encoding import b64url_decode
 from qdsn.crypto.jose import public_jwk
 from qdsn.errors import Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError, Unavailable
 from qdsn.ledger import tx
+from qdsn.ledger.ledger import Receipt
 from qdsn.node import notify, requested
 from qdsn.node.follow import Operator
 from qdsn.node.node import Node
@@ -80,10 +81,23 @@ def attestation_entry(node: Node, job: str, attester: str | None = None, attesta
     raise NotFound(f"no compute.attest for job {job} on the ledger", "wait for the owner's node to record it")
 
 
+@dataclass(frozen=True)
+class Issued:
+    """A certificate issued: the SD-JWT for its holder and where its `credential.issue` landed on the log."""
+
+    sd_jwt: str
+    receipt: Receipt
+
+
 def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str, *, note: str) -> str:
+    """A certificate from a job's result (see `issue_recorded`). Returns the SD-JWT for the holder."""
+    return issue_recorded(node, result, subject, status_list, note=note).sd_jwt
+
+
+def issue_recorded(node: Node, result: dict[str, Any], subject: Subject, status_list: str, *, note: str) -> Issued:
     """A certificate from a job's result (its output and attestation): the attestation verified against
     this replica, the run recorded on the ledger and under the checkpoint `note`, a random status entry,
-    `credential.issue` recorded. Returns the SD-JWT for the holder."""
+    `credential.issue` recorded. Returns the SD-JWT and the receipt of its `credential.issue`."""
     _check_result(result)
     node.catch_up()
     for scope in ("member", "issuer"):  # refused before a status entry is taken; the ledger refuses it too
@@ -136,7 +150,7 @@ def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str
     try:
         sd = certificate.issue(claims, node.home.key(), public_jwk(holder.key), kid=node.did)
         issuer_jwt = sdjwt.parse(sd).jwt
-        node.submit([node.home.sign("credential.issue", {
+        (receipt,) = node.submit([node.home.sign("credential.issue", {
             "credential": subject.number, "vct": certificate.VCT, "subject": holder.did,
             "hash": sha256(issuer_jwt.encode()).hex(), "status_list": status_list, "index": index,
             "attestations": [tx.txid(env.leaf())],
@@ -149,7 +163,7 @@ def issue(node: Node, result: dict[str, Any], subject: Subject, status_list: str
     _tables(node.policies.engine)
     with node.policies.engine.begin() as c:
         c.execute(insert(issued).values(id=subject.number, holder=holder.did, status_list=status_list, sd_jwt=sd))
-    return sd
+    return Issued(sd, receipt)
 
 
 def _unused(node: Node, attestation: str, job: str) -> None:
@@ -163,8 +177,8 @@ def _unused(node: Node, attestation: str, job: str) -> None:
             )
 
 
-def set_status(node: Node, number: str, status: str, reason: str, *, attestation: str | None = None) -> None:
-    """Suspend, reinstate or revoke a certificate: the status list entry and `credential.status`."""
+def set_status(node: Node, number: str, status: str, reason: str, *, attestation: str | None = None) -> Receipt:
+    """Suspend, reinstate or revoke a certificate: the status list entry and `credential.status` (its receipt)."""
     if status not in CODES:
         raise InvalidInput(f"a certificate's status is valid, suspended or invalid (revoked), not {status!r}")
     node.catch_up()
@@ -175,8 +189,9 @@ def set_status(node: Node, number: str, status: str, reason: str, *, attestation
         raise Conflict(f"{number} is already {status}")
     payload = {"credential": number, "status": status, "reason": reason} | (
         {"attestation": attestation} if attestation else {})  # fmt: skip
-    node.submit([node.home.sign("credential.status", payload)])  # the ledger refuses what may not change
+    (receipt,) = node.submit([node.home.sign("credential.status", payload)])  # the ledger refuses what may not change
     status_lists(node).set(c.status_list, c.index, CODES[status])
+    return receipt
 
 
 def held_by(node: Node, holder: str) -> list[str]:

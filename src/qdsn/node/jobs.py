@@ -22,6 +22,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from functools import cache
@@ -151,10 +152,16 @@ def request(node: Node, requester: str, message: dict[str, Any]) -> Job:
     return job
 
 
-def approve(node: Node, job_id: str) -> Job:
+def approve(node: Node, job_id: str, *, progress: Callable[[str], None] | None = None) -> Job:
     """The owner approves: the run is decided as a use (counted on the ledger), run in the sandbox,
     metered with its compute seconds, and an ok run's attestation recorded with `compute.attest`.
-    Whatever fails once the job is claimed fails the job, with the reason, never leaving it approved."""
+    Whatever fails once the job is claimed fails the job, with the reason, never leaving it approved.
+    `progress` hears each step: "deciding", "running", "recording".
+
+    `node.deciding` is held for the decision and for recording the use, not for the run: a claimed
+    job whose use is not on the ledger yet counts as a use of its agreement (`JobStore.running`), so
+    the runs that overlap never exceed what the agreement allows, and other decisions do not wait."""
+    step = progress or (lambda _: None)
     store = _store(node)
     job, blob = store.get(job_id)
     if job.state != "pending":
@@ -166,20 +173,24 @@ def approve(node: Node, job_id: str) -> Job:
                                         f"{held.since}: {held.reason})")  # fmt: skip
     claimed = None
     try:
+        step("deciding")
         with node.deciding:
             ask = Request("compute", job.requester, datetime.now(UTC), role=node.role_of(job.requester),
-                          purpose=job.purpose, uses=uses(node, a.uid), started=a.finalized,
+                          purpose=job.purpose, uses=uses(node, a.uid) + store.running(a.uid), started=a.finalized,
                           model_hash=job.code_hash)  # fmt: skip
             d = decide(a.policy, ask, point="use") if not a.ended else None
             if d is None or not d.allowed:
                 why = f"agreement {a.uid} has ended: {a.ended}" if d is None else d.reason
                 return store.end(job, "denied", why)
             claimed = job = store.claim(job)
-            try:
-                result = execute(owner(node), blob, job.parameters, [Range(**r) for r in job.ranges], job.nonce,
-                                 job=job.id, isolation=node.isolation)  # fmt: skip
-            except Exception as e:  # the model did not run: no use to meter
-                return store.end(job, "failed", f"the job could not run: {_because(e)}")
+        step("running")
+        try:
+            result = execute(owner(node), blob, job.parameters, [Range(**r) for r in job.ranges], job.nonce,
+                             job=job.id, isolation=node.isolation)  # fmt: skip
+        except Exception as e:  # the model did not run: no use to meter
+            return store.end(job, "failed", f"the job could not run: {_because(e)}")
+        step("recording")
+        with node.deciding:  # the use on the ledger and the claim no longer counted: one step for other deciders
             try:
                 records = sum(r["count"] for r in job.ranges)
                 payload = d.payload(a.dataset, ask, "use", agreement=a.uid, records=records,
@@ -187,6 +198,7 @@ def approve(node: Node, job_id: str) -> Job:
                 node.submit([node.home.sign("access.decision", payload)])
             except Exception as e:
                 return store.end(job, "failed", f"the run could not be recorded on the ledger: {_because(e)}")
+            job = store.metered(job)
         if result.status == "ok":
             try:
                 record(node, result)
@@ -276,6 +288,22 @@ class JobStore:
     def claim(self, job: Job) -> Job:
         """pending → approved, by this process (its run is interrupted if the process goes)."""
         return self._move(job, "pending", replace(job, state="approved"), runner=_runner())
+
+    def metered(self, job: Job) -> Job:
+        """An approved job whose use is on the ledger: no longer counted by `running`."""
+        return self._move(job, "approved", job, runner=_runner(), metered=True)
+
+    def running(self, agreement: str) -> int:
+        """How many claimed jobs of `agreement` have run or are running without their use on the ledger yet
+        (a job whose claiming process is gone is failed, and not counted)."""
+        with self.engine.connect() as c:
+            rows = c.execute(select(jobs.c.state, jobs.c.body).where(jobs.c.state == "approved")).all()
+        n = 0
+        for r in rows:
+            doc = orjson.loads(r.body)
+            if doc.get("agreement") == agreement and not doc.get("metered"):
+                n += self._settled(r.state, r.body).state == "approved"
+        return n
 
     def end(self, job: Job, state: str, reason: str | None = None, result: dict[str, Any] | None = None) -> Job:
         """A pending job denied, or an approved one done or failed."""

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from qdsn.node.node import Node
-from qdsn.web.auth import Refused, login_url, secret_of
+from qdsn.web.auth import HSTS, Refused, login_url, secret_of
 from qdsn.web.pages import Console, render
 from qdsn.web.qr import MAX_PICTURE
 from qdsn.web.staff import StaffStore
@@ -41,6 +42,16 @@ def mount(app: FastAPI, node: Node) -> None:
     app.include_router(public.router)
     if module is not None:
         app.include_router(importlib.import_module(module).router)
+
+    @app.middleware("http")
+    async def _transport(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        if request.url.scheme == "https":  # the node serves TLS: browsers keep to it (the console's cookies are Secure)
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
+        path = request.url.path
+        if path.startswith("/console") and not path.startswith("/console/static/"):
+            response.headers["Cache-Control"] = "no-store"  # every console answer: none is kept by a shared browser
+        return response
 
     @app.exception_handler(Refused)
     async def _refused(request: Request, e: Refused) -> Response:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from fastapi import Request
 from starlette.responses import Response
@@ -26,6 +27,16 @@ from qdsn.web.staff import ROLES, Staff, StaffStore
 
 SESSION_COOKIE = "qdsn_session"
 ANON_COOKIE = "qdsn_visitor"
+# Over TLS the session and visitor cookies are named __Host-…: the browser then takes them only Secure, for
+# this host and path /, so that a sibling subdomain cannot plant a visitor cookie (a login CSRF) or a session.
+HOST_ONLY = (SESSION_COOKIE, ANON_COOKIE)
+HSTS = "max-age=31536000"  # sent over TLS: the browser comes back over TLS for a year
+PLAIN_LOGIN = (
+    "signing in over plain HTTP is refused: the password would cross the network unencrypted",
+    "open the console over HTTPS: serve the node with TLS (qdsn node start --tls-cert CHAIN.pem --tls-key KEY.pem, "
+    "or tls_cert and tls_key in the [service] table of node.toml), or behind a TLS proxy on this machine that "
+    "sets X-Forwarded-Proto; plain HTTP is accepted only from this machine itself",
+)
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 
@@ -62,14 +73,49 @@ def secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
+def local(request: Request) -> bool:
+    """Whether the client is this machine: a loopback address, a Unix socket (no address), or the in-process
+    client Starlette's TestClient names "testclient" (a server on a TCP socket always gives an address)."""
+    if request.client is None:
+        return True
+    try:
+        return ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:
+        return request.client.host == "testclient"
+
+
+def cookie_name(request: Request, name: str) -> str:
+    """The name a console cookie has on this request: `__Host-` + name for the session and visitor over TLS."""
+    return f"__Host-{name}" if name in HOST_ONLY and secure(request) else name
+
+
+def cookie(request: Request, name: str) -> str | None:
+    return request.cookies.get(cookie_name(request, name))
+
+
 def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int | None = None) -> None:
-    response.set_cookie(name, value, max_age=max_age, path="/", httponly=True, samesite="strict",
-                        secure=secure(request))  # fmt: skip
+    response.set_cookie(cookie_name(request, name), value, max_age=max_age, path="/", httponly=True,
+                        samesite="strict", secure=secure(request))  # fmt: skip
+
+
+def forget(response: Response, request: Request, name: str) -> None:
+    """Delete a console cookie (with the attributes it was set with, which a __Host- cookie needs)."""
+    response.delete_cookie(cookie_name(request, name), path="/", httponly=True, samesite="strict",
+                           secure=secure(request))  # fmt: skip
+
+
+async def tls_or_local(request: Request) -> None:
+    """A dependency for the login form: refused over plain HTTP unless the client is this machine."""
+    if not secure(request) and not local(request):
+        raise Refused(403, f"{PLAIN_LOGIN[0]}. {PLAIN_LOGIN[1]}")
+
+
+tls_or_local.role = None  # type: ignore[attr-defined]  # anyone may send it (over TLS)
 
 
 def visitor(request: Request) -> str:
     """The random pre-session value of an anonymous visitor (made now if it has none; `remember` sets it)."""
-    value = request.cookies.get(ANON_COOKIE, "")
+    value = cookie(request, ANON_COOKIE) or ""
     if len(value) != 43:
         value = request.state.__dict__.setdefault("new_visitor", secrets.token_urlsafe(32))
     return value
@@ -99,7 +145,7 @@ async def check_csrf(secret: bytes, request: Request, staff: Staff | None) -> No
 
 
 def current(store: StaffStore, request: Request) -> Staff | None:
-    token = request.cookies.get(SESSION_COOKIE)
+    token = cookie(request, SESSION_COOKIE)
     return store.session(token) if token and len(token) < 128 else None
 
 
@@ -140,7 +186,16 @@ def login_url(path: str) -> str:
 
 
 def local_path(target: str | None, default: str = "/console/") -> str:
-    """`target` if it is a path on this console (never another site: no open redirect), else `default`."""
-    if target and target.startswith("/console/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    """`target` if it is a path on this console (never another site: no open redirect), else `default`:
+    no scheme or host, no backslash, no empty or dot segment, no control character or space — also once
+    percent-decoded, since a browser or a proxy may decode it before resolving."""
+    if not target or len(target) > 2000:
+        return default
+    for form in (target, unquote(target)):
+        parts = urlsplit(form)
+        segments = parts.path.split("/")[1:]
+        if (parts.scheme or parts.netloc or not form.startswith("/console/") or "\\" in form
+                or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in form)
+                or any(s in ("", ".", "..") for s in segments[:-1]) or segments[-1] in (".", "..")):  # fmt: skip
+            return default
+    return target

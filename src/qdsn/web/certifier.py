@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -25,6 +26,7 @@ from qdsn.api.app import origin
 from qdsn.api.client import NodeClient
 from qdsn.compute import attest, package, results
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError, Unavailable
+from qdsn.ledger.ledger import Receipt
 from qdsn.node import certify, requested
 from qdsn.node.consumer import negotiate
 from qdsn.node.node import Node
@@ -47,6 +49,12 @@ Viewer = Annotated[Staff, Depends(require("viewer"))]
 Engineer = Annotated[Staff, Depends(require("engineer"))]
 Approver = Annotated[Staff, Depends(require("approver"))]
 Url = Annotated[str, Form(max_length=300)]
+NO_PUBLIC_URL = (
+    N_("this node has no public URL, so a certificate's status list would have no address its holders and "
+       "verifiers can reach"),
+    N_("set public_url in the [service] table of the node's node.toml (or start it with --public-url, e.g. "
+       "https://cert.example.cn), restart the node, then issue"),
+)  # fmt: skip
 
 
 def _node(request: Request) -> Node:
@@ -167,26 +175,27 @@ def negotiate_offer(
     member the ledger says declared the dataset, the agreement verified and kept in the home."""
     console = console_of(request)
     node = console.node
-    url = _member_url(url)
-    doc = _object(_call(node, url, "POST", "/catalog/request", {}), "a DCAT catalog")
-    chosen = next((o for d in catalog_datasets(doc) for o in d["offers"] if o.get("uid") == offer), None)
-    if chosen is None:
-        raise NotFound(f"the catalog at {url} holds no offer {offer[:100]!r} for this node", "reload the catalog")
-    dataset = str(chosen.get("target", "")).removeprefix("urn:qdsn:dataset:")
-    node.catch_up()
-    declared = node.ledger.state.datasets.get(dataset)
-    if declared is None or declared.owner != chosen.get("assigner"):
-        owner = declared.owner if declared else "nobody"
-        raise IntegrityError(
-            f"offer {offer[:100]} is made by {str(chosen.get('assigner'))[:100]}, but the ledger "
-            f"says {dataset[:100]} was declared by {owner}"
-        )
-    try:
-        contract = negotiate(_peer(node, url), chosen, node.did)
-    except httpx.HTTPError as e:
-        raise Unavailable(f"cannot reach {url}: {e or type(e).__name__}") from None
-    requested.keep(node.home.path, requested.AGREEMENTS, url, contract["uid"],
-                   {"dataset": dataset, "uid": contract["uid"], "url": url, "offer": offer})  # fmt: skip
+    with console.staff.attempt(staff, "negotiate", offer, url=url[:300]):
+        url = _member_url(url)
+        doc = _object(_call(node, url, "POST", "/catalog/request", {}), "a DCAT catalog")
+        chosen = next((o for d in catalog_datasets(doc) for o in d["offers"] if o.get("uid") == offer), None)
+        if chosen is None:
+            raise NotFound(f"the catalog at {url} holds no offer {offer[:100]!r} for this node", "reload the catalog")
+        dataset = str(chosen.get("target", "")).removeprefix("urn:qdsn:dataset:")
+        node.catch_up()
+        declared = node.ledger.state.datasets.get(dataset)
+        if declared is None or declared.owner != chosen.get("assigner"):
+            owner = declared.owner if declared else "nobody"
+            raise IntegrityError(
+                f"offer {offer[:100]} is made by {str(chosen.get('assigner'))[:100]}, but the ledger "
+                f"says {dataset[:100]} was declared by {owner}"
+            )
+        try:
+            contract = negotiate(_peer(node, url), chosen, node.did)
+        except httpx.HTTPError as e:
+            raise Unavailable(f"cannot reach {url}: {e or type(e).__name__}") from None
+        requested.keep(node.home.path, requested.AGREEMENTS, url, contract["uid"],
+                       {"dataset": dataset, "uid": contract["uid"], "url": url, "offer": offer})  # fmt: skip
     console.staff.record(staff, "negotiate", contract["uid"], url=url, offer=offer, dataset=dataset)
     return RedirectResponse(f"{PREFIX}/jobs?agreement={quote(contract['uid'])}&url={quote(url)}&dataset="
                             f"{quote(dataset)}", status_code=303)  # fmt: skip
@@ -211,45 +220,48 @@ def request_job(request: Request, staff: Engineer, url: Url, model: Annotated[st
     records this node's replica says are anchored, a fresh nonce kept in the home with the job."""
     console = console_of(request)
     node = console.node
-    url = _member_url(url)
-    try:
-        params = json.loads(parameters or "{}")
-    except ValueError as e:
-        raise InvalidInput(f"the parameters are not JSON: {e}", 'give an object, e.g. {"threshold": 1.33}') from None
-    if not isinstance(params, dict):
-        raise InvalidInput('the parameters are a JSON object, e.g. {"threshold": 1.33}')
-    mine = {m["key"]: m for m in _models(node)}
-    if model not in mine:
-        raise NotFound(f"this node published no model {model[:100]!r}", "publish it first: qdsn model publish")
-    blob, manifest = package.load(package.builtin(model.split("@")[0]))
-    if package.code_hash(blob) != mine[model]["hash"]:
-        raise IntegrityError(f"the model {model} this node has is not the one it published (code hash differs)")
-    node.catch_up()
-    declared = node.ledger.state.datasets.get(dataset.removeprefix("urn:qdsn:dataset:"))
-    if declared is None or declared.anchored < 1:
-        raise NotFound(f"this node's replica of the ledger holds no anchored records of {dataset[:100]}",
-                       "wait for the node to follow the log, then ask again")  # fmt: skip
-    nonce = secrets.token_urlsafe(24)
-    job = _object(_call(node, url, "POST", "/jobs", {
-        "agreementId": agreement, "archive": base64.b64encode(blob).decode(), "parameters": params, "nonce": nonce,
-        "purpose": purpose, "datasets": [{"dataset": dataset, "first": 0, "count": declared.anchored}],
-    }), "a job")  # fmt: skip
-    if not isinstance(job.get("id"), str):
-        raise IntegrityError("the node took the job but answered no job id")
-    requested.record(
-        node.home.path,
-        url,
-        job["id"],
-        nonce,
-        agreement=agreement,
-        model=f"{manifest.id}@{manifest.version}",
-        code_hash=package.code_hash(blob),
-        parameters=params,
-        dataset=dataset,
-        first=0,
-        count=declared.anchored,
-        requested=datetime.now(UTC).isoformat(timespec="seconds"),
-    )
+    with console.staff.attempt(staff, "job.request", model, url=url[:300], dataset=dataset, agreement=agreement):
+        url = _member_url(url)
+        try:
+            params = json.loads(parameters or "{}")
+        except ValueError as e:
+            raise InvalidInput(
+                f"the parameters are not JSON: {e}", 'give an object, e.g. {"threshold": 1.33}'
+            ) from None
+        if not isinstance(params, dict):
+            raise InvalidInput('the parameters are a JSON object, e.g. {"threshold": 1.33}')
+        mine = {m["key"]: m for m in _models(node)}
+        if model not in mine:
+            raise NotFound(f"this node published no model {model[:100]!r}", "publish it first: qdsn model publish")
+        blob, manifest = package.load(package.builtin(model.split("@")[0]))
+        if package.code_hash(blob) != mine[model]["hash"]:
+            raise IntegrityError(f"the model {model} this node has is not the one it published (code hash differs)")
+        node.catch_up()
+        declared = node.ledger.state.datasets.get(dataset.removeprefix("urn:qdsn:dataset:"))
+        if declared is None or declared.anchored < 1:
+            raise NotFound(f"this node's replica of the ledger holds no anchored records of {dataset[:100]}",
+                           "wait for the node to follow the log, then ask again")  # fmt: skip
+        nonce = secrets.token_urlsafe(24)
+        job = _object(_call(node, url, "POST", "/jobs", {
+            "agreementId": agreement, "archive": base64.b64encode(blob).decode(), "parameters": params, "nonce": nonce,
+            "purpose": purpose, "datasets": [{"dataset": dataset, "first": 0, "count": declared.anchored}],
+        }), "a job")  # fmt: skip
+        if not isinstance(job.get("id"), str):
+            raise IntegrityError("the node took the job but answered no job id")
+        requested.record(
+            node.home.path,
+            url,
+            job["id"],
+            nonce,
+            agreement=agreement,
+            model=f"{manifest.id}@{manifest.version}",
+            code_hash=package.code_hash(blob),
+            parameters=params,
+            dataset=dataset,
+            first=0,
+            count=declared.anchored,
+            requested=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
     console.staff.record(staff, "job.request", job["id"], url=url, model=model, dataset=dataset, agreement=agreement)
     return RedirectResponse(f"{PREFIX}/jobs/{quote(job['id'], safe='')}?url={quote(url)}", status_code=303)
 
@@ -284,7 +296,7 @@ def job_page(request: Request, staff: Viewer, job: str, url: Annotated[str, Quer
     holder = node.ledger.state.identities.get(str(claims.get("iss"))) if claims else None
     return render(request, "certifier/job.html", job=job, url=url, asked=asked, doc=doc, claims=claims,
                   figures=figures, passed=passed, holder=holder,
-                  status_list=f"{(node.public_url or str(request.base_url)).rstrip('/')}/status-lists/1")  # fmt: skip
+                  status_list=status_list_of(node), no_public_url=NO_PUBLIC_URL)  # fmt: skip
 
 
 @router.post("/certificates")
@@ -297,6 +309,33 @@ def issue(request: Request, staff: Approver, url: Url, job: Annotated[str, Form(
     """Issue a certificate from a passing result of a job this node asked for, as `qdsn cert issue --job` does."""
     console = console_of(request)
     node = console.node
+    with console.staff.attempt(staff, "certificate.issue", number, job=job, url=url[:300]):
+        issued = _issue(node, url, job, number, standards, category, scope, site, status_list, days)
+    console.staff.record(staff, "certificate.issue", issued.number, entry=issued.receipt.seq, txid=issued.receipt.txid,
+                         job=job, holder=issued.holder)  # fmt: skip
+    return RedirectResponse(f"{PREFIX}/certificates?issued={quote(issued.number)}", status_code=303)
+
+
+@dataclass(frozen=True)
+class _Issued:
+    number: str
+    holder: str
+    receipt: Receipt
+
+
+def status_list_of(node: Node) -> str | None:
+    """The status list this node's console issues into: on its public URL, never the Host a request named."""
+    return f"{node.public_url.rstrip('/')}/status-lists/1" if node.public_url else None
+
+
+def _issue(node: Node, url: str, job: str, number: str, standards: str, category: str, scope: str, site: str,
+           status_list: str, days: int) -> _Issued:  # fmt: skip
+    if not node.public_url:
+        raise InvalidInput(NO_PUBLIC_URL[0], NO_PUBLIC_URL[1])
+    status_list = status_list.strip()
+    if not status_list.startswith(f"{node.public_url.rstrip('/')}/status-lists/"):
+        raise InvalidInput(f"status list {status_list[:200]!r} is not one this node serves",
+                           f"give one under {node.public_url.rstrip('/')}/status-lists/")  # fmt: skip
     url = _member_url(url)
     _, claims, result = verified_result(node, url, job)
     if result is None:
@@ -305,12 +344,9 @@ def issue(request: Request, staff: Approver, url: Url, job: Annotated[str, Form(
     if not listed:
         raise InvalidInput("a certificate names at least one standard", "e.g. GB/T 5023")
     subject = certify.Subject(number.strip(), listed, category, scope, site, None, days)
-    before = len(node.receipts)
-    certify.issue(node, {"output": result.output, "attestation": result.attestation}, subject, status_list.strip(),
-                  note=node.trusted_checkpoint())  # fmt: skip
-    entry = node.receipts[-1].seq if len(node.receipts) > before else None
-    console.staff.record(staff, "certificate.issue", subject.number, entry=entry, job=job, holder=claims["iss"])
-    return RedirectResponse(f"{PREFIX}/certificates?issued={quote(subject.number)}", status_code=303)
+    done = certify.issue_recorded(node, {"output": result.output, "attestation": result.attestation}, subject,
+                                  status_list, note=node.trusted_checkpoint())  # fmt: skip
+    return _Issued(subject.number, claims["iss"], done.receipt)
 
 
 @router.get("/certificates")
@@ -349,13 +385,13 @@ def change_status(request: Request, staff: Approver, number: str, status: Annota
     """Suspend or reinstate a certificate this node issued: `credential.status` and its status list entry."""
     console = console_of(request)
     node = console.node
-    if status not in ("suspended", "valid"):
-        raise InvalidInput(f"the console suspends or reinstates, not {status[:20]!r}", "revoke with qdsn cert revoke")
-    before = len(node.receipts)
-    certify.set_status(node, number, status, reason)
-    entry = node.receipts[-1].seq if len(node.receipts) > before else None
-    console.staff.record(staff, f"certificate.{'suspend' if status == 'suspended' else 'reinstate'}", number,
-                         entry=entry, reason=reason)  # fmt: skip
+    action = f"certificate.{'suspend' if status == 'suspended' else 'reinstate' if status == 'valid' else 'status'}"
+    with console.staff.attempt(staff, action, number, status=status[:20], reason=reason):
+        if status not in ("suspended", "valid"):
+            raise InvalidInput(f"the console suspends or reinstates, not {status[:20]!r}",
+                               "revoke with qdsn cert revoke")  # fmt: skip
+        receipt = certify.set_status(node, number, status, reason)
+    console.staff.record(staff, action, number, entry=receipt.seq, txid=receipt.txid, reason=reason)
     return RedirectResponse(f"{PREFIX}/certificates?changed={quote(number)}", status_code=303)
 
 

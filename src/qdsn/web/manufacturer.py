@@ -32,6 +32,9 @@ NAV = [
 Viewer = Annotated[Staff, Depends(require("viewer"))]
 Engineer = Annotated[Staff, Depends(require("engineer"))]
 Approver = Annotated[Staff, Depends(require("approver"))]
+APPROVE_STEPS = ["deciding", "running", "recording"]  # what `jobs.approve` reports, in order
+STEP_WORDS = [N_("deciding the use under the agreement"), N_("running the model in the sandbox"),
+              N_("recording the use and the attestation on the ledger")]  # fmt: skip
 LAST_READINGS = 256  # the newest records read to find each device's last reading
 
 
@@ -195,7 +198,7 @@ def jobs_page(request: Request, staff: Viewer) -> Response:
 
 
 @router.get("/jobs/{job_id}")
-def job_page(request: Request, job_id: str, staff: Viewer) -> Response:
+def job_page(request: Request, job_id: str, staff: Viewer, task: str = "") -> Response:
     """One job: who asked, under which agreement, for what; the model's manifest and every source file
     with hidden characters escaped and listed first — what the owner reads before approving."""
     from qdsn.compute import review
@@ -209,26 +212,43 @@ def job_page(request: Request, job_id: str, staff: Viewer) -> Response:
         text = data.decode("utf-8", errors="replace")
         files.append({"path": path, "lines": _lines(text), "findings": [str(f) for f in review.findings(text)]})
     files.sort(key=lambda f: (f["path"] != "manifest.json", f["path"]))
-    return render(request, "enterprise/job.html", job=job, files=files,
+    return render(request, "enterprise/job.html", job=job, files=files, steps=APPROVE_STEPS, step_words=STEP_WORDS,
+                  task=console_of(request).tasks.get(task[:64], staff.name) if task else None,
                   requester=(i.name if (i := node.ledger.state.identities.get(job.requester)) else "?"))  # fmt: skip
 
 
 @router.post("/jobs/{job_id}/approve")
 async def job_approve(request: Request, job_id: str, staff: Approver) -> Response:
-    """Approve: the same as `qdsn jobs approve` — decided as a use, run in the sandbox, attested on the ledger."""
-    from fastapi.concurrency import run_in_threadpool
+    """Approve: the same as `qdsn jobs approve` — decided as a use, run in the sandbox, attested on the ledger —
+    in a task of the node, whose progress and outcome the job's page shows."""
+    from urllib.parse import quote
+
     from fastapi.responses import RedirectResponse
+
+    from qdsn.errors import Conflict
 
     console = console_of(request)
     node = console.node
-    try:
-        job = await run_in_threadpool(jobs.approve, node, job_id)
-    except Exception as e:
-        console.staff.record(staff, "job.approve", job_id, outcome="refused", why=str(e)[:500])
-        raise
-    attested = _attest_entry(node, job)
-    console.staff.record(staff, "job.approve", job_id, outcome=job.state, reason=job.reason, entry=attested)
-    return RedirectResponse(f"{PREFIX}/jobs/{job_id}", status_code=303)
+    with console.staff.attempt(staff, "job.approve", job_id):
+        job = next((j for j in jobs.visible(node, node.did) if j.id == job_id), None)
+        if job is None:
+            raise NotFound(f"no job {job_id[:80]!r} on this node", "the jobs inbox lists them")
+        if job.state != "pending":
+            raise Conflict(f"job {job_id[:80]} is {job.state}", "only a pending job can be approved")
+
+    def work(task: Any) -> dict[str, Any]:
+        def step(name: str) -> None:
+            task.stage, task.done, task.total = name, APPROVE_STEPS.index(name), len(APPROVE_STEPS)
+
+        with console.staff.attempt(staff, "job.approve", job_id):
+            ran = jobs.approve(node, job_id, progress=step)
+        attested = _attest_entry(node, ran)
+        console.staff.record(staff, "job.approve", job_id, outcome=ran.state, reason=ran.reason, entry=attested)
+        task.done = len(APPROVE_STEPS)
+        return {"state": ran.state, "reason": ran.reason, "entry": attested}
+
+    task = console.tasks.start(f"approve {job_id[:80]}", staff.name, work)
+    return RedirectResponse(f"{PREFIX}/jobs/{quote(job_id, safe='')}?task={task.id}", status_code=303)
 
 
 @router.post("/jobs/{job_id}/deny")
@@ -506,7 +526,8 @@ async def present_download(request: Request, staff: Engineer) -> Response:
     form = await request.form()
     shown = str(form.get("presentation") or "")
     return Response(shown + "\n", media_type="text/plain; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="presentation.txt"'})  # fmt: skip
+                    headers={"Content-Disposition": 'attachment; filename="presentation.txt"',
+                             "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})  # fmt: skip
 
 
 # -- presentations published for a QR code ----------------------------------------------------------

@@ -15,7 +15,7 @@ from qdsn.errors import InvalidInput, QDSNError, RateLimited, Unavailable
 from qdsn.node import trust
 from qdsn.node.verification import verify_bundle, verify_online
 from qdsn.web import i18n, qr
-from qdsn.web.auth import SESSION_COOKIE, anonymous_form, current, local_path, require, set_cookie
+from qdsn.web.auth import SESSION_COOKIE, anonymous_form, current, forget, local_path, require, set_cookie, tls_or_local
 from qdsn.web.pages import SECURITY_HEADERS, ConsoleRoute, console_of, render
 from qdsn.web.staff import Staff
 
@@ -36,7 +36,7 @@ def login_page(request: Request, next: str | None = None) -> Response:
     return render(request, "login.html", next=local_path(next, ""), error=None)
 
 
-@router.post("/login", dependencies=[Depends(anonymous_form)])
+@router.post("/login", dependencies=[Depends(tls_or_local), Depends(anonymous_form)])
 async def login(request: Request, name: Annotated[str, Form(max_length=64)],
                 password: Annotated[str, Form(max_length=1024)],
                 next: Annotated[str, Form()] = "") -> Response:  # fmt: skip
@@ -61,7 +61,7 @@ async def login(request: Request, name: Annotated[str, Form(max_length=64)],
 def logout(request: Request, staff: Annotated[Staff, Depends(require("viewer"))]) -> Response:
     console_of(request).staff.logout(staff)
     response = RedirectResponse("/console/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    forget(response, request, SESSION_COOKIE)
     return response
 
 

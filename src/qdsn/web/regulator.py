@@ -118,10 +118,12 @@ def add_member(request: Request, staff: Approver, did: Annotated[str, Form(max_l
         payload = registry.registration(did, role, name, _blank(key), _blank(credit_code), _blank(region),
                                         _blank(industry), _blank(address))  # fmt: skip
     except InvalidInput as e:
+        console.staff.record(staff, "member.add", did[:512], outcome="refused", why=f"{e.what}. {e.fix or ''}"[:500])
         page = registry.members_page(node.ledger.store, limit=50)
         return render(request, "regulator/members.html", status=400, page=page, filters={}, roles=registry.ROLES,
                       added=None, form=form, error=f"{e.what}. {e.fix}" if e.fix else e.what)  # fmt: skip
-    (receipt,) = node.submit([node.home.sign("identity.register", payload)])
+    with console.staff.attempt(staff, "member.add", payload["did"], name=payload["name"]):
+        (receipt,) = node.submit([node.home.sign("identity.register", payload)])
     console.staff.record(staff, "member.add", payload["did"], entry=receipt.seq, txid=receipt.txid,
                          name=payload["name"])  # fmt: skip
     return RedirectResponse(f"{PREFIX}/members/{payload['did']}?added={receipt.seq}", status_code=303)

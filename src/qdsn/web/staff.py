@@ -3,14 +3,20 @@ the node's home (`console.db`, mode 0600), shared by the node process and `qdsn 
 
 Passwords are hashed with Argon2id (argon2-cffi, RFC 9106 parameters); a session is a random token in
 an HttpOnly cookie, stored here only as its SHA-256, so that reading this file gives no live session.
-Failed logins are stored too, so the limit holds across processes and restarts."""
+Failed logins are stored too, so the limit holds across processes and restarts: a login reserves a
+failure in the transaction that counts them (and deletes it once the password is right), so that
+concurrent attempts cannot all be checked against one count, and at most `CHECKS` passwords are checked
+at once, since each check takes Argon2's 64 MiB."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import secrets
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,17 +40,24 @@ from sqlalchemy import (
     update,
 )
 
-from qdsn.errors import Conflict, InvalidInput, NotFound, RateLimited
+from qdsn.errors import Conflict, InvalidInput, NotFound, QDSNError, RateLimited
 
 ROLES = ("viewer", "engineer", "approver")  # each may do what the ones before it may
 SESSION_SECONDS = 8 * 3600  # a session ends after a working day, idle or not
 IDLE_SECONDS = 30 * 60  # and after half an hour without a request
 MIN_PASSWORD = 10
-# Failed logins within WINDOW seconds: past ACCOUNT_LIMIT for one account, or ADDRESS_LIMIT from one client
-# address, every login there is refused (even with the right password) until the oldest failure ages out.
+# Failed logins within WINDOW seconds. PAIR_LIMIT from one client address for one account refuses that
+# address for that account; ADDRESS_LIMIT from one address refuses it for every account (one guesser, many
+# names); ACCOUNT_LIMIT for one account from anywhere refuses it everywhere except from the addresses it
+# signed in from within KNOWN_SECONDS (many guessers cannot lock its staff out of their own desks). A login
+# refused stays refused, even with the right password, until the oldest failure ages out.
 WINDOW = 15 * 60
-ACCOUNT_LIMIT = 5
+PAIR_LIMIT = 5
 ADDRESS_LIMIT = 20
+ACCOUNT_LIMIT = 50
+KNOWN_SECONDS = 30 * 86400
+CHECKS = 2  # passwords checked at once: Argon2 takes 64 MiB each
+CHECK_WAIT = 5.0  # seconds a login waits for a check; then it is refused as busy
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
 metadata = MetaData()
@@ -71,6 +84,13 @@ failures = Table(
     Column("key", String(128), nullable=False, index=True),  # "account:NAME" or "address:IP"
     Column("at", Float, nullable=False),
 )
+known = Table(
+    "staff_known_addresses",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("address", String(64), primary_key=True),
+    Column("at", Float, nullable=False),  # the last sign-in from there
+)
 audit = Table(
     "staff_audit",
     metadata,
@@ -86,6 +106,7 @@ audit = Table(
 _hasher = PasswordHasher()
 # Verified against when no such account exists, so that a wrong name costs what a wrong password does.
 _DUMMY = _hasher.hash(secrets.token_hex(16))
+_checking = threading.BoundedSemaphore(CHECKS)
 
 
 @dataclass(frozen=True)
@@ -180,33 +201,55 @@ class StaffStore:
 
     def login(self, name: str, password: str, address: str) -> str:
         """A new session's token for a right name and password; InvalidInput for a wrong one (which
-        is counted), RateLimited while the account or the address has failed too often."""
-        now = self.clock()
-        keys = {f"account:{name[:64]}": ACCOUNT_LIMIT, f"address:{address[:64]}": ADDRESS_LIMIT}
-        with self.engine.begin() as c:
+        is counted), RateLimited while the account or the address has failed too often (see PAIR_LIMIT)."""
+        now, name, address = self.clock(), name[:64], address[:64]
+        pair, whole, place = f"pair:{name}@{address}", f"account:{name}", f"address:{address}"
+        with self.engine.begin() as c:  # a write first: the count and the reservation are one transaction
             c.execute(delete(failures).where(failures.c.at < now - WINDOW))
-            for key, limit in keys.items():
+            limits = {pair: PAIR_LIMIT, place: ADDRESS_LIMIT}
+            if not c.execute(select(known.c.at).where(known.c.name == name, known.c.address == address,
+                                                      known.c.at >= now - KNOWN_SECONDS)).first():  # fmt: skip
+                limits[whole] = ACCOUNT_LIMIT
+            for key, limit in limits.items():
                 ats = [r.at for r in c.execute(select(failures.c.at).where(failures.c.key == key))]
                 if len(ats) >= limit:
                     raise RateLimited(f"too many failed logins ({len(ats)} in {WINDOW // 60} minutes)",
                                       retry_after=min(ats) + WINDOW - now)  # fmt: skip
+            reserved = [c.execute(insert(failures).values(key=k, at=now)).inserted_primary_key[0]
+                        for k in (pair, whole, place)]  # fmt: skip
             row = c.execute(select(accounts).where(accounts.c.name == name)).first()
         try:
-            _hasher.verify(row.hash if row else _DUMMY, password)
-            ok = row is not None
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            ok = False
+            ok = self._check(row.hash if row else _DUMMY, password) and row is not None
+        except RateLimited:  # not checked: not a failure
+            self._release(reserved)
+            raise
         if not ok:
-            with self.engine.begin() as c:  # committed before the refusal is raised
-                c.execute(insert(failures), [{"key": k, "at": now} for k in keys])
-            raise InvalidInput("wrong name or password")
+            raise InvalidInput("wrong name or password")  # its reserved failure stays
         with self.engine.begin() as c:
-            c.execute(delete(failures).where(failures.c.key == f"account:{name}"))
+            c.execute(delete(failures).where(failures.c.id.in_(reserved) | (failures.c.key == pair)))
+            c.execute(delete(known).where(known.c.name == name, known.c.address == address))
+            c.execute(insert(known).values(name=name, address=address, at=now))
             token = secrets.token_urlsafe(32)
             c.execute(insert(sessions).values(digest=_digest(token), name=name, created=now, seen=now))
         if _hasher.check_needs_rehash(row.hash):
             self.passwd_hash(name, _hasher.hash(password))
         return token
+
+    @staticmethod
+    def _check(hashed: str, password: str) -> bool:
+        """Whether `password` is the one `hashed`, with at most CHECKS checks at once in this process."""
+        if not _checking.acquire(timeout=CHECK_WAIT):
+            raise RateLimited("the node is busy checking other logins", retry_after=CHECK_WAIT)
+        try:
+            return _hasher.verify(hashed, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+        finally:
+            _checking.release()
+
+    def _release(self, reserved: list[int]) -> None:
+        with self.engine.begin() as c:
+            c.execute(delete(failures).where(failures.c.id.in_(reserved)))
 
     def passwd_hash(self, name: str, hashed: str) -> None:
         with self.engine.begin() as c:
@@ -240,6 +283,16 @@ class StaffStore:
         with self.engine.begin() as c:
             c.execute(insert(audit).values(at=self.clock(), staff=name, role=role, action=action, subject=subject,
                                            detail=orjson.dumps(detail, default=str).decode()))  # fmt: skip
+
+    @contextmanager
+    def attempt(self, staff: Staff | str, action: str, subject: str, **detail: Any) -> Iterator[None]:
+        """Around an action: if it fails, its audit line says so (outcome "refused", and why), then it is raised."""
+        try:
+            yield
+        except Exception as e:
+            why = f"{e.what}. {e.fix}" if isinstance(e, QDSNError) and e.fix else getattr(e, "what", type(e).__name__)
+            self.record(staff, action, subject, **detail, outcome="refused", why=str(why)[:500])
+            raise
 
     def trail(self, limit: int = 100, *, action: str | None = None) -> list[dict[str, Any]]:
         """The newest lines of the audit log, newest first."""

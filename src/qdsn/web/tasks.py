@@ -1,4 +1,4 @@
-"""Long work started from a page (ingesting a large file): run in a thread of the node while the page
+"""Long work started from a page (ingesting a large file, a model's run): run in a thread of the node while the page
 shows its progress, asked for by the page's script (or by reloading without one)."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ class Task:
     staff: str
     done: int = 0
     total: int | None = None
+    stage: str = ""  # the step the work is at, for work made of steps
     state: str = "running"  # running, done, failed
     outcome: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -31,7 +32,7 @@ class Task:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "what": self.what, "done": self.done, "total": self.total, "state": self.state,
-                "error": self.error, "outcome": self.outcome}  # fmt: skip
+                "stage": self.stage, "error": self.error, "outcome": self.outcome}  # fmt: skip
 
 
 class Tasks:

@@ -13,7 +13,9 @@ document.addEventListener("DOMContentLoaded", () => {
         task = await r.json();
       } catch (e) { setTimeout(poll, 2000); return; }
       if (task.total) { bar.max = task.total; bar.value = task.done; }
-      said.textContent = task.total ? `${task.done} / ${task.total}` : said.textContent;
+      const steps = said.dataset.steps ? JSON.parse(said.dataset.steps) : null;  // work made of named steps
+      said.textContent = steps && steps[task.done] ? steps[task.done]
+        : task.total ? `${task.done} / ${task.total}` : said.textContent;
       if (task.state === "running") { setTimeout(poll, 500); return; }
       location.reload();  // the server renders the outcome
     };
