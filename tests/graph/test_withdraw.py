@@ -2,14 +2,21 @@
 may, refuses an unknown or already withdrawn one, keeps the same state digest (SQLite, PostgreSQL, after a
 restart, on a replica made before relations were kept); the graph no longer follows it."""
 
+import json
+
 import pytest
 from sqlalchemy import delete
 
+from qdsn.cli.member import registration
+from qdsn.crypto import SigningKey
 from qdsn.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from qdsn.graph.region import RegionGraph
+from qdsn.identity import did_key_from_public_key
 from qdsn.ledger import Ledger, tx
 from qdsn.ledger.store import supplies
+from qdsn.node import NodeHome
 
+from ..cli.test_cli import PASS, qdsn
 from ..services import fresh_database
 from .test_graph import graph_of, names
 
@@ -93,3 +100,35 @@ def _graph(ledger):
     g = RegionGraph()
     g.update(ledger.store)
     return g
+
+
+@pytest.mark.slow  # a real `qdsn` process per command
+def test_the_regulator_withdraws_a_relation_from_the_command_line(tmp_path):
+    home = tmp_path / "reg"
+    reg = NodeHome.init(home, "regulator", "某市市场监督管理局", PASS["QDSN_PASSPHRASE"], scrypt_n=2**4)
+    keys = {n: SigningKey.generate() for n in ("甲", "乙")}
+    dids = {n: did_key_from_public_key(k.verify_key.raw) for n, k in keys.items()}
+    for n, did in dids.items():
+        reg.submit("identity.register", registration(did, "enterprise", f"{n}电缆有限公司", None, None, "330106",
+                                                     "C3831", None))  # fmt: skip
+    led = Ledger.open(str(home / "ledger.db"))
+    declared = {"supplier": dids["甲"], "customer": dids["乙"]}
+    led.append([tx.sign_tx("supply.relation", declared, keys["甲"], dids["甲"])])
+    led.close()
+    (rel,) = json.loads(qdsn("graph", "relations", "--json", home=home).stdout)
+    assert (rel["supplier"], rel["customer"], rel["declarer"], rel["withdrawn"]) == (
+        dids["甲"], dids["乙"], dids["甲"], None)  # fmt: skip
+    assert "1 downstream" in qdsn("graph", "recall", dids["甲"], home=home).stdout
+
+    unknown = qdsn("graph", "withdraw", "ab" * 32, home=home, ok=False)
+    assert unknown.returncode != 0 and "Traceback" not in unknown.stderr + unknown.stdout
+    assert "no supply relation" in unknown.stderr + unknown.stdout
+    bad = qdsn("graph", "withdraw", "not-an-id", home=home, ok=False)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr + bad.stdout and "relation" in bad.stderr
+
+    done = qdsn("graph", "withdraw", rel["id"], "--reason", "declared in error", home=home).stdout
+    assert "withdrawn" in done
+    assert json.loads(qdsn("graph", "relations", "--json", home=home).stdout) == []
+    (gone,) = json.loads(qdsn("graph", "relations", "--withdrawn", "--json", home=home).stdout)
+    assert gone["withdrawn_by"] == reg.did
+    assert "0 downstream" in qdsn("graph", "recall", dids["甲"], home=home).stdout
