@@ -146,7 +146,7 @@ def _compare(c: Connection, kek: KekSource, expected: dict[str, Declared], resul
     for r in _rows(c, "SELECT id, kind, wrapped_key, kek_id, next_seq FROM vault_datasets ORDER BY id"):
         row = _typed(f"a dataset record ({r[0]!r:.40})", tuple(r), (str, str, (bytes, type(None)), str, int))
         stored[row[0]] = row
-    for table in ("vault_chunks", "vault_batches", "vault_messages", "vault_keys"):
+    for table in ("vault_chunks", "vault_batches", "vault_messages"):
         for (d,) in _rows(c, f"SELECT DISTINCT dataset FROM {table}"):
             if d not in stored:
                 raise Damaged(table, f"it holds rows of {d!r:.60}, a dataset the vault does not hold")
