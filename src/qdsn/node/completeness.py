@@ -150,6 +150,9 @@ def _compare(c: Connection, kek: KekSource, expected: dict[str, Declared], resul
         for (d,) in _rows(c, f"SELECT DISTINCT dataset FROM {table}"):
             if d not in stored:
                 raise Damaged(table, f"it holds rows of {d!r:.60}, a dataset the vault does not hold")
+    for (d,) in _rows(c, "SELECT DISTINCT dataset FROM vault_keys"):
+        if d not in stored and d not in expected:  # a declared dataset gone from the vault is reported below
+            raise Damaged("vault_keys", f"it holds rows of {d!r:.60}, a dataset neither the vault nor the ledger has")
     for d in sorted(set(stored) | set(expected)):
         try:
             n, v = _dataset(c, kek, d, stored.get(d), expected.get(d))
