@@ -1,6 +1,6 @@
-"""Ingestion benchmark: measurement records per second through settling with the ledger, seal
-(AES-256-GCM) + store (with each batch's source: a digest of the records up to it, so the same records
-are never stored twice) + batch root + anchor on the ledger, beside a plain
+"""Ingestion benchmark: measurement records per second through settling with the ledger, each record's
+content key and the count of those the dataset holds (so the same records are never stored twice), seal
+(AES-256-GCM) + store (with the batch's record keys) + batch root + anchor on the ledger, beside a plain
 SQLite insert of the same records in the same run.
 
     python benchmarks/ingest.py [--records 200000] [--batch 10000]
@@ -21,8 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 from qdsn.crypto import SigningKey, hkdf_sha256
-from qdsn.data.ingest import prefix_digests
-from qdsn.data.vault import Batch, Source, Vault
+from qdsn.data.ingest import not_held
+from qdsn.data.vault import Batch, Vault
 from qdsn.identity import did_key_from_public_key, multikey_from_public_key
 from qdsn.ledger import Ledger, tx
 from qdsn.ledger.ordering.embedded import EmbeddedOrderer
@@ -80,14 +80,12 @@ def bench_vault(records: list[dict], batch: int, folder: Path) -> float:
         return find_anchor(ledger, did, dataset, first)
 
     t = time.perf_counter()
-    # as `qdsn ingest` does it: settled with the ledger first, each batch with its source and place in it
+    # as `qdsn ingest` does it: settled with the ledger first, only records the dataset does not hold
     vault.settle("d", anchor, lookup)
-    cuts = range(0, len(records), batch)
-    upto = [min(i + batch, len(records)) for i in cuts]
-    skip = vault.stored_prefix("d", lambda counts: prefix_digests(records, counts))  # records stored before
-    source = Source([d for _, d in sorted(prefix_digests(records, upto).items())], upto)
-    assert skip == 0
-    for b in vault.add_stream("d", (records[i : i + batch] for i in cuts), source):
+    new, keys, size = not_held(vault, "d", records)
+    assert len(new) == len(records)
+    cuts = range(0, len(new), batch)
+    for b in vault.add_stream("d", (new[i : i + batch] for i in cuts), (keys[i : i + batch] for i in cuts), at=size):
         vault.anchor_batch(b, anchor, lookup)
     rate = len(records) / (time.perf_counter() - t)
     assert vault.verify("d") == len(records)

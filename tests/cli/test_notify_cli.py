@@ -192,3 +192,18 @@ def test_what_a_sender_controls_at_the_inbox_is_refused(consortium):
         answer.call("POST", f"/notifications/{nid}/transitions", {"state": "CANCELED", "reason": "done"})
     with pytest.raises(InvalidInput, match="SENT and RECEIVED are recorded by delivering"):
         answer.call("POST", f"/notifications/{nid}/transitions", {"state": "RECEIVED"})
+
+
+def test_an_undelivered_notification_is_listed_and_delivered_once_its_address_is_given(consortium):
+    maker, lab, url = consortium["maker"], consortium["lab"], consortium["url"]
+    nid = raised(lab)  # not sent: the certification body's node knows no address of the maker's
+    d = {n["id"]: n for n in listed(lab)["notifications"]}[nid]["delivery"]
+    assert d["url"] is None and "address is not known" in d["reason"] and "qdsn notify address" in d["next"]
+    text = qdsn(lab, "notify", "list").stdout
+    assert f"{nid} undelivered 未投递" in text and "qdsn notify address --to" in text
+    out = qdsn(lab, "notify", "address", "--to", "Acme Cable", "--url", url["maker"]).stdout
+    assert f"✓ {nid}: RECEIVED" in out
+    assert {n["id"]: n for n in listed(maker)["notifications"]}[nid]["state"] == "RECEIVED"
+    assert {n["id"]: n for n in listed(lab)["notifications"]}[nid]["delivery"] is None
+    refused = qdsn(lab, "notify", "address", "--to", "Acme Cable", "--url", "maker:8420", ok=False)
+    assert "is not a node's API URL" in refused.stderr

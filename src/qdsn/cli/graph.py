@@ -10,10 +10,22 @@ import orjson
 import typer
 from rich.table import Table
 
-from qdsn.cli.common import Home, console, print_json, replica, shown
+from qdsn.cli.common import (
+    Home,
+    Operator,
+    OperatorCA,
+    console,
+    linked_node,
+    logged,
+    party,
+    print_json,
+    replica,
+    shown,
+)
 from qdsn.errors import InvalidInput
 from qdsn.graph import divisions, documents, svgmap
 from qdsn.graph.region import INDICATORS, RegionGraph, draw_map, of_replica
+from qdsn.ledger import tx
 from qdsn.node import NodeHome
 
 graph_app = typer.Typer(help="The regional quality graph (区域质量图谱): recall, coverage, notifications, suppliers, "
@@ -205,3 +217,91 @@ def map_cmd(
         return
     console.print(f"[green]✓[/] map 地图 ({indicator}, {level}, {len(values)} regions) written to {out}",
                   highlight=False)  # fmt: skip
+
+
+def _member(state: Any, who: str) -> str:
+    """A member named by its DID or its registered name (one only)."""
+    from qdsn.cli.notify import _recipient
+
+    return _recipient(state, who)
+
+
+@graph_app.command("declare")
+def declare(
+    supplier: Annotated[str, typer.Option(help="The supplier: a member's DID or registered name.")],
+    customer: Annotated[str, typer.Option(help="The customer: a member's DID or registered name.")],
+    home: Home,
+    product: Annotated[str | None, typer.Option(help="What is supplied.")] = None,
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
+) -> None:
+    """Declare on the ledger that `supplier` supplies `customer` (this node is one of the two). 声明供应关系。"""
+    node = linked_node(home, operator, operator_ca)
+    try:
+        node.catch_up()
+        state = node.ledger.state
+        p = {"supplier": _member(state, supplier), "customer": _member(state, customer)}
+        p |= {"product": product} if product else {}
+        env = node.home.sign("supply.relation", p)
+        node.submit([env])
+        console.print(f"[green]✓[/] supply relation {tx.txid(env.leaf())} declared ({logged(node.receipts)})",
+                      highlight=False)  # fmt: skip
+        console.print(f"  withdraw it with: qdsn graph withdraw {tx.txid(env.leaf())}", highlight=False)
+    finally:
+        node.close()
+
+
+@graph_app.command("relations")
+def relations(
+    home: Home,
+    withdrawn: Annotated[bool, typer.Option(help="List withdrawn relations too.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """The supply relations declared on the ledger, by the id a withdrawal names. 供应关系。"""
+    ledger = replica(NodeHome.open(home, ""))
+    try:
+        state = ledger.state
+        rows = [r for _, r in sorted(state.supplies.items()) if withdrawn or r.withdrawn is None]
+    finally:
+        ledger.close()
+    if as_json:
+        _print_json([{"id": r.id} | r.to_json() for r in rows])
+        return
+    table = Table(title=f"{len(rows)} supply relations 供应关系")
+    for col in (
+        "relation 关系",
+        "supplier 供应方",
+        "customer 客户",
+        "product 产品",
+        "declared by 声明方",
+        "withdrawn 撤回",
+    ):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r.id, party(state, r.supplier), party(state, r.customer), shown(r.product or ""),
+                      party(state, r.declarer),
+                      f"entry {r.withdrawn}" if r.withdrawn is not None else "")  # fmt: skip
+    console.print(table)
+
+
+@graph_app.command("withdraw")
+def withdraw(
+    relation: Annotated[
+        str, typer.Argument(help="The relation's id (its supply.relation entry; qdsn graph relations).")
+    ],
+    home: Home,
+    reason: Annotated[str | None, typer.Option(help="Why; on the ledger, which every member reads.")] = None,
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
+) -> None:
+    """Withdraw a supply relation this node declared (or, for the regulator, any): the graph no longer
+    follows it. 撤回供应关系。"""
+    node = linked_node(home, operator, operator_ca)
+    try:
+        node.catch_up()
+        p = {"relation": relation} | ({"reason": reason} if reason else {})
+        tx.check_payload("supply.withdraw", p)
+        node.submit([node.home.sign("supply.withdraw", p)])
+        console.print(f"[green]✓[/] supply relation {relation} withdrawn ({logged(node.receipts)})", highlight=False)
+    finally:
+        node.close()

@@ -107,10 +107,47 @@ def notify_send(
 
     node = linked_node(home, operator, operator_ca)
     try:
+        node.catch_up()
+        n = node.ledger.state.notices.get(notification)
+        if n is not None and n.sender == node.did:
+            notify.remember(node, n.recipient, url)  # the rounds deliver there too, whatever happens now
         got = notify.send(node, notification, peer_client(node.home, url, ca))
     finally:
         node.close()
     console.print(f"[green]✓[/] {notification} delivered; it is {got['state']} on the ledger", highlight=False)
+
+
+@notify_app.command("address")
+def notify_address(
+    to: Annotated[str, typer.Option("--to", help="A member's DID or registered name.")],
+    url: Annotated[str, typer.Option(help="Its node's API, e.g. https://maker:8420.")],
+    home: Home,
+    ca: Ca = None,
+    operator: Operator = None,
+    operator_ca: OperatorCA = None,
+) -> None:
+    """Tell this node where a member's node is: every notification raised to it and not yet delivered
+    (raised automatically before its address was known, too) is delivered there now, and by the node's
+    rounds from then on."""
+    from qdsn.node import notify
+
+    node = linked_node(home, operator, operator_ca)
+    try:
+        node.catch_up()
+        recipient = _recipient(node.ledger.state, to)
+        waiting = set(notify.remember(node, recipient, url))
+        console.print(f"  {len(waiting)} notifications waiting for ", party(node.ledger.state, recipient),
+                      highlight=False)  # fmt: skip
+        if waiting:
+            done = notify.deliver_due(node, lambda u: peer_client(node.home, u, ca))
+            for id in sorted(waiting):
+                state = node.ledger.state.notices[id].state
+                mark = "[green]✓[/]" if id in done else "[yellow]![/]"
+                console.print(f"{mark} {id}: {state}", highlight=False)
+            if waiting - set(done):
+                console.print("  not delivered yet: qdsn notify list says why; the running node tries again")
+    finally:
+        node.close()
 
 
 def _move(word: str, notification: str, reason: str | None, home: Path, operator: str | None,
@@ -191,10 +228,19 @@ def notify_list(home: Home, as_json: Json = False) -> None:
                 table.add_column(name)
             table.add_column("sender 发送方", overflow="fold")
             table.add_column("recipient 接收方", overflow="fold")
+            table.add_column("delivery 投递", overflow="fold")
+            waiting = []
             for n in doc["notifications"]:
+                d = n.get("delivery")
                 table.add_row(n["id"], n["classification"], Text(n["severity"], style=SEVERITY_STYLE[n["severity"]]),
-                              _state(n["state"]), party(state, n["sender"]), party(state, n["recipient"]))  # fmt: skip
+                              _state(n["state"]), party(state, n["sender"]), party(state, n["recipient"]),
+                              Text("undelivered 未投递", style="yellow") if d else Text(""))  # fmt: skip
+                if d:
+                    waiting.append((n["id"], d))
             console.print(table)
+            for id, d in waiting:
+                console.print(Text(f"! {id} undelivered 未投递: ", style="yellow"), shown(d["reason"]))
+                console.print(Text("  next 下一步: "), shown(d["next"]))
         else:
             console.print("No notifications of this node. 本节点暂无质量通知。")
         others = doc.get("others")

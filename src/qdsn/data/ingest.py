@@ -11,10 +11,10 @@ numbers are the file's line numbers, blank lines skipped. Columns may be mapped 
 (`Layout.columns`), and times written without an offset read in a named zone (`Layout.tz`). A
 measurement of a characteristic the dataset does not declare is a bad row.
 
-Ingestion is idempotent: each batch remembers a digest of the records up to it, so the same records
-ingested again — the same file after a crash or twice, re-saved with other bytes, or grown since — are
-skipped and reported as already stored; batches a crash left between the vault and the ledger are
-settled first.
+Ingestion is idempotent: every stored record is known by its content key, so the same records ingested
+again — the same file after a crash or twice, a part of it, re-saved in another encoding or order, or
+grown since — are skipped and reported as already stored, and only records the dataset does not hold
+are added; batches a crash left between the vault and the ledger are settled first.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from pydantic import ValidationError
 from qdsn.data import epcis
 from qdsn.data.model import MODELS, Record
 from qdsn.data.rows import BadRow, Row, Unreadable
-from qdsn.data.vault import AnchorLookup, Batch, Source, Vault
+from qdsn.data.vault import AnchorLookup, Batch, Vault
 from qdsn.errors import InvalidInput
 
 __all__ = ["KIND_MODELS", "BadRow", "Layout", "Row", "Summary", "Unreadable", "ingest", "ingest_epcis", "validate"]
@@ -420,20 +420,6 @@ def validate(
     return good, [b for _, b in bad]
 
 
-def prefix_digests(records: Sequence[dict[str, Any]], counts: Iterable[int]) -> dict[int, bytes]:
-    """The SHA-256 of the first n records (their JSON, comma-ended) for each n of `counts` within them:
-    one pass, whatever the counts; what names records already stored, whatever file they came in."""
-    h, done, out = hashlib.sha256(), 0, {}
-    for n in sorted(set(counts)):
-        if n > len(records) or n <= 0:
-            continue
-        if n > done:
-            h.update(orjson.dumps(records[done:n])[1:-1] + b",")
-            done = n
-        out[n] = h.copy().digest()
-    return out
-
-
 def _digest(path: Path) -> bytes:
     try:
         with path.open("rb") as f:
@@ -498,8 +484,8 @@ def ingest(
     already found bad; `characteristics`, those the dataset declares (measurements of others are bad rows).
 
     Idempotent: batches an interrupted run left unanchored are settled with the ledger first (`lookup`
-    finds an anchor that reached it), and the records the dataset already holds from an earlier run of
-    the same records (this file, or one with the same records first) are skipped and counted as `already`."""
+    finds an anchor that reached it), and the records the dataset already holds (by content, from whatever
+    file or run) are skipped and counted as `already` (see `not_held`)."""
     vault.settle(dataset, anchor, lookup)
     digest = _digest(path)
     if rows is None:
@@ -517,18 +503,37 @@ def ingest(
     if bad and quarantine is not None:
         _set_aside(quarantine, path, digest, bad)
         summary.quarantined = len(bad)
-    skip = vault.stored_prefix(dataset, lambda counts: prefix_digests(good, counts))
-    summary.already = skip
-    cuts = range(skip, len(good), batch_size)
-    upto = [min(i + batch_size, len(good)) for i in cuts]
-    source = Source([d for _, d in sorted(prefix_digests(good, upto).items())], upto)
-    for batch in vault.add_stream(dataset, (good[i : i + batch_size] for i in cuts), source):
+    new, keys, size = not_held(vault, dataset, good)
+    summary.already = len(good) - len(new)
+    cuts = range(0, len(new), batch_size)
+    batches = vault.add_stream(
+        dataset, (new[i : i + batch_size] for i in cuts), (keys[i : i + batch_size] for i in cuts), at=size
+    )
+    for batch in batches:
         txid = vault.anchor_batch(batch, anchor, lookup)
         summary.batches.append((batch, txid))
         summary.accepted += batch.count
         if progress:
-            progress(summary.accepted, len(good) - skip)
+            progress(summary.accepted, len(new))
     return summary
+
+
+def not_held(
+    vault: Vault, dataset: str, records: Sequence[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[bytes], int]:
+    """(the records the dataset does not hold yet, in their order; their keys; the dataset's size they
+    were counted at). A record is what it says — its content key — not where it was read from, and is
+    stored as many times as a source holds it: a source holding one record twice stores it twice, once."""
+    keys = vault.record_keys(dataset, records)
+    held, size = vault.held(dataset, keys)
+    new, fresh = [], []
+    for record, key in zip(records, keys, strict=True):
+        if held[key] > 0:
+            held[key] -= 1
+        else:
+            new.append(record)
+            fresh.append(key)
+    return new, fresh, size
 
 
 def ingest_epcis(

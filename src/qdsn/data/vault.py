@@ -15,7 +15,8 @@ import hmac
 import os
 import struct
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -90,9 +91,20 @@ vault_messages = Table(
     Column("message", String(128), primary_key=True),
     Column("seq", Integer, nullable=False),
 )
-# Where each batch came from: a MAC of the digest of its source's records up to and including this
-# batch, and how many that is, so the same records ingested again (after a crash, from the same file
-# re-saved, or from the file grown since) are skipped, not stored twice.
+# What each stored record is: its content key (`Vault.record_keys`), a batch to a row in record order,
+# sealed with the dataset's key and written in the transaction that stores the batch, so the same
+# records ingested again — from whatever file, in whatever order or encoding — are known and skipped.
+# One row per batch, not per record: an index row per record would halve the ingest rate.
+vault_keys = Table(
+    "vault_keys",
+    metadata,
+    Column("dataset", String(128), primary_key=True),
+    Column("first", Integer, primary_key=True, autoincrement=False),
+    Column("count", Integer, nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+)
+KEY_SIZE = 16  # bytes of a record's content key: 2^-64 odds of a collision even among 2^32 records
+# No longer written (record keys replaced source digests); kept so that older vaults and backups open.
 vault_sources = Table(
     "vault_sources",
     metadata,
@@ -127,16 +139,6 @@ vault_sequences = Table(
 KekSource = Callable[[str | None], tuple[str, bytes]]  # kek id (None: current) -> (kek id, 32-byte kek)
 # (dataset, first) -> (anchoring txid, the anchored batch) if the ledger holds an anchor of the dataset at `first`
 AnchorLookup = Callable[[str, int], "tuple[str, Batch] | None"]
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where the records of a stream of batches come from: for each batch, a digest of the source's
-    records up to and including it (`prefixes`) and how many records that is (`upto`), so the same
-    records sent again — the same file, re-saved, or grown since — are known (`Vault.stored_prefix`)."""
-
-    prefixes: Sequence[bytes]
-    upto: Sequence[int]
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,27 @@ def _quarantine_aad(dataset: str, message: str) -> bytes:
 
 def _stream_aad(dataset: str, stream: str) -> bytes:
     return f"qdsn/vault/sequences/{dataset}/{stream}".encode()
+
+
+def _keys_aad(dataset: str, first: int, count: int) -> bytes:
+    return f"qdsn/vault/record-keys/{dataset}/{first}/{count}".encode()
+
+
+def content_keys(data_key: bytes, records: Iterable[dict[str, Any]]) -> list[bytes]:
+    """What identifies each record of the dataset whose data key this is: a keyed hash of its canonical
+    JSON (RFC 8785), so the same record read from another file, encoding or format has the same key.
+    Keyed BLAKE2b (RFC 7693's MAC mode) rather than HMAC: it runs for every record ingested, at half
+    the cost; keyed by the dataset, so a guessed reading cannot be checked against the stored keys."""
+    key, b2 = hkdf_sha256(data_key, b"qdsn record keys"), hashlib.blake2b
+    return [b2(canonical_json(r), key=key, digest_size=KEY_SIZE).digest() for r in records]
+
+
+def open_keys(data_key: bytes, dataset: str, first: int, count: int, sealed: bytes) -> list[bytes]:
+    """The content keys of records [first, first + count) as stored; IntegrityError if altered or moved."""
+    blob = open_sealed(data_key, sealed, _keys_aad(dataset, first, count))
+    if len(blob) != KEY_SIZE * count:
+        raise IntegrityError(f"the record keys of {dataset!r} at {first} are not {count} keys")
+    return [blob[i : i + KEY_SIZE] for i in range(0, len(blob), KEY_SIZE)]
 
 
 def seal_records(
@@ -409,22 +432,58 @@ class Vault:
         an id as sent nor a reading guessed from its digest can be read from the table."""
         return hmac.new(self._dedup_key(dataset), message, hashlib.sha256).hexdigest()
 
-    def _source_tag(self, dataset: str, digest: bytes) -> str:
-        return self.message_key(dataset, b"source\0" + digest)
+    def record_keys(self, dataset: str, records: Iterable[dict[str, Any]]) -> list[bytes]:
+        """Each record's content key in `dataset` (see `content_keys`)."""
+        return content_keys(self._data_key(dataset), records)
 
-    def stored_prefix(self, dataset: str, prefix: Callable[[Sequence[int]], dict[int, bytes]]) -> int:
-        """How many of a source's first records the dataset already holds: the longest stored prefix
-        whose digest matches. `prefix(counts)` gives the source's digest of its first n records for
-        each n asked (one pass over the records)."""
-        t = vault_sources.c
+    def held(self, dataset: str, keys: Collection[bytes]) -> tuple[Counter[bytes], int]:
+        """How many records of each of these content keys the dataset holds, and how many records it
+        holds in all: the size those counts are of (`add_stream(..., at=size)` writes only after it).
+        Batches stored before record keys existed get theirs first, from their records."""
+        self._index(dataset)
+        wanted, found, covered = set(keys), Counter[bytes](), 0
+        t = vault_keys.c
         with self.engine.connect() as c:
-            rows = c.execute(select(t.source, t.upto).where(t.dataset == dataset)).all()
-        tags: dict[int, set[str]] = {}
-        for tag, upto in rows:
-            tags.setdefault(upto, set()).add(tag)
-        digests = prefix(sorted(tags))
-        held = [n for n, d in digests.items() if self._source_tag(dataset, d) in tags[n]]
-        return max(held, default=0)
+            size = c.execute(select(vault_datasets.c.next_seq).where(vault_datasets.c.id == dataset)).scalar_one()
+            rows = c.execute(
+                select(t.first, t.count, t.sealed).where(and_(t.dataset == dataset, t.first < size)).order_by(t.first)
+            ).all()
+        sealed_with = self._data_key(dataset) if rows else b""
+        for first, count, sealed in rows:
+            if first != covered:
+                raise IntegrityError(f"the record keys of {dataset!r} jump from record {covered} to {first}")
+            found.update(k for k in open_keys(sealed_with, dataset, first, count, sealed) if k in wanted)
+            covered += count
+        if covered != size:
+            raise IntegrityError(f"the record keys of {dataset!r} cover {covered} of its {size} records")
+        return found, size
+
+    def _index(self, dataset: str) -> int:
+        """Give each batch stored without record keys (by a version before them) its keys, from its
+        records; returns the batches indexed."""
+        b, k = vault_batches.c, vault_keys.c
+        with self.engine.connect() as c:
+            bare = c.execute(
+                select(b.first, b.count, b.root)
+                .select_from(vault_batches.outerjoin(vault_keys, and_(k.dataset == b.dataset, k.first == b.first)))
+                .where(and_(b.dataset == dataset, k.first.is_(None)))
+                .order_by(b.first)
+            ).all()
+        for first, count, root in bare:
+            leaves = self._leaves(dataset, first, first + count)
+            keys = self.record_keys(dataset, (orjson.loads(x)["record"] for x in leaves))
+            sealed = self._seal_keys(dataset, first, keys)
+            try:
+                with self.engine.begin() as c:
+                    same = and_(b.dataset == dataset, b.first == first, b.count == count, b.root == root)
+                    if c.execute(select(b.first).where(same)).first() is not None:  # not discarded meanwhile
+                        c.execute(insert(vault_keys).values(dataset=dataset, first=first, count=count, sealed=sealed))
+            except DBIntegrityError:
+                pass  # another process indexed it first
+        return len(bare)
+
+    def _seal_keys(self, dataset: str, first: int, keys: Sequence[bytes]) -> bytes:
+        return seal(self._data_key(dataset), b"".join(keys), _keys_aad(dataset, first, len(keys)))
 
     def add_batch(
         self,
@@ -450,50 +509,53 @@ class Vault:
                     return None
             first = c.execute(select(vault_datasets.c.next_seq).where(vault_datasets.c.id == dataset)).scalar_one()
             batch, rows = _sealed_batch(key, dataset, first, records, sigs)
-            self._write(c, batch, rows, keys)
+            self._write(c, batch, rows, self._seal_keys(dataset, first, self.record_keys(dataset, records)), keys)
             self._note_sequences(c, dataset, records)
         return batch
 
     def add_stream(
-        self, dataset: str, batches: Iterable[Sequence[dict[str, Any]]], source: Source | None = None
+        self,
+        dataset: str,
+        batches: Iterable[Sequence[dict[str, Any]]],
+        keys: Iterable[Sequence[bytes]] | None = None,
+        *,
+        at: int | None = None,
     ) -> Iterator[Batch]:
         """`add_batch` for many batches in a row, each in its own transaction: batch k+1 is sealed while
         batch k is written. Yields each batch once it is committed; the next is written only after the
-        caller asks for it (anchor the batch first), so at most one batch waits for its anchor. With a
-        `source`, each batch records the digest of the source's records up to it (see `stored_prefix`)."""
+        caller asks for it (anchor the batch first), so at most one batch waits for its anchor. `keys`
+        are the batches' record keys if the caller has them (`record_keys`); with `at`, the first batch
+        is written only if the dataset still holds that many records (as when `held` counted them)."""
         key = self._data_key(dataset)
-        first = self._row(dataset).next_seq
-        origins = iter(zip(source.prefixes, source.upto, strict=True)) if source is not None else None
+        first = self._row(dataset).next_seq if at is None else at
+        given = iter(keys) if keys is not None else None
         with ThreadPoolExecutor(1, thread_name_prefix="vault-writer") as writer:
             writing: Future[Batch] | None = None
             for records in batches:
                 if not records:
                     raise InvalidInput("an empty batch has nothing to commit")
+                these = next(given) if given is not None else self.record_keys(dataset, records)
+                if len(these) != len(records):
+                    raise InvalidInput("one record key per record")
                 sealed = _sealed_batch(key, dataset, first, records, [None] * len(records))
                 if writing is not None:
                     yield writing.result()
-                if origins is not None:
-                    digest, upto = next(origins)
-                    origin: tuple[str, int] | None = (self._source_tag(dataset, digest), upto)
-                else:
-                    origin = None
-                writing = writer.submit(self._commit, *sealed, origin, records)
+                writing = writer.submit(self._commit, *sealed, self._seal_keys(dataset, first, these), records)
                 first += len(records)
             if writing is not None:
                 yield writing.result()
 
     def _commit(
-        self, batch: Batch, rows: list[tuple[int, bytes, bytes]], origin: tuple[str, int] | None,
-        records: Sequence[dict[str, Any]],
-    ) -> Batch:  # fmt: skip
+        self, batch: Batch, rows: list[tuple[int, bytes, bytes]], sealed_keys: bytes, records: Sequence[dict[str, Any]]
+    ) -> Batch:
         with self.engine.begin() as c:
-            self._write(c, batch, rows, origin=origin)
+            self._write(c, batch, rows, sealed_keys)
             self._note_sequences(c, batch.dataset, records)
         return batch
 
     @staticmethod
-    def _write(c, batch: Batch, rows: list[tuple[int, bytes, bytes]], message_keys=None, origin=None) -> None:  # type: ignore[no-untyped-def]
-        """Store a sealed batch where the dataset ends now, or refuse if it grew meanwhile."""
+    def _write(c, batch: Batch, rows: list[tuple[int, bytes, bytes]], sealed_keys: bytes, message_keys=None) -> None:  # type: ignore[no-untyped-def]
+        """Store a sealed batch and its record keys where the dataset ends now, or refuse if it grew meanwhile."""
         dataset, first, count = batch.dataset, batch.first, batch.count
         grown = c.execute(
             update(vault_datasets)
@@ -501,15 +563,17 @@ class Vault:
             .values(next_seq=first + count)
         )
         if grown.rowcount != 1:
-            raise Conflict(f"dataset {dataset!r} grew while records {first}… were sealed; they were not written")
+            raise Conflict(
+                f"dataset {dataset!r} grew while records {first}… were sealed; they were not written",
+                "run the same ingest again: the records stored meanwhile are skipped",
+            )
         insert_many(c, vault_chunks, [(dataset, first + i * CHUNK, n, row) for i, (n, row, _) in enumerate(rows)])
         if message_keys is not None:
             c.execute(
                 insert(vault_messages),
                 [{"dataset": dataset, "message": m, "seq": first + i} for i, m in enumerate(message_keys)],
             )
-        if origin is not None:
-            c.execute(insert(vault_sources).values(dataset=dataset, first=first, source=origin[0], upto=origin[1]))
+        c.execute(insert(vault_keys).values(dataset=dataset, first=first, count=count, sealed=sealed_keys))
         c.execute(
             insert(vault_batches).values(dataset=dataset, first=first, count=count, root=batch.root, anchored=False)
         )
@@ -555,7 +619,7 @@ class Vault:
 
     def discard(self, dataset: str, first: int) -> None:
         """Remove the records of a dataset from `first` on, which the ledger never anchored: their
-        rows, batches, message keys and sources, and `next_seq` goes back to `first`."""
+        rows, batches, message and record keys, and `next_seq` goes back to `first`."""
         with self.engine.begin() as c:
             b = vault_batches.c
             if c.execute(
@@ -571,6 +635,7 @@ class Vault:
             c.execute(
                 delete(vault_sources).where(and_(vault_sources.c.dataset == dataset, vault_sources.c.first >= first))
             )
+            c.execute(delete(vault_keys).where(and_(vault_keys.c.dataset == dataset, vault_keys.c.first >= first)))
             c.execute(delete(vault_batches).where(and_(b.dataset == dataset, b.first >= first)))
             c.execute(
                 update(vault_datasets)

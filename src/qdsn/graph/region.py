@@ -27,7 +27,7 @@ import rustworkx as rx
 
 from qdsn.errors import InvalidInput, NotFound
 from qdsn.graph import divisions, documents, shared, svgmap
-from qdsn.ledger.tx import is_did
+from qdsn.ledger.tx import is_did, txid
 
 FINAL_STATES = ("CLOSED", "CANCELED")
 SEVERITIES = ("MINOR", "MAJOR", "CRITICAL", "LIFE-THREATENING")
@@ -96,12 +96,23 @@ class Relation:
     """A supply relation: the products named on it, who declared it, and where it was read from ("ledger",
     "epcis"). A plain class: one is made per relation folded, and a dataclass's factories cost twice as much."""
 
-    __slots__ = ("declared_by", "products", "sources")
+    __slots__ = ("declared_by", "entries", "products", "shared", "sources")
 
     def __init__(self, by: str, source: str) -> None:
         self.products: set[str] = set()
         self.declared_by = {by}
         self.sources = {source}
+        self.entries: dict[str, tuple[str, str | None]] = {}  # declaring supply.relation id → (by, product)
+        self.shared: tuple[set[str], set[str]] = (set(), set())  # sharers and products of EPCIS events
+
+    def withdraw(self, entry: str) -> bool:
+        """Leave one declaration out; returns whether anything still says the relation holds."""
+        self.entries.pop(entry, None)
+        sharers, shipped = self.shared
+        self.declared_by = {by for by, _ in self.entries.values()} | sharers
+        self.products = {p for _, p in self.entries.values() if p is not None} | shipped
+        self.sources = ({"ledger"} if self.entries else set()) | ({"epcis"} if sharers else set())
+        return bool(self.sources)
 
     def confirmed(self, supplier: str, customer: str) -> bool:
         """Both parties said so (each by a declaration or a shared event)."""
@@ -137,6 +148,7 @@ class RegionGraph:
         self.models: dict[str, str] = {}  # "id@version" → publisher
         self.datasets: dict[str, str] = {}  # dataset → owner
         self.relations: dict[tuple[str, str], Relation] = {}
+        self._declared: dict[str, tuple[str, str]] = {}  # supply.relation id → (supplier, customer)
         self.documents: set[str] = set()  # shared documents folded, by digest
         self._nodes: dict[tuple[str, str], int] = {}
         self._keys: list[tuple[str, str]] = []  # node index → (kind, key)
@@ -183,7 +195,7 @@ class RegionGraph:
         """Fold the entries `store` (a `ledger.store.Store`) holds beyond those already folded; returns how
         many were read. Only the types the graph reads are fetched."""
         start = self.size
-        types = list(_FOLDS)
+        types = [*_FOLDS, *_BY_ENTRY]
         m = "?" if store.engine.dialect.paramstyle == "qmark" else "%s"
         sql = (f"SELECT seq, type, submitter, leaf FROM entries WHERE seq >= {m} AND seq < {m} "
                f"AND type IN ({', '.join([m] * len(types))}) ORDER BY seq")  # fmt: skip
@@ -201,7 +213,10 @@ class RegionGraph:
                 upto = min(end, self.size + CHUNK)
                 cur.execute(sql, (self.size, upto, *types))
                 for seq, type_, submitter, leaf in cur.fetchall():
-                    folds[type_](self, seq, submitter, loads(leaf)["payload"])
+                    if type_ in _BY_ENTRY:  # a withdrawal names the declaration by its entry's id
+                        _BY_ENTRY[type_](self, seq, submitter, loads(leaf)["payload"], txid(bytes(leaf)))
+                    else:
+                        folds[type_](self, seq, submitter, loads(leaf)["payload"])
                 self.size = upto
         finally:
             conn.close()
@@ -209,13 +224,15 @@ class RegionGraph:
                 gc.enable()
         return self.size - start
 
-    def fold(self, seq: int, type: str, submitter: str, payload: Mapping[str, Any]) -> None:
-        """Fold one entry of the log (already validated by the replica) at position `seq`."""
+    def fold(self, seq: int, type: str, submitter: str, payload: Mapping[str, Any], entry: str | None = None) -> None:
+        """Fold one entry of the log (already validated by the replica) at position `seq`; `entry`, its id
+        (what a supply relation's withdrawal names it by)."""
         if seq < self.size:
             raise InvalidInput(f"entry {seq} folded out of order: the graph holds {self.size} entries",
                                "fold the log from where the graph stands")  # fmt: skip
-        fold = _FOLDS.get(type)
-        if fold is not None:
+        if type in _BY_ENTRY:
+            _BY_ENTRY[type](self, seq, submitter, payload, entry or f"entry {seq}")
+        elif (fold := _FOLDS.get(type)) is not None:
             fold(self, seq, submitter, payload)
         self.size = seq + 1
 
@@ -234,8 +251,11 @@ class RegionGraph:
                 reading.skipped.append((s.event, f"{unknown[0]} is not an enterprise member of this log"))
                 continue
             self._relation(s.supplier, s.customer, sharer, "epcis", None)
+            rel = self.relations[(s.supplier, s.customer)]
+            rel.shared[0].add(sharer)
             for b in s.batches:
                 product = shared.product_of(b)
+                rel.shared[1].add(product)
                 self._relation_product(s.supplier, s.customer, product)
                 self._edge(("org", s.supplier), ("product", f"{s.supplier} {product}"), "makes")
                 self._edge(("product", f"{s.supplier} {product}"), ("batch", b), "batch")
@@ -249,16 +269,34 @@ class RegionGraph:
                     self._edge(("batch", i), ("batch", o), "made into")
         return reading
 
-    def _relation(self, supplier: str, customer: str, by: str, source: str, product: str | None) -> None:
+    def _relation(self, supplier: str, customer: str, by: str, source: str, product: str | None,
+                  entry: str | None = None) -> None:  # fmt: skip
         rel = self.relations.get((supplier, customer))
         if rel is None:
-            self.relations[(supplier, customer)] = Relation(by, source)
+            rel = self.relations[(supplier, customer)] = Relation(by, source)
             self._edge(("org", supplier), ("org", customer), "supplies")
         else:
             rel.declared_by.add(by)
             rel.sources.add(source)
+        if entry is not None:
+            rel.entries[entry] = (by, product)
+            self._declared[entry] = (supplier, customer)
         if product is not None:
             self._relation_product(supplier, customer, product)
+
+    def _withdraw(self, entry: str) -> None:
+        """A declared relation withdrawn: without it (and nothing else saying so) supply no longer flows."""
+        pair = self._declared.pop(entry, None)
+        rel = self.relations.get(pair) if pair is not None else None
+        if rel is None or rel.withdraw(entry):
+            return
+        del self.relations[pair]
+        x, y = self._nodes[("org", pair[0])], self._nodes[("org", pair[1])]
+        if self._edges.pop((x, y), None) is not None:
+            before = len(self._pending)
+            self._pending = [e for e in self._pending if e[:2] != (x, y)]
+            if len(self._pending) == before:  # already handed to rustworkx
+                self._graph.remove_edge(x, y)
 
     def _relation_product(self, supplier: str, customer: str, product: str) -> None:
         self.relations[(supplier, customer)].products.add(product)
@@ -509,8 +547,12 @@ def _status(g: RegionGraph, seq: int, submitter: str, p: Mapping[str, Any]) -> N
         c.status, c.seq = p["status"], seq
 
 
-def _supply(g: RegionGraph, seq: int, submitter: str, p: Mapping[str, Any]) -> None:
-    g._relation(p["supplier"], p["customer"], submitter, "ledger", p.get("product"))
+def _supply(g: RegionGraph, seq: int, submitter: str, p: Mapping[str, Any], entry: str) -> None:
+    g._relation(p["supplier"], p["customer"], submitter, "ledger", p.get("product"), entry)
+
+
+def _supply_withdrawn(g: RegionGraph, seq: int, submitter: str, p: Mapping[str, Any], entry: str) -> None:
+    g._withdraw(p["relation"])
 
 
 def _notification(g: RegionGraph, seq: int, submitter: str, p: Mapping[str, Any]) -> None:
@@ -551,11 +593,13 @@ _FOLDS = {
     "model.publish": _model,
     "credential.issue": _issue,
     "credential.status": _status,
-    "supply.relation": _supply,
     "notification.transition": _notification,
     "inspection.result": _inspection,
     "regulator.action": _action,
 }
+
+
+_BY_ENTRY = {"supply.relation": _supply, "supply.withdraw": _supply_withdrawn}
 
 
 def draw_map(g: RegionGraph, indicator: str = "coverage", province: str | None = None,

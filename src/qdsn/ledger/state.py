@@ -183,6 +183,31 @@ class InspectionPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class Supply:
+    """A declared supply relation (by the id of its `supply.relation` entry): who supplies whom, what, who
+    declared it at which entry; and once withdrawn, at which entry and by whom."""
+
+    id: str
+    supplier: str
+    customer: str
+    product: str | None
+    declarer: str
+    declared: int
+    withdrawn: int | None = None
+    withdrawn_by: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"supplier": self.supplier, "customer": self.customer, "product": self.product,
+                "declarer": self.declarer, "declared": self.declared, "withdrawn": self.withdrawn,
+                "withdrawn_by": self.withdrawn_by}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, id: str, d: dict[str, Any]) -> Supply:
+        return cls(id, str(d["supplier"]), str(d["customer"]), d["product"], str(d["declarer"]), int(d["declared"]),
+                   d["withdrawn"], d["withdrawn_by"])  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class Cosignature:
     """A witness cosignature recorded on the ledger."""
 
@@ -219,6 +244,7 @@ class State:
         notices: dict[str, Notice] | None = None,
         standings: dict[str, Standing] | None = None,
         plans: dict[str, InspectionPlan] | None = None,
+        supplies: dict[str, Supply] | None = None,
     ) -> None:
         self.identities: dict[str, Identity] = dict(identities or {})
         self.datasets: dict[str, Dataset] = dict(datasets or {})
@@ -238,6 +264,8 @@ class State:
         self.dirty_standings: set[str] = set()
         self.plans: dict[str, InspectionPlan] = dict(plans or {})
         self.dirty_plans: set[str] = set()
+        self.supplies: dict[str, Supply] = dict(supplies or {})  # supply relations by their entry's id
+        self.dirty_supplies: set[str] = set()
         self.origin = origin
         self.dirty: set[str] = set()
         self.dirty_datasets: set[str] = set()
@@ -247,7 +275,7 @@ class State:
         """A copy to stage a batch on; the original stays as it was if the batch fails."""
         return State(self.identities, self.origin, self.datasets, self.devices, self.models, self.credentials,
                      self.tasks, retired=self.retired, notices=self.notices, standings=self.standings,
-                     plans=self.plans)  # fmt: skip
+                     plans=self.plans, supplies=self.supplies)  # fmt: skip
 
     def clean(self) -> None:
         """Forget what changed, once it is persisted."""
@@ -261,6 +289,7 @@ class State:
         self.dirty_notices.clear()
         self.dirty_standings.clear()
         self.dirty_plans.clear()
+        self.dirty_supplies.clear()
         self.new_cosignatures.clear()
 
     def authorize(self, env: tx.Envelope) -> bytes:
@@ -359,6 +388,8 @@ class State:
             doc["standings"] = [s.to_json() for _, s in sorted(self.standings.items())]
         if self.plans:
             doc["plans"] = [[p.id, p.to_json()] for _, p in sorted(self.plans.items())]
+        if self.supplies:
+            doc["supplies"] = [[r.id, r.to_json()] for _, r in sorted(self.supplies.items())]
         return sha256(canonical_json(doc))
 
 
@@ -718,6 +749,24 @@ def _supply(state: State, env: tx.Envelope, p: tx.SupplyRelation, seq: int, tree
         who = state.identities.get(did)
         if who is None or who.role != "enterprise":
             raise NotFound(f"the {side} {did} is not a registered enterprise", "ask the regulator to admit it first")
+    id = tx.txid(env.leaf())
+    state.supplies[id] = Supply(id, p.supplier, p.customer, p.product, env.submitter, seq)
+    state.dirty_supplies.add(id)
+
+
+def _withdraw(state: State, env: tx.Envelope, p: tx.SupplyWithdraw, seq: int, tree: TreeView) -> None:
+    r = state.supplies.get(p.relation)
+    if r is None:
+        raise NotFound(f"no supply relation {p.relation} on the ledger",
+                       "name it by the id of its supply.relation entry (qdsn graph relations)")  # fmt: skip
+    who = state.identities.get(env.submitter)
+    if env.submitter != r.declarer and (who is None or who.role != "regulator"):
+        raise PermissionDenied(f"supply relation {p.relation} was declared by {r.declarer}: only it, or the "
+                               "regulator, withdraws it")  # fmt: skip
+    if r.withdrawn is not None:
+        raise Conflict(f"supply relation {p.relation} was withdrawn already (entry {r.withdrawn})")
+    state.supplies[p.relation] = replace(r, withdrawn=seq, withdrawn_by=env.submitter)
+    state.dirty_supplies.add(p.relation)
 
 
 _APPLY: dict[str, Callable[..., None]] = {
@@ -744,4 +793,5 @@ _APPLY: dict[str, Callable[..., None]] = {
     "checkpoint.cosign": _cosign,
     "alert.raise": _alert,
     "supply.relation": _supply,
+    "supply.withdraw": _withdraw,
 }

@@ -14,8 +14,9 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import orjson
 import sqlalchemy.exc
@@ -42,6 +43,7 @@ from sqlalchemy.exc import DatabaseError
 
 from qdsn.crypto import canonical_json
 from qdsn.errors import Conflict, IntegrityError, NotFound
+from qdsn.ledger import tx
 from qdsn.ledger.merkle import Frontier, NodeId, fold, subtree_ids
 from qdsn.ledger.state import (
     AggregateTask,
@@ -55,6 +57,7 @@ from qdsn.ledger.state import (
     Notice,
     Standing,
     State,
+    Supply,
 )
 
 log = logging.getLogger(__name__)
@@ -169,6 +172,12 @@ inspection_plans = Table(
     metadata,
     Column("id", String(128), primary_key=True),
     Column("doc", Text, nullable=False),  # canonical JSON of `state.InspectionPlan.to_json()`
+)
+supplies = Table(
+    "supplies",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the id of the relation's supply.relation entry
+    Column("doc", Text, nullable=False),  # canonical JSON of `state.Supply.to_json()`
 )
 cosignatures = Table(
     "cosignatures",
@@ -295,6 +304,22 @@ def open_engine(url: str) -> Engine:
     return engine
 
 
+def _supplies(c: Any) -> list[tuple[str, str]]:
+    """The `supplies` rows of the supply relations in the log, withdrawals applied: as the fold made them."""
+    q = select(entries.c.seq, entries.c.type, entries.c.leaf).where(
+        entries.c.type.in_(("supply.relation", "supply.withdraw"))).order_by(entries.c.seq)  # fmt: skip
+    found: dict[str, Supply] = {}
+    for seq, type_, leaf in c.execute(q):
+        env = tx.from_leaf(leaf)
+        p = env.payload
+        if type_ == "supply.relation":
+            found[tx.txid(leaf)] = Supply(tx.txid(leaf), p["supplier"], p["customer"], p.get("product"),
+                                          env.submitter, seq)  # fmt: skip
+        elif p["relation"] in found:
+            found[p["relation"]] = replace(found[p["relation"]], withdrawn=seq, withdrawn_by=env.submitter)
+    return [(k, canonical_json(r.to_json()).decode()) for k, r in found.items()]
+
+
 class DuplicateEntry(Conflict):
     """A batch holds a transaction id or nonce the log already has; nothing was written."""
 
@@ -338,6 +363,10 @@ class Store:
                 rows = [member_row(seq, leaf) for seq, leaf in c.execute(q)]
                 c.execute(members.delete())
                 insert_many(c, members, rows)
+            declared = select(func.count()).select_from(entries).where(entries.c.type == "supply.relation")
+            if c.execute(select(func.count()).select_from(supplies)).scalar_one() != c.execute(declared).scalar_one():
+                c.execute(supplies.delete())  # a replica made before supply relations were kept in the state
+                insert_many(c, supplies, _supplies(c))
 
     def reload(self) -> bool:
         """Read the log's size and edge again after another process appended (a running node, for
@@ -447,8 +476,9 @@ class Store:
             held = {r.id: Standing.from_json(orjson.loads(r.doc)) for r in c.execute(select(standings))}
             rows = c.execute(select(inspection_plans))
             plans = {r.id: InspectionPlan.from_json(r.id, orjson.loads(r.doc)) for r in rows}
+            sups = {r.id: Supply.from_json(r.id, orjson.loads(r.doc)) for r in c.execute(select(supplies))}
         return State(self.identities(), origin, self.datasets(), devs, mods, creds, tasks, retired=retired,
-                     notices=notes, standings=held, plans=plans)  # fmt: skip
+                     notices=notes, standings=held, plans=plans, supplies=sups)  # fmt: skip
 
     def identities(self) -> dict[str, Identity]:
         with self.engine.connect() as c:
@@ -603,6 +633,9 @@ class Store:
         if state.dirty_plans:
             rows = [(k, canonical_json(state.plans[k].to_json()).decode()) for k in state.dirty_plans]
             insert_many(c, inspection_plans, rows, upsert="id")
+        if state.dirty_supplies:
+            rows = [(k, canonical_json(state.supplies[k].to_json()).decode()) for k in state.dirty_supplies]
+            insert_many(c, supplies, rows, upsert="id")
         if state.new_cosignatures:
             rows = [(s.seq, s.origin, s.size, s.root, s.cosigner, s.timestamp) for s in state.new_cosignatures]
             insert_many(c, cosignatures, rows)

@@ -656,6 +656,23 @@ class SupplyRelation(Payload):
     product: str | None = Field(default=None, min_length=1, max_length=200)
 
 
+@register("supply.withdraw", ("enterprise", "regulator"))
+class SupplyWithdraw(Payload):
+    """A declared supply relation withdrawn: `relation` is the id of its `supply.relation` entry. Only the
+    party that declared it, or the regulator, withdraws it, once; the graph no longer follows it (another
+    party's own declaration of the same relation stands)."""
+
+    relation: str = Hex32
+    reason: str | None = Field(default=None, min_length=1, max_length=1000)
+
+    @field_validator("reason")
+    @classmethod
+    def _readable(cls, v: str | None) -> str | None:
+        if v is not None and _UNREADABLE.search(v):  # every member reads it
+            raise ValueError("the reason holds a control or invisible character")
+        return v
+
+
 def rotation_message(did: str, previous_key: str, new_key: str) -> bytes:
     """What a new key signs to prove possession in `identity.rotate_key`."""
     return canonical_json({"did": did, "previous_key": previous_key, "new_key": new_key})

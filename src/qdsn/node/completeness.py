@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import orjson
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
-from qdsn.data.vault import CHUNK, KekSource, open_data_key, open_row
+from qdsn.data.vault import CHUNK, KekSource, content_keys, open_data_key, open_keys, open_row
 from qdsn.data.vault import metadata as vault_tables
 from qdsn.errors import QDSNError
 from qdsn.ledger import merkle, tx
@@ -149,6 +150,9 @@ def _compare(c: Connection, kek: KekSource, expected: dict[str, Declared], resul
         for (d,) in _rows(c, f"SELECT DISTINCT dataset FROM {table}"):
             if d not in stored:
                 raise Damaged(table, f"it holds rows of {d!r:.60}, a dataset the vault does not hold")
+    for (d,) in _rows(c, "SELECT DISTINCT dataset FROM vault_keys"):
+        if d not in stored and d not in expected:  # a declared dataset gone from the vault is reported below
+            raise Damaged("vault_keys", f"it holds rows of {d!r:.60}, a dataset neither the vault nor the ledger has")
     for d in sorted(set(stored) | set(expected)):
         try:
             n, v = _dataset(c, kek, d, stored.get(d), expected.get(d))
@@ -200,7 +204,11 @@ def _dataset(c: Connection, kek: KekSource, d: str, row: tuple | None, e: Declar
             key = open_data_key(kk, d, wrapped)
         except QDSNError as x:
             raise Damaged(f"{name}, data key", f"it does not open ({x.what})") from None
-    _chunks(c, name, d, key, batches, end)
+    keys = {}
+    for r in _rows(c, 'SELECT "first", "count", sealed FROM vault_keys WHERE dataset = ?', (d,)):
+        first, count, sealed = _typed(f"{name}, record keys at {r[0]!r:.20}", tuple(r), (int, int, bytes))
+        keys[first] = (count, sealed)
+    _chunks(c, name, d, key, batches, end, keys)
     taken: set[int] = set()  # one message per record
     for i, (seq,) in enumerate(_rows(c, "SELECT seq FROM vault_messages WHERE dataset = ?", (d,))):
         if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < end or seq in taken:
@@ -251,8 +259,11 @@ def _batches(name: str, batches: list[tuple], e: Declared) -> tuple[list[str], i
     return notes, end
 
 
-def _chunks(c: Connection, name: str, d: str, key: bytes | None, batches: list[tuple], end: int) -> None:
-    """Every row, in order, tiling [0, end) within batch boundaries; each opened and every batch root recomputed."""
+def _chunks(
+    c: Connection, name: str, d: str, key: bytes | None, batches: list[tuple], end: int, keys: dict[int, tuple]
+) -> None:
+    """Every row, in order, tiling [0, end) within batch boundaries; each opened and every batch root
+    recomputed; each batch's stored record keys (`keys`: first -> (count, sealed)) those of its records."""
     rows = _rows(c, 'SELECT "first", "count", sealed FROM vault_chunks WHERE dataset = ? ORDER BY "first"', (d,))
     pos = 0
     for first, count, root, *_ in batches:
@@ -272,7 +283,25 @@ def _chunks(c: Connection, name: str, d: str, key: bytes | None, batches: list[t
             pos = start + n
         if key is not None and merkle.root_hash(leaves) != root:
             raise Damaged(f"{name}, batch at record {first}", "its records do not add up to its root")
+        if first in keys:  # a batch stored before record keys existed has none until its next ingest
+            _record_keys(name, d, key, first, count, keys.pop(first), leaves)
+    if keys:
+        raise Damaged(f"{name}, record keys at {min(keys)}", "they belong to no batch of the dataset")
     extra = next(rows, None)
     if extra is not None:
         raise Damaged(f"{name}, row at record {extra[0]!r:.20}",
                       f"it lies beyond the dataset's last batch (ending at {end})")  # fmt: skip
+
+
+def _record_keys(name: str, d: str, key: bytes | None, first: int, count: int, stored: tuple, leaves: list) -> None:
+    where = f"{name}, record keys of the batch at {first}"
+    if stored[0] != count:
+        raise Damaged(where, f"they are {stored[0]} keys for {count} records")
+    if key is None:
+        return  # shredded: nothing opens any more
+    try:
+        held = open_keys(key, d, first, count, stored[1])
+    except QDSNError as x:
+        raise Damaged(where, x.what) from None
+    if held != content_keys(key, (orjson.loads(x)["record"] for x in leaves)):
+        raise Damaged(where, "they are not the keys of the batch's records")

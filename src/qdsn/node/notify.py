@@ -18,7 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, Protocol
 
@@ -50,6 +50,18 @@ evidence = Table(  # the ledger entry each automatically raised notification res
     metadata,
     Column("txid", String(64), primary_key=True),
     Column("id", String(128), nullable=False),
+)
+addresses = Table(  # where this node reaches another participant's API, as it learned it: what waits is sent there
+    "notification_addresses",
+    metadata,
+    Column("did", String(512), primary_key=True),
+    Column("url", String(500), nullable=False),
+)
+failures = Table(  # why the last delivery of a notification this node sends failed, until one succeeds
+    "notification_failures",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("reason", Text, nullable=False),
 )
 MAX_SEALED = 2 * qn.MAX_CONTENT  # base64url characters of a sealed notification
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -114,9 +126,37 @@ def raise_(node: Node, recipient: str, classification: str, severity: str, descr
         raise NotFound(f"the recipient {recipient} is not registered on the ledger", "name a member (qdsn member list)")
     if related is not None and related not in node.ledger.state.notices:
         raise NotFound(f"the related notification {related!r} is not on the ledger")
-    _keep(node, n, url)
+    _keep(node, n, url or address_of(node, recipient))
     node.submit([node.home.sign("notification.transition", n.transition("CREATED"))])
+    if url is not None:
+        remember(node, recipient, url)
     return n
+
+
+def address_of(node: Node, did: str) -> str | None:
+    """The API of participant `did` as this node last learned it, if it did."""
+    _tables(node.policies.engine)
+    with node.policies.engine.connect() as c:
+        return c.execute(select(addresses.c.url).where(addresses.c.did == did)).scalar()
+
+
+def remember(node: Node, did: str, url: str) -> list[str]:
+    """Learn where participant `did`'s API is: every notification this node raised to it and has not
+    delivered is sent there by the node's next round (or `deliver_due` now). Returns their ids."""
+    _tables(node.policies.engine)
+    url = url.rstrip("/")
+    if not re.match(r"^https?://[^/\s]+$", url) or len(url) > 500:
+        raise InvalidInput(
+            f"{url[:80]!r} is not a node's API URL", "give scheme://host[:port], e.g. https://maker:8420"
+        )
+    waiting = [i for i, n in node.ledger.state.notices.items()
+               if n.sender == node.did and n.recipient == did and n.state in ("CREATED", "SENT")]  # fmt: skip
+    with node.policies.engine.begin() as c:
+        if c.execute(update(addresses).where(addresses.c.did == did).values(url=url)).rowcount == 0:
+            c.execute(insert(addresses).values(did=did, url=url))
+        if waiting:
+            c.execute(update(kept).where(kept.c.id.in_(waiting)).values(url=url, tries=0, due=0))
+    return waiting
 
 
 def info(n: qn.Folded | qn.Notification) -> bytes:
@@ -275,7 +315,7 @@ def view(node: Node, n: qn.Folded) -> dict[str, Any]:
     return n.to_json() | {
         "side": side, "sender_name": names[n.sender].name if n.sender in names else None,
         "recipient_name": names[n.recipient].name if n.recipient in names else None,
-        "moves": qn.moves(n.state, side) if side else [],
+        "moves": qn.moves(n.state, side) if side else [], "delivery": delivery(node, n),
         "body": body.model_dump(mode="json") if body is not None and body.digest() == n.content else None,
     }  # fmt: skip
 
@@ -286,6 +326,14 @@ def deliver_due(node: Node, links: Callable[[str], Peer], now: int | None = None
     Returns the ids delivered."""
     _tables(node.policies.engine)
     t = int(time.time()) if now is None else now
+    with node.policies.engine.connect() as c:
+        known = dict(c.execute(select(addresses.c.did, addresses.c.url)).all())
+        bare = [r.id for r in c.execute(select(kept.c.id).where(kept.c.url.is_(None))).all()]
+    for id in bare:  # raised before the recipient's address was known (on a start or after `remember`)
+        n = node.ledger.state.notices.get(id)
+        if n is not None and n.sender == node.did and n.state in ("CREATED", "SENT") and n.recipient in known:
+            with node.policies.engine.begin() as c:
+                c.execute(update(kept).where(kept.c.id == id).values(url=known[n.recipient], tries=0, due=0))
     with node.policies.engine.connect() as c:
         rows = c.execute(select(kept).where(kept.c.url.is_not(None), kept.c.due <= t)).all()
     done = []
@@ -298,14 +346,44 @@ def deliver_due(node: Node, links: Callable[[str], Peer], now: int | None = None
         try:
             send(node, r.id, links(r.url))
             done.append(r.id)
-            wait, tries = 0, 0
+            wait, tries, why = 0, 0, None
         except QDSNError as e:
             log.warning("delivering notification %s to %s: %s", r.id, r.url, e)
             tries = r.tries + 1
-            wait = min(2**tries, 3600)
+            wait, why = min(2**tries, 3600), f"{r.url}: {e.what}"[:2000]
         with node.policies.engine.begin() as c:
             c.execute(update(kept).where(kept.c.id == r.id).values(tries=tries, due=t + wait))
+            c.execute(failures.delete().where(failures.c.id == r.id))
+            if why is not None:
+                c.execute(insert(failures).values(id=r.id, reason=why))
     return done
+
+
+def delivery(node: Node, n: qn.Folded) -> dict[str, Any] | None:
+    """For a notification this node raised and has not delivered: why it waits and what comes next
+    ({delivered: False, url, reason, next}); None for any other."""
+    if n.sender != node.did or n.state not in ("CREATED", "SENT"):
+        return None
+    _tables(node.policies.engine)
+    with node.policies.engine.connect() as c:
+        row = c.execute(select(kept.c.url, kept.c.due).where(kept.c.id == n.id)).first()
+        failed = c.execute(select(failures.c.reason).where(failures.c.id == n.id)).scalar()
+    url = (row.url if row is not None else None) or address_of(node, n.recipient)
+    by_hand = f"qdsn notify send {n.id} --url <the recipient's API>"
+    if row is None:
+        return {"delivered": False, "url": None, "reason": "this node keeps no content of it",
+                "next": f"cancel it (qdsn notify cancel {n.id}) and raise it again"}  # fmt: skip
+    if url is None:
+        return {"delivered": False, "url": None,
+                "reason": "the recipient's node address is not known to this node",
+                "next": f"qdsn notify address --to {n.recipient} --url <its API> (then this node delivers every "
+                        f"notification waiting for it), or {by_hand}"}  # fmt: skip
+    if failed is not None:
+        at = datetime.fromtimestamp(row.due, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if row.due else "its next round"
+        return {"delivered": False, "url": url, "reason": f"the last delivery failed: {failed}",
+                "next": f"the running node tries again at {at}; or {by_hand}"}  # fmt: skip
+    return {"delivered": False, "url": url, "reason": "not tried yet",
+            "next": f"the running node (qdsn node start) delivers it in its next round; or {by_hand}"}  # fmt: skip
 
 
 # -- raised where the evidence already exists ------------------------------------------------------------
