@@ -71,7 +71,7 @@ CORRUPT = {
 def test_an_unsound_forest_is_refused_before_it_is_scored(fault):
     """The file's own SHA-256 is given with it, as a member sending one to `POST /ai/score` would."""
     blob = params.dump_estimator(CORRUPT[fault](fitted()))
-    with pytest.raises(InvalidInput, match="not one a fit could grow|not an isolation forest"):
+    with pytest.raises(InvalidInput, match=r"not one a fit could grow|not an isolation forest"):
         monitor.open_model(blob, params.digest(blob))
 
 
@@ -81,13 +81,19 @@ def test_a_tree_deeper_than_its_fit_allows_is_refused():
     c = forest.canonical(fitted(trees=1))
     n = 2 * 100 + 1  # 100 splits
     left, right = np.full(n, -1), np.full(n, -1)
-    left[0:n - 1:2], right[0:n - 1:2] = np.arange(1, n, 2), np.arange(2, n + 1, 2)
+    left[0 : n - 1 : 2], right[0 : n - 1 : 2] = np.arange(1, n, 2), np.arange(2, n + 1, 2)
     samples = np.ones(n, dtype=np.int64)
     for i in range(n - 3, -1, -2):
         samples[i] = 1 + samples[i + 2]
     c["max_samples"] = int(samples[0])
-    c["trees"][0] = {"left": left, "right": right, "feature": np.where(left == -1, -2, 0),
-                     "threshold": np.where(left == -1, -2.0, 0.5), "samples": samples, "value": np.zeros((n, 1))}
+    c["trees"][0] = {
+        "left": left,
+        "right": right,
+        "feature": np.where(left == -1, -2, 0),
+        "threshold": np.where(left == -1, -2.0, 0.5),
+        "samples": samples,
+        "value": np.zeros((n, 1)),
+    }
     with pytest.raises(InvalidInput, match="tree 1 is 100 deep, past the 7 of 101 rows"):
         forest.check(c)
     c["trees"][0]["right"][-3] = 10**8
@@ -139,7 +145,7 @@ def test_one_forest_has_one_digest_however_it_is_saved():
     changed = fitted(trees=16, seed=7)
     changed.offset_ = -0.51
     assert params.forest_digest(changed) != want
-    with pytest.raises(IntegrityError, match="forest digest .* neither"):
+    with pytest.raises(IntegrityError, match=r"forest digest .* neither"):
         monitor.open_model(params.dump_estimator(changed), want)
 
 

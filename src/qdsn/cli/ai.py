@@ -119,7 +119,9 @@ def train(
 def score(
     csv: Annotated[Path, typer.Argument(help="A CSV file of new rows, with the model's columns.")],
     model: Annotated[Path, typer.Option(help="The parameters file `qdsn ai train` wrote.")],
-    sha256: Annotated[str, typer.Option(help="Its SHA-256, or a forest's digest, as training or an attestation names it.")],
+    sha256: Annotated[
+        str, typer.Option(help="Its SHA-256, or a forest's digest, as training or an attestation names it.")
+    ],
     chart: Annotated[
         Path | None, typer.Option(help="Draw the chart with its limit: .png, .svg, or .html (a report page).")
     ] = None,

@@ -96,7 +96,9 @@ def _check_tree(k: int, t: dict[str, np.ndarray], p: int, m: int, depth: int) ->
         raise _bad(f"tree {k} has a node with one child")
     inner = ~leaf
     # children after their parent and within the tree: every walk ends at a leaf, inside the arrays
-    if not ((left[inner] > index[inner]) & (left[inner] < n) & (right[inner] > index[inner]) & (right[inner] < n)).all():
+    if not (
+        (left[inner] > index[inner]) & (left[inner] < n) & (right[inner] > index[inner]) & (right[inner] < n)
+    ).all():
         raise _bad(f"tree {k} has a child index out of its {n} nodes")
     kids = np.concatenate([left[inner], right[inner]])
     if np.unique(kids).shape[0] != kids.shape[0] or kids.shape[0] != n - 1:

@@ -16,7 +16,6 @@ from qdsn.errors import InvalidInput
 from qdsn.quality import learn
 from qdsn.quality import multivariate as mv
 
-
 MAX_ROWS = 10_000  # rows one `POST /ai/score` scores: with the forest's bounds, about a second of one core
 
 
