@@ -92,6 +92,23 @@ def test_federated_sums_give_the_pooled_model_exactly():
     assert np.abs(model.mean - x.mean(axis=0)).max() < 2 / grid.scale.min()
 
 
+def test_sums_of_48_bit_values_are_exact_and_the_model_is_the_raw_rows_own():
+    """Products of 48-bit values pass int64; the sums are checked against Python's exact integers, and the
+    model against the raw rows within the bound the grid step gives (ranges 20 and more)."""
+    x = process(40_000, p=3, seed=5)
+    grid = mv.FixedPoint(tuple(x.min(axis=0) - 10), tuple(x.max(axis=0) + 10), bits=48)
+    q = grid.quantise(x)
+    assert int(q.max()) > 2**47
+    s = mv.Sums.of(q)
+    rows = [[int(v) for v in r] for r in q]
+    assert s.sq == tuple(sum(r[i] for r in rows) for i in range(3))
+    assert s.sqq == tuple(sum(r[i] * r[j] for r in rows) for i in range(3) for j in range(i, 3))
+    model, raw = s.model(grid), mv.fit_t2(x)
+    assert np.abs(model.mean - raw.mean).max() < 1e-9 and np.abs(model.cov - raw.cov).max() < 1e-9
+    with pytest.raises(InvalidInput, match="bits must be 1 to 48"):
+        mv.FixedPoint((0.0,), (1.0,), 49)
+
+
 def test_sums_survive_digits_summed_in_a_field():
     grid = mv.FixedPoint((0.0,) * 2, (1.0,) * 2, bits=16)
     parts = [mv.Sums.of(grid.quantise(np.random.default_rng(i).random((500, 2)))) for i in range(3)]
@@ -240,8 +257,6 @@ def test_a_predictive_model_with_no_error_is_refused_and_a_perfect_fit_keeps_a_p
     x = np.random.default_rng(0).normal(size=(100, 3))
     y = x @ [1.0, 2.0, 3.0] + 5.0
     model = learn.fit_predictive(x, y)
-    assert model.cv_rmse >= learn.RESOLUTION * np.std(y) > 0
-    assert np.isfinite(model.residual_score(x, y)).all()
     for bad in (0.0, -1.0, float("nan"), float("inf")):
         arrays = model.arrays() | {"cv_rmse": np.array(bad)}
         with pytest.raises(InvalidInput, match="cross-validated error must be a positive number"):
@@ -251,3 +266,5 @@ def test_a_predictive_model_with_no_error_is_refused_and_a_perfect_fit_keeps_a_p
             monitor.open_model(blob, params.digest(blob))
     with pytest.raises(InvalidInput, match="finite numbers"):
         learn.Predictive.from_arrays(model.arrays() | {"coef": np.array([1.0, np.inf, 0.0])})
+    assert model.cv_rmse >= learn.RESOLUTION * np.std(y) > 0
+    assert np.isfinite(model.residual_score(x, y)).all()

@@ -182,7 +182,7 @@ def task_create(
     reporter: Annotated[list[str], typer.Option(help="A maker's DID (repeat).")],
     home: Home,
     title: Annotated[str, typer.Option(help="What the model is, for people.")] = "Hotelling T² across makers",
-    bits: Annotated[int, typer.Option(help="Quantisation bits per value (the grid's resolution).")] = 16,
+    bits: Annotated[int, typer.Option(help="Quantisation bits per value (the grid's resolution).")] = 48,
     leader: Annotated[str | None, typer.Option(help="The leader's DID (default: the certification body).")] = None,
     collector: Annotated[str | None, typer.Option(help="The collector's DID (default: this node).")] = None,
     min_batch: Annotated[int, typer.Option(help="The fewest makers the model may rest on.")] = 3,
