@@ -53,3 +53,32 @@ def test_bad_bodies_are_problems(network, body):
     with pytest.raises(InvalidInput):
         client.call("POST", "/ai/score", body)
     assert http.post("/ai/score", json=body).status_code == 401  # unsigned
+
+
+def test_an_unsound_forest_or_too_many_rows_is_a_problem_and_the_node_lives(network):
+    """A member sends a forest whose root's children point past its nodes, with the file's own hash: before
+    the trees were checked, scoring it read outside the node array and killed the node."""
+    from qdsn.quality import learn
+
+    client, _ = network
+    x = np.random.default_rng(1).normal(size=(200, 3))
+    forest = learn.fit_isolation_forest(x, seed=0, trees=2)
+    t = forest.estimators_[0].tree_
+    st = t.__getstate__()
+    st["nodes"] = st["nodes"].copy()
+    st["nodes"]["left_child"][0] = st["nodes"]["right_child"][0] = 10**8
+    t.__setstate__(st)
+    blob = params.dump_estimator(forest)
+    body = {"model": base64.b64encode(blob).decode(), "sha256": params.digest(blob), "rows": x[:5].tolist()}
+    with pytest.raises(InvalidInput, match="tree 1 has a child index out of"):
+        client.call("POST", "/ai/score", body)
+    good = learn.fit_isolation_forest(x, seed=0, trees=8)
+    blob = params.dump_estimator(good)
+    body = {"model": base64.b64encode(blob).decode(), "sha256": params.forest_digest(good), "rows": x[:5].tolist()}
+    got = client.call("POST", "/ai/score", body)  # named by the digest an attestation carries
+    assert got["scores"] == pytest.approx(list(learn.anomaly_score(good, x[:5])))
+    model = mv.fit_t2(x)
+    blob = params.dump_arrays(model.arrays())
+    with pytest.raises(InvalidInput, match="10001 rows are more than the 10000 one request scores"):
+        client.call("POST", "/ai/score", {"model": base64.b64encode(blob).decode(), "sha256": params.digest(blob),
+                                          "rows": [[0, 0, 0]] * 10_001})  # fmt: skip

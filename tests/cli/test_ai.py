@@ -77,3 +77,19 @@ def test_bad_training_data_is_said(files, content, said):
     r = qdsn("train", "bad.csv", "--out", "m.npz", cwd=files, ok=False)
     assert r.returncode == 1 and said in r.stderr and "Traceback" not in r.stderr
     assert not (files / "m.npz").exists()
+
+
+def test_a_forest_is_named_by_the_digest_an_attestation_carries(files):
+    """Two trainings of one forest write different skops bytes, yet print one parameters_sha256 (the forest's
+    canonical digest, as the sandbox attests it), under which `score` opens either file."""
+    one = json.loads(qdsn("train", "train.csv", "--out", "a.skops", "--method", "isolation-forest", "--seed", "3",
+                          "--json", cwd=files).stdout)  # fmt: skip
+    two = json.loads(qdsn("train", "train.csv", "--out", "b.skops", "--method", "isolation-forest", "--seed", "3",
+                          "--json", cwd=files).stdout)  # fmt: skip
+    assert one["parameters_sha256"] == two["parameters_sha256"] != one["sha256"]
+    for out in ("a.skops", "b.skops"):
+        got = qdsn("score", "new.csv", "--model", out, "--sha256", one["parameters_sha256"], cwd=files).stdout
+        assert f"parameters {one['parameters_sha256']}" in got
+    text = qdsn("train", "train.csv", "--out", "c.skops", "--method", "isolation-forest", "--seed", "3",
+                cwd=files).stdout  # fmt: skip
+    assert f"forest digest {one['parameters_sha256']}" in text

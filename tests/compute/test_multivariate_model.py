@@ -120,3 +120,17 @@ def test_the_attestation_names_the_trained_parameters(tmp_path):
         assert mv.T2Model.from_arrays(params.load_arrays(data, trained["sha256"])).n == 120
     finally:
         node.close()
+
+
+def test_a_forest_is_attested_by_the_digest_its_owner_can_refit():
+    """The forest's trees stay in the sandbox; the digest it exports is the one a refit of the same rows with
+    the same seed gives outside it, and the one any saved copy of that forest opens under."""
+    x = rows(300, seed=5)
+    out = run({"method": "isolation-forest", "seed": 11, "characteristics": NAMES}, x)
+    refit = learn.fit_isolation_forest(x, seed=11)
+    assert out["parameters_format"] == "skops" and out["parameters_sha256"] == params.forest_digest(refit)
+    from qdsn.compute import monitor
+
+    blob = params.dump_estimator(refit)
+    assert monitor.open_model(blob, out["parameters_sha256"]).digest == out["parameters_sha256"]
+    assert params.forest_digest(learn.fit_isolation_forest(x, seed=12)) != out["parameters_sha256"]

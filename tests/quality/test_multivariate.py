@@ -92,6 +92,23 @@ def test_federated_sums_give_the_pooled_model_exactly():
     assert np.abs(model.mean - x.mean(axis=0)).max() < 2 / grid.scale.min()
 
 
+def test_sums_of_48_bit_values_are_exact_and_the_model_is_the_raw_rows_own():
+    """Products of 48-bit values pass int64; the sums are checked against Python's exact integers, and the
+    model against the raw rows within the bound the grid step gives (ranges 20 and more)."""
+    x = process(40_000, p=3, seed=5)
+    grid = mv.FixedPoint(tuple(x.min(axis=0) - 10), tuple(x.max(axis=0) + 10), bits=48)
+    q = grid.quantise(x)
+    assert int(q.max()) > 2**47
+    s = mv.Sums.of(q)
+    rows = [[int(v) for v in r] for r in q]
+    assert s.sq == tuple(sum(r[i] for r in rows) for i in range(3))
+    assert s.sqq == tuple(sum(r[i] * r[j] for r in rows) for i in range(3) for j in range(i, 3))
+    model, raw = s.model(grid), mv.fit_t2(x)
+    assert np.abs(model.mean - raw.mean).max() < 1e-9 and np.abs(model.cov - raw.cov).max() < 1e-9
+    with pytest.raises(InvalidInput, match="bits must be 1 to 48"):
+        mv.FixedPoint((0.0,), (1.0,), 49)
+
+
 def test_sums_survive_digits_summed_in_a_field():
     grid = mv.FixedPoint((0.0,) * 2, (1.0,) * 2, bits=16)
     parts = [mv.Sums.of(grid.quantise(np.random.default_rng(i).random((500, 2)))) for i in range(3)]
@@ -198,6 +215,8 @@ def test_the_chart_judges_each_phase_against_its_own_limit():
     marked = [line for line in fig.axes[0].lines if line.get_label() == "out of control"]
     assert marked[0].get_xdata().tolist() == [12, 15]  # 9 > 8 in phase I; 9 ≤ 10 and 12 > 10 in phase II
     assert {t.get_text() for t in fig.axes[0].texts} == {"phase I UCL 8", "UCL 10"}
+
+
 def test_the_default_forest_scores_faster_than_a_hundred_trees_and_detects_as_well():
     """Scoring time is the trees walked per row (benchmarks/ai.py's target: 10 µs a row): the default
     forest costs at most 0.8 of the processor time of Liu, Ting and Zhou's 100 trees on the benchmark's
@@ -228,3 +247,24 @@ def test_the_default_forest_scores_faster_than_a_hundred_trees_and_detects_as_we
     mine, hundred = forests(learn.TREES), forests(100)
     assert mine[0] < 0.8 * hundred[0], f"{mine[0]:.2f} against {hundred[0]:.2f} µs of processor time per row"
     assert mine[1] > hundred[1] - 0.015 and mine[2] > 0.9 * hundred[2], (mine, hundred)
+
+
+def test_a_predictive_model_with_no_error_is_refused_and_a_perfect_fit_keeps_a_positive_unit():
+    """Residuals are in units of the cross-validated error: an error of 0 (a file from elsewhere, or a
+    perfectly linear characteristic) would make every score infinite or not a number."""
+    from qdsn.compute import monitor, params
+
+    x = np.random.default_rng(0).normal(size=(100, 3))
+    y = x @ [1.0, 2.0, 3.0] + 5.0
+    model = learn.fit_predictive(x, y)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        arrays = model.arrays() | {"cv_rmse": np.array(bad)}
+        with pytest.raises(InvalidInput, match="cross-validated error must be a positive number"):
+            learn.Predictive.from_arrays(arrays)
+        blob = params.dump_arrays(arrays)
+        with pytest.raises(InvalidInput, match="cross-validated error must be a positive number"):
+            monitor.open_model(blob, params.digest(blob))
+    with pytest.raises(InvalidInput, match="finite numbers"):
+        learn.Predictive.from_arrays(model.arrays() | {"coef": np.array([1.0, np.inf, 0.0])})
+    assert model.cv_rmse >= learn.RESOLUTION * np.std(y) > 0
+    assert np.isfinite(model.residual_score(x, y)).all()

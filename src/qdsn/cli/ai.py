@@ -54,6 +54,9 @@ def _summary(method: str, names: list[str], model: Any, blob: bytes, x: Any) -> 
 
     doc: dict[str, Any] = {"method": method, "variables": names, "rows": int(x.shape[0]), "sha256": params.digest(blob),
                            "format": "skops" if method == "isolation-forest" else "npz"}  # fmt: skip
+    # what an attestation of the same fit names: a forest's canonical digest (its skops bytes differ on
+    # every dump), otherwise the file's SHA-256
+    doc["parameters_sha256"] = params.forest_digest(model) if method == "isolation-forest" else doc["sha256"]
     if method in ("t2", "mcd"):
         doc |= {"ucl": model.ucl, "ucl_phase1": model.ucl_phase1, "alpha": model.alpha, "excluded": len(model.excluded)}
     elif method == "predictive":
@@ -107,13 +110,18 @@ def train(
         if k in doc:
             console.print(f"  {k}: {doc[k]:.6g}" if isinstance(doc[k], float) else f"  {k}: {doc[k]}", highlight=False)
     console.print(f"  sha256 {doc['sha256']}", highlight=False)
+    if doc["parameters_sha256"] != doc["sha256"]:
+        console.print(f"  forest digest {doc['parameters_sha256']} (the parameters_sha256 an attestation names)",
+                      highlight=False)  # fmt: skip
 
 
 @ai_app.command("score")
 def score(
     csv: Annotated[Path, typer.Argument(help="A CSV file of new rows, with the model's columns.")],
     model: Annotated[Path, typer.Option(help="The parameters file `qdsn ai train` wrote.")],
-    sha256: Annotated[str, typer.Option(help="Its SHA-256, as training or an attestation names it.")],
+    sha256: Annotated[
+        str, typer.Option(help="Its SHA-256, or a forest's digest, as training or an attestation names it.")
+    ],
     chart: Annotated[
         Path | None, typer.Option(help="Draw the chart with its limit: .png, .svg, or .html (a report page).")
     ] = None,
@@ -144,12 +152,13 @@ def score(
         _write(chart, page.html().encode())
     elif chart is not None:
         render.save(render.draw_t2(scores, limit, label=label), chart)
-    doc = {"method": method, "rows": len(scores), "limit": limit, "signals": above,
+    doc = {"method": method, "rows": len(scores), "limit": limit, "signals": above, "parameters_sha256": saved.digest,
            "scores": [round(float(s), 6) for s in scores]}  # fmt: skip
     if as_json:
         console.print_json(json.dumps(doc))
         return
     console.print(f"{method}: {len(scores)} rows of {', '.join(cols)}, limit {limit:.6g}", highlight=False)
+    console.print(f"  parameters {saved.digest}", highlight=False)
     if above:
         shown = ", ".join(map(str, above[:50])) + (" …" if len(above) > 50 else "")
         console.print(f"[red]✗[/] {len(above)} rows above the limit: {shown}", highlight=False)
@@ -173,7 +182,7 @@ def task_create(
     reporter: Annotated[list[str], typer.Option(help="A maker's DID (repeat).")],
     home: Home,
     title: Annotated[str, typer.Option(help="What the model is, for people.")] = "Hotelling T² across makers",
-    bits: Annotated[int, typer.Option(help="Quantisation bits per value (the grid's resolution).")] = 16,
+    bits: Annotated[int, typer.Option(help="Quantisation bits per value (the grid's resolution).")] = 48,
     leader: Annotated[str | None, typer.Option(help="The leader's DID (default: the certification body).")] = None,
     collector: Annotated[str | None, typer.Option(help="The collector's DID (default: this node).")] = None,
     min_batch: Annotated[int, typer.Option(help="The fewest makers the model may rest on.")] = 3,

@@ -16,32 +16,38 @@ from qdsn.errors import InvalidInput
 from qdsn.quality import learn
 from qdsn.quality import multivariate as mv
 
+MAX_ROWS = 10_000  # rows one `POST /ai/score` scores: with the forest's bounds, about a second of one core
+
 
 @dataclass(frozen=True)
 class Saved:
-    """A model opened from its file: the method, the model and the columns it reads, in order."""
+    """A model opened from its file: the method, the model, the columns it reads, in order, and the
+    digest that names it (the file's SHA-256; a forest's canonical digest, as its attestation names it)."""
 
     method: str
     model: Any
     names: tuple[str, ...]
+    digest: str = ""
 
 
 def open_model(data: bytes, sha256: str) -> Saved:
-    """The model in a parameters file whose SHA-256 is `sha256` (IntegrityError when it is not)."""
-    params.check(data, sha256, "parameters file")  # before its format is even looked at
+    """The model in a parameters file named by `sha256` (IntegrityError when it is not): the file's SHA-256,
+    or for a forest its canonical digest. A forest is rebuilt from its checked trees (`compute.forest`)."""
+    if len(data) > params.MAX_BYTES:
+        raise InvalidInput(f"the parameters file is {len(data)} bytes, above the {params.MAX_BYTES}-byte bound")
     try:
         members = zipfile.ZipFile(io.BytesIO(data)).namelist()
     except zipfile.BadZipFile:
         members = []
     if "schema.json" in members:
-        forest = params.load_estimator(data, sha256)
-        return Saved("isolation-forest", forest, ())
-    arrays = params.load_arrays(data, sha256)
+        forest, canonical = params.load_forest(data, sha256)
+        return Saved("isolation-forest", forest, (), canonical)
+    arrays = params.load_arrays(data, sha256)  # the hash before its format is even looked at
     if str(arrays.get("kind", "")) == "ridge":
         names = tuple(str(n) for n in arrays.get("names", []))
-        return Saved("predictive", learn.Predictive.from_arrays(arrays), names)
+        return Saved("predictive", learn.Predictive.from_arrays(arrays), names, params.digest(data))
     model = mv.T2Model.from_arrays(arrays)
-    return Saved(model.method, model, model.names)
+    return Saved(model.method, model, model.names, params.digest(data))
 
 
 def score(saved: Saved, rows: Any, alpha: float = mv.ALPHA) -> tuple[np.ndarray, float, str]:
@@ -78,6 +84,9 @@ def answer(body: Any) -> dict[str, Any]:
     if not rows or not all(isinstance(r, list) and r and len(r) == len(rows[0]) for r in rows) or not all(
             type(v) in (int, float) for r in rows for v in r):  # fmt: skip
         raise InvalidInput("rows are lists of numbers, all of one length, at least one row")
+    if len(rows) > MAX_ROWS:
+        raise InvalidInput(f"{len(rows)} rows are more than the {MAX_ROWS} one request scores",
+                           "send them in several requests")  # fmt: skip
     saved = open_model(data, body["sha256"])
     scores, limit, label = score(saved, np.array(rows, dtype=float))
     if not np.isfinite(scores).all():

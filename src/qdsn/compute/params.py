@@ -3,8 +3,11 @@
 Arrays go into an `.npz` (numpy's zip of `.npy` files) written here byte for byte the same for the same
 arrays (fixed zip times), read with `allow_pickle=False`: a file holding a Python object is refused, never
 unpickled. An estimator with no array form (an isolation forest's trees) goes through skops, loaded only
-when every type the file names is on `TRUSTED`. Either way the hash is checked before a byte is parsed:
-the hash is what an attestation names, so a file that is not the attested one is refused first.
+when every type the file names is on `TRUSTED`, and then only its checked arrays are kept (`forest`).
+The hash is checked before a byte is parsed — except a forest named by its canonical digest (what an
+attestation carries, since skops bytes differ between two dumps of one forest), which can only be known
+from the parsed trees: that parse is bounded in size and to trusted types, and nothing is scored before
+the digest matches.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from qdsn.compute import forest as trees
 from qdsn.crypto import sha256
 from qdsn.errors import IntegrityError, InvalidInput
 
@@ -67,14 +71,19 @@ def check(data: bytes, expected: str, what: str) -> None:
                              "another")  # fmt: skip
 
 
+def _unpacked(data: bytes) -> None:
+    """InvalidInput when a zip's members claim to unpack past the bound (a small file can hold gigabytes)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        if sum(i.file_size for i in z.infolist()) > MAX_BYTES:
+            raise InvalidInput(f"the parameters file unpacks to more than {MAX_BYTES} bytes")
+
+
 def load_arrays(data: bytes, expected: str) -> dict[str, np.ndarray]:
     """The arrays of an .npz whose SHA-256 is `expected`; IntegrityError when it is not, InvalidInput
     when the file is not plain arrays (a pickled object inside is refused, never loaded)."""
     check(data, expected, "parameters file")
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            if sum(i.file_size for i in z.infolist()) > MAX_BYTES:
-                raise InvalidInput(f"the parameters file unpacks to more than {MAX_BYTES} bytes")
+        _unpacked(data)
         with np.load(io.BytesIO(data), allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
     except ValueError as e:  # numpy: "Object arrays cannot be loaded when allow_pickle=False"
@@ -85,26 +94,57 @@ def load_arrays(data: bytes, expected: str) -> dict[str, np.ndarray]:
 
 
 def dump_estimator(estimator: Any) -> bytes:
-    """A scikit-learn estimator in skops' format (its hash names this file, not the estimator: skops
-    names members by object identity, so two dumps of one forest differ in bytes)."""
+    """A scikit-learn estimator in skops' format (its file hash names this file, not the estimator: skops
+    names members by object identity, so two dumps of one forest differ in bytes; `forest_digest` names
+    the forest)."""
     import skops.io
 
     return bytes(skops.io.dumps(estimator))
 
 
+def forest_digest(estimator: Any) -> str:
+    """The canonical digest of an isolation forest: the same for the same trees however saved."""
+    return trees.of(estimator)[1]
+
+
 def load_estimator(data: bytes, expected: str) -> Any:
-    """The estimator of a skops file whose SHA-256 is `expected`, when it names only `TRUSTED` types."""
+    """The isolation forest of a skops file whose SHA-256 is `expected`, when it names only `TRUSTED` types
+    and its trees are sound; rebuilt from its checked arrays, never scored as loaded."""
+    check(data, expected, "model file")
+    return _forest(data)[0]
+
+
+def load_forest(data: bytes, expected: str) -> tuple[Any, str]:
+    """(the forest, its canonical digest) of a skops file named by `expected`: the file's SHA-256 or the
+    forest's canonical digest; IntegrityError when it is neither."""
+    if len(data) > MAX_BYTES:
+        raise InvalidInput(f"the model file is {len(data)} bytes, above the {MAX_BYTES}-byte bound")
+    if digest(data) == expected.lower():
+        return _forest(data)
+    got, canonical = _forest(data)
+    if canonical != expected.lower():
+        raise IntegrityError(f"the model file has SHA-256 {digest(data)} and forest digest {canonical}, neither "
+                             f"the {expected} it should have",
+                             "use the parameters file the attestation names; this one was changed or is "
+                             "another")  # fmt: skip
+    return got, canonical
+
+
+def _forest(data: bytes) -> tuple[Any, str]:
     import skops.io
 
-    check(data, expected, "model file")
     try:
+        _unpacked(data)
         untrusted = [t for t in skops.io.get_untrusted_types(data=data) if t not in TRUSTED]
+    except InvalidInput:
+        raise
     except Exception as e:  # skops raises whatever its zip and JSON readers raise on a bad file
         raise InvalidInput(f"the model file is not a skops file ({type(e).__name__}: {e})") from None
     if untrusted:
         raise InvalidInput(f"the model file names types that are not trusted: {', '.join(sorted(untrusted))}",
                            "only an isolation forest's own types are loaded")  # fmt: skip
     try:
-        return skops.io.loads(data, trusted=TRUSTED)
+        loaded = skops.io.loads(data, trusted=TRUSTED)
     except Exception as e:
         raise InvalidInput(f"the model file does not load ({type(e).__name__}: {e})") from None
+    return trees.of(loaded)

@@ -363,7 +363,7 @@ class T2Encoding(Payload):
     names: list[str] = Field(min_length=1, max_length=64)
     low: list[float] = Field(min_length=1, max_length=64)
     high: list[float] = Field(min_length=1, max_length=64)
-    bits: int = Field(ge=1, le=24)
+    bits: int = Field(ge=1, le=48)  # quality.multivariate.MAX_BITS
     limbs: int = Field(ge=1, le=4)
 
 

@@ -7,6 +7,7 @@ rows, so its fitted model *is* the owner's data; a forest keeps split points onl
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,10 @@ from qdsn.quality.multivariate import _rows
 # below 48 trees the spread between forests grows (± 0.045 and more). Threads do not pay here: two
 # threads walking the trees over halves of the rows took 0.9 of one thread's time on two shared cores.
 TREES = 64
+# The smallest validation error a predictive model reports, as a share of the characteristic's standard
+# deviation: below it the error is floating-point rounding, not the model's; a perfectly linear
+# characteristic would otherwise have an error of 0 and every residual an infinite score.
+RESOLUTION = 1e-9
 
 
 def fit_isolation_forest(x: Any, *, seed: int = 0, trees: int = TREES, contamination: float | str = "auto") -> Any:
@@ -46,9 +51,19 @@ class Predictive:
     coef: np.ndarray
     intercept: float
     penalty: float
-    cv_rmse: float  # root mean squared error on held-out folds
+    cv_rmse: float  # root mean squared error on held-out folds, at least RESOLUTION · σ(y)
     cv_r2: float
     folds: int
+
+    def __post_init__(self) -> None:
+        # the unit of `residual_score`: a model from elsewhere with an error of 0, or not a number, is refused
+        if not (math.isfinite(self.cv_rmse) and self.cv_rmse > 0):
+            raise InvalidInput(f"a predictive model's cross-validated error must be a positive number, not "
+                               f"{self.cv_rmse}", "refit it with `qdsn ai train --method predictive`")  # fmt: skip
+        numbers = [self.intercept, self.penalty, self.cv_r2, *np.asarray(self.coef, float).reshape(-1)]
+        if not all(math.isfinite(v) for v in numbers) or self.folds < 2:
+            raise InvalidInput("a predictive model's coefficients, penalty and R² must be finite numbers, on 2 or "
+                               "more folds")  # fmt: skip
 
     def predict(self, x: Any) -> np.ndarray:
         a = _rows(x)
@@ -97,4 +112,5 @@ def fit_predictive(x: Any, y: Any, *, folds: int = 5, seed: int = 0) -> Predicti
                         scoring=("neg_root_mean_squared_error", "r2"))  # fmt: skip
     ridge = RidgeCV(alphas=grid).fit(a, t)
     rmse, r2 = float(-cv["test_neg_root_mean_squared_error"].mean()), float(cv["test_r2"].mean())
+    rmse = max(rmse, RESOLUTION * float(np.std(t)))  # a perfect fit's error is rounding: see RESOLUTION
     return Predictive(np.asarray(ridge.coef_, float), float(ridge.intercept_), float(ridge.alpha_), rmse, r2, folds)

@@ -32,6 +32,9 @@ from scipy import stats
 from qdsn.errors import IntegrityError, InvalidInput
 
 ALPHA = 0.0027  # the false-alarm rate of a Shewhart chart's three-sigma limits
+# A grid value and (x − low)·scale stay exact integers in a float64 below 2^53; 48 bits also keep one
+# reporter's Σq² of 2^32 rows within 128 bits, four 32-bit digits (see `privacy.federated`).
+MAX_BITS = 48
 MCD_ROWS = 500  # FAST-MCD runs on at most this many rows (see fit_mcd)
 
 
@@ -264,8 +267,8 @@ class FixedPoint:
     def __post_init__(self) -> None:
         if len(self.low) != len(self.high) or not self.low:
             raise InvalidInput("give one low and one high bound per variable")
-        if not 1 <= self.bits <= 24:
-            raise InvalidInput(f"bits must be 1 to 24, not {self.bits}")
+        if not 1 <= self.bits <= MAX_BITS:
+            raise InvalidInput(f"bits must be 1 to {MAX_BITS}, not {self.bits}")
         bounds = zip(self.low, self.high, strict=True)
         if not all(math.isfinite(lo) and math.isfinite(hi) and hi > lo for lo, hi in bounds):
             raise InvalidInput("each variable's high bound must be finite and above its low bound")
@@ -304,18 +307,21 @@ class Sums:
 
     @classmethod
     def of(cls, q: np.ndarray) -> Sums:
-        """The sums of integer rows (int64 products are exact while rows < 2^(63 − 2·bits))."""
+        """The sums of integer rows below 2^48, exact: each value split into 24-bit halves h·2^24 + l so
+        every int64 product is below 2^48 and a block's sum of 2^14 of them below 2^62."""
         q = np.asarray(q, dtype=np.int64)
         if q.ndim != 2:
             raise InvalidInput("quantised rows form a table")
-        if q.size and int(q.max()) >= 2**24:
-            raise InvalidInput("quantised values must be below 2^24")
+        if q.size and (int(q.min()) < 0 or int(q.max()) >= 2**MAX_BITS):
+            raise InvalidInput(f"quantised values must be 0 to 2^{MAX_BITS} − 1")
         if q.shape[0] > 2**14:  # sum blockwise so no int64 product sum can overflow
             parts = [cls.of(q[i : i + 2**14]) for i in range(0, q.shape[0], 2**14)]
             return sum(parts[1:], parts[0])
-        g = q.T @ q
+        h, lo = q >> 24, q & (2**24 - 1)
         iu = np.triu_indices(q.shape[1])
-        return cls(int(q.shape[0]), tuple(int(v) for v in q.sum(axis=0)), tuple(int(v) for v in g[iu]))
+        hh, hl, lh, ll = ([int(v) for v in g[iu]] for g in (h.T @ h, h.T @ lo, lo.T @ h, lo.T @ lo))
+        g = tuple((a << 48) + ((b + c) << 24) + d for a, b, c, d in zip(hh, hl, lh, ll, strict=True))
+        return cls(int(q.shape[0]), tuple(int(v) for v in q.sum(axis=0)), g)
 
     def __add__(self, other: Sums) -> Sums:
         if len(self.sq) != len(other.sq):

@@ -8,7 +8,8 @@ the anomaly score 0.5 (Liu, Ting and Zhou). predictive: `target` from the other 
 regression, rows whose residual exceeds the normal quantile of 1 − α/2 in units of the cross-validated
 error. The fitted parameters go out as plain arrays (an .npz, base64) with their SHA-256, which the
 attestation then signs with the rest of the output; a forest's trees exceed the output bound, so only
-their hash leaves (the owner refits them with `qdsn ai train` from the same rows and seed).
+their canonical digest leaves (`compute.forest`: the same for the same trees, however saved), which the
+owner re-derives with `qdsn ai train` from the same rows and seed.
 """
 
 import base64
@@ -82,7 +83,11 @@ def main() -> None:
         signals=signals,
         signal_rate=rate,
         parameters_format=form,
-        parameters_sha256=params.digest(blob),
+        # a forest's skops bytes differ on every dump and its trees stay here: its canonical digest is what
+        # the owner can re-derive (`qdsn ai train` with the same rows and seed prints it)
+        parameters_sha256=params.forest_digest(params.load_estimator(blob, params.digest(blob)))
+        if form == "skops"
+        else params.digest(blob),
     )
     if len(blob) * 4 // 3 + 4 <= 262144:
         doc["parameters"] = base64.b64encode(blob).decode()
