@@ -139,9 +139,10 @@ def test_t2_across_three_makers_as_they_run_it(consortium, tmp_path):
         time.sleep(0.02)
     proc.kill()
     procs["cqc"].kill()  # and the leader with it, its share perhaps not yet kept
-    assert proc.wait() == -signal.SIGKILL, "the collect ended before the batch was on the ledger"
+    # killed, or (on a quick machine) already done in the moment between the poll and the kill: either
+    # way the run below must give the one model, each report once
+    assert proc.wait() in (-signal.SIGKILL, 0), "the collect failed before the batch was on the ledger"
     assert procs["cqc"].wait() == -signal.SIGKILL
-    assert not (tmp_path / "t2.npz").exists()
     procs["cqc"] = start(cqc, ports["cqc"], url["reg"])
     got = json.loads(qdsn("ai", "collect", "cable-t2", "--period", "0", "--out", str(tmp_path / "t2.npz"), "--json",
                           home=reg.path).stdout)  # fmt: skip

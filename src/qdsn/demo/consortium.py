@@ -739,7 +739,7 @@ def _federated_t2(console: Console, regulator: Node, leader: str, lab_url: str, 
 
     console.rule("[bold]10c. A T² model trained across makers (联合建模, 数据不出域)")
     names = ["diameter_mm", "tension_N", "temperature_C"]
-    enc = federated.encoding(names, [1.0, 100.0, 150.0], [3.0, 300.0, 250.0], bits=16)
+    enc = federated.encoding(names, [1.0, 100.0, 150.0], [3.0, 300.0, 250.0])
     task = "cable-t2-model"
     spec = {"task": task, "title": "Hotelling T² of conductor diameter, tension and temperature, three makers",
             "vdaf": "Prio3SumVec", "params": federated.task_params(enc), "leader": leader, "leader_url": lab_url,
@@ -750,8 +750,8 @@ def _federated_t2(console: Console, regulator: Node, leader: str, lab_url: str, 
             "encoding": enc}  # fmt: skip
     regulator.submit([regulator.home.sign("aggregate.task", spec)])
     console.print(f"  task {task} on the ledger: Prio3SumVec of {spec['params']['length']} numbers — n, Σx and "
-                  f"Σxxᵀ of {len(names)} variables on a 16-bit grid, each sum as two 32-bit digits; no noise, the "
-                  "model is the makers' own")  # fmt: skip
+                  f"Σxxᵀ of {len(names)} variables on a {enc['bits']}-bit grid, each sum as 32-bit digits; no "
+                  "noise, the model is the makers' own")  # fmt: skip
     rng = np.random.default_rng(23)
     mix = np.array([[0.02, 0, 0], [18.0, 6.0, 0], [2.0, 3.0, 6.0]])  # tension follows the diameter
     rows = [np.array([2.0, 200.0, 200.0]) + rng.normal(size=(m, 3)) @ mix.T for m in (300, 500, 400)]
@@ -767,8 +767,7 @@ def _federated_t2(console: Console, regulator: Node, leader: str, lab_url: str, 
                       f"{got['id'][:12]}…, secret-shared between the two aggregators ✓")  # fmt: skip
     fig = collect.collect(regulator, task, 0, NodeClient(lab_url, regulator.home.key(), regulator.did))
     model = federated.model(t, list(fig.result))  # type: ignore[arg-type]
-    grid = mv.FixedPoint(tuple(enc["low"]), tuple(enc["high"]), enc["bits"])
-    pooled = mv.fit_t2(grid.dequantise(grid.quantise(np.vstack(rows))))  # what pooling the rows would give
+    pooled = mv.fit_t2(np.vstack(rows))  # what pooling the raw rows would give
     gap = max(float(np.abs(model.mean - pooled.mean).max()), float(np.abs(model.cov - pooled.cov).max()))
     blob = params.dump_arrays(model.arrays())
     console.print(f"  the regulator collects the model of {model.n} rows from {fig.count} makers: UCL {model.ucl:.3f} "
