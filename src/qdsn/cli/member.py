@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -40,18 +41,26 @@ def member_add(
     """Admit an organisation (regulator only): `identity.register` with its DID, role, name and key, and the
     credit code, region, industry and address the regulator records, each checked before it is signed."""
     payload = registration(did, tx.role_named(role), name, key, credit_code, region, industry, address)
-    node = linked_node(home, operator, optional_path(operator_ca))
-    try:
-        if node.home.role != "regulator":
-            raise PermissionDenied(f"this node is a {node.home.role}: only the regulator admits members",
-                                   "run it on the regulator's node (--home)")  # fmt: skip
-        env = node.home.sign("identity.register", payload)
-        node.submit([env])
-    finally:
-        node.close()
+    env = _as_regulator(home, operator, operator_ca, "identity.register", payload, "admits members")
     place = f", {organization.region(region).name}" if region else ""
     console.print(f"[green]✓[/] admitted {payload['role']} ", shown(name), f"{place} ({did})", sep="")
     console.print(f"  identity.register {tx.txid(env.leaf())}", highlight=False)
+
+
+def _as_regulator(
+    home: Path, operator: str | None, operator_ca: Path | None, kind: str, payload: dict, what: str
+) -> tx.Envelope:
+    """Sign `payload` as this node and submit it, refused unless this node is the regulator (who `what`)."""
+    node = linked_node(home, operator, optional_path(operator_ca))
+    try:
+        if node.home.role != "regulator":
+            raise PermissionDenied(f"this node is a {node.home.role}: only the regulator {what}",
+                                   "run it on the regulator's node (--home)")  # fmt: skip
+        env = node.home.sign(kind, payload)
+        node.submit([env])
+        return env
+    finally:
+        node.close()
 
 
 @member_app.command("endpoint")
@@ -66,15 +75,7 @@ def member_endpoint(
     to it there and nowhere else (PACT answers and publications)."""
     payload = {"did": did.strip(), "url": url.strip().rstrip("/")}
     tx.check_payload("identity.endpoint", payload)
-    node = linked_node(home, operator, optional_path(operator_ca))
-    try:
-        if node.home.role != "regulator":
-            raise PermissionDenied(f"this node is a {node.home.role}: only the regulator records members' nodes",
-                                   "run it on the regulator's node (--home)")  # fmt: skip
-        env = node.home.sign("identity.endpoint", payload)
-        node.submit([env])
-    finally:
-        node.close()
+    env = _as_regulator(home, operator, operator_ca, "identity.endpoint", payload, "records members' nodes")
     console.print(f"[green]✓[/] {payload['did']} serves at ", shown(payload["url"]), sep="")
     console.print(f"  identity.endpoint {tx.txid(env.leaf())}", highlight=False)
 

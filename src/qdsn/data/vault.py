@@ -10,6 +10,7 @@ which the owner anchors on the ledger with `dataset.anchor`. Any record can then
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -473,13 +474,10 @@ class Vault:
             leaves = self._leaves(dataset, first, first + count)
             keys = self.record_keys(dataset, (orjson.loads(x)["record"] for x in leaves))
             sealed = self._seal_keys(dataset, first, keys)
-            try:
-                with self.engine.begin() as c:
-                    same = and_(b.dataset == dataset, b.first == first, b.count == count, b.root == root)
-                    if c.execute(select(b.first).where(same)).first() is not None:  # not discarded meanwhile
-                        c.execute(insert(vault_keys).values(dataset=dataset, first=first, count=count, sealed=sealed))
-            except DBIntegrityError:
-                pass  # another process indexed it first
+            with contextlib.suppress(DBIntegrityError), self.engine.begin() as c:  # or another process did first
+                same = and_(b.dataset == dataset, b.first == first, b.count == count, b.root == root)
+                if c.execute(select(b.first).where(same)).first() is not None:  # not discarded meanwhile
+                    c.execute(insert(vault_keys).values(dataset=dataset, first=first, count=count, sealed=sealed))
         return len(bare)
 
     def _seal_keys(self, dataset: str, first: int, keys: Sequence[bytes]) -> bytes:

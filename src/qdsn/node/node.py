@@ -90,9 +90,8 @@ class Node:
         self.receipts: list[Receipt] = []  # of this node's transactions put on the log, in order
         self.etcd: etcd.Follower | None = None
         self.orderer: EmbeddedOrderer | etcd.EtcdOrderer | None = None
-        if relay is not None:
-            pass  # the running node orders and follows; this one reads the replica it writes
-        elif ordering:
+        # With a relay the running node orders and follows; this one only reads the replica it writes.
+        if relay is None and ordering:
             cluster = etcd.Cluster.from_url(ordering, self.ledger.origin)
             self.etcd = etcd.Follower(self.ledger, cluster, on_applied=self._applied)
             self.orderer = etcd.EtcdOrderer(self.ledger, cluster, self.etcd)
@@ -102,7 +101,7 @@ class Node:
                 and etcd.seed(cluster, self.ledger.store.leaves(0, self.ledger.size))
             ):
                 log.info("started the etcd sequence with this replica's %d entries", self.ledger.size)
-        elif operator:
+        elif relay is None and operator:
             self.orderer = EmbeddedOrderer(self.ledger)
         self._alerts: list[tx.Envelope] = []
         self._backed_up: str | None = None  # the vault's fingerprint at its last backup
