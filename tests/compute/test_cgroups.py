@@ -70,18 +70,34 @@ def test_a_real_group_caps_holds_and_is_removed_with_its_processes():
     assert not any(d.exists() for d in g.places)
 
 
-def test_runs_leave_no_group_and_no_process_behind(tmp_path):
-    before = {p for root in cgroups.roots() for p in root.glob(f"{cgroups.PREFIX}*")}
+def test_runs_leave_no_group_and_no_process_behind(tmp_path, made_groups):
     (tmp_path / "m.py").write_text("import os\nif os.fork() == 0:\n    os.setsid()\n"
                                    "    os.execvp('sleep', ['sleep', '61.2345'])\n")  # fmt: skip
     for isolation in ("bwrap", "process"):
         r = sandbox.run(tmp_path, "m.py", b"{}", isolation=isolation)
         assert r.ok, r
-    after = {p for root in cgroups.roots() for p in root.glob(f"{cgroups.PREFIX}*")}
-    assert after <= before
+    assert made_groups
+    assert not [d for g in made_groups for d in g.places if d.exists()]
     time.sleep(0.2)
     sleeping = [p for p in Path("/proc").glob("[0-9]*/cmdline") if _read(p) == b"sleep\x0061.2345\x00"]
     assert not sleeping, "a model's background process outlived its run"
+
+
+def test_a_group_left_behind_is_swept_once_old_and_empty():
+    g = cgroups.create(64 << 20, 8)
+    busy = subprocess.Popen(["sleep", "30"], preexec_fn=g.join)
+    try:
+        cgroups.sweep(older_than=0)
+        assert all(d.exists() for d in g.places)  # a process is in it
+        busy.kill()
+        busy.wait()
+        cgroups.sweep(older_than=3600)
+        assert all(d.exists() for d in g.places)  # it may be a run that has not joined yet
+        cgroups.sweep(older_than=0)
+        assert not any(d.exists() for d in g.places)
+    finally:
+        busy.kill()
+        g.remove()
 
 
 def _read(p: Path) -> bytes:

@@ -140,21 +140,29 @@ class Group:
             time.sleep(0.005)
 
     def remove(self) -> None:
-        """Kill what is left and remove the directories (the last processes may take a moment to go)."""
+        """Kill what is left and remove the directories. The last processes may take a while to leave on a
+        loaded machine; a directory still busy after 10 s is removed by a later run's `sweep`."""
         self.kill()
+        deadline = time.monotonic() + 10
         for d in self.places:
-            for _ in range(100):
+            pause = 0.005
+            while True:
                 try:
                     d.rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(0.01)
+                    if time.monotonic() > deadline:
+                        break
+                    self.kill()
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.2)
 
 
 def create(memory: int, processes: int) -> Group:
     """A fresh group for one run with `memory` bytes (no swap) and at most `processes` processes."""
+    sweep()
     info = MOUNTINFO.read_text()
     mine = memberships(SELF.read_text())
     all_mounts = mounts(info)
@@ -235,6 +243,19 @@ def roots() -> list[Path]:
         for name in names:
             found += [m.point, own_dir(m, mine.get(name, "/"))]
     return sorted(set(found))
+
+
+def sweep(older_than: float = 60.0) -> int:
+    """Remove runs' groups left empty for more than `older_than` seconds (a removal that timed out, a node
+    killed mid-run); how many went. A younger group may be a run that has not joined yet, so it stays."""
+    gone, now = 0, time.time()
+    for root in roots():
+        for d in root.glob(f"{PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if now - d.stat().st_mtime >= older_than and not (d / "cgroup.procs").read_text().split():
+                    d.rmdir()
+                    gone += 1
+    return gone
 
 
 def _mkdir(*parents: Path, name: str = "") -> Path:
