@@ -310,3 +310,14 @@ def test_a_batch_is_sealed_whole_when_the_helper_dies(monkeypatch, tmp_path):
         assert len(sent) == 2  # each batch went to the helper, which died, and was sealed here whole
     finally:
         dying.close()
+
+
+def test_a_row_is_its_leaves_length_prefixed():
+    from qdsn.data.vault import pack_chunk, unpack_chunk
+
+    leaves = [b"", b"a", "é".encode() * 300, os.urandom(70_000)]
+    blob = pack_chunk(leaves)
+    assert blob == b"".join(len(x).to_bytes(4, "big") + x for x in leaves)
+    assert unpack_chunk(blob, 4) == leaves and pack_chunk([]) == b""
+    with pytest.raises(IntegrityError, match="3 records where 4 belong"):
+        unpack_chunk(pack_chunk(leaves[:3]), 4)
