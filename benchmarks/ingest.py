@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from qdsn.crypto import SigningKey, hkdf_sha256
-from qdsn.data.ingest import not_held
+from qdsn.data.ingest import unheld
 from qdsn.data.vault import Batch, Vault
 from qdsn.identity import did_key_from_public_key, multikey_from_public_key
 from qdsn.ledger import Ledger, tx
@@ -82,10 +82,9 @@ def bench_vault(records: list[dict], batch: int, folder: Path) -> float:
     t = time.perf_counter()
     # as `qdsn ingest` does it: settled with the ledger first, only records the dataset does not hold
     vault.settle("d", anchor, lookup)
-    new, keys, size = not_held(vault, "d", records)
-    assert len(new) == len(records)
-    cuts = range(0, len(new), batch)
-    for b in vault.add_stream("d", (new[i : i + batch] for i in cuts), (keys[i : i + batch] for i in cuts), at=size):
+    new = unheld(vault, "d", records)
+    assert len(new.records) == len(records)
+    for b in new.stream(vault, "d", batch):
         vault.anchor_batch(b, anchor, lookup)
     rate = len(records) / (time.perf_counter() - t)
     assert vault.verify("d") == len(records)

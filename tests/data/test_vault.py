@@ -213,3 +213,111 @@ def test_stream_refuses_to_write_past_a_grown_dataset(vault_url):
         next(stream)
     assert v.records("d") == readings(10) + readings(5, 100)  # nothing half-written
     assert v.verify("d") == 15
+
+
+# Records the fast path of `canonical_json` takes, and ones only RFC 8785 writes right: an integral float,
+# exponents (1e21, 1e-7), 1e15 (written out in full), a non-ASCII key (UTF-16 key order), non-ASCII values.
+ODD_RECORDS = [
+    {"value": 2.0, "note": "integral float", "n": 3},
+    {"value": 1e21, "small": 1e-7, "big": 1e15, "safe": 2**53 - 1},
+    {"z": [1.5, {"é": None}], "电阻": "导体", "\U0001f600": 1, "ﬀ": 2},
+]
+
+
+def test_a_leaf_from_canonical_bytes_is_the_leaf_of_the_record():
+    import rfc8785
+
+    from qdsn.crypto import canonical_json
+    from qdsn.data.vault import canonical_leaf, canonical_records, leaf
+
+    records = [readings(1)[0], *ODD_RECORDS]
+    assert canonical_records(records) == [rfc8785.dumps(r) for r in records]
+    for record, canonical in zip(records, canonical_records(records), strict=True):
+        for sig in (None, "z3sig-of-the-reading"):
+            wrapper = {"dataset": "line-1", "seq": 7, "salt": "ab" * 16, "record": record}
+            expected = rfc8785.dumps(wrapper | ({"sig": sig} if sig else {}))
+            assert canonical_leaf("line-1", 7, b"\xab" * 16, canonical, sig) == expected
+            assert leaf("line-1", 7, b"\xab" * 16, record, sig) == expected
+            assert canonical == canonical_json(record)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_sealed_rows_hold_each_records_leaf_on_both_cores(signed, monkeypatch):
+    """A batch large enough for the helper process: every leaf it and this process seal, from the records'
+    canonical bytes, is byte for byte `leaf()` of the record, plain or not, signed or not."""
+    from qdsn.crypto import new_key, offload
+    from qdsn.data.vault import CHUNK, _seal_both_cores, canonical_records, leaf, open_row
+
+    records = [dict(r, seq=i) for i, r in enumerate(readings(12 * CHUNK))]
+    for i, odd in enumerate(ODD_RECORDS):
+        records[i * 5 * CHUNK + 3] = odd  # one in the head, two in the tail sealed by the helper
+    sigs = [f"sig-{i}" if i % 3 else None for i in range(len(records))] if signed else None
+    key, sent = new_key(), []
+    helper = offload.helper("qdsn.data.vault:seal_frame")
+    monkeypatch.setattr(helper, "send", lambda frame, send=helper.send: sent.append(frame) or send(frame))
+    rows = _seal_both_cores(key, "line-é", 40, canonical_records(records), sigs)
+    assert len(sent) == 1  # the tail went through the helper process
+    leaves = []
+    for k, (count, row, root) in enumerate(rows):
+        opened = open_row(key, "line-é", 40 + k * CHUNK, count, row)
+        assert merkle.root_hash(opened) == root
+        leaves += opened
+    assert len(leaves) == len(records)
+    for i, x in enumerate(leaves):
+        salt = bytes.fromhex(x[x.index(b'"salt":"') + 8 :][:32].decode())
+        assert x == leaf("line-é", 40 + i, salt, records[i], sigs[i] if sigs else None)
+
+
+def test_each_record_is_canonicalized_once_on_ingest(monkeypatch, tmp_path):
+    """Its content key and its leaf are made from the same canonical bytes: RFC 8785 runs once a record."""
+    import qdsn.data.vault as vault_module
+    from qdsn.data.ingest import unheld
+
+    calls = []
+    real = vault_module.canonical_json
+    monkeypatch.setattr(vault_module, "canonical_json", lambda r: calls.append(1) or real(r))
+    v = Vault(str(tmp_path / "vault.db"), Keys())
+    v.create("d", "measurements")
+    records = readings(3000) + ODD_RECORDS
+    new = unheld(v, "d", records)
+    assert [b.count for b in new.stream(v, "d", 2000)] == [2000, 1003]
+    assert len(calls) == len(records)
+    calls.clear()
+    v.add_batch("d", readings(2500, 5000))
+    assert len(calls) == 2500
+    assert v.records("d") == records + readings(2500, 5000) and v.verify("d") == len(records) + 2500
+    assert unheld(v, "d", records).records == []  # the keys made from the same bytes find them all
+
+
+def dying_helper(frame: bytes) -> bytes:
+    """A sealing helper that dies on its first frame."""
+    os._exit(3)
+
+
+def test_a_batch_is_sealed_whole_when_the_helper_dies(monkeypatch, tmp_path):
+    from qdsn.crypto import offload
+
+    dying, sent = offload.Helper(f"{__name__}:dying_helper"), []
+    send = dying.send
+    monkeypatch.setattr(dying, "send", lambda frame: sent.append(frame) or send(frame))
+    monkeypatch.setattr(offload, "helper", lambda target: dying)
+    try:
+        v = Vault(str(tmp_path / "vault.db"), Keys())
+        v.create("d", "measurements")
+        records = readings(5000) + ODD_RECORDS
+        assert [b.count for b in v.add_stream("d", [records[:2500], records[2500:]])] == [2500, 2503]
+        assert v.records("d") == records and v.verify("d") == len(records)
+        assert len(sent) == 2  # each batch went to the helper, which died, and was sealed here whole
+    finally:
+        dying.close()
+
+
+def test_a_row_is_its_leaves_length_prefixed():
+    from qdsn.data.vault import pack_chunk, unpack_chunk
+
+    leaves = [b"", b"a", "é".encode() * 300, os.urandom(70_000)]
+    blob = pack_chunk(leaves)
+    assert blob == b"".join(len(x).to_bytes(4, "big") + x for x in leaves)
+    assert unpack_chunk(blob, 4) == leaves and pack_chunk([]) == b""
+    with pytest.raises(IntegrityError, match="3 records where 4 belong"):
+        unpack_chunk(pack_chunk(leaves[:3]), 4)

@@ -40,7 +40,7 @@ from pydantic import ValidationError
 from qdsn.data import epcis
 from qdsn.data.model import MODELS, Record
 from qdsn.data.rows import BadRow, Row, Unreadable
-from qdsn.data.vault import AnchorLookup, Batch, Vault
+from qdsn.data.vault import AnchorLookup, Batch, Vault, canonical_records
 from qdsn.errors import InvalidInput
 
 __all__ = ["KIND_MODELS", "BadRow", "Layout", "Row", "Summary", "Unreadable", "ingest", "ingest_epcis", "validate"]
@@ -503,37 +503,67 @@ def ingest(
     if bad and quarantine is not None:
         _set_aside(quarantine, path, digest, bad)
         summary.quarantined = len(bad)
-    new, keys, size = not_held(vault, dataset, good)
-    summary.already = len(good) - len(new)
-    cuts = range(0, len(new), batch_size)
-    batches = vault.add_stream(
-        dataset, (new[i : i + batch_size] for i in cuts), (keys[i : i + batch_size] for i in cuts), at=size
-    )
+    new = unheld(vault, dataset, good)
+    summary.already = len(good) - len(new.records)
+    batches = new.stream(vault, dataset, batch_size)
     for batch in batches:
         txid = vault.anchor_batch(batch, anchor, lookup)
         summary.batches.append((batch, txid))
         summary.accepted += batch.count
         if progress:
-            progress(summary.accepted, len(new))
+            progress(summary.accepted, len(new.records))
     return summary
+
+
+@dataclass(frozen=True)
+class Unheld:
+    """The records a dataset does not hold yet, in their order, with their canonical JSON and content
+    keys (each made once, for the key and then the leaf), and the dataset's size they were counted at."""
+
+    records: list[dict[str, Any]]
+    canonical: list[bytes]
+    keys: list[bytes]
+    size: int
+
+    def stream(self, vault: Vault, dataset: str, batch_size: int) -> Iterator[Batch]:
+        """`Vault.add_stream` of these records in batches of `batch_size`, written only at `size`."""
+        cuts = range(0, len(self.records), batch_size)
+        return vault.add_stream(
+            dataset,
+            (self.records[i : i + batch_size] for i in cuts),
+            (self.keys[i : i + batch_size] for i in cuts),
+            at=self.size,
+            canonical=(self.canonical[i : i + batch_size] for i in cuts),
+        )
+
+
+def unheld(vault: Vault, dataset: str, records: Sequence[dict[str, Any]]) -> Unheld:
+    """The records the dataset does not hold yet. A record is what it says — its content key — not where
+    it was read from, and is stored as many times as a source holds it: a source holding one record
+    twice stores it twice, once."""
+    canonical = canonical_records(records)
+    keys = vault.canonical_keys(dataset, canonical)
+    held, size = vault.held(dataset, keys)
+    if not held:  # none of them (a new file): all of them, without asking for each
+        return Unheld(list(records), canonical, keys, size)
+    new, made, fresh = [], [], []
+    for record, canon, key in zip(records, canonical, keys, strict=True):
+        if held.get(key):
+            held[key] -= 1
+        else:
+            new.append(record)
+            made.append(canon)
+            fresh.append(key)
+    return Unheld(new, made, fresh, size)
 
 
 def not_held(
     vault: Vault, dataset: str, records: Sequence[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[bytes], int]:
     """(the records the dataset does not hold yet, in their order; their keys; the dataset's size they
-    were counted at). A record is what it says — its content key — not where it was read from, and is
-    stored as many times as a source holds it: a source holding one record twice stores it twice, once."""
-    keys = vault.record_keys(dataset, records)
-    held, size = vault.held(dataset, keys)
-    new, fresh = [], []
-    for record, key in zip(records, keys, strict=True):
-        if held[key] > 0:
-            held[key] -= 1
-        else:
-            new.append(record)
-            fresh.append(key)
-    return new, fresh, size
+    were counted at): `unheld` without the records' canonical JSON."""
+    new = unheld(vault, dataset, records)
+    return new.records, new.keys, new.size
 
 
 def ingest_epcis(
