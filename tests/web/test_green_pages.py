@@ -321,6 +321,34 @@ def test_newly_anchored_records_are_charted_at_once(maker):
     assert exact(page, "data-t2") == list(model.score(x)) and exact(page, "data-ucl") == [model.ucl]
 
 
+def test_the_maker_console_loads_the_chart_libraries_when_it_starts(tmp_path):
+    """A fresh process serving a maker's console: scipy.special, matplotlib and scikit-learn's MCD are
+    loaded in the background before any page asks, so the first chart viewed does not wait a second or two."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, time
+from pathlib import Path
+from qdsn.api.app import create_app
+from qdsn.node import Node, NodeHome
+root = Path({str(tmp_path)!r})
+reg = NodeHome.init(root / "reg", "regulator", "SAMR", "pw", scrypt_n=16)
+home = NodeHome.init(root / "acme", "enterprise", "Acme", "pw", origin=reg.origin, scrypt_n=16)
+reg.submit("identity.register", home.registration())
+node = Node(home, ledger=reg.ledger(), operator=True)
+wanted = ("scipy.special", "matplotlib.pyplot", "sklearn.covariance", "qdsn.quality.multivariate")
+assert not any(m in sys.modules for m in wanted), [m for m in wanted if m in sys.modules]
+create_app(node)
+deadline = time.monotonic() + 120
+while not all(m in sys.modules for m in wanted) and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(sorted(m for m in wanted if m not in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr[-2000:]
+
+
 @pytest.mark.parametrize(("query", "status", "said"), [
     ("dataset=line-1", 400, "a multivariate chart needs two or more"),
     ("dataset=line-2&phase1=3", 400, "a phase I window of 3 rows does not fit"),

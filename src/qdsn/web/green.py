@@ -8,6 +8,7 @@ from the same functions the CLI and the certification models call (`footprint.ca
 from __future__ import annotations
 
 import bisect
+import logging
 import threading
 from collections import OrderedDict
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from qdsn.web.pages import ConsoleRoute, NavItem, console_of, render
 from qdsn.web.staff import Staff
 from qdsn.web.words import N_
 
+log = logging.getLogger(__name__)
 PREFIX = "/console/enterprise"
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
 NAV = [
@@ -242,6 +244,20 @@ FITS = 8  # fits kept, the least recently viewed dropped first
 _FITS: OrderedDict[tuple[str, str, tuple[str, ...], str, str, int], tuple[list[str], int, dict[str, Any]]] = \
     OrderedDict()  # fmt: skip
 _FITS_LOCK = threading.Lock()  # pages are served from a thread pool
+
+
+def warm() -> None:
+    """Load the libraries a chart's first view would otherwise wait for — scipy.special, matplotlib and its
+    fonts, scikit-learn's MCD: a second or two once per process — when the console starts, not when the
+    first page needs them."""
+    try:
+        from sklearn.covariance import MinCovDet  # noqa: F401
+
+        from qdsn.quality import multivariate, render  # noqa: F401
+
+        render._pyplot()
+    except Exception:  # the page that needs one says what is wrong, with the request's own error
+        log.warning("the chart libraries could not be loaded in advance", exc_info=True)
 
 
 def multivariate_datasets(node: Node) -> list[dict[str, Any]]:
