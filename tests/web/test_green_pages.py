@@ -354,6 +354,9 @@ print(sorted(m for m in wanted if m not in sys.modules))
     ("dataset=line-2&phase1=3", 400, "a phase I window of 3 rows does not fit"),
     ("dataset=line-2&phase1=9999", 400, "a phase I window of 9999 rows does not fit"),
     ("dataset=line-2&phase1=abc", 400, "is not a number of rows"),
+    ("dataset=line-2&phase1=%C2%B2", 400, "is not a number of rows"),  # "²": a digit to str.isdigit, not to int
+    ("dataset=line-2&start=%C2%B2", 400, "is not a row number"),
+    ("dataset=line-2&start=abc", 400, "is not a row number"),
     ("dataset=line-2&variables=tension", 400, "choose two or more characteristics"),
     ("dataset=line-2&variables=tension&variables=colour", 400, "colour&#39; is not a characteristic"),
     ("dataset=line-2&method=svm", 400, "method is t2 or mcd"),

@@ -368,13 +368,16 @@ def multivariate_page(
                            "its I-MR chart is on the dataset page")  # fmt: skip
     if method not in METHODS:
         raise InvalidInput(f"method is t2 or mcd, not {method[:20]!r}")
-    if phase1.strip() and not phase1.strip().isdigit():
+    phase1, start = phase1.strip(), start.strip()
+    if phase1 and not (phase1.isascii() and phase1.isdigit()):  # str.isdigit alone takes "²", which int refuses
         raise InvalidInput(f"phase I window: {phase1[:12]!r} is not a number of rows")
-    times, size, fit = fitted(node, dataset, chosen, method, phase1.strip())
+    if start and not (start.isascii() and start.isdigit()):
+        raise InvalidInput(f"from point: {start[:12]!r} is not a row number", "leave it empty for the newest rows")
+    times, size, fit = fitted(node, dataset, chosen, method, str(int(phase1)) if phase1 else "")
     rows = len(times)
     window = window if window in WINDOWS else 200
     n = rows if window == 0 else min(window, rows)
-    at = int(start) if start.strip().isdigit() else None  # the row to start at, from 1; none: the newest
+    at = int(start) if start else None  # the row to start at, from 1; none: the newest
     begin = rows - n if at is None else min(max(0, at - 1), rows - n)
     model = fit["model"]
     title = f"{'T²' if method == 't2' else 'T² (MCD)'} · {', '.join(chosen)} · {begin + 1}–{begin + n} / {rows}"
