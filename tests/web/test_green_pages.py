@@ -307,6 +307,33 @@ def test_the_fits_kept_are_few_and_the_least_recently_viewed_goes_first(maker):
     assert len(green._FITS) == green.FITS and "100" in kept and "101" not in kept and "300" in kept
 
 
+def test_other_variables_methods_and_windows_do_not_read_the_records_again(maker, monkeypatch):
+    from qdsn.web import green
+
+    node, app, _ = maker
+    green._FITS.clear()
+    green._READINGS.clear()
+    c = client(app, "view")
+    reads = []
+    records = node.vault.records
+    monkeypatch.setattr(node.vault, "records", lambda *a: reads.append(a) or records(*a))
+    base = "/console/enterprise/multivariate?dataset=line-2"
+    for query in ("", "&variables=diameter&variables=tension", "&method=mcd", "&phase1=120", "&window=50&start=3"):
+        assert c.get(base + query).status_code == 200
+    assert [r[0] for r in reads] == ["line-2"]  # the records aligned once for every characteristic
+    page = c.get(base + "&variables=tension&variables=temperature&phase1=100&window=1000").text
+    _, x = mv.rows_at_times(records("line-2"), ["tension", "temperature"])
+    model = mv.phase1(x[:100], names=("tension", "temperature"))
+    assert exact(page, "data-t2") == list(model.score(x)) and exact(page, "data-ucl") == [model.ucl]
+    anchor(node, "line-2", [{"characteristic": n, "value": 1.0 + j, "time": "2026-03-09T00:00:00Z"}
+                            for j, n in enumerate(VARIABLES)])  # fmt: skip
+    assert "of 301" in c.get(base).text and [r[0] for r in reads] == ["line-2"] * 2  # a new batch: read again
+    long_line(node)
+    for query in ("dataset=line-3", "dataset=line-2&phase1=150", "dataset=flat"):  # line-2's readings used again
+        c.get(f"/console/enterprise/multivariate?{query}")
+    assert len(green._READINGS) == green.READINGS and {k[1] for k in green._READINGS} == {"line-2", "flat"}
+
+
 def test_newly_anchored_records_are_charted_at_once(maker):
     node, app, _ = maker
     c = client(app, "view")

@@ -247,13 +247,20 @@ def contributions(model: T2Model, x: Any) -> np.ndarray:
 def rows_at_times(records: Any, names: list[str]) -> tuple[list[str], np.ndarray]:
     """(times, rows × `names`) of measurement records: one row per time stamp at which every named
     characteristic was read (the same rows the multivariate-monitoring model reads), in time order; a
-    characteristic read twice at one time counts its last reading. The records are read column by column
-    in comprehensions that make no new objects per record (a loop building a dict per time takes three times
-    as long over 200,000 records, much of it in the garbage collector); numpy fills and filters the table."""
+    characteristic read twice at one time counts its last reading."""
+    return complete(*readings_at_times(records, names))
+
+
+def readings_at_times(records: Any, names: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(times, values, read) of measurement records: every time stamp at which any of `names` was read, in
+    time order, with each characteristic's last reading then (rows × `names`) and whether it was read; what
+    `complete` takes the rows of any subset of `names` from. The records are read column by column in
+    comprehensions that make no new objects per record (a loop building a dict per time takes three times
+    as long over 200,000 records, much of it in the garbage collector); numpy fills the table."""
     p, column = len(names), {n: j for j, n in enumerate(names)}
     records = records if isinstance(records, list) else list(records)  # read three times
     if not p:
-        return [], np.empty((0, 0))
+        return [], np.empty((0, 0)), np.empty((0, 0), dtype=bool)
     js = [column.get(c) if isinstance(c := r.get("characteristic"), str) else None for r in records]
     vs = [r.get("value") for r in records]
     good = [j is not None and (type(v) is float or type(v) is int or _number(v)) for j, v in zip(js, vs, strict=True)]
@@ -270,8 +277,17 @@ def rows_at_times(records: Any, names: list[str]) -> tuple[list[str], np.ndarray
         x[cell] = values[::-1][last]
     else:
         x[cells] = values
-    kept = sorted(np.flatnonzero((read > 0).reshape(-1, p).all(axis=1)).tolist(), key=stamps.__getitem__)
-    return [stamps[i] for i in kept], x.reshape(-1, p)[kept]
+    order = sorted(range(len(stamps)), key=stamps.__getitem__)
+    return [stamps[i] for i in order], x.reshape(-1, p)[order], (read > 0).reshape(-1, p)[order]
+
+
+def complete(times: list[str], values: np.ndarray, read: np.ndarray,
+             columns: list[int] | None = None) -> tuple[list[str], np.ndarray]:  # fmt: skip
+    """(times, rows × columns) of a `readings_at_times` table: the rows at which every one of `columns`
+    (indices into its names; all of them by default) was read."""
+    cols = list(range(values.shape[1])) if columns is None else list(columns)
+    full = read[:, cols].all(axis=1) if cols else np.zeros(len(times), dtype=bool)
+    return list(compress(times, full.tolist())), values[:, cols][full]
 
 
 def _number(v: Any) -> bool:

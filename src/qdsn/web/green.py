@@ -238,12 +238,31 @@ LISTED = 1000  # a window's points listed in a table beneath the chart at most
 SIGNALS = 200  # signals listed with their contributing variables at most
 TOP = 3  # contributing variables named per signal
 FITS = 8  # fits kept, the least recently viewed dropped first
+READINGS = 2  # datasets' aligned readings kept, the same way
 # Fits by node, dataset, variables, method, phase I window asked and records anchored (a new anchored batch
-# makes a new key): reading and aligning the newest 200,000 records takes most of a first view, and moving
-# the chart's window does not change them. A few at most, so a long-running node's memory stays bounded.
+# makes a new key), and the aligned readings of every characteristic by node, dataset and records anchored:
+# reading and aligning the newest 200,000 records takes most of a first view, and neither moving the chart's
+# window nor choosing other variables, another method or phase I window reads them again. A few of each at
+# most, so a long-running node's memory stays bounded.
 _FITS: OrderedDict[tuple[str, str, tuple[str, ...], str, str, int], tuple[list[str], int, dict[str, Any]]] = \
     OrderedDict()  # fmt: skip
-_FITS_LOCK = threading.Lock()  # pages are served from a thread pool
+_READINGS: OrderedDict[tuple[str, str, tuple[str, ...], int], tuple[list[str], Any, Any]] = OrderedDict()
+_KEPT_LOCK = threading.Lock()  # pages are served from a thread pool
+
+
+def _kept(cache: OrderedDict[Any, Any], size: int, key: Any, make: Any) -> Any:
+    """`cache[key]`, made by `make()` when missing; the least recently used dropped beyond `size`."""
+    with _KEPT_LOCK:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    value = make()  # outside the lock: other pages are served meanwhile
+    with _KEPT_LOCK:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > size:
+            cache.popitem(last=False)
+    return value
 
 
 def warm() -> None:
@@ -300,28 +319,34 @@ def t2_view(values: Any, names: list[str], method: str, phase1: int, seed: int =
             "parts": mv.contributions(model, x[above])}  # fmt: skip
 
 
-def fitted(node: Node, dataset: str, chosen: list[str], method: str,
-           phase1: str) -> tuple[list[str], int, dict[str, Any]]:  # fmt: skip
-    """(times, phase I rows, `t2_view`) of the dataset's newest records, from the cache when these records
-    were fitted so before."""
+def readings(node: Node, dataset: str, names: list[str]) -> tuple[list[str], Any, Any]:
+    """`multivariate.readings_at_times` of the dataset's newest records (`MAX_POINTS`) for `names`, kept."""
     from qdsn.quality import multivariate as mv
     from qdsn.web.manufacturer import MAX_POINTS
 
     anchored = node.ledger.state.datasets[dataset].anchored
-    key = (node.did, dataset, tuple(chosen), method, phase1, anchored)  # the same rows: the same fit
-    with _FITS_LOCK:
-        if key in _FITS:
-            _FITS.move_to_end(key)
-            return _FITS[key]
     first = max(0, anchored - MAX_POINTS)
-    times, x = mv.rows_at_times(node.vault.records(dataset, first, anchored) if anchored else [], chosen)
-    size = int(phase1) if phase1 else max(len(chosen) + 2, len(times) // 2)
-    fit = (times, size, t2_view(x, chosen, method, size))
-    with _FITS_LOCK:
-        _FITS[key] = fit
-        while len(_FITS) > FITS:
-            _FITS.popitem(last=False)
-    return fit
+    return _kept(_READINGS, READINGS, (node.did, dataset, tuple(names), anchored),  # type: ignore[no-any-return]
+                 lambda: mv.readings_at_times(node.vault.records(dataset, first, anchored) if anchored else [],
+                                              names))  # fmt: skip
+
+
+def fitted(node: Node, dataset: str, chosen: list[str], method: str, phase1: str,
+           chars: list[str] | None = None) -> tuple[list[str], int, dict[str, Any]]:  # fmt: skip
+    """(times, phase I rows, `t2_view`) of the rows of the dataset's newest records at which every `chosen`
+    characteristic was read, kept; the records aligned once for all of `chars` (default: `chosen`)."""
+    from qdsn.quality import multivariate as mv
+
+    names = chars or chosen
+    anchored = node.ledger.state.datasets[dataset].anchored
+
+    def fit() -> tuple[list[str], int, dict[str, Any]]:
+        times, x = mv.complete(*readings(node, dataset, names), [names.index(c) for c in chosen])
+        size = int(phase1) if phase1 else max(len(chosen) + 2, len(times) // 2)
+        return times, size, t2_view(x, chosen, method, size)
+
+    key = (node.did, dataset, tuple(chosen), method, phase1, anchored)  # the same rows: the same fit
+    return _kept(_FITS, FITS, key, fit)  # type: ignore[no-any-return]
 
 
 @router.get("/multivariate")
@@ -373,7 +398,7 @@ def multivariate_page(
         raise InvalidInput(f"phase I window: {phase1[:12]!r} is not a number of rows")
     if start and not (start.isascii() and start.isdigit()):
         raise InvalidInput(f"from point: {start[:12]!r} is not a row number", "leave it empty for the newest rows")
-    times, size, fit = fitted(node, dataset, chosen, method, str(int(phase1)) if phase1 else "")
+    times, size, fit = fitted(node, dataset, chosen, method, str(int(phase1)) if phase1 else "", chars)
     rows = len(times)
     window = window if window in WINDOWS else 200
     n = rows if window == 0 else min(window, rows)
