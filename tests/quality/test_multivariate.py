@@ -207,6 +207,85 @@ def test_rows_are_the_times_every_variable_was_read():
     assert mv.rows_at_times([], ["a", "b"])[1].shape == (0, 2)
 
 
+def plain_rows_at_times(records, names):
+    """The reading `rows_at_times` must give, written the plain way: a dict of readings per time."""
+    at = {}
+    for r in records:
+        v = r.get("value")
+        if r.get("characteristic") in names and isinstance(v, int | float) and not isinstance(v, bool):
+            at.setdefault(str(r.get("time", "")), {})[r["characteristic"]] = float(v)
+    kept = [(t, v) for t, v in sorted(at.items()) if len(v) == len(names)]
+    return [t for t, _ in kept], np.array([[v[n] for n in names] for _, v in kept]).reshape(len(kept), len(names))
+
+
+def test_rows_at_times_is_the_plain_reading_of_any_records():
+    """Records as they come: readings repeated at one time (the last counts), out of order, missing, of
+    other characteristics, with values that are not numbers (bools, text, None) or not finite, times that
+    are not text or absent; a list or a generator."""
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        records = []
+        for _ in range(int(rng.integers(0, 80))):
+            r = {}
+            if rng.random() < 0.95:
+                r["characteristic"] = ["a", "b", "c", "d", None, 3, ["a"]][int(rng.integers(7))]
+            if rng.random() < 0.95:
+                r["value"] = [float(rng.normal()), int(rng.integers(-5, 5)), True, "1.5", None, float("nan"),
+                              10**20, np.float64(2.5)][int(rng.integers(8))]  # fmt: skip
+            if rng.random() < 0.9:
+                r["time"] = ["t1", "t2", "t3", "t0", 5, None, ""][int(rng.integers(7))]
+            records.append(r)
+        names = list(rng.permutation(["a", "b", "c", "d"])[: int(rng.integers(1, 4))])
+        times, x = mv.rows_at_times(iter(records) if rng.random() < 0.3 else records, names)
+        want_times, want = plain_rows_at_times(records, names)
+        assert times == want_times and x.shape == want.shape and np.array_equal(x, want, equal_nan=True)
+
+
+def test_a_reading_repeated_at_one_time_counts_its_last_value():
+    records = [{"characteristic": "a", "value": 1.0, "time": "t"}, {"characteristic": "b", "value": 2.0, "time": "t"},
+               {"characteristic": "a", "value": 3.0, "time": "t"}]  # fmt: skip
+    assert mv.rows_at_times(records, ["a", "b"])[1].tolist() == [[3.0, 2.0]]
+
+
+def test_the_limits_are_scipy_stats_quantiles_exactly():
+    """The limits come from scipy.special (scipy.stats costs a second to import): the very quantiles
+    scipy.stats gives, to the last bit, over phase I and II windows from p + 2 rows to a million."""
+    for alpha in (0.0027, 0.01, 0.05):
+        for p in (1, 2, 3, 5, 10, 20):
+            for m in (p + 2, p + 3, 30, 200, 999, 20_000, 1_000_000):
+                beta, f = stats.beta.ppf(1 - alpha, p / 2, (m - p - 1) / 2), stats.f.ppf(1 - alpha, p, m - p)
+                assert mv.ucl_phase1(m, p, alpha) == (m - 1) ** 2 / m * beta
+                assert mv.ucl_phase2(m, p, alpha) == p * (m + 1) * (m - 1) / (m * (m - p)) * f
+            assert mv.ucl_chi2(p, alpha) == stats.chi2.ppf(1 - alpha, p)
+
+
+def test_the_robust_fit_is_the_one_scipy_stats_quantiles_give():
+    """fit_mcd's reweighting cut χ²(0.975; p) and its consistency factor, from scipy.stats, give the same model."""
+    from sklearn.covariance import MinCovDet
+
+    x = process(400, p=3, seed=4)
+    x[:12] += 6.0
+    model = mv.fit_mcd(x)
+    raw = MinCovDet(random_state=0).fit(x)
+    d = raw.mahalanobis(x)
+    cut = stats.chi2.ppf(0.975, 3)
+    keep = d <= cut
+    assert model.excluded == tuple(np.flatnonzero(~keep).tolist())
+    want = np.cov(x[keep], rowvar=False) / (stats.chi2.cdf(cut, 5) / 0.975)
+    assert np.allclose(model.cov, want, rtol=1e-12, atol=0)
+    assert np.allclose(model.mean, x[keep].mean(axis=0), rtol=1e-12, atol=0)
+
+
+def test_the_model_does_not_import_scipy_stats():
+    """A first chart in a running console waits for every import the model makes: scipy.stats alone takes
+    about a second, and the limits need only scipy.special."""
+    import subprocess
+    import sys
+
+    code = "import sys; import qdsn.quality.multivariate; print('scipy.stats' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
 def test_the_chart_judges_each_phase_against_its_own_limit():
     from qdsn.quality import render
 

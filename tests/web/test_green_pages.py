@@ -246,11 +246,144 @@ def test_a_long_series_is_windowed_and_mcd_is_selectable(maker):
     assert exact(default, "data-ucl") == [mv.phase1(rows_of(node)[1][:150]).ucl]
 
 
+def long_line(node, rows=3000, seed=5):
+    """A dataset of `rows` readings of the three characteristics: longer than any window the page shows."""
+    node.submit([node.home.sign("dataset.declare", {"dataset": "line-3", "title": "Line 3", "kind": "measurements",
+                 "characteristics": [{"name": n, "unit": "mm"} for n in VARIABLES]})])  # fmt: skip
+    node.vault.create("line-3", "measurements")
+    x = np.concatenate([readings(np.random.default_rng(seed + k)) for k in range(rows // 300)])
+    x[2400:2410] += [0.0, 60.0, 0.0]  # a run of tension shifts late in phase II
+    anchor(node, "line-3", [{"characteristic": n, "value": round(float(v), 4), "time": f"2026-04-01T{i:06d}"}
+                            for i, row in enumerate(x) for n, v in zip(VARIABLES, row, strict=True)])  # fmt: skip
+    return mv.rows_at_times(node.vault.records("line-3"), VARIABLES)[1]
+
+
+def test_a_window_of_a_long_series_shows_the_librarys_figures_for_its_rows_alone(maker):
+    node, app, _ = maker
+    x = long_line(node)
+    model = mv.phase1(x[:1500], names=tuple(VARIABLES))  # the default phase I window: the first half
+    scores = model.score(x)
+    limits = np.where(np.arange(len(x)) < 1500, model.ucl_phase1, model.ucl)
+    c = client(app, "view")
+    for start, window in ((1, 1000), (1001, 1000), (2390, 50), (2990, 50)):
+        page = c.get(f"/console/enterprise/multivariate?dataset=line-3&window={window}&start={start}").text
+        begin = min(start - 1, len(x) - window)
+        assert f"Points {begin + 1}–{begin + window} of 3000" in page
+        assert exact(page, "data-t2") == list(scores[begin : begin + window])
+        assert exact(page, "data-ucl") == [model.ucl] and exact(page, "data-ucl-phase1") == [model.ucl_phase1]
+        here = [i for i in np.flatnonzero(scores > limits) if begin <= i < begin + window]
+        assert f"out of limit here: {len(here)}" in page
+        signals = page[page.index('id="signals"') :]
+        signals = signals[: signals.index("</table>")]
+        assert re.findall(r"<tr><td>(\d+)</td>", signals) == [str(i + 1) for i in here]
+        for i in here:  # each signal's variables and contributions are the library's for that row
+            parts = mv.contributions(model, x[i : i + 1])[0]
+            named = re.sub(r"<[^>]+>", "", next(r for r in signals.split("<tr>") if r.startswith(f"<td>{i + 1}</td>")))
+            top = [VARIABLES[j] for j in np.argsort(-parts, kind="stable")]
+            assert f"{top[0]} {parts[VARIABLES.index(top[0])]:.3g}" in named
+    late = c.get("/console/enterprise/multivariate?dataset=line-3&window=50&start=2390").text
+    assert "tension" in late[late.index('id="signals"') :].split("</td>")[5]  # the shifted rows name tension first
+    everything = c.get("/console/enterprise/multivariate?dataset=line-3&window=0").text
+    assert "Points 1–3000 of 3000" in everything and "<svg" in everything
+    assert not exact(everything, "data-t2") and "Choose a window of at most 1000 points" in everything
+
+
+def test_the_fits_kept_are_few_and_the_least_recently_viewed_goes_first(maker):
+    from qdsn.web import green
+
+    _, app, _ = maker
+    c = client(app, "view")
+    green._FITS.clear()
+
+    def view(phase1):
+        page = c.get(f"/console/enterprise/multivariate?dataset=line-2&phase1={phase1}&window=50").text
+        assert f"Phase I: rows 1–{phase1}," in page
+
+    for phase1 in range(100, 100 + green.FITS):
+        view(phase1)
+    view(100)  # viewed again: now the most recent
+    view(300)  # one more than are kept: the least recently viewed (101) goes, not the first fitted (100)
+    kept = {key[4] for key in green._FITS}
+    assert len(green._FITS) == green.FITS and "100" in kept and "101" not in kept and "300" in kept
+
+
+def test_other_variables_methods_and_windows_do_not_read_the_records_again(maker, monkeypatch):
+    from qdsn.web import green
+
+    node, app, _ = maker
+    green._FITS.clear()
+    green._READINGS.clear()
+    c = client(app, "view")
+    reads = []
+    records = node.vault.records
+    monkeypatch.setattr(node.vault, "records", lambda *a: reads.append(a) or records(*a))
+    base = "/console/enterprise/multivariate?dataset=line-2"
+    for query in ("", "&variables=diameter&variables=tension", "&method=mcd", "&phase1=120", "&window=50&start=3"):
+        assert c.get(base + query).status_code == 200
+    assert [r[0] for r in reads] == ["line-2"]  # the records aligned once for every characteristic
+    page = c.get(base + "&variables=tension&variables=temperature&phase1=100&window=1000").text
+    _, x = mv.rows_at_times(records("line-2"), ["tension", "temperature"])
+    model = mv.phase1(x[:100], names=("tension", "temperature"))
+    assert exact(page, "data-t2") == list(model.score(x)) and exact(page, "data-ucl") == [model.ucl]
+    anchor(node, "line-2", [{"characteristic": n, "value": 1.0 + j, "time": "2026-03-09T00:00:00Z"}
+                            for j, n in enumerate(VARIABLES)])  # fmt: skip
+    assert "of 301" in c.get(base).text and [r[0] for r in reads] == ["line-2"] * 2  # a new batch: read again
+    long_line(node)
+    for query in ("dataset=line-3", "dataset=line-2&phase1=150", "dataset=flat"):  # line-2's readings used again
+        c.get(f"/console/enterprise/multivariate?{query}")
+    assert len(green._READINGS) == green.READINGS and {k[1] for k in green._READINGS} == {"line-2", "flat"}
+
+
+def test_newly_anchored_records_are_charted_at_once(maker):
+    node, app, _ = maker
+    c = client(app, "view")
+    assert "Points 101–300 of 300" in c.get("/console/enterprise/multivariate?dataset=line-2").text
+    more = readings(np.random.default_rng(99), n=300)[:100]
+    anchor(node, "line-2", [{"characteristic": n, "value": round(float(v), 4), "time": f"2026-03-02T08:{i:04d}Z"}
+                            for i, row in enumerate(more) for n, v in zip(VARIABLES, row, strict=True)])  # fmt: skip
+    page = c.get("/console/enterprise/multivariate?dataset=line-2&window=1000").text
+    _, x = rows_of(node)
+    assert len(x) == 400 and "Points 1–400 of 400" in page
+    model = mv.phase1(x[:200], names=tuple(VARIABLES))
+    assert exact(page, "data-t2") == list(model.score(x)) and exact(page, "data-ucl") == [model.ucl]
+
+
+def test_the_maker_console_loads_the_chart_libraries_when_it_starts(tmp_path):
+    """A fresh process serving a maker's console: scipy.special, matplotlib and scikit-learn's MCD are
+    loaded in the background before any page asks, so the first chart viewed does not wait a second or two."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, time
+from pathlib import Path
+from qdsn.api.app import create_app
+from qdsn.node import Node, NodeHome
+root = Path({str(tmp_path)!r})
+reg = NodeHome.init(root / "reg", "regulator", "SAMR", "pw", scrypt_n=16)
+home = NodeHome.init(root / "acme", "enterprise", "Acme", "pw", origin=reg.origin, scrypt_n=16)
+reg.submit("identity.register", home.registration())
+node = Node(home, ledger=reg.ledger(), operator=True)
+wanted = ("scipy.special", "matplotlib.pyplot", "sklearn.covariance", "qdsn.quality.multivariate")
+assert not any(m in sys.modules for m in wanted), [m for m in wanted if m in sys.modules]
+create_app(node)
+deadline = time.monotonic() + 120
+while not all(m in sys.modules for m in wanted) and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(sorted(m for m in wanted if m not in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr[-2000:]
+
+
 @pytest.mark.parametrize(("query", "status", "said"), [
     ("dataset=line-1", 400, "a multivariate chart needs two or more"),
     ("dataset=line-2&phase1=3", 400, "a phase I window of 3 rows does not fit"),
     ("dataset=line-2&phase1=9999", 400, "a phase I window of 9999 rows does not fit"),
     ("dataset=line-2&phase1=abc", 400, "is not a number of rows"),
+    ("dataset=line-2&phase1=%C2%B2", 400, "is not a number of rows"),  # "²": a digit to str.isdigit, not to int
+    ("dataset=line-2&start=%C2%B2", 400, "is not a row number"),
+    ("dataset=line-2&start=abc", 400, "is not a row number"),
     ("dataset=line-2&variables=tension", 400, "choose two or more characteristics"),
     ("dataset=line-2&variables=tension&variables=colour", 400, "colour&#39; is not a characteristic"),
     ("dataset=line-2&method=svm", 400, "method is t2 or mcd"),

@@ -5,6 +5,7 @@ calling the same node services with the same checks. See docs/architecture.md, "
 from __future__ import annotations
 
 import importlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,10 @@ def mount(app: FastAPI, node: Node) -> None:
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     app.include_router(public.router)
     if module is not None:
-        app.include_router(importlib.import_module(module).router)
+        pages = importlib.import_module(module)
+        app.include_router(pages.router)
+        if hasattr(pages, "warm"):  # libraries its pages load once per process: loaded before the first needs them
+            threading.Thread(target=pages.warm, name="console-warm", daemon=True).start()
 
     @app.middleware("http")
     async def _transport(request: Request, call_next: Any) -> Response:

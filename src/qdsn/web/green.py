@@ -8,6 +8,9 @@ from the same functions the CLI and the certification models call (`footprint.ca
 from __future__ import annotations
 
 import bisect
+import logging
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -22,6 +25,7 @@ from qdsn.web.pages import ConsoleRoute, NavItem, console_of, render
 from qdsn.web.staff import Staff
 from qdsn.web.words import N_
 
+log = logging.getLogger(__name__)
 PREFIX = "/console/enterprise"
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
 NAV = [
@@ -233,9 +237,46 @@ METHODS = {"t2": N_("Hotelling T² (phase I, then phase II)"), "mcd": N_("robust
 LISTED = 1000  # a window's points listed in a table beneath the chart at most
 SIGNALS = 200  # signals listed with their contributing variables at most
 TOP = 3  # contributing variables named per signal
-# Fits by node, dataset, variables, method, phase I window asked and records anchored: reading and fitting
-# the newest 200,000 records takes seconds, and moving the chart's window does not change them.
-_FITS: dict[tuple[str, str, tuple[str, ...], str, str, int], tuple[list[str], int, dict[str, Any]]] = {}
+FITS = 8  # fits kept, the least recently viewed dropped first
+READINGS = 2  # datasets' aligned readings kept, the same way
+# Fits by node, dataset, variables, method, phase I window asked and records anchored (a new anchored batch
+# makes a new key), and the aligned readings of every characteristic by node, dataset and records anchored:
+# reading and aligning the newest 200,000 records takes most of a first view, and neither moving the chart's
+# window nor choosing other variables, another method or phase I window reads them again. A few of each at
+# most, so a long-running node's memory stays bounded.
+_FITS: OrderedDict[tuple[str, str, tuple[str, ...], str, str, int], tuple[list[str], int, dict[str, Any]]] = \
+    OrderedDict()  # fmt: skip
+_READINGS: OrderedDict[tuple[str, str, tuple[str, ...], int], tuple[list[str], Any, Any]] = OrderedDict()
+_KEPT_LOCK = threading.Lock()  # pages are served from a thread pool
+
+
+def _kept(cache: OrderedDict[Any, Any], size: int, key: Any, make: Any) -> Any:
+    """`cache[key]`, made by `make()` when missing; the least recently used dropped beyond `size`."""
+    with _KEPT_LOCK:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    value = make()  # outside the lock: other pages are served meanwhile
+    with _KEPT_LOCK:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > size:
+            cache.popitem(last=False)
+    return value
+
+
+def warm() -> None:
+    """Load the libraries a chart's first view would otherwise wait for — scipy.special, matplotlib and its
+    fonts, scikit-learn's MCD: a second or two once per process — when the console starts, not when the
+    first page needs them."""
+    try:
+        from sklearn.covariance import MinCovDet  # noqa: F401
+
+        from qdsn.quality import multivariate, render  # noqa: F401
+
+        render._pyplot()
+    except Exception:  # the page that needs one says what is wrong, with the request's own error
+        log.warning("the chart libraries could not be loaded in advance", exc_info=True)
 
 
 def multivariate_datasets(node: Node) -> list[dict[str, Any]]:
@@ -273,8 +314,39 @@ def t2_view(values: Any, names: list[str], method: str, phase1: int, seed: int =
                            "choose a longer window or other characteristics") from None  # fmt: skip
     scores = model.score(x)
     limits = np.where(np.arange(m) < phase1, model.ucl_phase1, model.ucl)
-    return {"model": model, "scores": scores, "limits": limits, "above": np.flatnonzero(scores > limits),
-            "parts": mv.contributions(model, x)}  # fmt: skip
+    above = np.flatnonzero(scores > limits)
+    return {"model": model, "scores": scores, "limits": limits, "above": above,
+            "parts": mv.contributions(model, x[above])}  # fmt: skip
+
+
+def readings(node: Node, dataset: str, names: list[str]) -> tuple[list[str], Any, Any]:
+    """`multivariate.readings_at_times` of the dataset's newest records (`MAX_POINTS`) for `names`, kept."""
+    from qdsn.quality import multivariate as mv
+    from qdsn.web.manufacturer import MAX_POINTS
+
+    anchored = node.ledger.state.datasets[dataset].anchored
+    first = max(0, anchored - MAX_POINTS)
+    return _kept(_READINGS, READINGS, (node.did, dataset, tuple(names), anchored),  # type: ignore[no-any-return]
+                 lambda: mv.readings_at_times(node.vault.records(dataset, first, anchored) if anchored else [],
+                                              names))  # fmt: skip
+
+
+def fitted(node: Node, dataset: str, chosen: list[str], method: str, phase1: str,
+           chars: list[str] | None = None) -> tuple[list[str], int, dict[str, Any]]:  # fmt: skip
+    """(times, phase I rows, `t2_view`) of the rows of the dataset's newest records at which every `chosen`
+    characteristic was read, kept; the records aligned once for all of `chars` (default: `chosen`)."""
+    from qdsn.quality import multivariate as mv
+
+    names = chars or chosen
+    anchored = node.ledger.state.datasets[dataset].anchored
+
+    def fit() -> tuple[list[str], int, dict[str, Any]]:
+        times, x = mv.complete(*readings(node, dataset, names), [names.index(c) for c in chosen])
+        size = int(phase1) if phase1 else max(len(chosen) + 2, len(times) // 2)
+        return times, size, t2_view(x, chosen, method, size)
+
+    key = (node.did, dataset, tuple(chosen), method, phase1, anchored)  # the same rows: the same fit
+    return _kept(_FITS, FITS, key, fit)  # type: ignore[no-any-return]
 
 
 @router.get("/multivariate")
@@ -292,8 +364,10 @@ def multivariate_page(
     limit (beta) over the phase I window and phase II UCL (F) after it — or the MCD's χ² limit — the
     rows out of their limit marked and listed with the variables that carry them; a window of a long
     series shown, the model from all of its phase I rows."""
+    import numpy as np
+
     from qdsn.quality import render as pictures
-    from qdsn.web.manufacturer import MAX_POINTS, WINDOWS, _declared
+    from qdsn.web.manufacturer import WINDOWS, _declared
 
     node = _node(request)
     node.catch_up()
@@ -319,43 +393,36 @@ def multivariate_page(
                            "its I-MR chart is on the dataset page")  # fmt: skip
     if method not in METHODS:
         raise InvalidInput(f"method is t2 or mcd, not {method[:20]!r}")
-    if phase1.strip() and not phase1.strip().isdigit():
+    phase1, start = phase1.strip(), start.strip()
+    if phase1 and not (phase1.isascii() and phase1.isdigit()):  # str.isdigit alone takes "²", which int refuses
         raise InvalidInput(f"phase I window: {phase1[:12]!r} is not a number of rows")
-    key = (node.did, dataset, tuple(chosen), method, phase1.strip(), ds.anchored)  # the same rows: the same fit
-    if key not in _FITS:
-        from qdsn.quality import multivariate as mv
-
-        first = max(0, ds.anchored - MAX_POINTS)
-        times, x = mv.rows_at_times(node.vault.records(dataset, first, ds.anchored) if ds.anchored else [], chosen)
-        size = int(phase1) if phase1.strip() else max(len(chosen) + 2, len(times) // 2)
-        _FITS[key] = (times, size, t2_view(x, chosen, method, size))
-        while len(_FITS) > 8:
-            _FITS.pop(next(iter(_FITS)))
-    times, size, fit = _FITS[key]
+    if start and not (start.isascii() and start.isdigit()):
+        raise InvalidInput(f"from point: {start[:12]!r} is not a row number", "leave it empty for the newest rows")
+    times, size, fit = fitted(node, dataset, chosen, method, str(int(phase1)) if phase1 else "", chars)
     rows = len(times)
     window = window if window in WINDOWS else 200
     n = rows if window == 0 else min(window, rows)
-    at = int(start) if start.strip().isdigit() else None  # the row to start at, from 1; none: the newest
+    at = int(start) if start else None  # the row to start at, from 1; none: the newest
     begin = rows - n if at is None else min(max(0, at - 1), rows - n)
     model = fit["model"]
     title = f"{'T²' if method == 't2' else 'T² (MCD)'} · {', '.join(chosen)} · {begin + 1}–{begin + n} / {rows}"
     svg = pictures.svg(pictures.draw_t2(fit["scores"][begin : begin + n], model.ucl, title=title,
                                         excluded=model.excluded, first=begin + 1, ucl_phase1=model.ucl_phase1,
                                         phase1=size))  # fmt: skip
+    lo, hi = np.searchsorted(fit["above"], [begin, begin + n]).tolist()  # the signals in the window
     signals = []
-    for i in fit["above"]:
-        if begin <= i < begin + n and len(signals) < SIGNALS:
-            parts, t2 = fit["parts"][i], float(fit["scores"][i])
-            top = sorted(range(len(chosen)), key=lambda j: -parts[j])[:TOP]
-            signals.append({"row": int(i) + 1, "time": times[i], "t2": t2, "limit": float(fit["limits"][i]),
-                            "phase": "I" if i < size else "II",
-                            "top": [(chosen[j], float(parts[j]), float(parts[j]) / t2) for j in top]})  # fmt: skip
-    points = [{"row": i + 1, "time": times[i], "t2": float(fit["scores"][i]), "exact": repr(float(fit["scores"][i])),
-               "out": bool(fit["scores"][i] > fit["limits"][i])}
-              for i in range(begin, begin + n)] if n <= LISTED else []  # fmt: skip
+    for i, parts in zip(fit["above"][lo:hi][:SIGNALS].tolist(), fit["parts"][lo:hi][:SIGNALS], strict=True):
+        t2 = float(fit["scores"][i])
+        top = np.argsort(-parts, kind="stable")[:TOP].tolist()
+        signals.append({"row": i + 1, "time": times[i], "t2": t2, "limit": float(fit["limits"][i]),
+                        "phase": "I" if i < size else "II",
+                        "top": [(chosen[j], float(parts[j]), float(parts[j]) / t2) for j in top]})  # fmt: skip
+    scores, limits = fit["scores"][begin : begin + n].tolist(), fit["limits"][begin : begin + n].tolist()
+    points = [{"row": begin + k + 1, "time": times[begin + k], "t2": t2, "exact": repr(t2), "out": t2 > limit}
+              for k, (t2, limit) in enumerate(zip(scores, limits, strict=True))] if n <= LISTED else []  # fmt: skip
     view = {"svg": svg, "rows": rows, "begin": begin, "count": n, "window": window, "phase1": size,
             "ucl": model.ucl, "ucl_phase1": model.ucl_phase1, "alpha": model.alpha, "excluded": len(model.excluded),
-            "signals": signals, "above": int(sum(1 for i in fit["above"] if begin <= i < begin + n)),
+            "signals": signals, "above": hi - lo,
             "points": points, "method": method, "p": len(chosen)}  # fmt: skip
     return render(request, "enterprise/multivariate.html", datasets=listing, dataset=ds, chars=chars, chosen=chosen,
                   view=view, windows=WINDOWS, methods=METHODS, listed=LISTED)  # fmt: skip

@@ -112,6 +112,7 @@ def level(node: Node) -> Any:
 
 # -- datasets and their charts ----------------------------------------------------------------------
 
+warm = green.warm  # the chart libraries, loaded in the background when the console starts (web.mount)
 MAX_POINTS = 200_000  # the newest records a chart reads; limits come from them, a window is shown
 WINDOWS = (50, 200, 1000, 0)  # points shown; 0: all
 # Capability sixpacks drawn, by node, dataset, characteristic and records anchored: drawing one takes
