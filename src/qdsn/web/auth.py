@@ -88,9 +88,9 @@ def loopback(host: object) -> bool:
 
 
 def local(request: Request) -> bool:
-    """Whether the client is this machine: the peer's address is a loopback one. Headers such as
-    X-Forwarded-For are not read here (the client writes them); no address at all (a Unix socket, through
-    which a proxy may relay anyone) is not local either."""
+    """Whether the client is this machine: the peer's address is a loopback one. No header is read here, as
+    the client writes them (uvicorn puts X-Forwarded-For in the peer's place only for a proxy at 127.0.0.1);
+    no address at all (a Unix socket, through which a proxy may relay anyone) is not local either."""
     return request.client is not None and loopback(request.client.host)
 
 
