@@ -4,6 +4,11 @@ import pytest
 
 from .services import etcd_cluster, postgres
 
+# The peer address every in-process TestClient is given: this machine, as a browser on the node's own host.
+# Starlette's default is the name "testclient", which is no address and so not local (web.auth.local): a
+# console login from it over plain HTTP is refused, as from another machine.
+LOOPBACK = ("127.0.0.1", 50000)
+
 # Tables are read by the tests: wide enough that an id is never folded, whichever worker prints them.
 os.environ["COLUMNS"] = "250"
 

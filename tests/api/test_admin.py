@@ -9,6 +9,7 @@ from qdsn.api.admin import AdminClient, create_admin_app, serve
 from qdsn.errors import Unavailable
 from qdsn.node import Node, NodeHome
 
+from ..conftest import LOOPBACK
 from .conftest import FAST
 
 
@@ -17,7 +18,7 @@ def test_the_socket_relays_only_the_nodes_own_transactions(tmp_path):
     other = NodeHome.init(tmp_path / "x", "enterprise", "X", "pw", origin=reg.origin, scrypt_n=FAST)
     node = Node(reg, operator=True)
     try:
-        client = TestClient(create_admin_app(node))
+        client = TestClient(create_admin_app(node), client=LOOPBACK)
         forged = client.post(
             "/ledger/transactions",
             json={

@@ -14,6 +14,7 @@ from qdsn.errors import IntegrityError, InvalidInput
 from qdsn.node import Node, NodeHome
 from qdsn.quality import multivariate as mv
 
+from ..conftest import LOOPBACK
 from .conftest import FAST
 
 
@@ -23,7 +24,7 @@ def network(tmp_path):
     maker = NodeHome.init(tmp_path / "maker", "enterprise", "Zhejiang Cable", "pw", origin=reg.origin, scrypt_n=FAST)
     reg.submit("identity.register", maker.registration())
     node = Node(reg)
-    http = TestClient(create_app(node))
+    http = TestClient(create_app(node), client=LOOPBACK)
     yield NodeClient(str(http.base_url), maker.key(), maker.did, http=http), http
     node.close()
 

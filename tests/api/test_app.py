@@ -14,6 +14,7 @@ from qdsn.identity import did_key_from_public_key
 from qdsn.ledger import tx
 from qdsn.node import Node, NodeHome
 
+from ..conftest import LOOPBACK
 from .conftest import FAST
 
 
@@ -23,7 +24,7 @@ def network(tmp_path):
     maker = NodeHome.init(tmp_path / "maker", "enterprise", "Zhejiang Cable", "pw", origin=reg.origin, scrypt_n=FAST)
     reg.submit("identity.register", maker.registration())
     node = Node(reg)
-    http = TestClient(create_app(node))
+    http = TestClient(create_app(node), client=LOOPBACK)
     yield node, maker, http
     node.close()
 
@@ -91,7 +92,7 @@ def test_a_follower_does_not_serve_checkpoints(tmp_path):
     home = NodeHome.init(tmp_path / "e", "enterprise", "E", "pw", scrypt_n=FAST)
     node = Node(home)
     try:
-        r = TestClient(create_app(node)).get("/ledger/checkpoint")
+        r = TestClient(create_app(node), client=LOOPBACK).get("/ledger/checkpoint")
         assert r.status_code == 404 and "does not operate the log" in r.json()["detail"]
         with pytest.raises(NotFound):
             node.order([])

@@ -11,6 +11,7 @@ from qdsn.data.vault import Vault
 from qdsn.errors import IntegrityError, InvalidInput, NotFound, PermissionDenied
 from qdsn.node import Node, NodeHome
 
+from ..conftest import LOOPBACK
 from .conftest import FAST
 
 
@@ -22,7 +23,7 @@ def consortium(tmp_path):
     for h in (maker, lab):
         reg.submit("identity.register", h.registration())
     keeper = Node(lab, ledger=reg.ledger())  # one machine: the keeper reads the regulator's log file
-    http = TestClient(create_app(keeper))
+    http = TestClient(create_app(keeper), client=LOOPBACK)
     yield reg, maker, lab, keeper, lambda home: NodeClient(str(http.base_url), home.key(), home.did, http=http)
     keeper.close()
 

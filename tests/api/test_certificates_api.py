@@ -15,6 +15,7 @@ from qdsn.node import Node, NodeHome, certify
 from qdsn.node.consumer import negotiate
 from qdsn.node.follow import log_key
 
+from ..conftest import LOOPBACK
 from .test_jobs_api import ask, lab  # noqa: F401 — the fixture: a plant, a published model, offers
 
 
@@ -31,7 +32,7 @@ def test_issue_present_verify_and_follow_the_process(lab):  # noqa: F811
     subject = certify.Subject("CQC-2026-0007", ["GB/T 5023.3-2008"], "PVC-insulated cable", "BV 2.5 mm²",
                               "Hangzhou plant 1", credit_code="91330100MA2B3C4D5E")  # fmt: skip
     certify.issue(lab_node, passed, subject, uri, note=note)
-    http = TestClient(create_app(lab_node))
+    http = TestClient(create_app(lab_node), client=LOOPBACK)
     holder = NodeClient(str(http.base_url), node.home.key(), node.did, http=http)
     (sd,) = holder.call("GET", "/credentials")["credentials"]
     jwk = metadata_key(str(http.base_url).rstrip("/"), homes["cqc"].did, http)  # as an HTTPS issuer's verifier finds it
@@ -102,7 +103,7 @@ def test_any_member_serves_the_consortium_trust_file(tmp_path):
 
     c = build(tmp_path)
     try:
-        got = TestClient(create_app(c.lab)).get("/.well-known/qdsn-trust.json")
+        got = TestClient(create_app(c.lab), client=LOOPBACK).get("/.well-known/qdsn-trust.json")
         assert got.status_code == 200
         anchor = trust.load(got.json())  # a complete, self-consistent trust file
         assert anchor.fingerprint == trust.export(c.plant.ledger)["fingerprint"]

@@ -22,6 +22,7 @@ from qdsn.ledger.ordering.etcd import append
 from qdsn.ledger.store import node_key
 from qdsn.node import Node, NodeHome, witness
 
+from ..conftest import LOOPBACK
 from ..services import etcd_cluster
 from .conftest import FAST
 
@@ -215,7 +216,7 @@ def test_a_node_behind_a_pruned_sequence_catches_up_from_a_peer(tmp_path, cluste
         while int(c.nodes[0].etcd.cluster.get("pruned") or 0) < 150:
             assert time.monotonic() < give_up, "the log signer did not prune etcd"
             time.sleep(0.1)
-        http = TestClient(create_app(c.nodes[0]))
+        http = TestClient(create_app(c.nodes[0]), client=LOOPBACK)
         home = c.homes[2]
         node = c.open(2, link=NodeClient(str(http.base_url), home.key(), home.did, http=http))
         c.nodes[1].submit([c.one(1)])
@@ -230,7 +231,7 @@ def test_losing_quorum_answers_503_at_once_and_a_batch_sent_again_is_written_onc
     maker = NodeHome.init(tmp_path / "maker", "enterprise", "Maker", "pw", origin=reg.origin, scrypt_n=FAST)
     reg.submit("identity.register", maker.registration())
     node = Node(reg, ordering=cluster.url)
-    http = TestClient(create_app(node))
+    http = TestClient(create_app(node), client=LOOPBACK)
     client = NodeClient(str(http.base_url), maker.key(), maker.did, http=http)
     declare = lambda name: maker.sign("dataset.declare", {"dataset": name, "title": "Line", "kind": "inspections"})  # noqa: E731
     try:
@@ -277,7 +278,7 @@ def test_a_refused_batch_is_on_no_member(tmp_path, cluster):
     c = Consortium(tmp_path, cluster.url)
     try:
         maker = c.homes[1]
-        http = TestClient(create_app(c.nodes[1]))
+        http = TestClient(create_app(c.nodes[1]), client=LOOPBACK)
         client = NodeClient(str(http.base_url), maker.key(), maker.did, http=http)
         declare = lambda: maker.sign("dataset.declare", {"dataset": "line-1", "title": "Line", "kind": "inspections"})  # noqa: E731
         twice = [declare(), declare()]

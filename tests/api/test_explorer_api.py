@@ -10,6 +10,7 @@ from qdsn.cli.member import registration
 from qdsn.errors import InvalidInput, NotFound
 from qdsn.node import Node, NodeHome
 
+from ..conftest import LOOPBACK
 from .conftest import FAST
 
 
@@ -20,7 +21,7 @@ def network(tmp_path):
     reg.submit("identity.register", registration(maker.did, "enterprise", maker.name, None, "91330100716105852F",
                                                  "330106", "C3831", "杭州市西湖区某路 1 号"))  # fmt: skip
     node = Node(reg)
-    http = TestClient(create_app(node))
+    http = TestClient(create_app(node), client=LOOPBACK)
     yield node, maker, http
     node.close()
 

@@ -13,6 +13,7 @@ from qdsn.ledger.ledger import SplitView
 from qdsn.node import Node, NodeHome
 from qdsn.node.follow import follow, pull
 
+from ..conftest import LOOPBACK
 from .conftest import FAST
 
 
@@ -22,7 +23,7 @@ def setup(tmp_path):
     maker = NodeHome.init(tmp_path / "maker", "enterprise", "Maker", "pw", origin=reg.origin, scrypt_n=FAST)
     reg.submit("identity.register", maker.registration())
     operator = Node(reg)
-    http = TestClient(create_app(operator))
+    http = TestClient(create_app(operator), client=LOOPBACK)
     replica = maker.ledger()
     yield operator, maker, replica, NodeClient(str(http.base_url), maker.key(), maker.did, http=http)
     replica.close()

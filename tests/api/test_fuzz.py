@@ -12,14 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from qdsn.api.app import create_app
 from qdsn.api.signatures import sign
 
+from ..conftest import LOOPBACK
 from .test_transfer_api import market  # noqa: F401 — the fixture: a provider with anchored data and offers
 
 
 def test_no_server_errors(market):  # noqa: F811
     node, _, homes = market
     app = create_app(node)
-    http, member = TestClient(app), homes["cqc"]
-    secure = TestClient(app, base_url="https://testserver")  # PACT's routes answer over HTTPS only
+    http, member = TestClient(app, client=LOOPBACK), homes["cqc"]
+    secure = TestClient(app, base_url="https://testserver", client=LOOPBACK)  # PACT's routes answer over HTTPS only
     operations = [op.ok() for op in schemathesis.openapi.from_asgi("/openapi.json", app).get_all_operations()]
     assert len(operations) >= 18
 

@@ -9,6 +9,7 @@ from qdsn.api.client import NodeClient
 from qdsn.errors import PermissionDenied
 from qdsn.node import Node, NodeHome
 
+from ..conftest import LOOPBACK
 from .conftest import FAST
 
 
@@ -27,7 +28,7 @@ def test_the_owner_sees_the_gaps_and_no_one_else_does(tmp_path):
                 for n in (1, 2, 3, 7, 8, 12)]  # fmt: skip
         node.vault.add_batch("line-1", rows)
         node.vault.add_batch("line-2", [{**r, "device": "gw-2"} for r in rows[:3]])
-        http = TestClient(create_app(node))
+        http = TestClient(create_app(node), client=LOOPBACK)
         maker, rival = (
             NodeClient(str(http.base_url), homes[n].key(), homes[n].did, http=http) for n in ("maker", "rival")
         )

@@ -9,6 +9,7 @@ from qdsn.api.client import NodeClient
 from qdsn.errors import InvalidInput, NotFound, PermissionDenied
 from qdsn.node import Node, NodeHome
 
+from ..conftest import LOOPBACK
 from .conftest import FAST
 
 
@@ -20,7 +21,7 @@ def network(tmp_path):
     for h in homes:
         reg.submit("identity.register", h.registration() | {"industry": "C3831"})
     node = Node(reg)
-    http = TestClient(create_app(node))
+    http = TestClient(create_app(node), client=LOOPBACK)
     yield node, homes, http
     node.close()
 

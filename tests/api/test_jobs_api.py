@@ -15,6 +15,7 @@ from qdsn.node import Node, NodeHome
 from qdsn.node.consumer import negotiate
 from qdsn.node.provider import publish
 
+from ..conftest import LOOPBACK
 from .conftest import FAST
 
 
@@ -52,7 +53,7 @@ def lab(tmp_path):
     publish(node, "line-1", offer(maker, "urn:qdsn:offer:line-1:compute"))
     named = {"leftOperand": "qdsn:modelHash", "operator": "eq", "rightOperand": h}  # the owner pre-approves this code
     publish(node, "line-1", offer(maker, "urn:qdsn:offer:line-1:pc", [named]))
-    http = TestClient(create_app(node))
+    http = TestClient(create_app(node), client=LOOPBACK)
     clients = {n: NodeClient(str(http.base_url), k.key(), k.did, http=http) for n, k in homes.items()}
     yield node, clients, blob
     node.close()

@@ -12,6 +12,7 @@ from qdsn.node import Node, NodeHome
 from qdsn.node.provider import publish
 from qdsn.policy import offer_hash
 
+from ..conftest import LOOPBACK
 from .conftest import FAST
 
 
@@ -46,7 +47,7 @@ def market(tmp_path):
     private = offer(maker, "urn:qdsn:offer:line-1:cqc", assignee=cqc.did)
     publish(node, "line-1", public)
     publish(node, "line-1", private)
-    http = TestClient(create_app(node))
+    http = TestClient(create_app(node), client=LOOPBACK)
     clients = {n: NodeClient(str(http.base_url), h.key(), h.did, http=http) for n, h in homes.items()}
     yield node, clients, homes, public, private
     node.close()

@@ -27,6 +27,7 @@ from qdsn.node import Node, NodeHome
 from qdsn.node.consumer import negotiate, transfer
 from qdsn.node.provider import publish
 
+from ..conftest import LOOPBACK
 from ..services import free_port
 from .conftest import FAST, answering
 
@@ -83,10 +84,11 @@ def test_the_public_url_names_the_node_behind_its_address(tmp_path):
     reg = NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", scrypt_n=FAST)
     node = Node(reg)
     node.public_url = "https://reg.example:8443"
-    http = TestClient(create_app(node), base_url="https://reg.example:8443")
+    http = TestClient(create_app(node), base_url="https://reg.example:8443", client=LOOPBACK)
     ours = NodeClient("https://reg.example:8443", reg.key(), reg.did, http=http)
     assert ours.call("GET", "/ledger/entries?start=0&end=0")["size"] == 1
-    other = TestClient(create_app(node), base_url="https://maker.example")  # a request signed for another node
+    # a request signed for another node
+    other = TestClient(create_app(node), base_url="https://maker.example", client=LOOPBACK)
     r = NodeClient("https://maker.example", reg.key(), reg.did, http=other).request("GET", "/ledger/entries")
     assert r.status_code == 401 and "maker.example" in r.json()["detail"] and "reg.example:8443" in r.json()["detail"]
     headers = sign("GET", "https://maker.example/ledger/entries", [], b"", reg.key(), reg.did)
@@ -277,7 +279,7 @@ def test_unknown_keyids_cost_the_operator_a_bounded_number_of_calls(tmp_path):
     op_url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
     follower = Node(member, link=NodeClient(op_url, member.key(), member.did))
     try:
-        http = TestClient(create_app(follower))
+        http = TestClient(create_app(follower), client=LOOPBACK)
         answers = []
         for _ in range(50):
             key = SigningKey.generate()

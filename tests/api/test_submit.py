@@ -14,6 +14,7 @@ from qdsn.ledger import merkle, tx
 from qdsn.ledger.ledger import batch_key
 from qdsn.node import Node, NodeHome
 
+from ..conftest import LOOPBACK
 from .conftest import FAST
 
 
@@ -25,7 +26,7 @@ def network(request, tmp_path):
     reg.submit("identity.register", maker.registration())
     ordering = request.getfixturevalue("etcd").url if request.param == "etcd" else None
     node = Node(reg, ordering=ordering)
-    http = TestClient(create_app(node))
+    http = TestClient(create_app(node), client=LOOPBACK)
     yield node, maker, http, NodeClient(str(http.base_url), maker.key(), maker.did, http=http)
     node.close()
 

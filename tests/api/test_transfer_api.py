@@ -21,6 +21,7 @@ from qdsn.node.consumer import negotiate, receive, transfer
 from qdsn.node.provider import publish
 from qdsn.node.transfer import delivery_info, expire
 
+from ..conftest import LOOPBACK
 from .conftest import FAST
 
 SOON = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
@@ -65,7 +66,7 @@ def market(tmp_path):
     publish(node, "line-1", offer(maker, "line-1", "urn:qdsn:offer:line-1:read", count=2, until=SOON))
     publish(node, "line-1", offer(maker, "line-1", "urn:qdsn:offer:line-1:compute", action="compute"))
     publish(node, "line-2", offer(maker, "line-2", "urn:qdsn:offer:line-2:read"))
-    http = TestClient(create_app(node))
+    http = TestClient(create_app(node), client=LOOPBACK)
     clients = {n: NodeClient(str(http.base_url), h.key(), h.did, http=http) for n, h in homes.items()}
     yield node, clients, homes
     node.close()
@@ -218,7 +219,7 @@ def test_the_running_node_ends_agreements_on_its_own(market):
     node, _, homes = market
     until = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
     publish(node, "line-2", offer(homes["maker"], "line-2", "urn:qdsn:offer:line-2:brief", until=until))
-    with TestClient(create_app(node, monitor=0.1)) as http:  # the lifespan starts the monitor
+    with TestClient(create_app(node, monitor=0.1), client=LOOPBACK) as http:  # the lifespan starts the monitor
         cqc = NodeClient(str(http.base_url), homes["cqc"].key(), homes["cqc"].did, http=http)
         a = agreed(node, cqc, "urn:qdsn:offer:line-2:brief")
         deadline = datetime.now(UTC) + timedelta(seconds=10)

@@ -7,13 +7,14 @@ from fastapi.testclient import TestClient
 from qdsn.api.app import create_app
 from qdsn.node import Node, NodeHome
 
+from ..conftest import LOOPBACK
 from .conftest import FAST
 
 
 @pytest.fixture
 def http(tmp_path):
     node = Node(NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", scrypt_n=FAST))
-    yield TestClient(create_app(node))
+    yield TestClient(create_app(node), client=LOOPBACK)
     node.close()
 
 

@@ -17,6 +17,7 @@ from qdsn.errors import Unavailable
 from qdsn.node import verification
 from qdsn.node.verification import TOKEN_BYTES, fetch_token, verify_online
 
+from ..conftest import LOOPBACK
 from .consortium import build
 
 
@@ -112,7 +113,9 @@ def test_an_unreachable_status_list_is_a_failed_status_line(tmp_path):
         by = {x.name: x for x in verify_online(c.plant, shown, aud="did:web:buyer.example", nonce="n-1")}
         assert not by["status"].ok and "unreachable" in by["status"].detail
         assert "try again later" in by["status"].detail
-        client = TestClient(create_app(c.plant, public_url="http://testserver"), raise_server_exceptions=False)
+        client = TestClient(
+            create_app(c.plant, public_url="http://testserver"), raise_server_exceptions=False, client=LOOPBACK
+        )
         r = client.post("/verify", json={"presentation": shown, "aud": "did:web:buyer.example", "nonce": "n-1"})
         assert r.status_code == 200 and r.json()["ok"] is False, r.text
         (status,) = [x for x in r.json()["checks"] if x["name"] == "status"]

@@ -24,6 +24,7 @@ from qdsn.node import certify, trust
 from qdsn.node.follow import log_key
 from qdsn.node.verification import bundle, verify_online
 
+from ..conftest import LOOPBACK
 from .consortium import build
 
 OUTPUT = "evidence.attestations[].output"
@@ -64,7 +65,9 @@ def test_malformed_issuer_claims_are_refused_not_a_500(issued, change, where):
     shown = sdjwt.present(resign(c, c.sd, change), ["indicators"], c.maker.key(), aud=AUD, nonce=NONCE)
     (refused,) = verify_online(c.lab, shown, aud=AUD, nonce=NONCE)
     assert (refused.name, refused.ok) == ("claims", False) and f"at {where}:" in refused.detail
-    client = TestClient(create_app(c.lab, public_url="http://testserver"), raise_server_exceptions=False)
+    client = TestClient(
+        create_app(c.lab, public_url="http://testserver"), raise_server_exceptions=False, client=LOOPBACK
+    )
     r = client.post("/verify", json={"presentation": shown, "aud": AUD, "nonce": NONCE})
     assert r.status_code == 200 and r.json()["ok"] is False, r.text
     assert r.json()["checks"][0]["detail"].startswith("not a QDSN quality certificate's claims at ")

@@ -19,6 +19,7 @@ from qdsn.errors import Conflict, InvalidInput, PermissionDenied
 from qdsn.node import pact as host
 from qdsn.policy.meter import usage
 
+from ..conftest import LOOPBACK
 from .conftest import EVENTS_URL
 from .test_rest_api import error, event, ids, post
 
@@ -94,7 +95,7 @@ def test_requests_are_throttled_per_organisation_before_any_use_is_decided(world
     app = FastAPI()
     app.include_router(pact_api.router(world.node, throttle=Throttle((2, 0.001), (100, 100))))
     token = world.token()
-    with TestClient(app, base_url="https://pact.maker.example") as http:
+    with TestClient(app, base_url="https://pact.maker.example", client=LOOPBACK) as http:
         auth = {"authorization": f"Bearer {token}"}
         assert http.get("/3/footprints?limit=1", headers=auth).status_code == 200
         assert http.get("/3/footprints?limit=1", headers=auth).status_code == 200
@@ -297,7 +298,7 @@ def test_openid_configuration_names_the_nodes_own_url_not_the_host_header(world)
     assert r.json()["token_endpoint"] == world.base + "/auth/token"
     assert "max-age" in r.headers["cache-control"]
     app = create_app(world.node, public_url="https://pact.maker.example")
-    with TestClient(app, base_url="https://pact.maker.example") as http:
+    with TestClient(app, base_url="https://pact.maker.example", client=LOOPBACK) as http:
         conf = http.get("/.well-known/openid-configuration", headers={"host": "attacker.example"}).json()
     assert conf["issuer"] == "https://pact.maker.example"
     assert conf["token_endpoint"] == "https://pact.maker.example/auth/token"

@@ -9,6 +9,8 @@ from qdsn.api.client import NodeClient
 from qdsn.errors import InvalidInput, NotFound, PermissionDenied
 from qdsn.node import Node, NodeHome
 
+from ..conftest import LOOPBACK
+
 FAST = 2**4
 
 
@@ -21,7 +23,7 @@ def bureau(tmp_path):
         reg.submit("identity.register", m.registration() | {"region": region, "industry": "C3831"})
         makers.append(m)
     node = Node(reg)
-    http = TestClient(create_app(node))
+    http = TestClient(create_app(node), client=LOOPBACK)
     yield node, makers, http
     node.close()
 

@@ -9,6 +9,8 @@ from qdsn.api.client import NodeClient
 from qdsn.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from qdsn.node import Node, NodeHome
 
+from ..conftest import LOOPBACK
+
 FAST = 2**4
 
 
@@ -20,7 +22,7 @@ def network(tmp_path):
     reg.submit("identity.register", maker.registration() | {"region": "330106"})
     reg.submit("identity.register", lab.registration())
     node = Node(reg)
-    http = TestClient(create_app(node))
+    http = TestClient(create_app(node), client=LOOPBACK)
     yield node, maker, lab, http
     node.close()
 

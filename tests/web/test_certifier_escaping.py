@@ -17,6 +17,7 @@ from qdsn.web.staff import StaffStore
 
 from ..api.conftest import FAST
 from ..api.test_jobs_api import lab, offer  # noqa: F401  (the fixture: a maker's node, a certifier, a model)
+from ..conftest import LOOPBACK
 
 PW = "a long staff password"
 EVIL = "<script>alert(1)</script>\x1b[31m\u202etxt.exe"
@@ -42,7 +43,7 @@ def test_a_members_catalog_and_name_are_shown_as_text(served, tmp_path):
     publish(maker, "evil-1", bad)
     cqc = Node(NodeHome.open(tmp_path / "cqc", "pw", scrypt_n=FAST))
     StaffStore(cqc.home.path).add("wang.fang", "approver", PW)
-    c = TestClient(create_app(cqc))
+    c = TestClient(create_app(cqc), client=LOOPBACK)
     token = re.search(r'name="csrf" value="([^"]+)"', c.get("/console/login").text)[1]
     assert c.post("/console/login", data={"name": "wang.fang", "password": PW, "csrf": token}).status_code == 200
     page = c.get("/console/certifier/catalog", params={"url": url})
@@ -68,7 +69,7 @@ def test_a_members_name_in_the_register_is_shown_as_text(tmp_path):
         "credential": "CQC-<i>7</i>", "vct": "urn:qdsn:vct:quality-certificate", "subject": evil.did,
         "hash": "ab" * 32, "status_list": "https://cqc.example/status-lists/1", "index": 7})])  # fmt: skip
     StaffStore(cqc.path).add("wang.fang", "viewer", PW)
-    c = TestClient(create_app(node))
+    c = TestClient(create_app(node), client=LOOPBACK)
     token = re.search(r'name="csrf" value="([^"]+)"', c.get("/console/login").text)[1]
     assert c.post("/console/login", data={"name": "wang.fang", "password": PW, "csrf": token}).status_code == 200
     html = c.get("/console/certifier/certificates").text

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from qdsn.web.auth import local_path
 from qdsn.web.staff import ROLES
 
+from ..conftest import LOOPBACK
 from . import test_console_security as security
 from .test_console_security import STAFF_PW, csrf_of, routes, signed_in
 
@@ -59,7 +60,7 @@ def test_no_target_leads_off_the_console(target):
 def test_the_login_and_the_language_never_redirect_off_the_console(console):
     app, _ = console
     for target in EVIL:
-        c = TestClient(app)
+        c = TestClient(app, client=LOOPBACK)
         page = c.get("/console/login", params={"next": target})
         assert 'value="/console/' not in page.text or "evil" not in page.text.split('name="next"')[1][:200]
         r = c.post("/console/login", data={"name": "viewer", "password": STAFF_PW, "csrf": csrf_of(c, "/console/login"),
@@ -68,7 +69,7 @@ def test_the_login_and_the_language_never_redirect_off_the_console(console):
         assert r.status_code == 303 and where.startswith("/console/") and "evil" not in where, (target, where)
         r = c.post("/console/lang", data={"lang": "en", "back": target, "csrf": csrf_of(c)}, follow_redirects=False)
         assert r.headers["location"] == "/console/", (target, r.headers["location"])
-    c = TestClient(app)
+    c = TestClient(app, client=LOOPBACK)
     r = c.post("/console/login", data={"name": "viewer", "password": STAFF_PW, "csrf": csrf_of(c, "/console/login"),
                                        "next": "/console/verify?x=1"}, follow_redirects=False)  # fmt: skip
     assert r.headers["location"] == "/console/verify?x=1"  # a path on the console is kept

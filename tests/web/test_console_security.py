@@ -15,6 +15,7 @@ from qdsn.web.auth import SESSION_COOKIE
 from qdsn.web.staff import PAIR_LIMIT, ROLES, StaffStore
 
 from ..api.conftest import FAST
+from ..conftest import LOOPBACK
 
 PW = "node passphrase"
 STAFF_PW = "a long staff password"
@@ -56,7 +57,7 @@ def routes(app):
 
 
 def signed_in(app, name):
-    c = TestClient(app)
+    c = TestClient(app, client=LOOPBACK)
     page = c.get("/console/login")
     token = re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
     r = c.post("/console/login", data={"name": name, "password": STAFF_PW, "csrf": token}, follow_redirects=False)
@@ -72,7 +73,7 @@ def test_every_console_route_is_guarded(console):
     app, _ = console
     found = routes(app)
     assert len([r for r in found if r[2] not in ("public", None)]) >= 2, found
-    anonymous = TestClient(app)
+    anonymous = TestClient(app, client=LOOPBACK)
     staff = {role: signed_in(app, role) for role in ROLES}
     for method, path, role in found:
         if role in ("public", None):
@@ -98,7 +99,7 @@ def test_the_public_forms_need_their_token_too(console):
     app, _ = console
     for method, path, role in routes(app):
         if method == "POST" and role is None:
-            r = TestClient(app).post(path, data={"name": "viewer", "password": STAFF_PW, "lang": "en"},
+            r = TestClient(app, client=LOOPBACK).post(path, data={"name": "viewer", "password": STAFF_PW, "lang": "en"},
                                      follow_redirects=False)  # fmt: skip
             assert r.status_code == 403, path
 
@@ -115,12 +116,12 @@ def test_a_token_is_bound_to_its_session(console):
 
 def test_cookies_are_http_only_and_same_site_strict(console):
     app, _ = console
-    c = TestClient(app)
+    c = TestClient(app, client=LOOPBACK)
     token = csrf_of(c, "/console/login")
     r = c.post("/console/login", data={"name": "viewer", "password": STAFF_PW, "csrf": token}, follow_redirects=False)
     cookie = r.headers["set-cookie"]
     assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower() and "Secure" not in cookie  # plain http here
-    tls = TestClient(app, base_url="https://testserver")
+    tls = TestClient(app, base_url="https://testserver", client=LOOPBACK)
     token = csrf_of(tls, "/console/login")
     r = tls.post("/console/login", data={"name": "viewer", "password": STAFF_PW, "csrf": token},
                  follow_redirects=False)  # fmt: skip
@@ -137,11 +138,11 @@ def test_passwords_are_argon2_hashes_and_the_store_is_private(console):
 
 def test_failed_logins_are_limited_across_restarts(console, tmp_path):
     app, home = console
-    c = TestClient(app)
+    c = TestClient(app, client=LOOPBACK)
     for _ in range(PAIR_LIMIT):
         r = c.post("/console/login", data={"name": "approver", "password": "not it at all", "csrf": csrf_of(c)})
         assert r.status_code == 401
-    fresh = TestClient(create_app(Node(home, operator=False)))  # another process's view: the same file
+    fresh = TestClient(create_app(Node(home, operator=False)), client=LOOPBACK)  # another process's view: the same file
     r = fresh.post("/console/login", data={"name": "approver", "password": STAFF_PW, "csrf": csrf_of(fresh)})
     assert r.status_code == 429 and "too many failed logins" in r.text
     assert signed_in(app, "viewer")  # another account is not locked out by them

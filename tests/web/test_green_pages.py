@@ -18,6 +18,7 @@ from qdsn.quality import multivariate as mv
 from qdsn.web.staff import StaffStore
 
 from ..api.conftest import FAST
+from ..conftest import LOOPBACK
 from ..services import free_port
 from .conftest import sign_in
 
@@ -91,7 +92,7 @@ def maker(tmp_path):
 
 
 def client(app, name="eng"):
-    c = TestClient(app)
+    c = TestClient(app, client=LOOPBACK)
     token = re.search(r'name="csrf" value="([^"]+)"', c.get("/console/login").text)[1]
     assert c.post("/console/login", data={"name": name, "password": PW, "csrf": token}).status_code == 200
     return c

@@ -13,6 +13,7 @@ from qdsn.node.consumer import negotiate
 from qdsn.web.staff import StaffStore
 
 from ..api.test_jobs_api import ask, lab  # noqa: F401  (the fixture: a maker's node, a certifier, a published model)
+from ..conftest import LOOPBACK
 
 PW = "a long staff password"
 
@@ -22,7 +23,7 @@ def test_approving_runs_the_job_in_a_task_whose_progress_the_page_shows(lab, mon
     a = negotiate(c["cqc"], node.policies.offer("urn:qdsn:offer:line-1:compute")[1])["uid"]
     job = ask(c["cqc"], a, blob)["id"]
     StaffStore(node.home.path).add("wang.fang", "approver", PW)
-    web = TestClient(create_app(node))
+    web = TestClient(create_app(node), client=LOOPBACK)
     token = re.search(r'name="csrf" value="([^"]+)"', web.get("/console/login").text)[1]
     assert web.post("/console/login", data={"name": "wang.fang", "password": PW, "csrf": token}).status_code == 200
     go, run = threading.Event(), node_jobs.execute
@@ -65,7 +66,7 @@ def test_approving_a_job_that_is_not_pending_is_refused_at_once_and_audited(lab)
     job = ask(c["cqc"], a, blob)["id"]
     node_jobs.deny(node, job, "not now")
     StaffStore(node.home.path).add("wang.fang", "approver", PW)
-    web = TestClient(create_app(node))
+    web = TestClient(create_app(node), client=LOOPBACK)
     token = re.search(r'name="csrf" value="([^"]+)"', web.get("/console/login").text)[1]
     web.post("/console/login", data={"name": "wang.fang", "password": PW, "csrf": token})
     token = re.search(r'name="csrf" value="([^"]+)"', web.get("/console/enterprise/overview").text)[1]

@@ -14,6 +14,7 @@ from qdsn.node.jobs import Job
 from qdsn.web.staff import Staff, StaffStore
 
 from ..api.conftest import FAST
+from ..conftest import LOOPBACK
 
 SPEC = {"name": "resistance", "unit": "Ω/km", "lsl": 17.0, "usl": 18.1}
 PW = "a long staff password"
@@ -30,7 +31,7 @@ def maker(tmp_path):
     node.vault.create("line-1", "measurements")
     StaffStore(home.path).add("eng", "engineer", PW)
     app = create_app(node)
-    c = TestClient(app)
+    c = TestClient(app, client=LOOPBACK)
     token = re.search(r'name="csrf" value="([^"]+)"', c.get("/console/login").text)[1]
     assert c.post("/console/login", data={"name": "eng", "password": PW, "csrf": token}).status_code == 200
     yield node, c, app

@@ -11,13 +11,14 @@ from qdsn.node import Node, NodeHome
 from qdsn.web.public import MAX_PRESENTATION
 
 from ..api.conftest import FAST
+from ..conftest import LOOPBACK
 
 
 @pytest.fixture
 def page(tmp_path):
     reg = NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", scrypt_n=FAST)
     node = Node(reg, operator=True)
-    c = TestClient(create_app(node))
+    c = TestClient(create_app(node), client=LOOPBACK)
     yield c
     node.close()
 

@@ -17,6 +17,7 @@ from qdsn.web import MAX_PICTURE_FORM
 from qdsn.web.qr import MAX_PICTURE
 
 from ..api.conftest import FAST
+from ..conftest import LOOPBACK
 from .test_qr import header_only, png, saved
 
 
@@ -24,7 +25,7 @@ from .test_qr import header_only, png, saved
 def page(tmp_path):
     reg = NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", scrypt_n=FAST)
     node = Node(reg, operator=True)
-    c = TestClient(create_app(node))
+    c = TestClient(create_app(node), client=LOOPBACK)
     yield c
     node.close()
 

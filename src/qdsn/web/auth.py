@@ -73,15 +73,25 @@ def secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def local(request: Request) -> bool:
-    """Whether the client is this machine: a loopback address, a Unix socket (no address), or the in-process
-    client Starlette's TestClient names "testclient" (a server on a TCP socket always gives an address)."""
-    if request.client is None:
-        return True
+def loopback(host: object) -> bool:
+    """Whether `host` is a loopback address: 127.0.0.0/8, ::1, or an IPv4 one mapped into IPv6
+    (::ffff:127.0.0.1, as a dual-stack socket reports it). A name, an empty or malformed value is not."""
+    if not isinstance(host, str):  # ip_address would also take an int or packed bytes
+        return False
     try:
-        return ipaddress.ip_address(request.client.host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
-        return request.client.host == "testclient"
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # Python before 3.13 calls ::ffff:127.0.0.1 not loopback
+    return address.is_loopback
+
+
+def local(request: Request) -> bool:
+    """Whether the client is this machine: the peer's address is a loopback one. No header is read here, as
+    the client writes them (uvicorn puts X-Forwarded-For in the peer's place only for a proxy at 127.0.0.1);
+    no address at all (a Unix socket, through which a proxy may relay anyone) is not local either."""
+    return request.client is not None and loopback(request.client.host)
 
 
 def cookie_name(request: Request, name: str) -> str:
