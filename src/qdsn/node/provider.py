@@ -84,10 +84,12 @@ def request(node: Node, consumer: str, message: dict[str, Any], *, now: datetime
         if opened >= MAX_OPEN:
             raise Conflict(f"{consumer} has {opened} negotiations with this node agreed and not verified: "
                            f"{MAX_OPEN} is the most one counterpart may hold open",
-                           "verify the agreements you mean to use (POST /negotiations/{pid}/agreement/verification) "
-                           "and terminate the others (POST /negotiations/{pid}/termination), then ask again")  # fmt: skip
+                           "verify the agreements you mean to use (POST /negotiations/{pid}/agreement/"
+                           "verification) and terminate the others (POST /negotiations/{pid}/termination), "
+                           "then ask again")  # fmt: skip
         if offer_hash(offer) != offer_hash(published):
-            why = f"the offer asked for differs from {published['uid']} as published (hash {offer_hash(published)[:16]}…)"
+            why = (f"the offer asked for differs from {published['uid']} as published "
+                   f"(hash {offer_hash(published)[:16]}…)")  # fmt: skip
             pact.record_denial(node, Decision(False, "offer", why).payload(dataset, ask, "negotiation"))
             return _end(node, n, consumer, "offer-mismatch", why)
         d = decide(published, ask, point="negotiation")
