@@ -67,6 +67,15 @@ BODY_RATE = 1 << 20
 # Connections a node serves at once (`qdsn node start`); past it, new requests get 503 at once.
 MAX_CONNECTIONS = 256
 MAX_ENTRIES = 1000
+# Requests one counterpart (a signer's DID) may make of the routes where this node decides and records
+# something (negotiations, transfers and deliveries, jobs, the notification inbox, scoring), and all
+# counterparts together: (burst, per second). A throttled request is refused before anything is decided.
+PER_COUNTERPART = (50.0, 10.0)
+OVERALL = (200.0, 50.0)
+# Rows `POST /ai/score` scores for one counterpart and for all: (burst, per second), about 20,000 and
+# 100,000 a minute.
+SCORED_PER_COUNTERPART = (20_000.0, 20_000 / 60)
+SCORED_OVERALL = (100_000.0, 100_000 / 60)
 
 
 def _body(required: tuple[str, ...] = (), **properties: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +185,7 @@ async def _monitor(node: Node, every: float) -> None:
             await run_in_threadpool(certify.run_due, node, lambda url: NodeClient(url, node.home.key(), node.did))
             await run_in_threadpool(notify.on_split_views, node)  # evidence this node recorded: tell the other side
             await run_in_threadpool(notify.deliver_due, node, lambda url: NodeClient(url, node.home.key(), node.did))
-            await run_in_threadpool(pact.flush_denials, node)  # repeated PACT denials, counted, go on the ledger
+            await run_in_threadpool(pact.flush_denials, node)  # repeated denials, counted, go on the ledger
         except QDSNError as e:  # the node keeps serving; the next round tries again
             logger.warning("a monitor round failed: %s", e)
         except Exception:
@@ -211,10 +220,13 @@ def _known(node: Node) -> Callable[[str], bytes | None]:
     return known
 
 
-def create_app(node: Node, *, monitor: float | None = None, public_url: str | None = None) -> FastAPI:
+def create_app(node: Node, *, monitor: float | None = None, public_url: str | None = None,
+               counterparts: Throttle | None = None, scored: Throttle | None = None) -> FastAPI:  # fmt: skip
     """The API of one node; with `monitor`, every that many seconds it follows and cosigns the log
     (members) and ends agreements whose time is up. `public_url` (default the node's own, else the
-    address it serves on) is the URL signed requests must be addressed to."""
+    address it serves on) is the URL signed requests must be addressed to. `counterparts` bounds each
+    signer's requests that this node decides and records (default PER_COUNTERPART and OVERALL), `scored`
+    the rows it scores (default SCORED_PER_COUNTERPART and SCORED_OVERALL)."""
     if public_url is not None:
         origin(public_url)  # refused here, not on the first request
 
@@ -302,6 +314,16 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         return await run_in_threadpool(check, request.method, url, headers, body, signed, key, nonces)
 
     Signer = Annotated[str, Depends(signer)]
+    deciding = counterparts or Throttle(PER_COUNTERPART, OVERALL)
+    scoring = scored or Throttle(SCORED_PER_COUNTERPART, SCORED_OVERALL)
+
+    def counterpart(who: Signer) -> str:
+        """The signer, once its request is counted against its organisation's budget (429 past it)."""
+        deciding.take(who, "requests from your organisation to decide and record (negotiations, transfers, jobs, "
+                           "notifications, scoring)")  # fmt: skip
+        return who
+
+    Counterpart = Annotated[str, Depends(counterpart)]
     app.include_router(explorer.router(node, Signer))
 
     async def maybe_signer(request: Request) -> str | None:
@@ -463,7 +485,7 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
 
     @app.post("/negotiations/request", tags=["negotiation"], status_code=201,
               openapi_extra=_body(("consumerPid", "offer"), consumerPid=_STR, offer={"type": "object"}))  # fmt: skip
-    def negotiation_request(who: Signer, body: Message) -> dict[str, Any]:
+    def negotiation_request(who: Counterpart, body: Message) -> dict[str, Any]:
         """A ContractRequestMessage for an offer of the catalog: answered AGREED, or TERMINATED with why."""
         return provider.request(node, who, body).to_dsp()
 
@@ -473,12 +495,12 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         return provider.mine(node, who, pid).to_dsp()
 
     @app.post("/negotiations/{pid}/agreement/verification", tags=["negotiation"], openapi_extra=_body())
-    def negotiation_verify(pid: str, who: Signer, body: Message) -> dict[str, Any]:
+    def negotiation_verify(pid: str, who: Counterpart, body: Message) -> dict[str, Any]:
         """The consumer verifies the agreement; the provider finalizes."""
         return provider.verify_agreement(node, who, pid).to_dsp()
 
     @app.post("/negotiations/{pid}/termination", tags=["negotiation"], openapi_extra=_REASON)
-    def negotiation_terminate(pid: str, who: Signer, body: Message) -> dict[str, Any]:
+    def negotiation_terminate(pid: str, who: Counterpart, body: Message) -> dict[str, Any]:
         """The consumer ends a negotiation; `code` and `reason` say why."""
         reason = body.get("reason", body.get("dspace:reason"))
         if isinstance(reason, list):
@@ -492,7 +514,7 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         **{"qdsn:purpose": _STR, "qdsn:dataset": _STR, "qdsn:modelHash": _STR, "qdsn:records": {
             "type": "object", "properties": {"first": {"type": "integer"}, "count": {"type": "integer"}}}},
     ))  # fmt: skip
-    def transfer_request(who: Signer, body: Message) -> dict[str, Any]:
+    def transfer_request(who: Counterpart, body: Message) -> dict[str, Any]:
         """A TransferRequestMessage under one of the requester's agreements: answered STARTED (with the
         data address of a sealed delivery), or 403 with the rule that denied it — recorded on the ledger."""
         t = transfer.request(node, who, body)
@@ -508,7 +530,7 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         return transfer.mine(node, who, pid).to_dsp()
 
     @app.post("/transfers/{pid}/data", tags=["transfer"])
-    def transfer_data(pid: str, who: Signer) -> dict[str, Any]:
+    def transfer_data(pid: str, who: Counterpart) -> dict[str, Any]:
         """One sealed delivery (a use, decided and metered): the records with their inclusion proofs,
         HPKE-sealed to the requester's X25519 key."""
         return transfer.deliver(node, who, pid)
@@ -520,22 +542,22 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         return transfer.message(node, who, pid, kind, body.get("code", body.get("dspace:code")), reason).to_dsp()
 
     @app.post("/transfers/{pid}/start", tags=["transfer"], openapi_extra=_body())
-    def transfer_start(pid: str, who: Signer, body: Message) -> dict[str, Any]:
+    def transfer_start(pid: str, who: Counterpart, body: Message) -> dict[str, Any]:
         """The consumer resumes a SUSPENDED transfer (TransferStartMessage)."""
         return transfer_message(pid, who, body, "TransferStartMessage")
 
     @app.post("/transfers/{pid}/completion", tags=["transfer"], openapi_extra=_body())
-    def transfer_completion(pid: str, who: Signer, body: Message) -> dict[str, Any]:
+    def transfer_completion(pid: str, who: Counterpart, body: Message) -> dict[str, Any]:
         """The consumer completes a STARTED transfer (TransferCompletionMessage)."""
         return transfer_message(pid, who, body, "TransferCompletionMessage")
 
     @app.post("/transfers/{pid}/suspension", tags=["transfer"], openapi_extra=_REASON)
-    def transfer_suspension(pid: str, who: Signer, body: Message) -> dict[str, Any]:
+    def transfer_suspension(pid: str, who: Counterpart, body: Message) -> dict[str, Any]:
         """The consumer suspends a STARTED transfer; `code` and `reason` say why."""
         return transfer_message(pid, who, body, "TransferSuspensionMessage")
 
     @app.post("/transfers/{pid}/termination", tags=["transfer"], openapi_extra=_REASON)
-    def transfer_termination(pid: str, who: Signer, body: Message) -> dict[str, Any]:
+    def transfer_termination(pid: str, who: Counterpart, body: Message) -> dict[str, Any]:
         """The consumer ends a transfer; `code` and `reason` say why."""
         return transfer_message(pid, who, body, "TransferTerminationMessage")
 
@@ -545,7 +567,7 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         datasets={"type": "array", "items": {"type": "object", "properties": {
             "dataset": _STR, "first": {"type": "integer"}, "count": {"type": "integer"}}}},
     ))  # fmt: skip
-    def job_request(who: Signer, body: Message) -> dict[str, Any]:
+    def job_request(who: Counterpart, body: Message) -> dict[str, Any]:
         """A certification body asks for a published model (its canonical archive, base64) to run on
         pinned, anchored records under its agreement: pending for the owner's approval, or run at once
         when the agreement names the model's code hash; 403 with the rule that denied it."""
@@ -585,7 +607,7 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
 
     @app.post("/notifications/inbox", tags=["notifications"], status_code=201, openapi_extra=_body(
         ("notification", "sealed"), notification=_STR, sealed=_STR, suite=_STR))  # fmt: skip
-    def notification_inbox(who: Signer, body: Message) -> dict[str, Any]:
+    def notification_inbox(who: Counterpart, body: Message) -> dict[str, Any]:
         """A quality notification delivered by its sender: its content sealed (HPKE) to this node, for a
         notification the ledger says is SENT from the signer to this node; stored, then RECEIVED recorded."""
         return notify.receive(node, who, body)
@@ -874,12 +896,22 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
 
     @app.post("/ai/score", tags=["ai"], openapi_extra=_body(("model", "sha256", "rows"), model=_STR, sha256=_STR,
               rows={"type": "array", "items": {"type": "array", "items": {"type": "number"}}}))  # fmt: skip
-    def ai_score(who: Signer, body: Message) -> dict[str, Any]:
+    def ai_score(who: Counterpart, body: Message) -> dict[str, Any]:
         """Score rows against a saved quality model (T², MCD, forest or predictive): its parameters file in
         base64, opened only when its SHA-256 is the one given; each row's statistic, the limit and the rows
-        above it (participants)."""
+        above it (participants).
+
+        This is compute a participant asks of this node for its own model and rows, so it is metered per
+        signer: its requests count against the counterpart throttle, and its rows against SCORED_* (about
+        20,000 rows a minute per organisation), 429 with Retry-After past either. It is not restricted to
+        models attested on the ledger: the file scored is the caller's own (`qdsn ai train`, or a
+        certification's exported parameters), which the ledger never holds, and the hash only guards
+        against a damaged file; the per-request bounds (10,000 rows, 1 MiB, a checked forest) cap each call."""
         from qdsn.compute import monitor
 
+        rows = body.get("rows")
+        if isinstance(rows, list) and rows:  # what fails validation later still counts as what it asked
+            scoring.take(who, "rows scored for your organisation", cost=min(len(rows), monitor.MAX_ROWS))
         return monitor.answer(body)
 
     @app.get("/stats/tasks", tags=["statistics"])

@@ -246,14 +246,14 @@ class _Bucket:
     def __init__(self, burst: float, rate: float, now: float) -> None:
         self.burst, self.rate, self.tokens, self.at = burst, rate, burst, now
 
-    def take(self, now: float) -> float:
-        """0 when a token was taken, else the seconds until one is there."""
+    def take(self, now: float, cost: float = 1.0) -> float:
+        """0 when `cost` tokens were taken, else the seconds until they are there."""
         self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
         self.at = now
-        if self.tokens >= 1:
-            self.tokens -= 1
+        if self.tokens >= cost:
+            self.tokens -= cost
             return 0.0
-        return (1 - self.tokens) / self.rate
+        return (cost - self.tokens) / self.rate
 
 
 class Throttle:
@@ -267,15 +267,16 @@ class Throttle:
         self._clients: OrderedDict[str, _Bucket] = OrderedDict()
         self._lock = threading.Lock()
 
-    def take(self, client: str, what: str) -> None:
-        """Count one request of `client`, or raise RateLimited saying what was asked too often."""
+    def take(self, client: str, what: str, cost: float = 1.0) -> None:
+        """Count one request of `client` (worth `cost`, at most the burst), or raise RateLimited saying
+        what was asked too often."""
         with self._lock:
             now = self.clock()
             bucket = self._clients.pop(client, None) or _Bucket(*self.per_client, now)
             self._clients[client] = bucket  # most recent last; the oldest are forgotten first
             while len(self._clients) > MAX_TRACKED:
                 self._clients.popitem(last=False)
-            wait = bucket.take(now) or self._all.take(now)
+            wait = bucket.take(now, cost) or self._all.take(now, cost)
         if wait:
             raise RateLimited(f"too many {what}", retry_after=wait)
 

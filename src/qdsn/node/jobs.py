@@ -30,14 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, MetaData, String, Table, Text, insert, select, update
+from sqlalchemy import Column, MetaData, String, Table, Text, func, insert, select, update
 
 from qdsn.compute import attest, package, sandbox
 from qdsn.compute.job import Owner, Range, Result, execute
 from qdsn.errors import Conflict, InvalidInput, NotFound, PermissionDenied, QDSNError
 from qdsn.ledger import tx
 from qdsn.node.node import Node
-from qdsn.node.transfer import refuse, uses
+from qdsn.node.transfer import record_decision, refuse, uses
 from qdsn.policy import Request, decide
 from qdsn.policy.odrl import constraints
 
@@ -53,6 +53,11 @@ jobs = Table(
 )
 STATES = ("pending", "approved", "denied", "done", "failed")
 INTERRUPTED = "interrupted: the node stopped while the job ran; ask for it again"
+# What one requester may leave waiting for the owner's approval: pending jobs under one agreement, in
+# all, and the bytes of their model archives (each up to package.MAX_ARCHIVE_BASE64).
+MAX_PENDING_PER_AGREEMENT = 8
+MAX_PENDING = 32
+MAX_PENDING_BYTES = 64 << 20
 RUN_LASTS = sandbox.DEFAULT.wall_seconds + 600  # seconds: a run's wall clock, then time to record it
 log = logging.getLogger(__name__)
 
@@ -138,18 +143,38 @@ def request(node: Node, requester: str, message: dict[str, Any]) -> Job:
         refuse(node, a, ask, "transfer", f"the requester {requester} is suspended by the regulator (regulator.action "
                f"at entry {held.since}: {held.reason})")  # fmt: skip
     package.check_parameters(m, parameters)  # refused now rather than failed once the owner approves
-    with node.deciding:
+    store = _store(node)
+    with node.deciding:  # the pending jobs counted and the new one stored in one step
+        _room(store, requester, a.uid, len(message["archive"]))
         d = decide(a.policy, ask, point="transfer")
-        node.submit([node.home.sign("access.decision", d.payload(a.dataset, ask, "transfer", agreement=a.uid))])
-    if not d.allowed:
-        raise PermissionDenied(f"the agreement's policy denies this job: {d.reason}")
-    job = Job(f"urn:uuid:{uuid.uuid4()}", requester, a.uid, f"{m.id}@{m.version}", code_hash,
-              [asdict(r) for r in ranges], parameters, message.get("purpose"), nonce, "pending",
-              datetime.now(UTC).isoformat())  # fmt: skip
-    _store(node).put(job, blob)
+        record_decision(node, d.allowed, d.payload(a.dataset, ask, "transfer", agreement=a.uid))
+        if not d.allowed:
+            raise PermissionDenied(f"the agreement's policy denies this job: {d.reason}")
+        job = Job(f"urn:uuid:{uuid.uuid4()}", requester, a.uid, f"{m.id}@{m.version}", code_hash,
+                  [asdict(r) for r in ranges], parameters, message.get("purpose"), nonce, "pending",
+                  datetime.now(UTC).isoformat())  # fmt: skip
+        store.put(job, blob)
     if _preapproved(a.policy, code_hash):
         return approve(node, job.id).for_requester()
     return job
+
+
+def _room(store: JobStore, requester: str, agreement: str, size: int) -> None:
+    """Refuse a job request that would leave more pending jobs (or archive bytes) waiting for the owner
+    than one requester may: its archives sit in the owner's database until the owner acts."""
+    pending = store.pending(requester)
+    mine = sum(1 for a, _ in pending if a == agreement)
+    held = sum(n for _, n in pending)
+    fix = "wait for the owner to approve or deny your pending jobs (GET /jobs lists them), then ask again"
+    if mine >= MAX_PENDING_PER_AGREEMENT:
+        raise Conflict(f"{mine} jobs of yours under agreement {agreement} wait for the owner: "
+                       f"{MAX_PENDING_PER_AGREEMENT} is the most one agreement may have pending", fix)  # fmt: skip
+    if len(pending) >= MAX_PENDING:
+        raise Conflict(f"{len(pending)} jobs of yours wait for the owner: {MAX_PENDING} is the most one "
+                       "requester may have pending", fix)  # fmt: skip
+    if held + size > MAX_PENDING_BYTES:
+        raise Conflict(f"your pending jobs hold {held:,} bytes of model archives (base64); with this one's {size:,} "
+                       f"they would pass the {MAX_PENDING_BYTES:,} one requester may have waiting", fix)  # fmt: skip
 
 
 def approve(node: Node, job_id: str, *, progress: Callable[[str], None] | None = None) -> Job:
@@ -277,6 +302,13 @@ class JobStore:
             c.execute(insert(jobs).values(id=job.id, requester=job.requester, state=job.state,
                                           body=orjson.dumps(job.to_json()).decode(),
                                           archive=base64.b64encode(blob).decode()))  # fmt: skip
+
+    def pending(self, requester: str) -> list[tuple[str, int]]:
+        """(agreement, archive size in base64) of each pending job of `requester`."""
+        q = select(jobs.c.body, func.length(jobs.c.archive).label("size"))
+        with self.engine.connect() as c:
+            rows = c.execute(q.where(jobs.c.requester == requester, jobs.c.state == "pending")).all()
+        return [(orjson.loads(r.body)["agreement"], int(r.size)) for r in rows]
 
     def get(self, job_id: str) -> tuple[Job, bytes]:
         with self.engine.connect() as c:

@@ -451,7 +451,8 @@ def _denied(node: Node, note: dict[str, Any]) -> None:
     here (across restarts) and go on as one entry whose `count` says how many it stands for, with the
     next one after the window or in the node's rounds (`flush_denials`). Call under `node.deciding`."""
     _tables(node.policies.engine)
-    key = sha256(f"{note['requester']}\n{note.get('agreement')}\n{note['point']}\n{note['rule']}".encode()).hex()
+    scope = note.get("agreement") or f"dataset {note['dataset']}"  # a negotiation's denial has no agreement yet
+    key = sha256(f"{note['requester']}\n{scope}\n{note['point']}\n{note['rule']}".encode()).hex()
     now = int(clock())
     with node.policies.engine.connect() as c:
         row = c.execute(select(denials).where(denials.c.key == key)).first()
@@ -467,6 +468,12 @@ def _denied(node: Node, note: dict[str, Any]) -> None:
             c.execute(insert(denials).values(key=key, since=now, pending=0, note=orjson.dumps(note).decode()))
         else:
             c.execute(update(denials).where(denials.c.key == key).values(since=now, pending=0))
+
+
+def record_denial(node: Node, note: dict[str, Any]) -> None:
+    """Record a denial of any point (negotiation, transfer, use) as PACT's are: the first at once, its
+    repeats within DENIAL_WINDOW counted into one entry (`flush_denials`). Call under `node.deciding`."""
+    _denied(node, note)
 
 
 def flush_denials(node: Node) -> int:

@@ -12,16 +12,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from qdsn.errors import InvalidInput, NotFound, PermissionDenied
+from qdsn.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from qdsn.node import pact
 from qdsn.node.node import Node
 from qdsn.policy import Decision, Request, agreement, decide, negotiation, offer_hash
 from qdsn.policy.negotiation import CONTEXT, Negotiation, dsp_field
+from qdsn.policy.store import unknown_offer
 
 DCAT = {
     "dcat": "http://www.w3.org/ns/dcat#",
     "dct": "http://purl.org/dc/terms/",
     "odrl": "http://www.w3.org/ns/odrl/2/",
 }
+MAX_OPEN = 16  # negotiations one counterpart may hold agreed and not yet verified
 
 
 def publish(node: Node, dataset: str, offer: dict[str, Any]) -> str:
@@ -72,26 +75,44 @@ def request(node: Node, consumer: str, message: dict[str, Any], *, now: datetime
         raise InvalidInput("a ContractRequestMessage carries consumerPid and the offer (with its uid) asked for")
     pid = f"urn:uuid:{uuid.uuid4()}"
     node.catch_up()
-    try:
-        dataset, published = node.policies.offer(offer["uid"])
-    except NotFound as e:
-        raise NotFound(e.what, "ask for an offer from this node's catalog") from None
+    dataset, published = offered(node, offer["uid"], consumer)
     n = negotiation.start("ContractRequestMessage", "consumer", pid, consumer_pid, published)
     rule = published["permission"][0]
     ask = Request(rule["action"], consumer, now or datetime.now(UTC), role=node.role_of(consumer))
-    if offer_hash(offer) != offer_hash(published):
-        why = f"the offer asked for differs from {published['uid']} as published (hash {offer_hash(published)[:16]}…)"
-        d = Decision(False, "offer", why)
+    with node.deciding:  # the open negotiations counted and the new one saved in one step
+        opened = node.policies.open_negotiations(consumer)
+        if opened >= MAX_OPEN:
+            raise Conflict(f"{consumer} has {opened} negotiations with this node agreed and not verified: "
+                           f"{MAX_OPEN} is the most one counterpart may hold open",
+                           "verify the agreements you mean to use (POST /negotiations/{pid}/agreement/"
+                           "verification) and terminate the others (POST /negotiations/{pid}/termination), "
+                           "then ask again")  # fmt: skip
+        if offer_hash(offer) != offer_hash(published):
+            why = (f"the offer asked for differs from {published['uid']} as published "
+                   f"(hash {offer_hash(published)[:16]}…)")  # fmt: skip
+            pact.record_denial(node, Decision(False, "offer", why).payload(dataset, ask, "negotiation"))
+            return _end(node, n, consumer, "offer-mismatch", why)
+        d = decide(published, ask, point="negotiation")
+        if not d.allowed:  # repeats of one denial are recorded as one entry with their count
+            pact.record_denial(node, d.payload(dataset, ask, "negotiation"))
+            return _end(node, n, consumer, "policy", d.reason)
         node.submit([node.home.sign("access.decision", d.payload(dataset, ask, "negotiation"))])
-        return _end(node, n, consumer, "offer-mismatch", why)
-    d = decide(published, ask, point="negotiation")
-    node.submit([node.home.sign("access.decision", d.payload(dataset, ask, "negotiation"))])
-    if not d.allowed:
-        return _end(node, n, consumer, "policy", d.reason)
-    contract = agreement(published, consumer, f"urn:qdsn:agreement:{uuid.uuid4()}")
-    n = negotiation.step(n, "ContractAgreementMessage", "provider", agreement=contract)
-    node.policies.save(n, consumer)
+        contract = agreement(published, consumer, f"urn:qdsn:agreement:{uuid.uuid4()}")
+        n = negotiation.step(n, "ContractAgreementMessage", "provider", agreement=contract)
+        node.policies.save(n, consumer)
     return n
+
+
+def offered(node: Node, uid: str, requester: str | None) -> tuple[str, dict[str, Any]]:
+    """(dataset, offer) of the offer `uid` as `requester` may ask for it. One it may not see answers as
+    an unknown uid does, before anything is decided or recorded: a private offer cannot be probed."""
+    try:
+        dataset, published = node.policies.offer(uid)
+        if not visible(published, requester):
+            raise unknown_offer(uid)
+    except NotFound as e:
+        raise NotFound(e.what, "ask for an offer from this node's catalog") from None
+    return dataset, published
 
 
 def verify_agreement(node: Node, consumer: str, pid: str, *, now: datetime | None = None) -> Negotiation:

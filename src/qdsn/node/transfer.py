@@ -95,7 +95,7 @@ def request(node: Node, consumer: str, message: dict[str, Any], *, now: datetime
                                f"ask for records below {anchored}")  # fmt: skip
     with node.deciding:
         d = decide(a.policy, ask, point="transfer")
-        node.submit([node.home.sign("access.decision", d.payload(a.dataset, ask, "transfer", agreement=a.uid))])
+        record_decision(node, d.allowed, d.payload(a.dataset, ask, "transfer", agreement=a.uid))
     if not d.allowed:
         raise PermissionDenied(f"the agreement's policy denies this transfer: {d.reason}")
     t = tp.start(f"urn:uuid:{uuid.uuid4()}", consumer_pid, a.uid, a.dataset, kind,
@@ -130,8 +130,7 @@ def deliver(node: Node, consumer: str, pid: str, *, now: datetime | None = None)
         ask = Request("read", consumer, at, role=node.role_of(consumer), purpose=t.purpose, uses=uses(node, a.uid),
                       started=a.finalized)  # fmt: skip
         d = decide(a.policy, ask, point="use")
-        payload = d.payload(a.dataset, ask, "use", agreement=a.uid, records=t.count)
-        node.submit([node.home.sign("access.decision", payload)])
+        record_decision(node, d.allowed, d.payload(a.dataset, ask, "use", agreement=a.uid, records=t.count))
     if not d.allowed:
         raise PermissionDenied(f"the agreement's policy denies this use: {d.reason}")
     plain = orjson.dumps(_package(t, a.uid, groups))
@@ -243,8 +242,20 @@ def refuse(node: Node, a: Agreement, ask: Request, point: str, why: str) -> None
             "allowed": False, "rule": "agreement", "reason": why, "agreement": a.uid}  # fmt: skip
     if ask.purpose is not None:
         note["purpose"] = ask.purpose
-    node.submit([node.home.sign("access.decision", note)])
+    with node.deciding:
+        record_decision(node, False, note)
     raise PermissionDenied(why)
+
+
+def record_decision(node: Node, allowed: bool, note: dict[str, Any]) -> None:
+    """Put a decision on the ledger: an allowed one at once, each on its own (a use is metered one by
+    one); a denial with its repeats collapsed into one counted entry. Call under `node.deciding`."""
+    if allowed:
+        node.submit([node.home.sign("access.decision", note)])
+        return
+    from qdsn.node.pact import record_denial  # here: node.pact counts uses with this module's `uses`
+
+    record_denial(node, note)
 
 
 def _range(message: dict[str, Any]) -> tuple[int, int]:

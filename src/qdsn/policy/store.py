@@ -102,12 +102,20 @@ class PolicyStore:
         with self.engine.connect() as c:
             row = c.execute(select(offers.c.dataset, offers.c.body).where(offers.c.uid == uid)).first()
         if row is None:
-            raise NotFound(f"no offer {uid!r} here", "see the catalog for the offers this node makes")
+            raise unknown_offer(uid)
         return row.dataset, orjson.loads(row.body)
 
     def save(self, n: Negotiation, consumer: str) -> None:
         with self.engine.begin() as c:
             _save_negotiation(c, n, consumer)
+
+    def open_negotiations(self, consumer: str) -> int:
+        """How many negotiations of `consumer` are neither finalized nor terminated (agreed, waiting for
+        the consumer's verification)."""
+        closed = [negotiations.c.body.not_like(f'%"state":"{s}"%') for s in ("FINALIZED", "TERMINATED")]
+        with self.engine.connect() as c:  # the closed ones, most of a consumer's, are not read
+            rows = c.execute(select(negotiations.c.body).where(negotiations.c.consumer == consumer, *closed)).all()
+        return sum(orjson.loads(r.body)["state"] not in ("FINALIZED", "TERMINATED") for r in rows)
 
     def negotiation(self, provider_pid: str) -> tuple[Negotiation, str]:
         """A negotiation and the DID of its consumer."""
@@ -182,6 +190,11 @@ def _transfer(body: str) -> Transfer:
     d = orjson.loads(body)
     d["history"] = tuple(tuple(h) for h in d["history"])
     return Transfer(**d)
+
+
+def unknown_offer(uid: str) -> NotFound:
+    """What asking for an offer that is not here answers (and one the asker may not see, alike)."""
+    return NotFound(f"no offer {uid!r} here", "see the catalog for the offers this node makes")
 
 
 def _save_negotiation(c: Any, n: Negotiation, consumer: str) -> None:
