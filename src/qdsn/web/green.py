@@ -22,8 +22,8 @@ from qdsn.web.pages import ConsoleRoute, NavItem, console_of, render
 from qdsn.web.staff import Staff
 from qdsn.web.words import N_
 
-PREFIX = "/console/enterprise"
-router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
+PREFIX = "/console/enterprise"  # where web/manufacturer.py includes `router`: what its links and redirects name
+router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
 NAV = [
     NavItem(f"{PREFIX}/footprints", N_("Product footprints")),
     NavItem(f"{PREFIX}/multivariate", N_("Multivariate chart")),

@@ -26,8 +26,8 @@ from qdsn.web.pages import ConsoleRoute, NavItem, console_of, render
 from qdsn.web.staff import Staff
 from qdsn.web.words import N_
 
-PREFIX = "/console/regulator"
-router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
+PREFIX = "/console/regulator"  # where web/regulator.py includes `router`: what its links and redirects name
+router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
 NAV = [
     NavItem(f"{PREFIX}/notifications", N_("Notifications")),
     NavItem(f"{PREFIX}/actions", N_("Regulator actions")),
