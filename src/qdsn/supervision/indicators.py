@@ -524,7 +524,8 @@ def _time(env: tx.Envelope) -> datetime:
     return parse_time(env.created)
 
 
-FEW = 500  # enterprises read by their own entries (the submitter index); more read each type's entries once
+FEW = 5000  # enterprises read by their own entries (the submitter index); more read each type's entries once
+OWN = ("dataset.declare", "dataset.shred", "dataset.anchor", "compute.attest")  # the types an enterprise submits
 
 
 def _leaf(leaf: bytes) -> tuple[dict[str, Any], datetime]:
@@ -534,16 +535,29 @@ def _leaf(leaf: bytes) -> tuple[dict[str, Any], datetime]:
     return obj["payload"], parse_time(obj["created"])
 
 
-def _rows(store: Any, type: str, submitters: Sequence[str] | None) -> Iterator[tuple[int, str, str, bytes]]:
-    """(seq, txid, submitter, leaf) of the entries of one type, in log order: all of them, or those of
-    `submitters` only (each one's entries on the submitter index, so a page costs its enterprises' entries)."""
+def _rows(store: Any, type: str) -> Iterator[tuple[int, str, str, bytes]]:
+    """(seq, txid, submitter, leaf) of every entry of one type, in log order."""
     q = select(entries.c.seq, entries.c.txid, entries.c.submitter, entries.c.leaf).where(entries.c.type == type)
-    chunks = [None] if submitters is None else [submitters[i : i + 400] for i in range(0, len(submitters), 400)]
     with store.engine.connect() as c:
-        for chunk in chunks:
-            where = q if chunk is None else q.where(entries.c.submitter.in_(chunk))
-            for seq, txid, submitter, leaf in c.execute(where.order_by(entries.c.seq)):
-                yield seq, txid.hex(), submitter, leaf
+        for seq, txid, submitter, leaf in c.execute(q.order_by(entries.c.seq)):
+            yield seq, txid.hex(), submitter, leaf
+
+
+def _own_rows(store: Any, submitters: Sequence[str], types: Sequence[str]) -> dict[str, list[tuple]]:
+    """type -> (seq, txid, submitter, leaf) of the entries of `types` these submitters made, in log order: read
+    on the submitter index alone (a condition on the type too lets a database walk that type's index instead,
+    every enterprise's entries), so a page of enterprises costs their own entries."""
+    out: dict[str, list[tuple]] = {t: [] for t in types}
+    q = select(entries.c.seq, entries.c.txid, entries.c.type, entries.c.submitter, entries.c.leaf)
+    with store.engine.connect() as c:
+        for i in range(0, len(submitters), 400):
+            chunk = submitters[i : i + 400]
+            for seq, txid, type, submitter, leaf in c.execute(q.where(entries.c.submitter.in_(chunk))):
+                if type in out:
+                    out[type].append((seq, txid.hex(), submitter, leaf))
+    for rows in out.values():
+        rows.sort()
+    return out
 
 
 def registrations(store: Any, dids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -573,14 +587,19 @@ def read_facts(ledger: Ledger, dids: Iterable[str] | None = None,
         facts[did] = Facts(did, state.identities[did].name, reg.get("region"), reg.get("industry"),
                            suspended=held.reason if held else None)  # fmt: skip
     few = list(facts) if len(facts) <= FEW else None
-    for _, _, submitter, leaf in _rows(store, "dataset.declare", few):
+    own = _own_rows(store, few, OWN) if few is not None else None
+
+    def rows(type: str) -> Iterable[tuple[int, str, str, bytes]]:
+        return own[type] if own is not None else _rows(store, type)
+
+    for _, _, submitter, leaf in rows("dataset.declare"):
         if submitter in facts:
             p = orjson.loads(leaf)["payload"]
             facts[submitter].declared[p["dataset"]] = tuple(c["name"] for c in p.get("characteristics", []))
-    for _, _, submitter, leaf in _rows(store, "dataset.shred", few):
+    for _, _, submitter, leaf in rows("dataset.shred"):
         if submitter in facts:
             facts[submitter].shredded.add(orjson.loads(leaf)["payload"]["dataset"])
-    for _, _, submitter, leaf in _rows(store, "dataset.anchor", few):
+    for _, _, submitter, leaf in rows("dataset.anchor"):
         if submitter in facts:
             p, at = _leaf(leaf)
             facts[submitter].anchors.setdefault(p["dataset"], []).append(at)
@@ -591,17 +610,17 @@ def read_facts(ledger: Ledger, dids: Iterable[str] | None = None,
         runs[txid] = Run(txid, seq, p["model"], at, tuple(p["datasets"]), (outputs or {}).get(p["attestation"]))
         return runs[txid]
 
-    for seq, txid, submitter, leaf in _rows(store, "compute.attest", few):
+    for seq, txid, submitter, leaf in rows("compute.attest"):
         made = run(seq, txid, leaf)
         if submitter in facts:
             facts[submitter].runs.append(made)
     suspended: dict[str, list[datetime]] = defaultdict(list)
-    for _, _, _, leaf in _rows(store, "credential.status", None):
+    for _, _, _, leaf in _rows(store, "credential.status"):
         p, at = _leaf(leaf)
         if p["status"] == "suspended":
             suspended[p["credential"]].append(at)
     if few is None:
-        issued: Iterable[tuple[int, bytes]] = ((seq, leaf) for seq, *_, leaf in _rows(store, "credential.issue", None))
+        issued: Iterable[tuple[int, bytes]] = ((seq, leaf) for seq, *_, leaf in _rows(store, "credential.issue"))
     else:  # the certificates of these enterprises, from the state's index of them, and the runs they rest on
         held = sorted(c.issued for c in state.credentials.values() if c.subject in facts)
         issued = [(seq, store.entry(seq).leaf) for seq in held]
@@ -619,7 +638,7 @@ def read_facts(ledger: Ledger, dids: Iterable[str] | None = None,
     for n in notifications(ledger):
         if n["recipient"] in facts:
             facts[n["recipient"]].notifications.append(n)
-    for _, _, _, leaf in _rows(store, "inspection.result", None):
+    for _, _, _, leaf in _rows(store, "inspection.result"):
         p = orjson.loads(leaf)["payload"]
         if isinstance(p, dict) and p.get("enterprise") in facts:
             facts[p["enterprise"]].inspections.append(p)
