@@ -111,7 +111,7 @@ def test_regions_by_gb_t_2260_prefix():
             ind.region_code(bad)
 
 
-def test_read_from_a_ledger(tmp_path):
+def test_read_from_a_ledger(tmp_path, monkeypatch):
     from ..credentials.consortium import build
 
     c = build(tmp_path)
@@ -144,6 +144,12 @@ def test_read_from_a_ledger(tmp_path):
         by = {i.key: i.value for i in a.indicators}
         assert by["cpk_min"] is not None and by["continuous"] == 1.0
         assert a.level in ("预防级", "卓越级") and next(x for x in a.criteria if x.key == "capable").met is not None
+        # A page's few enterprises are read from their own entries and their certificates' runs; many, from
+        # each type's entries once: the same facts either way.
+        paged = ind.read_facts(ledger, [c.maker.did, c.cqc.did], outputs)
+        monkeypatch.setattr(ind, "FEW", 0)
+        assert ind.read_facts(ledger, [c.maker.did, c.cqc.did], outputs) == paged and paged[c.maker.did].certificates
+        assert paged[c.maker.did].runs and paged[c.maker.did].certificates[0].models == ("process-capability",)
 
         with pytest.raises(NotFound):
             ind.enterprise(ledger, "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK", now)

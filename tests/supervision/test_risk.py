@@ -180,3 +180,75 @@ def test_notifications_read_from_the_ledger(tmp_path, notifications):
     factor = {f.name: f for f in risk.assess(ev[a.did], AS_OF).factors}["notifications"]
     assert factor.value == pytest.approx(0.5 * 0.5 + risk.ENTERPRISE_CAP)  # declined MAJOR, the rival capped
     assert "6 notifications received (5 unanswered), 0 own alerts" in factor.why
+
+
+def test_the_quick_score_is_the_assessments_to_the_last_digit():
+    """`risk.score` ranks a region without the explanations: the same number as `assess`, for any evidence."""
+    rng = random.Random(22)
+    for i in range(5000):
+        ev = _random_evidence(rng, i)
+        if i % 3 == 0:
+            ev = dataclasses.replace(ev, industry="C38", industry_rate=rng.random())
+        assert risk.score(ev, AS_OF) == risk.assess(ev, AS_OF).score, ev
+
+
+def test_the_evidence_folded_in_steps_is_the_evidence_read_at_once(tmp_path, notifications):
+    """A console keeps a `Tally` and folds only what was appended since: at every size, and for a day in the
+    past (anchors made after it left out), it gives what `read` gives from the whole log."""
+    w = world(tmp_path, firms=4)
+    a, b, c, d = w.firms
+    tally = evidence.Tally().fold(w.ledger.store)
+    cert = {"vct": "urn:qdsn:vct:quality-certificate:1", "hash": "22" * 32, "status_list": "https://cqc/list/1"}
+    result = {"product": "电线电缆", "standard": "GB/T 5023.3-2008", "passed": False, "date": "2026-02-01"}
+    alert = {"state": "CREATED", "classification": "alert", "severity": "MAJOR", "content": "ab" * 32}
+    steps = [
+        (a, "dataset.declare", {"dataset": "a1", "title": "line", "kind": "measurements"}, None),
+        (a, "dataset.anchor", {"dataset": "a1", "first": 0, "count": 5, "root": "11" * 32}, "2026-01-10T08:00:00"),
+        (b, "dataset.declare", {"dataset": "b1", "title": "line", "kind": "measurements"}, None),
+        (b, "dataset.anchor", {"dataset": "b1", "first": 0, "count": 5, "root": "12" * 32}, "2026-02-10T23:30:00"),
+        (a, "dataset.anchor", {"dataset": "a1", "first": 5, "count": 5, "root": "13" * 32}, "2026-03-20T08:00:00"),
+        (
+            w.certifier,
+            "credential.issue",
+            cert | {"credential": "C1", "subject": c.did, "index": 1, "attestations": ["33" * 32]},
+            None,
+        ),
+        (
+            w.certifier,
+            "credential.status",
+            {"credential": "C1", "status": "suspended", "reason": "Cpk 0.8", "attestation": "44" * 32},
+            None,
+        ),
+        (w.regulator, "inspection.result", result | {"enterprise": d.did}, None),
+        (b, "notification.transition", alert | {"notification": "N1", "sender": b.did, "recipient": a.did}, None),
+    ]
+    for who, type, payload, at in steps:
+        w.append(who, type, payload, at=at)
+        tally.fold(w.ledger.store)
+        assert tally.size == w.ledger.size
+        for day in (AS_OF, date(2026, 2, 15), date(2026, 1, 1)):
+            for scope in ({}, {"region": "33"}, {"industry": "C38"}):
+                assert tally.evidence(w.ledger, day, scope) == evidence.read(w.ledger, day, scope=scope), (type, day)
+    assert evidence.read(w.ledger, date(2026, 2, 15))[a.did].last_anchor == date(2026, 1, 10)  # the later one is after
+    assert evidence.read(w.ledger, AS_OF)[a.did].last_anchor == date(2026, 3, 20)
+    # Folding up to a point of the log is the evidence before it, whatever was folded after.
+    assert evidence.Tally().fold(w.ledger.store, 5).size == 5
+
+
+def test_an_anchor_time_with_an_offset_is_its_utc_day(tmp_path):
+    """The day of an anchor is read from its leaf's head; a time a submitter gave with an offset is moved to
+    UTC first (07:30 at +08:00 on the 21st is the 20th)."""
+    from qdsn.crypto.encoding import b64url_encode
+    from qdsn.ledger.tx import Envelope
+
+    w = world(tmp_path, firms=1)
+    (a,) = w.firms
+    w.append(a, "dataset.declare", {"dataset": "a1", "title": "line", "kind": "measurements"})
+    plain = Envelope("dataset.anchor", {"dataset": "a1", "first": 0, "count": 5, "root": "11" * 32}, a.did,
+                     "ab" * 16, "2026-03-21T07:30:00+08:00", "")  # fmt: skip
+    env = Envelope(plain.type, plain.payload, plain.submitter, plain.nonce, plain.created,
+                   b64url_encode(a.key.sign(plain.signing_input())))  # fmt: skip
+    w.ledger.append([env])
+    assert evidence.read(w.ledger, AS_OF)[a.did].last_anchor == date(2026, 3, 20)
+    assert evidence.read(w.ledger, date(2026, 3, 20))[a.did].last_anchor == date(2026, 3, 20)
+    assert evidence.read(w.ledger, date(2026, 3, 19))[a.did].last_anchor is None

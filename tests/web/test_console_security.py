@@ -33,20 +33,20 @@ def console(request, tmp_path):
     node.close()
 
 
-def walk(routes):
-    """Every route, into included routers (FastAPI keeps them whole, as the router given)."""
+def walk(routes, prefix=""):
+    """(path served, route) of every route, into included routers (FastAPI keeps them whole, as the router
+    given, with the prefix they were included under)."""
     for r in routes:
         if hasattr(r, "original_router"):
-            yield from walk(r.original_router.routes)
+            yield from walk(r.original_router.routes, prefix + r.include_context.prefix)
         else:
-            yield r
+            yield prefix + getattr(r, "path", ""), r
 
 
 def routes(app):
     """(method, path with its parameters filled, role required or None) of every console route."""
     out = []
-    for r in walk(app.routes):
-        path = getattr(r, "path", "")
+    for path, r in walk(app.routes):
         if not path.startswith("/console") or not hasattr(r, "dependant"):
             continue
         roles = [getattr(d.call, "role", "?") for d in r.dependant.dependencies if hasattr(d.call, "role")]
@@ -156,3 +156,29 @@ def test_a_session_ends_with_its_password(console):
     StaffStore(home.path).passwd("engineer", "another long password")
     r = c.get(page, follow_redirects=False)
     assert r.status_code == 303 and "/console/login" in r.headers["location"]
+
+
+def test_the_sub_pages_are_plain_routers_included_under_their_role_and_guarded(tmp_path):
+    """The regulator's supervision and regional pages and the manufacturer's green pages are routers of their
+    own without a prefix, included under their role's: each of their routes is served there, walked above, and
+    refuses a visitor without a session."""
+    from qdsn.web import green, manufacturer, region, regulator, supervision
+
+    for role, owner, parts in (("regulator", regulator, (supervision, region)), ("enterprise", manufacturer, (green,))):
+        home = NodeHome.init(tmp_path / role, role, f"{role} node", PW, scrypt_n=FAST)
+        node = Node(home, operator=role == "regulator")
+        try:
+            app = create_app(node)
+            served = {(m, p) for m, p, r in routes(app) if r not in ("public", None)}
+            for part in parts:
+                assert part.PREFIX == owner.PREFIX and part.router.prefix == ""
+                assert part.router.routes, part.__name__
+                for r in part.router.routes:
+                    assert not r.path.startswith("/console"), r.path  # the role's prefix is added where it is included
+                    filled = re.sub(r"\{[^}]+\}", "x", owner.PREFIX + r.path)
+                    for method in r.methods - {"HEAD"}:
+                        assert (method, filled) in served, (method, filled)
+                        got = TestClient(app).request(method, filled, follow_redirects=False)
+                        assert got.status_code in (303, 401), (method, filled, got.status_code)
+        finally:
+            node.close()

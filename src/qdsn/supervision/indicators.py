@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+from sqlalchemy import func, select
+
 from qdsn.clock import parse_time
 from qdsn.errors import InvalidInput, NotFound
 from qdsn.ledger import Ledger, tx
+from qdsn.ledger.store import entries, members
 
 FRESH_DAYS = 30  # an anchor older than this is stale: the data is no longer kept current
 YEAR = timedelta(days=365)
@@ -520,63 +524,133 @@ def _time(env: tx.Envelope) -> datetime:
     return parse_time(env.created)
 
 
+FEW = 5000  # enterprises read by their own entries (the submitter index); more read each type's entries once
+OWN = ("dataset.declare", "dataset.shred", "dataset.anchor", "compute.attest")  # the types an enterprise submits
+
+
+def _leaf(leaf: bytes) -> tuple[dict[str, Any], datetime]:
+    """A stored leaf's payload and time. The store holds only leaves the validator accepted, so they are read as
+    plain JSON (`tx.from_leaf` checks the canonical form again, which costs more than the read on a long log)."""
+    obj = orjson.loads(leaf)
+    return obj["payload"], parse_time(obj["created"])
+
+
+def _rows(store: Any, type: str) -> Iterator[tuple[int, str, str, bytes]]:
+    """(seq, txid, submitter, leaf) of every entry of one type, in log order."""
+    q = select(entries.c.seq, entries.c.txid, entries.c.submitter, entries.c.leaf).where(entries.c.type == type)
+    with store.engine.connect() as c:
+        for seq, txid, submitter, leaf in c.execute(q.order_by(entries.c.seq)):
+            yield seq, txid.hex(), submitter, leaf
+
+
+def _own_rows(store: Any, submitters: Sequence[str], types: Sequence[str]) -> dict[str, list[tuple]]:
+    """type -> (seq, txid, submitter, leaf) of the entries of `types` these submitters made, in log order: read
+    on the submitter index alone (a condition on the type too lets a database walk that type's index instead,
+    every enterprise's entries), so a page of enterprises costs their own entries."""
+    out: dict[str, list[tuple]] = {t: [] for t in types}
+    q = select(entries.c.seq, entries.c.txid, entries.c.type, entries.c.submitter, entries.c.leaf)
+    with store.engine.connect() as c:
+        for i in range(0, len(submitters), 400):
+            chunk = submitters[i : i + 400]
+            for seq, txid, type, submitter, leaf in c.execute(q.where(entries.c.submitter.in_(chunk))):
+                if type in out:
+                    out[type].append((seq, txid.hex(), submitter, leaf))
+    for rows in out.values():
+        rows.sort()
+    return out
+
+
+def registrations(store: Any, dids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """DID -> its region and industry, as its `identity.register` gave them (the member registry's rows)."""
+    out: dict[str, dict[str, Any]] = {}
+    with store.engine.connect() as c:
+        for i in range(0, len(dids), 400):
+            q = select(members.c.did, members.c.region, members.c.industry).where(members.c.did.in_(dids[i : i + 400]))
+            out.update({d: {"region": r, "industry": ind} for d, r, ind in c.execute(q)})
+    return out
+
+
 def read_facts(ledger: Ledger, dids: Iterable[str] | None = None,
                outputs: dict[str, dict[str, Any]] | None = None) -> dict[str, Facts]:  # fmt: skip
-    """The facts of the enterprises `dids` (default every enterprise) from one pass over the log's entries
-    of the types they need; `outputs` maps an attestation (its JWS) to its verified output."""
+    """The facts of the enterprises `dids` (default every enterprise) from the log's entries of the types they
+    need: a few enterprises from their own entries (and their certificates' runs), many from one pass over
+    each type; `outputs` maps an attestation (its JWS) to its verified output."""
     state = ledger.state
     wanted = [d for d in (dids if dids is not None else state.identities) if d in state.identities]
+    wanted = [d for d in dict.fromkeys(wanted) if state.identities[d].role == "enterprise"]
     facts: dict[str, Facts] = {}
-    for did in wanted:
-        ident = state.identities[did]
-        if ident.role != "enterprise":
-            continue
-        reg = ledger.registration(did)
-        held = state.suspension("member", did)
-        facts[did] = Facts(did, ident.name, reg.get("region"), reg.get("industry"),
-                           suspended=held.reason if held else None)  # fmt: skip
     store = ledger.store
-    for row in store.rows_of_type("dataset.declare"):
-        if row.submitter in facts:
-            p = tx.from_leaf(row.leaf).payload
-            facts[row.submitter].declared[p["dataset"]] = tuple(c["name"] for c in p.get("characteristics", []))
-    for row in store.rows_of_type("dataset.shred"):
-        if row.submitter in facts:
-            facts[row.submitter].shredded.add(tx.from_leaf(row.leaf).payload["dataset"])
-    for row in store.rows_of_type("dataset.anchor"):
-        if row.submitter in facts:
-            env = tx.from_leaf(row.leaf)
-            facts[row.submitter].anchors.setdefault(env.payload["dataset"], []).append(_time(env))
+    regs = registrations(store, wanted)
+    for did in wanted:
+        reg = regs.get(did) or ledger.registration(did)
+        held = state.suspension("member", did)
+        facts[did] = Facts(did, state.identities[did].name, reg.get("region"), reg.get("industry"),
+                           suspended=held.reason if held else None)  # fmt: skip
+    few = list(facts) if len(facts) <= FEW else None
+    own = _own_rows(store, few, OWN) if few is not None else None
+
+    def rows(type: str) -> Iterable[tuple[int, str, str, bytes]]:
+        return own[type] if own is not None else _rows(store, type)
+
+    for _, _, submitter, leaf in rows("dataset.declare"):
+        if submitter in facts:
+            p = orjson.loads(leaf)["payload"]
+            facts[submitter].declared[p["dataset"]] = tuple(c["name"] for c in p.get("characteristics", []))
+    for _, _, submitter, leaf in rows("dataset.shred"):
+        if submitter in facts:
+            facts[submitter].shredded.add(orjson.loads(leaf)["payload"]["dataset"])
+    for _, _, submitter, leaf in rows("dataset.anchor"):
+        if submitter in facts:
+            p, at = _leaf(leaf)
+            facts[submitter].anchors.setdefault(p["dataset"], []).append(at)
     runs: dict[str, Run] = {}
-    for row in store.rows_of_type("compute.attest"):
-        env = tx.from_leaf(row.leaf)
-        p = env.payload
-        run = Run(row.txid, row.seq, p["model"], _time(env), tuple(p["datasets"]),
-                  (outputs or {}).get(p["attestation"]))  # fmt: skip
-        runs[row.txid] = run
-        if row.submitter in facts:
-            facts[row.submitter].runs.append(run)
+
+    def run(seq: int, txid: str, leaf: bytes) -> Run:
+        p, at = _leaf(leaf)
+        runs[txid] = Run(txid, seq, p["model"], at, tuple(p["datasets"]), (outputs or {}).get(p["attestation"]))
+        return runs[txid]
+
+    for seq, txid, submitter, leaf in rows("compute.attest"):
+        made = run(seq, txid, leaf)
+        if submitter in facts:
+            facts[submitter].runs.append(made)
     suspended: dict[str, list[datetime]] = defaultdict(list)
-    for row in store.rows_of_type("credential.status"):
-        env = tx.from_leaf(row.leaf)
-        if env.payload["status"] == "suspended":
-            suspended[env.payload["credential"]].append(_time(env))
-    for row in store.rows_of_type("credential.issue"):
-        env = tx.from_leaf(row.leaf)
-        p = env.payload
+    for _, _, _, leaf in _rows(store, "credential.status"):
+        p, at = _leaf(leaf)
+        if p["status"] == "suspended":
+            suspended[p["credential"]].append(at)
+    if few is None:
+        issued: Iterable[tuple[int, bytes]] = ((seq, leaf) for seq, *_, leaf in _rows(store, "credential.issue"))
+    else:  # the certificates of these enterprises, from the state's index of them, and the runs they rest on
+        held = sorted(c.issued for c in state.credentials.values() if c.subject in facts)
+        issued = [(seq, store.entry(seq).leaf) for seq in held]
+    for seq, leaf in issued:
+        p, at = _leaf(leaf)
         rec = state.credentials.get(p["credential"])
         if p["subject"] in facts and rec is not None:
+            if few is not None:
+                for t in p.get("attestations", []):
+                    if t not in runs and (row := _entry(store, t)) is not None and row.type == "compute.attest":
+                        run(row.seq, row.txid, row.leaf)
             models = tuple(sorted({runs[t].model_id for t in p.get("attestations", []) if t in runs}))
-            facts[p["subject"]].certificates.append(Certificate(rec.id, rec.status, row.seq, _time(env), models,
+            facts[p["subject"]].certificates.append(Certificate(rec.id, rec.status, seq, at, models,
                                                                 tuple(suspended.get(rec.id, ()))))  # fmt: skip
     for n in notifications(ledger):
         if n["recipient"] in facts:
             facts[n["recipient"]].notifications.append(n)
-    for row in store.rows_of_type("inspection.result"):
-        p = tx.from_leaf(row.leaf).payload
+    for _, _, _, leaf in _rows(store, "inspection.result"):
+        p = orjson.loads(leaf)["payload"]
         if isinstance(p, dict) and p.get("enterprise") in facts:
             facts[p["enterprise"]].inspections.append(p)
     return facts
+
+
+def _entry(store: Any, txid: str) -> Any:
+    """The entry with this id, or None (an attestation named that is not an entry of this log)."""
+    try:
+        return store.entry(txid=txid)
+    except (NotFound, ValueError):
+        return None
 
 
 def notifications(ledger: Ledger) -> list[dict[str, Any]]:
@@ -605,10 +679,36 @@ def enterprise(ledger: Ledger, did: str, now: datetime, outputs: dict[str, dict[
     return assess(read_facts(ledger, [did], outputs)[did], now)
 
 
+def _prefix(code: str) -> str:
+    """What the regions inside `code` begin with (as `in_region` reads it)."""
+    prefix = code
+    while len(prefix) > 2 and prefix.endswith("00"):
+        prefix = prefix[:-2]
+    return prefix
+
+
+def _in_region(code: str) -> Any:
+    """The member registry's enterprises registered in region `code`."""
+    like = _prefix(region_code(code)) + "%"  # digits only: nothing to escape
+    return (members.c.role == "enterprise", members.c.region.like(like))
+
+
+def region_members(ledger: Ledger, code: str, offset: int = 0, limit: int | None = None) -> tuple[int, list[str]]:
+    """How many enterprises are registered in region `code`, and the DIDs of `limit` of them (all when None)
+    from `offset`, by name and DID: one range of the member registry, whatever the region holds."""
+    where = _in_region(code)
+    q = select(members.c.did).where(*where).order_by(members.c.name, members.c.did).offset(offset)
+    with ledger.store.engine.connect() as c:
+        total = c.execute(select(func.count()).select_from(members).where(*where)).scalar_one()
+        dids = [d for (d,) in c.execute(q if limit is None else q.limit(limit))]
+    return total, dids
+
+
 def region(ledger: Ledger, code: str, now: datetime) -> tuple[list[Assessment], dict[str, Any]]:
     """Every enterprise registered in region `code` assessed, and the region's summary."""
     code = region_code(code)
-    dids = [i.did for i in ledger.state.identities.values() if i.role == "enterprise"]
+    with ledger.store.engine.connect() as c:
+        dids = [d for (d,) in c.execute(select(members.c.did).where(*_in_region(code)).order_by(members.c.seq))]
     facts = read_facts(ledger, dids)
     inside = [assess(f, now) for f in facts.values() if in_region(code, f.region)]
     return inside, region_summary(inside)

@@ -169,6 +169,20 @@ def assess(ev: Evidence, as_of: date) -> Assessment:
     return Assessment(ev.enterprise, score, classify(score), factors)
 
 
+def score(ev: Evidence, as_of: date) -> float:
+    """The score `assess` gives, without the explanation: the factors' values by the same arithmetic, so that
+    a region's enterprises are ranked in one quick pass and only the ones shown are explained."""
+    prior = BASE_RATE if ev.industry_rate is None else ev.industry_rate
+    inspections = min(1.0, 2 * ((ev.inspections_failed + PRIOR * prior) / (ev.inspections + PRIOR)))
+    certificates = min(1.0, (ev.suspensions + 2 * ev.revocations) / (ev.certificates + 1)) if ev.certificates else 0.5
+    judged = ev.runs_failed + ev.runs_passed
+    capability = (ev.runs_failed + 0.5) / (judged + 1) if judged else 0.5
+    notifications = _notifications(ev)[0] if ev.notices else 0.0
+    freshness = 1.0 if ev.last_anchor is None else min(1.0, max(0, (as_of - ev.last_anchor).days) / STALE_DAYS)
+    values = (inspections, certificates, capability, notifications, freshness)
+    return round(sum(round(WEIGHTS[name] * v * 100, 2) for name, v in zip(WEIGHTS, values, strict=True)), 2)
+
+
 def _inspections(ev: Evidence) -> tuple[float, str, str]:
     n, bad = ev.inspections, ev.inspections_failed
     prior = BASE_RATE if ev.industry_rate is None else ev.industry_rate

@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -26,8 +27,8 @@ from qdsn.web.staff import Staff
 from qdsn.web.words import N_
 
 log = logging.getLogger(__name__)
-PREFIX = "/console/enterprise"
-router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
+PREFIX = "/console/enterprise"  # where web/manufacturer.py includes `router`: what its links and redirects name
+router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
 NAV = [
     NavItem(f"{PREFIX}/footprints", N_("Product footprints")),
     NavItem(f"{PREFIX}/multivariate", N_("Multivariate chart")),
@@ -39,6 +40,8 @@ MAX_ACTIVITY = 100_000  # the newest activity records searched for a footprint's
 SHOWN = 500  # activity records listed on a footprint's page at most (all of them are recomputed)
 ORDER = ("energy", "material", "transport", "output")  # how a footprint's activity data is listed
 WORDS = [N_("energy"), N_("material"), N_("transport"), N_("output"), N_("Active"), N_("Deprecated")]
+# vault -> dataset -> (footprints read, the ids they name as preceding): kept by the vault object itself
+_named: WeakKeyDictionary[Any, dict[str, tuple[int, set[str]]]] = WeakKeyDictionary()
 
 
 def _node(request: Request) -> Node:
@@ -152,24 +155,58 @@ def factor_table(pf: dict[str, Any]) -> tuple[dict[str, Any] | None, list[dict[s
     return None, named
 
 
+def named_before(node: Node, dataset: str) -> set[str]:
+    """The footprint ids the footprints of `dataset` name among their precedingPfIds (those `pact.stored` marks
+    Deprecated), kept per vault and dataset and brought up to date with the footprints anchored since."""
+    anchored = node.ledger.state.datasets[dataset].anchored
+    kept = _named.setdefault(node.vault, {})
+    upto, named = kept.get(dataset, (0, set()))
+    if anchored > upto:
+        named = named | {i for pf in node.vault.records(dataset, upto, anchored) for i in pf.get("precedingPfIds", ())}
+        kept[dataset] = (anchored, named)
+    return named
+
+
+def footprints_window(node: Node, start: int, count: int) -> tuple[int, list[dict[str, Any]]]:
+    """(how many footprints this node has, those at [start, start + count) newest first), each with its dataset
+    and place in it and the status `pact.stored` gives it: only those records are read from the vault."""
+    from qdsn.node import pact
+
+    sets = [(d, node.ledger.state.datasets[d].anchored) for d in pact.footprint_datasets(node)]
+    out: list[dict[str, Any]] = []
+    at = 0  # how many newer footprints the datasets walked so far hold
+    for d, n in reversed(sets):
+        hi, lo = n - max(0, start - at), n - max(0, start + count - at)  # this dataset's indices on the page
+        hi, lo = max(0, min(n, hi)), max(0, min(n, lo))
+        if lo < hi:
+            named = named_before(node, d)
+            records = node.vault.records(d, lo, hi)
+            for i in range(hi - 1, lo - 1, -1):
+                pf = records[i - lo]
+                out.append({"dataset": d, "index": i, "pf": pf | {"status": "Deprecated"} if pf["id"] in named else pf})
+        at += n
+    return at, out
+
+
 @router.get("/footprints")
 def footprints_page(request: Request, staff: Viewer, page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
-    """The maker's product footprints, newest first, a page at a time, each with whether a low-carbon
-    certificate backs it; and (engineer) the form that computes one from the activity data."""
+    """The maker's product footprints, newest first, a page at a time (only that page read from the vault), each
+    with whether a low-carbon certificate backs it; and (engineer) the form that computes one from the activity
+    data."""
     from qdsn.footprint import calc
 
     node = _node(request)
     node.catch_up()
-    every = footprints(node)
-    pages = max(1, -(-len(every) // PAGE))
+    total, rows = footprints_window(node, (page - 1) * PAGE, PAGE)
+    pages = max(1, -(-total // PAGE))
     if page > pages:
-        raise NotFound(f"there is no page {page}: {len(every)} footprints fill {pages}", "go back to page 1")
+        raise NotFound(f"there is no page {page}: {total} footprints fill {pages}", "go back to page 1")
     certificates = low_carbon(node)
     shown = [f | {"certificates": backing(f["pf"], certificates), "geography": geography(f["pf"]["pcf"])}
-             for f in every[(page - 1) * PAGE : page * PAGE]]  # fmt: skip
+             for f in rows]  # fmt: skip
     activity = [d for d, ds in node.ledger.state.datasets.items()
                 if ds.owner == node.did and ds.kind == "activity" and not ds.shredded]  # fmt: skip
-    return render(request, "enterprise/footprints.html", rows=shown, page=page, pages=pages, total=len(every),
+    return render(request, "enterprise/footprints.html", rows=shown, page=page, pages=pages, total=total,
                   activity=activity, tables=calc.builtin_tables())  # fmt: skip
 
 

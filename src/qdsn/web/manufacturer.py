@@ -573,5 +573,5 @@ def audit_page(request: Request, staff: Approver) -> Response:
     return render(request, "audit.html", lines=lines)
 
 
-router.routes.extend(green.router.routes)  # same prefix: included as they are (include_router would prefix again)
+router.include_router(green.router)  # a plain router, its paths put under this router's prefix
 NAV += green.NAV

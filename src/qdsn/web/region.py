@@ -31,8 +31,8 @@ from qdsn.web.pages import ConsoleRoute, NavItem, console_of, render
 from qdsn.web.staff import Staff
 from qdsn.web.words import N_
 
-PREFIX = "/console/regulator"
-router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
+PREFIX = "/console/regulator"  # where web/regulator.py includes `router`: what its links and redirects name
+router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
 NAV = [
     NavItem(f"{PREFIX}/graph", N_("Quality graph")),
     NavItem(f"{PREFIX}/indicators", N_("Indicators")),
@@ -40,7 +40,7 @@ NAV = [
 BOUNDARIES = Path("graph") / "boundaries.geojson"  # the operator's boundary file, with its 审图号, if it has one
 PAGE = 50  # rows of a list shown at a time
 COLLECT_SECONDS = 120.0  # how long a collection waits for the leader's answer
-ASSESSED_SECONDS = 60  # a region's assessments are reused this long while the ledger does not grow
+ASSESSED_SECONDS = 60  # a region's summary is made again at most this often while the ledger grows
 ASSESSED_KEPT = 16  # regions whose assessments are kept at once
 GROUPS = {"data": N_("data"), "process": N_("process"), "certification": N_("certification"),
           "supervision": N_("supervision")}  # fmt: skip
@@ -54,7 +54,9 @@ Word = Annotated[str | None, Query(max_length=200)]
 Offset = Annotated[int, Query(ge=0, lt=2**31)]
 _graphs: dict[int, RegionGraph] = {}  # id(store) -> the graph of that replica, kept between requests
 _graphs_lock = threading.Lock()
-_assessed: dict[tuple[int, str], tuple[int, float, Any]] = {}  # (id(store), region) -> (size, when, result)
+# (store, region) -> (log size, when, its summary): kept by the store object itself, which no other replica shares
+_assessed: dict[tuple[Any, str], tuple[int, float, dict[str, Any]]] = {}
+_assessed_lock = threading.Lock()
 _boundaries: dict[Path, tuple[float, svgmap.Boundaries]] = {}  # path -> (mtime, checked boundaries)
 
 
@@ -105,6 +107,12 @@ def _slice(rows: list[Any], offset: int) -> dict[str, Any]:
     return {"items": rows[offset : offset + PAGE], "offset": offset, "total": len(rows),
             "previous": max(offset - PAGE, 0) if offset else None,
             "next": offset + PAGE if offset + PAGE < len(rows) else None}  # fmt: skip
+
+
+def _window(items: list[Any], offset: int, total: int) -> dict[str, Any]:
+    """A page read at `offset` of a list of `total` rows, in the form `_slice` gives."""
+    return {"items": items, "offset": offset, "total": total, "previous": max(offset - PAGE, 0) if offset else None,
+            "next": offset + PAGE if offset + PAGE < total else None}  # fmt: skip
 
 
 def _place(code: str | None) -> str:
@@ -184,21 +192,24 @@ def suppliers_page(request: Request, staff: Viewer, product: Word = None, region
 # -- indicators ---------------------------------------------------------------------------------------------
 
 
-def assessed(node: Node, code: str) -> tuple[list[Any], dict[str, Any]]:
-    """`supervision.indicators.region` of a region (what `qdsn indicators region` shows), reused while the
-    ledger has not grown and for a minute at most, so that paging through its enterprises costs one page."""
+def summarised(node: Node, code: str) -> tuple[int, dict[str, Any]]:
+    """(log size, `supervision.indicators.region`'s summary of a region) — its levels counted and its medians,
+    which need every enterprise of the region assessed — kept for a minute whether or not the log grows, so
+    that it is made at most once a minute per region, never on every view. The enterprises listed beneath it
+    are assessed afresh, a page at a time (`indicators_page`)."""
     from qdsn.supervision import indicators
 
-    key = (id(node.ledger.store), code)
-    size, now = node.ledger.size, time.monotonic()
-    kept = _assessed.get(key)
-    if kept is None or kept[0] != size or now - kept[1] > ASSESSED_SECONDS:
-        kept = (size, now, indicators.region(node.ledger, code, system_clock()))
-        _assessed.pop(key, None)
-        while len(_assessed) >= ASSESSED_KEPT:  # the oldest region asked for makes room
-            del _assessed[next(iter(_assessed))]
-        _assessed[key] = kept
-    return kept[2]  # type: ignore[no-any-return]
+    key = (node.ledger.store, code)
+    now = time.monotonic()
+    with _assessed_lock:
+        kept = _assessed.get(key)
+        if kept is None or (kept[0] != node.ledger.size and now - kept[1] > ASSESSED_SECONDS):
+            kept = (node.ledger.size, now, indicators.region(node.ledger, code, system_clock())[1])
+            _assessed.pop(key, None)
+            while len(_assessed) >= ASSESSED_KEPT:  # the oldest region asked for makes room
+                del _assessed[next(iter(_assessed))]
+            _assessed[key] = kept
+    return kept[0], kept[2]
 
 
 def _home_region(node: Node) -> str | None:
@@ -223,15 +234,20 @@ def indicators_page(request: Request, staff: Viewer, region: Word = None, offset
                       provinces=registry.by_region(node.ledger.store, "province")[:50], levels=indicators.LEVELS,
                       level_names=indicators.LEVEL_NAMES)  # fmt: skip
     code = indicators.region_code(code)
-    inside, summary = assessed(node, code)
-    ordered = sorted(inside, key=lambda a: (a.level is None, -indicators.LEVELS.index(a.level) if a.level else 0,
-                                            a.name))  # fmt: skip
-    named = {i.key: i for a in inside[:1] for i in a.indicators}  # each indicator's group and names
+    total, dids = indicators.region_members(node.ledger, code, offset, PAGE)  # this page's, by name
+    if offset and offset >= total:
+        raise NotFound(f"there is no enterprise at offset {offset}: region {code} has {total}", "go to the first page")
+    facts = indicators.read_facts(node.ledger, dids)
+    now = system_clock()
+    shown = [indicators.assess(facts[d], now) for d in dids if d in facts]
+    as_of, summary = summarised(node, code)
+    named = {i.key: i for a in shown[:1] for i in a.indicators}  # each indicator's group and names
     medians = [(named[k].group if k in named else "", k, named.get(k), v) for k, v in summary["medians"].items()]
     return render(request, "regulator/indicators.html", code=code, name=divisions.name(code.ljust(6, "0")),
                   summary=summary, medians=sorted(medians, key=lambda m: list(GROUPS).index(m[0]) if m[0] in GROUPS
                                                   else len(GROUPS)),
-                  page=_slice(ordered, offset), provinces=[], levels=indicators.LEVELS, groups=GROUPS,
+                  page=_window(shown, offset, total), summary_size=as_of, size=node.ledger.size, provinces=[],
+                  levels=indicators.LEVELS, groups=GROUPS,
                   level_names=indicators.LEVEL_NAMES, figure=_figure)  # fmt: skip
 
 

@@ -206,5 +206,6 @@ def statistics(request: Request, staff: Viewer, level: Annotated[str, Query(max_
                   created=request.query_params.get("created"), **regional.figures_context(node))  # fmt: skip
 
 
-# Same prefix: included as they are (include_router would prefix again).
-router.routes.extend(supervision.router.routes + regional.router.routes)
+# Plain routers, their paths put under this router's prefix (the PREFIX their links and redirects name).
+router.include_router(supervision.router)
+router.include_router(regional.router)

@@ -9,14 +9,17 @@ same checks; a write is an approver's, signed by this node and recorded in the s
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
+from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from qdsn.clock import system_clock
 from qdsn.errors import InvalidInput
+from qdsn.ledger.store import Store
 from qdsn.node import notify
 from qdsn.node.node import Node
 from qdsn.supervision import actions, draw, evidence, inspections, risk
@@ -26,8 +29,8 @@ from qdsn.web.pages import ConsoleRoute, NavItem, console_of, render
 from qdsn.web.staff import Staff
 from qdsn.web.words import N_
 
-PREFIX = "/console/regulator"
-router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
+PREFIX = "/console/regulator"  # where web/regulator.py includes `router`: what its links and redirects name
+router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
 NAV = [
     NavItem(f"{PREFIX}/notifications", N_("Notifications")),
     NavItem(f"{PREFIX}/actions", N_("Regulator actions")),
@@ -43,11 +46,26 @@ Approver = Annotated[Staff, Depends(require("approver"))]
 Word = Annotated[str | None, Query(max_length=512)]
 Short = Annotated[str, Form(max_length=512)]
 Text = Annotated[str, Form(max_length=2000)]
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The enterprises of a scope at one log size and day, highest risk first (score, then DID): all of
+    them ("") and those of each class A–D, with the evidence each is explained from."""
+
+    ranked: dict[str, list[str]]
+    evidence: dict[str, risk.Evidence]
+
+
 PAGE = 50  # enterprises per page of the risk classes
-# The risk classes of one replica at one log size, day and scope, sorted by risk: computed once (the same
-# reading of the log as `qdsn supervise risk`) and then paged, so a page costs what it shows.
-_classes: dict[tuple[int, int, date, tuple], dict[str, list[risk.Assessment]]] = {}
+# Each replica's risk evidence, folded once and then brought up to date with the entries appended since
+# (`evidence.Tally`); and the ranking of one log size, day and scope: every enterprise scored in one quick
+# pass (`risk.score`), only the page shown explained (`risk.assess`).
+# Both are kept by the store object itself (weakly), never by its id: another replica may get a closed one's id.
+_tallies: WeakKeyDictionary[Store, evidence.Tally] = WeakKeyDictionary()
+_classes: WeakKeyDictionary[Store, dict[tuple[int, date, tuple], Ranking]] = WeakKeyDictionary()
 _classes_lock = threading.Lock()
+RANKINGS_KEPT = 16  # scopes and days ranked at once per replica
 
 
 def _node(request: Request) -> Node:
@@ -150,20 +168,27 @@ def take_action(request: Request, staff: Approver, action: Annotated[str, Form(m
 # -- risk classes -------------------------------------------------------------------------------------
 
 
-def assessed(node: Node, day: date, scope: dict[str, str]) -> dict[str, list[risk.Assessment]]:
-    """The enterprises' risk assessments as `qdsn supervise risk` makes them, highest risk first: all of them
-    ("") and those of each class A–D; kept for the log size they were computed at."""
+def assessed(node: Node, day: date, scope: dict[str, str]) -> Ranking:
+    """The enterprises ranked as `qdsn supervise risk` ranks them (the same evidence, the same scores), kept for
+    the log size they were ranked at; the evidence of the log is folded once per process, then only what
+    was appended since."""
     store = node.ledger.store
-    key = (id(store), store.size, day, tuple(sorted(scope.items())))
+    key = (store.size, day, tuple(sorted(scope.items())))
     with _classes_lock:
-        got = _classes.get(key)
+        kept = _classes.setdefault(store, {})
+        got = kept.get(key)
         if got is None:
-            found = risk.assess_all(evidence.read(node.ledger, day, scope=scope), day)
-            ranked = sorted(found.values(), key=lambda a: (-a.score, a.enterprise))
-            got = {"": ranked} | {c: [a for a in ranked if a.risk_class == c] for c in "ABCD"}
-            for old in [k for k in _classes if k[0] == id(store)]:
-                del _classes[old]  # an older size of this replica: never shown again
-            _classes[key] = got
+            tally = _tallies[store] = _tallies.get(store, evidence.Tally()).fold(store)
+            found = tally.evidence(node.ledger, day, scope)
+            scores = {did: risk.score(ev, day) for did, ev in found.items()}
+            order = sorted(scores, key=lambda did: (-scores[did], did))
+            classes = {did: risk.classify(scores[did]) for did in order}
+            got = Ranking({"": order} | {c: [d for d in order if classes[d] == c] for c in "ABCD"}, found)
+            for old in [k for k in kept if k[0] != store.size]:
+                del kept[old]  # an older size of this replica: never shown again
+            while len(kept) >= RANKINGS_KEPT:
+                del kept[next(iter(kept))]  # the scope ranked longest ago makes room
+            kept[key] = got
         return got
 
 
@@ -179,13 +204,13 @@ def risk_classes(request: Request, staff: Viewer, region: Word = None, industry:
     cls = _blank(cls)
     if cls and cls not in "ABCD":
         raise InvalidInput(f"class {cls!r} is not one of A, B, C, D")
-    ranked = assessed(node, day, scope)
-    rows = ranked[cls or ""]
-    shown = rows[start : start + PAGE]
+    ranking = assessed(node, day, scope)
+    rows = ranking.ranked[cls or ""]
+    shown = [risk.assess(ranking.evidence[did], day) for did in rows[start : start + PAGE]]  # only these explained
     filters = {k: v for k, v in (("region", _blank(region)), ("industry", _blank(industry)), ("as_of", _blank(as_of)),
                                  ("class", cls)) if v}  # fmt: skip
     return render(request, "regulator/risk.html", rows=shown, total=len(rows), start=start, size=PAGE, day=day,
-                  counts={c: len(ranked[c]) for c in "ABCD"}, filters=filters,
+                  counts={c: len(ranking.ranked[c]) for c in "ABCD"}, filters=filters,
                   names=_names(node, {a.enterprise for a in shown}), weights=risk.WEIGHTS,
                   factor_names=risk.FACTOR_NAMES, class_names=risk.CLASS_NAMES, model=risk.MODEL)  # fmt: skip
 
