@@ -294,12 +294,12 @@ def answer(node: Node, id: str, state: str, reason: str | None = None) -> qn.Fol
 
 def listing(node: Node) -> dict[str, Any]:
     """This node's notifications (sent and received) with their content where it keeps it and the
-    parties' names; for the regulator, counts of all the others as well."""
+    parties' names; for the regulator, counts of all the others sent (a CREATED one is its sender's draft)."""
     folded = qn.fold(node.ledger.store.rows_of_type("notification.transition"))
     mine = [n for n in folded.values() if n.side_of(node.did)]
     out: dict[str, Any] = {"notifications": [view(node, n) for n in mine]}
     if node.home.role == "regulator":
-        out["others"] = qn.counts(n for n in folded.values() if not n.side_of(node.did))
+        out["others"] = qn.counts(n for n in folded.values() if not n.side_of(node.did) and n.state != "CREATED")
     return out
 
 
