@@ -91,9 +91,13 @@ def test_a_flood_of_drafts_is_bounded_per_recipient_and_per_day_and_the_day_surv
     r = flood(net, "maker", 1, "b")
     assert r.status_code == 409 and f"holds {MAX_OPEN_PER_PAIR} notifications open" in r.json()["detail"], r.json()
     assert net.homes["maker"].did not in open_rows(net)  # drafts: nobody has to answer them, nothing is open
-    for i, victim in enumerate(("v1", "v2", "v3")):
-        got = flood(net, victim, min(MAX_OPEN_PER_PAIR, CREATED_A_DAY - MAX_OPEN_PER_PAIR * (i + 1)), victim)
-        assert got.status_code == 201, got.json()
+    left = CREATED_A_DAY - MAX_OPEN_PER_PAIR  # the rest of the day's drafts, to other victims
+    for victim in ("v1", "v2", "v3"):
+        if left > 0:
+            got = flood(net, victim, min(MAX_OPEN_PER_PAIR, left), victim)
+            assert got.status_code == 201, got.json()
+            left -= MAX_OPEN_PER_PAIR
+    assert left <= 0
     assert net.node.ledger.size == size + CREATED_A_DAY
     r = flood(net, "v4", 1, "late")
     assert r.status_code == 429, r.json()

@@ -159,7 +159,7 @@ WHILE_SUSPENDED = frozenset({"notification.transition", "identity.rotate_key", "
 RAISES_NOTIFICATION = frozenset({"CREATED", "SENT"})
 # Notifications one sender may hold open towards one recipient at a time (not CLOSED, CANCELED or DECLINED):
 # a recipient declines what it never received, and the sender closes or cancels before raising more.
-MAX_OPEN_PER_PAIR = 50
+MAX_OPEN_PER_PAIR = 100
 SETTLED_NOTICES = frozenset({"CLOSED", "CANCELED", "DECLINED"})
 
 
