@@ -4,8 +4,10 @@ by `remember` (qdsn notify address / send --url) or on a later start, by the nod
 
 import time
 
+import pytest
+
 from qdsn.crypto.encoding import b64url_encode
-from qdsn.errors import Unavailable
+from qdsn.errors import NotFound, Unavailable
 from qdsn.ledger.checkpoint import Checkpoint, cosigned_message
 from qdsn.node import Node, NodeHome, notify
 
@@ -79,3 +81,25 @@ def test_a_notification_raised_after_the_address_is_known_goes_there(lab):  # no
     assert d["url"] == "http://maker" and d["reason"] == "not tried yet"
     assert notify.deliver_due(lab_node, lambda url: c["cqc"]) == [n.id]
     assert node.ledger.state.notices[n.id].state == "RECEIVED"
+
+
+def sent_undelivered(node, cqc, lab_node):
+    """A notification its sender records as SENT on the ledger without ever delivering its content."""
+    id = split_view(node, cqc, lab_node).id
+    n = node.ledger.state.notices[id]
+    lab_node.submit([cqc.sign("notification.transition", {
+        "notification": n.id, "state": "SENT", "classification": n.classification, "severity": n.severity,
+        "sender": n.sender, "recipient": n.recipient, "content": n.content})])  # fmt: skip
+    return n.id
+
+
+def test_a_recipient_declines_a_notification_it_never_received(lab):  # noqa: F811
+    node, _, _ = lab
+    cqc = NodeHome.open(node.home.path.parent / "cqc", "pw", scrypt_n=2**4)
+    lab_node = Node(cqc, operator=True, ledger=node.ledger)
+    id = sent_undelivered(node, cqc, lab_node)
+    assert notify.content(node, id) is None and node.ledger.state.notices[id].state == "SENT"
+    got = notify.answer(node, id, "DECLINED", "never received: nothing reached this node")
+    assert got.state == "DECLINED" and node.ledger.state.notices[id].state == "DECLINED"
+    with pytest.raises(NotFound, match="has not received the content"):  # acknowledging needs the content
+        notify.answer(node, sent_undelivered(node, cqc, lab_node), "ACKNOWLEDGED")

@@ -8,6 +8,7 @@ import pytest
 
 from qdsn.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from qdsn.ledger import Ledger
+from qdsn.ledger.state import MAX_OPEN_PER_PAIR, SETTLED_NOTICES
 from qdsn.supervision import notifications as qn
 
 from ..ledger.conftest import ORIGIN, member
@@ -50,6 +51,35 @@ def moved(led, sender, recipient, n, path):
             "notification.transition", n.transition(state, "why"))])  # fmt: skip
 
 
+def settle(led, sender, n):
+    """The sender cancels or closes `n` unless it is settled already."""
+    state = led.state.notices[n.id].state
+    if state not in SETTLED_NOTICES:
+        led.append([sender.sign("notification.transition", n.transition("CANCELED" if state == "CREATED" else "CLOSED",
+                                                                        "settled"))])  # fmt: skip
+
+
+def test_open_notifications_are_bounded_per_sender_and_recipient_and_a_decline_frees_one(parties, url):
+    led, _, maker, lab, other = parties
+    held = [qn.new(lab.did, maker.did, "alert", "CRITICAL", f"n{i}", now=NOW) for i in range(MAX_OPEN_PER_PAIR)]
+    led.append([lab.sign("notification.transition", n.transition("CREATED")) for n in held])
+    led.append([lab.sign("notification.transition", n.transition("SENT")) for n in held[:1]])
+    more = qn.new(lab.did, maker.did, "alert", "CRITICAL", "one more", now=NOW)
+    with pytest.raises(Conflict, match=f"holds {MAX_OPEN_PER_PAIR} notifications open"):
+        led.append([lab.sign("notification.transition", more.transition("CREATED"))])
+    led.append([lab.sign("notification.transition", qn.new(lab.did, other.did, "alert", "MINOR", "x", now=NOW)
+                         .transition("CREATED"))])  # another recipient is another count  # fmt: skip
+    led.append([maker.sign("notification.transition", held[0].transition("DECLINED", "never received"))])
+    led.append([lab.sign("notification.transition", more.transition("CREATED"))])
+    again = Ledger.open(url, origin=ORIGIN)
+    try:  # the bound is rebuilt from the stored notices by a new process
+        with pytest.raises(Conflict, match="notifications open"):
+            again.append([lab.sign("notification.transition", qn.new(lab.did, maker.did, "alert", "MINOR", "y",
+                                                                     now=NOW).transition("CREATED"))])  # fmt: skip
+    finally:
+        again.close()
+
+
 def test_every_move_from_every_state_by_every_party_on_the_ledger(parties):
     led, _, maker, lab, other = parties
     for start in STATES:
@@ -67,6 +97,7 @@ def test_every_move_from_every_state_by_every_party_on_the_ledger(parties):
                     with pytest.raises((Conflict, PermissionDenied)):
                         led.append([env])
                     assert (led.size, led.state.digest()) == (size, digest)
+                settle(led, lab, n)  # one sender holds a bounded number open towards one recipient
     folded = qn.fold(led.store.rows_of_type("notification.transition"))
     assert {k: v.state for k, v in folded.items()} == {k: v.state for k, v in led.state.notices.items()}
 

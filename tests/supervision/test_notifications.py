@@ -12,7 +12,8 @@ ALLOWED = {
     (None, "CREATED"): "sender",
     ("CREATED", "SENT"): "sender", ("CREATED", "CANCELED"): "sender",
     ("SENT", "RECEIVED"): "recipient", ("SENT", "ACKNOWLEDGED"): "recipient", ("SENT", "CLOSED"): "sender",
-    ("RECEIVED", "ACKNOWLEDGED"): "recipient", ("RECEIVED", "CLOSED"): "sender",
+    ("SENT", "DECLINED"): "recipient",  # what it never received, or contests
+    ("RECEIVED", "ACKNOWLEDGED"): "recipient", ("RECEIVED", "CLOSED"): "sender", ("RECEIVED", "DECLINED"): "recipient",
     ("ACKNOWLEDGED", "ACCEPTED"): "recipient", ("ACKNOWLEDGED", "DECLINED"): "recipient",
     ("ACKNOWLEDGED", "CLOSED"): "sender",
     ("ACCEPTED", "CLOSED"): "sender", ("DECLINED", "CLOSED"): "sender",
@@ -49,6 +50,8 @@ def test_every_move_by_every_side(current, new, side):
     "new,current",
     [
         ("DECLINED", "ACKNOWLEDGED"),
+        ("DECLINED", "SENT"),
+        ("DECLINED", "RECEIVED"),
         ("CLOSED", "SENT"),
         ("CLOSED", "RECEIVED"),
         ("CLOSED", "ACKNOWLEDGED"),

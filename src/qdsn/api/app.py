@@ -401,7 +401,8 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         (`Idempotency-Key`, optional) is the SHA-256 of its transaction ids: a batch sent again because
         its answer was lost is answered 200 with the receipts it got, and written once. 503 with
         Retry-After when the ordering service cannot answer: send the same batch again then, or ask
-        `GET /ledger/transactions/{txid}`."""
+        `GET /ledger/transactions/{txid}`. 429 with Retry-After when the submitter has used up its budget
+        (`ledger.ordering.budget`: transactions at once and per second, draft notifications per day)."""
         items = body.get("transactions")
         if not isinstance(items, list) or not items:
             raise InvalidInput('the body is {"transactions": [envelope, …]} with at least one envelope')

@@ -95,7 +95,7 @@ class NodeClient:
             what, fix = self._problem(r)
             if r.status_code == 429:
                 wait = r.headers.get("retry-after", "1")
-                raise RateLimited(f"{self.base_url}: {what}", retry_after=float(wait) if wait.isdigit() else 1.0)
+                raise RateLimited(f"{self.base_url}: {what}", fix, retry_after=float(wait) if wait.isdigit() else 1.0)
             raise _BY_STATUS.get(r.status_code, QDSNError)(f"{self.base_url}: {what}", fix)
         kind = r.headers.get("content-type", "")
         if kind.startswith("application/json"):

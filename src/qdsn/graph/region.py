@@ -77,7 +77,9 @@ class Notification:
 
     @property
     def open(self) -> bool:
-        return self.state not in FINAL_STATES
+        """Sent and not yet CLOSED or CANCELED: a CREATED notification is its sender's draft, which no
+        recipient has seen and nobody has to answer yet."""
+        return self.state not in FINAL_STATES and self.state != "CREATED"
 
 
 @dataclass(slots=True)
@@ -387,16 +389,16 @@ class RegionGraph:
         return sorted(groups.values(), key=lambda g: g["key"])
 
     def open_notifications(self, region: str | None = None) -> list[dict[str, Any]]:
-        """Enterprises party to a notification not yet CLOSED or CANCELED: how many, of which classification,
-        the highest severity, and the ids."""
+        """Enterprises party to a notification sent and not yet CLOSED or CANCELED (nor, for its recipient,
+        DECLINED): how many, of which classification, the highest severity, and the ids."""
         wanted = {o.did for o in self.enterprises(region)}
         rows: dict[str, dict[str, Any]] = {}
         for n in self.notifications.values():
             if not n.open:
                 continue
             for did, side in ((n.sender, "sender"), (n.recipient, "recipient")):
-                if did not in wanted:
-                    continue
+                if did not in wanted or (side == "recipient" and n.state == "DECLINED"):
+                    continue  # a recipient that declined has answered; only its sender still owes a close
                 r = rows.get(did)
                 if r is None:
                     r = rows[did] = self._org_row(did) | {

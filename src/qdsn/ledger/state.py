@@ -7,6 +7,7 @@ zero on any node reproduces the same state and the same `digest()`.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -154,6 +155,12 @@ def standing_key(scope: str, subject: str) -> str:
 # and suspending or revoking certificates it issued. Reading needs no transaction and is never refused.
 WHILE_SUSPENDED = frozenset({"notification.transition", "identity.rotate_key", "checkpoint.cosign", "alert.raise",
                              "dataset.shred", "access.decision", "credential.status"})  # fmt: skip
+# Of notification moves, a suspended member may only answer and settle: it raises no new one.
+RAISES_NOTIFICATION = frozenset({"CREATED", "SENT"})
+# Notifications one sender may hold open towards one recipient at a time (not CLOSED, CANCELED or DECLINED):
+# a recipient declines what it never received, and the sender closes or cancels before raising more.
+MAX_OPEN_PER_PAIR = 100
+SETTLED_NOTICES = frozenset({"CLOSED", "CANCELED", "DECLINED"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,12 +277,22 @@ class State:
         self.dirty: set[str] = set()
         self.dirty_datasets: set[str] = set()
         self.new_cosignatures: list[Cosignature] = []
+        self._open_pairs: Counter[tuple[str, str]] | None = None  # derived from `notices` on first need
 
     def fork(self) -> State:
         """A copy to stage a batch on; the original stays as it was if the batch fails."""
-        return State(self.identities, self.origin, self.datasets, self.devices, self.models, self.credentials,
-                     self.tasks, retired=self.retired, notices=self.notices, standings=self.standings,
-                     plans=self.plans, supplies=self.supplies)  # fmt: skip
+        out = State(self.identities, self.origin, self.datasets, self.devices, self.models, self.credentials,
+                    self.tasks, retired=self.retired, notices=self.notices, standings=self.standings,
+                    plans=self.plans, supplies=self.supplies)  # fmt: skip
+        out._open_pairs = None if self._open_pairs is None else Counter(self._open_pairs)
+        return out
+
+    def open_between(self, sender: str, recipient: str) -> int:
+        """How many notifications `sender` holds open towards `recipient` (not CLOSED, CANCELED or DECLINED)."""
+        if self._open_pairs is None:
+            self._open_pairs = Counter((n.sender, n.recipient) for n in self.notices.values()
+                                       if n.state not in SETTLED_NOTICES)  # fmt: skip
+        return self._open_pairs[(sender, recipient)]
 
     def clean(self) -> None:
         """Forget what changed, once it is persisted."""
@@ -334,11 +351,13 @@ class State:
         p, t = env.payload, env.type
         gives = (t == "access.decision" and p.get("allowed") is True) or (
             t == "credential.status" and p.get("status") == "valid")  # fmt: skip
+        raises = t == "notification.transition" and p.get("state") in RAISES_NOTIFICATION
         member = self.suspension("member", env.submitter)
-        if member is not None and (t not in WHILE_SUSPENDED or gives):
+        if member is not None and (t not in WHILE_SUSPENDED or gives or raises):
             raise PermissionDenied(
                 f"{env.submitter} is suspended by the regulator (regulator.action at entry {member.since}: "
-                f"{member.reason}); it may not submit {t}" + (" granting anything" if gives else ""),
+                f"{member.reason}); it may not submit {t}" + (" granting anything" if gives else "")
+                + (f" {p.get('state')}: it raises no new notification" if raises else ""),
                 "it may still answer quality notifications, rotate its key, cosign, record refusals and suspend or "
                 "revoke its certificates; the regulator reinstates it with `qdsn supervise reinstate`")  # fmt: skip
         issuer = self.suspension("issuer", env.submitter)
@@ -634,6 +653,15 @@ def _notification(state: State, env: tx.Envelope, p: tx.NotificationTransition, 
                                "created", "name them as created; raise a new notification for new content")  # fmt: skip
     side = "sender" if env.submitter == p.sender else "recipient"
     tx.notification_move(n.state if n else None, p.state, side, p.reason)
+    held = state.open_between(p.sender, p.recipient)
+    if n is None and held >= MAX_OPEN_PER_PAIR:
+        raise Conflict(f"{p.sender} holds {held} notifications open towards {p.recipient}, the most one sender may",
+                       "close or cancel those settled before raising another; the recipient may decline what it "
+                       "never received")  # fmt: skip
+    was_open = n is not None and n.state not in SETTLED_NOTICES
+    if (p.state not in SETTLED_NOTICES) != was_open:
+        assert state._open_pairs is not None
+        state._open_pairs[(p.sender, p.recipient)] += 1 if not was_open else -1
     if n is None:
         n = Notice(p.notification, p.sender, p.recipient, p.classification, p.severity, p.content, p.state, seq, seq)
     state.notices[p.notification] = replace(n, state=p.state, updated=seq)

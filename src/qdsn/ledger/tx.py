@@ -457,8 +457,9 @@ Side = Literal["sender", "recipient"]
 NOTIFICATION_MOVES: dict[str | None, dict[str, Side]] = {
     None: {"CREATED": "sender"},
     "CREATED": {"SENT": "sender", "CANCELED": "sender"},
-    "SENT": {"RECEIVED": "recipient", "ACKNOWLEDGED": "recipient", "CLOSED": "sender"},
-    "RECEIVED": {"ACKNOWLEDGED": "recipient", "CLOSED": "sender"},
+    # The recipient may decline (with its reason) what it never received or contests, before acknowledging.
+    "SENT": {"RECEIVED": "recipient", "ACKNOWLEDGED": "recipient", "DECLINED": "recipient", "CLOSED": "sender"},
+    "RECEIVED": {"ACKNOWLEDGED": "recipient", "DECLINED": "recipient", "CLOSED": "sender"},
     "ACKNOWLEDGED": {"ACCEPTED": "recipient", "DECLINED": "recipient", "CLOSED": "sender"},
     "ACCEPTED": {"CLOSED": "sender"},
     "DECLINED": {"CLOSED": "sender"},

@@ -25,6 +25,7 @@ from qdsn.ledger import Ledger, tx
 from qdsn.ledger.checkpoint import Checkpoint, cosigners_verified, parse_note
 from qdsn.ledger.ledger import Receipt
 from qdsn.ledger.ordering import etcd
+from qdsn.ledger.ordering.budget import Budget
 from qdsn.ledger.ordering.embedded import EmbeddedOrderer
 from qdsn.node import seen, witness
 from qdsn.node.follow import Operator, log_key, pull
@@ -90,11 +91,13 @@ class Node:
         self.receipts: list[Receipt] = []  # of this node's transactions put on the log, in order
         self.etcd: etcd.Follower | None = None
         self.orderer: EmbeddedOrderer | etcd.EtcdOrderer | None = None
+        self.budget: Budget | None = None  # what each submitter may put on the log through this node
         # With a relay the running node orders and follows; this one only reads the replica it writes.
         if relay is None and ordering:
             cluster = etcd.Cluster.from_url(ordering, self.ledger.origin)
             self.etcd = etcd.Follower(self.ledger, cluster, on_applied=self._applied)
-            self.orderer = etcd.EtcdOrderer(self.ledger, cluster, self.etcd)
+            self.budget = Budget(self.ledger.store.engine, self.role_of, own=(self.did,))
+            self.orderer = etcd.EtcdOrderer(self.ledger, cluster, self.etcd, self.budget)
             if (
                 self.etcd.position == 0
                 and self.ledger.size
@@ -102,7 +105,8 @@ class Node:
             ):
                 log.info("started the etcd sequence with this replica's %d entries", self.ledger.size)
         elif relay is None and operator:
-            self.orderer = EmbeddedOrderer(self.ledger)
+            self.budget = Budget(self.ledger.store.engine, self.role_of, own=(self.did,))
+            self.orderer = EmbeddedOrderer(self.ledger, self.budget)
         self._alerts: list[tx.Envelope] = []
         self._backed_up: str | None = None  # the vault's fingerprint at its last backup
         self.backup_to: Operator | None = None  # a keeper this node sends its sealed vault to as it changes

@@ -262,8 +262,9 @@ def receive(node: Node, sender: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def answer(node: Node, id: str, state: str, reason: str | None = None) -> qn.Folded:
-    """Move a notification of this node's to `state` (ACKNOWLEDGED, ACCEPTED, DECLINED by its recipient;
-    CLOSED, CANCELED by its sender), with a reason where it declines or closes."""
+    """Move a notification of this node's to `state` (ACKNOWLEDGED, ACCEPTED, DECLINED by its recipient —
+    which declines one it never received too; CLOSED, CANCELED by its sender), with a reason where it
+    declines or closes."""
     if state not in MOVE_WORDS.values():
         raise InvalidInput(f"a notification is answered with {', '.join(MOVE_WORDS.values())}, not {str(state)[:40]!r}",
                            "SENT and RECEIVED are recorded by delivering it (qdsn notify send)")  # fmt: skip
@@ -276,7 +277,7 @@ def answer(node: Node, id: str, state: str, reason: str | None = None) -> qn.Fol
     side = n.side_of(node.did)
     assert side is not None
     qn.move(n.state, state, side, reason)  # refused here with the same words the ledger would use
-    if side == "recipient" and content(node, id) is None:
+    if side == "recipient" and state != "DECLINED" and content(node, id) is None:  # it may decline what never came
         raise NotFound(f"this node has not received the content of notification {id}",
                        "ask its sender to send it again (qdsn notify send)")  # fmt: skip
     p = {
@@ -294,12 +295,12 @@ def answer(node: Node, id: str, state: str, reason: str | None = None) -> qn.Fol
 
 def listing(node: Node) -> dict[str, Any]:
     """This node's notifications (sent and received) with their content where it keeps it and the
-    parties' names; for the regulator, counts of all the others as well."""
+    parties' names; for the regulator, counts of all the others sent (a CREATED one is its sender's draft)."""
     folded = qn.fold(node.ledger.store.rows_of_type("notification.transition"))
     mine = [n for n in folded.values() if n.side_of(node.did)]
     out: dict[str, Any] = {"notifications": [view(node, n) for n in mine]}
     if node.home.role == "regulator":
-        out["others"] = qn.counts(n for n in folded.values() if not n.side_of(node.did))
+        out["others"] = qn.counts(n for n in folded.values() if not n.side_of(node.did) and n.state != "CREATED")
     return out
 
 

@@ -50,6 +50,7 @@ from etcd3gw.watch import Watcher
 from qdsn.errors import InvalidInput, NotFound, QDSNError, Unavailable
 from qdsn.ledger import merkle, tx
 from qdsn.ledger.ledger import Ledger, Receipt
+from qdsn.ledger.ordering.budget import Budget
 
 log = logging.getLogger(__name__)
 
@@ -300,8 +301,8 @@ class EtcdOrderer:
     refused whole; a submission returns once this node's own replica has applied its batch, with a
     receipt for each transaction, or raises why it was refused."""
 
-    def __init__(self, ledger: Ledger, cluster: Cluster, follower: Follower) -> None:
-        self.ledger, self.cluster, self.follower = ledger, cluster, follower
+    def __init__(self, ledger: Ledger, cluster: Cluster, follower: Follower, budget: Budget | None = None) -> None:
+        self.ledger, self.cluster, self.follower, self.budget = ledger, cluster, follower, budget
         self._queue: list[_Waiting] = []
         self._ready = threading.Condition()
         self._closed = False
@@ -340,6 +341,18 @@ class EtcdOrderer:
             done = self.ledger.recorded(envelopes)
         if done is not None:
             return list(done)
+        refund = self.budget.charge(envelopes) if self.budget is not None else None  # before etcd sees it
+        try:
+            return self._propose(envelopes, leaves, timeout)
+        except Unavailable:
+            raise  # perhaps written, so the charge stands; sent again, a batch that landed is not charged
+        except QDSNError:
+            if refund is not None:  # refused whole: it does not count against a daily quota
+                refund()
+            raise
+
+    def _propose(self, envelopes: Sequence[tx.Envelope], leaves: list[bytes],
+                 timeout: float) -> list[Receipt | QDSNError]:  # fmt: skip
         try:
             self.ledger.check(envelopes)  # a refused batch is not proposed at all
         except QDSNError:
