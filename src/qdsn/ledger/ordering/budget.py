@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy import BigInteger, Column, Float, MetaData, String, Table, delete, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from qdsn.errors import InvalidInput, RateLimited
 from qdsn.ledger.tx import Envelope
@@ -89,6 +90,12 @@ class Budget:
         by_signer = self.charged(envelopes)
         if not by_signer:
             return lambda: None
+        try:
+            return self._charge(by_signer)
+        except IntegrityError:  # another process made the signer's first row at the same moment: read it now
+            return self._charge(by_signer)
+
+    def _charge(self, by_signer: dict[str, list[Envelope]]) -> Callable[[], None]:
         now = self.clock()
         day = int(now // DAY)
         taken: list[tuple[str, str, int]] = []
