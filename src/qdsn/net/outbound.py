@@ -137,41 +137,61 @@ def target(url: str, policy: Policy, origins: Iterable[str] | None) -> Target:
     return Target(u.scheme, host, port, path, found[0])
 
 
+def client(url: str, policy: Policy, *, origins: Iterable[str] | None = None, verify: Any = None,
+           timeout: float = 30.0) -> httpx.Client:  # fmt: skip
+    """An httpx client that reaches only `url`'s scheme, host and port, checked as `target` does, and always
+    at the address that was checked (the name only as TLS SNI and `Host`); without redirects or proxies
+    from the environment. `verify`: an SSL context or CA file for https (default: the policy's CA)."""
+    t = target(url, policy, origins)
+    if verify is None:
+        verify = ssl.create_default_context(cafile=policy.ca) if policy.ca else True
+    return httpx.Client(transport=_Pinned(t, verify=verify), timeout=timeout, follow_redirects=False,
+                        trust_env=False)  # fmt: skip
+
+
+class _Pinned(httpx.HTTPTransport):
+    """A transport to one checked target: each request goes to its address, any other origin is refused."""
+
+    def __init__(self, t: Target, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.t = t
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        u, t = request.url, self.t
+        if (u.scheme, u.host.lower(), u.port or (443 if u.scheme == "https" else 80)) != (t.scheme, t.host, t.port):
+            raise Refused(f"{str(u)[:200]} is not at {t.scheme}://{t.host}:{t.port}, the host this fetch was checked for")
+        request.url = u.copy_with(host=str(t.ip))
+        if t.scheme == "https":
+            request.extensions = {**request.extensions, "sni_hostname": t.host}
+        return super().handle_request(request)
+
+
 def get(url: str, policy: Policy, *, origins: Iterable[str] | None = None, accept: str, max_bytes: int,
         seconds: float, read_seconds: float = 5.0) -> bytes:  # fmt: skip
     """The body `url` answers with 200 to a GET, checked and sent as the module says, within `max_bytes` and
     `seconds` (each read waits at most `read_seconds`); Refused when the target is not allowed, Unavailable
     saying why when the answer cannot be had or is not taken."""
-    t = target(url, policy, origins)
-    at = f"[{t.ip}]" if t.ip.version == 6 else str(t.ip)
-    default = 443 if t.scheme == "https" else 80
-    headers = {"Host": t.host if t.port == default else f"{t.host}:{t.port}", "Accept": accept,
-               "Accept-Encoding": "identity"}  # fmt: skip
-    verify: bool | ssl.SSLContext = ssl.create_default_context(cafile=policy.ca) if policy.ca else True
-    extensions = {"sni_hostname": t.host} if t.scheme == "https" else {}
     deadline = time.monotonic() + seconds
     body = bytearray()
-    try:
-        with (
-            httpx.Client(verify=verify, timeout=read_seconds, follow_redirects=False, trust_env=False) as http,
-            http.stream("GET", f"{t.scheme}://{at}:{t.port}{t.path}", headers=headers, extensions=extensions) as r,
-        ):
-            if r.status_code != 200:
-                raise _NotTaken(f"it answered HTTP {r.status_code}" + (", and redirects are not followed"
-                                                                       if r.is_redirect else ""))  # fmt: skip
-            if r.headers.get("content-encoding", "identity").lower() != "identity":
-                raise _NotTaken("its answer is content-encoded, and only a plain one is taken")
-            length = r.headers.get("content-length", "")
-            if length.isdigit() and int(length) > max_bytes:
-                raise _NotTaken(f"its answer is {int(length):,} bytes, more than the {max_bytes:,} taken")
-            for chunk in r.iter_raw():
-                body += chunk
-                if len(body) > max_bytes:
-                    raise _NotTaken(f"its answer is more than the {max_bytes:,} bytes taken")
-                if time.monotonic() > deadline:
-                    raise _NotTaken(f"its answer took more than {seconds:.0f} s")
-    except (_NotTaken, httpx.HTTPError, OSError, ValueError) as e:
-        raise Unavailable(str(e)[:200] or type(e).__name__) from None
+    with client(url, policy, origins=origins, timeout=read_seconds) as http:
+        try:
+            with http.stream("GET", url, headers={"Accept": accept, "Accept-Encoding": "identity"}) as r:
+                if r.status_code != 200:
+                    raise _NotTaken(f"it answered HTTP {r.status_code}" + (", and redirects are not followed"
+                                                                           if r.is_redirect else ""))  # fmt: skip
+                if r.headers.get("content-encoding", "identity").lower() != "identity":
+                    raise _NotTaken("its answer is content-encoded, and only a plain one is taken")
+                length = r.headers.get("content-length", "")
+                if length.isdigit() and int(length) > max_bytes:
+                    raise _NotTaken(f"its answer is {int(length):,} bytes, more than the {max_bytes:,} taken")
+                for chunk in r.iter_raw():
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise _NotTaken(f"its answer is more than the {max_bytes:,} bytes taken")
+                    if time.monotonic() > deadline:
+                        raise _NotTaken(f"its answer took more than {seconds:.0f} s")
+        except (_NotTaken, httpx.HTTPError, OSError, ValueError) as e:
+            raise Unavailable(str(e)[:200] or type(e).__name__) from None
     return bytes(body)
 
 
