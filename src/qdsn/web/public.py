@@ -136,8 +136,7 @@ async def verify(request: Request, presentation: Annotated[str, Form(max_length=
     if not text:
         return _verify_error(request, "paste a presentation (SD-JWT ~ … ~), or choose its file", text, aud, nonce)
     if link and not qr.carries_presentation(text):  # never echoed: what a host answers is not shown
-        return _verify_error(request, FETCH_FAILED.format(origin=link.split("/console/", 1)[0]), link, aud, nonce,
-                             status=503, source=source, link=link)  # fmt: skip
+        return _verify_error(request, _fetch_failed(link), link, aud, nonce, status=503, source=source, link=link)
     if source and not qr.carries_presentation(text):
         return _verify_error(request, "the QR code is not a presentation (an SD-JWT: <JWT>~<disclosure>~…) nor the "
                              f"link to one; it reads: {text[:120]}", text, aud, nonce, source=source)  # fmt: skip
@@ -156,8 +155,7 @@ async def verify(request: Request, presentation: Annotated[str, Form(max_length=
                                              trust=anchor)  # fmt: skip
     except QDSNError as e:
         if link:  # what the link gave is not shown back, nor any part of it a refusal might quote
-            return _verify_error(request, FETCH_FAILED.format(origin=link.split("/console/", 1)[0]), link, aud, nonce,
-                                 source=source, link=link)  # fmt: skip
+            return _verify_error(request, _fetch_failed(link), link, aud, nonce, status=503, source=source, link=link)
         said = _said(e)
         if source:
             said = f"the QR code does not carry a presentation: {said}"
@@ -200,13 +198,14 @@ def _published(request: Request, text: str, source: str | None) -> str:
     try:
         return qr.fetch_published(text, policy=verification.policy_of(node), origins=verification.member_origins(node))
     except QDSNError:  # one answer whatever went wrong: the page must not tell a closed port from an open one
-        raise Unavailable(FETCH_FAILED.format(origin=text.split("/console/", 1)[0]),
-                          "try again later, or ask the holder for the presentation itself") from None  # fmt: skip
+        raise Unavailable(_fetch_failed(text)) from None
 
 
-# What the page says of a link not followed or whose answer is not taken, whatever the reason
-FETCH_FAILED = ("the presentation could not be fetched from {origin}: a link is followed only to a member node the "
-                "ledger records, and must give a presentation")  # fmt: skip
+def _fetch_failed(link: str) -> str:
+    """What the page says of a link not followed, or whose answer is not taken, whatever the reason."""
+    return (f"the presentation could not be fetched from {link.split('/console/', 1)[0]}: a link is followed only "
+            "to a member node the ledger records, and must give a presentation. Try again later, or ask the holder "
+            "for the presentation itself")  # fmt: skip
 
 
 def _said(e: QDSNError) -> str:
