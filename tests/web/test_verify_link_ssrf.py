@@ -101,3 +101,22 @@ def test_once_the_ledger_records_nodes_only_those_are_asked(world):
         assert r.status_code == 503 and Panel.hits == 0, error_of(r)
     finally:
         srv.shutdown()
+
+
+def test_a_link_to_a_member_node_the_ledger_records_is_followed(world):
+    from qdsn.node import verification
+    from qdsn.web import qr
+
+    node, reg, page = world
+    srv, port = serve("127.0.0.1")
+    try:
+        node.submit([reg.sign("identity.endpoint", {"did": reg.did, "url": f"https://127.0.0.1:{port}"})])
+        assert verification.member_origins(node) == [f"https://127.0.0.1:{port}"]
+        Panel.hits = 0
+        got = qr.fetch_published(f"http://127.0.0.1:{port}{PATH}", policy=verification.policy_of(node),
+                                 origins=verification.member_origins(node))  # fmt: skip
+        assert got == Panel.body.decode() and Panel.hits == 1
+        r = send(page, None, presentation=f"http://127.0.0.1:{port}{PATH}")  # followed; what it gave is not shown
+        assert Panel.hits == 2 and "hunter2" not in html.unescape(r.text)
+    finally:
+        srv.shutdown()

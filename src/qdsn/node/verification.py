@@ -114,10 +114,19 @@ def issuer_origins(node: Node, issuer: str) -> list[str]:
 
 
 def member_origins(node: Node) -> list[str]:
-    """Every member node's endpoint the regulator recorded (`identity.endpoint`, the latest per DID)."""
-    from qdsn.node.pact import node_url
+    """Every member node's endpoint the regulator recorded (`identity.endpoint`, the latest per DID), read
+    off the log in one pass."""
+    from sqlalchemy import select
 
-    return [u for did in list(node.ledger.state.identities) if (u := node_url(node, did))]
+    from qdsn.ledger.store import entries
+
+    latest: dict[str, str] = {}
+    q = select(entries.c.leaf).where(entries.c.type == "identity.endpoint").order_by(entries.c.seq)
+    with node.ledger.store.engine.connect() as c:
+        for r in c.execute(q):
+            p = orjson.loads(r.leaf)["payload"]
+            latest[str(p["did"])] = str(p["url"])
+    return [u for did, u in latest.items() if did in node.ledger.state.identities]
 
 
 # Other issuers' status list tokens, kept for their `ttl` and never past their `exp`, one cache per policy
