@@ -33,7 +33,7 @@ def test_the_log_is_read_once_per_checkpoint_and_streamed(tmp_path, monkeypatch)
         assert all(x.ok for x in checks), [x for x in checks if not x.ok]
         again = verification.bundle(c.lab, shown)
         assert (again["log"], again["checkpoint"], again["status_list"]["uri"]) == (doc["log"], doc["checkpoint"],
-                                                                                   doc["status_list"]["uri"])
+                                                                                   doc["status_list"]["uri"])  # fmt: skip
 
         for _ in range(4):  # the log grows, each new checkpoint its own file; the old ones go
             c.run(job=f"job-{_ + 2}")

@@ -7,6 +7,7 @@ service, say): the tests allow the nodes 127.0.0.1 alone."""
 
 import http.server
 import threading
+from typing import ClassVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -23,7 +24,7 @@ SECRET = b'{"AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"wJalrXUtnFEMI/K7MDENG
 
 
 class Internal(http.server.BaseHTTPRequestHandler):
-    hits: list[str] = []
+    hits: ClassVar[list[str]] = []
     body = SECRET
 
     def do_GET(self):
@@ -67,7 +68,7 @@ def forge(c, key, number: str, uri: str) -> str:
 
 def test_a_member_cannot_bundle_another_issuers_certificate_with_a_status_uri_of_its_choice(c, internal):
     c.plant.order([c.cqc.sign("credential.issue", {"credential": "CQC-2026-0001", "vct": "urn:x",
-                   "subject": c.maker.did, "hash": "00" * 32, "status_list": "https://cqc.example/sl/1", "index": 0})])
+                   "subject": c.maker.did, "hash": "00" * 32, "status_list": "https://cqc.example/sl/1", "index": 0})])  # fmt: skip
     c.cosign()
     forged = forge(c, c.maker, "CQC-2026-0001", internal)  # the MANUFACTURER signs, naming CQC's number
     r = TestClient(create_app(c.lab)).post("/bundle", json={"presentation": forged})  # anonymous

@@ -5,6 +5,7 @@ import http.server
 import ipaddress
 import socket
 import threading
+from typing import ClassVar
 
 import pytest
 
@@ -74,7 +75,7 @@ def test_the_policy_is_read_from_the_service_table_and_the_environment(monkeypat
 
 
 class Seen(http.server.BaseHTTPRequestHandler):
-    hosts: list[str] = []
+    hosts: ClassVar[list[str]] = []
 
     def do_GET(self):
         Seen.hosts.append(self.headers["Host"])

@@ -346,7 +346,7 @@ class CredentialIssue(Payload):
         # a consortium tried on one machine
         if STATUS_LIST_URL.fullmatch(v) is None or "/../" in v + "/" or "/./" in v + "/":
             raise ValueError("the status list is an https URL (https://host[:port]/path: no user, query, fragment "
-                             "or dot segment), served by the certifier's node; plain http only on loopback")
+                             "or dot segment), served by the certifier's node; plain http only on loopback")  # fmt: skip
         return v
 
 

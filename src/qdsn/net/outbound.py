@@ -57,7 +57,7 @@ class Policy:
         given: Any = env.split(",") if env is not None else service.get("outbound_allow", [])
         if not isinstance(given, list) or not all(isinstance(n, str) for n in given):
             raise InvalidInput("[service] outbound_allow must be a list of networks",
-                               'e.g. outbound_allow = ["127.0.0.0/8", "::1/128"] for a node tried on loopback')
+                               'e.g. outbound_allow = ["127.0.0.0/8", "::1/128"] for a node tried on loopback')  # fmt: skip
         try:
             allow = tuple(ipaddress.ip_network(n.strip(), strict=False) for n in given if n.strip())
         except ValueError as e:
@@ -159,7 +159,8 @@ class _Pinned(httpx.HTTPTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         u, t = request.url, self.t
         if (u.scheme, u.host.lower(), u.port or (443 if u.scheme == "https" else 80)) != (t.scheme, t.host, t.port):
-            raise Refused(f"{str(u)[:200]} is not at {t.scheme}://{t.host}:{t.port}, the host this fetch was checked for")
+            raise Refused(f"{str(u)[:200]} is not at {t.scheme}://{t.host}:{t.port}, the host this fetch was "
+                          "checked for")  # fmt: skip
         request.url = u.copy_with(host=str(t.ip))
         if t.scheme == "https":
             request.extensions = {**request.extensions, "sni_hostname": t.host}
