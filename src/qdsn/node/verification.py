@@ -105,8 +105,8 @@ def policy_of(node: Node) -> Policy:
 
 
 def issuer_origins(node: Node, issuer: str) -> list[str]:
-    """Where the issuer's node serves, as the regulator records it: the only origin its status lists are
-    fetched from (none recorded: none is fetched)."""
+    """Where the issuer's node serves, as the regulator records it (or a did:web's own origin): the only
+    origin its status lists are fetched from; none recorded, only an address the operator allows is."""
     from qdsn.node.pact import node_url
 
     at = node_url(node, issuer)
