@@ -11,6 +11,9 @@ LOOPBACK = ("127.0.0.1", 50000)
 
 # Tables are read by the tests: wide enough that an id is never folded, whichever worker prints them.
 os.environ["COLUMNS"] = "250"
+# The test nodes serve on 127.0.0.1 and fetch each other's status lists and published presentations there:
+# the operator's development allowance, and no more (127.0.0.2 and the rest of loopback stay refused).
+os.environ["QDSN_OUTBOUND_ALLOW"] = "127.0.0.1/32"
 
 
 @pytest.fixture(scope="session")

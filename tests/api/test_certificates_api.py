@@ -27,7 +27,7 @@ def test_issue_present_verify_and_follow_the_process(lab):  # noqa: F811
     note = node.ledger.sign_checkpoint(homes["reg"].log_signer())
     note = node.ledger.witness(note, log_key(node.ledger), homes["cqc"].cosigner(), int(time.time()))
     lab_node = Node(homes["cqc"], operator=True, ledger=node.ledger)  # the certification body, one machine
-    uri = "http://testserver/status-lists/1"
+    uri = "https://testserver/status-lists/1"
     certify.status_lists(lab_node).create(uri)
     subject = certify.Subject("CQC-2026-0007", ["GB/T 5023.3-2008"], "PVC-insulated cable", "BV 2.5 mm²",
                               "Hangzhou plant 1", credit_code="91330100MA2B3C4D5E")  # fmt: skip

@@ -26,7 +26,7 @@ def test_a_suspension_raises_an_investigation_the_maker_answers(lab):  # noqa: F
     note = node.ledger.sign_checkpoint(homes["reg"].log_signer())
     note = node.ledger.witness(note, log_key(node.ledger), homes["cqc"].cosigner(), int(time.time()))
     lab_node = Node(homes["cqc"], operator=True, ledger=node.ledger)
-    uri = "http://testserver/status-lists/1"
+    uri = "https://testserver/status-lists/1"
     certify.status_lists(lab_node).create(uri)
     subject = certify.Subject("CQC-2026-0009", ["GB/T 5023.3-2008"], "PVC-insulated cable", "BV 2.5 mm²",
                               "Hangzhou plant 1")  # fmt: skip

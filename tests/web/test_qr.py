@@ -220,10 +220,10 @@ def test_the_published_presentation_is_fetched(holder):
 
 
 @pytest.mark.parametrize("name,error,said", [
-    ("gone", InvalidInput, "has no presentation at this link"),
+    ("gone", Unavailable, "HTTP 404"),
     ("away", Unavailable, "HTTP 302"),  # never followed to where it points
-    ("huge", Unavailable, "more than the 512 KiB"),
-    ("flood", Unavailable, "more than the 512 KiB"),
+    ("huge", Unavailable, "more than the 524,288"),
+    ("flood", Unavailable, "more than the 524,288"),
     ("gzip", Unavailable, "content-encoded"),
     ("bytes", InvalidInput, "did not give text"),
 ])  # fmt: skip

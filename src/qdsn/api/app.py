@@ -14,7 +14,7 @@ import orjson
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi_offline import FastAPIOffline
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -750,7 +750,7 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         openapi_extra=_body(("presentation",), presentation=_STR),
         dependencies=[Public],
     )
-    def bundle_presentation(body: Message) -> dict[str, Any]:
+    def bundle_presentation(body: Message) -> Response:
         """A presentation bundled with the log under the latest cosigned checkpoint and the issuer's status
         list: what a verifier without a node checks against the consortium's trust file (`qdsn verify
         --trust FILE --node URL`), trusting nothing this node says. Public, for presentations of
@@ -767,7 +767,8 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
             if e.code in (Code.FORMAT, Code.ENCODING, Code.HEADER, Code.CRIT, Code.TYP, Code.SIGNATURE, Code.CLAIMS,
                           Code.VCT, Code.SD_ALG):  # fmt: skip
                 raise PermissionDenied(f"not a certificate of this consortium: {e.what}") from None
-        return verification.bundle(node, presentation)
+        # checked and fetched before the answer starts; the log streams from its file, never held whole
+        return StreamingResponse(verification.bundle_stream(node, presentation), media_type="application/json")
 
     @app.get("/usage", tags=["metering"])
     def usage_report(

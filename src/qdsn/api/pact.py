@@ -262,20 +262,22 @@ def fetch(base: str, client_id: str, secret: str, criteria: list[tuple[str, str]
     return pfs
 
 
-def send_event(events_url: str, event: dict[str, Any], client_id: str, secret: str, *, verify: Any = True) -> None:
+def send_event(events_url: str, event: dict[str, Any], client_id: str, secret: str, *, verify: Any = True,
+               policy: Any = None) -> None:  # fmt: skip
     """Send a CloudEvent to a PACT host's events endpoint (https only), with an access token from that
-    host's token endpoint: the one its OpenID configuration names on the same origin, else /auth/token."""
-    import httpx
-
+    host's token endpoint: the one its OpenID configuration names on the same origin, else /auth/token.
+    The host is reached through the outbound policy (`net.outbound`; default: the environment's): public
+    addresses unless the operator allows others, at the address checked, and nowhere else."""
     from qdsn.data.pact import validate_event
     from qdsn.errors import PermissionDenied, Unavailable
+    from qdsn.net import outbound
 
     validate_event(event)
     u = urlsplit(events_url)
     if u.scheme != "https" or not u.hostname:
         raise InvalidInput(f"{events_url[:200]!r} is not an https URL", "PACT hosts are reached over HTTPS only")
     origin = f"https://{u.netloc}"
-    with httpx.Client(verify=verify, timeout=30, follow_redirects=False) as http:
+    with outbound.client(events_url, policy or outbound.Policy.of({}), verify=verify, timeout=30) as http:
         token_url = f"{origin}/auth/token"
         conf = http.get(f"{origin}/.well-known/openid-configuration")
         named = conf.json().get("token_endpoint") if conf.status_code == 200 else None

@@ -19,6 +19,7 @@ from qdsn.cli.certify import reaching
 from qdsn.cli.common import Home, Operator, OperatorCA, console, id_column, linked_node, open_node, peer_client, shown
 from qdsn.crypto import sha256
 from qdsn.errors import InvalidInput, NotFound
+from qdsn.net.outbound import Policy
 
 footprint_app = typer.Typer(
     help="PACT v3 product carbon footprints: kept, computed, served to agreed recipients, fetched.",
@@ -307,8 +308,10 @@ def request(
     finally:
         node.close()
     verify: Any = ssl.create_default_context(cafile=str(ca)) if ca else True
+    policy = Policy.of(node.home.service())
     with reaching(maker):
-        send_event(maker.rstrip("/") + "/3/events", event, creds["client_id"], creds["client_secret"], verify=verify)
+        send_event(maker.rstrip("/") + "/3/events", event, creds["client_id"], creds["client_secret"], verify=verify,
+                   policy=policy)  # fmt: skip
     console.print(f"[green]✓[/] request {event['id']} accepted by {escape(maker)}; "
                   f"the answer comes to {escape(events)}")  # fmt: skip
 
@@ -344,7 +347,8 @@ def _send(home: Path, out: Any, ca: Path | None) -> None:
     with reaching(out.node):
         if isinstance(kept, dict) and kept.get("node") == out.node:
             try:
-                send_event(out.events, out.event, kept["client_id"], kept["client_secret"], verify=verify)
+                send_event(out.events, out.event, kept["client_id"], kept["client_secret"], verify=verify,
+                           policy=Policy.of(node_home.service()))
                 return
             except PermissionDenied:  # revoked or replaced there: ask again
                 pass
@@ -361,7 +365,8 @@ def _send(home: Path, out: Any, ca: Path | None) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(orjson.dumps({"node": out.node, "client_id": inbound["client_id"],
                                   "client_secret": inbound["client_secret"]}))  # fmt: skip
-        send_event(out.events, out.event, inbound["client_id"], inbound["client_secret"], verify=verify)
+        send_event(out.events, out.event, inbound["client_id"], inbound["client_secret"], verify=verify,
+                   policy=Policy.of(node_home.service()))
 
 
 @footprint_app.command("answer")

@@ -318,6 +318,12 @@ class ComputeAttest(Payload):
 CredentialStatus = Literal["valid", "invalid", "suspended"]  # the status list's 0, 1 and 2
 
 
+STATUS_LIST_URL = re.compile(
+    r"(?:https://(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])"
+    r"|http://(?:127(?:\.[0-9]{1,3}){3}|localhost|\[::1\]))(?::[0-9]{1,5})?/[A-Za-z0-9._~\-/]*"
+)
+
+
 @register("credential.issue", ("certifier",))
 class CredentialIssue(Payload):
     """A certification body issued a certificate: its id, type, subject, the SHA-256 of the issued
@@ -331,6 +337,17 @@ class CredentialIssue(Payload):
     status_list: str = Field(min_length=1, max_length=500)
     index: int = Field(ge=0, lt=2**31)
     attestations: list[str] = Field(default_factory=list, max_length=64)
+
+    @field_validator("status_list")
+    @classmethod
+    def _status_list(cls, v: str) -> str:
+        # Every node fetches this URI (from the issuer's recorded node only, `net.outbound`): so an https URL
+        # of a host and a path, nothing a URL parser could read two ways; plain http only on loopback, for
+        # a consortium tried on one machine
+        if STATUS_LIST_URL.fullmatch(v) is None or "/../" in v + "/" or "/./" in v + "/":
+            raise ValueError("the status list is an https URL (https://host[:port]/path: no user, query, fragment "
+                             "or dot segment), served by the certifier's node; plain http only on loopback")  # fmt: skip
+        return v
 
 
 @register("credential.status", ("certifier",))

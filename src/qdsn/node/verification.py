@@ -8,23 +8,25 @@ bundle: without one, the report says that nothing ties the bundle to a known con
 from __future__ import annotations
 
 import base64
+import os
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
 from qdsn.credentials import certificate, sdjwt
 from qdsn.credentials.certificate import Check, Cosigners, LogKey
 from qdsn.credentials.status import MAX_LIST_BYTES, StatusLists, TokenCache, read_token
 from qdsn.crypto.encoding import b64url_decode
-from qdsn.errors import IntegrityError, InvalidInput, NotFound, QDSNError, Unavailable
+from qdsn.errors import IntegrityError, InvalidInput, NotFound, PermissionDenied, QDSNError, Unavailable
 from qdsn.ledger import Ledger, tx
 from qdsn.ledger.checkpoint import NoteVerifier, cosigners_verified
+from qdsn.net import outbound
+from qdsn.net.outbound import Policy
 from qdsn.node import witness
 from qdsn.node.follow import log_key
 from qdsn.node.node import Node
@@ -56,12 +58,13 @@ def _status_key(ledger: Ledger, presentation: str, uri: str) -> bytes:
     return ident.key
 
 
-# A status list token is fetched from a URI its issuer chose: whatever answers there is an adversary.
-# Its body is capped (a list's `lst` is at most 2 × MAX_LIST_BYTES of base64url, plus the JWT around
-# it), the whole fetch has a deadline (each read waits at most READ_SECONDS, so a trickle ends within
-# FETCH_SECONDS + READ_SECONDS), redirects are not followed and a failure is remembered for
+# A status list token is fetched from the URI its issuer recorded on the ledger (`credential.issue`),
+# never one a presentation names, and only at the issuer's node as the regulator records it
+# (`identity.endpoint`); whatever answers there is still an adversary. The fetch goes through the node's
+# outbound policy (`net.outbound`: https, public addresses unless the operator allows others, the checked
+# address connected to, no redirects), its body is capped (a list's `lst` is at most 2 × MAX_LIST_BYTES of
+# base64url, plus the JWT around it), the whole fetch has a deadline, and a failure is remembered for
 # FAILURE_SECONDS, so that verifying many certificates of a dead list does not wait on it each time.
-# Plain http and loopback addresses are still allowed: the demo and tests run there.
 TOKEN_BYTES = 2 * MAX_LIST_BYTES + 64 * 1024
 FETCH_SECONDS = 10.0
 READ_SECONDS = 5.0
@@ -70,8 +73,9 @@ _failures: dict[str, tuple[float, str]] = {}
 _failures_lock = threading.Lock()
 
 
-def fetch_token(uri: str, http: httpx.Client | None = None) -> str:
-    """The text served at a status list `uri`, within TOKEN_BYTES and FETCH_SECONDS, without
+def fetch_token(uri: str, policy: Policy | None = None, *, origins: Iterable[str] | None = None) -> str:
+    """The text served at a status list `uri`, fetched under `policy` (default: the environment's) from one of
+    `origins` (None: any host the policy lets through), within TOKEN_BYTES and FETCH_SECONDS, without
     redirects; otherwise Unavailable saying why (and the same for FAILURE_SECONDS after)."""
     now = time.monotonic()
     with _failures_lock:
@@ -80,9 +84,14 @@ def fetch_token(uri: str, http: httpx.Client | None = None) -> str:
         raise Unavailable(f"status list {uri[:200]} unreachable: {held[1]} (at most {FAILURE_SECONDS:.0f} s ago); "
                           f"try again later")  # fmt: skip
     try:
-        return _get(uri, http or httpx)
-    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError, _Refused) as e:
-        why = str(e) or type(e).__name__
+        body = outbound.get(uri, policy or Policy.of({}), origins=origins, accept="application/statuslist+jwt",
+                            max_bytes=TOKEN_BYTES, seconds=FETCH_SECONDS, read_seconds=READ_SECONDS)  # fmt: skip
+        try:
+            return body.decode("ascii")
+        except UnicodeDecodeError:
+            raise Unavailable("the answer is not a token (not ASCII)") from None
+    except (Unavailable, outbound.Refused) as e:
+        why = e.what
         with _failures_lock:
             _failures[uri] = (now + FAILURE_SECONDS, why[:200])
             while len(_failures) > 1024:
@@ -90,56 +99,70 @@ def fetch_token(uri: str, http: httpx.Client | None = None) -> str:
         raise Unavailable(f"status list {uri[:200]} unreachable: {why[:200]}; try again later") from None
 
 
-class _Refused(Exception):
-    """A status list answer not taken: too large, too slow, redirected or not a token."""
+def policy_of(node: Node) -> Policy:
+    """The node's outbound-fetch policy, from node.toml's [service] table and the environment."""
+    return Policy.of(node.home.service())
 
 
-def _get(uri: str, http: Any) -> str:
-    deadline = time.monotonic() + FETCH_SECONDS
-    headers = {"Accept": "application/statuslist+jwt", "Accept-Encoding": "identity"}
-    with http.stream("GET", uri, headers=headers, timeout=READ_SECONDS, follow_redirects=False) as r:
-        if r.is_redirect:
-            raise _Refused(f"it redirects (HTTP {r.status_code}), and redirects are not followed")
-        if r.status_code != 200:
-            raise _Refused(f"HTTP {r.status_code}")
-        if r.headers.get("content-encoding", "identity").lower() != "identity":
-            raise _Refused("the answer is content-encoded, and only a plain token is taken")
-        length = r.headers.get("content-length", "")
-        if length.isdigit() and int(length) > TOKEN_BYTES:
-            raise _Refused(f"the answer is {int(length):,} bytes, more than the {TOKEN_BYTES:,} a token may be")
-        body = bytearray()
-        for chunk in r.iter_raw():
-            body += chunk
-            if len(body) > TOKEN_BYTES:
-                raise _Refused(f"the answer is more than the {TOKEN_BYTES:,} bytes a token may be")
-            if time.monotonic() > deadline:
-                raise _Refused(f"the answer took more than {FETCH_SECONDS:.0f} s")
-    try:
-        return body.decode("ascii")
-    except UnicodeDecodeError:
-        raise _Refused("the answer is not a token (not ASCII)") from None
+def issuer_origins(node: Node, issuer: str) -> list[str]:
+    """Where the issuer's node serves, as the regulator records it (or a did:web's own origin): the only
+    origin its status lists are fetched from; none recorded, only an address the operator allows is."""
+    from qdsn.node.pact import node_url
+
+    at = node_url(node, issuer)
+    return [at] if at else []
 
 
-# Another issuer's status list tokens, kept for their `ttl` and never past their `exp`
-_REMOTE = TokenCache(fetch_token)
+def member_origins(node: Node) -> list[str]:
+    """Every member node's endpoint the regulator recorded (`identity.endpoint`, the latest per DID), read
+    off the log in one pass."""
+    from sqlalchemy import select
+
+    from qdsn.ledger.store import entries
+
+    latest: dict[str, str] = {}
+    q = select(entries.c.leaf).where(entries.c.type == "identity.endpoint").order_by(entries.c.seq)
+    with node.ledger.store.engine.connect() as c:
+        for r in c.execute(q):
+            p = orjson.loads(r.leaf)["payload"]
+            latest[str(p["did"])] = str(p["url"])
+    return [u for did, u in latest.items() if did in node.ledger.state.identities]
+
+
+# Other issuers' status list tokens, kept for their `ttl` and never past their `exp`, one cache per policy
+_REMOTE: dict[Policy, TokenCache] = {}
+_REMOTE_LOCK = threading.Lock()
+
+
+def _remote(policy: Policy) -> TokenCache:
+    with _REMOTE_LOCK:
+        if policy not in _REMOTE:
+            _REMOTE[policy] = TokenCache(lambda u: fetch_token(u, policy))
+        return _REMOTE[policy]
+
+
+def _status_token(node: Node, uri: str, key: Any) -> tuple[int, str]:
+    """(bits, lst) of the status list `uri` (already known to be recorded by its issuer) signed with `key`:
+    this node's own, or fetched from the issuer's recorded node and checked."""
+    local = StatusLists(node.policies.engine)
+    if uri in local.uris():
+        return read_token(local.token(uri, node.home.key(), kid=node.did), uri, key)
+    owner = next(c.issuer for c in node.ledger.state.credentials.values() if c.status_list == uri)
+    policy = policy_of(node)
+    outbound.target(uri, policy, issuer_origins(node, owner))  # refused before the cache is even asked
+    return _remote(policy).read(uri, key)
 
 
 def verify_online(node: Node, presentation: str, *, aud: str | None = None, nonce: str | None = None,
-                  quorum: int | None = None, trust: Anchor | None = None,
-                  http: httpx.Client | None = None) -> list[Check]:  # fmt: skip
+                  quorum: int | None = None, trust: Anchor | None = None) -> list[Check]:  # fmt: skip
     """The full report for a presentation, as `certificate.report` gives it, against this node's own
     replica; `quorum` (cosignatures on the evidence's checkpoint) defaults to the node's. With `trust`,
     the checkpoint is checked with the trust file's keys instead of those this replica names."""
     node.catch_up()
     ledger = node.ledger
-    local = StatusLists(node.policies.engine)
 
     def fetch(uri: str) -> tuple[int, str]:
-        key = _status_key(ledger, presentation, uri)
-        if uri in local.uris():
-            return read_token(local.token(uri, node.home.key(), kid=node.did), uri, key)
-        remote = _REMOTE if http is None else TokenCache(lambda u: fetch_token(u, http))
-        return remote.read(uri, key)
+        return _status_token(node, uri, _status_key(ledger, presentation, uri))
 
     chain = chained(trust, ledger) if trust else None
     key: LogKey
@@ -165,28 +188,54 @@ def members(node: Node) -> Sequence[NoteVerifier]:
     return witness.cosigners(node.ledger)
 
 
-def bundle(node: Node, presentation: str, *, http: httpx.Client | None = None) -> dict[str, Any]:
+def bundle(node: Node, presentation: str) -> dict[str, Any]:
     """Everything a verifier needs offline: the presentation, the log up to the latest checkpoint this
     node trusts (every entry, to be re-validated on arrival) with that checkpoint and the cosignatures
     recorded of it, and the issuer's status list token. The checkpoint must cover the certificate's
-    evidence and its `credential.issue`."""
+    evidence and its `credential.issue`. (`bundle_stream` gives the same bytes without holding the log.)"""
+    return dict(orjson.loads(b"".join(bundle_stream(node, presentation))))
+
+
+def bundle_stream(node: Node, presentation: str) -> Iterator[bytes]:
+    """The bundle of `bundle` as JSON, in pieces: everything is checked and the status list token fetched
+    before the first piece is given; the log comes from a file written once per checkpoint."""
+    head, log = _bundle_head(node, presentation)
+
+    def pieces() -> Iterator[bytes]:
+        yield orjson.dumps(head)[:-1] + b',"log":'
+        with log.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                yield chunk
+        yield b"}"
+
+    return pieces()
+
+
+def _bundle_head(node: Node, presentation: str) -> tuple[dict[str, Any], Path]:
+    """The bundle but its log, and the file of the log. What the presentation says is used only to find
+    the certificate: its number, whose `credential.issue` must be the presentation's issuer's; the status
+    list is the one that record names, and its token is verified under the issuer's key before it is
+    handed on — a presentation never chooses what this node fetches."""
     node.catch_up()
     p = sdjwt.parse(presentation)
     claims = orjson.loads(b64url_decode(p.jwt.split(".")[1]))
     try:
-        size, uri = claims["evidence"]["checkpoint"]["size"], claims["status"]["status_list"]["uri"]
-        number = claims["certificate_number"]
-        if type(size) is not int or not isinstance(uri, str) or not isinstance(number, str):
+        size, number = claims["evidence"]["checkpoint"]["size"], claims["certificate_number"]
+        if type(size) is not int or not isinstance(number, str):
             raise TypeError
     except (KeyError, TypeError):
-        raise InvalidInput("not a QDSN quality certificate: no evidence checkpoint or status list") from None
+        raise InvalidInput("not a QDSN quality certificate: no evidence checkpoint or certificate number") from None
     note = witness.cosigned_note(node.ledger, node.trusted_checkpoint())
     cp, _ = node.ledger.open_checkpoint(note)
-    rec = node.ledger.state.credentials.get(number)
+    state = node.ledger.state
+    rec = state.credentials.get(number)
+    iss = str(claims.get("iss"))
+    if rec is not None and rec.issuer != iss:
+        raise PermissionDenied(f"certificate {number[:200]} was issued by {rec.issuer} on the ledger, not by the "
+                               f"presentation's issuer {iss[:200]}", "only the issuer's own certificate is bundled")  # fmt: skip
     # A certificate signed while its issuer is suspended is never recorded: its bundle carries the log that
     # shows the suspension, so the verifier sees why it is refused rather than being told to wait.
-    iss = str(claims.get("iss"))
-    held = node.ledger.state.suspension("issuer", iss) or node.ledger.state.suspension("member", iss)
+    held = state.suspension("issuer", iss) or state.suspension("member", iss)
     at = rec.issued if rec is not None else held.since if held is not None else None
     if at is None or cp.size <= max(at, size - 1):
         raise NotFound(
@@ -194,13 +243,50 @@ def bundle(node: Node, presentation: str, *, http: httpx.Client | None = None) -
             f"{number}'s credential.issue yet",
             "bundle again after the members' next witness round",
         )
-    local = StatusLists(node.policies.engine)
-    token = (local.token(uri, node.home.key(), kid=node.did) if uri in local.uris()
-             else fetch_token(uri, http))  # fmt: skip
-    leaves = node.ledger.store.leaves(0, cp.size)
-    return {"presentation": presentation, "origin": node.ledger.origin, "checkpoint": note,
-            "status_list": {"uri": uri, "token": token},
-            "log": [base64.b64encode(x).decode() for x in leaves]}  # fmt: skip
+    status: dict[str, Any] = {}
+    if rec is not None:
+        uri, key = rec.status_list, state.identities[rec.issuer].key
+        local = StatusLists(node.policies.engine)
+        token = (local.token(uri, node.home.key(), kid=node.did) if uri in local.uris()
+                 else fetch_token(uri, policy_of(node), origins=issuer_origins(node, rec.issuer)))  # fmt: skip
+        try:
+            read_token(token, uri, key)
+        except QDSNError as e:
+            raise IntegrityError(f"the status list {uri[:200]} of {rec.issuer} does not hold: {e.what}",
+                                 "ask the issuer to serve its status list token again") from None  # fmt: skip
+        status = {"uri": uri, "token": token}
+    head = {"presentation": presentation, "origin": node.ledger.origin, "checkpoint": note, "status_list": status}
+    return head, _log_file(node, cp.size, cp.root)
+
+
+# Each bundle carries the log up to a checkpoint: the log's JSON array is written once per checkpoint, a
+# slice of leaves at a time, into the node's home, and then only read, whoever asks; the newest KEPT stay.
+LOG_SLICE = 4096
+KEPT = 2
+_log_lock = threading.Lock()
+
+
+def _log_file(node: Node, size: int, root: bytes) -> Path:
+    folder = node.home.path / "bundles"
+    path = folder / f"log-{size}-{root.hex()[:32]}.json"
+    with _log_lock:
+        if path.is_file():
+            return path
+        folder.mkdir(mode=0o700, exist_ok=True)
+        tmp = folder / f".{path.name}.partial"
+        with tmp.open("wb") as f:
+            f.write(b"[")
+            for i in range(0, size, LOG_SLICE):
+                leaves = node.ledger.store.leaves(i, min(i + LOG_SLICE, size))
+                f.write((b"," if i else b"") + b",".join(b'"' + base64.b64encode(x) + b'"' for x in leaves))
+            f.write(b"]")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        for old in sorted(folder.glob("log-*.json"), key=lambda q: q.stat().st_mtime)[:-KEPT]:
+            if old != path:
+                old.unlink(missing_ok=True)
+    return path
 
 
 def _anchored(doc: dict[str, Any], ledger: Ledger, trust: Anchor, quorum: int) -> Check:

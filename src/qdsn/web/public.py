@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from qdsn.errors import InvalidInput, QDSNError, RateLimited, Unavailable
-from qdsn.node import trust
+from qdsn.node import trust, verification
 from qdsn.node.verification import verify_bundle, verify_online
 from qdsn.web import i18n, qr
 from qdsn.web.auth import SESSION_COOKIE, anonymous_form, current, forget, local_path, require, set_cookie, tls_or_local
@@ -135,10 +135,11 @@ async def verify(request: Request, presentation: Annotated[str, Form(max_length=
         return _verify_error(request, _said(e), text, aud, nonce, status=_status(e), wait=e)
     if not text:
         return _verify_error(request, "paste a presentation (SD-JWT ~ … ~), or choose its file", text, aud, nonce)
-    if (source or link) and not qr.carries_presentation(text):
-        where = f"what {link} gives" if link else "the QR code"
-        return _verify_error(request, f"{where} is not a presentation (an SD-JWT: <JWT>~<disclosure>~…) nor the link "
-                             f"to one; it reads: {text[:120]}", text, aud, nonce, source=source, link=link)  # fmt: skip
+    if link and not qr.carries_presentation(text):  # never echoed: what a host answers is not shown
+        return _verify_error(request, _fetch_failed(link), link, aud, nonce, status=503, source=source, link=link)
+    if source and not qr.carries_presentation(text):
+        return _verify_error(request, "the QR code is not a presentation (an SD-JWT: <JWT>~<disclosure>~…) nor the "
+                             f"link to one; it reads: {text[:120]}", text, aud, nonce, source=source)  # fmt: skip
     doc = _trust_file(request)
     anchor = trust.load(doc)
     node = console_of(request).node
@@ -153,15 +154,15 @@ async def verify(request: Request, presentation: Annotated[str, Form(max_length=
             checks = await run_in_threadpool(verify_online, node, text, aud=aud or None, nonce=nonce or None,
                                              trust=anchor)  # fmt: skip
     except QDSNError as e:
+        if link:  # what the link gave is not shown back, nor any part of it a refusal might quote
+            return _verify_error(request, _fetch_failed(link), link, aud, nonce, status=503, source=source, link=link)
         said = _said(e)
-        if link:
-            said = f"what {link} gives is not a presentation: {said}"
-        elif source:
+        if source:
             said = f"the QR code does not carry a presentation: {said}"
         return _verify_error(request, said, text, aud, nonce, source=source, link=link)
     ok = all(c.ok for c in checks)
     return render(request, "verify.html", status=200, report={"ok": ok, "checks": checks}, error=None,
-                  fingerprint=doc["fingerprint"], origin=doc["origin"], presentation=text, aud=aud,
+                  fingerprint=doc["fingerprint"], origin=doc["origin"], presentation=link or text, aud=aud,
                   nonce=nonce, source=source, link=link)  # fmt: skip
 
 
@@ -193,8 +194,18 @@ def _published(request: Request, text: str, source: str | None) -> str:
         raise InvalidInput(f"{where} a link, not a presentation: {text[:200]}",
                            "only the link where a QDSN node publishes a presentation (…/console/enterprise/"
                            "presentations/…) is followed; ask the holder for the certificate's QR code")  # fmt: skip
-    ca = console_of(request).node.home.service().get("operator_ca")
-    return qr.fetch_published(text, str(ca) if ca else None)
+    node = console_of(request).node
+    try:
+        return qr.fetch_published(text, policy=verification.policy_of(node), origins=verification.member_origins(node))
+    except QDSNError:  # one answer whatever went wrong: the page must not tell a closed port from an open one
+        raise Unavailable(_fetch_failed(text)) from None
+
+
+def _fetch_failed(link: str) -> str:
+    """What the page says of a link not followed, or whose answer is not taken, whatever the reason."""
+    return (f"the presentation could not be fetched from {link.split('/console/', 1)[0]}: a link is followed only "
+            "to a member node the ledger records, and must give a presentation. Try again later, or ask the holder "
+            "for the presentation itself")  # fmt: skip
 
 
 def _said(e: QDSNError) -> str:

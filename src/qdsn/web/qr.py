@@ -6,21 +6,22 @@ presentation is larger than a QR code holds), the presentation fetched from that
 Everything here comes from a stranger. A picture is bounded before its pixels are decoded (bytes,
 format, pixel count: no decompression bomb), and only two are decoded at once. A link is fetched
 only when it has the exact form of a published presentation (a QDSN node's path, no user, query or
-fragment), without redirects, within PRESENTATION_SECONDS and the size of a presentation; what it
-gives is then verified like pasted text, so the holder's node is trusted for nothing."""
+fragment) and through the node's outbound policy (`net.outbound`: only a member node the ledger
+records, public addresses unless the operator allows others, no redirects), within
+PRESENTATION_SECONDS and the size of a presentation; what it gives is then verified like pasted
+text, so the holder's node is trusted for nothing."""
 
 from __future__ import annotations
 
 import io
 import re
-import ssl
 import threading
-import time
+from collections.abc import Iterable
 from typing import Any
 
-import httpx
-
 from qdsn.errors import InvalidInput, RateLimited, Unavailable
+from qdsn.net import outbound
+from qdsn.net.outbound import Policy
 
 MAX_PICTURE = 8 << 20  # a phone's photo (JPEG) is a few MB; a larger file is refused unread
 MAX_PIXELS = 24_000_000  # decoded at most: a 24 MP photo (6000 × 4000), 24 MB in grey
@@ -126,45 +127,26 @@ def carries_presentation(text: str) -> bool:
     return text.startswith("{") or PRESENTATION.match(text) is not None
 
 
-def fetch_published(link: str, ca: str | None = None) -> str:
-    """The presentation published at `link` (see `published_link`), fetched without redirects within
-    PRESENTATION_SECONDS and MAX_PRESENTATION bytes, trusting the CA file `ca` for https if given; what
-    comes back is only text for the verifier. Unavailable saying why when it cannot be had."""
+def fetch_published(link: str, ca: str | None = None, *, policy: Policy | None = None,
+                    origins: Iterable[str] | None = None) -> str:  # fmt: skip
+    """The presentation published at `link` (see `published_link`), fetched through the outbound policy
+    (`net.outbound`; by default the environment's, trusting the CA file `ca` for https) from one of
+    `origins` (the member nodes the ledger records; None: any host the policy lets through), without
+    redirects, within PRESENTATION_SECONDS and MAX_PRESENTATION bytes; what comes back is only text for
+    the verifier. Unavailable (or Refused) saying why when it cannot be had: for this node's log, not
+    for the page, which says one thing whatever the reason."""
     if not published_link(link):
         raise InvalidInput(f"{link[:200]} is not the link of a presentation a QDSN node published")
     origin = link.split("/console/", 1)[0]
-    verify: bool | ssl.SSLContext = ssl.create_default_context(cafile=ca) if ca else True
-    deadline = time.monotonic() + PRESENTATION_SECONDS
-    headers = {"Accept": "text/plain", "Accept-Encoding": "identity"}
-    body = bytearray()
+    if policy is None:
+        policy = Policy.of({"operator_ca": ca} if ca else {})
     try:
-        with (
-            httpx.Client(verify=verify, timeout=READ_SECONDS, follow_redirects=False, trust_env=False) as http,
-            http.stream("GET", link, headers=headers) as r,
-        ):
-            if r.status_code == 404:
-                raise InvalidInput(f"the holder's node at {origin} has no presentation at this link",
-                                   "ask the holder for the presentation or its QR code again")  # fmt: skip
-            if r.status_code != 200:
-                raise _Refused(f"it answered HTTP {r.status_code}")
-            if r.headers.get("content-encoding", "identity").lower() != "identity":
-                raise _Refused("its answer is content-encoded, and only plain text is taken")
-            for chunk in r.iter_raw():
-                body += chunk
-                if len(body) > MAX_PRESENTATION:
-                    raise _Refused(f"its answer is more than the {MAX_PRESENTATION // 1024} KiB of a presentation")
-                if time.monotonic() > deadline:
-                    raise _Refused(f"its answer took more than {PRESENTATION_SECONDS:.0f} s")
+        body = outbound.get(link, policy, origins=origins, accept="text/plain", max_bytes=MAX_PRESENTATION,
+                            seconds=PRESENTATION_SECONDS, read_seconds=READ_SECONDS)  # fmt: skip
+    except (Unavailable, outbound.Refused) as e:
+        raise Unavailable(f"the presentation could not be fetched from the holder's node at {origin}: {e.what}",
+                          "try again later, or ask the holder for the presentation itself") from None  # fmt: skip
+    try:
         return body.decode("utf-8").strip()
-    except InvalidInput:
-        raise
     except UnicodeDecodeError:
         raise InvalidInput(f"the holder's node at {origin} did not give text at this link") from None
-    except (_Refused, httpx.HTTPError, OSError, ValueError) as e:
-        why = str(e) or type(e).__name__
-        raise Unavailable(f"the presentation could not be fetched from the holder's node at {origin}: {why[:200]}",
-                          "try again later, or ask the holder for the presentation itself") from None  # fmt: skip
-
-
-class _Refused(Exception):
-    """An answer of the holder's node not taken: an error, too large, too slow or encoded."""

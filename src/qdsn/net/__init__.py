@@ -1,0 +1,1 @@
+"""Reaching other hosts: the outbound-fetch policy."""
