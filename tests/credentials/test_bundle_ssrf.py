@@ -67,8 +67,9 @@ def forge(c, key, number: str, uri: str) -> str:
 
 
 def test_a_member_cannot_bundle_another_issuers_certificate_with_a_status_uri_of_its_choice(c, internal):
-    c.plant.order([c.cqc.sign("credential.issue", {"credential": "CQC-2026-0001", "vct": "urn:x",
-                   "subject": c.maker.did, "hash": "00" * 32, "status_list": "https://cqc.example/sl/1", "index": 0})])  # fmt: skip
+    issued = {"credential": "CQC-2026-0001", "vct": "urn:x", "subject": c.maker.did, "hash": "00" * 32,
+              "status_list": "https://cqc.example/sl/1", "index": 0}  # fmt: skip
+    c.plant.order([c.cqc.sign("credential.issue", issued)])
     c.cosign()
     forged = forge(c, c.maker, "CQC-2026-0001", internal)  # the MANUFACTURER signs, naming CQC's number
     r = TestClient(create_app(c.lab)).post("/bundle", json={"presentation": forged})  # anonymous

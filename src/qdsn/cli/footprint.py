@@ -347,8 +347,14 @@ def _send(home: Path, out: Any, ca: Path | None) -> None:
     with reaching(out.node):
         if isinstance(kept, dict) and kept.get("node") == out.node:
             try:
-                send_event(out.events, out.event, kept["client_id"], kept["client_secret"], verify=verify,
-                           policy=Policy.of(node_home.service()))
+                send_event(
+                    out.events,
+                    out.event,
+                    kept["client_id"],
+                    kept["client_secret"],
+                    verify=verify,
+                    policy=Policy.of(node_home.service()),
+                )
                 return
             except PermissionDenied:  # revoked or replaced there: ask again
                 pass
@@ -365,8 +371,14 @@ def _send(home: Path, out: Any, ca: Path | None) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(orjson.dumps({"node": out.node, "client_id": inbound["client_id"],
                                   "client_secret": inbound["client_secret"]}))  # fmt: skip
-        send_event(out.events, out.event, inbound["client_id"], inbound["client_secret"], verify=verify,
-                   policy=Policy.of(node_home.service()))
+        send_event(
+            out.events,
+            out.event,
+            inbound["client_id"],
+            inbound["client_secret"],
+            verify=verify,
+            policy=Policy.of(node_home.service()),
+        )
 
 
 @footprint_app.command("answer")

@@ -345,8 +345,10 @@ class CredentialIssue(Payload):
         # of a host and a path, nothing a URL parser could read two ways; plain http only on loopback, for
         # a consortium tried on one machine
         if STATUS_LIST_URL.fullmatch(v) is None or "/../" in v + "/" or "/./" in v + "/":
-            raise ValueError("the status list is an https URL (https://host[:port]/path: no user, query, fragment "
-                             "or dot segment), served by the certifier's node; plain http only on loopback")  # fmt: skip
+            raise ValueError(
+                "the status list is an https URL (https://host[:port]/path: no user, query, fragment "
+                "or dot segment), served by the certifier's node; plain http only on loopback"
+            )
         return v
 
 

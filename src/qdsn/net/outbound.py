@@ -56,8 +56,10 @@ class Policy:
         env = os.environ.get(ALLOW_ENV)
         given: Any = env.split(",") if env is not None else service.get("outbound_allow", [])
         if not isinstance(given, list) or not all(isinstance(n, str) for n in given):
-            raise InvalidInput("[service] outbound_allow must be a list of networks",
-                               'e.g. outbound_allow = ["127.0.0.0/8", "::1/128"] for a node tried on loopback')  # fmt: skip
+            raise InvalidInput(
+                "[service] outbound_allow must be a list of networks",
+                'e.g. outbound_allow = ["127.0.0.0/8", "::1/128"] for a node tried on loopback',
+            )
         try:
             allow = tuple(ipaddress.ip_network(n.strip(), strict=False) for n in given if n.strip())
         except ValueError as e:

@@ -231,8 +231,11 @@ def _bundle_head(node: Node, presentation: str) -> tuple[dict[str, Any], Path]:
     rec = state.credentials.get(number)
     iss = str(claims.get("iss"))
     if rec is not None and rec.issuer != iss:
-        raise PermissionDenied(f"certificate {number[:200]} was issued by {rec.issuer} on the ledger, not by the "
-                               f"presentation's issuer {iss[:200]}", "only the issuer's own certificate is bundled")  # fmt: skip
+        raise PermissionDenied(
+            f"certificate {number[:200]} was issued by {rec.issuer} on the ledger, not by the presentation's "
+            f"issuer {iss[:200]}",
+            "only the issuer's own certificate is bundled",
+        )
     # A certificate signed while its issuer is suspended is never recorded: its bundle carries the log that
     # shows the suspension, so the verifier sees why it is refused rather than being told to wait.
     held = state.suspension("issuer", iss) or state.suspension("member", iss)
