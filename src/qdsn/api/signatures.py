@@ -108,23 +108,24 @@ def sign(method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes,
 
 
 class Nonces:
-    """Nonces seen, each kept until its signature could no longer be accepted; a second use is a replay.
+    """Nonces seen, each kept until its signature could no longer be accepted; a second use by the same
+    signer is a replay. Keyed by (signer, nonce): a signer who saw another's nonce cannot use it up.
     In memory and thread-safe: for one process (a node keeps its nonces durably, see `api.nonces`)."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
+        self._seen: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
     def use(self, nonce: str, created: int, until: float, signer: str = "") -> bool:
-        """True the first time `nonce` (of a signature `created` then) is used; it is remembered until
-        `until` (Unix time)."""
+        """True the first time `signer` uses `nonce` (of a signature `created` then); it is remembered
+        until `until` (Unix time)."""
         with self._lock:
             now = time.time()
             if len(self._seen) > 10_000:
                 self._seen = {n: t for n, t in self._seen.items() if t >= now}
-            if self._seen.get(nonce, -1.0) >= now:
+            if self._seen.get((signer, nonce), -1.0) >= now:
                 return False
-            self._seen[nonce] = until
+            self._seen[(signer, nonce)] = until
             return True
 
 
@@ -258,12 +259,13 @@ class _Bucket:
 
 class Throttle:
     """Work a stranger may ask of this node: at most `per_client` = (burst, per second) requests from one
-    client address and `overall` from all, the busiest addresses remembered up to MAX_TRACKED."""
+    client address and `overall` from all (None: no bound in all), the busiest addresses remembered up to
+    MAX_TRACKED."""
 
-    def __init__(self, per_client: tuple[float, float], overall: tuple[float, float], *,
+    def __init__(self, per_client: tuple[float, float], overall: tuple[float, float] | None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.per_client, self.clock = per_client, clock
-        self._all = _Bucket(*overall, clock())
+        self._all = _Bucket(*overall, clock()) if overall is not None else None
         self._clients: OrderedDict[str, _Bucket] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -275,7 +277,7 @@ class Throttle:
             self._clients[client] = bucket  # most recent last; the oldest are forgotten first
             while len(self._clients) > MAX_TRACKED:
                 self._clients.popitem(last=False)
-            wait = bucket.take(now) or self._all.take(now)
+            wait = bucket.take(now) or (self._all.take(now) if self._all is not None else 0.0)
         if wait:
             raise RateLimited(f"too many {what}", retry_after=wait)
 
@@ -284,10 +286,13 @@ class Resolver:
     """A signer's key as the ledger has it, without letting strangers make this node look up keys at
     will: `known` reads this replica only; `lookup` may catch up with the log operator, so it runs only
     for a signer this replica does not know, at most `per_client` = (burst, per second) times for one
-    client address and `overall` for all, and a keyid found unknown stays unknown for `forget` seconds."""
+    client address (and `overall` for all, when given), and a keyid found unknown stays unknown for
+    `forget` seconds. A node gives no `overall`: a bucket shared by made-up keyids would let a few
+    addresses starve the lookups of newly registered members, and its lookups are bounded in all where
+    they cost, by `Node.catch_up` (at most one at once, and one every CATCH_UP_EVERY seconds)."""
 
     def __init__(self, known: Callable[[str], bytes | None], lookup: Callable[[str], bytes | None], *,
-                 per_client: tuple[float, float] = (3, 0.5), overall: tuple[float, float] = (10, 2),
+                 per_client: tuple[float, float] = (3, 0.5), overall: tuple[float, float] | None = None,
                  forget: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.known, self.lookup, self.clock = known, lookup, clock
         self.forget = forget
