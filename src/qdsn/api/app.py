@@ -50,7 +50,7 @@ from qdsn.ledger.ordering.etcd import POSITION
 from qdsn.node import certify, jobs, notify, pact, provider, transfer, trust, verification
 from qdsn.node.follow import keep_up
 from qdsn.node.keeper import MAX_BACKUP
-from qdsn.node.node import Node
+from qdsn.node.node import PUBLIC_RECENT, Node
 from qdsn.policy.meter import invoice, usage
 from qdsn.privacy import aggregator, report
 from qdsn.privacy.task import tasks
@@ -683,7 +683,7 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
     def consortium_trust() -> dict[str, Any]:
         """The consortium's trust file for offline verifiers (`qdsn verify --trust`): the log's origin and
         key, the members' cosigner keys, the default quorum and a fingerprint to compare out of band (public)."""
-        node.catch_up()
+        node.catch_up(recent=PUBLIC_RECENT)
         return trust.export(node.ledger)
 
     @app.get("/status-lists/{name}", tags=["credentials"], response_class=PlainTextResponse)
@@ -794,7 +794,7 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         reads (public, as the certificates they bear on are)."""
         from qdsn.supervision import actions
 
-        node.catch_up()
+        node.catch_up(recent=PUBLIC_RECENT)
         return {"actions": [a.to_json() for a in actions.history(node.ledger, subject)],
                 "in_force": [s.to_json() for s in actions.in_force(node.ledger.state)]}  # fmt: skip
 
@@ -885,15 +885,15 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
     @app.get("/stats/tasks", tags=["statistics"])
     def stats_tasks() -> dict[str, Any]:
         """The aggregation tasks on this node's replica, with the budget spent and the periods released (public)."""
-        node.catch_up()
+        node.catch_up(recent=PUBLIC_RECENT)
         listed = tasks(node.ledger.state)
         return {"tasks": [{**t.spec, "spent": t.spent, "released": sorted(t.batches)} for t in listed]}
 
     @app.get("/stats/tasks/{task_id}/periods/{period}", tags=["statistics"])
-    def stats_batch(task_id: str, period: int) -> dict[str, Any]:
+    def stats_batch(task_id: str, period: int, who: Signer) -> dict[str, Any]:
         """Which reports (id, reporter) a released figure rests on, to check against the root on the
-        ledger (public; the leader's)."""
-        return aggregator.batch_leaves(node, stats, task_id, period)
+        ledger (the leader's; for the batch's aggregators, its collector and the reporters counted in it)."""
+        return aggregator.batch_leaves(node, stats, task_id, period, who)
 
     inspection.add_routes(app, node, Signer, Message)  # risk classes, inspection plans and results
     mount(app, node)  # the web console, under /console/
