@@ -11,6 +11,8 @@ and keys."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import threading
@@ -199,23 +201,72 @@ def inspect(headers: Iterable[tuple[str, str]], *, max_age: timedelta = MAX_AGE,
     return Signed(keyid, created, nonce)
 
 
-def check(method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes, signed: Signed, key: bytes,
-          nonces: NonceLog, *, max_age: timedelta = MAX_AGE) -> str:  # fmt: skip
-    """The signer's DID, once the signature `inspect` read holds over this request (its method, `url` as
-    the recipient knows itself, the body's digest) under `key` and its nonce is used for the first time."""
+DIGESTS: dict[str, Callable[[], Any]] = {"sha-256": hashlib.sha256, "sha-512": hashlib.sha512}  # RFC 9530's
+
+
+class BodyDigest:
+    """The digests a request's Content-Digest names, computed over its body as it streams in (so that a
+    large body is checked without ever being held whole), and compared with that field at the end."""
+
+    def __init__(self, headers: Iterable[tuple[str, str]]) -> None:
+        try:
+            parsed = http_sf.parse(_field(Headers(headers), "content-digest").encode("latin-1"), tltype="dictionary")
+        except ValueError as e:
+            raise BadSignature(f"the Content-Digest field is not a structured dictionary (RFC 8941): {e}") from None
+        if not isinstance(parsed, dict) or not parsed or set(parsed) - set(DIGESTS) or \
+                any(not isinstance(v, bytes) for v, _ in parsed.values()):  # fmt: skip
+            raise BadSignature(f"the Content-Digest must give the body's {' or '.join(DIGESTS)} as a byte sequence")
+        self.expected = {name: value for name, (value, _) in parsed.items()}
+        self._hashes = {name: DIGESTS[name]() for name in self.expected}
+        self.sha256 = hashlib.sha256()  # of every body, whatever the field names: how it is known afterwards
+        self.size = 0
+
+    def update(self, chunk: bytes) -> None:
+        """Count the next bytes of the body."""
+        self.size += len(chunk)
+        self.sha256.update(chunk)
+        for h in self._hashes.values():
+            h.update(chunk)
+
+    def check(self) -> None:
+        """Raise BadSignature unless the body received is the one the signed Content-Digest names."""
+        if not all(hmac.compare_digest(h.digest(), self.expected[n]) for n, h in self._hashes.items()):
+            raise BadSignature("the request's signature does not hold: its Content-Digest is not the body's",
+                               "sign the body that is sent")  # fmt: skip
+
+
+def check_signature(method: str, url: str, headers: Iterable[tuple[str, str]], signed: Signed, key: bytes, *,
+                    max_age: timedelta = MAX_AGE) -> None:  # fmt: skip
+    """Raise BadSignature unless the signature `inspect` read holds under `key` over this request's method,
+    `url` as the recipient knows itself and its Content-Digest field: no byte of the body is read (see
+    BodyDigest for that the field is the body's)."""
     msg = Message(method.upper(), url, Headers(headers))
     verifier = HTTPMessageVerifier(
         signature_algorithm=algorithms.ED25519, key_resolver=_Keys(public=lambda k: key if k == signed.keyid else None)
     )
     try:
-        verifier.verify(
-            msg, max_age=max_age, require_components=COVERED, expect_label=LABEL, expect_tag=LABEL, body=body
-        )
+        verifier.verify(msg, max_age=max_age, require_components=COVERED, expect_label=LABEL, expect_tag=LABEL)
     except HTTPMessageSignaturesException as e:
         raise BadSignature(f"the request's signature does not hold: {e}") from None
+
+
+def use_nonce(signed: Signed, nonces: NonceLog, *, max_age: timedelta = MAX_AGE) -> str:
+    """The signer's DID once the signature's nonce is used by it for the first time; BadSignature for a replay."""
     if not nonces.use(signed.nonce, signed.created, signed.until(max_age), signed.keyid):
         raise BadSignature("the request replays a nonce already used", "sign every request afresh")
     return signed.keyid
+
+
+def check(method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes, signed: Signed, key: bytes,
+          nonces: NonceLog, *, max_age: timedelta = MAX_AGE) -> str:  # fmt: skip
+    """The signer's DID, once the signature `inspect` read holds over this request (its method, `url` as
+    the recipient knows itself, the body's digest) under `key` and its nonce is used for the first time."""
+    headers = list(headers)
+    check_signature(method, url, headers, signed, key, max_age=max_age)
+    digest = BodyDigest(headers)
+    digest.update(body)
+    digest.check()
+    return use_nonce(signed, nonces, max_age=max_age)
 
 
 def verify(
