@@ -163,3 +163,24 @@ def test_one_owners_uploads_never_leave_a_mixture(tmp_path):
         t.join()
     assert keeper.fetch(owner) in versions  # one whole upload, never pieces of two
     assert [p.name for p in (tmp_path / "kept").iterdir()] == [keeper.path_of(owner).name]
+
+
+def test_a_job_request_waits_its_turn_among_large_bodies(tmp_path):
+    reg = NodeHome.init(tmp_path / "reg", "regulator", "SAMR", "pw", scrypt_n=FAST)
+    lab = NodeHome.init(tmp_path / "lab", "certifier", "Lab", "pw", origin=reg.origin, scrypt_n=FAST)
+    reg.submit("identity.register", lab.registration())
+    node = Node(reg)
+    app = create_app(node)
+    http = TestClient(app)
+    try:
+        body = orjson.dumps({"agreementId": "x", "archive": "", "datasets": [], "nonce": "n"})
+        app.state.large_bodies.enter(lab.did)  # the lab's last large request is still arriving
+        r = http.post("/jobs", content=body, headers=dict(sign("POST", f"{http.base_url}/jobs",
+                      [("content-type", "application/json")], body, lab.key(), lab.did)))  # fmt: skip
+        assert r.status_code == 503 and r.headers["retry-after"], r.text
+        app.state.large_bodies.leave(lab.did)
+        r = http.post("/jobs", content=body, headers=dict(sign("POST", f"{http.base_url}/jobs",
+                      [("content-type", "application/json")], body, lab.key(), lab.did)))  # fmt: skip
+        assert r.status_code not in (503, 500) and app.state.large_bodies.in_flight() == 0, r.text
+    finally:
+        node.close()
