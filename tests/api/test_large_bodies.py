@@ -37,7 +37,8 @@ uvicorn.run(create_app(node), host="127.0.0.1", port=int(sys.argv[2]), log_level
 
 def sealed_like(owner: str, size: int) -> bytes:
     """A body of `size` bytes whose clear header is a sealed backup's for `owner` (what a keeper checks)."""
-    header = {"owner": owner, "kid": "k1", "created": "2026-03-01T08:00:00Z", "prefix": base64.b64encode(b"7" * 7).decode()}
+    prefix = base64.b64encode(b"7" * 7).decode()
+    header = {"owner": owner, "kid": "k1", "created": "2026-03-01T08:00:00Z", "prefix": prefix}
     head = backup.MAGIC + orjson.dumps(header) + b"\n"
     return head + os.urandom(64) * ((size - len(head)) // 64)
 
@@ -126,19 +127,34 @@ def test_large_bodies_at_once_and_per_member_are_bounded(tmp_path):
     try:
         body = sealed_like(members[0].did, 2 * MiB)
         gate.enter(members[0].did)  # an upload of the member's under way
-        r = http.put(f"/backups/{members[0].did}", content=body, headers=dict(
-            sign("PUT", f"{http.base_url}/backups/{members[0].did}", [], body, members[0].key(), members[0].did)))
+        r = http.put(
+            f"/backups/{members[0].did}",
+            content=body,
+            headers=dict(
+                sign("PUT", f"{http.base_url}/backups/{members[0].did}", [], body, members[0].key(), members[0].did)
+            ),
+        )
         assert r.status_code == 503 and r.headers["retry-after"] == str(bodies.RETRY_AFTER), r.text
         assert "already sending" in r.json()["detail"]
         gate.enter(members[1].did)  # and another member's: the node's LARGE_AT_ONCE
         body = sealed_like(members[2].did, 2 * MiB)
-        r = http.put(f"/backups/{members[2].did}", content=body, headers=dict(
-            sign("PUT", f"{http.base_url}/backups/{members[2].did}", [], body, members[2].key(), members[2].did)))
+        r = http.put(
+            f"/backups/{members[2].did}",
+            content=body,
+            headers=dict(
+                sign("PUT", f"{http.base_url}/backups/{members[2].did}", [], body, members[2].key(), members[2].did)
+            ),
+        )
         assert r.status_code == 503 and "receiving 2 large requests" in r.json()["detail"]
         gate.leave(members[0].did)
         gate.leave(members[1].did)
-        r = http.put(f"/backups/{members[2].did}", content=body, headers=dict(
-            sign("PUT", f"{http.base_url}/backups/{members[2].did}", [], body, members[2].key(), members[2].did)))
+        r = http.put(
+            f"/backups/{members[2].did}",
+            content=body,
+            headers=dict(
+                sign("PUT", f"{http.base_url}/backups/{members[2].did}", [], body, members[2].key(), members[2].did)
+            ),
+        )
         assert r.status_code == 201 and node.keeper.fetch(members[2].did) == body
         assert gate.in_flight() == 0  # released when answered
         # a body that is not the one signed is refused, and nothing of it is kept

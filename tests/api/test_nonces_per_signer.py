@@ -70,11 +70,17 @@ def test_an_earlier_nonces_table_is_rekeyed_and_its_nonces_still_refused(tmp_pat
         engine = create_engine(url)
     until = int(time.time()) + 300
     with engine.begin() as c:  # the table as deployed nodes have it
-        c.execute(text('CREATE TABLE api_nonces (nonce VARCHAR(128) NOT NULL PRIMARY KEY, signer VARCHAR(512) '
-                       'NOT NULL, created BIGINT NOT NULL, "until" BIGINT NOT NULL)'))
+        c.execute(
+            text(
+                "CREATE TABLE api_nonces (nonce VARCHAR(128) NOT NULL PRIMARY KEY, signer VARCHAR(512) "
+                'NOT NULL, created BIGINT NOT NULL, "until" BIGINT NOT NULL)'
+            )
+        )
         c.execute(text('CREATE INDEX ix_api_nonces_until ON api_nonces ("until")'))
-        c.execute(text('INSERT INTO api_nonces VALUES (:n, :s, :c, :u)'),
-                  {"n": "a" * 32, "s": "did:key:victim", "c": int(time.time()), "u": until})
+        c.execute(
+            text("INSERT INTO api_nonces VALUES (:n, :s, :c, :u)"),
+            {"n": "a" * 32, "s": "did:key:victim", "c": int(time.time()), "u": until},
+        )
     engine.dispose()
     store = NonceStore(url)
     try:

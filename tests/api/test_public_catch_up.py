@@ -60,7 +60,7 @@ def test_anonymous_reads_do_not_call_the_operator_each(follower, path):
 
 
 def test_catch_ups_are_coalesced_whoever_asks(follower):
-    reg, operator, node, link = follower
+    _, _, node, link = follower
     before, start = link.calls, threading.Barrier(16)
 
     def ask():
@@ -81,7 +81,7 @@ def test_catch_ups_are_coalesced_whoever_asks(follower):
 
 
 def test_a_caller_that_must_see_the_log_sees_what_was_written_before_it_asked(follower):
-    reg, operator, node, link = follower
+    reg, operator, node, _ = follower
     node.catch_up()
     other = NodeHome.init(reg.path.parent / "other", "enterprise", "Other", "pw", origin=reg.origin, scrypt_n=FAST)
     operator.submit([reg.sign("identity.register", other.registration())])  # at once after the last catch-up

@@ -25,9 +25,9 @@ from qdsn import __version__
 from qdsn.api import explorer, inspection
 from qdsn.api import graph as graph_routes
 from qdsn.api import pact as pact_api
+from qdsn.api.bodies import SIGNER, Gate, receive_into
 from qdsn.api.client import NodeClient
 from qdsn.api.problems import MEDIA_TYPE, from_error, problem
-from qdsn.api.bodies import SIGNER, Gate, receive_into
 from qdsn.api.signatures import BodyDigest, Resolver, Signed, Throttle, check_signature, inspect, use_nonce
 from qdsn.clock import parse_time
 from qdsn.compute import package

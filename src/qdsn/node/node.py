@@ -214,7 +214,6 @@ class Node:
 
     def _catch_up_now(self) -> None:
         if self.relay is not None:
-            before = self.ledger.size
             self.relay.catch_up()
             self.ledger.refresh()
         elif self.etcd is not None:
