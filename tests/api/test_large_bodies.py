@@ -200,3 +200,15 @@ def test_a_job_request_waits_its_turn_among_large_bodies(tmp_path):
         assert r.status_code not in (503, 500) and app.state.large_bodies.in_flight() == 0, r.text
     finally:
         node.close()
+
+
+def test_a_crashs_leftover_upload_is_swept_and_a_live_one_kept(tmp_path):
+    keeper = Keeper(tmp_path / "kept")
+    f, live = keeper.receiving()
+    f.close()
+    old = tmp_path / "kept" / ".upload-crashed.partial"
+    old.write_bytes(b"half a backup")
+    os.utime(old, (time.time() - 2 * 3600, time.time() - 2 * 3600))
+    g, part = keeper.receiving()
+    g.close()
+    assert not old.exists() and live.exists() and part.exists()

@@ -6,10 +6,12 @@ last one atomically, one owner's at a time, so two uploads cannot leave a mixtur
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import IO
 
@@ -19,6 +21,7 @@ from qdsn.errors import InvalidInput, NotFound
 MAX_BACKUP = 256 << 20  # bytes a keeper accepts for one member
 HEADER_BYTES = 4096  # a sealed backup's clear header is within its first bytes
 PARTIAL = ".partial"
+STALE = 3600.0  # seconds after which a file still receiving was left by a crash (a body's deadline is minutes)
 
 
 class Keeper:
@@ -40,6 +43,11 @@ class Keeper:
         """A new file, of a unique name in the keeper's folder (so the move into place is atomic), to
         receive a backup into; `keep_file` or `discard` it."""
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        now = time.time()
+        for left in self.folder.glob(f".upload-*{PARTIAL}"):  # a crash's leftovers, never a live upload's
+            with contextlib.suppress(FileNotFoundError):
+                if now - left.stat().st_mtime > STALE:
+                    left.unlink()
         f = tempfile.NamedTemporaryFile(dir=self.folder, prefix=".upload-", suffix=PARTIAL, delete=False)  # noqa: SIM115
         return f, Path(f.name)
 
