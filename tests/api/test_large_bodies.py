@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from qdsn.api import bodies
 from qdsn.api.app import create_app
+from qdsn.api.client import NodeClient
 from qdsn.api.signatures import sign
 from qdsn.data import backup
 from qdsn.node import Node, NodeHome
@@ -28,6 +29,7 @@ MiB = 1 << 20
 SERVER = """
 import sys, uvicorn
 from qdsn.api.app import create_app
+from qdsn.api.client import NodeClient
 from qdsn.node import Node, NodeHome
 from qdsn.node.keeper import Keeper
 node = Node(NodeHome.open(sys.argv[1], "pw", scrypt_n=16))
@@ -156,6 +158,8 @@ def test_large_bodies_at_once_and_per_member_are_bounded(tmp_path):
             ),
         )
         assert r.status_code == 201 and node.keeper.fetch(members[2].did) == body
+        owner = NodeClient(str(http.base_url), members[2].key(), members[2].did, http=http)
+        assert owner.call("GET", f"/backups/{members[2].did}") == body  # sent back as it was kept
         assert gate.in_flight() == 0  # released when answered
         # a body that is not the one signed is refused, and nothing of it is kept
         other = sealed_like(members[2].did, 2 * MiB)
