@@ -87,3 +87,14 @@ def test_a_caller_that_must_see_the_log_sees_what_was_written_before_it_asked(fo
     operator.submit([reg.sign("identity.register", other.registration())])  # at once after the last catch-up
     assert node.catch_up() == 1 and node.key_of(other.did) is not None
     assert node.ledger.size == operator.ledger.size
+
+
+def test_a_members_own_submission_is_followed_back_at_once(follower):
+    reg, operator, node, _ = follower
+    node.catch_up_every = 30.0  # the pace made long: only a caller held to it would wait
+    other = NodeHome.init(reg.path.parent / "other", "enterprise", "Other", "pw", origin=reg.origin, scrypt_n=FAST)
+    (receipt,) = operator.submit([reg.sign("identity.register", other.registration())])
+    t0 = time.monotonic()
+    assert node.catch_up(until=receipt.seq + 1) == 1  # as `submit` follows its own entries back
+    assert time.monotonic() - t0 < 10
+    assert node.catch_up(recent=60) == 0  # an anonymous reader does not make it call again

@@ -172,7 +172,8 @@ class Node:
         """Pull the log's new entries into this replica, validating each (nothing to do on the embedded
         operator's own node); returns how many. Decisions are made on the log as it stands: the entries
         are those of a catch-up started after this call (one for all who ask meanwhile, see
-        CATCH_UP_EVERY), or up to `until` when the replica holds that many. With `recent` (seconds), a
+        CATCH_UP_EVERY), or up to `until` when the replica holds that many (a caller following its own
+        submission back, which waits for no pace, only for one under way). With `recent` (seconds), a
         catch-up started that recently, or one under way, is enough and nobody waits: for anonymous
         readers, who get the replica as it stands."""
         if self.relay is None and self.etcd is None and self.link is None:
@@ -190,7 +191,9 @@ class Node:
                 if self._catch_ups_started > self._catch_ups_done:  # under way: wait for it, and for the next
                     self._catching.wait()
                     continue
-                wait = self._caught_up_at + self.catch_up_every - time.monotonic()
+                # this node's own submission followed back (`until`) is not held to the pace
+                every = 0.0 if until is not None else self.catch_up_every
+                wait = self._caught_up_at + every - time.monotonic()
                 if wait > 0:
                     self._catching.wait(wait)
                     continue
