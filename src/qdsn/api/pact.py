@@ -28,8 +28,8 @@ PER_COUNTERPART = (100.0, 20.0)
 OVERALL = (400.0, 100.0)
 # Token requests from one client address (burst, per second), and from all, before their client is known:
 # a bucket of their own, since a client id is whatever the caller sends until its secret is checked.
-TOKEN_ATTEMPTS_PER_ADDRESS = (20.0, 1.0)
-TOKEN_ATTEMPTS = (200.0, 20.0)
+TOKEN_ATTEMPTS_PER_ADDRESS = (60.0, 10.0)
+TOKEN_ATTEMPTS = (300.0, 50.0)
 
 
 def _error(code: str, message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
