@@ -34,7 +34,7 @@ class ToLeader:
         if path == "/stats/collect":
             return aggregator.collect(w.cqc, w.store(w.cqc), self.who.did, payload, w.to_helper())
         task, period = path.split("/")[3], int(path.split("/")[5])
-        return aggregator.batch_leaves(w.cqc, w.store(w.cqc), task, period)
+        return aggregator.batch_leaves(w.cqc, w.store(w.cqc), task, period, self.who.did)
 
 
 def make(w: World, maker, value, task="t1", **kw):

@@ -14,7 +14,7 @@ import orjson
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi_offline import FastAPIOffline
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,9 +25,10 @@ from qdsn import __version__
 from qdsn.api import explorer, inspection
 from qdsn.api import graph as graph_routes
 from qdsn.api import pact as pact_api
+from qdsn.api.bodies import SIGNER, Gate, receive_into
 from qdsn.api.client import NodeClient
 from qdsn.api.problems import MEDIA_TYPE, from_error, problem
-from qdsn.api.signatures import Resolver, Throttle, check, inspect
+from qdsn.api.signatures import BodyDigest, Resolver, Signed, Throttle, check_signature, inspect, use_nonce
 from qdsn.clock import parse_time
 from qdsn.compute import package
 from qdsn.crypto import VerifyKey
@@ -50,7 +51,7 @@ from qdsn.ledger.ordering.etcd import POSITION
 from qdsn.node import certify, jobs, notify, pact, provider, transfer, trust, verification
 from qdsn.node.follow import keep_up
 from qdsn.node.keeper import MAX_BACKUP
-from qdsn.node.node import Node
+from qdsn.node.node import PUBLIC_RECENT, Node
 from qdsn.policy.meter import invoice, usage
 from qdsn.privacy import aggregator, report
 from qdsn.privacy.task import tasks
@@ -107,10 +108,12 @@ def _problem_response(body: dict[str, Any], headers: dict[str, str] | None = Non
 class BodyLimit:
     """Refuses a body over its route's limit while it streams in: at once by its Content-Length, or as
     soon as the bytes received (chunked or not) pass the limit, so no large body is ever held; and a
-    body not received in full by its deadline (408)."""
+    body not received in full by its deadline (408). A body over MAX_BODY whose signature was verified
+    (its signer in the scope) is let in through `gate`: so many at once, so many per signer."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, gate: Gate | None = None) -> None:
         self.app = app
+        self.gate = gate or Gate()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -126,9 +129,13 @@ class BodyLimit:
         loop = asyncio.get_running_loop()
         start = loop.time()
         deadline = start + BODY_SECONDS + limit / BODY_RATE
+        admitted: str | None = None
 
         async def counted() -> ASGIMessage:
-            nonlocal got
+            nonlocal got, admitted
+            if admitted is None and limit > MAX_BODY and (signer := scope.get(SIGNER)) is not None:
+                self.gate.enter(signer)  # Unavailable (503) when full: before a byte of it is read
+                admitted = signer
             try:
                 message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.001))
             except TimeoutError:  # the handler turns this into a 408 problem, and the connection is closed
@@ -139,7 +146,11 @@ class BodyLimit:
                     raise StarletteHTTPException(413, f"bodies are limited to {limit} bytes")
             return message
 
-        await self.app(scope, counted, send)
+        try:
+            await self.app(scope, counted, send)
+        finally:
+            if admitted is not None:
+                self.gate.leave(admitted)
 
 
 def origin(url: str) -> tuple[str, str]:
@@ -280,7 +291,8 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
     async def _internal(_: Request, e: Exception) -> JSONResponse:  # never a stack trace to a peer
         return _problem_response(problem(500, "internal", "Internal error", "the node failed to answer; see its log"))
 
-    app.add_middleware(BodyLimit)
+    app.state.large_bodies = Gate()  # large bodies arriving at once (see api.bodies)
+    app.add_middleware(BodyLimit, gate=app.state.large_bodies)
 
     def own_origin(request: Request) -> tuple[str, str]:
         """(scheme, authority) of this node: its public URL, by default the address it serves on."""
@@ -298,9 +310,10 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
                                "sign each request for the node it is sent to, at that node's public URL")  # fmt: skip
         return str(request.url.replace(scheme=scheme, netloc=own))
 
-    async def signer(request: Request) -> str:
-        """The DID that signed this request (RFC 9421), or a 401/403/429 problem. The signature's form,
-        its recipient and its signer are checked before a byte of the body is read."""
+    async def signature(request: Request) -> tuple[list[tuple[str, str]], Signed]:
+        """The request's header lines and its signature, once it holds (RFC 9421) over everything but the
+        body, whose digest it covers; a 401/403/429 problem otherwise. Its form, its recipient and its
+        signer are checked before a key is used, and no byte of the body is read."""
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
         signed = inspect(headers)
         url = target_uri(request)
@@ -310,8 +323,23 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         if key is None:
             raise PermissionDenied(f"{signed.keyid} is not a participant on this ledger",
                                    "ask the regulator to register it, or sign with the current key")  # fmt: skip
-        body = await request.body()  # bounded by BodyLimit as it streams in
-        return await run_in_threadpool(check, request.method, url, headers, body, signed, key, nonces)
+        await run_in_threadpool(check_signature, request.method, url, headers, signed, key)
+        request.scope[SIGNER] = signed.keyid  # a verified signer: its large body may come in (BodyLimit)
+        return headers, signed
+
+    async def signer(request: Request) -> str:
+        """The DID that signed this request (RFC 9421), or a 401/403/429 problem: its signature over the
+        headers first, then its body (bounded by BodyLimit as it streams in) against their digest."""
+        headers, signed = await signature(request)
+        digest = BodyDigest(headers)
+        body = await request.body()
+
+        def checked() -> str:
+            digest.update(body)
+            digest.check()
+            return use_nonce(signed, nonces)
+
+        return await run_in_threadpool(checked)
 
     Signer = Annotated[str, Depends(signer)]
     deciding = counterparts or Throttle(PER_COUNTERPART, OVERALL)
@@ -457,13 +485,24 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
     octets = {"required": True, "content": {"application/octet-stream": {}}}
 
     @app.put("/backups/{owner}", tags=["backups"], status_code=201, openapi_extra={"requestBody": octets})
-    async def keep_backup(owner: str, who: Signer, request: Request) -> dict[str, Any]:
+    async def keep_backup(owner: str, request: Request) -> dict[str, Any]:
         """Keep a member's sealed vault backup for it, in place of its last one. Only the owner sends its
-        own; this node can read nothing in it."""
-        if who != owner:
-            raise PermissionDenied(f"{who} may keep only its own backup here, not {owner}'s")
-        digest = await run_in_threadpool(node.keeper.keep, owner, await request.body())
-        return {"owner": owner, "sha256": digest}
+        own (signed); this node can read nothing in it. The body goes to a file as it arrives, its digest
+        computed on the way, and takes the last one's place only once that digest is the signed one."""
+        headers, signed = await signature(request)
+        if signed.keyid != owner:
+            raise PermissionDenied(f"{signed.keyid} may keep only its own backup here, not {owner}'s")
+        digest = BodyDigest(headers)
+        await run_in_threadpool(use_nonce, signed, nonces)  # a replay is refused before a byte is stored
+        f, part = await run_in_threadpool(node.keeper.receiving)
+        try:
+            with f:
+                await receive_into(request.stream(), f, digest)
+            digest.check()
+            await run_in_threadpool(node.keeper.keep_file, owner, part)
+        finally:
+            node.keeper.discard(part)  # kept, it was moved: gone either way
+        return {"owner": owner, "sha256": digest.sha256.hexdigest()}
 
     @app.get("/backups/{owner}", tags=["backups"], response_class=Response,
              responses={200: {"content": {"application/octet-stream": {}}}})  # fmt: skip
@@ -471,7 +510,7 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         """A member's last sealed backup, for that member only."""
         if who != owner:
             raise PermissionDenied(f"only {owner} may fetch its backup")
-        return Response(node.keeper.fetch(owner), media_type="application/octet-stream")
+        return FileResponse(node.keeper.path_of(owner), media_type="application/octet-stream")  # streamed
 
     @app.get("/catalog", tags=["catalog"])
     def catalog_get(who: Annotated[str | None, Depends(maybe_signer)]) -> dict[str, Any]:
@@ -706,7 +745,7 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
     def consortium_trust() -> dict[str, Any]:
         """The consortium's trust file for offline verifiers (`qdsn verify --trust`): the log's origin and
         key, the members' cosigner keys, the default quorum and a fingerprint to compare out of band (public)."""
-        node.catch_up()
+        node.catch_up(recent=PUBLIC_RECENT)
         return trust.export(node.ledger)
 
     @app.get("/status-lists/{name}", tags=["credentials"], response_class=PlainTextResponse)
@@ -818,7 +857,7 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
         reads (public, as the certificates they bear on are)."""
         from qdsn.supervision import actions
 
-        node.catch_up()
+        node.catch_up(recent=PUBLIC_RECENT)
         return {"actions": [a.to_json() for a in actions.history(node.ledger, subject)],
                 "in_force": [s.to_json() for s in actions.in_force(node.ledger.state)]}  # fmt: skip
 
@@ -919,15 +958,15 @@ def create_app(node: Node, *, monitor: float | None = None, public_url: str | No
     @app.get("/stats/tasks", tags=["statistics"])
     def stats_tasks() -> dict[str, Any]:
         """The aggregation tasks on this node's replica, with the budget spent and the periods released (public)."""
-        node.catch_up()
+        node.catch_up(recent=PUBLIC_RECENT)
         listed = tasks(node.ledger.state)
         return {"tasks": [{**t.spec, "spent": t.spent, "released": sorted(t.batches)} for t in listed]}
 
     @app.get("/stats/tasks/{task_id}/periods/{period}", tags=["statistics"])
-    def stats_batch(task_id: str, period: int) -> dict[str, Any]:
+    def stats_batch(task_id: str, period: int, who: Signer) -> dict[str, Any]:
         """Which reports (id, reporter) a released figure rests on, to check against the root on the
-        ledger (public; the leader's)."""
-        return aggregator.batch_leaves(node, stats, task_id, period)
+        ledger (the leader's; for the batch's aggregators, its collector and the reporters counted in it)."""
+        return aggregator.batch_leaves(node, stats, task_id, period, who)
 
     inspection.add_routes(app, node, Signer, Message)  # risk classes, inspection plans and results
     mount(app, node)  # the web console, under /console/

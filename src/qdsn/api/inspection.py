@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from qdsn.errors import InvalidInput, NotFound, PermissionDenied
+from qdsn.node.node import PUBLIC_RECENT
 
 
 def _field(body: dict[str, Any], name: str, kind: type, required: bool = False) -> Any:
@@ -65,7 +66,7 @@ def add_routes(app: FastAPI, node: Any, signer: Any, message: Any) -> None:
     @app.get("/supervision/plans", tags=["supervision"])
     def supervision_plans() -> dict[str, Any]:
         """Every inspection plan with its commitment and, once drawn, its seed and selection (public: 一公开)."""
-        node.catch_up()
+        node.catch_up(recent=PUBLIC_RECENT)
         return {"plans": draw.plans(node.ledger)}
 
     verified: dict[str, dict[str, Any]] = {}  # a drawn plan's verdict never changes: computed once per plan
@@ -75,7 +76,7 @@ def add_routes(app: FastAPI, node: Any, signer: Any, message: Any) -> None:
         """Re-run a plan's draw from its revealed seed on this node's replica (public)."""
         if plan in verified:
             return verified[plan]
-        node.catch_up()
+        node.catch_up(recent=PUBLIC_RECENT)
         v = draw.verify(node.ledger, plan)
         out = {"plan": plan, "outcome": Outcome(v.outcome).name.lower(), "message": v.message, "where": v.where}
         if node.ledger.state.plans[plan].drawn is not None and v.outcome is not Outcome.INCOMPLETE:

@@ -1,13 +1,15 @@
 """The nonces of signed requests a node accepted, kept in SQL beside its ledger replica (SQLite or
 PostgreSQL) until their signatures could no longer be accepted: a request is used once, across
-restarts and across the processes that serve one node. A nonce is taken by inserting it under a
-primary key, so of two requests with the same nonce only one can ever pass."""
+restarts and across the processes that serve one node. A nonce is taken by inserting it under the
+primary key (signer, nonce), so of two requests by one signer with the same nonce only one can ever
+pass, and no signer can use up another's nonce."""
 
 from __future__ import annotations
 
 import time
 
-from sqlalchemy import BigInteger, Column, MetaData, String, Table, delete, insert
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, delete, insert, inspect, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from qdsn.ledger.store import open_engine
@@ -16,8 +18,8 @@ metadata = MetaData()
 nonces = Table(
     "api_nonces",
     metadata,
+    Column("signer", String(512), primary_key=True),
     Column("nonce", String(128), primary_key=True),
-    Column("signer", String(512), nullable=False),
     Column("created", BigInteger, nullable=False),  # the signature's, Unix time
     Column("until", BigInteger, nullable=False, index=True),  # Unix time after which it may be forgotten
 )
@@ -29,6 +31,7 @@ class NonceStore:
 
     def __init__(self, url: str) -> None:
         self.engine = open_engine(url)
+        _migrate(self.engine)
         metadata.create_all(self.engine)
         self._pruned = 0.0
 
@@ -49,3 +52,19 @@ class NonceStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _migrate(engine: Engine) -> None:
+    """Re-key a table of an earlier version, keyed by the nonce alone, by (signer, nonce), keeping its
+    rows: the nonces it holds are still refused after the upgrade."""
+    if "api_nonces" not in inspect(engine).get_table_names():
+        return
+    if inspect(engine).get_pk_constraint("api_nonces")["constrained_columns"] == ["signer", "nonce"]:
+        return
+    old = Table("api_nonces_old", MetaData(), *(Column(c.name, c.type) for c in nonces.columns))
+    with engine.begin() as c:
+        c.execute(text("ALTER TABLE api_nonces RENAME TO api_nonces_old"))
+        c.execute(text("DROP INDEX IF EXISTS ix_api_nonces_until"))  # index names are per schema, not per table
+        metadata.create_all(c)
+        c.execute(insert(nonces).from_select([x.name for x in old.columns], select(*old.columns)))
+        c.execute(text("DROP TABLE api_nonces_old"))

@@ -26,6 +26,10 @@ MEDIA = "application/cloudevents+json"
 # checked before a use is decided, so a recipient cannot make this node sign ledger entries at will.
 PER_COUNTERPART = (100.0, 20.0)
 OVERALL = (400.0, 100.0)
+# Token requests from one client address (burst, per second), and from all, before their client is known:
+# a bucket of their own, since a client id is whatever the caller sends until its secret is checked.
+TOKEN_ATTEMPTS_PER_ADDRESS = (60.0, 10.0)
+TOKEN_ATTEMPTS = (300.0, 50.0)
 
 
 def _error(code: str, message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -70,12 +74,22 @@ PLAIN_FIX = "call the host's https:// URL (a node serves HTTPS with --tls-cert a
 
 
 def router(node: Node, *, own: Callable[[Request], tuple[str, str]] | None = None,
-           throttle: Throttle | None = None) -> APIRouter:  # fmt: skip
+           throttle: Throttle | None = None, attempts: Throttle | None = None) -> APIRouter:  # fmt: skip
     """The PACT routes of `node`. `own` gives (scheme, authority) of this node as it knows itself (its
     public URL, else the address it serves on): the OpenID issuer is that, never the request's Host.
-    `throttle` bounds the requests of each organisation (default PER_COUNTERPART and OVERALL)."""
+    `throttle` bounds the requests of each organisation once its credentials are checked (default
+    PER_COUNTERPART and OVERALL); `attempts` the token requests per client address before that (default
+    TOKEN_ATTEMPTS_PER_ADDRESS and TOKEN_ATTEMPTS), apart, so strangers never spend the members' budget."""
     r = APIRouter(tags=["pact"])
     limits = throttle or Throttle(PER_COUNTERPART, OVERALL)
+    strangers = attempts or Throttle(TOKEN_ATTEMPTS_PER_ADDRESS, TOKEN_ATTEMPTS)
+
+    def too_many(e: RateLimited) -> JSONResponse:
+        return JSONResponse(
+            {"error": "invalid_request", "error_description": f"{e.what}. {e.fix}"},
+            status_code=429,
+            headers={"Retry-After": str(e.retry_after), "Cache-Control": "no-store"},
+        )
 
     def client_of(request: Request) -> pact.Client:
         if plain_http(request):
@@ -126,18 +140,20 @@ def router(node: Node, *, own: Callable[[Request], tuple[str, str]] | None = Non
             client_id, secret = unquote_plus(user), unquote_plus(password)  # form-encoded first (§2.3.1)
         if not client_id or secret is None:
             return _oauth("invalid_client", "no client credentials: send them with HTTP Basic (RFC 6749 §2.3.1)", 401)
-        try:  # each token is a row: a client asks for them at the pace of its other requests
-            limits.take(f"token {client_id[:64]}", "token requests for this client")
+        try:  # the client id is the caller's word until its secret is checked: limited by address
+            strangers.take(request.client.host if request.client else "", "token requests from this address")
         except RateLimited as e:
-            return JSONResponse(
-                {"error": "invalid_request", "error_description": f"{e.what}. {e.fix}"},
-                status_code=429,
-                headers={"Retry-After": str(e.retry_after), "Cache-Control": "no-store"},
-            )
+            return too_many(e)
+
+        def admit(counterpart: str) -> None:  # each token is a row: asked for at the pace of its other requests
+            limits.take(counterpart, "PACT requests from your organisation")
+
         try:
-            answer = pact.issue_token(node, client_id, secret, form.get("grant_type"))
+            answer = pact.issue_token(node, client_id, secret, form.get("grant_type"), admit=admit)
         except pact.OAuthError as e:
             return _oauth(e.error, e.what, e.status)
+        except RateLimited as e:
+            return too_many(e)
         return JSONResponse(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     @r.get("/3/footprints")

@@ -11,6 +11,8 @@ and keys."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import threading
@@ -108,23 +110,24 @@ def sign(method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes,
 
 
 class Nonces:
-    """Nonces seen, each kept until its signature could no longer be accepted; a second use is a replay.
+    """Nonces seen, each kept until its signature could no longer be accepted; a second use by the same
+    signer is a replay. Keyed by (signer, nonce): a signer who saw another's nonce cannot use it up.
     In memory and thread-safe: for one process (a node keeps its nonces durably, see `api.nonces`)."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
+        self._seen: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
     def use(self, nonce: str, created: int, until: float, signer: str = "") -> bool:
-        """True the first time `nonce` (of a signature `created` then) is used; it is remembered until
-        `until` (Unix time)."""
+        """True the first time `signer` uses `nonce` (of a signature `created` then); it is remembered
+        until `until` (Unix time)."""
         with self._lock:
             now = time.time()
             if len(self._seen) > 10_000:
                 self._seen = {n: t for n, t in self._seen.items() if t >= now}
-            if self._seen.get(nonce, -1.0) >= now:
+            if self._seen.get((signer, nonce), -1.0) >= now:
                 return False
-            self._seen[nonce] = until
+            self._seen[(signer, nonce)] = until
             return True
 
 
@@ -198,23 +201,72 @@ def inspect(headers: Iterable[tuple[str, str]], *, max_age: timedelta = MAX_AGE,
     return Signed(keyid, created, nonce)
 
 
-def check(method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes, signed: Signed, key: bytes,
-          nonces: NonceLog, *, max_age: timedelta = MAX_AGE) -> str:  # fmt: skip
-    """The signer's DID, once the signature `inspect` read holds over this request (its method, `url` as
-    the recipient knows itself, the body's digest) under `key` and its nonce is used for the first time."""
+DIGESTS: dict[str, Callable[[], Any]] = {"sha-256": hashlib.sha256, "sha-512": hashlib.sha512}  # RFC 9530's
+
+
+class BodyDigest:
+    """The digests a request's Content-Digest names, computed over its body as it streams in (so that a
+    large body is checked without ever being held whole), and compared with that field at the end."""
+
+    def __init__(self, headers: Iterable[tuple[str, str]]) -> None:
+        try:
+            parsed = http_sf.parse(_field(Headers(headers), "content-digest").encode("latin-1"), tltype="dictionary")
+        except ValueError as e:
+            raise BadSignature(f"the Content-Digest field is not a structured dictionary (RFC 8941): {e}") from None
+        if not isinstance(parsed, dict) or not parsed or set(parsed) - set(DIGESTS) or \
+                any(not isinstance(v, bytes) for v, _ in parsed.values()):  # fmt: skip
+            raise BadSignature(f"the Content-Digest must give the body's {' or '.join(DIGESTS)} as a byte sequence")
+        self.expected = {name: value for name, (value, _) in parsed.items()}
+        self._hashes = {name: DIGESTS[name]() for name in self.expected}
+        self.sha256 = hashlib.sha256()  # of every body, whatever the field names: how it is known afterwards
+        self.size = 0
+
+    def update(self, chunk: bytes) -> None:
+        """Count the next bytes of the body."""
+        self.size += len(chunk)
+        self.sha256.update(chunk)
+        for h in self._hashes.values():
+            h.update(chunk)
+
+    def check(self) -> None:
+        """Raise BadSignature unless the body received is the one the signed Content-Digest names."""
+        if not all(hmac.compare_digest(h.digest(), self.expected[n]) for n, h in self._hashes.items()):
+            raise BadSignature("the request's signature does not hold: its Content-Digest is not the body's",
+                               "sign the body that is sent")  # fmt: skip
+
+
+def check_signature(method: str, url: str, headers: Iterable[tuple[str, str]], signed: Signed, key: bytes, *,
+                    max_age: timedelta = MAX_AGE) -> None:  # fmt: skip
+    """Raise BadSignature unless the signature `inspect` read holds under `key` over this request's method,
+    `url` as the recipient knows itself and its Content-Digest field: no byte of the body is read (see
+    BodyDigest for that the field is the body's)."""
     msg = Message(method.upper(), url, Headers(headers))
     verifier = HTTPMessageVerifier(
         signature_algorithm=algorithms.ED25519, key_resolver=_Keys(public=lambda k: key if k == signed.keyid else None)
     )
     try:
-        verifier.verify(
-            msg, max_age=max_age, require_components=COVERED, expect_label=LABEL, expect_tag=LABEL, body=body
-        )
+        verifier.verify(msg, max_age=max_age, require_components=COVERED, expect_label=LABEL, expect_tag=LABEL)
     except HTTPMessageSignaturesException as e:
         raise BadSignature(f"the request's signature does not hold: {e}") from None
+
+
+def use_nonce(signed: Signed, nonces: NonceLog, *, max_age: timedelta = MAX_AGE) -> str:
+    """The signer's DID once the signature's nonce is used by it for the first time; BadSignature for a replay."""
     if not nonces.use(signed.nonce, signed.created, signed.until(max_age), signed.keyid):
         raise BadSignature("the request replays a nonce already used", "sign every request afresh")
     return signed.keyid
+
+
+def check(method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes, signed: Signed, key: bytes,
+          nonces: NonceLog, *, max_age: timedelta = MAX_AGE) -> str:  # fmt: skip
+    """The signer's DID, once the signature `inspect` read holds over this request (its method, `url` as
+    the recipient knows itself, the body's digest) under `key` and its nonce is used for the first time."""
+    headers = list(headers)
+    check_signature(method, url, headers, signed, key, max_age=max_age)
+    digest = BodyDigest(headers)
+    digest.update(body)
+    digest.check()
+    return use_nonce(signed, nonces, max_age=max_age)
 
 
 def verify(
@@ -258,12 +310,13 @@ class _Bucket:
 
 class Throttle:
     """Work a stranger may ask of this node: at most `per_client` = (burst, per second) requests from one
-    client address and `overall` from all, the busiest addresses remembered up to MAX_TRACKED."""
+    client address and `overall` from all (None: no bound in all), the busiest addresses remembered up to
+    MAX_TRACKED."""
 
-    def __init__(self, per_client: tuple[float, float], overall: tuple[float, float], *,
+    def __init__(self, per_client: tuple[float, float], overall: tuple[float, float] | None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.per_client, self.clock = per_client, clock
-        self._all = _Bucket(*overall, clock())
+        self._all = _Bucket(*overall, clock()) if overall is not None else None
         self._clients: OrderedDict[str, _Bucket] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -276,7 +329,7 @@ class Throttle:
             self._clients[client] = bucket  # most recent last; the oldest are forgotten first
             while len(self._clients) > MAX_TRACKED:
                 self._clients.popitem(last=False)
-            wait = bucket.take(now, cost) or self._all.take(now, cost)
+            wait = bucket.take(now, cost) or (self._all.take(now, cost) if self._all is not None else 0.0)
         if wait:
             raise RateLimited(f"too many {what}", retry_after=wait)
 
@@ -285,10 +338,13 @@ class Resolver:
     """A signer's key as the ledger has it, without letting strangers make this node look up keys at
     will: `known` reads this replica only; `lookup` may catch up with the log operator, so it runs only
     for a signer this replica does not know, at most `per_client` = (burst, per second) times for one
-    client address and `overall` for all, and a keyid found unknown stays unknown for `forget` seconds."""
+    client address (and `overall` for all, when given), and a keyid found unknown stays unknown for
+    `forget` seconds. A node gives no `overall`: a bucket shared by made-up keyids would let a few
+    addresses starve the lookups of newly registered members, and its lookups are bounded in all where
+    they cost, by `Node.catch_up` (at most one at once, and one every CATCH_UP_EVERY seconds)."""
 
     def __init__(self, known: Callable[[str], bytes | None], lookup: Callable[[str], bytes | None], *,
-                 per_client: tuple[float, float] = (3, 0.5), overall: tuple[float, float] = (10, 2),
+                 per_client: tuple[float, float] = (3, 0.5), overall: tuple[float, float] | None = None,
                  forget: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.known, self.lookup, self.clock = known, lookup, clock
         self.forget = forget

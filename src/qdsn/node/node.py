@@ -37,6 +37,12 @@ from qdsn.policy.store import PolicyStore
 log = logging.getLogger(__name__)
 
 RETAIN = 1_000_000  # etcd positions kept: ~0.5 GB of a default 2 GB etcd quota at typical entry sizes
+# Catching up asks the log operator (or etcd, or the running node): at most one at once, and one every
+# CATCH_UP_EVERY seconds whoever asks, so that requests, anonymous or not, cannot make this node call it
+# at will; a caller that must see the log as it stands now waits for the next one.
+CATCH_UP_EVERY = 0.5
+# How old a catch-up may be for an anonymous reader (public routes): it gets the replica as it stands.
+PUBLIC_RECENT = 5.0
 
 
 class Relay(Protocol):
@@ -115,6 +121,11 @@ class Node:
         self._threads: list[threading.Thread] = []
         self.deciding = threading.Lock()  # one use decision at a time: each counts the uses before it
         self.following = threading.Lock()  # one puller at a time appends to the replica
+        self.catch_up_every = CATCH_UP_EVERY
+        self._catching = threading.Condition()  # guards the catch-up counters below
+        self._catch_ups_started = self._catch_ups_done = 0
+        self._caught_up_at = float("-inf")  # time.monotonic() when the last catch-up started
+        self._catch_up_failed: BaseException | None = None  # what the last one raised
 
     @cached_property
     def nonces(self) -> NonceStore:
@@ -161,22 +172,62 @@ class Node:
         ident = self.ledger.state.identities.get(did)
         return ident.role if ident else None
 
-    def catch_up(self, until: int | None = None) -> int:
+    def catch_up(self, until: int | None = None, *, recent: float | None = None) -> int:
         """Pull the log's new entries into this replica, validating each (nothing to do on the embedded
-        operator's own node); returns how many. Decisions are made on the log as it stands."""
+        operator's own node); returns how many. Decisions are made on the log as it stands: the entries
+        are those of a catch-up started after this call (one for all who ask meanwhile, see
+        CATCH_UP_EVERY), or up to `until` when the replica holds that many (a caller following its own
+        submission back, which waits for no pace, only for one under way). With `recent` (seconds), a
+        catch-up started that recently, or one under way, is enough and nobody waits: for anonymous
+        readers, who get the replica as it stands."""
+        if self.relay is None and self.etcd is None and self.link is None:
+            return 0
+        before = self.ledger.size
+        if until is not None and before >= until:
+            return 0
+        with self._catching:
+            asked = time.monotonic()
+            if recent is not None and (self._catch_ups_started > self._catch_ups_done
+                                       or asked - self._caught_up_at <= recent):  # fmt: skip
+                return 0
+            wanted = self._catch_ups_started + 1  # one that starts from now on
+            while self._catch_ups_done < wanted:
+                if self._catch_ups_started > self._catch_ups_done:  # under way: wait for it, and for the next
+                    self._catching.wait()
+                    continue
+                # this node's own submission followed back (`until`) is not held to the pace
+                every = 0.0 if until is not None else self.catch_up_every
+                wait = self._caught_up_at + every - time.monotonic()
+                if wait > 0:
+                    self._catching.wait(wait)
+                    continue
+                self._catch_ups_started += 1
+                self._caught_up_at = time.monotonic()
+                ours = self._catch_ups_started
+                self._catching.release()
+                failed: BaseException | None = None
+                try:
+                    self._catch_up_now()
+                except BaseException as e:
+                    failed = e
+                    raise
+                finally:
+                    self._catching.acquire()
+                    self._catch_ups_done, self._catch_up_failed = ours, failed
+                    self._catching.notify_all()
+            if self._catch_up_failed is not None:  # the one this caller waited for failed: so does it
+                raise self._catch_up_failed
+        return self.ledger.size - before
+
+    def _catch_up_now(self) -> None:
         if self.relay is not None:
-            before = self.ledger.size
             self.relay.catch_up()
             self.ledger.refresh()
-            return self.ledger.size - before
-        if self.etcd is not None:
-            before = self.ledger.size
+        elif self.etcd is not None:
             self.etcd.wait_for(int(self.etcd.cluster.get("seq") or 0))
-            return self.ledger.size - before
-        if self.link is None:
-            return 0
-        with self.following:
-            return pull(self.ledger, self.link, until=until)
+        elif self.link is not None:
+            with self.following:
+                pull(self.ledger, self.link)
 
     def catch_up_from_peer(self) -> int:
         """Fetch the entries etcd no longer holds from the peer at `link`, validating each, and resume

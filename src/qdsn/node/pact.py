@@ -266,8 +266,10 @@ def _https(url: str, what: str) -> str:
     return url
 
 
-def issue_token(node: Node, client_id: str, secret: str, grant_type: str | None) -> dict[str, Any]:
-    """RFC 6749 §4.4: an access token for a client that proves its secret."""
+def issue_token(node: Node, client_id: str, secret: str, grant_type: str | None,
+                admit: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """RFC 6749 §4.4: an access token for a client that proves its secret; `admit` is called with the
+    client's counterpart once it has, before the token is written (it may raise RateLimited)."""
     _tables(node.policies.engine)
     if grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", "this host grants client_credentials only")
@@ -284,6 +286,8 @@ def issue_token(node: Node, client_id: str, secret: str, grant_type: str | None)
             raise OAuthError("invalid_client", "the client's agreement is gone", 401) from None
         if a.ended:
             raise OAuthError("unauthorized_client", f"the client's agreement has ended: {a.ended}")
+    if admit is not None:
+        admit(row.counterpart)
     token = secrets.token_urlsafe(32)
     now = int(clock())
     with node.policies.engine.begin() as c:

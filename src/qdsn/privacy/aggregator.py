@@ -59,10 +59,11 @@ def _batch_lock(node: Any, task: str) -> threading.Lock:
     return _batching.setdefault((node.did, task), threading.Lock())
 
 
-def task_of(node: Any, task_id: str) -> Task:
-    """The task on this node's replica, after catching up with the log when it is not there yet."""
+def task_of(node: Any, task_id: str, *, recent: float | None = None) -> Task:
+    """The task on this node's replica, after catching up with the log when it is not there yet (with
+    `recent`, a catch-up that recent will do: see `Node.catch_up`)."""
     if task_id not in node.ledger.state.tasks:
-        node.catch_up()
+        node.catch_up(recent=recent)
     return Task.from_state(node.ledger.state, task_id)
 
 
@@ -286,13 +287,21 @@ def helper_aggregate(node: Any, store: StatsStore, who: str, body: Any) -> dict[
     return {"task": task.id, "period": period, "count": count, "root": root, "share": share}
 
 
-def batch_leaves(node: Any, store: StatsStore, task_id: str, period: int) -> dict[str, Any]:
-    """The leaves of a released batch (which reports, from whom), for anyone to check against the
-    root on the ledger; nothing before the batch is released."""
-    task = task_of(node, task_id)
+def batch_leaves(node: Any, store: StatsStore, task_id: str, period: int, who: str) -> dict[str, Any]:
+    """The leaves of a released batch (which reports, from whom), for its participants to check against
+    the root on the ledger: its aggregators, its collector and the reporters counted in it (taking part
+    in a statistic can itself be sensitive, so nobody else learns who did); nothing before the batch is
+    released."""
+    from qdsn.node.node import PUBLIC_RECENT
+
+    task = task_of(node, task_id, recent=PUBLIC_RECENT)  # asked before the asker is known to take part
     if period not in task.batches:
         raise NotFound(f"period {period} of task {task_id} has not been released")
     batch = store.batch(task_id, period)
+    if who not in (task.leader, task.helper, task.collector) and all(a.reporter != who for a in batch):
+        raise PermissionDenied(f"who reported to period {period} of task {task_id} is shown only to its "
+                               "aggregators, its collector and the reporters counted in it",
+                               "sign the request as one of them")  # fmt: skip
     count, root, _ = task.batches[period]
     return {"task": task_id, "period": period, "count": count, "root": root,
             "reports": [{"id": a.id, "reporter": a.reporter} for a in batch]}  # fmt: skip

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from qdsn.errors import InvalidInput, QDSNError, RateLimited, Unavailable
 from qdsn.node import trust, verification
+from qdsn.node.node import PUBLIC_RECENT
 from qdsn.node.verification import verify_bundle, verify_online
 from qdsn.web import i18n, qr
 from qdsn.web.auth import SESSION_COOKIE, anonymous_form, current, forget, local_path, require, set_cookie, tls_or_local
@@ -85,7 +86,7 @@ def task_status(request: Request, task_id: str, staff: Annotated[Staff, Depends(
 
 def _trust_file(request: Request) -> dict[str, Any]:
     node = console_of(request).node
-    node.catch_up()
+    node.catch_up(recent=PUBLIC_RECENT)  # anonymous: the replica as it stands, see Node.catch_up
     return trust.export(node.ledger)
 
 
