@@ -74,7 +74,7 @@ def build(root: Path, rows: int, p: int) -> tuple[Node, np.ndarray]:
 
 
 def signed_in(node: Node) -> TestClient:
-    c = TestClient(create_app(node))
+    c = TestClient(create_app(node), client=("127.0.0.1", 50000))  # a console login over HTTP is local only
     token = re.search(r'name="csrf" value="([^"]+)"', c.get("/console/login").text)[1]
     assert c.post("/console/login", data={"name": "viewer", "password": PASSWORD, "csrf": token}).status_code == 200
     return c
