@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import ssl
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -344,17 +345,11 @@ def _send(home: Path, out: Any, ca: Path | None) -> None:
     path = node_home.path / "pact-inbound" / (sha256(out.node.encode()).hex()[:32] + ".json")
     verify: Any = ssl.create_default_context(cafile=str(ca)) if ca else True
     kept = _read_json(path) if path.is_file() else None
+    send = partial(send_event, out.events, out.event, verify=verify, policy=Policy.of(node_home.service()))
     with reaching(out.node):
         if isinstance(kept, dict) and kept.get("node") == out.node:
             try:
-                send_event(
-                    out.events,
-                    out.event,
-                    kept["client_id"],
-                    kept["client_secret"],
-                    verify=verify,
-                    policy=Policy.of(node_home.service()),
-                )
+                send(kept["client_id"], kept["client_secret"])
                 return
             except PermissionDenied:  # revoked or replaced there: ask again
                 pass
@@ -371,14 +366,7 @@ def _send(home: Path, out: Any, ca: Path | None) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(orjson.dumps({"node": out.node, "client_id": inbound["client_id"],
                                   "client_secret": inbound["client_secret"]}))  # fmt: skip
-        send_event(
-            out.events,
-            out.event,
-            inbound["client_id"],
-            inbound["client_secret"],
-            verify=verify,
-            policy=Policy.of(node_home.service()),
-        )
+        send(inbound["client_id"], inbound["client_secret"])
 
 
 @footprint_app.command("answer")
