@@ -179,7 +179,7 @@ def test_what_a_sender_controls_at_the_inbox_is_refused(consortium):
         "RECEIVED"  # fmt: skip
     mine = NodeClient(url["maker"], maker.key(), maker.did).call("GET", f"/notifications/{nid}")
     assert [h["state"] for h in mine["history"]] == ["CREATED", "SENT", "RECEIVED"]
-    assert mine["body"]["affected"]["serials"] == ["S-1", "S-2"] and mine["moves"] == ["ACKNOWLEDGED"]
+    assert mine["body"]["affected"]["serials"] == ["S-1", "S-2"] and mine["moves"] == ["ACKNOWLEDGED", "DECLINED"]
     mine = NodeClient(url["maker"], maker.key(), maker.did).call(
         "POST", f"/notifications/{nid}/transitions", {"state": "ACKNOWLEDGED"})  # fmt: skip
     assert mine["state"] == "ACKNOWLEDGED"
@@ -201,8 +201,9 @@ def test_an_undelivered_notification_is_listed_and_delivered_once_its_address_is
     assert d["url"] is None and "address is not known" in d["reason"] and "qdsn notify address" in d["next"]
     text = qdsn(lab, "notify", "list").stdout
     assert f"{nid} undelivered 未投递" in text and "qdsn notify address --to" in text
-    out = qdsn(lab, "notify", "address", "--to", "Acme Cable", "--url", url["maker"]).stdout
-    assert f"✓ {nid}: RECEIVED" in out
+    done = qdsn(lab, "notify", "address", "--to", "Acme Cable", "--url", url["maker"])
+    out = done.stdout
+    assert f"✓ {nid}: RECEIVED" in out, done.stderr
     assert {n["id"]: n for n in listed(maker)["notifications"]}[nid]["state"] == "RECEIVED"
     assert {n["id"]: n for n in listed(lab)["notifications"]}[nid]["delivery"] is None
     refused = qdsn(lab, "notify", "address", "--to", "Acme Cable", "--url", "maker:8420", ok=False)

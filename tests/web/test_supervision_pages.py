@@ -66,7 +66,10 @@ def test_the_regulator_sees_its_notifications_and_moves_one_as_the_state_machine
     id = investigation(maker, node, "Evil <script>alert(1)</script> 导体电阻超标")
     other = NodeHome.open(makers[1].path, PW, scrypt_n=FAST)
     second = Node(other, operator=True, ledger=node.ledger)
-    notify.raise_(second, maker.did, "investigation", "CRITICAL", "供应商来料不合格")  # between two makers: counted
+    draft = notify.raise_(second, maker.did, "investigation", "MINOR", "草稿")  # a draft is the sender's: not counted
+    sent = notify.raise_(second, maker.did, "investigation", "CRITICAL", "供应商来料不合格")  # between two makers
+    assert notify.send(second, sent.id, Inbox(maker, second.did))["state"] == "RECEIVED"  # sent: counted, not shown
+    assert draft.id != sent.id
     second.close()
     c = signed_in(app, "approver")
     page = c.get(f"{R}/notifications")

@@ -184,7 +184,9 @@ def send(node: Node, id: str, peer: Peer) -> dict[str, Any]:
     if key is None:
         raise NotFound(f"the recipient {n.recipient} is not registered on the ledger")
     if n.state == "CREATED":
-        _record(node, id, body.transition("SENT"), done=("SENT",))
+        _record(node, id, body.transition("SENT"), done=("SENT", *_DELIVERED))
+        if (now := node.ledger.state.notices[id].state) in _DELIVERED:  # the node's round delivered it meanwhile
+            return {"notification": id, "state": now}
     sealed = hpke.seal(x25519_from_ed25519(key), body.canonical(), info(body))
     try:
         got = peer.call(
@@ -199,6 +201,9 @@ def send(node: Node, id: str, peer: Peer) -> dict[str, Any]:
         raise IntegrityError(f"the recipient's node answered the delivery of {id} with something else")
     node.catch_up()
     return {"notification": id, "state": node.ledger.state.notices[id].state}
+
+
+_DELIVERED = ("RECEIVED", "ACKNOWLEDGED", "ACCEPTED", "DECLINED", "CLOSED")  # states past a delivery
 
 
 def _record(node: Node, id: str, payload: dict[str, Any], done: tuple[str, ...]) -> None:
