@@ -485,7 +485,7 @@ def ingest(
 
     Idempotent: batches an interrupted run left unanchored are settled with the ledger first (`lookup`
     finds an anchor that reached it), and the records the dataset already holds (by content, from whatever
-    file or run) are skipped and counted as `already` (see `not_held`)."""
+    file or run) are skipped and counted as `already` (see `unheld`)."""
     vault.settle(dataset, anchor, lookup)
     digest = _digest(path)
     if rows is None:
@@ -555,15 +555,6 @@ def unheld(vault: Vault, dataset: str, records: Sequence[dict[str, Any]]) -> Unh
             made.append(canon)
             fresh.append(key)
     return Unheld(new, made, fresh, size)
-
-
-def not_held(
-    vault: Vault, dataset: str, records: Sequence[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], list[bytes], int]:
-    """(the records the dataset does not hold yet, in their order; their keys; the dataset's size they
-    were counted at): `unheld` without the records' canonical JSON."""
-    new = unheld(vault, dataset, records)
-    return new.records, new.keys, new.size
 
 
 def ingest_epcis(
